@@ -1,0 +1,37 @@
+/*
+** bindings.h: the luaopen_* entry points of the C modules and the helpers
+** they share (error objects, engine access).
+*/
+#ifndef RUNBOOK_BINDINGS_H
+#define RUNBOOK_BINDINGS_H
+
+#include <lua.h>
+#include <lauxlib.h>
+
+#define RB_ERROR_MT "runbook.error"
+
+/* Pushes an error object {kind=, message=} (metatable RB_ERROR_MT, printable
+** with tostring as "kind: message"). */
+void rb_error_push(lua_State *L, const char *kind, const char *fmt, ...);
+/* Pushes an error object and raises it. Never returns. */
+int  rb_error_raise(lua_State *L, const char *kind, const char *fmt, ...);
+/* Sets t[field] = value on the error object at the top of the stack. */
+void rb_error_setfield(lua_State *L, const char *field, const char *value);
+void rb_error_setint(lua_State *L, const char *field, lua_Integer value);
+
+/* The name of a uv error, luv style: "ENOENT: no such file or directory". */
+const char *rb_uv_strerror(int err, char *buf, size_t len);
+
+int luaopen_runbook_error(lua_State *L);
+int luaopen_runbook_time(lua_State *L);
+int luaopen_runbook_async_core(lua_State *L);
+int luaopen_runbook_sys(lua_State *L);
+int luaopen_runbook_yaml(lua_State *L);
+int luaopen_runbook_json(lua_State *L);
+int luaopen_runbook_exec_core(lua_State *L);
+int luaopen_runbook_http_core(lua_State *L);
+int luaopen_runbook_fs(lua_State *L);
+int luaopen_runbook_hash(lua_State *L);
+int luaopen_runbook_secret_core(lua_State *L);
+
+#endif

@@ -1,0 +1,112 @@
+/*
+** sys.c: runbook.sys, the engine's own services for the embedded Lua
+** (events, DSL, test harness): masked output, secret registration, the
+** run's options. Not meant for runbooks; its API may change.
+*/
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bindings.h"
+#include "engine.h"
+
+static int stream_fd(lua_State *L, int idx) {
+  static const char *const names[] = {"stdout", "stderr", "log", NULL};
+  int opt = luaL_checkoption(L, idx, NULL, names);
+  if (opt == 2) return engine_get(L)->log_fd;
+  return opt + 1;
+}
+
+/* write(stream, text): stream is "stdout", "stderr" or "log" (the --log
+** file; ignored when none). Secrets are masked. */
+static int sys_write(lua_State *L) {
+  rb_engine *e = engine_get(L);
+  int fd = stream_fd(L, 1);
+  size_t len;
+  const char *s = luaL_checklstring(L, 2, &len);
+  if (fd >= 0) sink_write(e, fd, s, len);
+  return 0;
+}
+
+static int sys_mask(lua_State *L) {
+  size_t len, n;
+  const char *s = luaL_checklstring(L, 1, &len);
+  char *m = sink_mask(engine_get(L), s, len, &n);
+  lua_pushlstring(L, m, n);
+  free(m);
+  return 1;
+}
+
+static int sys_add_secret(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  sink_add_secret(engine_get(L), s, len);
+  return 0;
+}
+
+static int sys_isatty(lua_State *L) {
+  int fd = stream_fd(L, 1);
+  lua_pushboolean(L, fd >= 0 && isatty(fd));
+  return 1;
+}
+
+static void set_str(lua_State *L, const char *k, const char *v) {
+  if (v == NULL) return;
+  lua_pushstring(L, v);
+  lua_setfield(L, -2, k);
+}
+
+static void set_bool(lua_State *L, const char *k, int v) {
+  lua_pushboolean(L, v);
+  lua_setfield(L, -2, k);
+}
+
+/* options() -> the CLI options of this run as a table */
+static int sys_options(lua_State *L) {
+  rb_engine *e = engine_get(L);
+  const rb_cli *c = e->cli;
+  int i;
+  lua_createtable(L, 0, 16);
+  set_bool(L, "dry_run", c ? c->dry_run : 0);
+  set_bool(L, "virtual_clock", e->sched.virtual_clock);
+  if (c == NULL) return 1;
+  set_bool(L, "resume", c->resume);
+  set_bool(L, "fresh", c->fresh);
+  set_bool(L, "yes", c->yes);
+  lua_pushinteger(L, c->verbosity);
+  lua_setfield(L, -2, "verbosity");
+  set_str(L, "output", c->output == RB_OUT_JSON ? "json" : "text");
+  set_str(L, "scenario", c->scenario);
+  set_str(L, "vars_file", c->vars_file);
+  set_str(L, "state_dir", c->state_dir);
+  set_str(L, "log_file", c->log_file);
+  set_str(L, "report_file", c->report_file);
+  set_str(L, "script", e->script);
+  lua_createtable(L, c->nvars, 0);
+  for (i = 0; i < c->nvars; i++) {
+    lua_pushstring(L, c->vars[i]);
+    lua_rawseti(L, -2, i + 1);
+  }
+  lua_setfield(L, -2, "vars");
+  return 1;
+}
+
+static int sys_interrupted(lua_State *L) {
+  lua_pushboolean(L, engine_get(L)->sched.interrupted != 0);
+  return 1;
+}
+
+static const luaL_Reg sys_funcs[] = {
+  {"add_secret", sys_add_secret},
+  {"interrupted", sys_interrupted},
+  {"isatty", sys_isatty},
+  {"mask", sys_mask},
+  {"options", sys_options},
+  {"write", sys_write},
+  {NULL, NULL}
+};
+
+int luaopen_runbook_sys(lua_State *L) {
+  luaL_newlib(L, sys_funcs);
+  return 1;
+}

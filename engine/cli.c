@@ -1,0 +1,263 @@
+/*
+** cli.c: argument parsing and help texts. Flags may come before or after
+** the file; "--flag=value" and "--flag value" are both accepted; "--" ends
+** the flags.
+*/
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static const char *const HELP_MAIN =
+  "usage: runbook <command> [options]\n"
+  "\n"
+  "Runs operational runbooks written in Lua: steps, health gates, undo,\n"
+  "resumable journals, and rehearsal against a simulated world (--dry-run).\n"
+  "\n"
+  "commands:\n"
+  "  run FILE.lua      run a runbook (see 'runbook help run')\n"
+  "  check FILE.lua    compile a runbook and list the phases and steps it declares\n"
+  "  list              list the shipped runbooks\n"
+  "  test PATH...      run Lua test files (functions named test_*)\n"
+  "  world serve       serve the simulated world on loopback (see 'runbook help world')\n"
+  "  version           print the version\n"
+  "  help [COMMAND]    print this help, or a command's\n"
+  "\n"
+  "exit codes: 0 done, 1 a step or gate failed (things left in a safe state),\n"
+  "2 bad usage or input, 3 interrupted (resumable), 4 another run holds the lock\n";
+
+static const char *const HELP_RUN =
+  "usage: runbook run FILE.lua [options]\n"
+  "\n"
+  "Runs a runbook. FILE is looked up in the current directory, then in each\n"
+  "directory of RUNBOOK_PATH, then in the shipped runbooks directory.\n"
+  "\n"
+  "options:\n"
+  "  --dry-run              rehearse against the simulated world on a virtual clock;\n"
+  "                         nothing real is touched\n"
+  "  --scenario FILE.yaml   the simulated world to use with --dry-run\n"
+  "                         (default: the built-in scenario)\n"
+  "  --var K=V              set a runbook variable (repeatable)\n"
+  "  --vars FILE.yaml       read runbook variables from a YAML map\n"
+  "  --state-dir DIR        where the journal, lock and report live (default .runbook)\n"
+  "  --resume               continue an interrupted run, skipping finished steps\n"
+  "  --fresh                archive an unfinished journal and start over\n"
+  "  --yes                  answer yes to every confirmation\n"
+  "  --output text|json     terminal view (default) or one JSON event per line\n"
+  "  --log FILE             also append the plain-text log to FILE\n"
+  "  --report FILE          also write the run report to FILE\n"
+  "  -v, --verbose          show commands, HTTP calls and tracebacks\n"
+  "  -q, --quiet            show only failures and the summary\n"
+  "  -h, --help             show this help\n";
+
+static const char *const HELP_CHECK =
+  "usage: runbook check FILE.lua\n"
+  "\n"
+  "Compiles the runbook and lists the phases and steps it declares, without\n"
+  "running any of them. Exit 0 when it compiles, 2 on a syntax error.\n";
+
+static const char *const HELP_LIST =
+  "usage: runbook list\n"
+  "\n"
+  "Lists the shipped runbooks with their one-line descriptions (the first\n"
+  "comment line of each file).\n";
+
+static const char *const HELP_TEST =
+  "usage: runbook test [--dry-run] PATH...\n"
+  "\n"
+  "Runs every function named test_* in each Lua test file (a directory means\n"
+  "its *.lua files), each in its own task, and ends with 'N passed, N failed'.\n"
+  "A test file returns a table of functions or defines them as globals.\n"
+  "--dry-run runs the tests on the virtual clock. Exit 0 when all passed.\n";
+
+static const char *const HELP_WORLD =
+  "usage: runbook world serve [--scenario FILE.yaml] --dir DIR\n"
+  "\n"
+  "Serves the simulated world on 127.0.0.1: the Image Factory and Tailscale\n"
+  "APIs over HTTP, and shims for talosctl, kubectl, tailscale and talhelper in\n"
+  "DIR/bin. Not available in this build yet.\n";
+
+static const char *const HELP_VERSION = "usage: runbook version\n";
+
+const char *cli_help(enum rb_command cmd) {
+  switch (cmd) {
+    case RB_CMD_RUN: return HELP_RUN;
+    case RB_CMD_CHECK: return HELP_CHECK;
+    case RB_CMD_LIST: return HELP_LIST;
+    case RB_CMD_TEST: return HELP_TEST;
+    case RB_CMD_WORLD: return HELP_WORLD;
+    case RB_CMD_VERSION: return HELP_VERSION;
+    default: return HELP_MAIN;
+  }
+}
+
+enum rb_command cli_command_named(const char *name) {
+  static const struct { const char *name; enum rb_command cmd; } cmds[] = {
+    {"run", RB_CMD_RUN}, {"check", RB_CMD_CHECK}, {"list", RB_CMD_LIST},
+    {"test", RB_CMD_TEST}, {"world", RB_CMD_WORLD}, {"version", RB_CMD_VERSION},
+    {"help", RB_CMD_HELP},
+  };
+  size_t i;
+  for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+    if (strcmp(name, cmds[i].name) == 0) return cmds[i].cmd;
+  return RB_CMD_NONE;
+}
+
+/* Flags that take a value, and which commands accept them. */
+typedef struct flagdef {
+  const char *name;
+  int takes_value;
+  unsigned cmds;      /* bit per rb_command */
+} flagdef;
+
+#define C(x) (1u << (x))
+static const flagdef FLAGS[] = {
+  {"--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST)},
+  {"--scenario", 1, C(RB_CMD_RUN) | C(RB_CMD_WORLD)},
+  {"--var", 1, C(RB_CMD_RUN)},
+  {"--vars", 1, C(RB_CMD_RUN)},
+  {"--state-dir", 1, C(RB_CMD_RUN)},
+  {"--resume", 0, C(RB_CMD_RUN)},
+  {"--fresh", 0, C(RB_CMD_RUN)},
+  {"--yes", 0, C(RB_CMD_RUN)},
+  {"--output", 1, C(RB_CMD_RUN)},
+  {"--log", 1, C(RB_CMD_RUN)},
+  {"--report", 1, C(RB_CMD_RUN)},
+  {"--verbose", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST)},
+  {"--quiet", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST)},
+  {"--dir", 1, C(RB_CMD_WORLD)},
+  {NULL, 0, 0}
+};
+
+static const char *command_name(enum rb_command c) {
+  static const char *const names[] = {"", "run", "check", "list", "test", "world", "version", "help"};
+  return names[c];
+}
+
+static int usage(char *err, int errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int usage(char *err, int errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err, (size_t)errlen, fmt, ap);
+  va_end(ap);
+  return 2;
+}
+
+/* Applies one flag with its value (NULL when it takes none). */
+static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err, int errlen) {
+  if (strcmp(name, "--dry-run") == 0) cli->dry_run = 1;
+  else if (strcmp(name, "--scenario") == 0) cli->scenario = val;
+  else if (strcmp(name, "--var") == 0) {
+    const char *eq = strchr(val, '=');
+    if (eq == NULL || eq == val)
+      return usage(err, errlen, "--var expects K=V, got '%s'%s", val, "");
+    if (cli->nvars == RB_CLI_MAX_VARS)
+      return usage(err, errlen, "too many --var flags (at most %s)%s", "128", "");
+    cli->vars[cli->nvars++] = val;
+  }
+  else if (strcmp(name, "--vars") == 0) cli->vars_file = val;
+  else if (strcmp(name, "--state-dir") == 0) cli->state_dir = val;
+  else if (strcmp(name, "--resume") == 0) cli->resume = 1;
+  else if (strcmp(name, "--fresh") == 0) cli->fresh = 1;
+  else if (strcmp(name, "--yes") == 0) cli->yes = 1;
+  else if (strcmp(name, "--output") == 0) {
+    if (strcmp(val, "text") == 0) cli->output = RB_OUT_TEXT;
+    else if (strcmp(val, "json") == 0) cli->output = RB_OUT_JSON;
+    else return usage(err, errlen, "--output expects text or json, got '%s'%s", val, "");
+  }
+  else if (strcmp(name, "--log") == 0) cli->log_file = val;
+  else if (strcmp(name, "--report") == 0) cli->report_file = val;
+  else if (strcmp(name, "--verbose") == 0) cli->verbosity = 1;
+  else if (strcmp(name, "--quiet") == 0) cli->verbosity = -1;
+  else if (strcmp(name, "--dir") == 0) cli->world_dir = val;
+  return 0;
+}
+
+/* A positional argument for the current command. */
+static int apply_positional(rb_cli *cli, const char *arg, char *err, int errlen) {
+  switch (cli->cmd) {
+    case RB_CMD_RUN: case RB_CMD_CHECK:
+      if (cli->file) return usage(err, errlen, "unexpected argument '%s' (one runbook per %s)", arg, command_name(cli->cmd));
+      cli->file = arg;
+      return 0;
+    case RB_CMD_TEST:
+      if (cli->nfiles == RB_CLI_MAX_FILES) return usage(err, errlen, "too many paths (at most %s)%s", "256", "");
+      cli->files[cli->nfiles++] = arg;
+      return 0;
+    case RB_CMD_WORLD:
+      if (cli->world_action) return usage(err, errlen, "unexpected argument '%s' for world %s", arg, cli->world_action);
+      if (strcmp(arg, "serve") != 0) return usage(err, errlen, "unknown world action '%s' (expected: serve)%s", arg, "");
+      cli->world_action = arg;
+      return 0;
+    case RB_CMD_HELP:
+      if (cli->help_topic) return usage(err, errlen, "unexpected argument '%s'%s", arg, "");
+      if (cli_command_named(arg) == RB_CMD_NONE) return usage(err, errlen, "no help for unknown command '%s'%s", arg, "");
+      cli->help_topic = arg;
+      return 0;
+    default:
+      return usage(err, errlen, "unexpected argument '%s' for %s", arg, command_name(cli->cmd));
+  }
+}
+
+static int parse_long(rb_cli *cli, int argc, char **argv, int *i, char *err, int errlen) {
+  const char *arg = argv[*i], *val = NULL;
+  const char *eq = strchr(arg, '=');
+  char name[32];
+  size_t n = eq ? (size_t)(eq - arg) : strlen(arg);
+  const flagdef *f;
+  if (n >= sizeof name) return usage(err, errlen, "unknown option '%s' for %s", arg, command_name(cli->cmd));
+  memcpy(name, arg, n);
+  name[n] = '\0';
+  if (strcmp(name, "--help") == 0) { cli->help = 1; return 0; }
+  for (f = FLAGS; f->name; f++) if (strcmp(f->name, name) == 0) break;
+  if (f->name == NULL || !(f->cmds & C(cli->cmd)))
+    return usage(err, errlen, "unknown option '%s' for %s (see --help)", name, command_name(cli->cmd));
+  if (f->takes_value) {
+    if (eq) val = eq + 1;
+    else if (*i + 1 < argc) val = argv[++*i];
+    else return usage(err, errlen, "option %s needs a value%s", name, "");
+    if (*val == '\0') return usage(err, errlen, "option %s needs a non-empty value%s", name, "");
+  }
+  else if (eq) return usage(err, errlen, "option %s takes no value%s", name, "");
+  return apply_flag(cli, name, val, err, errlen);
+}
+
+int cli_parse(rb_cli *cli, int argc, char **argv, char *err, int errlen) {
+  int i, rc, flags_done = 0;
+  memset(cli, 0, sizeof *cli);
+  err[0] = '\0';
+  if (argc < 2) { cli->cmd = RB_CMD_HELP; return 0; }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) { cli->cmd = RB_CMD_HELP; return 0; }
+  if (strcmp(argv[1], "--version") == 0) { cli->cmd = RB_CMD_VERSION; return 0; }
+  cli->cmd = cli_command_named(argv[1]);
+  if (cli->cmd == RB_CMD_NONE)
+    return usage(err, errlen, "unknown command '%s' (see 'runbook help')%s", argv[1], "");
+  for (i = 2; i < argc; i++) {
+    const char *a = argv[i];
+    if (!flags_done && strcmp(a, "--") == 0) { flags_done = 1; continue; }
+    if (!flags_done && (strcmp(a, "-h") == 0)) { cli->help = 1; continue; }
+    if (!flags_done && strcmp(a, "-v") == 0 && (C(cli->cmd) & (C(RB_CMD_RUN) | C(RB_CMD_TEST)))) { cli->verbosity = 1; continue; }
+    if (!flags_done && strcmp(a, "-q") == 0 && (C(cli->cmd) & (C(RB_CMD_RUN) | C(RB_CMD_TEST)))) { cli->verbosity = -1; continue; }
+    if (!flags_done && a[0] == '-' && a[1] == '-') {
+      if ((rc = parse_long(cli, argc, argv, &i, err, errlen)) != 0) return rc;
+      continue;
+    }
+    if (!flags_done && a[0] == '-' && a[1] != '\0')
+      return usage(err, errlen, "unknown option '%s' for %s (see --help)", a, command_name(cli->cmd));
+    if ((rc = apply_positional(cli, a, err, errlen)) != 0) return rc;
+  }
+  if (cli->help) return 0;
+  if (cli->resume && cli->fresh) return usage(err, errlen, "--resume and --fresh exclude each other%s%s", "", "");
+  if ((cli->cmd == RB_CMD_RUN || cli->cmd == RB_CMD_CHECK) && cli->file == NULL)
+    return usage(err, errlen, "%s needs a runbook file (see 'runbook help %s')", command_name(cli->cmd), command_name(cli->cmd));
+  if (cli->cmd == RB_CMD_TEST && cli->nfiles == 0)
+    return usage(err, errlen, "test needs at least one file or directory%s%s", "", "");
+  if (cli->cmd == RB_CMD_WORLD && cli->world_action == NULL)
+    return usage(err, errlen, "world needs an action (expected: serve)%s%s", "", "");
+  if (cli->cmd == RB_CMD_WORLD && cli->world_dir == NULL)
+    return usage(err, errlen, "world serve needs --dir DIR%s%s", "", "");
+  if (cli->scenario && cli->cmd == RB_CMD_RUN && !cli->dry_run)
+    return usage(err, errlen, "--scenario only applies with --dry-run%s%s", "", "");
+  return 0;
+}

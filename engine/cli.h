@@ -1,0 +1,41 @@
+/*
+** cli.h: command-line parsing, kept apart from main() so that it can be
+** unit-tested. Parsing never prints; it fills rb_cli or an error message.
+*/
+#ifndef RUNBOOK_CLI_H
+#define RUNBOOK_CLI_H
+
+enum rb_command {
+  RB_CMD_NONE, RB_CMD_RUN, RB_CMD_CHECK, RB_CMD_LIST, RB_CMD_TEST,
+  RB_CMD_WORLD, RB_CMD_VERSION, RB_CMD_HELP
+};
+
+enum rb_output { RB_OUT_TEXT, RB_OUT_JSON };
+
+#define RB_CLI_MAX_VARS 128
+#define RB_CLI_MAX_FILES 256
+
+typedef struct rb_cli {
+  enum rb_command cmd;
+  int help;                /* --help given: print the command's help */
+  const char *help_topic;  /* `runbook help run` */
+  const char *file;        /* run/check: the runbook */
+  const char *files[RB_CLI_MAX_FILES];   /* test: paths */
+  int nfiles;
+  int dry_run, resume, fresh, yes, verbosity;  /* verbosity: -1 quiet, 0, 1 verbose */
+  enum rb_output output;
+  const char *scenario, *vars_file, *state_dir, *log_file, *report_file;
+  const char *vars[RB_CLI_MAX_VARS];  /* "K=V" */
+  int nvars;
+  const char *world_action, *world_dir;   /* world serve --dir DIR */
+} rb_cli;
+
+/* Parses argv (argv[0] is the program). Returns 0, or 2 with 'err' filled
+** with one line (no trailing newline) for a usage error. */
+int cli_parse(rb_cli *cli, int argc, char **argv, char *err, int errlen);
+
+/* The help text of a command (RB_CMD_NONE: the overview). */
+const char *cli_help(enum rb_command cmd);
+enum rb_command cli_command_named(const char *name);
+
+#endif

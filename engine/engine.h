@@ -1,0 +1,64 @@
+/*
+** engine.h: one runbook engine = one Lua state + one libuv loop + one
+** scheduler + the output sinks. The CLI builds one per run (and one per
+** test file).
+*/
+#ifndef RUNBOOK_ENGINE_H
+#define RUNBOOK_ENGINE_H
+
+#include <stddef.h>
+#include <lua.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "scheduler.h"
+
+/* Exit codes (DESIGN.md) */
+#define RB_EXIT_OK 0
+#define RB_EXIT_FAILED 1
+#define RB_EXIT_USAGE 2
+#define RB_EXIT_INTERRUPTED 3
+#define RB_EXIT_LOCKED 4
+
+typedef struct rb_secret_text {
+  char *text;
+  size_t len;
+} rb_secret_text;
+
+typedef struct rb_engine {
+  lua_State *L;
+  uv_loop_t loop;
+  rb_sched sched;
+  const rb_cli *cli;
+  rb_secret_text *secrets;   /* masked in every sink, longest first */
+  int nsecrets, capsecrets;
+  int log_fd;                /* --log FILE, or -1 */
+  const char *script;        /* resolved path of the runbook, if any */
+} rb_engine;
+
+rb_engine *engine_new(const rb_cli *cli, int virtual_clock);
+void engine_free(rb_engine *e);
+rb_engine *engine_get(lua_State *L);
+
+/* Finds a runbook: the path as given if it exists, then each directory of
+** RUNBOOK_PATH, then the installed and source-tree runbooks/. Returns a
+** malloc'd path or NULL. */
+char *engine_find_runbook(const char *name);
+/* The shipped runbooks directory, or NULL (static storage). */
+const char *engine_runbooks_dir(void);
+
+/* Loads 'path' and runs it as the main task. Returns the exit code;
+** reports syntax and runtime errors on stderr. */
+int engine_run_file(rb_engine *e, const char *path);
+/* Loads a test file and runs its test_* functions; adds to the counts. */
+int engine_run_tests(rb_engine *e, const char *path, int *passed, int *failed);
+
+/* {====== sinks (sink.c): every byte that leaves the engine goes here */
+void sink_add_secret(rb_engine *e, const char *s, size_t len);
+/* Masks secrets in [s, s+len); returns a malloc'd string (*outlen set). */
+char *sink_mask(rb_engine *e, const char *s, size_t len, size_t *outlen);
+/* Writes masked bytes to fd 1 or 2 (and nothing else). */
+void sink_write(rb_engine *e, int fd, const char *s, size_t len);
+void sink_printf(rb_engine *e, int fd, const char *fmt, ...);
+
+#endif

@@ -1,0 +1,104 @@
+--- runbook.main: the drivers the C side calls. run() wraps a runbook,
+--- test() runs a test file's test_* functions, outline() lists what a
+--- runbook declares without running it.
+local events = require "runbook.events"
+local sys = require "runbook.sys"
+local time = require "runbook.time"
+local core = require "runbook.async.core"
+local errors = require "runbook.error"
+
+local M = {}
+
+local function basename(path)
+  return path:match("([^/]+)$") or path
+end
+
+--- Runs the runbook chunk as the body of the main task.
+---@return integer exit code
+function M.run(chunk, path)
+  local opts = sys.options()
+  events.emit{type = "run", runbook = basename(path), dry_run = opts.dry_run,
+              text = ("run %s%s"):format(basename(path), opts.dry_run and " (dry-run)" or "")}
+  local ok, res = xpcall(chunk, function(e)
+    if type(e) ~= "table" then
+      e = errors.new("error", tostring(e))
+    end
+    if e.traceback == nil then e.traceback = debug.traceback(nil, 2) end
+    return e
+  end)
+  local code = ok and (math.type(res) == "integer" and res or 0) or nil
+  events.emit{type = "finish", ok = ok, exit = code or (sys.interrupted() and 3 or 1),
+              elapsed = time.monotonic(), level = ok and "info" or "error", summary = true,
+              text = ok and ("finished in %.3fs"):format(time.monotonic())
+                    or ("stopped after %.3fs"):format(time.monotonic())}
+  if not ok then error(res, 0) end
+  return code
+end
+
+local function write(s) sys.write("stdout", s) end
+
+--- Runs every test_* function of a test file, each in its own task.
+---@return integer passed, integer failed
+function M.test(chunk, path)
+  local env = setmetatable({}, {__index = _G})
+  -- chunks loaded from files have _ENV as their first upvalue
+  debug.setupvalue(chunk, 1, env)
+  local mod = chunk()
+  local source = type(mod) == "table" and mod or env
+  local tests = {}
+  for name, fn in pairs(source) do
+    if type(name) == "string" and name:match("^test_") and type(fn) == "function" then
+      tests[#tests + 1] = {name = name, fn = fn, line = debug.getinfo(fn, "S").linedefined}
+    end
+  end
+  table.sort(tests, function(a, b) return a.line < b.line end)
+  local passed, failed = 0, 0
+  write(("# %s\n"):format(path))
+  for _, t in ipairs(tests) do
+    local task = core.spawn_named(t.name, t.fn)
+    local t0 = time.monotonic()
+    local ok, err = pcall(task.wait, task)
+    local dt = time.monotonic() - t0
+    if ok then
+      passed = passed + 1
+      write(("ok   %s (%.3fs)\n"):format(t.name, dt))
+    else
+      failed = failed + 1
+      local msg = tostring(err)
+      write(("FAIL %s\n     %s\n"):format(t.name, msg:gsub("\n", "\n     ")))
+      if type(err) == "table" and err.traceback and (sys.options().verbosity or 0) > 0 then
+        write("     " .. err.traceback:gsub("\n", "\n     ") .. "\n")
+      end
+    end
+  end
+  if #tests == 0 then
+    write("FAIL no test_* functions found\n")
+    failed = failed + 1
+  end
+  return passed, failed
+end
+
+--- Prints the phases, steps, gates and confirmations a runbook declares,
+--- found in its source (names built at run time show their literal part).
+function M.outline(path)
+  local f = assert(io.open(path, "r"))
+  local src = f:read("a")
+  f:close()
+  local n = 0
+  local lineno = 1
+  for line in (src .. "\n"):gmatch("(.-)\n") do
+    for kind, q, name in line:gmatch("%.(%a+)%s*%(%s*([\"'])(.-)%2") do
+      if kind == "phase" or kind == "step" or kind == "gate" or kind == "confirm" then
+        local rest = line:match("%." .. kind .. "%s*%(%s*[\"'].-[\"']%s*(%.%.)")
+        local indent = kind == "phase" and "" or "  "
+        sys.write("stdout", ("%s%-7s %s%s   (line %d)\n"):format(indent, kind, name, rest and "…" or "", lineno))
+        n = n + 1
+      end
+    end
+    lineno = lineno + 1
+  end
+  if n == 0 then sys.write("stdout", "(no phases or steps declared)\n") end
+  sys.write("stdout", ("%s compiles\n"):format(basename(path)))
+end
+
+return M

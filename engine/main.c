@@ -1,0 +1,203 @@
+/*
+** main.c: the runbook command. Parses the command line, builds an engine
+** per run (or per test file) and maps outcomes to exit codes.
+*/
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lauxlib.h>
+
+#include "engine.h"
+
+static int cmd_run(const rb_cli *cli) {
+  rb_engine *e;
+  char *path = engine_find_runbook(cli->file);
+  int code;
+  if (path == NULL) {
+    const char *dir = engine_runbooks_dir();
+    fprintf(stderr, "runbook: cannot find runbook '%s' (looked in the current directory, RUNBOOK_PATH%s%s)\n",
+            cli->file, dir ? ", " : "", dir ? dir : "");
+    return RB_EXIT_USAGE;
+  }
+  e = engine_new(cli, cli->dry_run);
+  if (e == NULL) {
+    free(path);
+    return RB_EXIT_FAILED;
+  }
+  code = engine_run_file(e, path);
+  engine_free(e);
+  free(path);
+  return code;
+}
+
+static int has_suffix(const char *s, const char *suf) {
+  size_t n = strlen(s), m = strlen(suf);
+  return n >= m && strcmp(s + n - m, suf) == 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Lists the .lua files of DIR, sorted; returns count, fills *out (caller frees). */
+static int list_lua(const char *dir, char ***out) {
+  DIR *d = opendir(dir);
+  struct dirent *de;
+  char **v = NULL;
+  int n = 0, cap = 0;
+  *out = NULL;
+  if (d == NULL) return -1;
+  while ((de = readdir(d)) != NULL) {
+    char buf[PATH_MAX];
+    struct stat st;
+    if (!has_suffix(de->d_name, ".lua")) continue;
+    snprintf(buf, sizeof buf, "%s/%s", dir, de->d_name);
+    if (stat(buf, &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    if (n == cap) {
+      char **nv;
+      cap = cap ? cap * 2 : 16;
+      nv = realloc(v, (size_t)cap * sizeof *v);
+      if (nv == NULL) break;
+      v = nv;
+    }
+    v[n++] = strdup(buf);
+  }
+  closedir(d);
+  qsort(v, (size_t)n, sizeof *v, cmp_str);
+  *out = v;
+  return n;
+}
+
+static int cmd_test(const rb_cli *cli) {
+  int passed = 0, failed = 0, i, j, rc = RB_EXIT_OK;
+  for (i = 0; i < cli->nfiles; i++) {
+    struct stat st;
+    char **files = NULL;
+    int n;
+    if (stat(cli->files[i], &st) != 0) {
+      fprintf(stderr, "runbook test: cannot open '%s'\n", cli->files[i]);
+      return RB_EXIT_USAGE;
+    }
+    if (S_ISDIR(st.st_mode)) n = list_lua(cli->files[i], &files);
+    else {
+      files = malloc(sizeof *files);
+      if (files == NULL) return RB_EXIT_FAILED;
+      files[0] = strdup(cli->files[i]);
+      n = 1;
+    }
+    for (j = 0; j < n; j++) {
+      rb_engine *e = engine_new(cli, cli->dry_run);
+      if (e == NULL) return RB_EXIT_FAILED;
+      if (engine_run_tests(e, files[j], &passed, &failed) != RB_EXIT_OK) rc = RB_EXIT_FAILED;
+      engine_free(e);
+      free(files[j]);
+    }
+    free(files);
+  }
+  printf("%d passed, %d failed\n", passed, failed);
+  return failed > 0 ? RB_EXIT_FAILED : rc;
+}
+
+/* The first comment line of a runbook: "-- Rolls out ..." */
+static void first_comment(const char *path, char *out, size_t len) {
+  FILE *f = fopen(path, "r");
+  char line[512];
+  out[0] = '\0';
+  if (f == NULL) return;
+  while (fgets(line, sizeof line, f)) {
+    char *p = line;
+    if (strncmp(p, "#!", 2) == 0) continue;
+    if (strncmp(p, "--", 2) != 0) break;
+    p += 2;
+    while (*p == '-' || *p == ' ') p++;
+    p[strcspn(p, "\r\n")] = '\0';
+    if (*p) { snprintf(out, len, "%s", p); break; }
+  }
+  fclose(f);
+}
+
+static int cmd_list(void) {
+  const char *dir = engine_runbooks_dir();
+  char **files;
+  int n, i;
+  if (dir == NULL || (n = list_lua(dir, &files)) < 0) {
+    fprintf(stderr, "runbook: cannot find the shipped runbooks directory\n");
+    return RB_EXIT_FAILED;
+  }
+  for (i = 0; i < n; i++) {
+    char desc[256];
+    const char *base = strrchr(files[i], '/') + 1;
+    first_comment(files[i], desc, sizeof desc);
+    printf("%-16s %s\n", base, desc);
+    free(files[i]);
+  }
+  if (n == 0) printf("(no runbooks in %s)\n", dir);
+  free(files);
+  return RB_EXIT_OK;
+}
+
+static int cmd_check(const rb_cli *cli) {
+  char *path = engine_find_runbook(cli->file);
+  rb_engine *e;
+  int code = RB_EXIT_OK;
+  if (path == NULL) {
+    fprintf(stderr, "runbook: cannot find runbook '%s'\n", cli->file);
+    return RB_EXIT_USAGE;
+  }
+  e = engine_new(cli, 1);
+  if (e == NULL) { free(path); return RB_EXIT_FAILED; }
+  if (luaL_loadfilex(e->L, path, "t") != LUA_OK) {
+    fprintf(stderr, "runbook: %s\n", lua_tostring(e->L, -1));
+    code = RB_EXIT_USAGE;
+  }
+  else {
+    lua_pop(e->L, 1);
+    lua_getglobal(e->L, "require");
+    lua_pushliteral(e->L, "runbook.main");
+    lua_call(e->L, 1, 1);
+    lua_getfield(e->L, -1, "outline");
+    lua_pushstring(e->L, path);
+    if (lua_pcall(e->L, 1, 0, 0) != LUA_OK) {
+      fprintf(stderr, "runbook: %s\n", lua_tostring(e->L, -1));
+      code = RB_EXIT_FAILED;
+    }
+  }
+  engine_free(e);
+  free(path);
+  return code;
+}
+
+int main(int argc, char **argv) {
+  rb_cli cli;
+  char err[512];
+  if (cli_parse(&cli, argc, argv, err, sizeof err) != 0) {
+    fprintf(stderr, "runbook: %s\n", err);
+    return RB_EXIT_USAGE;
+  }
+  if (cli.help) {
+    fputs(cli_help(cli.cmd), stdout);
+    return RB_EXIT_OK;
+  }
+  switch (cli.cmd) {
+    case RB_CMD_HELP:
+      fputs(cli_help(cli.help_topic ? cli_command_named(cli.help_topic) : RB_CMD_NONE), stdout);
+      return RB_EXIT_OK;
+    case RB_CMD_VERSION:
+      printf("runbook %s (%s, libuv %s)\n", RUNBOOK_VERSION, LUA_RELEASE, uv_version_string());
+      return RB_EXIT_OK;
+    case RB_CMD_RUN: return cmd_run(&cli);
+    case RB_CMD_CHECK: return cmd_check(&cli);
+    case RB_CMD_LIST: return cmd_list();
+    case RB_CMD_TEST: return cmd_test(&cli);
+    case RB_CMD_WORLD:
+      fprintf(stderr, "runbook: 'world serve' is not available in this build yet\n");
+      return RB_EXIT_USAGE;
+    default:
+      fputs(cli_help(RB_CMD_NONE), stderr);
+      return RB_EXIT_USAGE;
+  }
+}

@@ -1,0 +1,764 @@
+/*
+** sched.c: the task scheduler. Tasks are Lua coroutines; waits are timers
+** in our own heap or libuv I/O; the clock is real or virtual.
+**
+** Why our own timer heap rather than one uv_timer_t per sleep: in a dry-run
+** the clock is virtual and jumps to the next deadline when nothing else can
+** happen, which libuv timers (always on the real clock) cannot do. In real
+** mode one uv_timer_t is armed for the nearest deadline.
+*/
+#include <assert.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+#include <signal.h>
+#include <stdio.h>
+
+#include <lauxlib.h>
+
+#include "scheduler.h"
+#include "bindings.h"
+
+static const char SCHED_KEY = 'S';   /* registry key: the rb_sched pointer */
+
+/* {====================================================== timer heap */
+
+static int timer_less(const rb_timer *a, const rb_timer *b) {
+  return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void heap_swap(rb_sched *s, int i, int j) {
+  rb_timer *t = s->heap[i];
+  s->heap[i] = s->heap[j];
+  s->heap[j] = t;
+  s->heap[i]->heap_idx = i;
+  s->heap[j]->heap_idx = j;
+}
+
+static void heap_up(rb_sched *s, int i) {
+  while (i > 0) {
+    int p = (i - 1) / 2;
+    if (!timer_less(s->heap[i], s->heap[p])) break;
+    heap_swap(s, i, p);
+    i = p;
+  }
+}
+
+static void heap_down(rb_sched *s, int i) {
+  for (;;) {
+    int l = 2 * i + 1, r = l + 1, m = i;
+    if (l < s->nheap && timer_less(s->heap[l], s->heap[m])) m = l;
+    if (r < s->nheap && timer_less(s->heap[r], s->heap[m])) m = r;
+    if (m == i) break;
+    heap_swap(s, i, m);
+    i = m;
+  }
+}
+
+void timer_init(rb_timer *tm, rb_timer_cb cb, void *data) {
+  memset(tm, 0, sizeof *tm);
+  tm->heap_idx = -1;
+  tm->cb = cb;
+  tm->data = data;
+}
+
+void timer_start(rb_sched *s, rb_timer *tm, uint64_t delay_us) {
+  if (tm->heap_idx >= 0) timer_stop(s, tm);
+  if (s->nheap == s->capheap) {
+    int cap = s->capheap ? s->capheap * 2 : 64;
+    rb_timer **h = realloc(s->heap, (size_t)cap * sizeof *h);
+    if (h == NULL) abort();   /* out of memory in a scheduler path: nothing sane to do */
+    s->heap = h;
+    s->capheap = cap;
+  }
+  tm->due = sched_now(s) + delay_us;
+  tm->seq = s->seq++;
+  tm->heap_idx = s->nheap;
+  s->heap[s->nheap++] = tm;
+  heap_up(s, tm->heap_idx);
+}
+
+void timer_stop(rb_sched *s, rb_timer *tm) {
+  int i = tm->heap_idx;
+  if (i < 0) return;
+  s->nheap--;
+  if (i != s->nheap) {
+    heap_swap(s, i, s->nheap);
+    heap_down(s, i);
+    heap_up(s, i);
+  }
+  tm->heap_idx = -1;
+}
+
+/* Fires every timer whose deadline has passed; returns how many fired. */
+static int timers_fire_due(rb_sched *s) {
+  int n = 0;
+  uint64_t now = sched_now(s);
+  while (s->nheap > 0 && s->heap[0]->due <= now) {
+    rb_timer *tm = s->heap[0];
+    timer_stop(s, tm);
+    tm->cb(tm);
+    n++;
+  }
+  return n;
+}
+
+/* }====================================================== */
+
+/* {====================================================== clock */
+
+uint64_t sched_now(rb_sched *s) {
+  if (s->virtual_clock) return s->vnow;
+  return (uv_hrtime() - s->real_start) / 1000;
+}
+
+double sched_wallclock(rb_sched *s) {
+  return s->epoch + (double)sched_now(s) / 1e6;
+}
+
+/* }====================================================== */
+
+/* {====================================================== tasks */
+
+static void ready_push(rb_sched *s, rb_task *t) {
+  t->state = RB_TASK_READY;
+  t->next_ready = NULL;
+  if (s->ready_tail) s->ready_tail->next_ready = t;
+  else s->ready_head = t;
+  s->ready_tail = t;
+}
+
+static rb_task *ready_pop(rb_sched *s) {
+  rb_task *t = s->ready_head;
+  if (t == NULL) return NULL;
+  s->ready_head = t->next_ready;
+  if (s->ready_head == NULL) s->ready_tail = NULL;
+  t->next_ready = NULL;
+  return t;
+}
+
+static void live_add(rb_sched *s, rb_task *t) {
+  t->live_prev = NULL;
+  t->live_next = s->live;
+  if (s->live) s->live->live_prev = t;
+  s->live = t;
+  s->nlive++;
+}
+
+static void live_remove(rb_sched *s, rb_task *t) {
+  if (t->live_prev) t->live_prev->live_next = t->live_next;
+  else s->live = t->live_next;
+  if (t->live_next) t->live_next->live_prev = t->live_prev;
+  t->live_prev = t->live_next = NULL;
+  s->nlive--;
+}
+
+rb_sched *sched_get(lua_State *L) {
+  rb_sched *s;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
+  s = (rb_sched *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return s;
+}
+
+rb_task *task_check(lua_State *L, int idx) {
+  return (rb_task *)luaL_checkudata(L, idx, RB_TASK_MT);
+}
+
+rb_task *task_current(lua_State *L) {
+  rb_sched *s = sched_get(L);
+  return s ? s->current : NULL;
+}
+
+/*
+** Creates a task that will call the function at stack index -(nargs+1) with
+** the nargs values above it. Pops them all and pushes the task userdata.
+** The task is anchored (registry ref) until it finishes. Uservalue 1 holds
+** the outcome once done: {n=, ...results} or {err=, traceback=}.
+*/
+rb_task *task_spawn(lua_State *L, int nargs, const char *name) {
+  rb_sched *s = sched_get(L);
+  rb_task *t;
+  lua_State *co;
+  int fidx = lua_gettop(L) - nargs;
+  luaL_checktype(L, fidx, LUA_TFUNCTION);
+  t = (rb_task *)lua_newuserdatauv(L, sizeof *t, 2);
+  memset(t, 0, sizeof *t);
+  t->anchor = LUA_NOREF;
+  t->state = RB_TASK_DONE;             /* 'done' until fully set up */
+  luaL_setmetatable(L, RB_TASK_MT);
+  co = lua_newthread(L);
+  lua_setiuservalue(L, -2, 2);         /* uservalue 2 keeps the thread alive */
+  /* move function and args onto the coroutine */
+  lua_rotate(L, fidx, 1);              /* task to fidx; fn+args above it */
+  lua_xmove(L, co, nargs + 1);
+  t->s = s;
+  t->co = co;
+  t->id = ++s->next_id;
+  t->nargs = nargs;
+  timer_init(&t->sleep, NULL, t);
+  snprintf(t->name, sizeof t->name, "%s", name ? name : "task");
+  lua_pushvalue(L, -1);
+  t->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
+  live_add(s, t);
+  ready_push(s, t);
+  return t;
+}
+
+/* Wakes every task waiting on 't' with (true, t) so that their wait()
+** continuation reads the outcome from t. */
+static void task_wake_waiters(rb_task *t) {
+  int i;
+  for (i = 0; i < t->nwaiters; i++) {
+    rb_task *w = t->waiters[i];
+    if (w->state != RB_TASK_WAITING) continue;   /* already woken by another target (wait_any) */
+    lua_pushboolean(w->co, 1);
+    rb_task_wake(w, 1);
+  }
+  free(t->waiters);
+  t->waiters = NULL;
+  t->nwaiters = t->capwaiters = 0;
+}
+
+/*
+** Records the outcome (on top of co: results or error) into uservalue 1 of
+** the task, releases the anchor and wakes waiters. 'L' is the main state.
+*/
+static void task_finish(rb_sched *s, rb_task *t, rb_task_status st, int nres) {
+  lua_State *L = s->L;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor);   /* task userdata */
+  lua_createtable(L, st == RB_TASK_OK ? nres : 0, 2);
+  if (st == RB_TASK_OK) {
+    int i;
+    luaL_checkstack(L, nres, "too many results");
+    lua_xmove(t->co, L, nres);
+    for (i = nres; i >= 1; i--) lua_rawseti(L, -(i + 1), i);   /* top is result i */
+    lua_pushinteger(L, nres);
+    lua_setfield(L, -2, "n");
+  }
+  else {
+    lua_xmove(t->co, L, 1);                        /* error value */
+    lua_setfield(L, -2, "err");
+  }
+  lua_setiuservalue(L, -2, 1);
+  lua_pop(L, 1);
+  t->status = st;
+  t->state = RB_TASK_DONE;
+  t->on_cancel = NULL;
+  timer_stop(s, &t->sleep);
+  live_remove(s, t);
+  luaL_unref(L, LUA_REGISTRYINDEX, t->anchor);
+  t->anchor = LUA_NOREF;
+  task_wake_waiters(t);
+}
+
+/* Resumes one ready task; only ever called from sched_run's loop. */
+static void task_resume(rb_sched *s, rb_task *t) {
+  lua_State *L = s->L;
+  int nres = 0, st;
+  s->current = t;
+  t->state = RB_TASK_RUNNING;
+  t->started = 1;
+  st = lua_resume(t->co, L, t->nargs, &nres);
+  t->nargs = 0;
+  s->current = NULL;
+  if (st == LUA_YIELD) {
+    lua_pop(t->co, nres);
+    if (t->state == RB_TASK_RUNNING) ready_push(s, t);   /* plain coroutine.yield(): reschedule */
+    return;
+  }
+  if (st == LUA_OK) {
+    task_finish(s, t, RB_TASK_OK, lua_gettop(t->co));
+    return;
+  }
+  /* error: turn it into an error object carrying the traceback of the
+  ** failing frame, so that whoever waits sees where it happened */
+  {
+    rb_task_status status = RB_TASK_FAILED;
+    if (lua_type(t->co, -1) != LUA_TTABLE) {
+      const char *msg = luaL_tolstring(t->co, -1, NULL);
+      rb_error_push(L, "error", "%s", msg);
+      lua_pop(t->co, 2);
+      lua_xmove(L, t->co, 1);
+    }
+    lua_getfield(t->co, -1, "traceback");
+    if (lua_isnil(t->co, -1)) {
+      luaL_traceback(L, t->co, NULL, 0);
+      lua_xmove(L, t->co, 1);
+      lua_setfield(t->co, -3, "traceback");
+    }
+    lua_pop(t->co, 1);
+    lua_getfield(t->co, -1, "kind");
+    if (lua_type(t->co, -1) == LUA_TSTRING && strcmp(lua_tostring(t->co, -1), "cancelled") == 0)
+      status = RB_TASK_CANCELLED;
+    lua_pop(t->co, 1);
+    lua_xmove(t->co, L, 1);                       /* hold the error while resetting */
+    lua_resetthread(t->co);                       /* runs pending to-be-closed variables */
+    lua_settop(t->co, 0);
+    lua_xmove(L, t->co, 1);
+    task_finish(s, t, status, 1);
+  }
+}
+
+void rb_task_wake(rb_task *t, int n) {
+  assert(t->state == RB_TASK_WAITING);
+  t->on_cancel = NULL;
+  t->cancel_data = NULL;
+  t->nargs = n;
+  ready_push(t->s, t);
+}
+
+void rb_task_fail(rb_task *t, const char *kind, const char *msg) {
+  lua_checkstack(t->co, 3);
+  lua_pushboolean(t->co, 0);
+  rb_error_push(t->co, kind, "%s", msg);
+  rb_task_wake(t, 2);
+}
+
+/* Continuation of rb_await: the resume values start at ctx+1. */
+static int await_k(lua_State *L, int status, lua_KContext ctx) {
+  int base = (int)ctx;
+  (void)status;
+  if (!lua_toboolean(L, base + 1)) {
+    lua_pushvalue(L, base + 2);
+    return lua_error(L);
+  }
+  return lua_gettop(L) - (base + 1);
+}
+
+rb_task *rb_wait_begin(lua_State *L) {
+  rb_sched *s = sched_get(L);
+  rb_task *t = s ? s->current : NULL;
+  if (t == NULL)
+    luaL_error(L, "attempt to wait outside a task (waiting functions run only inside a runbook or a spawned task)");
+  else if (t->co != L)
+    luaL_error(L, "attempt to wait inside a nested coroutine (use runbook.async.spawn instead of coroutine.wrap)");
+  return t;
+}
+
+int rb_await(lua_State *L, rb_cancel_cb on_cancel, void *data) {
+  rb_task *t = rb_wait_begin(L);
+  int base;
+  if (t->cancel_pending) {
+    /* cancelled while running: deliver now instead of waiting */
+    t->cancel_pending = 0;
+    if (on_cancel) on_cancel(t, data);
+    return rb_error_raise(L, "cancelled", "task %d (%s) was cancelled", t->id, t->name);
+  }
+  t->state = RB_TASK_WAITING;
+  t->on_cancel = on_cancel;
+  t->cancel_data = data;
+  base = lua_gettop(L);
+  return lua_yieldk(L, 0, (lua_KContext)base, await_k);
+}
+
+/*
+** Requests cancellation. A waiting task has its I/O stopped through its
+** cancel hook and is resumed with a "cancelled" error at its wait; a task not
+** yet started never runs. Returns 1 if anything was cancelled.
+*/
+int task_cancel(rb_task *t) {
+  rb_sched *s = t->s;
+  char msg[128];
+  if (t->state == RB_TASK_DONE) return 0;
+  snprintf(msg, sizeof msg, "task %d (%s) was cancelled", t->id, t->name);
+  if (t->state == RB_TASK_RUNNING) {     /* the caller itself: delivered at its next wait */
+    t->cancel_pending = 1;
+    return 1;
+  }
+  if (t->state == RB_TASK_READY && !t->started) {
+    lua_settop(t->co, 0);
+    rb_error_push(t->co, "cancelled", "%s", msg);
+    /* unlink from the ready queue */
+    {
+      rb_task **pp = &s->ready_head, *prev = NULL;
+      while (*pp && *pp != t) { prev = *pp; pp = &(*pp)->next_ready; }
+      if (*pp) { *pp = t->next_ready; if (s->ready_tail == t) s->ready_tail = prev; }
+    }
+    task_finish(s, t, RB_TASK_CANCELLED, 1);
+    return 1;
+  }
+  if (t->state == RB_TASK_READY) {       /* woken, not yet resumed: replace its values */
+    lua_pop(t->co, t->nargs);
+    lua_checkstack(t->co, 2);
+    lua_pushboolean(t->co, 0);
+    rb_error_push(t->co, "cancelled", "%s", msg);
+    t->nargs = 2;
+    return 1;
+  }
+  /* waiting */
+  if (t->on_cancel) t->on_cancel(t, t->cancel_data);
+  timer_stop(s, &t->sleep);
+  rb_task_fail(t, "cancelled", msg);
+  return 1;
+}
+
+void sched_cancel_all(rb_sched *s) {
+  rb_task *t = s->live, *next;
+  for (; t; t = next) {
+    next = t->live_next;
+    task_cancel(t);
+  }
+}
+
+/* }====================================================== */
+
+/* {====================================================== loop */
+
+static void uvtimer_cb(uv_timer_t *h) {
+  (void)h;   /* the loop fires due timers after uv_run returns */
+}
+
+static void signal_cb(uv_signal_t *h, int signum) {
+  rb_sched *s = (rb_sched *)h->data;
+  if (s->interrupted) {
+    /* second interrupt: stop waiting for cleanup */
+    static const char msg[] = "runbook: interrupted again, exiting now\n";
+    if (write(2, msg, sizeof msg - 1) < 0) { /* nothing to do */ }
+    _exit(3);
+  }
+  s->interrupted = signum;
+  sched_cancel_all(s);
+}
+
+static void run_ready(rb_sched *s) {
+  rb_task *t;
+  while ((t = ready_pop(s)) != NULL) task_resume(s, t);
+}
+
+/*
+** Runs until 'main' is done. Each round: resume ready tasks, fire due
+** timers, then either block in libuv for I/O (and, in real mode, the next
+** deadline) or, in virtual mode with no I/O pending, jump the clock to the
+** next deadline. A round in which nothing can ever happen again is a
+** deadlock: every live task is cancelled so that the run can end.
+*/
+void sched_run(rb_sched *s, rb_task *main) {
+  int drained = 0;
+  for (;;) {
+    run_ready(s);
+    if (main->state == RB_TASK_DONE && !drained) {
+      drained = 1;
+      sched_cancel_all(s);                /* orphans do not outlive the runbook */
+      continue;
+    }
+    if (s->nlive == 0 && s->ready_head == NULL) break;
+    if (timers_fire_due(s) > 0) continue;
+    if (s->virtual_clock) {
+      if (uv_loop_alive(s->loop)) uv_run(s->loop, UV_RUN_ONCE);
+      else if (s->nheap > 0) s->vnow = s->heap[0]->due;
+      else goto deadlock;
+    }
+    else {
+      if (s->nheap > 0) {
+        uint64_t now = sched_now(s), due = s->heap[0]->due;
+        uint64_t ms = due > now ? (due - now + 999) / 1000 : 0;
+        uv_timer_start(s->uvtimer, uvtimer_cb, ms, 0);
+      }
+      else uv_timer_stop(s->uvtimer);
+      if (!uv_loop_alive(s->loop)) goto deadlock;
+      uv_run(s->loop, UV_RUN_ONCE);
+    }
+    continue;
+  deadlock:
+    if (s->ready_head) continue;
+    {
+      /* nothing pending can wake the waiting tasks */
+      rb_task *t = s->live, *next;
+      for (; t; t = next) {
+        next = t->live_next;
+        if (t->state == RB_TASK_WAITING) {
+          timer_stop(s, &t->sleep);
+          if (t->on_cancel) t->on_cancel(t, t->cancel_data);
+          rb_task_fail(t, "deadlock", "every task is waiting and nothing pending can wake them");
+        }
+      }
+      if (s->ready_head == NULL) break;
+    }
+  }
+  uv_timer_stop(s->uvtimer);
+}
+
+/* }====================================================== */
+
+/* {====================================================== task userdata */
+
+static int task_gc(lua_State *L) {
+  rb_task *t = (rb_task *)lua_touserdata(L, 1);
+  /* a live task is anchored and cannot be collected; a done one owns only
+  ** its waiters array, already freed by task_finish */
+  free(t->waiters);
+  t->waiters = NULL;
+  return 0;
+}
+
+static int add_waiter(rb_task *t, rb_task *w) {
+  if (t->nwaiters == t->capwaiters) {
+    int cap = t->capwaiters ? t->capwaiters * 2 : 4;
+    rb_task **nw = realloc(t->waiters, (size_t)cap * sizeof *nw);
+    if (nw == NULL) return -1;
+    t->waiters = nw;
+    t->capwaiters = cap;
+  }
+  t->waiters[t->nwaiters++] = w;
+  return 0;
+}
+
+/* Pushes the outcome of a done task: true, results... or false, err. */
+static int task_push_outcome(lua_State *L, int idx) {
+  rb_task *t = (rb_task *)lua_touserdata(L, idx);
+  int n, i;
+  lua_getiuservalue(L, idx, 1);
+  if (t->status != RB_TASK_OK) {
+    lua_pushboolean(L, 0);
+    lua_getfield(L, -2, "err");
+    return 2;
+  }
+  lua_getfield(L, -1, "n");
+  n = (int)lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  luaL_checkstack(L, n + 1, "too many results");
+  lua_pushboolean(L, 1);
+  for (i = 1; i <= n; i++) lua_rawgeti(L, -1 - i, i);
+  return n + 1;
+}
+
+static void join_cancel(rb_task *waiter, void *data) {
+  rb_task *target = (rb_task *)data;
+  int i;
+  for (i = 0; i < target->nwaiters; i++) {
+    if (target->waiters[i] == waiter) {
+      target->waiters[i] = target->waiters[--target->nwaiters];
+      return;
+    }
+  }
+}
+
+/* Continuation of wait(): after the wake, raise or return the outcome. */
+static int task_wait_done(lua_State *L, int status, lua_KContext ctx) {
+  int n;
+  (void)status; (void)ctx;
+  lua_settop(L, 1);
+  n = task_push_outcome(L, 1);
+  if (!lua_toboolean(L, -n)) return lua_error(L);
+  return n - 1;
+}
+
+/* Continuation of wait(): stack is [task, resume values...]. */
+static int task_wait_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status; (void)ctx;
+  if (!lua_toboolean(L, 2)) {             /* the waiter itself was cancelled */
+    lua_pushvalue(L, 3);
+    return lua_error(L);
+  }
+  return task_wait_done(L, 0, 0);
+}
+
+/* task:wait() -> results of the task, or raises its error. */
+static int task_wait(lua_State *L) {
+  rb_task *t = task_check(L, 1);
+  rb_task *self = task_current(L);
+  lua_settop(L, 1);
+  if (t->state == RB_TASK_DONE) return task_wait_done(L, 0, 0);
+  if (self == NULL) return luaL_error(L, "attempt to wait outside a task");
+  if (self == t) return luaL_error(L, "a task cannot wait for itself");
+  if (add_waiter(t, self) != 0) return luaL_error(L, "not enough memory");
+  if (self->cancel_pending) {
+    join_cancel(self, t);
+    self->cancel_pending = 0;
+    return rb_error_raise(L, "cancelled", "task %d (%s) was cancelled", self->id, self->name);
+  }
+  self->state = RB_TASK_WAITING;
+  self->on_cancel = join_cancel;
+  self->cancel_data = t;
+  return lua_yieldk(L, 0, 0, task_wait_k);
+}
+
+/* Removes 'self' from the waiter lists of every task in the list at 1. */
+static void wait_any_unregister(lua_State *L, rb_task *self) {
+  lua_Integer i, n = luaL_len(L, 1);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    join_cancel(self, lua_touserdata(L, -1));
+    lua_pop(L, 1);
+  }
+}
+
+/* Index of the first finished task in the list at 1, or 0. */
+static lua_Integer first_done(lua_State *L) {
+  lua_Integer i, n = luaL_len(L, 1);
+  for (i = 1; i <= n; i++) {
+    rb_task *t;
+    lua_rawgeti(L, 1, i);
+    t = (rb_task *)lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    if (t->state == RB_TASK_DONE) return i;
+  }
+  return 0;
+}
+
+static int wait_any_k(lua_State *L, int status, lua_KContext ctx) {
+  rb_task *self = task_current(L);
+  (void)status; (void)ctx;
+  wait_any_unregister(L, self);
+  if (!lua_toboolean(L, 2)) {
+    lua_pushvalue(L, 3);
+    return lua_error(L);
+  }
+  lua_pushinteger(L, first_done(L));
+  return 1;
+}
+
+/* wait_any(tasks) -> index of the first task in the list that finished
+** (it never raises the task's error; read it with task:result()). */
+int sched_wait_any(lua_State *L) {
+  lua_Integer i, n, done;
+  rb_task *self;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  n = luaL_len(L, 1);
+  luaL_argcheck(L, n > 0, 1, "empty list of tasks");
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    if (luaL_testudata(L, -1, RB_TASK_MT) == NULL)
+      return luaL_argerror(L, 1, lua_pushfstring(L, "item %d is not a task", (int)i));
+    lua_pop(L, 1);
+  }
+  if ((done = first_done(L)) > 0) {
+    lua_pushinteger(L, done);
+    return 1;
+  }
+  self = rb_wait_begin(L);
+  if (self->cancel_pending) {
+    self->cancel_pending = 0;
+    return rb_error_raise(L, "cancelled", "task %d (%s) was cancelled", self->id, self->name);
+  }
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    if (add_waiter(lua_touserdata(L, -1), self) != 0) {
+      lua_pop(L, 1);
+      wait_any_unregister(L, self);
+      return luaL_error(L, "not enough memory");
+    }
+    lua_pop(L, 1);
+  }
+  self->state = RB_TASK_WAITING;
+  self->on_cancel = NULL;     /* wait_any_k unregisters on every path */
+  self->cancel_data = NULL;
+  return lua_yieldk(L, 0, 0, wait_any_k);
+}
+
+/* task:cancel() -> true if the task was still running. */
+static int task_lcancel(lua_State *L) {
+  rb_task *t = task_check(L, 1);
+  lua_pushboolean(L, task_cancel(t));
+  return 1;
+}
+
+/* task:status() -> "ready"|"running"|"waiting"|"done"|"failed"|"cancelled" */
+static int task_status(lua_State *L) {
+  rb_task *t = task_check(L, 1);
+  static const char *const names[] = {"ready", "running", "waiting", "done"};
+  if (t->state == RB_TASK_DONE && t->status == RB_TASK_FAILED) lua_pushliteral(L, "failed");
+  else if (t->state == RB_TASK_DONE && t->status == RB_TASK_CANCELLED) lua_pushliteral(L, "cancelled");
+  else lua_pushstring(L, names[t->state]);
+  return 1;
+}
+
+/* task:result() -> ok, results... / false, err without waiting (done only) */
+static int task_result(lua_State *L) {
+  rb_task *t = task_check(L, 1);
+  if (t->state != RB_TASK_DONE) return luaL_error(L, "task %d has not finished", t->id);
+  return task_push_outcome(L, 1);
+}
+
+static int task_tostring(lua_State *L) {
+  rb_task *t = task_check(L, 1);
+  lua_pushfstring(L, "task %d (%s)", t->id, t->name);
+  return 1;
+}
+
+static int task_id(lua_State *L) {
+  lua_pushinteger(L, task_check(L, 1)->id);
+  return 1;
+}
+
+static const luaL_Reg task_meth[] = {
+  {"cancel", task_lcancel},
+  {"id", task_id},
+  {"result", task_result},
+  {"status", task_status},
+  {"wait", task_wait},
+  {NULL, NULL}
+};
+
+static const luaL_Reg task_metameth[] = {
+  {"__index", NULL},
+  {"__gc", task_gc},
+  {"__tostring", task_tostring},
+  {NULL, NULL}
+};
+
+static void create_task_meta(lua_State *L) {
+  luaL_newmetatable(L, RB_TASK_MT);
+  luaL_setfuncs(L, task_metameth, 0);
+  luaL_newlibtable(L, task_meth);
+  luaL_setfuncs(L, task_meth, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}
+
+/* }====================================================== */
+
+int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
+  struct timeval tv;
+  memset(s, 0, sizeof *s);
+  s->L = L;
+  s->loop = loop;
+  s->virtual_clock = virtual_clock;
+  s->real_start = uv_hrtime();
+  if (virtual_clock) s->epoch = 1767225600.0;   /* 2026-01-01T00:00:00Z: same timeline every run */
+  else {
+    gettimeofday(&tv, NULL);
+    s->epoch = (double)tv.tv_sec + tv.tv_usec / 1e6;
+  }
+  s->uvtimer = malloc(sizeof *s->uvtimer);
+  s->sigint = malloc(sizeof *s->sigint);
+  s->sigterm = malloc(sizeof *s->sigterm);
+  if (!s->uvtimer || !s->sigint || !s->sigterm) goto err;
+  if (uv_timer_init(loop, s->uvtimer) != 0) goto err;
+  uv_signal_init(loop, s->sigint);
+  uv_signal_init(loop, s->sigterm);
+  s->sigint->data = s->sigterm->data = s;
+  uv_signal_start(s->sigint, signal_cb, SIGINT);
+  uv_signal_start(s->sigterm, signal_cb, SIGTERM);
+  uv_unref((uv_handle_t *)s->sigint);          /* signals alone do not keep the loop alive */
+  uv_unref((uv_handle_t *)s->sigterm);
+  lua_pushlightuserdata(L, s);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
+  create_task_meta(L);
+  return 0;
+err:
+  free(s->uvtimer); free(s->sigint); free(s->sigterm);
+  s->uvtimer = NULL; s->sigint = s->sigterm = NULL;
+  return -1;
+}
+
+static void free_close_cb(uv_handle_t *h) {
+  free(h);
+}
+
+/* Closes the scheduler's own handles; the loop must be run afterwards so
+** that their close callbacks free them. */
+void sched_close(rb_sched *s) {
+  if (s->uvtimer) uv_close((uv_handle_t *)s->uvtimer, free_close_cb);
+  if (s->sigint) uv_close((uv_handle_t *)s->sigint, free_close_cb);
+  if (s->sigterm) uv_close((uv_handle_t *)s->sigterm, free_close_cb);
+  s->uvtimer = NULL;
+  s->sigint = s->sigterm = NULL;
+  free(s->heap);
+  s->heap = NULL;
+  s->nheap = s->capheap = 0;
+}

@@ -1,0 +1,115 @@
+/* test_cli.c: command-line parsing (engine/cli.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "cli.h"
+
+#define PARSE(cli, err, ...) \
+  cli_parse(&(cli), (int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)), (char *[]){__VA_ARGS__}, err, sizeof err)
+
+static void test_cli_run_with_all_flags(void **state) {
+  rb_cli c;
+  char err[256];
+  (void) state;
+  assert_int_equal(PARSE(c, err, "runbook", "run", "rollout.lua", "--dry-run", "--scenario", "s.yaml",
+                         "--var", "a=1", "--var=b=2", "--vars", "v.yaml", "--state-dir", "st", "--resume",
+                         "--yes", "--output", "json", "--log", "l.txt", "--report", "r.md", "-v"), 0);
+  assert_int_equal(c.cmd, RB_CMD_RUN);
+  assert_string_equal(c.file, "rollout.lua");
+  assert_true(c.dry_run);
+  assert_string_equal(c.scenario, "s.yaml");
+  assert_int_equal(c.nvars, 2);
+  assert_string_equal(c.vars[0], "a=1");
+  assert_string_equal(c.vars[1], "b=2");   /* --var=K=V keeps the value's '=' */
+  assert_string_equal(c.vars_file, "v.yaml");
+  assert_string_equal(c.state_dir, "st");
+  assert_true(c.resume);
+  assert_true(c.yes);
+  assert_int_equal(c.output, RB_OUT_JSON);
+  assert_string_equal(c.log_file, "l.txt");
+  assert_string_equal(c.report_file, "r.md");
+  assert_int_equal(c.verbosity, 1);
+}
+
+static void test_cli_unknown_flag_is_usage_error(void **state) {
+  rb_cli c;
+  char err[256];
+  (void) state;
+  assert_int_equal(PARSE(c, err, "runbook", "run", "x.lua", "--frobnicate"), 2);
+  assert_non_null(strstr(err, "unknown option '--frobnicate'"));
+  /* a flag of another command is unknown here too */
+  assert_int_equal(PARSE(c, err, "runbook", "check", "x.lua", "--dry-run"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "run", "x.lua", "-x"), 2);
+}
+
+static void test_cli_missing_values_and_files(void **state) {
+  rb_cli c;
+  char err[256];
+  (void) state;
+  assert_int_equal(PARSE(c, err, "runbook", "run"), 2);
+  assert_non_null(strstr(err, "needs a runbook file"));
+  assert_int_equal(PARSE(c, err, "runbook", "run", "x.lua", "--var"), 2);
+  assert_non_null(strstr(err, "needs a value"));
+  assert_int_equal(PARSE(c, err, "runbook", "run", "x.lua", "--var", "novalue"), 2);
+  assert_non_null(strstr(err, "K=V"));
+  assert_int_equal(PARSE(c, err, "runbook", "run", "x.lua", "--output", "xml"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "run", "x.lua", "--resume", "--fresh"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "run", "x.lua", "--scenario", "s.yaml"), 2);
+  assert_non_null(strstr(err, "--dry-run"));
+  assert_int_equal(PARSE(c, err, "runbook", "test"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "frob"), 2);
+  assert_non_null(strstr(err, "unknown command 'frob'"));
+  assert_int_equal(PARSE(c, err, "runbook", "run", "a.lua", "b.lua"), 2);
+}
+
+static void test_cli_help_everywhere(void **state) {
+  rb_cli c;
+  char err[256];
+  (void) state;
+  assert_int_equal(PARSE(c, err, "runbook"), 0);
+  assert_int_equal(c.cmd, RB_CMD_HELP);
+  assert_int_equal(PARSE(c, err, "runbook", "run", "--help"), 0);
+  assert_true(c.help);
+  assert_int_equal(c.cmd, RB_CMD_RUN);
+  assert_int_equal(PARSE(c, err, "runbook", "test", "-h"), 0);
+  assert_true(c.help);
+  assert_int_equal(PARSE(c, err, "runbook", "help", "run"), 0);
+  assert_string_equal(c.help_topic, "run");
+  assert_non_null(strstr(cli_help(RB_CMD_RUN), "--dry-run"));
+  assert_int_equal(PARSE(c, err, "runbook", "help", "nope"), 2);
+}
+
+static void test_cli_double_dash_ends_flags(void **state) {
+  rb_cli c;
+  char err[256];
+  (void) state;
+  assert_int_equal(PARSE(c, err, "runbook", "test", "--", "--odd-name.lua"), 0);
+  assert_int_equal(c.nfiles, 1);
+  assert_string_equal(c.files[0], "--odd-name.lua");
+}
+
+static void test_cli_world_needs_dir(void **state) {
+  rb_cli c;
+  char err[256];
+  (void) state;
+  assert_int_equal(PARSE(c, err, "runbook", "world", "serve"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "world", "serve", "--dir", "d"), 0);
+  assert_int_equal(PARSE(c, err, "runbook", "world", "eat", "--dir", "d"), 2);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_cli_run_with_all_flags),
+    cmocka_unit_test(test_cli_unknown_flag_is_usage_error),
+    cmocka_unit_test(test_cli_missing_values_and_files),
+    cmocka_unit_test(test_cli_help_everywhere),
+    cmocka_unit_test(test_cli_double_dash_ends_flags),
+    cmocka_unit_test(test_cli_world_needs_dir),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}

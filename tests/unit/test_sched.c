@@ -1,0 +1,133 @@
+/* test_sched.c: the scheduler, timers and the clock (engine/sched.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "helpers.h"
+#include <lauxlib.h>
+#include <lualib.h>
+
+#include "scheduler.h"
+
+static int fired_order[8], nfired;
+
+static void record_cb(rb_timer *tm) {
+  fired_order[nfired++] = (int)(intptr_t)tm->data;
+}
+
+static void test_timer_heap_orders_by_deadline_then_fifo(void **state) {
+  rb_sched s;
+  uv_loop_t loop;
+  lua_State *L = luaL_newstate();
+  rb_timer t[5];
+  int i;
+  (void) state;
+  uv_loop_init(&loop);
+  assert_int_equal(sched_init(&s, L, &loop, 1), 0);
+  for (i = 0; i < 5; i++) timer_init(&t[i], record_cb, (void *)(intptr_t)i);
+  timer_start(&s, &t[0], 300);
+  timer_start(&s, &t[1], 100);
+  timer_start(&s, &t[2], 200);
+  timer_start(&s, &t[3], 100);   /* same deadline as t[1]: fires after it */
+  timer_start(&s, &t[4], 50);
+  timer_stop(&s, &t[2]);         /* stopped timers never fire */
+  nfired = 0;
+  while (s.nheap > 0) {
+    s.vnow = s.heap[0]->due;
+    rb_timer *tm = s.heap[0];
+    timer_stop(&s, tm);
+    tm->cb(tm);
+  }
+  assert_int_equal(nfired, 4);
+  assert_int_equal(fired_order[0], 4);
+  assert_int_equal(fired_order[1], 1);
+  assert_int_equal(fired_order[2], 3);
+  assert_int_equal(fired_order[3], 0);
+  assert_int_equal(s.vnow, 300);
+  sched_close(&s);
+  lua_close(L);
+  uv_run(&loop, UV_RUN_DEFAULT);
+  assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void test_virtual_clock_jumps_to_deadlines(void **state) {
+  char *out = NULL;
+  (void) state;
+  assert_int_equal(run_lua(
+    "local time = require 'runbook.time'\n"
+    "local t0 = time.now()\n"
+    "time.sleep(3600)\n"
+    "RESULT = string.format('%.0f %.0f', time.now() - t0, time.monotonic())\n", 1, &out), 0);
+  assert_non_null(out);
+  assert_string_equal(out, "3600 3600");
+  free(out);
+}
+
+static void test_many_sleeping_tasks_in_virtual_time(void **state) {
+  char *out = NULL;
+  (void) state;
+  assert_int_equal(run_lua(
+    "local async = require 'runbook.async'\n"
+    "local time = require 'runbook.time'\n"
+    "local done = 0\n"
+    "local ts = {}\n"
+    "for i = 1, 10000 do ts[i] = async.spawn(function() time.sleep(3600); done = done + 1 end) end\n"
+    "for i = 1, #ts do ts[i]:wait() end\n"
+    "RESULT = done .. ' ' .. time.monotonic()\n", 1, &out), 0);
+  assert_non_null(out);
+  assert_string_equal(out, "10000 3600.0");
+  free(out);
+}
+
+static void test_wait_outside_task_raises(void **state) {
+  rb_cli cli;
+  rb_engine *e;
+  (void) state;
+  memset(&cli, 0, sizeof cli);
+  e = engine_new(&cli, 1);
+  assert_non_null(e);
+  assert_int_equal(luaL_dostring(e->L, "require('runbook.time').sleep(1)"), LUA_ERRRUN);
+  assert_non_null(strstr(lua_tostring(e->L, -1), "outside a task"));
+  lua_pop(e->L, 1);
+  engine_free(e);
+}
+
+static void test_runtime_error_exits_1_and_syntax_error_2(void **state) {
+  (void) state;
+  assert_int_equal(run_lua("error('boom')", 1, NULL), 1);
+  assert_int_equal(run_lua("local x = = 1", 1, NULL), 2);
+  assert_int_equal(run_lua("return 0", 1, NULL), 0);
+}
+
+static void test_deadlock_is_detected(void **state) {
+  char *out = NULL;
+  (void) state;
+  /* two tasks waiting on each other: nothing can wake them */
+  assert_int_equal(run_lua(
+    "local async = require 'runbook.async'\n"
+    "local a, b\n"
+    "a = async.spawn(function() async.sleep(0); return b:wait() end)\n"
+    "b = async.spawn(function() async.sleep(0); return a:wait() end)\n"
+    "local ok, err = pcall(a.wait, a)\n"
+    "RESULT = tostring(err)\n", 1, &out), 0);
+  assert_non_null(out);
+  assert_non_null(strstr(out, "deadlock"));
+  free(out);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_timer_heap_orders_by_deadline_then_fifo),
+    cmocka_unit_test(test_virtual_clock_jumps_to_deadlines),
+    cmocka_unit_test(test_many_sleeping_tasks_in_virtual_time),
+    cmocka_unit_test(test_wait_outside_task_raises),
+    cmocka_unit_test(test_runtime_error_exits_1_and_syntax_error_2),
+    cmocka_unit_test(test_deadlock_is_detected),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
