@@ -91,7 +91,7 @@ static void test_wait_outside_task_raises(void **state) {
   memset(&cli, 0, sizeof cli);
   e = engine_new(&cli, 1);
   assert_non_null(e);
-  assert_int_equal(luaL_dostring(e->L, "require('runbook.time').sleep(1)"), LUA_ERRRUN);
+  assert_true(luaL_dostring(e->L, "require('runbook.time').sleep(1)"));
   assert_non_null(strstr(lua_tostring(e->L, -1), "outside a task"));
   lua_pop(e->L, 1);
   engine_free(e);

@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# End-to-end CLI behaviour: exit codes and messages of bad usage and input.
+# usage: test_cli.sh RUNBOOK_BIN SOURCE_DIR
+set -u
+bin=$1; src=$2
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fails=0; passes=0
+
+expect() {   # expect NAME CODE PATTERN -- cmd...
+  local name=$1 want=$2 pat=$3; shift 4
+  local out code
+  out=$("$@" 2>&1); code=$?
+  if [ "$code" -ne "$want" ]; then
+    echo "FAIL $name: exit $code, want $want; output: $out"; fails=$((fails+1)); return
+  fi
+  if [ -n "$pat" ] && ! grep -qE -- "$pat" <<<"$out"; then
+    echo "FAIL $name: output does not match /$pat/: $out"; fails=$((fails+1)); return
+  fi
+  echo "ok   $name"; passes=$((passes+1))
+}
+
+cd "$tmp"
+printf 'local x = = 1\n' > syntax.lua
+printf 'local function f() error("boom here") end\nf()\n' > runtime.lua
+printf 'return 0\n' > empty.lua
+printf 'require("runbook.time").sleep(0.01)\n' > sleepy.lua
+
+expect "no args prints help" 0 "usage: runbook" -- "$bin"
+expect "version" 0 "^runbook [0-9]" -- "$bin" version
+expect "run --help" 0 "--dry-run" -- "$bin" run --help
+expect "help run" 0 "--state-dir" -- "$bin" help run
+expect "unknown command" 2 "unknown command 'frob'" -- "$bin" frob
+expect "unknown flag" 2 "unknown option '--nope'" -- "$bin" run empty.lua --nope
+expect "missing file" 2 "cannot find runbook 'missing.lua'" -- "$bin" run missing.lua
+expect "syntax error is exit 2 with file:line" 2 "syntax.lua:1:" -- "$bin" run syntax.lua
+expect "runtime error is exit 1 with file:line" 1 "runtime.lua:1: boom here" -- "$bin" run runtime.lua
+expect "runtime error shows a short traceback" 1 "runtime.lua:2" -- "$bin" run runtime.lua
+expect "empty runbook" 0 "" -- "$bin" run empty.lua
+expect "sleep in real time" 0 "" -- "$bin" run sleepy.lua
+expect "check compiles" 0 "compiles" -- "$bin" check empty.lua
+expect "check syntax error" 2 "syntax.lua:1:" -- "$bin" check syntax.lua
+expect "list shows demo" 0 "demo.lua" -- "$bin" list
+expect "lookup in source tree from any dir" 0 "" -- "$bin" run demo.lua --dry-run -q
+mkdir -p rp && printf 'return 0\n' > rp/mine.lua
+expect "lookup on RUNBOOK_PATH" 0 "" -- env RUNBOOK_PATH="$tmp/nothing:$tmp/rp" "$bin" run mine.lua
+expect "test with no test functions fails" 1 "no test_" -- "$bin" test empty.lua
+expect "world serve not yet available" 2 "not available" -- "$bin" world serve --dir d
+
+# SIGINT cancels the run and exits 3
+printf 'require("runbook.time").sleep(30)\n' > long.lua
+"$bin" run long.lua >/dev/null 2>"$tmp/int.err" & pid=$!
+sleep 0.5; kill -INT $pid; wait $pid; code=$?
+if [ "$code" -eq 3 ] && grep -q interrupted "$tmp/int.err"; then echo "ok   SIGINT exits 3"; passes=$((passes+1))
+else echo "FAIL SIGINT: exit $code: $(cat "$tmp/int.err")"; fails=$((fails+1)); fi
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
