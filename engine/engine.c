@@ -33,8 +33,10 @@ rb_engine *engine_get(lua_State *L) {
 static const luaL_Reg c_modules[] = {
   {"runbook.async.core", luaopen_runbook_async_core},
   {"runbook.error", luaopen_runbook_error},
+  {"runbook.json", luaopen_runbook_json},
   {"runbook.sys", luaopen_runbook_sys},
   {"runbook.time", luaopen_runbook_time},
+  {"runbook.yaml", luaopen_runbook_yaml},
   {NULL, NULL}
 };
 

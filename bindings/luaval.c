@@ -1,0 +1,197 @@
+/*
+** luaval.c: see luaval.h.
+*/
+#include <stdio.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "luaval.h"
+
+static const char SHAPE_KEY = 'h';
+static const char ORDER_KEY = 'o';
+
+void lv_push_null(lua_State *L) {
+  lua_pushlightuserdata(L, NULL);
+}
+
+int lv_is_null(lua_State *L, int idx) {
+  return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
+}
+
+/* Pushes the weak-keyed registry table stored under 'key'. */
+static void push_weak(lua_State *L, const char *key) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+void lv_set_shape(lua_State *L, int idx, lv_shape shape) {
+  idx = lua_absindex(L, idx);
+  push_weak(L, &SHAPE_KEY);
+  lua_pushvalue(L, idx);
+  if (shape == LV_SHAPE_NONE) lua_pushnil(L);
+  else lua_pushinteger(L, shape);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+lv_shape lv_get_shape(lua_State *L, int idx) {
+  lv_shape s;
+  idx = lua_absindex(L, idx);
+  push_weak(L, &SHAPE_KEY);
+  lua_pushvalue(L, idx);
+  lua_rawget(L, -2);
+  s = (lv_shape)lua_tointeger(L, -1);
+  lua_pop(L, 2);
+  return s;
+}
+
+void lv_set_order(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  push_weak(L, &ORDER_KEY);
+  lua_pushvalue(L, idx);
+  lua_pushvalue(L, -3);
+  lua_rawset(L, -3);
+  lua_pop(L, 2);
+}
+
+int lv_push_order(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  push_weak(L, &ORDER_KEY);
+  lua_pushvalue(L, idx);
+  lua_rawget(L, -2);
+  lua_remove(L, -2);
+  return !lua_isnil(L, -1);
+}
+
+int lv_is_sequence(lua_State *L, int idx, lua_Integer *n) {
+  lv_shape shape = lv_get_shape(L, idx);
+  lua_Integer count = 0, max = 0;
+  idx = lua_absindex(L, idx);
+  *n = 0;
+  if (shape == LV_SHAPE_MAP) return 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (!lua_isinteger(L, -1) || lua_tointeger(L, -1) < 1) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    if (lua_tointeger(L, -1) > max) max = lua_tointeger(L, -1);
+    count++;
+  }
+  if (count != max) return 0;        /* holes: not a sequence */
+  *n = count;
+  if (count == 0) return shape == LV_SHAPE_SEQ;
+  return 1;
+}
+
+static int key_less(lua_State *L, int a, int b) {
+  int ta = lua_type(L, a), tb = lua_type(L, b);
+  if (ta != tb) return ta == LUA_TNUMBER;       /* numbers before strings */
+  if (ta == LUA_TNUMBER || ta == LUA_TSTRING) return lua_compare(L, a, b, LUA_OPLT);
+  if (ta == LUA_TBOOLEAN) return !lua_toboolean(L, a) && lua_toboolean(L, b);
+  return 0;
+}
+
+/* Insertion sort of list[from..to] by key_less: maps are small, and this
+** keeps the C side free of Lua callbacks. */
+static void sort_keys(lua_State *L, int list, int from, int to) {
+  int i, j;
+  for (i = from + 1; i <= to; i++) {
+    lua_rawgeti(L, list, i);
+    for (j = i - 1; j >= from; j--) {
+      lua_rawgeti(L, list, j);
+      if (!key_less(L, -2, -1)) { lua_pop(L, 1); break; }
+      lua_rawseti(L, list, j + 1);
+    }
+    lua_rawseti(L, list, j + 1);
+  }
+}
+
+int lv_push_keys(lua_State *L, int idx) {
+  int n = 0, list, seen, ordered;
+  idx = lua_absindex(L, idx);
+  lua_newtable(L);
+  list = lua_gettop(L);
+  lua_newtable(L);
+  seen = lua_gettop(L);
+  if (lv_push_order(L, idx)) {
+    lua_Integer i, m = (lua_Integer)lua_rawlen(L, -1);
+    for (i = 1; i <= m; i++) {
+      lua_rawgeti(L, -1, i);
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, idx) != LUA_TNIL) {     /* still present */
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, seen);
+        lua_rawseti(L, list, ++n);
+      }
+      else lua_pop(L, 2);
+    }
+  }
+  lua_pop(L, 1);
+  ordered = n;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, seen) == LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, list, ++n);
+    }
+    else lua_pop(L, 1);
+  }
+  sort_keys(L, list, ordered + 1, n);
+  lua_pop(L, 1);     /* seen */
+  return n;
+}
+
+void lv_path_push_key(lv_path *p, const char *k, size_t len) {
+  if (p->depth < 64) {
+    p->seg[p->depth].is_index = 0;
+    p->seg[p->depth].key = k;
+    p->seg[p->depth].keylen = len;
+  }
+  p->depth++;
+}
+
+void lv_path_push_index(lv_path *p, lua_Integer i) {
+  if (p->depth < 64) {
+    p->seg[p->depth].is_index = 1;
+    p->seg[p->depth].index = i;
+  }
+  p->depth++;
+}
+
+void lv_path_pop(lv_path *p) {
+  if (p->depth > 0) p->depth--;
+}
+
+const char *lv_path_format(const lv_path *p, char *buf, size_t len) {
+  size_t n = 0;
+  int i, shown = p->depth < 64 ? p->depth : 64;
+  buf[0] = '\0';
+  if (p->depth == 0) {
+    snprintf(buf, len, "(root)");
+    return buf;
+  }
+  for (i = 0; i < shown && n < len; i++) {
+    int w;
+    if (p->seg[i].is_index) w = snprintf(buf + n, len - n, "[%lld]", (long long)p->seg[i].index);
+    else w = snprintf(buf + n, len - n, "%s%.*s", i ? "." : "", (int)p->seg[i].keylen, p->seg[i].key);
+    if (w < 0) break;
+    n += (size_t)w;
+  }
+  if (p->depth > 64 && n < len) snprintf(buf + n, len - n, "...");
+  return buf;
+}

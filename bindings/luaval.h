@@ -1,0 +1,51 @@
+/*
+** luaval.h: what runbook.yaml and runbook.json share about Lua values:
+** the null sentinel, the shape of empty tables (map or array), the key order
+** of decoded maps, and the path of a value inside another (for errors).
+*/
+#ifndef RUNBOOK_LUAVAL_H
+#define RUNBOOK_LUAVAL_H
+
+#include <stddef.h>
+#include <lua.h>
+
+typedef enum { LV_SHAPE_NONE, LV_SHAPE_MAP, LV_SHAPE_SEQ } lv_shape;
+
+/* Pushes the null sentinel (a light userdata shared by yaml and json). */
+void lv_push_null(lua_State *L);
+int  lv_is_null(lua_State *L, int idx);
+
+/* Shape marks live in a weak-keyed registry table: they never keep a table
+** alive and never touch its metatable. */
+void     lv_set_shape(lua_State *L, int idx, lv_shape shape);
+lv_shape lv_get_shape(lua_State *L, int idx);
+/* Records the key list at the top of the stack (popped) as the order of the
+** table at idx. */
+void lv_set_order(lua_State *L, int idx);
+/* Pushes the recorded key list of the table at idx, or nil. */
+int  lv_push_order(lua_State *L, int idx);
+
+/* Decides whether the table at idx encodes as a sequence: marked SEQ, or
+** unmarked, non-empty, with exactly the keys 1..n. Sets *n to the length. */
+int lv_is_sequence(lua_State *L, int idx, lua_Integer *n);
+
+/* Pushes the keys of the map at idx in encoding order: its recorded order
+** (keys still present), then the other keys sorted (numbers first, then
+** strings; other key types are left for the caller to reject). Returns the
+** number of keys; the list is a new table on the stack. */
+int lv_push_keys(lua_State *L, int idx);
+
+/* Path of the value being converted, for messages like "nodes[2].patches". */
+typedef struct lv_path {
+  struct { int is_index; lua_Integer index; const char *key; size_t keylen; } seg[64];
+  int depth;        /* may exceed 64: deeper segments are elided */
+} lv_path;
+
+void lv_path_push_key(lv_path *p, const char *k, size_t len);
+void lv_path_push_index(lv_path *p, lua_Integer i);
+void lv_path_pop(lv_path *p);
+/* Formats the path into buf ("(root)" when empty). */
+const char *lv_path_format(const lv_path *p, char *buf, size_t len);
+
+
+#endif

@@ -1,0 +1,1121 @@
+/*
+** yaml.c: runbook.yaml on libyaml.
+**
+** decode(text [, {name=}])      one document (error if the stream has several)
+** decode_all(text [, {name=}])  every document, as a list
+** encode(value [, {indent=}])   one document, block style, deterministic
+** encode_all(list [, opts])     several documents separated by "---"
+** edit(text, path, value [, {name=}])  change one value, keep every other byte
+** null, array([t]), map([t]), order(t, keys)
+**
+** Plain scalars resolve by the YAML 1.2 core schema, as Go's yaml.v3 does
+** for the values Talos and talhelper read: null/~/empty, true/false in three
+** spellings, decimal/0o/0x integers, floats with .inf/.nan. yes/no/on/off
+** stay strings. Quoted scalars are strings. Maps keep their key order.
+*/
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <yaml.h>
+
+#include "bindings.h"
+#include "luaval.h"
+
+#define YAML_MAX_DEPTH 512
+/* Billion-laughs guard: the nodes reachable through aliases may not exceed
+** this many, nor ALIAS_RATIO times the nodes written in the text. */
+#define ALIAS_MAX_NODES 1000000
+#define ALIAS_RATIO 100
+
+#define TAG_PREFIX "tag:yaml.org,2002:"
+
+/* {====================================================== scalar resolution */
+
+typedef enum { SC_NULL, SC_BOOL, SC_INT, SC_FLOAT, SC_STR } scalar_kind;
+
+static int all_in(const char *s, size_t n, const char *set) {
+  size_t i;
+  if (n == 0) return 0;
+  for (i = 0; i < n; i++) if (!strchr(set, s[i])) return 0;
+  return 1;
+}
+
+static int is_one_of(const char *s, size_t n, const char *const *words) {
+  for (; *words; words++) if (strlen(*words) == n && memcmp(*words, s, n) == 0) return 1;
+  return 0;
+}
+
+static const char *const NULLS[] = {"null", "Null", "NULL", "~", NULL};
+static const char *const TRUES[] = {"true", "True", "TRUE", NULL};
+static const char *const FALSES[] = {"false", "False", "FALSE", NULL};
+static const char *const INFS[] = {".inf", ".Inf", ".INF", NULL};
+static const char *const NANS[] = {".nan", ".NaN", ".NAN", NULL};
+
+/* Core schema float: [-+]? ( \.[0-9]+ | [0-9]+ ( \.[0-9]* )? ) ( [eE][-+]?[0-9]+ )? */
+static int is_core_float(const char *s, size_t n) {
+  size_t i = 0, digits = 0;
+  if (i < n && (s[i] == '-' || s[i] == '+')) i++;
+  if (i < n && s[i] == '.') {
+    i++;
+    while (i < n && s[i] >= '0' && s[i] <= '9') { i++; digits++; }
+    if (digits == 0) return 0;
+  }
+  else {
+    while (i < n && s[i] >= '0' && s[i] <= '9') { i++; digits++; }
+    if (digits == 0) return 0;
+    if (i < n && s[i] == '.') {
+      i++;
+      while (i < n && s[i] >= '0' && s[i] <= '9') i++;
+    }
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    size_t ed = 0;
+    i++;
+    if (i < n && (s[i] == '-' || s[i] == '+')) i++;
+    while (i < n && s[i] >= '0' && s[i] <= '9') { i++; ed++; }
+    if (ed == 0) return 0;
+  }
+  return i == n;
+}
+
+/* Classifies a plain scalar by the core schema. */
+static scalar_kind classify(const char *s, size_t n) {
+  size_t sign = (n > 0 && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  if (n == 0 || is_one_of(s, n, NULLS)) return SC_NULL;
+  if (is_one_of(s, n, TRUES) || is_one_of(s, n, FALSES)) return SC_BOOL;
+  if (all_in(s + sign, n - sign, "0123456789")) return SC_INT;
+  if (n > 2 && s[0] == '0' && s[1] == 'o' && all_in(s + 2, n - 2, "01234567")) return SC_INT;
+  if (n > 2 && s[0] == '0' && s[1] == 'x' && all_in(s + 2, n - 2, "0123456789abcdefABCDEF")) return SC_INT;
+  if (is_one_of(s + sign, n - sign, INFS) || is_one_of(s, n, NANS)) return SC_FLOAT;
+  if (is_core_float(s, n)) return SC_FLOAT;
+  return SC_STR;
+}
+
+/* Pushes the integer of a core-schema int; one beyond int64 becomes a float. */
+static void push_int(lua_State *L, const char *s, size_t n) {
+  char buf[128];
+  long long v;
+  int base = 10;
+  const char *p = buf;
+  char *end;
+  if (n >= sizeof buf) { lua_pushnumber(L, HUGE_VAL); return; }
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  if (n > 2 && s[0] == '0' && s[1] == 'o') { base = 8; p = buf + 2; }
+  else if (n > 2 && s[0] == '0' && s[1] == 'x') { base = 16; p = buf + 2; }
+  errno = 0;
+  v = strtoll(p, &end, base);
+  if (errno == ERANGE) lua_pushnumber(L, strtod(buf, NULL));   /* too big for an integer */
+  else lua_pushinteger(L, (lua_Integer)v);
+}
+
+static void push_float(lua_State *L, const char *s, size_t n) {
+  char buf[128];
+  size_t sign = (n > 0 && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
+  if (is_one_of(s + sign, n - sign, INFS)) { lua_pushnumber(L, s[0] == '-' ? -HUGE_VAL : HUGE_VAL); return; }
+  if (is_one_of(s, n, NANS)) { lua_pushnumber(L, NAN); return; }
+  if (n >= sizeof buf) n = sizeof buf - 1;
+  memcpy(buf, s, n);
+  buf[n] = '\0';
+  lua_pushnumber(L, strtod(buf, NULL));
+}
+
+static void push_resolved(lua_State *L, const char *s, size_t n) {
+  switch (classify(s, n)) {
+    case SC_NULL: lv_push_null(L); break;
+    case SC_BOOL: lua_pushboolean(L, s[0] == 't' || s[0] == 'T'); break;
+    case SC_INT: push_int(L, s, n); break;
+    case SC_FLOAT: push_float(L, s, n); break;
+    case SC_STR: lua_pushlstring(L, s, n); break;
+  }
+}
+
+/* }====================================================== */
+
+/* {====================================================== decode */
+
+typedef struct dec_state {
+  lua_State *L;
+  yaml_parser_t parser;
+  yaml_event_t ev;
+  int have_event;
+  const char *name;
+  int anchors;          /* stack index: anchor name -> {value, nodes} */
+  long long nodes;      /* nodes written in the text */
+  long long alias_nodes;/* nodes reached through aliases */
+  int depth;
+} dec_state;
+
+static int dec_error_at(dec_state *d, yaml_mark_t m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int dec_error_at(dec_state *d, yaml_mark_t m, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  rb_error_push(d->L, "yaml", "%s:%d:%d: %s", d->name, (int)m.line + 1, (int)m.column + 1, msg);
+  rb_error_setint(d->L, "line", (lua_Integer)m.line + 1);
+  rb_error_setint(d->L, "column", (lua_Integer)m.column + 1);
+  return lua_error(d->L);
+}
+
+/* Reads the next event into d->ev (freeing the previous one). */
+static void next_event(dec_state *d) {
+  if (d->have_event) yaml_event_delete(&d->ev);
+  d->have_event = 0;
+  if (!yaml_parser_parse(&d->parser, &d->ev)) {
+    yaml_parser_t *p = &d->parser;
+    if (p->context)
+      dec_error_at(d, p->problem_mark, "%s (%s at line %d)", p->problem ? p->problem : "parse error",
+                   p->context, (int)p->context_mark.line + 1);
+    dec_error_at(d, p->problem_mark, "%s", p->problem ? p->problem : "parse error");
+  }
+  d->have_event = 1;
+}
+
+static void decode_node(dec_state *d, long long *count);
+
+/* Records the value at the top of the stack (left there) under 'anchor',
+** with the number of nodes it stands for. */
+static void remember_anchor_named(dec_state *d, const char *anchor, long long count) {
+  lua_State *L = d->L;
+  if (anchor == NULL) return;
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, 1);
+  lua_pushinteger(L, count);
+  lua_rawseti(L, -2, 2);
+  lua_setfield(L, d->anchors, anchor);
+}
+
+static void decode_scalar(dec_state *d) {
+  lua_State *L = d->L;
+  const char *v = (const char *)d->ev.data.scalar.value;
+  size_t n = d->ev.data.scalar.length;
+  const char *tag = (const char *)d->ev.data.scalar.tag;
+  if (tag && strncmp(tag, TAG_PREFIX, strlen(TAG_PREFIX)) == 0) {
+    const char *t = tag + strlen(TAG_PREFIX);
+    scalar_kind k = classify(v, n);
+    if (strcmp(t, "str") == 0) lua_pushlstring(L, v, n);
+    else if (strcmp(t, "null") == 0) lv_push_null(L);
+    else if (strcmp(t, "bool") == 0 && k == SC_BOOL) lua_pushboolean(L, v[0] == 't' || v[0] == 'T');
+    else if (strcmp(t, "int") == 0 && k == SC_INT) push_int(L, v, n);
+    else if (strcmp(t, "float") == 0 && (k == SC_FLOAT || k == SC_INT)) push_float(L, v, n);
+    else if (strcmp(t, "binary") == 0 || strcmp(t, "timestamp") == 0) lua_pushlstring(L, v, n);
+    else dec_error_at(d, d->ev.start_mark, "cannot decode '%.*s' as !!%s", (int)(n > 40 ? 40 : n), v, t);
+  }
+  else if (tag && strcmp(tag, "!") == 0) lua_pushlstring(L, v, n);   /* non-specific: a string */
+  else if (d->ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE) lua_pushlstring(L, v, n);
+  else push_resolved(L, v, n);
+}
+
+/* Merges the map at the top of the stack (a << value) into the map at
+** 'map' for keys it does not have yet; appends them to the order list. */
+static void merge_one(dec_state *d, int map, int order, int merged, yaml_mark_t at) {
+  lua_State *L = d->L;
+  int src = lua_gettop(L);
+  if (!lua_istable(L, src) || lv_get_shape(L, src) == LV_SHAPE_SEQ)
+    dec_error_at(d, at, "merge key << needs a map or a list of maps");
+  if (lv_push_order(L, src)) {
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, map) == LUA_TNIL) {
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushvalue(L, -1);
+        lua_rawget(L, src);
+        lua_rawset(L, map);
+        lua_pushvalue(L, -1);
+        lua_pushboolean(L, 1);
+        lua_rawset(L, merged);
+        lua_rawseti(L, order, (lua_Integer)lua_rawlen(L, order) + 1);
+      }
+      else lua_pop(L, 2);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+static void decode_mapping(dec_state *d, long long *count) {
+  lua_State *L = d->L;
+  int map, order, merged;
+  const char *anchor = (const char *)d->ev.data.mapping_start.anchor;
+  luaL_checkstack(L, 12, "YAML nested too deeply");
+  lua_newtable(L);
+  map = lua_gettop(L);
+  lv_set_shape(L, map, LV_SHAPE_MAP);
+  lua_newtable(L);
+  order = lua_gettop(L);
+  lua_newtable(L);          /* keys that came from a merge: explicit ones may override */
+  merged = lua_gettop(L);
+  /* the anchor name must survive the event: keep it in Lua */
+  if (anchor) lua_pushstring(L, anchor);
+  else lua_pushnil(L);
+  for (;;) {
+    yaml_mark_t key_mark;
+    long long c = 0;
+    next_event(d);
+    if (d->ev.type == YAML_MAPPING_END_EVENT) break;
+    key_mark = d->ev.start_mark;
+    if (d->ev.type == YAML_MAPPING_START_EVENT || d->ev.type == YAML_SEQUENCE_START_EVENT)
+      dec_error_at(d, key_mark, "complex mapping keys (a map or list used as a key) are not supported");
+    if (d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+        && d->ev.data.scalar.tag == NULL && d->ev.data.scalar.length == 2
+        && memcmp(d->ev.data.scalar.value, "<<", 2) == 0) {
+      /* merge key: the value is a map or a list of maps */
+      next_event(d);
+      decode_node(d, &c);
+      *count += c;
+      if (lua_istable(L, -1) && lv_get_shape(L, -1) == LV_SHAPE_SEQ) {
+        lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+        for (i = 1; i <= n; i++) {
+          lua_rawgeti(L, -1, i);
+          merge_one(d, map, order, merged, key_mark);
+        }
+        lua_pop(L, 1);
+      }
+      else merge_one(d, map, order, merged, key_mark);
+      continue;
+    }
+    decode_node(d, &c);                        /* key */
+    if (lua_istable(L, -1)) dec_error_at(d, key_mark, "complex mapping keys are not supported");
+    if (lv_is_null(L, -1)) dec_error_at(d, key_mark, "null is not supported as a mapping key");
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, map) != LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, merged) == LUA_TNIL)
+        dec_error_at(d, key_mark, "mapping key \"%s\" already defined", luaL_tolstring(L, -2, NULL));
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_pushnil(L);
+      lua_rawset(L, merged);                   /* explicit key overrides the merged value */
+    }
+    else {
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, order, (lua_Integer)lua_rawlen(L, order) + 1);
+    }
+    next_event(d);
+    decode_node(d, &c);                        /* value */
+    *count += c;
+    lua_rawset(L, map);
+  }
+  lua_pushvalue(L, order);
+  lv_set_order(L, map);
+  if (!lua_isnil(L, -1)) {
+    lua_pushvalue(L, map);
+    remember_anchor_named(d, lua_tostring(L, -2), *count);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, map);
+}
+
+static void decode_sequence(dec_state *d, long long *count) {
+  lua_State *L = d->L;
+  const char *anchor = (const char *)d->ev.data.sequence_start.anchor;
+  lua_Integer n = 0;
+  int seq;
+  luaL_checkstack(L, 6, "YAML nested too deeply");
+  lua_newtable(L);
+  seq = lua_gettop(L);
+  lv_set_shape(L, seq, LV_SHAPE_SEQ);
+  if (anchor) lua_pushstring(L, anchor);
+  else lua_pushnil(L);
+  for (;;) {
+    long long c = 0;
+    next_event(d);
+    if (d->ev.type == YAML_SEQUENCE_END_EVENT) break;
+    decode_node(d, &c);
+    *count += c;
+    lua_rawseti(L, seq, ++n);
+  }
+  if (!lua_isnil(L, -1)) {
+    lua_pushvalue(L, seq);
+    remember_anchor_named(d, lua_tostring(L, -2), *count);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, seq);
+}
+
+/* Decodes the node whose first event is d->ev; pushes its value and adds
+** the number of nodes it stands for to *count. */
+static void decode_node(dec_state *d, long long *count) {
+  lua_State *L = d->L;
+  *count += 1;
+  d->nodes++;
+  if (++d->depth > YAML_MAX_DEPTH)
+    dec_error_at(d, d->ev.start_mark, "nested deeper than %d levels", YAML_MAX_DEPTH);
+  switch (d->ev.type) {
+    case YAML_SCALAR_EVENT: {
+      const char *anchor = (const char *)d->ev.data.scalar.anchor;
+      decode_scalar(d);
+      if (anchor) remember_anchor_named(d, anchor, 1);
+      break;
+    }
+    case YAML_SEQUENCE_START_EVENT: decode_sequence(d, count); break;
+    case YAML_MAPPING_START_EVENT: decode_mapping(d, count); break;
+    case YAML_ALIAS_EVENT: {
+      const char *a = (const char *)d->ev.data.alias.anchor;
+      long long c;
+      if (lua_getfield(L, d->anchors, a) == LUA_TNIL)
+        dec_error_at(d, d->ev.start_mark, "unknown anchor '%s' referenced (or it refers to a node that contains it)", a);
+      lua_rawgeti(L, -1, 2);
+      c = lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      d->alias_nodes += c;
+      *count += c - 1;
+      if (d->alias_nodes > ALIAS_MAX_NODES || d->alias_nodes > ALIAS_RATIO * (d->nodes + 1000))
+        dec_error_at(d, d->ev.start_mark, "document expands too many aliases (%lld nodes): refusing it as a possible billion-laughs input", d->alias_nodes);
+      lua_rawgeti(L, -1, 1);
+      lua_remove(L, -2);
+      break;
+    }
+    default:
+      dec_error_at(d, d->ev.start_mark, "unexpected YAML event");
+  }
+  d->depth--;
+}
+
+/* Protected body of decode/decode_all: pushes a list of documents. Args:
+** lightuserdata dec_state. */
+static int decode_stream(lua_State *L) {
+  dec_state *d = (dec_state *)lua_touserdata(L, 1);
+  lua_Integer n = 0;
+  lua_newtable(L);               /* documents */
+  lv_set_shape(L, -1, LV_SHAPE_SEQ);
+  for (;;) {
+    long long c = 0;
+    next_event(d);
+    if (d->ev.type == YAML_STREAM_START_EVENT) continue;
+    if (d->ev.type == YAML_STREAM_END_EVENT) break;
+    if (d->ev.type != YAML_DOCUMENT_START_EVENT) dec_error_at(d, d->ev.start_mark, "expected a document");
+    lua_newtable(L);             /* anchors are per document */
+    d->anchors = lua_gettop(L);
+    next_event(d);
+    decode_node(d, &c);
+    lua_rawseti(L, -3, ++n);
+    lua_pop(L, 1);
+    next_event(d);               /* document end */
+  }
+  return 1;
+}
+
+static const char *opt_name(lua_State *L, int idx, const char *def) {
+  const char *name = def;
+  if (lua_istable(L, idx)) {
+    lua_getfield(L, idx, "name");
+    if (lua_isstring(L, -1)) name = lua_tostring(L, -1);
+    lua_pop(L, 1);
+  }
+  else if (!lua_isnoneornil(L, idx)) luaL_typeerror(L, idx, "table");
+  return name;
+}
+
+/* Parses the whole stream; pushes the list of documents or raises. */
+static void decode_all_into(lua_State *L, const char *s, size_t len, const char *name) {
+  dec_state d;
+  int rc;
+  memset(&d, 0, sizeof d);
+  d.L = L;
+  d.name = name;
+  if (!yaml_parser_initialize(&d.parser)) luaL_error(L, "cannot initialise the YAML parser");
+  yaml_parser_set_input_string(&d.parser, (const unsigned char *)s, len);
+  lua_pushcfunction(L, decode_stream);
+  lua_pushlightuserdata(L, &d);
+  rc = lua_pcall(L, 1, 1, 0);
+  if (d.have_event) yaml_event_delete(&d.ev);
+  yaml_parser_delete(&d.parser);
+  if (rc != LUA_OK) lua_error(L);
+}
+
+static int ly_decode_all(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  decode_all_into(L, s, len, opt_name(L, 2, "yaml"));
+  return 1;
+}
+
+static int ly_decode(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  const char *name = opt_name(L, 2, "yaml");
+  decode_all_into(L, s, len, name);
+  if (lua_rawlen(L, -1) > 1)
+    return rb_error_raise(L, "yaml", "%s: the stream holds %d documents where one was expected (use decode_all)",
+                          name, (int)lua_rawlen(L, -1));
+  lua_rawgeti(L, -1, 1);
+  return 1;
+}
+
+/* }====================================================== */
+
+/* {====================================================== encode */
+
+typedef struct buf_t {
+  char *p;
+  size_t len, cap;
+} buf_t;
+
+static int buf_add(buf_t *b, const void *s, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    char *np;
+    while (cap < b->len + n + 1) cap *= 2;
+    np = realloc(b->p, cap);
+    if (np == NULL) return 0;
+    b->p = np;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+  return 1;
+}
+
+static int write_handler(void *data, unsigned char *buffer, size_t size) {
+  return buf_add((buf_t *)data, buffer, size);
+}
+
+typedef struct enc_state {
+  lua_State *L;
+  yaml_emitter_t em;
+  buf_t out;
+  lv_path path;
+  int depth;
+  int visiting;
+  char err[512];
+} enc_state;
+
+static int enc_fail(enc_state *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int enc_fail(enc_state *e, const char *fmt, ...) {
+  char p[256], msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(e->err, sizeof e->err, "%s at %s", msg, lv_path_format(&e->path, p, sizeof p));
+  return 0;
+}
+
+static int emit(enc_state *e, yaml_event_t *ev) {
+  if (!yaml_emitter_emit(&e->em, ev)) {
+    snprintf(e->err, sizeof e->err, "emitter: %s", e->em.problem ? e->em.problem : "failed");
+    return 0;
+  }
+  return 1;
+}
+
+static const char *const YAML11_WORDS[] = {
+  "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
+  "on", "On", "ON", "off", "Off", "OFF", "=", "<<", NULL
+};
+
+/* A string that a YAML reader (1.2 core, or a 1.1 one such as older
+** tools) would read back as something other than this string. */
+static int needs_quotes(const char *s, size_t n) {
+  size_t i = 0;
+  if (classify(s, n) != SC_STR) return 1;
+  if (is_one_of(s, n, YAML11_WORDS)) return 1;
+  /* 1.1 ints and floats with '_' or ':' (sexagesimal), 1.1 octal "0755" */
+  if (i < n && (s[i] == '-' || s[i] == '+')) i++;
+  if (i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) {
+    for (; i < n; i++)
+      if (!strchr("0123456789_:.eE+-xXoOabcdefABCDEF", s[i])) return 0;
+    return 1;
+  }
+  return 0;
+}
+
+static int emit_scalar(enc_state *e, const char *s, size_t n, yaml_scalar_style_t style) {
+  yaml_event_t ev;
+  if (!yaml_scalar_event_initialize(&ev, NULL, NULL, (yaml_char_t *)s, (int)n, 1, 1, style)) {
+    snprintf(e->err, sizeof e->err, "out of memory");
+    return 0;
+  }
+  return emit(e, &ev);
+}
+
+static int emit_string(enc_state *e, const char *s, size_t n) {
+  yaml_scalar_style_t style = YAML_PLAIN_SCALAR_STYLE;
+  if (needs_quotes(s, n)) style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
+  else if (memchr(s, '\n', n)) style = YAML_LITERAL_SCALAR_STYLE;
+  /* libyaml falls back to a quoted style by itself when plain is not
+  ** allowed (leading indicators, ": ", " #", ...) */
+  return emit_scalar(e, s, n, style);
+}
+
+/* Shortest text that reads back as the same double; integral values keep
+** a ".0" so that they stay floats. */
+static void format_float(double v, char *buf, size_t len) {
+  int prec;
+  if (isnan(v)) { snprintf(buf, len, ".nan"); return; }
+  if (isinf(v)) { snprintf(buf, len, v < 0 ? "-.inf" : ".inf"); return; }
+  for (prec = 1; prec <= 17; prec++) {
+    snprintf(buf, len, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) break;
+  }
+  if (strspn(buf, "-0123456789") == strlen(buf)) strncat(buf, ".0", len - strlen(buf) - 1);
+}
+
+static int emit_value(enc_state *e, int idx);
+
+static int emit_key(enc_state *e, int idx) {
+  lua_State *L = e->L;
+  char num[64];
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      return emit_string(e, s, n);
+    }
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
+      else format_float(lua_tonumber(L, idx), num, sizeof num);
+      return emit_scalar(e, num, strlen(num), YAML_PLAIN_SCALAR_STYLE);
+    case LUA_TBOOLEAN:
+      return emit_scalar(e, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5, YAML_PLAIN_SCALAR_STYLE);
+    default:
+      return enc_fail(e, "map key of type %s (keys must be strings, numbers or booleans)", luaL_typename(L, idx));
+  }
+}
+
+static int emit_table(enc_state *e, int idx) {
+  lua_State *L = e->L;
+  yaml_event_t ev;
+  lua_Integer n, i;
+  int ok = 1;
+  lua_pushvalue(L, idx);
+  if (lua_rawget(L, e->visiting) != LUA_TNIL) {
+    lua_pop(L, 1);
+    return enc_fail(e, "cyclic table");
+  }
+  lua_pop(L, 1);
+  if (++e->depth > YAML_MAX_DEPTH) return enc_fail(e, "nested deeper than %d levels", YAML_MAX_DEPTH);
+  luaL_checkstack(L, 8, "nested too deeply");
+  lua_pushvalue(L, idx);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, e->visiting);
+  if (lv_is_sequence(L, idx, &n)) {
+    yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, n == 0 ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
+    ok = emit(e, &ev);
+    for (i = 1; ok && i <= n; i++) {
+      lua_rawgeti(L, idx, i);
+      lv_path_push_index(&e->path, i);
+      ok = emit_value(e, lua_gettop(L));
+      lv_path_pop(&e->path);
+      lua_pop(L, 1);
+    }
+    if (ok) { yaml_sequence_end_event_initialize(&ev); ok = emit(e, &ev); }
+  }
+  else {
+    int nk = lv_push_keys(L, idx), k, keys = lua_gettop(L);
+    yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, nk == 0 ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
+    ok = emit(e, &ev);
+    for (k = 1; ok && k <= nk; k++) {
+      size_t kl = 0;
+      const char *ks;
+      lua_rawgeti(L, keys, k);
+      ks = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &kl) : "?";
+      lv_path_push_key(&e->path, ks, kl);
+      ok = emit_key(e, lua_gettop(L));
+      if (ok) {
+        lua_pushvalue(L, -1);
+        lua_rawget(L, idx);
+        ok = emit_value(e, lua_gettop(L));
+        lua_pop(L, 1);
+      }
+      lv_path_pop(&e->path);
+      lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    if (ok) { yaml_mapping_end_event_initialize(&ev); ok = emit(e, &ev); }
+  }
+  lua_pushvalue(L, idx);
+  lua_pushnil(L);
+  lua_rawset(L, e->visiting);
+  e->depth--;
+  return ok;
+}
+
+static int emit_value(enc_state *e, int idx) {
+  lua_State *L = e->L;
+  char num[64];
+  switch (lua_type(L, idx)) {
+    case LUA_TNIL: return emit_scalar(e, "null", 4, YAML_PLAIN_SCALAR_STYLE);
+    case LUA_TBOOLEAN:
+      return emit_scalar(e, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5, YAML_PLAIN_SCALAR_STYLE);
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
+      else format_float(lua_tonumber(L, idx), num, sizeof num);
+      return emit_scalar(e, num, strlen(num), YAML_PLAIN_SCALAR_STYLE);
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      return emit_string(e, s, n);
+    }
+    case LUA_TTABLE: return emit_table(e, idx);
+    case LUA_TLIGHTUSERDATA:
+      if (lv_is_null(L, idx)) return emit_scalar(e, "null", 4, YAML_PLAIN_SCALAR_STYLE);
+      return enc_fail(e, "cannot encode a light userdata");
+    case LUA_TUSERDATA:
+      if (luaL_testudata(L, idx, "runbook.secret")) {
+        size_t n;
+        const char *s = luaL_tolstring(L, idx, &n);
+        int ok = emit_string(e, s, n);
+        lua_pop(L, 1);
+        return ok;
+      }
+      /* fall through */
+    default:
+      return enc_fail(e, "cannot encode a %s", luaL_typename(L, idx));
+  }
+}
+
+/* Encodes the values at [first, last] as documents; pushes the text. */
+static int encode_docs(lua_State *L, int list, int single, int indent) {
+  enc_state e;
+  yaml_event_t ev;
+  int ok = 1;
+  lua_Integer i, n = single ? 1 : (lua_Integer)luaL_len(L, list);
+  memset(&e, 0, sizeof e);
+  e.L = L;
+  lua_newtable(L);
+  e.visiting = lua_gettop(L);
+  if (!yaml_emitter_initialize(&e.em)) return luaL_error(L, "cannot initialise the YAML emitter");
+  yaml_emitter_set_output(&e.em, write_handler, &e.out);
+  yaml_emitter_set_indent(&e.em, indent);
+  yaml_emitter_set_width(&e.em, -1);
+  yaml_emitter_set_unicode(&e.em, 1);
+  yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING);
+  ok = emit(&e, &ev);
+  for (i = 1; ok && i <= n; i++) {
+    yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, i == 1);
+    ok = emit(&e, &ev);
+    if (single) lua_pushvalue(L, list);
+    else lua_rawgeti(L, list, i);
+    if (!single) lv_path_push_index(&e.path, i);
+    if (ok) ok = emit_value(&e, lua_gettop(L));
+    if (!single) lv_path_pop(&e.path);
+    lua_pop(L, 1);
+    if (ok) { yaml_document_end_event_initialize(&ev, 1); ok = emit(&e, &ev); }
+  }
+  if (ok) { yaml_stream_end_event_initialize(&ev); ok = emit(&e, &ev); }
+  if (ok && !yaml_emitter_flush(&e.em)) ok = 0;
+  yaml_emitter_delete(&e.em);
+  lua_pop(L, 1);
+  if (!ok) {
+    free(e.out.p);
+    return rb_error_raise(L, "yaml", "cannot encode: %s", e.err[0] ? e.err : "emitter failed");
+  }
+  lua_pushlstring(L, e.out.p ? e.out.p : "", e.out.len);
+  free(e.out.p);
+  return 1;
+}
+
+static int opt_indent(lua_State *L, int idx) {
+  int indent = 2;
+  if (lua_isnoneornil(L, idx)) return indent;
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_getfield(L, idx, "indent");
+  if (!lua_isnil(L, -1)) {
+    indent = (int)luaL_checkinteger(L, -1);
+    luaL_argcheck(L, indent >= 2 && indent <= 9, idx, "indent must be 2..9");
+  }
+  lua_pop(L, 1);
+  return indent;
+}
+
+static int ly_encode(lua_State *L) {
+  int indent;
+  luaL_checkany(L, 1);
+  indent = opt_indent(L, 2);
+  return encode_docs(L, 1, 1, indent);
+}
+
+static int ly_encode_all(lua_State *L) {
+  int indent;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  indent = opt_indent(L, 2);
+  return encode_docs(L, 1, 0, indent);
+}
+
+/* }====================================================== */
+
+/* {====================================================== edit */
+
+/*
+** edit(text, path, value): finds the node at `path` with libyaml's event
+** marks (byte offsets) and splices new bytes into the text; every other
+** byte, comments and blank lines included, is kept as it was.
+*/
+
+typedef struct edit_state {
+  dec_state d;              /* parser + error reporting */
+  int path;                 /* stack index of the path list */
+  int plen;
+  /* target found */
+  int found;
+  size_t t_start, t_end;    /* byte span of the target node */
+  yaml_scalar_style_t t_style;
+  int t_is_scalar;
+  int t_block;              /* a block collection or block scalar */
+  int t_keycol;             /* column of the key owning the target (-1 in a sequence) */
+  /* parent of a missing final key */
+  int insert;               /* 1 when the last path key is missing in a block map */
+  int ins_flow;
+  int ins_col;              /* column of the map's keys */
+  size_t ins_after;         /* end of the map's last content */
+  int ins_empty;
+  /* where the walk stopped when a parent is missing */
+  int missing_at;           /* path index that does not exist (1-based), 0 if none */
+  char missing_why[128];
+} edit_state;
+
+/* Skips the node at d->ev; returns the byte offset where its content ends. */
+static size_t skip_node(dec_state *d) {
+  size_t end = d->ev.end_mark.index;
+  int depth = 0;
+  for (;;) {
+    switch (d->ev.type) {
+      case YAML_SEQUENCE_START_EVENT: case YAML_MAPPING_START_EVENT: depth++; break;
+      case YAML_SEQUENCE_END_EVENT: case YAML_MAPPING_END_EVENT:
+        depth--;
+        /* a flow collection ends at its bracket; a block one at its last content */
+        if (d->ev.start_mark.index != d->ev.end_mark.index) end = d->ev.end_mark.index;
+        break;
+      case YAML_SCALAR_EVENT: case YAML_ALIAS_EVENT: end = d->ev.end_mark.index; break;
+      default: break;
+    }
+    if (depth == 0) return end;
+    next_event(d);
+  }
+}
+
+static int path_is_key(edit_state *s, int i, const char **k, size_t *kl) {
+  lua_State *L = s->d.L;
+  int is_str;
+  lua_rawgeti(L, s->path, i);
+  is_str = lua_type(L, -1) == LUA_TSTRING;
+  if (is_str) *k = lua_tolstring(L, -1, kl);     /* the path table keeps it alive */
+  lua_pop(L, 1);
+  return is_str;
+}
+
+static lua_Integer path_index(edit_state *s, int i) {
+  lua_State *L = s->d.L;
+  lua_Integer v;
+  lua_rawgeti(L, s->path, i);
+  v = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static void record_target(edit_state *s, int keycol) {
+  dec_state *d = &s->d;
+  s->found = 1;
+  s->t_keycol = keycol;
+  s->t_start = d->ev.start_mark.index;
+  s->t_is_scalar = d->ev.type == YAML_SCALAR_EVENT;
+  if (s->t_is_scalar) {
+    s->t_style = d->ev.data.scalar.style;
+    s->t_block = s->t_style == YAML_LITERAL_SCALAR_STYLE || s->t_style == YAML_FOLDED_SCALAR_STYLE;
+  }
+  else if (d->ev.type == YAML_MAPPING_START_EVENT)
+    s->t_block = d->ev.data.mapping_start.style != YAML_FLOW_MAPPING_STYLE;
+  else if (d->ev.type == YAML_SEQUENCE_START_EVENT)
+    s->t_block = d->ev.data.sequence_start.style != YAML_FLOW_SEQUENCE_STYLE;
+  s->t_end = skip_node(d);
+}
+
+/* Walks the node at d->ev looking for path[depth..]. */
+static void edit_walk(edit_state *s, int depth, int keycol) {
+  dec_state *d = &s->d;
+  const char *k;
+  size_t kl;
+  if (depth > s->plen) { record_target(s, keycol); return; }
+  if (d->ev.type == YAML_MAPPING_START_EVENT && path_is_key(s, depth, &k, &kl)) {
+    int flow = d->ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
+    int col = -1, n = 0;
+    size_t last = d->ev.end_mark.index;
+    for (;;) {
+      int match, kc;
+      next_event(d);
+      if (d->ev.type == YAML_MAPPING_END_EVENT) break;
+      kc = (int)d->ev.start_mark.column;
+      if (col < 0) col = kc;
+      n++;
+      match = d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.length == kl
+              && memcmp(d->ev.data.scalar.value, k, kl) == 0;
+      skip_node(d);                           /* the key */
+      next_event(d);
+      if (match) {
+        edit_walk(s, depth + 1, kc);
+        for (;;) {                            /* consume the rest of this map */
+          next_event(d);
+          if (d->ev.type == YAML_MAPPING_END_EVENT) return;
+          skip_node(d);
+        }
+      }
+      last = skip_node(d);                    /* the value */
+    }
+    if (depth == s->plen) {
+      s->insert = 1;
+      s->ins_flow = flow;
+      s->ins_col = col;
+      s->ins_after = last;
+      s->ins_empty = n == 0;
+    }
+    else {
+      s->missing_at = depth;
+      snprintf(s->missing_why, sizeof s->missing_why, "no key '%.*s'", (int)(kl > 60 ? 60 : kl), k);
+    }
+    return;
+  }
+  if (d->ev.type == YAML_SEQUENCE_START_EVENT && !path_is_key(s, depth, &k, &kl)) {
+    lua_Integer want = path_index(s, depth), i = 0;
+    for (;;) {
+      next_event(d);
+      if (d->ev.type == YAML_SEQUENCE_END_EVENT) break;
+      if (++i == want) {
+        edit_walk(s, depth + 1, -1);
+        for (;;) { next_event(d); if (d->ev.type == YAML_SEQUENCE_END_EVENT) return; skip_node(d); }
+      }
+      skip_node(d);
+    }
+    s->missing_at = depth;
+    snprintf(s->missing_why, sizeof s->missing_why, "the sequence has %lld items", (long long)i);
+    return;
+  }
+  s->missing_at = depth;
+  snprintf(s->missing_why, sizeof s->missing_why, "%s",
+           d->ev.type == YAML_MAPPING_START_EVENT ? "a map, indexed with a number" :
+           d->ev.type == YAML_SEQUENCE_START_EVENT ? "a sequence, indexed with a key" : "a scalar");
+  skip_node(d);
+}
+
+static int edit_run(lua_State *L) {
+  edit_state *s = (edit_state *)lua_touserdata(L, 1);
+  dec_state *d = &s->d;
+  do next_event(d); while (d->ev.type == YAML_STREAM_START_EVENT);
+  if (d->ev.type != YAML_DOCUMENT_START_EVENT) dec_error_at(d, d->ev.start_mark, "empty document");
+  next_event(d);
+  edit_walk(s, 1, -1);
+  return 0;
+}
+
+/* Appends a scalar's text in the given style to b. */
+static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, buf_t *b) {
+  char num[64];
+  size_t n, i;
+  const char *s;
+  switch (lua_type(L, idx)) {
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx)) snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
+      else format_float(lua_tonumber(L, idx), num, sizeof num);
+      return buf_add(b, num, strlen(num));
+    case LUA_TBOOLEAN: return buf_add(b, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5);
+    case LUA_TLIGHTUSERDATA: case LUA_TNIL: return buf_add(b, "null", 4);
+    default: break;
+  }
+  s = lua_tolstring(L, idx, &n);
+  for (i = 0; i < n; i++) if ((unsigned char)s[i] < 0x20 && s[i] != '\t') style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+  if (style == YAML_PLAIN_SCALAR_STYLE) {
+    int plain_ok = n > 0 && !needs_quotes(s, n) && !strchr("-?:,[]{}#&*!|>'\"%@` \t", s[0])
+                   && s[n - 1] != ' ' && s[n - 1] != ':' && !memmem(s, n, ": ", 2) && !memmem(s, n, " #", 2);
+    if (plain_ok) return buf_add(b, s, n);
+    style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
+  }
+  if (style == YAML_SINGLE_QUOTED_SCALAR_STYLE) {
+    if (!buf_add(b, "'", 1)) return 0;
+    for (i = 0; i < n; i++) if (!buf_add(b, s[i] == '\'' ? "''" : s + i, s[i] == '\'' ? 2 : 1)) return 0;
+    return buf_add(b, "'", 1);
+  }
+  if (!buf_add(b, "\"", 1)) return 0;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char esc[8];
+    if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; esc[2] = 0; }
+    else if (c == '\n') strcpy(esc, "\\n");
+    else if (c == '\t') strcpy(esc, "\\t");
+    else if (c < 0x20) snprintf(esc, sizeof esc, "\\x%02x", c);
+    else { esc[0] = (char)c; esc[1] = 0; }
+    if (!buf_add(b, esc, strlen(esc))) return 0;
+  }
+  return buf_add(b, "\"", 1);
+}
+
+/* Appends the YAML block of a table, each line indented by `col` spaces,
+** starting on a new line. */
+static int block_text(lua_State *L, int idx, int col, buf_t *b) {
+  size_t n;
+  const char *s, *p, *end;
+  encode_docs(L, idx, 1, 2);
+  s = lua_tolstring(L, -1, &n);
+  end = s + n;
+  for (p = s; p < end; ) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+    int i;
+    if (!buf_add(b, "\n", 1)) return 0;
+    for (i = 0; i < col; i++) if (!buf_add(b, " ", 1)) return 0;
+    if (!buf_add(b, p, len)) return 0;
+    p += len + (nl != NULL);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int is_flow_table(lua_State *L, int idx) {
+  lua_Integer n;
+  return lua_istable(L, idx) && (lv_is_sequence(L, idx, &n) ? n == 0 : (lua_pushnil(L), lua_next(L, idx) ? (lua_pop(L, 2), 0) : 1));
+}
+
+static int ly_edit(lua_State *L) {
+  size_t len;
+  const char *text = luaL_checklstring(L, 1, &len);
+  const char *name;
+  edit_state s;
+  buf_t b = {NULL, 0, 0};
+  int rc, i, ok = 1, plen;
+  luaL_checktype(L, 2, LUA_TTABLE);
+  luaL_checkany(L, 3);
+  name = opt_name(L, 4, "yaml");
+  plen = (int)luaL_len(L, 2);
+  luaL_argcheck(L, plen > 0, 2, "empty path");
+  for (i = 1; i <= plen; i++) {
+    int t = lua_rawgeti(L, 2, i);
+    if (!(t == LUA_TSTRING || (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1)))
+      return luaL_argerror(L, 2, lua_pushfstring(L, "item %d must be a key (string) or an index >= 1", i));
+    lua_pop(L, 1);
+  }
+  memset(&s, 0, sizeof s);
+  s.d.L = L;
+  s.d.name = name;
+  s.path = 2;
+  s.plen = plen;
+  if (!yaml_parser_initialize(&s.d.parser)) return luaL_error(L, "cannot initialise the YAML parser");
+  yaml_parser_set_input_string(&s.d.parser, (const unsigned char *)text, len);
+  lua_pushcfunction(L, edit_run);
+  lua_pushlightuserdata(L, &s);
+  lua_pushvalue(L, 2);          /* the path: index 2 inside edit_run as well */
+  rc = lua_pcall(L, 2, 0, 0);
+  if (s.d.have_event) yaml_event_delete(&s.d.ev);
+  yaml_parser_delete(&s.d.parser);
+  if (rc != LUA_OK) return lua_error(L);
+  if (s.missing_at) {
+    lua_pushliteral(L, "");
+    for (i = 1; i <= s.missing_at; i++) {
+      lua_rawgeti(L, 2, i);
+      if (lua_type(L, -1) == LUA_TSTRING) lua_pushfstring(L, "%s%s", i > 1 ? "." : "", lua_tostring(L, -1));
+      else lua_pushfstring(L, "[%d]", (int)lua_tointeger(L, -1));
+      lua_remove(L, -2);
+      lua_concat(L, 2);
+    }
+    return rb_error_raise(L, "yaml", "%s: path %s does not exist (%s)", name, lua_tostring(L, -1), s.missing_why);
+  }
+  if (s.found) {
+    size_t end = s.t_end;
+    if (s.t_block && s.t_is_scalar)      /* keep the newline(s) a block scalar ends with */
+      while (end > s.t_start && (text[end - 1] == '\n' || text[end - 1] == ' ')) end--;
+    ok = buf_add(&b, text, s.t_start);
+    if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) {
+      if (s.t_keycol < 0) { free(b.p); return rb_error_raise(L, "yaml", "%s: replacing a sequence item with a map or list is not supported", name); }
+      /* drop the blanks after "key:" so that the block starts on its own line */
+      while (b.len > 0 && (b.p[b.len - 1] == ' ' || b.p[b.len - 1] == '\n')) b.len--;
+      ok = block_text(L, 3, s.t_keycol + 2, &b);
+    }
+    else if (ok && lua_istable(L, 3)) ok = buf_add(&b, lv_is_sequence(L, 3, &(lua_Integer){0}) ? "[]" : "{}", 2);
+    else if (ok) ok = scalar_text(L, 3, s.t_is_scalar && !s.t_block ? s.t_style : YAML_PLAIN_SCALAR_STYLE, &b);
+    if (ok) ok = buf_add(&b, text + end, len - end);
+  }
+  else if (s.insert) {
+    size_t at = s.ins_after;
+    const char *key;
+    size_t kl;
+    if (s.ins_flow || s.ins_empty) return rb_error_raise(L, "yaml", "%s: cannot insert a key into a flow or empty map", name);
+    /* after the end of the line holding the map's last content */
+    if (!(at > 0 && text[at - 1] == '\n')) {
+      const char *nl = memchr(text + at, '\n', len - at);
+      at = nl ? (size_t)(nl - text) + 1 : len;
+    }
+    ok = buf_add(&b, text, at);
+    if (ok && at > 0 && text[at - 1] != '\n') ok = buf_add(&b, "\n", 1);
+    for (i = 0; ok && i < s.ins_col; i++) ok = buf_add(&b, " ", 1);
+    lua_rawgeti(L, 2, plen);
+    key = lua_tolstring(L, -1, &kl);
+    if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, &b) && buf_add(&b, ":", 1);
+    (void)key; (void)kl;
+    lua_pop(L, 1);
+    if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) ok = block_text(L, 3, s.ins_col + 2, &b);
+    else if (ok && lua_istable(L, 3)) ok = buf_add(&b, " ", 1) && buf_add(&b, lv_is_sequence(L, 3, &(lua_Integer){0}) ? "[]" : "{}", 2);
+    else if (ok) ok = buf_add(&b, " ", 1) && scalar_text(L, 3, YAML_PLAIN_SCALAR_STYLE, &b);
+    if (ok) ok = buf_add(&b, "\n", 1) && buf_add(&b, text + at, len - at);
+  }
+  if (!ok) { free(b.p); return luaL_error(L, "not enough memory"); }
+  lua_pushlstring(L, b.p, b.len);
+  free(b.p);
+  /* the result must still parse: never hand back a broken file */
+  decode_all_into(L, lua_tostring(L, -1), b.len, name);
+  lua_pop(L, 1);
+  return 1;
+}
+
+/* }====================================================== */
+
+/* array([t]) / map([t]): mark t (or a new table) so that it encodes as a
+** sequence / a map even when empty. */
+static int mark(lua_State *L, lv_shape shape) {
+  if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
+  else luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lv_set_shape(L, 1, shape);
+  return 1;
+}
+
+static int ly_array(lua_State *L) { return mark(L, LV_SHAPE_SEQ); }
+static int ly_map(lua_State *L) { return mark(L, LV_SHAPE_MAP); }
+
+/* order(t, keys): keys of t are encoded in this order (others after them,
+** sorted). Returns t. */
+static int ly_order(lua_State *L) {
+  lua_Integer i, n;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  n = luaL_len(L, 2);
+  lua_createtable(L, (int)n, 0);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 2, i);
+    lua_rawseti(L, -2, i);
+  }
+  lv_set_order(L, 1);
+  lv_set_shape(L, 1, LV_SHAPE_MAP);
+  lua_settop(L, 1);
+  return 1;
+}
+
+static const luaL_Reg yaml_funcs[] = {
+  {"array", ly_array},
+  {"decode", ly_decode},
+  {"decode_all", ly_decode_all},
+  {"edit", ly_edit},
+  {"encode", ly_encode},
+  {"encode_all", ly_encode_all},
+  {"map", ly_map},
+  {"order", ly_order},
+  {NULL, NULL}
+};
+
+int luaopen_runbook_yaml(lua_State *L) {
+  luaL_newlib(L, yaml_funcs);
+  lv_push_null(L);
+  lua_setfield(L, -2, "null");
+  return 1;
+}
