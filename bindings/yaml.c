@@ -240,7 +240,7 @@ static void merge_one(dec_state *d, int map, int order, int merged, yaml_mark_t 
       else lua_pop(L, 2);
     }
   }
-  lua_pop(L, 1);
+  lua_pop(L, 2);      /* the order list (or nil) and the source map */
 }
 
 static void decode_mapping(dec_state *d, long long *count) {
@@ -284,9 +284,14 @@ static void decode_mapping(dec_state *d, long long *count) {
       else merge_one(d, map, order, merged, key_mark);
       continue;
     }
+    /* the key's text, in case it resolves to null */
+    if (d->ev.type == YAML_SCALAR_EVENT) lua_pushlstring(L, (const char *)d->ev.data.scalar.value, d->ev.data.scalar.length);
+    else lua_pushliteral(L, "");
     decode_node(d, &c);                        /* key */
     if (lua_istable(L, -1)) dec_error_at(d, key_mark, "complex mapping keys are not supported");
-    if (lv_is_null(L, -1)) dec_error_at(d, key_mark, "null is not supported as a mapping key");
+    /* a Lua table cannot hold a nil key: a null key keeps its text ("null", "~", "") */
+    if (lv_is_null(L, -1)) lua_pop(L, 1);
+    else lua_remove(L, -2);
     lua_pushvalue(L, -1);
     if (lua_rawget(L, map) != LUA_TNIL) {
       lua_pop(L, 1);
@@ -518,20 +523,53 @@ static const char *const YAML11_WORDS[] = {
   "on", "On", "ON", "off", "Off", "OFF", "=", "<<", NULL
 };
 
+static size_t span(const char *s, size_t n, size_t i, const char *set) {
+  while (i < n && strchr(set, s[i]) && s[i]) i++;
+  return i;
+}
+
+/* YAML 1.1 ints and floats as PyYAML's resolver reads them (binary, old
+** octal, '_' separators, sexagesimal "1:20"), which a 1.2 reader takes as
+** strings: quoting them keeps both kinds of reader in agreement. */
+static int yaml11_number(const char *s, size_t n) {
+  size_t i = 0, j;
+  if (i < n && (s[i] == '-' || s[i] == '+')) i++;
+  if (n - i > 2 && s[i] == '0' && (s[i + 1] == 'b' || s[i + 1] == 'x')) {
+    const char *set = s[i + 1] == 'b' ? "01_" : "0123456789abcdefABCDEF_";
+    return span(s, n, i + 2, set) == n;
+  }
+  if (i < n && s[i] == '.') {                       /* .5, .5e+3 */
+    j = span(s, n, i + 1, "0123456789_");
+    if (j == i + 1) return 0;
+    i = j;
+  }
+  else {
+    if (i >= n || !(s[i] >= '0' && s[i] <= '9')) return 0;
+    i = span(s, n, i, "0123456789_");
+    while (i < n && s[i] == ':') {                  /* sexagesimal */
+      j = span(s, n, i + 1, "0123456789");
+      if (j == i + 1 || j - i - 1 > 2) return 0;
+      i = j;
+    }
+    if (i == n) return 1;
+    if (s[i] != '.') return 0;
+    i = span(s, n, i + 1, "0123456789_");
+  }
+  if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+    if (i + 1 >= n || (s[i + 1] != '-' && s[i + 1] != '+')) return 0;
+    j = span(s, n, i + 2, "0123456789");
+    if (j == i + 2) return 0;
+    i = j;
+  }
+  return i == n;
+}
+
 /* A string that a YAML reader (1.2 core, or a 1.1 one such as older
 ** tools) would read back as something other than this string. */
 static int needs_quotes(const char *s, size_t n) {
-  size_t i = 0;
   if (classify(s, n) != SC_STR) return 1;
   if (is_one_of(s, n, YAML11_WORDS)) return 1;
-  /* 1.1 ints and floats with '_' or ':' (sexagesimal), 1.1 octal "0755" */
-  if (i < n && (s[i] == '-' || s[i] == '+')) i++;
-  if (i < n && ((s[i] >= '0' && s[i] <= '9') || s[i] == '.')) {
-    for (; i < n; i++)
-      if (!strchr("0123456789_:.eE+-xXoOabcdefABCDEF", s[i])) return 0;
-    return 1;
-  }
-  return 0;
+  return yaml11_number(s, n);
 }
 
 static int emit_scalar(enc_state *e, const char *s, size_t n, yaml_scalar_style_t style) {
