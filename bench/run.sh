@@ -14,3 +14,7 @@ echo "== start-up"
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 cc -O2 -o "$tmp/maxrss" "$here/maxrss.c"
 python3 "$here/startup.py" "$tmp/maxrss" "$bin" "$here/scripts/empty.lua"
+echo "== decode"
+python3 "$here/gen_config.py" "$tmp/config.yaml" "$tmp/config.json" "${SIZE_MB:-4}"
+cc -O2 -o "$tmp/yaml_events" "$here/yaml_events.c" $(pkg-config --cflags --libs yaml-0.1)
+python3 "$here/decode.py" "$bin" "$tmp/yaml_events" "$tmp/config.yaml" "$tmp/config.json"

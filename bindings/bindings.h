@@ -12,9 +12,9 @@
 
 /* Pushes an error object {kind=, message=} (metatable RB_ERROR_MT, printable
 ** with tostring as "kind: message"). */
-void rb_error_push(lua_State *L, const char *kind, const char *fmt, ...);
+void rb_error_push(lua_State *L, const char *kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Pushes an error object and raises it. Never returns. */
-int  rb_error_raise(lua_State *L, const char *kind, const char *fmt, ...);
+int  rb_error_raise(lua_State *L, const char *kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Sets t[field] = value on the error object at the top of the stack. */
 void rb_error_setfield(lua_State *L, const char *field, const char *value);
 void rb_error_setint(lua_State *L, const char *field, lua_Integer value);

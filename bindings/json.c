@@ -25,38 +25,46 @@
 
 /* {====================================================== decode */
 
-static void push_json(lua_State *L, json_t *v);
+/* Converts a jansson tree; 'marks' is the stack index of the shape table
+** (the order table is at marks + 1). */
+static void push_json(lua_State *L, json_t *v, int marks);
 
-static void push_object(lua_State *L, json_t *v) {
+static void push_object(lua_State *L, json_t *v, int marks) {
   const char *k;
   json_t *item;
-  int i = 0;
+  int i = 0, n = (int)json_object_size(v);
   luaL_checkstack(L, 6, "JSON nested too deeply");
-  lua_createtable(L, 0, (int)json_object_size(v));
-  lua_createtable(L, (int)json_object_size(v), 0);     /* key order */
+  lua_createtable(L, 0, n);
+  if (n == 0) {
+    lv_mark_shape(L, marks, -1, LV_SHAPE_MAP);
+    return;
+  }
+  if (n > 1) lua_createtable(L, n, 0);     /* key order */
   json_object_foreach(v, k, item) {
     lua_pushstring(L, k);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, -3, ++i);
-    push_json(L, item);
-    lua_rawset(L, -4);
+    if (n > 1) {
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, -3, ++i);
+    }
+    push_json(L, item, marks);
+    lua_rawset(L, n > 1 ? -4 : -3);
   }
-  lv_set_order(L, -2);
-  lv_set_shape(L, -1, LV_SHAPE_MAP);
+  if (n > 1) lv_mark_order(L, marks + 1, -2);
 }
 
-static void push_json(lua_State *L, json_t *v) {
-  size_t i;
+static void push_json(lua_State *L, json_t *v, int marks) {
+  size_t i, n;
   switch (json_typeof(v)) {
-    case JSON_OBJECT: push_object(L, v); break;
+    case JSON_OBJECT: push_object(L, v, marks); break;
     case JSON_ARRAY:
       luaL_checkstack(L, 4, "JSON nested too deeply");
-      lua_createtable(L, (int)json_array_size(v), 0);
-      for (i = 0; i < json_array_size(v); i++) {
-        push_json(L, json_array_get(v, i));
+      n = json_array_size(v);
+      lua_createtable(L, (int)n, 0);
+      for (i = 0; i < n; i++) {
+        push_json(L, json_array_get(v, i), marks);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
       }
-      lv_set_shape(L, -1, LV_SHAPE_SEQ);
+      if (n == 0) lv_mark_shape(L, marks, -1, LV_SHAPE_SEQ);
       break;
     case JSON_STRING: lua_pushlstring(L, json_string_value(v), json_string_length(v)); break;
     case JSON_INTEGER: lua_pushinteger(L, (lua_Integer)json_integer_value(v)); break;
@@ -68,7 +76,8 @@ static void push_json(lua_State *L, json_t *v) {
 }
 
 static int push_json_p(lua_State *L) {
-  push_json(L, (json_t *)lua_touserdata(L, 1));
+  lv_push_marks(L);                 /* 2: shapes, 3: orders */
+  push_json(L, (json_t *)lua_touserdata(L, 1), 2);
   return 1;
 }
 
@@ -76,9 +85,12 @@ static int push_json_p(lua_State *L) {
 ** re-raised only after the tree is freed. */
 static int push_tree(lua_State *L, json_t *v) {
   int rc;
+  int gc_was_running = lua_gc(L, LUA_GCISRUNNING);
   lua_pushcfunction(L, push_json_p);
   lua_pushlightuserdata(L, v);
+  lua_gc(L, LUA_GCSTOP);            /* see yaml.c: the collector would only walk the new tree */
   rc = lua_pcall(L, 1, 1, 0);
+  if (gc_was_running) lua_gc(L, LUA_GCRESTART);
   json_decref(v);
   if (rc != LUA_OK) return lua_error(L);
   return 1;

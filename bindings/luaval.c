@@ -32,6 +32,25 @@ static void push_weak(lua_State *L, const char *key) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
 
+void lv_push_marks(lua_State *L) {
+  push_weak(L, &SHAPE_KEY);
+  push_weak(L, &ORDER_KEY);
+}
+
+void lv_mark_shape(lua_State *L, int shapes, int idx, lv_shape shape) {
+  idx = lua_absindex(L, idx);
+  lua_pushvalue(L, idx);
+  lua_pushinteger(L, shape);
+  lua_rawset(L, shapes);
+}
+
+void lv_mark_order(lua_State *L, int orders, int idx) {
+  idx = lua_absindex(L, idx);
+  lua_pushvalue(L, idx);
+  lua_insert(L, -2);
+  lua_rawset(L, orders);
+}
+
 void lv_set_shape(lua_State *L, int idx, lv_shape shape) {
   idx = lua_absindex(L, idx);
   push_weak(L, &SHAPE_KEY);

@@ -25,6 +25,13 @@ void lv_set_order(lua_State *L, int idx);
 /* Pushes the recorded key list of the table at idx, or nil. */
 int  lv_push_order(lua_State *L, int idx);
 
+/* Bulk variants for decoders: push the two weak tables once (shapes, then
+** orders) and pass their stack indices. */
+void lv_push_marks(lua_State *L);
+void lv_mark_shape(lua_State *L, int shapes, int idx, lv_shape shape);
+/* Records the key list at the top of the stack (popped) as the order of idx. */
+void lv_mark_order(lua_State *L, int orders, int idx);
+
 /* Decides whether the table at idx encodes as a sequence: marked SEQ, or
 ** unmarked, non-empty, with exactly the keys 1..n. Sets *n to the length. */
 int lv_is_sequence(lua_State *L, int idx, lua_Integer *n);

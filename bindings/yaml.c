@@ -149,6 +149,7 @@ typedef struct dec_state {
   long long nodes;      /* nodes written in the text */
   long long alias_nodes;/* nodes reached through aliases */
   int depth;
+  int shapes, orders;   /* stack indices of the weak mark tables */
 } dec_state;
 
 static int dec_error_at(dec_state *d, yaml_mark_t m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -221,8 +222,8 @@ static void merge_one(dec_state *d, int map, int order, int merged, yaml_mark_t 
   int src = lua_gettop(L);
   if (!lua_istable(L, src) || lv_get_shape(L, src) == LV_SHAPE_SEQ)
     dec_error_at(d, at, "merge key << needs a map or a list of maps");
-  if (lv_push_order(L, src)) {
-    lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+  {
+    lua_Integer i, n = lv_push_keys(L, src);   /* its order, or sorted */
     for (i = 1; i <= n; i++) {
       lua_rawgeti(L, -1, i);
       lua_pushvalue(L, -1);
@@ -245,16 +246,14 @@ static void merge_one(dec_state *d, int map, int order, int merged, yaml_mark_t 
 
 static void decode_mapping(dec_state *d, long long *count) {
   lua_State *L = d->L;
-  int map, order, merged;
+  int map, order, merged = 0;
+  lua_Integer nkeys = 0;
   const char *anchor = (const char *)d->ev.data.mapping_start.anchor;
   luaL_checkstack(L, 12, "YAML nested too deeply");
   lua_newtable(L);
   map = lua_gettop(L);
-  lv_set_shape(L, map, LV_SHAPE_MAP);
   lua_newtable(L);
   order = lua_gettop(L);
-  lua_newtable(L);          /* keys that came from a merge: explicit ones may override */
-  merged = lua_gettop(L);
   /* the anchor name must survive the event: keep it in Lua */
   if (anchor) lua_pushstring(L, anchor);
   else lua_pushnil(L);
@@ -270,6 +269,10 @@ static void decode_mapping(dec_state *d, long long *count) {
         && d->ev.data.scalar.tag == NULL && d->ev.data.scalar.length == 2
         && memcmp(d->ev.data.scalar.value, "<<", 2) == 0) {
       /* merge key: the value is a map or a list of maps */
+      if (merged == 0) {       /* keys that came from a merge: explicit ones may override */
+        lua_newtable(L);
+        merged = lua_gettop(L);
+      }
       next_event(d);
       decode_node(d, &c);
       *count += c;
@@ -282,42 +285,57 @@ static void decode_mapping(dec_state *d, long long *count) {
         lua_pop(L, 1);
       }
       else merge_one(d, map, order, merged, key_mark);
+      nkeys = (lua_Integer)lua_rawlen(L, order);
       continue;
     }
-    /* the key's text, in case it resolves to null */
-    if (d->ev.type == YAML_SCALAR_EVENT) lua_pushlstring(L, (const char *)d->ev.data.scalar.value, d->ev.data.scalar.length);
-    else lua_pushliteral(L, "");
-    decode_node(d, &c);                        /* key */
-    if (lua_istable(L, -1)) dec_error_at(d, key_mark, "complex mapping keys are not supported");
-    /* a Lua table cannot hold a nil key: a null key keeps its text ("null", "~", "") */
-    if (lv_is_null(L, -1)) lua_pop(L, 1);
-    else lua_remove(L, -2);
+    if (d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+        && d->ev.data.scalar.tag == NULL
+        && classify((const char *)d->ev.data.scalar.value, d->ev.data.scalar.length) == SC_NULL) {
+      /* a Lua table cannot hold a nil key: a null key keeps its text ("null", "~", "") */
+      lua_pushlstring(L, (const char *)d->ev.data.scalar.value, d->ev.data.scalar.length);
+      d->nodes++;
+    }
+    else {
+      decode_node(d, &c);                      /* key */
+      if (lua_istable(L, -1)) dec_error_at(d, key_mark, "complex mapping keys are not supported");
+      if (lv_is_null(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, "null"); }   /* !!null or an alias to null */
+      if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
+        dec_error_at(d, key_mark, ".nan is not supported as a mapping key");
+    }
     lua_pushvalue(L, -1);
     if (lua_rawget(L, map) != LUA_TNIL) {
       lua_pop(L, 1);
-      lua_pushvalue(L, -1);
-      if (lua_rawget(L, merged) == LUA_TNIL)
-        dec_error_at(d, key_mark, "mapping key \"%s\" already defined", luaL_tolstring(L, -2, NULL));
-      lua_pop(L, 1);
-      lua_pushvalue(L, -1);
-      lua_pushnil(L);
-      lua_rawset(L, merged);                   /* explicit key overrides the merged value */
+      if (merged) {
+        lua_pushvalue(L, -1);
+        if (lua_rawget(L, merged) == LUA_TNIL)
+          dec_error_at(d, key_mark, "mapping key \"%s\" already defined", luaL_tolstring(L, -2, NULL));
+        lua_pop(L, 1);
+        lua_pushvalue(L, -1);
+        lua_pushnil(L);
+        lua_rawset(L, merged);                 /* explicit key overrides the merged value */
+      }
+      else dec_error_at(d, key_mark, "mapping key \"%s\" already defined", luaL_tolstring(L, -1, NULL));
     }
     else {
       lua_pop(L, 1);
       lua_pushvalue(L, -1);
-      lua_rawseti(L, order, (lua_Integer)lua_rawlen(L, order) + 1);
+      lua_rawseti(L, order, ++nkeys);
     }
     next_event(d);
     decode_node(d, &c);                        /* value */
     *count += c;
     lua_rawset(L, map);
   }
-  lua_pushvalue(L, order);
-  lv_set_order(L, map);
-  if (!lua_isnil(L, -1)) {
+  /* marks only where they matter: an empty map must stay a map; key
+  ** order matters from two keys on */
+  if (nkeys == 0) lv_mark_shape(L, d->shapes, map, LV_SHAPE_MAP);
+  if (nkeys > 1) {
+    lua_pushvalue(L, order);
+    lv_mark_order(L, d->orders, map);
+  }
+  if (!lua_isnil(L, order + 1)) {
     lua_pushvalue(L, map);
-    remember_anchor_named(d, lua_tostring(L, -2), *count);
+    remember_anchor_named(d, lua_tostring(L, order + 1), *count);
     lua_pop(L, 1);
   }
   lua_settop(L, map);
@@ -331,7 +349,6 @@ static void decode_sequence(dec_state *d, long long *count) {
   luaL_checkstack(L, 6, "YAML nested too deeply");
   lua_newtable(L);
   seq = lua_gettop(L);
-  lv_set_shape(L, seq, LV_SHAPE_SEQ);
   if (anchor) lua_pushstring(L, anchor);
   else lua_pushnil(L);
   for (;;) {
@@ -342,6 +359,7 @@ static void decode_sequence(dec_state *d, long long *count) {
     *count += c;
     lua_rawseti(L, seq, ++n);
   }
+  lv_mark_shape(L, d->shapes, seq, LV_SHAPE_SEQ);   /* every one: merge keys tell lists from maps by it */
   if (!lua_isnil(L, -1)) {
     lua_pushvalue(L, seq);
     remember_anchor_named(d, lua_tostring(L, -2), *count);
@@ -394,6 +412,9 @@ static void decode_node(dec_state *d, long long *count) {
 static int decode_stream(lua_State *L) {
   dec_state *d = (dec_state *)lua_touserdata(L, 1);
   lua_Integer n = 0;
+  lv_push_marks(L);
+  d->shapes = lua_gettop(L) - 1;
+  d->orders = lua_gettop(L);
   lua_newtable(L);               /* documents */
   lv_set_shape(L, -1, LV_SHAPE_SEQ);
   for (;;) {
@@ -427,7 +448,7 @@ static const char *opt_name(lua_State *L, int idx, const char *def) {
 /* Parses the whole stream; pushes the list of documents or raises. */
 static void decode_all_into(lua_State *L, const char *s, size_t len, const char *name) {
   dec_state d;
-  int rc;
+  int rc, gc_was_running;
   memset(&d, 0, sizeof d);
   d.L = L;
   d.name = name;
@@ -435,7 +456,12 @@ static void decode_all_into(lua_State *L, const char *s, size_t len, const char 
   yaml_parser_set_input_string(&d.parser, (const unsigned char *)s, len);
   lua_pushcfunction(L, decode_stream);
   lua_pushlightuserdata(L, &d);
+  /* the collector would only walk the tree being built: pause it (the
+  ** memory is needed anyway) and let it catch up afterwards */
+  gc_was_running = lua_gc(L, LUA_GCISRUNNING);
+  lua_gc(L, LUA_GCSTOP);
   rc = lua_pcall(L, 1, 1, 0);
+  if (gc_was_running) lua_gc(L, LUA_GCRESTART);
   if (d.have_event) yaml_event_delete(&d.ev);
   yaml_parser_delete(&d.parser);
   if (rc != LUA_OK) lua_error(L);
