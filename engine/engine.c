@@ -20,6 +20,8 @@
 
 static const char ENGINE_KEY = 'E';
 
+void exec_kill_all(rb_engine *e);   /* bindings/exec.c */
+
 rb_engine *engine_get(lua_State *L) {
   rb_engine *e;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &ENGINE_KEY);
@@ -33,7 +35,11 @@ rb_engine *engine_get(lua_State *L) {
 static const luaL_Reg c_modules[] = {
   {"runbook.async.core", luaopen_runbook_async_core},
   {"runbook.error", luaopen_runbook_error},
+  {"runbook.exec.core", luaopen_runbook_exec_core},
+  {"runbook.fs.core", luaopen_runbook_fs},
+  {"runbook.hash", luaopen_runbook_hash},
   {"runbook.json", luaopen_runbook_json},
+  {"runbook.secret", luaopen_runbook_secret_core},
   {"runbook.sys", luaopen_runbook_sys},
   {"runbook.time", luaopen_runbook_time},
   {"runbook.yaml", luaopen_runbook_yaml},
@@ -142,6 +148,8 @@ void engine_free(rb_engine *e) {
   int i;
   if (e == NULL) return;
   lua_close(e->L);
+  exec_kill_all(e);               /* children still running are killed and reaped */
+  uv_run(&e->loop, UV_RUN_DEFAULT);  /* their timers live in the scheduler: reap first */
   sched_close(&e->sched);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   uv_walk(&e->loop, walk_close, NULL);

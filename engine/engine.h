@@ -34,6 +34,8 @@ typedef struct rb_engine {
   int nsecrets, capsecrets;
   int log_fd;                /* --log FILE, or -1 */
   const char *script;        /* resolved path of the runbook, if any */
+  struct exec_req *execs;    /* child processes not yet reaped (exec.c) */
+  struct http_ctx *http;     /* the curl multi of this engine (http.c) */
 } rb_engine;
 
 rb_engine *engine_new(const rb_cli *cli, int virtual_clock);

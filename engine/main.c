@@ -129,7 +129,7 @@ static int cmd_list(void) {
     return RB_EXIT_FAILED;
   }
   for (i = 0; i < n; i++) {
-    char desc[256];
+    char desc[512];
     const char *base = strrchr(files[i], '/') + 1;
     first_comment(files[i], desc, sizeof desc);
     printf("%-16s %s\n", base, desc);

@@ -354,6 +354,19 @@ int rb_await(lua_State *L, rb_cancel_cb on_cancel, void *data) {
   return lua_yieldk(L, 0, (lua_KContext)base, await_k);
 }
 
+int rb_await_k(lua_State *L, rb_cancel_cb on_cancel, void *data, lua_KContext ctx, lua_KFunction k) {
+  rb_task *t = rb_wait_begin(L);
+  if (t->cancel_pending) {
+    t->cancel_pending = 0;
+    if (on_cancel) on_cancel(t, data);
+    return rb_error_raise(L, "cancelled", "task %d (%s) was cancelled", t->id, t->name);
+  }
+  t->state = RB_TASK_WAITING;
+  t->on_cancel = on_cancel;
+  t->cancel_data = data;
+  return lua_yieldk(L, 0, ctx, k);
+}
+
 /*
 ** Requests cancellation. A waiting task has its I/O stopped through its
 ** cancel hook and is resumed with a "cancelled" error at its wait; a task not

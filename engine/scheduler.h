@@ -106,6 +106,11 @@ int sched_wait_any(lua_State *L);
 /* Yield the running task until woken. Must be used as `return rb_await(...)`.
 ** Raises when called outside a task or inside a nested coroutine. */
 int  rb_await(lua_State *L, rb_cancel_cb on_cancel, void *data);
+/* Like rb_await, with the caller's own continuation: k(L, status, ctx)
+** runs when the task is resumed; the resume values start at index base+1,
+** where base is lua_gettop(L) at the call (passed back as... the caller
+** stores it). */
+int  rb_await_k(lua_State *L, rb_cancel_cb on_cancel, void *data, lua_KContext ctx, lua_KFunction k);
 /* Wake a waiting task: the caller has pushed `n` values on t->co (true
 ** followed by results, or false followed by an error value). */
 void rb_task_wake(rb_task *t, int n);

@@ -1,0 +1,633 @@
+/*
+** exec.c: runbook.exec.core, child processes on libuv. No shell, ever:
+** argv is a list, argv[1] is looked up on PATH.
+**
+** run(argv [, opts]) -> {code, signal, stdout, stderr, duration, timed_out,
+**                        stdout_dropped, stderr_dropped}
+**
+** The child runs in its own process group (setsid), so a timeout or a
+** cancellation signals the whole group: SIGTERM, then SIGKILL after
+** `grace` seconds. Output is captured up to max_output bytes per stream
+** (the rest is counted and dropped); on_line(line, stream) sees every line
+** as it arrives, called from the waiting task, never from a libuv callback.
+**
+** Ownership: one exec_req per call, malloc'd, owned by the engine's list of
+** live children until its three handles (process, stdout, stderr; stdin
+** when given) have all been closed; the Lua side only borrows it while its
+** task waits.
+*/
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+
+#include "bindings.h"
+#include "engine.h"
+#include "scheduler.h"
+
+#define EXEC_READ_CHUNK 65536
+
+typedef struct out_stream {
+  char *data;             /* captured bytes */
+  size_t len, cap, max;
+  size_t dropped;
+  int eof;
+  char *line;             /* partial line for on_line */
+  size_t line_len, line_cap;
+} out_stream;
+
+typedef struct exec_req {
+  struct exec_req *next, **pprev;   /* engine->execs list */
+  rb_engine *e;
+  rb_sched *s;
+  rb_task *task;          /* NULL once the task no longer waits (orphaned) */
+  uv_process_t *proc;
+  uv_pipe_t *pin, *pout, *perr;
+  int open_handles;
+  int pid;
+  int exited;
+  int64_t code;
+  int term_signal;
+  out_stream out, err;
+  int want_lines;
+  char *lines;            /* pending lines: "<o|e><line>\0" records */
+  size_t lines_len, lines_cap;
+  rb_timer timeout, kill;
+  double grace;
+  int timed_out;
+  uint64_t started;
+  uint64_t finished;
+  int woken;              /* task already queued */
+  char *stdin_data;
+  size_t stdin_len;
+  uv_write_t wreq;
+  uv_shutdown_t sreq;
+  char readbuf[EXEC_READ_CHUNK];
+} exec_req;
+
+/* {====================================================== lifetime */
+
+static void req_free(exec_req *r) {
+  if (r->next) r->next->pprev = r->pprev;
+  if (r->pprev) *r->pprev = r->next;
+  free(r->out.data);
+  free(r->err.data);
+  free(r->out.line);
+  free(r->err.line);
+  free(r->lines);
+  free(r->stdin_data);
+  free(r);
+}
+
+static void handle_closed(uv_handle_t *h) {
+  exec_req *r = (exec_req *)h->data;
+  free(h);
+  if (--r->open_handles == 0) req_free(r);
+}
+
+static void close_handle(uv_handle_t *h) {
+  if (h && !uv_is_closing(h)) uv_close(h, handle_closed);
+}
+
+/* Once the child has exited and both pipes hit EOF, nothing is pending:
+** stop the timers and close every handle (freeing follows). */
+static int req_complete(exec_req *r) {
+  return r->exited && r->out.eof && r->err.eof;
+}
+
+static void req_release(exec_req *r) {
+  timer_stop(r->s, &r->timeout);
+  timer_stop(r->s, &r->kill);
+  close_handle((uv_handle_t *)r->proc);
+  close_handle((uv_handle_t *)r->pout);
+  close_handle((uv_handle_t *)r->perr);
+  close_handle((uv_handle_t *)r->pin);
+}
+
+/* Wakes the waiting task (once) so that its continuation looks at r. */
+static void req_wake(exec_req *r) {
+  if (r->task == NULL || r->woken) return;
+  r->woken = 1;
+  lua_checkstack(r->task->co, 1);
+  lua_pushboolean(r->task->co, 1);
+  rb_task_wake(r->task, 1);
+}
+
+static void req_progress(exec_req *r) {
+  if (r->task == NULL) {                      /* orphaned: nobody reads */
+    if (req_complete(r)) req_release(r);
+    return;
+  }
+  if (req_complete(r) || r->lines_len > 0) req_wake(r);
+}
+
+/* }====================================================== */
+
+/* {====================================================== signals and timers */
+
+static void signal_group(exec_req *r, int sig) {
+  if (r->pid > 0 && !r->exited) {
+    if (kill(-r->pid, sig) != 0 && errno == ESRCH) kill(r->pid, sig);
+  }
+}
+
+static void kill_fire(rb_timer *tm) {
+  signal_group((exec_req *)tm->data, SIGKILL);
+}
+
+/* TERM to the group now, KILL after the grace period. */
+static void terminate(exec_req *r) {
+  signal_group(r, SIGTERM);
+  timer_start(r->s, &r->kill, (uint64_t)llround(r->grace * 1e6));
+}
+
+static void timeout_fire(rb_timer *tm) {
+  exec_req *r = (exec_req *)tm->data;
+  r->timed_out = 1;
+  terminate(r);
+}
+
+/* The task was cancelled: stop the child; the request lives on until
+** the child is reaped. */
+static void exec_cancel(rb_task *t, void *data) {
+  exec_req *r = (exec_req *)data;
+  (void)t;
+  r->task = NULL;
+  terminate(r);
+  if (req_complete(r)) req_release(r);
+}
+
+/* }====================================================== */
+
+/* {====================================================== I/O callbacks */
+
+static int grow(char **p, size_t *cap, size_t need) {
+  if (need <= *cap) return 1;
+  {
+    size_t c = *cap ? *cap : 256;
+    char *n;
+    while (c < need) c *= 2;
+    n = realloc(*p, c);
+    if (n == NULL) return 0;
+    *p = n;
+    *cap = c;
+  }
+  return 1;
+}
+
+static void queue_line(exec_req *r, char tag, const char *s, size_t n) {
+  if (!grow(&r->lines, &r->lines_cap, r->lines_len + n + 2)) return;
+  r->lines[r->lines_len++] = tag;
+  memcpy(r->lines + r->lines_len, s, n);
+  r->lines_len += n;
+  r->lines[r->lines_len++] = '\0';
+}
+
+static void capture(exec_req *r, out_stream *o, char tag, const char *buf, size_t n) {
+  size_t keep = o->max > o->len ? o->max - o->len : 0;
+  if (keep > n) keep = n;
+  if (keep > 0 && grow(&o->data, &o->cap, o->len + keep + 1)) {
+    memcpy(o->data + o->len, buf, keep);
+    o->len += keep;
+  }
+  else keep = 0;
+  o->dropped += n - keep;
+  if (!r->want_lines) return;
+  while (n > 0) {
+    const char *nl = memchr(buf, '\n', n);
+    size_t part = nl ? (size_t)(nl - buf) : n;
+    if (nl) {
+      if (o->line_len > 0) {
+        if (grow(&o->line, &o->line_cap, o->line_len + part)) {
+          memcpy(o->line + o->line_len, buf, part);
+          queue_line(r, tag, o->line, o->line_len + part);
+        }
+        o->line_len = 0;
+      }
+      else queue_line(r, tag, buf, part);
+      buf += part + 1;
+      n -= part + 1;
+    }
+    else {
+      if (grow(&o->line, &o->line_cap, o->line_len + part)) {
+        memcpy(o->line + o->line_len, buf, part);
+        o->line_len += part;
+      }
+      n = 0;
+    }
+  }
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  exec_req *r = (exec_req *)h->data;
+  (void)suggested;
+  buf->base = r->readbuf;
+  buf->len = sizeof r->readbuf;
+}
+
+static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
+  exec_req *r = (exec_req *)st->data;
+  out_stream *o = st == (uv_stream_t *)r->pout ? &r->out : &r->err;
+  char tag = o == &r->out ? 'o' : 'e';
+  if (n > 0) capture(r, o, tag, buf->base, (size_t)n);
+  if (n < 0) {                       /* UV_EOF or a read error: the stream is over */
+    uv_read_stop(st);
+    o->eof = 1;
+    if (r->want_lines && o->line_len > 0) {
+      queue_line(r, tag, o->line, o->line_len);
+      o->line_len = 0;
+    }
+  }
+  req_progress(r);
+}
+
+static void exit_cb(uv_process_t *p, int64_t status, int term_signal) {
+  exec_req *r = (exec_req *)p->data;
+  r->exited = 1;
+  r->code = status;
+  r->term_signal = term_signal;
+  r->finished = sched_now(r->s);
+  timer_stop(r->s, &r->kill);
+  timer_stop(r->s, &r->timeout);
+  req_progress(r);
+}
+
+static void stdin_closed(uv_shutdown_t *req, int status) {
+  (void)req; (void)status;
+}
+
+static void stdin_written(uv_write_t *req, int status) {
+  exec_req *r = (exec_req *)req->data;
+  (void)status;    /* EPIPE: the child did not read its input; not our failure */
+  r->sreq.data = r;
+  if (uv_shutdown(&r->sreq, (uv_stream_t *)r->pin, stdin_closed) != 0)
+    close_handle((uv_handle_t *)r->pin);
+}
+
+/* }====================================================== */
+
+/* {====================================================== Lua side */
+
+typedef struct spawn_args {
+  char **argv;
+  char **env;
+  char *cwd;
+} spawn_args;
+
+static void free_strv(char **v) {
+  char **p;
+  if (v == NULL) return;
+  for (p = v; *p; p++) free(*p);
+  free(v);
+}
+
+static void free_spawn_args(spawn_args *a) {
+  free_strv(a->argv);
+  free_strv(a->env);
+  free(a->cwd);
+  a->argv = a->env = NULL;
+  a->cwd = NULL;
+}
+
+#define ARGS_MT "runbook.exec.args"
+
+static int args_gc(lua_State *L) {
+  free_spawn_args((spawn_args *)luaL_checkudata(L, 1, ARGS_MT));
+  return 0;
+}
+
+/* The C strings of argv/env/cwd live in a userdata while they are built,
+** so that a Lua error halfway (a bad env value) frees them through __gc. */
+static spawn_args *new_args(lua_State *L) {
+  spawn_args *a = (spawn_args *)lua_newuserdatauv(L, sizeof *a, 0);
+  memset(a, 0, sizeof *a);
+  if (luaL_newmetatable(L, ARGS_MT)) {
+    lua_pushcfunction(L, args_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  return a;
+}
+
+/* Text of a value allowed in argv/env: strings and numbers; secrets only
+** where `allow_secret` (env); pushes nothing, returns a malloc'd copy. */
+static char *arg_text(lua_State *L, int idx, int allow_secret, const char *what) {
+  size_t n;
+  const char *s;
+  if (luaL_testudata(L, idx, "runbook.secret")) {
+    if (!allow_secret)
+      luaL_error(L, "%s: a secret cannot be passed in argv (it would show in the process list); pass it through env or stdin", what);
+    lua_getfield(L, idx, "reveal");
+    lua_pushvalue(L, idx);
+    lua_call(L, 1, 1);
+    s = lua_tolstring(L, -1, &n);
+    {
+      char *c = malloc(n + 1);
+      if (c) { memcpy(c, s, n); c[n] = '\0'; }
+      lua_pop(L, 1);
+      return c;
+    }
+  }
+  if (lua_type(L, idx) != LUA_TSTRING && lua_type(L, idx) != LUA_TNUMBER)
+    luaL_error(L, "%s must be a string (got %s)", what, luaL_typename(L, idx));
+  s = lua_tolstring(L, idx, &n);
+  if (memchr(s, '\0', n)) luaL_error(L, "%s contains a NUL byte", what);
+  return strdup(s);
+}
+
+static void build_argv(lua_State *L, int idx, spawn_args *a) {
+  /* each string is stored in a->argv as soon as it exists: a raise frees it */
+  lua_Integer i, n = luaL_len(L, idx);
+  luaL_argcheck(L, n >= 1, 1, "argv must be a non-empty list");
+  a->argv = calloc((size_t)n + 1, sizeof *a->argv);
+  if (a->argv == NULL) luaL_error(L, "not enough memory");
+  for (i = 1; i <= n; i++) {
+    char what[32];
+    snprintf(what, sizeof what, "argv[%lld]", (long long)i);
+    /* arg_text raises before allocating, so nothing leaks here */
+    lua_rawgeti(L, idx, i);
+    a->argv[i - 1] = arg_text(L, lua_gettop(L), 0, what);
+    lua_pop(L, 1);
+  }
+}
+
+extern char **environ;
+
+/* Environment: the engine's own plus opts.env, or only opts.env with
+** clear_env. opts.env values may be secrets (revealed only here). */
+static void build_env(lua_State *L, int opts, spawn_args *a) {
+  int clear = 0, n = 0, cap = 16, i;
+  lua_getfield(L, opts, "clear_env");
+  clear = lua_toboolean(L, -1);
+  lua_pop(L, 1);
+  if (lua_getfield(L, opts, "env") == LUA_TNIL && !clear) {
+    lua_pop(L, 1);
+    return;                           /* inherit as is */
+  }
+  if (!lua_isnil(L, -1)) luaL_argcheck(L, lua_istable(L, -1), 2, "opts.env must be a table");
+  a->env = calloc((size_t)cap, sizeof *a->env);
+  if (a->env == NULL) luaL_error(L, "not enough memory");
+  if (!lua_isnil(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      char *v, *kv;
+      const char *k;
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "opts.env keys must be strings");
+      k = lua_tostring(L, -2);
+      if (*k == '\0' || strchr(k, '=')) luaL_error(L, "opts.env key '%s' is not a variable name", k);
+      v = arg_text(L, lua_gettop(L), 1, "opts.env value");
+      kv = malloc(strlen(k) + strlen(v ? v : "") + 2);
+      if (kv) sprintf(kv, "%s=%s", k, v ? v : "");
+      free(v);
+      if (n + 2 > cap) {
+        char **ne = realloc(a->env, (size_t)(cap *= 2) * sizeof *ne);
+        if (ne == NULL) { free(kv); luaL_error(L, "not enough memory"); }
+        a->env = ne;
+      }
+      a->env[n++] = kv;
+      a->env[n] = NULL;
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+  if (!clear) {
+    char **p;
+    for (p = environ; *p; p++) {
+      size_t klen = strcspn(*p, "=");
+      int dup = 0;
+      for (i = 0; i < n && !dup; i++) dup = strncmp(a->env[i], *p, klen) == 0 && a->env[i][klen] == '=';
+      if (dup) continue;
+      if (n + 2 > cap) {
+        char **ne = realloc(a->env, (size_t)(cap *= 2) * sizeof *ne);
+        if (ne == NULL) luaL_error(L, "not enough memory");
+        a->env = ne;
+      }
+      a->env[n++] = strdup(*p);
+      a->env[n] = NULL;
+    }
+  }
+}
+
+static double opt_number(lua_State *L, int opts, const char *k, double def) {
+  double v = def;
+  if (lua_getfield(L, opts, k) != LUA_TNIL) {
+    if (!lua_isnumber(L, -1)) luaL_error(L, "opts.%s must be a number", k);
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+static void push_stream(lua_State *L, out_stream *o) {
+  lua_pushlstring(L, o->data ? o->data : "", o->len);
+}
+
+static void push_result(lua_State *L, exec_req *r) {
+  lua_createtable(L, 0, 9);
+  if (r->term_signal) lua_pushnil(L);
+  else lua_pushinteger(L, (lua_Integer)r->code);
+  lua_setfield(L, -2, "code");
+  if (r->term_signal) lua_pushinteger(L, r->term_signal);
+  else lua_pushnil(L);
+  lua_setfield(L, -2, "signal");
+  push_stream(L, &r->out);
+  lua_setfield(L, -2, "stdout");
+  push_stream(L, &r->err);
+  lua_setfield(L, -2, "stderr");
+  lua_pushinteger(L, (lua_Integer)r->out.dropped);
+  lua_setfield(L, -2, "stdout_dropped");
+  lua_pushinteger(L, (lua_Integer)r->err.dropped);
+  lua_setfield(L, -2, "stderr_dropped");
+  lua_pushnumber(L, (double)(r->finished - r->started) / 1e6);
+  lua_setfield(L, -2, "duration");
+  lua_pushboolean(L, r->timed_out);
+  lua_setfield(L, -2, "timed_out");
+  lua_pushinteger(L, r->pid);
+  lua_setfield(L, -2, "pid");
+}
+
+/* Continuation: stack is [argv, opts, on_line|nil, args, true|false, err?]. */
+static int exec_k(lua_State *L, int status, lua_KContext ctx) {
+  exec_req *r = (exec_req *)ctx;
+  (void)status;
+  if (!lua_toboolean(L, 5)) {          /* cancelled: r belongs to the engine now */
+    lua_pushvalue(L, 6);
+    return lua_error(L);
+  }
+  lua_settop(L, 4);
+  r->woken = 0;
+  if (r->lines_len > 0) {
+    /* hand the lines to on_line, from this task */
+    size_t off = 0, len = r->lines_len;
+    char *lines = r->lines;
+    r->lines = NULL;
+    r->lines_len = r->lines_cap = 0;
+    while (off < len) {
+      size_t n = strlen(lines + off + 1);
+      lua_pushvalue(L, 3);
+      lua_pushlstring(L, lines + off + 1, n);
+      lua_pushstring(L, lines[off] == 'o' ? "stdout" : "stderr");
+      off += n + 2;
+      if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+        free(lines);
+        r->task = NULL;                  /* the child is stopped, the error raised */
+        terminate(r);
+        if (req_complete(r)) req_release(r);
+        return lua_error(L);
+      }
+    }
+    free(lines);
+  }
+  if (!req_complete(r))
+    return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
+  r->task = NULL;
+  push_result(L, r);
+  req_release(r);
+  return 1;
+}
+
+/* Raises a spawn error after closing what was opened. */
+static int spawn_failed(lua_State *L, exec_req *r, spawn_args *a, int err) {
+  char buf[128];
+  const char *prog = a->argv[0] ? a->argv[0] : "?";
+  rb_error_push(L, "spawn", "cannot run '%s': %s", prog, rb_uv_strerror(err, buf, sizeof buf));
+  rb_error_setfield(L, "program", prog);
+  r->exited = r->out.eof = r->err.eof = 1;
+  if (r->open_handles == 0) req_free(r);
+  else req_release(r);
+  return lua_error(L);
+}
+
+static uv_pipe_t *new_pipe(exec_req *r) {
+  uv_pipe_t *p = malloc(sizeof *p);
+  if (p == NULL) return NULL;
+  if (uv_pipe_init(r->s->loop, p, 0) != 0) { free(p); return NULL; }
+  p->data = r;
+  r->open_handles++;
+  return p;
+}
+
+static int exec_run(lua_State *L) {
+  rb_engine *e = engine_get(L);
+  rb_task *t;
+  exec_req *r;
+  spawn_args *a;
+  uv_process_options_t o;
+  uv_stdio_container_t stdio[3];
+  double timeout, max_output, grace;
+  char *stdin_data = NULL;
+  size_t stdin_len = 0;
+  int rc;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_isnoneornil(L, 2)) { lua_settop(L, 1); lua_newtable(L); }
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  lua_getfield(L, 2, "on_line");
+  if (!lua_isnil(L, 3)) luaL_argcheck(L, lua_isfunction(L, 3), 2, "opts.on_line must be a function");
+  timeout = opt_number(L, 2, "timeout", 0);
+  max_output = opt_number(L, 2, "max_output", 16 * 1024 * 1024);
+  grace = opt_number(L, 2, "grace", 5);
+  luaL_argcheck(L, timeout >= 0 && isfinite(timeout), 2, "opts.timeout must be >= 0 seconds (0: none)");
+  luaL_argcheck(L, max_output >= 0, 2, "opts.max_output must be >= 0");
+  luaL_argcheck(L, grace >= 0 && isfinite(grace), 2, "opts.grace must be >= 0 seconds");
+  t = rb_wait_begin(L);
+  a = new_args(L);                   /* index 4 */
+  build_argv(L, 1, a);
+  build_env(L, 2, a);
+  if (lua_getfield(L, 2, "cwd") != LUA_TNIL) a->cwd = strdup(luaL_checkstring(L, -1));
+  lua_pop(L, 1);
+  if (lua_getfield(L, 2, "stdin") != LUA_TNIL) {
+    if (luaL_testudata(L, -1, "runbook.secret")) {
+      stdin_data = arg_text(L, lua_gettop(L), 1, "opts.stdin");
+      stdin_len = stdin_data ? strlen(stdin_data) : 0;
+    }
+    else {
+      const char *in = luaL_checklstring(L, -1, &stdin_len);
+      stdin_data = malloc(stdin_len ? stdin_len : 1);
+      if (stdin_data) memcpy(stdin_data, in, stdin_len);
+    }
+    if (stdin_data == NULL) return luaL_error(L, "not enough memory");
+  }
+  lua_pop(L, 1);
+  /* nothing below raises before the request is owned by the engine list */
+  r = calloc(1, sizeof *r);
+  if (r == NULL) { free(stdin_data); return luaL_error(L, "not enough memory"); }
+  r->e = e;
+  r->s = t->s;
+  r->grace = grace;
+  r->out.max = r->err.max = (size_t)max_output;
+  r->want_lines = !lua_isnil(L, 3);
+  r->stdin_data = stdin_data;
+  r->stdin_len = stdin_len;
+  timer_init(&r->timeout, timeout_fire, r);
+  timer_init(&r->kill, kill_fire, r);
+  r->next = e->execs;
+  if (e->execs) e->execs->pprev = &r->next;
+  r->pprev = &e->execs;
+  e->execs = r;
+  r->proc = malloc(sizeof *r->proc);
+  r->pout = new_pipe(r);
+  r->perr = new_pipe(r);
+  if (r->stdin_data) r->pin = new_pipe(r);
+  if (!r->proc || !r->pout || !r->perr || (r->stdin_data && !r->pin)) {
+    free(r->proc);
+    r->proc = NULL;
+    return spawn_failed(L, r, a, UV_ENOMEM);
+  }
+  memset(&o, 0, sizeof o);
+  stdio[0].flags = r->pin ? (UV_CREATE_PIPE | UV_READABLE_PIPE) : UV_IGNORE;
+  stdio[0].data.stream = (uv_stream_t *)r->pin;
+  stdio[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[1].data.stream = (uv_stream_t *)r->pout;
+  stdio[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  stdio[2].data.stream = (uv_stream_t *)r->perr;
+  o.exit_cb = exit_cb;
+  o.file = a->argv[0];
+  o.args = a->argv;
+  o.env = a->env;
+  o.cwd = a->cwd;
+  o.stdio = stdio;
+  o.stdio_count = 3;
+  o.flags = UV_PROCESS_DETACHED;     /* own session and process group: signal the group */
+  r->proc->data = r;
+  r->started = sched_now(r->s);
+  rc = uv_spawn(r->s->loop, r->proc, &o);
+  r->open_handles++;                 /* uv_spawn inits the handle even when it fails */
+  if (rc != 0) return spawn_failed(L, r, a, rc);
+  r->pid = r->proc->pid;
+  free_spawn_args(a);                /* the child has its copies */
+  uv_read_start((uv_stream_t *)r->pout, alloc_cb, read_cb);
+  uv_read_start((uv_stream_t *)r->perr, alloc_cb, read_cb);
+  if (r->pin) {
+    uv_buf_t b = uv_buf_init(r->stdin_data, (unsigned)r->stdin_len);
+    r->wreq.data = r;
+    if (uv_write(&r->wreq, (uv_stream_t *)r->pin, &b, 1, stdin_written) != 0)
+      close_handle((uv_handle_t *)r->pin);
+  }
+  if (timeout > 0) timer_start(r->s, &r->timeout, (uint64_t)llround(timeout * 1e6));
+  r->task = t;
+  return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
+}
+
+/* Called by the engine at teardown: nothing outlives the run. */
+void exec_kill_all(rb_engine *e);
+void exec_kill_all(rb_engine *e) {
+  exec_req *r;
+  for (r = e->execs; r; r = r->next) {
+    r->task = NULL;
+    signal_group(r, SIGKILL);
+  }
+}
+
+static const luaL_Reg exec_funcs[] = {
+  {"run", exec_run},
+  {NULL, NULL}
+};
+
+int luaopen_runbook_exec_core(lua_State *L) {
+  luaL_newlib(L, exec_funcs);
+  return 1;
+}

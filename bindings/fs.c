@@ -1,0 +1,277 @@
+/*
+** fs.c: runbook.fs.core, local files. Calls are synchronous: runbooks touch
+** a handful of small local files (talconfig.yaml, patches, the journal),
+** where a thread-pool round trip would cost more than the syscall.
+** engine/lua/fs.lua wraps this with the dry-run overlay.
+**
+** read(path), write(path, data [, {mode=, backup=}]) -> backup path|nil,
+** exists(path), stat(path), list(dir), mkdir_p(path [, mode]),
+** remove(path), tmpdir([prefix])
+**
+** write is atomic: a temporary file in the same directory, fsync, rename
+** over the target, fsync of the directory. A reader sees the old file or
+** the new one, never a mix; a crash leaves the old one.
+*/
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bindings.h"
+#include "scheduler.h"
+
+/* Raises {kind="fs", message="<op> <path>: ENOENT: ...", errno=<name>}. */
+static int fs_fail(lua_State *L, const char *op, const char *path, int err) {
+  char buf[128];
+  rb_error_push(L, "fs", "%s %s: %s", op, path, rb_uv_strerror(uv_translate_sys_error(err), buf, sizeof buf));
+  rb_error_setfield(L, "errno", uv_err_name(uv_translate_sys_error(err)));
+  rb_error_setfield(L, "path", path);
+  return lua_error(L);
+}
+
+static int fs_read(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  luaL_Buffer b;
+  ssize_t n;
+  if (fd < 0) return fs_fail(L, "read", path, errno);
+  luaL_buffinit(L, &b);
+  for (;;) {
+    char *p = luaL_prepbuffsize(&b, 65536);
+    n = read(fd, p, 65536);
+    if (n < 0) {
+      int err = errno;
+      if (err == EINTR) continue;
+      close(fd);
+      return fs_fail(L, "read", path, err);
+    }
+    if (n == 0) break;
+    luaL_addsize(&b, (size_t)n);
+  }
+  close(fd);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int write_all(int fd, const char *s, size_t len) {
+  while (len > 0) {
+    ssize_t w = write(fd, s, len);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    s += w;
+    len -= (size_t)w;
+  }
+  return 0;
+}
+
+/* The directory part of path ("." when none) into buf. */
+static void dir_of(const char *path, char *buf, size_t len) {
+  const char *slash = strrchr(path, '/');
+  if (slash == NULL) snprintf(buf, len, ".");
+  else if (slash == path) snprintf(buf, len, "/");
+  else snprintf(buf, len, "%.*s", (int)(slash - path), path);
+}
+
+static int fsync_dir(const char *path) {
+  char dir[PATH_MAX];
+  int fd, rc;
+  dir_of(path, dir, sizeof dir);
+  fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  rc = fsync(fd);
+  close(fd);
+  return rc;
+}
+
+/* write(path, data [, {mode = 0644, backup = false}]) -> backup path or nil.
+** Without `mode` an existing file keeps its mode (new files: 0644). */
+static int fs_write(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  char tmp[PATH_MAX], bak[PATH_MAX];
+  int fd, backup = 0, have_mode = 0, err;
+  mode_t mode = 0644;
+  struct stat st;
+  int exists;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    if (lua_getfield(L, 3, "mode") != LUA_TNIL) {
+      lua_Integer m = luaL_checkinteger(L, -1);
+      luaL_argcheck(L, m >= 0 && m <= 07777, 3, "mode must be 0..0o7777");
+      mode = (mode_t)m;
+      have_mode = 1;
+    }
+    lua_pop(L, 1);
+    lua_getfield(L, 3, "backup");
+    backup = lua_toboolean(L, -1);
+    lua_pop(L, 1);
+  }
+  exists = stat(path, &st) == 0;
+  if (exists && !S_ISREG(st.st_mode)) return fs_fail(L, "write", path, EISDIR);
+  if (exists && !have_mode) mode = st.st_mode & 07777;
+  {
+    /* the temp file lives beside the target: same file system, so rename is atomic */
+    char dir[PATH_MAX];
+    const char *base = strrchr(path, '/');
+    dir_of(path, dir, sizeof dir);
+    if ((size_t)snprintf(tmp, sizeof tmp, "%.*s/.%s.tmp.XXXXXX", (int)(sizeof dir - 32), dir,
+                         base ? base + 1 : path) >= sizeof tmp)
+      return fs_fail(L, "write", path, ENAMETOOLONG);
+  }
+  fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd < 0) return fs_fail(L, "write", path, errno);
+  if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    err = errno;
+    close(fd);
+    unlink(tmp);
+    return fs_fail(L, "write", path, err);
+  }
+  if (close(fd) != 0) { err = errno; unlink(tmp); return fs_fail(L, "write", path, err); }
+  bak[0] = '\0';
+  if (backup && exists) {
+    /* the old file stays reachable under NAME.bak.<UTC time>: a hard link,
+    ** made before the rename, so there is never a moment without it */
+    time_t now = (time_t)sched_wallclock(sched_get(L));
+    struct tm tm;
+    char stamp[32];
+    int k;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    for (k = 0; k < 100; k++) {
+      if (k == 0) snprintf(bak, sizeof bak, "%s.bak.%s", path, stamp);
+      else snprintf(bak, sizeof bak, "%s.bak.%s.%d", path, stamp, k);
+      if (link(path, bak) == 0) break;
+      if (errno != EEXIST) { err = errno; unlink(tmp); return fs_fail(L, "back up", path, err); }
+    }
+  }
+  if (rename(tmp, path) != 0) { err = errno; unlink(tmp); return fs_fail(L, "write", path, err); }
+  fsync_dir(path);
+  if (bak[0]) lua_pushstring(L, bak);
+  else lua_pushnil(L);
+  return 1;
+}
+
+static int fs_exists(lua_State *L) {
+  struct stat st;
+  lua_pushboolean(L, stat(luaL_checkstring(L, 1), &st) == 0);
+  return 1;
+}
+
+/* stat(path) -> {type=, size=, mode=, mtime=} or nil, message */
+static int fs_stat(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  struct stat st;
+  if (stat(path, &st) != 0) {
+    char buf[128];
+    lua_pushnil(L);
+    lua_pushfstring(L, "%s: %s", path, rb_uv_strerror(uv_translate_sys_error(errno), buf, sizeof buf));
+    return 2;
+  }
+  lua_createtable(L, 0, 4);
+  lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" :
+                    S_ISLNK(st.st_mode) ? "link" : "other");
+  lua_setfield(L, -2, "type");
+  lua_pushinteger(L, (lua_Integer)st.st_size);
+  lua_setfield(L, -2, "size");
+  lua_pushinteger(L, (lua_Integer)(st.st_mode & 07777));
+  lua_setfield(L, -2, "mode");
+  lua_pushnumber(L, (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9);
+  lua_setfield(L, -2, "mtime");
+  return 1;
+}
+
+static int cmp_names(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* list(dir) -> sorted names (no "." or "..") */
+static int fs_list(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  DIR *d = opendir(path);
+  struct dirent *de;
+  int n = 0, i;
+  if (d == NULL) return fs_fail(L, "list", path, errno);
+  lua_newtable(L);
+  while ((de = readdir(d)) != NULL) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0) continue;
+    lua_pushstring(L, de->d_name);
+    lua_rawseti(L, -2, ++n);
+  }
+  closedir(d);
+  {
+    /* sort through a C array of the (interned, table-anchored) strings */
+    const char **v = malloc((size_t)(n ? n : 1) * sizeof *v);
+    if (v == NULL) return luaL_error(L, "not enough memory");
+    for (i = 1; i <= n; i++) { lua_rawgeti(L, -1, i); v[i - 1] = lua_tostring(L, -1); lua_pop(L, 1); }
+    qsort(v, (size_t)n, sizeof *v, cmp_names);
+    lua_createtable(L, n, 0);
+    for (i = 0; i < n; i++) { lua_pushstring(L, v[i]); lua_rawseti(L, -2, i + 1); }
+    free(v);
+  }
+  return 1;
+}
+
+/* mkdir_p(path [, mode = 0755]) */
+static int fs_mkdir_p(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
+  char buf[PATH_MAX];
+  size_t i, n = strlen(path);
+  if (n >= sizeof buf) return fs_fail(L, "mkdir", path, ENAMETOOLONG);
+  memcpy(buf, path, n + 1);
+  for (i = 1; i <= n; i++) {
+    if (buf[i] == '/' || buf[i] == '\0') {
+      char c = buf[i];
+      struct stat st;
+      buf[i] = '\0';
+      if (mkdir(buf, mode) != 0 && errno != EEXIST) return fs_fail(L, "mkdir", buf, errno);
+      if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) return fs_fail(L, "mkdir", buf, ENOTDIR);
+      buf[i] = c;
+    }
+  }
+  return 0;
+}
+
+/* remove(path): a file or an empty directory; a missing path is no error. */
+static int fs_remove(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  if (remove(path) != 0 && errno != ENOENT) return fs_fail(L, "remove", path, errno);
+  return 0;
+}
+
+/* tmpdir([prefix]) -> a new private directory under $TMPDIR or /tmp */
+static int fs_tmpdir(lua_State *L) {
+  const char *prefix = luaL_optstring(L, 1, "runbook");
+  const char *base = getenv("TMPDIR");
+  char buf[PATH_MAX];
+  snprintf(buf, sizeof buf, "%s/%s.XXXXXX", base && *base ? base : "/tmp", prefix);
+  if (mkdtemp(buf) == NULL) return fs_fail(L, "tmpdir", buf, errno);
+  lua_pushstring(L, buf);
+  return 1;
+}
+
+static const luaL_Reg fs_funcs[] = {
+  {"exists", fs_exists},
+  {"list", fs_list},
+  {"mkdir_p", fs_mkdir_p},
+  {"read", fs_read},
+  {"remove", fs_remove},
+  {"stat", fs_stat},
+  {"tmpdir", fs_tmpdir},
+  {"write", fs_write},
+  {NULL, NULL}
+};
+
+int luaopen_runbook_fs(lua_State *L) {
+  luaL_newlib(L, fs_funcs);
+  return 1;
+}

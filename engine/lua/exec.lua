@@ -1,0 +1,91 @@
+--- runbook.exec: run programs (never through a shell).
+--- exec.run(argv, opts) -> {code, signal, stdout, stderr, duration,
+--- timed_out, ...}. In a dry-run the call goes to the simulated world
+--- instead of the OS (see runbook.world).
+local core = require "runbook.exec.core"
+local errors = require "runbook.error"
+local events = require "runbook.events"
+local sys = require "runbook.sys"
+
+local M = {}
+
+local dry_run = sys.options().dry_run
+
+--- Shows argv as an operator would type it (quoted where needed).
+local function show_argv(argv)
+  local buf = {}
+  for i, a in ipairs(argv) do
+    a = tostring(a)
+    if a == "" or a:find("[%s'\"\\$`!*?;&|<>(){}]") then a = "'" .. a:gsub("'", "'\\''") .. "'" end
+    buf[i] = a
+  end
+  return table.concat(buf, " ")
+end
+M.show_argv = show_argv
+
+---@class runbook.exec.Opts
+---@field env? table<string,string|userdata> added to the environment (secrets allowed)
+---@field clear_env? boolean start from an empty environment
+---@field cwd? string working directory
+---@field stdin? string|userdata data written to the child's stdin, then closed
+---@field timeout? number seconds; then SIGTERM to the process group, SIGKILL after `grace`
+---@field grace? number seconds between SIGTERM and SIGKILL (default 5)
+---@field max_output? integer bytes kept per stream (default 16 MiB); the rest is counted
+---@field on_line? fun(line:string, stream:"stdout"|"stderr") called for every line
+---@field check? boolean raise an `exit` error on a non-zero exit or a signal
+---@field allow_timeout? boolean return the result (timed_out = true) instead of raising
+---@field quiet? boolean do not emit the exec events
+
+--- Runs argv[1] (looked up on PATH) with the arguments argv[2..].
+---@param argv string[]
+---@param opts? runbook.exec.Opts
+function M.run(argv, opts)
+  if type(argv) ~= "table" then error("bad argument #1 to 'run' (table expected, got " .. type(argv) .. ")", 2) end
+  if opts ~= nil and type(opts) ~= "table" then error("bad argument #2 to 'run' (table expected, got " .. type(opts) .. ")", 2) end
+  opts = opts or {}
+  local cmd = show_argv(argv)
+  if not opts.quiet then
+    events.emit{type = "exec", argv = argv, level = "debug", text = "$ " .. cmd}
+  end
+  local res
+  if dry_run then
+    local world = package.loaded["runbook.world"]
+    if not world then
+      error(errors.new("dry_run", ("dry-run: no simulated world to answer %q"):format(cmd)), 2)
+    end
+    res = world.exec(argv, opts)
+  else
+    res = core.run(argv, opts)
+  end
+  if not opts.quiet then
+    events.emit{type = "exec_done", argv = argv, code = res.code, signal = res.signal,
+                duration = res.duration, timed_out = res.timed_out, level = "debug",
+                text = ("  exit %s in %.2fs%s"):format(res.code or ("signal " .. tostring(res.signal)),
+                                                      res.duration, res.timed_out and " (timed out)" or "")}
+  end
+  if res.timed_out and not opts.allow_timeout then
+    error(errors.new("timeout", ("%s timed out after %gs"):format(cmd, opts.timeout),
+                     {result = res, argv = argv}), 2)
+  end
+  if opts.check and res.code ~= 0 then
+    local detail = res.stderr ~= "" and res.stderr or res.stdout
+    detail = detail:gsub("%s+$", ""):sub(-400)
+    error(errors.new("exit", ("%s exited with %s%s"):format(cmd,
+      res.code and ("code " .. res.code) or ("signal " .. res.signal),
+      detail ~= "" and (": " .. detail) or ""), {result = res, argv = argv, code = res.code}), 2)
+  end
+  return res
+end
+
+--- The full path of a program on PATH, or nil.
+function M.which(name)
+  if name:find("/") then return name end
+  for dir in (os.getenv("PATH") or ""):gmatch("[^:]+") do
+    local p = dir .. "/" .. name
+    local f = io.open(p, "r")
+    if f then f:close(); return p end
+  end
+  return nil
+end
+
+return M
