@@ -150,13 +150,24 @@ static void timeout_fire(rb_timer *tm) {
   terminate(r);
 }
 
-/* The task was cancelled: stop the child; the request lives on until
-** the child is reaped. */
+/* The task was cancelled: stop the child. The task is woken with the
+** cancellation by the scheduler; its continuation (exec_k) then waits for
+** the child to be gone before it raises, so that cancelling a task means
+** its children are reaped when it has unwound. Until then r stays owned by
+** the task: mark it woken so that I/O does not wake it a second time. */
 static void exec_cancel(rb_task *t, void *data) {
   exec_req *r = (exec_req *)data;
   (void)t;
-  r->task = NULL;
+  r->woken = 1;
   terminate(r);
+}
+
+/* Cancelled again while waiting for the child after a first cancel: give
+** up waiting; the engine reaps the child (SIGKILL after the grace). */
+static void exec_orphan(rb_task *t, void *data) {
+  exec_req *r = (exec_req *)data;
+  (void)t;
+  r->task = NULL;
   if (req_complete(r)) req_release(r);
 }
 
@@ -449,13 +460,30 @@ static void push_result(lua_State *L, exec_req *r) {
   lua_setfield(L, -2, "pid");
 }
 
+/* Continuation after a cancellation: stack [argv, opts, on_line, args,
+** false, cancel-err, resume values...]; raise once the child is gone. */
+static int exec_cancelled_k(lua_State *L, int status, lua_KContext ctx) {
+  exec_req *r = (exec_req *)ctx;
+  (void)status;
+  if (lua_gettop(L) >= 7 && !lua_toboolean(L, 7)) {   /* cancelled again: orphaned by the hook */
+    lua_pushvalue(L, 6);
+    return lua_error(L);
+  }
+  lua_settop(L, 6);
+  r->woken = 0;
+  if (!req_complete(r)) return rb_await_k(L, exec_orphan, r, (lua_KContext)r, exec_cancelled_k);
+  r->task = NULL;
+  req_release(r);
+  return lua_error(L);                 /* the cancellation error at the top */
+}
+
 /* Continuation: stack is [argv, opts, on_line|nil, args, true|false, err?]. */
 static int exec_k(lua_State *L, int status, lua_KContext ctx) {
   exec_req *r = (exec_req *)ctx;
   (void)status;
-  if (!lua_toboolean(L, 5)) {          /* cancelled: r belongs to the engine now */
-    lua_pushvalue(L, 6);
-    return lua_error(L);
+  if (!lua_toboolean(L, 5)) {          /* cancelled: wait for the child, then raise */
+    lua_settop(L, 6);
+    return exec_cancelled_k(L, LUA_YIELD, ctx);
   }
   lua_settop(L, 4);
   r->woken = 0;

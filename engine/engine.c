@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 static const char ENGINE_KEY = 'E';
 
 void exec_kill_all(rb_engine *e);   /* bindings/exec.c */
+void http_shutdown(rb_engine *e);   /* bindings/http.c */
 
 rb_engine *engine_get(lua_State *L) {
   rb_engine *e;
@@ -38,6 +40,7 @@ static const luaL_Reg c_modules[] = {
   {"runbook.exec.core", luaopen_runbook_exec_core},
   {"runbook.fs.core", luaopen_runbook_fs},
   {"runbook.hash", luaopen_runbook_hash},
+  {"runbook.http.core", luaopen_runbook_http_core},
   {"runbook.json", luaopen_runbook_json},
   {"runbook.secret", luaopen_runbook_secret_core},
   {"runbook.sys", luaopen_runbook_sys},
@@ -104,6 +107,9 @@ static void add_script_dir(lua_State *L, const char *path) {
 rb_engine *engine_new(const rb_cli *cli, int virtual_clock) {
   rb_engine *e = calloc(1, sizeof *e);
   if (e == NULL) return NULL;
+  /* a child that exits without reading its stdin must not kill us: the
+  ** write then fails with EPIPE, which exec handles */
+  signal(SIGPIPE, SIG_IGN);
   e->cli = cli;
   e->log_fd = -1;
   if (uv_loop_init(&e->loop) != 0) goto err;
@@ -148,6 +154,7 @@ void engine_free(rb_engine *e) {
   int i;
   if (e == NULL) return;
   lua_close(e->L);
+  http_shutdown(e);
   exec_kill_all(e);               /* children still running are killed and reaped */
   uv_run(&e->loop, UV_RUN_DEFAULT);  /* their timers live in the scheduler: reap first */
   sched_close(&e->sched);

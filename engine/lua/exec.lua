@@ -48,6 +48,14 @@ function M.run(argv, opts)
     events.emit{type = "exec", argv = argv, level = "debug", text = "$ " .. cmd}
   end
   local res
+  if opts.on_line then
+    -- lines reach the runbook with registered secrets masked, like the result
+    local user = opts.on_line
+    local copy = {}
+    for k, v in pairs(opts) do copy[k] = v end
+    copy.on_line = function(line, stream) return user(sys.mask(line), stream) end
+    opts = copy
+  end
   if dry_run then
     local world = package.loaded["runbook.world"]
     if not world then
@@ -57,6 +65,9 @@ function M.run(argv, opts)
   else
     res = core.run(argv, opts)
   end
+  -- a secret a child prints is masked in what the runbook (and every
+  -- sink after it) sees
+  res.stdout, res.stderr = sys.mask(res.stdout), sys.mask(res.stderr)
   if not opts.quiet then
     events.emit{type = "exec_done", argv = argv, code = res.code, signal = res.signal,
                 duration = res.duration, timed_out = res.timed_out, level = "debug",

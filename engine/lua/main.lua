@@ -51,7 +51,10 @@ function M.test(chunk, path)
       tests[#tests + 1] = {name = name, fn = fn, line = debug.getinfo(fn, "S").linedefined}
     end
   end
-  table.sort(tests, function(a, b) return a.line < b.line end)
+  table.sort(tests, function(a, b)
+    if a.line ~= b.line then return a.line < b.line end
+    return a.name < b.name
+  end)
   local passed, failed = 0, 0
   write(("# %s\n"):format(path))
   for _, t in ipairs(tests) do

@@ -1,0 +1,527 @@
+/*
+** http.c: runbook.http.core, HTTP(S) on libcurl's multi interface driven
+** by the engine's libuv loop (curl's socket and timer callbacks), so any
+** number of transfers share one thread.
+**
+** request{method, url, headers, body, timeout, connect_timeout, insecure,
+**         cacert, bearer, follow} -> {status, headers, body, url}
+**
+** Transport failures raise error objects: kind "dns", "connect", "tls",
+** "timeout" or "http", with curl's message and the URL. HTTP statuses,
+** 5xx included, are results.
+**
+** Ownership: one http_ctx per engine (e->http), created on first use and
+** destroyed in http_shutdown() at engine teardown. One http_req per call,
+** owned by the waiting task's C frame; a cancelled request is removed from
+** the multi and freed by the cancel hook. Socket contexts (uv_poll_t) are
+** freed in their uv_close callback.
+*/
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+#include <lauxlib.h>
+
+#include "bindings.h"
+#include "engine.h"
+#include "scheduler.h"
+
+typedef struct http_ctx {
+  CURLM *multi;
+  uv_timer_t *timer;
+  uv_loop_t *loop;
+} http_ctx;
+
+typedef struct sock_ctx {
+  uv_poll_t poll;
+  curl_socket_t fd;
+  http_ctx *h;
+} sock_ctx;
+
+typedef struct buf_t {
+  char *p;
+  size_t len, cap;
+} buf_t;
+
+typedef struct http_req {
+  http_ctx *h;
+  CURL *easy;
+  rb_task *task;
+  struct curl_slist *headers;
+  char *body;             /* request body (copied) */
+  buf_t resp;             /* response body */
+  buf_t head;             /* response header lines of the final response */
+  CURLcode result;
+  int done;
+  char errbuf[CURL_ERROR_SIZE];
+} http_req;
+
+static int buf_add(buf_t *b, const char *s, size_t n) {
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 1024;
+    char *np;
+    while (cap < b->len + n + 1) cap *= 2;
+    np = realloc(b->p, cap);
+    if (np == NULL) return 0;
+    b->p = np;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+  return 1;
+}
+
+static void req_free(http_req *r) {
+  if (r->easy) {
+    curl_multi_remove_handle(r->h->multi, r->easy);
+    curl_easy_cleanup(r->easy);
+  }
+  curl_slist_free_all(r->headers);
+  free(r->body);
+  free(r->resp.p);
+  free(r->head.p);
+  free(r);
+}
+
+/* {====================================================== curl <-> libuv */
+
+static void check_multi_info(http_ctx *h) {
+  CURLMsg *msg;
+  int pending;
+  while ((msg = curl_multi_info_read(h->multi, &pending)) != NULL) {
+    http_req *r = NULL;
+    CURL *easy;
+    CURLcode result;
+    if (msg->msg != CURLMSG_DONE) continue;
+    easy = msg->easy_handle;
+    result = msg->data.result;       /* msg is invalid after the removal below */
+    curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
+    curl_multi_remove_handle(h->multi, easy);
+    if (r == NULL) continue;
+    r->result = result;
+    r->done = 1;
+    if (r->task) {
+      lua_checkstack(r->task->co, 1);
+      lua_pushboolean(r->task->co, 1);
+      rb_task_wake(r->task, 1);
+    }
+  }
+}
+
+static void poll_cb(uv_poll_t *p, int status, int events) {
+  sock_ctx *c = (sock_ctx *)p->data;
+  int running, flags = 0;
+  if (status < 0) flags = CURL_CSELECT_ERR;
+  if (events & UV_READABLE) flags |= CURL_CSELECT_IN;
+  if (events & UV_WRITABLE) flags |= CURL_CSELECT_OUT;
+  curl_multi_socket_action(c->h->multi, c->fd, flags, &running);
+  check_multi_info(c->h);
+}
+
+static void timer_cb(uv_timer_t *t) {
+  http_ctx *h = (http_ctx *)t->data;
+  int running;
+  curl_multi_socket_action(h->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+  check_multi_info(h);
+}
+
+/* curl asks for a timeout: < 0 stop; 0 means "soon", which we make 1 ms
+** so that socket_action is never called from inside this callback. */
+static int on_timeout(CURLM *multi, long ms, void *userp) {
+  http_ctx *h = (http_ctx *)userp;
+  (void)multi;
+  if (ms < 0) uv_timer_stop(h->timer);
+  else uv_timer_start(h->timer, timer_cb, ms == 0 ? 1 : (uint64_t)ms, 0);
+  return 0;
+}
+
+static void sock_closed(uv_handle_t *hd) {
+  free(hd->data);
+}
+
+static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void *socketp) {
+  http_ctx *h = (http_ctx *)userp;
+  sock_ctx *c = (sock_ctx *)socketp;
+  int events = 0;
+  (void)easy;
+  switch (action) {
+    case CURL_POLL_IN: case CURL_POLL_OUT: case CURL_POLL_INOUT:
+      if (c == NULL) {
+        c = malloc(sizeof *c);
+        if (c == NULL) return -1;
+        c->fd = s;
+        c->h = h;
+        if (uv_poll_init_socket(h->loop, &c->poll, s) != 0) { free(c); return -1; }
+        c->poll.data = c;
+        curl_multi_assign(h->multi, s, c);
+      }
+      if (action != CURL_POLL_OUT) events |= UV_READABLE;
+      if (action != CURL_POLL_IN) events |= UV_WRITABLE;
+      return uv_poll_start(&c->poll, events, poll_cb) == 0 ? 0 : -1;
+    case CURL_POLL_REMOVE:
+      if (c) {
+        uv_poll_stop(&c->poll);
+        uv_close((uv_handle_t *)&c->poll, sock_closed);
+        curl_multi_assign(h->multi, s, NULL);
+      }
+      return 0;
+    default:
+      return -1;
+  }
+}
+
+static void timer_closed(uv_handle_t *hd) {
+  free(hd);
+}
+
+static http_ctx *ctx_get(lua_State *L) {
+  rb_engine *e = engine_get(L);
+  http_ctx *h;
+  if (e->http) return e->http;
+  h = calloc(1, sizeof *h);
+  if (h == NULL) luaL_error(L, "not enough memory");
+  h->loop = &e->loop;
+  h->timer = malloc(sizeof *h->timer);
+  h->multi = curl_multi_init();
+  if (h->timer == NULL || h->multi == NULL || uv_timer_init(h->loop, h->timer) != 0) {
+    if (h->multi) curl_multi_cleanup(h->multi);
+    free(h->timer);
+    free(h);
+    luaL_error(L, "cannot initialise libcurl");
+  }
+  h->timer->data = h;
+  curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
+  curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timeout);
+  curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+  e->http = h;
+  return h;
+}
+
+/* Engine teardown: every task is gone, so no transfer is left; closing the
+** multi closes its cached connections (their sockets come back through
+** on_socket REMOVE), then the timer. The caller runs the loop afterwards. */
+void http_shutdown(rb_engine *e);
+void http_shutdown(rb_engine *e) {
+  http_ctx *h = e->http;
+  if (h == NULL) return;
+  curl_multi_cleanup(h->multi);
+  uv_close((uv_handle_t *)h->timer, timer_closed);
+  free(h);
+  e->http = NULL;
+}
+
+/* }====================================================== */
+
+/* {====================================================== request */
+
+static size_t write_body(char *p, size_t size, size_t n, void *ud) {
+  http_req *r = (http_req *)ud;
+  return buf_add(&r->resp, p, size * n) ? size * n : 0;
+}
+
+/* Keeps the header lines of the last response only (after redirects or a
+** 100-continue, a new status line starts a new block). */
+static size_t write_header(char *p, size_t size, size_t n, void *ud) {
+  http_req *r = (http_req *)ud;
+  size_t len = size * n;
+  if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) r->head.len = 0;
+  return buf_add(&r->head, p, len) ? len : 0;
+}
+
+static const char *error_kind(CURLcode c) {
+  switch (c) {
+    case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY: return "dns";
+    case CURLE_COULDNT_CONNECT: return "connect";
+    case CURLE_OPERATION_TIMEDOUT: return "timeout";
+    case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM: case CURLE_SSL_CIPHER: case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR: case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS: case CURLE_SSL_CRL_BADFILE:
+      return "tls";
+    default: return "http";
+  }
+}
+
+/* Pushes the headers as a table with lower-cased names; repeated headers
+** are joined with ", ". */
+static void push_headers(lua_State *L, const buf_t *b) {
+  const char *p = b->p, *end = b->p ? b->p + b->len : NULL;
+  lua_newtable(L);
+  while (p && p < end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    const char *le = nl ? nl : end;
+    const char *colon = memchr(p, ':', (size_t)(le - p));
+    if (colon && colon > p) {
+      luaL_Buffer nb;
+      const char *v = colon + 1, *ve = le;
+      const char *q;
+      while (v < ve && (*v == ' ' || *v == '\t')) v++;
+      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
+      luaL_buffinit(L, &nb);
+      for (q = p; q < colon; q++) luaL_addchar(&nb, (char)(*q >= 'A' && *q <= 'Z' ? *q + 32 : *q));
+      luaL_pushresult(&nb);
+      lua_pushvalue(L, -1);
+      if (lua_rawget(L, -3) == LUA_TSTRING) {
+        lua_pushliteral(L, ", ");
+        lua_pushlstring(L, v, (size_t)(ve - v));
+        lua_concat(L, 3);
+      }
+      else {
+        lua_pop(L, 1);
+        lua_pushlstring(L, v, (size_t)(ve - v));
+      }
+      lua_rawset(L, -3);
+    }
+    p = nl ? nl + 1 : end;
+  }
+}
+
+static void http_cancel(rb_task *t, void *data) {
+  (void)t;
+  req_free((http_req *)data);
+}
+
+/* Continuation: stack [opts, req-anchor?, true|false, err]. */
+static int http_k(lua_State *L, int status, lua_KContext ctx) {
+  http_req *r = (http_req *)ctx;
+  long code = 0;
+  char *url = NULL;
+  (void)status;
+  if (!lua_toboolean(L, 2)) {        /* cancelled: the hook freed r */
+    lua_pushvalue(L, 3);
+    return lua_error(L);
+  }
+  r->task = NULL;
+  if (r->result != CURLE_OK) {
+    const char *msg = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result);
+    curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
+    rb_error_push(L, error_kind(r->result), "%s: %s", url ? url : "?", msg);
+    rb_error_setfield(L, "url", url ? url : "");
+    rb_error_setint(L, "curl_code", r->result);
+    req_free(r);
+    return lua_error(L);
+  }
+  curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &code);
+  curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
+  lua_createtable(L, 0, 4);
+  lua_pushinteger(L, code);
+  lua_setfield(L, -2, "status");
+  lua_pushlstring(L, r->resp.p ? r->resp.p : "", r->resp.len);
+  lua_setfield(L, -2, "body");
+  push_headers(L, &r->head);
+  lua_setfield(L, -2, "headers");
+  lua_pushstring(L, url ? url : "");
+  lua_setfield(L, -2, "url");
+  req_free(r);
+  return 1;
+}
+
+static double opt_num(lua_State *L, const char *k, double def) {
+  double v = def;
+  if (lua_getfield(L, 1, k) != LUA_TNIL) {
+    if (!lua_isnumber(L, -1)) luaL_error(L, "bad field '%s' (number expected)", k);
+    v = lua_tonumber(L, -1);
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Secret-aware string field: returns a malloc'd copy or NULL. */
+static char *opt_text(lua_State *L, const char *k) {
+  char *out = NULL;
+  if (lua_getfield(L, 1, k) != LUA_TNIL) {
+    size_t n;
+    const char *s;
+    if (luaL_testudata(L, -1, "runbook.secret")) {
+      lua_getfield(L, -1, "reveal");
+      lua_pushvalue(L, -2);
+      lua_call(L, 1, 1);
+      lua_replace(L, -2);
+    }
+    s = lua_tolstring(L, -1, &n);
+    if (s == NULL) luaL_error(L, "bad field '%s' (string expected)", k);
+    out = malloc(n + 1);
+    if (out) { memcpy(out, s, n); out[n] = '\0'; }
+  }
+  lua_pop(L, 1);
+  return out;
+}
+
+/* Raises unless opts.headers is a map of strings (or secrets). Runs before
+** anything is allocated, so that a bad argument leaks nothing. */
+static void check_headers(lua_State *L) {
+  if (lua_getfield(L, 1, "headers") != LUA_TNIL) {
+    luaL_argcheck(L, lua_istable(L, -1), 1, "headers must be a table");
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_argerror(L, 1, "header names must be strings");
+      if (!lua_isstring(L, -1) && !luaL_testudata(L, -1, "runbook.secret"))
+        luaL_argerror(L, 1, lua_pushfstring(L, "header '%s' must be a string", lua_tostring(L, -2)));
+      lua_pop(L, 1);
+    }
+  }
+  lua_pop(L, 1);
+}
+
+static void check_text(lua_State *L, const char *k) {
+  int t = lua_getfield(L, 1, k);
+  if (t != LUA_TNIL && !lua_isstring(L, -1) && !luaL_testudata(L, -1, "runbook.secret"))
+    luaL_argerror(L, 1, lua_pushfstring(L, "%s must be a string", k));
+  lua_pop(L, 1);
+}
+
+/* Adds opts.headers (checked already); returns 0 when out of memory. */
+static int add_headers(lua_State *L, http_req *r) {
+  if (lua_getfield(L, 1, "headers") == LUA_TNIL) { lua_pop(L, 1); return 1; }
+  lua_pushnil(L);
+  while (lua_next(L, -2)) {
+    struct curl_slist *n;
+    if (luaL_testudata(L, -1, "runbook.secret")) {
+      lua_getfield(L, -1, "reveal");
+      lua_pushvalue(L, -2);
+      lua_call(L, 1, 1);
+      lua_replace(L, -2);
+    }
+    lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
+    n = curl_slist_append(r->headers, lua_tostring(L, -1));
+    lua_pop(L, 2);
+    if (n == NULL) { lua_pop(L, 2); return 0; }
+    r->headers = n;
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
+static int http_request(lua_State *L) {
+  http_ctx *h;
+  http_req *r;
+  rb_task *t;
+  const char *url, *method;
+  double timeout, ctimeout;
+  char *bearer, *cacert;
+  size_t body_len = 0;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "url");
+  url = lua_tostring(L, -1);
+  luaL_argcheck(L, url != NULL, 1, "url must be a string");
+  luaL_argcheck(L, strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0, 1,
+                "url must start with http:// or https://");
+  lua_getfield(L, 1, "method");
+  method = luaL_optstring(L, -1, "GET");
+  timeout = opt_num(L, "timeout", 60);
+  ctimeout = opt_num(L, "connect_timeout", 10);
+  luaL_argcheck(L, timeout > 0 && ctimeout > 0, 1, "timeouts must be > 0 seconds");
+  check_headers(L);
+  check_text(L, "bearer");
+  check_text(L, "body");
+  check_text(L, "cacert");
+  t = rb_wait_begin(L);
+  h = ctx_get(L);
+  r = calloc(1, sizeof *r);
+  if (r == NULL) return luaL_error(L, "not enough memory");
+  r->h = h;
+  /* arguments were checked above: from here only memory errors raise */
+  r->easy = curl_easy_init();
+  if (r->easy == NULL) { req_free(r); return luaL_error(L, "cannot create a curl handle"); }
+  if (!add_headers(L, r)) { req_free(r); return luaL_error(L, "not enough memory"); }
+  bearer = opt_text(L, "bearer");
+  if (bearer) {
+    size_t n = strlen(bearer) + 32;
+    char *hd = malloc(n);
+    struct curl_slist *sl = NULL;
+    if (hd) {
+      snprintf(hd, n, "Authorization: Bearer %s", bearer);
+      sl = curl_slist_append(r->headers, hd);
+      memset(hd, 0, n);
+      free(hd);
+    }
+    memset(bearer, 0, strlen(bearer));
+    free(bearer);
+    if (sl == NULL) { req_free(r); return luaL_error(L, "not enough memory"); }
+    r->headers = sl;
+  }
+  if (lua_getfield(L, 1, "body") != LUA_TNIL) {
+    const char *b;
+    if (luaL_testudata(L, -1, "runbook.secret")) {
+      lua_pop(L, 1);
+      r->body = opt_text(L, "body");
+      body_len = r->body ? strlen(r->body) : 0;
+      lua_pushnil(L);
+    }
+    else {
+      b = lua_tolstring(L, -1, &body_len);
+      r->body = malloc(body_len ? body_len : 1);
+      if (r->body == NULL) { req_free(r); return luaL_error(L, "not enough memory"); }
+      memcpy(r->body, b, body_len);
+    }
+  }
+  lua_pop(L, 1);
+  cacert = opt_text(L, "cacert");
+  curl_easy_setopt(r->easy, CURLOPT_URL, url);
+  curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+  curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
+  curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(r->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, write_body);
+  curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
+  curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, write_header);
+  curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
+  curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
+  curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(ctimeout * 1000));
+  curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "runbook/" RUNBOOK_VERSION);
+  curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, "");
+  lua_getfield(L, 1, "follow");
+  curl_easy_setopt(r->easy, CURLOPT_FOLLOWLOCATION, lua_toboolean(L, -1) ? 1L : 0L);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "insecure");
+  if (lua_toboolean(L, -1)) {
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, 0L);
+    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  lua_pop(L, 1);
+  if (cacert) {
+    curl_easy_setopt(r->easy, CURLOPT_CAINFO, cacert);   /* curl copies the string */
+    free(cacert);
+  }
+  if (strcmp(method, "HEAD") == 0) curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
+  else if (strcmp(method, "GET") != 0) curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
+  if (r->body) {
+    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
+    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+  }
+  /* no "Expect: 100-continue" round trip for bodies */
+  {
+    struct curl_slist *sl = curl_slist_append(r->headers, "Expect:");
+    if (sl) r->headers = sl;
+  }
+  curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
+  if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
+    req_free(r);
+    return luaL_error(L, "cannot start the transfer");
+  }
+  r->task = t;
+  lua_settop(L, 1);
+  return rb_await_k(L, http_cancel, r, (lua_KContext)r, http_k);
+}
+
+/* }====================================================== */
+
+static const luaL_Reg http_funcs[] = {
+  {"request", http_request},
+  {NULL, NULL}
+};
+
+int luaopen_runbook_http_core(lua_State *L) {
+  static int inited;
+  if (!inited) {
+    curl_global_init(CURL_GLOBAL_DEFAULT);   /* once per process */
+    atexit(curl_global_cleanup);
+    inited = 1;
+  }
+  luaL_newlib(L, http_funcs);
+  return 1;
+}

@@ -1,0 +1,101 @@
+--- runbook.http: HTTP(S) requests on libcurl, many at once on one loop.
+--- Transport failures raise (kinds dns, connect, tls, timeout, http);
+--- statuses, 5xx included, come back as data. In a dry-run the request
+--- goes to the simulated world.
+local core = require "runbook.http.core"
+local errors = require "runbook.error"
+local events = require "runbook.events"
+local json = require "runbook.json"
+local sys = require "runbook.sys"
+
+local M = {}
+
+local dry_run = sys.options().dry_run
+
+local Response = {}
+Response.__index = Response
+
+--- The body decoded as JSON (raises a json error naming the URL).
+function Response:json()
+  return json.decode(self.body, {name = self.url})
+end
+
+--- True for a 2xx status.
+function Response:ok()
+  return self.status >= 200 and self.status < 300
+end
+
+---@class runbook.http.Request
+---@field url string http:// or https://
+---@field method? string default GET
+---@field headers? table<string,string|userdata>
+---@field body? string|userdata
+---@field json? any encoded as the body, with Content-Type: application/json
+---@field timeout? number seconds for the whole transfer (default 60)
+---@field connect_timeout? number seconds (default 10)
+---@field insecure? boolean skip TLS verification (logs a warning)
+---@field cacert? string CA bundle file to verify against
+---@field bearer? string|userdata token for Authorization: Bearer
+---@field follow? boolean follow redirects (default false)
+---@field check? boolean raise an `http_status` error unless the status is 2xx
+
+function M.request(req)
+  if type(req) ~= "table" then error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2) end
+  local opts = {}
+  for k, v in pairs(req) do opts[k] = v end
+  if opts.json ~= nil then
+    opts.body = json.encode(opts.json)
+    opts.json = nil
+    local h = {}
+    for k, v in pairs(opts.headers or {}) do h[k] = v end
+    local has_ct = false
+    for k in pairs(h) do if k:lower() == "content-type" then has_ct = true end end
+    if not has_ct then h["Content-Type"] = "application/json" end
+    opts.headers = h
+  end
+  local method = (opts.method or "GET"):upper()
+  opts.method = method
+  if opts.insecure then
+    events.emit{type = "log", level = "warn", msg = ("TLS verification is off for %s"):format(opts.url)}
+  end
+  events.emit{type = "http", method = method, url = opts.url, level = "debug",
+              text = ("%s %s"):format(method, opts.url)}
+  local res
+  if dry_run then
+    local world = package.loaded["runbook.world"]
+    if not world then
+      error(errors.new("dry_run", ("dry-run: no simulated world to answer %s %s"):format(method, tostring(opts.url))), 2)
+    end
+    res = world.http(opts)
+  else
+    res = core.request(opts)
+  end
+  -- a secret the server reflects is masked like any other output
+  res.body = sys.mask(res.body or "")
+  for k, v in pairs(res.headers or {}) do res.headers[k] = sys.mask(v) end
+  setmetatable(res, Response)
+  events.emit{type = "http_done", method = method, url = opts.url, status = res.status, level = "debug",
+              text = ("  %d %s"):format(res.status, opts.url)}
+  if opts.check and not res:ok() then
+    error(errors.new("http_status", ("%s %s returned %d: %s"):format(method, opts.url, res.status,
+                     (res.body or ""):sub(1, 300)), {status = res.status, response = res}), 2)
+  end
+  return res
+end
+
+local function with_method(method)
+  return function(url, opts)
+    local req = {}
+    for k, v in pairs(opts or {}) do req[k] = v end
+    req.url, req.method = url, method
+    return M.request(req)
+  end
+end
+
+M.get = with_method("GET")
+M.post = with_method("POST")
+M.put = with_method("PUT")
+M.delete = with_method("DELETE")
+M.head = with_method("HEAD")
+
+return M

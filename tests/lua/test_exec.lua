@@ -1,0 +1,134 @@
+-- runbook.exec: real processes through libuv.
+local exec = require "runbook.exec"
+local async = require "runbook.async"
+local time = require "runbook.time"
+local errors = require "runbook.error"
+local t = require "runbook.testing"
+
+local function alive(pid)
+  return exec.run({"kill", "-0", tostring(pid)}, {quiet = true}).code == 0
+end
+
+function test_result_fields()
+  local r = exec.run({"sh", "-c", "printf out; printf err >&2; exit 7"})
+  t.eq(r.code, 7)
+  t.eq(r.signal, nil)
+  t.eq(r.stdout, "out")
+  t.eq(r.stderr, "err")
+  t.eq(r.timed_out, false)
+  t.truthy(r.duration >= 0 and r.duration < 10)
+end
+
+function test_argv_is_never_a_shell()
+  local r = exec.run({"echo", "$HOME; rm -rf /tmp/nothing", "*"})
+  t.eq(r.stdout, "$HOME; rm -rf /tmp/nothing *\n")
+end
+
+function test_spawn_failure_raises_spawn_kind()
+  local err = t.raises(exec.run, {"/nonexistent/program"})
+  t.eq(err.kind, "spawn")
+  t.match(err.message, "ENOENT")
+  err = t.raises(exec.run, {"no-such-program-anywhere"})
+  t.eq(err.kind, "spawn")
+end
+
+function test_bad_arguments()
+  t.raises("bad argument #1 to 'run'", exec.run, "ls")
+  t.raises("non%-empty", exec.run, {})
+  t.raises("argv%[2%] must be a string", exec.run, {"echo", {}})
+  t.raises("opts.env key", exec.run, {"true"}, {env = {["A=B"] = "x"}})
+  t.raises("opts.timeout", exec.run, {"true"}, {timeout = -1})
+end
+
+function test_check_raises_exit_kind_with_result()
+  local err = t.raises(exec.run, {"sh", "-c", "echo boom >&2; exit 4"}, {check = true})
+  t.eq(err.kind, "exit")
+  t.eq(err.code, 4)
+  t.match(err.message, "boom")
+  t.eq(err.result.stderr, "boom\n")
+end
+
+function test_env_cwd_stdin()
+  local dir = require("runbook.fs").tmpdir("exec")
+  local r = exec.run({"sh", "-c", "echo $A $B; pwd; cat"}, {env = {A = "1", B = "two"}, cwd = dir, stdin = "piped"})
+  t.eq(r.stdout, "1 two\n" .. dir .. "\npiped")
+  r = exec.run({"sh", "-c", "echo ${HOME:-unset}"}, {clear_env = true, env = {PATH = os.getenv("PATH")}})
+  t.eq(r.stdout, "unset\n")
+  os.remove(dir)
+end
+
+function test_timeout_terms_the_whole_group_then_raises()
+  local t0 = time.monotonic()
+  local err = t.raises(exec.run, {"sh", "-c", "sleep 30 & sleep 30; wait"}, {timeout = 0.3, grace = 1})
+  t.eq(err.kind, "timeout")
+  t.truthy(time.monotonic() - t0 < 5, "did not wait for the child")
+  local r = exec.run({"sh", "-c", "sleep 30"}, {timeout = 0.2, allow_timeout = true})
+  t.eq(r.timed_out, true)
+  t.eq(r.signal, 15)
+end
+
+function test_sigkill_after_grace_when_term_is_ignored()
+  local r = exec.run({"sh", "-c", "trap '' TERM; sleep 30"}, {timeout = 0.2, grace = 0.3, allow_timeout = true})
+  t.eq(r.timed_out, true)
+  t.eq(r.signal, 9)
+end
+
+function test_cancel_kills_children_no_process_left()
+  local pidfile = os.tmpname()
+  local task = async.spawn(exec.run, {"sh", "-c", "sleep 60 & echo $! > " .. pidfile .. "; wait"}, {grace = 0.5})
+  time.sleep(0.3)
+  task:cancel()
+  local err = t.raises(task.wait, task)
+  t.truthy(errors.is(err, "cancelled"))
+  local pid = tonumber(io.open(pidfile):read("a"))
+  os.remove(pidfile)
+  t.truthy(pid, "grandchild pid recorded")
+  async.wait_until(function() return not alive(pid) end, {timeout = 5, interval = 0.05, desc = "grandchild gone"})
+end
+
+function test_max_output_keeps_a_prefix_and_counts_the_rest()
+  local r = exec.run({"head", "-c", "100000", "/dev/zero"}, {max_output = 1000})
+  t.eq(#r.stdout, 1000)
+  t.eq(r.stdout_dropped, 99000)
+end
+
+function test_on_line_sees_lines_as_they_arrive()
+  local seen = {}
+  local r = exec.run({"sh", "-c", "echo a; echo b >&2; printf 'c\\nlast-no-newline'"},
+                     {on_line = function(line, stream) seen[#seen + 1] = stream .. ":" .. line end})
+  table.sort(seen)
+  t.eq(seen, {"stderr:b", "stdout:a", "stdout:c", "stdout:last-no-newline"})
+  t.eq(r.code, 0)
+end
+
+function test_on_line_error_stops_the_child_and_raises()
+  t.raises("stop here", exec.run, {"sh", "-c", "echo one; sleep 30"},
+           {on_line = function() error("stop here") end, grace = 0.5})
+end
+
+function test_many_at_once()
+  local t0 = time.monotonic()
+  local out = async.map({1, 2, 3, 4, 5, 6, 7, 8}, function(i)
+    return exec.run({"sh", "-c", "sleep 0.2; echo " .. i}).stdout
+  end)
+  t.eq(table.concat(out), "1\n2\n3\n4\n5\n6\n7\n8\n")
+  t.truthy(time.monotonic() - t0 < 1.5, "ran concurrently")
+end
+
+function test_no_fd_leak()
+  local function fds()
+    return #require("runbook.fs").list("/proc/self/fd")
+  end
+  exec.run({"true"})
+  local before = fds()
+  for _ = 1, 20 do exec.run({"sh", "-c", "echo x"}, {stdin = "y"}) end
+  t.eq(fds(), before)
+end
+
+function test_secret_is_refused_in_argv_but_allowed_in_env()
+  local secret = require("runbook.secret")
+  local s = secret.new("argv-canary-123", "tok")
+  t.raises("cannot be passed in argv", exec.run, {"echo", s})
+  local r = exec.run({"sh", "-c", "echo $TOK"}, {env = {TOK = s}})
+  t.eq(r.stdout, "***\n")   -- the child saw it; what comes back is masked
+end

@@ -1,0 +1,120 @@
+-- runbook.http: real transfers to a server this test starts on 127.0.0.1.
+local http = require "runbook.http"
+local async = require "runbook.async"
+local exec = require "runbook.exec"
+local fs = require "runbook.fs"
+local time = require "runbook.time"
+local errors = require "runbook.error"
+local support = require "support"
+local t = require "runbook.testing"
+
+local port, stop
+
+local function url(path) return ("http://127.0.0.1:%d%s"):format(port, path) end
+
+local function with_server(fn)
+  return function()
+    port, stop = support.httpd()
+    local ok, err = pcall(fn)
+    stop()
+    if not ok then error(err, 0) end
+  end
+end
+
+test_get_status_headers_body = with_server(function()
+  local r = http.get(url("/echo?x=1"))
+  t.eq(r.status, 200)
+  t.eq(r.headers["content-type"], "application/json")
+  t.eq(r.headers["x-test"], "a, b")           -- repeated headers joined
+  local j = r:json()
+  t.eq(j.method, "GET")
+  t.eq(j.path, "/echo?x=1")
+  t.truthy(r:ok())
+end)
+
+test_error_statuses_are_results = with_server(function()
+  local r = http.get(url("/status/503"))
+  t.eq(r.status, 503)
+  t.eq(r.body, "status body\n")
+  t.eq(r:ok(), false)
+  local err = t.raises(http.get, url("/status/404"), {check = true})
+  t.eq(err.kind, "http_status")
+  t.eq(err.status, 404)
+end)
+
+test_methods_headers_json_body_bearer = with_server(function()
+  local r = http.post(url("/echo"), {json = {a = 1, list = {1, 2}}, headers = {["X-One"] = "1"}, bearer = "tok"})
+  local j = r:json()
+  t.eq(j.method, "POST")
+  t.eq(j.headers["content-type"], "application/json")
+  t.eq(j.headers["x-one"], "1")
+  t.eq(j.headers["authorization"], "Bearer tok")
+  t.eq(require("runbook.json").decode(j.body), {a = 1, list = {1, 2}})
+  for _, m in ipairs{"PUT", "DELETE", "PATCH"} do
+    t.eq(http.request{url = url("/echo"), method = m, body = "b"}:json().method, m)
+  end
+  t.eq(http.head(url("/echo")).body, "")
+end)
+
+test_connection_refused_raises_connect_kind = function()
+  -- a port nobody listens on: bind one, learn its number, close it
+  local p, stop_srv = support.httpd()
+  stop_srv()
+  local err = t.raises(http.get, ("http://127.0.0.1:%d/"):format(p))
+  t.eq(err.kind, "connect")
+  t.match(err.url, "127%.0%.0%.1")
+end
+
+test_timeout_raises_timeout_kind = with_server(function()
+  local err = t.raises(http.get, url("/slow?ms=3000"), {timeout = 0.3})
+  t.eq(err.kind, "timeout")
+end)
+
+test_cancel_stops_the_transfer = with_server(function()
+  local task = async.spawn(http.get, url("/slow?ms=3000"))
+  time.sleep(0.2)
+  task:cancel()
+  local err = t.raises(task.wait, task)
+  t.truthy(errors.is(err, "cancelled"))
+  t.eq(http.get(url("/echo")).status, 200)   -- the multi handle still works
+end)
+
+test_many_transfers_share_the_loop = with_server(function()
+  local t0 = time.monotonic()
+  local st = async.map({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, function()
+    return http.get(url("/slow?ms=300")).status
+  end)
+  t.eq(st, {200, 200, 200, 200, 200, 200, 200, 200, 200, 200})
+  t.truthy(time.monotonic() - t0 < 2.5, "concurrent, not 3 s in a row")
+end)
+
+test_large_body = with_server(function()
+  t.eq(#http.get(url("/bytes?n=3000000")).body, 3000000)
+end)
+
+test_bad_arguments = function()
+  t.raises("bad argument #1 to 'request'", http.request, "http://x")
+  t.raises("url must start with http", http.get, "ftp://127.0.0.1/")
+  t.raises("headers must be a table", http.get, "http://127.0.0.1:1/", {headers = 5})
+  t.raises("timeouts must be > 0", http.get, "http://127.0.0.1:1/", {timeout = 0})
+end
+
+function test_tls_verification_rejects_self_signed_and_cacert_accepts()
+  local dir = fs.tmpdir("tls")
+  local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
+  exec.run({"openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+            "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+           {check = true, quiet = true})
+  local p, stop_tls = support.httpd({"--tls", cert, key})
+  local ok, err = pcall(function()
+    local u = ("https://127.0.0.1:%d/echo"):format(p)
+    local e = t.raises(http.get, u)
+    t.eq(e.kind, "tls")
+    t.eq(http.get(u, {cacert = cert}).status, 200)
+    t.eq(http.get(u, {insecure = true}).status, 200)
+  end)
+  stop_tls()
+  for _, f in ipairs{cert, key} do os.remove(f) end
+  os.remove(dir)
+  if not ok then error(err, 0) end
+end
