@@ -85,17 +85,17 @@ static int secret_file(lua_State *L) {
   while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
   if (len == 0) { free(buf); return rb_error_raise(L, "secret", "secret file %s is empty", path); }
   {
+    /* the label names the file, never its content; computed before the
+    ** content goes on the stack (it would be argument 2) */
     const char *slash = strrchr(path, '/');
-    /* the label names the file, never its content */
     char label[64];
-    snprintf(label, sizeof label, "%s", slash ? slash + 1 : path);
-    lua_pushlstring(L, buf, len);     /* cannot leak buf if push_secret raises: copy first */
+    size_t l;
+    const char *v;
+    snprintf(label, sizeof label, "%s", luaL_optstring(L, 2, slash ? slash + 1 : path));
+    lua_pushlstring(L, buf, len);
     free(buf);
-    {
-      size_t l;
-      const char *v = lua_tolstring(L, -1, &l);
-      push_secret(L, v, l, luaL_optstring(L, 2, label));
-    }
+    v = lua_tolstring(L, -1, &l);
+    push_secret(L, v, l, label);
   }
   return 1;
 }

@@ -38,10 +38,10 @@ local function script(a, b)
     while i <= an or j <= bm do
       if i <= an and j <= bm and a[pre + i] == b[pre + j] then
         ops[#ops + 1] = {" ", a[pre + i]}; i, j = i + 1, j + 1
-      elseif j <= bm and (i > an or L[i][j + 1] >= L[i + 1][j]) then
-        ops[#ops + 1] = {"+", b[pre + j]}; j = j + 1
+      elseif i <= an and (j > bm or L[i + 1][j] >= L[i][j + 1]) then
+        ops[#ops + 1] = {"-", a[pre + i]}; i = i + 1      -- deletions first, as diff -u
       else
-        ops[#ops + 1] = {"-", a[pre + i]}; i = i + 1
+        ops[#ops + 1] = {"+", b[pre + j]}; j = j + 1
       end
     end
   end

@@ -45,6 +45,10 @@ function M.text(ev)
 end
 
 local function text_renderer(ev)
+  if ev.type == "print" then               -- print() keeps its plain stdout form
+    sys.write("stdout", ev.text .. "\n")
+    return
+  end
   local text = M.text(ev)
   if text == nil then return end
   local lvl = ev.level or "info"
@@ -69,9 +73,20 @@ local function json_renderer(ev)
 end
 
 local function log_renderer(ev)
-  local text = M.text(ev)
+  local text = ev.type == "print" and ev.text or M.text(ev)
   if text == nil then return end
   sys.write("log", time.iso(ev.time) .. " " .. (ev.level or "info") .. " " .. text .. "\n")
+end
+
+--- Replaces the global print so that it goes through the sinks (masked;
+--- an event of type "print" in JSON mode).
+function M.capture_print()
+  _G.print = function(...)
+    local n = select("#", ...)
+    local parts = {}
+    for i = 1, n do parts[i] = tostring((select(i, ...))) end
+    M.emit{type = "print", text = table.concat(parts, "\t")}
+  end
 end
 
 --- Emits an event: a table with at least `type`. Adds `seq`, `time`

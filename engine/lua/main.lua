@@ -17,6 +17,7 @@ end
 ---@return integer exit code
 function M.run(chunk, path)
   local opts = sys.options()
+  events.capture_print()
   events.emit{type = "run", runbook = basename(path), dry_run = opts.dry_run,
               text = ("run %s%s"):format(basename(path), opts.dry_run and " (dry-run)" or "")}
   local ok, res = xpcall(chunk, function(e)
@@ -40,6 +41,7 @@ local function write(s) sys.write("stdout", s) end
 --- Runs every test_* function of a test file, each in its own task.
 ---@return integer passed, integer failed
 function M.test(chunk, path)
+  events.capture_print()
   local env = setmetatable({}, {__index = _G})
   -- chunks loaded from files have _ENV as their first upvalue
   debug.setupvalue(chunk, 1, env)
