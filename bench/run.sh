@@ -18,3 +18,5 @@ echo "== decode"
 python3 "$here/gen_config.py" "$tmp/config.yaml" "$tmp/config.json" "${SIZE_MB:-4}"
 cc -O2 -o "$tmp/yaml_events" "$here/yaml_events.c" $(pkg-config --cflags --libs yaml-0.1)
 python3 "$here/decode.py" "$bin" "$tmp/yaml_events" "$tmp/config.yaml" "$tmp/config.json"
+echo "== exec and http"
+bash "$here/io.sh" "$bin"
