@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -259,9 +260,90 @@ static int fs_tmpdir(lua_State *L) {
   return 1;
 }
 
+/* append(path, data [, mode = 0600]): one write with O_APPEND, then fsync:
+** a journal record is on disk when this returns. */
+static int fs_append(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  mode_t mode = (mode_t)luaL_optinteger(L, 3, 0600);
+  int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, mode), err;
+  if (fd < 0) return fs_fail(L, "append to", path, errno);
+  if (write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    err = errno;
+    close(fd);
+    return fs_fail(L, "append to", path, err);
+  }
+  if (close(fd) != 0) return fs_fail(L, "append to", path, errno);
+  return 0;
+}
+
+/* {====================================================== lock */
+
+#define LOCK_MT "runbook.lock"
+
+typedef struct lock_t {
+  int fd;          /* -1 once released */
+} lock_t;
+
+static int lock_release(lua_State *L) {
+  lock_t *k = (lock_t *)luaL_checkudata(L, 1, LOCK_MT);
+  if (k->fd >= 0) {
+    int fd = k->fd;
+    k->fd = -1;                       /* closed first, then released */
+    close(fd);                        /* closing drops the flock */
+  }
+  return 0;
+}
+
+/* lock(path, info) -> lock, or nil, holder-info. An exclusive flock on
+** path; on success the file holds `info` (pid, start time). A lock whose
+** process died is free again (the kernel drops flocks with the process),
+** so a stale lock file is simply taken over. */
+static int fs_lock(lua_State *L) {
+  const char *path = luaL_checkstring(L, 1);
+  size_t len;
+  const char *info = luaL_checklstring(L, 2, &len);
+  lock_t *k = (lock_t *)lua_newuserdatauv(L, sizeof *k, 0);
+  int fd;
+  k->fd = -1;
+  if (luaL_newmetatable(L, LOCK_MT)) {
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "__close");
+    lua_newtable(L);
+    lua_pushcfunction(L, lock_release);
+    lua_setfield(L, -2, "release");
+    lua_setfield(L, -2, "__index");
+  }
+  lua_setmetatable(L, -2);
+  fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return fs_fail(L, "lock", path, errno);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    char buf[512];
+    ssize_t n;
+    if (err != EWOULDBLOCK) { close(fd); return fs_fail(L, "lock", path, err); }
+    n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+    lua_pushnil(L);
+    lua_pushlstring(L, buf, n > 0 ? (size_t)n : 0);
+    return 2;
+  }
+  k->fd = fd;
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, info, len, 0) != (ssize_t)len) { /* informative only */ }
+  fsync(fd);
+  return 1;
+}
+
+/* }====================================================== */
+
 static const luaL_Reg fs_funcs[] = {
+  {"append", fs_append},
   {"exists", fs_exists},
   {"list", fs_list},
+  {"lock", fs_lock},
   {"mkdir_p", fs_mkdir_p},
   {"read", fs_read},
   {"remove", fs_remove},

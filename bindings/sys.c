@@ -11,10 +11,10 @@
 #include "engine.h"
 
 static int stream_fd(lua_State *L, int idx) {
-  static const char *const names[] = {"stdout", "stderr", "log", NULL};
+  static const char *const names[] = {"stdin", "stdout", "stderr", "log", NULL};
   int opt = luaL_checkoption(L, idx, NULL, names);
-  if (opt == 2) return engine_get(L)->log_fd;
-  return opt + 1;
+  if (opt == 3) return engine_get(L)->log_fd;
+  return opt;
 }
 
 /* write(stream, text): stream is "stdout", "stderr" or "log" (the --log
@@ -24,6 +24,7 @@ static int sys_write(lua_State *L) {
   int fd = stream_fd(L, 1);
   size_t len;
   const char *s = luaL_checklstring(L, 2, &len);
+  luaL_argcheck(L, fd != 0, 1, "cannot write to stdin");
   if (fd >= 0) sink_write(e, fd, s, len);
   return 0;
 }
@@ -96,12 +97,18 @@ static int sys_interrupted(lua_State *L) {
   return 1;
 }
 
+static int sys_pid(lua_State *L) {
+  lua_pushinteger(L, (lua_Integer)getpid());
+  return 1;
+}
+
 static const luaL_Reg sys_funcs[] = {
   {"add_secret", sys_add_secret},
   {"interrupted", sys_interrupted},
   {"isatty", sys_isatty},
   {"mask", sys_mask},
   {"options", sys_options},
+  {"pid", sys_pid},
   {"write", sys_write},
   {NULL, NULL}
 };

@@ -265,7 +265,8 @@ static void report_error(rb_engine *e, const char *prefix) {
   }
   msg = luaL_tolstring(L, -1, NULL);
   sink_printf(e, 2, "%s%s\n", prefix, msg);
-  if (tb) print_traceback(e, tb);
+  /* refusals before anything ran (usage, lock) need no traceback */
+  if (tb && strncmp(msg, "usage: ", 7) != 0 && strncmp(msg, "locked: ", 8) != 0) print_traceback(e, tb);
   lua_pop(L, 1);
 }
 
@@ -299,10 +300,18 @@ static int run_main(rb_engine *e, int nargs, const char *name) {
     lua_pop(L, 1);
   }
   else {
+    int reported = 0;
     lua_getfield(L, -1, "err");
     code = exit_code_for(e);
+    if (lua_istable(L, -1)) {
+      lua_getfield(L, -1, "reported");    /* the DSL printed its own summary */
+      reported = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+    }
     if (code == RB_EXIT_INTERRUPTED) sink_printf(e, 2, "runbook: interrupted\n");
-    else report_error(e, "runbook: ");
+    else if (!reported) report_error(e, "runbook: ");
+    else if (e->cli && e->cli->verbosity > 0) report_error(e, "runbook: ");
+    lua_pop(L, 1);
   }
   lua_pop(L, 2);
   return code;

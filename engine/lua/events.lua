@@ -44,6 +44,8 @@ function M.text(ev)
   return ev.text
 end
 
+local live_line = false                   -- a status line is showing (TTY)
+
 local function text_renderer(ev)
   if ev.type == "print" then               -- print() keeps its plain stdout form
     sys.write("stdout", ev.text .. "\n")
@@ -53,6 +55,16 @@ local function text_renderer(ev)
   if text == nil then return end
   local lvl = ev.level or "info"
   local verbosity = opts.verbosity or 0
+  if ev.live and use_color() and verbosity >= 0 then
+    -- on a terminal, polls rewrite one status line instead of scrolling
+    sys.write("stderr", "\r\27[K" .. colors.cyan .. text .. colors.reset)
+    live_line = true
+    return
+  end
+  if live_line then
+    sys.write("stderr", "\r\27[K")
+    live_line = false
+  end
   if lvl == "debug" and verbosity < 1 then return end
   if verbosity < 0 and level_rank[lvl] < 2 and not ev.summary then return end
   local stamp = time.iso(ev.time):sub(12, 19)

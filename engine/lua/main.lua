@@ -28,10 +28,20 @@ function M.run(chunk, path)
     return e
   end)
   local code = ok and (math.type(res) == "integer" and res or 0) or nil
+  local dsl = package.loaded["runbook"]
+  if type(dsl) == "table" and dsl._finish then
+    -- the DSL writes the journal's end, the report and the summary
+    local err = dsl._finish(ok, res)
+    if not ok then
+      if type(err) == "table" then err.reported = true end
+      error(err, 0)
+    end
+    return code
+  end
   events.emit{type = "finish", ok = ok, exit = code or (sys.interrupted() and 3 or 1),
               elapsed = time.monotonic(), level = ok and "info" or "error", summary = true,
-              text = ok and ("finished in %.3fs"):format(time.monotonic())
-                    or ("stopped after %.3fs"):format(time.monotonic())}
+              text = ok and ("finished in %.3fs%s"):format(time.monotonic(), opts.dry_run and " (virtual)" or "")
+                    or ("stopped after %.3fs%s"):format(time.monotonic(), opts.dry_run and " (virtual)" or "")}
   if not ok then error(res, 0) end
   return code
 end
