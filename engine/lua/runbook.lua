@@ -67,9 +67,22 @@ M.duration = duration
 
 -- {====== journal and lock
 
+local pending_start      -- the start record waits for the first real record
+
 local function journal_write(rec)
   rec.time = time.now()
   if S.journal == nil then return end
+  if rec.type == "start" then
+    -- a run that stops before its first step changed nothing: it leaves no
+    -- journal behind (and so nothing to resume)
+    pending_start = rec
+    return
+  end
+  if pending_start then
+    local st = pending_start
+    pending_start = nil
+    core_fs.append(S.journal, sys.mask(json.encode(st)) .. "\n")
+  end
   -- secrets never reach the disk: the record is masked as a whole
   core_fs.append(S.journal, sys.mask(json.encode(rec)) .. "\n")
 end
@@ -277,6 +290,7 @@ function M.step(name, fn, o)
     return result
   end
   events.emit{type = "step", step = id, text = "→ " .. id}
+  if pending_start then journal_write{type = "begin", id = id} end   -- a kill from here on leaves a journal
   local ok, res = run_with_retries(fn, o)
   rec.elapsed = mono() - rec.t0
   if not ok then
@@ -631,7 +645,9 @@ function M._finish(ok, err)
     err = errors.new("error", tostring(err), {traceback = type(err) == "table" and err.traceback or nil,
                                                undone = done, undo_failed = failed, exit = 1})
   end
-  if ok then journal_write{type = "finish", ok = true, exit = 0}
+  if pending_start then
+    -- nothing was recorded in this run: no journal to finish
+  elseif ok then journal_write{type = "finish", ok = true, exit = 0}
   elseif not interrupted then
     journal_write{type = "finish", ok = false, exit = type(err) == "table" and err.exit or 1, error = tostring(err)}
   end

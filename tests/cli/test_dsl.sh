@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The runbook DSL end to end: steps, undo order, gates, vars, confirm,
+# journal refusals, lock, JSON events, report.
+# usage: test_dsl.sh RUNBOOK_BIN SOURCE_DIR
+set -u
+bin=$1
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fails=0; passes=0
+cd "$tmp"
+
+expect() {   # expect NAME CODE PATTERN -- cmd...
+  local name=$1 want=$2 pat=$3; shift 4
+  local out code
+  out=$("$@" 2>&1 </dev/null); code=$?
+  if [ "$code" -ne "$want" ]; then echo "FAIL $name: exit $code, want $want; output: $out"; fails=$((fails+1)); return; fi
+  if [ -n "$pat" ] && ! grep -qE -- "$pat" <<<"$out"; then echo "FAIL $name: no /$pat/ in: $out"; fails=$((fails+1)); return; fi
+  echo "ok   $name"; passes=$((passes+1))
+}
+has() {      # has NAME FILE PATTERN
+  if grep -qE -- "$3" "$2"; then echo "ok   $1"; passes=$((passes+1)); else echo "FAIL $1: no /$3/ in $2: $(cat "$2")"; fails=$((fails+1)); fi
+}
+
+cat > undo.lua <<'LUA'
+local rb = require "runbook"
+local log = {}
+local function note(s) local f = io.open("trail", "a"); f:write(s, "\n"); f:close() end
+rb.phase("One", function()
+  rb.step("a", function() note("do a") return 1 end, {undo = function(r) note("undo a " .. r) end})
+  rb.step("b", function() note("do b") end)
+  rb.step("c", function() note("do c") return {x = 1} end, {undo = function(r) note("undo c " .. r.x) end})
+end)
+rb.phase("Two", function()
+  rb.step("d", function() error("disk on fire") end, {undo = function() note("undo d (must not run)") end})
+end)
+LUA
+expect "failed step exits 1 and names step and cause" 1 "step 'Two/d' failed: .*disk on fire" -- "$bin" run undo.lua
+has "undo runs newest first, with the step result" trail "^undo c 1$"
+if [ "$(tr '\n' '|' < trail)" = "do a|do b|do c|undo c 1|undo a 1|" ]; then echo "ok   undo order c then a; failed step not undone"; passes=$((passes+1)); else echo "FAIL undo order: $(cat trail)"; fails=$((fails+1)); fi
+expect "summary says what was undone and what stays" 2 "unfinished run" -- "$bin" run undo.lua
+"$bin" run undo.lua --fresh >/dev/null 2>&1
+ls .runbook/undo.journal.* >/dev/null 2>&1 && { echo "ok   --fresh archives the old journal"; passes=$((passes+1)); } || { echo "FAIL no archived journal"; fails=$((fails+1)); }
+expect "--resume and --fresh exclude each other" 2 "exclude" -- "$bin" run undo.lua --resume --fresh
+
+cat > gate.lua <<'LUA'
+local rb = require "runbook"
+local n = 0
+rb.gate("node k8s-2 Ready", function() n = n + 1; return false, "NotReady (poll " .. n .. ")" end, {timeout = 30, interval = 10})
+LUA
+expect "gate timeout fails with the last observation" 1 "gate 'node k8s-2 Ready' failed: not met after 30.0s \(4 checks\); last observation: NotReady \(poll 4\)" -- "$bin" run gate.lua --dry-run
+
+cat > dup.lua <<'LUA'
+local rb = require "runbook"
+rb.step("same", function() end)
+rb.step("same", function() end)
+LUA
+expect "duplicate step identity is an error at the second" 1 "two steps with the same identity 'same'" -- "$bin" run dup.lua --dry-run
+
+cat > ser.lua <<'LUA'
+local rb = require "runbook"
+rb.step("returns a function", function() return {f = print} end)
+LUA
+expect "a non-serialisable result is a clear error" 1 "not JSON-serialisable.*cannot encode a function at f" -- "$bin" run ser.lua --dry-run
+
+cat > vars.lua <<'LUA'
+local rb = require "runbook"
+local v = rb.vars{
+  node = {type = "string", required = true, desc = "node to upgrade"},
+  count = {type = "integer", default = 3},
+  route = {type = "list", default = {"10.96.0.0/12"}},
+  mode = {type = "string", choices = {"safe", "fast"}, default = "safe"},
+  authkey = {type = "secret", env = "TEST_AUTHKEY"},
+}
+print(v.node, v.count, math.type(v.count), table.concat(v.route, "+"), v.mode, tostring(v.authkey))
+LUA
+expect "missing required variable is exit 2 before anything runs" 2 "missing required variable node \(node to upgrade\): use --var node=VALUE" -- "$bin" run vars.lua
+expect "unknown variable is exit 2" 2 "unknown variable 'nodee'" -- "$bin" run vars.lua --var node=x --var nodee=y
+expect "typed variables" 0 "^k8s-1	5	integer	a\+b	fast	nil$" -- "$bin" run vars.lua --var node=k8s-1 --var count=5 --var route=a,b --var mode=fast
+expect "integer type is checked" 2 "count \(--var\) must be an integer" -- "$bin" run vars.lua --var node=x --var count=2.5
+expect "choices are checked" 2 "mode must be one of safe, fast" -- "$bin" run vars.lua --var node=x --var mode=yolo
+expect "a secret cannot be given on the command line" 2 "is a secret: it cannot be given as a value" -- "$bin" run vars.lua --var node=x --var authkey=tskey-123
+echo "tskey-from-file" > key.txt
+expect "a secret from a file prints masked" 0 "\*\*\*\(TEST_AUTHKEY\)" -- "$bin" run vars.lua --var node=x --var authkey_file=key.txt
+expect "a secret from the environment" 0 "\*\*\*\(TEST_AUTHKEY\)" -- env TEST_AUTHKEY=tskey-env "$bin" run vars.lua --var node=x
+printf 'node: from-file\ncount: 7\n' > vars.yaml
+expect "--vars FILE.yaml, command line wins" 0 "^from-file	9	integer" -- "$bin" run vars.lua --vars vars.yaml --var count=9
+printf 'node: [unclosed\n' > bad.yaml
+expect "--vars syntax error has file:line:col" 2 "bad\.yaml:[0-9]+:[0-9]+:" -- "$bin" run vars.lua --vars bad.yaml
+expect "--vars missing file" 2 "ENOENT" -- "$bin" run vars.lua --vars nope.yaml
+
+cat > confirm.lua <<'LUA'
+local rb = require "runbook"
+rb.confirm("Upgrade k8s-1 now?")
+print("confirmed")
+LUA
+expect "confirm without a terminal and without --yes" 2 "no terminal to ask on; run with --yes" -- "$bin" run confirm.lua
+expect "confirm with --yes" 0 "confirmed" -- "$bin" run confirm.lua --yes
+expect "confirm in a dry-run is assumed" 0 "confirmed" -- "$bin" run confirm.lua --dry-run
+
+cat > slow.lua <<'LUA'
+local rb = require "runbook"
+rb.step("hold the lock", function() require("runbook.time").sleep(3) end)
+LUA
+"$bin" run slow.lua -q >/dev/null 2>&1 & holder=$!
+sleep 0.5
+expect "a second concurrent run exits 4 naming the holder" 4 "another run of slow.lua holds the lock \(pid $holder" -- "$bin" run slow.lua
+kill -9 $holder; wait $holder 2>/dev/null
+expect "a stale lock of a dead process is taken over" 0 "" -- "$bin" run slow.lua --resume -q
+cat > early.lua <<'LUA'
+local rb = require "runbook"
+rb.vars{x = {type = "string", required = true}}
+rb.step("never", function() end)
+LUA
+expect "a run stopped before its first step leaves no journal" 2 "missing required variable x" -- "$bin" run early.lua
+[ ! -e .runbook/early.journal ] && { echo "ok   no journal after a refusal"; passes=$((passes+1)); } || { echo "FAIL journal left behind"; fails=$((fails+1)); }
+expect "so a plain run is not refused" 0 "" -- "$bin" run early.lua --var x=1 -q
+
+cat > json.lua <<'LUA'
+local rb = require "runbook"
+rb.phase("P", function() rb.step("s", function() return 1 end) end)
+LUA
+"$bin" run json.lua --output json --dry-run > events.jsonl 2>/dev/null
+if python3 - events.jsonl <<'PY'
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+types = [e["type"] for e in evs]
+assert all(e["schema"] == 1 and "seq" in e and "time" in e for e in evs), evs
+for t in ["run", "phase", "step", "step_done", "phase_done", "summary"]:
+    assert t in types, (t, types)
+assert [e["seq"] for e in evs] == list(range(1, len(evs) + 1))
+PY
+then echo "ok   --output json: one valid event per line with schema, seq, time"; passes=$((passes+1)); else echo "FAIL json events"; fails=$((fails+1)); fi
+
+"$bin" run undo.lua --fresh --report report.md >/dev/null 2>&1
+has "report lists the failed step" report.md "\| Two \| d \| failed: "
+has "report lists what was undone" report.md "^- One/c$"
+has "report is also in the state dir" .runbook/undo.report.md "^# undo.lua: run report"
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
