@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The suite's C unit tests, Lua tests and the demo under valgrind: any
+# definite or indirect leak, or any memory error, fails.
+# usage: tests/memcheck.sh build/runbook
+set -u
+bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+build=$(dirname "$bin")
+src=$(cd "$(dirname "$0")/.." && pwd)
+vg=(valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect
+    --show-leak-kinds=definite,indirect --error-exitcode=99 --track-fds=no)
+fails=0; passes=0
+run() {   # run NAME cmd...
+  local name=$1; shift
+  local log; log=$(mktemp)
+  if "${vg[@]}" "$@" >"$log" 2>&1; then echo "ok   $name"; passes=$((passes+1))
+  else echo "FAIL $name"; tail -40 "$log"; fails=$((fails+1)); fi
+  rm -f "$log"
+}
+for t in "$build"/tests/test_*; do run "unit $(basename "$t")" "$t"; done
+cd "$src/tests/lua"
+for f in test_*.lua; do
+  flags=""; head -1 "$f" | grep -q '^--! dry-run' && flags="--dry-run"
+  run "lua $f" "$bin" test $flags "$f"
+done
+run "demo (dry-run)" "$bin" run demo.lua --dry-run -q
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
