@@ -97,6 +97,13 @@ static int sys_interrupted(lua_State *L) {
   return 1;
 }
 
+static int sys_runbooks_dir(lua_State *L) {
+  const char *d = engine_runbooks_dir();
+  if (d) lua_pushstring(L, d);
+  else lua_pushnil(L);
+  return 1;
+}
+
 static int sys_pid(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)getpid());
   return 1;
@@ -109,6 +116,7 @@ static const luaL_Reg sys_funcs[] = {
   {"mask", sys_mask},
   {"options", sys_options},
   {"pid", sys_pid},
+  {"runbooks_dir", sys_runbooks_dir},
   {"write", sys_write},
   {NULL, NULL}
 };

@@ -13,11 +13,24 @@ local original = {}         -- path -> content before the first change (false: a
 local order = {}            -- paths in the order they were first changed
 local dirs = {}             -- directories created in the overlay
 
+local recorded = {}        -- path -> true once it is in `order`
+
 local function remember(path)
+  if recorded[path] then return end
+  recorded[path] = true
   if original[path] == nil then
     original[path] = core.exists(path) and core.read(path) or false
-    order[#order + 1] = path
   end
+  order[#order + 1] = path
+end
+
+--- Dry-run only: makes `path` exist in the overlay with `content`, as the
+--- starting state (the simulated world provides files this way); it is not
+--- a change of the run.
+function M.seed(path, content)
+  if not dry_run then error("fs.seed is only available in a dry-run", 2) end
+  overlay[path] = {data = content, mode = 420}
+  original[path] = content
 end
 
 local function check_path(fname, path)
@@ -127,16 +140,19 @@ function M.changes()
   local out = {}
   for _, path in ipairs(order) do
     local o = overlay[path]
-    out[#out + 1] = {path = path, before = original[path] or nil,
-                     after = o and o.data or nil, mode = o and o.mode}
+    local before, after = original[path] or nil, o and o.data or nil
+    if before ~= after then
+      out[#out + 1] = {path = path, before = before, after = after, mode = o and o.mode}
+    end
   end
   return out
 end
 
 --- Records a change made for real (so that the report can show it).
 function M.record(path, before, after)
-  if original[path] == nil then
-    original[path] = before or false
+  if not recorded[path] then
+    recorded[path] = true
+    if original[path] == nil then original[path] = before or false end
     order[#order + 1] = path
   end
   overlay[path] = overlay[path] or {}

@@ -13,6 +13,36 @@ local function basename(path)
   return path:match("([^/]+)$") or path
 end
 
+--- In a dry-run, loads the simulated world that answers exec and http:
+--- sim/world.lua beside the runbook, else the shipped one; the scenario
+--- from --scenario, else the world's scenarios/default.yaml.
+local function load_world(path, opts)
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  local candidates = {dir .. "/sim/world.lua", dir .. "/../sim/world.lua"}
+  local shipped = sys.runbooks_dir()
+  if shipped then candidates[#candidates + 1] = shipped .. "/sim/world.lua" end
+  for _, file in ipairs(candidates) do
+    local f = io.open(file, "r")
+    if f then
+      f:close()
+      local world = dofile(file)
+      local root = file:match("^(.*)/sim/world%.lua$")
+      local scenario = opts.scenario or (root .. "/scenarios/default.yaml")
+      world.load(scenario)
+      package.loaded["runbook.world"] = world
+      local fs = require "runbook.fs"
+      for name, content in pairs(world.files and world.files() or {}) do
+        if content and not fs.exists(name) then fs.seed(name, content) end
+      end
+      events.emit{type = "log", level = "info", msg = "dry-run against the simulated world", fields = {scenario = scenario}}
+      return world
+    end
+  end
+  if opts.scenario then
+    error(errors.new("usage", "--scenario given but no simulated world (sim/world.lua) was found", {exit = 2}), 0)
+  end
+end
+
 --- Runs the runbook chunk as the body of the main task.
 ---@return integer exit code
 function M.run(chunk, path)
@@ -20,6 +50,7 @@ function M.run(chunk, path)
   events.capture_print()
   events.emit{type = "run", runbook = basename(path), dry_run = opts.dry_run,
               text = ("run %s%s"):format(basename(path), opts.dry_run and " (dry-run)" or "")}
+  if opts.dry_run then load_world(path, opts) end
   local ok, res = xpcall(chunk, function(e)
     if type(e) ~= "table" then
       e = errors.new("error", tostring(e))

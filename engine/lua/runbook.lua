@@ -335,6 +335,11 @@ function M.gate(name, check, o)
   while true do
     local ok, v, obs = pcall(check)
     g.polls = g.polls + 1
+    if not ok and type(v) == "table" and v.fatal then
+      -- the check saw a state that waiting cannot fix (a node back on its old image)
+      g.ok, g.elapsed = false, mono() - g.t0
+      fail(id, tostring(v.message or v), "gate")
+    end
     if not ok then v, obs = false, "check failed: " .. tostring(v) end
     obs = obs ~= nil and tostring(obs) or (v and "ok" or "not yet")
     local changed = obs ~= last_obs
@@ -360,6 +365,18 @@ function M.gate(name, check, o)
     time.sleep(math.min(interval, timeout - elapsed))
     interval = math.min(interval * (o.backoff or 1), o.max_interval or 60)
   end
+end
+
+--- Accepts everything done so far: a later failure no longer undoes the
+--- steps before this point (a node that passed all its gates stays).
+function M.commit()
+  S.undo = {}
+end
+
+--- Raises from a gate check to fail the gate at once (a state that waiting
+--- cannot fix).
+function M.fatal(msg)
+  error(errors.new("fatal", msg, {fatal = true}), 2)
 end
 
 --- Asks the operator. --yes answers yes; a dry-run assumes yes and notes it

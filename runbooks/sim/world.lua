@@ -1,0 +1,766 @@
+--- The simulated world for --dry-run: a Talos cluster, the Image Factory
+--- and a tailnet, answering talosctl, kubectl and tailscale (and the two
+--- HTTP APIs) in the real tools' output shapes, on the virtual clock.
+--- The engine routes exec.run and http.request here in a dry-run; the
+--- runbooks never know. Scenario format and fidelity: docs/simulation.md.
+local core_fs = require "runbook.fs.core"
+local errors = require "runbook.error"
+local json = require "runbook.json"
+local time = require "runbook.time"
+local yaml = require "runbook.yaml"
+
+local here = debug.getinfo(1, "S").source:match("^@(.*)/sim/[^/]*$") or "."
+package.path = here .. "/lib/?.lua;" .. package.path
+local factory = require "factory"
+
+local M = {}
+local fmt = string.format
+
+local W = {}          -- the world's state
+
+-- {====== scenario loading and validation
+
+local SCHEMA = {
+  seed = "number", cluster = "table", factory = "table", tailnet = "table", talconfig = "string", faults = "list",
+  ["cluster.name"] = "string", ["cluster.talosVersion"] = "string", ["cluster.kubernetesVersion"] = "string",
+  ["cluster.serviceCIDR"] = "string", ["cluster.podCIDR"] = "string", ["cluster.nodes"] = "list",
+  ["cluster.nodes.hostname"] = "string", ["cluster.nodes.ip"] = "string", ["cluster.nodes.role"] = "string",
+  ["cluster.nodes.image"] = "string", ["cluster.nodes.extensions"] = "list", ["cluster.nodes.bootSeconds"] = "list",
+  ["factory.versions"] = "list", ["factory.extensions"] = "list",
+  ["tailnet.name"] = "string", ["tailnet.autoApprovedRoutes"] = "list", ["tailnet.authKey"] = "table",
+  ["tailnet.authKey.reusable"] = "boolean", ["tailnet.authKey.preauthorized"] = "boolean", ["tailnet.authKey.expired"] = "boolean",
+  ["tailnet.devices"] = "list", ["tailnet.devices.hostname"] = "string", ["tailnet.devices.tags"] = "list",
+  ["tailnet.devices.online"] = "boolean",
+  ["tailnet.operator"] = "table", ["tailnet.operator.namespace"] = "string", ["tailnet.operator.deployment"] = "string",
+  ["tailnet.operator.pods"] = "number",
+  ["faults.type"] = "string", ["faults.node"] = "string", ["faults.seconds"] = "number", ["faults.status"] = "number",
+  ["faults.times"] = "number", ["faults.after"] = "number", ["faults.hostname"] = "string",
+}
+
+local FAULTS = {
+  node_never_returns = "node", boot_fails = "node", image_lacks_extension = "node", ext_crashloop = "node",
+  authkey_invalid = false, authkey_single_use = false, factory_error = false, factory_timeout = false,
+  etcd_unhealthy = "node", talosctl_unreachable = "node", slow_boot = "node", not_ready_after_reboot = "node",
+}
+
+--- Position of the first "key:" at or after line `from` (1-based line, col).
+local function locate(text, key, from)
+  local lineno = 0
+  for line in (text .. "\n"):gmatch("(.-)\n") do
+    lineno = lineno + 1
+    if lineno >= (from or 1) then
+      local col = line:find("%f[%w_]" .. key:gsub("%p", "%%%0") .. "%s*:")
+      if col then return lineno, col end
+    end
+  end
+  return 1, 1
+end
+
+local function bad(file, text, key, msg)
+  local line, col = locate(text, key)
+  error(errors.new("scenario", fmt("%s:%d:%d: %s", file, line, col, msg), {exit = 2}), 0)
+end
+
+local function validate(v, file, text, path)
+  for k, val in pairs(v) do
+    local p = path and (path .. "." .. k) or k
+    local want = SCHEMA[p]
+    if want == nil then bad(file, text, k, fmt("unknown key '%s'", p)) end
+    local got = type(val)
+    if want == "list" then
+      if got ~= "table" then bad(file, text, k, fmt("'%s' must be a list", p)) end
+      for _, item in ipairs(val) do
+        if type(item) == "table" then validate(item, file, text, p) end
+      end
+    elseif want ~= got then
+      bad(file, text, k, fmt("'%s' must be a %s, got %s", p, want, got))
+    elseif got == "table" then
+      validate(val, file, text, p)
+    end
+  end
+end
+
+-- deterministic pseudo-random numbers (a 32-bit LCG) from the seed
+local function rng(seed)
+  local state = math.tointeger(seed) or 1
+  return function(a, b)
+    state = (state * 1103515245 + 12345) % 2147483648
+    return a + state % (b - a + 1)
+  end
+end
+
+local function load_scenario(path)
+  local text = core_fs.read(path)
+  local ok, v = pcall(yaml.decode, text, {name = path})
+  if not ok then error(errors.new("scenario", tostring(v):gsub("^yaml: ", ""), {exit = 2}), 0) end
+  if type(v) ~= "table" then error(errors.new("scenario", path .. ": expected a map", {exit = 2}), 0) end
+  validate(v, path, text)
+  if not v.cluster or not v.cluster.nodes or #v.cluster.nodes == 0 then bad(path, text, "cluster", "the cluster needs nodes") end
+  local names = {}
+  for _, n in ipairs(v.cluster.nodes) do
+    if not n.hostname or not n.ip then bad(path, text, "nodes", "every node needs hostname and ip") end
+    names[n.hostname] = true
+  end
+  for i, f in ipairs(v.faults or {}) do
+    if FAULTS[f.type] == nil then
+      local line = select(1, locate(text, "faults"))
+      local l2, c2 = locate(text, "type", line)
+      error(errors.new("scenario", fmt("%s:%d:%d: unknown fault '%s' (known: %s)", path, l2, c2, tostring(f.type),
+        (function() local t = {} for k in pairs(FAULTS) do t[#t + 1] = k end table.sort(t) return table.concat(t, ", ") end)()),
+        {exit = 2}), 0)
+    end
+    if FAULTS[f.type] == "node" and not names[f.node or ""] then
+      local line = select(1, locate(text, "faults"))
+      local l2, c2 = locate(text, "node", line)
+      error(errors.new("scenario", fmt("%s:%d:%d: fault %d (%s) names node '%s', which the cluster does not have",
+        path, l2, c2, i, f.type, tostring(f.node)), {exit = 2}), 0)
+    end
+  end
+  return v
+end
+
+-- }======
+
+-- {====== model
+
+local function now() return time.monotonic() end
+
+local function fault(kind, node)
+  for _, f in ipairs(W.faults) do
+    if f.type == kind and (node == nil or f.node == nil or f.node == node) then return f end
+  end
+end
+
+local function schematic_of_extensions(exts)
+  local s = {customization = {}}
+  if #exts > 0 then s.customization.systemExtensions = {officialExtensions = exts} end
+  return s
+end
+
+local function register_schematic(s)
+  local id = factory.id(s)
+  W.schematics[id] = factory.canonical(s)
+  return id
+end
+
+--- Brings a node's state up to date with the clock (finishes a boot).
+local function settle(n)
+  if n.boot_until and now() >= n.boot_until then
+    n.boot_until = nil
+    if n.never_returns then n.down = true; return end
+    n.booted_at = now()
+    if n.staged then
+      if fault("boot_fails", n.name) then
+        n.staged = nil               -- A/B: the previous image boots again
+        n.fell_back = true
+      else
+        n.prev = {image = n.image, schematic = n.schematic, extensions = n.extensions}
+        n.image, n.schematic, n.extensions = n.staged.image, n.staged.schematic, n.staged.extensions
+        n.staged = nil
+      end
+    end
+    if fault("not_ready_after_reboot", n.name) then n.not_ready = true end
+    M._start_tailscale(n)
+  end
+end
+
+local function node_up(n)
+  settle(n)
+  if n.down or n.boot_until then return false end
+  local f = fault("talosctl_unreachable", n.name)
+  if f and now() >= (f.after or 0) and now() < (f.after or 0) + (f.seconds or 60) then return false end
+  return true
+end
+
+local function has_ext(n, name)
+  for _, e in ipairs(n.extensions) do if e == name then return true end end
+  return false
+end
+
+local function esc_env(n)
+  local doc = n.esc.tailscale
+  local env = {}
+  for _, kv in ipairs(doc and doc.environment or {}) do
+    local k, v = kv:match("^([^=]+)=(.*)$")
+    if k then env[k] = v end
+  end
+  return env
+end
+
+local function ip_for(i) return fmt("100.64.0.%d", 10 + i) end
+
+--- ext-tailscale starting on a node: authenticates and registers a device.
+function M._start_tailscale(n)
+  n.ts_state = nil
+  if not has_ext(n, "tailscale") and not has_ext(n, factory.TAILSCALE) then return end
+  if not n.esc.tailscale then n.ts_state = "Waiting"; return end        -- waits for its config
+  if fault("ext_crashloop", n.name) then n.ts_state = "Failed"; n.ts_error = "containerboot: exited with code 1"; return end
+  local env = esc_env(n)
+  local key = env.TS_AUTHKEY or ""
+  -- an existing device of this node (state kept on /var across upgrades)
+  for _, d in ipairs(W.devices) do
+    if d.node == n.name then d.online = true; d.routes_adv = M._routes(env); n.ts_state = "Running"; return end
+  end
+  if key == "" or fault("authkey_invalid") or W.auth.expired then
+    n.ts_state = "Failed"; n.ts_error = "invalid key: API key does not exist"; return
+  end
+  if (not W.auth.reusable or fault("authkey_single_use")) and W.auth.used then
+    n.ts_state = "Failed"; n.ts_error = "invalid key: unable to validate API key"; return
+  end
+  W.auth.used = true
+  local want = env.TS_HOSTNAME or n.name
+  local name, k = want, 0
+  local taken = true
+  while taken do
+    taken = false
+    for _, d in ipairs(W.devices) do if d.hostname_final == name then taken = true end end
+    if taken then k = k + 1; name = want .. "-" .. k end
+  end
+  W.next_dev = W.next_dev + 1
+  local d = {id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev), node = n.name,
+             hostname = want, hostname_final = name, addresses = {ip_for(W.next_dev)}, online = true,
+             created = time.iso(), tags = {"tag:k8s"}, routes_adv = M._routes(env), routes_enabled = {}, os = "linux",
+             authorized = W.auth.preauthorized ~= false}
+  for _, r in ipairs(d.routes_adv) do
+    for _, a in ipairs(W.auto_routes) do if a == r then d.routes_enabled[#d.routes_enabled + 1] = r end end
+  end
+  W.devices[#W.devices + 1] = d
+  n.ts_state = "Running"
+end
+
+function M._routes(env)
+  local out = {}
+  for r in (env.TS_ROUTES or ""):gmatch("[^,%s]+") do out[#out + 1] = r end
+  return out
+end
+
+local function node_by(key)
+  for _, n in ipairs(W.nodes) do if n.ip == key or n.name == key then return n end end
+  -- a tailnet name or address reaches the node only while its device is online
+  for _, d in ipairs(W.devices) do
+    if d.node and d.online and (key == d.hostname_final .. "." .. W.tailnet or key == d.hostname_final or key == d.addresses[1]) then
+      for _, n in ipairs(W.nodes) do if n.name == d.node then return n end end
+    end
+  end
+end
+
+-- }======
+
+-- {====== output helpers
+
+local function result(code, stdout, stderr, dur)
+  return {code = code, signal = nil, stdout = stdout or "", stderr = stderr or "", duration = dur or 0.05,
+          timed_out = false, stdout_dropped = 0, stderr_dropped = 0, pid = 0}
+end
+
+local function pretty(v) return json.encode(v, {pretty = true}) .. "\n" end
+
+local function resource(node_ip, ns, rtype, id, version, spec)
+  return pretty(yaml.order({node = node_ip, metadata = yaml.order({namespace = ns, type = rtype, id = id, version = version,
+    owner = "", phase = "running", created = time.iso(), updated = time.iso()},
+    {"namespace", "type", "id", "version", "owner", "phase", "created", "updated"}), spec = spec}, {"node", "metadata", "spec"}))
+end
+
+-- }======
+
+-- {====== talosctl
+
+local TALOSCTL_GLOBAL = {["-n"] = 1, ["--nodes"] = 1, ["-e"] = 1, ["--endpoints"] = 1, ["--talosconfig"] = 1, ["--context"] = 1}
+
+local function parse_flags(argv, first, known)
+  local flags, pos = {}, {}
+  local i = first
+  while i <= #argv do
+    local a = argv[i]
+    local name, val = a:match("^(%-%-?[%w%-]+)=(.*)$")
+    if not name then name = a end
+    if name:sub(1, 1) == "-" and #name > 1 then
+      local takes = known[name] or TALOSCTL_GLOBAL[name]
+      if takes == nil then return nil, fmt("Error: unknown flag: %s", name) end
+      if takes == 1 and val == nil then i = i + 1; val = argv[i] end
+      flags[name] = val or true
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return flags, pos
+end
+
+local function target_nodes(flags)
+  local list = {}
+  for ip in tostring(flags["-n"] or flags["--nodes"] or ""):gmatch("[^,]+") do list[#list + 1] = ip end
+  return list
+end
+
+local function unreachable(ip)
+  return fmt("error: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp %s:50000: connect: connection refused\"\n", ip)
+end
+
+local T = {}
+
+function T.version(flags)
+  local client = fmt("Client:\n\tTag:         %s\n\tSHA:         7e1e8a1b\n\tBuilt:       \n\tGo version:  go1.24.5\n\tOS/Arch:     linux/amd64\n", W.talosctl_version)
+  if flags["--client"] then return result(0, client) end
+  local out = {client}
+  for _, ip in ipairs(target_nodes(flags)) do
+    local n = node_by(ip)
+    if not n or not node_up(n) then return result(1, client, unreachable(ip)) end
+    out[#out + 1] = fmt("Server:\n\tNODE:        %s\n\tTag:         %s\n\tSHA:         7e1e8a1b\n\tBuilt:       \n\tGo version:  go1.24.5\n\tOS/Arch:     linux/amd64\n\tEnabled:     RBAC\n",
+                        ip, n.talos_version)
+  end
+  return result(0, table.concat(out))
+end
+
+local function get_resource(flags, pos)
+  local what = pos[2]
+  if flags["-o"] ~= "json" and flags["--output"] ~= "json" then
+    return result(1, "", "simulated talosctl answers 'get' with -o json only\n")
+  end
+  local out = {}
+  for _, ip in ipairs(target_nodes(flags)) do
+    local n = node_by(ip)
+    if not n or not node_up(n) then return result(1, table.concat(out), unreachable(ip)) end
+    if what == "extensions" or what == "extensionstatuses" then
+      for i, e in ipairs(n.extensions) do
+        local short = e:match("/(.+)$") or e
+        out[#out + 1] = resource(ip, "runtime", "ExtensionStatuses.runtime.talos.dev", tostring(i - 1), 1,
+          {image = short .. ".sqsh", metadata = {name = short, version = short == "tailscale" and "1.82.0" or "1.0.0",
+           author = "Sidero Labs", description = "", compatibility = {talos = {version = ">= v1.5.0"}}}})
+      end
+      out[#out + 1] = resource(ip, "runtime", "ExtensionStatuses.runtime.talos.dev", tostring(#n.extensions), 1,
+        {image = "", metadata = {name = "schematic", version = n.schematic, author = "Image Factory", description = ""}})
+    elseif what == "extensionserviceconfigs" then
+      local names = {}
+      for k in pairs(n.esc) do names[#names + 1] = k end
+      table.sort(names)
+      for _, k in ipairs(names) do
+        out[#out + 1] = resource(ip, "runtime", "ExtensionServiceConfigs.runtime.talos.dev", k, 1,
+          {configFiles = json.array(), environment = n.esc[k].environment})
+      end
+    elseif what == "services" or what == "service" then
+      local svcs = {{"apid", true}, {"etcd", not fault("etcd_unhealthy", n.name)}, {"kubelet", true}}
+      if n.ts_state then svcs[#svcs + 1] = {"ext-tailscale", n.ts_state == "Running"} end
+      for _, s in ipairs(svcs) do
+        out[#out + 1] = resource(ip, "runtime", "Services.v1alpha1.talos.dev", s[1], 1,
+          {running = s[2], healthy = s[2], unknown = false})
+      end
+    else
+      return result(1, "", fmt("error: resource type %q is not registered\n", what))
+    end
+  end
+  return result(0, table.concat(out))
+end
+
+function T.get(flags, pos) return get_resource(flags, pos) end
+
+function T.service(flags, pos)
+  local id = pos[2]
+  local ip = target_nodes(flags)[1]
+  local n = node_by(ip)
+  if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
+  local state, health
+  if id == "ext-tailscale" then
+    if not n.ts_state then return result(1, "", fmt("error: service %q not found\n", id)) end
+    state = n.ts_state
+    health = n.ts_state == "Running" and "OK" or "Fail"
+  else
+    state, health = "Running", "OK"
+  end
+  return result(0, fmt("NODE     %s\nID       %s\nSTATE    %s\nHEALTH   %s\nEVENTS   [%s]: %s (%s ago)\n", ip, id, state, health, state,
+    n.ts_error or "Started", "1m"))
+end
+
+function T.etcd(flags, pos)
+  if pos[2] ~= "status" and pos[2] ~= "members" then return result(1, "", fmt("Error: unknown command %q for \"talosctl etcd\"\n", tostring(pos[2]))) end
+  local lines = {"NODE            MEMBER             DB SIZE   IN USE            LEADER             RAFT INDEX   RAFT TERM   RAFT APPLIED INDEX   LEARNER   ERRORS"}
+  local errs = {}
+  for i, ip in ipairs(target_nodes(flags)) do
+    local n = node_by(ip)
+    if not n or not node_up(n) then
+      errs[#errs + 1] = fmt("%s: rpc error: code = Unavailable desc = connection refused", ip)
+    else
+      local bad_member = fault("etcd_unhealthy", n.name)
+      lines[#lines + 1] = fmt("%-15s %016x   24 MB     12 MB (50.00%%)   %016x   %d        %d           %d               false     %s",
+        ip, 0x1000 + i, 0x1001, 100000 + i, 7, 100000 + i, bad_member and "etcdserver: unhealthy cluster" or "")
+    end
+  end
+  if #errs > 0 then return result(1, table.concat(lines, "\n") .. "\n", table.concat(errs, "\n") .. "\n") end
+  return result(0, table.concat(lines, "\n") .. "\n")
+end
+
+local function read_patch(arg)
+  if not arg then return nil, "Error: required flag(s) \"patch\" not set" end
+  local text = arg
+  if arg:sub(1, 1) == "@" then
+    local ok, t = pcall(require("runbook.fs").read, arg:sub(2))
+    if not ok then return nil, fmt("error reading patch: %s", tostring(t)) end
+    text = t
+  end
+  return text
+end
+
+function T.patch(flags, pos)
+  if pos[2] ~= "machineconfig" and pos[2] ~= "mc" then return result(1, "", "Error: unknown resource for patch\n") end
+  local text, err = read_patch(flags["-p"] or flags["--patch"])
+  if not text then return result(1, "", err .. "\n") end
+  local ok, docs = pcall(yaml.decode_all, text, {name = "patch"})
+  if not ok then return result(1, "", "error: " .. tostring(docs) .. "\n") end
+  local out = {}
+  for _, ip in ipairs(target_nodes(flags)) do
+    local n = node_by(ip)
+    if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
+    for _, d in ipairs(docs) do
+      if type(d) == "table" and d.kind == "ExtensionServiceConfig" then
+        if d["$patch"] == "delete" then n.esc[d.name] = nil
+        else n.esc[d.name] = {environment = d.environment or {}} end
+      end
+    end
+    if has_ext(n, factory.TAILSCALE) and n.esc.tailscale and n.ts_state ~= "Running" then M._start_tailscale(n) end
+    out[#out + 1] = fmt("patched MachineConfigs.config.talos.dev/v1alpha1 at the node %s\nApplied configuration without a reboot\n", ip)
+  end
+  return result(0, table.concat(out))
+end
+
+local function healthy_quorum(except)
+  for _, m in ipairs(W.nodes) do
+    if m ~= except and m.role == "controlplane" then
+      if not node_up(m) then return false, fmt("etcd member %016x is not started, all members must be running to perform an upgrade", 0x1000) end
+      if fault("etcd_unhealthy", m.name) then
+        return false, fmt("etcd member %016x is not healthy; all members must be healthy to perform an upgrade: unhealthy cluster", 0x1000)
+      end
+    end
+  end
+  return true
+end
+
+local function reboot(n, seconds)
+  local f = fault("slow_boot", n.name)
+  n.boot_until = now() + (f and (f.seconds or 1200) or seconds or W.rand(n.boot[1], n.boot[2]))
+  if fault("node_never_returns", n.name) and n.staged then n.never_returns = true end
+  for _, d in ipairs(W.devices) do if d.node == n.name then d.online = false end end
+  n.ts_state = nil
+end
+
+function T.upgrade(flags)
+  local img = flags["-i"] or flags["--image"]
+  if flags["-p"] or flags["--preserve"] then
+    if W.talosctl_minor >= 8 then return result(1, "", "Error: unknown flag: --preserve\n") end
+  end
+  local ip = target_nodes(flags)[1]
+  local n = node_by(ip)
+  if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
+  if n.role == "controlplane" and not flags["-f"] and not flags["--force"] then
+    local ok, why = healthy_quorum(n)
+    if not ok then return result(1, "", fmt("error executing upgrade: rpc error: code = FailedPrecondition desc = %s\n", why)) end
+  end
+  local p = img and factory.parse_image(img)
+  if not p or not p.factory or not W.schematics[p.id] then
+    return result(1, "", fmt("error executing upgrade: rpc error: code = Unknown desc = error validating installer image %q: failed to resolve image\n", tostring(img)))
+  end
+  local exts = {}
+  if not fault("image_lacks_extension", n.name) then
+    local s = factory.parse(W.schematics[p.id])
+    exts = factory.extensions(s)
+  else exts = n.extensions end
+  n.staged = {image = img, schematic = p.id, extensions = exts}
+  reboot(n)
+  local wait = flags["--wait"]
+  if wait == "false" then
+    return result(0, fmt("NODE            ACK                        STARTED\n%-15s Upgrade request received   %s\n", ip, time.iso()))
+  end
+  return result(0, "", fmt("watching nodes: [%s]\n    * %s: post check passed\n", ip, ip))
+end
+
+function T.rollback(flags)
+  local ip = target_nodes(flags)[1]
+  local n = node_by(ip)
+  if not n or not node_up(n) then return result(1, "", fmt("error executing rollback on node %s: connection refused\n", ip)) end
+  if n.prev then
+    n.staged = {image = n.prev.image, schematic = n.prev.schematic, extensions = n.prev.extensions}
+  end
+  reboot(n)
+  return result(0, "")
+end
+
+function T.reboot(flags)
+  local ip = target_nodes(flags)[1]
+  local n = node_by(ip)
+  if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
+  reboot(n)
+  return result(0, "")
+end
+
+local TALOSCTL_FLAGS = {
+  version = {["--client"] = 0, ["--short"] = 0},
+  get = {["-o"] = 1, ["--output"] = 1, ["--namespace"] = 1},
+  service = {},
+  etcd = {},
+  patch = {["-p"] = 1, ["--patch"] = 1, ["--mode"] = 1},
+  upgrade = {["-i"] = 1, ["--image"] = 1, ["--wait"] = 1, ["-f"] = 0, ["--force"] = 0, ["-p"] = 0, ["--preserve"] = 0,
+             ["--stage"] = 0, ["--timeout"] = 1, ["-m"] = 1, ["--reboot-mode"] = 1, ["--debug"] = 0},
+  rollback = {},
+  reboot = {["--wait"] = 1, ["-m"] = 1},
+}
+
+local function talosctl(argv)
+  local sub
+  local i = 2
+  while i <= #argv do
+    local a = argv[i]
+    if TALOSCTL_GLOBAL[a] then i = i + 2
+    elseif a:match("^%-%-[%w%-]+=") then i = i + 1
+    else sub = a; break end
+  end
+  if not sub then return result(1, "", "Error: a subcommand is required\n") end
+  if not T[sub] then return result(1, "", fmt("Error: unknown command %q for \"talosctl\"\nRun 'talosctl --help' for usage.\n", sub)) end
+  local flags, pos = parse_flags(argv, 2, TALOSCTL_FLAGS[sub] or {})
+  if not flags then return result(1, "", pos .. "\n") end
+  return T[sub](flags, pos)
+end
+
+-- }======
+
+-- {====== kubectl and tailscale
+
+local function kubectl(argv)
+  local args = table.concat(argv, " ", 2)
+  if args:match("^get nodes") then
+    if not args:find("-o json", 1, true) then return result(1, "", "simulated kubectl answers get with -o json only\n") end
+    local items = {}
+    for _, n in ipairs(W.nodes) do
+      local up = node_up(n) and not n.not_ready
+      items[#items + 1] = {metadata = {name = n.name, labels = {["node-role.kubernetes.io/control-plane"] = ""}},
+        spec = {unschedulable = nil},
+        status = {conditions = {{type = "Ready", status = up and "True" or (n.down and "Unknown" or "False"),
+                                 reason = up and "KubeletReady" or "KubeletNotReady", message = up and "kubelet is posting ready status" or "node is not ready"}},
+                  nodeInfo = {osImage = fmt("Talos (%s)", n.talos_version), kubeletVersion = W.k8s_version},
+                  addresses = {{type = "InternalIP", address = n.ip}}}}
+    end
+    return result(0, pretty({apiVersion = "v1", kind = "List", items = items}))
+  end
+  if args:match("^get pods %-n %S+ %-o json") or args:match("^%-n %S+ get pods %-o json") then
+    local ns = args:match("%-n (%S+)")
+    local items = {}
+    if ns == W.operator.namespace then
+      for i = 1, W.operator.pods or 1 do
+        items[#items + 1] = {metadata = {name = fmt("%s-5d8f7b9c4-%05d", W.operator.deployment, i), namespace = ns,
+                                         labels = {app = W.operator.deployment}},
+          status = {phase = "Running", conditions = {{type = "Ready", status = "True"}},
+                    containerStatuses = {{name = W.operator.deployment, ready = true, restartCount = 0}}}}
+      end
+    end
+    return result(0, pretty({apiVersion = "v1", kind = "List", items = json.array(items)}))
+  end
+  return result(1, "", fmt("error: simulated kubectl does not answer %q\n", args))
+end
+
+local function tailscale(argv)
+  if argv[2] == "status" and argv[3] == "--json" then
+    local peers = {}
+    -- the primary for a route: the oldest online device advertising it
+    local primary = {}
+    for _, d in ipairs(W.devices) do
+      if d.online then
+        for _, r in ipairs(d.routes_enabled or {}) do if not primary[r] then primary[r] = d end end
+      end
+    end
+    for i, d in ipairs(W.devices) do
+      local prim = {}
+      for r, pd in pairs(primary) do if pd == d then prim[#prim + 1] = r end end
+      table.sort(prim)
+      local p = {ID = d.nodeId, HostName = d.hostname, DNSName = d.hostname_final .. "." .. W.tailnet .. ".",
+                 OS = "linux", TailscaleIPs = d.addresses, Online = d.online, Active = d.online,
+                 Tags = d.tags, Created = d.created}
+      if #prim > 0 then p.PrimaryRoutes = prim end
+      peers[fmt("nodekey:%064x", i)] = p
+    end
+    local st = {Version = "1.82.0", BackendState = "Running", TailscaleIPs = {"100.64.0.2"},
+                Self = {ID = "nSELF", HostName = "admin-laptop", DNSName = "admin-laptop." .. W.tailnet .. ".", Online = true,
+                        TailscaleIPs = {"100.64.0.2"}},
+                MagicDNSSuffix = W.tailnet, CurrentTailnet = {Name = W.tailnet, MagicDNSSuffix = W.tailnet, MagicDNSEnabled = true},
+                Peer = peers}
+    return result(0, pretty(st))
+  end
+  if argv[2] == "ping" then
+    local target = argv[#argv]
+    for _, d in ipairs(W.devices) do
+      if (d.hostname_final == target or d.addresses[1] == target or d.hostname_final .. "." .. W.tailnet == target) then
+        if d.online then return result(0, fmt("pong from %s (%s) via DERP(fra) in 23ms\n", d.hostname_final, d.addresses[1])) end
+        return result(1, "", "timeout waiting for ping reply\n")
+      end
+    end
+    return result(1, "", fmt("error looking up IP of %q: no such host\n", target))
+  end
+  return result(1, "", fmt("simulated tailscale does not answer %q\n", table.concat(argv, " ", 2)))
+end
+
+-- }======
+
+-- {====== HTTP: Image Factory and Tailscale API
+
+local function response(status, body, ctype)
+  return {status = status, headers = {["content-type"] = ctype or "application/json"}, body = body or "", url = ""}
+end
+
+local function factory_api(method, path, body)
+  local f = fault("factory_error")
+  if f and (f.times == nil or (W.factory_errors or 0) < f.times) then
+    W.factory_errors = (W.factory_errors or 0) + 1
+    return response(f.status or 503, "service unavailable\n", "text/plain")
+  end
+  if fault("factory_timeout") then
+    time.sleep(60)
+    error(errors.new("timeout", "factory.talos.dev: Operation timed out after 60000 milliseconds"), 0)
+  end
+  if method == "POST" and path == "/schematics" then
+    local ok, s = pcall(factory.parse, body or "", "request")
+    if not ok then return response(400, tostring(s) .. "\n", "text/plain") end
+    local id = register_schematic(s)
+    return response(201, json.encode(yaml.order({id = id, schematic = W.schematics[id]}, {"id", "schematic"})) .. "\n")
+  end
+  local id = path:match("^/schematics/(%x+)$")
+  if method == "GET" and id then
+    if W.schematics[id] then return response(200, W.schematics[id], "application/yaml") end
+    return response(404, "schematic not found\n", "text/plain")
+  end
+  if method == "GET" and path == "/versions" then return response(200, json.encode(W.versions) .. "\n") end
+  local v = path:match("^/version/v?([%d%.]+)/extensions/official$")
+  if method == "GET" and v then
+    local out = {}
+    for _, name in ipairs(W.official) do
+      out[#out + 1] = yaml.order({name = name, ref = fmt("ghcr.io/%s:1.0.0", name), digest = "sha256:" .. require("runbook.hash").sha256(name),
+                                  author = "Sidero Labs", description = name}, {"name", "ref", "digest", "author", "description"})
+    end
+    return response(200, json.encode(out) .. "\n")
+  end
+  return response(404, "not found\n", "text/plain")
+end
+
+local function device_json(d, all)
+  local v = yaml.order({addresses = d.addresses, id = d.id, nodeId = d.nodeId, name = d.hostname_final .. "." .. W.tailnet,
+    hostname = d.hostname, os = d.os, tags = d.tags, created = d.created, lastSeen = time.iso(), authorized = d.authorized,
+    connectedToControl = d.online},
+    {"addresses", "id", "nodeId", "name", "hostname", "os", "tags", "created", "lastSeen", "authorized", "connectedToControl"})
+  if all then
+    v.advertisedRoutes = json.array(d.routes_adv or {})
+    v.enabledRoutes = json.array(d.routes_enabled or {})
+  end
+  return v
+end
+
+local function tailscale_api(method, path, body)
+  local q = path:match("%?(.*)$") or ""
+  path = path:gsub("%?.*$", "")
+  if method == "GET" and path:match("^/api/v2/tailnet/[^/]+/devices$") then
+    local out = {}
+    for _, d in ipairs(W.devices) do out[#out + 1] = device_json(d, q:find("fields=all", 1, true)) end
+    return response(200, json.encode({devices = json.array(out)}))
+  end
+  local id = path:match("^/api/v2/device/([%w]+)/routes$")
+  if id then
+    for _, d in ipairs(W.devices) do
+      if d.id == id then
+        if method == "POST" then
+          local req = json.decode(body or "{}")
+          d.routes_enabled = req.routes or {}
+        end
+        return response(200, json.encode({advertisedRoutes = json.array(d.routes_adv), enabledRoutes = json.array(d.routes_enabled)}))
+      end
+    end
+    return response(404, json.encode({message = "device not found"}))
+  end
+  return response(404, json.encode({message = "not found"}))
+end
+
+-- }======
+
+-- {====== the engine's entry points
+
+local TOOLS = {talosctl = talosctl, kubectl = kubectl, tailscale = tailscale}
+
+--- exec.run in a dry-run. Commands take a little virtual time, like the
+--- real ones; an unknown program fails as a missing one would.
+function M.exec(argv, opts)
+  local prog = tostring(argv[1]):match("([^/]+)$")
+  local tool = TOOLS[prog]
+  if not tool then
+    error(errors.new("spawn", fmt("cannot run '%s': ENOENT: no such file or directory (the simulated world has no such program)", tostring(argv[1])),
+                     {program = argv[1]}), 0)
+  end
+  time.sleep(0.2)
+  local r = tool(argv)
+  W.log[#W.log + 1] = table.concat(argv, " ")
+  return r
+end
+
+function M.http(req)
+  local url = req.url
+  local host, path = url:match("^https?://([^/]+)(/.*)$")
+  time.sleep(0.1)
+  if host == "factory.talos.dev" or host == W.factory_host then return factory_api(req.method, path, req.body) end
+  if host == "api.tailscale.com" then return tailscale_api(req.method, path, req.body) end
+  local ip = host and host:match("^(%d+%.%d+%.%d+%.%d+)")
+  if ip then
+    -- an address in the service CIDR answers only through a served route
+    for _, d in ipairs(W.devices) do
+      if d.online then
+        for _, r in ipairs(d.routes_enabled or {}) do
+          if r == W.service_cidr then
+            return response(200, json.encode({major = "1", minor = "33", gitVersion = W.k8s_version}))
+          end
+        end
+      end
+    end
+    time.sleep(10)
+    error(errors.new("timeout", fmt("%s: Connection timed out after 10001 milliseconds (no route to %s)", url, ip), {url = url}), 0)
+  end
+  error(errors.new("dns", fmt("%s: Could not resolve host: %s (the simulated world has no such host)", url, tostring(host)), {url = url}), 0)
+end
+
+--- Loads a scenario and builds the world.
+function M.load(path)
+  local v = load_scenario(path)
+  W = {faults = v.faults or {}, rand = rng(v.seed or 1), nodes = {}, devices = {}, schematics = {}, log = {}, next_dev = 0}
+  local c = v.cluster
+  W.talos_version = c.talosVersion or "v1.10.6"
+  W.talosctl_version = W.talos_version
+  W.talosctl_minor = tonumber(W.talos_version:match("^v%d+%.(%d+)")) or 10
+  W.k8s_version = c.kubernetesVersion or "v1.33.3"
+  W.service_cidr = c.serviceCIDR or "10.96.0.0/12"
+  register_schematic({customization = {}})
+  for _, n in ipairs(c.nodes) do
+    local exts = n.extensions or {}
+    local s = schematic_of_extensions(exts)
+    local id = register_schematic(s)
+    local img = n.image or ("factory.talos.dev/installer/" .. id .. ":" .. W.talos_version)
+    W.nodes[#W.nodes + 1] = {name = n.hostname, ip = n.ip, role = n.role or "controlplane", image = img, schematic = id,
+      extensions = exts, talos_version = W.talos_version, boot = n.bootSeconds or {90, 150}, esc = {}}
+  end
+  local f = v.factory or {}
+  W.versions = f.versions or {W.talos_version}
+  W.official = f.extensions or {factory.TAILSCALE}
+  local tn = v.tailnet or {}
+  W.tailnet = tn.name or "tail1234.ts.net"
+  W.auto_routes = tn.autoApprovedRoutes or {}
+  W.auth = tn.authKey or {reusable = true, preauthorized = true}
+  W.operator = tn.operator or {namespace = "tailscale", deployment = "operator", pods = 1}
+  for _, d in ipairs(tn.devices or {}) do
+    W.next_dev = W.next_dev + 1
+    W.devices[#W.devices + 1] = {id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev),
+      hostname = d.hostname, hostname_final = d.hostname, addresses = {ip_for(W.next_dev)}, online = d.online ~= false,
+      created = "2025-06-12T10:00:00Z", tags = d.tags or {}, routes_adv = {}, routes_enabled = {}, os = "linux", authorized = true}
+  end
+  W.talconfig = v.talconfig
+  return M
+end
+
+--- Files the scenario provides (talconfig.yaml), for the fs overlay.
+function M.files()
+  return {["talconfig.yaml"] = W.talconfig}
+end
+
+--- The world's state, for tests and the e2e assertions.
+function M.state() return W end
+
+return M
