@@ -31,8 +31,9 @@ test-asan: deps
 memcheck: build
 	bash tests/memcheck.sh $(BUILD)/runbook
 
+# The main job: the Tailscale rollout rehearsed on the built-in scenario.
 demo: build
-	./$(BUILD)/runbook run demo.lua --dry-run
+	./$(BUILD)/runbook run rollout.lua --dry-run
 
 bench: build
 	bash bench/run.sh $(BUILD)/runbook

@@ -53,6 +53,16 @@ local current        -- node name -> {schematic, extensions}
 local target         -- {id, schematic, installers = {node -> ref}}
 
 rb.phase("Image Factory", function()
+  -- nothing changes before the cluster is known to be healthy
+  rb.gate("cluster healthy before anything changes", function()
+    local c = talconfig.read(v.talconfig)
+    local addrs = {}
+    for _, n in ipairs(c.nodes) do if n.control_plane and n.ip then addrs[#addrs + 1] = n.ip end end
+    local ok, obs = checks.etcd_healthy(addrs)
+    if not ok then return false, obs end
+    return checks.nodes_ready()
+  end, {timeout = 300, interval = 10})
+
   cfg = rb.step("read " .. v.talconfig, function()
     local c = talconfig.read(v.talconfig)
     if not c.talos_version then
@@ -102,7 +112,7 @@ rb.phase("Image Factory", function()
     end
     return {id = id, current_id = order[1], canonical = factory.canonical(merged),
             extensions = factory.extensions(merged), plan_drops = plan_drops}
-  end)
+  end, {retries = 3, backoff = 5})
 
   rb.step("check the factory offers every extension for " .. cfg.talos_version, function()
     local r = require("runbook.http").get(v.factory_url .. "/versions", {timeout = 60, check = true})
@@ -285,7 +295,7 @@ end)
 
 local results
 rb.phase("Validation", function()
-  if v.api_key and rb.dry_run == false then
+  if v.api_key then
     rb.step("approve the routes where no autoApprover did", function()
       local approved = {}
       for _, d in ipairs(tailscale.devices(v.tailscale_api, v.api_key)) do

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""Asserts on a dry-run's JSON events and plan. usage:
+check.py EVENTS PLAN EXIT SPEC-JSON   (SPEC keys: exit, failed, undone,
+ok_gates, not_upgraded, upgraded, plan_has, plan_lacks, logs_have)"""
+import json, re, sys
+
+events_path, plan_path, code, spec = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
+evs = [json.loads(l) for l in open(events_path) if l.strip()]
+plan = open(plan_path).read() if plan_path != "-" else ""
+errs = []
+def want(cond, msg):
+    if not cond: errs.append(msg)
+
+want(code == spec["exit"], f"exit {code}, want {spec['exit']}")
+failed = [e for e in evs if e["type"] == "step_failed"]
+if "failed" in spec:
+    want(failed and re.search(spec["failed"], failed[0]["step"] + ": " + failed[0].get("error", "")),
+         f"failure {failed[0]['step'] + ': ' + failed[0].get('error','') if failed else None!r} does not match {spec['failed']!r}")
+else:
+    want(not failed, f"unexpected failure: {failed[0] if failed else ''}")
+undone = [e["step"] for e in evs if e["type"] == "undo"]
+if "undone" in spec:
+    want(undone == spec["undone"], f"undone {undone}, want {spec['undone']}")
+execs = [" ".join(e["argv"]) for e in evs if e["type"] == "exec"]
+for node in spec.get("upgraded", []):
+    want(any(re.search(r"-n \S*%s\S* upgrade" % re.escape(node), x) for x in execs), f"{node} was not upgraded")
+for node in spec.get("not_upgraded", []):
+    want(not any(re.search(r"-n \S*%s\S* upgrade" % re.escape(node), x) for x in execs), f"{node} was upgraded")
+# never two nodes out of service: every upgrade is followed by that node's gates
+ups = [i for i, x in enumerate(execs) if " upgrade " in x]
+want(len(ups) == len(set(execs[i] for i in ups)), "a node was upgraded twice")
+for g in spec.get("ok_gates", []):
+    want(any(e["type"] == "gate_done" and re.search(g, e["gate"]) for e in evs), f"gate {g!r} never passed")
+for p in spec.get("plan_has", []):
+    want(re.search(p, plan, re.M), f"plan lacks {p!r}")
+for p in spec.get("plan_lacks", []):
+    want(not re.search(p, plan, re.M), f"plan has {p!r}")
+for p in spec.get("logs_have", []):
+    want(any(re.search(p, (e.get("msg") or e.get("text") or "")) for e in evs), f"no event matches {p!r}")
+want(not any("tskey-auth-dryrun" in l for l in open(events_path)), "the auth key leaked into the events")
+want("tskey-auth-dryrun" not in plan, "the auth key leaked into the plan")
+if errs:
+    print("\n".join(errs))
+    sys.exit(1)

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The rollout rehearsed on the default scenario and on every fault
+# scenario, asserting the outcome and the plan, not just the exit code.
+# usage: test_rollout_dryrun.sh RUNBOOK_BIN SOURCE_DIR
+set -u
+bin=$1; src=$2
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fails=0; passes=0
+S="$src/runbooks/scenarios"
+SU="Sequential node updates"
+
+run() {   # run NAME SCENARIO SPEC [extra args...]
+  local name=$1 scen=$2 spec=$3; shift 3
+  local dir="$tmp/$name"; mkdir -p "$dir"
+  (cd "$dir" && "$bin" run rollout.lua --dry-run --scenario "$scen" --output json "$@" >events.jsonl 2>stderr.txt)
+  local code=$?
+  if out=$(python3 "$src/tests/e2e/check.py" "$dir/events.jsonl" "$dir/.runbook/rollout.plan.md" "$code" "$spec" 2>&1); then
+    echo "ok   $name"; passes=$((passes+1))
+  else
+    echo "FAIL $name: $out"; tail -5 "$dir/stderr.txt"; fails=$((fails+1))
+  fi
+}
+
+run default "$S/default.yaml" '{"exit": 0, "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "ok_gates": ["k8s-1 online in the tailnet as k8s-1", "k8s-3 online in the tailnet as k8s-3", "route 10.43.0.0/16 served"],
+  "plan_has": ["^## Phase|Image Factory", "4a0d65c669d46663f377e7161e50cfd570c401f26fd9e7bda34a0216b6f1922b",
+               "^\\+    talosImageURL: factory.talos.dev/installer/4a0d65c669d46663f377e7161e50cfd570c401f26fd9e7bda34a0216b6f1922b$",
+               "^\\+- TS_AUTHKEY=\\*\\*\\*$", "TAILSCALE-ACCESS.md", "^-    talosImageURL: .*376567988ad3"],
+  "plan_lacks": ["UNDO FAILED"]}'
+run extra-extensions "$S/faults/extra-extensions.yaml" '{"exit": 0,
+  "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "logs_have": ["plan.s schematic 4a0d65c669d4 would drop siderolabs/iscsi-tools, siderolabs/qemu-guest-agent"],
+  "plan_lacks": ["talosImageURL: factory.talos.dev/installer/4a0d65c6"]}'
+run service-cidr-default "$S/faults/service-cidr-default.yaml" '{"exit": 0, "ok_gates": ["route 10.96.0.0/12 served"],
+  "plan_has": ["TS_ROUTES=10.96.0.0/12"]}'
+run plan-route-on-talos-default "$S/faults/service-cidr-default.yaml" '{"exit": 1,
+  "failed": "check the routes: .*10.43.0.0/16 is not the cluster.s service CIDR 10.96.0.0/12", "not_upgraded": ["192.168.10.11"],
+  "plan_lacks": ["talosImageURL: factory"]}' --var routes=10.43.0.0/16
+run boot-fails-k8s-2 "$S/faults/boot-fails-k8s-2.yaml" '{"exit": 1,
+  "failed": "k8s-2 runs the new schematic: k8s-2 came back on its previous schematic",
+  "undone": ["'"$SU"'/upgrade k8s-2", "'"$SU"'/configure k8s-2"], "upgraded": ["192.168.10.11", "192.168.10.12"],
+  "not_upgraded": ["192.168.10.13"]}'
+run node-never-returns "$S/faults/node-never-returns-k8s-2.yaml" '{"exit": 1,
+  "failed": "k8s-2 runs the new schematic: not met after 15m00s", "not_upgraded": ["192.168.10.13"]}'
+run slow-boot "$S/faults/slow-boot-k8s-3.yaml" '{"exit": 1, "failed": "k8s-3 runs the new schematic: not met after 15m00s",
+  "undone": ["'"$SU"'/upgrade k8s-3", "'"$SU"'/configure k8s-3"]}'
+run image-lacks-extension "$S/faults/image-lacks-extension-k8s-1.yaml" '{"exit": 1,
+  "failed": "k8s-1 runs the new schematic", "undone": ["'"$SU"'/upgrade k8s-1", "'"$SU"'/configure k8s-1"],
+  "not_upgraded": ["192.168.10.12", "192.168.10.13"]}'
+run ext-crashloop "$S/faults/ext-crashloop-k8s-2.yaml" '{"exit": 1, "failed": "k8s-2 ext-tailscale running: not met",
+  "undone": ["'"$SU"'/upgrade k8s-2", "'"$SU"'/configure k8s-2"], "not_upgraded": ["192.168.10.13"]}'
+run authkey-single-use "$S/faults/authkey-single-use.yaml" '{"exit": 1, "failed": "k8s-2 ext-tailscale running",
+  "undone": ["'"$SU"'/upgrade k8s-2", "'"$SU"'/configure k8s-2"]}'
+run authkey-invalid "$S/faults/authkey-invalid.yaml" '{"exit": 1, "failed": "k8s-1 ext-tailscale running",
+  "not_upgraded": ["192.168.10.12"]}'
+run route-not-approved "$S/faults/route-not-approved.yaml" '{"exit": 1,
+  "failed": "route 10.43.0.0/16 served: not met .*no primary router"}'
+run factory-503-transient "$S/faults/factory-503-transient.yaml" '{"exit": 0, "upgraded": ["192.168.10.13"]}'
+run factory-503-permanent "$S/faults/factory-503-permanent.yaml" '{"exit": 1, "failed": "compute the schematic: .*503",
+  "not_upgraded": ["192.168.10.11"], "plan_lacks": ["talosImageURL: factory.talos.dev/installer/4a0d"]}'
+run etcd-unhealthy "$S/faults/etcd-unhealthy.yaml" '{"exit": 1,
+  "failed": "cluster healthy before anything changes: not met .*unhealthy", "not_upgraded": ["192.168.10.11"],
+  "plan_lacks": ["Files it would change"]}'
+run not-ready-after-reboot "$S/faults/not-ready-after-reboot-k8s-1.yaml" '{"exit": 1,
+  "failed": "k8s-1 Ready in Kubernetes: not met", "not_upgraded": ["192.168.10.12"]}'
+run talosctl-unreachable-transient "$S/faults/talosctl-unreachable-k8s-1.yaml" '{"exit": 0,
+  "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"]}'
+run device-name-taken "$S/faults/device-name-taken-k8s-2.yaml" '{"exit": 1,
+  "failed": "check the tailnet: .*already has a device named k8s-2", "not_upgraded": ["192.168.10.11"],
+  "plan_lacks": ["Files it would change"]}'
+
+# the same scenario gives the same plan, byte for byte
+(cd "$tmp/default" && "$bin" run rollout.lua --dry-run -q >/dev/null 2>&1 && cp .runbook/rollout.plan.md plan1.md &&
+ "$bin" run rollout.lua --dry-run -q >/dev/null 2>&1 && cmp -s plan1.md .runbook/rollout.plan.md) \
+  && { echo "ok   deterministic plan"; passes=$((passes+1)); } || { echo "FAIL plans differ between two runs"; fails=$((fails+1)); }
+
+# bad scenarios: exit 2 with file:line:col
+printf 'seed: 1\ncluster:\n  nodez: []\n' > "$tmp/bad1.yaml"
+out=$(cd "$tmp" && "$bin" run rollout.lua --dry-run --scenario "$tmp/bad1.yaml" 2>&1); code=$?
+[ $code -eq 2 ] && grep -q "bad1.yaml:3:3: unknown key 'cluster.nodez'" <<<"$out" && { echo "ok   unknown scenario key: exit 2 with file:line:col"; passes=$((passes+1)); } || { echo "FAIL bad scenario: $code $out"; fails=$((fails+1)); }
+sed 's/faults: \[\]/faults:\n  - {type: gremlins, node: k8s-1}/' "$S/default.yaml" > "$tmp/bad2.yaml"
+out=$(cd "$tmp" && "$bin" run rollout.lua --dry-run --scenario "$tmp/bad2.yaml" 2>&1); code=$?
+[ $code -eq 2 ] && grep -qE "bad2.yaml:[0-9]+:[0-9]+: unknown fault 'gremlins'" <<<"$out" && { echo "ok   unknown fault: exit 2"; passes=$((passes+1)); } || { echo "FAIL unknown fault: $code $out"; fails=$((fails+1)); }
+sed 's/faults: \[\]/faults:\n  - {type: boot_fails, node: k8s-9}/' "$S/default.yaml" > "$tmp/bad3.yaml"
+out=$(cd "$tmp" && "$bin" run rollout.lua --dry-run --scenario "$tmp/bad3.yaml" 2>&1); code=$?
+[ $code -eq 2 ] && grep -qE "bad3.yaml:[0-9]+:[0-9]+: fault 1 \(boot_fails\) names node 'k8s-9'" <<<"$out" && { echo "ok   fault on a missing node: exit 2"; passes=$((passes+1)); } || { echo "FAIL missing node: $code $out"; fails=$((fails+1)); }
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
