@@ -1,0 +1,96 @@
+--- recovery: diagnosis and repair actions for emergencies, shared by
+--- recover.lua and the operators' own recovery scripts (docs/access-and-
+--- recovery.md shows one). Diagnosis is read-only; actions change things
+--- and are meant to run behind rb.confirm.
+local async = require "runbook.async"
+local exec = require "runbook.exec"
+local fs = require "runbook.fs"
+local talos = require "talos"
+local talconfig = require "talconfig"
+
+local M = {}
+local fmt = string.format
+
+local function try(fn, ...)
+  local ok, a, b = pcall(fn, ...)
+  if ok then return true, a, b end
+  return false, tostring(a)
+end
+
+--- Diagnoses one node over one path (a LAN address or a tailnet name):
+--- {path, reachable, version, services = {name -> running}, extensions,
+---  schematic, tailscale = "running"|"stopped"|"absent", logs, error}
+function M.diagnose_path(path)
+  local d = {path = path}
+  local ok, r = try(talos.run, path, "version")
+  d.reachable = ok
+  if not ok then d.error = r; return d end
+  d.version = r.stdout:match("Server:.-Tag:%s*(%S+)")
+  local okx, exts, id = try(talos.extensions, path)
+  if okx then d.extensions, d.schematic = exts, id end
+  local oks, svc = try(talos.service, path, "ext-tailscale")
+  d.tailscale = not oks and "unknown" or (svc == nil and "absent") or (svc.running and "running" or "stopped")
+  local okl, logs = try(talos.run, path, "logs", "ext-tailscale", "--tail", "20")
+  d.logs = okl and logs.stdout or nil
+  return d
+end
+
+--- Diagnoses every node over both paths at once. nodes: {{hostname, ip}}.
+function M.diagnose(nodes, tailnet)
+  local jobs = {}
+  for _, n in ipairs(nodes) do
+    jobs[#jobs + 1] = {node = n.hostname, path = n.ip, kind = "LAN"}
+    if tailnet then jobs[#jobs + 1] = {node = n.hostname, path = n.hostname .. "." .. tailnet, kind = "tailnet"} end
+  end
+  local results = async.map(jobs, function(j)
+    local d = M.diagnose_path(j.path)
+    d.node, d.kind = j.node, j.kind
+    return d
+  end)
+  local ips = {}
+  for _, n in ipairs(nodes) do ips[#ips + 1] = n.ip end
+  local etcd = talos.etcd_health(ips)
+  return results, etcd
+end
+
+--- One line per finding, for the log and the report.
+function M.summarize(results, etcd)
+  local lines = {}
+  for _, d in ipairs(results) do
+    if d.reachable then
+      lines[#lines + 1] = fmt("%s via %s (%s): reachable, Talos %s, schematic %s, ext-tailscale %s",
+        d.node, d.kind, d.path, tostring(d.version), tostring(d.schematic):sub(1, 12), d.tailscale)
+    else
+      lines[#lines + 1] = fmt("%s via %s (%s): UNREACHABLE: %s", d.node, d.kind, d.path, (d.error or ""):sub(1, 160))
+    end
+  end
+  lines[#lines + 1] = etcd.ok and "etcd: healthy" or ("etcd: " .. table.concat(etcd.problems, "; "))
+  return lines
+end
+
+--- Takes an etcd snapshot from a healthy control-plane node into `dir`.
+function M.etcd_snapshot(node, dir)
+  fs.mkdir_p(dir)
+  local file = fmt("%s/etcd-%s-%s.snapshot", dir, node, os.date("!%Y%m%dT%H%M%SZ", math.floor(require("runbook.time").now())))
+  talos.run(node, "etcd", "snapshot", file)
+  return file
+end
+
+function M.restart_tailscale(node)
+  talos.run(node, "service", "ext-tailscale", "restart")
+end
+
+--- Re-keys ext-tailscale: a new ExtensionServiceConfig with the new key
+--- (written 0600 to `file`), applied to the node.
+function M.rekey(node, hostname, authkey, routes, file)
+  local env = {"TS_AUTHKEY=" .. authkey:reveal(), "TS_HOSTNAME=" .. hostname, "TS_ROUTES=" .. table.concat(routes, ",")}
+  fs.write(file, talconfig.extension_service_config(env), {mode = tonumber("600", 8)})
+  talos.patch(node, file)
+  M.restart_tailscale(node)
+end
+
+function M.rollback(node) talos.rollback(node) end
+
+function M.reboot(node) talos.run(node, "reboot") end
+
+return M

@@ -1,0 +1,71 @@
+-- Emergency diagnosis of every node over LAN and tailnet, then repair actions behind confirmations.
+--
+-- Without --var action=... it only diagnoses (read-only). Actions:
+-- restart (ext-tailscale), rekey (new auth key), snapshot (etcd),
+-- rollback (Talos, to the previous image), reboot. Destructive actions
+-- (rollback, reboot) take an etcd snapshot first.
+local rb = require "runbook"
+local log = require "runbook.log"
+local recovery = require "recovery"
+local talconfig = require "talconfig"
+local tailscale = require "tailscale"
+
+local v = rb.vars{
+  talconfig = {type = "string", default = "talconfig.yaml"},
+  tailnet = {type = "string", desc = "tailnet DNS suffix (default: from tailscale status, if it answers)"},
+  action = {type = "string", default = "none", choices = {"none", "restart", "rekey", "snapshot", "rollback", "reboot"}},
+  node = {type = "string", desc = "the node the action applies to (hostname)"},
+  authkey = {type = "secret", env = "TS_AUTHKEY", desc = "new auth key, for action=rekey"},
+  snapshot_dir = {type = "string", default = ".runbook/snapshots"},
+}
+
+local cfg = talconfig.read(v.talconfig)
+local target
+if v.action ~= "none" then
+  for _, n in ipairs(cfg.nodes) do if n.hostname == v.node then target = n end end
+  if not target then
+    error(require("runbook.error").new("usage", "action " .. v.action .. " needs --var node=<hostname of a node in " .. v.talconfig .. ">", {exit = 2}), 0)
+  end
+  if v.action == "rekey" and not v.authkey then
+    error(require("runbook.error").new("usage", "action rekey needs the new key in TS_AUTHKEY or --var authkey_file=PATH", {exit = 2}), 0)
+  end
+end
+
+local findings
+rb.phase("Diagnose", function()
+  local suffix = v.tailnet
+  if not suffix then
+    local ok, _, st = pcall(tailscale.peers)
+    suffix = ok and st.MagicDNSSuffix and st.MagicDNSSuffix:gsub("%.$", "") or nil
+    if not ok then log.warn("tailscale status does not answer: diagnosing over the LAN only") end
+  end
+  local results, etcd = recovery.diagnose(cfg.nodes, suffix)
+  findings = recovery.summarize(results, etcd)
+  for _, l in ipairs(findings) do log.info(l) end
+  rb.report("Findings", table.concat(findings, "\n\n"))
+end)
+
+if v.action == "none" then return end
+
+rb.phase("Repair " .. target.hostname, function()
+  local healthy_cp
+  for _, n in ipairs(cfg.nodes) do
+    if n.control_plane and n.hostname ~= target.hostname then healthy_cp = healthy_cp or n.ip end
+  end
+  if v.action == "snapshot" or v.action == "rollback" or v.action == "reboot" then
+    rb.step("etcd snapshot before " .. v.action, function()
+      return recovery.etcd_snapshot(healthy_cp or target.ip, v.snapshot_dir)
+    end)
+  end
+  if v.action == "snapshot" then return end
+  rb.confirm(string.format("%s on %s (%s)?", v.action, target.hostname, target.ip))
+  rb.step(v.action .. " " .. target.hostname, function()
+    if v.action == "restart" then recovery.restart_tailscale(target.ip)
+    elseif v.action == "rekey" then
+      recovery.rekey(target.ip, target.hostname, v.authkey, {cfg.svc_cidr},
+                     string.format("%s/patches/tailscale-%s.yaml", v.talconfig:match("^(.*)/[^/]*$") or ".", target.hostname))
+    elseif v.action == "rollback" then recovery.rollback(target.ip)
+    elseif v.action == "reboot" then recovery.reboot(target.ip) end
+    return target.hostname
+  end)
+end)

@@ -1,0 +1,107 @@
+-- Returns the cluster to its state before rollout.lua: images, talconfig.yaml, no Tailscale config.
+--
+-- Works from the journal of a finished or stopped rollout (in the state
+-- dir): the schematic the nodes ran before, which nodes were upgraded, and
+-- the talconfig.yaml backup. One node at a time, with the rollout's gates.
+local rb = require "runbook"
+local fs = require "runbook.fs"
+local json = require "runbook.json"
+local log = require "runbook.log"
+local checks = require "checks"
+local factory = require "factory"
+local talconfig = require "talconfig"
+local talos = require "talos"
+local errors = require "runbook.error"
+
+local fmt = string.format
+
+local v = rb.vars{
+  talconfig = {type = "string", default = "talconfig.yaml"},
+  rollout_journal = {type = "string", desc = "journal of the rollout (default: <state dir>/rollout.journal)"},
+  boot_timeout = {type = "number", default = 900},
+}
+
+-- what the rollout recorded
+local journal = v.rollout_journal or ((require("runbook.sys").options().state_dir or ".runbook") .. "/rollout.journal")
+local rec = {upgraded = {}}
+do
+  local ok, text = pcall(fs.read, journal)
+  if not ok then
+    error(errors.new("usage", fmt("no rollout journal at %s: nothing to roll back (or pass --var rollout_journal=PATH)", journal), {exit = 2}), 0)
+  end
+  for line in text:gmatch("[^\n]+") do
+    local okj, r = pcall(json.decode, line)
+    if okj and r.type == "step" then
+      if r.name == "compute the schematic" then rec.schematic = r.result end
+      if r.name:match("^update .+%.yaml$") then rec.talconfig = r.result end
+      local node = r.name:match("^upgrade (.+)$")
+      if node then rec.upgraded[#rec.upgraded + 1] = node end
+    elseif okj and r.type == "undo" then
+      local node = r.id:match("/upgrade (.+)$")
+      for i, n in ipairs(rec.upgraded) do if n == node then table.remove(rec.upgraded, i) end end
+    end
+  end
+  if not rec.schematic then
+    error(errors.new("usage", journal .. " has no computed schematic: the rollout changed nothing", {exit = 2}), 0)
+  end
+end
+
+local cfg = talconfig.read(v.talconfig)
+local ips = {}
+for _, n in ipairs(cfg.nodes) do ips[#ips + 1] = n.ip end
+local by_name = {}
+for _, n in ipairs(cfg.nodes) do by_name[n.hostname] = n end
+
+rb.phase("Nodes", function()
+  -- newest first: the last node upgraded goes back first
+  for i = #rec.upgraded, 1, -1 do
+    local n = by_name[rec.upgraded[i]]
+    if not n then error(fmt("node %s of the journal is not in %s", rec.upgraded[i], v.talconfig)) end
+    rb.gate("cluster healthy before " .. n.hostname, function()
+      local ok, obs = checks.etcd_healthy(ips)
+      if not ok then return false, obs end
+      return checks.nodes_ready()
+    end, {timeout = 600, interval = 10})
+    rb.confirm(fmt("Roll %s back to schematic %s?", n.hostname, rec.schematic.current_id:sub(1, 12)))
+    rb.step("remove the Tailscale config of " .. n.hostname, function()
+      local tmp = fmt("%s/.tailscale-remove-%s.yaml", v.talconfig:match("^(.*)/[^/]*$") or ".", n.hostname)
+      fs.write(tmp, "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: tailscale\n$patch: delete\n", {mode = tonumber("600", 8)})
+      talos.patch(n.ip, tmp)
+      fs.remove(tmp)
+    end)
+    rb.step("install the previous image on " .. n.hostname, function()
+      -- an upgrade to the old installer works whatever the A/B slots hold
+      local image = factory.installer(n.image_url, rec.schematic.current_id, cfg.talos_version)
+      talos.upgrade(n.ip, image)
+      return image
+    end)
+    rb.gate(n.hostname .. " runs the previous schematic", function()
+      local ok, _, id = pcall(talos.extensions, n.ip)
+      if not ok then return false, "rebooting" end
+      return id == rec.schematic.current_id, "schematic " .. tostring(id):sub(1, 12)
+    end, {timeout = v.boot_timeout, interval = 15})
+    rb.gate(n.hostname .. " Ready", function() return checks.nodes_ready({n.hostname}) end, {timeout = 600, interval = 10})
+    rb.gate("etcd healthy after " .. n.hostname, function() return checks.etcd_healthy(ips) end, {timeout = 600, interval = 10})
+    rb.commit()
+  end
+end)
+
+rb.phase("Files", function()
+  if rec.talconfig and rec.talconfig.backup then
+    rb.step("restore " .. v.talconfig, function()
+      fs.write(v.talconfig, fs.read(rec.talconfig.backup), {backup = true})
+      return rec.talconfig.backup
+    end)
+  else
+    log.warn("the journal has no talconfig.yaml backup: restore it from version control")
+  end
+  rb.step("remove the Tailscale patch files (they hold the auth key)", function()
+    local dir = (v.talconfig:match("^(.*)/[^/]*$") or ".") .. "/patches"
+    local removed = {}
+    for _, n in ipairs(cfg.nodes) do
+      local f = fmt("%s/tailscale-%s.yaml", dir, n.hostname)
+      if fs.exists(f) then fs.remove(f); removed[#removed + 1] = f end
+    end
+    return removed
+  end)
+end)
