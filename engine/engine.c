@@ -86,10 +86,12 @@ static void register_modules(lua_State *L) {
 }
 
 /* Puts <dir>/?.lua and <dir>/lib/?.lua first on package.path so that a
-** runbook finds its own libraries. */
+** runbook finds its own libraries, then the shipped runbooks' lib/ so that
+** an operator's own script can reuse them (require "talos"). */
 static void add_script_dir(lua_State *L, const char *path) {
   char dir[PATH_MAX];
   const char *slash = strrchr(path, '/');
+  const char *shipped = engine_runbooks_dir();
   size_t n = slash ? (size_t)(slash - path) : 1;
   if (n >= sizeof dir) return;
   if (slash) memcpy(dir, path, n);
@@ -97,7 +99,10 @@ static void add_script_dir(lua_State *L, const char *path) {
   dir[n] = '\0';
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "path");
-  lua_pushfstring(L, "%s/?.lua;%s/lib/?.lua;%s", dir, dir, lua_tostring(L, -1));
+  if (shipped)
+    lua_pushfstring(L, "%s/?.lua;%s/lib/?.lua;%s/lib/?.lua;%s", dir, dir, shipped, lua_tostring(L, -1));
+  else
+    lua_pushfstring(L, "%s/?.lua;%s/lib/?.lua;%s", dir, dir, lua_tostring(L, -1));
   lua_setfield(L, -3, "path");
   lua_pop(L, 2);
 }
