@@ -28,6 +28,7 @@ int luaopen_runbook_async_core(lua_State *L);
 int luaopen_runbook_sys(lua_State *L);
 int luaopen_runbook_yaml(lua_State *L);
 int luaopen_runbook_json(lua_State *L);
+int luaopen_runbook_net(lua_State *L);
 int luaopen_runbook_exec_core(lua_State *L);
 int luaopen_runbook_http_core(lua_State *L);
 int luaopen_runbook_fs(lua_State *L);

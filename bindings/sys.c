@@ -104,6 +104,15 @@ static int sys_runbooks_dir(lua_State *L) {
   return 1;
 }
 
+/* The path of the running binary (for shims that call it back). */
+static int sys_exe(lua_State *L) {
+  char buf[4096];
+  ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return luaL_error(L, "cannot read /proc/self/exe");
+  lua_pushlstring(L, buf, (size_t)n);
+  return 1;
+}
+
 static int sys_pid(lua_State *L) {
   lua_pushinteger(L, (lua_Integer)getpid());
   return 1;
@@ -111,6 +120,7 @@ static int sys_pid(lua_State *L) {
 
 static const luaL_Reg sys_funcs[] = {
   {"add_secret", sys_add_secret},
+  {"exe", sys_exe},
   {"interrupted", sys_interrupted},
   {"isatty", sys_isatty},
   {"mask", sys_mask},

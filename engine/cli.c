@@ -73,10 +73,15 @@ static const char *const HELP_TEST =
 
 static const char *const HELP_WORLD =
   "usage: runbook world serve [--scenario FILE.yaml] --dir DIR\n"
+  "       runbook world call URL PROGRAM [ARGS...]\n"
   "\n"
-  "Serves the simulated world on 127.0.0.1: the Image Factory and Tailscale\n"
-  "APIs over HTTP, and shims for talosctl, kubectl, tailscale and talhelper in\n"
-  "DIR/bin. Not available in this build yet.\n";
+  "serve: serves the simulated world on 127.0.0.1 (real clock) until\n"
+  "interrupted: shims for talosctl, kubectl, tailscale and talhelper in DIR/bin,\n"
+  "the Image Factory under URL/factory and the Tailscale API under\n"
+  "URL/tailscale; writes DIR/env (source it to put the shims first on PATH),\n"
+  "DIR/world.url and the scenario's talconfig.yaml into DIR.\n"
+  "call: what the shims run: forwards PROGRAM ARGS to the world at URL and\n"
+  "prints its answer, exiting with its code.\n";
 
 static const char *const HELP_VERSION = "usage: runbook version\n";
 
@@ -153,7 +158,7 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
     if (eq == NULL || eq == val)
       return usage(err, errlen, "--var expects K=V, got '%s'%s", val, "");
     if (cli->nvars == RB_CLI_MAX_VARS)
-      return usage(err, errlen, "too many --var flags (at most %s)%s", "128", "");
+      return usage(err, errlen, "too many --var flags (at most 128)");
     cli->vars[cli->nvars++] = val;
   }
   else if (strcmp(name, "--vars") == 0) cli->vars_file = val;
@@ -182,12 +187,12 @@ static int apply_positional(rb_cli *cli, const char *arg, char *err, int errlen)
       cli->file = arg;
       return 0;
     case RB_CMD_TEST:
-      if (cli->nfiles == RB_CLI_MAX_FILES) return usage(err, errlen, "too many paths (at most %s)%s", "256", "");
+      if (cli->nfiles == RB_CLI_MAX_FILES) return usage(err, errlen, "too many paths (at most 256)");
       cli->files[cli->nfiles++] = arg;
       return 0;
     case RB_CMD_WORLD:
       if (cli->world_action) return usage(err, errlen, "unexpected argument '%s' for world %s", arg, cli->world_action);
-      if (strcmp(arg, "serve") != 0) return usage(err, errlen, "unknown world action '%s' (expected: serve)%s", arg, "");
+      if (strcmp(arg, "serve") != 0) return usage(err, errlen, "unknown world action '%s' (expected: serve or call)", arg);
       cli->world_action = arg;
       return 0;
     case RB_CMD_HELP:
@@ -232,7 +237,16 @@ int cli_parse(rb_cli *cli, int argc, char **argv, char *err, int errlen) {
   if (strcmp(argv[1], "--version") == 0) { cli->cmd = RB_CMD_VERSION; return 0; }
   cli->cmd = cli_command_named(argv[1]);
   if (cli->cmd == RB_CMD_NONE)
-    return usage(err, errlen, "unknown command '%s' (see 'runbook help')%s", argv[1], "");
+    return usage(err, errlen, "unknown command '%s' (see 'runbook help')", argv[1]);
+  if (cli->cmd == RB_CMD_WORLD && argc >= 3 && strcmp(argv[2], "call") == 0) {
+    /* world call URL PROG ARGS...: everything after URL belongs to the shim */
+    if (argc < 5) return usage(err, errlen, "world call needs URL PROGRAM [ARGS...]");
+    cli->world_action = "call";
+    cli->world_url = argv[3];
+    cli->call_argv = argv + 4;
+    cli->call_argc = argc - 4;
+    return 0;
+  }
   for (i = 2; i < argc; i++) {
     const char *a = argv[i];
     if (!flags_done && strcmp(a, "--") == 0) { flags_done = 1; continue; }
@@ -248,16 +262,16 @@ int cli_parse(rb_cli *cli, int argc, char **argv, char *err, int errlen) {
     if ((rc = apply_positional(cli, a, err, errlen)) != 0) return rc;
   }
   if (cli->help) return 0;
-  if (cli->resume && cli->fresh) return usage(err, errlen, "--resume and --fresh exclude each other%s%s", "", "");
+  if (cli->resume && cli->fresh) return usage(err, errlen, "--resume and --fresh exclude each other");
   if ((cli->cmd == RB_CMD_RUN || cli->cmd == RB_CMD_CHECK) && cli->file == NULL)
     return usage(err, errlen, "%s needs a runbook file (see 'runbook help %s')", command_name(cli->cmd), command_name(cli->cmd));
   if (cli->cmd == RB_CMD_TEST && cli->nfiles == 0)
-    return usage(err, errlen, "test needs at least one file or directory%s%s", "", "");
+    return usage(err, errlen, "test needs at least one file or directory");
   if (cli->cmd == RB_CMD_WORLD && cli->world_action == NULL)
-    return usage(err, errlen, "world needs an action (expected: serve)%s%s", "", "");
+    return usage(err, errlen, "world needs an action (expected: serve)");
   if (cli->cmd == RB_CMD_WORLD && cli->world_dir == NULL)
-    return usage(err, errlen, "world serve needs --dir DIR%s%s", "", "");
+    return usage(err, errlen, "world serve needs --dir DIR");
   if (cli->scenario && cli->cmd == RB_CMD_RUN && !cli->dry_run)
-    return usage(err, errlen, "--scenario only applies with --dry-run%s%s", "", "");
+    return usage(err, errlen, "--scenario only applies with --dry-run");
   return 0;
 }

@@ -28,6 +28,9 @@ typedef struct rb_cli {
   const char *vars[RB_CLI_MAX_VARS];  /* "K=V" */
   int nvars;
   const char *world_action, *world_dir;   /* world serve --dir DIR */
+  const char *world_url;                  /* world call URL PROG ARGS... */
+  char **call_argv;                       /* PROG ARGS... (NULL-terminated, points into argv) */
+  int call_argc;
 } rb_cli;
 
 /* Parses argv (argv[0] is the program). Returns 0, or 2 with 'err' filled

@@ -42,6 +42,7 @@ static const luaL_Reg c_modules[] = {
   {"runbook.hash", luaopen_runbook_hash},
   {"runbook.http.core", luaopen_runbook_http_core},
   {"runbook.json", luaopen_runbook_json},
+  {"runbook.net", luaopen_runbook_net},
   {"runbook.secret", luaopen_runbook_secret_core},
   {"runbook.sys", luaopen_runbook_sys},
   {"runbook.time", luaopen_runbook_time},

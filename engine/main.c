@@ -171,6 +171,64 @@ static int cmd_check(const rb_cli *cli) {
   return code;
 }
 
+/* world serve / world call: run engine/lua/serve.lua in a real-clock engine. */
+static int cmd_world(const rb_cli *cli) {
+  rb_engine *e = engine_new(cli, 0);
+  lua_State *L;
+  rb_task *t;
+  int code = RB_EXIT_OK, i;
+  if (e == NULL) return RB_EXIT_FAILED;
+  L = e->L;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "runbook.serve");
+  lua_call(L, 1, 1);
+  if (strcmp(cli->world_action, "call") == 0) {
+    lua_getfield(L, -1, "call");
+    lua_pushstring(L, cli->world_url);
+    lua_createtable(L, cli->call_argc, 0);
+    for (i = 0; i < cli->call_argc; i++) {
+      lua_pushstring(L, cli->call_argv[i]);
+      lua_rawseti(L, -2, i + 1);
+    }
+    lua_remove(L, -4);
+    t = task_spawn(L, 2, "world call");
+  }
+  else {
+    lua_getfield(L, -1, "serve");
+    if (cli->scenario) lua_pushstring(L, cli->scenario);
+    else lua_pushnil(L);
+    lua_pushstring(L, cli->world_dir);
+    lua_remove(L, -4);
+    t = task_spawn(L, 2, "world serve");
+  }
+  sched_run(&e->sched, t);
+  lua_getiuservalue(L, -1, 1);
+  if (t->status == RB_TASK_OK) {
+    lua_rawgeti(L, -1, 1);
+    if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  else {
+    lua_getfield(L, -1, "err");
+    if (e->sched.interrupted) code = RB_EXIT_INTERRUPTED;
+    else {
+      int c2 = RB_EXIT_FAILED;
+      if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "exit");
+        if (lua_isinteger(L, -1)) c2 = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+      }
+      sink_printf(e, 2, "runbook world: %s\n", luaL_tolstring(L, -1, NULL));
+      lua_pop(L, 1);
+      code = c2;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  engine_free(e);
+  return code;
+}
+
 int main(int argc, char **argv) {
   rb_cli cli;
   char err[512];
@@ -193,9 +251,7 @@ int main(int argc, char **argv) {
     case RB_CMD_CHECK: return cmd_check(&cli);
     case RB_CMD_LIST: return cmd_list();
     case RB_CMD_TEST: return cmd_test(&cli);
-    case RB_CMD_WORLD:
-      fprintf(stderr, "runbook: 'world serve' is not available in this build yet\n");
-      return RB_EXIT_USAGE;
+    case RB_CMD_WORLD: return cmd_world(&cli);
     default:
       fputs(cli_help(RB_CMD_NONE), stderr);
       return RB_EXIT_USAGE;

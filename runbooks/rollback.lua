@@ -19,6 +19,7 @@ local v = rb.vars{
   talconfig = {type = "string", default = "talconfig.yaml"},
   rollout_journal = {type = "string", desc = "journal of the rollout (default: <state dir>/rollout.journal)"},
   boot_timeout = {type = "number", default = 900},
+  poll_interval = {type = "number", default = 10, desc = "seconds between the checks of a gate"},
 }
 
 -- what the rollout recorded
@@ -61,7 +62,7 @@ rb.phase("Nodes", function()
       local ok, obs = checks.etcd_healthy(ips)
       if not ok then return false, obs end
       return checks.nodes_ready()
-    end, {timeout = 600, interval = 10})
+    end, {timeout = 600, interval = v.poll_interval})
     rb.confirm(fmt("Roll %s back to schematic %s?", n.hostname, rec.schematic.current_id:sub(1, 12)))
     rb.step("remove the Tailscale config of " .. n.hostname, function()
       local tmp = fmt("%s/.tailscale-remove-%s.yaml", v.talconfig:match("^(.*)/[^/]*$") or ".", n.hostname)
@@ -79,9 +80,9 @@ rb.phase("Nodes", function()
       local ok, _, id = pcall(talos.extensions, n.ip)
       if not ok then return false, "rebooting" end
       return id == rec.schematic.current_id, "schematic " .. tostring(id):sub(1, 12)
-    end, {timeout = v.boot_timeout, interval = 15})
-    rb.gate(n.hostname .. " Ready", function() return checks.nodes_ready({n.hostname}) end, {timeout = 600, interval = 10})
-    rb.gate("etcd healthy after " .. n.hostname, function() return checks.etcd_healthy(ips) end, {timeout = 600, interval = 10})
+    end, {timeout = v.boot_timeout, interval = v.poll_interval})
+    rb.gate(n.hostname .. " Ready", function() return checks.nodes_ready({n.hostname}) end, {timeout = 600, interval = v.poll_interval})
+    rb.gate("etcd healthy after " .. n.hostname, function() return checks.etcd_healthy(ips) end, {timeout = 600, interval = v.poll_interval})
     rb.commit()
   end
 end)

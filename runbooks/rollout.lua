@@ -28,6 +28,8 @@ local v = rb.vars{
   factory_url = {type = "string", default = factory.DEFAULT_URL},
   tailscale_api = {type = "string", default = "https://api.tailscale.com"},
   boot_timeout = {type = "number", default = 900, desc = "seconds a node may take to come back"},
+  poll_interval = {type = "number", default = 10, desc = "seconds between the checks of a gate"},
+  api_probe_url = {type = "string", desc = "URL that reaches the API server through the route (default: https://<kubernetes service IP>:443/version)"},
   operator_namespace = {type = "string", default = "tailscale"},
   operator_device = {type = "string", default = "tailscale-operator"},
 }
@@ -61,7 +63,7 @@ rb.phase("Image Factory", function()
     local ok, obs = checks.etcd_healthy(addrs)
     if not ok then return false, obs end
     return checks.nodes_ready()
-  end, {timeout = 300, interval = 10})
+  end, {timeout = 300, interval = v.poll_interval})
 
   cfg = rb.step("read " .. v.talconfig, function()
     local c = talconfig.read(v.talconfig)
@@ -217,7 +219,7 @@ local function wait_back_on(n, schematic, timeout)
     local ok, exts, id = pcall(talos.extensions, n.ip)
     if not ok then return false, "unreachable" end
     return id == schematic, "schematic " .. tostring(id):sub(1, 12)
-  end, {timeout = timeout, interval = 15, desc = n.hostname .. " back on schematic " .. schematic:sub(1, 12)})
+  end, {timeout = timeout, interval = v.poll_interval, desc = n.hostname .. " back on schematic " .. schematic:sub(1, 12)})
 end
 
 rb.phase("Sequential node updates", function()
@@ -227,7 +229,7 @@ rb.phase("Sequential node updates", function()
       local ok, obs = checks.etcd_healthy(ips)
       if not ok then return false, obs end
       return checks.nodes_ready()
-    end, {timeout = 600, interval = 10})
+    end, {timeout = 600, interval = v.poll_interval})
     rb.confirm(fmt("Upgrade %s (%s) to schematic %s?", name, n.ip, target.id:sub(1, 12)))
 
     rb.step("configure " .. name, function()
@@ -269,21 +271,21 @@ rb.phase("Sequential node updates", function()
       for _, e in ipairs(exts) do if e == "tailscale" then has = true end end
       if not has then rb.fatal(name .. " booted the new schematic but lists no tailscale extension: the image lacks it") end
       return true, "schematic " .. id:sub(1, 12) .. " with tailscale"
-    end, {timeout = v.boot_timeout, interval = 15})
+    end, {timeout = v.boot_timeout, interval = v.poll_interval})
 
     rb.gate(name .. " ext-tailscale running", function()
       local s = talos.service(n.ip, "ext-tailscale")
       if not s then return false, "no ext-tailscale service" end
       return s.running and s.healthy, s.running and "running" or "not running"
-    end, {timeout = 300, interval = 10})
+    end, {timeout = 300, interval = v.poll_interval})
 
     rb.gate(name .. " Ready in Kubernetes", function() return checks.nodes_ready({name}) end,
-            {timeout = 600, interval = 10})
+            {timeout = 600, interval = v.poll_interval})
     rb.gate("etcd healthy after " .. name, function() return checks.etcd_healthy(ips) end,
-            {timeout = 600, interval = 10})
+            {timeout = 600, interval = v.poll_interval})
     rb.gate(name .. " online in the tailnet as " .. name, function()
       return checks.node_in_tailnet(name, rb.fatal)
-    end, {timeout = 300, interval = 10})
+    end, {timeout = 300, interval = v.poll_interval})
     -- this node passed every gate: a later failure leaves it as it is
     rb.commit()
   end
@@ -312,12 +314,12 @@ rb.phase("Validation", function()
   end
   for _, route in ipairs(routes) do
     rb.gate("route " .. route .. " served", function() return checks.route_served(route) end,
-            {timeout = 300, interval = 10})
+            {timeout = 300, interval = v.poll_interval})
   end
   results = rb.step("validate access", function()
     local names = {}
     for _, n in ipairs(cfg.nodes) do names[#names + 1] = n.hostname end
-    local r = checks.all{nodes = cfg.nodes, names = names, ips = ips, routes = routes, svc_cidr = cfg.svc_cidr,
+    local r = checks.all{nodes = cfg.nodes, names = names, ips = ips, routes = routes, svc_cidr = cfg.svc_cidr, probe_url = v.api_probe_url,
                          tailnet = tailnet, api = v.tailscale_api, api_key = v.api_key,
                          operator_ns = v.operator_namespace, operator_device = v.operator_device}
     local bad = {}

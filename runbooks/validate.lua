@@ -13,6 +13,7 @@ local v = rb.vars{
   tailscale_api = {type = "string", default = "https://api.tailscale.com"},
   operator_namespace = {type = "string", default = "tailscale"},
   operator_device = {type = "string", default = "tailscale-operator"},
+  api_probe_url = {type = "string", desc = "URL that reaches the API server through the route (default: https://<kubernetes service IP>:443/version)"},
 }
 
 rb.phase("Validation", function()
@@ -22,7 +23,7 @@ rb.phase("Validation", function()
   local names, ips = {}, {}
   for _, n in ipairs(cfg.nodes) do names[#names + 1] = n.hostname; ips[#ips + 1] = n.ip end
   local results = checks.all{nodes = cfg.nodes, names = names, ips = ips, routes = v.routes or {cfg.svc_cidr},
-                             svc_cidr = cfg.svc_cidr, tailnet = suffix, api = v.tailscale_api, api_key = v.api_key,
+                             svc_cidr = cfg.svc_cidr, probe_url = v.api_probe_url, tailnet = suffix, api = v.tailscale_api, api_key = v.api_key,
                              operator_ns = v.operator_namespace, operator_device = v.operator_device}
   local bad, rows = {}, {}
   for _, c in ipairs(results) do

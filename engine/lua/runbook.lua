@@ -701,7 +701,7 @@ function M._finish(ok, err)
       end
     end
     if #done > 0 then lines[#lines + 1] = "still in effect: " .. table.concat(done, ", ") end
-    if S.journal and not M.dry_run then
+    if S.journal and not M.dry_run and not pending_start then
       lines[#lines + 1] = fmt("next: fix the cause, then 'runbook run %s --resume' (finished steps are skipped), or --fresh to start over",
                               runbook_name)
     end

@@ -103,13 +103,16 @@ function M.talos_over_tailnet(dns_name)
 end
 
 --- The Kubernetes API server reached through the subnet route, at its
---- service IP (the first address of the service CIDR).
-function M.api_through_route(service_cidr)
-  local a, b, c, d = service_cidr:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)/")
-  if not a then return false, "not an IPv4 CIDR: " .. service_cidr end
-  local ip = fmt("%s.%s.%s.%d", a, b, c, tonumber(d) + 1)
-  local ok, r = pcall(http.get, fmt("https://%s:443/version", ip), {insecure = true, timeout = 10})
-  if ok and r.status < 500 then return true, fmt("API server answered %d at %s", r.status, ip) end
+--- service IP (the first address of the service CIDR), or at `url`.
+--- Any HTTP answer counts (401 included): the route carried the request.
+function M.api_through_route(service_cidr, url)
+  if not url then
+    local a, b, c, d = service_cidr:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)/")
+    if not a then return false, "not an IPv4 CIDR: " .. service_cidr end
+    url = fmt("https://%s.%s.%s.%d:443/version", a, b, c, tonumber(d) + 1)
+  end
+  local ok, r = pcall(http.get, url, {insecure = true, timeout = 10})
+  if ok and r.status < 500 then return true, fmt("API server answered %d at %s", r.status, url) end
   return false, ok and ("HTTP " .. r.status) or tostring(r)
 end
 
@@ -128,7 +131,7 @@ function M.all(cfg)
       add("route approved: " .. r, function() return M.routes_approved(cfg.api, cfg.api_key, r, cfg.names) end)
     end
   end
-  add("API server through the route", function() return M.api_through_route(cfg.svc_cidr) end)
+  add("API server through the route", function() return M.api_through_route(cfg.svc_cidr, cfg.probe_url) end)
   add("Kubernetes operator", function() return M.operator(cfg.operator_ns, cfg.operator_device) end)
   add("Kubernetes nodes Ready", function() return M.nodes_ready() end)
   add("etcd healthy", function() return M.etcd_healthy(cfg.ips) end)

@@ -1,0 +1,122 @@
+--- runbook.serve: `runbook world serve` and `runbook world call`. Serves
+--- the simulated world (runbooks/sim/world.lua) on 127.0.0.1 so that a
+--- real run, with real processes and sockets, can be tested end to end:
+--- shims for talosctl, kubectl, tailscale and talhelper in DIR/bin forward
+--- their argv to the server; the Image Factory and the Tailscale API are
+--- served under /factory and /tailscale. Real clock.
+local async = require "runbook.async"
+local core_fs = require "runbook.fs.core"
+local errors = require "runbook.error"
+local http = require "runbook.http"
+local json = require "runbook.json"
+local net = require "runbook.net"
+local sys = require "runbook.sys"
+
+local M = {}
+local fmt = string.format
+
+local function load_world(scenario)
+  local dir = sys.runbooks_dir()
+  if not dir then error(errors.new("usage", "cannot find the shipped runbooks (sim/world.lua)", {exit = 2}), 0) end
+  local world = dofile(dir .. "/sim/world.lua")
+  world.load(scenario or (dir .. "/scenarios/default.yaml"))
+  return world
+end
+
+local SHIMS = {"talosctl", "kubectl", "tailscale", "talhelper"}
+
+local function write_files(dir, url, world)
+  core_fs.mkdir_p(dir .. "/bin")
+  local self = sys.exe()
+  for _, name in ipairs(SHIMS) do
+    core_fs.write(dir .. "/bin/" .. name,
+      fmt("#!/bin/sh\n# %s of the simulated world served at %s\nexec '%s' world call '%s' %s \"$@\"\n", name, url, self, url, name),
+      {mode = tonumber("755", 8)})
+  end
+  for name, content in pairs(world.files()) do
+    if content then core_fs.write(dir .. "/" .. name, content) end
+  end
+  core_fs.write(dir .. "/env", fmt("export PATH='%s/bin':\"$PATH\"\nexport RUNBOOK_WORLD_URL='%s'\n", dir, url))
+  core_fs.write(dir .. "/world.url", url .. "\n")
+end
+
+--- @args relative to the caller's directory become absolute for the world
+local function absolute(argv, cwd)
+  local out = {}
+  for i, a in ipairs(argv) do
+    if type(a) == "string" and a:sub(1, 1) == "@" and a:sub(2, 2) ~= "/" then a = "@" .. cwd .. "/" .. a:sub(2) end
+    out[i] = a
+  end
+  return out
+end
+
+local function handle(world, req, conn)
+  local path = req.path
+  local ok, status, body, ctype = pcall(function()
+    if req.method == "POST" and path == "/exec" then
+      local call = json.decode(req.body, {name = "exec request"})
+      local r = world.exec(absolute(call.argv, call.cwd or "."), {})
+      return 200, json.encode({code = r.code or 1, stdout = r.stdout, stderr = r.stderr}), "application/json"
+    end
+    if req.method == "GET" and path == "/state" then
+      local W = world.state()
+      local nodes = {}
+      for _, n in ipairs(W.nodes) do
+        nodes[#nodes + 1] = {name = n.name, schematic = n.schematic, extensions = n.extensions,
+                             tailscale = n.ts_state or json.null, configured = n.esc.tailscale ~= nil}
+      end
+      local devices = {}
+      for _, d in ipairs(W.devices) do
+        devices[#devices + 1] = {name = d.hostname_final, online = d.online, routes = d.routes_enabled}
+      end
+      return 200, json.encode({nodes = nodes, devices = devices}), "application/json"
+    end
+    local host, rest
+    if path:match("^/factory/") then host, rest = "https://factory.talos.dev", path:sub(9)
+    elseif path:match("^/tailscale/") then host, rest = "https://api.tailscale.com", path:sub(11)
+    elseif path:match("^/svc/") then
+      host, rest = "https://" .. world.state().service_cidr:match("^([%d%.]+)"):gsub("%.0$", ".1") .. ":443", path:sub(5)
+    else return 404, "not found\n", "text/plain" end
+    local r = world.http({method = req.method, url = host .. rest, body = req.body, headers = req.headers})
+    return r.status, r.body, r.headers and r.headers["content-type"] or "text/plain"
+  end)
+  if not ok then
+    conn:respond(502, {["Content-Type"] = "text/plain"}, tostring(status) .. "\n")
+  else
+    conn:respond(status, {["Content-Type"] = ctype}, body)
+  end
+end
+
+--- Serves until interrupted.
+function M.serve(scenario, dir)
+  local world = load_world(scenario)
+  local srv = net.listen("127.0.0.1", 0)
+  local url = fmt("http://127.0.0.1:%d", srv:port())
+  write_files(dir, url, world)
+  sys.write("stderr", fmt("serving the simulated world on %s; shims in %s/bin (source %s/env)\n", url, dir, dir))
+  while true do
+    local req, conn = srv:accept()
+    async.spawn(handle, world, req, conn)
+  end
+end
+
+--- A shim's call: forwards argv to the served world, prints its output,
+--- returns its exit code.
+function M.call(url, argv)
+  local cwd = os.getenv("PWD") or "."
+  local ok, r = pcall(http.post, url .. "/exec", {json = {argv = argv, cwd = cwd}, timeout = 600})
+  if not ok then
+    io.stderr:write(fmt("%s: the simulated world at %s does not answer: %s\n", argv[1], url, tostring(r)))
+    return 1
+  end
+  if r.status ~= 200 then
+    io.stderr:write(fmt("%s: %s", argv[1], r.body))
+    return 1
+  end
+  local res = r:json()
+  io.stdout:write(res.stdout)
+  io.stderr:write(res.stderr)
+  return math.tointeger(res.code) or 1
+end
+
+return M
