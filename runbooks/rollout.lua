@@ -4,6 +4,7 @@
 -- node updates, 4 Validation, 5 Documentation. Rehearse with --dry-run.
 local rb = require "runbook"
 local async = require "runbook.async"
+local exec = require "runbook.exec"
 local fs = require "runbook.fs"
 local log = require "runbook.log"
 local secret = require "runbook.secret"
@@ -205,6 +206,22 @@ rb.phase("Configuration", function()
     local backup = fs.write(v.talconfig, text, {backup = true})
     return {backup = backup}
   end)
+
+  -- what talhelper itself will install from the edited file must be what
+  -- this run installs (skipped when talhelper is not installed)
+  if rb.dry_run or exec.which("talhelper") then
+    rb.step("talhelper agrees on the installer images", function()
+      local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", v.talconfig}, {timeout = 120})
+      if r.code ~= 0 then error("talhelper gencommand upgrade failed: " .. r.stderr) end
+      for _, n in ipairs(cfg.nodes) do
+        local img = r.stdout:match("%-%-nodes=" .. n.ip:gsub("%p", "%%%0") .. " %-%-image=(%S+);")
+        if img ~= target.installers[n.hostname] then
+          error(fmt("talhelper would install %s on %s, this run %s", tostring(img), n.hostname, target.installers[n.hostname]))
+        end
+      end
+      return #cfg.nodes
+    end)
+  end
 end)
 
 -- }======

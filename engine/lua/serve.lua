@@ -55,7 +55,7 @@ local function handle(world, req, conn)
   local ok, status, body, ctype = pcall(function()
     if req.method == "POST" and path == "/exec" then
       local call = json.decode(req.body, {name = "exec request"})
-      local r = world.exec(absolute(call.argv, call.cwd or "."), {})
+      local r = world.exec(absolute(call.argv, call.cwd or "."), {cwd = call.cwd})
       return 200, json.encode({code = r.code or 1, stdout = r.stdout, stderr = r.stderr}), "application/json"
     end
     if req.method == "GET" and path == "/state" then

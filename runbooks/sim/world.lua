@@ -395,7 +395,7 @@ function T.etcd(flags, pos)
     local n = node_by(ip)
     if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
     if not pos[3] then return result(1, "", "Error: accepts 1 arg(s), received 0\n") end
-    require("runbook.fs").write(pos[3], "simulated etcd snapshot of " .. W.k8s_version .. "\n")
+    require("runbook.fs").write(path_of(pos[3]), "simulated etcd snapshot of " .. W.k8s_version .. "\n")
     return result(0, fmt("etcd snapshot saved to %q (24117280 bytes)\nsnapshot info: hash 4c0a6bd1, revision 123456, total keys 2048, total size 24117248\n", pos[3]))
   end
   if pos[2] ~= "status" and pos[2] ~= "members" then return result(1, "", fmt("Error: unknown command %q for \"talosctl etcd\"\n", tostring(pos[2]))) end
@@ -415,11 +415,18 @@ function T.etcd(flags, pos)
   return result(0, table.concat(lines, "\n") .. "\n")
 end
 
+--- A file path of a command, relative to the caller's directory (the
+--- served world answers callers in other directories).
+local function path_of(p)
+  if W.cwd and p:sub(1, 1) ~= "/" then return W.cwd .. "/" .. p end
+  return p
+end
+
 local function read_patch(arg)
   if not arg then return nil, "Error: required flag(s) \"patch\" not set" end
   local text = arg
   if arg:sub(1, 1) == "@" then
-    local ok, t = pcall(require("runbook.fs").read, arg:sub(2))
+    local ok, t = pcall(require("runbook.fs").read, path_of(arg:sub(2)))
     if not ok then return nil, fmt("error reading patch: %s", tostring(t)) end
     text = t
   end
@@ -547,6 +554,55 @@ local function talosctl(argv)
 end
 
 -- }======
+
+-- {====== talhelper (gencommand, genconfig), from the talconfig.yaml on disk
+
+local function talhelper(argv)
+  local sub = argv[2]
+  local cfgfile, out, node = "talconfig.yaml", "./clusterconfig", nil
+  local i = 3
+  local what
+  while i <= #argv do
+    local a = argv[i]
+    if a == "-c" or a == "--config-file" then cfgfile = argv[i + 1]; i = i + 2
+    elseif a == "-o" or a == "--out-dir" then out = argv[i + 1]; i = i + 2
+    elseif a == "-n" or a == "--node" then node = argv[i + 1]; i = i + 2
+    elseif a:sub(1, 1) == "-" and a ~= "--offline-mode" and a ~= "--no-gitignore" then
+      return result(1, "", fmt("Error: unknown flag: %s\n", a))
+    elseif a:sub(1, 1) ~= "-" then what = what or a; i = i + 1
+    else i = i + 1 end
+  end
+  local ok, text = pcall(require("runbook.fs").read, path_of(cfgfile))
+  if not ok then return result(1, "", fmt("failed to read config file: open %s: no such file or directory\n", cfgfile)) end
+  local okd, c = pcall(yaml.decode, text, {name = cfgfile})
+  if not okd then return result(1, "", tostring(c) .. "\n") end
+  local version = tostring(c.talosVersion or W.talos_version)
+  if not version:match("^v") then version = "v" .. version end
+  local function installer(n)
+    if n.talosImageURL then return n.talosImageURL .. ":" .. version end
+    return "factory.talos.dev/metal-installer/" .. factory.VANILLA_ID .. ":" .. version
+  end
+  if sub == "gencommand" and what == "upgrade" then
+    local lines, found = {}, node == nil
+    for _, n in ipairs(c.nodes or {}) do
+      if node == nil or node == n.hostname or node == n.ipAddress then
+        found = true
+        lines[#lines + 1] = fmt("talosctl upgrade --talosconfig=%s/talosconfig --nodes=%s --image=%s;", out, n.ipAddress, installer(n))
+      end
+    end
+    if not found then return result(1, "", fmt("node with IP or hostname %s not found\n", node)) end
+    return result(0, table.concat(lines, "\n") .. "\n")
+  elseif sub == "genconfig" then
+    local lines = {}
+    for _, n in ipairs(c.nodes or {}) do
+      local file = fmt("%s/%s-%s.yaml", out, c.clusterName or "cluster", n.hostname)
+      lines[#lines + 1] = fmt("generated config for %s in %s", n.hostname, file)
+    end
+    lines[#lines + 1] = fmt("generated client config in %s/talosconfig", out)
+    return result(0, table.concat(lines, "\n") .. "\n")
+  end
+  return result(1, "", fmt("Error: unknown command %q for \"talhelper\"\n", tostring(sub)))
+end
 
 -- {====== kubectl and tailscale
 
@@ -704,7 +760,7 @@ end
 
 -- {====== the engine's entry points
 
-local TOOLS = {talosctl = talosctl, kubectl = kubectl, tailscale = tailscale}
+local TOOLS = {talosctl = talosctl, kubectl = kubectl, tailscale = tailscale, talhelper = talhelper}
 
 --- exec.run in a dry-run. Commands take a little virtual time, like the
 --- real ones; an unknown program fails as a missing one would.
@@ -716,7 +772,9 @@ function M.exec(argv, opts)
                      {program = argv[1]}), 0)
   end
   time.sleep(0.2)
+  W.cwd = opts and opts.cwd or nil      -- no yield from here to the answer
   local r = tool(argv)
+  W.cwd = nil
   W.log[#W.log + 1] = table.concat(argv, " ")
   return r
 end
