@@ -18,6 +18,14 @@ local fmt = string.format
 
 local W = {}          -- the world's state
 
+--- A file path of a command, relative to the caller's directory (the
+--- served world answers callers in other directories).
+local function path_of(p)
+  if W.cwd and p:sub(1, 1) ~= "/" then return W.cwd .. "/" .. p end
+  return p
+end
+
+
 -- {====== scenario loading and validation
 
 local SCHEMA = {
@@ -413,13 +421,6 @@ function T.etcd(flags, pos)
   end
   if #errs > 0 then return result(1, table.concat(lines, "\n") .. "\n", table.concat(errs, "\n") .. "\n") end
   return result(0, table.concat(lines, "\n") .. "\n")
-end
-
---- A file path of a command, relative to the caller's directory (the
---- served world answers callers in other directories).
-local function path_of(p)
-  if W.cwd and p:sub(1, 1) ~= "/" then return W.cwd .. "/" .. p end
-  return p
 end
 
 local function read_patch(arg)
