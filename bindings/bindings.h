@@ -22,6 +22,15 @@ void rb_error_setint(lua_State *L, const char *field, lua_Integer value);
 /* The name of a uv error, luv style: "ENOENT: no such file or directory". */
 const char *rb_uv_strerror(int err, char *buf, size_t len);
 
+/* A growable byte buffer in C memory (for libcurl and libyaml callbacks,
+** which must not touch the Lua stack). Always NUL-terminated. */
+typedef struct rb_buf {
+  char *p;
+  size_t len, cap;
+} rb_buf;
+/* Appends n bytes; returns 0 when out of memory (the buffer is unchanged). */
+int rb_buf_add(rb_buf *b, const void *s, size_t n);
+
 int luaopen_runbook_error(lua_State *L);
 int luaopen_runbook_time(lua_State *L);
 int luaopen_runbook_async_core(lua_State *L);

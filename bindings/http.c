@@ -38,10 +38,6 @@ typedef struct sock_ctx {
   http_ctx *h;
 } sock_ctx;
 
-typedef struct buf_t {
-  char *p;
-  size_t len, cap;
-} buf_t;
 
 typedef struct http_req {
   http_ctx *h;
@@ -49,28 +45,13 @@ typedef struct http_req {
   rb_task *task;
   struct curl_slist *headers;
   char *body;             /* request body (copied) */
-  buf_t resp;             /* response body */
-  buf_t head;             /* response header lines of the final response */
+  rb_buf resp;             /* response body */
+  rb_buf head;             /* response header lines of the final response */
   CURLcode result;
   int done;
   char errbuf[CURL_ERROR_SIZE];
 } http_req;
 
-static int buf_add(buf_t *b, const char *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 1024;
-    char *np;
-    while (cap < b->len + n + 1) cap *= 2;
-    np = realloc(b->p, cap);
-    if (np == NULL) return 0;
-    b->p = np;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-  return 1;
-}
 
 static void req_free(http_req *r) {
   if (r->easy) {
@@ -218,7 +199,7 @@ void http_shutdown(rb_engine *e) {
 
 static size_t write_body(char *p, size_t size, size_t n, void *ud) {
   http_req *r = (http_req *)ud;
-  return buf_add(&r->resp, p, size * n) ? size * n : 0;
+  return rb_buf_add(&r->resp, p, size * n) ? size * n : 0;
 }
 
 /* Keeps the header lines of the last response only (after redirects or a
@@ -227,7 +208,7 @@ static size_t write_header(char *p, size_t size, size_t n, void *ud) {
   http_req *r = (http_req *)ud;
   size_t len = size * n;
   if (len >= 5 && memcmp(p, "HTTP/", 5) == 0) r->head.len = 0;
-  return buf_add(&r->head, p, len) ? len : 0;
+  return rb_buf_add(&r->head, p, len) ? len : 0;
 }
 
 static const char *error_kind(CURLcode c) {
@@ -246,7 +227,7 @@ static const char *error_kind(CURLcode c) {
 
 /* Pushes the headers as a table with lower-cased names; repeated headers
 ** are joined with ", ". */
-static void push_headers(lua_State *L, const buf_t *b) {
+static void push_headers(lua_State *L, const rb_buf *b) {
   const char *p = b->p, *end = b->p ? b->p + b->len : NULL;
   lua_newtable(L);
   while (p && p < end) {

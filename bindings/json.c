@@ -344,21 +344,8 @@ static int lj_encode(lua_State *L) {
 
 /* }====================================================== */
 
-/* array([t]) / map([t]): mark t (or a new table) so that it encodes as a
-** JSON array / object even when empty. Returns t. */
-static int mark(lua_State *L, lv_shape shape) {
-  if (lua_isnoneornil(L, 1)) {
-    lua_settop(L, 0);
-    lua_newtable(L);
-  }
-  else luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  lv_set_shape(L, 1, shape);
-  return 1;
-}
-
-static int lj_array(lua_State *L) { return mark(L, LV_SHAPE_SEQ); }
-static int lj_map(lua_State *L) { return mark(L, LV_SHAPE_MAP); }
+static int lj_array(lua_State *L) { return lv_mark_fn(L, LV_SHAPE_SEQ); }
+static int lj_map(lua_State *L) { return lv_mark_fn(L, LV_SHAPE_MAP); }
 
 static const luaL_Reg json_funcs[] = {
   {"array", lj_array},

@@ -90,6 +90,17 @@ int lv_push_order(lua_State *L, int idx) {
   return !lua_isnil(L, -1);
 }
 
+int lv_mark_fn(lua_State *L, lv_shape shape) {
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  }
+  else luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  lv_set_shape(L, 1, shape);
+  return 1;
+}
+
 int lv_is_sequence(lua_State *L, int idx, lua_Integer *n) {
   lv_shape shape = lv_get_shape(L, idx);
   lua_Integer count = 0, max = 0;

@@ -32,6 +32,10 @@ void lv_mark_shape(lua_State *L, int shapes, int idx, lv_shape shape);
 /* Records the key list at the top of the stack (popped) as the order of idx. */
 void lv_mark_order(lua_State *L, int orders, int idx);
 
+/* array([t]) / map([t]) of yaml and json: marks t (or a new table, when
+** argument 1 is absent) with the shape and returns it. A lua_CFunction body. */
+int lv_mark_fn(lua_State *L, lv_shape shape);
+
 /* Decides whether the table at idx encodes as a sequence: marked SEQ, or
 ** unmarked, non-empty, with exactly the keys 1..n. Sets *n to the length. */
 int lv_is_sequence(lua_State *L, int idx, lua_Integer *n);

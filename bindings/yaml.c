@@ -490,35 +490,16 @@ static int ly_decode(lua_State *L) {
 
 /* {====================================================== encode */
 
-typedef struct buf_t {
-  char *p;
-  size_t len, cap;
-} buf_t;
 
-static int buf_add(buf_t *b, const void *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    char *np;
-    while (cap < b->len + n + 1) cap *= 2;
-    np = realloc(b->p, cap);
-    if (np == NULL) return 0;
-    b->p = np;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-  return 1;
-}
 
 static int write_handler(void *data, unsigned char *buffer, size_t size) {
-  return buf_add((buf_t *)data, buffer, size);
+  return rb_buf_add((rb_buf *)data, buffer, size);
 }
 
 typedef struct enc_state {
   lua_State *L;
   yaml_emitter_t em;
-  buf_t out;
+  rb_buf out;
   lv_path path;
   int depth;
   int visiting;
@@ -976,7 +957,7 @@ static int edit_run(lua_State *L) {
 }
 
 /* Appends a scalar's text in the given style to b. */
-static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, buf_t *b) {
+static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, rb_buf *b) {
   char num[64];
   size_t n, i;
   const char *s;
@@ -984,9 +965,9 @@ static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, buf_t *
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
       else format_float(lua_tonumber(L, idx), num, sizeof num);
-      return buf_add(b, num, strlen(num));
-    case LUA_TBOOLEAN: return buf_add(b, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5);
-    case LUA_TLIGHTUSERDATA: case LUA_TNIL: return buf_add(b, "null", 4);
+      return rb_buf_add(b, num, strlen(num));
+    case LUA_TBOOLEAN: return rb_buf_add(b, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5);
+    case LUA_TLIGHTUSERDATA: case LUA_TNIL: return rb_buf_add(b, "null", 4);
     default: break;
   }
   s = lua_tolstring(L, idx, &n);
@@ -994,15 +975,15 @@ static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, buf_t *
   if (style == YAML_PLAIN_SCALAR_STYLE) {
     int plain_ok = n > 0 && !needs_quotes(s, n) && !strchr("-?:,[]{}#&*!|>'\"%@` \t", s[0])
                    && s[n - 1] != ' ' && s[n - 1] != ':' && !memmem(s, n, ": ", 2) && !memmem(s, n, " #", 2);
-    if (plain_ok) return buf_add(b, s, n);
+    if (plain_ok) return rb_buf_add(b, s, n);
     style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
   }
   if (style == YAML_SINGLE_QUOTED_SCALAR_STYLE) {
-    if (!buf_add(b, "'", 1)) return 0;
-    for (i = 0; i < n; i++) if (!buf_add(b, s[i] == '\'' ? "''" : s + i, s[i] == '\'' ? 2 : 1)) return 0;
-    return buf_add(b, "'", 1);
+    if (!rb_buf_add(b, "'", 1)) return 0;
+    for (i = 0; i < n; i++) if (!rb_buf_add(b, s[i] == '\'' ? "''" : s + i, s[i] == '\'' ? 2 : 1)) return 0;
+    return rb_buf_add(b, "'", 1);
   }
-  if (!buf_add(b, "\"", 1)) return 0;
+  if (!rb_buf_add(b, "\"", 1)) return 0;
   for (i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     char esc[8];
@@ -1011,14 +992,14 @@ static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, buf_t *
     else if (c == '\t') strcpy(esc, "\\t");
     else if (c < 0x20) snprintf(esc, sizeof esc, "\\x%02x", c);
     else { esc[0] = (char)c; esc[1] = 0; }
-    if (!buf_add(b, esc, strlen(esc))) return 0;
+    if (!rb_buf_add(b, esc, strlen(esc))) return 0;
   }
-  return buf_add(b, "\"", 1);
+  return rb_buf_add(b, "\"", 1);
 }
 
 /* Appends the YAML block of a table, each line indented by `col` spaces,
 ** starting on a new line. */
-static int block_text(lua_State *L, int idx, int col, buf_t *b) {
+static int block_text(lua_State *L, int idx, int col, rb_buf *b) {
   size_t n;
   const char *s, *p, *end;
   encode_docs(L, idx, 1, 2);
@@ -1028,9 +1009,9 @@ static int block_text(lua_State *L, int idx, int col, buf_t *b) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
     int i;
-    if (!buf_add(b, "\n", 1)) return 0;
-    for (i = 0; i < col; i++) if (!buf_add(b, " ", 1)) return 0;
-    if (!buf_add(b, p, len)) return 0;
+    if (!rb_buf_add(b, "\n", 1)) return 0;
+    for (i = 0; i < col; i++) if (!rb_buf_add(b, " ", 1)) return 0;
+    if (!rb_buf_add(b, p, len)) return 0;
     p += len + (nl != NULL);
   }
   lua_pop(L, 1);
@@ -1047,7 +1028,7 @@ static int ly_edit(lua_State *L) {
   const char *text = luaL_checklstring(L, 1, &len);
   const char *name;
   edit_state s;
-  buf_t b = {NULL, 0, 0};
+  rb_buf b = {NULL, 0, 0};
   int rc, i, ok = 1, plen;
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checkany(L, 3);
@@ -1089,16 +1070,16 @@ static int ly_edit(lua_State *L) {
     size_t end = s.t_end;
     if (s.t_block && s.t_is_scalar)      /* keep the newline(s) a block scalar ends with */
       while (end > s.t_start && (text[end - 1] == '\n' || text[end - 1] == ' ')) end--;
-    ok = buf_add(&b, text, s.t_start);
+    ok = rb_buf_add(&b, text, s.t_start);
     if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) {
       if (s.t_keycol < 0) { free(b.p); return rb_error_raise(L, "yaml", "%s: replacing a sequence item with a map or list is not supported", name); }
       /* drop the blanks after "key:" so that the block starts on its own line */
       while (b.len > 0 && (b.p[b.len - 1] == ' ' || b.p[b.len - 1] == '\n')) b.len--;
       ok = block_text(L, 3, s.t_keycol + 2, &b);
     }
-    else if (ok && lua_istable(L, 3)) ok = buf_add(&b, lv_is_sequence(L, 3, &(lua_Integer){0}) ? "[]" : "{}", 2);
+    else if (ok && lua_istable(L, 3)) ok = rb_buf_add(&b, lv_is_sequence(L, 3, &(lua_Integer){0}) ? "[]" : "{}", 2);
     else if (ok) ok = scalar_text(L, 3, s.t_is_scalar && !s.t_block ? s.t_style : YAML_PLAIN_SCALAR_STYLE, &b);
-    if (ok) ok = buf_add(&b, text + end, len - end);
+    if (ok) ok = rb_buf_add(&b, text + end, len - end);
   }
   else if (s.insert) {
     size_t at = s.ins_after;
@@ -1110,18 +1091,18 @@ static int ly_edit(lua_State *L) {
       const char *nl = memchr(text + at, '\n', len - at);
       at = nl ? (size_t)(nl - text) + 1 : len;
     }
-    ok = buf_add(&b, text, at);
-    if (ok && at > 0 && text[at - 1] != '\n') ok = buf_add(&b, "\n", 1);
-    for (i = 0; ok && i < s.ins_col; i++) ok = buf_add(&b, " ", 1);
+    ok = rb_buf_add(&b, text, at);
+    if (ok && at > 0 && text[at - 1] != '\n') ok = rb_buf_add(&b, "\n", 1);
+    for (i = 0; ok && i < s.ins_col; i++) ok = rb_buf_add(&b, " ", 1);
     lua_rawgeti(L, 2, plen);
     key = lua_tolstring(L, -1, &kl);
-    if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, &b) && buf_add(&b, ":", 1);
+    if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, &b) && rb_buf_add(&b, ":", 1);
     (void)key; (void)kl;
     lua_pop(L, 1);
     if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) ok = block_text(L, 3, s.ins_col + 2, &b);
-    else if (ok && lua_istable(L, 3)) ok = buf_add(&b, " ", 1) && buf_add(&b, lv_is_sequence(L, 3, &(lua_Integer){0}) ? "[]" : "{}", 2);
-    else if (ok) ok = buf_add(&b, " ", 1) && scalar_text(L, 3, YAML_PLAIN_SCALAR_STYLE, &b);
-    if (ok) ok = buf_add(&b, "\n", 1) && buf_add(&b, text + at, len - at);
+    else if (ok && lua_istable(L, 3)) ok = rb_buf_add(&b, " ", 1) && rb_buf_add(&b, lv_is_sequence(L, 3, &(lua_Integer){0}) ? "[]" : "{}", 2);
+    else if (ok) ok = rb_buf_add(&b, " ", 1) && scalar_text(L, 3, YAML_PLAIN_SCALAR_STYLE, &b);
+    if (ok) ok = rb_buf_add(&b, "\n", 1) && rb_buf_add(&b, text + at, len - at);
   }
   if (!ok) { free(b.p); return luaL_error(L, "not enough memory"); }
   lua_pushlstring(L, b.p, b.len);
@@ -1134,18 +1115,8 @@ static int ly_edit(lua_State *L) {
 
 /* }====================================================== */
 
-/* array([t]) / map([t]): mark t (or a new table) so that it encodes as a
-** sequence / a map even when empty. */
-static int mark(lua_State *L, lv_shape shape) {
-  if (lua_isnoneornil(L, 1)) { lua_settop(L, 0); lua_newtable(L); }
-  else luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  lv_set_shape(L, 1, shape);
-  return 1;
-}
-
-static int ly_array(lua_State *L) { return mark(L, LV_SHAPE_SEQ); }
-static int ly_map(lua_State *L) { return mark(L, LV_SHAPE_MAP); }
+static int ly_array(lua_State *L) { return lv_mark_fn(L, LV_SHAPE_SEQ); }
+static int ly_map(lua_State *L) { return lv_mark_fn(L, LV_SHAPE_MAP); }
 
 /* order(t, keys): keys of t are encoded in this order (others after them,
 ** sorted). Returns t. */

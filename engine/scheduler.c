@@ -338,9 +338,8 @@ rb_task *rb_wait_begin(lua_State *L) {
   return t;
 }
 
-int rb_await(lua_State *L, rb_cancel_cb on_cancel, void *data) {
+int rb_await_k(lua_State *L, rb_cancel_cb on_cancel, void *data, lua_KContext ctx, lua_KFunction k) {
   rb_task *t = rb_wait_begin(L);
-  int base;
   if (t->cancel_pending) {
     /* cancelled while running: deliver now instead of waiting */
     t->cancel_pending = 0;
@@ -350,21 +349,12 @@ int rb_await(lua_State *L, rb_cancel_cb on_cancel, void *data) {
   t->state = RB_TASK_WAITING;
   t->on_cancel = on_cancel;
   t->cancel_data = data;
-  base = lua_gettop(L);
-  return lua_yieldk(L, 0, (lua_KContext)base, await_k);
+  return lua_yieldk(L, 0, ctx, k);
 }
 
-int rb_await_k(lua_State *L, rb_cancel_cb on_cancel, void *data, lua_KContext ctx, lua_KFunction k) {
-  rb_task *t = rb_wait_begin(L);
-  if (t->cancel_pending) {
-    t->cancel_pending = 0;
-    if (on_cancel) on_cancel(t, data);
-    return rb_error_raise(L, "cancelled", "task %d (%s) was cancelled", t->id, t->name);
-  }
-  t->state = RB_TASK_WAITING;
-  t->on_cancel = on_cancel;
-  t->cancel_data = data;
-  return lua_yieldk(L, 0, ctx, k);
+int rb_await(lua_State *L, rb_cancel_cb on_cancel, void *data) {
+  /* the resume values will start right above the current top */
+  return rb_await_k(L, on_cancel, data, (lua_KContext)lua_gettop(L), await_k);
 }
 
 /*

@@ -20,8 +20,10 @@ for t in "$build"/tests/test_*; do run "unit $(basename "$t")" "$t"; done
 cd "$src/tests/lua"
 for f in test_*.lua; do
   flags=""; head -1 "$f" | grep -q '^--! dry-run' && flags="--dry-run"
-  run "lua $f" "$bin" test $flags "$f"
+  run "lua $f" env RUNBOOK_SOURCE="$src" "$bin" test $flags "$f"
 done
 run "demo (dry-run)" "$bin" run demo.lua --dry-run -q
+run "rollout (dry-run)" "$bin" run rollout.lua --dry-run -q
+run "rollout, boot fails (dry-run)" "$bin" run rollout.lua --dry-run -q --scenario "$src/runbooks/scenarios/faults/boot-fails-k8s-2.yaml"
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

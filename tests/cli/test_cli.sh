@@ -44,7 +44,9 @@ expect "lookup in source tree from any dir" 0 "" -- "$bin" run demo.lua --dry-ru
 mkdir -p rp && printf 'return 0\n' > rp/mine.lua
 expect "lookup on RUNBOOK_PATH" 0 "" -- env RUNBOOK_PATH="$tmp/nothing:$tmp/rp" "$bin" run mine.lua
 expect "test with no test functions fails" 1 "no test_" -- "$bin" test empty.lua
-expect "world serve not yet available" 2 "not available" -- "$bin" world serve --dir d
+expect "world serve needs --dir" 2 "world serve needs --dir DIR" -- "$bin" world serve
+expect "world call needs a program" 2 "world call needs URL PROGRAM" -- "$bin" world call http://127.0.0.1:1
+expect "world call to a world that is not there" 1 "talosctl: the simulated world at http://127.0.0.1:1 does not answer: connect" -- "$bin" world call http://127.0.0.1:1 talosctl version
 
 # SIGINT cancels the run and exits 3
 printf 'require("runbook.time").sleep(30)\n' > long.lua
