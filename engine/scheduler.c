@@ -261,6 +261,8 @@ static void task_resume(rb_sched *s, rb_task *t) {
   s->current = t;
   t->state = RB_TASK_RUNNING;
   t->started = 1;
+  t->on_cancel = NULL;                  /* the wait is over: its hook no longer applies */
+  t->cancel_data = NULL;
   st = lua_resume(t->co, L, t->nargs, &nres);
   t->nargs = 0;
   s->current = NULL;
@@ -302,12 +304,22 @@ static void task_resume(rb_sched *s, rb_task *t) {
   }
 }
 
+/* The cancel hook stays set until the task is resumed: a task woken with
+** its results but cancelled before it runs must still release its I/O
+** (signal its child, free its transfer). */
 void rb_task_wake(rb_task *t, int n) {
   assert(t->state == RB_TASK_WAITING);
-  t->on_cancel = NULL;
-  t->cancel_data = NULL;
   t->nargs = n;
   ready_push(t->s, t);
+}
+
+/* Calls and clears the task's cancel hook, if any. */
+static void run_cancel_hook(rb_task *t) {
+  rb_cancel_cb cb = t->on_cancel;
+  void *data = t->cancel_data;
+  t->on_cancel = NULL;
+  t->cancel_data = NULL;
+  if (cb) cb(t, data);
 }
 
 void rb_task_fail(rb_task *t, const char *kind, const char *msg) {
@@ -384,6 +396,7 @@ int task_cancel(rb_task *t) {
     return 1;
   }
   if (t->state == RB_TASK_READY) {       /* woken, not yet resumed: replace its values */
+    run_cancel_hook(t);
     lua_pop(t->co, t->nargs);
     lua_checkstack(t->co, 2);
     lua_pushboolean(t->co, 0);
@@ -392,7 +405,7 @@ int task_cancel(rb_task *t) {
     return 1;
   }
   /* waiting */
-  if (t->on_cancel) t->on_cancel(t, t->cancel_data);
+  run_cancel_hook(t);
   timer_stop(s, &t->sleep);
   rb_task_fail(t, "cancelled", msg);
   return 1;
@@ -474,7 +487,7 @@ void sched_run(rb_sched *s, rb_task *main) {
         next = t->live_next;
         if (t->state == RB_TASK_WAITING) {
           timer_stop(s, &t->sleep);
-          if (t->on_cancel) t->on_cancel(t, t->cancel_data);
+          run_cancel_hook(t);
           rb_task_fail(t, "deadlock", "every task is waiting and nothing pending can wake them");
         }
       }

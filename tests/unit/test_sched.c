@@ -120,6 +120,71 @@ static void test_deadlock_is_detected(void **state) {
   free(out);
 }
 
+/* A waiting binding with a cancel hook, and a way to wake it by hand. */
+static int hook_calls;
+
+static void count_hook(rb_task *t, void *data) {
+  (void)t; (void)data;
+  hook_calls++;
+}
+
+static int l_wait_with_hook(lua_State *L) {
+  return rb_await(L, count_hook, NULL);
+}
+
+static int l_wake(lua_State *L) {
+  rb_task *t = task_check(L, 1);
+  lua_pushboolean(t->co, 1);
+  lua_pushliteral(t->co, "woken");
+  rb_task_wake(t, 2);
+  return 0;
+}
+
+static int l_hook_calls(lua_State *L) {
+  lua_pushinteger(L, hook_calls);
+  return 1;
+}
+
+static int open_testhooks(lua_State *L) {
+  static const luaL_Reg f[] = {{"hook_calls", l_hook_calls}, {"wait", l_wait_with_hook}, {"wake", l_wake}, {NULL, NULL}};
+  luaL_newlib(L, f);
+  return 1;
+}
+
+/* Regression: a task woken with its results but cancelled before it ran
+** must still have its cancel hook called (the hook releases the I/O: a
+** child process, a transfer); before the fix the hook was dropped at wake
+** and the child was never signalled. */
+static void test_cancel_of_a_woken_task_runs_its_hook(void **state) {
+  rb_cli cli;
+  rb_engine *e;
+  (void) state;
+  memset(&cli, 0, sizeof cli);
+  e = engine_new(&cli, 1);
+  assert_non_null(e);
+  luaL_requiref(e->L, "testhooks", open_testhooks, 0);
+  lua_pop(e->L, 1);
+  hook_calls = 0;
+  assert_int_equal(luaL_loadstring(e->L,
+    "local h = require 'testhooks'\n"
+    "local async = require 'runbook.async'\n"
+    "local t = async.spawn(h.wait)\n"
+    "async.sleep(0)                      -- t is now waiting in h.wait\n"
+    "h.wake(t)                           -- woken: READY, not yet resumed\n"
+    "t:cancel()\n"
+    "local ok, err = pcall(t.wait, t)\n"
+    "assert(not ok and err.kind == 'cancelled', tostring(err))\n"
+    "return h.hook_calls()\n"), LUA_OK);
+  {
+    rb_task *t = task_spawn(e->L, 0, "main");
+    sched_run(&e->sched, t);
+    assert_int_equal(t->status, RB_TASK_OK);
+  }
+  assert_int_equal(hook_calls, 1);
+  lua_pop(e->L, 1);
+  engine_free(e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_timer_heap_orders_by_deadline_then_fifo),
@@ -128,6 +193,7 @@ int main(void) {
     cmocka_unit_test(test_wait_outside_task_raises),
     cmocka_unit_test(test_runtime_error_exits_1_and_syntax_error_2),
     cmocka_unit_test(test_deadlock_is_detected),
+    cmocka_unit_test(test_cancel_of_a_woken_task_runs_its_hook),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

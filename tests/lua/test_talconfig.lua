@@ -1,0 +1,69 @@
+-- runbooks/lib/talconfig.lua on a realistic, commented talconfig.yaml.
+package.path = (os.getenv("RUNBOOK_SOURCE") or "../..") .. "/runbooks/lib/?.lua;" .. package.path
+local talconfig = require "talconfig"
+local yaml = require "runbook.yaml"
+local t = require "runbook.testing"
+
+local FILE = "data/talconfig.yaml"
+
+function test_read_nodes_versions_and_service_cidr()
+  local c = talconfig.read(FILE)
+  t.eq(#c.nodes, 3)
+  t.eq(c.nodes[1].hostname, "k8s-1")
+  t.eq(c.nodes[1].ip, "192.168.10.11")
+  t.eq(c.nodes[1].control_plane, true)
+  t.eq(c.nodes[3].image_url, nil)
+  t.eq(c.nodes[2].patches, {"@./patches/k8s-2-disk.yaml"})
+  t.eq(c.talos_version, "v1.10.6")
+  t.eq(c.svc_cidr, "10.43.0.0/16")
+  t.eq(c.svc_cidr_explicit, true)
+end
+
+function test_empty_service_nets_mean_the_talos_default()
+  local d = require("runbook.fs").tmpdir("talconfig")
+  require("runbook.fs").write(d .. "/t.yaml", "clusterName: x\ntalosVersion: 1.11.2\nnodes:\n  - hostname: a\n    ipAddress: 10.0.0.1, 10.0.0.2\n")
+  local c = talconfig.read(d .. "/t.yaml")
+  t.eq(c.svc_cidr, "10.96.0.0/12")
+  t.eq(c.svc_cidr_explicit, false)
+  t.eq(c.talos_version, "v1.11.2")           -- talhelper adds the v
+  t.eq(c.nodes[1].ip, "10.0.0.1")            -- the first of a comma-separated list
+  os.remove(d .. "/t.yaml")
+  os.remove(d)
+end
+
+function test_bad_files_are_clear_errors()
+  local d = require("runbook.fs").tmpdir("talconfig")
+  local fs = require "runbook.fs"
+  fs.write(d .. "/nonodes.yaml", "clusterName: x\n")
+  t.raises("no nodes", talconfig.read, d .. "/nonodes.yaml")
+  fs.write(d .. "/nohost.yaml", "nodes:\n  - ipAddress: 1.2.3.4\n")
+  t.raises("nodes%[1%] has no hostname", talconfig.read, d .. "/nohost.yaml")
+  fs.write(d .. "/broken.yaml", "nodes:\n  - hostname: [\n")
+  t.raises("broken%.yaml:%d+:%d+:", talconfig.read, d .. "/broken.yaml")
+  for _, f in ipairs{"nonodes", "nohost", "broken"} do os.remove(d .. "/" .. f .. ".yaml") end
+  os.remove(d)
+end
+
+function test_set_image_and_add_patch_change_only_their_lines()
+  local c = talconfig.read(FILE)
+  local text = c.text
+  for _, n in ipairs(c.nodes) do
+    text = talconfig.set_image(text, n.index, "factory.talos.dev/installer/abc")
+    text = talconfig.add_patch(text, n.index, "@./patches/tailscale-" .. n.hostname .. ".yaml", n.patches)
+  end
+  local v = yaml.decode_all(text)[1]
+  for i = 1, 3 do t.eq(v.nodes[i].talosImageURL, "factory.talos.dev/installer/abc") end
+  t.eq(v.nodes[2].patches, {"@./patches/k8s-2-disk.yaml", "@./patches/tailscale-k8s-2.yaml"})
+  t.eq(v.nodes[1].patches, {"@./patches/tailscale-k8s-1.yaml"})
+  -- every comment of the original survives
+  for comment in c.text:gmatch("#[^\n]*") do t.truthy(text:find(comment, 1, true), "kept: " .. comment) end
+  -- adding the same patch again changes nothing
+  local c2 = talconfig.read(FILE)
+  local once = talconfig.add_patch(c2.text, 2, "@./patches/k8s-2-disk.yaml", c2.nodes[2].patches)
+  t.eq(once, c2.text)
+end
+
+function test_extension_service_config_document()
+  t.eq(talconfig.extension_service_config({"TS_AUTHKEY=k", "TS_HOSTNAME=k8s-1", "TS_ROUTES=10.96.0.0/12"}),
+       "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: tailscale\nenvironment:\n- TS_AUTHKEY=k\n- TS_HOSTNAME=k8s-1\n- TS_ROUTES=10.96.0.0/12\n")
+end
