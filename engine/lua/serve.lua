@@ -63,7 +63,8 @@ local function handle(world, req, conn)
       local nodes = {}
       for _, n in ipairs(W.nodes) do
         nodes[#nodes + 1] = {name = n.name, schematic = n.schematic, extensions = n.extensions,
-                             tailscale = n.ts_state or json.null, configured = n.esc.tailscale ~= nil}
+                             tailscale = n.ts_state or json.null, configured = n.esc.tailscale ~= nil,
+                             upgrades = n.upgrades or 0}
       end
       local devices = {}
       for _, d in ipairs(W.devices) do

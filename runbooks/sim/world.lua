@@ -347,6 +347,14 @@ local function get_resource(flags, pos)
         out[#out + 1] = resource(ip, "runtime", "ExtensionServiceConfigs.runtime.talos.dev", k, 1,
           {configFiles = json.array(), environment = n.esc[k].environment})
       end
+    elseif what == "members" then
+      for i, m in ipairs(W.nodes) do
+        if m.role == "controlplane" and node_up(m) then
+          out[#out + 1] = resource(ip, "cluster", "Members.cluster.talos.dev", m.name, 1,
+            {nodeId = m.name, addresses = {m.ip}, hostname = m.name, machineType = "controlplane",
+             operatingSystem = fmt("Talos (%s)", m.talos_version)})
+        end
+      end
     elseif what == "services" or what == "service" then
       local svcs = {{"apid", true}, {"etcd", not fault("etcd_unhealthy", n.name)}, {"kubelet", true}}
       if n.ts_state then svcs[#svcs + 1] = {"ext-tailscale", n.ts_state == "Running"} end
@@ -498,12 +506,63 @@ function T.upgrade(flags)
     exts = factory.extensions(s)
   else exts = n.extensions end
   n.staged = {image = img, schematic = p.id, extensions = exts}
+  n.upgrades = (n.upgrades or 0) + 1
   reboot(n)
   local wait = flags["--wait"]
   if wait == "false" then
     return result(0, fmt("NODE            ACK                        STARTED\n%-15s Upgrade request received   %s\n", ip, time.iso()))
   end
   return result(0, "", fmt("watching nodes: [%s]\n    * %s: post check passed\n", ip, ip))
+end
+
+function T.health(flags)
+  local nodes = {}
+  for _, n in ipairs(W.nodes) do nodes[#nodes + 1] = fmt("%q", n.ip) end
+  local lines = {fmt("discovered nodes: [%s]", table.concat(nodes, " "))}
+  local checks = {
+    {"etcd to be healthy", function()
+      for _, n in ipairs(W.nodes) do
+        if n.role == "controlplane" and (not node_up(n) or fault("etcd_unhealthy", n.name)) then
+          return fmt("etcd member %s is not healthy", n.ip)
+        end
+      end
+    end},
+    {"apid to be ready", function()
+      for _, n in ipairs(W.nodes) do if not node_up(n) then return fmt("%s: connection refused", n.ip) end end
+    end},
+    {"all k8s nodes to report ready", function()
+      for _, n in ipairs(W.nodes) do
+        if not node_up(n) or n.not_ready then return fmt("node %q status is not available yet", n.name) end
+      end
+    end},
+  }
+  for _, c in ipairs(checks) do
+    local err = c[2]()
+    lines[#lines + 1] = fmt("waiting for %s: %s", c[1], err or "OK")
+    if err then
+      lines[#lines + 1] = fmt("healthcheck error: rpc error: code = DeadlineExceeded desc = %s", err)
+      return result(1, "", table.concat(lines, "\n") .. "\n")
+    end
+  end
+  return result(0, "", table.concat(lines, "\n") .. "\n")      -- talosctl health writes to stderr
+end
+
+T["apply-config"] = function(flags)
+  local file = flags["-f"] or flags["--file"]
+  if not file then return result(1, "", "Error: required flag(s) \"file\" not set\n") end
+  local text, err = read_patch("@" .. file)
+  if not text then return result(1, "", err .. "\n") end
+  local ok, docs = pcall(yaml.decode_all, text, {name = file})
+  if not ok then return result(1, "", "error: " .. tostring(docs) .. "\n") end
+  local ip = target_nodes(flags)[1]
+  local n = node_by(ip)
+  if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
+  n.esc = {}
+  for _, d in ipairs(docs) do
+    if type(d) == "table" and d.kind == "ExtensionServiceConfig" then n.esc[d.name] = {environment = d.environment or {}} end
+  end
+  if has_ext(n, factory.TAILSCALE) and n.esc.tailscale and n.ts_state ~= "Running" then M._start_tailscale(n) end
+  return result(0, "", "Applied configuration without a reboot\n")
 end
 
 function T.rollback(flags)
@@ -536,6 +595,8 @@ local TALOSCTL_FLAGS = {
              ["--stage"] = 0, ["--timeout"] = 1, ["-m"] = 1, ["--reboot-mode"] = 1, ["--debug"] = 0},
   rollback = {},
   reboot = {["--wait"] = 1, ["-m"] = 1},
+  health = {["--control-plane-nodes"] = 1, ["--worker-nodes"] = 1, ["--wait-timeout"] = 1, ["--server"] = 1},
+  ["apply-config"] = {["-f"] = 1, ["--file"] = 1, ["-m"] = 1, ["--mode"] = 1},
 }
 
 local function talosctl(argv)
@@ -615,7 +676,7 @@ local function kubectl(argv)
     for _, n in ipairs(W.nodes) do
       local up = node_up(n) and not n.not_ready
       items[#items + 1] = {metadata = {name = n.name, labels = {["node-role.kubernetes.io/control-plane"] = ""}},
-        spec = {unschedulable = nil},
+        spec = {unschedulable = n.unschedulable or nil},
         status = {conditions = {{type = "Ready", status = up and "True" or (n.down and "Unknown" or "False"),
                                  reason = up and "KubeletReady" or "KubeletNotReady", message = up and "kubelet is posting ready status" or "node is not ready"}},
                   nodeInfo = {osImage = fmt("Talos (%s)", n.talos_version), kubeletVersion = W.k8s_version},
@@ -635,6 +696,16 @@ local function kubectl(argv)
       end
     end
     return result(0, pretty({apiVersion = "v1", kind = "List", items = json.array(items)}))
+  end
+  local verb, name = args:match("^(%S+) (%S+)")
+  if verb == "cordon" or verb == "uncordon" or verb == "drain" then
+    for _, n in ipairs(W.nodes) do
+      if n.name == name then
+        n.unschedulable = verb ~= "uncordon"
+        return result(0, fmt("node/%s %s\n", name, verb == "uncordon" and "uncordoned" or verb == "cordon" and "cordoned" or "drained"))
+      end
+    end
+    return result(1, "", fmt("Error from server (NotFound): nodes %q not found\n", tostring(name)))
   end
   return result(1, "", fmt("error: simulated kubectl does not answer %q\n", args))
 end
@@ -740,6 +811,22 @@ local function tailscale_api(method, path, body)
     local out = {}
     for _, d in ipairs(W.devices) do out[#out + 1] = device_json(d, q:find("fields=all", 1, true)) end
     return response(200, json.encode({devices = json.array(out)}))
+  end
+  if path:match("^/api/v2/tailnet/[^/]+/keys$") then
+    if method == "POST" then
+      local req = json.decode(body or "{}")
+      W.next_key = (W.next_key or 0) + 1
+      local create = req.capabilities and req.capabilities.devices and req.capabilities.devices.create or {}
+      local k = {id = fmt("k%dCNTRL", W.next_key), key = fmt("tskey-auth-k%dCNTRL-simulated%04d", W.next_key, W.next_key),
+                 created = time.iso(), expires = time.iso(time.now() + (req.expirySeconds or 7776000)),
+                 capabilities = {devices = {create = create}}}
+      W.keys = W.keys or {}
+      W.keys[#W.keys + 1] = k
+      return response(200, json.encode(k))
+    end
+    local list = {}
+    for _, k in ipairs(W.keys or {}) do list[#list + 1] = {id = k.id} end
+    return response(200, json.encode({keys = json.array(list)}))
   end
   local id = path:match("^/api/v2/device/([%w]+)/routes$")
   if id then

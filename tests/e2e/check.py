@@ -29,6 +29,12 @@ for node in spec.get("not_upgraded", []):
 # never two nodes out of service: every upgrade is followed by that node's gates
 ups = [i for i, x in enumerate(execs) if " upgrade " in x]
 want(len(ups) == len(set(execs[i] for i in ups)), "a node was upgraded twice")
+# never more than one node out of service: before the next node's upgrade,
+# the previous node passed its last gate (online in the tailnet)
+upgrade_seq = [(e["seq"], e["argv"][2]) for e in evs if e["type"] == "exec" and e["argv"][0] == "talosctl" and e["argv"][3:4] == ["upgrade"]]
+for (s1, ip1), (s2, ip2) in zip(upgrade_seq, upgrade_seq[1:]):
+    passed = [e for e in evs if e["type"] == "gate_done" and s1 < e["seq"] < s2 and "online in the tailnet" in e["gate"]]
+    want(passed, f"{ip2} was upgraded before {ip1} passed its gates")
 for g in spec.get("ok_gates", []):
     want(any(e["type"] == "gate_done" and re.search(g, e["gate"]) for e in evs), f"gate {g!r} never passed")
 for p in spec.get("plan_has", []):

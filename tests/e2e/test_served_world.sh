@@ -62,5 +62,30 @@ PY
 cmp -s talconfig.yaml talconfig.before.yaml && ok "talconfig.yaml is restored byte for byte" || bad "talconfig.yaml differs: $(diff talconfig.before.yaml talconfig.yaml | head)"
 [ ! -e patches/tailscale-k8s-1.yaml ] && ok "the patch files holding the key are gone" || bad "patch files left"
 
+# a stop, then a rerun: refused without --resume; --resume never repeats
+# the upgrade of a node that already passed its gates
+kill $srv 2>/dev/null; wait $srv 2>/dev/null; srv=
+sed 's/faults: \[\]/faults:\n  - {type: boot_fails, node: k8s-2}/' "$tmp/fast.yaml" > "$tmp/bootfail.yaml"
+"$bin" world serve --scenario "$tmp/bootfail.yaml" --dir "$tmp/world2" 2>"$tmp/serve2.log" & srv=$!
+for _ in $(seq 100); do [ -s "$tmp/world2/world.url" ] && break; sleep 0.05; done
+url=$(cat "$tmp/world2/world.url")
+cd "$tmp/world2"
+export PATH="$tmp/world2/bin:$PATH"
+common=(--var "factory_url=$url/factory" --var "tailscale_api=$url/tailscale" --var poll_interval=0.5 --var "api_probe_url=$url/svc/version" --var boot_timeout=60)
+TS_AUTHKEY=$key "$bin" run rollout.lua --yes "${common[@]}" >"$tmp/r1.out" 2>&1; code=$?
+[ $code -eq 1 ] && grep -q "k8s-2 came back on its previous schematic" "$tmp/r1.out" && ok "boot failure on k8s-2: stopped (exit 1), k8s-2 rolled back" || { bad "boot-fail run exit $code"; tail -8 "$tmp/r1.out"; }
+TS_AUTHKEY=$key "$bin" run rollout.lua --yes "${common[@]}" >"$tmp/r2.out" 2>&1; code=$?
+[ $code -eq 2 ] && grep -q "continue it with --resume" "$tmp/r2.out" && ok "a plain rerun is refused (exit 2), naming --resume and --fresh" || bad "plain rerun exit $code"
+TS_AUTHKEY=$key "$bin" run rollout.lua --yes --resume "${common[@]}" >"$tmp/r3.out" 2>&1; code=$?
+state=$(curl -s "$url/state")
+python3 - "$state" <<'PY' && ok "--resume did not upgrade k8s-1 again; k8s-3 never upgraded" || bad "upgrade counts after resume: $state"
+import json, sys
+s = {n["name"]: n for n in json.loads(sys.argv[1])["nodes"]}
+assert s["k8s-1"]["upgrades"] == 1, s
+assert s["k8s-2"]["upgrades"] == 2, s     # once per run (the rollback is talosctl rollback)
+assert s["k8s-3"]["upgrades"] == 0, s
+PY
+[ $code -eq 1 ] && ok "the resumed run stops again at the same fault (exit 1)" || bad "resume exit $code"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
