@@ -20,3 +20,8 @@ cc -O2 -o "$tmp/yaml_events" "$here/yaml_events.c" $(pkg-config --cflags --libs 
 python3 "$here/decode.py" "$bin" "$tmp/yaml_events" "$tmp/config.yaml" "$tmp/config.json"
 echo "== exec and http"
 bash "$here/io.sh" "$bin"
+echo "== rollout rehearsal"
+start=$(date +%s%N)
+(cd "$(mktemp -d)" && "$bin" run rollout.lua --dry-run -q >/dev/null 2>&1)
+end=$(date +%s%N)
+echo "rollout --dry-run on the default scenario (a 6-minute virtual timeline): wall $(( (end - start) / 1000000 )) ms"
