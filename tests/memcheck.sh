@@ -9,11 +9,15 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 vg=(valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect
     --show-leak-kinds=definite,indirect --error-exitcode=99 --track-fds=no)
 fails=0; passes=0
-run() {   # run NAME cmd...
-  local name=$1; shift
-  local log; log=$(mktemp)
-  if "${vg[@]}" "$@" >"$log" 2>&1; then echo "ok   $name"; passes=$((passes+1))
-  else echo "FAIL $name"; tail -40 "$log"; fails=$((fails+1)); fi
+run() {   # run NAME cmd...   (the command must exit 0)
+  run_expect "$1" 0 "${@:2}"
+}
+run_expect() {   # run_expect NAME CODE cmd...   (valgrind's own findings exit 99)
+  local name=$1 want=$2; shift 2
+  local log code; log=$(mktemp)
+  "${vg[@]}" "$@" >"$log" 2>&1; code=$?
+  if [ "$code" -eq "$want" ]; then echo "ok   $name"; passes=$((passes+1))
+  else echo "FAIL $name (exit $code, want $want)"; tail -40 "$log"; fails=$((fails+1)); fi
   rm -f "$log"
 }
 for t in "$build"/tests/test_*; do run "unit $(basename "$t")" "$t"; done
@@ -24,6 +28,6 @@ for f in test_*.lua; do
 done
 run "demo (dry-run)" "$bin" run demo.lua --dry-run -q
 run "rollout (dry-run)" "$bin" run rollout.lua --dry-run -q
-run "rollout, boot fails (dry-run)" "$bin" run rollout.lua --dry-run -q --scenario "$src/runbooks/scenarios/faults/boot-fails-k8s-2.yaml"
+run_expect "rollout, boot fails (dry-run): stops with exit 1, undo runs" 1 "$bin" run rollout.lua --dry-run -q --scenario "$src/runbooks/scenarios/faults/boot-fails-k8s-2.yaml"
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
