@@ -1,0 +1,51 @@
+-- runbook.net: the loopback HTTP server behind `runbook world serve`.
+local net = require "runbook.net"
+local http = require "runbook.http"
+local async = require "runbook.async"
+local errors = require "runbook.error"
+local t = require "runbook.testing"
+
+function test_round_trip_and_headers()
+  local srv = net.listen("127.0.0.1", 0)
+  t.truthy(srv:port() > 0)
+  local serving = async.spawn(function()
+    for _ = 1, 3 do
+      local req, conn = srv:accept()
+      async.spawn(function()
+        conn:respond(201, {["X-Echo"] = req.headers["x-in"] or "-"}, req.method .. " " .. req.path .. " " .. req.body)
+      end)
+    end
+  end)
+  local url = ("http://127.0.0.1:%d"):format(srv:port())
+  local r = http.post(url .. "/a?b=1", {body = "hello", headers = {["X-In"] = "42"}})
+  t.eq(r.status, 201)
+  t.eq(r.body, "POST /a?b=1 hello")
+  t.eq(r.headers["x-echo"], "42")
+  local all = async.map({1, 2}, function(i) return http.get(url .. "/" .. i).body end)
+  t.eq(all, {"GET /1 ", "GET /2 "})
+  serving:wait()
+  srv:close()
+end
+
+function test_only_loopback()
+  t.raises("only loopback", net.listen, "0.0.0.0", 0)
+  t.raises("only loopback", net.listen, "192.168.1.1", 0)
+end
+
+function test_close_wakes_a_waiting_accept()
+  local srv = net.listen("127.0.0.1", 0)
+  local waiter = async.spawn(function() return srv:accept() end)
+  async.sleep(0.01)
+  srv:close()
+  local err = t.raises(waiter.wait, waiter)
+  t.truthy(errors.is(err, "closed"))
+  t.raises("closed server", srv.accept, srv)
+end
+
+function test_listen_on_a_taken_port_is_a_net_error()
+  local a = net.listen("127.0.0.1", 0)
+  local err = t.raises(net.listen, "127.0.0.1", a:port())
+  t.eq(err.kind, "net")
+  t.match(tostring(err), "EADDRINUSE")
+  a:close()
+end
