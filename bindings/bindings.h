@@ -31,6 +31,13 @@ typedef struct rb_buf {
 /* Appends n bytes; returns 0 when out of memory (the buffer is unchanged). */
 int rb_buf_add(rb_buf *b, const void *s, size_t n);
 
+/* runbook.secret from C (secret.c): whether the value at idx is a secret,
+** and the text a binding sends on its way: a string or number as it is, a
+** secret's revealed value. rb_push_text pushes it and returns 1, or pushes
+** nothing and returns 0 for any other type. */
+int rb_is_secret(lua_State *L, int idx);
+int rb_push_text(lua_State *L, int idx);
+
 int luaopen_runbook_error(lua_State *L);
 int luaopen_runbook_time(lua_State *L);
 int luaopen_runbook_async_core(lua_State *L);

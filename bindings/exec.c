@@ -328,25 +328,16 @@ static spawn_args *new_args(lua_State *L) {
 static char *arg_text(lua_State *L, int idx, int allow_secret, const char *what) {
   size_t n;
   const char *s;
-  if (luaL_testudata(L, idx, "runbook.secret")) {
-    if (!allow_secret)
-      luaL_error(L, "%s: a secret cannot be passed in argv (it would show in the process list); pass it through env or stdin", what);
-    lua_getfield(L, idx, "reveal");
-    lua_pushvalue(L, idx);
-    lua_call(L, 1, 1);
-    s = lua_tolstring(L, -1, &n);
-    {
-      char *c = malloc(n + 1);
-      if (c) { memcpy(c, s, n); c[n] = '\0'; }
-      lua_pop(L, 1);
-      return c;
-    }
-  }
-  if (lua_type(L, idx) != LUA_TSTRING && lua_type(L, idx) != LUA_TNUMBER)
-    luaL_error(L, "%s must be a string (got %s)", what, luaL_typename(L, idx));
-  s = lua_tolstring(L, idx, &n);
+  char *c;
+  if (!allow_secret && rb_is_secret(L, idx))
+    luaL_error(L, "%s: a secret cannot be passed in argv (it would show in the process list); pass it through env or stdin", what);
+  if (!rb_push_text(L, idx)) luaL_error(L, "%s must be a string (got %s)", what, luaL_typename(L, idx));
+  s = lua_tolstring(L, -1, &n);
   if (memchr(s, '\0', n)) luaL_error(L, "%s contains a NUL byte", what);
-  return strdup(s);
+  c = malloc(n + 1);
+  if (c) memcpy(c, s, n + 1);
+  lua_pop(L, 1);
+  return c;
 }
 
 static void build_argv(lua_State *L, int idx, spawn_args *a) {
@@ -568,15 +559,12 @@ static int exec_run(lua_State *L) {
   if (lua_getfield(L, 2, "cwd") != LUA_TNIL) a->cwd = strdup(luaL_checkstring(L, -1));
   lua_pop(L, 1);
   if (lua_getfield(L, 2, "stdin") != LUA_TNIL) {
-    if (luaL_testudata(L, -1, "runbook.secret")) {
-      stdin_data = arg_text(L, lua_gettop(L), 1, "opts.stdin");
-      stdin_len = stdin_data ? strlen(stdin_data) : 0;
-    }
-    else {
-      const char *in = luaL_checklstring(L, -1, &stdin_len);
-      stdin_data = malloc(stdin_len ? stdin_len : 1);
-      if (stdin_data) memcpy(stdin_data, in, stdin_len);
-    }
+    const char *in;
+    if (!rb_push_text(L, -1)) luaL_argerror(L, 2, "opts.stdin must be a string or a secret");
+    in = lua_tolstring(L, -1, &stdin_len);          /* may hold NUL bytes */
+    stdin_data = malloc(stdin_len ? stdin_len : 1);
+    if (stdin_data) memcpy(stdin_data, in, stdin_len);
+    lua_pop(L, 1);
     if (stdin_data == NULL) return luaL_error(L, "not enough memory");
   }
   lua_pop(L, 1);

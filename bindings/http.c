@@ -315,14 +315,9 @@ static char *opt_text(lua_State *L, const char *k) {
   if (lua_getfield(L, 1, k) != LUA_TNIL) {
     size_t n;
     const char *s;
-    if (luaL_testudata(L, -1, "runbook.secret")) {
-      lua_getfield(L, -1, "reveal");
-      lua_pushvalue(L, -2);
-      lua_call(L, 1, 1);
-      lua_replace(L, -2);
-    }
+    if (!rb_push_text(L, -1)) luaL_error(L, "bad field '%s' (string expected)", k);
+    lua_replace(L, -2);
     s = lua_tolstring(L, -1, &n);
-    if (s == NULL) luaL_error(L, "bad field '%s' (string expected)", k);
     out = malloc(n + 1);
     if (out) { memcpy(out, s, n); out[n] = '\0'; }
   }
@@ -338,7 +333,7 @@ static void check_headers(lua_State *L) {
     lua_pushnil(L);
     while (lua_next(L, -2)) {
       if (lua_type(L, -2) != LUA_TSTRING) luaL_argerror(L, 1, "header names must be strings");
-      if (!lua_isstring(L, -1) && !luaL_testudata(L, -1, "runbook.secret"))
+      if (!lua_isstring(L, -1) && !rb_is_secret(L, -1))
         luaL_argerror(L, 1, lua_pushfstring(L, "header '%s' must be a string", lua_tostring(L, -2)));
       lua_pop(L, 1);
     }
@@ -348,7 +343,7 @@ static void check_headers(lua_State *L) {
 
 static void check_text(lua_State *L, const char *k) {
   int t = lua_getfield(L, 1, k);
-  if (t != LUA_TNIL && !lua_isstring(L, -1) && !luaL_testudata(L, -1, "runbook.secret"))
+  if (t != LUA_TNIL && !lua_isstring(L, -1) && !rb_is_secret(L, -1))
     luaL_argerror(L, 1, lua_pushfstring(L, "%s must be a string", k));
   lua_pop(L, 1);
 }
@@ -359,12 +354,8 @@ static int add_headers(lua_State *L, http_req *r) {
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     struct curl_slist *n;
-    if (luaL_testudata(L, -1, "runbook.secret")) {
-      lua_getfield(L, -1, "reveal");
-      lua_pushvalue(L, -2);
-      lua_call(L, 1, 1);
-      lua_replace(L, -2);
-    }
+    rb_push_text(L, -1);                      /* checked: a string or a secret */
+    lua_replace(L, -2);
     lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
     n = curl_slist_append(r->headers, lua_tostring(L, -1));
     lua_pop(L, 2);
@@ -426,18 +417,12 @@ static int http_request(lua_State *L) {
   }
   if (lua_getfield(L, 1, "body") != LUA_TNIL) {
     const char *b;
-    if (luaL_testudata(L, -1, "runbook.secret")) {
-      lua_pop(L, 1);
-      r->body = opt_text(L, "body");
-      body_len = r->body ? strlen(r->body) : 0;
-      lua_pushnil(L);
-    }
-    else {
-      b = lua_tolstring(L, -1, &body_len);
-      r->body = malloc(body_len ? body_len : 1);
-      if (r->body == NULL) { req_free(r); return luaL_error(L, "not enough memory"); }
-      memcpy(r->body, b, body_len);
-    }
+    rb_push_text(L, -1);                      /* checked: a string or a secret */
+    lua_replace(L, -2);
+    b = lua_tolstring(L, -1, &body_len);      /* may hold NUL bytes */
+    r->body = malloc(body_len ? body_len : 1);
+    if (r->body == NULL) { req_free(r); return luaL_error(L, "not enough memory"); }
+    memcpy(r->body, b, body_len);
   }
   lua_pop(L, 1);
   cacert = opt_text(L, "cacert");

@@ -43,6 +43,25 @@ static void push_secret(lua_State *L, const char *v, size_t len, const char *lab
   sink_add_secret(engine_get(L), v, len);
 }
 
+int rb_is_secret(lua_State *L, int idx) {
+  return luaL_testudata(L, idx, SECRET_MT) != NULL;
+}
+
+int rb_push_text(lua_State *L, int idx) {
+  secret_t *s = (secret_t *)luaL_testudata(L, idx, SECRET_MT);
+  if (s) {
+    if (s->value == NULL) luaL_error(L, "attempt to use a closed secret");
+    lua_pushlstring(L, s->value, s->len);
+    return 1;
+  }
+  if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER) {
+    lua_pushvalue(L, idx);
+    lua_tostring(L, -1);               /* a number becomes its text */
+    return 1;
+  }
+  return 0;
+}
+
 static const char *opt_label(lua_State *L, int idx, const char *def) {
   return luaL_optstring(L, idx, def);
 }

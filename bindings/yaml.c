@@ -1083,8 +1083,6 @@ static int ly_edit(lua_State *L) {
   }
   else if (s.insert) {
     size_t at = s.ins_after;
-    const char *key;
-    size_t kl;
     if (s.ins_flow || s.ins_empty) return rb_error_raise(L, "yaml", "%s: cannot insert a key into a flow or empty map", name);
     /* after the end of the line holding the map's last content */
     if (!(at > 0 && text[at - 1] == '\n')) {
@@ -1094,10 +1092,8 @@ static int ly_edit(lua_State *L) {
     ok = rb_buf_add(&b, text, at);
     if (ok && at > 0 && text[at - 1] != '\n') ok = rb_buf_add(&b, "\n", 1);
     for (i = 0; ok && i < s.ins_col; i++) ok = rb_buf_add(&b, " ", 1);
-    lua_rawgeti(L, 2, plen);
-    key = lua_tolstring(L, -1, &kl);
+    lua_rawgeti(L, 2, plen);                  /* the new key */
     if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, &b) && rb_buf_add(&b, ":", 1);
-    (void)key; (void)kl;
     lua_pop(L, 1);
     if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) ok = block_text(L, 3, s.ins_col + 2, &b);
     else if (ok && lua_istable(L, 3)) ok = rb_buf_add(&b, " ", 1) && rb_buf_add(&b, lv_is_sequence(L, 3, &(lua_Integer){0}) ? "[]" : "{}", 2);

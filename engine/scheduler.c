@@ -575,21 +575,14 @@ static int task_wait_k(lua_State *L, int status, lua_KContext ctx) {
 /* task:wait() -> results of the task, or raises its error. */
 static int task_wait(lua_State *L) {
   rb_task *t = task_check(L, 1);
-  rb_task *self = task_current(L);
+  rb_task *self;
   lua_settop(L, 1);
   if (t->state == RB_TASK_DONE) return task_wait_done(L, 0, 0);
-  if (self == NULL) return luaL_error(L, "attempt to wait outside a task");
+  self = rb_wait_begin(L);            /* also refuses a nested coroutine */
   if (self == t) return luaL_error(L, "a task cannot wait for itself");
   if (add_waiter(t, self) != 0) return luaL_error(L, "not enough memory");
-  if (self->cancel_pending) {
-    join_cancel(self, t);
-    self->cancel_pending = 0;
-    return rb_error_raise(L, "cancelled", "task %d (%s) was cancelled", self->id, self->name);
-  }
-  self->state = RB_TASK_WAITING;
-  self->on_cancel = join_cancel;
-  self->cancel_data = t;
-  return lua_yieldk(L, 0, 0, task_wait_k);
+  /* a pending cancellation runs join_cancel (unregistering) and raises */
+  return rb_await_k(L, join_cancel, t, 0, task_wait_k);
 }
 
 /* Removes 'self' from the waiter lists of every task in the list at 1. */

@@ -116,6 +116,9 @@ end
 function test_wait_in_nested_coroutine_is_a_clear_error()
   local co = coroutine.wrap(function() time.sleep(1) end)
   t.raises("nested coroutine", co)
+  local task = async.spawn(time.sleep, 1)
+  t.raises("nested coroutine", coroutine.wrap(function() return task:wait() end))
+  task:wait()
 end
 
 function test_bad_arguments_name_the_argument()

@@ -38,6 +38,8 @@ function test_bad_arguments()
   t.raises("argv%[2%] must be a string", exec.run, {"echo", {}})
   t.raises("opts.env key", exec.run, {"true"}, {env = {["A=B"] = "x"}})
   t.raises("opts.timeout", exec.run, {"true"}, {timeout = -1})
+  t.raises("opts.stdin must be a string or a secret", exec.run, {"cat"}, {stdin = {}})
+  t.eq(exec.run({"cat"}, {stdin = "a\0b"}).stdout, "a\0b")        -- binary stdin passes whole
 end
 
 function test_check_raises_exit_kind_with_result()
