@@ -48,8 +48,7 @@ do
 end
 
 local cfg = talconfig.read(v.talconfig)
-local ips = {}
-for _, n in ipairs(cfg.nodes) do ips[#ips + 1] = n.ip end
+local cp_ips = talconfig.control_plane_ips(cfg.nodes)
 local by_name = {}
 for _, n in ipairs(cfg.nodes) do by_name[n.hostname] = n end
 
@@ -58,17 +57,12 @@ rb.phase("Nodes", function()
   for i = #rec.upgraded, 1, -1 do
     local n = by_name[rec.upgraded[i]]
     if not n then error(fmt("node %s of the journal is not in %s", rec.upgraded[i], v.talconfig)) end
-    rb.gate("cluster healthy before " .. n.hostname, function()
-      local ok, obs = checks.etcd_healthy(ips)
-      if not ok then return false, obs end
-      return checks.nodes_ready()
-    end, {timeout = 600, interval = v.poll_interval})
+    rb.gate("cluster healthy before " .. n.hostname, function() return checks.cluster_healthy(cfg.nodes) end,
+            {timeout = 600, interval = v.poll_interval})
     rb.confirm(fmt("Roll %s back to schematic %s?", n.hostname, rec.schematic.current_id:sub(1, 12)))
     rb.step("remove the Tailscale config of " .. n.hostname, function()
-      local tmp = fmt("%s/.tailscale-remove-%s.yaml", v.talconfig:match("^(.*)/[^/]*$") or ".", n.hostname)
-      fs.write(tmp, "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: tailscale\n$patch: delete\n", {mode = tonumber("600", 8)})
-      talos.patch(n.ip, tmp)
-      fs.remove(tmp)
+      talos.remove_extension_service_config(n.ip, "tailscale",
+        fmt("%s/.tailscale-remove-%s.yaml", v.talconfig:match("^(.*)/[^/]*$") or ".", n.hostname))
     end)
     rb.step("install the previous image on " .. n.hostname, function()
       -- an upgrade to the old installer works whatever the A/B slots hold
@@ -82,7 +76,7 @@ rb.phase("Nodes", function()
       return id == rec.schematic.current_id, "schematic " .. tostring(id):sub(1, 12)
     end, {timeout = v.boot_timeout, interval = v.poll_interval})
     rb.gate(n.hostname .. " Ready", function() return checks.nodes_ready({n.hostname}) end, {timeout = 600, interval = v.poll_interval})
-    rb.gate("etcd healthy after " .. n.hostname, function() return checks.etcd_healthy(ips) end, {timeout = 600, interval = v.poll_interval})
+    rb.gate("etcd healthy after " .. n.hostname, function() return checks.etcd_healthy(cp_ips) end, {timeout = 600, interval = v.poll_interval})
     rb.commit()
   end
 end)

@@ -56,15 +56,11 @@ local current        -- node name -> {schematic, extensions}
 local target         -- {id, schematic, installers = {node -> ref}}
 
 rb.phase("Image Factory", function()
-  -- nothing changes before the cluster is known to be healthy
-  rb.gate("cluster healthy before anything changes", function()
-    local c = talconfig.read(v.talconfig)
-    local addrs = {}
-    for _, n in ipairs(c.nodes) do if n.control_plane and n.ip then addrs[#addrs + 1] = n.ip end end
-    local ok, obs = checks.etcd_healthy(addrs)
-    if not ok then return false, obs end
-    return checks.nodes_ready()
-  end, {timeout = 300, interval = v.poll_interval})
+  -- nothing changes before the cluster is known to be healthy (talconfig
+  -- is read once, not at every check)
+  local pre = talconfig.read(v.talconfig)
+  rb.gate("cluster healthy before anything changes", function() return checks.cluster_healthy(pre.nodes) end,
+          {timeout = 300, interval = v.poll_interval})
 
   cfg = rb.step("read " .. v.talconfig, function()
     local c = talconfig.read(v.talconfig)
@@ -184,9 +180,8 @@ rb.phase("Configuration", function()
     fs.mkdir_p(cfg_dir .. "/patches")
     local files = {}
     for _, n in ipairs(cfg.nodes) do
-      local env = {"TS_AUTHKEY=" .. authkey:reveal(), "TS_HOSTNAME=" .. n.hostname,
-                   "TS_ROUTES=" .. table.concat(routes, ",")}
-      if v.dest_ip then env[#env + 1] = "TS_DEST_IP=" .. n.ip end
+      local env = talconfig.tailscale_env{authkey = authkey, hostname = n.hostname, routes = routes,
+                                          dest_ip = v.dest_ip and n.ip or nil}
       local file = fmt("%s/patches/tailscale-%s.yaml", cfg_dir, n.hostname)
       -- the file holds the auth key: owner-only, and never printed (masked)
       fs.write(file, talconfig.extension_service_config(env), {mode = tonumber("600", 8)})
@@ -228,8 +223,7 @@ end)
 
 -- {====== 3. Sequential node updates
 
-local ips = {}
-for _, n in ipairs(cfg.nodes) do ips[#ips + 1] = n.ip end
+local cp_ips = talconfig.control_plane_ips(cfg.nodes)
 
 local function wait_back_on(n, schematic, timeout)
   return async.wait_until(function()
@@ -242,21 +236,15 @@ end
 rb.phase("Sequential node updates", function()
   for _, n in ipairs(cfg.nodes) do
     local name = n.hostname
-    rb.gate("cluster healthy before " .. name, function()
-      local ok, obs = checks.etcd_healthy(ips)
-      if not ok then return false, obs end
-      return checks.nodes_ready()
-    end, {timeout = 600, interval = v.poll_interval})
+    rb.gate("cluster healthy before " .. name, function() return checks.cluster_healthy(cfg.nodes) end,
+            {timeout = 600, interval = v.poll_interval})
     rb.confirm(fmt("Upgrade %s (%s) to schematic %s?", name, n.ip, target.id:sub(1, 12)))
 
     rb.step("configure " .. name, function()
       talos.patch(n.ip, patch_files[name])
       return {node = name}
     end, {undo = function()
-      local tmp = patch_files[name] .. ".remove"
-      fs.write(tmp, "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: tailscale\n$patch: delete\n", {mode = tonumber("600", 8)})
-      talos.patch(n.ip, tmp)
-      fs.remove(tmp)
+      talos.remove_extension_service_config(n.ip, "tailscale", patch_files[name] .. ".remove")
     end})
 
     rb.step("upgrade " .. name, function()
@@ -298,7 +286,7 @@ rb.phase("Sequential node updates", function()
 
     rb.gate(name .. " Ready in Kubernetes", function() return checks.nodes_ready({name}) end,
             {timeout = 600, interval = v.poll_interval})
-    rb.gate("etcd healthy after " .. name, function() return checks.etcd_healthy(ips) end,
+    rb.gate("etcd healthy after " .. name, function() return checks.etcd_healthy(cp_ips) end,
             {timeout = 600, interval = v.poll_interval})
     rb.gate(name .. " online in the tailnet as " .. name, function()
       return checks.node_in_tailnet(name, rb.fatal)
@@ -336,7 +324,7 @@ rb.phase("Validation", function()
   results = rb.step("validate access", function()
     local names = {}
     for _, n in ipairs(cfg.nodes) do names[#names + 1] = n.hostname end
-    local r = checks.all{nodes = cfg.nodes, names = names, ips = ips, routes = routes, svc_cidr = cfg.svc_cidr, probe_url = v.api_probe_url,
+    local r = checks.all{nodes = cfg.nodes, names = names, routes = routes, svc_cidr = cfg.svc_cidr, probe_url = v.api_probe_url,
                          tailnet = tailnet, api = v.tailscale_api, api_key = v.api_key,
                          operator_ns = v.operator_namespace, operator_device = v.operator_device}
     local bad = {}

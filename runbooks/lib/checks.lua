@@ -6,6 +6,7 @@ local http = require "runbook.http"
 local kube = require "kube"
 local talos = require "talos"
 local tailscale = require "tailscale"
+local talconfig = require "talconfig"
 
 local M = {}
 local fmt = string.format
@@ -24,9 +25,18 @@ end
 
 --- etcd healthy on every control-plane node address.
 function M.etcd_healthy(ips)
+  if #ips == 0 then return false, "no node is marked controlPlane: true in talconfig.yaml, so etcd cannot be checked" end
   local h = talos.etcd_health(ips)
   if h.ok then return true, "etcd healthy on " .. #ips .. " members" end
   return false, table.concat(h.problems, "; ")
+end
+
+--- The gate before any node changes: etcd healthy on the control-plane
+--- nodes (of talconfig's `nodes`) and every Kubernetes node Ready.
+function M.cluster_healthy(nodes)
+  local ok, obs = M.etcd_healthy(talconfig.control_plane_ips(nodes))
+  if not ok then return false, obs end
+  return M.nodes_ready()
 end
 
 --- The node is online in the tailnet under exactly its hostname. A device
@@ -134,7 +144,7 @@ function M.all(cfg)
   add("API server through the route", function() return M.api_through_route(cfg.svc_cidr, cfg.probe_url) end)
   add("Kubernetes operator", function() return M.operator(cfg.operator_ns, cfg.operator_device) end)
   add("Kubernetes nodes Ready", function() return M.nodes_ready() end)
-  add("etcd healthy", function() return M.etcd_healthy(cfg.ips) end)
+  add("etcd healthy", function() return M.etcd_healthy(talconfig.control_plane_ips(cfg.nodes)) end)
   return async.map(list, function(c)
     local ok, v, obs = pcall(c.fn)
     if not ok then return {name = c.name, ok = false, observation = tostring(v)} end

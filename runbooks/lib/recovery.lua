@@ -47,9 +47,7 @@ function M.diagnose(nodes, tailnet)
     d.node, d.kind = j.node, j.kind
     return d
   end)
-  local ips = {}
-  for _, n in ipairs(nodes) do ips[#ips + 1] = n.ip end
-  local etcd = talos.etcd_health(ips)
+  local etcd = talos.etcd_health(talconfig.control_plane_ips(nodes))
   return results, etcd
 end
 
@@ -83,7 +81,7 @@ end
 --- Re-keys ext-tailscale: a new ExtensionServiceConfig with the new key
 --- (written 0600 to `file`), applied to the node.
 function M.rekey(node, hostname, authkey, routes, file)
-  local env = {"TS_AUTHKEY=" .. authkey:reveal(), "TS_HOSTNAME=" .. hostname, "TS_ROUTES=" .. table.concat(routes, ",")}
+  local env = talconfig.tailscale_env{authkey = authkey, hostname = hostname, routes = routes}
   fs.write(file, talconfig.extension_service_config(env), {mode = tonumber("600", 8)})
   talos.patch(node, file)
   M.restart_tailscale(node)

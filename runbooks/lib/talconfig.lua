@@ -54,6 +54,24 @@ function M.add_patch(text, i, ref, existing)
   return yaml.edit(text, {"nodes", i, "patches"}, yaml.array(list))
 end
 
+--- The LAN addresses of the control-plane nodes (etcd members): etcd
+--- checks must not ask workers, which run no etcd.
+function M.control_plane_ips(nodes)
+  local out = {}
+  for _, n in ipairs(nodes) do if n.control_plane and n.ip then out[#out + 1] = n.ip end end
+  return out
+end
+
+--- The ExtensionServiceConfig environment of a node: the auth key (a
+--- secret, revealed here only), its hostname, the routes, and TS_DEST_IP
+--- when `dest_ip` is given.
+function M.tailscale_env(o)
+  local env = {"TS_AUTHKEY=" .. o.authkey:reveal(), "TS_HOSTNAME=" .. o.hostname,
+               "TS_ROUTES=" .. table.concat(o.routes, ",")}
+  if o.dest_ip then env[#env + 1] = "TS_DEST_IP=" .. o.dest_ip end
+  return env
+end
+
 --- The ExtensionServiceConfig document for the tailscale extension.
 --- The auth key is a secret: the document is written to a 0600 file.
 function M.extension_service_config(env)

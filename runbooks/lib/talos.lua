@@ -122,4 +122,15 @@ function M.patch(node, file)
   M.run(node, "patch", "machineconfig", "--patch", "@" .. file)
 end
 
+--- Removes the node's ExtensionServiceConfig `name` with a `$patch: delete`
+--- document, written to `file` (0600) for talosctl and removed afterwards.
+function M.remove_extension_service_config(node, name, file)
+  local fs = require "runbook.fs"
+  fs.write(file, ("apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: %s\n$patch: delete\n"):format(name),
+           {mode = tonumber("600", 8)})
+  local ok, err = pcall(M.patch, node, file)
+  fs.remove(file)
+  if not ok then error(err, 0) end
+end
+
 return M

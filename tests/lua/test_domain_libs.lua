@@ -67,3 +67,18 @@ function test_tailscale_peers_and_api()
   local r = tailscale.approve_routes("https://api.tailscale.com", "tskey-api-x", k8s3.id, {"10.43.0.0/16"})
   t.eq(r.enabledRoutes, {"10.43.0.0/16"})
 end
+
+function test_cluster_health_and_removing_a_config()
+  local checks = require "checks"
+  local talconfig = require "talconfig"
+  local fs = require "runbook.fs"
+  for name, content in pairs(world.files()) do if not fs.exists(name) then fs.seed(name, content) end end
+  local nodes = talconfig.read("talconfig.yaml").nodes        -- the scenario's, in the overlay
+  t.eq(checks.cluster_healthy(nodes), true)
+  t.eq(checks.etcd_healthy({}), false)
+  t.match(select(2, checks.etcd_healthy({})), "no node is marked controlPlane")
+  local file = require("runbook.fs").tmpdir("esc") .. "/remove.yaml"
+  talos.remove_extension_service_config("192.168.10.12", "tailscale", file)
+  t.eq(talos.extension_service_configs("192.168.10.12").tailscale, nil)
+  t.eq(require("runbook.fs").exists(file), false)
+end
