@@ -98,7 +98,12 @@ static void write_all(int fd, const char *s, size_t len) {
 
 void sink_write(rb_engine *e, int fd, const char *s, size_t len) {
   size_t n;
-  char *m = sink_mask(e, s, len, &n);
+  char *m;
+  if (e->nsecrets == 0) {           /* nothing to mask: no copy */
+    write_all(fd, s, len);
+    return;
+  }
+  m = sink_mask(e, s, len, &n);
   write_all(fd, m, n);
   free(m);
 }

@@ -17,9 +17,9 @@ local colors = {
   yellow = "\27[33m", cyan = "\27[36m", bold = "\27[1m",
 }
 
-local function use_color()
-  return sys.isatty("stderr") and os.getenv("NO_COLOR") == nil and os.getenv("TERM") ~= "dumb"
-end
+-- decided once: the terminal does not change during a run
+local color = sys.isatty("stderr") and os.getenv("NO_COLOR") == nil and os.getenv("TERM") ~= "dumb"
+local function use_color() return color end
 
 --- Registers fn(event) to see every event (the DSL's report uses this).
 function M.listen(fn)
