@@ -38,13 +38,6 @@
 
 typedef enum { SC_NULL, SC_BOOL, SC_INT, SC_FLOAT, SC_STR } scalar_kind;
 
-static int all_in(const char *s, size_t n, const char *set) {
-  size_t i;
-  if (n == 0) return 0;
-  for (i = 0; i < n; i++) if (!strchr(set, s[i])) return 0;
-  return 1;
-}
-
 static int is_one_of(const char *s, size_t n, const char *const *words) {
   for (; *words; words++) if (strlen(*words) == n && memcmp(*words, s, n) == 0) return 1;
   return 0;
@@ -83,14 +76,34 @@ static int is_core_float(const char *s, size_t n) {
   return i == n;
 }
 
-/* Classifies a plain scalar by the core schema. */
+static int all_digits(const char *s, size_t n, int base) {
+  size_t i;
+  if (n == 0) return 0;
+  for (i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    int ok = base == 16 ? ((c >= '0' && c <= '9') || ((c | 0x20) >= 'a' && (c | 0x20) <= 'f'))
+                        : (c >= '0' && c < '0' + base);
+    if (!ok) return 0;
+  }
+  return 1;
+}
+
+/* Classifies a plain scalar by the core schema. Most scalars are words:
+** the first byte rules out every other kind before any comparison. */
 static scalar_kind classify(const char *s, size_t n) {
-  size_t sign = (n > 0 && (s[0] == '-' || s[0] == '+')) ? 1 : 0;
-  if (n == 0 || is_one_of(s, n, NULLS)) return SC_NULL;
-  if (is_one_of(s, n, TRUES) || is_one_of(s, n, FALSES)) return SC_BOOL;
-  if (all_in(s + sign, n - sign, "0123456789")) return SC_INT;
-  if (n > 2 && s[0] == '0' && s[1] == 'o' && all_in(s + 2, n - 2, "01234567")) return SC_INT;
-  if (n > 2 && s[0] == '0' && s[1] == 'x' && all_in(s + 2, n - 2, "0123456789abcdefABCDEF")) return SC_INT;
+  size_t sign;
+  if (n == 0) return SC_NULL;
+  switch (s[0]) {
+    case 'n': case 'N': case '~': return is_one_of(s, n, NULLS) ? SC_NULL : SC_STR;
+    case 't': case 'T': return is_one_of(s, n, TRUES) ? SC_BOOL : SC_STR;
+    case 'f': case 'F': return is_one_of(s, n, FALSES) ? SC_BOOL : SC_STR;
+    case '.': case '+': case '-': break;
+    default: if (s[0] < '0' || s[0] > '9') return SC_STR;
+  }
+  sign = (s[0] == '-' || s[0] == '+') ? 1 : 0;
+  if (all_digits(s + sign, n - sign, 10)) return SC_INT;
+  if (n > 2 && s[0] == '0' && s[1] == 'o' && all_digits(s + 2, n - 2, 8)) return SC_INT;
+  if (n > 2 && s[0] == '0' && s[1] == 'x' && all_digits(s + 2, n - 2, 16)) return SC_INT;
   if (is_one_of(s + sign, n - sign, INFS) || is_one_of(s, n, NANS)) return SC_FLOAT;
   if (is_core_float(s, n)) return SC_FLOAT;
   return SC_STR;
@@ -150,6 +163,8 @@ typedef struct dec_state {
   long long alias_nodes;/* nodes reached through aliases */
   int depth;
   int shapes, orders;   /* stack indices of the weak mark tables */
+  yaml_mark_t *marks;   /* key marks of pending map entries */
+  size_t nmarks, capmarks;
 } dec_state;
 
 static int dec_error_at(dec_state *d, yaml_mark_t m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -215,48 +230,114 @@ static void decode_scalar(dec_state *d) {
   else push_resolved(L, v, n);
 }
 
-/* Merges the map at the top of the stack (a << value) into the map at
-** 'map' for keys it does not have yet; appends them to the order list. */
-static void merge_one(dec_state *d, int map, int order, int merged, yaml_mark_t at) {
+/* A collection's entries wait on the Lua stack, above four slots (anchor
+** name, table, order list, merged keys), and go into a table made to their
+** exact size when the collection ends: a table grown one key at a time
+** would be rehashed at every power of two. A very long collection is moved
+** across every PENDING_MAX entries, and a map before a merge key. */
+#define PENDING_MAX 256
+
+/* The key marks of pending map entries, a stack shared by nested maps. */
+static void push_mark(dec_state *d, yaml_mark_t m) {
+  if (d->nmarks == d->capmarks) {
+    size_t cap = d->capmarks ? 2 * d->capmarks : 64;
+    yaml_mark_t *p = realloc(d->marks, cap * sizeof *p);
+    if (p == NULL) luaL_error(d->L, "not enough memory");
+    d->marks = p;
+    d->capmarks = cap;
+  }
+  d->marks[d->nmarks++] = m;
+}
+
+/* Moves the pending key/value pairs above slots+3 into the map at slots+1
+** (made here, to size, if it does not exist yet). Keys are listed in the
+** order list at slots+2 when the map may end with more than one key. A key
+** met twice is an error, unless its first value came from a merge key. */
+static void flush_pairs(dec_state *d, int slots, int final) {
   lua_State *L = d->L;
-  int src = lua_gettop(L);
+  int map = slots + 1, order = slots + 2, merged = slots + 3, first = slots + 4;
+  int n = (lua_gettop(L) - first + 1) / 2, i;
+  size_t mbase = d->nmarks - (size_t)n;
+  lua_Integer len = 0;
+  if (lua_isnil(L, map)) {
+    lua_createtable(L, 0, n);
+    lua_replace(L, map);
+  }
+  if (lua_isnil(L, order) && (!final || n > 1)) {
+    lua_createtable(L, n, 0);
+    lua_replace(L, order);
+  }
+  else if (!lua_isnil(L, order)) len = (lua_Integer)lua_rawlen(L, order);
+  for (i = 0; i < n; i++) {
+    int k = first + 2 * i;
+    lua_pushvalue(L, k);
+    if (lua_rawget(L, map) != LUA_TNIL) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, k);
+      if (lua_isnil(L, merged) || lua_rawget(L, merged) == LUA_TNIL)
+        dec_error_at(d, d->marks[mbase + (size_t)i], "mapping key \"%s\" already defined",
+                     luaL_tolstring(L, k, NULL));
+      lua_pop(L, 1);
+      lua_pushvalue(L, k);
+      lua_pushnil(L);
+      lua_rawset(L, merged);                   /* an explicit key overrides a merged one */
+    }
+    else {
+      lua_pop(L, 1);
+      if (!lua_isnil(L, order)) {
+        lua_pushvalue(L, k);
+        lua_rawseti(L, order, ++len);
+      }
+    }
+    lua_pushvalue(L, k);
+    lua_pushvalue(L, k + 1);
+    lua_rawset(L, map);
+  }
+  lua_settop(L, merged);
+  d->nmarks = mbase;
+}
+
+/* Merges the map at the top of the stack (a << value, popped) into the map
+** at slots+1 for the keys it does not have yet, listing them in the order
+** list and the merged set. */
+static void merge_one(dec_state *d, int slots, yaml_mark_t at) {
+  lua_State *L = d->L;
+  int map = slots + 1, order = slots + 2, merged = slots + 3, src = lua_gettop(L);
+  lua_Integer i, n, len = (lua_Integer)lua_rawlen(L, order);
   if (!lua_istable(L, src) || lv_get_shape(L, src) == LV_SHAPE_SEQ)
     dec_error_at(d, at, "merge key << needs a map or a list of maps");
-  {
-    lua_Integer i, n = lv_push_keys(L, src);   /* its order, or sorted */
-    for (i = 1; i <= n; i++) {
-      lua_rawgeti(L, -1, i);
+  n = lv_push_keys(L, src);   /* its order, or sorted */
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, map) == LUA_TNIL) {
+      lua_pop(L, 1);
       lua_pushvalue(L, -1);
-      if (lua_rawget(L, map) == LUA_TNIL) {
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-        lua_pushvalue(L, -1);
-        lua_rawget(L, src);
-        lua_rawset(L, map);
-        lua_pushvalue(L, -1);
-        lua_pushboolean(L, 1);
-        lua_rawset(L, merged);
-        lua_rawseti(L, order, (lua_Integer)lua_rawlen(L, order) + 1);
-      }
-      else lua_pop(L, 2);
+      lua_pushvalue(L, -1);
+      lua_rawget(L, src);
+      lua_rawset(L, map);
+      lua_pushvalue(L, -1);
+      lua_pushboolean(L, 1);
+      lua_rawset(L, merged);
+      lua_rawseti(L, order, ++len);
     }
+    else lua_pop(L, 2);
   }
-  lua_pop(L, 2);      /* the order list (or nil) and the source map */
+  lua_settop(L, src - 1);
 }
 
 static void decode_mapping(dec_state *d, long long *count) {
   lua_State *L = d->L;
-  int map, order, merged = 0;
-  lua_Integer nkeys = 0;
+  int slots, npending = 0;
   const char *anchor = (const char *)d->ev.data.mapping_start.anchor;
-  luaL_checkstack(L, 12, "YAML nested too deeply");
-  lua_newtable(L);
-  map = lua_gettop(L);
-  lua_newtable(L);
-  order = lua_gettop(L);
+  luaL_checkstack(L, 16, "YAML nested too deeply");
   /* the anchor name must survive the event: keep it in Lua */
   if (anchor) lua_pushstring(L, anchor);
   else lua_pushnil(L);
+  slots = lua_gettop(L);
+  lua_pushnil(L);                              /* the map, made when it is filled */
+  lua_pushnil(L);                              /* its key order */
+  lua_pushnil(L);                              /* keys that came from a merge */
   for (;;) {
     yaml_mark_t key_mark;
     long long c = 0;
@@ -268,10 +349,13 @@ static void decode_mapping(dec_state *d, long long *count) {
     if (d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
         && d->ev.data.scalar.tag == NULL && d->ev.data.scalar.length == 2
         && memcmp(d->ev.data.scalar.value, "<<", 2) == 0) {
-      /* merge key: the value is a map or a list of maps */
-      if (merged == 0) {       /* keys that came from a merge: explicit ones may override */
+      /* merge key: the value is a map or a list of maps; the keys before
+      ** it go into the map first, so that explicit keys win either way */
+      flush_pairs(d, slots, 0);
+      npending = 0;
+      if (lua_isnil(L, slots + 3)) {
         lua_newtable(L);
-        merged = lua_gettop(L);
+        lua_replace(L, slots + 3);
       }
       next_event(d);
       decode_node(d, &c);
@@ -280,12 +364,11 @@ static void decode_mapping(dec_state *d, long long *count) {
         lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
         for (i = 1; i <= n; i++) {
           lua_rawgeti(L, -1, i);
-          merge_one(d, map, order, merged, key_mark);
+          merge_one(d, slots, key_mark);
         }
         lua_pop(L, 1);
       }
-      else merge_one(d, map, order, merged, key_mark);
-      nkeys = (lua_Integer)lua_rawlen(L, order);
+      else merge_one(d, slots, key_mark);
       continue;
     }
     if (d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
@@ -302,70 +385,83 @@ static void decode_mapping(dec_state *d, long long *count) {
       if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
         dec_error_at(d, key_mark, ".nan is not supported as a mapping key");
     }
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, map) != LUA_TNIL) {
-      lua_pop(L, 1);
-      if (merged) {
-        lua_pushvalue(L, -1);
-        if (lua_rawget(L, merged) == LUA_TNIL)
-          dec_error_at(d, key_mark, "mapping key \"%s\" already defined", luaL_tolstring(L, -2, NULL));
-        lua_pop(L, 1);
-        lua_pushvalue(L, -1);
-        lua_pushnil(L);
-        lua_rawset(L, merged);                 /* explicit key overrides the merged value */
-      }
-      else dec_error_at(d, key_mark, "mapping key \"%s\" already defined", luaL_tolstring(L, -1, NULL));
-    }
-    else {
-      lua_pop(L, 1);
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, order, ++nkeys);
-    }
+    push_mark(d, key_mark);
     next_event(d);
     decode_node(d, &c);                        /* value */
     *count += c;
-    lua_rawset(L, map);
+    if (++npending == PENDING_MAX) {
+      flush_pairs(d, slots, 0);
+      npending = 0;
+    }
   }
+  flush_pairs(d, slots, 1);
   /* marks only where they matter: an empty map must stay a map; key
   ** order matters from two keys on */
-  if (nkeys == 0) lv_mark_shape(L, d->shapes, map, LV_SHAPE_MAP);
-  if (nkeys > 1) {
-    lua_pushvalue(L, order);
-    lv_mark_order(L, d->orders, map);
+  if (!lua_isnil(L, slots + 2) && lua_rawlen(L, slots + 2) > 1) {
+    lua_pushvalue(L, slots + 2);
+    lv_mark_order(L, d->orders, slots + 1);
   }
-  if (!lua_isnil(L, order + 1)) {
-    lua_pushvalue(L, map);
-    remember_anchor_named(d, lua_tostring(L, order + 1), *count);
+  else if (lua_rawlen(L, slots + 1) == 0) {
+    lua_pushnil(L);
+    if (lua_next(L, slots + 1) == 0) lv_mark_shape(L, d->shapes, slots + 1, LV_SHAPE_MAP);
+    else lua_pop(L, 2);
+  }
+  if (!lua_isnil(L, slots)) {
+    lua_pushvalue(L, slots + 1);
+    remember_anchor_named(d, lua_tostring(L, slots), *count);
     lua_pop(L, 1);
   }
-  lua_settop(L, map);
+  lua_settop(L, slots + 1);
+  lua_remove(L, slots);                        /* leaves the map */
+}
+
+/* Moves the pending items above slots+1 into the list at slots+1 (made
+** here, to size, if it does not exist yet); *n counts the items so far. */
+static void flush_items(lua_State *L, int slots, lua_Integer *n) {
+  int first = slots + 2, top = lua_gettop(L), i;
+  if (lua_isnil(L, slots + 1)) {
+    lua_createtable(L, top - first + 1, 0);
+    lua_replace(L, slots + 1);
+  }
+  for (i = first; i <= top; i++) {
+    lua_pushvalue(L, i);
+    lua_rawseti(L, slots + 1, ++*n);
+  }
+  lua_settop(L, slots + 1);
 }
 
 static void decode_sequence(dec_state *d, long long *count) {
   lua_State *L = d->L;
   const char *anchor = (const char *)d->ev.data.sequence_start.anchor;
   lua_Integer n = 0;
-  int seq;
-  luaL_checkstack(L, 6, "YAML nested too deeply");
-  lua_newtable(L);
-  seq = lua_gettop(L);
+  int slots, npending = 0;
+  luaL_checkstack(L, 8, "YAML nested too deeply");
   if (anchor) lua_pushstring(L, anchor);
   else lua_pushnil(L);
+  slots = lua_gettop(L);
+  lua_pushnil(L);                              /* the list, made when it is filled */
   for (;;) {
     long long c = 0;
     next_event(d);
     if (d->ev.type == YAML_SEQUENCE_END_EVENT) break;
+    luaL_checkstack(L, 8, "YAML nested too deeply");
     decode_node(d, &c);
     *count += c;
-    lua_rawseti(L, seq, ++n);
+    if (++npending == PENDING_MAX) {
+      flush_items(L, slots, &n);
+      npending = 0;
+    }
   }
-  lv_mark_shape(L, d->shapes, seq, LV_SHAPE_SEQ);   /* every one: merge keys tell lists from maps by it */
-  if (!lua_isnil(L, -1)) {
-    lua_pushvalue(L, seq);
-    remember_anchor_named(d, lua_tostring(L, -2), *count);
+  flush_items(L, slots, &n);
+  /* every list is marked: merge keys tell lists from maps by it, and a
+  ** list emptied by a runbook still encodes as [] */
+  lv_mark_shape(L, d->shapes, slots + 1, LV_SHAPE_SEQ);
+  if (!lua_isnil(L, slots)) {
+    lua_pushvalue(L, slots + 1);
+    remember_anchor_named(d, lua_tostring(L, slots), *count);
     lua_pop(L, 1);
   }
-  lua_settop(L, seq);
+  lua_remove(L, slots);                        /* leaves the list */
 }
 
 /* Decodes the node whose first event is d->ev; pushes its value and adds
@@ -464,6 +560,7 @@ static void decode_all_into(lua_State *L, const char *s, size_t len, const char 
   if (gc_was_running) lua_gc(L, LUA_GCRESTART);
   if (d.have_event) yaml_event_delete(&d.ev);
   yaml_parser_delete(&d.parser);
+  free(d.marks);
   if (rc != LUA_OK) lua_error(L);
 }
 
