@@ -25,8 +25,8 @@
 
 /* {====================================================== decode */
 
-/* Converts a jansson tree; 'marks' is the stack index of the shape table
-** (the order table is at marks + 1). */
+/* Converts a jansson tree; 'marks' is the stack index of the shared list
+** mark (the empty object's is at marks + 1). */
 static void push_json(lua_State *L, json_t *v, int marks);
 
 static void push_object(lua_State *L, json_t *v, int marks) {
@@ -39,7 +39,7 @@ static void push_object(lua_State *L, json_t *v, int marks) {
     lv_mark_shape(L, marks, -1, LV_SHAPE_MAP);
     return;
   }
-  if (n > 1) lua_createtable(L, n, 0);     /* key order */
+  if (n > 1) lv_new_order(L, n);           /* key order */
   json_object_foreach(v, k, item) {
     lua_pushstring(L, k);
     if (n > 1) {
@@ -49,7 +49,7 @@ static void push_object(lua_State *L, json_t *v, int marks) {
     push_json(L, item, marks);
     lua_rawset(L, n > 1 ? -4 : -3);
   }
-  if (n > 1) lv_mark_order(L, marks + 1, -2);
+  if (n > 1) lv_mark_order(L, -2);
 }
 
 static void push_json(lua_State *L, json_t *v, int marks) {
@@ -64,7 +64,7 @@ static void push_json(lua_State *L, json_t *v, int marks) {
         push_json(L, json_array_get(v, i), marks);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
       }
-      if (n == 0) lv_mark_shape(L, marks, -1, LV_SHAPE_SEQ);
+      lv_mark_shape(L, marks, -1, LV_SHAPE_SEQ);   /* emptied later, still [] */
       break;
     case JSON_STRING: lua_pushlstring(L, json_string_value(v), json_string_length(v)); break;
     case JSON_INTEGER: lua_pushinteger(L, (lua_Integer)json_integer_value(v)); break;
@@ -76,7 +76,7 @@ static void push_json(lua_State *L, json_t *v, int marks) {
 }
 
 static int push_json_p(lua_State *L) {
-  lv_push_marks(L);                 /* 2: shapes, 3: orders */
+  lv_push_marks(L);                 /* 2: list mark, 3: empty object mark */
   push_json(L, (json_t *)lua_touserdata(L, 1), 2);
   return 1;
 }

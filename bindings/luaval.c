@@ -10,6 +10,10 @@
 
 static const char SHAPE_KEY = 'h';
 static const char ORDER_KEY = 'o';
+static const char SEQ_MT_KEY = 's';
+static const char MAP_MT_KEY = 'm';
+
+#define MARK_FIELD "__runbook_shape"
 
 void lv_push_null(lua_State *L) {
   lua_pushlightuserdata(L, NULL);
@@ -19,7 +23,10 @@ int lv_is_null(lua_State *L, int idx) {
   return lua_type(L, idx) == LUA_TLIGHTUSERDATA && lua_touserdata(L, idx) == NULL;
 }
 
-/* Pushes the weak-keyed registry table stored under 'key'. */
+/* {====================================================== marks */
+
+/* Pushes the weak-keyed registry table stored under 'key' (the fallback for
+** tables that carry a metatable of their own). */
 static void push_weak(lua_State *L, const char *key) {
   if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TNIL) return;
   lua_pop(L, 1);
@@ -32,27 +39,72 @@ static void push_weak(lua_State *L, const char *key) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, key);
 }
 
+/* Pushes the shared mark metatable stored under 'key'. */
+static void push_shared_mt(lua_State *L, const char *key, const char *shape) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, key) != LUA_TNIL) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 1);
+  lua_pushstring(L, shape);
+  lua_setfield(L, -2, MARK_FIELD);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}
+
+static void push_mark_mt(lua_State *L, lv_shape shape) {
+  if (shape == LV_SHAPE_SEQ) push_shared_mt(L, &SEQ_MT_KEY, "seq");
+  else push_shared_mt(L, &MAP_MT_KEY, "map");
+}
+
+/* The shape the metatable at the top of the stack stands for (NONE when it
+** is not a mark); pops it. Raw: a foreign metatable may have an __index. */
+static lv_shape pop_mark(lua_State *L) {
+  lv_shape s = LV_SHAPE_NONE;
+  lua_pushliteral(L, MARK_FIELD);
+  if (lua_rawget(L, -2) == LUA_TSTRING) s = lua_tostring(L, -1)[0] == 's' ? LV_SHAPE_SEQ : LV_SHAPE_MAP;
+  lua_pop(L, 2);
+  return s;
+}
+
+/* The shape idx's mark metatable stands for, or NONE. */
+static lv_shape mt_shape(lua_State *L, int idx) {
+  return lua_getmetatable(L, idx) ? pop_mark(L) : LV_SHAPE_NONE;
+}
+
+/* 1 when idx has no metatable or a mark: the mark may be (re)placed. */
+static int markable(lua_State *L, int idx) {
+  return !lua_getmetatable(L, idx) || pop_mark(L) != LV_SHAPE_NONE;
+}
+
 void lv_push_marks(lua_State *L) {
-  push_weak(L, &SHAPE_KEY);
-  push_weak(L, &ORDER_KEY);
+  push_mark_mt(L, LV_SHAPE_SEQ);
+  push_mark_mt(L, LV_SHAPE_MAP);
 }
 
-void lv_mark_shape(lua_State *L, int shapes, int idx, lv_shape shape) {
-  idx = lua_absindex(L, idx);
-  lua_pushvalue(L, idx);
-  lua_pushinteger(L, shape);
-  lua_rawset(L, shapes);
+void lv_new_order(lua_State *L, int n) {
+  lua_createtable(L, n, 1);
+  lua_pushliteral(L, "map");
+  lua_setfield(L, -2, MARK_FIELD);
 }
 
-void lv_mark_order(lua_State *L, int orders, int idx) {
+void lv_mark_shape(lua_State *L, int marks, int idx, lv_shape shape) {
   idx = lua_absindex(L, idx);
-  lua_pushvalue(L, idx);
-  lua_insert(L, -2);
-  lua_rawset(L, orders);
+  lua_pushvalue(L, shape == LV_SHAPE_SEQ ? marks : marks + 1);
+  lua_setmetatable(L, idx);
+}
+
+void lv_mark_order(lua_State *L, int idx) {
+  lua_setmetatable(L, idx);        /* idx is read before the list is popped */
 }
 
 void lv_set_shape(lua_State *L, int idx, lv_shape shape) {
   idx = lua_absindex(L, idx);
+  if (markable(L, idx)) {
+    if (shape == LV_SHAPE_NONE) lua_pushnil(L);
+    else if (shape == LV_SHAPE_MAP && mt_shape(L, idx) == LV_SHAPE_MAP) return;   /* keeps its order */
+    else push_mark_mt(L, shape);
+    lua_setmetatable(L, idx);
+    if (shape != LV_SHAPE_NONE) return;
+  }
   push_weak(L, &SHAPE_KEY);
   lua_pushvalue(L, idx);
   if (shape == LV_SHAPE_NONE) lua_pushnil(L);
@@ -64,6 +116,7 @@ void lv_set_shape(lua_State *L, int idx, lv_shape shape) {
 lv_shape lv_get_shape(lua_State *L, int idx) {
   lv_shape s;
   idx = lua_absindex(L, idx);
+  if ((s = mt_shape(L, idx)) != LV_SHAPE_NONE) return s;
   push_weak(L, &SHAPE_KEY);
   lua_pushvalue(L, idx);
   lua_rawget(L, -2);
@@ -73,22 +126,46 @@ lv_shape lv_get_shape(lua_State *L, int idx) {
 }
 
 void lv_set_order(lua_State *L, int idx) {
+  lua_Integer i, n;
+  int list;
   idx = lua_absindex(L, idx);
+  list = lua_gettop(L);
+  n = (lua_Integer)lua_rawlen(L, list);
+  if (markable(L, idx)) {
+    lv_new_order(L, (int)n);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, list, i);
+      lua_rawseti(L, -2, i);
+    }
+    lua_setmetatable(L, idx);
+    lua_pop(L, 1);
+    return;
+  }
   push_weak(L, &ORDER_KEY);
   lua_pushvalue(L, idx);
-  lua_pushvalue(L, -3);
+  lua_pushvalue(L, list);
   lua_rawset(L, -3);
   lua_pop(L, 2);
 }
 
 int lv_push_order(lua_State *L, int idx) {
   idx = lua_absindex(L, idx);
+  if (lua_getmetatable(L, idx)) {
+    lua_pushliteral(L, MARK_FIELD);
+    if (lua_rawget(L, -2) == LUA_TSTRING && lua_tostring(L, -1)[0] == 'm' && lua_rawlen(L, -2) > 0) {
+      lua_pop(L, 1);
+      return 1;                                /* the mark is the list */
+    }
+    lua_pop(L, 2);
+  }
   push_weak(L, &ORDER_KEY);
   lua_pushvalue(L, idx);
   lua_rawget(L, -2);
   lua_remove(L, -2);
   return !lua_isnil(L, -1);
 }
+
+/* }====================================================== */
 
 int lv_mark_fn(lua_State *L, lv_shape shape) {
   if (lua_isnoneornil(L, 1)) {

@@ -15,22 +15,32 @@ typedef enum { LV_SHAPE_NONE, LV_SHAPE_MAP, LV_SHAPE_SEQ } lv_shape;
 void lv_push_null(lua_State *L);
 int  lv_is_null(lua_State *L, int idx);
 
-/* Shape marks live in a weak-keyed registry table: they never keep a table
-** alive and never touch its metatable. */
+/* Marks are metatables, as in dkjson: every decoded list shares one
+** ({__runbook_shape = "seq"}), every decoded empty map another ("map"), and
+** a map whose key order matters carries its own: its order list, keys in
+** 1..n, with __runbook_shape = "map" (maps with the same key sequence in one
+** decode share it). Marks have no metamethods, so they change nothing a
+** runbook sees but getmetatable(). A table that has a metatable of its own
+** keeps it: its marks go to weak-keyed registry tables instead. */
 void     lv_set_shape(lua_State *L, int idx, lv_shape shape);
 lv_shape lv_get_shape(lua_State *L, int idx);
-/* Records the key list at the top of the stack (popped) as the order of the
-** table at idx. */
+/* Records the key list at the top of the stack (popped; copied) as the order
+** of the table at idx. */
 void lv_set_order(lua_State *L, int idx);
-/* Pushes the recorded key list of the table at idx, or nil. */
+/* Pushes the recorded key list of the table at idx (to read, not to change),
+** or nil. */
 int  lv_push_order(lua_State *L, int idx);
 
-/* Bulk variants for decoders: push the two weak tables once (shapes, then
-** orders) and pass their stack indices. */
+/* Bulk variants for decoders, whose tables are new (no metatable): push the
+** two shared marks once (list, then empty map) and pass the list one's
+** stack index as 'marks'. */
 void lv_push_marks(lua_State *L);
-void lv_mark_shape(lua_State *L, int shapes, int idx, lv_shape shape);
-/* Records the key list at the top of the stack (popped) as the order of idx. */
-void lv_mark_order(lua_State *L, int orders, int idx);
+void lv_mark_shape(lua_State *L, int marks, int idx, lv_shape shape);
+/* Pushes a new order list for n keys, to fill in 1..n and pass to
+** lv_mark_order. */
+void lv_new_order(lua_State *L, int n);
+/* Makes the order list at the top of the stack (popped) the mark of idx. */
+void lv_mark_order(lua_State *L, int idx);
 
 /* array([t]) / map([t]) of yaml and json: marks t (or a new table, when
 ** argument 1 is absent) with the shape and returns it. A lua_CFunction body. */

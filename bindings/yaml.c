@@ -162,8 +162,11 @@ typedef struct dec_state {
   long long nodes;      /* nodes written in the text */
   long long alias_nodes;/* nodes reached through aliases */
   int depth;
-  int shapes, orders;   /* stack indices of the weak mark tables */
+  int seq_mt;           /* stack index of the shared list mark (the empty map's is next) */
   yaml_mark_t *marks;   /* key marks of pending map entries */
+  int order_cache;      /* stack index: the shared order lists */
+  struct shared_list *share;   /* their index by key identities */
+  int nshared;
   size_t nmarks, capmarks;
 } dec_state;
 
@@ -249,6 +252,65 @@ static void push_mark(dec_state *d, yaml_mark_t m) {
   d->marks[d->nmarks++] = m;
 }
 
+/* Config files repeat the same few key sequences thousands of times (every
+** route has network, gateway, metric): maps with the same string keys in
+** the same order share one order list, found by the identity of the keys
+** (equal short strings are one object in Lua; the list keeps its keys, so
+** an address cannot be reused while the cache lives). Pushes the list and
+** returns SHARED_NEW (first sighting) or SHARED_SEEN (the same keys passed
+** the duplicate check in an earlier map), or returns SHARED_NONE when a key
+** is not a string. A shared list is never changed: a map that takes a merge
+** key gets a list of its own. */
+#define SHARE_MAX_KEYS 16
+enum { SHARED_NONE, SHARED_NEW, SHARED_SEEN };
+#define SHARE_SLOTS 1024        /* a power of two; distinct key sequences cached */
+
+typedef struct shared_list {
+  unsigned hash;
+  int n;                        /* 0: a free slot */
+  int ref;                      /* index in the cache's Lua list */
+  const void *ids[SHARE_MAX_KEYS];
+} shared_list;
+
+static int shared_order(dec_state *d, int first, int n) {
+  lua_State *L = d->L;
+  const void *ids[SHARE_MAX_KEYS];
+  unsigned h = 2166136261u;
+  int i, probe;
+  if (n > SHARE_MAX_KEYS) return SHARED_NONE;
+  for (i = 0; i < n; i++) {
+    if (lua_type(L, first + 2 * i) != LUA_TSTRING) return SHARED_NONE;
+    ids[i] = lua_topointer(L, first + 2 * i);
+    h = (h ^ (unsigned)((size_t)ids[i] >> 4)) * 16777619u;
+  }
+  if (d->share == NULL) {
+    d->share = calloc(SHARE_SLOTS, sizeof *d->share);
+    if (d->share == NULL) luaL_error(L, "not enough memory");
+  }
+  for (probe = 0; probe < 8; probe++) {
+    shared_list *e = &d->share[(h + (unsigned)probe) & (SHARE_SLOTS - 1)];
+    if (e->n == 0) {                           /* first of its kind: list it */
+      lv_new_order(L, n);
+      for (i = 0; i < n; i++) {
+        lua_pushvalue(L, first + 2 * i);
+        lua_rawseti(L, -2, i + 1);
+      }
+      lua_pushvalue(L, -1);
+      e->ref = ++d->nshared;
+      lua_rawseti(L, d->order_cache, e->ref);
+      e->hash = h;
+      e->n = n;
+      memcpy(e->ids, ids, (size_t)n * sizeof ids[0]);
+      return SHARED_NEW;
+    }
+    if (e->hash == h && e->n == n && memcmp(e->ids, ids, (size_t)n * sizeof ids[0]) == 0) {
+      lua_rawgeti(L, d->order_cache, e->ref);
+      return SHARED_SEEN;
+    }
+  }
+  return SHARED_NONE;                          /* the neighbourhood is full: a list of its own */
+}
+
 /* Moves the pending key/value pairs above slots+3 into the map at slots+1
 ** (made here, to size, if it does not exist yet). Keys are listed in the
 ** order list at slots+2 when the map may end with more than one key. A key
@@ -256,19 +318,27 @@ static void push_mark(dec_state *d, yaml_mark_t m) {
 static void flush_pairs(dec_state *d, int slots, int final) {
   lua_State *L = d->L;
   int map = slots + 1, order = slots + 2, merged = slots + 3, first = slots + 4;
-  int n = (lua_gettop(L) - first + 1) / 2, i;
+  int n = (lua_gettop(L) - first + 1) / 2, i, shared = SHARED_NONE;
   size_t mbase = d->nmarks - (size_t)n;
   lua_Integer len = 0;
-  if (lua_isnil(L, map)) {
+  if (lua_isnil(L, map)) {                     /* then the order list is nil too */
     lua_createtable(L, 0, n);
     lua_replace(L, map);
+    if (final && n > 1 && (shared = shared_order(d, first, n)) != SHARED_NONE) lua_replace(L, order);
+    else if (!final || n > 1) {
+      lv_new_order(L, n);
+      lua_replace(L, order);
+    }
   }
-  if (lua_isnil(L, order) && (!final || n > 1)) {
-    lua_createtable(L, n, 0);
-    lua_replace(L, order);
+  else len = (lua_Integer)lua_rawlen(L, order);
+  if (shared == SHARED_SEEN) {                 /* these very keys were checked before */
+    for (i = 0; i < n; i++) {
+      lua_pushvalue(L, first + 2 * i);
+      lua_pushvalue(L, first + 2 * i + 1);
+      lua_rawset(L, map);
+    }
   }
-  else if (!lua_isnil(L, order)) len = (lua_Integer)lua_rawlen(L, order);
-  for (i = 0; i < n; i++) {
+  else for (i = 0; i < n; i++) {
     int k = first + 2 * i;
     lua_pushvalue(L, k);
     if (lua_rawget(L, map) != LUA_TNIL) {
@@ -284,7 +354,7 @@ static void flush_pairs(dec_state *d, int slots, int final) {
     }
     else {
       lua_pop(L, 1);
-      if (!lua_isnil(L, order)) {
+      if (shared == SHARED_NONE && !lua_isnil(L, order)) {
         lua_pushvalue(L, k);
         lua_rawseti(L, order, ++len);
       }
@@ -343,6 +413,7 @@ static void decode_mapping(dec_state *d, long long *count) {
     long long c = 0;
     next_event(d);
     if (d->ev.type == YAML_MAPPING_END_EVENT) break;
+    luaL_checkstack(L, 8, "YAML nested too deeply");   /* room for the next pair */
     key_mark = d->ev.start_mark;
     if (d->ev.type == YAML_MAPPING_START_EVENT || d->ev.type == YAML_SEQUENCE_START_EVENT)
       dec_error_at(d, key_mark, "complex mapping keys (a map or list used as a key) are not supported");
@@ -399,11 +470,11 @@ static void decode_mapping(dec_state *d, long long *count) {
   ** order matters from two keys on */
   if (!lua_isnil(L, slots + 2) && lua_rawlen(L, slots + 2) > 1) {
     lua_pushvalue(L, slots + 2);
-    lv_mark_order(L, d->orders, slots + 1);
+    lv_mark_order(L, slots + 1);
   }
   else if (lua_rawlen(L, slots + 1) == 0) {
     lua_pushnil(L);
-    if (lua_next(L, slots + 1) == 0) lv_mark_shape(L, d->shapes, slots + 1, LV_SHAPE_MAP);
+    if (lua_next(L, slots + 1) == 0) lv_mark_shape(L, d->seq_mt, slots + 1, LV_SHAPE_MAP);
     else lua_pop(L, 2);
   }
   if (!lua_isnil(L, slots)) {
@@ -455,7 +526,7 @@ static void decode_sequence(dec_state *d, long long *count) {
   flush_items(L, slots, &n);
   /* every list is marked: merge keys tell lists from maps by it, and a
   ** list emptied by a runbook still encodes as [] */
-  lv_mark_shape(L, d->shapes, slots + 1, LV_SHAPE_SEQ);
+  lv_mark_shape(L, d->seq_mt, slots + 1, LV_SHAPE_SEQ);
   if (!lua_isnil(L, slots)) {
     lua_pushvalue(L, slots + 1);
     remember_anchor_named(d, lua_tostring(L, slots), *count);
@@ -509,8 +580,9 @@ static int decode_stream(lua_State *L) {
   dec_state *d = (dec_state *)lua_touserdata(L, 1);
   lua_Integer n = 0;
   lv_push_marks(L);
-  d->shapes = lua_gettop(L) - 1;
-  d->orders = lua_gettop(L);
+  d->seq_mt = lua_gettop(L) - 1;
+  lua_newtable(L);
+  d->order_cache = lua_gettop(L);
   lua_newtable(L);               /* documents */
   lv_set_shape(L, -1, LV_SHAPE_SEQ);
   for (;;) {
@@ -561,6 +633,7 @@ static void decode_all_into(lua_State *L, const char *s, size_t len, const char 
   if (d.have_event) yaml_event_delete(&d.ev);
   yaml_parser_delete(&d.parser);
   free(d.marks);
+  free(d.share);
   if (rc != LUA_OK) lua_error(L);
 }
 

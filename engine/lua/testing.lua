@@ -29,12 +29,20 @@ local function show(v, seen, depth)
 end
 M.show = show
 
+-- The metatable that matters for equality: the marks runbook.yaml and
+-- runbook.json put on decoded tables (shape, key order) do not.
+local function own_metatable(t)
+  local mt = getmetatable(t)
+  if type(mt) == "table" and rawget(mt, "__runbook_shape") ~= nil then return nil end
+  return mt
+end
+
 local function deep_eq(a, b)
   if a == b then return true end
   if type(a) ~= "table" or type(b) ~= "table" then
     return type(a) == "number" and type(b) == "number" and a ~= a and b ~= b
   end
-  if getmetatable(a) ~= getmetatable(b) then return false end
+  if own_metatable(a) ~= own_metatable(b) then return false end
   for k, v in pairs(a) do if not deep_eq(v, b[k]) then return false end end
   for k in pairs(b) do if a[k] == nil then return false end end
   return true

@@ -81,6 +81,12 @@ function test_encode_arrays_objects_and_markers()
   t.eq(json.encode(json.decode('{"b":1,"a":2}'), {sort_keys = true}), '{"a":2,"b":1}')
   t.eq(json.encode({a = {1}}, {pretty = true}), '{\n  "a": [\n    1\n  ]\n}')
   t.eq(json.encode(json.decode("[]")), "[]")                        -- decoded empty array stays one
+  local v = json.decode('{"items":[1],"spec":{"b":1}}')
+  table.remove(v.items); v.spec.b = nil
+  t.eq(json.encode(v), '{"items":[],"spec":{}}')                     -- emptied: still an array, an object
+  local shared = json.decode('[{"b":1,"a":2},{"b":3,"a":4}]')
+  shared[1].c = 5
+  t.eq(json.encode(shared), '[{"b":1,"a":2,"c":5},{"b":3,"a":4}]')
 end
 
 function test_numbers_keep_their_type()

@@ -146,6 +146,57 @@ function test_order_and_shape_markers()
   t.eq(yaml.encode(yaml.array{}), "[]\n")
 end
 
+function test_maps_with_the_same_keys_keep_their_orders_apart()
+  -- one decode shares the order list of maps with the same key sequence;
+  -- changing one map (or its order) must not touch the others
+  local v = yaml.decode("- {b: 1, a: 2}\n- {b: 3, a: 4}\n- {b: 5, a: 6}\n")
+  v[1].c = 7
+  yaml.order(v[3], {"a", "b"})
+  t.eq(yaml.encode(v[1]), "b: 1\na: 2\nc: 7\n")
+  t.eq(yaml.encode(v[2]), "b: 3\na: 4\n")
+  t.eq(yaml.encode(v[3]), "a: 6\nb: 5\n")
+  -- a merge target gets a list of its own, merged keys in place
+  local m = yaml.decode("base: &b {q: 1, p: 2}\nm: {z: 0, <<: *b, w: 3}\nn: {z: 0, w: 3}\n")
+  t.eq(yaml.encode(m.m), "z: 0\nq: 1\np: 2\nw: 3\n")
+  t.eq(yaml.encode(m.n), "z: 0\nw: 3\n")
+  -- a repeated key is caught in a map whose first keys were seen before
+  local ok, err = pcall(yaml.decode, "- {a: 1, b: 2}\n- {a: 1, b: 2, a: 3}\n", {name = "dup.yaml"})
+  t.eq(ok, false)
+  t.eq(tostring(err):match("dup%.yaml:%d+:%d+: mapping key \"a\" already defined") ~= nil, true, tostring(err))
+  -- long maps (past the chunk kept on the stack) keep order and catch repeats
+  local keys, doc = {}, {}
+  for i = 300, 1, -1 do keys[#keys + 1] = "k" .. i; doc[#doc + 1] = ("k%d: %d"):format(i, i) end
+  local big = yaml.decode(table.concat(doc, "\n"))
+  t.eq(yaml.encode(big), table.concat(doc, "\n") .. "\n")
+  t.raises("k300\" already defined", yaml.decode, table.concat(doc, "\n") .. "\nk300: 0\n")
+end
+
+function test_marks_are_metatables_a_runbook_can_replace()
+  local v = yaml.decode("list: [1, 2]\nempty: []\nmap: {b: 1, a: 2}\nnone: {}\n")
+  -- the marks change nothing a runbook reads
+  t.eq(#v.list, 2)
+  t.eq(v.list, {1, 2})
+  t.eq(v.none, {})
+  t.eq(v.empty, {})                            -- testing.eq ignores marks
+  -- an emptied list is still a list, an emptied map still a map
+  table.remove(v.list); table.remove(v.list)
+  v.map.a, v.map.b = nil, nil
+  t.eq(yaml.encode(v), "list: []\nempty: []\nmap: {}\nnone: {}\n")
+  -- a table with a metatable of its own keeps it; its marks live aside
+  local Point = {__index = function() return 0 end}
+  local p = setmetatable({q = 2, p = 1}, Point)
+  yaml.order(p, {"q", "p"})
+  t.eq(getmetatable(p), Point)
+  t.eq(yaml.encode(p), "q: 2\np: 1\n")
+  local l = yaml.array(setmetatable({}, Point))
+  t.eq(getmetatable(l), Point)
+  t.eq(yaml.encode(l), "[]\n")
+  -- a decoded table given a metatable of its own loses its order, nothing else
+  local d = yaml.decode("b: 1\na: 2\n")
+  setmetatable(d, Point)
+  t.eq(yaml.encode(d), "a: 2\nb: 1\n")
+end
+
 function test_numbers_round_trip_with_their_type()
   local v = yaml.decode(yaml.encode({i = 3, f = 3.0, small = 0.1, big = 1e300, neg = -0.5, inf = math.huge}))
   t.eq(math.type(v.i), "integer")

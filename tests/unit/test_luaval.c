@@ -56,6 +56,37 @@ static void test_is_sequence_rules(void **state) {
   lua_settop(L, 0);
 }
 
+/* Marks are metatables; a table with a metatable of its own keeps it and
+** has its marks kept aside. */
+static void test_marks_respect_a_foreign_metatable(void **state) {
+  lua_State *L = *state;
+  lua_Integer n;
+  assert_int_equal(luaL_dostring(L, "return {}"), 0);
+  lv_set_shape(L, 1, LV_SHAPE_SEQ);
+  assert_true(lua_getmetatable(L, 1));                  /* a plain table: marked by metatable */
+  lua_pop(L, 1);
+  assert_int_equal(lv_get_shape(L, 1), LV_SHAPE_SEQ);
+  lv_set_shape(L, 1, LV_SHAPE_NONE);
+  assert_false(lua_getmetatable(L, 1));                 /* unmarked: the metatable goes */
+  assert_int_equal(lv_get_shape(L, 1), LV_SHAPE_NONE);
+  lua_settop(L, 0);
+
+  assert_int_equal(luaL_dostring(L, "FOREIGN = {} return setmetatable({}, FOREIGN)"), 0);
+  lv_set_shape(L, 1, LV_SHAPE_SEQ);
+  assert_true(lv_is_sequence(L, 1, &n));
+  assert_int_equal(n, 0);
+  assert_true(lua_getmetatable(L, 1));
+  lua_getglobal(L, "FOREIGN");
+  assert_true(lua_rawequal(L, -1, -2));                 /* still its own metatable */
+  lua_settop(L, 1);
+  assert_int_equal(luaL_dostring(L, "return {'b', 'a'}"), 0);
+  lv_set_order(L, 1);
+  assert_true(lv_push_order(L, 1));
+  lua_rawgeti(L, -1, 1);
+  assert_string_equal(lua_tostring(L, -1), "b");
+  lua_settop(L, 0);
+}
+
 static void test_keys_follow_order_then_sorted(void **state) {
   lua_State *L = *state;
   int n;
@@ -115,6 +146,7 @@ static void test_decode_errors_are_error_objects(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_is_sequence_rules),
+    cmocka_unit_test(test_marks_respect_a_foreign_metatable),
     cmocka_unit_test(test_keys_follow_order_then_sorted),
     cmocka_unit_test(test_path_format),
     cmocka_unit_test(test_null_sentinel_is_shared),
