@@ -10,8 +10,82 @@ local M = {}
 
 M.DEFAULT_SVC_CIDR = "10.96.0.0/12"     -- Talos's DefaultIPv4ServiceCIDR
 
+local function fail(msg)
+  error(errors.new("talconfig", msg, {exit = 2}), 0)
+end
+
+--- The variables talhelper would substitute: the process environment first,
+--- then talenv.yaml beside talconfig.yaml (a plain KEY: value map).
+--- talhelper also reads talenv.sops.yaml, which is encrypted: this cannot,
+--- so the message says how to export it instead. Which source wins in
+--- talhelper when both set a name is unconfirmed; the talhelper cross-check
+--- in the rollout (gencommand) catches any disagreement.
+local function env_lookup(path)
+  local dir = path:match("^(.*)/[^/]*$") or "."
+  local file, loaded = dir .. "/talenv.yaml", nil
+  return function(name)
+    local v = os.getenv(name)
+    if v then return v end
+    if loaded == nil then
+      loaded = false
+      if fs.exists(file) then
+        local ok, t = pcall(yaml.decode, fs.read(file), {name = file})
+        if not ok then error(t, 0) end
+        if type(t) == "table" then loaded = t end
+      end
+    end
+    if not loaded then return nil end
+    v = loaded[name]
+    if v == nil or type(v) == "table" or v == yaml.null then return nil end
+    return tostring(v)
+  end, (fs.exists(dir .. "/talenv.sops.yaml") and dir .. "/talenv.sops.yaml" or nil)
+end
+
+--- Expands ${NAME}, ${NAME:-default}, ${NAME-default} and $NAME in a value
+--- read from talconfig.yaml, as talhelper does before it parses the file;
+--- `$$` is a literal `$`. An unset variable without a default is an error
+--- naming the field.
+function M.expand(s, lookup, where, sops)
+  if type(s) ~= "string" or not s:find("$", 1, true) then return s end
+  local out, i = {}, 1
+  while true do
+    local j = s:find("$", i, true)
+    if not j then out[#out + 1] = s:sub(i); break end
+    out[#out + 1] = s:sub(i, j - 1)
+    local name, op, def, stop
+    if s:sub(j + 1, j + 1) == "$" then
+      out[#out + 1] = "$"; i = j + 2; goto continue
+    end
+    name, op, def, stop = s:match("^{([%a_][%w_]*)(:?%-?)([^}]*)}()", j + 1)
+    if not name then
+      name, stop = s:match("^([%a_][%w_]*)()", j + 1)
+      op, def = "", ""
+    end
+    if not name then fail(("%s: '%s' has a '$' that is not a variable"):format(where, s)) end
+    if not ((op == "" and def == "") or op == ":-" or op == "-") then
+      fail(("%s: '%s': only ${NAME}, ${NAME:-default} and ${NAME-default} are understood"):format(where, s))
+    end
+    do
+      local v = lookup(name)
+      if (v == nil or (v == "" and op == ":-")) and op ~= "" then v = def end
+      if v == nil then
+        fail(("%s is '%s' and %s is not set: export it, or put it in talenv.yaml beside talconfig.yaml%s")
+             :format(where, s, name, sops and (" (" .. sops .. " is encrypted: run under `sops exec-env "
+                                               .. sops .. " 'runbook run ...'`)") or ""))
+      end
+      out[#out + 1] = v
+    end
+    i = stop
+    ::continue::
+  end
+  return table.concat(out)
+end
+
 --- Reads and checks the file: {path, text, data, nodes = {{hostname, ip,
 --- index, control_plane, image_url, patches}}, svc_cidr, talos_version}.
+--- The values used (hostname, ipAddress, talosImageURL, talosVersion,
+--- clusterSvcNets) have talhelper's ${VAR} substitutions expanded; the text
+--- and data are as written.
 function M.read(path)
   local text = fs.read(path)
   local docs = yaml.decode_all(text, {name = path})
@@ -20,17 +94,23 @@ function M.read(path)
   if type(data.nodes) ~= "table" or #data.nodes == 0 then
     error(errors.new("talconfig", path .. ": no nodes", {exit = 2}), 0)
   end
+  local lookup, sops = env_lookup(path)
+  local function x(v, where) return M.expand(v, lookup, path .. ": " .. where, sops) end
   local nodes = {}
   for i, n in ipairs(data.nodes) do
     if type(n) ~= "table" or type(n.hostname) ~= "string" then
       error(errors.new("talconfig", ("%s: nodes[%d] has no hostname"):format(path, i), {exit = 2}), 0)
     end
-    local ip = type(n.ipAddress) == "string" and n.ipAddress:match("^%s*([^,%s]+)") or nil
-    nodes[#nodes + 1] = {hostname = n.hostname, ip = ip, index = i, control_plane = n.controlPlane == true,
-                         image_url = n.talosImageURL, patches = n.patches, schematic = n.schematic}
+    local where = ("nodes[%d]."):format(i)
+    local addr = x(n.ipAddress, where .. "ipAddress")
+    local ip = type(addr) == "string" and addr:match("^%s*([^,%s]+)") or nil
+    nodes[#nodes + 1] = {hostname = x(n.hostname, where .. "hostname"), ip = ip, index = i,
+                         control_plane = n.controlPlane == true,
+                         image_url = x(n.talosImageURL, where .. "talosImageURL"), patches = n.patches,
+                         schematic = n.schematic}
   end
-  local svc = type(data.clusterSvcNets) == "table" and data.clusterSvcNets[1] or nil
-  local tv = data.talosVersion and tostring(data.talosVersion) or nil
+  local svc = type(data.clusterSvcNets) == "table" and x(data.clusterSvcNets[1], "clusterSvcNets[1]") or nil
+  local tv = data.talosVersion and x(tostring(data.talosVersion), "talosVersion") or nil
   if tv and not tv:match("^v") then tv = "v" .. tv end      -- talhelper adds the v
   return {path = path, text = text, data = data, nodes = nodes, svc_cidr = svc or M.DEFAULT_SVC_CIDR,
           svc_cidr_explicit = svc ~= nil, talos_version = tv}

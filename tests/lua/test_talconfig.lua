@@ -82,3 +82,41 @@ function test_tailscale_env()
   t.eq(talconfig.tailscale_env{authkey = s, hostname = "k8s-1", routes = {"r"}, dest_ip = "192.168.10.11"}[4],
        "TS_DEST_IP=192.168.10.11")
 end
+
+function test_talhelper_variables_are_expanded_or_named()
+  local lookup = function(name) return ({IP = "10.0.0.5", EMPTY = ""})[name] end
+  t.eq(talconfig.expand("${IP}", lookup, "x"), "10.0.0.5")
+  t.eq(talconfig.expand("$IP, 10.0.0.6", lookup, "x"), "10.0.0.5, 10.0.0.6")
+  t.eq(talconfig.expand("${NOPE:-v1.10.6}", lookup, "x"), "v1.10.6")
+  t.eq(talconfig.expand("${EMPTY:-d}|${EMPTY-d}", lookup, "x"), "d|")
+  t.eq(talconfig.expand("a$$b", lookup, "x"), "a$b")
+  t.eq(talconfig.expand(42, lookup, "x"), 42)
+  t.raises("nodes%[2%]%.ipAddress is '%${NODE2_IP}' and NODE2_IP is not set",
+           talconfig.expand, "${NODE2_IP}", lookup, "nodes[2].ipAddress")
+  t.raises("only %${NAME}", talconfig.expand, "${IP:=x}", lookup, "x")
+  t.raises("not a variable", talconfig.expand, "cost $5", lookup, "x")
+end
+
+function test_read_expands_from_talenv_yaml_and_the_environment()
+  local fs = require "runbook.fs"
+  local dir = fs.tmpdir()
+  fs.write(dir .. "/talconfig.yaml", [[
+clusterName: home
+talosVersion: ${TALOS_VERSION}
+clusterSvcNets: ["${SVC_NET:-10.96.0.0/12}"]
+nodes:
+  - hostname: k8s-1
+    ipAddress: ${K8S1_IP}
+    controlPlane: true
+]])
+  local err = t.raises(talconfig.read, dir .. "/talconfig.yaml")
+  t.match(tostring(err), "nodes%[1%]%.ipAddress is '%${K8S1_IP}' and K8S1_IP is not set")
+  fs.write(dir .. "/talenv.sops.yaml", "sops: {}\n")
+  t.match(tostring(t.raises(talconfig.read, dir .. "/talconfig.yaml")), "sops exec%-env")
+  fs.write(dir .. "/talenv.yaml", "TALOS_VERSION: v1.10.6\nK8S1_IP: 192.168.10.11\n")
+  local c = talconfig.read(dir .. "/talconfig.yaml")
+  t.eq(c.talos_version, "v1.10.6")
+  t.eq(c.nodes[1].ip, "192.168.10.11")
+  t.eq(c.svc_cidr, "10.96.0.0/12")
+  t.match(c.text, "%${K8S1_IP}")               -- the file itself is left as written
+end
