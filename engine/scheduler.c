@@ -359,6 +359,7 @@ int rb_await_k(lua_State *L, rb_cancel_cb on_cancel, void *data, lua_KContext ct
     return rb_error_raise(L, "cancelled", "task %d (%s) was cancelled", t->id, t->name);
   }
   t->state = RB_TASK_WAITING;
+  t->wait_since = sched_now(t->s);
   t->on_cancel = on_cancel;
   t->cancel_data = data;
   return lua_yieldk(L, 0, ctx, k);
@@ -437,6 +438,45 @@ static void signal_cb(uv_signal_t *h, int signum) {
   }
   s->interrupted = signum;
   sched_cancel_all(s);
+}
+
+static const char *state_name(rb_task_state st) {
+  switch (st) {
+    case RB_TASK_READY: return "ready";
+    case RB_TASK_RUNNING: return "running";
+    case RB_TASK_WAITING: return "waiting";
+    default: return "done";
+  }
+}
+
+void sched_dump(rb_sched *s, FILE *f) {
+  lua_State *L = s->L;
+  rb_task *t;
+  uint64_t now = sched_now(s);
+  int top = lua_gettop(L);
+  fprintf(f, "runbook: %d live task%s at %.3fs%s (SIGQUIT: the run goes on)\n", s->nlive,
+          s->nlive == 1 ? "" : "s", (double)now / 1e6, s->virtual_clock ? " of virtual time" : "");
+  for (t = s->live; t; t = t->live_next) {
+    fprintf(f, "task %d (%s) %s", t->id, t->name, state_name(t->state));
+    if (t->state == RB_TASK_WAITING) {
+      fprintf(f, " for %.3fs", (double)(now - t->wait_since) / 1e6);
+      if (t->sleep.heap_idx >= 0 && t->sleep.due > now) fprintf(f, ", wakes in %.3fs", (double)(t->sleep.due - now) / 1e6);
+      if (t->cancel_pending) fprintf(f, ", cancel pending");
+    }
+    fputc('\n', f);
+    if (t->started && lua_status(t->co) == LUA_YIELD) {
+      luaL_traceback(L, t->co, NULL, 0);
+      fprintf(f, "  %s\n", lua_tostring(L, -1));
+      lua_pop(L, 1);
+    }
+  }
+  fflush(f);
+  lua_settop(L, top);
+}
+
+static void quit_cb(uv_signal_t *h, int signum) {
+  (void)signum;
+  sched_dump((rb_sched *)h->data, stderr);
 }
 
 static void run_ready(rb_sched *s) {
@@ -736,22 +776,26 @@ int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
   s->uvtimer = malloc(sizeof *s->uvtimer);
   s->sigint = malloc(sizeof *s->sigint);
   s->sigterm = malloc(sizeof *s->sigterm);
-  if (!s->uvtimer || !s->sigint || !s->sigterm) goto err;
+  s->sigquit = malloc(sizeof *s->sigquit);
+  if (!s->uvtimer || !s->sigint || !s->sigterm || !s->sigquit) goto err;
   if (uv_timer_init(loop, s->uvtimer) != 0) goto err;
   uv_signal_init(loop, s->sigint);
   uv_signal_init(loop, s->sigterm);
-  s->sigint->data = s->sigterm->data = s;
+  uv_signal_init(loop, s->sigquit);
+  s->sigint->data = s->sigterm->data = s->sigquit->data = s;
   uv_signal_start(s->sigint, signal_cb, SIGINT);
   uv_signal_start(s->sigterm, signal_cb, SIGTERM);
+  uv_signal_start(s->sigquit, quit_cb, SIGQUIT);
   uv_unref((uv_handle_t *)s->sigint);          /* signals alone do not keep the loop alive */
   uv_unref((uv_handle_t *)s->sigterm);
+  uv_unref((uv_handle_t *)s->sigquit);
   lua_pushlightuserdata(L, s);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
   create_task_meta(L);
   return 0;
 err:
-  free(s->uvtimer); free(s->sigint); free(s->sigterm);
-  s->uvtimer = NULL; s->sigint = s->sigterm = NULL;
+  free(s->uvtimer); free(s->sigint); free(s->sigterm); free(s->sigquit);
+  s->uvtimer = NULL; s->sigint = s->sigterm = s->sigquit = NULL;
   return -1;
 }
 
@@ -765,8 +809,9 @@ void sched_close(rb_sched *s) {
   if (s->uvtimer) uv_close((uv_handle_t *)s->uvtimer, free_close_cb);
   if (s->sigint) uv_close((uv_handle_t *)s->sigint, free_close_cb);
   if (s->sigterm) uv_close((uv_handle_t *)s->sigterm, free_close_cb);
+  if (s->sigquit) uv_close((uv_handle_t *)s->sigquit, free_close_cb);
   s->uvtimer = NULL;
-  s->sigint = s->sigterm = NULL;
+  s->sigint = s->sigterm = s->sigquit = NULL;
   free(s->heap);
   s->heap = NULL;
   s->nheap = s->capheap = 0;

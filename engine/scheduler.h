@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 #include <lua.h>
+#include <stdio.h>
 #include <uv.h>
 
 #define RB_TASK_MT "runbook.task"
@@ -57,6 +58,7 @@ struct rb_task {
   rb_task *live_prev, *live_next;
   rb_task **waiters;      /* tasks blocked in wait() on this one */
   int nwaiters, capwaiters;
+  uint64_t wait_since;    /* clock microseconds when the current wait began */
   char name[64];
 };
 
@@ -77,7 +79,7 @@ struct rb_sched {
   rb_task *current;
   int next_id;
   int interrupted;        /* SIGINT/SIGTERM seen */
-  uv_signal_t *sigint, *sigterm;
+  uv_signal_t *sigint, *sigterm, *sigquit;
 };
 
 int  sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock);
@@ -85,6 +87,9 @@ void sched_close(rb_sched *s);
 rb_sched *sched_get(lua_State *L);
 
 uint64_t sched_now(rb_sched *s);           /* clock microseconds */
+/* Writes every live task, its state and where it is suspended (a Lua
+** traceback) to f. Called on SIGQUIT; the run goes on. */
+void sched_dump(rb_sched *s, FILE *f);
 double   sched_wallclock(rb_sched *s);     /* epoch seconds, virtual in dry-run */
 
 void timer_init(rb_timer *tm, rb_timer_cb cb, void *data);

@@ -55,5 +55,20 @@ sleep 0.5; kill -INT $pid; wait $pid; code=$?
 if [ "$code" -eq 3 ] && grep -q interrupted "$tmp/int.err"; then echo "ok   SIGINT exits 3"; passes=$((passes+1))
 else echo "FAIL SIGINT: exit $code: $(cat "$tmp/int.err")"; fails=$((fails+1)); fi
 
+# SIGQUIT prints every live task and where it waits; the run goes on
+cat > quit.lua <<'LUA'
+local async, time = require "runbook.async", require "runbook.time"
+local sleeper = async.spawn_named("sleeper", function() time.sleep(2) end)
+time.sleep(1)
+sleeper:wait()
+LUA
+"$bin" run quit.lua >/dev/null 2>"$tmp/quit.err" & pid=$!
+sleep 0.5; kill -QUIT $pid; wait $pid; code=$?
+if [ "$code" -eq 0 ] && grep -q "2 live tasks" "$tmp/quit.err" \
+   && grep -q "task [0-9]* (sleeper) waiting for .*, wakes in" "$tmp/quit.err" \
+   && grep -q "quit.lua:2:" "$tmp/quit.err" && grep -q "quit.lua:3: in main chunk" "$tmp/quit.err"; then
+  echo "ok   SIGQUIT dumps the live tasks and the run goes on"; passes=$((passes+1))
+else echo "FAIL SIGQUIT: exit $code: $(cat "$tmp/quit.err")"; fails=$((fails+1)); fi
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
