@@ -75,7 +75,7 @@ rb.phase("Image Factory", function()
     end
     return {nodes = nodes, svc_cidr = c.svc_cidr, svc_cidr_explicit = c.svc_cidr_explicit,
             talos_version = c.talos_version}
-  end)
+  end, {read_only = true})
 
   current = rb.step("read each node's extensions", function()
     local list = async.map(cfg.nodes, function(n)
@@ -86,7 +86,7 @@ rb.phase("Image Factory", function()
     local out = {}
     for i, n in ipairs(cfg.nodes) do out[n.hostname] = list[i] end
     return out
-  end)
+  end, {read_only = true})
 
   target = rb.step("compute the schematic", function()
     local by_id, order = {}, {}
@@ -111,7 +111,7 @@ rb.phase("Image Factory", function()
     end
     return {id = id, current_id = order[1], canonical = factory.canonical(merged),
             extensions = factory.extensions(merged), plan_drops = plan_drops}
-  end, {retries = 3, backoff = 5})
+  end, {retries = 3, backoff = 5, read_only = true})
 
   rb.step("check the factory offers every extension for " .. cfg.talos_version, function()
     local r = require("runbook.http").get(v.factory_url .. "/versions", {timeout = 60, check = true})
@@ -124,7 +124,7 @@ rb.phase("Image Factory", function()
       error(fmt("Talos %s has no official %s: the installer could not be built", cfg.talos_version, table.concat(missing, ", ")))
     end
     return #target.extensions
-  end)
+  end, {read_only = true})
 
   rb.step("create the schematic", function()
     return factory.create(factory.parse(target.canonical), v.factory_url)
@@ -156,7 +156,7 @@ rb.phase("Configuration", function()
       end
     end
     return r
-  end)
+  end, {read_only = true})
 
   tailnet = rb.step("check the tailnet", function()
     local peers, st = tailscale.peers()
@@ -174,7 +174,7 @@ rb.phase("Configuration", function()
     for _, p in ipairs(peers) do if p.name == v.operator_device then op = p.online end end
     if not op then log.warn("the Kubernetes operator's device " .. v.operator_device .. " is not online before the rollout") end
     return suffix
-  end)
+  end, {read_only = true})
 
   rb.step("write the ExtensionServiceConfig patches", function()
     fs.mkdir_p(cfg_dir .. "/patches")
@@ -215,7 +215,7 @@ rb.phase("Configuration", function()
         end
       end
       return #cfg.nodes
-    end)
+    end, {read_only = true})
   end
 end)
 
@@ -334,7 +334,7 @@ rb.phase("Validation", function()
     end
     if #bad > 0 then error("validation failed: " .. table.concat(bad, "; ")) end
     return r
-  end)
+  end, {read_only = true})
 end)
 
 -- }======

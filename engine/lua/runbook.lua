@@ -261,6 +261,26 @@ end
 ---@field retries? integer extra attempts after a failure (default 0)
 ---@field backoff? number seconds before the first retry, doubled after each (default 1)
 ---@field timeout? number seconds per attempt
+---@field read_only? boolean the step changes nothing (left out of "still in effect")
+
+local STEP_OPTS = {undo = "function", retries = "number", backoff = "number", timeout = "number",
+                   read_only = "boolean"}
+local GATE_OPTS = {timeout = "number", interval = "number", backoff = "number", max_interval = "number"}
+
+--- A misspelt option would silently do nothing: refuse unknown keys and
+--- wrong types, naming the call.
+local function check_opts(what, name, o, known)
+  local list = {}
+  for k in pairs(known) do list[#list + 1] = k end
+  table.sort(list)
+  for k, v in pairs(o) do
+    if known[k] == nil then
+      error(fmt("%s '%s': unknown option '%s' (known: %s)", what, tostring(name), tostring(k), table.concat(list, ", ")), 3)
+    elseif type(v) ~= known[k] then
+      error(fmt("%s '%s': option '%s' must be a %s, not a %s", what, tostring(name), k, known[k], type(v)), 3)
+    end
+  end
+end
 
 --- Runs fn once per run (once across resumes) and returns its result.
 ---@param name string
@@ -271,8 +291,10 @@ function M.step(name, fn, o)
   if type(fn) ~= "function" then error("bad argument #2 to 'step' (function expected)", 2) end
   o = o or {}
   if type(o) ~= "table" then error("bad argument #3 to 'step' (table expected)", 2) end
+  check_opts("step", name, o, STEP_OPTS)
+  if o.read_only and o.undo then error(fmt("step '%s': a read_only step has nothing to undo", name), 2) end
   local id = identity(name)
-  local rec = {id = id, phase = S.phase, name = name, started = time.now(), t0 = mono()}
+  local rec = {id = id, phase = S.phase, name = name, started = time.now(), t0 = mono(), read_only = o.read_only}
   S.steps[#S.steps + 1] = rec
   if S.seen[id] then
     rec.status = "failed"
@@ -326,6 +348,8 @@ function M.gate(name, check, o)
   check_name("gate", name)
   if type(check) ~= "function" then error("bad argument #2 to 'gate' (function expected)", 2) end
   o = o or {}
+  if type(o) ~= "table" then error("bad argument #3 to 'gate' (table expected)", 2) end
+  check_opts("gate", name, o, GATE_OPTS)
   local id = identity(name)
   local timeout, interval = o.timeout or 300, o.interval or 5
   local g = {id = id, phase = S.phase, name = name, started = time.now(), t0 = mono(), polls = 0, history = {}}
@@ -694,7 +718,7 @@ function M._finish(ok, err)
     for _, f in ipairs(uf) do lines[#lines + 1] = fmt("UNDO FAILED: %s: %s (check this by hand)", f.id, f.err) end
     local done = {}
     for _, s in ipairs(S.steps) do
-      if s.status == "done" and s.id then
+      if s.status == "done" and s.id and not s.read_only then
         local was_undone = false
         for _, u in ipairs(undone) do if u == s.id then was_undone = true end end
         if not was_undone then done[#done + 1] = s.id end

@@ -38,6 +38,21 @@ has "undo runs newest first, with the step result" trail "^undo c 1$"
 if [ "$(tr '\n' '|' < trail)" = "do a|do b|do c|undo c 1|undo a 1|" ]; then echo "ok   undo order c then a; failed step not undone"; passes=$((passes+1)); else echo "FAIL undo order: $(cat trail)"; fails=$((fails+1)); fi
 expect "summary says what was undone and what stays" 2 "unfinished run" -- "$bin" run undo.lua
 "$bin" run undo.lua --fresh >/dev/null 2>&1
+
+# read_only steps are not "still in effect"; misspelt options are refused
+cat > ro.lua <<'LUA'
+local rb = require "runbook"
+rb.step("look", function() return 1 end, {read_only = true})
+rb.step("touch", function() return 2 end)
+rb.step("break", function() error("no") end)
+LUA
+expect "still in effect lists only steps that changed something" 1 "still in effect: touch$" -- "$bin" run ro.lua --fresh
+printf 'local rb = require "runbook"\nrb.step("s", function() end, {undoo = function() end})\n' > typo.lua
+expect "unknown step option is named" 1 "typo.lua:2: step 's': unknown option 'undoo' \\(known: backoff, read_only, retries, timeout, undo\\)" -- "$bin" run typo.lua --fresh
+printf 'local rb = require "runbook"\nrb.gate("g", function() return true end, {timeout = "5m"})\n' > typo2.lua
+expect "gate option of the wrong type is named" 1 "gate 'g': option 'timeout' must be a number, not a string" -- "$bin" run typo2.lua --fresh
+printf 'local rb = require "runbook"\nrb.step("s", function() end, {read_only = true, undo = function() end})\n' > ro2.lua
+expect "read_only with undo is refused" 1 "a read_only step has nothing to undo" -- "$bin" run ro2.lua --fresh
 ls .runbook/undo.journal.* >/dev/null 2>&1 && { echo "ok   --fresh archives the old journal"; passes=$((passes+1)); } || { echo "FAIL no archived journal"; fails=$((fails+1)); }
 expect "--resume and --fresh exclude each other" 2 "exclude" -- "$bin" run undo.lua --resume --fresh
 
