@@ -3,6 +3,7 @@
 # measured in the same run. usage: bench/run.sh path/to/runbook
 set -eu
 bin=${1:-build/runbook}
+bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")   # the rehearsal runs from another directory
 here=$(cd "$(dirname "$0")" && pwd)
 echo "== scheduler"
 "$bin" run "$here/scripts/tasks_real.lua" -q 2>/dev/null

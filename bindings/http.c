@@ -22,6 +22,8 @@
 #include <curl/curl.h>
 #include <lauxlib.h>
 
+#include "curl_lazy.h"
+
 #include "bindings.h"
 #include "engine.h"
 #include "scheduler.h"
@@ -159,7 +161,12 @@ static void timer_closed(uv_handle_t *hd) {
 static http_ctx *ctx_get(lua_State *L) {
   rb_engine *e = engine_get(L);
   http_ctx *h;
+  char err[300];
   if (e->http) return e->http;
+  if (rb_curl_load(err, sizeof err) != 0) {
+    rb_error_raise(L, "http", "%s", err);
+    return NULL;
+  }
   h = calloc(1, sizeof *h);
   if (h == NULL) luaL_error(L, "not enough memory");
   h->loop = &e->loop;
@@ -481,13 +488,8 @@ static const luaL_Reg http_funcs[] = {
   {NULL, NULL}
 };
 
+/* libcurl is loaded by the first request (curl_lazy.c), not here. */
 int luaopen_runbook_http_core(lua_State *L) {
-  static int inited;
-  if (!inited) {
-    curl_global_init(CURL_GLOBAL_DEFAULT);   /* once per process */
-    atexit(curl_global_cleanup);
-    inited = 1;
-  }
   luaL_newlib(L, http_funcs);
   return 1;
 }

@@ -48,6 +48,12 @@ expect "world serve needs --dir" 2 "world serve needs --dir DIR" -- "$bin" world
 expect "world call needs a program" 2 "world call needs URL PROGRAM" -- "$bin" world call http://127.0.0.1:1
 expect "world call to a world that is not there" 1 "talosctl: the simulated world at http://127.0.0.1:1 does not answer: connect" -- "$bin" world call http://127.0.0.1:1 talosctl version
 
+# libcurl is loaded at the first request; without it, that request fails clearly
+printf 'require("runbook.http").get("http://127.0.0.1:1/")\n' > get.lua
+expect "no libcurl: the request says so" 1 "cannot load libcurl \\(/nonexistent/libcurl.so.4\\).*apt-get install libcurl4" -- env RUNBOOK_LIBCURL=/nonexistent/libcurl.so.4 "$bin" run get.lua
+expect "a library that is not libcurl" 1 "libyaml-0.so.2 has no curl_global_init" -- env RUNBOOK_LIBCURL=libyaml-0.so.2 "$bin" run get.lua
+expect "no libcurl needed to check or run without HTTP" 0 "" -- env RUNBOOK_LIBCURL=/nonexistent/libcurl.so.4 "$bin" run empty.lua
+
 # SIGINT cancels the run and exits 3
 printf 'require("runbook.time").sleep(30)\n' > long.lua
 "$bin" run long.lua >/dev/null 2>"$tmp/int.err" & pid=$!
