@@ -181,6 +181,7 @@ typedef struct enc_state {
   lv_path path;
   int depth;
   int visiting;         /* stack index of the set of tables on the path */
+  int digits;           /* the most significant digits a float needs */
   char err[512];
 } enc_state;
 
@@ -276,6 +277,10 @@ static json_t *to_json(enc_state *st, int idx) {
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) return json_integer((json_int_t)lua_tointeger(L, idx));
       if (!isfinite(lua_tonumber(L, idx))) return enc_fail(st, "%s", "non-finite number (JSON has no inf or nan)");
+      {
+        int d = lv_float_digits(lua_tonumber(L, idx));
+        if (d > st->digits) st->digits = d;
+      }
       return json_real(lua_tonumber(L, idx));
     case LUA_TSTRING: {
       size_t len;
@@ -312,7 +317,7 @@ static int lj_encode(lua_State *L) {
   enc_state st;
   json_t *j;
   char *out;
-  size_t flags = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17);
+  size_t flags = JSON_ENCODE_ANY;
   int indent = 2;
   luaL_checkany(L, 1);
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
@@ -334,6 +339,10 @@ static int lj_encode(lua_State *L) {
   st.visiting = lua_gettop(L);
   j = to_json(&st, 1);
   if (j == NULL) return rb_error_raise(L, "json", "cannot encode: %s", st.err);
+  /* jansson has one precision per dump: the fewest digits with which every
+  ** float of the document reads back exactly (0.1 stays 0.1 unless another
+  ** float needs all 17 digits) */
+  flags |= JSON_REAL_PRECISION(st.digits > 0 ? st.digits : 17);
   out = json_dumps(j, flags);
   json_decref(j);
   if (out == NULL) return rb_error_raise(L, "json", "cannot encode: out of memory");

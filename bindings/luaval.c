@@ -2,6 +2,7 @@
 ** luaval.c: see luaval.h.
 */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <lauxlib.h>
@@ -261,6 +262,16 @@ int lv_push_keys(lua_State *L, int idx) {
   sort_keys(L, list, ordered + 1, n);
   lua_pop(L, 1);     /* seen */
   return n;
+}
+
+int lv_float_digits(double v) {
+  char buf[40];
+  int prec;
+  for (prec = 1; prec < 17; prec++) {
+    snprintf(buf, sizeof buf, "%.*g", prec, v);
+    if (strtod(buf, NULL) == v) break;
+  }
+  return prec;
 }
 
 void lv_path_push_key(lv_path *p, const char *k, size_t len) {

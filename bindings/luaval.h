@@ -56,6 +56,10 @@ int lv_is_sequence(lua_State *L, int idx, lua_Integer *n);
 ** number of keys; the list is a new table on the stack. */
 int lv_push_keys(lua_State *L, int idx);
 
+/* The fewest significant digits (1..17) that print the finite v so that it
+** reads back exactly ("%.*g"). */
+int lv_float_digits(double v);
+
 /* Path of the value being converted, for messages like "nodes[2].patches". */
 typedef struct lv_path {
   struct { int is_index; lua_Integer index; const char *key; size_t keylen; } seg[64];

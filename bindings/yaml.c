@@ -773,10 +773,8 @@ static void format_float(double v, char *buf, size_t len) {
   int prec;
   if (isnan(v)) { snprintf(buf, len, ".nan"); return; }
   if (isinf(v)) { snprintf(buf, len, v < 0 ? "-.inf" : ".inf"); return; }
-  for (prec = 1; prec <= 17; prec++) {
-    snprintf(buf, len, "%.*g", prec, v);
-    if (strtod(buf, NULL) == v) break;
-  }
+  prec = lv_float_digits(v);
+  snprintf(buf, len, "%.*g", prec, v);
   if (strspn(buf, "-0123456789") == strlen(buf)) strncat(buf, ".0", len - strlen(buf) - 1);
 }
 

@@ -89,6 +89,15 @@ function test_encode_arrays_objects_and_markers()
   t.eq(json.encode(shared), '[{"b":1,"a":2,"c":5},{"b":3,"a":4}]')
 end
 
+function test_floats_are_written_short_and_read_back_exactly()
+  t.eq(json.encode({a = 0.1, b = 1.5, c = 2.0, d = 1e300}), '{"a":0.1,"b":1.5,"c":2.0,"d":1e300}')
+  t.eq(json.encode(123456789.25), "123456789.25")
+  -- one float that needs 17 digits sets them for the document; all read back
+  local v = {0.1, 1 / 3, 2 ^ -30, 123.456}
+  local back = json.decode(json.encode(v))
+  for i = 1, #v do t.eq(back[i], v[i]) end
+end
+
 function test_numbers_keep_their_type()
   t.eq(json.encode(1), "1")
   t.eq(json.encode(1.0), "1.0")
