@@ -122,12 +122,19 @@ double sched_wallclock(rb_sched *s) {
 
 /* {====================================================== tasks */
 
+/* A task made ready inside uv_run must not wait for the next I/O event: a
+** uv timer due when uv_run starts runs its callback *before* the poll
+** (libuv 1.44, Debian 12), and a wake from there would leave the poll
+** blocking with a runnable task (the test_http stall). uv_stop makes this
+** uv_run poll without blocking and return; outside uv_run it only makes the
+** next uv_run return at once. */
 static void ready_push(rb_sched *s, rb_task *t) {
   t->state = RB_TASK_READY;
   t->next_ready = NULL;
   if (s->ready_tail) s->ready_tail->next_ready = t;
   else s->ready_head = t;
   s->ready_tail = t;
+  uv_stop(s->loop);
 }
 
 static rb_task *ready_pop(rb_sched *s) {

@@ -185,6 +185,69 @@ static void test_cancel_of_a_woken_task_runs_its_hook(void **state) {
   engine_free(e);
 }
 
+/* Regression: a uv timer that is due when uv_run starts runs before the
+** poll (libuv 1.44); a task it wakes must run at once, not after the next
+** unrelated event. Here that event is a 60 s keep-alive timer: before the
+** fix the run waited for it. */
+static uv_timer_t wake_timer, keepalive;
+static int keepalive_fired;
+static rb_task *to_wake;
+
+static void wake_cb(uv_timer_t *h) {
+  (void)h;
+  lua_pushboolean(to_wake->co, 1);
+  rb_task_wake(to_wake, 1);
+}
+
+static void keepalive_cb(uv_timer_t *h) {
+  (void)h;
+  keepalive_fired = 1;
+}
+
+static void closed_cb(uv_handle_t *h) {
+  (void)h;
+}
+
+static int l_wait_for_uv_timer(lua_State *L) {
+  rb_engine *e = engine_get(L);
+  to_wake = task_current(L);
+  uv_timer_init(&e->loop, &wake_timer);
+  uv_timer_start(&wake_timer, wake_cb, 0, 0);     /* due before the next poll */
+  uv_timer_init(&e->loop, &keepalive);
+  uv_timer_start(&keepalive, keepalive_cb, 60000, 0);
+  return rb_await(L, NULL, NULL);
+}
+
+static int open_uvwake(lua_State *L) {
+  static const luaL_Reg f[] = {{"wait", l_wait_for_uv_timer}, {NULL, NULL}};
+  luaL_newlib(L, f);
+  return 1;
+}
+
+static void test_a_wake_from_a_uv_timer_is_served_before_the_poll_blocks(void **state) {
+  rb_cli cli;
+  rb_engine *e;
+  (void) state;
+  memset(&cli, 0, sizeof cli);
+  e = engine_new(&cli, 0);                         /* the real clock: uv_run blocks */
+  assert_non_null(e);
+  luaL_requiref(e->L, "uvwake", open_uvwake, 0);
+  lua_pop(e->L, 1);
+  keepalive_fired = 0;
+  assert_int_equal(luaL_loadstring(e->L, "return require('uvwake').wait()"), LUA_OK);
+  {
+    rb_task *t = task_spawn(e->L, 0, "main");
+    sched_run(&e->sched, t);                       /* ends when the main task does */
+    assert_int_equal(t->status, RB_TASK_OK);
+  }
+  assert_int_equal(keepalive_fired, 0);            /* woken without waiting for it */
+  uv_timer_stop(&keepalive);
+  uv_close((uv_handle_t *)&keepalive, closed_cb);
+  uv_close((uv_handle_t *)&wake_timer, closed_cb);
+  lua_pop(e->L, 1);
+  engine_free(e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_timer_heap_orders_by_deadline_then_fifo),
@@ -194,6 +257,7 @@ int main(void) {
     cmocka_unit_test(test_runtime_error_exits_1_and_syntax_error_2),
     cmocka_unit_test(test_deadlock_is_detected),
     cmocka_unit_test(test_cancel_of_a_woken_task_runs_its_hook),
+    cmocka_unit_test(test_a_wake_from_a_uv_timer_is_served_before_the_poll_blocks),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
