@@ -25,6 +25,14 @@ static const char SCHED_KEY = 'S';   /* registry key: the rb_sched pointer */
 
 /* {====================================================== timer heap */
 
+/* Work for the scheduler appeared inside uv_run (from a libuv callback):
+** make that uv_run poll without blocking and return. uv_stop's flag is
+** cleared when uv_run returns, so it is set only while inside one: a stale
+** flag would turn the next uv_run, teardown's included, into a no-op. */
+static void poll_no_longer(rb_sched *s) {
+  if (s->polling) uv_stop(s->loop);
+}
+
 static int timer_less(const rb_timer *a, const rb_timer *b) {
   return a->due < b->due || (a->due == b->due && a->seq < b->seq);
 }
@@ -78,6 +86,9 @@ void timer_start(rb_sched *s, rb_timer *tm, uint64_t delay_us) {
   tm->heap_idx = s->nheap;
   s->heap[s->nheap++] = tm;
   heap_up(s, tm->heap_idx);
+  /* a new nearest deadline, set from a libuv callback, must not wait for
+  ** the poll in progress: sched_run re-arms its libuv timer */
+  if (s->heap[0] == tm) poll_no_longer(s);
 }
 
 void timer_stop(rb_sched *s, rb_timer *tm) {
@@ -125,16 +136,14 @@ double sched_wallclock(rb_sched *s) {
 /* A task made ready inside uv_run must not wait for the next I/O event: a
 ** uv timer due when uv_run starts runs its callback *before* the poll
 ** (libuv 1.44, Debian 12), and a wake from there would leave the poll
-** blocking with a runnable task (the test_http stall). uv_stop makes this
-** uv_run poll without blocking and return; outside uv_run it only makes the
-** next uv_run return at once. */
+** blocking with a runnable task (the test_http stall). */
 static void ready_push(rb_sched *s, rb_task *t) {
   t->state = RB_TASK_READY;
   t->next_ready = NULL;
   if (s->ready_tail) s->ready_tail->next_ready = t;
   else s->ready_head = t;
   s->ready_tail = t;
-  uv_stop(s->loop);
+  poll_no_longer(s);
 }
 
 static rb_task *ready_pop(rb_sched *s) {
@@ -431,8 +440,14 @@ void sched_cancel_all(rb_sched *s) {
 
 /* {====================================================== loop */
 
+/* The nearest deadline has come: hand control back to sched_run, which
+** fires the due timers. uv_stop, because libuv 1.44 runs due uv timers
+** before its poll: this timer is armed against the loop's cached time, so
+** after a task has run for a while it is already due when uv_run starts,
+** fires there, and the poll would then block on the other handles (a child
+** process, a socket) with a sleeping task overdue. */
 static void uvtimer_cb(uv_timer_t *h) {
-  (void)h;   /* the loop fires due timers after uv_run returns */
+  uv_stop(h->loop);
 }
 
 static void signal_cb(uv_signal_t *h, int signum) {
@@ -468,6 +483,7 @@ void sched_dump(rb_sched *s, FILE *f) {
     if (t->state == RB_TASK_WAITING) {
       fprintf(f, " for %.3fs", (double)(now - t->wait_since) / 1e6);
       if (t->sleep.heap_idx >= 0 && t->sleep.due > now) fprintf(f, ", wakes in %.3fs", (double)(t->sleep.due - now) / 1e6);
+      else if (t->sleep.heap_idx >= 0) fprintf(f, ", its sleep ended %.3fs ago", (double)(now - t->sleep.due) / 1e6);
       if (t->cancel_pending) fprintf(f, ", cancel pending");
     }
     fputc('\n', f);
@@ -510,7 +526,11 @@ void sched_run(rb_sched *s, rb_task *main) {
     if (s->nlive == 0 && s->ready_head == NULL) break;
     if (timers_fire_due(s) > 0) continue;
     if (s->virtual_clock) {
-      if (uv_loop_alive(s->loop)) uv_run(s->loop, UV_RUN_ONCE);
+      if (uv_loop_alive(s->loop)) {
+        s->polling = 1;
+        uv_run(s->loop, UV_RUN_ONCE);
+        s->polling = 0;
+      }
       else if (s->nheap > 0) s->vnow = s->heap[0]->due;
       else goto deadlock;
     }
@@ -522,7 +542,9 @@ void sched_run(rb_sched *s, rb_task *main) {
       }
       else uv_timer_stop(s->uvtimer);
       if (!uv_loop_alive(s->loop)) goto deadlock;
+      s->polling = 1;
       uv_run(s->loop, UV_RUN_ONCE);
+      s->polling = 0;
     }
     continue;
   deadlock:

@@ -79,6 +79,7 @@ struct rb_sched {
   rb_task *current;
   int next_id;
   int interrupted;        /* SIGINT/SIGTERM seen */
+  int polling;            /* inside sched_run's uv_run */
   uv_signal_t *sigint, *sigterm, *sigquit;
 };
 

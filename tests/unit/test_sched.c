@@ -248,6 +248,51 @@ static void test_a_wake_from_a_uv_timer_is_served_before_the_poll_blocks(void **
   engine_free(e);
 }
 
+/* Regression: the scheduler's libuv timer is armed against the loop's
+** cached time; after a task has run for a while it is already due when
+** uv_run starts, and libuv 1.44 fires it before the poll. The sleeping task
+** must still wake at once, not after the next unrelated event (here the
+** 60 s keep-alive; before the fix the run waited for it: the second
+** test_http stall). */
+static int l_keepalive(lua_State *L) {
+  rb_engine *e = engine_get(L);
+  uv_timer_init(&e->loop, &keepalive);
+  uv_timer_start(&keepalive, keepalive_cb, 60000, 0);
+  return 0;
+}
+
+static int open_keepalive(lua_State *L) {
+  static const luaL_Reg f[] = {{"start", l_keepalive}, {NULL, NULL}};
+  luaL_newlib(L, f);
+  return 1;
+}
+
+static void test_a_sleep_ends_when_its_timer_is_due_before_the_poll(void **state) {
+  rb_cli cli;
+  rb_engine *e;
+  (void) state;
+  memset(&cli, 0, sizeof cli);
+  e = engine_new(&cli, 0);
+  assert_non_null(e);
+  luaL_requiref(e->L, "keepalive", open_keepalive, 0);
+  lua_pop(e->L, 1);
+  keepalive_fired = 0;
+  assert_int_equal(luaL_loadstring(e->L,
+    "require('keepalive').start()\n"
+    "local t0 = os.clock() while os.clock() - t0 < 0.05 do end   -- the loop's time goes stale\n"
+    "require('runbook.time').sleep(0.001)\n"), LUA_OK);
+  {
+    rb_task *t = task_spawn(e->L, 0, "main");
+    sched_run(&e->sched, t);
+    assert_int_equal(t->status, RB_TASK_OK);
+  }
+  assert_int_equal(keepalive_fired, 0);
+  uv_timer_stop(&keepalive);
+  uv_close((uv_handle_t *)&keepalive, closed_cb);
+  lua_pop(e->L, 1);
+  engine_free(e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_timer_heap_orders_by_deadline_then_fifo),
@@ -258,6 +303,7 @@ int main(void) {
     cmocka_unit_test(test_deadlock_is_detected),
     cmocka_unit_test(test_cancel_of_a_woken_task_runs_its_hook),
     cmocka_unit_test(test_a_wake_from_a_uv_timer_is_served_before_the_poll_blocks),
+    cmocka_unit_test(test_a_sleep_ends_when_its_timer_is_due_before_the_poll),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
