@@ -980,6 +980,7 @@ typedef struct edit_state {
   yaml_scalar_style_t t_style;
   int t_is_scalar;
   int t_block;              /* a block collection or block scalar */
+  int t_in_flow;            /* inside a flow collection: only flow style fits */
   int t_keycol;             /* column of the key owning the target (-1 in a sequence) */
   /* parent of a missing final key */
   int insert;               /* 1 when the last path key is missing in a block map */
@@ -1049,11 +1050,11 @@ static void record_target(edit_state *s, int keycol) {
 }
 
 /* Walks the node at d->ev looking for path[depth..]. */
-static void edit_walk(edit_state *s, int depth, int keycol) {
+static void edit_walk(edit_state *s, int depth, int keycol, int in_flow) {
   dec_state *d = &s->d;
   const char *k;
   size_t kl;
-  if (depth > s->plen) { record_target(s, keycol); return; }
+  if (depth > s->plen) { s->t_in_flow = in_flow; record_target(s, keycol); return; }
   if (d->ev.type == YAML_MAPPING_START_EVENT && path_is_key(s, depth, &k, &kl)) {
     int flow = d->ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
     int col = -1, n = 0;
@@ -1070,7 +1071,7 @@ static void edit_walk(edit_state *s, int depth, int keycol) {
       skip_node(d);                           /* the key */
       next_event(d);
       if (match) {
-        edit_walk(s, depth + 1, kc);
+        edit_walk(s, depth + 1, kc, in_flow || flow);
         for (;;) {                            /* consume the rest of this map */
           next_event(d);
           if (d->ev.type == YAML_MAPPING_END_EVENT) return;
@@ -1094,11 +1095,12 @@ static void edit_walk(edit_state *s, int depth, int keycol) {
   }
   if (d->ev.type == YAML_SEQUENCE_START_EVENT && !path_is_key(s, depth, &k, &kl)) {
     lua_Integer want = path_index(s, depth), i = 0;
+    int flow = d->ev.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
     for (;;) {
       next_event(d);
       if (d->ev.type == YAML_SEQUENCE_END_EVENT) break;
       if (++i == want) {
-        edit_walk(s, depth + 1, -1);
+        edit_walk(s, depth + 1, -1, in_flow || flow);
         for (;;) { next_event(d); if (d->ev.type == YAML_SEQUENCE_END_EVENT) return; skip_node(d); }
       }
       skip_node(d);
@@ -1120,12 +1122,19 @@ static int edit_run(lua_State *L) {
   do next_event(d); while (d->ev.type == YAML_STREAM_START_EVENT);
   if (d->ev.type != YAML_DOCUMENT_START_EVENT) dec_error_at(d, d->ev.start_mark, "empty document");
   next_event(d);
-  edit_walk(s, 1, -1);
+  edit_walk(s, 1, -1, 0);
   return 0;
 }
 
-/* Appends a scalar's text in the given style to b. */
-static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, rb_buf *b) {
+static int strpbrk_n(const char *s, size_t n, const char *set) {
+  size_t i;
+  for (i = 0; i < n; i++) if (strchr(set, s[i]) && s[i] != '\0') return 1;
+  return 0;
+}
+
+/* Appends a scalar's text in the given style to b ('flow': it sits inside a
+** flow collection). */
+static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, int flow, rb_buf *b) {
   char num[64];
   size_t n, i;
   const char *s;
@@ -1142,7 +1151,8 @@ static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, rb_buf 
   for (i = 0; i < n; i++) if ((unsigned char)s[i] < 0x20 && s[i] != '\t') style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
   if (style == YAML_PLAIN_SCALAR_STYLE) {
     int plain_ok = n > 0 && !needs_quotes(s, n) && !strchr("-?:,[]{}#&*!|>'\"%@` \t", s[0])
-                   && s[n - 1] != ' ' && s[n - 1] != ':' && !memmem(s, n, ": ", 2) && !memmem(s, n, " #", 2);
+                   && s[n - 1] != ' ' && s[n - 1] != ':' && !memmem(s, n, ": ", 2) && !memmem(s, n, " #", 2)
+                   && !(flow && strpbrk_n(s, n, ",[]{}"));   /* flow indicators end a plain scalar there */
     if (plain_ok) return rb_buf_add(b, s, n);
     style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
   }
@@ -1184,6 +1194,45 @@ static int block_text(lua_State *L, int idx, int col, rb_buf *b) {
   }
   lua_pop(L, 1);
   return 1;
+}
+
+/* Appends a value in flow style ([a, b], {k: v}), for a place inside a
+** flow collection or a flow collection being replaced. Returns 1, 0 when
+** out of memory, FLOW_BAD_KEY or FLOW_TOO_DEEP (nothing raised here: the
+** caller owns b and frees it before raising). */
+#define FLOW_BAD_KEY (-1)
+#define FLOW_TOO_DEEP (-2)
+static int flow_text(lua_State *L, int idx, int depth, rb_buf *b) {
+  lua_Integer n, i;
+  int ok = 1;
+  idx = lua_absindex(L, idx);
+  if (!lua_istable(L, idx)) return scalar_text(L, idx, YAML_PLAIN_SCALAR_STYLE, 1, b);
+  if (depth >= YAML_MAX_DEPTH) return FLOW_TOO_DEEP;   /* a cycle ends here too */
+  if (!lua_checkstack(L, 4)) return FLOW_TOO_DEEP;
+  if (lv_is_sequence(L, idx, &n)) {
+    ok = rb_buf_add(b, "[", 1);
+    for (i = 1; ok == 1 && i <= n; i++) {
+      lua_rawgeti(L, idx, i);
+      ok = i == 1 || rb_buf_add(b, ", ", 2);
+      if (ok == 1) ok = flow_text(L, -1, depth + 1, b);
+      lua_pop(L, 1);
+    }
+    return ok == 1 ? rb_buf_add(b, "]", 1) : ok;
+  }
+  n = lv_push_keys(L, idx);
+  ok = rb_buf_add(b, "{", 1);
+  for (i = 1; ok == 1 && i <= n; i++) {
+    lua_rawgeti(L, -1, i);
+    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) ok = FLOW_BAD_KEY;
+    else ok = (i == 1 || rb_buf_add(b, ", ", 2)) && scalar_text(L, -1, YAML_PLAIN_SCALAR_STYLE, 1, b)
+              && rb_buf_add(b, ": ", 2);
+    lua_pushvalue(L, -1);
+    lua_rawget(L, idx);
+    if (ok == 1) ok = flow_text(L, -1, depth + 1, b);
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);
+  return ok == 1 ? rb_buf_add(b, "}", 1) : ok;
 }
 
 static int is_flow_table(lua_State *L, int idx) {
@@ -1239,19 +1288,30 @@ static int ly_edit(lua_State *L) {
     if (s.t_block && s.t_is_scalar)      /* keep the newline(s) a block scalar ends with */
       while (end > s.t_start && (text[end - 1] == '\n' || text[end - 1] == ' ')) end--;
     ok = rb_buf_add(&b, text, s.t_start);
-    if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) {
+    if (ok && lua_istable(L, 3) && (s.t_in_flow || (!s.t_is_scalar && !s.t_block)))
+      ok = flow_text(L, 3, 0, &b);             /* a flow place, or a flow collection: stays flow */
+    else if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) {
       if (s.t_keycol < 0) { free(b.p); return rb_error_raise(L, "yaml", "%s: replacing a sequence item with a map or list is not supported", name); }
       /* drop the blanks after "key:" so that the block starts on its own line */
       while (b.len > 0 && (b.p[b.len - 1] == ' ' || b.p[b.len - 1] == '\n')) b.len--;
       ok = block_text(L, 3, s.t_keycol + 2, &b);
     }
     else if (ok && lua_istable(L, 3)) ok = rb_buf_add(&b, lv_is_sequence(L, 3, &(lua_Integer){0}) ? "[]" : "{}", 2);
-    else if (ok) ok = scalar_text(L, 3, s.t_is_scalar && !s.t_block ? s.t_style : YAML_PLAIN_SCALAR_STYLE, &b);
-    if (ok) ok = rb_buf_add(&b, text + end, len - end);
+    else if (ok) ok = scalar_text(L, 3, s.t_is_scalar && !s.t_block ? s.t_style : YAML_PLAIN_SCALAR_STYLE, s.t_in_flow, &b);
+    if (ok == 1) ok = rb_buf_add(&b, text + end, len - end);
   }
   else if (s.insert) {
     size_t at = s.ins_after;
-    if (s.ins_flow || s.ins_empty) return rb_error_raise(L, "yaml", "%s: cannot insert a key into a flow or empty map", name);
+    if (s.ins_flow) {                          /* {a: 1} -> {a: 1, key: value}; {} -> {key: value} */
+      ok = rb_buf_add(&b, text, at) && (s.ins_empty || rb_buf_add(&b, ", ", 2));
+      lua_rawgeti(L, 2, plen);
+      if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 1, &b) && rb_buf_add(&b, ": ", 2);
+      lua_pop(L, 1);
+      if (ok) ok = flow_text(L, 3, 0, &b);
+      if (ok == 1) ok = rb_buf_add(&b, text + at, len - at);
+      goto done;
+    }
+    if (s.ins_empty) return rb_error_raise(L, "yaml", "%s: cannot insert a key into an empty map", name);
     /* after the end of the line holding the map's last content */
     if (!(at > 0 && text[at - 1] == '\n')) {
       const char *nl = memchr(text + at, '\n', len - at);
@@ -1261,14 +1321,20 @@ static int ly_edit(lua_State *L) {
     if (ok && at > 0 && text[at - 1] != '\n') ok = rb_buf_add(&b, "\n", 1);
     for (i = 0; ok && i < s.ins_col; i++) ok = rb_buf_add(&b, " ", 1);
     lua_rawgeti(L, 2, plen);                  /* the new key */
-    if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, &b) && rb_buf_add(&b, ":", 1);
+    if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 0, &b) && rb_buf_add(&b, ":", 1);
     lua_pop(L, 1);
     if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) ok = block_text(L, 3, s.ins_col + 2, &b);
     else if (ok && lua_istable(L, 3)) ok = rb_buf_add(&b, " ", 1) && rb_buf_add(&b, lv_is_sequence(L, 3, &(lua_Integer){0}) ? "[]" : "{}", 2);
-    else if (ok) ok = rb_buf_add(&b, " ", 1) && scalar_text(L, 3, YAML_PLAIN_SCALAR_STYLE, &b);
+    else if (ok) ok = rb_buf_add(&b, " ", 1) && scalar_text(L, 3, YAML_PLAIN_SCALAR_STYLE, 0, &b);
     if (ok) ok = rb_buf_add(&b, "\n", 1) && rb_buf_add(&b, text + at, len - at);
   }
-  if (!ok) { free(b.p); return luaL_error(L, "not enough memory"); }
+done:
+  if (ok != 1) {
+    free(b.p);
+    if (ok == FLOW_BAD_KEY) return rb_error_raise(L, "yaml", "%s: the value has a key that is neither a string nor a number", name);
+    if (ok == FLOW_TOO_DEEP) return rb_error_raise(L, "yaml", "%s: the value is nested deeper than %d levels (or is cyclic)", name, YAML_MAX_DEPTH);
+    return luaL_error(L, "not enough memory");
+  }
   lua_pushlstring(L, b.p, b.len);
   free(b.p);
   /* the result must still parse: never hand back a broken file */

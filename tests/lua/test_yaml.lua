@@ -288,13 +288,35 @@ function test_edit_with_a_table_value_writes_a_block()
   t.eq(out, "a:\n  b:\n    k: v\nd: 3\n")
 end
 
+function test_edit_keeps_flow_style_where_the_file_uses_it()
+  local src = "nodes:\n  - {hostname: k8s-3, ipAddress: 192.168.10.13} # flow node\n"
+           .. "  - hostname: k8s-4\n    patches: [\"@./a.yaml\"]\nempty: {}\n"
+  -- a key added to a flow map goes before its brace; nothing else moves
+  local out = yaml.edit(src, {"nodes", 1, "talosImageURL"}, "factory.talos.dev/installer/abc")
+  t.eq(out, (src:gsub("192%.168%.10%.13}", "192.168.10.13, talosImageURL: factory.talos.dev/installer/abc}")))
+  -- a flow list replaced by a list stays flow; strings with flow indicators are quoted
+  out = yaml.edit(src, {"nodes", 2, "patches"}, yaml.array{"@./a.yaml", "@./b, c.yaml"})
+  t.eq(out, (src:gsub('%["@%./a%.yaml"%]', "['@./a.yaml', '@./b, c.yaml']")))
+  -- inside a flow collection a table is written in flow style
+  out = yaml.edit(src, {"nodes", 1, "labels"}, {zone = "a", rack = "r1"})
+  t.eq(yaml.decode(out).nodes[1].labels, {zone = "a", rack = "r1"})
+  t.match(out, "labels: {rack: r1, zone: a}}")
+  -- an empty flow map takes its first key
+  t.eq(yaml.edit(src, {"empty", "k"}, "v"), (src:gsub("empty: {}", "empty: {k: v}")))
+  -- a scalar with a comma replacing one inside a flow map is quoted
+  out = yaml.edit(src, {"nodes", 1, "hostname"}, "k8s-3, spare")
+  t.eq(yaml.decode(out).nodes[1].hostname, "k8s-3, spare")
+end
+
 function test_edit_refuses_missing_parents_and_bad_paths()
   local src = read(TALCONFIG)
   t.raises("path nodes%[4%] does not exist %(the sequence has 3 items%)", yaml.edit, src, {"nodes", 4, "x"}, 1)
   t.raises("path nodez does not exist", yaml.edit, src, {"nodez", 1, "x"}, 1)
   t.raises("bad argument #2", yaml.edit, src, {}, 1)
   t.raises("bad argument #2", yaml.edit, src, {"nodes", 0}, 1)
-  t.raises("flow or empty map", yaml.edit, "a: {}\n", {"a", "b"}, 1)
+  local cyc = {}; cyc.self = cyc
+  t.raises("nested deeper than 512 levels %(or is cyclic%)", yaml.edit, "a: {}\n", {"a", "b"}, cyc)
+  t.raises("a key that is neither a string nor a number", yaml.edit, "a: {}\n", {"a", "b"}, {[true] = 1})
   t.raises("talconfig%.yaml:%d+:%d+: did not find expected node content", yaml.edit, "a: 1\nb: [\n", {"a"}, 2, {name = "talconfig.yaml"})
 end
 
