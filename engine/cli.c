@@ -49,7 +49,11 @@ static const char *const HELP_RUN =
   "  --report FILE          also write the run report to FILE\n"
   "  -v, --verbose          show commands, HTTP calls and tracebacks\n"
   "  -q, --quiet            show only failures and the summary\n"
-  "  -h, --help             show this help\n";
+  "  -h, --help             show this help\n"
+  "\n"
+  "exit: 0 done, 1 a step or gate failed, 2 bad usage or input, 3 interrupted,\n"
+  "4 another run holds the lock. SIGINT/SIGTERM cancel the run (cleanup and\n"
+  "undo run); SIGQUIT prints every task and where it waits, and the run goes on.\n";
 
 static const char *const HELP_CHECK =
   "usage: runbook check FILE.lua\n"
