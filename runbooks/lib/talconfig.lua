@@ -20,7 +20,7 @@ end
 --- so the message says how to export it instead. Which source wins in
 --- talhelper when both set a name is unconfirmed; the talhelper cross-check
 --- in the rollout (gencommand) catches any disagreement.
-local function env_lookup(path)
+function M.env_lookup(path)
   local dir = path:match("^(.*)/[^/]*$") or "."
   local file, loaded = dir .. "/talenv.yaml", nil
   return function(name)
@@ -94,7 +94,7 @@ function M.read(path)
   if type(data.nodes) ~= "table" or #data.nodes == 0 then
     error(errors.new("talconfig", path .. ": no nodes", {exit = 2}), 0)
   end
-  local lookup, sops = env_lookup(path)
+  local lookup, sops = M.env_lookup(path)
   local function x(v, where) return M.expand(v, lookup, path .. ": " .. where, sops) end
   local nodes = {}
   for i, n in ipairs(data.nodes) do

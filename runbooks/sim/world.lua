@@ -12,6 +12,7 @@ local yaml = require "runbook.yaml"
 local here = debug.getinfo(1, "S").source:match("^@(.*)/sim/[^/]*$") or "."
 package.path = here .. "/lib/?.lua;" .. package.path
 local factory = require "factory"
+local talconfig = require "talconfig"
 
 local M = {}
 local fmt = string.format
@@ -638,6 +639,18 @@ local function talhelper(argv)
   if not ok then return result(1, "", fmt("failed to read config file: open %s: no such file or directory\n", cfgfile)) end
   local okd, c = pcall(yaml.decode, text, {name = cfgfile})
   if not okd then return result(1, "", tostring(c) .. "\n") end
+  -- talhelper substitutes ${VAR} from the environment and talenv.yaml
+  -- before it reads the file: the values used here get the same expansion
+  local lookup = talconfig.env_lookup(path_of(cfgfile))
+  local oke, experr = pcall(function()
+    c.talosVersion = talconfig.expand(c.talosVersion, lookup, "talosVersion")
+    for i, n in ipairs(c.nodes or {}) do
+      for _, k in ipairs({"hostname", "ipAddress", "talosImageURL"}) do
+        n[k] = talconfig.expand(n[k], lookup, fmt("nodes[%d].%s", i, k))
+      end
+    end
+  end)
+  if not oke then return result(1, "", fmt("failed to substitute env: %s\n", tostring(experr))) end
   local version = tostring(c.talosVersion or W.talos_version)
   if not version:match("^v") then version = "v" .. version end
   local function installer(n)

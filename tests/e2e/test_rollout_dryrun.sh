@@ -27,6 +27,14 @@ run default "$S/default.yaml" '{"exit": 0, "upgraded": ["192.168.10.11", "192.16
                "^\\+    talosImageURL: factory.talos.dev/installer/4a0d65c669d46663f377e7161e50cfd570c401f26fd9e7bda34a0216b6f1922b$",
                "^\\+- TS_AUTHKEY=\\*\\*\\*$", "TAILSCALE-ACCESS.md", "^-    talosImageURL: .*376567988ad3"],
   "plan_lacks": ["UNDO FAILED"]}'
+# talhelper variables in talconfig.yaml: expanded for reading, kept in the file
+export K8S2_IP=192.168.10.12
+run talhelper-variables "$S/faults/talhelper-variables.yaml" '{"exit": 0,
+  "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "plan_has": ["^     ipAddress: \\$\\{K8S2_IP\\}$", "^\\+    talosImageURL: factory.talos.dev/installer/4a0d65c6"]}'
+unset K8S2_IP
+run talhelper-variable-unset "$S/faults/talhelper-variables.yaml" '{"exit": 2, "not_upgraded": ["192.168.10.11"],
+  "logs_have": ["nodes\\[2\\]\\.ipAddress is .\\$\\{K8S2_IP\\}. and K8S2_IP is not set"]}'
 run extra-extensions "$S/faults/extra-extensions.yaml" '{"exit": 0,
   "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
   "logs_have": ["plan.s schematic 4a0d65c669d4 would drop siderolabs/iscsi-tools, siderolabs/qemu-guest-agent"],
