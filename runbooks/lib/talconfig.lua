@@ -82,7 +82,9 @@ function M.expand(s, lookup, where, sops)
 end
 
 --- Reads and checks the file: {path, text, data, nodes = {{hostname, ip,
---- index, control_plane, image_url, patches}}, svc_cidr, talos_version}.
+--- index, control_plane, image_url, patches, schematic}}, svc_cidr,
+--- talos_version}. A node's image_url and schematic fall back to its group's
+--- (controlPlane: or worker:), as talhelper merges them.
 --- The values used (hostname, ipAddress, talosImageURL, talosVersion,
 --- clusterSvcNets) have talhelper's ${VAR} substitutions expanded; the text
 --- and data are as written.
@@ -96,6 +98,11 @@ function M.read(path)
   end
   local lookup, sops = M.env_lookup(path)
   local function x(v, where) return M.expand(v, lookup, path .. ": " .. where, sops) end
+  local function given(v) if v == yaml.null then return nil end return v end
+  -- talhelper's group settings (controlPlane:, worker:) apply to a node that
+  -- does not set the field itself: all or nothing, no deep merge
+  local groups = {cp = type(data.controlPlane) == "table" and data.controlPlane or {},
+                  worker = type(data.worker) == "table" and data.worker or {}}
   local nodes = {}
   for i, n in ipairs(data.nodes) do
     if type(n) ~= "table" or type(n.hostname) ~= "string" then
@@ -104,10 +111,13 @@ function M.read(path)
     local where = ("nodes[%d]."):format(i)
     local addr = x(n.ipAddress, where .. "ipAddress")
     local ip = type(addr) == "string" and addr:match("^%s*([^,%s]+)") or nil
+    local group = n.controlPlane == true and groups.cp or groups.worker
+    local url_where = given(n.talosImageURL) and where .. "talosImageURL"
+                      or (n.controlPlane == true and "controlPlane" or "worker") .. ".talosImageURL"
     nodes[#nodes + 1] = {hostname = x(n.hostname, where .. "hostname"), ip = ip, index = i,
                          control_plane = n.controlPlane == true,
-                         image_url = x(n.talosImageURL, where .. "talosImageURL"), patches = n.patches,
-                         schematic = n.schematic}
+                         image_url = x(given(n.talosImageURL) or given(group.talosImageURL), url_where),
+                         patches = given(n.patches), schematic = given(n.schematic) or given(group.schematic)}
   end
   local svc = type(data.clusterSvcNets) == "table" and x(data.clusterSvcNets[1], "clusterSvcNets[1]") or nil
   local tv = data.talosVersion and x(tostring(data.talosVersion), "talosVersion") or nil

@@ -654,7 +654,10 @@ local function talhelper(argv)
   local version = tostring(c.talosVersion or W.talos_version)
   if not version:match("^v") then version = "v" .. version end
   local function installer(n)
-    if n.talosImageURL then return n.talosImageURL .. ":" .. version end
+    local group = (n.controlPlane == true and c.controlPlane or c.worker) or {}
+    local url = n.talosImageURL or (type(group) == "table" and group.talosImageURL) or nil
+    if url == yaml.null then url = nil end
+    if url then return url .. ":" .. version end
     return "factory.talos.dev/metal-installer/" .. factory.VANILLA_ID .. ":" .. version
   end
   if sub == "gencommand" and what == "upgrade" then

@@ -120,3 +120,26 @@ nodes:
   t.eq(c.svc_cidr, "10.96.0.0/12")
   t.match(c.text, "%${K8S1_IP}")               -- the file itself is left as written
 end
+
+function test_group_settings_apply_to_nodes_that_do_not_set_them()
+  local fs = require "runbook.fs"
+  local dir = fs.tmpdir()
+  fs.write(dir .. "/talconfig.yaml", [[
+clusterName: home
+talosVersion: v1.10.6
+controlPlane:
+  talosImageURL: registry.lan/factory/metal-installer/aaaa
+worker:
+  schematic: {customization: {systemExtensions: {officialExtensions: [siderolabs/iscsi-tools]}}}
+nodes:
+  - {hostname: cp-1, ipAddress: 10.0.0.1, controlPlane: true}
+  - {hostname: cp-2, ipAddress: 10.0.0.2, controlPlane: true, talosImageURL: factory.talos.dev/installer/bbbb}
+  - {hostname: w-1, ipAddress: 10.0.0.3, talosImageURL: }
+]])
+  local c = talconfig.read(dir .. "/talconfig.yaml")
+  t.eq(c.nodes[1].image_url, "registry.lan/factory/metal-installer/aaaa")   -- from controlPlane:
+  t.eq(c.nodes[2].image_url, "factory.talos.dev/installer/bbbb")            -- its own wins
+  t.eq(c.nodes[3].image_url, nil)                                           -- empty: none, and not the cp group's
+  t.eq(c.nodes[3].schematic.customization.systemExtensions.officialExtensions, {"siderolabs/iscsi-tools"})
+  t.eq(c.nodes[1].schematic, nil)
+end
