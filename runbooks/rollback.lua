@@ -66,7 +66,7 @@ rb.phase("Nodes", function()
     end)
     rb.step("install the previous image on " .. n.hostname, function()
       -- an upgrade to the old installer works whatever the A/B slots hold
-      local image = factory.installer(n.image_url, rec.schematic.current_id, cfg.talos_version)
+      local image = factory.installer(n.image_url, rec.schematic.current_id, cfg.talos_version, n.secureboot)
       talos.upgrade(n.ip, image)
       return image
     end)

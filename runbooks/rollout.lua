@@ -71,7 +71,7 @@ rb.phase("Image Factory", function()
     for _, n in ipairs(c.nodes) do
       if not n.ip then error(fmt("node %s has no ipAddress in %s", n.hostname, v.talconfig)) end
       nodes[#nodes + 1] = {hostname = n.hostname, ip = n.ip, index = n.index, image_url = n.image_url,
-                           control_plane = n.control_plane, patches = n.patches}
+                           control_plane = n.control_plane, patches = n.patches, secureboot = n.secureboot}
     end
     return {nodes = nodes, svc_cidr = c.svc_cidr, svc_cidr_explicit = c.svc_cidr_explicit,
             talos_version = c.talos_version}
@@ -132,7 +132,7 @@ rb.phase("Image Factory", function()
 
   target.installers = {}
   for _, n in ipairs(cfg.nodes) do
-    target.installers[n.hostname] = factory.installer(n.image_url, target.id, cfg.talos_version)
+    target.installers[n.hostname] = factory.installer(n.image_url, target.id, cfg.talos_version, n.secureboot)
   end
   rb.report("Schematic", {id = target.id, extensions = table.concat(target.extensions, ", "),
                           ["replaces"] = target.current_id,
@@ -194,7 +194,7 @@ rb.phase("Configuration", function()
   rb.step("update " .. v.talconfig, function()
     local text = fs.read(v.talconfig)
     for _, n in ipairs(cfg.nodes) do
-      local url = factory.installer(n.image_url, target.id)       -- talhelper wants it without the tag
+      local url = factory.installer(n.image_url, target.id, nil, n.secureboot)   -- talhelper wants it without the tag
       text = talconfig.set_image(text, n.index, url)
       text = talconfig.add_patch(text, n.index, fmt("@./patches/tailscale-%s.yaml", n.hostname), n.patches)
     end

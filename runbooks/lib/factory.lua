@@ -259,19 +259,22 @@ end
 --- and tag. Returns {registry, kind ("installer", "metal-installer", ...),
 --- id, tag} for factory references, or {image, tag} for others.
 function M.parse_image(ref)
-  local reg, kind, id, tag = ref:match("^([^/]+)/([%w%-]*installer[%w%-]*)/(%x+):?([^/]*)$")
+  -- the registry may carry a path (a mirror: registry.lan/factory/installer/<id>)
+  local reg, kind, id, tag = ref:match("^(.+)/([%w%-]*installer[%w%-]*)/(%x+):?([^/]*)$")
   if reg then return {registry = reg, kind = kind, id = id, tag = tag ~= "" and tag or nil, factory = true} end
   local image, t = ref:match("^(.-):([^:/]+)$")
   return {image = image or ref, tag = t, factory = false}
 end
 
 --- The installer reference for schematic `id` and Talos `version`, in the
---- form `current` uses (installer/ or metal-installer/...); a non-factory
---- current image (ghcr.io/siderolabs/installer) gets factory.talos.dev/installer.
-function M.installer(current, id, version)
+--- form `current` uses (its registry, and installer/, metal-installer/,
+--- installer-secureboot/...); without a factory image to follow
+--- (none, or ghcr.io/siderolabs/installer), factory.talos.dev/installer, or
+--- installer-secureboot for a node whose machineSpec says secureboot.
+function M.installer(current, id, version, secureboot)
   local p = current and M.parse_image(current) or {factory = false}
   local reg = p.factory and p.registry or "factory.talos.dev"
-  local kind = p.factory and p.kind or "installer"
+  local kind = p.factory and p.kind or (secureboot and "installer-secureboot" or "installer")
   local ref = fmt("%s/%s/%s", reg, kind, id)
   if version then ref = ref .. ":" .. version end
   return ref

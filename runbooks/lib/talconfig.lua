@@ -82,7 +82,7 @@ function M.expand(s, lookup, where, sops)
 end
 
 --- Reads and checks the file: {path, text, data, nodes = {{hostname, ip,
---- index, control_plane, image_url, patches, schematic}}, svc_cidr,
+--- index, control_plane, image_url, patches, schematic, secureboot}}, svc_cidr,
 --- talos_version}. A node's image_url and schematic fall back to its group's
 --- (controlPlane: or worker:), as talhelper merges them.
 --- The values used (hostname, ipAddress, talosImageURL, talosVersion,
@@ -117,7 +117,9 @@ function M.read(path)
     nodes[#nodes + 1] = {hostname = x(n.hostname, where .. "hostname"), ip = ip, index = i,
                          control_plane = n.controlPlane == true,
                          image_url = x(given(n.talosImageURL) or given(group.talosImageURL), url_where),
-                         patches = given(n.patches), schematic = given(n.schematic) or given(group.schematic)}
+                         patches = given(n.patches), schematic = given(n.schematic) or given(group.schematic),
+                         secureboot = type(given(n.machineSpec) or given(group.machineSpec)) == "table"
+                                      and (given(n.machineSpec) or given(group.machineSpec)).secureboot == true}
   end
   local svc = type(data.clusterSvcNets) == "table" and x(data.clusterSvcNets[1], "clusterSvcNets[1]") or nil
   local tv = data.talosVersion and x(tostring(data.talosVersion), "talosVersion") or nil

@@ -74,4 +74,13 @@ function test_installer_references_keep_their_form()
   t.eq(factory.installer("factory.talos.dev/installer/" .. factory.VANILLA_ID, id), "factory.talos.dev/installer/" .. id)
   local p = factory.parse_image("factory.talos.dev/metal-installer-secureboot/" .. id .. ":v1.11.2")
   t.eq(p, {registry = "factory.talos.dev", kind = "metal-installer-secureboot", id = id, tag = "v1.11.2", factory = true})
+  -- a mirror with a path keeps its registry and path
+  t.eq(factory.installer("registry.lan:5000/factory/installer/" .. factory.VANILLA_ID, id, "v1.10.6"),
+       "registry.lan:5000/factory/installer/" .. id .. ":v1.10.6")
+  -- with nothing to follow, a secureboot node gets the secureboot installer
+  t.eq(factory.installer(nil, id, "v1.10.6", true), "factory.talos.dev/installer-secureboot/" .. id .. ":v1.10.6")
+  t.eq(factory.installer(nil, id, "v1.10.6"), "factory.talos.dev/installer/" .. id .. ":v1.10.6")
+  -- an explicit URL wins over the flag
+  t.eq(factory.installer("factory.talos.dev/metal-installer/" .. factory.VANILLA_ID, id, nil, true),
+       "factory.talos.dev/metal-installer/" .. id)
 end

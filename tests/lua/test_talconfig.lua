@@ -131,6 +131,7 @@ controlPlane:
   talosImageURL: registry.lan/factory/metal-installer/aaaa
 worker:
   schematic: {customization: {systemExtensions: {officialExtensions: [siderolabs/iscsi-tools]}}}
+  machineSpec: {secureboot: true}
 nodes:
   - {hostname: cp-1, ipAddress: 10.0.0.1, controlPlane: true}
   - {hostname: cp-2, ipAddress: 10.0.0.2, controlPlane: true, talosImageURL: factory.talos.dev/installer/bbbb}
@@ -142,4 +143,5 @@ nodes:
   t.eq(c.nodes[3].image_url, nil)                                           -- empty: none, and not the cp group's
   t.eq(c.nodes[3].schematic.customization.systemExtensions.officialExtensions, {"siderolabs/iscsi-tools"})
   t.eq(c.nodes[1].schematic, nil)
+  t.eq({c.nodes[1].secureboot, c.nodes[3].secureboot}, {false, true})        -- machineSpec from worker:
 end
