@@ -120,6 +120,28 @@ static void test_deadlock_is_detected(void **state) {
   free(out);
 }
 
+/* An engine with one extra C module, for the tests below. */
+static rb_engine *engine_with(const char *modname, lua_CFunction open, int virtual_clock) {
+  rb_cli cli;
+  rb_engine *e;
+  memset(&cli, 0, sizeof cli);
+  e = engine_new(&cli, virtual_clock);
+  assert_non_null(e);
+  luaL_requiref(e->L, modname, open, 0);
+  lua_pop(e->L, 1);
+  return e;
+}
+
+/* Runs `code` as the main task to its end; it must succeed. Leaves the
+** task's function on the stack (popped by the caller). */
+static void run_main_ok(rb_engine *e, const char *code) {
+  rb_task *t;
+  assert_int_equal(luaL_loadstring(e->L, code), LUA_OK);
+  t = task_spawn(e->L, 0, "main");
+  sched_run(&e->sched, t);
+  assert_int_equal(t->status, RB_TASK_OK);
+}
+
 /* A waiting binding with a cancel hook, and a way to wake it by hand. */
 static int hook_calls;
 
@@ -156,16 +178,10 @@ static int open_testhooks(lua_State *L) {
 ** child process, a transfer); before the fix the hook was dropped at wake
 ** and the child was never signalled. */
 static void test_cancel_of_a_woken_task_runs_its_hook(void **state) {
-  rb_cli cli;
-  rb_engine *e;
+  rb_engine *e = engine_with("testhooks", open_testhooks, 1);
   (void) state;
-  memset(&cli, 0, sizeof cli);
-  e = engine_new(&cli, 1);
-  assert_non_null(e);
-  luaL_requiref(e->L, "testhooks", open_testhooks, 0);
-  lua_pop(e->L, 1);
   hook_calls = 0;
-  assert_int_equal(luaL_loadstring(e->L,
+  run_main_ok(e,
     "local h = require 'testhooks'\n"
     "local async = require 'runbook.async'\n"
     "local t = async.spawn(h.wait)\n"
@@ -174,12 +190,7 @@ static void test_cancel_of_a_woken_task_runs_its_hook(void **state) {
     "t:cancel()\n"
     "local ok, err = pcall(t.wait, t)\n"
     "assert(not ok and err.kind == 'cancelled', tostring(err))\n"
-    "return h.hook_calls()\n"), LUA_OK);
-  {
-    rb_task *t = task_spawn(e->L, 0, "main");
-    sched_run(&e->sched, t);
-    assert_int_equal(t->status, RB_TASK_OK);
-  }
+    "return h.hook_calls()\n");
   assert_int_equal(hook_calls, 1);
   lua_pop(e->L, 1);
   engine_free(e);
@@ -225,21 +236,10 @@ static int open_uvwake(lua_State *L) {
 }
 
 static void test_a_wake_from_a_uv_timer_is_served_before_the_poll_blocks(void **state) {
-  rb_cli cli;
-  rb_engine *e;
+  rb_engine *e = engine_with("uvwake", open_uvwake, 0);   /* the real clock: uv_run blocks */
   (void) state;
-  memset(&cli, 0, sizeof cli);
-  e = engine_new(&cli, 0);                         /* the real clock: uv_run blocks */
-  assert_non_null(e);
-  luaL_requiref(e->L, "uvwake", open_uvwake, 0);
-  lua_pop(e->L, 1);
   keepalive_fired = 0;
-  assert_int_equal(luaL_loadstring(e->L, "return require('uvwake').wait()"), LUA_OK);
-  {
-    rb_task *t = task_spawn(e->L, 0, "main");
-    sched_run(&e->sched, t);                       /* ends when the main task does */
-    assert_int_equal(t->status, RB_TASK_OK);
-  }
+  run_main_ok(e, "return require('uvwake').wait()");
   assert_int_equal(keepalive_fired, 0);            /* woken without waiting for it */
   uv_timer_stop(&keepalive);
   uv_close((uv_handle_t *)&keepalive, closed_cb);
@@ -268,24 +268,13 @@ static int open_keepalive(lua_State *L) {
 }
 
 static void test_a_sleep_ends_when_its_timer_is_due_before_the_poll(void **state) {
-  rb_cli cli;
-  rb_engine *e;
+  rb_engine *e = engine_with("keepalive", open_keepalive, 0);
   (void) state;
-  memset(&cli, 0, sizeof cli);
-  e = engine_new(&cli, 0);
-  assert_non_null(e);
-  luaL_requiref(e->L, "keepalive", open_keepalive, 0);
-  lua_pop(e->L, 1);
   keepalive_fired = 0;
-  assert_int_equal(luaL_loadstring(e->L,
+  run_main_ok(e,
     "require('keepalive').start()\n"
     "local t0 = os.clock() while os.clock() - t0 < 0.05 do end   -- the loop's time goes stale\n"
-    "require('runbook.time').sleep(0.001)\n"), LUA_OK);
-  {
-    rb_task *t = task_spawn(e->L, 0, "main");
-    sched_run(&e->sched, t);
-    assert_int_equal(t->status, RB_TASK_OK);
-  }
+    "require('runbook.time').sleep(0.001)\n");
   assert_int_equal(keepalive_fired, 0);
   uv_timer_stop(&keepalive);
   uv_close((uv_handle_t *)&keepalive, closed_cb);
