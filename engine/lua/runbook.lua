@@ -270,11 +270,11 @@ local GATE_OPTS = {timeout = "number", interval = "number", backoff = "number", 
 --- A misspelt option would silently do nothing: refuse unknown keys and
 --- wrong types, naming the call.
 local function check_opts(what, name, o, known)
-  local list = {}
-  for k in pairs(known) do list[#list + 1] = k end
-  table.sort(list)
   for k, v in pairs(o) do
     if known[k] == nil then
+      local list = {}
+      for kk in pairs(known) do list[#list + 1] = kk end
+      table.sort(list)
       error(fmt("%s '%s': unknown option '%s' (known: %s)", what, tostring(name), tostring(k), table.concat(list, ", ")), 3)
     elseif type(v) ~= known[k] then
       error(fmt("%s '%s': option '%s' must be a %s, not a %s", what, tostring(name), k, known[k], type(v)), 3)
