@@ -54,25 +54,36 @@ expect "no libcurl: the request says so" 1 "cannot load libcurl \\(/nonexistent/
 expect "a library that is not libcurl" 1 "libyaml-0.so.2 has no curl_global_init" -- env RUNBOOK_LIBCURL=libyaml-0.so.2 "$bin" run get.lua
 expect "no libcurl needed to check or run without HTTP" 0 "" -- env RUNBOOK_LIBCURL=/nonexistent/libcurl.so.4 "$bin" run empty.lua
 
+# The signal tests wait until the run has started (a slow, loaded machine
+# or an ASan build may take a while), not a fixed time.
+wait_for() {   # wait_for FILE: up to 30 s
+  local i
+  for i in $(seq 1 300); do [ -e "$1" ] && return 0; sleep 0.1; done
+  return 1
+}
+
 # SIGINT cancels the run and exits 3
-printf 'require("runbook.time").sleep(30)\n' > long.lua
+printf 'io.open("int.started", "w"):close()\nrequire("runbook.time").sleep(30)\n' > long.lua
 "$bin" run long.lua >/dev/null 2>"$tmp/int.err" & pid=$!
-sleep 0.5; kill -INT $pid; wait $pid; code=$?
+wait_for int.started; sleep 0.2; kill -INT $pid; wait $pid; code=$?
 if [ "$code" -eq 3 ] && grep -q interrupted "$tmp/int.err"; then echo "ok   SIGINT exits 3"; passes=$((passes+1))
 else echo "FAIL SIGINT: exit $code: $(cat "$tmp/int.err")"; fails=$((fails+1)); fi
 
 # SIGQUIT prints every live task and where it waits; the run goes on
 cat > quit.lua <<'LUA'
 local async, time = require "runbook.async", require "runbook.time"
-local sleeper = async.spawn_named("sleeper", function() time.sleep(2) end)
-time.sleep(1)
-sleeper:wait()
+local sleeper = async.spawn_named("sleeper", function() time.sleep(60) end)
+io.open("quit.started", "w"):close()
+while not io.open("quit.go") do time.sleep(0.05) end
+sleeper:cancel()
 LUA
 "$bin" run quit.lua >/dev/null 2>"$tmp/quit.err" & pid=$!
-sleep 0.5; kill -QUIT $pid; wait $pid; code=$?
+wait_for quit.started; sleep 0.2; kill -QUIT $pid
+for i in $(seq 1 100); do grep -q "quit.lua:4: in main chunk" "$tmp/quit.err" && break; sleep 0.1; done
+touch quit.go; wait $pid; code=$?
 if [ "$code" -eq 0 ] && grep -q "2 live tasks" "$tmp/quit.err" \
    && grep -q "task [0-9]* (sleeper) waiting for .*, wakes in" "$tmp/quit.err" \
-   && grep -q "quit.lua:2:" "$tmp/quit.err" && grep -q "quit.lua:3: in main chunk" "$tmp/quit.err"; then
+   && grep -q "quit.lua:2:" "$tmp/quit.err" && grep -q "quit.lua:4: in main chunk" "$tmp/quit.err"; then
   echo "ok   SIGQUIT dumps the live tasks and the run goes on"; passes=$((passes+1))
 else echo "FAIL SIGQUIT: exit $code: $(cat "$tmp/quit.err")"; fails=$((fails+1)); fi
 

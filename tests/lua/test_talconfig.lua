@@ -97,10 +97,17 @@ function test_talhelper_variables_are_expanded_or_named()
   t.raises("not a variable", talconfig.expand, "cost $5", lookup, "x")
 end
 
-function test_read_expands_from_talenv_yaml_and_the_environment()
+-- A talconfig.yaml with `text` in a new directory; returns the directory.
+local function talconfig_in_tmpdir(text)
   local fs = require "runbook.fs"
   local dir = fs.tmpdir()
-  fs.write(dir .. "/talconfig.yaml", [[
+  fs.write(dir .. "/talconfig.yaml", text)
+  return dir
+end
+
+function test_read_expands_from_talenv_yaml_and_the_environment()
+  local fs = require "runbook.fs"
+  local dir = talconfig_in_tmpdir([[
 clusterName: home
 talosVersion: ${TALOS_VERSION}
 clusterSvcNets: ["${SVC_NET:-10.96.0.0/12}"]
@@ -122,9 +129,7 @@ nodes:
 end
 
 function test_group_settings_apply_to_nodes_that_do_not_set_them()
-  local fs = require "runbook.fs"
-  local dir = fs.tmpdir()
-  fs.write(dir .. "/talconfig.yaml", [[
+  local dir = talconfig_in_tmpdir([[
 clusterName: home
 talosVersion: v1.10.6
 controlPlane:
