@@ -26,6 +26,10 @@ local v = rb.vars{
   api_key = {type = "secret", env = "TS_API_KEY", desc = "Tailscale API key, to check and approve routes (optional)"},
   tailnet = {type = "string", desc = "tailnet DNS suffix, e.g. tail1234.ts.net (default: from tailscale status)"},
   dest_ip = {type = "boolean", default = false, desc = "also set TS_DEST_IP to each node's LAN address"},
+  extra_args = {type = "string", desc = "TS_EXTRA_ARGS for `tailscale up` on the nodes (e.g. --advertise-tags=tag:k8s, --login-server=URL)"},
+  auth_once = {type = "boolean", default = true, desc = "TS_AUTH_ONCE: log in with the key only when the node has no login yet"},
+  accept_dns = {type = "boolean", default = false, desc = "TS_ACCEPT_DNS: let MagicDNS into the nodes' resolver"},
+  pin_node_ip = {type = "boolean", default = true, desc = "pin the kubelet node IP and etcd's address to each node's LAN address"},
   factory_url = {type = "string", default = factory.DEFAULT_URL},
   tailscale_api = {type = "string", default = "https://api.tailscale.com"},
   boot_timeout = {type = "number", default = 900, desc = "seconds a node may take to come back"},
@@ -146,6 +150,12 @@ end)
 local routes, tailnet
 local patch_files = {}
 
+local function node_env(n)
+  return talconfig.tailscale_env{authkey = authkey, hostname = n.hostname, routes = routes,
+                                 dest_ip = v.dest_ip and n.ip or nil, auth_once = v.auth_once,
+                                 accept_dns = v.accept_dns, extra_args = v.extra_args}
+end
+
 rb.phase("Configuration", function()
   routes = rb.step("check the routes", function()
     local r = v.routes or {cfg.svc_cidr}
@@ -176,15 +186,45 @@ rb.phase("Configuration", function()
     return suffix
   end, {read_only = true})
 
+  -- Talos takes the first routed address as the kubelet's node IP and
+  -- etcd's advertised address (controllers/k8s/nodeip.go, etcd/spec.go),
+  -- tailscale0's 100.x included: pin both to the LAN address unless the
+  -- node pins them already. apid's certificate must hold the tailnet
+  -- name for `talosctl -e <name>` to verify it.
+  local pins = rb.step("read the nodes' certSANs and address pins", function()
+    local list = async.map(cfg.nodes, function(n)
+      local dns = talos.cert_sans(n.ip)
+      local kubelet, etcd = talos.address_pins(n.ip)
+      return {dns = dns, kubelet = kubelet, etcd = etcd}
+    end)
+    local out = {}
+    for i, n in ipairs(cfg.nodes) do
+      local p, fqdn = list[i], n.hostname .. "." .. tailnet
+      local has_san = false
+      for _, d in ipairs(p.dns) do if d == fqdn then has_san = true end end
+      local single = n.ip:find(":", 1, true) and (n.ip .. "/128") or (n.ip .. "/32")
+      local o = {cert_san = not has_san and fqdn or nil}
+      if v.pin_node_ip then
+        if #p.kubelet == 0 then o.pin_kubelet = single
+        else log.info(fmt("%s: the kubelet node IP is pinned already (%s)", n.hostname, table.concat(p.kubelet, ", "))) end
+        if p.etcd and #p.etcd == 0 then o.pin_etcd = single
+        elseif p.etcd then log.info(fmt("%s: etcd's advertised address is pinned already (%s)", n.hostname, table.concat(p.etcd, ", "))) end
+      elseif #p.kubelet == 0 then
+        log.warn(fmt("%s: nothing pins the kubelet node IP; once tailscale0 is up, Talos may pick its 100.x address", n.hostname))
+      end
+      out[n.hostname] = o
+    end
+    return out
+  end, {read_only = true})
+
   rb.step("write the ExtensionServiceConfig patches", function()
     fs.mkdir_p(cfg_dir .. "/patches")
     local files = {}
     for _, n in ipairs(cfg.nodes) do
-      local env = talconfig.tailscale_env{authkey = authkey, hostname = n.hostname, routes = routes,
-                                          dest_ip = v.dest_ip and n.ip or nil}
       local file = fmt("%s/patches/tailscale-%s.yaml", cfg_dir, n.hostname)
       -- the file holds the auth key: owner-only, and never printed (masked)
-      fs.write(file, talconfig.extension_service_config(env), {mode = tonumber("600", 8)})
+      fs.write(file, talconfig.extension_service_config(node_env(n), talconfig.machine_patch(pins[n.hostname])),
+               {mode = tonumber("600", 8)})
       files[n.hostname] = file
     end
     return files
@@ -233,6 +273,21 @@ local function wait_back_on(n, schematic, timeout)
   end, {timeout = timeout, interval = v.poll_interval, desc = n.hostname .. " back on schematic " .. schematic:sub(1, 12)})
 end
 
+--- What a node runs, for the upgrade's undo: "new", "old", "other" (its
+--- schematic ID), or "unreachable" after waiting up to the boot timeout
+--- (it may be mid-boot).
+local function boot_state(n)
+  local ok, _, id
+  pcall(async.wait_until, function()
+    ok, _, id = pcall(talos.extensions, n.ip)
+    return ok, ok and "reachable" or "unreachable"
+  end, {timeout = v.boot_timeout, interval = v.poll_interval, desc = n.hostname .. " reachable"})
+  if not ok then return "unreachable" end
+  if id == target.id then return "new", id end
+  if id == target.current_id then return "old", id end
+  return "other", id
+end
+
 rb.phase("Sequential node updates", function()
   for _, n in ipairs(cfg.nodes) do
     local name = n.hostname
@@ -241,8 +296,9 @@ rb.phase("Sequential node updates", function()
     rb.confirm(fmt("Upgrade %s (%s) to schematic %s?", name, n.ip, target.id:sub(1, 12)))
 
     rb.step("configure " .. name, function()
-      talos.patch(n.ip, patch_files[name])
-      return {node = name}
+      -- delete-then-add: a patch over an existing config would append
+      local count = talos.set_extension_service_config(n.ip, "tailscale", patch_files[name], node_env(n))
+      return {node = name, environment = count}
     end, {undo = function()
       talos.remove_extension_service_config(n.ip, "tailscale", patch_files[name] .. ".remove")
     end})
@@ -251,13 +307,23 @@ rb.phase("Sequential node updates", function()
       talos.upgrade(n.ip, target.installers[name])
       return {node = name, image = target.installers[name]}
     end, {undo = function()
-      -- back to the previous image, and wait until the node runs it again
-      local ok = pcall(talos.rollback, n.ip)
-      if not ok then
-        log.warn(name .. " did not take the rollback request; waiting for it to come back on its own")
+      -- `talosctl rollback` flips the boot entry to the other slot and
+      -- reboots, whatever the node runs (bootloader/grub/revert.go): only
+      -- a node on the new schematic is rolled back (docs/rollout.md)
+      local state, id = boot_state(n)
+      if state == "new" then
+        talos.rollback(n.ip)
+        wait_back_on(n, target.current_id, v.boot_timeout)
+        checks.nodes_ready({name})
+      elseif state == "old" then
+        log.info(name .. " runs its previous schematic: no rollback (it would boot the other slot)")
+      elseif state == "other" then
+        error(fmt("%s runs schematic %s, neither the previous %s nor the new %s: not rolled back; diagnose with recover.lua",
+                  name, tostring(id):sub(1, 12), target.current_id:sub(1, 12), target.id:sub(1, 12)), 0)
+      else
+        error(fmt("%s is still unreachable after %d s: what it runs is unknown, so it was not rolled back; diagnose with recover.lua",
+                  name, v.boot_timeout), 0)
       end
-      wait_back_on(n, target.current_id, v.boot_timeout)
-      checks.nodes_ready({name})
     end})
 
     local went_down = false
@@ -278,10 +344,25 @@ rb.phase("Sequential node updates", function()
       return true, "schematic " .. id:sub(1, 12) .. " with tailscale"
     end, {timeout = v.boot_timeout, interval = v.poll_interval})
 
+    -- extension services have no health check: Talos reports them
+    -- running, healthy false, unknown true (health/status.go); that
+    -- Tailscale works is shown by the device online gate below
     rb.gate(name .. " ext-tailscale running", function()
       local s = talos.service(n.ip, "ext-tailscale")
-      if not s then return false, "no ext-tailscale service" end
-      return s.running and s.healthy, s.running and "running" or "not running"
+      if talos.service_up(s) then return true, s.unknown and "running (Talos has no health check for it)" or "running, healthy" end
+      if s and s.running then return false, "running, but its health check fails" end
+      local d = talos.service_detail(n.ip, "ext-tailscale")
+      if not d then return false, "ext-tailscale is not registered" end
+      local obs = fmt("%s: %s", tostring(d.state), d.events[1] or "no event")
+      if d.state == "Failed" or d.state == "Finished" then
+        local logs = talos.logs(n.ip, "ext-tailscale", 5)
+        if logs then
+          local last = {}
+          for line in logs:gmatch("[^\n]+") do last[#last + 1] = line end
+          obs = obs .. "; last log lines: " .. table.concat(last, " | ", math.max(1, #last - 2))
+        end
+      end
+      return false, obs
     end, {timeout = 300, interval = v.poll_interval})
 
     rb.gate(name .. " Ready in Kubernetes", function() return checks.nodes_ready({name}) end,
@@ -308,8 +389,18 @@ rb.phase("Validation", function()
       for _, d in ipairs(tailscale.devices(v.tailscale_api, v.api_key)) do
         local short = (d.name or ""):match("^([^.]+)")
         for _, n in ipairs(cfg.nodes) do
-          if short == n.hostname and #(d.enabledRoutes or {}) < #routes then
-            tailscale.approve_routes(v.tailscale_api, v.api_key, d.id, routes)
+          -- as sets: the routes this node advertises that are not enabled;
+          -- POST replaces the enabled set, so the ones enabled stay in it
+          local advertised = tailscale.route_set(d.advertisedRoutes)
+          local todo = {}
+          for _, r in ipairs(tailscale.missing_routes(routes, d.enabledRoutes)) do
+            if advertised[r] then todo[#todo + 1] = r end
+          end
+          if short == n.hostname and #todo > 0 then
+            local all = {}
+            for _, r in ipairs(d.enabledRoutes or {}) do all[#all + 1] = r end
+            for _, r in ipairs(todo) do all[#all + 1] = r end
+            tailscale.approve_routes(v.tailscale_api, v.api_key, d.id, all)
             approved[#approved + 1] = n.hostname
           end
         end
@@ -318,7 +409,11 @@ rb.phase("Validation", function()
     end)
   end
   for _, route in ipairs(routes) do
-    rb.gate("route " .. route .. " served", function() return checks.route_served(route) end,
+    local names = {}
+    for _, n in ipairs(cfg.nodes) do names[#names + 1] = n.hostname end
+    rb.gate("route " .. route .. " served", function()
+      return checks.route_served(route, names, v.api_key and {url = v.tailscale_api, key = v.api_key} or nil)
+    end,
             {timeout = 300, interval = v.poll_interval})
   end
   results = rb.step("validate access", function()
@@ -346,8 +441,10 @@ rb.phase("Documentation", function()
     local b = {fmt("# Tailscale access: %s", v.talconfig), "",
                fmt("Generated by runbook rollout.lua on %s. Tailnet: `%s`.", time.iso(), tailnet), "",
                "| node | LAN | tailnet name | talosctl over Tailscale |", "|---|---|---|---|"}
+    -- -e: connect over the tailnet to the name in the node's certSANs;
+    -- -n: the node's own address, which its apid serves without a lookup
     for _, n in ipairs(cfg.nodes) do
-      b[#b + 1] = fmt("| %s | %s | %s.%s | `talosctl -n %s.%s version` |", n.hostname, n.ip, n.hostname, tailnet, n.hostname, tailnet)
+      b[#b + 1] = fmt("| %s | %s | %s.%s | `talosctl -e %s.%s -n %s version` |", n.hostname, n.ip, n.hostname, tailnet, n.hostname, tailnet, n.ip)
     end
     b[#b + 1] = ""
     b[#b + 1] = fmt("Subnet route(s): %s, advertised by every node (one primary at a time; failover takes up to ~15 s).",

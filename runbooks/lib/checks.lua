@@ -60,21 +60,37 @@ function M.node_in_tailnet(name, fatal)
   return false, "no device named " .. name .. " yet"
 end
 
---- The route is advertised by every node and served: exactly one primary
---- among the tailnet's routers.
-function M.route_served(route, node_names)
-  local peers = tailscale.peers()
+--- The route served, and by whom. The admin machine's `tailscale status`
+--- lists only the devices its ACL lets it see, and an older device
+--- advertising the same route (a Connector of the operator) stays primary
+--- (kb/1115), so a primary alone proves nothing about the nodes. With an
+--- API key (`api = {url, key}`) every node must advertise the route and
+--- have it approved; without one, only a node as primary passes.
+function M.route_served(route, node_names, api)
+  local is_node = {}
+  for _, n in ipairs(node_names or {}) do is_node[n] = true end
   local primaries = {}
-  for _, p in ipairs(peers) do
+  for _, p in ipairs(tailscale.peers()) do
     for _, r in ipairs(p.primary_routes) do if r == route then primaries[#primaries + 1] = p.name end end
   end
-  if #primaries == 0 then return false, route .. " has no primary router (not approved yet?)" end
   if #primaries > 1 then return false, route .. " has several primaries: " .. table.concat(primaries, ", ") end
-  return true, fmt("%s served by %s", route, primaries[1])
+  local primary = primaries[1]
+  if api then
+    local ok, obs = M.routes_approved(api.url, api.key, route, node_names)
+    if not ok then return false, obs end
+    if not primary then return false, route .. ": every node advertises it and is approved, but no device is primary yet" end
+    if is_node[primary] then return true, fmt("%s served by %s; every node advertises it, approved", route, primary) end
+    return true, fmt("%s served by %s (not a node: it is older, so it stays primary); every node advertises it, approved, and stands by",
+                     route, primary)
+  end
+  if not primary then return false, route .. " has no primary router (not approved yet?)" end
+  if is_node[primary] or not node_names then return true, fmt("%s served by %s", route, primary) end
+  return false, fmt("%s is served by %s, not by a node: whether the nodes advertise it cannot be told from this machine; give TS_API_KEY to check each node",
+                    route, primary)
 end
 
---- Through the API (when a key is given): every node advertises the route
---- and has it enabled (approved).
+--- Through the API: every node advertises the route and has it enabled
+--- (approved). Routes are compared as sets.
 function M.routes_approved(api, key, route, node_names)
   local devs = tailscale.devices(api, key)
   local by = {}
@@ -82,11 +98,9 @@ function M.routes_approved(api, key, route, node_names)
   local missing = {}
   for _, n in ipairs(node_names) do
     local d = by[n]
-    local adv, en = false, false
-    for _, r in ipairs(d and d.advertisedRoutes or {}) do if r == route then adv = true end end
-    for _, r in ipairs(d and d.enabledRoutes or {}) do if r == route then en = true end end
-    if not adv then missing[#missing + 1] = n .. " does not advertise it"
-    elseif not en then missing[#missing + 1] = n .. " not approved" end
+    if not d then missing[#missing + 1] = n .. " has no device"
+    elseif not tailscale.route_set(d.advertisedRoutes)[route] then missing[#missing + 1] = n .. " does not advertise it"
+    elseif not tailscale.route_set(d.enabledRoutes)[route] then missing[#missing + 1] = n .. " not approved" end
   end
   if #missing > 0 then return false, route .. ": " .. table.concat(missing, ", ") end
   return true, route .. " advertised and approved on every node"
@@ -104,11 +118,13 @@ function M.operator(ns, device)
   return true, fmt("%d operator pod(s) Ready, %s online", ready, device)
 end
 
---- Talos API reachable over the tailnet (talosctl version against the
---- node's tailnet name).
-function M.talos_over_tailnet(dns_name)
-  local ok, err = pcall(talos.run, dns_name, "version")
-  if ok then return true, "talosctl answers on " .. dns_name end
+--- Talos API reachable over the tailnet: talosctl connects to the node's
+--- tailnet name (-e), whose certificate must hold it (certSANs), and apid
+--- there serves the node itself (-n its own address: apid would resolve a
+--- MagicDNS -n with the node's resolver, which has no MagicDNS).
+function M.talos_over_tailnet(dns_name, node_ip)
+  local ok, err = pcall(talos.run, {endpoint = dns_name, node = node_ip}, "version")
+  if ok then return true, "talosctl answers over the tailnet at " .. dns_name end
   return false, tostring(err)
 end
 
@@ -133,13 +149,12 @@ function M.all(cfg)
   local function add(name, fn) list[#list + 1] = {name = name, fn = fn} end
   for _, n in ipairs(cfg.nodes) do
     add("tailnet: " .. n.hostname, function() return M.node_in_tailnet(n.hostname) end)
-    add("talos over tailnet: " .. n.hostname, function() return M.talos_over_tailnet(n.hostname .. "." .. cfg.tailnet) end)
+    add("talos over tailnet: " .. n.hostname, function() return M.talos_over_tailnet(n.hostname .. "." .. cfg.tailnet, n.ip) end)
   end
   for _, r in ipairs(cfg.routes) do
-    add("route served: " .. r, function() return M.route_served(r) end)
-    if cfg.api_key then
-      add("route approved: " .. r, function() return M.routes_approved(cfg.api, cfg.api_key, r, cfg.names) end)
-    end
+    add("route served: " .. r, function()
+      return M.route_served(r, cfg.names, cfg.api_key and {url = cfg.api, key = cfg.api_key} or nil)
+    end)
   end
   add("API server through the route", function() return M.api_through_route(cfg.svc_cidr, cfg.probe_url) end)
   add("Kubernetes operator", function() return M.operator(cfg.operator_ns, cfg.operator_device) end)

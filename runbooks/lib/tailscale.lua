@@ -13,14 +13,36 @@ function M.peers()
   local r = exec.run({"tailscale", "status", "--json"}, {timeout = 30})
   if r.code ~= 0 then error(errors.new("tailscale", "tailscale status: " .. r.stderr:gsub("%s+$", "")), 2) end
   local st = json.decode(r.stdout, {name = "tailscale status --json"})
+  M.check_running(st)
   local out = {}
-  for _, p in pairs(st.Peer or {}) do
+  local peer = st.Peer
+  if peer == json.null then peer = {} end     -- a nil map: alone in the tailnet
+  for _, p in pairs(peer or {}) do
     local dns = p.DNSName or ""
     out[#out + 1] = {hostname = p.HostName, name = dns:match("^([^.]+)") or p.HostName, dns_name = dns:gsub("%.$", ""),
                      ips = p.TailscaleIPs or {}, online = p.Online == true, primary_routes = p.PrimaryRoutes or {}}
   end
   table.sort(out, function(a, b) return a.name < b.name end)
   return out, st
+end
+
+-- What each BackendState (ipn/backend.go) means for the operator.
+local STATES = {
+  NeedsLogin = "is logged out: run 'tailscale up' (or 'tailscale login') on this machine, then run again",
+  NeedsMachineAuth = "waits for its device to be approved in the admin console",
+  Stopped = "is stopped: run 'tailscale up' on this machine, then run again",
+  Starting = "is still starting: wait until 'tailscale status' shows the tailnet, then run again",
+  NoState = "has not started: is tailscaled running?",
+}
+
+--- Raises a clear `tailscale` error unless this machine's Tailscale runs
+--- (`tailscale status --json` prints its state with exit 0 in every state).
+function M.check_running(st)
+  local state = type(st) == "table" and st.BackendState or nil
+  if state == "Running" then return end
+  local why = STATES[state] or ("is in state " .. tostring(state))
+  error(errors.new("tailscale", "this machine's Tailscale " .. why .. " (BackendState " .. tostring(state) .. ")",
+                   {state = state}), 0)
 end
 
 --- The peer registered under exactly `name`, or nil.
@@ -35,7 +57,22 @@ function M.devices(api, key, tailnet)
   return r:json().devices or {}
 end
 
---- API v2: enables `routes` on a device (replaces its enabled set).
+--- Set helpers for routes: the API and status list them in any order.
+function M.route_set(list)
+  local set = {}
+  for _, r in ipairs(list or {}) do set[r] = true end
+  return set
+end
+
+--- The routes of `want` missing from `have` (lists), in `want`'s order.
+function M.missing_routes(want, have)
+  local set, out = M.route_set(have), {}
+  for _, r in ipairs(want) do if not set[r] then out[#out + 1] = r end end
+  return out
+end
+
+--- API v2: enables `routes` on a device. POST replaces the enabled set
+--- (client/tailscale/routes.go), so pass every route to keep enabled.
 function M.approve_routes(api, key, device_id, routes)
   local r = http.post(("%s/api/v2/device/%s/routes"):format(api, device_id), {bearer = key, json = {routes = routes}, timeout = 30})
   if r.status ~= 200 then error(errors.new("tailscale", ("approve routes: HTTP %d: %s"):format(r.status, r.body:sub(1, 200))), 2) end

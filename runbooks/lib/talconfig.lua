@@ -157,20 +157,49 @@ end
 --- The ExtensionServiceConfig environment of a node: the auth key (a
 --- secret, revealed here only), its hostname, the routes, and TS_DEST_IP
 --- when `dest_ip` is given.
+--- The extension's environment for containerboot (tailscale/tailscale
+--- cmd/containerboot/settings.go). TS_AUTH_ONCE=true: `tailscale up
+--- --authkey` runs only when tailscaled needs a login, not at every start
+--- (its default false would re-send a key that may have expired since).
+--- TS_ACCEPT_DNS=false: MagicDNS stays out of the node's resolver (the
+--- default already, written down so that no TS_EXTRA_ARGS surprise turns
+--- it on). TS_EXTRA_ARGS goes to `tailscale up` (tags, --login-server).
 function M.tailscale_env(o)
   local env = {"TS_AUTHKEY=" .. o.authkey:reveal(), "TS_HOSTNAME=" .. o.hostname,
-               "TS_ROUTES=" .. table.concat(o.routes, ",")}
+               "TS_ROUTES=" .. table.concat(o.routes, ","),
+               "TS_AUTH_ONCE=" .. tostring(o.auth_once ~= false),
+               "TS_ACCEPT_DNS=" .. tostring(o.accept_dns == true)}
   if o.dest_ip then env[#env + 1] = "TS_DEST_IP=" .. o.dest_ip end
+  if o.extra_args and o.extra_args ~= "" then env[#env + 1] = "TS_EXTRA_ARGS=" .. o.extra_args end
   return env
+end
+
+--- The machine-config part of a node's patch: the tailnet name in apid's
+--- certSANs (so that `talosctl -e <name>` verifies), and, unless `pin` is
+--- nil, the kubelet node IP and etcd's advertised address pinned to the
+--- node's LAN subnet (Talos would otherwise pick tailscale0's 100.x
+--- address when it sorts first: controllers/k8s/nodeip.go, etcd/spec.go).
+--- All three apply without a reboot (CanApplyImmediate, v1alpha1_runtime.go).
+function M.machine_patch(o)
+  local machine = yaml.order({}, {})
+  local doc = yaml.order({machine = machine}, {"machine", "cluster"})
+  if o.cert_san then machine.certSANs = {o.cert_san} end
+  if o.pin_kubelet then machine.kubelet = {nodeIP = {validSubnets = {o.pin_kubelet}}} end
+  if o.pin_etcd then doc.cluster = {etcd = {advertisedSubnets = {o.pin_etcd}}} end
+  if next(machine) == nil and not doc.cluster then return nil end
+  if next(machine) == nil then doc.machine = nil end
+  return yaml.encode(doc)
 end
 
 --- The ExtensionServiceConfig document for the tailscale extension.
 --- The auth key is a secret: the document is written to a 0600 file.
-function M.extension_service_config(env)
+function M.extension_service_config(env, machine_doc)
   local list = {}
   for _, kv in ipairs(env) do list[#list + 1] = kv end
-  return yaml.encode(yaml.order({apiVersion = "v1alpha1", kind = "ExtensionServiceConfig", name = "tailscale",
-                                 environment = list}, {"apiVersion", "kind", "name", "environment"}))
+  local esc = yaml.encode(yaml.order({apiVersion = "v1alpha1", kind = "ExtensionServiceConfig", name = "tailscale",
+                                      environment = list}, {"apiVersion", "kind", "name", "environment"}))
+  if machine_doc then return machine_doc .. "---\n" .. esc end
+  return esc
 end
 
 return M

@@ -7,10 +7,16 @@ local errors = require "runbook.error"
 local M = {}
 M.talosconfig = nil       -- set to pass --talosconfig to every call
 
+--- A target is a node address (the talosconfig's endpoint forwards to
+--- it) or {endpoint = E, node = N}: connect to E (a tailnet name, say),
+--- whose apid forwards to N.
 local function argv(node, ...)
   local a = {"talosctl"}
   if M.talosconfig then a[#a + 1] = "--talosconfig=" .. M.talosconfig end
-  if node then a[#a + 1] = "-n"; a[#a + 1] = node end
+  if type(node) == "table" then
+    a[#a + 1] = "-e"; a[#a + 1] = node.endpoint
+    a[#a + 1] = "-n"; a[#a + 1] = node.node
+  elseif node then a[#a + 1] = "-n"; a[#a + 1] = node end
   for _, x in ipairs{...} do a[#a + 1] = x end
   return a
 end
@@ -20,7 +26,7 @@ function M.run(node, ...)
   local r = exec.run(argv(node, ...), {timeout = 120})
   if r.code ~= 0 then
     local msg = (r.stderr ~= "" and r.stderr or r.stdout):gsub("%s+$", "")
-    error(errors.new("talos", msg, {node = node, result = r}), 2)
+    error(errors.new("talos", msg, {node = type(node) == "table" and node.endpoint or node, result = r}), 2)
   end
   return r
 end
@@ -46,17 +52,81 @@ end
 function M.extension_service_configs(node)
   local out = {}
   for _, r in ipairs(M.get(node, "extensionserviceconfigs")) do
+    -- the resource's fields are `files` and `environment`
+    -- (pkg/machinery/resources/runtime/extension_services_config.go)
     out[r.metadata.id] = r.spec and r.spec.environment or {}
   end
   return out
 end
 
---- {running, healthy} of a service (nil when the node has no such service).
+--- {running, healthy, unknown} of a running service, or nil when the
+--- node lists no such running service. Talos keeps the `services`
+--- resource only while a service runs (controllers/v1alpha1/service.go);
+--- `unknown` is true for a service without a health check, as every
+--- extension service is (so ext-tailscale is never `healthy`).
 function M.service(node, id)
   for _, r in ipairs(M.get(node, "services")) do
-    if r.metadata.id == id then return {running = r.spec.running, healthy = r.spec.healthy} end
+    if r.metadata.id == id then
+      return {running = r.spec.running == true, healthy = r.spec.healthy == true, unknown = r.spec.unknown == true}
+    end
   end
   return nil
+end
+
+--- A service is up when it runs and its health check, if it has one, does
+--- not report it failed (healthy false with unknown false).
+function M.service_up(s)
+  return s ~= nil and s.running and (s.healthy or s.unknown)
+end
+
+--- `talosctl service ID`: {state, health, events = {"[State]: msg (t ago)", ...}}
+--- or nil when the service is not registered.
+function M.service_detail(node, id)
+  local r = exec.run(argv(node, "service", id), {timeout = 60})
+  if r.code ~= 0 then
+    if r.stderr:find("is not registered", 1, true) then return nil end
+    error(errors.new("talos", (r.stderr:gsub("%s+$", "")), {node = node}), 2)
+  end
+  local d = {events = {}}
+  local in_events = false
+  for line in r.stdout:gmatch("[^\n]+") do
+    local k, v = line:match("^(%u[%u ]-)%s%s+(.*)$")
+    if k == "EVENTS" then in_events = true; d.events[#d.events + 1] = v
+    elseif k and k ~= "" then in_events = false; d[k:lower():gsub(" ", "_")] = v
+    elseif in_events then d.events[#d.events + 1] = line:match("^%s*(.-)%s*$") end
+  end
+  return d
+end
+
+--- The last `n` lines of a service's log (`talosctl logs` prefixes each
+--- with the node), or nil and the error.
+function M.logs(node, id, n)
+  local r = exec.run(argv(node, "logs", id, "--tail", tostring(n or 20)), {timeout = 60})
+  if r.code ~= 0 then return nil, (r.stderr:gsub("%s+$", "")) end
+  return r.stdout
+end
+
+--- The DNS names in apid's certificate (resource CertSANs, ID "api",
+--- pkg/machinery/resources/secrets/cert_sans.go).
+function M.cert_sans(node)
+  for _, r in ipairs(M.get(node, "certsans")) do
+    if r.metadata.id == "api" then return r.spec.dnsNames or {}, r.spec.ips or {} end
+  end
+  return {}, {}
+end
+
+--- The subnets that pin the kubelet's node IP (NodeIPConfig "kubelet")
+--- and etcd's advertised address (EtcdConfig "etcd", control planes only;
+--- nil on a worker).
+function M.address_pins(node)
+  local kubelet, etcd = {}, nil
+  for _, r in ipairs(M.get(node, "nodeipconfigs")) do
+    if r.metadata.id == "kubelet" then kubelet = r.spec.validSubnets or {} end
+  end
+  for _, r in ipairs(M.get(node, "etcdconfigs")) do
+    if r.metadata.id == "etcd" then etcd = r.spec.advertiseValidSubnets or {} end
+  end
+  return kubelet, etcd
 end
 
 --- The talosctl client's version tag ("v1.10.6") and minor number.
@@ -69,26 +139,116 @@ function M.client_version()
   return tag, tonumber(tag:match("^v%d+%.(%d+)"))
 end
 
---- etcd health across nodes: {ok = bool, problems = {...}} from
---- `talosctl etcd status` (its ERRORS column and unreachable members).
+-- {====== talosctl etcd status
+
+-- The columns of `talosctl etcd status`, as cmd/talosctl/cmd/talos/etcd.go
+-- prints them: up to v1.10 `MEMBER ... LEARNER ERRORS`; from v1.11.0
+-- `... LEARNER PROTOCOL STORAGE ERRORS`. NODE comes first only when the
+-- reply carries a node name (talosctl -n), and it may be a hostname or an
+-- IPv6 address. Header names have spaces (`DB SIZE`), and so do values
+-- (`24 MB`, `12 MB (50.00%)`): the table is a tabwriter table (padding 3),
+-- so every row's cells start where the header's names start.
+local ETCD_COLUMNS = {"NODE", "MEMBER", "DB SIZE", "IN USE", "LEADER", "RAFT INDEX", "RAFT TERM",
+                      "RAFT APPLIED INDEX", "LEARNER", "PROTOCOL", "STORAGE", "ERRORS"}
+local ETCD_KEYS = {NODE = "node", MEMBER = "member", ["DB SIZE"] = "db_size", ["IN USE"] = "in_use",
+                   LEADER = "leader", ["RAFT INDEX"] = "raft_index", ["RAFT TERM"] = "raft_term",
+                   ["RAFT APPLIED INDEX"] = "raft_applied_index", LEARNER = "learner",
+                   PROTOCOL = "protocol", STORAGE = "storage", ERRORS = "errors"}
+
+-- The header's columns with their start offsets, or nil when `line` is
+-- not an etcd status header.
+local function etcd_header(line)
+  if not line:find("%f[%w]MEMBER%f[%s]") or not line:find("%f[%w]LEADER%f[%s]") or not line:find("%f[%w]ERRORS%s*$") then
+    return nil
+  end
+  local cols, pos = {}, line:find("%S")
+  while pos do
+    local matched
+    for _, name in ipairs(ETCD_COLUMNS) do
+      if line:sub(pos, pos + #name - 1) == name and (line:sub(pos + #name, pos + #name) == "" or line:sub(pos + #name):match("^%s")) then
+        if not matched or #name > #matched then matched = name end
+      end
+    end
+    if not matched then return nil, ("unknown column at %q"):format(line:sub(pos):match("^%S+")) end
+    cols[#cols + 1] = {name = matched, start = pos}
+    pos = line:find("%S", pos + #matched)
+  end
+  return cols
+end
+
+--- Parses `talosctl etcd status` output (any version from v1.8; the
+--- columns are found by the header, not by position). Returns one table
+--- per member: {node (nil without a NODE column), member, db_size, in_use,
+--- leader (boolean: this member is the leader), leader_id, raft_index,
+--- raft_term, raft_applied_index, learner (boolean), protocol, storage,
+--- errors (string, "" when none)}. Lines outside the table (a prompt, a
+--- WARNING) are skipped; a table it cannot read raises an error naming the
+--- line.
+function M.parse_etcd_status(text)
+  local members, cols = {}, nil
+  local n = 0
+  for line in (text .. "\n"):gmatch("(.-)\r?\n") do
+    n = n + 1
+    local h, herr = etcd_header(line)
+    if h then
+      cols = h
+    elseif herr then
+      error(errors.new("talos", ("talosctl etcd status, line %d: %s"):format(n, herr)), 2)
+    elseif cols and line:match("%S") then
+      local row = {}
+      for i, c in ipairs(cols) do
+        local stop = cols[i + 1] and cols[i + 1].start - 1 or #line
+        row[ETCD_KEYS[c.name]] = line:sub(c.start, stop):match("^%s*(.-)%s*$")
+      end
+      -- a row has a 16-hex member ID where the header says MEMBER; any
+      -- other line (a warning between rows, a prompt) is not a row
+      if row.member and row.member:match("^%x+$") and #row.member == 16 then
+        if row.learner ~= "true" and row.learner ~= "false" then
+          error(errors.new("talos", ("talosctl etcd status, line %d: LEARNER is %q, not true or false"):format(n, tostring(row.learner))), 2)
+        end
+        if not (row.leader or ""):match("^%x+$") then
+          error(errors.new("talos", ("talosctl etcd status, line %d: LEADER is %q, not a member ID"):format(n, tostring(row.leader))), 2)
+        end
+        row.learner = row.learner == "true"
+        row.leader_id = row.leader
+        row.leader = row.leader_id == row.member
+        row.errors = row.errors or ""
+        if row.node == "" then row.node = nil end
+        members[#members + 1] = row
+      else
+        cols = nil       -- the table ended
+      end
+    end
+  end
+  return members
+end
+
+--- etcd health across nodes: {ok = bool, problems = {...}, members} from
+--- `talosctl etcd status`. talosctl prints the members that answered and
+--- a WARNING on stderr for the others, and exits 0 (etcd.go: cli.Warning
+--- on a partial reply): a node without a row is a problem too.
 function M.etcd_health(nodes)
   local r = exec.run(argv(table.concat(nodes, ","), "etcd", "status"), {timeout = 60})
   local problems = {}
+  local ok, members = pcall(M.parse_etcd_status, r.stdout)
+  if not ok then return {ok = false, problems = {tostring(members)}, members = {}} end
   local seen = {}
-  for line in r.stdout:gmatch("[^\n]+") do
-    local ip, rest = line:match("^(%d+%.%d+%.%d+%.%d+)%s+(.*)$")
-    if ip then
-      seen[ip] = true
-      local err = rest:match("false%s+(.+)$")
-      if err and err:match("%S") then problems[#problems + 1] = ip .. ": " .. err end
-    end
+  for _, m in ipairs(members) do
+    seen[m.node or ""] = true
+    if m.errors ~= "" then problems[#problems + 1] = (m.node or m.member) .. ": " .. m.errors end
   end
-  for line in r.stderr:gmatch("[^\n]+") do problems[#problems + 1] = line end
+  for line in r.stderr:gmatch("[^\n]+") do
+    line = line:gsub("^%s*%*?%s*", "")
+    if line ~= "" and not line:match("^WARNING: %d+ errors? occurred:$") then problems[#problems + 1] = line end
+  end
   for _, n in ipairs(nodes) do
     if not seen[n] and #problems == 0 then problems[#problems + 1] = n .. ": no etcd status" end
   end
-  return {ok = #problems == 0, problems = problems}
+  if r.code ~= 0 and #problems == 0 then problems[#problems + 1] = "talosctl etcd status exited " .. r.code end
+  return {ok = #problems == 0, problems = problems, members = members}
 end
+
+-- }======
 
 --- Why an upgrade was refused, in an operator's words (Talos's own etcd
 --- safety checks), or nil.
@@ -131,6 +291,34 @@ function M.remove_extension_service_config(node, name, file)
   local ok, err = pcall(M.patch, node, file)
   fs.remove(file)
   if not ok then error(err, 0) end
+end
+
+--- Gives the node exactly the ExtensionServiceConfig `name` with the
+--- environment `env`, from the patch `file`. A strategic-merge patch
+--- appends list fields (pkg/machinery/config/configpatcher), so patching
+--- an existing config would keep its old entries (an old auth key
+--- first): an existing document is deleted first, then the new one is
+--- added, and the node's result is checked.
+function M.set_extension_service_config(node, name, file, env)
+  local current = M.extension_service_configs(node)
+  if current[name] then M.remove_extension_service_config(node, name, file .. ".remove") end
+  M.patch(node, file)
+  local got = M.extension_service_configs(node)[name]
+  if not got then error(errors.new("talos", ("the node lists no ExtensionServiceConfig %s after the patch"):format(name), {node = node}), 2) end
+  -- captured output has every secret masked: a secret's entry (the auth
+  -- key) is compared by its key, the others by their whole text
+  local same = #got == #env
+  for i = 1, math.min(#got, #env) do
+    local gk, wk = got[i]:match("^[^=]*"), env[i]:match("^[^=]*")
+    if gk ~= wk or (got[i] ~= env[i] and not got[i]:find("***", 1, true)) then same = false end
+  end
+  if not same then
+    local keys = {}
+    for _, kv in ipairs(got) do keys[#keys + 1] = kv:match("^[^=]*") end
+    error(errors.new("talos", ("the node's ExtensionServiceConfig %s has %d entries (%s), not the %d written"):format(
+      name, #got, table.concat(keys, ", "), #env), {node = node}), 2)
+  end
+  return #got
 end
 
 return M

@@ -32,10 +32,11 @@ end
 local SCHEMA = {
   seed = "number", cluster = "table", factory = "table", tailnet = "table", talconfig = "string", faults = "list",
   ["cluster.name"] = "string", ["cluster.talosVersion"] = "string", ["cluster.kubernetesVersion"] = "string",
-  ["cluster.serviceCIDR"] = "string", ["cluster.podCIDR"] = "string", ["cluster.nodes"] = "list",
+  ["cluster.talosctlVersion"] = "string", ["cluster.serviceCIDR"] = "string", ["cluster.podCIDR"] = "string", ["cluster.nodes"] = "list",
   ["cluster.nodes.hostname"] = "string", ["cluster.nodes.ip"] = "string", ["cluster.nodes.role"] = "string",
   ["cluster.nodes.image"] = "string", ["cluster.nodes.extensions"] = "list", ["cluster.nodes.bootSeconds"] = "list",
-  ["cluster.nodes.tailscaleConfigured"] = "boolean",
+  ["cluster.nodes.tailscaleConfigured"] = "boolean", ["cluster.nodes.previousImage"] = "string",
+  ["cluster.nodes.certSANs"] = "list", ["tailnet.adminState"] = "string", ["tailnet.devices.routes"] = "list",
   ["factory.versions"] = "list", ["factory.extensions"] = "list",
   ["tailnet.name"] = "string", ["tailnet.autoApprovedRoutes"] = "list", ["tailnet.authKey"] = "table",
   ["tailnet.authKey.reusable"] = "boolean", ["tailnet.authKey.preauthorized"] = "boolean", ["tailnet.authKey.expired"] = "boolean",
@@ -51,6 +52,8 @@ local FAULTS = {
   node_never_returns = "node", boot_fails = "node", image_lacks_extension = "node", ext_crashloop = "node",
   authkey_invalid = false, authkey_single_use = false, factory_error = false, factory_timeout = false,
   etcd_unhealthy = "node", talosctl_unreachable = "node", slow_boot = "node", not_ready_after_reboot = "node",
+  sequence_fails_after_accept = "node", authkey_expired = false, admin_logged_out = false, route_already_served = false,
+  node_ip_on_tailscale = "node",
 }
 
 --- Position of the first "key:" at or after line `from` (1-based line, col).
@@ -153,22 +156,28 @@ local function register_schematic(s)
   return id
 end
 
+--- The image a node boots: its active slot (A/B, as Talos's bootloader
+--- keeps them: the upgrade writes the other slot and boots it once; a
+--- good boot makes it the default, a failed boot falls back).
+local function slot(n) return n.slots[n.active] end
+local function other(n) return n.active == "A" and "B" or "A" end
+
 --- Brings a node's state up to date with the clock (finishes a boot).
 local function settle(n)
   if n.boot_until and now() >= n.boot_until then
     n.boot_until = nil
     if n.never_returns then n.down = true; return end
     n.booted_at = now()
-    if n.staged then
-      if fault("boot_fails", n.name) then
-        n.staged = nil               -- A/B: the previous image boots again
-        n.fell_back = true
+    if n.boot_once then
+      if fault("boot_fails", n.name) and n.boot_once == "upgrade" then
+        n.fell_back = true            -- the previous (still default) slot boots again
       else
-        n.prev = {image = n.image, schematic = n.schematic, extensions = n.extensions}
-        n.image, n.schematic, n.extensions = n.staged.image, n.staged.schematic, n.staged.extensions
-        n.staged = nil
+        n.active = other(n)           -- the new slot becomes the default
       end
+      n.boot_once = nil
     end
+    local s = slot(n)
+    n.image, n.schematic, n.extensions = s.image, s.schematic, s.extensions
     if fault("not_ready_after_reboot", n.name) then n.not_ready = true end
     M._start_tailscale(n)
   end
@@ -187,37 +196,58 @@ local function has_ext(n, name)
   return false
 end
 
+--- The environment containerboot sees. The ExtensionServiceConfig's list
+--- is appended after the service's own (extension.go); with a duplicated
+--- key the first entry wins here, as Go's os.Getenv keeps the first of
+--- duplicates (syscall.copyenv). Whether containerd's WithEnv dedups them
+--- first is unconfirmed: the runbooks never leave duplicates.
 local function esc_env(n)
   local doc = n.esc.tailscale
   local env = {}
   for _, kv in ipairs(doc and doc.environment or {}) do
     local k, v = kv:match("^([^=]+)=(.*)$")
-    if k then env[k] = v end
+    if k and env[k] == nil then env[k] = v end
   end
   return env
 end
 
 local function ip_for(i) return fmt("100.64.0.%d", 10 + i) end
 
+local function truthy(v) return v == "true" or v == "1" end
+
 --- ext-tailscale starting on a node: authenticates and registers a device.
+--- containerboot (cmd/containerboot/main.go) runs `tailscale up --authkey`
+--- at every start unless TS_AUTH_ONCE is true, in which case only when
+--- tailscaled says NeedsLogin; the state on /var/lib/tailscale (kept
+--- across upgrades) makes a node that joined once log in without a key.
 function M._start_tailscale(n)
-  n.ts_state = nil
+  n.ts_state, n.ts_error = nil, nil
   if not has_ext(n, "tailscale") and not has_ext(n, factory.TAILSCALE) then return end
   if not n.esc.tailscale then n.ts_state = "Waiting"; return end        -- waits for its config
   if fault("ext_crashloop", n.name) then n.ts_state = "Failed"; n.ts_error = "containerboot: exited with code 1"; return end
   local env = esc_env(n)
   local key = env.TS_AUTHKEY or ""
+  local function key_refused()
+    if key == "" or fault("authkey_invalid") or W.auth.expired then return "invalid key: API key does not exist" end
+    if (not W.auth.reusable or fault("authkey_single_use")) and W.auth.used then return "invalid key: unable to validate API key" end
+  end
   -- an existing device of this node (state kept on /var across upgrades)
   for _, d in ipairs(W.devices) do
-    if d.node == n.name then d.online = true; d.routes_adv = M._routes(env); n.ts_state = "Running"; return end
+    if d.node == n.name then
+      if not truthy(env.TS_AUTH_ONCE) then
+        local why = key_refused()
+        if why then
+          n.ts_state = "Failed"; n.ts_error = "failed to auth tailscale: tailscale up failed: " .. why; return
+        end
+      end
+      d.online = true; d.routes_adv = M._routes(env); n.ts_state = "Running"; return
+    end
   end
-  if key == "" or fault("authkey_invalid") or W.auth.expired then
-    n.ts_state = "Failed"; n.ts_error = "invalid key: API key does not exist"; return
-  end
-  if (not W.auth.reusable or fault("authkey_single_use")) and W.auth.used then
-    n.ts_state = "Failed"; n.ts_error = "invalid key: unable to validate API key"; return
-  end
+  local why = key_refused()
+  if why then n.ts_state = "Failed"; n.ts_error = "failed to auth tailscale: tailscale up failed: " .. why; return end
   W.auth.used = true
+  -- authkey_expired: the key stops working once a first device joined
+  if fault("authkey_expired") then W.auth.expired = true end
   local want = env.TS_HOSTNAME or n.name
   local name, k = want, 0
   local taken = true
@@ -230,12 +260,13 @@ function M._start_tailscale(n)
   local d = {id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev), node = n.name,
              hostname = want, hostname_final = name, addresses = {ip_for(W.next_dev)}, online = true,
              created = time.iso(), tags = {"tag:k8s"}, routes_adv = M._routes(env), routes_enabled = {}, os = "linux",
-             authorized = W.auth.preauthorized ~= false}
+             authorized = W.auth.preauthorized ~= false, seq = W.next_dev}
   for _, r in ipairs(d.routes_adv) do
     for _, a in ipairs(W.auto_routes) do if a == r then d.routes_enabled[#d.routes_enabled + 1] = r end end
   end
   W.devices[#W.devices + 1] = d
   n.ts_state = "Running"
+  M._node_ip_moved(n)
 end
 
 function M._routes(env)
@@ -244,14 +275,90 @@ function M._routes(env)
   return out
 end
 
-local function node_by(key)
-  for _, n in ipairs(W.nodes) do if n.ip == key or n.name == key then return n end end
-  -- a tailnet name or address reaches the node only while its device is online
+local function device_of(n)
+  for _, d in ipairs(W.devices) do if d.node == n.name then return d end end
+end
+
+--- The address Talos picks as the kubelet's node IP: the first routed
+--- address (internal/app/machined/pkg/controllers/k8s/nodeip.go, sorted by
+--- address, pkg/machinery/... addressutil), tailscale0's included, unless
+--- machine.kubelet.nodeIP.validSubnets leaves it out. 100.64.0.0/10 sorts
+--- before 192.168.0.0/16 and after 10.0.0.0/8.
+local function ip_key(ip)
+  local a, b, c, d = ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then return ip end
+  return fmt("%03d.%03d.%03d.%03d", a, b, c, d)
+end
+
+local function in_cidr(ip, cidr)
+  local net, bits = cidr:match("^([%d%.]+)/(%d+)$")
+  local function num(x)
+    local a, b, c, d = x:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+    if not a then return nil end
+    return ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)
+  end
+  local x, y = num(ip), net and num(net)
+  if not x or not y then return false end
+  local shift = 32 - tonumber(bits)
+  return x >> shift == y >> shift
+end
+
+local function pick_ip(n, valid)
+  local addrs = {n.ip}
+  local d = device_of(n)
+  if fault("node_ip_on_tailscale", n.name) and d and d.online and n.ts_state == "Running" then addrs[#addrs + 1] = d.addresses[1] end
+  table.sort(addrs, function(a, b) return ip_key(a) < ip_key(b) end)
+  for _, a in ipairs(addrs) do
+    local ok = #valid == 0
+    for _, c in ipairs(valid) do if in_cidr(a, c) then ok = true end end
+    if ok then return a end
+  end
+end
+
+function M._node_ip(n) return pick_ip(n, n.kubelet_valid) or n.ip end
+
+--- A control-plane node whose etcd would advertise its tailnet address
+--- (cluster.etcd.advertisedSubnets unset): the member's peer URL no
+--- longer matches and etcd on it stops being healthy.
+function M._node_ip_moved(n)
+  if n.role == "controlplane" and pick_ip(n, n.etcd_valid) ~= n.ip then
+    n.etcd_broken = "etcdserver: request timed out, possibly due to connection lost (advertised peer URL moved to tailscale0)"
+  end
+end
+
+--- Which node a talosctl target names, as apid on `via` would dial it:
+--- an address, or a name the node resolves itself (its own hostname is in
+--- its /etc/hosts). A MagicDNS name resolves only with MagicDNS, which
+--- the node does not use (TS_ACCEPT_DNS=false): dialing fails.
+local function target_of(key, via)
+  for _, n in ipairs(W.nodes) do
+    if n.ip == key or (via == n and n.name == key) then return n end
+  end
   for _, d in ipairs(W.devices) do
-    if d.node and d.online and (key == d.hostname_final .. "." .. W.tailnet or key == d.hostname_final or key == d.addresses[1]) then
+    if d.node and d.online and key == d.addresses[1] then
       for _, n in ipairs(W.nodes) do if n.name == d.node then return n end end
     end
   end
+end
+
+--- The node an endpoint reaches from the admin machine: a LAN address
+--- directly, a tailnet name or address over the tailnet while the node's
+--- device is online; `name_for_tls` is what its certificate must hold.
+local function endpoint_node(e)
+  for _, n in ipairs(W.nodes) do if n.ip == e then return n end end
+  for _, d in ipairs(W.devices) do
+    if d.node and d.online and (e == d.hostname_final .. "." .. W.tailnet or e == d.addresses[1]) then
+      for _, n in ipairs(W.nodes) do if n.name == d.node then return n end end
+    end
+  end
+end
+
+local function cert_names(n)
+  local names = {n.name, n.ip}
+  for _, s in ipairs(n.cert_sans) do names[#names + 1] = s end
+  local d = device_of(n)
+  if d then names[#names + 1] = d.addresses[1] end     -- apid's certificate holds the node's addresses (unconfirmed for tailscale0's)
+  return names
 end
 
 -- }======
@@ -264,6 +371,25 @@ local function result(code, stdout, stderr, dur)
 end
 
 local function pretty(v) return json.encode(v, {pretty = true}) .. "\n" end
+
+--- Go's text/tabwriter as talosctl sets it up (minwidth 0, padding 3,
+--- padchar ' ', no flags): each cell but a row's last is padded to its
+--- column's widest cell plus 3. `rows` is a list of lists of strings.
+local function tabwriter(rows)
+  local width = {}
+  for _, r in ipairs(rows) do
+    for i = 1, #r - 1 do width[i] = math.max(width[i] or 0, utf8.len(r[i]) or #r[i]) end
+  end
+  local out = {}
+  for _, r in ipairs(rows) do
+    local cells = {}
+    for i, c in ipairs(r) do
+      cells[i] = i < #r and (c .. string.rep(" ", width[i] + 3 - (utf8.len(c) or #c))) or c
+    end
+    out[#out + 1] = table.concat(cells)
+  end
+  return table.concat(out, "\n") .. "\n"
+end
 
 local function resource(node_ip, ns, rtype, id, version, spec)
   return pretty(yaml.order({node = node_ip, metadata = yaml.order({namespace = ns, type = rtype, id = id, version = version,
@@ -307,6 +433,43 @@ local function unreachable(ip)
   return fmt("error: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp %s:50000: connect: connection refused\"\n", ip)
 end
 
+--- Connects as talosctl does: to the endpoint (-e, or the talosconfig's:
+--- the control planes' LAN addresses here), whose apid dials the target
+--- (-n) by the name given (internal/app/apid/pkg/director/director.go
+--- forwards even to itself). Returns the target node, or nil and the
+--- error text talosctl prints.
+local function reach(flags, key)
+  local e = flags["-e"] or flags["--endpoints"]
+  e = e and e:match("^[^,]+")
+  local via
+  if e then
+    via = endpoint_node(e)
+    if not via or not node_up(via) then return nil, unreachable(e) end
+    local ok = false
+    for _, nm in ipairs(cert_names(via)) do if nm == e then ok = true end end
+    if not ok then
+      -- Go's x509.HostnameError, through grpc's transport
+      return nil, fmt("error: rpc error: code = Unavailable desc = connection error: desc = \"transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate is valid for %s, not %s\"\n",
+                      table.concat(cert_names(via), ", "), e)
+    end
+  else
+    for _, m in ipairs(W.nodes) do if m.role == "controlplane" and node_up(m) then via = m; break end end
+    if not via then return nil, unreachable(W.nodes[1].ip) end
+  end
+  if key == nil then return via end
+  local n = target_of(key, via)
+  if not n then
+    if not key:match("^[%d%.]+$") and not key:find(":", 1, true) then
+      -- apid resolves the name with the node's resolver (unconfirmed: the
+      -- exact resolver address in the message)
+      return nil, fmt("error: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp: lookup %s on 127.0.0.53:53: no such host\"\n", key)
+    end
+    return nil, unreachable(key)
+  end
+  if not node_up(n) then return nil, unreachable(key) end
+  return n
+end
+
 local T = {}
 
 function T.version(flags)
@@ -314,8 +477,8 @@ function T.version(flags)
   if flags["--client"] then return result(0, client) end
   local out = {client}
   for _, ip in ipairs(target_nodes(flags)) do
-    local n = node_by(ip)
-    if not n or not node_up(n) then return result(1, client, unreachable(ip)) end
+    local n, why = reach(flags, ip)
+    if not n then return result(1, client, why) end
     out[#out + 1] = fmt("Server:\n\tNODE:        %s\n\tTag:         %s\n\tSHA:         7e1e8a1b\n\tBuilt:       \n\tGo version:  go1.24.5\n\tOS/Arch:     linux/amd64\n\tEnabled:     RBAC\n",
                         ip, n.talos_version)
   end
@@ -329,8 +492,8 @@ local function get_resource(flags, pos)
   end
   local out = {}
   for _, ip in ipairs(target_nodes(flags)) do
-    local n = node_by(ip)
-    if not n or not node_up(n) then return result(1, table.concat(out), unreachable(ip)) end
+    local n, why = reach(flags, ip)
+    if not n then return result(1, table.concat(out), why) end
     if what == "extensions" or what == "extensionstatuses" then
       for i, e in ipairs(n.extensions) do
         local short = e:match("/(.+)$") or e
@@ -346,7 +509,7 @@ local function get_resource(flags, pos)
       table.sort(names)
       for _, k in ipairs(names) do
         out[#out + 1] = resource(ip, "runtime", "ExtensionServiceConfigs.runtime.talos.dev", k, 1,
-          {configFiles = json.array(), environment = n.esc[k].environment})
+          {environment = n.esc[k].environment})   -- `files` is omitempty (extension_services_config.go)
       end
     elseif what == "members" then
       for i, m in ipairs(W.nodes) do
@@ -356,12 +519,40 @@ local function get_resource(flags, pos)
              operatingSystem = fmt("Talos (%s)", m.talos_version)})
         end
       end
-    elseif what == "services" or what == "service" then
-      local svcs = {{"apid", true}, {"etcd", not fault("etcd_unhealthy", n.name)}, {"kubelet", true}}
-      if n.ts_state then svcs[#svcs + 1] = {"ext-tailscale", n.ts_state == "Running"} end
-      for _, s in ipairs(svcs) do
-        out[#out + 1] = resource(ip, "runtime", "Services.v1alpha1.talos.dev", s[1], 1,
-          {running = s[2], healthy = s[2], unknown = false})
+    elseif what == "services" or what == "service" or what == "svc" then
+      -- internal/app/machined/pkg/controllers/v1alpha1/service.go: the
+      -- resource exists only while a service is Running (any other state
+      -- destroys it); Unknown is `Healthy == nil` (health/status.go), and
+      -- extension services have no health check, so ext-* is always
+      -- running: true, healthy: false, unknown: true
+      local etcd_ok = not fault("etcd_unhealthy", n.name) and not n.etcd_broken
+      local svcs = {{"apid", true, false}, {"kubelet", true, false}}
+      if n.role == "controlplane" then table.insert(svcs, 2, {"etcd", etcd_ok, false}) end
+      if n.ts_state == "Running" then svcs[#svcs + 1] = {"ext-tailscale", false, true} end
+      for _, sv in ipairs(svcs) do
+        out[#out + 1] = resource(ip, "runtime", "Services.v1alpha1.talos.dev", sv[1], 1,
+          yaml.order({running = true, healthy = sv[2], unknown = sv[3]}, {"running", "healthy", "unknown"}))
+      end
+    elseif what == "certsans" or what == "certsan" then
+      -- pkg/machinery/resources/secrets/cert_sans.go: ID "api" is apid's
+      -- certificate (certSANs, addresses, hostname), "k8s" the API server's
+      local dns = {n.name}
+      for _, san in ipairs(n.cert_sans) do dns[#dns + 1] = san end
+      out[#out + 1] = resource(ip, "secrets", "CertSANs.secrets.talos.dev", "api", 1,
+        yaml.order({ips = {n.ip}, dnsNames = dns, fqdn = n.name}, {"ips", "dnsNames", "fqdn"}))
+    elseif what == "nodeipconfigs" or what == "nodeipconfig" then
+      -- pkg/machinery/resources/k8s/nodeip_config.go, ID "kubelet"
+      out[#out + 1] = resource(ip, "k8s", "NodeIPConfigs.kubernetes.talos.dev", "kubelet", 1,
+        yaml.order({validSubnets = json.array(n.kubelet_valid), excludeSubnets = json.array(W.exclude_k8s)}, {"validSubnets", "excludeSubnets"}))
+    elseif what == "nodeips" or what == "nodeip" then
+      out[#out + 1] = resource(ip, "k8s", "NodeIPs.kubernetes.talos.dev", "kubelet", 1, {addresses = {M._node_ip(n)}})
+    elseif what == "etcdconfigs" or what == "etcdconfig" then
+      if n.role == "controlplane" then
+        -- pkg/machinery/resources/etcd/config.go, ID "etcd"
+        out[#out + 1] = resource(ip, "etcd", "EtcdConfigs.etcd.talos.dev", "etcd", 1,
+          yaml.order({advertiseValidSubnets = json.array(n.etcd_valid), advertiseExcludeSubnets = json.array(W.exclude_k8s),
+                      image = "gcr.io/etcd-development/etcd:v3.5.21", extraArgs = {}},
+                     {"advertiseValidSubnets", "advertiseExcludeSubnets", "image", "extraArgs"}))
       end
     else
       return result(1, "", fmt("error: resource type %q is not registered\n", what))
@@ -375,29 +566,32 @@ function T.get(flags, pos) return get_resource(flags, pos) end
 function T.service(flags, pos)
   local id = pos[2]
   local ip = target_nodes(flags)[1]
-  local n = node_by(ip)
-  if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", why) end
   if pos[3] == "restart" then
-    if id ~= "ext-tailscale" or not n.ts_state then return result(1, "", fmt("error: service %q not found\n", id)) end
+    if id ~= "ext-tailscale" or not n.ts_state then return result(1, "", fmt("error: service %q is not registered on any nodes\n", id)) end
     M._start_tailscale(n)
     return result(0, fmt("NODE            RESPONSE\n%-15s Service %q restarted\n", ip, id))
   end
-  local state, health
+  -- the detail view (cmd/talosctl/cmd/talos/service.go): HEALTH is `?`
+  -- for a service without a health check, as every extension service is
+  local state, health, event
   if id == "ext-tailscale" then
-    if not n.ts_state then return result(1, "", fmt("error: service %q not found\n", id)) end
-    state = n.ts_state
-    health = n.ts_state == "Running" and "OK" or "Fail"
+    if not n.ts_state then return result(1, "", fmt("error: service %q is not registered on any nodes\n", id)) end
+    state, health = n.ts_state, "?"
+    event = n.ts_state == "Running" and "Started task ext-tailscale (PID 2104) for container ext-tailscale"
+      or n.ts_state == "Waiting" and "Waiting for extension service config"        -- wording unconfirmed
+      or ("Failed to run service: " .. (n.ts_error or "exit code 1"))
   else
-    state, health = "Running", "OK"
+    state, health, event = "Running", "OK", "Health check successful"
   end
-  return result(0, fmt("NODE     %s\nID       %s\nSTATE    %s\nHEALTH   %s\nEVENTS   [%s]: %s (%s ago)\n", ip, id, state, health, state,
-    n.ts_error or "Started", "1m"))
+  return result(0, fmt("NODE     %s\nID       %s\nSTATE    %s\nHEALTH   %s\nEVENTS   [%s]: %s (1m0s ago)\n", ip, id, state, health, state, event))
 end
 
 function T.logs(flags, pos)
   local ip = target_nodes(flags)[1]
-  local n = node_by(ip)
-  if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", why) end
   if pos[2] ~= "ext-tailscale" then return result(0, "") end
   if not n.ts_state then return result(1, "", "error: rpc error: code = NotFound desc = log \"ext-tailscale\" was not registered\n") end
   local lines = {fmt("%s: boot: %s: starting containerboot", ip, time.iso())}
@@ -409,27 +603,47 @@ end
 function T.etcd(flags, pos)
   if pos[2] == "snapshot" then
     local ip = target_nodes(flags)[1]
-    local n = node_by(ip)
-    if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
+    local n, why = reach(flags, ip)
+    if not n then return result(1, "", why) end
     if not pos[3] then return result(1, "", "Error: accepts 1 arg(s), received 0\n") end
     require("runbook.fs").write(path_of(pos[3]), "simulated etcd snapshot of " .. W.k8s_version .. "\n")
     return result(0, fmt("etcd snapshot saved to %q (24117280 bytes)\nsnapshot info: hash 4c0a6bd1, revision 123456, total keys 2048, total size 24117248\n", pos[3]))
   end
-  if pos[2] ~= "status" and pos[2] ~= "members" then return result(1, "", fmt("Error: unknown command %q for \"talosctl etcd\"\n", tostring(pos[2]))) end
-  local lines = {"NODE            MEMBER             DB SIZE   IN USE            LEADER             RAFT INDEX   RAFT TERM   RAFT APPLIED INDEX   LEARNER   ERRORS"}
-  local errs = {}
-  for i, ip in ipairs(target_nodes(flags)) do
-    local n = node_by(ip)
-    if not n or not node_up(n) then
-      errs[#errs + 1] = fmt("%s: rpc error: code = Unavailable desc = connection refused", ip)
+  if pos[2] ~= "status" then return result(1, "", fmt("Error: unknown command %q for \"talosctl etcd\"\n", tostring(pos[2]))) end
+  -- cmd/talosctl/cmd/talos/etcd.go: NODE only when the reply names a node
+  -- (always through -n), PROTOCOL and STORAGE from talosctl v1.11.0; the
+  -- members that answered are printed, the others are one WARNING on
+  -- stderr, and talosctl exits 0
+  local header = {"MEMBER", "DB SIZE", "IN USE", "LEADER", "RAFT INDEX", "RAFT TERM", "RAFT APPLIED INDEX", "LEARNER"}
+  if W.talosctl_minor >= 11 then header[#header + 1] = "PROTOCOL"; header[#header + 1] = "STORAGE" end
+  header[#header + 1] = "ERRORS"
+  local targets = target_nodes(flags)
+  if #targets > 0 then table.insert(header, 1, "NODE") end
+  local leader
+  for _, m in ipairs(W.nodes) do
+    if m.role == "controlplane" and node_up(m) then leader = leader or fmt("%016x", m.member_id) end
+  end
+  local rows, errs = {header}, {}
+  for i, ip in ipairs(targets) do
+    local n, why = reach(flags, ip)
+    if not n then
+      errs[#errs + 1] = fmt("\t* %s: %s", ip, (why:gsub("^error: ", ""):gsub("\n$", "")))
+    elseif n.role ~= "controlplane" then
+      errs[#errs + 1] = fmt("\t* %s: rpc error: code = FailedPrecondition desc = etcd is not running on this node", ip)
     else
-      local bad_member = fault("etcd_unhealthy", n.name)
-      lines[#lines + 1] = fmt("%-15s %016x   24 MB     12 MB (50.00%%)   %016x   %d        %d           %d               false     %s",
-        ip, 0x1000 + i, 0x1001, 100000 + i, 7, 100000 + i, bad_member and "etcdserver: unhealthy cluster" or "")
+      local bad_member = fault("etcd_unhealthy", n.name) or n.etcd_broken
+      local row = {ip, fmt("%016x", n.member_id), "24 MB", "12 MB (50.00%)", leader or "0000000000000000",
+                   tostring(100000 + i), "7", tostring(100000 + i), "false"}
+      if W.talosctl_minor >= 11 then row[#row + 1] = "3.6.4"; row[#row + 1] = "3.6.0" end
+      row[#row + 1] = bad_member and (n.etcd_broken or "etcdserver: unhealthy cluster") or ""
+      rows[#rows + 1] = row
     end
   end
-  if #errs > 0 then return result(1, table.concat(lines, "\n") .. "\n", table.concat(errs, "\n") .. "\n") end
-  return result(0, table.concat(lines, "\n") .. "\n")
+  local stderr = ""
+  if #errs > 0 then
+    stderr = fmt("WARNING: %d error%s occurred:\n%s\n\n", #errs, #errs == 1 and "" or "s", table.concat(errs, "\n"))
+  end
+  return result(0, #rows > 1 and tabwriter(rows) or "", stderr)
 end
 
 local function read_patch(arg)
@@ -443,6 +657,39 @@ local function read_patch(arg)
   return text
 end
 
+--- Applies a strategic-merge patch to the node's config, as
+--- pkg/machinery/config/configpatcher does: lists are appended (so a
+--- second ExtensionServiceConfig patch duplicates its environment), a
+--- document with `$patch: delete` removes the document it names.
+local function apply_patch(n, docs)
+  for _, d in ipairs(docs) do
+    if type(d) == "table" and d.kind == "ExtensionServiceConfig" then
+      if d["$patch"] == "delete" then n.esc[d.name] = nil
+      elseif n.esc[d.name] then
+        local env = n.esc[d.name].environment
+        for _, kv in ipairs(d.environment or {}) do env[#env + 1] = kv end
+      else
+        local env = {}
+        for _, kv in ipairs(d.environment or {}) do env[#env + 1] = kv end
+        n.esc[d.name] = {environment = env}
+      end
+    elseif type(d) == "table" and d.kind == nil and (d.machine or d.cluster) then
+      local m, c = d.machine or {}, d.cluster or {}
+      for _, x in ipairs(type(m.certSANs) == "table" and m.certSANs or {}) do n.cert_sans[#n.cert_sans + 1] = x end
+      local kv = type(m.kubelet) == "table" and type(m.kubelet.nodeIP) == "table" and m.kubelet.nodeIP.validSubnets
+      for _, x in ipairs(type(kv) == "table" and kv or {}) do n.kubelet_valid[#n.kubelet_valid + 1] = x end
+      local ev = type(c.etcd) == "table" and c.etcd.advertisedSubnets
+      for _, x in ipairs(type(ev) == "table" and ev or {}) do n.etcd_valid[#n.etcd_valid + 1] = x end
+    end
+  end
+  if has_ext(n, factory.TAILSCALE) or has_ext(n, "tailscale") then
+    if n.esc.tailscale and n.ts_state ~= "Running" then M._start_tailscale(n)
+    elseif not n.esc.tailscale and n.ts_state then n.ts_state = "Waiting"
+      local d = device_of(n); if d then d.online = false end
+    end
+  end
+end
+
 function T.patch(flags, pos)
   if pos[2] ~= "machineconfig" and pos[2] ~= "mc" then return result(1, "", "Error: unknown resource for patch\n") end
   local text, err = read_patch(flags["-p"] or flags["--patch"])
@@ -451,15 +698,9 @@ function T.patch(flags, pos)
   if not ok then return result(1, "", "error: " .. tostring(docs) .. "\n") end
   local out = {}
   for _, ip in ipairs(target_nodes(flags)) do
-    local n = node_by(ip)
-    if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
-    for _, d in ipairs(docs) do
-      if type(d) == "table" and d.kind == "ExtensionServiceConfig" then
-        if d["$patch"] == "delete" then n.esc[d.name] = nil
-        else n.esc[d.name] = {environment = d.environment or {}} end
-      end
-    end
-    if has_ext(n, factory.TAILSCALE) and n.esc.tailscale and n.ts_state ~= "Running" then M._start_tailscale(n) end
+    local n, why = reach(flags, ip)
+    if not n then return result(1, "", why) end
+    apply_patch(n, docs)
     out[#out + 1] = fmt("patched MachineConfigs.config.talos.dev/v1alpha1 at the node %s\nApplied configuration without a reboot\n", ip)
   end
   return result(0, table.concat(out))
@@ -468,9 +709,9 @@ end
 local function healthy_quorum(except)
   for _, m in ipairs(W.nodes) do
     if m ~= except and m.role == "controlplane" then
-      if not node_up(m) then return false, fmt("etcd member %016x is not started, all members must be running to perform an upgrade", 0x1000) end
-      if fault("etcd_unhealthy", m.name) then
-        return false, fmt("etcd member %016x is not healthy; all members must be healthy to perform an upgrade: unhealthy cluster", 0x1000)
+      if not node_up(m) then return false, fmt("etcd member %016x is not started, all members must be running to perform an upgrade", m.member_id) end
+      if fault("etcd_unhealthy", m.name) or m.etcd_broken then
+        return false, fmt("etcd member %016x is not healthy; all members must be healthy to perform an upgrade: unhealthy cluster", m.member_id)
       end
     end
   end
@@ -480,40 +721,49 @@ end
 local function reboot(n, seconds)
   local f = fault("slow_boot", n.name)
   n.boot_until = now() + (f and (f.seconds or 1200) or seconds or W.rand(n.boot[1], n.boot[2]))
-  if fault("node_never_returns", n.name) and n.staged then n.never_returns = true end
+  if fault("node_never_returns", n.name) and n.boot_once == "upgrade" then n.never_returns = true end
   for _, d in ipairs(W.devices) do if d.node == n.name then d.online = false end end
   n.ts_state = nil
 end
 
 function T.upgrade(flags)
   local img = flags["-i"] or flags["--image"]
-  if flags["-p"] or flags["--preserve"] then
-    if W.talosctl_minor >= 8 then return result(1, "", "Error: unknown flag: --preserve\n") end
+  local warn = ""
+  -- cmd/talosctl/cmd/talos/upgrade.go: --preserve is a flag up to v1.7,
+  -- hidden (still accepted) from v1.8, deprecated from v1.13 (cobra prints
+  -- the notice on stderr); it was never removed
+  if (flags["-p"] or flags["--preserve"]) and W.talosctl_minor >= 13 then
+    warn = "Flag --preserve has been deprecated, legacy flag for MachineService.Upgrade fallback, to be removed in Talos 1.18\n"
   end
   local ip = target_nodes(flags)[1]
-  local n = node_by(ip)
-  if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", warn .. why) end
   if n.role == "controlplane" and not flags["-f"] and not flags["--force"] then
-    local ok, why = healthy_quorum(n)
-    if not ok then return result(1, "", fmt("error executing upgrade: rpc error: code = FailedPrecondition desc = %s\n", why)) end
+    local ok, qwhy = healthy_quorum(n)
+    if not ok then return result(1, "", warn .. fmt("error executing upgrade: rpc error: code = FailedPrecondition desc = %s\n", qwhy)) end
   end
   local p = img and factory.parse_image(img)
   if not p or not p.factory or not W.schematics[p.id] then
-    return result(1, "", fmt("error executing upgrade: rpc error: code = Unknown desc = error validating installer image %q: failed to resolve image\n", tostring(img)))
+    return result(1, "", warn .. fmt("error executing upgrade: rpc error: code = Unknown desc = error validating installer image %q: failed to resolve image\n", tostring(img)))
   end
-  local exts = {}
+  local exts
   if not fault("image_lacks_extension", n.name) then
-    local s = factory.parse(W.schematics[p.id])
-    exts = factory.extensions(s)
+    exts = factory.extensions(factory.parse(W.schematics[p.id]))
   else exts = n.extensions end
-  n.staged = {image = img, schematic = p.id, extensions = exts}
   n.upgrades = (n.upgrades or 0) + 1
-  reboot(n)
+  -- sequence_fails_after_accept: the request is acknowledged, then the
+  -- upgrade sequence fails before the new slot is written (an image pull,
+  -- a disk error): the node stays up on its current image
+  if not fault("sequence_fails_after_accept", n.name) then
+    n.slots[other(n)] = {image = img, schematic = p.id, extensions = exts}
+    n.boot_once = "upgrade"
+    reboot(n)
+  end
   local wait = flags["--wait"]
   if wait == "false" then
-    return result(0, fmt("NODE            ACK                        STARTED\n%-15s Upgrade request received   %s\n", ip, time.iso()))
+    return result(0, fmt("NODE            ACK                        STARTED\n%-15s Upgrade request received   %s\n", ip, time.iso()), warn)
   end
-  return result(0, "", fmt("watching nodes: [%s]\n    * %s: post check passed\n", ip, ip))
+  return result(0, "", warn .. fmt("watching nodes: [%s]\n    * %s: post check passed\n", ip, ip))
 end
 
 function T.health(flags)
@@ -556,31 +806,35 @@ T["apply-config"] = function(flags)
   local ok, docs = pcall(yaml.decode_all, text, {name = file})
   if not ok then return result(1, "", "error: " .. tostring(docs) .. "\n") end
   local ip = target_nodes(flags)[1]
-  local n = node_by(ip)
-  if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
-  n.esc = {}
-  for _, d in ipairs(docs) do
-    if type(d) == "table" and d.kind == "ExtensionServiceConfig" then n.esc[d.name] = {environment = d.environment or {}} end
-  end
-  if has_ext(n, factory.TAILSCALE) and n.esc.tailscale and n.ts_state ~= "Running" then M._start_tailscale(n) end
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", why) end
+  -- the whole configuration is replaced: what the file does not hold is gone
+  n.esc, n.cert_sans, n.kubelet_valid, n.etcd_valid = {}, {}, {}, {}
+  apply_patch(n, docs)
   return result(0, "", "Applied configuration without a reboot\n")
 end
 
+--- internal/app/machined/.../bootloader/grub/revert.go: rollback flips
+--- the default boot entry to the other slot, whatever it holds, and
+--- reboots; with nothing in the other slot it fails.
 function T.rollback(flags)
   local ip = target_nodes(flags)[1]
-  local n = node_by(ip)
-  if not n or not node_up(n) then return result(1, "", fmt("error executing rollback on node %s: connection refused\n", ip)) end
-  if n.prev then
-    n.staged = {image = n.prev.image, schematic = n.prev.schematic, extensions = n.prev.extensions}
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", "error executing rollback: " .. why) end
+  if not n.slots[other(n)] then
+    return result(1, "", fmt("error executing rollback: 1 error occurred:\n\t* %s: rpc error: code = Unknown desc = cannot rollback to \"\", label does not exist\n\n", ip))
   end
+  n.active = other(n)
+  n.boot_once = nil
+  n.rollbacks = (n.rollbacks or 0) + 1
   reboot(n)
   return result(0, "")
 end
 
 function T.reboot(flags)
   local ip = target_nodes(flags)[1]
-  local n = node_by(ip)
-  if not n or not node_up(n) then return result(1, "", unreachable(ip)) end
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", why) end
   reboot(n)
   return result(0, "")
 end
@@ -592,7 +846,7 @@ local TALOSCTL_FLAGS = {
   etcd = {},
   patch = {["-p"] = 1, ["--patch"] = 1, ["--mode"] = 1},
   logs = {["--tail"] = 1, ["-f"] = 0, ["--follow"] = 0, ["-k"] = 0},
-  upgrade = {["-i"] = 1, ["--image"] = 1, ["--wait"] = 1, ["-f"] = 0, ["--force"] = 0, ["-p"] = 0, ["--preserve"] = 0,
+  upgrade = {["-i"] = 1, ["--image"] = 1, ["--wait"] = 1, ["-f"] = 0, ["--force"] = 0, ["-p"] = 0, ["--preserve"] = 0, ["-s"] = 0,
              ["--stage"] = 0, ["--timeout"] = 1, ["-m"] = 1, ["--reboot-mode"] = 1, ["--debug"] = 0},
   rollback = {},
   reboot = {["--wait"] = 1, ["-m"] = 1},
@@ -696,7 +950,7 @@ local function kubectl(argv)
         status = {conditions = {{type = "Ready", status = up and "True" or (n.down and "Unknown" or "False"),
                                  reason = up and "KubeletReady" or "KubeletNotReady", message = up and "kubelet is posting ready status" or "node is not ready"}},
                   nodeInfo = {osImage = fmt("Talos (%s)", n.talos_version), kubeletVersion = W.k8s_version},
-                  addresses = {{type = "InternalIP", address = n.ip}}}}
+                  addresses = {{type = "InternalIP", address = M._node_ip(n)}, {type = "Hostname", address = n.name}}}}
     end
     return result(0, pretty({apiVersion = "v1", kind = "List", items = items}))
   end
@@ -746,12 +1000,24 @@ local function tailscale(argv)
       if #prim > 0 then p.PrimaryRoutes = prim end
       peers[fmt("nodekey:%064x", i)] = p
     end
+    -- ipn/ipnstate/ipnstate.go, printed by cmd/tailscale/cli/status.go
+    -- with json.MarshalIndent and exit 0 in every backend state; Peer is a
+    -- nil map (null) unless the backend runs with peers
+    local state = W.admin_state
+    if state ~= "Running" then
+      local st = {Version = "1.82.0", TUN = true, BackendState = state, HaveNodeKey = state ~= "NeedsLogin",
+                  AuthURL = "", TailscaleIPs = json.null,
+                  Self = {ID = "", HostName = "admin-laptop", DNSName = "", OS = "linux", TailscaleIPs = json.null, Online = false},
+                  Health = {state == "NeedsLogin" and "You are logged out." or "Tailscale is stopped."},
+                  MagicDNSSuffix = "", CurrentTailnet = json.null, Peer = json.null, User = json.null}
+      return result(0, json.encode(st, {pretty = true}))
+    end
     local st = {Version = "1.82.0", BackendState = "Running", TailscaleIPs = {"100.64.0.2"},
                 Self = {ID = "nSELF", HostName = "admin-laptop", DNSName = "admin-laptop." .. W.tailnet .. ".", Online = true,
                         TailscaleIPs = {"100.64.0.2"}},
                 MagicDNSSuffix = W.tailnet, CurrentTailnet = {Name = W.tailnet, MagicDNSSuffix = W.tailnet, MagicDNSEnabled = true},
-                Peer = peers}
-    return result(0, pretty(st))
+                Peer = next(peers) and peers or json.null}
+    return result(0, json.encode(st, {pretty = true}))
   end
   if argv[2] == "ping" then
     local target = argv[#argv]
@@ -913,19 +1179,29 @@ function M.load(path)
   W = {faults = v.faults or {}, rand = rng(v.seed or 1), nodes = {}, devices = {}, schematics = {}, log = {}, next_dev = 0}
   local c = v.cluster
   W.talos_version = c.talosVersion or "v1.10.6"
-  W.talosctl_version = W.talos_version
-  W.talosctl_minor = tonumber(W.talos_version:match("^v%d+%.(%d+)")) or 10
+  W.talosctl_version = c.talosctlVersion or W.talos_version
+  W.talosctl_minor = tonumber(W.talosctl_version:match("^v%d+%.(%d+)")) or 10
+  W.exclude_k8s = {c.podCIDR or "10.244.0.0/16", c.serviceCIDR or "10.96.0.0/12"}
   W.k8s_version = c.kubernetesVersion or "v1.33.3"
   W.service_cidr = c.serviceCIDR or "10.96.0.0/12"
   register_schematic({customization = {}})
-  for _, n in ipairs(c.nodes) do
+  for i, n in ipairs(c.nodes) do
     local exts = n.extensions or {}
     local s = schematic_of_extensions(exts)
     local id = register_schematic(s)
     local img = n.image or ("factory.talos.dev/installer/" .. id .. ":" .. W.talos_version)
+    local slots = {A = {image = img, schematic = id, extensions = exts}}
+    if n.previousImage then
+      -- the other boot slot: the install before the last upgrade
+      local p = factory.parse_image(n.previousImage)
+      local pid = p and p.id or factory.VANILLA_ID
+      slots.B = {image = n.previousImage, schematic = pid, extensions = {}}
+      W.schematics[pid] = W.schematics[pid] or factory.canonical({customization = {}})
+    end
     W.nodes[#W.nodes + 1] = {name = n.hostname, ip = n.ip, role = n.role or "controlplane", image = img, schematic = id,
       extensions = exts, talos_version = W.talos_version, boot = n.bootSeconds or {90, 150}, esc = {},
-      configured = n.tailscaleConfigured}
+      configured = n.tailscaleConfigured, slots = slots, active = "A", member_id = 0x3c1f5e2a00000000 + i * 0x1111,
+      cert_sans = n.certSANs or {}, kubelet_valid = {}, etcd_valid = {}}
   end
   local f = v.factory or {}
   W.versions = f.versions or {W.talos_version}
@@ -939,8 +1215,19 @@ function M.load(path)
     W.next_dev = W.next_dev + 1
     W.devices[#W.devices + 1] = {id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev),
       hostname = d.hostname, hostname_final = d.hostname, addresses = {ip_for(W.next_dev)}, online = d.online ~= false,
-      created = "2025-06-12T10:00:00Z", tags = d.tags or {}, routes_adv = {}, routes_enabled = {}, os = "linux", authorized = true}
+      created = "2025-06-12T10:00:00Z", tags = d.tags or {}, routes_adv = d.routes or {}, routes_enabled = d.routes or {},
+      os = "linux", authorized = true}
   end
+  if fault("route_already_served") then
+    -- a Connector of the Kubernetes operator already routes the service
+    -- CIDR: the oldest advertiser stays primary (kb/1115)
+    W.next_dev = W.next_dev + 1
+    table.insert(W.devices, 1, {id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev),
+      hostname = "cluster-routes-connector", hostname_final = "cluster-routes-connector", addresses = {ip_for(W.next_dev)},
+      online = true, created = "2025-03-02T09:00:00Z", tags = {"tag:k8s"}, routes_adv = {W.service_cidr},
+      routes_enabled = {W.service_cidr}, os = "linux", authorized = true})
+  end
+  W.admin_state = fault("admin_logged_out") and "NeedsLogin" or tn.adminState or "Running"
   W.talconfig = v.talconfig
   -- nodes that already run the extension with its config (an earlier rollout)
   for _, n in ipairs(W.nodes) do
