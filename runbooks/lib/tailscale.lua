@@ -13,6 +13,12 @@ function M.peers()
   local r = exec.run({"tailscale", "status", "--json"}, {timeout = 30})
   if r.code ~= 0 then error(errors.new("tailscale", "tailscale status: " .. r.stderr:gsub("%s+$", "")), 2) end
   local st = json.decode(r.stdout, {name = "tailscale status --json"})
+  return M.peers_of(st), st
+end
+
+--- The peers of a decoded `tailscale status --json` (raises unless its
+--- BackendState is Running).
+function M.peers_of(st)
   M.check_running(st)
   local out = {}
   local peer = st.Peer
@@ -23,7 +29,7 @@ function M.peers()
                      ips = p.TailscaleIPs or {}, online = p.Online == true, primary_routes = p.PrimaryRoutes or {}}
   end
   table.sort(out, function(a, b) return a.name < b.name end)
-  return out, st
+  return out
 end
 
 -- What each BackendState (ipn/backend.go) means for the operator.

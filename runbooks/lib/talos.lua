@@ -200,8 +200,7 @@ function M.parse_etcd_status(text)
         local stop = cols[i + 1] and cols[i + 1].start - 1 or #line
         row[ETCD_KEYS[c.name]] = line:sub(c.start, stop):match("^%s*(.-)%s*$")
       end
-      -- a row has a 16-hex member ID where the header says MEMBER; any
-      -- other line (a warning between rows, a prompt) is not a row
+      -- a row has a 16-hex member ID where the header says MEMBER
       if row.member and row.member:match("^%x+$") and #row.member == 16 then
         if row.learner ~= "true" and row.learner ~= "false" then
           error(errors.new("talos", ("talosctl etcd status, line %d: LEARNER is %q, not true or false"):format(n, tostring(row.learner))), 2)
@@ -215,9 +214,8 @@ function M.parse_etcd_status(text)
         row.errors = row.errors or ""
         if row.node == "" then row.node = nil end
         members[#members + 1] = row
-      else
-        cols = nil       -- the table ended
-      end
+      end           -- any other line (a WARNING, a prompt) is not a row
+
     end
   end
   return members

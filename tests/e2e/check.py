@@ -1,8 +1,25 @@
 #!/usr/bin/env python3
 """Asserts on a dry-run's JSON events and plan. usage:
 check.py EVENTS PLAN EXIT SPEC-JSON   (SPEC keys: exit, failed, undone,
-ok_gates, not_upgraded, upgraded, plan_has, plan_lacks, logs_have)"""
+ok_gates, not_upgraded, upgraded, rolled_back, not_rolled_back, plan_has,
+plan_lacks, logs_have)"""
 import json, re, sys
+
+def talosctl_call(argv):
+    """(subcommand, -n value) of a talosctl argv, found by name, not position
+    (--talosconfig, -e may come first)."""
+    if not argv or argv[0].rsplit("/", 1)[-1] != "talosctl":
+        return None, None
+    node, sub, i = None, None, 1
+    while i < len(argv):
+        a = argv[i]
+        if a in ("-n", "--nodes", "-e", "--endpoints", "--talosconfig", "--context"):
+            if a in ("-n", "--nodes"): node = argv[i + 1] if i + 1 < len(argv) else None
+            i += 2; continue
+        if a.startswith("--nodes="): node = a.split("=", 1)[1]
+        elif not a.startswith("-") and sub is None: sub = a
+        i += 1
+    return sub, node
 
 events_path, plan_path, code, spec = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
 evs = [json.loads(l) for l in open(events_path) if l.strip()]
@@ -22,16 +39,35 @@ undone = [e["step"] for e in evs if e["type"] == "undo"]
 if "undone" in spec:
     want(undone == spec["undone"], f"undone {undone}, want {spec['undone']}")
 execs = [" ".join(e["argv"]) for e in evs if e["type"] == "exec"]
+def upgraded(node):
+    for e in evs:
+        if e["type"] == "exec":
+            sub, n = talosctl_call(e["argv"])
+            if sub == "upgrade" and n and node in n.split(","): return True
+    return False
 for node in spec.get("upgraded", []):
-    want(any(re.search(r"-n \S*%s\S* upgrade" % re.escape(node), x) for x in execs), f"{node} was not upgraded")
+    want(upgraded(node), f"{node} was not upgraded")
 for node in spec.get("not_upgraded", []):
-    want(not any(re.search(r"-n \S*%s\S* upgrade" % re.escape(node), x) for x in execs), f"{node} was upgraded")
+    want(not upgraded(node), f"{node} was upgraded")
 # never two nodes out of service: every upgrade is followed by that node's gates
 ups = [i for i, x in enumerate(execs) if " upgrade " in x]
 want(len(ups) == len(set(execs[i] for i in ups)), "a node was upgraded twice")
 # never more than one node out of service: before the next node's upgrade,
 # the previous node passed its last gate (online in the tailnet)
-upgrade_seq = [(e["seq"], e["argv"][2]) for e in evs if e["type"] == "exec" and e["argv"][0] == "talosctl" and e["argv"][3:4] == ["upgrade"]]
+upgrade_seq = []
+for e in evs:
+    if e["type"] == "exec":
+        sub, node = talosctl_call(e["argv"])
+        if sub == "upgrade": upgrade_seq.append((e["seq"], node))
+rollbacks = []
+for e in evs:
+    if e["type"] == "exec":
+        sub, node = talosctl_call(e["argv"])
+        if sub == "rollback": rollbacks.append(node)
+for node in spec.get("rolled_back", []):
+    want(node in rollbacks, f"{node} was not rolled back")
+for node in spec.get("not_rolled_back", []):
+    want(node not in rollbacks, f"{node} was rolled back (talosctl rollback would boot its other slot)")
 for (s1, ip1), (s2, ip2) in zip(upgrade_seq, upgrade_seq[1:]):
     passed = [e for e in evs if e["type"] == "gate_done" and s1 < e["seq"] < s2 and "online in the tailnet" in e["gate"]]
     want(passed, f"{ip2} was upgraded before {ip1} passed its gates")

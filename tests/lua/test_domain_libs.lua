@@ -18,7 +18,11 @@ function test_talos_extensions_and_schematic()
 end
 
 function test_talos_services_configs_version_etcd()
-  t.eq(talos.service("192.168.10.12", "ext-tailscale"), {running = true, healthy = true})
+  -- extension services have no health check (health/status.go)
+  t.eq(talos.service("192.168.10.12", "ext-tailscale"), {running = true, healthy = false, unknown = true})
+  t.eq(talos.service_up(talos.service("192.168.10.12", "ext-tailscale")), true)
+  t.eq(talos.service_up({running = true, healthy = false, unknown = false}), false)     -- a failing health check
+  t.eq(talos.service_up(nil), false)
   t.eq(talos.service("192.168.10.12", "nope"), nil)
   local esc = talos.extension_service_configs("192.168.10.13")
   t.truthy(esc.tailscale)

@@ -1,0 +1,270 @@
+--! dry-run
+-- The shapes the real tools print, and the behaviours the runbooks rely
+-- on, each from the source named beside it (docs/simulation.md, fidelity).
+local src = os.getenv("RUNBOOK_SOURCE") or "../.."
+package.path = src .. "/runbooks/lib/?.lua;" .. package.path
+local world = dofile(src .. "/runbooks/sim/world.lua")
+package.loaded["runbook.world"] = world
+local exec = require "runbook.exec"
+local fs = require "runbook.fs"
+local json = require "runbook.json"
+local t = require "runbook.testing"
+local talos = require "talos"
+local tailscale = require "tailscale"
+
+local function load(name) world.load(src .. "/runbooks/scenarios/" .. name) end
+
+-- {====== talosctl etcd status (cmd/talosctl/cmd/talos/etcd.go at v1.10.0 and v1.11.0)
+
+-- as tabwriter(padding 3) prints it at v1.10: NODE first when -n is given
+local V110 = table.concat({
+  "NODE            MEMBER             DB SIZE   IN USE            LEADER             RAFT INDEX   RAFT TERM   RAFT APPLIED INDEX   LEARNER   ERRORS",
+  "192.168.10.11   3c1f5e2a00001111   24 MB     12 MB (50.00%)    3c1f5e2a00001111   100001       7           100001               false     ",
+  "192.168.10.12   3c1f5e2a00002222   24 MB     12 MB (50.00%)    3c1f5e2a00001111   100002       7           100002               false     etcdserver: no leader",
+}, "\n") .. "\n"
+
+-- v1.11: PROTOCOL and STORAGE before ERRORS; a hostname and an IPv6 node
+local V111 = table.concat({
+  "user@admin:~$ talosctl -n cp-1,fd00::12 etcd status",
+  "NODE        MEMBER             DB SIZE   IN USE            LEADER             RAFT INDEX   RAFT TERM   RAFT APPLIED INDEX   LEARNER   PROTOCOL   STORAGE   ERRORS",
+  "cp-1        a49c021e76e707db   3.5 MB    2.2 MB (62.06%)   a49c021e76e707db   4703         2           4703                 false     3.6.4      3.6.0     ",
+  "WARNING: 1 error occurred:",
+  "fd00::12    0a1b2c3d4e5f6071   3.5 MB    2.1 MB (60.00%)   a49c021e76e707db   4703         2           4703                 true      3.6.4      3.6.0     ",
+  "user@admin:~$ ",
+}, "\n")
+
+function test_etcd_status_v1_10_by_header()
+  local m = talos.parse_etcd_status(V110)
+  t.eq(#m, 2)
+  t.eq(m[1].node, "192.168.10.11")
+  t.eq(m[1].member, "3c1f5e2a00001111")
+  t.eq(m[1].leader, true)
+  t.eq(m[1].learner, false)
+  t.eq(m[1].errors, "")
+  t.eq(m[1].in_use, "12 MB (50.00%)")
+  t.eq(m[2].leader, false)
+  t.eq(m[2].errors, "etcdserver: no leader")
+  t.eq(m[2].protocol, nil)
+end
+
+function test_etcd_status_v1_11_with_prompt_warning_hostname_and_ipv6()
+  local m = talos.parse_etcd_status(V111)
+  t.eq(#m, 2)
+  t.eq(m[1].node, "cp-1")
+  t.eq(m[1].protocol, "3.6.4")
+  t.eq(m[1].storage, "3.6.0")
+  t.eq(m[1].errors, "")              -- not "3.6.4 3.6.0", as the old parser read it
+  t.eq(m[2].node, "fd00::12")
+  t.eq(m[2].learner, true)
+  t.eq(m[2].leader, false)
+end
+
+function test_etcd_status_without_node_column()
+  -- a reply without node metadata (no -n): MEMBER is the first column
+  local text = "MEMBER             DB SIZE   IN USE           LEADER             RAFT INDEX   RAFT TERM   RAFT APPLIED INDEX   LEARNER   ERRORS\n"
+            .. "a49c021e76e707db   21 MB     9.8 MB (46.6%)   a49c021e76e707db   91           2           91                   false     \n"
+  local m = talos.parse_etcd_status(text)
+  t.eq(#m, 1)
+  t.eq(m[1].node, nil)
+  t.eq(m[1].leader, true)
+end
+
+function test_etcd_status_a_table_it_cannot_read_names_the_line()
+  local bad = "NODE      MEMBER             DB SIZE   IN USE   LEADER   RAFT INDEX   RAFT TERM   RAFT APPLIED INDEX   LEARNER   ERRORS\n"
+           .. "10.0.0.1  3c1f5e2a00001111   1 MB      1 MB     zz       1            1           1                    maybe     \n"
+  local err = t.raises(talos.parse_etcd_status, bad)
+  t.match(tostring(err), "line 2")
+  local err2 = t.raises(talos.parse_etcd_status, "NODE   MEMBER   QUORUM   LEADER   ERRORS\n")
+  t.match(tostring(err2), "line 1: unknown column")
+end
+
+function test_world_etcd_status_has_the_version_shape_and_parses()
+  for _, case in ipairs({{"default.yaml", nil}, {"faults/talos-v1.11.yaml", "3.6.4"}}) do
+    load(case[1])
+    local r = exec.run({"talosctl", "-n", "192.168.10.11,192.168.10.12", "etcd", "status"})
+    t.eq(r.code, 0)
+    local m = talos.parse_etcd_status(r.stdout)
+    t.eq(#m, 2)
+    t.eq(m[1].protocol, case[2])
+    t.eq(talos.etcd_health({"192.168.10.11", "192.168.10.12", "192.168.10.13"}).ok, true)
+  end
+end
+
+function test_an_unreachable_member_is_a_warning_with_exit_0()
+  load("faults/talosctl-unreachable-k8s-1.yaml")
+  local r = exec.run({"talosctl", "-n", "192.168.10.11,192.168.10.12", "etcd", "status"})
+  t.eq(r.code, 0)
+  t.match(r.stderr, "^WARNING: 1 error occurred:\n\t%* 192%.168%.10%.11: ")
+  t.eq(#talos.parse_etcd_status(r.stdout), 1)
+  local h = talos.etcd_health({"192.168.10.11", "192.168.10.12"})
+  t.eq(h.ok, false)
+  t.match(h.problems[1], "192%.168%.10%.11")
+end
+
+-- }======
+
+-- {====== services (controllers/v1alpha1/service.go, system/health/status.go)
+
+function test_only_running_services_are_listed_and_extensions_have_no_health()
+  load("after-rollout.yaml")
+  local svcs = {}
+  for _, r in ipairs(talos.get("192.168.10.11", "services")) do svcs[r.metadata.id] = r.spec end
+  t.eq(svcs["ext-tailscale"], {running = true, healthy = false, unknown = true})
+  t.eq(svcs.etcd, {running = true, healthy = true, unknown = false})
+  local d = talos.service_detail("192.168.10.11", "ext-tailscale")
+  t.eq(d.state, "Running")
+  t.eq(d.health, "?")
+  load("faults/ext-crashloop-k8s-2.yaml")
+  t.eq(talos.service_detail("192.168.10.12", "ext-tailscale"), nil)     -- no extension before the upgrade
+end
+
+-- }======
+
+-- {====== ExtensionServiceConfig patches (pkg/machinery/config/configpatcher)
+
+function test_patching_twice_appends_and_delete_then_add_does_not()
+  load("after-rollout.yaml")
+  local dir = fs.tmpdir("esc")
+  local file = dir .. "/ts.yaml"
+  fs.write(file, "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: tailscale\nenvironment:\n- TS_AUTHKEY=new\n- TS_HOSTNAME=k8s-1\n")
+  local before = #talos.extension_service_configs("192.168.10.11").tailscale
+  talos.patch("192.168.10.11", file)
+  local env = talos.extension_service_configs("192.168.10.11").tailscale
+  t.eq(#env, before + 2)                 -- the real merge appends: the old key stays first
+  t.eq(env[1]:match("^[^=]*"), "TS_AUTHKEY")
+  t.eq(talos.set_extension_service_config("192.168.10.11", "tailscale", file, {"TS_AUTHKEY=new", "TS_HOSTNAME=k8s-1"}), 2)
+  t.eq(talos.extension_service_configs("192.168.10.11").tailscale, {"TS_AUTHKEY=new", "TS_HOSTNAME=k8s-1"})
+  -- the resource's field is `files`, not `configFiles`
+  local raw = talos.get("192.168.10.11", "extensionserviceconfigs")[1]
+  t.eq(raw.spec.configFiles, nil)
+end
+
+-- }======
+
+-- {====== rollback flips to the other slot (bootloader/grub/revert.go)
+
+function test_rollback_boots_the_other_slot_whatever_it_holds()
+  load("faults/sequence-fails-after-accept-k8s-2.yaml")
+  local W = world.state()
+  local n = W.nodes[2]
+  -- the upgrade is acknowledged, the sequence fails: the node never switches
+  local img = "factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.10.6"
+  t.eq(exec.run({"talosctl", "-n", "192.168.10.12", "upgrade", "--image", img, "--wait=false"}).code, 0)
+  require("runbook.time").sleep(600)
+  t.eq(select(2, talos.extensions("192.168.10.12")), n.slots.A.schematic)
+  -- a rollback now boots the slot from before the last upgrade
+  t.eq(exec.run({"talosctl", "-n", "192.168.10.12", "rollback"}).code, 0)
+  require("runbook.time").sleep(600)
+  t.eq(select(2, talos.extensions("192.168.10.12")), n.slots.B.schematic)
+  t.truthy(n.slots.B.schematic ~= n.slots.A.schematic)
+  -- a node installed once has no other slot: rollback fails
+  local r = exec.run({"talosctl", "-n", "192.168.10.11", "rollback"})
+  t.eq(r.code, 1)
+  t.match(r.stderr, 'cannot rollback to "", label does not exist')
+end
+
+-- }======
+
+-- {====== talosctl over the tailnet (apid director.go; x509 HostnameError)
+
+function test_tailnet_access_needs_the_endpoint_and_the_cert_san()
+  load("after-rollout.yaml")
+  local W = world.state()
+  local fqdn = "k8s-1.tail1234.ts.net"
+  -- -n names the target; the LAN endpoint's apid cannot resolve MagicDNS
+  local r = exec.run({"talosctl", "-n", fqdn, "version"})
+  t.eq(r.code, 1)
+  t.match(r.stderr, "lookup k8s%-1%.tail1234%.ts%.net .*no such host")
+  -- -e over the tailnet works when the name is in the certificate
+  t.eq(exec.run({"talosctl", "-e", fqdn, "-n", "192.168.10.11", "version"}).code, 0)
+  W.nodes[1].cert_sans = {}
+  r = exec.run({"talosctl", "-e", fqdn, "-n", "192.168.10.11", "version"})
+  t.eq(r.code, 1)
+  t.match(r.stderr, "x509: certificate is valid for k8s%-1, 192%.168%.10%.11.*, not k8s%-1%.tail1234%.ts%.net")
+  t.match(select(2, require("checks").talos_over_tailnet(fqdn, "192.168.10.11")), "x509")
+end
+
+-- }======
+
+-- {====== node IP (controllers/k8s/nodeip.go, etcd/spec.go)
+
+function test_an_unpinned_node_ip_moves_to_tailscale0_and_a_pin_keeps_it()
+  load("faults/node-ip-on-tailscale-k8s-1.yaml")
+  local W = world.state()
+  local n = W.nodes[1]
+  t.eq(talos.address_pins("192.168.10.11"), {})
+  n.extensions = {"siderolabs/tailscale"}
+  n.esc.tailscale = {environment = {"TS_AUTHKEY=k", "TS_HOSTNAME=k8s-1"}}
+  world._start_tailscale(n)
+  t.match(world._node_ip(n), "^100%.")
+  t.eq(talos.etcd_health({"192.168.10.11", "192.168.10.12", "192.168.10.13"}).ok, false)
+  load("faults/node-ip-on-tailscale-k8s-1.yaml")
+  W = world.state()
+  n = W.nodes[1]
+  n.kubelet_valid, n.etcd_valid = {"192.168.10.11/32"}, {"192.168.10.11/32"}
+  n.extensions = {"siderolabs/tailscale"}
+  n.esc.tailscale = {environment = {"TS_AUTHKEY=k", "TS_HOSTNAME=k8s-1"}}
+  world._start_tailscale(n)
+  t.eq(world._node_ip(n), "192.168.10.11")
+  t.eq(talos.etcd_health({"192.168.10.11", "192.168.10.12", "192.168.10.13"}).ok, true)
+end
+
+-- }======
+
+-- {====== tailscale status --json (ipn/ipnstate; cmd/tailscale/cli/status.go)
+
+function test_a_logged_out_admin_machine_is_one_clear_error()
+  load("faults/admin-logged-out.yaml")
+  local r = exec.run({"tailscale", "status", "--json"})
+  t.eq(r.code, 0)                               -- status --json exits 0 in every state
+  local st = json.decode(r.stdout)
+  t.eq(st.Peer, json.null)
+  t.eq(st.BackendState, "NeedsLogin")
+  local err = t.raises(tailscale.peers)
+  t.eq(err.kind, "tailscale")
+  t.match(tostring(err), "logged out: run 'tailscale up'")
+  -- alone in the tailnet: Peer null, Running: no peers, no error
+  t.eq(#tailscale.peers_of({BackendState = "Running", Peer = json.null}), 0)
+end
+
+-- }======
+
+-- {====== routes (client/tailscale/routes.go; kb/1115)
+
+function test_routes_compare_as_sets()
+  t.eq(tailscale.missing_routes({"10.96.0.0/12", "fd00:10:96::/112"}, {"fd00:10:96::/112", "10.244.0.0/16"}), {"10.96.0.0/12"})
+  t.eq(tailscale.missing_routes({"a", "b"}, {"b", "a"}), {})
+end
+
+function test_an_older_connector_is_primary_and_the_nodes_must_be_proven_by_the_api()
+  load("faults/route-already-served.yaml")
+  local W = world.state()
+  local checks = require "checks"
+  local names = {"k8s-1", "k8s-2", "k8s-3"}
+  -- the nodes have not even joined: a bare "a primary exists" would pass
+  local ok, obs = checks.route_served("10.43.0.0/16", names)
+  t.eq(ok, false)
+  t.match(obs, "served by cluster%-routes%-connector, not by a node")
+  ok, obs = checks.route_served("10.43.0.0/16", names, {url = "https://api.tailscale.com", key = "tskey-api-x"})
+  t.eq(ok, false)
+  t.match(obs, "k8s%-1 has no device")
+  t.truthy(#W.devices >= 2)
+end
+
+-- }======
+
+-- {====== --preserve (cmd/talosctl/cmd/talos/upgrade.go at v1.8.0 .. v1.13.0)
+
+function test_preserve_is_hidden_not_unknown_and_deprecated_from_1_13()
+  local img = "factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.10.6"
+  load("default.yaml")
+  local r = exec.run({"talosctl", "-n", "192.168.10.11", "upgrade", "--image", img, "--preserve", "--wait=false"})
+  t.eq(r.code, 0)
+  t.eq(r.stderr, "")
+  load("faults/talosctl-v1.13.yaml")
+  r = exec.run({"talosctl", "-n", "192.168.10.11", "upgrade", "--image", img, "--preserve", "--wait=false"})
+  t.eq(r.code, 0)
+  t.match(r.stderr, "^Flag %-%-preserve has been deprecated")
+end
+
+-- }======
