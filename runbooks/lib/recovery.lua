@@ -17,7 +17,9 @@ local function try(fn, ...)
   return false, tostring(a)
 end
 
---- Diagnoses one node over one path (a LAN address or a tailnet name):
+--- Diagnoses one node over one path: a LAN address, or {endpoint =
+--- tailnet name, node = LAN address} (talosctl -e over the tailnet; the
+--- node's apid serves its own address, docs/access-and-recovery.md):
 --- {path, reachable, version, services = {name -> running}, extensions,
 ---  schematic, tailscale = "running"|"stopped"|"absent", logs, error}
 function M.diagnose_path(path)
@@ -29,7 +31,8 @@ function M.diagnose_path(path)
   local okx, exts, id = try(talos.extensions, path)
   if okx then d.extensions, d.schematic = exts, id end
   local oks, svc = try(talos.service, path, "ext-tailscale")
-  d.tailscale = not oks and "unknown" or (svc == nil and "absent") or (svc.running and "running" or "stopped")
+  -- Talos lists only running services; extension services have no health check
+  d.tailscale = not oks and "unknown" or (svc == nil and "not running") or "running"
   local okl, logs = try(talos.run, path, "logs", "ext-tailscale", "--tail", "20")
   d.logs = okl and logs.stdout or nil
   return d
@@ -40,7 +43,9 @@ function M.diagnose(nodes, tailnet)
   local jobs = {}
   for _, n in ipairs(nodes) do
     jobs[#jobs + 1] = {node = n.hostname, path = n.ip, kind = "LAN"}
-    if tailnet then jobs[#jobs + 1] = {node = n.hostname, path = n.hostname .. "." .. tailnet, kind = "tailnet"} end
+    if tailnet then
+      jobs[#jobs + 1] = {node = n.hostname, path = {endpoint = n.hostname .. "." .. tailnet, node = n.ip}, kind = "tailnet"}
+    end
   end
   local results = async.map(jobs, function(j)
     local d = M.diagnose_path(j.path)
@@ -51,15 +56,18 @@ function M.diagnose(nodes, tailnet)
   return results, etcd
 end
 
+--- A path's name for people: the address, or the tailnet endpoint.
+function M.path_name(path) return type(path) == "table" and path.endpoint or path end
+
 --- One line per finding, for the log and the report.
 function M.summarize(results, etcd)
   local lines = {}
   for _, d in ipairs(results) do
     if d.reachable then
       lines[#lines + 1] = fmt("%s via %s (%s): reachable, Talos %s, schematic %s, ext-tailscale %s",
-        d.node, d.kind, d.path, tostring(d.version), tostring(d.schematic):sub(1, 12), d.tailscale)
+        d.node, d.kind, M.path_name(d.path), tostring(d.version), tostring(d.schematic):sub(1, 12), d.tailscale)
     else
-      lines[#lines + 1] = fmt("%s via %s (%s): UNREACHABLE: %s", d.node, d.kind, d.path, (d.error or ""):sub(1, 160))
+      lines[#lines + 1] = fmt("%s via %s (%s): UNREACHABLE: %s", d.node, d.kind, M.path_name(d.path), (d.error or ""):sub(1, 160))
     end
   end
   lines[#lines + 1] = etcd.ok and "etcd: healthy" or ("etcd: " .. table.concat(etcd.problems, "; "))
@@ -83,7 +91,8 @@ end
 function M.rekey(node, hostname, authkey, routes, file)
   local env = talconfig.tailscale_env{authkey = authkey, hostname = hostname, routes = routes}
   fs.write(file, talconfig.extension_service_config(env), {mode = tonumber("600", 8)})
-  talos.patch(node, file)
+  -- delete-then-add: a patch over the old config would append, keeping the old key first
+  talos.set_extension_service_config(node, "tailscale", file, env)
   M.restart_tailscale(node)
 end
 

@@ -24,7 +24,7 @@ has() {
 # validate: read-only
 expect "validate before the rollout fails, naming the checks" 1 "check\(s\) failed: tailnet: k8s-1" -- "$bin" run validate.lua --dry-run
 expect "validate after the rollout passes" 0 "✓ route served: 10.43.0.0/16: 10.43.0.0/16 served by k8s-1" -- "$bin" run validate.lua --dry-run --scenario "$S/after-rollout.yaml"
-has "validate reaches the nodes over the tailnet" .runbook/validate.plan.md "talosctl -n k8s-1.tail1234.ts.net version"
+has "validate reaches the nodes over the tailnet" .runbook/validate.plan.md "talosctl -e k8s-1.tail1234.ts.net -n 192.168.10.11 version"
 if grep -qE "upgrade|patch|rollback|reboot" .runbook/validate.plan.md; then echo "FAIL validate ran a changing command"; fails=$((fails+1)); else echo "ok   validate changed nothing"; passes=$((passes+1)); fi
 
 # recover: diagnosis, then actions behind confirmations
