@@ -89,5 +89,19 @@ assert s["k8s-3"]["upgrades"] == 0, s
 PY
 [ $code -eq 1 ] && ok "the resumed run stops again at the same fault (exit 1)" || bad "resume exit $code"
 
+# Talos and talosctl v1.11: etcd status with PROTOCOL and STORAGE, the same rollout
+cd "$tmp"; kill $srv 2>/dev/null; wait $srv 2>/dev/null; srv=
+sed 's/bootSeconds: \[90, 150\]/bootSeconds: [1, 2]/' "$src/runbooks/scenarios/faults/talos-v1.11.yaml" > "$tmp/v111.yaml"
+"$bin" world serve --scenario "$tmp/v111.yaml" --dir "$tmp/world3" 2>"$tmp/serve3.log" & srv=$!
+for _ in $(seq 100); do [ -s "$tmp/world3/world.url" ] && break; sleep 0.05; done
+url=$(cat "$tmp/world3/world.url")
+cd "$tmp/world3"
+export PATH="$tmp/world3/bin:$PATH"
+talosctl -n 192.168.10.11 etcd status | head -1 | grep -q "LEARNER   PROTOCOL   STORAGE   ERRORS" &&
+  ok "v1.11: etcd status has PROTOCOL and STORAGE" || bad "v1.11 etcd header: $(talosctl -n 192.168.10.11 etcd status | head -1)"
+common=(--var "factory_url=$url/factory" --var "tailscale_api=$url/tailscale" --var poll_interval=0.5 --var "api_probe_url=$url/svc/version" --var boot_timeout=60)
+TS_AUTHKEY=$key "$bin" run rollout.lua --yes "${common[@]}" >"$tmp/r3.out" 2>&1; code=$?
+[ $code -eq 0 ] && ok "v1.11: rollout real run exit 0" || { bad "v1.11 rollout exit $code"; tail -8 "$tmp/r3.out"; }
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
