@@ -13,6 +13,18 @@ fails=0; passes=0
 ok() { echo "ok   $1"; passes=$((passes+1)); }
 bad() { echo "FAIL $1"; fails=$((fails+1)); }
 
+# serve_again SCENARIO DIR: stops the served world, serves SCENARIO in DIR,
+# enters DIR with its shims first on PATH and the rollout's variables in `common`
+serve_again() {
+  kill $srv 2>/dev/null; wait $srv 2>/dev/null; srv=
+  "$bin" world serve --scenario "$1" --dir "$2" 2>"$2.serve.log" & srv=$!
+  for _ in $(seq 100); do [ -s "$2/world.url" ] && break; sleep 0.05; done
+  url=$(cat "$2/world.url")
+  cd "$2"
+  export PATH="$2/bin:$PATH"
+  common=(--var "factory_url=$url/factory" --var "tailscale_api=$url/tailscale" --var poll_interval=0.5 --var "api_probe_url=$url/svc/version" --var boot_timeout=60)
+}
+
 # the seed cluster with fast reboots (real clock)
 sed 's/bootSeconds: \[90, 150\]/bootSeconds: [1, 2]/' "$src/runbooks/scenarios/default.yaml" > "$tmp/fast.yaml"
 "$bin" world serve --scenario "$tmp/fast.yaml" --dir "$tmp/world" 2>"$tmp/serve.log" & srv=$!
@@ -64,14 +76,8 @@ cmp -s talconfig.yaml talconfig.before.yaml && ok "talconfig.yaml is restored by
 
 # a stop, then a rerun: refused without --resume; --resume never repeats
 # the upgrade of a node that already passed its gates
-kill $srv 2>/dev/null; wait $srv 2>/dev/null; srv=
 sed 's/faults: \[\]/faults:\n  - {type: boot_fails, node: k8s-2}/' "$tmp/fast.yaml" > "$tmp/bootfail.yaml"
-"$bin" world serve --scenario "$tmp/bootfail.yaml" --dir "$tmp/world2" 2>"$tmp/serve2.log" & srv=$!
-for _ in $(seq 100); do [ -s "$tmp/world2/world.url" ] && break; sleep 0.05; done
-url=$(cat "$tmp/world2/world.url")
-cd "$tmp/world2"
-export PATH="$tmp/world2/bin:$PATH"
-common=(--var "factory_url=$url/factory" --var "tailscale_api=$url/tailscale" --var poll_interval=0.5 --var "api_probe_url=$url/svc/version" --var boot_timeout=60)
+serve_again "$tmp/bootfail.yaml" "$tmp/world2"
 TS_AUTHKEY=$key "$bin" run rollout.lua --yes "${common[@]}" >"$tmp/r1.out" 2>&1; code=$?
 [ $code -eq 1 ] && grep -q "k8s-2 came back on its previous schematic" "$tmp/r1.out" &&
   grep -q "k8s-2 runs its previous schematic: no rollback" "$tmp/r1.out" &&
@@ -90,16 +96,11 @@ PY
 [ $code -eq 1 ] && ok "the resumed run stops again at the same fault (exit 1)" || bad "resume exit $code"
 
 # Talos and talosctl v1.11: etcd status with PROTOCOL and STORAGE, the same rollout
-cd "$tmp"; kill $srv 2>/dev/null; wait $srv 2>/dev/null; srv=
+cd "$tmp"
 sed 's/bootSeconds: \[90, 150\]/bootSeconds: [1, 2]/' "$src/runbooks/scenarios/faults/talos-v1.11.yaml" > "$tmp/v111.yaml"
-"$bin" world serve --scenario "$tmp/v111.yaml" --dir "$tmp/world3" 2>"$tmp/serve3.log" & srv=$!
-for _ in $(seq 100); do [ -s "$tmp/world3/world.url" ] && break; sleep 0.05; done
-url=$(cat "$tmp/world3/world.url")
-cd "$tmp/world3"
-export PATH="$tmp/world3/bin:$PATH"
+serve_again "$tmp/v111.yaml" "$tmp/world3"
 talosctl -n 192.168.10.11 etcd status | head -1 | grep -q "LEARNER   PROTOCOL   STORAGE   ERRORS" &&
   ok "v1.11: etcd status has PROTOCOL and STORAGE" || bad "v1.11 etcd header: $(talosctl -n 192.168.10.11 etcd status | head -1)"
-common=(--var "factory_url=$url/factory" --var "tailscale_api=$url/tailscale" --var poll_interval=0.5 --var "api_probe_url=$url/svc/version" --var boot_timeout=60)
 TS_AUTHKEY=$key "$bin" run rollout.lua --yes "${common[@]}" >"$tmp/r3.out" 2>&1; code=$?
 [ $code -eq 0 ] && ok "v1.11: rollout real run exit 0" || { bad "v1.11 rollout exit $code"; tail -8 "$tmp/r3.out"; }
 
