@@ -408,17 +408,15 @@ rb.phase("Validation", function()
       return approved
     end)
   end
+  local names = {}
+  for _, n in ipairs(cfg.nodes) do names[#names + 1] = n.hostname end
   for _, route in ipairs(routes) do
-    local names = {}
-    for _, n in ipairs(cfg.nodes) do names[#names + 1] = n.hostname end
     rb.gate("route " .. route .. " served", function()
       return checks.route_served(route, names, v.api_key and {url = v.tailscale_api, key = v.api_key} or nil)
     end,
             {timeout = 300, interval = v.poll_interval})
   end
   results = rb.step("validate access", function()
-    local names = {}
-    for _, n in ipairs(cfg.nodes) do names[#names + 1] = n.hostname end
     local r = checks.all{nodes = cfg.nodes, names = names, routes = routes, svc_cidr = cfg.svc_cidr, probe_url = v.api_probe_url,
                          tailnet = tailnet, api = v.tailscale_api, api_key = v.api_key,
                          operator_ns = v.operator_namespace, operator_device = v.operator_device}

@@ -134,6 +134,10 @@ function test_patching_twice_appends_and_delete_then_add_does_not()
   t.eq(env[1]:match("^[^=]*"), "TS_AUTHKEY")
   t.eq(talos.set_extension_service_config("192.168.10.11", "tailscale", file, {"TS_AUTHKEY=new", "TS_HOSTNAME=k8s-1"}), 2)
   t.eq(talos.extension_service_configs("192.168.10.11").tailscale, {"TS_AUTHKEY=new", "TS_HOSTNAME=k8s-1"})
+  -- a node that does not end up with what was written is an error naming the entries
+  local err = t.raises(talos.set_extension_service_config, "192.168.10.11", "tailscale", file,
+                       {"TS_AUTHKEY=new", "TS_HOSTNAME=k8s-1", "TS_ROUTES=10.43.0.0/16"})
+  t.match(tostring(err), "has 2 entries %(TS_AUTHKEY, TS_HOSTNAME%), not the 3 written")
   -- the resource's field is `files`, not `configFiles`
   local raw = talos.get("192.168.10.11", "extensionserviceconfigs")[1]
   t.eq(raw.spec.configFiles, nil)
