@@ -1,23 +1,15 @@
 /*
-** bindings.h: the luaopen_* entry points of the C modules and the helpers
-** they share (error objects, engine access).
+** bindings.h: what the bindings share among themselves (byte buffers, uv
+** error names, secret values) and their luaopen_* entry points. Of the
+** engine a binding sees rb_api.h only.
 */
 #ifndef RUNBOOK_BINDINGS_H
 #define RUNBOOK_BINDINGS_H
 
-#include <lua.h>
-#include <lauxlib.h>
+#include <stddef.h>
 
-#define RB_ERROR_MT "runbook.error"
-
-/* Pushes an error object {kind=, message=} (metatable RB_ERROR_MT, printable
-** with tostring as "kind: message"). */
-void rb_error_push(lua_State *L, const char *kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Pushes an error object and raises it. Never returns. */
-int  rb_error_raise(lua_State *L, const char *kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-/* Sets t[field] = value on the error object at the top of the stack. */
-void rb_error_setfield(lua_State *L, const char *field, const char *value);
-void rb_error_setint(lua_State *L, const char *field, lua_Integer value);
+#include "rb_api.h"
+#include "rb_modules.h"
 
 /* The name of a uv error, luv style: "ENOENT: no such file or directory". */
 const char *rb_uv_strerror(int err, char *buf, size_t len);
@@ -38,17 +30,15 @@ int rb_buf_add(rb_buf *b, const void *s, size_t n);
 int rb_is_secret(lua_State *L, int idx);
 int rb_push_text(lua_State *L, int idx);
 
-int luaopen_runbook_error(lua_State *L);
-int luaopen_runbook_time(lua_State *L);
-int luaopen_runbook_async_core(lua_State *L);
-int luaopen_runbook_sys(lua_State *L);
-int luaopen_runbook_yaml(lua_State *L);
+/* luaopen_<module with dots as underscores>, as Lua's own loaders name them */
+int luaopen_runbook_exec_core(lua_State *L);
+int luaopen_runbook_fs_core(lua_State *L);
+int luaopen_runbook_hash(lua_State *L);
+int luaopen_runbook_http_core(lua_State *L);
 int luaopen_runbook_json(lua_State *L);
 int luaopen_runbook_net(lua_State *L);
-int luaopen_runbook_exec_core(lua_State *L);
-int luaopen_runbook_http_core(lua_State *L);
-int luaopen_runbook_fs(lua_State *L);
-int luaopen_runbook_hash(lua_State *L);
-int luaopen_runbook_secret_core(lua_State *L);
+int luaopen_runbook_secret(lua_State *L);
+int luaopen_runbook_time(lua_State *L);
+int luaopen_runbook_yaml(lua_State *L);
 
 #endif

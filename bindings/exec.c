@@ -12,9 +12,9 @@
 ** as it arrives, called from the waiting task, never from a libuv callback.
 **
 ** Ownership: one exec_req per call, malloc'd, owned by the engine's list of
-** live children until its three handles (process, stdout, stderr; stdin
-** when given) have all been closed; the Lua side only borrows it while its
-** task waits.
+** live children (exec_live, one per engine, freed by its teardown hook)
+** until its three handles (process, stdout, stderr; stdin when given) have
+** all been closed; the Lua side only borrows it while its task waits.
 */
 #include <errno.h>
 #include <math.h>
@@ -25,8 +25,6 @@
 #include <lauxlib.h>
 
 #include "bindings.h"
-#include "engine.h"
-#include "scheduler.h"
 
 #define EXEC_READ_CHUNK 65536
 
@@ -40,8 +38,7 @@ typedef struct out_stream {
 } out_stream;
 
 typedef struct exec_req {
-  struct exec_req *next, **pprev;   /* engine->execs list */
-  rb_engine *e;
+  struct exec_req *next, **pprev;   /* exec_live list; pprev NULL once detached */
   rb_sched *s;
   rb_task *task;          /* NULL once the task no longer waits (orphaned) */
   uv_process_t *proc;
@@ -67,6 +64,13 @@ typedef struct exec_req {
   uv_shutdown_t sreq;
   char readbuf[EXEC_READ_CHUNK];
 } exec_req;
+
+/* The children of one engine that are not yet reaped. */
+typedef struct exec_live {
+  exec_req *head;
+} exec_live;
+
+static const char EXEC_LIVE_KEY = 'X';
 
 /* {====================================================== lifetime */
 
@@ -99,8 +103,8 @@ static int req_complete(exec_req *r) {
 }
 
 static void req_release(exec_req *r) {
-  timer_stop(r->s, &r->timeout);
-  timer_stop(r->s, &r->kill);
+  rb_timer_stop(r->s, &r->timeout);
+  rb_timer_stop(r->s, &r->kill);
   close_handle((uv_handle_t *)r->proc);
   close_handle((uv_handle_t *)r->pout);
   close_handle((uv_handle_t *)r->perr);
@@ -111,8 +115,8 @@ static void req_release(exec_req *r) {
 static void req_wake(exec_req *r) {
   if (r->task == NULL || r->woken) return;
   r->woken = 1;
-  lua_checkstack(r->task->co, 1);
-  lua_pushboolean(r->task->co, 1);
+  lua_checkstack(rb_task_thread(r->task), 1);
+  lua_pushboolean(rb_task_thread(r->task), 1);
   rb_task_wake(r->task, 1);
 }
 
@@ -141,7 +145,7 @@ static void kill_fire(rb_timer *tm) {
 /* TERM to the group now, KILL after the grace period. */
 static void terminate(exec_req *r) {
   signal_group(r, SIGTERM);
-  timer_start(r->s, &r->kill, (uint64_t)llround(r->grace * 1e6));
+  rb_timer_start(r->s, &r->kill, (uint64_t)llround(r->grace * 1e6));
 }
 
 static void timeout_fire(rb_timer *tm) {
@@ -260,9 +264,9 @@ static void exit_cb(uv_process_t *p, int64_t status, int term_signal) {
   r->exited = 1;
   r->code = status;
   r->term_signal = term_signal;
-  r->finished = sched_now(r->s);
-  timer_stop(r->s, &r->kill);
-  timer_stop(r->s, &r->timeout);
+  r->finished = rb_clock_now(r->s);
+  rb_timer_stop(r->s, &r->kill);
+  rb_timer_stop(r->s, &r->timeout);
   req_progress(r);
 }
 
@@ -325,15 +329,16 @@ static spawn_args *new_args(lua_State *L) {
 
 /* Text of a value allowed in argv/env: strings and numbers; secrets only
 ** where `allow_secret` (env); pushes nothing, returns a malloc'd copy. */
-static char *arg_text(lua_State *L, int idx, int allow_secret, const char *what) {
+static char *arg_text(lua_State *L, int idx, int arg, int allow_secret, const char *what) {
   size_t n;
   const char *s;
   char *c;
   if (!allow_secret && rb_is_secret(L, idx))
-    luaL_error(L, "%s: a secret cannot be passed in argv (it would show in the process list); pass it through env or stdin", what);
-  if (!rb_push_text(L, idx)) luaL_error(L, "%s must be a string (got %s)", what, luaL_typename(L, idx));
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s: a secret cannot be passed in argv (it would show in the process list); pass it through env or stdin", what));
+  if (!rb_push_text(L, idx))
+    luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a string (got %s)", what, luaL_typename(L, idx)));
   s = lua_tolstring(L, -1, &n);
-  if (memchr(s, '\0', n)) luaL_error(L, "%s contains a NUL byte", what);
+  if (memchr(s, '\0', n)) luaL_argerror(L, arg, lua_pushfstring(L, "%s contains a NUL byte", what));
   c = malloc(n + 1);
   if (c) memcpy(c, s, n + 1);
   lua_pop(L, 1);
@@ -351,7 +356,7 @@ static void build_argv(lua_State *L, int idx, spawn_args *a) {
     snprintf(what, sizeof what, "argv[%lld]", (long long)i);
     /* arg_text raises before allocating, so nothing leaks here */
     lua_rawgeti(L, idx, i);
-    a->argv[i - 1] = arg_text(L, lua_gettop(L), 0, what);
+    a->argv[i - 1] = arg_text(L, lua_gettop(L), 1, 0, what);
     lua_pop(L, 1);
   }
 }
@@ -377,10 +382,11 @@ static void build_env(lua_State *L, int opts, spawn_args *a) {
     while (lua_next(L, -2)) {
       char *v, *kv;
       const char *k;
-      if (lua_type(L, -2) != LUA_TSTRING) luaL_error(L, "opts.env keys must be strings");
+      if (lua_type(L, -2) != LUA_TSTRING) luaL_argerror(L, 2, "opts.env keys must be strings");
       k = lua_tostring(L, -2);
-      if (*k == '\0' || strchr(k, '=')) luaL_error(L, "opts.env key '%s' is not a variable name", k);
-      v = arg_text(L, lua_gettop(L), 1, "opts.env value");
+      if (*k == '\0' || strchr(k, '='))
+        luaL_argerror(L, 2, lua_pushfstring(L, "opts.env key '%s' is not a variable name", k));
+      v = arg_text(L, lua_gettop(L), 2, 1, "opts.env value");
       kv = malloc(strlen(k) + strlen(v ? v : "") + 2);
       if (kv) sprintf(kv, "%s=%s", k, v ? v : "");
       free(v);
@@ -416,7 +422,7 @@ static void build_env(lua_State *L, int opts, spawn_args *a) {
 static double opt_number(lua_State *L, int opts, const char *k, double def) {
   double v = def;
   if (lua_getfield(L, opts, k) != LUA_TNIL) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "opts.%s must be a number", k);
+    if (!lua_isnumber(L, -1)) luaL_argerror(L, opts, lua_pushfstring(L, "opts.%s must be a number", k));
     v = lua_tonumber(L, -1);
   }
   lua_pop(L, 1);
@@ -523,67 +529,106 @@ static int spawn_failed(lua_State *L, exec_req *r, spawn_args *a, int err) {
 static uv_pipe_t *new_pipe(exec_req *r) {
   uv_pipe_t *p = malloc(sizeof *p);
   if (p == NULL) return NULL;
-  if (uv_pipe_init(r->s->loop, p, 0) != 0) { free(p); return NULL; }
+  if (uv_pipe_init(rb_sched_loop(r->s), p, 0) != 0) { free(p); return NULL; }
   p->data = r;
   r->open_handles++;
   return p;
 }
 
-static int exec_run(lua_State *L) {
-  rb_engine *e = engine_get(L);
-  rb_task *t;
-  exec_req *r;
-  spawn_args *a;
-  uv_process_options_t o;
-  uv_stdio_container_t stdio[3];
-  double timeout, max_output, grace;
-  char *stdin_data = NULL;
-  size_t stdin_len = 0;
-  int rc;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  if (lua_isnoneornil(L, 2)) { lua_settop(L, 1); lua_newtable(L); }
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_settop(L, 2);
-  lua_getfield(L, 2, "on_line");
-  if (!lua_isnil(L, 3)) luaL_argcheck(L, lua_isfunction(L, 3), 2, "opts.on_line must be a function");
-  timeout = opt_number(L, 2, "timeout", 0);
-  max_output = opt_number(L, 2, "max_output", 16 * 1024 * 1024);
-  grace = opt_number(L, 2, "grace", 5);
-  luaL_argcheck(L, timeout >= 0 && isfinite(timeout), 2, "opts.timeout must be >= 0 seconds (0: none)");
-  luaL_argcheck(L, max_output >= 0, 2, "opts.max_output must be >= 0");
-  luaL_argcheck(L, grace >= 0 && isfinite(grace), 2, "opts.grace must be >= 0 seconds");
-  t = rb_wait_begin(L);
-  a = new_args(L);                   /* index 4 */
-  build_argv(L, 1, a);
-  build_env(L, 2, a);
-  if (lua_getfield(L, 2, "cwd") != LUA_TNIL) a->cwd = strdup(luaL_checkstring(L, -1));
+/* At engine teardown: nothing outlives the run. Every child still running
+** is killed; its request frees itself when its handles close, detached
+** from the list, which goes now. */
+static void exec_kill_all(void *ud) {
+  exec_live *live = (exec_live *)ud;
+  exec_req *r = live->head, *next;
+  for (; r; r = next) {
+    next = r->next;
+    r->task = NULL;
+    r->next = NULL;
+    r->pprev = NULL;
+    signal_group(r, SIGKILL);
+  }
+  free(live);
+}
+
+/* The engine's list of live children, created (with its teardown hook)
+** on the first call. */
+static exec_live *live_list(lua_State *L) {
+  exec_live *live;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &EXEC_LIVE_KEY);
+  live = (exec_live *)lua_touserdata(L, -1);
   lua_pop(L, 1);
+  if (live) return live;
+  live = calloc(1, sizeof *live);
+  if (live == NULL || rb_on_teardown(L, exec_kill_all, live) != 0) {
+    free(live);
+    luaL_error(L, "not enough memory");
+  }
+  lua_pushlightuserdata(L, live);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &EXEC_LIVE_KEY);
+  return live;
+}
+
+/* The options of one call, checked before anything is allocated. */
+typedef struct exec_opts {
+  double timeout, max_output, grace;
+  int want_lines;
+} exec_opts;
+
+static void check_opts(lua_State *L, exec_opts *op) {
+  lua_getfield(L, 2, "on_line");
+  if (!lua_isnil(L, 3) && !lua_isfunction(L, 3)) luaL_argerror(L, 2, "opts.on_line must be a function");
+  op->want_lines = !lua_isnil(L, 3);
+  op->timeout = opt_number(L, 2, "timeout", 0);
+  op->max_output = opt_number(L, 2, "max_output", 16 * 1024 * 1024);
+  op->grace = opt_number(L, 2, "grace", 5);
+  luaL_argcheck(L, op->timeout >= 0 && isfinite(op->timeout), 2, "opts.timeout must be >= 0 seconds (0: none)");
+  luaL_argcheck(L, op->max_output >= 0, 2, "opts.max_output must be >= 0");
+  luaL_argcheck(L, op->grace >= 0 && isfinite(op->grace), 2, "opts.grace must be >= 0 seconds");
+}
+
+/* opts.stdin, copied to C memory (it may hold NUL bytes); NULL when none. */
+static char *copy_stdin(lua_State *L, size_t *len) {
+  char *data = NULL;
+  *len = 0;
   if (lua_getfield(L, 2, "stdin") != LUA_TNIL) {
     const char *in;
     if (!rb_push_text(L, -1)) luaL_argerror(L, 2, "opts.stdin must be a string or a secret");
-    in = lua_tolstring(L, -1, &stdin_len);          /* may hold NUL bytes */
-    stdin_data = malloc(stdin_len ? stdin_len : 1);
-    if (stdin_data) memcpy(stdin_data, in, stdin_len);
+    in = lua_tolstring(L, -1, len);
+    data = malloc(*len ? *len : 1);
+    if (data) memcpy(data, in, *len);
     lua_pop(L, 1);
-    if (stdin_data == NULL) return luaL_error(L, "not enough memory");
+    if (data == NULL) luaL_error(L, "not enough memory");
   }
   lua_pop(L, 1);
-  /* nothing below raises before the request is owned by the engine list */
-  r = calloc(1, sizeof *r);
-  if (r == NULL) { free(stdin_data); return luaL_error(L, "not enough memory"); }
-  r->e = e;
-  r->s = t->s;
-  r->grace = grace;
-  r->out.max = r->err.max = (size_t)max_output;
-  r->want_lines = !lua_isnil(L, 3);
+  return data;
+}
+
+/* A request owned by the engine's list from here on; never raises. */
+static exec_req *new_req(exec_live *live, rb_task *t, const exec_opts *op, char *stdin_data, size_t stdin_len) {
+  exec_req *r = calloc(1, sizeof *r);
+  if (r == NULL) return NULL;
+  r->s = rb_task_sched(t);
+  r->grace = op->grace;
+  r->out.max = r->err.max = (size_t)op->max_output;
+  r->want_lines = op->want_lines;
   r->stdin_data = stdin_data;
   r->stdin_len = stdin_len;
-  timer_init(&r->timeout, timeout_fire, r);
-  timer_init(&r->kill, kill_fire, r);
-  r->next = e->execs;
-  if (e->execs) e->execs->pprev = &r->next;
-  r->pprev = &e->execs;
-  e->execs = r;
+  rb_timer_init(&r->timeout, timeout_fire, r);
+  rb_timer_init(&r->kill, kill_fire, r);
+  r->next = live->head;
+  if (live->head) live->head->pprev = &r->next;
+  r->pprev = &live->head;
+  live->head = r;
+  return r;
+}
+
+/* Spawns the child with its pipes; 0 or a uv error (r then needs
+** spawn_failed). */
+static int spawn_child(exec_req *r, spawn_args *a) {
+  uv_process_options_t o;
+  uv_stdio_container_t stdio[3];
+  int rc;
   r->proc = malloc(sizeof *r->proc);
   r->pout = new_pipe(r);
   r->perr = new_pipe(r);
@@ -591,7 +636,7 @@ static int exec_run(lua_State *L) {
   if (!r->proc || !r->pout || !r->perr || (r->stdin_data && !r->pin)) {
     free(r->proc);
     r->proc = NULL;
-    return spawn_failed(L, r, a, UV_ENOMEM);
+    return UV_ENOMEM;
   }
   memset(&o, 0, sizeof o);
   stdio[0].flags = r->pin ? (UV_CREATE_PIPE | UV_READABLE_PIPE) : UV_IGNORE;
@@ -609,12 +654,16 @@ static int exec_run(lua_State *L) {
   o.stdio_count = 3;
   o.flags = UV_PROCESS_DETACHED;     /* own session and process group: signal the group */
   r->proc->data = r;
-  r->started = sched_now(r->s);
-  rc = uv_spawn(r->s->loop, r->proc, &o);
+  r->started = rb_clock_now(r->s);
+  rc = uv_spawn(rb_sched_loop(r->s), r->proc, &o);
   r->open_handles++;                 /* uv_spawn inits the handle even when it fails */
-  if (rc != 0) return spawn_failed(L, r, a, rc);
+  if (rc != 0) return rc;
   r->pid = r->proc->pid;
-  free_spawn_args(a);                /* the child has its copies */
+  return 0;
+}
+
+/* Starts reading the child's output, writing its stdin and the timeout. */
+static void start_io(exec_req *r, double timeout) {
   uv_read_start((uv_stream_t *)r->pout, alloc_cb, read_cb);
   uv_read_start((uv_stream_t *)r->perr, alloc_cb, read_cb);
   if (r->pin) {
@@ -623,19 +672,42 @@ static int exec_run(lua_State *L) {
     if (uv_write(&r->wreq, (uv_stream_t *)r->pin, &b, 1, stdin_written) != 0)
       close_handle((uv_handle_t *)r->pin);
   }
-  if (timeout > 0) timer_start(r->s, &r->timeout, (uint64_t)llround(timeout * 1e6));
-  r->task = t;
-  return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
+  if (timeout > 0) rb_timer_start(r->s, &r->timeout, (uint64_t)llround(timeout * 1e6));
 }
 
-/* Called by the engine at teardown: nothing outlives the run. */
-void exec_kill_all(rb_engine *e);
-void exec_kill_all(rb_engine *e) {
+static int exec_run(lua_State *L) {
+  exec_live *live;
+  exec_opts op;
+  rb_task *t;
   exec_req *r;
-  for (r = e->execs; r; r = r->next) {
-    r->task = NULL;
-    signal_group(r, SIGKILL);
+  spawn_args *a;
+  char *stdin_data;
+  size_t stdin_len;
+  int rc;
+  luaL_checktype(L, 1, LUA_TTABLE);
+  if (lua_isnoneornil(L, 2)) { lua_settop(L, 1); lua_newtable(L); }
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  check_opts(L, &op);                /* on_line at index 3 */
+  live = live_list(L);
+  t = rb_wait_begin(L);
+  a = new_args(L);                   /* index 4 */
+  build_argv(L, 1, a);
+  build_env(L, 2, a);
+  if (lua_getfield(L, 2, "cwd") != LUA_TNIL) {
+    if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 2, "opts.cwd must be a string");
+    a->cwd = strdup(lua_tostring(L, -1));
   }
+  lua_pop(L, 1);
+  stdin_data = copy_stdin(L, &stdin_len);
+  /* nothing below raises before the request is owned by the engine list */
+  r = new_req(live, t, &op, stdin_data, stdin_len);
+  if (r == NULL) { free(stdin_data); return luaL_error(L, "not enough memory"); }
+  if ((rc = spawn_child(r, a)) != 0) return spawn_failed(L, r, a, rc);
+  free_spawn_args(a);                /* the child has its copies */
+  start_io(r, op.timeout);
+  r->task = t;
+  return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
 }
 
 static const luaL_Reg exec_funcs[] = {

@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include "bindings.h"
-#include "scheduler.h"
 
 /* Raises {kind="fs", message="<op> <path>: ENOENT: ...", errno=<name>}. */
 static int fs_fail(lua_State *L, const char *op, const char *path, int err) {
@@ -141,7 +140,7 @@ static int fs_write(lua_State *L) {
   if (backup && exists) {
     /* the old file stays reachable under NAME.bak.<UTC time>: a hard link,
     ** made before the rename, so there is never a moment without it */
-    time_t now = (time_t)sched_wallclock(sched_get(L));
+    time_t now = (time_t)rb_clock_wall(rb_sched_of(L));
     struct tm tm;
     char stamp[32];
     int k;
@@ -353,7 +352,7 @@ static const luaL_Reg fs_funcs[] = {
   {NULL, NULL}
 };
 
-int luaopen_runbook_fs(lua_State *L) {
+int luaopen_runbook_fs_core(lua_State *L) {
   luaL_newlib(L, fs_funcs);
   return 1;
 }

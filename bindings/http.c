@@ -10,8 +10,8 @@
 ** "timeout" or "http", with curl's message and the URL. HTTP statuses,
 ** 5xx included, are results.
 **
-** Ownership: one http_ctx per engine (e->http), created on first use and
-** destroyed in http_shutdown() at engine teardown. One http_req per call,
+** Ownership: one http_ctx per engine (found through the Lua registry),
+** created on first use and destroyed by its teardown hook (http_shutdown). One http_req per call,
 ** owned by the waiting task's C frame; a cancelled request is removed from
 ** the multi and freed by the cancel hook. Socket contexts (uv_poll_t) are
 ** freed in their uv_close callback.
@@ -25,8 +25,6 @@
 #include "curl_lazy.h"
 
 #include "bindings.h"
-#include "engine.h"
-#include "scheduler.h"
 
 typedef struct http_ctx {
   CURLM *multi;
@@ -85,8 +83,8 @@ static void check_multi_info(http_ctx *h) {
     r->result = result;
     r->done = 1;
     if (r->task) {
-      lua_checkstack(r->task->co, 1);
-      lua_pushboolean(r->task->co, 1);
+      lua_checkstack(rb_task_thread(r->task), 1);
+      lua_pushboolean(rb_task_thread(r->task), 1);
       rb_task_wake(r->task, 1);
     }
   }
@@ -158,18 +156,24 @@ static void timer_closed(uv_handle_t *hd) {
   free(hd);
 }
 
+static const char HTTP_CTX_KEY = 'H';
+
+static void http_shutdown(void *ud);
+
 static http_ctx *ctx_get(lua_State *L) {
-  rb_engine *e = engine_get(L);
   http_ctx *h;
   char err[300];
-  if (e->http) return e->http;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &HTTP_CTX_KEY);
+  h = (http_ctx *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (h) return h;
   if (rb_curl_load(err, sizeof err) != 0) {
     rb_error_raise(L, "http", "%s", err);
     return NULL;
   }
   h = calloc(1, sizeof *h);
   if (h == NULL) luaL_error(L, "not enough memory");
-  h->loop = &e->loop;
+  h->loop = rb_sched_loop(rb_sched_of(L));
   h->timer = malloc(sizeof *h->timer);
   h->multi = curl_multi_init();
   if (h->timer == NULL || h->multi == NULL || uv_timer_init(h->loop, h->timer) != 0) {
@@ -178,26 +182,30 @@ static http_ctx *ctx_get(lua_State *L) {
     free(h);
     luaL_error(L, "cannot initialise libcurl");
   }
+  if (rb_on_teardown(L, http_shutdown, h) != 0) {
+    curl_multi_cleanup(h->multi);
+    uv_close((uv_handle_t *)h->timer, timer_closed);
+    free(h);
+    luaL_error(L, "not enough memory");
+  }
   h->timer->data = h;
   curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
   curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
   curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timeout);
   curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
-  e->http = h;
+  lua_pushlightuserdata(L, h);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &HTTP_CTX_KEY);
   return h;
 }
 
 /* Engine teardown: every task is gone, so no transfer is left; closing the
 ** multi closes its cached connections (their sockets come back through
 ** on_socket REMOVE), then the timer. The caller runs the loop afterwards. */
-void http_shutdown(rb_engine *e);
-void http_shutdown(rb_engine *e) {
-  http_ctx *h = e->http;
-  if (h == NULL) return;
+static void http_shutdown(void *ud) {
+  http_ctx *h = (http_ctx *)ud;
   curl_multi_cleanup(h->multi);
   uv_close((uv_handle_t *)h->timer, timer_closed);
   free(h);
-  e->http = NULL;
 }
 
 /* }====================================================== */
@@ -309,7 +317,7 @@ static int http_k(lua_State *L, int status, lua_KContext ctx) {
 static double opt_num(lua_State *L, const char *k, double def) {
   double v = def;
   if (lua_getfield(L, 1, k) != LUA_TNIL) {
-    if (!lua_isnumber(L, -1)) luaL_error(L, "bad field '%s' (number expected)", k);
+    if (!lua_isnumber(L, -1)) luaL_argerror(L, 1, lua_pushfstring(L, "%s must be a number", k));
     v = lua_tonumber(L, -1);
   }
   lua_pop(L, 1);
@@ -322,7 +330,7 @@ static char *opt_text(lua_State *L, const char *k) {
   if (lua_getfield(L, 1, k) != LUA_TNIL) {
     size_t n;
     const char *s;
-    if (!rb_push_text(L, -1)) luaL_error(L, "bad field '%s' (string expected)", k);
+    if (!rb_push_text(L, -1)) luaL_argerror(L, 1, lua_pushfstring(L, "%s must be a string or a secret", k));
     lua_replace(L, -2);
     s = lua_tolstring(L, -1, &n);
     out = malloc(n + 1);

@@ -25,8 +25,6 @@
 #include <lauxlib.h>
 
 #include "bindings.h"
-#include "engine.h"
-#include "scheduler.h"
 
 #define SERVER_MT "runbook.net.server"
 #define CONN_MT "runbook.net.conn"
@@ -118,7 +116,7 @@ static void queue_ready(conn_t *c) {
   if (srv->waiter) {
     rb_task *t = srv->waiter;
     srv->waiter = NULL;
-    lua_pushboolean(t->co, 1);
+    lua_pushboolean(rb_task_thread(t), 1);
     rb_task_wake(t, 1);
   }
 }
@@ -147,7 +145,7 @@ static void on_connection(uv_stream_t *server, int status) {
   if (status < 0) return;
   c = calloc(1, sizeof *c);
   if (c == NULL) return;
-  if (uv_tcp_init(srv->s->loop, &c->tcp) != 0) { free(c); return; }
+  if (uv_tcp_init(rb_sched_loop(srv->s), &c->tcp) != 0) { free(c); return; }
   c->tcp.data = c;
   c->srv = srv;
   c->next = srv->conns;
@@ -371,10 +369,10 @@ static int net_listen(lua_State *L) {
   luaL_setmetatable(L, SERVER_MT);
   s = calloc(1, sizeof *s);
   if (s == NULL) return luaL_error(L, "not enough memory");
-  s->s = sched_get(L);
+  s->s = rb_sched_of(L);
   s->tcp = malloc(sizeof *s->tcp);
   if (s->tcp == NULL) { free(s); return luaL_error(L, "not enough memory"); }
-  uv_tcp_init(s->s->loop, s->tcp);
+  uv_tcp_init(rb_sched_loop(s->s), s->tcp);
   s->tcp->data = s;
   *ud = s;                          /* from here __gc closes everything */
   if (strchr(host, ':')) rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);

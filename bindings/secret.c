@@ -13,7 +13,6 @@
 #include <string.h>
 
 #include "bindings.h"
-#include "engine.h"
 
 #define SECRET_MT "runbook.secret"
 
@@ -40,7 +39,7 @@ static void push_secret(lua_State *L, const char *v, size_t len, const char *lab
   s->value[len] = '\0';
   s->len = len;
   snprintf(s->label, sizeof s->label, "%s", label ? label : "secret");
-  sink_add_secret(engine_get(L), v, len);
+  rb_secret_register(L, v, len);
 }
 
 int rb_is_secret(lua_State *L, int idx) {
@@ -179,7 +178,7 @@ static const luaL_Reg secret_funcs[] = {
   {NULL, NULL}
 };
 
-int luaopen_runbook_secret_core(lua_State *L) {
+int luaopen_runbook_secret(lua_State *L) {
   if (luaL_newmetatable(L, SECRET_MT)) {
     luaL_setfuncs(L, secret_metameth, 0);
     luaL_newlibtable(L, secret_meth);

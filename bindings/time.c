@@ -7,52 +7,37 @@
 #include <time.h>
 
 #include "bindings.h"
-#include "scheduler.h"
 
 static int time_now(lua_State *L) {
-  lua_pushnumber(L, sched_wallclock(sched_get(L)));
+  lua_pushnumber(L, rb_clock_wall(rb_sched_of(L)));
   return 1;
 }
 
 static int time_monotonic(lua_State *L) {
-  lua_pushnumber(L, (double)sched_now(sched_get(L)) / 1e6);
+  lua_pushnumber(L, (double)rb_clock_now(rb_sched_of(L)) / 1e6);
   return 1;
 }
 
 static int time_is_virtual(lua_State *L) {
-  lua_pushboolean(L, sched_get(L)->virtual_clock);
+  lua_pushboolean(L, rb_clock_is_virtual(rb_sched_of(L)));
   return 1;
-}
-
-static void sleep_fire(rb_timer *tm) {
-  rb_task *t = (rb_task *)tm->data;
-  lua_pushboolean(t->co, 1);
-  rb_task_wake(t, 1);
-}
-
-static void sleep_cancel(rb_task *t, void *data) {
-  (void)data;
-  timer_stop(t->s, &t->sleep);
 }
 
 /* sleep(seconds): seconds >= 0, fractional allowed (microsecond grain). */
 static int time_sleep(lua_State *L) {
   double secs = luaL_checknumber(L, 1);
-  rb_task *t;
   luaL_argcheck(L, secs >= 0 && isfinite(secs), 1, "expected a finite number >= 0");
-  t = rb_wait_begin(L);
-  t->sleep.cb = sleep_fire;
-  t->sleep.data = t;
-  timer_start(t->s, &t->sleep, (uint64_t)llround(secs * 1e6));
-  return rb_await(L, sleep_cancel, NULL);
+  return rb_sleep(L, (uint64_t)llround(secs * 1e6));
 }
 
 /* iso(t) -> "2026-01-01T00:00:00Z" (UTC, whole seconds); t defaults to now() */
 static int time_iso(lua_State *L) {
-  double t = luaL_optnumber(L, 1, sched_wallclock(sched_get(L)));
-  time_t secs = (time_t)floor(t);
+  double t = luaL_optnumber(L, 1, rb_clock_wall(rb_sched_of(L)));
+  time_t secs;
   struct tm tm;
   char buf[32];
+  luaL_argcheck(L, isfinite(t), 1, "expected a finite number");
+  secs = (time_t)floor(t);
   if (gmtime_r(&secs, &tm) == NULL) return luaL_argerror(L, 1, "time out of range");
   strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
   lua_pushstring(L, buf);

@@ -15,14 +15,16 @@
 #include <lauxlib.h>
 #include <lualib.h>
 
-#include "bindings.h"
 #include "embedded.h"
 #include "engine.h"
 
 static const char ENGINE_KEY = 'E';
 
-void exec_kill_all(rb_engine *e);   /* bindings/exec.c */
-void http_shutdown(rb_engine *e);   /* bindings/http.c */
+struct rb_teardown {
+  void (*fn)(void *ud);
+  void *ud;
+  struct rb_teardown *next;
+};
 
 rb_engine *engine_get(lua_State *L) {
   rb_engine *e;
@@ -34,21 +36,27 @@ rb_engine *engine_get(lua_State *L) {
 
 /* {====================================================== modules */
 
-static const luaL_Reg c_modules[] = {
+static const luaL_Reg engine_modules[] = {
   {"runbook.async.core", luaopen_runbook_async_core},
   {"runbook.error", luaopen_runbook_error},
-  {"runbook.exec.core", luaopen_runbook_exec_core},
-  {"runbook.fs.core", luaopen_runbook_fs},
-  {"runbook.hash", luaopen_runbook_hash},
-  {"runbook.http.core", luaopen_runbook_http_core},
-  {"runbook.json", luaopen_runbook_json},
-  {"runbook.net", luaopen_runbook_net},
-  {"runbook.secret", luaopen_runbook_secret_core},
   {"runbook.sys", luaopen_runbook_sys},
-  {"runbook.time", luaopen_runbook_time},
-  {"runbook.yaml", luaopen_runbook_yaml},
   {NULL, NULL}
 };
+
+int rb_on_teardown(lua_State *L, void (*fn)(void *ud), void *ud) {
+  rb_engine *e = engine_get(L);
+  struct rb_teardown *h = malloc(sizeof *h);
+  if (h == NULL) return -1;
+  h->fn = fn;
+  h->ud = ud;
+  h->next = e->teardown;
+  e->teardown = h;
+  return 0;
+}
+
+void rb_secret_register(lua_State *L, const char *s, size_t len) {
+  sink_add_secret(engine_get(L), s, len);
+}
 
 /* package.searchers entry for the embedded Lua modules. */
 static int embedded_searcher(lua_State *L) {
@@ -66,14 +74,18 @@ static int embedded_searcher(lua_State *L) {
   return 1;
 }
 
-static void register_modules(lua_State *L) {
-  const luaL_Reg *r;
-  lua_getglobal(L, "package");
-  lua_getfield(L, -1, "preload");
-  for (r = c_modules; r->name; r++) {
+static void preload(lua_State *L, const luaL_Reg *r) {
+  for (; r && r->name; r++) {
     lua_pushcfunction(L, r->func);
     lua_setfield(L, -2, r->name);
   }
+}
+
+static void register_modules(lua_State *L, const luaL_Reg *modules) {
+  lua_getglobal(L, "package");
+  lua_getfield(L, -1, "preload");
+  preload(L, engine_modules);
+  preload(L, modules);
   lua_pop(L, 1);
   /* embedded Lua searched right after preload, before the file system */
   lua_getfield(L, -1, "searchers");
@@ -110,7 +122,7 @@ static void add_script_dir(lua_State *L, const char *path) {
 
 /* }====================================================== */
 
-rb_engine *engine_new(const rb_cli *cli, int virtual_clock) {
+rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modules) {
   rb_engine *e = calloc(1, sizeof *e);
   if (e == NULL) return NULL;
   /* a child that exits without reading its stdin must not kill us: the
@@ -124,7 +136,7 @@ rb_engine *engine_new(const rb_cli *cli, int virtual_clock) {
   luaL_openlibs(e->L);
   lua_pushlightuserdata(e->L, e);
   lua_rawsetp(e->L, LUA_REGISTRYINDEX, &ENGINE_KEY);
-  register_modules(e->L);
+  register_modules(e->L, modules);
   if (sched_init(&e->sched, e->L, &e->loop, virtual_clock) != 0) goto err_lua;
   if (cli && cli->log_file) {
     e->log_fd = open(cli->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -153,15 +165,19 @@ static void walk_close(uv_handle_t *h, void *arg) {
 /*
 ** Teardown order matters: lua_close() runs every __gc, which closes the
 ** bindings' handles (their memory is freed in close callbacks); then the
-** scheduler's handles; then the loop runs until every close callback has
+** bindings' teardown hooks (rb_on_teardown); then the scheduler's handles; then the loop runs until every close callback has
 ** fired. Anything still open after that was leaked by a binding.
 */
 void engine_free(rb_engine *e) {
   int i;
   if (e == NULL) return;
   lua_close(e->L);
-  http_shutdown(e);
-  exec_kill_all(e);               /* children still running are killed and reaped */
+  while (e->teardown) {           /* bindings' per-engine state: curl, live children */
+    struct rb_teardown *h = e->teardown;
+    e->teardown = h->next;
+    h->fn(h->ud);
+    free(h);
+  }
   uv_run(&e->loop, UV_RUN_DEFAULT);  /* their timers live in the scheduler: reap first */
   sched_close(&e->sched);
   uv_run(&e->loop, UV_RUN_DEFAULT);
@@ -296,7 +312,7 @@ static int exit_code_for(rb_engine *e) {
 ** for other results, or the code its error maps to. */
 static int run_main(rb_engine *e, int nargs, const char *name) {
   lua_State *L = e->L;
-  rb_task *main = task_spawn(L, nargs, name);
+  rb_task *main = rb_task_spawn(L, nargs, name);
   int code = RB_EXIT_OK;
   sched_run(&e->sched, main);
   lua_getiuservalue(L, -1, 1);
@@ -362,7 +378,7 @@ int engine_run_tests(rb_engine *e, const char *path, int *passed, int *failed) {
     (*failed)++;
     return rc;
   }
-  main = task_spawn(L, 2, "test");
+  main = rb_task_spawn(L, 2, "test");
   sched_run(&e->sched, main);
   lua_getiuservalue(L, -1, 1);
   if (main->status == RB_TASK_OK) {

@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <lua.h>
+#include <lauxlib.h>
 #include <uv.h>
 
 #include "cli.h"
@@ -34,11 +35,13 @@ typedef struct rb_engine {
   int nsecrets, capsecrets;
   int log_fd;                /* --log FILE, or -1 */
   const char *script;        /* resolved path of the runbook, if any */
-  struct exec_req *execs;    /* child processes not yet reaped (exec.c) */
-  struct http_ctx *http;     /* the curl multi of this engine (http.c) */
+  struct rb_teardown *teardown;   /* rb_on_teardown hooks, last registered first */
 } rb_engine;
 
-rb_engine *engine_new(const rb_cli *cli, int virtual_clock);
+/* Builds an engine: the engine's own modules (runbook.error, .async.core,
+** .sys and the embedded Lua) plus 'modules', a {name, luaopen} list ending
+** in {NULL, NULL} (the bindings' rb_binding_modules, or a test's own). */
+rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modules);
 void engine_free(rb_engine *e);
 rb_engine *engine_get(lua_State *L);
 
@@ -54,6 +57,11 @@ const char *engine_runbooks_dir(void);
 int engine_run_file(rb_engine *e, const char *path);
 /* Loads a test file and runs its test_* functions; adds to the counts. */
 int engine_run_tests(rb_engine *e, const char *path, int *passed, int *failed);
+
+/* The engine's own C modules (error.c, lua_async.c, lua_sys.c). */
+int luaopen_runbook_error(lua_State *L);
+int luaopen_runbook_async_core(lua_State *L);
+int luaopen_runbook_sys(lua_State *L);
 
 /* {====== sinks (sink.c): every byte that leaves the engine goes here */
 void sink_add_secret(rb_engine *e, const char *s, size_t len);

@@ -12,6 +12,7 @@
 #include <lauxlib.h>
 
 #include "engine.h"
+#include "rb_modules.h"
 
 static int cmd_run(const rb_cli *cli) {
   rb_engine *e;
@@ -23,7 +24,7 @@ static int cmd_run(const rb_cli *cli) {
             cli->file, dir ? ", " : "", dir ? dir : "");
     return RB_EXIT_USAGE;
   }
-  e = engine_new(cli, cli->dry_run);
+  e = engine_new(cli, cli->dry_run, rb_binding_modules);
   if (e == NULL) {
     free(path);
     return RB_EXIT_FAILED;
@@ -90,7 +91,7 @@ static int cmd_test(const rb_cli *cli) {
       n = 1;
     }
     for (j = 0; j < n; j++) {
-      rb_engine *e = engine_new(cli, cli->dry_run);
+      rb_engine *e = engine_new(cli, cli->dry_run, rb_binding_modules);
       if (e == NULL) return RB_EXIT_FAILED;
       if (engine_run_tests(e, files[j], &passed, &failed) != RB_EXIT_OK) rc = RB_EXIT_FAILED;
       engine_free(e);
@@ -148,7 +149,7 @@ static int cmd_check(const rb_cli *cli) {
     fprintf(stderr, "runbook: cannot find runbook '%s'\n", cli->file);
     return RB_EXIT_USAGE;
   }
-  e = engine_new(cli, 1);
+  e = engine_new(cli, 1, rb_binding_modules);
   if (e == NULL) { free(path); return RB_EXIT_FAILED; }
   if (luaL_loadfilex(e->L, path, "t") != LUA_OK) {
     fprintf(stderr, "runbook: %s\n", lua_tostring(e->L, -1));
@@ -173,7 +174,7 @@ static int cmd_check(const rb_cli *cli) {
 
 /* world serve / world call: run engine/lua/serve.lua in a real-clock engine. */
 static int cmd_world(const rb_cli *cli) {
-  rb_engine *e = engine_new(cli, 0);
+  rb_engine *e = engine_new(cli, 0, rb_binding_modules);
   lua_State *L;
   rb_task *t;
   int code = RB_EXIT_OK, i;
@@ -191,7 +192,7 @@ static int cmd_world(const rb_cli *cli) {
       lua_rawseti(L, -2, i + 1);
     }
     lua_remove(L, -4);
-    t = task_spawn(L, 2, "world call");
+    t = rb_task_spawn(L, 2, "world call");
   }
   else {
     lua_getfield(L, -1, "serve");
@@ -199,7 +200,7 @@ static int cmd_world(const rb_cli *cli) {
     else lua_pushnil(L);
     lua_pushstring(L, cli->world_dir);
     lua_remove(L, -4);
-    t = task_spawn(L, 2, "world serve");
+    t = rb_task_spawn(L, 2, "world serve");
   }
   sched_run(&e->sched, t);
   lua_getiuservalue(L, -1, 1);

@@ -19,7 +19,6 @@
 #include <lauxlib.h>
 
 #include "scheduler.h"
-#include "bindings.h"
 
 static const char SCHED_KEY = 'S';   /* registry key: the rb_sched pointer */
 
@@ -65,15 +64,15 @@ static void heap_down(rb_sched *s, int i) {
   }
 }
 
-void timer_init(rb_timer *tm, rb_timer_cb cb, void *data) {
+void rb_timer_init(rb_timer *tm, rb_timer_cb cb, void *data) {
   memset(tm, 0, sizeof *tm);
   tm->heap_idx = -1;
   tm->cb = cb;
   tm->data = data;
 }
 
-void timer_start(rb_sched *s, rb_timer *tm, uint64_t delay_us) {
-  if (tm->heap_idx >= 0) timer_stop(s, tm);
+void rb_timer_start(rb_sched *s, rb_timer *tm, uint64_t delay_us) {
+  if (tm->heap_idx >= 0) rb_timer_stop(s, tm);
   if (s->nheap == s->capheap) {
     int cap = s->capheap ? s->capheap * 2 : 64;
     rb_timer **h = realloc(s->heap, (size_t)cap * sizeof *h);
@@ -91,7 +90,7 @@ void timer_start(rb_sched *s, rb_timer *tm, uint64_t delay_us) {
   if (s->heap[0] == tm) poll_no_longer(s);
 }
 
-void timer_stop(rb_sched *s, rb_timer *tm) {
+void rb_timer_stop(rb_sched *s, rb_timer *tm) {
   int i = tm->heap_idx;
   if (i < 0) return;
   s->nheap--;
@@ -109,7 +108,7 @@ static int timers_fire_due(rb_sched *s) {
   uint64_t now = sched_now(s);
   while (s->nheap > 0 && s->heap[0]->due <= now) {
     rb_timer *tm = s->heap[0];
-    timer_stop(s, tm);
+    rb_timer_stop(s, tm);
     tm->cb(tm);
     n++;
   }
@@ -179,11 +178,23 @@ rb_sched *sched_get(lua_State *L) {
   return s;
 }
 
-rb_task *task_check(lua_State *L, int idx) {
+/* {====================================================== rb_api.h */
+
+rb_sched *rb_sched_of(lua_State *L) { return sched_get(L); }
+uv_loop_t *rb_sched_loop(rb_sched *s) { return s->loop; }
+uint64_t rb_clock_now(rb_sched *s) { return sched_now(s); }
+double rb_clock_wall(rb_sched *s) { return sched_wallclock(s); }
+int rb_clock_is_virtual(rb_sched *s) { return s->virtual_clock; }
+lua_State *rb_task_thread(rb_task *t) { return t->co; }
+rb_sched *rb_task_sched(rb_task *t) { return t->s; }
+
+/* }====================================================== */
+
+rb_task *rb_task_check(lua_State *L, int idx) {
   return (rb_task *)luaL_checkudata(L, idx, RB_TASK_MT);
 }
 
-rb_task *task_current(lua_State *L) {
+rb_task *rb_task_current(lua_State *L) {
   rb_sched *s = sched_get(L);
   return s ? s->current : NULL;
 }
@@ -194,7 +205,7 @@ rb_task *task_current(lua_State *L) {
 ** The task is anchored (registry ref) until it finishes. Uservalue 1 holds
 ** the outcome once done: {n=, ...results} or {err=, traceback=}.
 */
-rb_task *task_spawn(lua_State *L, int nargs, const char *name) {
+rb_task *rb_task_spawn(lua_State *L, int nargs, const char *name) {
   rb_sched *s = sched_get(L);
   rb_task *t;
   lua_State *co;
@@ -214,7 +225,7 @@ rb_task *task_spawn(lua_State *L, int nargs, const char *name) {
   t->co = co;
   t->id = ++s->next_id;
   t->nargs = nargs;
-  timer_init(&t->sleep, NULL, t);
+  rb_timer_init(&t->sleep, NULL, t);
   snprintf(t->name, sizeof t->name, "%s", name ? name : "task");
   lua_pushvalue(L, -1);
   t->anchor = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -263,11 +274,30 @@ static void task_finish(rb_sched *s, rb_task *t, rb_task_status st, int nres) {
   t->status = st;
   t->state = RB_TASK_DONE;
   t->on_cancel = NULL;
-  timer_stop(s, &t->sleep);
+  rb_timer_stop(s, &t->sleep);
   live_remove(s, t);
   luaL_unref(L, LUA_REGISTRYINDEX, t->anchor);
   t->anchor = LUA_NOREF;
   task_wake_waiters(t);
+}
+
+/* Replaces the non-table error value at the top of L (the main state)
+** with an error object whose message is the value's text. A __tostring
+** that fails or returns a non-string gives a message naming the type. */
+static int tostring_call(lua_State *L) {
+  luaL_tolstring(L, 1, NULL);
+  return 1;
+}
+
+static void error_from_value(lua_State *L) {
+  const char *type = luaL_typename(L, -1);
+  lua_pushcfunction(L, tostring_call);
+  lua_insert(L, -2);
+  if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+    rb_error_push(L, "error", "%s", lua_tostring(L, -1));
+  else
+    rb_error_push(L, "error", "(error object is a %s value whose __tostring failed)", type);
+  lua_remove(L, -2);
 }
 
 /* Resumes one ready task; only ever called from sched_run's loop. */
@@ -296,9 +326,10 @@ static void task_resume(rb_sched *s, rb_task *t) {
   {
     rb_task_status status = RB_TASK_FAILED;
     if (lua_type(t->co, -1) != LUA_TTABLE) {
-      const char *msg = luaL_tolstring(t->co, -1, NULL);
-      rb_error_push(L, "error", "%s", msg);
-      lua_pop(t->co, 2);
+      /* no call may run on a thread dead with an error: the value moves
+      ** to the main state, where its __tostring (if any) runs protected */
+      lua_xmove(t->co, L, 1);
+      error_from_value(L);
       lua_xmove(L, t->co, 1);
     }
     lua_getfield(t->co, -1, "traceback");
@@ -386,12 +417,31 @@ int rb_await(lua_State *L, rb_cancel_cb on_cancel, void *data) {
   return rb_await_k(L, on_cancel, data, (lua_KContext)lua_gettop(L), await_k);
 }
 
+static void sleep_fire(rb_timer *tm) {
+  rb_task *t = (rb_task *)tm->data;
+  lua_pushboolean(t->co, 1);
+  rb_task_wake(t, 1);
+}
+
+static void sleep_cancel(rb_task *t, void *data) {
+  (void)data;
+  rb_timer_stop(t->s, &t->sleep);
+}
+
+int rb_sleep(lua_State *L, uint64_t delay_us) {
+  rb_task *t = rb_wait_begin(L);
+  t->sleep.cb = sleep_fire;
+  t->sleep.data = t;
+  rb_timer_start(t->s, &t->sleep, delay_us);
+  return rb_await(L, sleep_cancel, NULL);
+}
+
 /*
 ** Requests cancellation. A waiting task has its I/O stopped through its
 ** cancel hook and is resumed with a "cancelled" error at its wait; a task not
 ** yet started never runs. Returns 1 if anything was cancelled.
 */
-int task_cancel(rb_task *t) {
+int rb_task_cancel(rb_task *t) {
   rb_sched *s = t->s;
   char msg[128];
   if (t->state == RB_TASK_DONE) return 0;
@@ -423,7 +473,7 @@ int task_cancel(rb_task *t) {
   }
   /* waiting */
   run_cancel_hook(t);
-  timer_stop(s, &t->sleep);
+  rb_timer_stop(s, &t->sleep);
   rb_task_fail(t, "cancelled", msg);
   return 1;
 }
@@ -432,7 +482,7 @@ void sched_cancel_all(rb_sched *s) {
   rb_task *t = s->live, *next;
   for (; t; t = next) {
     next = t->live_next;
-    task_cancel(t);
+    rb_task_cancel(t);
   }
 }
 
@@ -555,7 +605,7 @@ void sched_run(rb_sched *s, rb_task *main) {
       for (; t; t = next) {
         next = t->live_next;
         if (t->state == RB_TASK_WAITING) {
-          timer_stop(s, &t->sleep);
+          rb_timer_stop(s, &t->sleep);
           run_cancel_hook(t);
           rb_task_fail(t, "deadlock", "every task is waiting and nothing pending can wake them");
         }
@@ -643,7 +693,7 @@ static int task_wait_k(lua_State *L, int status, lua_KContext ctx) {
 
 /* task:wait() -> results of the task, or raises its error. */
 static int task_wait(lua_State *L) {
-  rb_task *t = task_check(L, 1);
+  rb_task *t = rb_task_check(L, 1);
   rb_task *self;
   lua_settop(L, 1);
   if (t->state == RB_TASK_DONE) return task_wait_done(L, 0, 0);
@@ -678,7 +728,7 @@ static lua_Integer first_done(lua_State *L) {
 }
 
 static int wait_any_k(lua_State *L, int status, lua_KContext ctx) {
-  rb_task *self = task_current(L);
+  rb_task *self = rb_task_current(L);
   (void)status; (void)ctx;
   wait_any_unregister(L, self);
   if (!lua_toboolean(L, 2)) {
@@ -730,14 +780,14 @@ int sched_wait_any(lua_State *L) {
 
 /* task:cancel() -> true if the task was still running. */
 static int task_lcancel(lua_State *L) {
-  rb_task *t = task_check(L, 1);
-  lua_pushboolean(L, task_cancel(t));
+  rb_task *t = rb_task_check(L, 1);
+  lua_pushboolean(L, rb_task_cancel(t));
   return 1;
 }
 
 /* task:status() -> "ready"|"running"|"waiting"|"done"|"failed"|"cancelled" */
 static int task_status(lua_State *L) {
-  rb_task *t = task_check(L, 1);
+  rb_task *t = rb_task_check(L, 1);
   static const char *const names[] = {"ready", "running", "waiting", "done"};
   if (t->state == RB_TASK_DONE && t->status == RB_TASK_FAILED) lua_pushliteral(L, "failed");
   else if (t->state == RB_TASK_DONE && t->status == RB_TASK_CANCELLED) lua_pushliteral(L, "cancelled");
@@ -747,19 +797,19 @@ static int task_status(lua_State *L) {
 
 /* task:result() -> ok, results... / false, err without waiting (done only) */
 static int task_result(lua_State *L) {
-  rb_task *t = task_check(L, 1);
+  rb_task *t = rb_task_check(L, 1);
   if (t->state != RB_TASK_DONE) return luaL_error(L, "task %d has not finished", t->id);
   return task_push_outcome(L, 1);
 }
 
 static int task_tostring(lua_State *L) {
-  rb_task *t = task_check(L, 1);
+  rb_task *t = rb_task_check(L, 1);
   lua_pushfstring(L, "task %d (%s)", t->id, t->name);
   return 1;
 }
 
 static int task_id(lua_State *L) {
-  lua_pushinteger(L, task_check(L, 1)->id);
+  lua_pushinteger(L, rb_task_check(L, 1)->id);
   return 1;
 }
 

@@ -1,5 +1,6 @@
 /*
-** sched.h: tasks (Lua coroutines) and timers on one libuv loop, with a real
+** scheduler.h: the scheduler's internals (engine only; bindings see
+** rb_api.h). Tasks (Lua coroutines) and timers on one libuv loop, with a real
 ** or a virtual clock.
 **
 ** A task is a userdata (RB_TASK_MT) that owns a coroutine. While the task is
@@ -12,31 +13,17 @@
 ** the resume values and queues the task; the scheduler resumes queued tasks
 ** only from its own loop, never from inside another task.
 */
-#ifndef RUNBOOK_SCHED_H
-#define RUNBOOK_SCHED_H
+#ifndef RUNBOOK_SCHEDULER_H
+#define RUNBOOK_SCHEDULER_H
 
 #include <stdint.h>
 #include <lua.h>
 #include <stdio.h>
 #include <uv.h>
 
+#include "rb_api.h"
+
 #define RB_TASK_MT "runbook.task"
-
-typedef struct rb_sched rb_sched;
-typedef struct rb_task rb_task;
-typedef struct rb_timer rb_timer;
-
-typedef void (*rb_timer_cb)(rb_timer *tm);
-/* Called when a waiting task is cancelled: stop the I/O, never wake 't'. */
-typedef void (*rb_cancel_cb)(rb_task *t, void *data);
-
-struct rb_timer {
-  uint64_t due;       /* clock microseconds */
-  uint64_t seq;       /* FIFO order among equal deadlines */
-  int heap_idx;       /* -1 when not armed */
-  rb_timer_cb cb;
-  void *data;
-};
 
 typedef enum { RB_TASK_READY, RB_TASK_RUNNING, RB_TASK_WAITING, RB_TASK_DONE } rb_task_state;
 typedef enum { RB_TASK_OK, RB_TASK_FAILED, RB_TASK_CANCELLED } rb_task_status;
@@ -93,35 +80,17 @@ uint64_t sched_now(rb_sched *s);           /* clock microseconds */
 void sched_dump(rb_sched *s, FILE *f);
 double   sched_wallclock(rb_sched *s);     /* epoch seconds, virtual in dry-run */
 
-void timer_init(rb_timer *tm, rb_timer_cb cb, void *data);
-void timer_start(rb_sched *s, rb_timer *tm, uint64_t delay_us);
-void timer_stop(rb_sched *s, rb_timer *tm);
+/* Creates a task that will call the function at stack index -(nargs+1)
+** with the nargs values above it; pops them all and pushes the task
+** userdata. The task runs at the scheduler's next turn, never inside this
+** call. */
+rb_task *rb_task_spawn(lua_State *L, int nargs, const char *name);
+rb_task *rb_task_check(lua_State *L, int idx);
+rb_task *rb_task_current(lua_State *L);
+int  rb_task_cancel(rb_task *t);
 
-/* Creates a task running the function at the top of L's stack (popped) with
-** nargs arguments below it... see sched.c; pushes the task userdata. */
-rb_task *task_spawn(lua_State *L, int nargs, const char *name);
-rb_task *task_check(lua_State *L, int idx);
-rb_task *task_current(lua_State *L);
-int  task_cancel(rb_task *t);
-
-/* The running task; raises when called outside a task or in a nested
-** coroutine. Call before setting up I/O that rb_await will wait on. */
-rb_task *rb_wait_begin(lua_State *L);
 /* Lua function wait_any(tasks) -> index of the first finished task. */
 int sched_wait_any(lua_State *L);
-/* Yield the running task until woken. Must be used as `return rb_await(...)`.
-** Raises when called outside a task or inside a nested coroutine. */
-int  rb_await(lua_State *L, rb_cancel_cb on_cancel, void *data);
-/* Like rb_await, with the caller's own continuation: k(L, status, ctx)
-** runs when the task is resumed; the resume values start at index base+1,
-** where base is lua_gettop(L) at the call (passed back as... the caller
-** stores it). */
-int  rb_await_k(lua_State *L, rb_cancel_cb on_cancel, void *data, lua_KContext ctx, lua_KFunction k);
-/* Wake a waiting task: the caller has pushed `n` values on t->co (true
-** followed by results, or false followed by an error value). */
-void rb_task_wake(rb_task *t, int n);
-/* Convenience: push an error object of `kind` and wake with (false, err). */
-void rb_task_fail(rb_task *t, const char *kind, const char *msg);
 
 /* Runs until `main` finishes, then cancels what is left and drains it. */
 void sched_run(rb_sched *s, rb_task *main);

@@ -18,7 +18,7 @@ int run_lua(const char *code, int virtual_clock, char **out) {
   if (fd < 0) return -1;
   if (write(fd, code, strlen(code)) != (ssize_t)strlen(code)) { close(fd); return -1; }
   close(fd);
-  e = engine_new(&cli, virtual_clock);
+  e = engine_new(&cli, virtual_clock, rb_binding_modules);
   if (e == NULL) return -1;
   /* the chunk stores its answer in the global RESULT */
   code_rc = engine_run_file(e, path);

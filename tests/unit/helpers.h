@@ -4,6 +4,7 @@
 #define RUNBOOK_TEST_HELPERS_H
 
 #include "engine.h"
+#include "rb_modules.h"
 
 /* Runs `code` as a runbook body in a fresh engine (virtual clock when
 ** `virtual_clock`); returns the exit code. *out (optional) receives a

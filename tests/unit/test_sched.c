@@ -29,18 +29,18 @@ static void test_timer_heap_orders_by_deadline_then_fifo(void **state) {
   (void) state;
   uv_loop_init(&loop);
   assert_int_equal(sched_init(&s, L, &loop, 1), 0);
-  for (i = 0; i < 5; i++) timer_init(&t[i], record_cb, (void *)(intptr_t)i);
-  timer_start(&s, &t[0], 300);
-  timer_start(&s, &t[1], 100);
-  timer_start(&s, &t[2], 200);
-  timer_start(&s, &t[3], 100);   /* same deadline as t[1]: fires after it */
-  timer_start(&s, &t[4], 50);
-  timer_stop(&s, &t[2]);         /* stopped timers never fire */
+  for (i = 0; i < 5; i++) rb_timer_init(&t[i], record_cb, (void *)(intptr_t)i);
+  rb_timer_start(&s, &t[0], 300);
+  rb_timer_start(&s, &t[1], 100);
+  rb_timer_start(&s, &t[2], 200);
+  rb_timer_start(&s, &t[3], 100);   /* same deadline as t[1]: fires after it */
+  rb_timer_start(&s, &t[4], 50);
+  rb_timer_stop(&s, &t[2]);         /* stopped timers never fire */
   nfired = 0;
   while (s.nheap > 0) {
     s.vnow = s.heap[0]->due;
     rb_timer *tm = s.heap[0];
-    timer_stop(&s, tm);
+    rb_timer_stop(&s, tm);
     tm->cb(tm);
   }
   assert_int_equal(nfired, 4);
@@ -89,7 +89,7 @@ static void test_wait_outside_task_raises(void **state) {
   rb_engine *e;
   (void) state;
   memset(&cli, 0, sizeof cli);
-  e = engine_new(&cli, 1);
+  e = engine_new(&cli, 1, rb_binding_modules);
   assert_non_null(e);
   assert_true(luaL_dostring(e->L, "require('runbook.time').sleep(1)"));
   assert_non_null(strstr(lua_tostring(e->L, -1), "outside a task"));
@@ -125,7 +125,7 @@ static rb_engine *engine_with(const char *modname, lua_CFunction open, int virtu
   rb_cli cli;
   rb_engine *e;
   memset(&cli, 0, sizeof cli);
-  e = engine_new(&cli, virtual_clock);
+  e = engine_new(&cli, virtual_clock, rb_binding_modules);
   assert_non_null(e);
   luaL_requiref(e->L, modname, open, 0);
   lua_pop(e->L, 1);
@@ -137,7 +137,7 @@ static rb_engine *engine_with(const char *modname, lua_CFunction open, int virtu
 static void run_main_ok(rb_engine *e, const char *code) {
   rb_task *t;
   assert_int_equal(luaL_loadstring(e->L, code), LUA_OK);
-  t = task_spawn(e->L, 0, "main");
+  t = rb_task_spawn(e->L, 0, "main");
   sched_run(&e->sched, t);
   assert_int_equal(t->status, RB_TASK_OK);
 }
@@ -155,7 +155,7 @@ static int l_wait_with_hook(lua_State *L) {
 }
 
 static int l_wake(lua_State *L) {
-  rb_task *t = task_check(L, 1);
+  rb_task *t = rb_task_check(L, 1);
   lua_pushboolean(t->co, 1);
   lua_pushliteral(t->co, "woken");
   rb_task_wake(t, 2);
@@ -221,7 +221,7 @@ static void closed_cb(uv_handle_t *h) {
 
 static int l_wait_for_uv_timer(lua_State *L) {
   rb_engine *e = engine_get(L);
-  to_wake = task_current(L);
+  to_wake = rb_task_current(L);
   uv_timer_init(&e->loop, &wake_timer);
   uv_timer_start(&wake_timer, wake_cb, 0, 0);     /* due before the next poll */
   uv_timer_init(&e->loop, &keepalive);

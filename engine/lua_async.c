@@ -5,13 +5,12 @@
 */
 #include <stdio.h>
 
-#include "bindings.h"
-#include "scheduler.h"
+#include "engine.h"
 
 /* spawn(fn, ...) -> task */
 static int async_spawn(lua_State *L) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
-  task_spawn(L, lua_gettop(L) - 1, "task");
+  rb_task_spawn(L, lua_gettop(L) - 1, "task");
   return 1;
 }
 
@@ -21,13 +20,13 @@ static int async_spawn_named(lua_State *L) {
   snprintf(buf, sizeof buf, "%s", luaL_checkstring(L, 1));
   luaL_checktype(L, 2, LUA_TFUNCTION);
   lua_remove(L, 1);
-  task_spawn(L, lua_gettop(L) - 1, buf);
+  rb_task_spawn(L, lua_gettop(L) - 1, buf);
   return 1;
 }
 
 /* current() -> the running task, or nil outside tasks */
 static int async_current(lua_State *L) {
-  rb_task *t = task_current(L);
+  rb_task *t = rb_task_current(L);
   if (t == NULL || t->anchor == LUA_NOREF) lua_pushnil(L);
   else lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor);
   return 1;

@@ -7,7 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bindings.h"
 #include "engine.h"
 
 static int stream_fd(lua_State *L, int idx) {

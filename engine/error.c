@@ -1,5 +1,5 @@
 /*
-** error.c: error objects. A binding that could not do its job at all
+** error.c: error objects (rb_api.h). A binding that could not do its job at all
 ** (spawn failed, connection refused, timeout, cancelled) raises a table
 ** {kind=, message=, ...} whose metatable prints it as "kind: message".
 ** Lua module runbook.error: new(kind, message [, fields]), is(err, kind).
@@ -11,7 +11,7 @@
 
 #include <uv.h>
 
-#include "bindings.h"
+#include "engine.h"
 
 static int error_tostring(lua_State *L) {
   const char *kind, *msg;
@@ -33,26 +33,48 @@ static void error_meta(lua_State *L) {
   }
 }
 
-void rb_error_push(lua_State *L, const char *kind, const char *fmt, ...) {
-  va_list ap;
+/* Pushes the text of vsnprintf(fmt, ap): every C conversion works (%zu,
+** %lld, %.*s), which lua_pushvfstring does not offer. The buffer is Lua
+** memory, so running out of it raises a memory error as lua_push* do. */
+static void push_vformat(lua_State *L, const char *fmt, va_list ap) {
+  char small[256];
+  va_list aq;
+  int n;
+  va_copy(aq, ap);
+  n = vsnprintf(small, sizeof small, fmt, aq);
+  va_end(aq);
+  if (n < 0) lua_pushstring(L, fmt);                    /* an encoding error: the format itself */
+  else if ((size_t)n < sizeof small) lua_pushlstring(L, small, (size_t)n);
+  else {
+    char *big = (char *)lua_newuserdatauv(L, (size_t)n + 1, 0);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    lua_pushlstring(L, big, (size_t)n);
+    lua_remove(L, -2);
+  }
+}
+
+static void push_error(lua_State *L, const char *kind, const char *fmt, va_list ap) {
   lua_createtable(L, 0, 4);
   lua_pushstring(L, kind);
   lua_setfield(L, -2, "kind");
-  va_start(ap, fmt);
-  lua_pushvfstring(L, fmt, ap);
-  va_end(ap);
+  push_vformat(L, fmt, ap);
   lua_setfield(L, -2, "message");
   error_meta(L);
   lua_setmetatable(L, -2);
 }
 
+void rb_error_push(lua_State *L, const char *kind, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  push_error(L, kind, fmt, ap);
+  va_end(ap);
+}
+
 int rb_error_raise(lua_State *L, const char *kind, const char *fmt, ...) {
   va_list ap;
-  char buf[1024];
   va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
+  push_error(L, kind, fmt, ap);
   va_end(ap);
-  rb_error_push(L, kind, "%s", buf);
   return lua_error(L);
 }
 
@@ -64,27 +86,6 @@ void rb_error_setfield(lua_State *L, const char *field, const char *value) {
 void rb_error_setint(lua_State *L, const char *field, lua_Integer value) {
   lua_pushinteger(L, value);
   lua_setfield(L, -2, field);
-}
-
-int rb_buf_add(rb_buf *b, const void *s, size_t n) {
-  if (b->len + n + 1 > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    char *np;
-    while (cap < b->len + n + 1) cap *= 2;
-    np = realloc(b->p, cap);
-    if (np == NULL) return 0;
-    b->p = np;
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, s, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-  return 1;
-}
-
-const char *rb_uv_strerror(int err, char *buf, size_t len) {
-  snprintf(buf, len, "%s: %s", uv_err_name(err), uv_strerror(err));
-  return buf;
 }
 
 /* runbook.error.new(kind, message [, fields]) -> error object */
