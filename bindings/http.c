@@ -189,10 +189,11 @@ static http_ctx *ctx_get(lua_State *L) {
     luaL_error(L, "not enough memory");
   }
   h->timer->data = h;
-  curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
-  curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
-  curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timeout);
-  curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
+  if (curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_socket) != CURLM_OK
+      || curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK
+      || curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timeout) != CURLM_OK
+      || curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK)
+    luaL_error(L, "cannot set up libcurl's multi interface");   /* the hook frees h */
   lua_pushlightuserdata(L, h);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &HTTP_CTX_KEY);
   return h;
@@ -381,30 +382,136 @@ static int add_headers(lua_State *L, http_req *r) {
   return 1;
 }
 
-static int http_request(lua_State *L) {
-  http_ctx *h;
-  http_req *r;
-  rb_task *t;
+/* The call's options, checked before anything is allocated, so that a
+** bad argument leaks nothing. Leaves url and method on the stack. */
+typedef struct http_opts {
   const char *url, *method;
   double timeout, ctimeout;
-  char *bearer, *cacert;
-  size_t body_len = 0;
+} http_opts;
+
+static void check_opts(lua_State *L, http_opts *op) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   lua_getfield(L, 1, "url");
-  url = lua_tostring(L, -1);
-  luaL_argcheck(L, url != NULL, 1, "url must be a string");
-  luaL_argcheck(L, strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0, 1,
+  op->url = lua_tostring(L, -1);
+  luaL_argcheck(L, op->url != NULL, 1, "url must be a string");
+  luaL_argcheck(L, strncmp(op->url, "http://", 7) == 0 || strncmp(op->url, "https://", 8) == 0, 1,
                 "url must start with http:// or https://");
   lua_getfield(L, 1, "method");
-  method = luaL_optstring(L, -1, "GET");
-  timeout = opt_num(L, "timeout", 60);
-  ctimeout = opt_num(L, "connect_timeout", 10);
-  luaL_argcheck(L, timeout > 0 && ctimeout > 0, 1, "timeouts must be > 0 seconds");
+  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 1, "method must be a string");
+  op->method = lua_isnil(L, -1) ? "GET" : lua_tostring(L, -1);
+  op->timeout = opt_num(L, "timeout", 60);
+  op->ctimeout = opt_num(L, "connect_timeout", 10);
+  luaL_argcheck(L, op->timeout > 0 && op->ctimeout > 0, 1, "timeouts must be > 0 seconds");
   check_headers(L);
   check_text(L, "bearer");
   check_text(L, "body");
   check_text(L, "cacert");
+}
+
+/* Adds "Authorization: Bearer <opts.bearer>"; the copies are wiped.
+** Returns 0 when out of memory. */
+static int add_bearer(lua_State *L, http_req *r) {
+  char *bearer = opt_text(L, "bearer");
+  struct curl_slist *sl = NULL;
+  size_t n;
+  char *hd;
+  if (bearer == NULL) return 1;
+  n = strlen(bearer) + 32;
+  if ((hd = malloc(n)) != NULL) {
+    snprintf(hd, n, "Authorization: Bearer %s", bearer);
+    sl = curl_slist_append(r->headers, hd);
+    memset(hd, 0, n);
+    free(hd);
+  }
+  memset(bearer, 0, strlen(bearer));
+  free(bearer);
+  if (sl == NULL) return 0;
+  r->headers = sl;
+  return 1;
+}
+
+/* Copies opts.body (a string or a secret, NUL bytes allowed) into r.
+** Returns 0 when out of memory. */
+static int copy_body(lua_State *L, http_req *r, size_t *len) {
+  int ok = 1;
+  *len = 0;
+  if (lua_getfield(L, 1, "body") != LUA_TNIL) {
+    const char *b;
+    rb_push_text(L, -1);                      /* checked: a string or a secret */
+    lua_replace(L, -2);
+    b = lua_tolstring(L, -1, len);
+    r->body = malloc(*len ? *len : 1);
+    if (r->body) memcpy(r->body, b, *len);
+    else ok = 0;
+  }
+  lua_pop(L, 1);
+  return ok;
+}
+
+/* curl_easy_setopt, remembering the first option that failed: a libcurl
+** older than an option answers CURLE_UNKNOWN_OPTION, and a request must
+** not go out without, say, its protocol restriction. */
+#define SETOPT(r, opt, val) \
+  do { \
+    if (failed == NULL && curl_easy_setopt((r)->easy, opt, val) != CURLE_OK) failed = #opt; \
+  } while (0)
+
+/* Sets every transfer option; returns NULL or the name of the option the
+** loaded libcurl refused. */
+static const char *set_options(lua_State *L, http_req *r, const http_opts *op, size_t body_len) {
+  const char *failed = NULL;
+  char *cacert = opt_text(L, "cacert");
+  struct curl_slist *sl;
+  SETOPT(r, CURLOPT_URL, op->url);
+  SETOPT(r, CURLOPT_PRIVATE, r);
+  SETOPT(r, CURLOPT_NOSIGNAL, 1L);
+  SETOPT(r, CURLOPT_ERRORBUFFER, r->errbuf);
+  SETOPT(r, CURLOPT_PROTOCOLS_STR, "http,https");
+  SETOPT(r, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  SETOPT(r, CURLOPT_WRITEFUNCTION, write_body);
+  SETOPT(r, CURLOPT_WRITEDATA, r);
+  SETOPT(r, CURLOPT_HEADERFUNCTION, write_header);
+  SETOPT(r, CURLOPT_HEADERDATA, r);
+  SETOPT(r, CURLOPT_TIMEOUT_MS, (long)(op->timeout * 1000));
+  SETOPT(r, CURLOPT_CONNECTTIMEOUT_MS, (long)(op->ctimeout * 1000));
+  SETOPT(r, CURLOPT_USERAGENT, "runbook/" RUNBOOK_VERSION);
+  SETOPT(r, CURLOPT_ACCEPT_ENCODING, "");
+  lua_getfield(L, 1, "follow");
+  SETOPT(r, CURLOPT_FOLLOWLOCATION, lua_toboolean(L, -1) ? 1L : 0L);
+  lua_pop(L, 1);
+  lua_getfield(L, 1, "insecure");
+  if (lua_toboolean(L, -1)) {
+    SETOPT(r, CURLOPT_SSL_VERIFYPEER, 0L);
+    SETOPT(r, CURLOPT_SSL_VERIFYHOST, 0L);
+  }
+  lua_pop(L, 1);
+  if (cacert) {
+    SETOPT(r, CURLOPT_CAINFO, cacert);   /* curl copies the string */
+    free(cacert);
+  }
+  if (strcmp(op->method, "HEAD") == 0) SETOPT(r, CURLOPT_NOBODY, 1L);
+  else if (strcmp(op->method, "GET") != 0) SETOPT(r, CURLOPT_CUSTOMREQUEST, op->method);
+  if (r->body) {
+    SETOPT(r, CURLOPT_POSTFIELDS, r->body);
+    SETOPT(r, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
+  }
+  /* no "Expect: 100-continue" round trip for bodies */
+  if ((sl = curl_slist_append(r->headers, "Expect:")) != NULL) r->headers = sl;
+  SETOPT(r, CURLOPT_HTTPHEADER, r->headers);
+  return failed;
+}
+
+#undef SETOPT
+
+static int http_request(lua_State *L) {
+  http_opts op;
+  http_ctx *h;
+  http_req *r;
+  rb_task *t;
+  const char *refused;
+  size_t body_len;
+  check_opts(L, &op);
   t = rb_wait_begin(L);
   h = ctx_get(L);
   r = calloc(1, sizeof *r);
@@ -413,73 +520,14 @@ static int http_request(lua_State *L) {
   /* arguments were checked above: from here only memory errors raise */
   r->easy = curl_easy_init();
   if (r->easy == NULL) { req_free(r); return luaL_error(L, "cannot create a curl handle"); }
-  if (!add_headers(L, r)) { req_free(r); return luaL_error(L, "not enough memory"); }
-  bearer = opt_text(L, "bearer");
-  if (bearer) {
-    size_t n = strlen(bearer) + 32;
-    char *hd = malloc(n);
-    struct curl_slist *sl = NULL;
-    if (hd) {
-      snprintf(hd, n, "Authorization: Bearer %s", bearer);
-      sl = curl_slist_append(r->headers, hd);
-      memset(hd, 0, n);
-      free(hd);
-    }
-    memset(bearer, 0, strlen(bearer));
-    free(bearer);
-    if (sl == NULL) { req_free(r); return luaL_error(L, "not enough memory"); }
-    r->headers = sl;
+  if (!add_headers(L, r) || !add_bearer(L, r) || !copy_body(L, r, &body_len)) {
+    req_free(r);
+    return luaL_error(L, "not enough memory");
   }
-  if (lua_getfield(L, 1, "body") != LUA_TNIL) {
-    const char *b;
-    rb_push_text(L, -1);                      /* checked: a string or a secret */
-    lua_replace(L, -2);
-    b = lua_tolstring(L, -1, &body_len);      /* may hold NUL bytes */
-    r->body = malloc(body_len ? body_len : 1);
-    if (r->body == NULL) { req_free(r); return luaL_error(L, "not enough memory"); }
-    memcpy(r->body, b, body_len);
+  if ((refused = set_options(L, r, &op, body_len)) != NULL) {
+    req_free(r);
+    return rb_error_raise(L, "http", "the loaded libcurl refused %s (too old for runbook?); nothing was sent", refused);
   }
-  lua_pop(L, 1);
-  cacert = opt_text(L, "cacert");
-  curl_easy_setopt(r->easy, CURLOPT_URL, url);
-  curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
-  curl_easy_setopt(r->easy, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(r->easy, CURLOPT_ERRORBUFFER, r->errbuf);
-  curl_easy_setopt(r->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(r->easy, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(r->easy, CURLOPT_WRITEFUNCTION, write_body);
-  curl_easy_setopt(r->easy, CURLOPT_WRITEDATA, r);
-  curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, write_header);
-  curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r);
-  curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, (long)(timeout * 1000));
-  curl_easy_setopt(r->easy, CURLOPT_CONNECTTIMEOUT_MS, (long)(ctimeout * 1000));
-  curl_easy_setopt(r->easy, CURLOPT_USERAGENT, "runbook/" RUNBOOK_VERSION);
-  curl_easy_setopt(r->easy, CURLOPT_ACCEPT_ENCODING, "");
-  lua_getfield(L, 1, "follow");
-  curl_easy_setopt(r->easy, CURLOPT_FOLLOWLOCATION, lua_toboolean(L, -1) ? 1L : 0L);
-  lua_pop(L, 1);
-  lua_getfield(L, 1, "insecure");
-  if (lua_toboolean(L, -1)) {
-    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(r->easy, CURLOPT_SSL_VERIFYHOST, 0L);
-  }
-  lua_pop(L, 1);
-  if (cacert) {
-    curl_easy_setopt(r->easy, CURLOPT_CAINFO, cacert);   /* curl copies the string */
-    free(cacert);
-  }
-  if (strcmp(method, "HEAD") == 0) curl_easy_setopt(r->easy, CURLOPT_NOBODY, 1L);
-  else if (strcmp(method, "GET") != 0) curl_easy_setopt(r->easy, CURLOPT_CUSTOMREQUEST, method);
-  if (r->body) {
-    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->body);
-    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)body_len);
-  }
-  /* no "Expect: 100-continue" round trip for bodies */
-  {
-    struct curl_slist *sl = curl_slist_append(r->headers, "Expect:");
-    if (sl) r->headers = sl;
-  }
-  curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
   if (curl_multi_add_handle(h->multi, r->easy) != CURLM_OK) {
     req_free(r);
     return luaL_error(L, "cannot start the transfer");
