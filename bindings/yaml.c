@@ -5,7 +5,8 @@
 ** decode_all(text [, {name=}])  every document, as a list
 ** encode(value [, {indent=}])   one document, block style, deterministic
 ** encode_all(list [, opts])     several documents separated by "---"
-** edit(text, path, value [, {name=}])  change one value, keep every other byte
+** edit(text, path, value [, {name=}])  change one value, keep every other
+**                               byte (yaml_edit.c)
 ** null, array([t]), map([t]), order(t, keys)
 **
 ** Plain scalars resolve by the YAML 1.2 core schema, as Go's yaml.v3 does
@@ -25,8 +26,8 @@
 
 #include "bindings.h"
 #include "luaval.h"
+#include "yaml_priv.h"
 
-#define YAML_MAX_DEPTH 512
 /* Billion-laughs guard: the nodes reachable through aliases may not exceed
 ** this many, nor ALIAS_RATIO times the nodes written in the text. */
 #define ALIAS_MAX_NODES 1000000
@@ -152,26 +153,8 @@ static void push_resolved(lua_State *L, const char *s, size_t n) {
 
 /* {====================================================== decode */
 
-typedef struct dec_state {
-  lua_State *L;
-  yaml_parser_t parser;
-  yaml_event_t ev;
-  int have_event;
-  const char *name;
-  int anchors;          /* stack index: anchor name -> {value, nodes} */
-  long long nodes;      /* nodes written in the text */
-  long long alias_nodes;/* nodes reached through aliases */
-  int depth;
-  int seq_mt;           /* stack index of the shared list mark (the empty map's is next) */
-  yaml_mark_t *marks;   /* key marks of pending map entries */
-  int order_cache;      /* stack index: the shared order lists */
-  struct shared_list *share;   /* their index by key identities */
-  int nshared;
-  size_t nmarks, capmarks;
-} dec_state;
 
-static int dec_error_at(dec_state *d, yaml_mark_t m, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int dec_error_at(dec_state *d, yaml_mark_t m, const char *fmt, ...) {
+int ry_error_at(dec_state *d, yaml_mark_t m, const char *fmt, ...) {
   char msg[512];
   va_list ap;
   va_start(ap, fmt);
@@ -184,15 +167,15 @@ static int dec_error_at(dec_state *d, yaml_mark_t m, const char *fmt, ...) {
 }
 
 /* Reads the next event into d->ev (freeing the previous one). */
-static void next_event(dec_state *d) {
+void ry_next_event(dec_state *d) {
   if (d->have_event) yaml_event_delete(&d->ev);
   d->have_event = 0;
   if (!yaml_parser_parse(&d->parser, &d->ev)) {
     yaml_parser_t *p = &d->parser;
     if (p->context)
-      dec_error_at(d, p->problem_mark, "%s (%s at line %d)", p->problem ? p->problem : "parse error",
+      ry_error_at(d, p->problem_mark, "%s (%s at line %d)", p->problem ? p->problem : "parse error",
                    p->context, (int)p->context_mark.line + 1);
-    dec_error_at(d, p->problem_mark, "%s", p->problem ? p->problem : "parse error");
+    ry_error_at(d, p->problem_mark, "%s", p->problem ? p->problem : "parse error");
   }
   d->have_event = 1;
 }
@@ -226,7 +209,7 @@ static void decode_scalar(dec_state *d) {
     else if (strcmp(t, "int") == 0 && k == SC_INT) push_int(L, v, n);
     else if (strcmp(t, "float") == 0 && (k == SC_FLOAT || k == SC_INT)) push_float(L, v, n);
     else if (strcmp(t, "binary") == 0 || strcmp(t, "timestamp") == 0) lua_pushlstring(L, v, n);
-    else dec_error_at(d, d->ev.start_mark, "cannot decode '%.*s' as !!%s", (int)(n > 40 ? 40 : n), v, t);
+    else ry_error_at(d, d->ev.start_mark, "cannot decode '%.*s' as !!%s", (int)(n > 40 ? 40 : n), v, t);
   }
   else if (tag && strcmp(tag, "!") == 0) lua_pushlstring(L, v, n);   /* non-specific: a string */
   else if (d->ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE) lua_pushlstring(L, v, n);
@@ -345,7 +328,7 @@ static void flush_pairs(dec_state *d, int slots, int final) {
       lua_pop(L, 1);
       lua_pushvalue(L, k);
       if (lua_isnil(L, merged) || lua_rawget(L, merged) == LUA_TNIL)
-        dec_error_at(d, d->marks[mbase + (size_t)i], "mapping key \"%s\" already defined",
+        ry_error_at(d, d->marks[mbase + (size_t)i], "mapping key \"%s\" already defined",
                      luaL_tolstring(L, k, NULL));
       lua_pop(L, 1);
       lua_pushvalue(L, k);
@@ -375,7 +358,7 @@ static void merge_one(dec_state *d, int slots, yaml_mark_t at) {
   int map = slots + 1, order = slots + 2, merged = slots + 3, src = lua_gettop(L);
   lua_Integer i, n, len = (lua_Integer)lua_rawlen(L, order);
   if (!lua_istable(L, src) || lv_get_shape(L, src) == LV_SHAPE_SEQ)
-    dec_error_at(d, at, "merge key << needs a map or a list of maps");
+    ry_error_at(d, at, "merge key << needs a map or a list of maps");
   n = lv_push_keys(L, src);   /* its order, or sorted */
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
@@ -396,6 +379,81 @@ static void merge_one(dec_state *d, int slots, yaml_mark_t at) {
   lua_settop(L, src - 1);
 }
 
+static int is_merge_key(const yaml_event_t *ev) {
+  return ev->type == YAML_SCALAR_EVENT && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+         && ev->data.scalar.tag == NULL && ev->data.scalar.length == 2
+         && memcmp(ev->data.scalar.value, "<<", 2) == 0;
+}
+
+/* A merge key's value (at the next event): a map or a list of maps, whose
+** keys go into the map under way; the keys before it are flushed first,
+** so that explicit keys win either way. */
+static void decode_merge(dec_state *d, int slots, yaml_mark_t key_mark, long long *count) {
+  lua_State *L = d->L;
+  long long c = 0;
+  flush_pairs(d, slots, 0);
+  if (lua_isnil(L, slots + 3)) {
+    lua_newtable(L);
+    lua_replace(L, slots + 3);
+  }
+  ry_next_event(d);
+  decode_node(d, &c);
+  *count += c;
+  if (lua_istable(L, -1) && lv_get_shape(L, -1) == LV_SHAPE_SEQ) {
+    lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      merge_one(d, slots, key_mark);
+    }
+    lua_pop(L, 1);
+  }
+  else merge_one(d, slots, key_mark);
+}
+
+/* Pushes the key at d->ev: a scalar (a null key keeps its text, since a
+** Lua table cannot hold a nil key); a collection as key is refused. */
+static void decode_key(dec_state *d, yaml_mark_t key_mark, long long *count) {
+  lua_State *L = d->L;
+  const yaml_event_t *ev = &d->ev;
+  if (ev->type == YAML_MAPPING_START_EVENT || ev->type == YAML_SEQUENCE_START_EVENT)
+    ry_error_at(d, key_mark, "complex mapping keys (a map or list used as a key) are not supported");
+  if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
+      && ev->data.scalar.tag == NULL
+      && classify((const char *)ev->data.scalar.value, ev->data.scalar.length) == SC_NULL) {
+    lua_pushlstring(L, (const char *)ev->data.scalar.value, ev->data.scalar.length);   /* "null", "~", "" */
+    d->nodes++;
+    return;
+  }
+  decode_node(d, count);
+  if (lua_istable(L, -1)) ry_error_at(d, key_mark, "complex mapping keys are not supported");
+  if (lv_is_null(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, "null"); }   /* !!null or an alias to null */
+  if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
+    ry_error_at(d, key_mark, ".nan is not supported as a mapping key");
+}
+
+/* Marks the finished map at slots+1 where it matters (an empty map must
+** stay a map; key order matters from two keys on), records its anchor,
+** and leaves only the map above slots-1. */
+static void finish_mapping(dec_state *d, int slots, long long count) {
+  lua_State *L = d->L;
+  if (!lua_isnil(L, slots + 2) && lua_rawlen(L, slots + 2) > 1) {
+    lua_pushvalue(L, slots + 2);
+    lv_mark_order(L, slots + 1);
+  }
+  else if (lua_rawlen(L, slots + 1) == 0) {
+    lua_pushnil(L);
+    if (lua_next(L, slots + 1) == 0) lv_mark_shape(L, d->seq_mt, slots + 1, LV_SHAPE_MAP);
+    else lua_pop(L, 2);
+  }
+  if (!lua_isnil(L, slots)) {
+    lua_pushvalue(L, slots + 1);
+    remember_anchor_named(d, lua_tostring(L, slots), count);
+    lua_pop(L, 1);
+  }
+  lua_settop(L, slots + 1);
+  lua_remove(L, slots);                        /* leaves the map */
+}
+
 static void decode_mapping(dec_state *d, long long *count) {
   lua_State *L = d->L;
   int slots, npending = 0;
@@ -411,53 +469,18 @@ static void decode_mapping(dec_state *d, long long *count) {
   for (;;) {
     yaml_mark_t key_mark;
     long long c = 0;
-    next_event(d);
+    ry_next_event(d);
     if (d->ev.type == YAML_MAPPING_END_EVENT) break;
     luaL_checkstack(L, 8, "YAML nested too deeply");   /* room for the next pair */
     key_mark = d->ev.start_mark;
-    if (d->ev.type == YAML_MAPPING_START_EVENT || d->ev.type == YAML_SEQUENCE_START_EVENT)
-      dec_error_at(d, key_mark, "complex mapping keys (a map or list used as a key) are not supported");
-    if (d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
-        && d->ev.data.scalar.tag == NULL && d->ev.data.scalar.length == 2
-        && memcmp(d->ev.data.scalar.value, "<<", 2) == 0) {
-      /* merge key: the value is a map or a list of maps; the keys before
-      ** it go into the map first, so that explicit keys win either way */
-      flush_pairs(d, slots, 0);
+    if (is_merge_key(&d->ev)) {
+      decode_merge(d, slots, key_mark, count);
       npending = 0;
-      if (lua_isnil(L, slots + 3)) {
-        lua_newtable(L);
-        lua_replace(L, slots + 3);
-      }
-      next_event(d);
-      decode_node(d, &c);
-      *count += c;
-      if (lua_istable(L, -1) && lv_get_shape(L, -1) == LV_SHAPE_SEQ) {
-        lua_Integer i, n = (lua_Integer)lua_rawlen(L, -1);
-        for (i = 1; i <= n; i++) {
-          lua_rawgeti(L, -1, i);
-          merge_one(d, slots, key_mark);
-        }
-        lua_pop(L, 1);
-      }
-      else merge_one(d, slots, key_mark);
       continue;
     }
-    if (d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE
-        && d->ev.data.scalar.tag == NULL
-        && classify((const char *)d->ev.data.scalar.value, d->ev.data.scalar.length) == SC_NULL) {
-      /* a Lua table cannot hold a nil key: a null key keeps its text ("null", "~", "") */
-      lua_pushlstring(L, (const char *)d->ev.data.scalar.value, d->ev.data.scalar.length);
-      d->nodes++;
-    }
-    else {
-      decode_node(d, &c);                      /* key */
-      if (lua_istable(L, -1)) dec_error_at(d, key_mark, "complex mapping keys are not supported");
-      if (lv_is_null(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, "null"); }   /* !!null or an alias to null */
-      if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
-        dec_error_at(d, key_mark, ".nan is not supported as a mapping key");
-    }
+    decode_key(d, key_mark, &c);
     push_mark(d, key_mark);
-    next_event(d);
+    ry_next_event(d);
     decode_node(d, &c);                        /* value */
     *count += c;
     if (++npending == PENDING_MAX) {
@@ -466,24 +489,7 @@ static void decode_mapping(dec_state *d, long long *count) {
     }
   }
   flush_pairs(d, slots, 1);
-  /* marks only where they matter: an empty map must stay a map; key
-  ** order matters from two keys on */
-  if (!lua_isnil(L, slots + 2) && lua_rawlen(L, slots + 2) > 1) {
-    lua_pushvalue(L, slots + 2);
-    lv_mark_order(L, slots + 1);
-  }
-  else if (lua_rawlen(L, slots + 1) == 0) {
-    lua_pushnil(L);
-    if (lua_next(L, slots + 1) == 0) lv_mark_shape(L, d->seq_mt, slots + 1, LV_SHAPE_MAP);
-    else lua_pop(L, 2);
-  }
-  if (!lua_isnil(L, slots)) {
-    lua_pushvalue(L, slots + 1);
-    remember_anchor_named(d, lua_tostring(L, slots), *count);
-    lua_pop(L, 1);
-  }
-  lua_settop(L, slots + 1);
-  lua_remove(L, slots);                        /* leaves the map */
+  finish_mapping(d, slots, *count);
 }
 
 /* Moves the pending items above slots+1 into the list at slots+1 (made
@@ -513,7 +519,7 @@ static void decode_sequence(dec_state *d, long long *count) {
   lua_pushnil(L);                              /* the list, made when it is filled */
   for (;;) {
     long long c = 0;
-    next_event(d);
+    ry_next_event(d);
     if (d->ev.type == YAML_SEQUENCE_END_EVENT) break;
     luaL_checkstack(L, 8, "YAML nested too deeply");
     decode_node(d, &c);
@@ -542,7 +548,7 @@ static void decode_node(dec_state *d, long long *count) {
   *count += 1;
   d->nodes++;
   if (++d->depth > YAML_MAX_DEPTH)
-    dec_error_at(d, d->ev.start_mark, "nested deeper than %d levels", YAML_MAX_DEPTH);
+    ry_error_at(d, d->ev.start_mark, "nested deeper than %d levels", YAML_MAX_DEPTH);
   switch (d->ev.type) {
     case YAML_SCALAR_EVENT: {
       const char *anchor = (const char *)d->ev.data.scalar.anchor;
@@ -556,20 +562,20 @@ static void decode_node(dec_state *d, long long *count) {
       const char *a = (const char *)d->ev.data.alias.anchor;
       long long c;
       if (lua_getfield(L, d->anchors, a) == LUA_TNIL)
-        dec_error_at(d, d->ev.start_mark, "unknown anchor '%s' referenced (or it refers to a node that contains it)", a);
+        ry_error_at(d, d->ev.start_mark, "unknown anchor '%s' referenced (or it refers to a node that contains it)", a);
       lua_rawgeti(L, -1, 2);
       c = lua_tointeger(L, -1);
       lua_pop(L, 1);
       d->alias_nodes += c;
       *count += c - 1;
       if (d->alias_nodes > ALIAS_MAX_NODES || d->alias_nodes > ALIAS_RATIO * (d->nodes + 1000))
-        dec_error_at(d, d->ev.start_mark, "document expands too many aliases (%lld nodes): refusing it as a possible billion-laughs input", d->alias_nodes);
+        ry_error_at(d, d->ev.start_mark, "document expands too many aliases (%lld nodes): refusing it as a possible billion-laughs input", d->alias_nodes);
       lua_rawgeti(L, -1, 1);
       lua_remove(L, -2);
       break;
     }
     default:
-      dec_error_at(d, d->ev.start_mark, "unexpected YAML event");
+      ry_error_at(d, d->ev.start_mark, "unexpected YAML event");
   }
   d->depth--;
 }
@@ -587,22 +593,22 @@ static int decode_stream(lua_State *L) {
   lv_set_shape(L, -1, LV_SHAPE_SEQ);
   for (;;) {
     long long c = 0;
-    next_event(d);
+    ry_next_event(d);
     if (d->ev.type == YAML_STREAM_START_EVENT) continue;
     if (d->ev.type == YAML_STREAM_END_EVENT) break;
-    if (d->ev.type != YAML_DOCUMENT_START_EVENT) dec_error_at(d, d->ev.start_mark, "expected a document");
+    if (d->ev.type != YAML_DOCUMENT_START_EVENT) ry_error_at(d, d->ev.start_mark, "expected a document");
     lua_newtable(L);             /* anchors are per document */
     d->anchors = lua_gettop(L);
-    next_event(d);
+    ry_next_event(d);
     decode_node(d, &c);
     lua_rawseti(L, -3, ++n);
     lua_pop(L, 1);
-    next_event(d);               /* document end */
+    ry_next_event(d);               /* document end */
   }
   return 1;
 }
 
-static const char *opt_name(lua_State *L, int idx, const char *def) {
+const char *ry_opt_name(lua_State *L, int idx, const char *def) {
   const char *name = def;
   if (lua_istable(L, idx)) {
     lua_getfield(L, idx, "name");
@@ -614,7 +620,7 @@ static const char *opt_name(lua_State *L, int idx, const char *def) {
 }
 
 /* Parses the whole stream; pushes the list of documents or raises. */
-static void decode_all_into(lua_State *L, const char *s, size_t len, const char *name) {
+void ry_decode_all_into(lua_State *L, const char *s, size_t len, const char *name) {
   dec_state d;
   int rc, gc_was_running;
   memset(&d, 0, sizeof d);
@@ -640,15 +646,15 @@ static void decode_all_into(lua_State *L, const char *s, size_t len, const char 
 static int ly_decode_all(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
-  decode_all_into(L, s, len, opt_name(L, 2, "yaml"));
+  ry_decode_all_into(L, s, len, ry_opt_name(L, 2, "yaml"));
   return 1;
 }
 
 static int ly_decode(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
-  const char *name = opt_name(L, 2, "yaml");
-  decode_all_into(L, s, len, name);
+  const char *name = ry_opt_name(L, 2, "yaml");
+  ry_decode_all_into(L, s, len, name);
   if (lua_rawlen(L, -1) > 1)
     return rb_error_raise(L, "yaml", "%s: the stream holds %d documents where one was expected (use decode_all)",
                           name, (int)lua_rawlen(L, -1));
@@ -743,7 +749,7 @@ static int yaml11_number(const char *s, size_t n) {
 
 /* A string that a YAML reader (1.2 core, or a 1.1 one such as older
 ** tools) would read back as something other than this string. */
-static int needs_quotes(const char *s, size_t n) {
+int ry_needs_quotes(const char *s, size_t n) {
   if (classify(s, n) != SC_STR) return 1;
   if (is_one_of(s, n, YAML11_WORDS)) return 1;
   return yaml11_number(s, n);
@@ -760,7 +766,7 @@ static int emit_scalar(enc_state *e, const char *s, size_t n, yaml_scalar_style_
 
 static int emit_string(enc_state *e, const char *s, size_t n) {
   yaml_scalar_style_t style = YAML_PLAIN_SCALAR_STYLE;
-  if (needs_quotes(s, n)) style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
+  if (ry_needs_quotes(s, n)) style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
   else if (memchr(s, '\n', n)) style = YAML_LITERAL_SCALAR_STYLE;
   /* libyaml falls back to a quoted style by itself when plain is not
   ** allowed (leading indicators, ": ", " #", ...) */
@@ -769,7 +775,7 @@ static int emit_string(enc_state *e, const char *s, size_t n) {
 
 /* Shortest text that reads back as the same double; integral values keep
 ** a ".0" so that they stay floats. */
-static void format_float(double v, char *buf, size_t len) {
+void ry_format_float(double v, char *buf, size_t len) {
   int prec;
   if (isnan(v)) { snprintf(buf, len, ".nan"); return; }
   if (isinf(v)) { snprintf(buf, len, v < 0 ? "-.inf" : ".inf"); return; }
@@ -791,7 +797,7 @@ static int emit_key(enc_state *e, int idx) {
     }
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
-      else format_float(lua_tonumber(L, idx), num, sizeof num);
+      else ry_format_float(lua_tonumber(L, idx), num, sizeof num);
       return emit_scalar(e, num, strlen(num), YAML_PLAIN_SCALAR_STYLE);
     case LUA_TBOOLEAN:
       return emit_scalar(e, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5, YAML_PLAIN_SCALAR_STYLE);
@@ -867,7 +873,7 @@ static int emit_value(enc_state *e, int idx) {
       return emit_scalar(e, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5, YAML_PLAIN_SCALAR_STYLE);
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
-      else format_float(lua_tonumber(L, idx), num, sizeof num);
+      else ry_format_float(lua_tonumber(L, idx), num, sizeof num);
       return emit_scalar(e, num, strlen(num), YAML_PLAIN_SCALAR_STYLE);
     case LUA_TSTRING: {
       size_t n;
@@ -893,7 +899,7 @@ static int emit_value(enc_state *e, int idx) {
 }
 
 /* Encodes the values at [first, last] as documents; pushes the text. */
-static int encode_docs(lua_State *L, int list, int single, int indent) {
+int ry_encode_docs(lua_State *L, int list, int single, int indent) {
   enc_state e;
   yaml_event_t ev;
   int ok = 1;
@@ -950,397 +956,14 @@ static int ly_encode(lua_State *L) {
   int indent;
   luaL_checkany(L, 1);
   indent = opt_indent(L, 2);
-  return encode_docs(L, 1, 1, indent);
+  return ry_encode_docs(L, 1, 1, indent);
 }
 
 static int ly_encode_all(lua_State *L) {
   int indent;
   luaL_checktype(L, 1, LUA_TTABLE);
   indent = opt_indent(L, 2);
-  return encode_docs(L, 1, 0, indent);
-}
-
-/* }====================================================== */
-
-/* {====================================================== edit */
-
-/*
-** edit(text, path, value): finds the node at `path` with libyaml's event
-** marks (byte offsets) and splices new bytes into the text; every other
-** byte, comments and blank lines included, is kept as it was.
-*/
-
-typedef struct edit_state {
-  dec_state d;              /* parser + error reporting */
-  int path;                 /* stack index of the path list */
-  int plen;
-  /* target found */
-  int found;
-  size_t t_start, t_end;    /* byte span of the target node */
-  yaml_scalar_style_t t_style;
-  int t_is_scalar;
-  int t_block;              /* a block collection or block scalar */
-  int t_in_flow;            /* inside a flow collection: only flow style fits */
-  int t_keycol;             /* column of the key owning the target (-1 in a sequence) */
-  /* parent of a missing final key */
-  int insert;               /* 1 when the last path key is missing in a block map */
-  int ins_flow;
-  int ins_col;              /* column of the map's keys */
-  size_t ins_after;         /* end of the map's last content */
-  int ins_empty;
-  /* where the walk stopped when a parent is missing */
-  int missing_at;           /* path index that does not exist (1-based), 0 if none */
-  char missing_why[128];
-} edit_state;
-
-/* Skips the node at d->ev; returns the byte offset where its content ends. */
-static size_t skip_node(dec_state *d) {
-  size_t end = d->ev.end_mark.index;
-  int depth = 0;
-  for (;;) {
-    switch (d->ev.type) {
-      case YAML_SEQUENCE_START_EVENT: case YAML_MAPPING_START_EVENT: depth++; break;
-      case YAML_SEQUENCE_END_EVENT: case YAML_MAPPING_END_EVENT:
-        depth--;
-        /* a flow collection ends at its bracket; a block one at its last content */
-        if (d->ev.start_mark.index != d->ev.end_mark.index) end = d->ev.end_mark.index;
-        break;
-      case YAML_SCALAR_EVENT: case YAML_ALIAS_EVENT: end = d->ev.end_mark.index; break;
-      default: break;
-    }
-    if (depth == 0) return end;
-    next_event(d);
-  }
-}
-
-static int path_is_key(edit_state *s, int i, const char **k, size_t *kl) {
-  lua_State *L = s->d.L;
-  int is_str;
-  lua_rawgeti(L, s->path, i);
-  is_str = lua_type(L, -1) == LUA_TSTRING;
-  if (is_str) *k = lua_tolstring(L, -1, kl);     /* the path table keeps it alive */
-  lua_pop(L, 1);
-  return is_str;
-}
-
-static lua_Integer path_index(edit_state *s, int i) {
-  lua_State *L = s->d.L;
-  lua_Integer v;
-  lua_rawgeti(L, s->path, i);
-  v = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-static void record_target(edit_state *s, int keycol) {
-  dec_state *d = &s->d;
-  s->found = 1;
-  s->t_keycol = keycol;
-  s->t_start = d->ev.start_mark.index;
-  s->t_is_scalar = d->ev.type == YAML_SCALAR_EVENT;
-  if (s->t_is_scalar) {
-    s->t_style = d->ev.data.scalar.style;
-    s->t_block = s->t_style == YAML_LITERAL_SCALAR_STYLE || s->t_style == YAML_FOLDED_SCALAR_STYLE;
-  }
-  else if (d->ev.type == YAML_MAPPING_START_EVENT)
-    s->t_block = d->ev.data.mapping_start.style != YAML_FLOW_MAPPING_STYLE;
-  else if (d->ev.type == YAML_SEQUENCE_START_EVENT)
-    s->t_block = d->ev.data.sequence_start.style != YAML_FLOW_SEQUENCE_STYLE;
-  s->t_end = skip_node(d);
-}
-
-/* Walks the node at d->ev looking for path[depth..]. */
-static void edit_walk(edit_state *s, int depth, int keycol, int in_flow) {
-  dec_state *d = &s->d;
-  const char *k;
-  size_t kl;
-  if (depth > s->plen) { s->t_in_flow = in_flow; record_target(s, keycol); return; }
-  if (d->ev.type == YAML_MAPPING_START_EVENT && path_is_key(s, depth, &k, &kl)) {
-    int flow = d->ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
-    int col = -1, n = 0;
-    size_t last = d->ev.end_mark.index;
-    for (;;) {
-      int match, kc;
-      next_event(d);
-      if (d->ev.type == YAML_MAPPING_END_EVENT) break;
-      kc = (int)d->ev.start_mark.column;
-      if (col < 0) col = kc;
-      n++;
-      match = d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.length == kl
-              && memcmp(d->ev.data.scalar.value, k, kl) == 0;
-      skip_node(d);                           /* the key */
-      next_event(d);
-      if (match) {
-        edit_walk(s, depth + 1, kc, in_flow || flow);
-        for (;;) {                            /* consume the rest of this map */
-          next_event(d);
-          if (d->ev.type == YAML_MAPPING_END_EVENT) return;
-          skip_node(d);
-        }
-      }
-      last = skip_node(d);                    /* the value */
-    }
-    if (depth == s->plen) {
-      s->insert = 1;
-      s->ins_flow = flow;
-      s->ins_col = col;
-      s->ins_after = last;
-      s->ins_empty = n == 0;
-    }
-    else {
-      s->missing_at = depth;
-      snprintf(s->missing_why, sizeof s->missing_why, "no key '%.*s'", (int)(kl > 60 ? 60 : kl), k);
-    }
-    return;
-  }
-  if (d->ev.type == YAML_SEQUENCE_START_EVENT && !path_is_key(s, depth, &k, &kl)) {
-    lua_Integer want = path_index(s, depth), i = 0;
-    int flow = d->ev.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
-    for (;;) {
-      next_event(d);
-      if (d->ev.type == YAML_SEQUENCE_END_EVENT) break;
-      if (++i == want) {
-        edit_walk(s, depth + 1, -1, in_flow || flow);
-        for (;;) { next_event(d); if (d->ev.type == YAML_SEQUENCE_END_EVENT) return; skip_node(d); }
-      }
-      skip_node(d);
-    }
-    s->missing_at = depth;
-    snprintf(s->missing_why, sizeof s->missing_why, "the sequence has %lld items", (long long)i);
-    return;
-  }
-  s->missing_at = depth;
-  snprintf(s->missing_why, sizeof s->missing_why, "%s",
-           d->ev.type == YAML_MAPPING_START_EVENT ? "a map, indexed with a number" :
-           d->ev.type == YAML_SEQUENCE_START_EVENT ? "a sequence, indexed with a key" : "a scalar");
-  skip_node(d);
-}
-
-static int edit_run(lua_State *L) {
-  edit_state *s = (edit_state *)lua_touserdata(L, 1);
-  dec_state *d = &s->d;
-  do next_event(d); while (d->ev.type == YAML_STREAM_START_EVENT);
-  if (d->ev.type != YAML_DOCUMENT_START_EVENT) dec_error_at(d, d->ev.start_mark, "empty document");
-  next_event(d);
-  edit_walk(s, 1, -1, 0);
-  return 0;
-}
-
-static int strpbrk_n(const char *s, size_t n, const char *set) {
-  size_t i;
-  for (i = 0; i < n; i++) if (strchr(set, s[i]) && s[i] != '\0') return 1;
-  return 0;
-}
-
-/* Appends a scalar's text in the given style to b ('flow': it sits inside a
-** flow collection). */
-static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, int flow, rb_buf *b) {
-  char num[64];
-  size_t n, i;
-  const char *s;
-  switch (lua_type(L, idx)) {
-    case LUA_TNUMBER:
-      if (lua_isinteger(L, idx)) snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
-      else format_float(lua_tonumber(L, idx), num, sizeof num);
-      return rb_buf_add(b, num, strlen(num));
-    case LUA_TBOOLEAN: return rb_buf_add(b, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5);
-    case LUA_TLIGHTUSERDATA: case LUA_TNIL: return rb_buf_add(b, "null", 4);
-    default: break;
-  }
-  s = lua_tolstring(L, idx, &n);
-  for (i = 0; i < n; i++) if ((unsigned char)s[i] < 0x20 && s[i] != '\t') style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
-  if (style == YAML_PLAIN_SCALAR_STYLE) {
-    int plain_ok = n > 0 && !needs_quotes(s, n) && !strchr("-?:,[]{}#&*!|>'\"%@` \t", s[0])
-                   && s[n - 1] != ' ' && s[n - 1] != ':' && !memmem(s, n, ": ", 2) && !memmem(s, n, " #", 2)
-                   && !(flow && strpbrk_n(s, n, ",[]{}"));   /* flow indicators end a plain scalar there */
-    if (plain_ok) return rb_buf_add(b, s, n);
-    style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
-  }
-  if (style == YAML_SINGLE_QUOTED_SCALAR_STYLE) {
-    if (!rb_buf_add(b, "'", 1)) return 0;
-    for (i = 0; i < n; i++) if (!rb_buf_add(b, s[i] == '\'' ? "''" : s + i, s[i] == '\'' ? 2 : 1)) return 0;
-    return rb_buf_add(b, "'", 1);
-  }
-  if (!rb_buf_add(b, "\"", 1)) return 0;
-  for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    char esc[8];
-    if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; esc[2] = 0; }
-    else if (c == '\n') strcpy(esc, "\\n");
-    else if (c == '\t') strcpy(esc, "\\t");
-    else if (c < 0x20) snprintf(esc, sizeof esc, "\\x%02x", c);
-    else { esc[0] = (char)c; esc[1] = 0; }
-    if (!rb_buf_add(b, esc, strlen(esc))) return 0;
-  }
-  return rb_buf_add(b, "\"", 1);
-}
-
-/* Appends the YAML block of a table, each line indented by `col` spaces,
-** starting on a new line. */
-static int block_text(lua_State *L, int idx, int col, rb_buf *b) {
-  size_t n;
-  const char *s, *p, *end;
-  encode_docs(L, idx, 1, 2);
-  s = lua_tolstring(L, -1, &n);
-  end = s + n;
-  for (p = s; p < end; ) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-    int i;
-    if (!rb_buf_add(b, "\n", 1)) return 0;
-    for (i = 0; i < col; i++) if (!rb_buf_add(b, " ", 1)) return 0;
-    if (!rb_buf_add(b, p, len)) return 0;
-    p += len + (nl != NULL);
-  }
-  lua_pop(L, 1);
-  return 1;
-}
-
-/* Appends a value in flow style ([a, b], {k: v}), for a place inside a
-** flow collection or a flow collection being replaced. Returns 1, 0 when
-** out of memory, FLOW_BAD_KEY or FLOW_TOO_DEEP (nothing raised here: the
-** caller owns b and frees it before raising). */
-#define FLOW_BAD_KEY (-1)
-#define FLOW_TOO_DEEP (-2)
-static int flow_text(lua_State *L, int idx, int depth, rb_buf *b) {
-  lua_Integer n, i;
-  int ok = 1;
-  idx = lua_absindex(L, idx);
-  if (!lua_istable(L, idx)) return scalar_text(L, idx, YAML_PLAIN_SCALAR_STYLE, 1, b);
-  if (depth >= YAML_MAX_DEPTH) return FLOW_TOO_DEEP;   /* a cycle ends here too */
-  if (!lua_checkstack(L, 4)) return FLOW_TOO_DEEP;
-  if (lv_is_sequence(L, idx, &n)) {
-    ok = rb_buf_add(b, "[", 1);
-    for (i = 1; ok == 1 && i <= n; i++) {
-      lua_rawgeti(L, idx, i);
-      ok = i == 1 || rb_buf_add(b, ", ", 2);
-      if (ok == 1) ok = flow_text(L, -1, depth + 1, b);
-      lua_pop(L, 1);
-    }
-    return ok == 1 ? rb_buf_add(b, "]", 1) : ok;
-  }
-  n = lv_push_keys(L, idx);
-  ok = rb_buf_add(b, "{", 1);
-  for (i = 1; ok == 1 && i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) ok = FLOW_BAD_KEY;
-    else ok = (i == 1 || rb_buf_add(b, ", ", 2)) && scalar_text(L, -1, YAML_PLAIN_SCALAR_STYLE, 1, b)
-              && rb_buf_add(b, ": ", 2);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, idx);
-    if (ok == 1) ok = flow_text(L, -1, depth + 1, b);
-    lua_pop(L, 2);
-  }
-  lua_pop(L, 1);
-  return ok == 1 ? rb_buf_add(b, "}", 1) : ok;
-}
-
-static int is_flow_table(lua_State *L, int idx) {
-  lua_Integer n;
-  return lua_istable(L, idx) && (lv_is_sequence(L, idx, &n) ? n == 0 : (lua_pushnil(L), lua_next(L, idx) ? (lua_pop(L, 2), 0) : 1));
-}
-
-static int ly_edit(lua_State *L) {
-  size_t len;
-  const char *text = luaL_checklstring(L, 1, &len);
-  const char *name;
-  edit_state s;
-  rb_buf b = {NULL, 0, 0};
-  int rc, i, ok = 1, plen;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checkany(L, 3);
-  name = opt_name(L, 4, "yaml");
-  plen = (int)luaL_len(L, 2);
-  luaL_argcheck(L, plen > 0, 2, "empty path");
-  for (i = 1; i <= plen; i++) {
-    int t = lua_rawgeti(L, 2, i);
-    if (!(t == LUA_TSTRING || (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1)))
-      return luaL_argerror(L, 2, lua_pushfstring(L, "item %d must be a key (string) or an index >= 1", i));
-    lua_pop(L, 1);
-  }
-  memset(&s, 0, sizeof s);
-  s.d.L = L;
-  s.d.name = name;
-  s.path = 2;
-  s.plen = plen;
-  if (!yaml_parser_initialize(&s.d.parser)) return luaL_error(L, "cannot initialise the YAML parser");
-  yaml_parser_set_input_string(&s.d.parser, (const unsigned char *)text, len);
-  lua_pushcfunction(L, edit_run);
-  lua_pushlightuserdata(L, &s);
-  lua_pushvalue(L, 2);          /* the path: index 2 inside edit_run as well */
-  rc = lua_pcall(L, 2, 0, 0);
-  if (s.d.have_event) yaml_event_delete(&s.d.ev);
-  yaml_parser_delete(&s.d.parser);
-  if (rc != LUA_OK) return lua_error(L);
-  if (s.missing_at) {
-    lua_pushliteral(L, "");
-    for (i = 1; i <= s.missing_at; i++) {
-      lua_rawgeti(L, 2, i);
-      if (lua_type(L, -1) == LUA_TSTRING) lua_pushfstring(L, "%s%s", i > 1 ? "." : "", lua_tostring(L, -1));
-      else lua_pushfstring(L, "[%d]", (int)lua_tointeger(L, -1));
-      lua_remove(L, -2);
-      lua_concat(L, 2);
-    }
-    return rb_error_raise(L, "yaml", "%s: path %s does not exist (%s)", name, lua_tostring(L, -1), s.missing_why);
-  }
-  if (s.found) {
-    size_t end = s.t_end;
-    if (s.t_block && s.t_is_scalar)      /* keep the newline(s) a block scalar ends with */
-      while (end > s.t_start && (text[end - 1] == '\n' || text[end - 1] == ' ')) end--;
-    ok = rb_buf_add(&b, text, s.t_start);
-    if (ok && lua_istable(L, 3) && (s.t_in_flow || (!s.t_is_scalar && !s.t_block)))
-      ok = flow_text(L, 3, 0, &b);             /* a flow place, or a flow collection: stays flow */
-    else if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) {
-      if (s.t_keycol < 0) { free(b.p); return rb_error_raise(L, "yaml", "%s: replacing a sequence item with a map or list is not supported", name); }
-      /* drop the blanks after "key:" so that the block starts on its own line */
-      while (b.len > 0 && (b.p[b.len - 1] == ' ' || b.p[b.len - 1] == '\n')) b.len--;
-      ok = block_text(L, 3, s.t_keycol + 2, &b);
-    }
-    else if (ok && lua_istable(L, 3)) ok = rb_buf_add(&b, lv_is_sequence(L, 3, &(lua_Integer){0}) ? "[]" : "{}", 2);
-    else if (ok) ok = scalar_text(L, 3, s.t_is_scalar && !s.t_block ? s.t_style : YAML_PLAIN_SCALAR_STYLE, s.t_in_flow, &b);
-    if (ok == 1) ok = rb_buf_add(&b, text + end, len - end);
-  }
-  else if (s.insert) {
-    size_t at = s.ins_after;
-    if (s.ins_flow) {                          /* {a: 1} -> {a: 1, key: value}; {} -> {key: value} */
-      ok = rb_buf_add(&b, text, at) && (s.ins_empty || rb_buf_add(&b, ", ", 2));
-      lua_rawgeti(L, 2, plen);
-      if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 1, &b) && rb_buf_add(&b, ": ", 2);
-      lua_pop(L, 1);
-      if (ok) ok = flow_text(L, 3, 0, &b);
-      if (ok == 1) ok = rb_buf_add(&b, text + at, len - at);
-      goto done;
-    }
-    if (s.ins_empty) return rb_error_raise(L, "yaml", "%s: cannot insert a key into an empty map", name);
-    /* after the end of the line holding the map's last content */
-    if (!(at > 0 && text[at - 1] == '\n')) {
-      const char *nl = memchr(text + at, '\n', len - at);
-      at = nl ? (size_t)(nl - text) + 1 : len;
-    }
-    ok = rb_buf_add(&b, text, at);
-    if (ok && at > 0 && text[at - 1] != '\n') ok = rb_buf_add(&b, "\n", 1);
-    for (i = 0; ok && i < s.ins_col; i++) ok = rb_buf_add(&b, " ", 1);
-    lua_rawgeti(L, 2, plen);                  /* the new key */
-    if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 0, &b) && rb_buf_add(&b, ":", 1);
-    lua_pop(L, 1);
-    if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) ok = block_text(L, 3, s.ins_col + 2, &b);
-    else if (ok && lua_istable(L, 3)) ok = rb_buf_add(&b, " ", 1) && rb_buf_add(&b, lv_is_sequence(L, 3, &(lua_Integer){0}) ? "[]" : "{}", 2);
-    else if (ok) ok = rb_buf_add(&b, " ", 1) && scalar_text(L, 3, YAML_PLAIN_SCALAR_STYLE, 0, &b);
-    if (ok) ok = rb_buf_add(&b, "\n", 1) && rb_buf_add(&b, text + at, len - at);
-  }
-done:
-  if (ok != 1) {
-    free(b.p);
-    if (ok == FLOW_BAD_KEY) return rb_error_raise(L, "yaml", "%s: the value has a key that is neither a string nor a number", name);
-    if (ok == FLOW_TOO_DEEP) return rb_error_raise(L, "yaml", "%s: the value is nested deeper than %d levels (or is cyclic)", name, YAML_MAX_DEPTH);
-    return luaL_error(L, "not enough memory");
-  }
-  lua_pushlstring(L, b.p, b.len);
-  free(b.p);
-  /* the result must still parse: never hand back a broken file */
-  decode_all_into(L, lua_tostring(L, -1), b.len, name);
-  lua_pop(L, 1);
-  return 1;
+  return ry_encode_docs(L, 1, 0, indent);
 }
 
 /* }====================================================== */
@@ -1370,7 +993,7 @@ static const luaL_Reg yaml_funcs[] = {
   {"array", ly_array},
   {"decode", ly_decode},
   {"decode_all", ly_decode_all},
-  {"edit", ly_edit},
+  {"edit", ry_edit},
   {"encode", ly_encode},
   {"encode_all", ly_encode_all},
   {"map", ly_map},
