@@ -91,6 +91,48 @@ static int fsync_dir(const char *path) {
   return rc;
 }
 
+/* Links the old file as NAME.bak.<UTC time> (".N" on a clash) before the
+** rename, so that there is never a moment without it. Fills bak; returns
+** 0 or an errno. */
+static int link_backup(lua_State *L, const char *path, char *bak, size_t baklen) {
+  time_t now = (time_t)rb_clock_wall(rb_sched_of(L));
+  struct tm tm;
+  char stamp[32];
+  int k;
+  gmtime_r(&now, &tm);
+  strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+  for (k = 0; k < 100; k++) {
+    if (k == 0) snprintf(bak, baklen, "%s.bak.%s", path, stamp);
+    else snprintf(bak, baklen, "%s.bak.%s.%d", path, stamp, k);
+    if (link(path, bak) == 0) return 0;
+    if (errno != EEXIST) return errno;
+  }
+  return EEXIST;
+}
+
+/* Writes data to a new temporary file beside path (same file system, so
+** that the rename is atomic), synced, with the given mode. Fills tmp;
+** returns 0 or an errno (the temporary file is gone then). */
+static int write_temp(const char *path, const char *data, size_t len, mode_t mode, char *tmp, size_t tmplen) {
+  char dir[PATH_MAX];
+  const char *base = strrchr(path, '/');
+  int fd, err;
+  dir_of(path, dir, sizeof dir);
+  if ((size_t)snprintf(tmp, tmplen, "%.*s/.%s.tmp.XXXXXX", (int)(sizeof dir - 32), dir,
+                       base ? base + 1 : path) >= tmplen)
+    return ENAMETOOLONG;
+  fd = mkostemp(tmp, O_CLOEXEC);
+  if (fd < 0) return errno;
+  if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
+    err = errno;
+    close(fd);
+    unlink(tmp);
+    return err;
+  }
+  if (close(fd) != 0) { err = errno; unlink(tmp); return err; }
+  return 0;
+}
+
 /* write(path, data [, {mode = 0644, backup = false}]) -> backup path or nil.
 ** Without `mode` an existing file keeps its mode (new files: 0644). */
 static int fs_write(lua_State *L) {
@@ -98,10 +140,9 @@ static int fs_write(lua_State *L) {
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   char tmp[PATH_MAX], bak[PATH_MAX];
-  int fd, backup = 0, have_mode = 0, err;
+  int backup = 0, have_mode = 0, err, exists;
   mode_t mode = 0644;
   struct stat st;
-  int exists;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
     if (lua_getfield(L, 3, "mode") != LUA_TNIL) {
@@ -118,40 +159,11 @@ static int fs_write(lua_State *L) {
   exists = stat(path, &st) == 0;
   if (exists && !S_ISREG(st.st_mode)) return fs_fail(L, "write", path, EISDIR);
   if (exists && !have_mode) mode = st.st_mode & 07777;
-  {
-    /* the temp file lives beside the target: same file system, so rename is atomic */
-    char dir[PATH_MAX];
-    const char *base = strrchr(path, '/');
-    dir_of(path, dir, sizeof dir);
-    if ((size_t)snprintf(tmp, sizeof tmp, "%.*s/.%s.tmp.XXXXXX", (int)(sizeof dir - 32), dir,
-                         base ? base + 1 : path) >= sizeof tmp)
-      return fs_fail(L, "write", path, ENAMETOOLONG);
-  }
-  fd = mkostemp(tmp, O_CLOEXEC);
-  if (fd < 0) return fs_fail(L, "write", path, errno);
-  if (fchmod(fd, mode) != 0 || write_all(fd, data, len) != 0 || fsync(fd) != 0) {
-    err = errno;
-    close(fd);
-    unlink(tmp);
-    return fs_fail(L, "write", path, err);
-  }
-  if (close(fd) != 0) { err = errno; unlink(tmp); return fs_fail(L, "write", path, err); }
+  if ((err = write_temp(path, data, len, mode, tmp, sizeof tmp)) != 0) return fs_fail(L, "write", path, err);
   bak[0] = '\0';
-  if (backup && exists) {
-    /* the old file stays reachable under NAME.bak.<UTC time>: a hard link,
-    ** made before the rename, so there is never a moment without it */
-    time_t now = (time_t)rb_clock_wall(rb_sched_of(L));
-    struct tm tm;
-    char stamp[32];
-    int k;
-    gmtime_r(&now, &tm);
-    strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
-    for (k = 0; k < 100; k++) {
-      if (k == 0) snprintf(bak, sizeof bak, "%s.bak.%s", path, stamp);
-      else snprintf(bak, sizeof bak, "%s.bak.%s.%d", path, stamp, k);
-      if (link(path, bak) == 0) break;
-      if (errno != EEXIST) { err = errno; unlink(tmp); return fs_fail(L, "back up", path, err); }
-    }
+  if (backup && exists && (err = link_backup(L, path, bak, sizeof bak)) != 0) {
+    unlink(tmp);
+    return fs_fail(L, "back up", path, err);
   }
   if (rename(tmp, path) != 0) { err = errno; unlink(tmp); return fs_fail(L, "write", path, err); }
   fsync_dir(path);

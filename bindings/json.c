@@ -199,9 +199,65 @@ static json_t *enc_fail(enc_state *st, const char *fmt, ...) {
 
 static json_t *to_json(enc_state *st, int idx);
 
+static json_t *array_to_json(enc_state *st, int idx, lua_Integer n) {
+  lua_State *L = st->L;
+  json_t *out = json_array();
+  lua_Integer i;
+  for (i = 1; out && i <= n; i++) {
+    json_t *item;
+    lua_rawgeti(L, idx, i);
+    lv_path_push_index(&st->path, i);
+    item = to_json(st, lua_gettop(L));
+    lv_path_pop(&st->path);
+    lua_pop(L, 1);
+    if (item == NULL || json_array_append_new(out, item) != 0) { json_decref(out); out = NULL; }
+  }
+  return out;
+}
+
+static json_t *object_to_json(enc_state *st, int idx) {
+  lua_State *L = st->L;
+  int nk = lv_push_keys(L, idx), k, keys = lua_gettop(L);
+  json_t *out = json_object();
+  for (k = 1; out && k <= nk; k++) {
+    json_t *item;
+    const char *ks;
+    size_t kl;
+    char numkey[64];
+    lua_rawgeti(L, keys, k);
+    if (lua_type(L, -1) == LUA_TSTRING) ks = lua_tolstring(L, -1, &kl);
+    else if (lua_isinteger(L, -1)) {
+      snprintf(numkey, sizeof numkey, "%lld", (long long)lua_tointeger(L, -1));
+      ks = numkey;
+      kl = strlen(numkey);
+    }
+    else {
+      const char *tn = luaL_typename(L, -1);
+      lua_pop(L, 1);
+      json_decref(out);
+      out = enc_fail(st, "object key of type %s (keys must be strings or integers)", tn);
+      break;
+    }
+    lua_pushvalue(L, -1);
+    lua_rawget(L, idx);
+    lv_path_push_key(&st->path, ks, kl);
+    item = to_json(st, lua_gettop(L));
+    lv_path_pop(&st->path);
+    if (item == NULL) { json_decref(out); out = NULL; }
+    else if (json_object_setn_new(out, ks, kl, item) != 0) {
+      json_decref(out);
+      out = enc_fail(st, "%s", "invalid UTF-8 in object key");
+    }
+    lua_pop(L, 2);
+  }
+  lua_pop(L, 1);   /* keys */
+  return out;
+}
+
+/* A table, refused when it is on the path being encoded (a cycle). */
 static json_t *table_to_json(enc_state *st, int idx) {
   lua_State *L = st->L;
-  lua_Integer n, i;
+  lua_Integer n;
   json_t *out;
   lua_pushvalue(L, idx);
   if (lua_rawget(L, st->visiting) != LUA_TNIL) {
@@ -214,54 +270,7 @@ static json_t *table_to_json(enc_state *st, int idx) {
   lua_pushboolean(L, 1);
   lua_rawset(L, st->visiting);
   luaL_checkstack(L, 8, "nested too deeply");
-  if (lv_is_sequence(L, idx, &n)) {
-    out = json_array();
-    for (i = 1; out && i <= n; i++) {
-      json_t *item;
-      lua_rawgeti(L, idx, i);
-      lv_path_push_index(&st->path, i);
-      item = to_json(st, lua_gettop(L));
-      lv_path_pop(&st->path);
-      lua_pop(L, 1);
-      if (item == NULL || json_array_append_new(out, item) != 0) { json_decref(out); out = NULL; }
-    }
-  }
-  else {
-    int nk = lv_push_keys(L, idx), k, keys = lua_gettop(L);
-    out = json_object();
-    for (k = 1; out && k <= nk; k++) {
-      json_t *item;
-      const char *ks;
-      size_t kl;
-      char numkey[64];
-      lua_rawgeti(L, keys, k);
-      if (lua_type(L, -1) == LUA_TSTRING) ks = lua_tolstring(L, -1, &kl);
-      else if (lua_isinteger(L, -1)) {
-        snprintf(numkey, sizeof numkey, "%lld", (long long)lua_tointeger(L, -1));
-        ks = numkey;
-        kl = strlen(numkey);
-      }
-      else {
-        const char *tn = luaL_typename(L, -1);
-        lua_pop(L, 1);
-        json_decref(out);
-        out = enc_fail(st, "object key of type %s (keys must be strings or integers)", tn);
-        break;
-      }
-      lua_pushvalue(L, -1);
-      lua_rawget(L, idx);
-      lv_path_push_key(&st->path, ks, kl);
-      item = to_json(st, lua_gettop(L));
-      lv_path_pop(&st->path);
-      if (item == NULL) { json_decref(out); out = NULL; }
-      else if (json_object_setn_new(out, ks, kl, item) != 0) {
-        json_decref(out);
-        out = enc_fail(st, "%s", "invalid UTF-8 in object key");
-      }
-      lua_pop(L, 2);
-    }
-    lua_pop(L, 1);   /* keys */
-  }
+  out = lv_is_sequence(L, idx, &n) ? array_to_json(st, idx, n) : object_to_json(st, idx);
   lua_pushvalue(L, idx);
   lua_pushnil(L);
   lua_rawset(L, st->visiting);

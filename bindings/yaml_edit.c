@@ -99,6 +99,73 @@ static void record_target(edit_state *s, int keycol) {
   s->t_end = skip_node(d);
 }
 
+static void edit_walk(edit_state *s, int depth, int keycol, int in_flow);
+
+/* The rest of the collection at d->ev, after the part the walk wanted. */
+static void skip_rest(dec_state *d, yaml_event_type_t end) {
+  for (;;) {
+    ry_next_event(d);
+    if (d->ev.type == end) return;
+    skip_node(d);
+  }
+}
+
+/* In a map, the value of key k; or where a missing last key would go. */
+static void walk_map(edit_state *s, int depth, int in_flow, const char *k, size_t kl) {
+  dec_state *d = &s->d;
+  int flow = d->ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
+  int col = -1, n = 0;
+  size_t last = d->ev.end_mark.index;
+  for (;;) {
+    int match, kc;
+    ry_next_event(d);
+    if (d->ev.type == YAML_MAPPING_END_EVENT) break;
+    kc = (int)d->ev.start_mark.column;
+    if (col < 0) col = kc;
+    n++;
+    match = d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.length == kl
+            && memcmp(d->ev.data.scalar.value, k, kl) == 0;
+    skip_node(d);                           /* the key */
+    ry_next_event(d);
+    if (match) {
+      edit_walk(s, depth + 1, kc, in_flow || flow);
+      skip_rest(d, YAML_MAPPING_END_EVENT);
+      return;
+    }
+    last = skip_node(d);                    /* the value */
+  }
+  if (depth == s->plen) {
+    s->insert = 1;
+    s->ins_flow = flow;
+    s->ins_col = col;
+    s->ins_after = last;
+    s->ins_empty = n == 0;
+  }
+  else {
+    s->missing_at = depth;
+    snprintf(s->missing_why, sizeof s->missing_why, "no key '%.*s'", (int)(kl > 60 ? 60 : kl), k);
+  }
+}
+
+/* In a sequence, item number path[depth]. */
+static void walk_seq(edit_state *s, int depth, int in_flow) {
+  dec_state *d = &s->d;
+  lua_Integer want = path_index(s, depth), i = 0;
+  int flow = d->ev.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
+  for (;;) {
+    ry_next_event(d);
+    if (d->ev.type == YAML_SEQUENCE_END_EVENT) break;
+    if (++i == want) {
+      edit_walk(s, depth + 1, -1, in_flow || flow);
+      skip_rest(d, YAML_SEQUENCE_END_EVENT);
+      return;
+    }
+    skip_node(d);
+  }
+  s->missing_at = depth;
+  snprintf(s->missing_why, sizeof s->missing_why, "the sequence has %lld items", (long long)i);
+}
+
 /* Walks the node at d->ev looking for path[depth..]. */
 static void edit_walk(edit_state *s, int depth, int keycol, int in_flow) {
   dec_state *d = &s->d;
@@ -106,57 +173,11 @@ static void edit_walk(edit_state *s, int depth, int keycol, int in_flow) {
   size_t kl;
   if (depth > s->plen) { s->t_in_flow = in_flow; record_target(s, keycol); return; }
   if (d->ev.type == YAML_MAPPING_START_EVENT && path_is_key(s, depth, &k, &kl)) {
-    int flow = d->ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
-    int col = -1, n = 0;
-    size_t last = d->ev.end_mark.index;
-    for (;;) {
-      int match, kc;
-      ry_next_event(d);
-      if (d->ev.type == YAML_MAPPING_END_EVENT) break;
-      kc = (int)d->ev.start_mark.column;
-      if (col < 0) col = kc;
-      n++;
-      match = d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.length == kl
-              && memcmp(d->ev.data.scalar.value, k, kl) == 0;
-      skip_node(d);                           /* the key */
-      ry_next_event(d);
-      if (match) {
-        edit_walk(s, depth + 1, kc, in_flow || flow);
-        for (;;) {                            /* consume the rest of this map */
-          ry_next_event(d);
-          if (d->ev.type == YAML_MAPPING_END_EVENT) return;
-          skip_node(d);
-        }
-      }
-      last = skip_node(d);                    /* the value */
-    }
-    if (depth == s->plen) {
-      s->insert = 1;
-      s->ins_flow = flow;
-      s->ins_col = col;
-      s->ins_after = last;
-      s->ins_empty = n == 0;
-    }
-    else {
-      s->missing_at = depth;
-      snprintf(s->missing_why, sizeof s->missing_why, "no key '%.*s'", (int)(kl > 60 ? 60 : kl), k);
-    }
+    walk_map(s, depth, in_flow, k, kl);
     return;
   }
   if (d->ev.type == YAML_SEQUENCE_START_EVENT && !path_is_key(s, depth, &k, &kl)) {
-    lua_Integer want = path_index(s, depth), i = 0;
-    int flow = d->ev.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
-    for (;;) {
-      ry_next_event(d);
-      if (d->ev.type == YAML_SEQUENCE_END_EVENT) break;
-      if (++i == want) {
-        edit_walk(s, depth + 1, -1, in_flow || flow);
-        for (;;) { ry_next_event(d); if (d->ev.type == YAML_SEQUENCE_END_EVENT) return; skip_node(d); }
-      }
-      skip_node(d);
-    }
-    s->missing_at = depth;
-    snprintf(s->missing_why, sizeof s->missing_why, "the sequence has %lld items", (long long)i);
+    walk_seq(s, depth, in_flow);
     return;
   }
   s->missing_at = depth;

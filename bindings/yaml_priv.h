@@ -12,6 +12,17 @@
 
 #define YAML_MAX_DEPTH 512
 
+/* How a plain scalar resolves (yaml_scalar.c). */
+typedef enum { SC_NULL, SC_BOOL, SC_INT, SC_FLOAT, SC_STR } scalar_kind;
+scalar_kind ry_classify(const char *s, size_t n);
+/* Whether s[0..n) is one of the NULL-terminated words. */
+int ry_is_one_of(const char *s, size_t n, const char *const *words);
+/* Pushes the Lua value of the plain scalar s[0..n). */
+void ry_push_resolved(lua_State *L, const char *s, size_t n);
+/* Pushes an integer (a float beyond 64 bits) or a float scalar's value. */
+void ry_push_int(lua_State *L, const char *s, size_t n);
+void ry_push_float(lua_State *L, const char *s, size_t n);
+
 /* A decoder over libyaml's event parser; the editor walks the same events. */
 typedef struct dec_state {
   lua_State *L;
@@ -49,7 +60,9 @@ void ry_format_float(double v, char *buf, size_t len);
 ** string (a number, a boolean, null, a YAML 1.1 word). */
 int ry_needs_quotes(const char *s, size_t n);
 
-/* runbook.yaml.edit (yaml_edit.c) */
+/* runbook.yaml.encode, encode_all (yaml_encode.c) and edit (yaml_edit.c) */
+int ry_encode(lua_State *L);
+int ry_encode_all(lua_State *L);
 int ry_edit(lua_State *L);
 
 #endif

@@ -22,114 +22,6 @@
 
 static const char SCHED_KEY = 'S';   /* registry key: the rb_sched pointer */
 
-/* {====================================================== timer heap */
-
-/* Work for the scheduler appeared inside uv_run (from a libuv callback):
-** make that uv_run poll without blocking and return. uv_stop's flag is
-** cleared when uv_run returns, so it is set only while inside one: a stale
-** flag would turn the next uv_run, teardown's included, into a no-op. */
-static void poll_no_longer(rb_sched *s) {
-  if (s->polling) uv_stop(s->loop);
-}
-
-static int timer_less(const rb_timer *a, const rb_timer *b) {
-  return a->due < b->due || (a->due == b->due && a->seq < b->seq);
-}
-
-static void heap_swap(rb_sched *s, int i, int j) {
-  rb_timer *t = s->heap[i];
-  s->heap[i] = s->heap[j];
-  s->heap[j] = t;
-  s->heap[i]->heap_idx = i;
-  s->heap[j]->heap_idx = j;
-}
-
-static void heap_up(rb_sched *s, int i) {
-  while (i > 0) {
-    int p = (i - 1) / 2;
-    if (!timer_less(s->heap[i], s->heap[p])) break;
-    heap_swap(s, i, p);
-    i = p;
-  }
-}
-
-static void heap_down(rb_sched *s, int i) {
-  for (;;) {
-    int l = 2 * i + 1, r = l + 1, m = i;
-    if (l < s->nheap && timer_less(s->heap[l], s->heap[m])) m = l;
-    if (r < s->nheap && timer_less(s->heap[r], s->heap[m])) m = r;
-    if (m == i) break;
-    heap_swap(s, i, m);
-    i = m;
-  }
-}
-
-void rb_timer_init(rb_timer *tm, rb_timer_cb cb, void *data) {
-  memset(tm, 0, sizeof *tm);
-  tm->heap_idx = -1;
-  tm->cb = cb;
-  tm->data = data;
-}
-
-void rb_timer_start(rb_sched *s, rb_timer *tm, uint64_t delay_us) {
-  if (tm->heap_idx >= 0) rb_timer_stop(s, tm);
-  if (s->nheap == s->capheap) {
-    int cap = s->capheap ? s->capheap * 2 : 64;
-    rb_timer **h = realloc(s->heap, (size_t)cap * sizeof *h);
-    if (h == NULL) abort();   /* out of memory in a scheduler path: nothing sane to do */
-    s->heap = h;
-    s->capheap = cap;
-  }
-  tm->due = sched_now(s) + delay_us;
-  tm->seq = s->seq++;
-  tm->heap_idx = s->nheap;
-  s->heap[s->nheap++] = tm;
-  heap_up(s, tm->heap_idx);
-  /* a new nearest deadline, set from a libuv callback, must not wait for
-  ** the poll in progress: sched_run re-arms its libuv timer */
-  if (s->heap[0] == tm) poll_no_longer(s);
-}
-
-void rb_timer_stop(rb_sched *s, rb_timer *tm) {
-  int i = tm->heap_idx;
-  if (i < 0) return;
-  s->nheap--;
-  if (i != s->nheap) {
-    heap_swap(s, i, s->nheap);
-    heap_down(s, i);
-    heap_up(s, i);
-  }
-  tm->heap_idx = -1;
-}
-
-/* Fires every timer whose deadline has passed; returns how many fired. */
-static int timers_fire_due(rb_sched *s) {
-  int n = 0;
-  uint64_t now = sched_now(s);
-  while (s->nheap > 0 && s->heap[0]->due <= now) {
-    rb_timer *tm = s->heap[0];
-    rb_timer_stop(s, tm);
-    tm->cb(tm);
-    n++;
-  }
-  return n;
-}
-
-/* }====================================================== */
-
-/* {====================================================== clock */
-
-uint64_t sched_now(rb_sched *s) {
-  if (s->virtual_clock) return s->vnow;
-  return (uv_hrtime() - s->real_start) / 1000;
-}
-
-double sched_wallclock(rb_sched *s) {
-  return s->epoch + (double)sched_now(s) / 1e6;
-}
-
-/* }====================================================== */
-
 /* {====================================================== tasks */
 
 /* A task made ready inside uv_run must not wait for the next I/O event: a
@@ -142,7 +34,7 @@ static void ready_push(rb_sched *s, rb_task *t) {
   if (s->ready_tail) s->ready_tail->next_ready = t;
   else s->ready_head = t;
   s->ready_tail = t;
-  poll_no_longer(s);
+  sched_poll_no_longer(s);
 }
 
 static rb_task *ready_pop(rb_sched *s) {
@@ -574,7 +466,7 @@ void sched_run(rb_sched *s, rb_task *main) {
       continue;
     }
     if (s->nlive == 0 && s->ready_head == NULL) break;
-    if (timers_fire_due(s) > 0) continue;
+    if (sched_timers_fire_due(s) > 0) continue;
     if (s->virtual_clock) {
       if (uv_loop_alive(s->loop)) {
         s->polling = 1;
@@ -618,227 +510,6 @@ void sched_run(rb_sched *s, rb_task *main) {
 
 /* }====================================================== */
 
-/* {====================================================== task userdata */
-
-static int task_gc(lua_State *L) {
-  rb_task *t = (rb_task *)lua_touserdata(L, 1);
-  /* a live task is anchored and cannot be collected; a done one owns only
-  ** its waiters array, already freed by task_finish */
-  free(t->waiters);
-  t->waiters = NULL;
-  return 0;
-}
-
-static int add_waiter(rb_task *t, rb_task *w) {
-  if (t->nwaiters == t->capwaiters) {
-    int cap = t->capwaiters ? t->capwaiters * 2 : 4;
-    rb_task **nw = realloc(t->waiters, (size_t)cap * sizeof *nw);
-    if (nw == NULL) return -1;
-    t->waiters = nw;
-    t->capwaiters = cap;
-  }
-  t->waiters[t->nwaiters++] = w;
-  return 0;
-}
-
-/* Pushes the outcome of a done task: true, results... or false, err. */
-static int task_push_outcome(lua_State *L, int idx) {
-  rb_task *t = (rb_task *)lua_touserdata(L, idx);
-  int n, i;
-  lua_getiuservalue(L, idx, 1);
-  if (t->status != RB_TASK_OK) {
-    lua_pushboolean(L, 0);
-    lua_getfield(L, -2, "err");
-    return 2;
-  }
-  lua_getfield(L, -1, "n");
-  n = (int)lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  luaL_checkstack(L, n + 1, "too many results");
-  lua_pushboolean(L, 1);
-  for (i = 1; i <= n; i++) lua_rawgeti(L, -1 - i, i);
-  return n + 1;
-}
-
-static void join_cancel(rb_task *waiter, void *data) {
-  rb_task *target = (rb_task *)data;
-  int i;
-  for (i = 0; i < target->nwaiters; i++) {
-    if (target->waiters[i] == waiter) {
-      target->waiters[i] = target->waiters[--target->nwaiters];
-      return;
-    }
-  }
-}
-
-/* Continuation of wait(): after the wake, raise or return the outcome. */
-static int task_wait_done(lua_State *L, int status, lua_KContext ctx) {
-  int n;
-  (void)status; (void)ctx;
-  lua_settop(L, 1);
-  n = task_push_outcome(L, 1);
-  if (!lua_toboolean(L, -n)) return lua_error(L);
-  return n - 1;
-}
-
-/* Continuation of wait(): stack is [task, resume values...]. */
-static int task_wait_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  if (!lua_toboolean(L, 2)) {             /* the waiter itself was cancelled */
-    lua_pushvalue(L, 3);
-    return lua_error(L);
-  }
-  return task_wait_done(L, 0, 0);
-}
-
-/* task:wait() -> results of the task, or raises its error. */
-static int task_wait(lua_State *L) {
-  rb_task *t = rb_task_check(L, 1);
-  rb_task *self;
-  lua_settop(L, 1);
-  if (t->state == RB_TASK_DONE) return task_wait_done(L, 0, 0);
-  self = rb_wait_begin(L);            /* also refuses a nested coroutine */
-  if (self == t) return luaL_error(L, "a task cannot wait for itself");
-  if (add_waiter(t, self) != 0) return luaL_error(L, "not enough memory");
-  /* a pending cancellation runs join_cancel (unregistering) and raises */
-  return rb_await_k(L, join_cancel, t, 0, task_wait_k);
-}
-
-/* Removes 'self' from the waiter lists of every task in the list at 1. */
-static void wait_any_unregister(lua_State *L, rb_task *self) {
-  lua_Integer i, n = luaL_len(L, 1);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, i);
-    join_cancel(self, lua_touserdata(L, -1));
-    lua_pop(L, 1);
-  }
-}
-
-/* Index of the first finished task in the list at 1, or 0. */
-static lua_Integer first_done(lua_State *L) {
-  lua_Integer i, n = luaL_len(L, 1);
-  for (i = 1; i <= n; i++) {
-    rb_task *t;
-    lua_rawgeti(L, 1, i);
-    t = (rb_task *)lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    if (t->state == RB_TASK_DONE) return i;
-  }
-  return 0;
-}
-
-static int wait_any_k(lua_State *L, int status, lua_KContext ctx) {
-  rb_task *self = rb_task_current(L);
-  (void)status; (void)ctx;
-  wait_any_unregister(L, self);
-  if (!lua_toboolean(L, 2)) {
-    lua_pushvalue(L, 3);
-    return lua_error(L);
-  }
-  lua_pushinteger(L, first_done(L));
-  return 1;
-}
-
-/* wait_any(tasks) -> index of the first task in the list that finished
-** (it never raises the task's error; read it with task:result()). */
-int sched_wait_any(lua_State *L) {
-  lua_Integer i, n, done;
-  rb_task *self;
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  n = luaL_len(L, 1);
-  luaL_argcheck(L, n > 0, 1, "empty list of tasks");
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, i);
-    if (luaL_testudata(L, -1, RB_TASK_MT) == NULL)
-      return luaL_argerror(L, 1, lua_pushfstring(L, "item %d is not a task", (int)i));
-    lua_pop(L, 1);
-  }
-  if ((done = first_done(L)) > 0) {
-    lua_pushinteger(L, done);
-    return 1;
-  }
-  self = rb_wait_begin(L);
-  if (self->cancel_pending) {
-    self->cancel_pending = 0;
-    return rb_error_raise(L, "cancelled", "task %d (%s) was cancelled", self->id, self->name);
-  }
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, i);
-    if (add_waiter(lua_touserdata(L, -1), self) != 0) {
-      lua_pop(L, 1);
-      wait_any_unregister(L, self);
-      return luaL_error(L, "not enough memory");
-    }
-    lua_pop(L, 1);
-  }
-  self->state = RB_TASK_WAITING;
-  self->on_cancel = NULL;     /* wait_any_k unregisters on every path */
-  self->cancel_data = NULL;
-  return lua_yieldk(L, 0, 0, wait_any_k);
-}
-
-/* task:cancel() -> true if the task was still running. */
-static int task_lcancel(lua_State *L) {
-  rb_task *t = rb_task_check(L, 1);
-  lua_pushboolean(L, rb_task_cancel(t));
-  return 1;
-}
-
-/* task:status() -> "ready"|"running"|"waiting"|"done"|"failed"|"cancelled" */
-static int task_status(lua_State *L) {
-  rb_task *t = rb_task_check(L, 1);
-  static const char *const names[] = {"ready", "running", "waiting", "done"};
-  if (t->state == RB_TASK_DONE && t->status == RB_TASK_FAILED) lua_pushliteral(L, "failed");
-  else if (t->state == RB_TASK_DONE && t->status == RB_TASK_CANCELLED) lua_pushliteral(L, "cancelled");
-  else lua_pushstring(L, names[t->state]);
-  return 1;
-}
-
-/* task:result() -> ok, results... / false, err without waiting (done only) */
-static int task_result(lua_State *L) {
-  rb_task *t = rb_task_check(L, 1);
-  if (t->state != RB_TASK_DONE) return luaL_error(L, "task %d has not finished", t->id);
-  return task_push_outcome(L, 1);
-}
-
-static int task_tostring(lua_State *L) {
-  rb_task *t = rb_task_check(L, 1);
-  lua_pushfstring(L, "task %d (%s)", t->id, t->name);
-  return 1;
-}
-
-static int task_id(lua_State *L) {
-  lua_pushinteger(L, rb_task_check(L, 1)->id);
-  return 1;
-}
-
-static const luaL_Reg task_meth[] = {
-  {"cancel", task_lcancel},
-  {"id", task_id},
-  {"result", task_result},
-  {"status", task_status},
-  {"wait", task_wait},
-  {NULL, NULL}
-};
-
-static const luaL_Reg task_metameth[] = {
-  {"__index", NULL},
-  {"__gc", task_gc},
-  {"__tostring", task_tostring},
-  {NULL, NULL}
-};
-
-static void create_task_meta(lua_State *L) {
-  luaL_newmetatable(L, RB_TASK_MT);
-  luaL_setfuncs(L, task_metameth, 0);
-  luaL_newlibtable(L, task_meth);
-  luaL_setfuncs(L, task_meth, 0);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
-}
-
-/* }====================================================== */
 
 int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
   struct timeval tv;
@@ -870,7 +541,7 @@ int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
   uv_unref((uv_handle_t *)s->sigquit);
   lua_pushlightuserdata(L, s);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
-  create_task_meta(L);
+  sched_task_meta(L);
   return 0;
 err:
   free(s->uvtimer); free(s->sigint); free(s->sigterm); free(s->sigquit);

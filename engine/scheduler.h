@@ -89,8 +89,16 @@ rb_task *rb_task_check(lua_State *L, int idx);
 rb_task *rb_task_current(lua_State *L);
 int  rb_task_cancel(rb_task *t);
 
-/* Lua function wait_any(tasks) -> index of the first finished task. */
+/* Lua function wait_any(tasks) -> index of the first finished task
+** (task.c). */
 int sched_wait_any(lua_State *L);
+/* Registers the task metatable RB_TASK_MT (task.c). */
+void sched_task_meta(lua_State *L);
+
+/* timer.c: fires every timer whose deadline has passed (returns how many);
+** makes a uv_run in progress return without blocking. */
+int sched_timers_fire_due(rb_sched *s);
+void sched_poll_no_longer(rb_sched *s);
 
 /* Runs until `main` finishes, then cancels what is left and drains it. */
 void sched_run(rb_sched *s, rb_task *main);
