@@ -5,7 +5,7 @@
 -- the talconfig.yaml backup. One node at a time, with the rollout's gates.
 local rb = require "runbook"
 local fs = require "runbook.fs"
-local json = require "runbook.json"
+local rb_journal = require "runbook.journal"
 local log = require "runbook.log"
 local checks = require "checks"
 local factory = require "factory"
@@ -24,26 +24,22 @@ local v = rb.vars{
 
 -- what the rollout recorded
 local journal = v.rollout_journal or ((require("runbook.sys").options().state_dir or ".runbook") .. "/rollout.journal")
+-- the rollout's steps are found by their keys (rollout.lua gives them:
+-- "schematic", "talconfig", "upgrade/<node>"), never by their display names
 local rec = {upgraded = {}}
 do
-  local ok, text = pcall(fs.read, journal)
-  if not ok then
+  if not fs.exists(journal) then
     error(errors.new("usage", fmt("no rollout journal at %s: nothing to roll back (or pass --var rollout_journal=PATH)", journal), {exit = 2}), 0)
   end
-  for line in text:gmatch("[^\n]+") do
-    local okj, r = pcall(json.decode, line)
-    if okj and r.type == "step" then
-      if r.name == "compute the schematic" then rec.schematic = r.result end
-      if r.name:match("^update .+%.yaml$") then rec.talconfig = r.result end
-      local node = r.name:match("^upgrade (.+)$")
-      if node then rec.upgraded[#rec.upgraded + 1] = node end
-    elseif okj and r.type == "undo" then
-      local node = r.id:match("/upgrade (.+)$")
-      for i, n in ipairs(rec.upgraded) do if n == node then table.remove(rec.upgraded, i) end end
-    end
+  local steps, order = rb_journal.steps(rb_journal.read(journal))
+  rec.schematic = steps.schematic and steps.schematic.result
+  rec.talconfig = steps.talconfig and steps.talconfig.result
+  for _, key in ipairs(order) do
+    local node = key:match("^upgrade/(.+)$")
+    if node then rec.upgraded[#rec.upgraded + 1] = node end
   end
   if not rec.schematic then
-    error(errors.new("usage", journal .. " has no computed schematic: the rollout changed nothing", {exit = 2}), 0)
+    error(errors.new("usage", journal .. " has no computed schematic (step key 'schematic'): the rollout changed nothing", {exit = 2}), 0)
   end
 end
 

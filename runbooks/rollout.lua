@@ -115,7 +115,7 @@ rb.phase("Image Factory", function()
     end
     return {id = id, current_id = order[1], canonical = factory.canonical(merged),
             extensions = factory.extensions(merged), plan_drops = plan_drops}
-  end, {retries = 3, backoff = 5, read_only = true})
+  end, {retries = 3, backoff = 5, read_only = true, key = "schematic"})
 
   rb.step("check the factory offers every extension for " .. cfg.talos_version, function()
     local r = require("runbook.http").get(v.factory_url .. "/versions", {timeout = 60, check = true})
@@ -240,7 +240,7 @@ rb.phase("Configuration", function()
     end
     local backup = fs.write(v.talconfig, text, {backup = true})
     return {backup = backup}
-  end)
+  end, {key = "talconfig"})
 
   -- what talhelper itself will install from the edited file must be what
   -- this run installs (skipped when talhelper is not installed)
@@ -306,7 +306,7 @@ rb.phase("Sequential node updates", function()
     rb.step("upgrade " .. name, function()
       talos.upgrade(n.ip, target.installers[name])
       return {node = name, image = target.installers[name]}
-    end, {undo = function()
+    end, {key = "upgrade/" .. name, undo = function()
       -- `talosctl rollback` flips the boot entry to the other slot and
       -- reboots, whatever the node runs (bootloader/grub/revert.go): only
       -- a node on the new schematic is rolled back (docs/rollout.md)

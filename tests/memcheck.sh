@@ -9,6 +9,7 @@ src=$(cd "$(dirname "$0")/.." && pwd)
 vg=(valgrind --quiet --leak-check=full --errors-for-leak-kinds=definite,indirect
     --show-leak-kinds=definite,indirect --error-exitcode=99 --track-fds=no)
 fails=0; passes=0
+state=$(mktemp -d); trap 'rm -rf "$state"' EXIT   # plans and reports go here, not into the tree
 run() {   # run NAME cmd...   (the command must exit 0)
   run_expect "$1" 0 "${@:2}"
 }
@@ -26,8 +27,8 @@ for f in test_*.lua; do
   flags=""; head -1 "$f" | grep -q '^--! dry-run' && flags="--dry-run"
   run "lua $f" env RUNBOOK_SOURCE="$src" "$bin" test $flags "$f"
 done
-run "demo (dry-run)" "$bin" run demo.lua --dry-run -q
-run "rollout (dry-run)" "$bin" run rollout.lua --dry-run -q
-run_expect "rollout, boot fails (dry-run): stops with exit 1, undo runs" 1 "$bin" run rollout.lua --dry-run -q --scenario "$src/runbooks/scenarios/faults/boot-fails-k8s-2.yaml"
+run "demo (dry-run)" "$bin" run demo.lua --dry-run -q --state-dir "$state"
+run "rollout (dry-run)" "$bin" run rollout.lua --dry-run -q --state-dir "$state"
+run_expect "rollout, boot fails (dry-run): stops with exit 1, undo runs" 1 "$bin" run rollout.lua --dry-run -q --state-dir "$state" --scenario "$src/runbooks/scenarios/faults/boot-fails-k8s-2.yaml"
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -1,6 +1,7 @@
 --- runbook.async: tasks and the combinators that wait on them.
 --- spawn/current/wait_any come from C (runbook.async.core); the rest is
 --- built on them here. Every function that waits must run inside a task.
+local args = require "runbook.args"
 local core = require "runbook.async.core"
 local time = require "runbook.time"
 local errors = require "runbook.error"
@@ -28,15 +29,13 @@ local function cancel_and_drain(tasks)
 end
 
 local function as_tasks(list, fname)
-  if type(list) ~= "table" then
-    error(("bad argument #1 to '%s' (table expected, got %s)"):format(fname, type(list)), 3)
-  end
+  if type(list) ~= "table" then args.error(1, fname, "table expected, got " .. type(list), 4) end
   local tasks = {}
   for i, v in ipairs(list) do
     if type(v) == "function" then tasks[i] = spawn(v)
     elseif getmetatable(v) and type(v.wait) == "function" then tasks[i] = v
     else
-      error(("bad argument #1 to '%s' (item %d is neither a function nor a task)"):format(fname, i), 3)
+      args.error(1, fname, ("item %d is neither a function nor a task"):format(i), 4)
     end
   end
   return tasks
@@ -80,13 +79,11 @@ end
 ---@param fn fun(item:any, index:integer):any
 ---@param opts? runbook.async.MapOpts
 function M.map(list, fn, opts)
-  if type(list) ~= "table" then error("bad argument #1 to 'map' (table expected)", 2) end
-  if type(fn) ~= "function" then error("bad argument #2 to 'map' (function expected)", 2) end
+  args.check(1, "map", list, "table")
+  args.check(2, "map", fn, "function")
   local n = #list
   local conc = opts and opts.concurrency or n
-  if math.type(conc) ~= "integer" or conc < 1 then
-    error("bad argument #3 to 'map' (concurrency must be an integer >= 1)", 2)
-  end
+  args.expect(math.type(conc) == "integer" and conc >= 1, 3, "map", "concurrency must be an integer >= 1")
   local results, next_i = {}, 1
   local function worker()
     while next_i <= n do
@@ -105,7 +102,7 @@ end
 --- returned (or its error raised) and the others are cancelled.
 function M.race(list)
   local tasks = as_tasks(list, "race")
-  if #tasks == 0 then error("bad argument #1 to 'race' (empty list)", 2) end
+  if #tasks == 0 then args.error(1, "race", "empty list") end
   local ok, idx = pcall(wait_any, tasks)
   if not ok then
     cancel_and_drain(tasks)
@@ -125,9 +122,9 @@ end
 --- "timeout" is raised.
 function M.timeout(secs, fn, ...)
   if type(secs) ~= "number" or secs < 0 then
-    error("bad argument #1 to 'timeout' (number >= 0 expected)", 2)
+    args.error(1, "timeout", "number >= 0 expected")
   end
-  if type(fn) ~= "function" then error("bad argument #2 to 'timeout' (function expected)", 2) end
+  args.check(2, "timeout", fn, "function")
   local work = spawn(fn, ...)
   local fired = false
   local guard = spawn(function()
@@ -160,13 +157,13 @@ end
 --- Polls pred() until it returns a truthy value, which is returned. pred
 --- may return a second value, an observation, quoted in the timeout error.
 function M.wait_until(pred, opts)
-  if type(pred) ~= "function" then error("bad argument #1 to 'wait_until' (function expected)", 2) end
+  args.check(1, "wait_until", pred, "function")
   opts = opts or {}
   local timeout = opts.timeout or 60
   local interval = opts.interval or 1
   local backoff = opts.backoff or 1
   local max_interval = opts.max_interval or 60
-  if interval <= 0 then error("bad argument #2 to 'wait_until' (interval must be > 0)", 2) end
+  args.expect(interval > 0, 2, "wait_until", "interval must be > 0")
   local start = time.monotonic()
   local polls, last = 0, nil
   while true do

@@ -2,6 +2,7 @@
 --- exec.run(argv, opts) -> {code, signal, stdout, stderr, duration,
 --- timed_out, ...}. In a dry-run the call goes to the simulated world
 --- instead of the OS (see runbook.world).
+local args = require "runbook.args"
 local core = require "runbook.exec.core"
 local errors = require "runbook.error"
 local events = require "runbook.events"
@@ -40,8 +41,8 @@ M.show_argv = show_argv
 ---@param argv string[]
 ---@param opts? runbook.exec.Opts
 function M.run(argv, opts)
-  if type(argv) ~= "table" then error("bad argument #1 to 'run' (table expected, got " .. type(argv) .. ")", 2) end
-  if opts ~= nil and type(opts) ~= "table" then error("bad argument #2 to 'run' (table expected, got " .. type(opts) .. ")", 2) end
+  args.check(1, "run", argv, "table")
+  args.check(2, "run", opts, "?table")
   opts = opts or {}
   local cmd = show_argv(argv)
   if not opts.quiet then

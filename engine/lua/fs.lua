@@ -1,6 +1,7 @@
 --- runbook.fs: local files. Real runs call the C functions directly; in a
 --- dry-run every change lands in an in-memory overlay that later reads see,
 --- and changes() lists what the run would have written, for the plan.
+local args = require "runbook.args"
 local core = require "runbook.fs.core"
 local sys = require "runbook.sys"
 local diff = require "runbook.diff"
@@ -35,7 +36,7 @@ end
 
 local function check_path(fname, path)
   if type(path) ~= "string" or path == "" then
-    error(("bad argument #1 to '%s' (path expected, got %s)"):format(fname, type(path)), 3)
+    args.error(1, fname, "path expected, got " .. type(path), 4)
   end
 end
 
@@ -59,8 +60,8 @@ end
 --- backup path or nil.
 function M.write(path, data, opts)
   check_path("write", path)
-  if type(data) ~= "string" then error("bad argument #2 to 'write' (string expected, got " .. type(data) .. ")", 2) end
-  if opts ~= nil and type(opts) ~= "table" then error("bad argument #3 to 'write' (table expected)", 2) end
+  args.check(2, "write", data, "string")
+  args.check(3, "write", opts, "?table")
   if not dry_run then return core.write(path, data, opts) end
   remember(path)
   local mode = opts and opts.mode

@@ -2,6 +2,7 @@
 --- Transport failures raise (kinds dns, connect, tls, timeout, http);
 --- statuses, 5xx included, come back as data. In a dry-run the request
 --- goes to the simulated world.
+local args = require "runbook.args"
 local core = require "runbook.http.core"
 local errors = require "runbook.error"
 local events = require "runbook.events"
@@ -40,7 +41,7 @@ end
 ---@field check? boolean raise an `http_status` error unless the status is 2xx
 
 function M.request(req)
-  if type(req) ~= "table" then error("bad argument #1 to 'request' (table expected, got " .. type(req) .. ")", 2) end
+  args.check(1, "request", req, "table")
   local opts = {}
   for k, v in pairs(req) do opts[k] = v end
   if opts.json ~= nil then

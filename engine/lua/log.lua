@@ -1,5 +1,6 @@
 --- runbook.log: leveled, structured log lines. Every line is an event
 --- (type "log"), so the text view, JSON output and the log file all see it.
+local args = require "runbook.args"
 local events = require "runbook.events"
 
 local M = {}
@@ -7,9 +8,7 @@ local M = {}
 local function logger(level)
   return function(msg, fields)
     if type(msg) ~= "string" then msg = tostring(msg) end
-    if fields ~= nil and type(fields) ~= "table" then
-      error(("bad argument #2 to '%s' (table expected, got %s)"):format(level, type(fields)), 2)
-    end
+    args.check(2, level, fields, "?table")
     events.emit{type = "log", level = level, msg = msg, fields = fields}
   end
 end

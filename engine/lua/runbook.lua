@@ -8,13 +8,17 @@
 ---     rb.step("upgrade " .. v.node, function() ... end, {undo = function(res) ... end})
 ---     rb.gate("node healthy", function() return ok, observation end, {timeout = 900})
 ---   end)
+local args = require "runbook.args"
 local async = require "runbook.async"
 local core_fs = require "runbook.fs.core"
 local errors = require "runbook.error"
 local events = require "runbook.events"
+local journal = require "runbook.journal"
 local json = require "runbook.json"
+local report = require "runbook.report"
 local sys = require "runbook.sys"
 local time = require "runbook.time"
+local variables = require "runbook.vars"
 
 local M = {}
 
@@ -33,10 +37,9 @@ local state_dir = opts.state_dir or ".runbook"
 local S = {
   phase = nil,           -- current phase name
   phases = {},           -- in order: {name, started, finished, status}
-  seen = {},             -- step identity -> true
+  seen = {},             -- step key -> identity of the step that has it
   undo = {},             -- stack of {id, fn, result}
   undone = {},           -- ids undone during this run
-  resume = {},           -- identity -> journal record (resumed run)
   resumed = false,
   steps = {},            -- report: every step in order
   gates = {},            -- report: every gate
@@ -44,15 +47,11 @@ local S = {
   sections = {},         -- report: rb.report additions
   var_specs = {},        -- declared variables
   var_values = {},       -- resolved, for the report (secrets as their masked form)
-  journal = nil,         -- path of the journal (nil in a dry-run)
-  lock = nil,
+  journal = nil,         -- the open journal (runbook.journal), once the run started
   failed = nil,          -- the error that stopped the run
   started = time.now(),
 }
 
-local function usage_error(msg)
-  return errors.new("usage", msg, {exit = 2})
-end
 
 local function mono() return time.monotonic() end
 
@@ -65,98 +64,26 @@ M.duration = duration
 
 -- }======
 
--- {====== journal and lock
+-- {====== the run's start: lock and journal
 
-local pending_start      -- the start record waits for the first real record
+--- Takes the lock and opens the journal, once, at the runbook's first use
+--- of the DSL (rb.vars, phase, step, gate, confirm): requiring the module
+--- changes nothing, so a library or a test may require it freely.
+local function start()
+  if S.journal then return S.journal end
+  S.journal = journal.open{
+    state_dir = state_dir, base = base, name = runbook_name, dry_run = M.dry_run,
+    resume = opts.resume, fresh = opts.fresh,
+    on_archive = function(to)
+      events.emit{type = "log", level = "info", msg = "archived the previous journal as " .. to}
+    end,
+  }
+  S.resumed = S.journal.resumed
+  return S.journal
+end
 
 local function journal_write(rec)
-  rec.time = time.now()
-  if S.journal == nil then return end
-  if rec.type == "start" then
-    -- a run that stops before its first step changed nothing: it leaves no
-    -- journal behind (and so nothing to resume)
-    pending_start = rec
-    return
-  end
-  if pending_start then
-    local st = pending_start
-    pending_start = nil
-    core_fs.append(S.journal, sys.mask(json.encode(st)) .. "\n")
-  end
-  -- secrets never reach the disk: the record is masked as a whole
-  core_fs.append(S.journal, sys.mask(json.encode(rec)) .. "\n")
-end
-
---- Reads a journal: its records, and whether it ended with a successful finish.
-local function journal_read(path)
-  local text = core_fs.read(path)
-  local recs, lineno = {}, 0
-  for line in text:gmatch("[^\n]+") do
-    lineno = lineno + 1
-    local ok, rec = pcall(json.decode, line, {name = path})
-    if ok and type(rec) == "table" then recs[#recs + 1] = rec
-    elseif not text:find("\n", #text - #line, true) then
-      break      -- a torn last line (killed mid-write): the step was not recorded
-    else
-      error(usage_error(fmt("%s:%d: corrupt journal record; move the file away or use --fresh", path, lineno)), 0)
-    end
-  end
-  local last = recs[#recs]
-  return recs, last ~= nil and last.type == "finish" and last.ok == true
-end
-
-local function archive(path)
-  local stamp = time.iso():gsub("[-:]", "")
-  local dest = path .. "." .. stamp
-  local n = 1
-  while core_fs.exists(dest) do dest = fmt("%s.%s.%d", path, stamp, n); n = n + 1 end
-  assert(os.rename(path, dest))
-  return dest
-end
-
---- Takes the lock and opens the journal; runs when the DSL is first
---- required. Refusals carry their exit codes (2: journal, 4: lock).
-local function setup()
-  if M.dry_run then
-    if opts.resume then error(usage_error("--resume does not apply to a dry-run (nothing was changed)"), 0) end
-    return
-  end
-  core_fs.mkdir_p(state_dir)
-  local lock, holder = core_fs.lock(state_dir .. "/" .. base .. ".lock",
-                                    fmt("pid %d, started %s\n", sys.pid(), time.iso()))
-  if not lock then
-    error(errors.new("locked", fmt("another run of %s holds the lock (%s); wait for it or stop it",
-      runbook_name, (holder or ""):gsub("%s+$", "")), {exit = 4}), 0)
-  end
-  S.lock = lock
-  local path = state_dir .. "/" .. base .. ".journal"
-  S.journal = path
-  if core_fs.exists(path) then
-    local recs, finished = journal_read(path)
-    if opts.fresh then
-      local to = archive(path)
-      events.emit{type = "log", level = "info", msg = "archived the previous journal as " .. to}
-    elseif opts.resume then
-      if finished then
-        error(usage_error(fmt("the last run of %s finished; there is nothing to resume (run without --resume to start again)", runbook_name)), 0)
-      end
-      for _, r in ipairs(recs) do
-        if r.type == "step" then S.resume[r.id] = r
-        elseif r.type == "undo" then S.resume[r.id] = nil end
-      end
-      S.resumed = true
-      journal_write{type = "resume", pid = sys.pid()}
-      return
-    elseif finished then
-      archive(path)                   -- a finished run's journal is kept as its record
-    else
-      error(usage_error(fmt("an unfinished run of %s is recorded in %s: continue it with --resume, or archive it and start over with --fresh",
-        runbook_name, path)), 0)
-    end
-  elseif opts.resume then
-    error(usage_error(fmt("no journal of %s in %s: there is nothing to resume", runbook_name, state_dir)), 0)
-  end
-  journal_write{type = "start", runbook = runbook_name, pid = sys.pid()}
+  if S.journal then S.journal:write(rec) end
 end
 
 -- }======
@@ -178,10 +105,10 @@ local function run_undos()
     if ok then
       done[#done + 1] = u.id
       S.undone[#S.undone + 1] = u.id
-      journal_write{type = "undo", id = u.id, ok = true}
+      journal_write{type = "undo", id = u.id, key = u.key, ok = true}
     else
       failed[#failed + 1] = {id = u.id, err = tostring(err)}
-      journal_write{type = "undo", id = u.id, ok = false, error = tostring(err)}
+      journal_write{type = "undo", id = u.id, key = u.key, ok = false, error = tostring(err)}
       events.emit{type = "undo_failed", step = u.id, level = "error", text = fmt("undo of %s failed: %s", u.id, tostring(err))}
     end
   end
@@ -210,18 +137,14 @@ local function identity(name)
   return S.phase and (S.phase .. "/" .. name) or name
 end
 
-local function check_name(fname, name)
-  if type(name) ~= "string" or name == "" then
-    error(fmt("bad argument #1 to '%s' (non-empty string expected, got %s)", fname, type(name)), 3)
-  end
-end
 
 --- Groups steps under a name; phases do not nest.
 ---@param name string
 ---@param fn fun()
 function M.phase(name, fn)
-  check_name("phase", name)
-  if type(fn) ~= "function" then error("bad argument #2 to 'phase' (function expected)", 2) end
+  args.name(1, "phase", name)
+  args.check(2, "phase", fn, "function")
+  start()
   if S.phase then error(fmt("phase '%s' inside phase '%s': phases do not nest", name, S.phase), 2) end
   local ph = {name = name, started = time.now(), t0 = mono(), status = "running"}
   S.phases[#S.phases + 1] = ph
@@ -262,9 +185,10 @@ end
 ---@field backoff? number seconds before the first retry, doubled after each (default 1)
 ---@field timeout? number seconds per attempt
 ---@field read_only? boolean the step changes nothing (left out of "still in effect")
+---@field key? string stable key the journal finds the step by (default: "<phase>/<name>"); give one where another script reads the journal
 
 local STEP_OPTS = {undo = "function", retries = "number", backoff = "number", timeout = "number",
-                   read_only = "boolean"}
+                   read_only = "boolean", key = "string"}
 local GATE_OPTS = {timeout = "number", interval = "number", backoff = "number", max_interval = "number"}
 
 --- A misspelt option would silently do nothing: refuse unknown keys and
@@ -287,32 +211,35 @@ end
 ---@param fn fun():any
 ---@param o? runbook.StepOpts
 function M.step(name, fn, o)
-  check_name("step", name)
-  if type(fn) ~= "function" then error("bad argument #2 to 'step' (function expected)", 2) end
-  o = o or {}
-  if type(o) ~= "table" then error("bad argument #3 to 'step' (table expected)", 2) end
+  args.name(1, "step", name)
+  args.check(2, "step", fn, "function")
+  o = args.check(3, "step", o, "?table") or {}
   check_opts("step", name, o, STEP_OPTS)
   if o.read_only and o.undo then error(fmt("step '%s': a read_only step has nothing to undo", name), 2) end
+  if o.key == "" then error(fmt("step '%s': an empty key", name), 2) end
+  local J = start()
   local id = identity(name)
-  local rec = {id = id, phase = S.phase, name = name, started = time.now(), t0 = mono(), read_only = o.read_only}
+  local key = o.key or id
+  local rec = {id = id, key = key, phase = S.phase, name = name, started = time.now(), t0 = mono(), read_only = o.read_only}
   S.steps[#S.steps + 1] = rec
-  if S.seen[id] then
+  if S.seen[key] then
     rec.status = "failed"
-    fail(id, fmt("two steps with the same identity '%s' in one run (give them distinct names)", id), "step")
+    fail(id, o.key and fmt("two steps with the key '%s' in one run ('%s' and '%s'; give them distinct keys)", key, S.seen[key], id)
+                    or fmt("two steps with the same identity '%s' in one run (give them distinct names)", id), "step")
   end
-  S.seen[id] = true
-  local prev = S.resume[id]
+  S.seen[key] = id
+  local prev = J.resume[key]
   if prev then
     rec.status, rec.skipped, rec.elapsed = "done", true, 0
     rec.result = prev.result
     local result = prev.result
     if result == json.null then result = nil end
-    if o.undo then S.undo[#S.undo + 1] = {id = id, fn = o.undo, result = result} end
+    if o.undo then S.undo[#S.undo + 1] = {id = id, key = key, fn = o.undo, result = result} end
     events.emit{type = "step_skipped", step = id, text = "✓ " .. id .. " (done in an earlier run)"}
     return result
   end
   events.emit{type = "step", step = id, text = "→ " .. id}
-  if pending_start then journal_write{type = "begin", id = id} end   -- a kill from here on leaves a journal
+  if J.pending then journal_write{type = "begin", id = id, key = key} end   -- a kill from here on leaves a journal
   local ok, res = run_with_retries(fn, o)
   rec.elapsed = mono() - rec.t0
   if not ok then
@@ -326,9 +253,9 @@ function M.step(name, fn, o)
     fail(id, "its result is not JSON-serialisable (" .. tostring(enc) .. "); return plain data", "step")
   end
   rec.status, rec.result = "done", res
-  journal_write{type = "step", id = id, phase = S.phase, name = name, result = res == nil and json.null or res,
+  journal_write{type = "step", id = id, key = key, phase = S.phase, name = name, result = res == nil and json.null or res,
                 started = rec.started, elapsed = rec.elapsed}
-  if o.undo then S.undo[#S.undo + 1] = {id = id, fn = o.undo, result = res} end
+  if o.undo then S.undo[#S.undo + 1] = {id = id, key = key, fn = o.undo, result = res} end
   events.emit{type = "step_done", step = id, elapsed = rec.elapsed,
               text = fmt("✓ %s (%s)", id, duration(rec.elapsed))}
   return res
@@ -345,11 +272,11 @@ end
 --- waiting and quoted if the gate fails. A check that raises counts as "not
 --- yet" (a node that is rebooting does not answer).
 function M.gate(name, check, o)
-  check_name("gate", name)
-  if type(check) ~= "function" then error("bad argument #2 to 'gate' (function expected)", 2) end
-  o = o or {}
-  if type(o) ~= "table" then error("bad argument #3 to 'gate' (table expected)", 2) end
+  args.name(1, "gate", name)
+  args.check(2, "gate", check, "function")
+  o = args.check(3, "gate", o, "?table") or {}
   check_opts("gate", name, o, GATE_OPTS)
+  start()
   local id = identity(name)
   local timeout, interval = o.timeout or 300, o.interval or 5
   local g = {id = id, phase = S.phase, name = name, started = time.now(), t0 = mono(), polls = 0, history = {}}
@@ -407,7 +334,8 @@ end
 --- in the plan; without a terminal and without --yes the run stops. A "no"
 --- stops the run without undoing anything (it can be resumed).
 function M.confirm(question)
-  check_name("confirm", question)
+  args.name(1, "confirm", question)
+  start()
   local rec = {id = identity("confirm: " .. question), question = question}
   S.steps[#S.steps + 1] = rec
   if opts.yes or M.dry_run then
@@ -436,44 +364,13 @@ end
 --- Adds a section to the run report: a string (Markdown) or a table of
 --- key/value rows.
 function M.report(title, body)
-  check_name("report", title)
+  args.name(1, "report", title)
   S.sections[#S.sections + 1] = {title = title, body = body}
 end
 
 -- }======
 
 -- {====== variables
-
-local TYPES = {string = true, number = true, integer = true, boolean = true, list = true, secret = true}
-
-local function convert(name, spec, raw, source)
-  local ty = spec.type or "string"
-  if type(raw) ~= "string" then
-    -- from a --vars YAML file: already typed
-    if ty == "list" and type(raw) == "table" then return raw end
-    if (ty == "number" and type(raw) == "number") or (ty == "integer" and math.type(raw) == "integer")
-       or (ty == "boolean" and type(raw) == "boolean") then return raw end
-    if ty == "string" and (type(raw) == "number") then return tostring(raw) end
-    error(usage_error(fmt("variable %s (%s) must be a %s, got %s", name, source, ty, type(raw))), 0)
-  end
-  if ty == "string" then return raw
-  elseif ty == "number" or ty == "integer" then
-    local v = tonumber(raw)
-    if v == nil or (ty == "integer" and math.type(v) ~= "integer") then
-      error(usage_error(fmt("variable %s (%s) must be a%s %s, got '%s'", name, source, ty == "integer" and "n" or "", ty, raw)), 0)
-    end
-    return v
-  elseif ty == "boolean" then
-    local l = raw:lower()
-    if l == "true" or l == "yes" or l == "1" then return true end
-    if l == "false" or l == "no" or l == "0" then return false end
-    error(usage_error(fmt("variable %s (%s) must be true or false, got '%s'", name, source, raw)), 0)
-  elseif ty == "list" then
-    local out = {}
-    for item in raw:gmatch("[^,]+") do out[#out + 1] = item:match("^%s*(.-)%s*$") end
-    return out
-  end
-end
 
 --- Declares the runbook's variables and returns their values. Each spec:
 --- {type = "string"|"number"|"integer"|"boolean"|"list"|"secret",
@@ -483,189 +380,16 @@ end
 --- in upper case) or from the file named by --var <name>_file=PATH, never
 --- from the command line itself. Declare them all in one call at the top:
 --- an unknown or missing required variable stops the run (exit 2) there.
+---@param specs table<string, table>
+---@return table<string, any>
 function M.vars(specs)
-  if type(specs) ~= "table" then error("bad argument #1 to 'vars' (table expected)", 2) end
-  local secret = require "runbook.secret"
-  for name, spec in pairs(specs) do
-    if type(name) ~= "string" or type(spec) ~= "table" then error("bad argument #1 to 'vars' (name = {spec} expected)", 2) end
-    if not TYPES[spec.type or "string"] then
-      error(fmt("variable %s: unknown type '%s'", name, tostring(spec.type)), 2)
-    end
-    S.var_specs[name] = spec
-  end
-  -- the sources
-  local from_file, file_name = {}, opts.vars_file
-  if file_name then
-    local ok, text = pcall(core_fs.read, file_name)
-    if not ok then error(usage_error(tostring(text)), 0) end
-    local ok2, v = pcall(require("runbook.yaml").decode, text, {name = file_name})
-    if not ok2 then error(usage_error(tostring(v)), 0) end
-    if v ~= nil and type(v) ~= "table" then error(usage_error(file_name .. ": expected a map of variables"), 0) end
-    from_file = v or {}
-  end
-  local from_cli = {}
-  for _, kv in ipairs(opts.vars or {}) do
-    local k, val = kv:match("^([^=]+)=(.*)$")
-    from_cli[k] = val
-  end
-  -- unknown names
-  local known = {}
-  for name, spec in pairs(S.var_specs) do
-    known[name] = true
-    if spec.type == "secret" then known[name .. "_file"] = true end
-  end
-  for _, src in ipairs{{from_cli, "--var"}, {from_file, file_name}} do
-    for k in pairs(src[1]) do
-      if not known[k] then
-        local names = {}
-        for n in pairs(known) do names[#names + 1] = n end
-        table.sort(names)
-        error(usage_error(fmt("unknown variable '%s' (%s); this runbook declares: %s", k, src[2], table.concat(names, ", "))), 0)
-      end
-    end
-  end
-  local out = {}
-  local names = {}
-  for name in pairs(specs) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
-    local spec = specs[name]
-    local v
-    if spec.type == "secret" then
-      if from_cli[name] ~= nil or from_file[name] ~= nil then
-        error(usage_error(fmt("variable %s is a secret: it cannot be given as a value (it would show in the process list or a file of variables); set %s in the environment or use --var %s_file=PATH",
-          name, spec.env or name:upper(), name)), 0)
-      end
-      local file = from_cli[name .. "_file"] or from_file[name .. "_file"]
-      local env = spec.env or name:upper()
-      if file then
-        local ok, s = pcall(secret.file, file, env)
-        if not ok then error(usage_error(tostring(s)), 0) end
-        v = s
-      elseif os.getenv(env) and os.getenv(env) ~= "" then
-        v = secret.env(env)
-      end
-      S.var_values[name] = v and tostring(v) or nil
-    else
-      local raw, source = from_cli[name], "--var"
-      if raw == nil then raw, source = from_file[name], file_name end
-      if raw ~= nil then v = convert(name, spec, raw, source)
-      else v = spec.default end
-      if v ~= nil and spec.choices then
-        local okc = false
-        for _, c in ipairs(spec.choices) do if c == v then okc = true end end
-        if not okc then
-          error(usage_error(fmt("variable %s must be one of %s, got '%s'", name, table.concat(spec.choices, ", "), tostring(v))), 0)
-        end
-      end
-      S.var_values[name] = v
-    end
-    if v == nil and spec.required then
-      local how = spec.type == "secret"
-        and fmt("set %s in the environment or use --var %s_file=PATH", spec.env or name:upper(), name)
-        or fmt("use --var %s=VALUE or --vars FILE.yaml", name)
-      error(usage_error(fmt("missing required variable %s%s: %s", name, spec.desc and (" (" .. spec.desc .. ")") or "", how)), 0)
-    end
-    out[name] = v
-  end
-  return out
+  start()
+  return variables.resolve(specs, opts, S.var_specs, S.var_values)
 end
 
 -- }======
 
 -- {====== the end of a run: journal, report, summary
-
-local function md_escape(s)
-  return (tostring(s):gsub("|", "\\|"):gsub("\n", " "))
-end
-
-local function render_report(ok, err)
-  local fs = require "runbook.fs"
-  local b = {}
-  local function add(s) b[#b + 1] = s end
-  add(fmt("# %s: %s%s", runbook_name, M.dry_run and "plan (dry-run)" or "run report",
-          ok and "" or " (stopped)"))
-  add("")
-  add(fmt("- started: %s%s", time.iso(S.started), M.dry_run and " (virtual clock)" or ""))
-  add(fmt("- finished: %s after %s", time.iso(), duration(mono())))
-  add(fmt("- outcome: %s", ok and "done" or ("stopped: " .. tostring(err))))
-  if S.resumed then add("- resumed from an earlier run's journal") end
-  if next(S.var_values) then
-    add("")
-    add("## Variables")
-    add("")
-    add("| name | value |")
-    add("|---|---|")
-    local names = {}
-    for n in pairs(S.var_values) do names[#names + 1] = n end
-    table.sort(names)
-    for _, n in ipairs(names) do
-      local v = S.var_values[n]
-      if type(v) == "table" then v = table.concat(v, ", ") end
-      add(fmt("| %s | %s |", n, md_escape(v)))
-    end
-  end
-  add("")
-  add("## Steps")
-  add("")
-  add("| # | phase | step | outcome | time |")
-  add("|---|---|---|---|---|")
-  for i, s in ipairs(S.steps) do
-    add(fmt("| %d | %s | %s | %s | %s |", i, md_escape(s.phase or ""), md_escape(s.name or s.question or s.id),
-            md_escape(s.skipped and "done earlier" or s.status or "?") .. (s.error and (": " .. md_escape(s.error)) or ""),
-            s.elapsed and duration(s.elapsed) or ""))
-  end
-  if #S.gates > 0 then
-    add("")
-    add("## Gates")
-    add("")
-    for _, g in ipairs(S.gates) do
-      add(fmt("- **%s**: %s after %d checks (%s)", g.id, g.ok and "passed" or "failed", g.polls, duration(g.elapsed or 0)))
-      for _, h in ipairs(g.history) do add(fmt("  - +%s: %s", duration(h.at), md_escape(h.obs))) end
-    end
-  end
-  if #S.undone > 0 then
-    add("")
-    add("## Undone")
-    add("")
-    for _, id in ipairs(S.undone) do add("- " .. id) end
-  end
-  if #S.commands > 0 then
-    add("")
-    add(M.dry_run and "## Commands it would run" or "## Commands run")
-    add("")
-    add("```")
-    for _, c in ipairs(S.commands) do add(c) end
-    add("```")
-  end
-  local changes = fs.changes()
-  if #changes > 0 then
-    add("")
-    add(M.dry_run and "## Files it would change" or "## Files changed")
-    for _, c in ipairs(changes) do
-      add("")
-      add(fmt("### %s%s", c.path, c.before == nil and " (new)" or c.after == nil and " (removed)" or ""))
-      add("")
-      add("```diff")
-      add((fs.diff(c):gsub("\n$", "")))
-      add("```")
-    end
-  end
-  for _, sec in ipairs(S.sections) do
-    add("")
-    add("## " .. sec.title)
-    add("")
-    if type(sec.body) == "table" then
-      local keys = {}
-      for k in pairs(sec.body) do keys[#keys + 1] = k end
-      table.sort(keys, function(a, c) return tostring(a) < tostring(c) end)
-      for _, k in ipairs(keys) do add(fmt("- %s: %s", tostring(k), tostring(sec.body[k]))) end
-    else
-      add(tostring(sec.body))
-    end
-  end
-  return table.concat(b, "\n") .. "\n"
-end
 
 events.listen(function(ev)
   if ev.type == "exec" then
@@ -686,19 +410,20 @@ function M._finish(ok, err)
     err = errors.new("error", tostring(err), {traceback = type(err) == "table" and err.traceback or nil,
                                                undone = done, undo_failed = failed, exit = 1})
   end
-  if pending_start then
+  local recorded = S.journal and not S.journal:is_empty()
+  if not recorded then
     -- nothing was recorded in this run: no journal to finish
   elseif ok then journal_write{type = "finish", ok = true, exit = 0}
   elseif not interrupted then
     journal_write{type = "finish", ok = false, exit = type(err) == "table" and err.exit or 1, error = tostring(err)}
   end
-  local report = render_report(ok, err)
+  local text = report.render{name = runbook_name, dry_run = M.dry_run, ok = ok, err = err, state = S, duration = duration}
   local report_path
   local okw, werr = pcall(function()
     core_fs.mkdir_p(state_dir)
     report_path = fmt("%s/%s.%s.md", state_dir, base, M.dry_run and "plan" or "report")
-    core_fs.write(report_path, sys.mask(report), {mode = tonumber("600", 8)})
-    if opts.report_file then core_fs.write(opts.report_file, sys.mask(report), {mode = tonumber("600", 8)}) end
+    core_fs.write(report_path, sys.mask(text), {mode = tonumber("600", 8)})
+    if opts.report_file then core_fs.write(opts.report_file, sys.mask(text), {mode = tonumber("600", 8)}) end
   end)
   if not okw then
     events.emit{type = "log", level = "warn", msg = "could not write the report: " .. tostring(werr)}
@@ -725,7 +450,7 @@ function M._finish(ok, err)
       end
     end
     if #done > 0 then lines[#lines + 1] = "still in effect: " .. table.concat(done, ", ") end
-    if S.journal and not M.dry_run and not pending_start then
+    if recorded and not M.dry_run then
       lines[#lines + 1] = fmt("next: fix the cause, then 'runbook run %s --resume' (finished steps are skipped), or --fresh to start over",
                               runbook_name)
     end
@@ -734,12 +459,10 @@ function M._finish(ok, err)
   for _, l in ipairs(lines) do
     events.emit{type = "summary", level = ok and "info" or "error", summary = true, text = l}
   end
-  if S.lock then S.lock:release() end
+  if S.journal then S.journal:release() end
   return err
 end
 
 -- }======
-
-setup()
 
 return M

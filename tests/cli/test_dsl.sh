@@ -48,7 +48,7 @@ rb.step("break", function() error("no") end)
 LUA
 expect "still in effect lists only steps that changed something" 1 "still in effect: touch$" -- "$bin" run ro.lua --fresh
 printf 'local rb = require "runbook"\nrb.step("s", function() end, {undoo = function() end})\n' > typo.lua
-expect "unknown step option is named" 1 "typo.lua:2: step 's': unknown option 'undoo' \\(known: backoff, read_only, retries, timeout, undo\\)" -- "$bin" run typo.lua --fresh
+expect "unknown step option is named" 1 "typo.lua:2: step 's': unknown option 'undoo' \\(known: backoff, key, read_only, retries, timeout, undo\\)" -- "$bin" run typo.lua --fresh
 printf 'local rb = require "runbook"\nrb.gate("g", function() return true end, {timeout = "5m"})\n' > typo2.lua
 expect "gate option of the wrong type is named" 1 "gate 'g': option 'timeout' must be a number, not a string" -- "$bin" run typo2.lua --fresh
 printf 'local rb = require "runbook"\nrb.step("s", function() end, {read_only = true, undo = function() end})\n' > ro2.lua
@@ -118,6 +118,12 @@ LUA
 "$bin" run slow.lua -q >/dev/null 2>&1 & holder=$!
 sleep 0.5
 expect "a second concurrent run exits 4 naming the holder" 4 "another run of slow.lua holds the lock \(pid $holder" -- "$bin" run slow.lua
+mkdir -p other
+cat > other/slow.lua <<'LUA'
+local rb = require "runbook"      -- required, never used: no lock, no journal
+print("duration " .. rb.duration(61))
+LUA
+expect "requiring the DSL without using it takes no lock" 0 "duration 1m01s" -- "$bin" run other/slow.lua
 kill -9 $holder; wait $holder 2>/dev/null
 expect "a stale lock of a dead process is taken over" 0 "" -- "$bin" run slow.lua --resume -q
 cat > early.lua <<'LUA'
@@ -149,6 +155,30 @@ then echo "ok   --output json: one valid event per line with schema, seq, time";
 has "report lists the failed step" report.md "\| Two \| d \| failed: "
 has "report lists what was undone" report.md "^- One/c$"
 has "report is also in the state dir" .runbook/undo.report.md "^# undo.lua: run report"
+
+# stable step keys: a renamed step is still found by its key on resume,
+# and the journal reader gives the steps by key
+cat > keyed.lua <<'LUA'
+local rb = require "runbook"
+rb.step("the first name", function() local f = io.open("trail", "a"); f:write("ran k1\n"); f:close(); return 7 end, {key = "k1"})
+rb.step("then fail", function() error("stop here") end)
+LUA
+rm -f trail
+expect "a keyed step runs, the next fails" 1 "stop here" -- "$bin" run keyed.lua
+sed -i 's/the first name/a new display name/; s/error("stop here")/return 1/' keyed.lua
+expect "renamed, the keyed step is skipped on resume" 0 "a new display name \(done in an earlier run\)" -- "$bin" run keyed.lua --resume
+has "the keyed step ran once" trail "^ran k1$"
+[ "$(grep -c 'ran k1' trail)" = 1 ] && { echo "ok   and only once"; passes=$((passes+1)); } || { echo "FAIL the keyed step ran again"; fails=$((fails+1)); }
+cat > reader.lua <<'LUA'
+local journal = require "runbook.journal"
+local recs = journal.read(".runbook/keyed.journal.old")
+local by_key, order = journal.steps(recs)
+print("order " .. table.concat(order, ","), "k1=" .. tostring(by_key.k1 and by_key.k1.result))
+LUA
+cp "$(ls .runbook/keyed.journal* | head -1)" .runbook/keyed.journal.old
+expect "the journal reader finds steps by key" 0 "order k1,then fail	k1=7" -- "$bin" run reader.lua
+printf '{"type":"step","key":"a","id":"a"}\nnot json\n{"type":"finish","ok":true}\n' > .runbook/keyed.journal.old
+expect "the reader refuses a corrupt record in the middle, naming the line" 2 "keyed.journal.old:2: corrupt journal record" -- "$bin" run reader.lua
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -47,13 +47,15 @@ import sys, yaml
 print(yaml.safe_load(open(sys.argv[1]))["talconfig"], end="")
 PY
 mkdir -p patches && for n in 1 2 3; do echo "secret" > patches/tailscale-k8s-$n.yaml; done
+# the records a rollout writes, found by their keys: the display names
+# here are not the rollout's, so a renamed step cannot break rollback
 cat > rollout.journal <<JSON
 {"type":"start","runbook":"rollout.lua","time":1}
-{"type":"step","id":"Image Factory/compute the schematic","name":"compute the schematic","result":{"id":"4a0d65c669d46663f377e7161e50cfd570c401f26fd9e7bda34a0216b6f1922b","current_id":"376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"},"time":2}
-{"type":"step","id":"Configuration/update talconfig.yaml","name":"update talconfig.yaml","result":{"backup":"talconfig.orig.yaml"},"time":3}
-{"type":"step","id":"Sequential node updates/upgrade k8s-1","name":"upgrade k8s-1","result":{},"time":4}
-{"type":"step","id":"Sequential node updates/upgrade k8s-2","name":"upgrade k8s-2","result":{},"time":5}
-{"type":"step","id":"Sequential node updates/upgrade k8s-3","name":"upgrade k8s-3","result":{},"time":6}
+{"type":"step","id":"Image Factory/work out the schematic","key":"schematic","name":"work out the schematic","result":{"id":"4a0d65c669d46663f377e7161e50cfd570c401f26fd9e7bda34a0216b6f1922b","current_id":"376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba"},"time":2}
+{"type":"step","id":"Configuration/edit talconfig.yaml","key":"talconfig","name":"edit talconfig.yaml","result":{"backup":"talconfig.orig.yaml"},"time":3}
+{"type":"step","id":"Nodes/install on k8s-1","key":"upgrade/k8s-1","name":"install on k8s-1","result":{},"time":4}
+{"type":"step","id":"Nodes/install on k8s-2","key":"upgrade/k8s-2","name":"install on k8s-2","result":{},"time":5}
+{"type":"step","id":"Nodes/install on k8s-3","key":"upgrade/k8s-3","name":"install on k8s-3","result":{},"time":6}
 {"type":"finish","ok":true,"exit":0,"time":7}
 JSON
 expect "rollback restores every node, newest first" 0 "rehearsed rollback.lua" -- "$bin" run rollback.lua --dry-run --scenario "$S/after-rollout.yaml" --var rollout_journal=rollout.journal

@@ -55,6 +55,7 @@ grep -q "talosImageURL: factory.talos.dev/installer/4a0d65c669d46663f377e7161e50
 [ "$(stat -c %a patches/tailscale-k8s-2.yaml 2>/dev/null)" = 600 ] && ok "the patch files are mode 0600" || bad "patch file mode: $(stat -c %a patches/tailscale-k8s-2.yaml 2>&1)"
 ls talconfig.yaml.bak.* >/dev/null 2>&1 && ok "talconfig.yaml was backed up" || bad "no backup"
 grep -q '"type":"finish","ok":true\|"ok":true.*"finish"' .runbook/rollout.journal && ok "the journal records a finished run" || bad "journal not finished"
+grep -q '"key":"schematic"' .runbook/rollout.journal && grep -q '"key":"upgrade\/k8s-3"\|"key":"upgrade/k8s-3"' .runbook/rollout.journal && ok "the journal records the steps rollback reads by their keys" || bad "no step keys in the journal"
 if grep -rq -- "$key" "$tmp/rollout.out" .runbook/; then bad "the auth key leaked into output, journal or report"; else ok "no auth key in the output, journal or report"; fi
 grep -q -- "$key" patches/tailscale-k8s-1.yaml && ok "the key is where it must be: the 0600 patch file" || bad "key missing from the patch"
 

@@ -1,0 +1,175 @@
+--- runbook.journal: the record that makes a run resumable, and the lock
+--- that keeps two runs of one runbook apart. One JSON object per line in
+--- <state dir>/<runbook>.journal:
+---   {"type":"start", "runbook":..., "pid":...}
+---   {"type":"begin", "id":...}                 a step started (first one only)
+---   {"type":"step", "id":..., "key":..., "name":..., "phase":..., "result":...}
+---   {"type":"undo", "id":..., "key":..., "ok":...}
+---   {"type":"resume", "pid":...}
+---   {"type":"finish", "ok":..., "exit":...}
+--- Every record is masked as a whole before it reaches the disk.
+---
+--- The reader (read, steps) is for any script: rollback.lua finds the
+--- rollout's steps by their keys with it.
+local core_fs = require "runbook.fs.core"
+local errors = require "runbook.error"
+local json = require "runbook.json"
+local sys = require "runbook.sys"
+local time = require "runbook.time"
+
+local M = {}
+
+local fmt = string.format
+
+local function usage_error(msg)
+  return errors.new("usage", msg, {exit = 2})
+end
+
+--- The key a record is found by: its step key, or (journals written
+--- before keys existed) its identity.
+---@param rec table
+---@return string?
+function M.key_of(rec)
+  return rec.key or rec.id
+end
+
+--- Reads a journal. A torn last line (a kill mid-write) is dropped; a
+--- corrupt record anywhere else is refused (exit 2), naming the line.
+---@param path string
+---@return table[] records, boolean finished true when the last record is a successful finish
+function M.read(path)
+  local text = core_fs.read(path)
+  local recs, lineno = {}, 0
+  for line in text:gmatch("[^\n]+") do
+    lineno = lineno + 1
+    local ok, rec = pcall(json.decode, line, {name = path})
+    if ok and type(rec) == "table" then recs[#recs + 1] = rec
+    elseif not text:find("\n", #text - #line, true) then
+      break      -- a torn last line (killed mid-write): the step was not recorded
+    else
+      error(usage_error(fmt("%s:%d: corrupt journal record; move the file away or use --fresh", path, lineno)), 0)
+    end
+  end
+  local last = recs[#recs]
+  return recs, last ~= nil and last.type == "finish" and last.ok == true
+end
+
+--- The steps a journal records as done and not undone since, by key, and
+--- their keys in the order they finished.
+---@param recs table[] records from read()
+---@return table<string, table> by_key, string[] order
+function M.steps(recs)
+  local by_key, order = {}, {}
+  for _, r in ipairs(recs) do
+    local k = M.key_of(r)
+    if r.type == "step" and k then
+      if by_key[k] == nil then order[#order + 1] = k end
+      by_key[k] = r
+    elseif r.type == "undo" and k then
+      by_key[k] = nil      -- undone (or its undo failed): not done any more either way
+    end
+  end
+  local live = {}
+  for _, k in ipairs(order) do if by_key[k] then live[#live + 1] = k end end
+  return by_key, live
+end
+
+local function archive(path)
+  local stamp = time.iso():gsub("[-:]", "")
+  local dest = path .. "." .. stamp
+  local n = 1
+  while core_fs.exists(dest) do dest = fmt("%s.%s.%d", path, stamp, n); n = n + 1 end
+  assert(os.rename(path, dest))
+  return dest
+end
+
+local Journal = {}
+Journal.__index = Journal
+
+--- Appends a record. The start record waits for the first real record: a
+--- run that stops before its first step changed nothing and leaves no
+--- journal behind (so nothing to resume).
+function Journal:write(rec)
+  rec.time = time.now()
+  if self.path == nil then return end
+  if rec.type == "start" then
+    self.pending = rec
+    return
+  end
+  if self.pending then
+    local st = self.pending
+    self.pending = nil
+    core_fs.append(self.path, sys.mask(json.encode(st)) .. "\n")
+  end
+  core_fs.append(self.path, sys.mask(json.encode(rec)) .. "\n")
+end
+
+--- Whether nothing has been recorded yet in this run.
+function Journal:is_empty()
+  return self.pending ~= nil or self.path == nil
+end
+
+function Journal:release()
+  if self.lock then self.lock:release() end
+  self.lock = nil
+end
+
+---@class runbook.journal.OpenOpts
+---@field state_dir string
+---@field base string the runbook's file name without .lua
+---@field name string the runbook's file name, for messages
+---@field dry_run? boolean no lock, no journal
+---@field resume? boolean continue an unfinished run
+---@field fresh? boolean archive an unfinished run's journal and start over
+---@field on_archive? fun(path:string) told where an archived journal went
+
+--- Takes the lock and opens the journal. Refusals carry their exit codes
+--- (2: journal, 4: lock). The journal's resume table maps a step key to
+--- its record when continuing a run.
+---@param o runbook.journal.OpenOpts
+function M.open(o)
+  local J = setmetatable({resume = {}, resumed = false}, Journal)
+  if o.dry_run then
+    if o.resume then error(usage_error("--resume does not apply to a dry-run (nothing was changed)"), 0) end
+    return J
+  end
+  core_fs.mkdir_p(o.state_dir)
+  local lock, holder = core_fs.lock(o.state_dir .. "/" .. o.base .. ".lock",
+                                    fmt("pid %d, started %s\n", sys.pid(), time.iso()))
+  if not lock then
+    error(errors.new("locked", fmt("another run of %s holds the lock (%s); wait for it or stop it",
+      o.name, (holder or ""):gsub("%s+$", "")), {exit = 4}), 0)
+  end
+  J.lock = lock
+  local path = o.state_dir .. "/" .. o.base .. ".journal"
+  J.path = path
+  if core_fs.exists(path) then
+    local recs, finished = M.read(path)
+    if o.fresh then
+      local to = archive(path)
+      if o.on_archive then o.on_archive(to) end
+    elseif o.resume then
+      if finished then
+        J:release()
+        error(usage_error(fmt("the last run of %s finished; there is nothing to resume (run without --resume to start again)", o.name)), 0)
+      end
+      J.resume = M.steps(recs)
+      J.resumed = true
+      J:write{type = "resume", pid = sys.pid()}
+      return J
+    elseif finished then
+      archive(path)                   -- a finished run's journal is kept as its record
+    else
+      J:release()
+      error(usage_error(fmt("an unfinished run of %s is recorded in %s: continue it with --resume, or archive it and start over with --fresh",
+        o.name, path)), 0)
+    end
+  elseif o.resume then
+    J:release()
+    error(usage_error(fmt("no journal of %s in %s: there is nothing to resume", o.name, o.state_dir)), 0)
+  end
+  J:write{type = "start", runbook = o.name, pid = sys.pid()}
+  return J
+end
+
+return M
