@@ -79,11 +79,12 @@ static const char *const HELP_WORLD =
   "usage: runbook world serve [--scenario FILE.yaml] --dir DIR\n"
   "       runbook world call URL PROGRAM [ARGS...]\n"
   "\n"
-  "serve: serves the simulated world on 127.0.0.1 (real clock) until\n"
-  "interrupted: shims for talosctl, kubectl, tailscale and talhelper in DIR/bin,\n"
-  "the Image Factory under URL/factory and the Tailscale API under\n"
-  "URL/tailscale; writes DIR/env (source it to put the shims first on PATH),\n"
-  "DIR/world.url and the scenario's talconfig.yaml into DIR.\n"
+  "serve: serves the simulated world of the shipped runbooks (sim/world.lua)\n"
+  "on 127.0.0.1 (real clock) until interrupted: a shim in DIR/bin for each\n"
+  "program the world declares, and its HTTP services under the paths it\n"
+  "declares; writes DIR/env (source it to put the shims first on PATH),\n"
+  "DIR/world.url and the scenario's files into DIR. The shipped world's\n"
+  "programs and paths are listed in docs/simulation.md.\n"
   "call: what the shims run: forwards PROGRAM ARGS to the world at URL and\n"
   "prints its answer, exiting with its code.\n";
 

@@ -100,7 +100,7 @@ static void register_modules(lua_State *L, const luaL_Reg *modules) {
 
 /* Puts <dir>/?.lua and <dir>/lib/?.lua first on package.path so that a
 ** runbook finds its own libraries, then the shipped runbooks' lib/ so that
-** an operator's own script can reuse them (require "talos"). */
+** an operator's own script can reuse them by name. */
 static void add_script_dir(lua_State *L, const char *path) {
   char dir[PATH_MAX];
   const char *slash = strrchr(path, '/');

@@ -1,9 +1,10 @@
 --- runbook.serve: `runbook world serve` and `runbook world call`. Serves
---- the simulated world (runbooks/sim/world.lua) on 127.0.0.1 so that a
---- real run, with real processes and sockets, can be tested end to end:
---- shims for talosctl, kubectl, tailscale and talhelper in DIR/bin forward
---- their argv to the server; the Image Factory and the Tailscale API are
---- served under /factory and /tailscale. Real clock.
+--- a simulated world (the shipped runbooks' sim/world.lua) on 127.0.0.1 so
+--- that a real run, with real processes and sockets, can be tested end to
+--- end. The world declares what it serves (world.serving()): a shim in
+--- DIR/bin for each of its programs forwards argv to the server, and each
+--- route maps a path prefix to the base URL it stands for. Real clock.
+--- Nothing here knows a tool or a host by name.
 local async = require "runbook.async"
 local core_fs = require "runbook.fs.core"
 local errors = require "runbook.error"
@@ -23,12 +24,10 @@ local function load_world(scenario)
   return world
 end
 
-local SHIMS = {"talosctl", "kubectl", "tailscale", "talhelper"}
-
-local function write_files(dir, url, world)
+local function write_files(dir, url, world, serving)
   core_fs.mkdir_p(dir .. "/bin")
   local self = sys.exe()
-  for _, name in ipairs(SHIMS) do
+  for _, name in ipairs(serving.programs) do
     core_fs.write(dir .. "/bin/" .. name,
       fmt("#!/bin/sh\n# %s of the simulated world served at %s\nexec '%s' world call '%s' %s \"$@\"\n", name, url, self, url, name),
       {mode = tonumber("755", 8)})
@@ -59,25 +58,16 @@ local function handle(world, req, conn)
       return 200, json.encode({code = r.code or 1, stdout = r.stdout, stderr = r.stderr}), "application/json"
     end
     if req.method == "GET" and path == "/state" then
-      local W = world.state()
-      local nodes = {}
-      for _, n in ipairs(W.nodes) do
-        nodes[#nodes + 1] = {name = n.name, schematic = n.schematic, extensions = n.extensions,
-                             tailscale = n.ts_state or json.null, configured = n.esc.tailscale ~= nil,
-                             upgrades = n.upgrades or 0}
-      end
-      local devices = {}
-      for _, d in ipairs(W.devices) do
-        devices[#devices + 1] = {name = d.hostname_final, online = d.online, routes = d.routes_enabled}
-      end
-      return 200, json.encode({nodes = nodes, devices = devices}), "application/json"
+      return 200, json.encode(world.snapshot()), "application/json"
     end
     local host, rest
-    if path:match("^/factory/") then host, rest = "https://factory.talos.dev", path:sub(9)
-    elseif path:match("^/tailscale/") then host, rest = "https://api.tailscale.com", path:sub(11)
-    elseif path:match("^/svc/") then
-      host, rest = "https://" .. world.state().service_cidr:match("^([%d%.]+)"):gsub("%.0$", ".1") .. ":443", path:sub(5)
-    else return 404, "not found\n", "text/plain" end
+    for _, route in ipairs(world.serving().routes) do
+      if path:sub(1, #route.prefix) == route.prefix then
+        host, rest = route.base, path:sub(#route.prefix)
+        break
+      end
+    end
+    if not host then return 404, "not found\n", "text/plain" end
     local r = world.http({method = req.method, url = host .. rest, body = req.body, headers = req.headers})
     return r.status, r.body, r.headers and r.headers["content-type"] or "text/plain"
   end)
@@ -93,7 +83,7 @@ function M.serve(scenario, dir)
   local world = load_world(scenario)
   local srv = net.listen("127.0.0.1", 0)
   local url = fmt("http://127.0.0.1:%d", srv:port())
-  write_files(dir, url, world)
+  write_files(dir, url, world, world.serving())
   sys.write("stderr", fmt("serving the simulated world on %s; shims in %s/bin (source %s/env)\n", url, dir, dir))
   while true do
     local req, conn = srv:accept()

@@ -1,0 +1,105 @@
+--- The HTTP services of the simulated world: the Image Factory and the
+--- Tailscale API.
+local ctx = ...
+
+local errors = require "runbook.error"
+local json = require "runbook.json"
+local time = require "runbook.time"
+local yaml = require "runbook.yaml"
+local factory = require "factory"
+
+local W = ctx.W
+local fmt = string.format
+local fault, register_schematic = ctx.model.fault, ctx.model.register_schematic
+
+local function response(status, body, ctype)
+  return {status = status, headers = {["content-type"] = ctype or "application/json"}, body = body or "", url = ""}
+end
+
+local function factory_api(method, path, body)
+  local f = fault("factory_error")
+  if f and (f.times == nil or (W.factory_errors or 0) < f.times) then
+    W.factory_errors = (W.factory_errors or 0) + 1
+    return response(f.status or 503, "service unavailable\n", "text/plain")
+  end
+  if fault("factory_timeout") then
+    time.sleep(60)
+    error(errors.new("timeout", "factory.talos.dev: Operation timed out after 60000 milliseconds"), 0)
+  end
+  if method == "POST" and path == "/schematics" then
+    local ok, s = pcall(factory.parse, body or "", "request")
+    if not ok then return response(400, tostring(s) .. "\n", "text/plain") end
+    local id = register_schematic(s)
+    return response(201, json.encode(yaml.order({id = id, schematic = W.schematics[id]}, {"id", "schematic"})) .. "\n")
+  end
+  local id = path:match("^/schematics/(%x+)$")
+  if method == "GET" and id then
+    if W.schematics[id] then return response(200, W.schematics[id], "application/yaml") end
+    return response(404, "schematic not found\n", "text/plain")
+  end
+  if method == "GET" and path == "/versions" then return response(200, json.encode(W.versions) .. "\n") end
+  local v = path:match("^/version/v?([%d%.]+)/extensions/official$")
+  if method == "GET" and v then
+    local out = {}
+    for _, name in ipairs(W.official) do
+      out[#out + 1] = yaml.order({name = name, ref = fmt("ghcr.io/%s:1.0.0", name), digest = "sha256:" .. require("runbook.hash").sha256(name),
+                                  author = "Sidero Labs", description = name}, {"name", "ref", "digest", "author", "description"})
+    end
+    return response(200, json.encode(out) .. "\n")
+  end
+  return response(404, "not found\n", "text/plain")
+end
+
+local function device_json(d, all)
+  local v = yaml.order({addresses = d.addresses, id = d.id, nodeId = d.nodeId, name = d.hostname_final .. "." .. W.tailnet,
+    hostname = d.hostname, os = d.os, tags = d.tags, created = d.created, lastSeen = time.iso(), authorized = d.authorized,
+    connectedToControl = d.online},
+    {"addresses", "id", "nodeId", "name", "hostname", "os", "tags", "created", "lastSeen", "authorized", "connectedToControl"})
+  if all then
+    v.advertisedRoutes = json.array(d.routes_adv or {})
+    v.enabledRoutes = json.array(d.routes_enabled or {})
+  end
+  return v
+end
+
+local function tailscale_api(method, path, body)
+  local q = path:match("%?(.*)$") or ""
+  path = path:gsub("%?.*$", "")
+  if method == "GET" and path:match("^/api/v2/tailnet/[^/]+/devices$") then
+    local out = {}
+    for _, d in ipairs(W.devices) do out[#out + 1] = device_json(d, q:find("fields=all", 1, true)) end
+    return response(200, json.encode({devices = json.array(out)}))
+  end
+  if path:match("^/api/v2/tailnet/[^/]+/keys$") then
+    if method == "POST" then
+      local req = json.decode(body or "{}")
+      W.next_key = (W.next_key or 0) + 1
+      local create = req.capabilities and req.capabilities.devices and req.capabilities.devices.create or {}
+      local k = {id = fmt("k%dCNTRL", W.next_key), key = fmt("tskey-auth-k%dCNTRL-simulated%04d", W.next_key, W.next_key),
+                 created = time.iso(), expires = time.iso(time.now() + (req.expirySeconds or 7776000)),
+                 capabilities = {devices = {create = create}}}
+      W.keys = W.keys or {}
+      W.keys[#W.keys + 1] = k
+      return response(200, json.encode(k))
+    end
+    local list = {}
+    for _, k in ipairs(W.keys or {}) do list[#list + 1] = {id = k.id} end
+    return response(200, json.encode({keys = json.array(list)}))
+  end
+  local id = path:match("^/api/v2/device/([%w]+)/routes$")
+  if id then
+    for _, d in ipairs(W.devices) do
+      if d.id == id then
+        if method == "POST" then
+          local req = json.decode(body or "{}")
+          d.routes_enabled = req.routes or {}
+        end
+        return response(200, json.encode({advertisedRoutes = json.array(d.routes_adv), enabledRoutes = json.array(d.routes_enabled)}))
+      end
+    end
+    return response(404, json.encode({message = "device not found"}))
+  end
+  return response(404, json.encode({message = "not found"}))
+end
+
+return {factory_api = factory_api, response = response, tailscale_api = tailscale_api}

@@ -1,0 +1,238 @@
+--- The world's model of a node: A/B boot slots, boots, extensions,
+--- ext-tailscale's start (containerboot), addresses, and which node a
+--- talosctl target or endpoint reaches.
+local ctx = ...
+
+local time = require "runbook.time"
+local factory = require "factory"
+
+local W = ctx.W
+local M = ctx.M            -- the world module (its _ functions)
+local fmt = string.format
+
+local function now() return time.monotonic() end
+
+local function fault(kind, node)
+  for _, f in ipairs(W.faults) do
+    if f.type == kind and (node == nil or f.node == nil or f.node == node) then return f end
+  end
+end
+
+local function schematic_of_extensions(exts)
+  local s = {customization = {}}
+  if #exts > 0 then s.customization.systemExtensions = {officialExtensions = exts} end
+  return s
+end
+
+local function register_schematic(s)
+  local id = factory.id(s)
+  W.schematics[id] = factory.canonical(s)
+  return id
+end
+
+--- The image a node boots: its active slot (A/B, as Talos's bootloader
+--- keeps them: the upgrade writes the other slot and boots it once; a
+--- good boot makes it the default, a failed boot falls back).
+local function slot(n) return n.slots[n.active] end
+local function other(n) return n.active == "A" and "B" or "A" end
+
+--- Brings a node's state up to date with the clock (finishes a boot).
+local function settle(n)
+  if n.boot_until and now() >= n.boot_until then
+    n.boot_until = nil
+    if n.never_returns then n.down = true; return end
+    n.booted_at = now()
+    if n.boot_once then
+      if fault("boot_fails", n.name) and n.boot_once == "upgrade" then
+        n.fell_back = true            -- the previous (still default) slot boots again
+      else
+        n.active = other(n)           -- the new slot becomes the default
+      end
+      n.boot_once = nil
+    end
+    local s = slot(n)
+    n.image, n.schematic, n.extensions = s.image, s.schematic, s.extensions
+    if fault("not_ready_after_reboot", n.name) then n.not_ready = true end
+    M._start_tailscale(n)
+  end
+end
+
+local function node_up(n)
+  settle(n)
+  if n.down or n.boot_until then return false end
+  local f = fault("talosctl_unreachable", n.name)
+  if f and now() >= (f.after or 0) and now() < (f.after or 0) + (f.seconds or 60) then return false end
+  return true
+end
+
+local function has_ext(n, name)
+  for _, e in ipairs(n.extensions) do if e == name then return true end end
+  return false
+end
+
+--- The environment containerboot sees. The ExtensionServiceConfig's list
+--- is appended after the service's own (extension.go); with a duplicated
+--- key the first entry wins here, as Go's os.Getenv keeps the first of
+--- duplicates (syscall.copyenv). Whether containerd's WithEnv dedups them
+--- first is unconfirmed: the runbooks never leave duplicates.
+local function esc_env(n)
+  local doc = n.esc.tailscale
+  local env = {}
+  for _, kv in ipairs(doc and doc.environment or {}) do
+    local k, v = kv:match("^([^=]+)=(.*)$")
+    if k and env[k] == nil then env[k] = v end
+  end
+  return env
+end
+
+local function ip_for(i) return fmt("100.64.0.%d", 10 + i) end
+
+local function truthy(v) return v == "true" or v == "1" end
+
+--- ext-tailscale starting on a node: authenticates and registers a device.
+--- containerboot (cmd/containerboot/main.go) runs `tailscale up --authkey`
+--- at every start unless TS_AUTH_ONCE is true, in which case only when
+--- tailscaled says NeedsLogin; the state on /var/lib/tailscale (kept
+--- across upgrades) makes a node that joined once log in without a key.
+function M._start_tailscale(n)
+  n.ts_state, n.ts_error = nil, nil
+  if not has_ext(n, "tailscale") and not has_ext(n, factory.TAILSCALE) then return end
+  if not n.esc.tailscale then n.ts_state = "Waiting"; return end        -- waits for its config
+  if fault("ext_crashloop", n.name) then n.ts_state = "Failed"; n.ts_error = "containerboot: exited with code 1"; return end
+  local env = esc_env(n)
+  local key = env.TS_AUTHKEY or ""
+  local function key_refused()
+    if key == "" or fault("authkey_invalid") or W.auth.expired then return "invalid key: API key does not exist" end
+    if (not W.auth.reusable or fault("authkey_single_use")) and W.auth.used then return "invalid key: unable to validate API key" end
+  end
+  -- an existing device of this node (state kept on /var across upgrades)
+  for _, d in ipairs(W.devices) do
+    if d.node == n.name then
+      if not truthy(env.TS_AUTH_ONCE) then
+        local why = key_refused()
+        if why then
+          n.ts_state = "Failed"; n.ts_error = "failed to auth tailscale: tailscale up failed: " .. why; return
+        end
+      end
+      d.online = true; d.routes_adv = M._routes(env); n.ts_state = "Running"; return
+    end
+  end
+  local why = key_refused()
+  if why then n.ts_state = "Failed"; n.ts_error = "failed to auth tailscale: tailscale up failed: " .. why; return end
+  W.auth.used = true
+  -- authkey_expired: the key stops working once a first device joined
+  if fault("authkey_expired") then W.auth.expired = true end
+  local want = env.TS_HOSTNAME or n.name
+  local name, k = want, 0
+  local taken = true
+  while taken do
+    taken = false
+    for _, d in ipairs(W.devices) do if d.hostname_final == name then taken = true end end
+    if taken then k = k + 1; name = want .. "-" .. k end
+  end
+  W.next_dev = W.next_dev + 1
+  local d = {id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev), node = n.name,
+             hostname = want, hostname_final = name, addresses = {ip_for(W.next_dev)}, online = true,
+             created = time.iso(), tags = {"tag:k8s"}, routes_adv = M._routes(env), routes_enabled = {}, os = "linux",
+             authorized = W.auth.preauthorized ~= false, seq = W.next_dev}
+  for _, r in ipairs(d.routes_adv) do
+    for _, a in ipairs(W.auto_routes) do if a == r then d.routes_enabled[#d.routes_enabled + 1] = r end end
+  end
+  W.devices[#W.devices + 1] = d
+  n.ts_state = "Running"
+  M._node_ip_moved(n)
+end
+
+function M._routes(env)
+  local out = {}
+  for r in (env.TS_ROUTES or ""):gmatch("[^,%s]+") do out[#out + 1] = r end
+  return out
+end
+
+local function device_of(n)
+  for _, d in ipairs(W.devices) do if d.node == n.name then return d end end
+end
+
+--- The address Talos picks as the kubelet's node IP: the first routed
+--- address (internal/app/machined/pkg/controllers/k8s/nodeip.go, sorted by
+--- address, pkg/machinery/... addressutil), tailscale0's included, unless
+--- machine.kubelet.nodeIP.validSubnets leaves it out. 100.64.0.0/10 sorts
+--- before 192.168.0.0/16 and after 10.0.0.0/8.
+local function ip_key(ip)
+  local a, b, c, d = ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then return ip end
+  return fmt("%03d.%03d.%03d.%03d", a, b, c, d)
+end
+
+local function in_cidr(ip, cidr)
+  local net, bits = cidr:match("^([%d%.]+)/(%d+)$")
+  local function num(x)
+    local a, b, c, d = x:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+    if not a then return nil end
+    return ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)
+  end
+  local x, y = num(ip), net and num(net)
+  if not x or not y then return false end
+  local shift = 32 - tonumber(bits)
+  return x >> shift == y >> shift
+end
+
+local function pick_ip(n, valid)
+  local addrs = {n.ip}
+  local d = device_of(n)
+  if fault("node_ip_on_tailscale", n.name) and d and d.online and n.ts_state == "Running" then addrs[#addrs + 1] = d.addresses[1] end
+  table.sort(addrs, function(a, b) return ip_key(a) < ip_key(b) end)
+  for _, a in ipairs(addrs) do
+    local ok = #valid == 0
+    for _, c in ipairs(valid) do if in_cidr(a, c) then ok = true end end
+    if ok then return a end
+  end
+end
+
+function M._node_ip(n) return pick_ip(n, n.kubelet_valid) or n.ip end
+
+--- A control-plane node whose etcd would advertise its tailnet address
+--- (cluster.etcd.advertisedSubnets unset): the member's peer URL no
+--- longer matches and etcd on it stops being healthy.
+function M._node_ip_moved(n)
+  if n.role == "controlplane" and pick_ip(n, n.etcd_valid) ~= n.ip then
+    n.etcd_broken = "etcdserver: request timed out, possibly due to connection lost (advertised peer URL moved to tailscale0)"
+  end
+end
+
+--- Which node a talosctl target names, as apid on `via` would dial it:
+--- an address, or a name the node resolves itself (its own hostname is in
+--- its /etc/hosts). A MagicDNS name resolves only with MagicDNS, which
+--- the node does not use (TS_ACCEPT_DNS=false): dialing fails.
+local function target_of(key, via)
+  for _, n in ipairs(W.nodes) do
+    if n.ip == key or (via == n and n.name == key) then return n end
+  end
+  for _, d in ipairs(W.devices) do
+    if d.node and d.online and key == d.addresses[1] then
+      for _, n in ipairs(W.nodes) do if n.name == d.node then return n end end
+    end
+  end
+end
+
+--- The node an endpoint reaches from the admin machine: a LAN address
+--- directly, a tailnet name or address over the tailnet while the node's
+--- device is online; `name_for_tls` is what its certificate must hold.
+local function endpoint_node(e)
+  for _, n in ipairs(W.nodes) do if n.ip == e then return n end end
+  for _, d in ipairs(W.devices) do
+    if d.node and d.online and (e == d.hostname_final .. "." .. W.tailnet or e == d.addresses[1]) then
+      for _, n in ipairs(W.nodes) do if n.name == d.node then return n end end
+    end
+  end
+end
+
+local function cert_names(n)
+  local names = {n.name, n.ip}
+  for _, s in ipairs(n.cert_sans) do names[#names + 1] = s end
+  local d = device_of(n)
+  if d then names[#names + 1] = d.addresses[1] end     -- apid's certificate holds the node's addresses (unconfirmed for tailscale0's)
+  return names
+end
+
+return {cert_names = cert_names, device_of = device_of, endpoint_node = endpoint_node, fault = fault, has_ext = has_ext, ip_for = ip_for, node_up = node_up, now = now, other = other, register_schematic = register_schematic, schematic_of_extensions = schematic_of_extensions, target_of = target_of}

@@ -1,0 +1,487 @@
+--- talosctl in the simulated world: flags, reachability through -e/-n,
+--- and the subcommands the runbooks use, in the shapes of the version the
+--- scenario names (cluster.talosctlVersion).
+local ctx = ...
+
+local json = require "runbook.json"
+local time = require "runbook.time"
+local yaml = require "runbook.yaml"
+local factory = require "factory"
+
+local W = ctx.W
+local M = ctx.M            -- the world module (its _ functions)
+local fmt = string.format
+local path_of = ctx.path_of
+local cert_names, device_of, endpoint_node, fault, has_ext, node_up, now, other, target_of = ctx.model.cert_names, ctx.model.device_of, ctx.model.endpoint_node, ctx.model.fault, ctx.model.has_ext, ctx.model.node_up, ctx.model.now, ctx.model.other, ctx.model.target_of
+local resource, result, tabwriter = ctx.output.resource, ctx.output.result, ctx.output.tabwriter
+
+local TALOSCTL_GLOBAL = {["-n"] = 1, ["--nodes"] = 1, ["-e"] = 1, ["--endpoints"] = 1, ["--talosconfig"] = 1, ["--context"] = 1}
+
+local function parse_flags(argv, first, known)
+  local flags, pos = {}, {}
+  local i = first
+  while i <= #argv do
+    local a = argv[i]
+    local name, val = a:match("^(%-%-?[%w%-]+)=(.*)$")
+    if not name then name = a end
+    if name:sub(1, 1) == "-" and #name > 1 then
+      local takes = known[name] or TALOSCTL_GLOBAL[name]
+      if takes == nil then return nil, fmt("Error: unknown flag: %s", name) end
+      if takes == 1 and val == nil then i = i + 1; val = argv[i] end
+      flags[name] = val or true
+    else
+      pos[#pos + 1] = a
+    end
+    i = i + 1
+  end
+  return flags, pos
+end
+
+local function target_nodes(flags)
+  local list = {}
+  for ip in tostring(flags["-n"] or flags["--nodes"] or ""):gmatch("[^,]+") do list[#list + 1] = ip end
+  return list
+end
+
+local function unreachable(ip)
+  return fmt("error: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp %s:50000: connect: connection refused\"\n", ip)
+end
+
+--- Connects as talosctl does: to the endpoint (-e, or the talosconfig's:
+--- the control planes' LAN addresses here), whose apid dials the target
+--- (-n) by the name given (internal/app/apid/pkg/director/director.go
+--- forwards even to itself). Returns the target node, or nil and the
+--- error text talosctl prints.
+local function reach(flags, key)
+  local e = flags["-e"] or flags["--endpoints"]
+  e = e and e:match("^[^,]+")
+  local via
+  if e then
+    via = endpoint_node(e)
+    if not via or not node_up(via) then return nil, unreachable(e) end
+    local ok = false
+    for _, nm in ipairs(cert_names(via)) do if nm == e then ok = true end end
+    if not ok then
+      -- Go's x509.HostnameError, through grpc's transport
+      return nil, fmt("error: rpc error: code = Unavailable desc = connection error: desc = \"transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate is valid for %s, not %s\"\n",
+                      table.concat(cert_names(via), ", "), e)
+    end
+  else
+    for _, m in ipairs(W.nodes) do if m.role == "controlplane" and node_up(m) then via = m; break end end
+    if not via then return nil, unreachable(W.nodes[1].ip) end
+  end
+  if key == nil then return via end
+  local n = target_of(key, via)
+  if not n then
+    if not key:match("^[%d%.]+$") and not key:find(":", 1, true) then
+      -- apid resolves the name with the node's resolver (unconfirmed: the
+      -- exact resolver address in the message)
+      return nil, fmt("error: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp: lookup %s on 127.0.0.53:53: no such host\"\n", key)
+    end
+    return nil, unreachable(key)
+  end
+  if not node_up(n) then return nil, unreachable(key) end
+  return n
+end
+
+local T = {}
+
+function T.version(flags)
+  local client = fmt("Client:\n\tTag:         %s\n\tSHA:         7e1e8a1b\n\tBuilt:       \n\tGo version:  go1.24.5\n\tOS/Arch:     linux/amd64\n", W.talosctl_version)
+  if flags["--client"] then return result(0, client) end
+  local out = {client}
+  for _, ip in ipairs(target_nodes(flags)) do
+    local n, why = reach(flags, ip)
+    if not n then return result(1, client, why) end
+    out[#out + 1] = fmt("Server:\n\tNODE:        %s\n\tTag:         %s\n\tSHA:         7e1e8a1b\n\tBuilt:       \n\tGo version:  go1.24.5\n\tOS/Arch:     linux/amd64\n\tEnabled:     RBAC\n",
+                        ip, n.talos_version)
+  end
+  return result(0, table.concat(out))
+end
+
+local function get_resource(flags, pos)
+  local what = pos[2]
+  if flags["-o"] ~= "json" and flags["--output"] ~= "json" then
+    return result(1, "", "simulated talosctl answers 'get' with -o json only\n")
+  end
+  local out = {}
+  for _, ip in ipairs(target_nodes(flags)) do
+    local n, why = reach(flags, ip)
+    if not n then return result(1, table.concat(out), why) end
+    if what == "extensions" or what == "extensionstatuses" then
+      for i, e in ipairs(n.extensions) do
+        local short = e:match("/(.+)$") or e
+        out[#out + 1] = resource(ip, "runtime", "ExtensionStatuses.runtime.talos.dev", tostring(i - 1), 1,
+          {image = short .. ".sqsh", metadata = {name = short, version = short == "tailscale" and "1.82.0" or "1.0.0",
+           author = "Sidero Labs", description = "", compatibility = {talos = {version = ">= v1.5.0"}}}})
+      end
+      out[#out + 1] = resource(ip, "runtime", "ExtensionStatuses.runtime.talos.dev", tostring(#n.extensions), 1,
+        {image = "", metadata = {name = "schematic", version = n.schematic, author = "Image Factory", description = ""}})
+    elseif what == "extensionserviceconfigs" then
+      local names = {}
+      for k in pairs(n.esc) do names[#names + 1] = k end
+      table.sort(names)
+      for _, k in ipairs(names) do
+        out[#out + 1] = resource(ip, "runtime", "ExtensionServiceConfigs.runtime.talos.dev", k, 1,
+          {environment = n.esc[k].environment})   -- `files` is omitempty (extension_services_config.go)
+      end
+    elseif what == "members" then
+      for i, m in ipairs(W.nodes) do
+        if m.role == "controlplane" and node_up(m) then
+          out[#out + 1] = resource(ip, "cluster", "Members.cluster.talos.dev", m.name, 1,
+            {nodeId = m.name, addresses = {m.ip}, hostname = m.name, machineType = "controlplane",
+             operatingSystem = fmt("Talos (%s)", m.talos_version)})
+        end
+      end
+    elseif what == "services" or what == "service" or what == "svc" then
+      -- internal/app/machined/pkg/controllers/v1alpha1/service.go: the
+      -- resource exists only while a service is Running (any other state
+      -- destroys it); Unknown is `Healthy == nil` (health/status.go), and
+      -- extension services have no health check, so ext-* is always
+      -- running: true, healthy: false, unknown: true
+      local etcd_ok = not fault("etcd_unhealthy", n.name) and not n.etcd_broken
+      local svcs = {{"apid", true, false}, {"kubelet", true, false}}
+      if n.role == "controlplane" then table.insert(svcs, 2, {"etcd", etcd_ok, false}) end
+      if n.ts_state == "Running" then svcs[#svcs + 1] = {"ext-tailscale", false, true} end
+      for _, sv in ipairs(svcs) do
+        out[#out + 1] = resource(ip, "runtime", "Services.v1alpha1.talos.dev", sv[1], 1,
+          yaml.order({running = true, healthy = sv[2], unknown = sv[3]}, {"running", "healthy", "unknown"}))
+      end
+    elseif what == "certsans" or what == "certsan" then
+      -- pkg/machinery/resources/secrets/cert_sans.go: ID "api" is apid's
+      -- certificate (certSANs, addresses, hostname), "k8s" the API server's
+      local dns = {n.name}
+      for _, san in ipairs(n.cert_sans) do dns[#dns + 1] = san end
+      out[#out + 1] = resource(ip, "secrets", "CertSANs.secrets.talos.dev", "api", 1,
+        yaml.order({ips = {n.ip}, dnsNames = dns, fqdn = n.name}, {"ips", "dnsNames", "fqdn"}))
+    elseif what == "nodeipconfigs" or what == "nodeipconfig" then
+      -- pkg/machinery/resources/k8s/nodeip_config.go, ID "kubelet"
+      out[#out + 1] = resource(ip, "k8s", "NodeIPConfigs.kubernetes.talos.dev", "kubelet", 1,
+        yaml.order({validSubnets = json.array(n.kubelet_valid), excludeSubnets = json.array(W.exclude_k8s)}, {"validSubnets", "excludeSubnets"}))
+    elseif what == "nodeips" or what == "nodeip" then
+      out[#out + 1] = resource(ip, "k8s", "NodeIPs.kubernetes.talos.dev", "kubelet", 1, {addresses = {M._node_ip(n)}})
+    elseif what == "etcdconfigs" or what == "etcdconfig" then
+      if n.role == "controlplane" then
+        -- pkg/machinery/resources/etcd/config.go, ID "etcd"
+        out[#out + 1] = resource(ip, "etcd", "EtcdConfigs.etcd.talos.dev", "etcd", 1,
+          yaml.order({advertiseValidSubnets = json.array(n.etcd_valid), advertiseExcludeSubnets = json.array(W.exclude_k8s),
+                      image = "gcr.io/etcd-development/etcd:v3.5.21", extraArgs = {}},
+                     {"advertiseValidSubnets", "advertiseExcludeSubnets", "image", "extraArgs"}))
+      end
+    else
+      return result(1, "", fmt("error: resource type %q is not registered\n", what))
+    end
+  end
+  return result(0, table.concat(out))
+end
+
+function T.get(flags, pos) return get_resource(flags, pos) end
+
+function T.service(flags, pos)
+  local id = pos[2]
+  local ip = target_nodes(flags)[1]
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", why) end
+  if pos[3] == "restart" then
+    if id ~= "ext-tailscale" or not n.ts_state then return result(1, "", fmt("error: service %q is not registered on any nodes\n", id)) end
+    M._start_tailscale(n)
+    return result(0, fmt("NODE            RESPONSE\n%-15s Service %q restarted\n", ip, id))
+  end
+  -- the detail view (cmd/talosctl/cmd/talos/service.go): HEALTH is `?`
+  -- for a service without a health check, as every extension service is
+  local state, health, event
+  if id == "ext-tailscale" then
+    if not n.ts_state then return result(1, "", fmt("error: service %q is not registered on any nodes\n", id)) end
+    state, health = n.ts_state, "?"
+    event = n.ts_state == "Running" and "Started task ext-tailscale (PID 2104) for container ext-tailscale"
+      or n.ts_state == "Waiting" and "Waiting for extension service config"        -- wording unconfirmed
+      or ("Failed to run service: " .. (n.ts_error or "exit code 1"))
+  else
+    state, health, event = "Running", "OK", "Health check successful"
+  end
+  return result(0, fmt("NODE     %s\nID       %s\nSTATE    %s\nHEALTH   %s\nEVENTS   [%s]: %s (1m0s ago)\n", ip, id, state, health, state, event))
+end
+
+function T.logs(flags, pos)
+  local ip = target_nodes(flags)[1]
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", why) end
+  if pos[2] ~= "ext-tailscale" then return result(0, "") end
+  if not n.ts_state then return result(1, "", "error: rpc error: code = NotFound desc = log \"ext-tailscale\" was not registered\n") end
+  local lines = {fmt("%s: boot: %s: starting containerboot", ip, time.iso())}
+  if n.ts_state == "Running" then lines[#lines + 1] = fmt("%s: containerboot: Startup complete, waiting for shutdown signal", ip)
+  else lines[#lines + 1] = fmt("%s: containerboot: %s", ip, n.ts_error or "waiting for ExtensionServiceConfig") end
+  return result(0, table.concat(lines, "\n") .. "\n")
+end
+
+function T.etcd(flags, pos)
+  if pos[2] == "snapshot" then
+    local ip = target_nodes(flags)[1]
+    local n, why = reach(flags, ip)
+    if not n then return result(1, "", why) end
+    if not pos[3] then return result(1, "", "Error: accepts 1 arg(s), received 0\n") end
+    require("runbook.fs").write(path_of(pos[3]), "simulated etcd snapshot of " .. W.k8s_version .. "\n")
+    return result(0, fmt("etcd snapshot saved to %q (24117280 bytes)\nsnapshot info: hash 4c0a6bd1, revision 123456, total keys 2048, total size 24117248\n", pos[3]))
+  end
+  if pos[2] ~= "status" then return result(1, "", fmt("Error: unknown command %q for \"talosctl etcd\"\n", tostring(pos[2]))) end
+  -- cmd/talosctl/cmd/talos/etcd.go: NODE only when the reply names a node
+  -- (always through -n), PROTOCOL and STORAGE from talosctl v1.11.0; the
+  -- members that answered are printed, the others are one WARNING on
+  -- stderr, and talosctl exits 0
+  local header = {"MEMBER", "DB SIZE", "IN USE", "LEADER", "RAFT INDEX", "RAFT TERM", "RAFT APPLIED INDEX", "LEARNER"}
+  if W.talosctl_minor >= 11 then header[#header + 1] = "PROTOCOL"; header[#header + 1] = "STORAGE" end
+  header[#header + 1] = "ERRORS"
+  local targets = target_nodes(flags)
+  if #targets > 0 then table.insert(header, 1, "NODE") end
+  local leader
+  for _, m in ipairs(W.nodes) do
+    if m.role == "controlplane" and node_up(m) then leader = leader or fmt("%016x", m.member_id) end
+  end
+  local rows, errs = {header}, {}
+  for i, ip in ipairs(targets) do
+    local n, why = reach(flags, ip)
+    if not n then
+      errs[#errs + 1] = fmt("\t* %s: %s", ip, (why:gsub("^error: ", ""):gsub("\n$", "")))
+    elseif n.role ~= "controlplane" then
+      errs[#errs + 1] = fmt("\t* %s: rpc error: code = FailedPrecondition desc = etcd is not running on this node", ip)
+    else
+      local bad_member = fault("etcd_unhealthy", n.name) or n.etcd_broken
+      local row = {ip, fmt("%016x", n.member_id), "24 MB", "12 MB (50.00%)", leader or "0000000000000000",
+                   tostring(100000 + i), "7", tostring(100000 + i), "false"}
+      if W.talosctl_minor >= 11 then row[#row + 1] = "3.6.4"; row[#row + 1] = "3.6.0" end
+      row[#row + 1] = bad_member and (n.etcd_broken or "etcdserver: unhealthy cluster") or ""
+      rows[#rows + 1] = row
+    end
+  end
+  local stderr = ""
+  if #errs > 0 then
+    stderr = fmt("WARNING: %d error%s occurred:\n%s\n\n", #errs, #errs == 1 and "" or "s", table.concat(errs, "\n"))
+  end
+  return result(0, #rows > 1 and tabwriter(rows) or "", stderr)
+end
+
+local function read_patch(arg)
+  if not arg then return nil, "Error: required flag(s) \"patch\" not set" end
+  local text = arg
+  if arg:sub(1, 1) == "@" then
+    local ok, t = pcall(require("runbook.fs").read, path_of(arg:sub(2)))
+    if not ok then return nil, fmt("error reading patch: %s", tostring(t)) end
+    text = t
+  end
+  return text
+end
+
+--- Applies a strategic-merge patch to the node's config, as
+--- pkg/machinery/config/configpatcher does: lists are appended (so a
+--- second ExtensionServiceConfig patch duplicates its environment), a
+--- document with `$patch: delete` removes the document it names.
+local function apply_patch(n, docs)
+  for _, d in ipairs(docs) do
+    if type(d) == "table" and d.kind == "ExtensionServiceConfig" then
+      if d["$patch"] == "delete" then n.esc[d.name] = nil
+      elseif n.esc[d.name] then
+        local env = n.esc[d.name].environment
+        for _, kv in ipairs(d.environment or {}) do env[#env + 1] = kv end
+      else
+        local env = {}
+        for _, kv in ipairs(d.environment or {}) do env[#env + 1] = kv end
+        n.esc[d.name] = {environment = env}
+      end
+    elseif type(d) == "table" and d.kind == nil and (d.machine or d.cluster) then
+      local m, c = d.machine or {}, d.cluster or {}
+      for _, x in ipairs(type(m.certSANs) == "table" and m.certSANs or {}) do n.cert_sans[#n.cert_sans + 1] = x end
+      local kv = type(m.kubelet) == "table" and type(m.kubelet.nodeIP) == "table" and m.kubelet.nodeIP.validSubnets
+      for _, x in ipairs(type(kv) == "table" and kv or {}) do n.kubelet_valid[#n.kubelet_valid + 1] = x end
+      local ev = type(c.etcd) == "table" and c.etcd.advertisedSubnets
+      for _, x in ipairs(type(ev) == "table" and ev or {}) do n.etcd_valid[#n.etcd_valid + 1] = x end
+    end
+  end
+  if has_ext(n, factory.TAILSCALE) or has_ext(n, "tailscale") then
+    if n.esc.tailscale and n.ts_state ~= "Running" then M._start_tailscale(n)
+    elseif not n.esc.tailscale and n.ts_state then n.ts_state = "Waiting"
+      local d = device_of(n); if d then d.online = false end
+    end
+  end
+end
+
+function T.patch(flags, pos)
+  if pos[2] ~= "machineconfig" and pos[2] ~= "mc" then return result(1, "", "Error: unknown resource for patch\n") end
+  local text, err = read_patch(flags["-p"] or flags["--patch"])
+  if not text then return result(1, "", err .. "\n") end
+  local ok, docs = pcall(yaml.decode_all, text, {name = "patch"})
+  if not ok then return result(1, "", "error: " .. tostring(docs) .. "\n") end
+  local out = {}
+  for _, ip in ipairs(target_nodes(flags)) do
+    local n, why = reach(flags, ip)
+    if not n then return result(1, "", why) end
+    apply_patch(n, docs)
+    out[#out + 1] = fmt("patched MachineConfigs.config.talos.dev/v1alpha1 at the node %s\nApplied configuration without a reboot\n", ip)
+  end
+  return result(0, table.concat(out))
+end
+
+local function healthy_quorum(except)
+  for _, m in ipairs(W.nodes) do
+    if m ~= except and m.role == "controlplane" then
+      if not node_up(m) then return false, fmt("etcd member %016x is not started, all members must be running to perform an upgrade", m.member_id) end
+      if fault("etcd_unhealthy", m.name) or m.etcd_broken then
+        return false, fmt("etcd member %016x is not healthy; all members must be healthy to perform an upgrade: unhealthy cluster", m.member_id)
+      end
+    end
+  end
+  return true
+end
+
+local function reboot(n, seconds)
+  local f = fault("slow_boot", n.name)
+  n.boot_until = now() + (f and (f.seconds or 1200) or seconds or W.rand(n.boot[1], n.boot[2]))
+  if fault("node_never_returns", n.name) and n.boot_once == "upgrade" then n.never_returns = true end
+  for _, d in ipairs(W.devices) do if d.node == n.name then d.online = false end end
+  n.ts_state = nil
+end
+
+function T.upgrade(flags)
+  local img = flags["-i"] or flags["--image"]
+  local warn = ""
+  -- cmd/talosctl/cmd/talos/upgrade.go: --preserve is a flag up to v1.7,
+  -- hidden (still accepted) from v1.8, deprecated from v1.13 (cobra prints
+  -- the notice on stderr); it was never removed
+  if (flags["-p"] or flags["--preserve"]) and W.talosctl_minor >= 13 then
+    warn = "Flag --preserve has been deprecated, legacy flag for MachineService.Upgrade fallback, to be removed in Talos 1.18\n"
+  end
+  local ip = target_nodes(flags)[1]
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", warn .. why) end
+  if n.role == "controlplane" and not flags["-f"] and not flags["--force"] then
+    local ok, qwhy = healthy_quorum(n)
+    if not ok then return result(1, "", warn .. fmt("error executing upgrade: rpc error: code = FailedPrecondition desc = %s\n", qwhy)) end
+  end
+  local p = img and factory.parse_image(img)
+  if not p or not p.factory or not W.schematics[p.id] then
+    return result(1, "", warn .. fmt("error executing upgrade: rpc error: code = Unknown desc = error validating installer image %q: failed to resolve image\n", tostring(img)))
+  end
+  local exts
+  if not fault("image_lacks_extension", n.name) then
+    exts = factory.extensions(factory.parse(W.schematics[p.id]))
+  else exts = n.extensions end
+  n.upgrades = (n.upgrades or 0) + 1
+  -- sequence_fails_after_accept: the request is acknowledged, then the
+  -- upgrade sequence fails before the new slot is written (an image pull,
+  -- a disk error): the node stays up on its current image
+  if not fault("sequence_fails_after_accept", n.name) then
+    n.slots[other(n)] = {image = img, schematic = p.id, extensions = exts}
+    n.boot_once = "upgrade"
+    reboot(n)
+  end
+  local wait = flags["--wait"]
+  if wait == "false" then
+    return result(0, fmt("NODE            ACK                        STARTED\n%-15s Upgrade request received   %s\n", ip, time.iso()), warn)
+  end
+  return result(0, "", warn .. fmt("watching nodes: [%s]\n    * %s: post check passed\n", ip, ip))
+end
+
+function T.health(flags)
+  local nodes = {}
+  for _, n in ipairs(W.nodes) do nodes[#nodes + 1] = fmt("%q", n.ip) end
+  local lines = {fmt("discovered nodes: [%s]", table.concat(nodes, " "))}
+  local checks = {
+    {"etcd to be healthy", function()
+      for _, n in ipairs(W.nodes) do
+        if n.role == "controlplane" and (not node_up(n) or fault("etcd_unhealthy", n.name)) then
+          return fmt("etcd member %s is not healthy", n.ip)
+        end
+      end
+    end},
+    {"apid to be ready", function()
+      for _, n in ipairs(W.nodes) do if not node_up(n) then return fmt("%s: connection refused", n.ip) end end
+    end},
+    {"all k8s nodes to report ready", function()
+      for _, n in ipairs(W.nodes) do
+        if not node_up(n) or n.not_ready then return fmt("node %q status is not available yet", n.name) end
+      end
+    end},
+  }
+  for _, c in ipairs(checks) do
+    local err = c[2]()
+    lines[#lines + 1] = fmt("waiting for %s: %s", c[1], err or "OK")
+    if err then
+      lines[#lines + 1] = fmt("healthcheck error: rpc error: code = DeadlineExceeded desc = %s", err)
+      return result(1, "", table.concat(lines, "\n") .. "\n")
+    end
+  end
+  return result(0, "", table.concat(lines, "\n") .. "\n")      -- talosctl health writes to stderr
+end
+
+T["apply-config"] = function(flags)
+  local file = flags["-f"] or flags["--file"]
+  if not file then return result(1, "", "Error: required flag(s) \"file\" not set\n") end
+  local text, err = read_patch("@" .. file)
+  if not text then return result(1, "", err .. "\n") end
+  local ok, docs = pcall(yaml.decode_all, text, {name = file})
+  if not ok then return result(1, "", "error: " .. tostring(docs) .. "\n") end
+  local ip = target_nodes(flags)[1]
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", why) end
+  -- the whole configuration is replaced: what the file does not hold is gone
+  n.esc, n.cert_sans, n.kubelet_valid, n.etcd_valid = {}, {}, {}, {}
+  apply_patch(n, docs)
+  return result(0, "", "Applied configuration without a reboot\n")
+end
+
+--- internal/app/machined/.../bootloader/grub/revert.go: rollback flips
+--- the default boot entry to the other slot, whatever it holds, and
+--- reboots; with nothing in the other slot it fails.
+function T.rollback(flags)
+  local ip = target_nodes(flags)[1]
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", "error executing rollback: " .. why) end
+  if not n.slots[other(n)] then
+    return result(1, "", fmt("error executing rollback: 1 error occurred:\n\t* %s: rpc error: code = Unknown desc = cannot rollback to \"\", label does not exist\n\n", ip))
+  end
+  n.active = other(n)
+  n.boot_once = nil
+  n.rollbacks = (n.rollbacks or 0) + 1
+  reboot(n)
+  return result(0, "")
+end
+
+function T.reboot(flags)
+  local ip = target_nodes(flags)[1]
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", why) end
+  reboot(n)
+  return result(0, "")
+end
+
+local TALOSCTL_FLAGS = {
+  version = {["--client"] = 0, ["--short"] = 0},
+  get = {["-o"] = 1, ["--output"] = 1, ["--namespace"] = 1},
+  service = {},
+  etcd = {},
+  patch = {["-p"] = 1, ["--patch"] = 1, ["--mode"] = 1},
+  logs = {["--tail"] = 1, ["-f"] = 0, ["--follow"] = 0, ["-k"] = 0},
+  upgrade = {["-i"] = 1, ["--image"] = 1, ["--wait"] = 1, ["-f"] = 0, ["--force"] = 0, ["-p"] = 0, ["--preserve"] = 0, ["-s"] = 0,
+             ["--stage"] = 0, ["--timeout"] = 1, ["-m"] = 1, ["--reboot-mode"] = 1, ["--debug"] = 0},
+  rollback = {},
+  reboot = {["--wait"] = 1, ["-m"] = 1},
+  health = {["--control-plane-nodes"] = 1, ["--worker-nodes"] = 1, ["--wait-timeout"] = 1, ["--server"] = 1},
+  ["apply-config"] = {["-f"] = 1, ["--file"] = 1, ["-m"] = 1, ["--mode"] = 1},
+}
+
+local function talosctl(argv)
+  local sub
+  local i = 2
+  while i <= #argv do
+    local a = argv[i]
+    if TALOSCTL_GLOBAL[a] then i = i + 2
+    elseif a:match("^%-%-[%w%-]+=") then i = i + 1
+    else sub = a; break end
+  end
+  if not sub then return result(1, "", "Error: a subcommand is required\n") end
+  if not T[sub] then return result(1, "", fmt("Error: unknown command %q for \"talosctl\"\nRun 'talosctl --help' for usage.\n", sub)) end
+  local flags, pos = parse_flags(argv, 2, TALOSCTL_FLAGS[sub] or {})
+  if not flags then return result(1, "", pos .. "\n") end
+  return T[sub](flags, pos)
+end
+
+return {talosctl = talosctl}
