@@ -80,12 +80,12 @@ test_cancel_stops_the_transfer = with_server(function()
 end)
 
 test_many_transfers_share_the_loop = with_server(function()
-  local t0 = time.monotonic()
-  local st = async.map({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, function()
-    return http.get(url("/slow?ms=300")).status
+  -- the server answers each request only once all ten are in flight: one
+  -- after another, the first would wait out the server's cap ("alone")
+  local bodies = async.map({1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, function()
+    return http.get(url("/barrier?n=10&tag=share"), {timeout = 30}).body
   end)
-  t.eq(st, {200, 200, 200, 200, 200, 200, 200, 200, 200, 200})
-  t.truthy(time.monotonic() - t0 < 2.5, "concurrent, not 3 s in a row")
+  t.eq(table.concat(bodies), string.rep("all\n", 10))
 end)
 
 test_large_body = with_server(function()

@@ -5,10 +5,21 @@
   /status/<n>    answers with status n
   /slow?ms=<n>   waits n milliseconds, then answers
   /bytes?n=<n>   n bytes of 'x'
+  /barrier?n=<n>&tag=<t>  answers "all" once n requests with tag t have
+                 arrived (each waits for the others), "alone" after 10 s
 usage: httpd.py [--tls CERT KEY]"""
-import json, ssl, sys, time
+import json, ssl, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs
+
+barrier_lock = threading.Condition()
+barrier_seen = {}
+
+def barrier(tag, n):
+    with barrier_lock:
+        barrier_seen[tag] = barrier_seen.get(tag, 0) + 1
+        barrier_lock.notify_all()
+        return barrier_lock.wait_for(lambda: barrier_seen[tag] >= n, timeout=10)
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -41,6 +52,9 @@ class Handler(BaseHTTPRequestHandler):
         elif u.path == "/slow":
             time.sleep(int(q.get("ms", ["1000"])[0]) / 1000)
             self.reply(200, "slow\n", "text/plain")
+        elif u.path == "/barrier":
+            ok = barrier(q.get("tag", [""])[0], int(q.get("n", ["1"])[0]))
+            self.reply(200, "all\n" if ok else "alone\n", "text/plain")
         elif u.path == "/bytes":
             self.reply(200, "x" * int(q.get("n", ["0"])[0]), "text/plain")
         else:
