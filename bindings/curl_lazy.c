@@ -25,10 +25,14 @@ static void cleanup_at_exit(void) {
 }
 
 /* dlsym into a function pointer: POSIX guarantees the conversion works. */
-#define SYM(field, sym) do { \
-    void *p_ = dlsym(lib, sym); \
-    if (p_ == NULL) { missing = sym; goto fail; } \
-    memcpy(&api.field, &p_, sizeof p_); \
+#define SYM(field, sym)                                                                                                \
+  do {                                                                                                                 \
+    void *p_ = dlsym(lib, sym);                                                                                        \
+    if (p_ == NULL) {                                                                                                  \
+      missing = sym;                                                                                                   \
+      goto fail;                                                                                                       \
+    }                                                                                                                  \
+    memcpy(&api.field, &p_, sizeof p_);                                                                                \
   } while (0)
 
 int rb_curl_load(char *err, size_t errlen) {
@@ -36,16 +40,16 @@ int rb_curl_load(char *err, size_t errlen) {
   const char *missing = NULL, *name;
   void *lib;
   if (loaded > 0) return 0;
-  if (loaded < 0) {                       /* failed before: the same answer */
+  if (loaded < 0) { /* failed before: the same answer */
     snprintf(err, errlen, "%s", load_error);
     return -1;
   }
   if ((name = getenv("RUNBOOK_LIBCURL")) == NULL || *name == '\0') name = RB_CURL_SONAME;
-  lib = dlopen(name, RTLD_NOW | RTLD_LOCAL);   /* kept open for the process */
+  lib = dlopen(name, RTLD_NOW | RTLD_LOCAL); /* kept open for the process */
   if (lib == NULL) {
     const char *why = dlerror();
-    snprintf(load_error, sizeof load_error, "cannot load libcurl (%s): %s; install it: apt-get install libcurl4",
-             name, why ? why : "unknown error");
+    snprintf(load_error, sizeof load_error, "cannot load libcurl (%s): %s; install it: apt-get install libcurl4", name,
+             why ? why : "unknown error");
     goto failed;
   }
   SYM(global_init, "curl_global_init");
@@ -74,8 +78,7 @@ int rb_curl_load(char *err, size_t errlen) {
   loaded = 1;
   return 0;
 fail:
-  snprintf(load_error, sizeof load_error, "%s has no %s: it is not the libcurl runbook was built for",
-           name, missing);
+  snprintf(load_error, sizeof load_error, "%s has no %s: it is not the libcurl runbook was built for", name, missing);
   dlclose(lib);
 failed:
   loaded = -1;

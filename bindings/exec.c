@@ -30,18 +30,18 @@
 #define EXEC_READ_CHUNK 65536
 
 typedef struct out_stream {
-  char *data;             /* captured bytes */
+  char *data; /* captured bytes */
   size_t len, cap, max;
   size_t dropped;
   int eof;
-  char *line;             /* partial line for on_line */
+  char *line; /* partial line for on_line */
   size_t line_len, line_cap;
 } out_stream;
 
 typedef struct exec_req {
-  struct exec_req *next, **pprev;   /* exec_live list; pprev NULL once detached */
+  struct exec_req *next, **pprev; /* exec_live list; pprev NULL once detached */
   rb_sched *s;
-  rb_task *task;          /* NULL once the task no longer waits (orphaned) */
+  rb_task *task; /* NULL once the task no longer waits (orphaned) */
   uv_process_t *proc;
   uv_pipe_t *pin, *pout, *perr;
   int open_handles;
@@ -51,14 +51,14 @@ typedef struct exec_req {
   int term_signal;
   out_stream out, err;
   int want_lines;
-  char *lines;            /* pending lines: "<o|e><line>\0" records */
+  char *lines; /* pending lines: "<o|e><line>\0" records */
   size_t lines_len, lines_cap;
   rb_timer timeout, kill;
   double grace;
   int timed_out;
   uint64_t started;
   uint64_t finished;
-  int woken;              /* task already queued */
+  int woken; /* task already queued */
   char *stdin_data;
   size_t stdin_len;
   uv_write_t wreq;
@@ -122,7 +122,7 @@ static void req_wake(exec_req *r) {
 }
 
 static void req_progress(exec_req *r) {
-  if (r->task == NULL) {                      /* orphaned: nobody reads */
+  if (r->task == NULL) { /* orphaned: nobody reads */
     if (req_complete(r)) req_release(r);
     return;
   }
@@ -249,7 +249,7 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   out_stream *o = st == (uv_stream_t *)r->pout ? &r->out : &r->err;
   char tag = o == &r->out ? 'o' : 'e';
   if (n > 0) capture(r, o, tag, buf->base, (size_t)n);
-  if (n < 0) {                       /* UV_EOF or a read error: the stream is over */
+  if (n < 0) { /* UV_EOF or a read error: the stream is over */
     uv_read_stop(st);
     o->eof = 1;
     if (r->want_lines && o->line_len > 0) {
@@ -272,15 +272,15 @@ static void exit_cb(uv_process_t *p, int64_t status, int term_signal) {
 }
 
 static void stdin_closed(uv_shutdown_t *req, int status) {
-  (void)req; (void)status;
+  (void)req;
+  (void)status;
 }
 
 static void stdin_written(uv_write_t *req, int status) {
   exec_req *r = (exec_req *)req->data;
-  (void)status;    /* EPIPE: the child did not read its input; not our failure */
+  (void)status; /* EPIPE: the child did not read its input; not our failure */
   r->sreq.data = r;
-  if (uv_shutdown(&r->sreq, (uv_stream_t *)r->pin, stdin_closed) != 0)
-    close_handle((uv_handle_t *)r->pin);
+  if (uv_shutdown(&r->sreq, (uv_stream_t *)r->pin, stdin_closed) != 0) close_handle((uv_handle_t *)r->pin);
 }
 
 /* }====================================================== */
@@ -320,7 +320,7 @@ static void push_result(lua_State *L, exec_req *r) {
 static int exec_cancelled_k(lua_State *L, int status, lua_KContext ctx) {
   exec_req *r = (exec_req *)ctx;
   (void)status;
-  if (lua_gettop(L) >= 7 && !lua_toboolean(L, 7)) {   /* cancelled again: orphaned by the hook */
+  if (lua_gettop(L) >= 7 && !lua_toboolean(L, 7)) { /* cancelled again: orphaned by the hook */
     lua_pushvalue(L, 6);
     return lua_error(L);
   }
@@ -329,14 +329,14 @@ static int exec_cancelled_k(lua_State *L, int status, lua_KContext ctx) {
   if (!req_complete(r)) return rb_await_k(L, exec_orphan, r, (lua_KContext)r, exec_cancelled_k);
   r->task = NULL;
   req_release(r);
-  return lua_error(L);                 /* the cancellation error at the top */
+  return lua_error(L); /* the cancellation error at the top */
 }
 
 /* Continuation: stack is [argv, opts, on_line|nil, args, true|false, err?]. */
 static int exec_k(lua_State *L, int status, lua_KContext ctx) {
   exec_req *r = (exec_req *)ctx;
   (void)status;
-  if (!lua_toboolean(L, 5)) {          /* cancelled: wait for the child, then raise */
+  if (!lua_toboolean(L, 5)) { /* cancelled: wait for the child, then raise */
     lua_settop(L, 6);
     return exec_cancelled_k(L, LUA_YIELD, ctx);
   }
@@ -356,7 +356,7 @@ static int exec_k(lua_State *L, int status, lua_KContext ctx) {
       off += n + 2;
       if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
         free(lines);
-        r->task = NULL;                  /* the child is stopped, the error raised */
+        r->task = NULL; /* the child is stopped, the error raised */
         terminate(r);
         if (req_complete(r)) req_release(r);
         return lua_error(L);
@@ -364,8 +364,7 @@ static int exec_k(lua_State *L, int status, lua_KContext ctx) {
     }
     free(lines);
   }
-  if (!req_complete(r))
-    return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
+  if (!req_complete(r)) return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
   r->task = NULL;
   push_result(L, r);
   req_release(r);
@@ -387,7 +386,10 @@ static int spawn_failed(lua_State *L, exec_req *r, spawn_args *a, int err) {
 static uv_pipe_t *new_pipe(exec_req *r) {
   uv_pipe_t *p = malloc(sizeof *p);
   if (p == NULL) return NULL;
-  if (uv_pipe_init(rb_sched_loop(r->s), p, 0) != 0) { free(p); return NULL; }
+  if (uv_pipe_init(rb_sched_loop(r->s), p, 0) != 0) {
+    free(p);
+    return NULL;
+  }
   p->data = r;
   r->open_handles++;
   return p;
@@ -510,11 +512,11 @@ static int spawn_child(exec_req *r, spawn_args *a) {
   o.cwd = a->cwd;
   o.stdio = stdio;
   o.stdio_count = 3;
-  o.flags = UV_PROCESS_DETACHED;     /* own session and process group: signal the group */
+  o.flags = UV_PROCESS_DETACHED; /* own session and process group: signal the group */
   r->proc->data = r;
   r->started = rb_clock_now(r->s);
   rc = uv_spawn(rb_sched_loop(r->s), r->proc, &o);
-  r->open_handles++;                 /* uv_spawn inits the handle even when it fails */
+  r->open_handles++; /* uv_spawn inits the handle even when it fails */
   if (rc != 0) return rc;
   r->pid = r->proc->pid;
   return 0;
@@ -527,8 +529,7 @@ static void start_io(exec_req *r, double timeout) {
   if (r->pin) {
     uv_buf_t b = uv_buf_init(r->stdin_data, (unsigned)r->stdin_len);
     r->wreq.data = r;
-    if (uv_write(&r->wreq, (uv_stream_t *)r->pin, &b, 1, stdin_written) != 0)
-      close_handle((uv_handle_t *)r->pin);
+    if (uv_write(&r->wreq, (uv_stream_t *)r->pin, &b, 1, stdin_written) != 0) close_handle((uv_handle_t *)r->pin);
   }
   if (timeout > 0) rb_timer_start(r->s, &r->timeout, (uint64_t)llround(timeout * 1e6));
 }
@@ -543,13 +544,16 @@ static int exec_run(lua_State *L) {
   size_t stdin_len;
   int rc;
   luaL_checktype(L, 1, LUA_TTABLE);
-  if (lua_isnoneornil(L, 2)) { lua_settop(L, 1); lua_newtable(L); }
+  if (lua_isnoneornil(L, 2)) {
+    lua_settop(L, 1);
+    lua_newtable(L);
+  }
   luaL_checktype(L, 2, LUA_TTABLE);
   lua_settop(L, 2);
-  check_opts(L, &op);                /* on_line at index 3 */
+  check_opts(L, &op); /* on_line at index 3 */
   live = live_list(L);
   t = rb_wait_begin(L);
-  a = exec_new_args(L);                   /* index 4 */
+  a = exec_new_args(L); /* index 4 */
   exec_build_argv(L, 1, a);
   exec_build_env(L, 2, a);
   if (lua_getfield(L, 2, "cwd") != LUA_TNIL) {
@@ -560,18 +564,18 @@ static int exec_run(lua_State *L) {
   stdin_data = copy_stdin(L, &stdin_len);
   /* nothing below raises before the request is owned by the engine list */
   r = new_req(live, t, &op, stdin_data, stdin_len);
-  if (r == NULL) { free(stdin_data); return luaL_error(L, "not enough memory"); }
+  if (r == NULL) {
+    free(stdin_data);
+    return luaL_error(L, "not enough memory");
+  }
   if ((rc = spawn_child(r, a)) != 0) return spawn_failed(L, r, a, rc);
-  exec_free_args(a);                /* the child has its copies */
+  exec_free_args(a); /* the child has its copies */
   start_io(r, op.timeout);
   r->task = t;
   return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
 }
 
-static const luaL_Reg exec_funcs[] = {
-  {"run", exec_run},
-  {NULL, NULL}
-};
+static const luaL_Reg exec_funcs[] = { { "run", exec_run }, { NULL, NULL } };
 
 int luaopen_runbook_exec_core(lua_State *L) {
   luaL_newlib(L, exec_funcs);

@@ -12,7 +12,6 @@
 #include "bindings.h"
 #include "exec_priv.h"
 
-
 static void free_strv(char **v) {
   char **p;
   if (v == NULL) return;
@@ -55,7 +54,11 @@ static char *arg_text(lua_State *L, int idx, int arg, int allow_secret, const ch
   const char *s;
   char *c;
   if (!allow_secret && rb_is_secret(L, idx))
-    luaL_argerror(L, arg, lua_pushfstring(L, "%s: a secret cannot be passed in argv (it would show in the process list); pass it through env or stdin", what));
+    luaL_argerror(
+      L, arg,
+      lua_pushfstring(
+        L, "%s: a secret cannot be passed in argv (it would show in the process list); pass it through env or stdin",
+        what));
   if (!rb_push_text(L, idx))
     luaL_argerror(L, arg, lua_pushfstring(L, "%s must be a string (got %s)", what, luaL_typename(L, idx)));
   s = lua_tolstring(L, -1, &n);
@@ -93,7 +96,7 @@ void exec_build_env(lua_State *L, int opts, spawn_args *a) {
   lua_pop(L, 1);
   if (lua_getfield(L, opts, "env") == LUA_TNIL && !clear) {
     lua_pop(L, 1);
-    return;                           /* inherit as is */
+    return; /* inherit as is */
   }
   if (!lua_isnil(L, -1)) luaL_argcheck(L, lua_istable(L, -1), 2, "opts.env must be a table");
   a->env = calloc((size_t)cap, sizeof *a->env);
@@ -113,7 +116,10 @@ void exec_build_env(lua_State *L, int opts, spawn_args *a) {
       free(v);
       if (n + 2 > cap) {
         char **ne = realloc(a->env, (size_t)(cap *= 2) * sizeof *ne);
-        if (ne == NULL) { free(kv); luaL_error(L, "not enough memory"); }
+        if (ne == NULL) {
+          free(kv);
+          luaL_error(L, "not enough memory");
+        }
         a->env = ne;
       }
       a->env[n++] = kv;
@@ -149,4 +155,3 @@ double exec_opt_number(lua_State *L, int opts, const char *k, double def) {
   lua_pop(L, 1);
   return v;
 }
-

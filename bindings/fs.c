@@ -118,8 +118,8 @@ static int write_temp(const char *path, const char *data, size_t len, mode_t mod
   const char *base = strrchr(path, '/');
   int fd, err;
   dir_of(path, dir, sizeof dir);
-  if ((size_t)snprintf(tmp, tmplen, "%.*s/.%s.tmp.XXXXXX", (int)(sizeof dir - 32), dir,
-                       base ? base + 1 : path) >= tmplen)
+  if ((size_t)snprintf(tmp, tmplen, "%.*s/.%s.tmp.XXXXXX", (int)(sizeof dir - 32), dir, base ? base + 1 : path)
+      >= tmplen)
     return ENAMETOOLONG;
   fd = mkostemp(tmp, O_CLOEXEC);
   if (fd < 0) return errno;
@@ -129,7 +129,11 @@ static int write_temp(const char *path, const char *data, size_t len, mode_t mod
     unlink(tmp);
     return err;
   }
-  if (close(fd) != 0) { err = errno; unlink(tmp); return err; }
+  if (close(fd) != 0) {
+    err = errno;
+    unlink(tmp);
+    return err;
+  }
   return 0;
 }
 
@@ -165,7 +169,11 @@ static int fs_write(lua_State *L) {
     unlink(tmp);
     return fs_fail(L, "back up", path, err);
   }
-  if (rename(tmp, path) != 0) { err = errno; unlink(tmp); return fs_fail(L, "write", path, err); }
+  if (rename(tmp, path) != 0) {
+    err = errno;
+    unlink(tmp);
+    return fs_fail(L, "write", path, err);
+  }
   fsync_dir(path);
   if (bak[0]) lua_pushstring(L, bak);
   else lua_pushnil(L);
@@ -189,8 +197,10 @@ static int fs_stat(lua_State *L) {
     return 2;
   }
   lua_createtable(L, 0, 4);
-  lua_pushstring(L, S_ISREG(st.st_mode) ? "file" : S_ISDIR(st.st_mode) ? "directory" :
-                    S_ISLNK(st.st_mode) ? "link" : "other");
+  lua_pushstring(L, S_ISREG(st.st_mode)   ? "file"
+                    : S_ISDIR(st.st_mode) ? "directory"
+                    : S_ISLNK(st.st_mode) ? "link"
+                                          : "other");
   lua_setfield(L, -2, "type");
   lua_pushinteger(L, (lua_Integer)st.st_size);
   lua_setfield(L, -2, "size");
@@ -223,10 +233,17 @@ static int fs_list(lua_State *L) {
     /* sort through a C array of the (interned, table-anchored) strings */
     const char **v = malloc((size_t)(n ? n : 1) * sizeof *v);
     if (v == NULL) return luaL_error(L, "not enough memory");
-    for (i = 1; i <= n; i++) { lua_rawgeti(L, -1, i); v[i - 1] = lua_tostring(L, -1); lua_pop(L, 1); }
+    for (i = 1; i <= n; i++) {
+      lua_rawgeti(L, -1, i);
+      v[i - 1] = lua_tostring(L, -1);
+      lua_pop(L, 1);
+    }
     qsort(v, (size_t)n, sizeof *v, cmp_names);
     lua_createtable(L, n, 0);
-    for (i = 0; i < n; i++) { lua_pushstring(L, v[i]); lua_rawseti(L, -2, i + 1); }
+    for (i = 0; i < n; i++) {
+      lua_pushstring(L, v[i]);
+      lua_rawseti(L, -2, i + 1);
+    }
     free(v);
   }
   return 1;
@@ -294,15 +311,15 @@ static int fs_append(lua_State *L) {
 #define LOCK_MT "runbook.lock"
 
 typedef struct lock_t {
-  int fd;          /* -1 once released */
+  int fd; /* -1 once released */
 } lock_t;
 
 static int lock_release(lua_State *L) {
   lock_t *k = (lock_t *)luaL_checkudata(L, 1, LOCK_MT);
   if (k->fd >= 0) {
     int fd = k->fd;
-    k->fd = -1;                       /* closed first, then released */
-    close(fd);                        /* closing drops the flock */
+    k->fd = -1; /* closed first, then released */
+    close(fd);  /* closing drops the flock */
   }
   return 0;
 }
@@ -335,7 +352,10 @@ static int fs_lock(lua_State *L) {
     int err = errno;
     char buf[512];
     ssize_t n;
-    if (err != EWOULDBLOCK) { close(fd); return fs_fail(L, "lock", path, err); }
+    if (err != EWOULDBLOCK) {
+      close(fd);
+      return fs_fail(L, "lock", path, err);
+    }
     n = pread(fd, buf, sizeof buf - 1, 0);
     close(fd);
     lua_pushnil(L);
@@ -343,7 +363,8 @@ static int fs_lock(lua_State *L) {
     return 2;
   }
   k->fd = fd;
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, info, len, 0) != (ssize_t)len) { /* informative only */ }
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, info, len, 0) != (ssize_t)len) { /* informative only */
+  }
   fsync(fd);
   return 1;
 }
@@ -351,17 +372,9 @@ static int fs_lock(lua_State *L) {
 /* }====================================================== */
 
 static const luaL_Reg fs_funcs[] = {
-  {"append", fs_append},
-  {"exists", fs_exists},
-  {"list", fs_list},
-  {"lock", fs_lock},
-  {"mkdir_p", fs_mkdir_p},
-  {"read", fs_read},
-  {"remove", fs_remove},
-  {"stat", fs_stat},
-  {"tmpdir", fs_tmpdir},
-  {"write", fs_write},
-  {NULL, NULL}
+  { "append", fs_append },   { "exists", fs_exists }, { "list", fs_list },     { "lock", fs_lock },
+  { "mkdir_p", fs_mkdir_p }, { "read", fs_read },     { "remove", fs_remove }, { "stat", fs_stat },
+  { "tmpdir", fs_tmpdir },   { "write", fs_write },   { NULL, NULL }
 };
 
 int luaopen_runbook_fs_core(lua_State *L) {

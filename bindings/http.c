@@ -38,20 +38,18 @@ typedef struct sock_ctx {
   http_ctx *h;
 } sock_ctx;
 
-
 typedef struct http_req {
   http_ctx *h;
   CURL *easy;
   rb_task *task;
   struct curl_slist *headers;
-  char *body;             /* request body (copied) */
-  rb_buf resp;             /* response body */
-  rb_buf head;             /* response header lines of the final response */
+  char *body;  /* request body (copied) */
+  rb_buf resp; /* response body */
+  rb_buf head; /* response header lines of the final response */
   CURLcode result;
   int done;
   char errbuf[CURL_ERROR_SIZE];
 } http_req;
-
 
 static void req_free(http_req *r) {
   if (r->easy) {
@@ -76,7 +74,7 @@ static void check_multi_info(http_ctx *h) {
     CURLcode result;
     if (msg->msg != CURLMSG_DONE) continue;
     easy = msg->easy_handle;
-    result = msg->data.result;       /* msg is invalid after the removal below */
+    result = msg->data.result; /* msg is invalid after the removal below */
     curl_easy_getinfo(easy, CURLINFO_PRIVATE, (char **)&r);
     curl_multi_remove_handle(h->multi, easy);
     if (r == NULL) continue;
@@ -127,13 +125,18 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
   int events = 0;
   (void)easy;
   switch (action) {
-    case CURL_POLL_IN: case CURL_POLL_OUT: case CURL_POLL_INOUT:
+    case CURL_POLL_IN:
+    case CURL_POLL_OUT:
+    case CURL_POLL_INOUT:
       if (c == NULL) {
         c = malloc(sizeof *c);
         if (c == NULL) return -1;
         c->fd = s;
         c->h = h;
-        if (uv_poll_init_socket(h->loop, &c->poll, s) != 0) { free(c); return -1; }
+        if (uv_poll_init_socket(h->loop, &c->poll, s) != 0) {
+          free(c);
+          return -1;
+        }
         c->poll.data = c;
         curl_multi_assign(h->multi, s, c);
       }
@@ -147,8 +150,7 @@ static int on_socket(CURL *easy, curl_socket_t s, int action, void *userp, void 
         curl_multi_assign(h->multi, s, NULL);
       }
       return 0;
-    default:
-      return -1;
+    default: return -1;
   }
 }
 
@@ -193,7 +195,7 @@ static http_ctx *ctx_get(lua_State *L) {
       || curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h) != CURLM_OK
       || curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_timeout) != CURLM_OK
       || curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h) != CURLM_OK)
-    luaL_error(L, "cannot set up libcurl's multi interface");   /* the hook frees h */
+    luaL_error(L, "cannot set up libcurl's multi interface"); /* the hook frees h */
   lua_pushlightuserdata(L, h);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &HTTP_CTX_KEY);
   return h;
@@ -229,14 +231,19 @@ static size_t write_header(char *p, size_t size, size_t n, void *ud) {
 
 static const char *error_kind(CURLcode c) {
   switch (c) {
-    case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY: return "dns";
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY: return "dns";
     case CURLE_COULDNT_CONNECT: return "connect";
     case CURLE_OPERATION_TIMEDOUT: return "timeout";
-    case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CERTPROBLEM: case CURLE_SSL_CIPHER: case CURLE_SSL_CACERT_BADFILE:
-    case CURLE_SSL_ISSUER_ERROR: case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
-    case CURLE_SSL_INVALIDCERTSTATUS: case CURLE_SSL_CRL_BADFILE:
-      return "tls";
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS:
+    case CURLE_SSL_CRL_BADFILE: return "tls";
     default: return "http";
   }
 }
@@ -286,7 +293,7 @@ static int http_k(lua_State *L, int status, lua_KContext ctx) {
   long code = 0;
   char *url = NULL;
   (void)status;
-  if (!lua_toboolean(L, 2)) {        /* cancelled: the hook freed r */
+  if (!lua_toboolean(L, 2)) { /* cancelled: the hook freed r */
     lua_pushvalue(L, 3);
     return lua_error(L);
   }
@@ -335,7 +342,10 @@ static char *opt_text(lua_State *L, const char *k) {
     lua_replace(L, -2);
     s = lua_tolstring(L, -1, &n);
     out = malloc(n + 1);
-    if (out) { memcpy(out, s, n); out[n] = '\0'; }
+    if (out) {
+      memcpy(out, s, n);
+      out[n] = '\0';
+    }
   }
   lua_pop(L, 1);
   return out;
@@ -366,16 +376,22 @@ static void check_text(lua_State *L, const char *k) {
 
 /* Adds opts.headers (checked already); returns 0 when out of memory. */
 static int add_headers(lua_State *L, http_req *r) {
-  if (lua_getfield(L, 1, "headers") == LUA_TNIL) { lua_pop(L, 1); return 1; }
+  if (lua_getfield(L, 1, "headers") == LUA_TNIL) {
+    lua_pop(L, 1);
+    return 1;
+  }
   lua_pushnil(L);
   while (lua_next(L, -2)) {
     struct curl_slist *n;
-    rb_push_text(L, -1);                      /* checked: a string or a secret */
+    rb_push_text(L, -1); /* checked: a string or a secret */
     lua_replace(L, -2);
     lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
     n = curl_slist_append(r->headers, lua_tostring(L, -1));
     lua_pop(L, 2);
-    if (n == NULL) { lua_pop(L, 2); return 0; }
+    if (n == NULL) {
+      lua_pop(L, 2);
+      return 0;
+    }
     r->headers = n;
   }
   lua_pop(L, 1);
@@ -438,7 +454,7 @@ static int copy_body(lua_State *L, http_req *r, size_t *len) {
   *len = 0;
   if (lua_getfield(L, 1, "body") != LUA_TNIL) {
     const char *b;
-    rb_push_text(L, -1);                      /* checked: a string or a secret */
+    rb_push_text(L, -1); /* checked: a string or a secret */
     lua_replace(L, -2);
     b = lua_tolstring(L, -1, len);
     r->body = malloc(*len ? *len : 1);
@@ -452,9 +468,9 @@ static int copy_body(lua_State *L, http_req *r, size_t *len) {
 /* curl_easy_setopt, remembering the first option that failed: a libcurl
 ** older than an option answers CURLE_UNKNOWN_OPTION, and a request must
 ** not go out without, say, its protocol restriction. */
-#define SETOPT(r, opt, val) \
-  do { \
-    if (failed == NULL && curl_easy_setopt((r)->easy, opt, val) != CURLE_OK) failed = #opt; \
+#define SETOPT(r, opt, val)                                                                                            \
+  do {                                                                                                                 \
+    if (failed == NULL && curl_easy_setopt((r)->easy, opt, val) != CURLE_OK) failed = #opt;                            \
   } while (0)
 
 /* Sets every transfer option; returns NULL or the name of the option the
@@ -487,7 +503,7 @@ static const char *set_options(lua_State *L, http_req *r, const http_opts *op, s
   }
   lua_pop(L, 1);
   if (cacert) {
-    SETOPT(r, CURLOPT_CAINFO, cacert);   /* curl copies the string */
+    SETOPT(r, CURLOPT_CAINFO, cacert); /* curl copies the string */
     free(cacert);
   }
   if (strcmp(op->method, "HEAD") == 0) SETOPT(r, CURLOPT_NOBODY, 1L);
@@ -519,7 +535,10 @@ static int http_request(lua_State *L) {
   r->h = h;
   /* arguments were checked above: from here only memory errors raise */
   r->easy = curl_easy_init();
-  if (r->easy == NULL) { req_free(r); return luaL_error(L, "cannot create a curl handle"); }
+  if (r->easy == NULL) {
+    req_free(r);
+    return luaL_error(L, "cannot create a curl handle");
+  }
   if (!add_headers(L, r) || !add_bearer(L, r) || !copy_body(L, r, &body_len)) {
     req_free(r);
     return luaL_error(L, "not enough memory");
@@ -539,10 +558,7 @@ static int http_request(lua_State *L) {
 
 /* }====================================================== */
 
-static const luaL_Reg http_funcs[] = {
-  {"request", http_request},
-  {NULL, NULL}
-};
+static const luaL_Reg http_funcs[] = { { "request", http_request }, { NULL, NULL } };
 
 /* libcurl is loaded by the first request (curl_lazy.c), not here. */
 int luaopen_runbook_http_core(lua_State *L) {

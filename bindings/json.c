@@ -21,7 +21,7 @@
 #include "bindings.h"
 #include "luaval.h"
 
-#define JSON_MAX_DEPTH 512    /* encode; jansson's own parser stops at 2048 */
+#define JSON_MAX_DEPTH 512 /* encode; jansson's own parser stops at 2048 */
 
 /* {====================================================== decode */
 
@@ -39,7 +39,7 @@ static void push_object(lua_State *L, json_t *v, int marks) {
     lv_mark_shape(L, marks, -1, LV_SHAPE_MAP);
     return;
   }
-  if (n > 1) lv_new_order(L, n);           /* key order */
+  if (n > 1) lv_new_order(L, n); /* key order */
   json_object_foreach(v, k, item) {
     lua_pushstring(L, k);
     if (n > 1) {
@@ -64,7 +64,7 @@ static void push_json(lua_State *L, json_t *v, int marks) {
         push_json(L, json_array_get(v, i), marks);
         lua_rawseti(L, -2, (lua_Integer)i + 1);
       }
-      lv_mark_shape(L, marks, -1, LV_SHAPE_SEQ);   /* emptied later, still [] */
+      lv_mark_shape(L, marks, -1, LV_SHAPE_SEQ); /* emptied later, still [] */
       break;
     case JSON_STRING: lua_pushlstring(L, json_string_value(v), json_string_length(v)); break;
     case JSON_INTEGER: lua_pushinteger(L, (lua_Integer)json_integer_value(v)); break;
@@ -76,7 +76,7 @@ static void push_json(lua_State *L, json_t *v, int marks) {
 }
 
 static int push_json_p(lua_State *L) {
-  lv_push_marks(L);                 /* 2: list mark, 3: empty object mark */
+  lv_push_marks(L); /* 2: list mark, 3: empty object mark */
   push_json(L, (json_t *)lua_touserdata(L, 1), 2);
   return 1;
 }
@@ -88,7 +88,7 @@ static int push_tree(lua_State *L, json_t *v) {
   int gc_was_running = lua_gc(L, LUA_GCISRUNNING);
   lua_pushcfunction(L, push_json_p);
   lua_pushlightuserdata(L, v);
-  lua_gc(L, LUA_GCSTOP);            /* see yaml.c: the collector would only walk the new tree */
+  lua_gc(L, LUA_GCSTOP); /* see yaml.c: the collector would only walk the new tree */
   rc = lua_pcall(L, 1, 1, 0);
   if (gc_was_running) lua_gc(L, LUA_GCRESTART);
   json_decref(v);
@@ -101,7 +101,7 @@ static const char *opt_name(lua_State *L, int idx) {
   if (lua_istable(L, idx)) {
     lua_getfield(L, idx, "name");
     if (lua_isstring(L, -1)) name = lua_tostring(L, -1);
-    lua_pop(L, 1);   /* the options table keeps the string alive */
+    lua_pop(L, 1); /* the options table keeps the string alive */
   }
   else if (!lua_isnoneornil(L, idx)) luaL_typeerror(L, idx, "table");
   return name;
@@ -137,7 +137,10 @@ static void line_col(const char *s, size_t n, int *line, int *col) {
   *line = 1;
   *col = 1;
   for (i = 0; i < n; i++) {
-    if (s[i] == '\n') { (*line)++; *col = 1; }
+    if (s[i] == '\n') {
+      (*line)++;
+      *col = 1;
+    }
     else (*col)++;
   }
 }
@@ -167,7 +170,7 @@ static int lj_decode_all(lua_State *L) {
     }
     push_tree(L, v);
     lua_rawseti(L, -2, ++n);
-    off += (size_t)err.position;   /* with DISABLE_EOF_CHECK: bytes consumed */
+    off += (size_t)err.position; /* with DISABLE_EOF_CHECK: bytes consumed */
   }
   return 1;
 }
@@ -180,8 +183,8 @@ typedef struct enc_state {
   lua_State *L;
   lv_path path;
   int depth;
-  int visiting;         /* stack index of the set of tables on the path */
-  int digits;           /* the most significant digits a float needs */
+  int visiting; /* stack index of the set of tables on the path */
+  int digits;   /* the most significant digits a float needs */
   char err[512];
 } enc_state;
 
@@ -210,7 +213,10 @@ static json_t *array_to_json(enc_state *st, int idx, lua_Integer n) {
     item = to_json(st, lua_gettop(L));
     lv_path_pop(&st->path);
     lua_pop(L, 1);
-    if (item == NULL || json_array_append_new(out, item) != 0) { json_decref(out); out = NULL; }
+    if (item == NULL || json_array_append_new(out, item) != 0) {
+      json_decref(out);
+      out = NULL;
+    }
   }
   return out;
 }
@@ -243,14 +249,17 @@ static json_t *object_to_json(enc_state *st, int idx) {
     lv_path_push_key(&st->path, ks, kl);
     item = to_json(st, lua_gettop(L));
     lv_path_pop(&st->path);
-    if (item == NULL) { json_decref(out); out = NULL; }
+    if (item == NULL) {
+      json_decref(out);
+      out = NULL;
+    }
     else if (json_object_setn_new(out, ks, kl, item) != 0) {
       json_decref(out);
       out = enc_fail(st, "%s", "invalid UTF-8 in object key");
     }
     lua_pop(L, 2);
   }
-  lua_pop(L, 1);   /* keys */
+  lua_pop(L, 1); /* keys */
   return out;
 }
 
@@ -302,14 +311,13 @@ static json_t *to_json(enc_state *st, int idx) {
       if (lv_is_null(L, idx)) return json_null();
       return enc_fail(st, "cannot encode a %s", "light userdata");
     case LUA_TUSERDATA:
-      if (luaL_testudata(L, idx, "runbook.secret")) {     /* encodes as its masked form */
+      if (luaL_testudata(L, idx, "runbook.secret")) { /* encodes as its masked form */
         json_t *j = json_string(luaL_tolstring(L, idx, NULL));
         lua_pop(L, 1);
         return j;
       }
       /* fall through */
-    default:
-      return enc_fail(st, "cannot encode a %s", luaL_typename(L, idx));
+    default: return enc_fail(st, "cannot encode a %s", luaL_typename(L, idx));
   }
 }
 
@@ -362,16 +370,16 @@ static int lj_encode(lua_State *L) {
 
 /* }====================================================== */
 
-static int lj_array(lua_State *L) { return lv_mark_fn(L, LV_SHAPE_SEQ); }
-static int lj_map(lua_State *L) { return lv_mark_fn(L, LV_SHAPE_MAP); }
+static int lj_array(lua_State *L) {
+  return lv_mark_fn(L, LV_SHAPE_SEQ);
+}
+static int lj_map(lua_State *L) {
+  return lv_mark_fn(L, LV_SHAPE_MAP);
+}
 
 static const luaL_Reg json_funcs[] = {
-  {"array", lj_array},
-  {"decode", lj_decode},
-  {"decode_all", lj_decode_all},
-  {"encode", lj_encode},
-  {"map", lj_map},
-  {NULL, NULL}
+  { "array", lj_array },   { "decode", lj_decode }, { "decode_all", lj_decode_all },
+  { "encode", lj_encode }, { "map", lj_map },       { NULL, NULL }
 };
 
 int luaopen_runbook_json(lua_State *L) {

@@ -94,14 +94,14 @@ void lv_mark_shape(lua_State *L, int marks, int idx, lv_shape shape) {
 }
 
 void lv_mark_order(lua_State *L, int idx) {
-  lua_setmetatable(L, idx);        /* idx is read before the list is popped */
+  lua_setmetatable(L, idx); /* idx is read before the list is popped */
 }
 
 void lv_set_shape(lua_State *L, int idx, lv_shape shape) {
   idx = lua_absindex(L, idx);
   if (markable(L, idx)) {
     if (shape == LV_SHAPE_NONE) lua_pushnil(L);
-    else if (shape == LV_SHAPE_MAP && mt_shape(L, idx) == LV_SHAPE_MAP) return;   /* keeps its order */
+    else if (shape == LV_SHAPE_MAP && mt_shape(L, idx) == LV_SHAPE_MAP) return; /* keeps its order */
     else push_mark_mt(L, shape);
     lua_setmetatable(L, idx);
     if (shape != LV_SHAPE_NONE) return;
@@ -155,7 +155,7 @@ int lv_push_order(lua_State *L, int idx) {
     lua_pushliteral(L, MARK_FIELD);
     if (lua_rawget(L, -2) == LUA_TSTRING && lua_tostring(L, -1)[0] == 'm' && lua_rawlen(L, -2) > 0) {
       lua_pop(L, 1);
-      return 1;                                /* the mark is the list */
+      return 1; /* the mark is the list */
     }
     lua_pop(L, 2);
   }
@@ -195,7 +195,7 @@ int lv_is_sequence(lua_State *L, int idx, lua_Integer *n) {
     if (lua_tointeger(L, -1) > max) max = lua_tointeger(L, -1);
     count++;
   }
-  if (count != max) return 0;        /* holes: not a sequence */
+  if (count != max) return 0; /* holes: not a sequence */
   *n = count;
   if (count == 0) return shape == LV_SHAPE_SEQ;
   return 1;
@@ -203,7 +203,7 @@ int lv_is_sequence(lua_State *L, int idx, lua_Integer *n) {
 
 static int key_less(lua_State *L, int a, int b) {
   int ta = lua_type(L, a), tb = lua_type(L, b);
-  if (ta != tb) return ta == LUA_TNUMBER;       /* numbers before strings */
+  if (ta != tb) return ta == LUA_TNUMBER; /* numbers before strings */
   if (ta == LUA_TNUMBER || ta == LUA_TSTRING) return lua_compare(L, a, b, LUA_OPLT);
   if (ta == LUA_TBOOLEAN) return !lua_toboolean(L, a) && lua_toboolean(L, b);
   return 0;
@@ -217,7 +217,10 @@ static void sort_keys(lua_State *L, int list, int from, int to) {
     lua_rawgeti(L, list, i);
     for (j = i - 1; j >= from; j--) {
       lua_rawgeti(L, list, j);
-      if (!key_less(L, -2, -1)) { lua_pop(L, 1); break; }
+      if (!key_less(L, -2, -1)) {
+        lua_pop(L, 1);
+        break;
+      }
       lua_rawseti(L, list, j + 1);
     }
     lua_rawseti(L, list, j + 1);
@@ -236,7 +239,7 @@ int lv_push_keys(lua_State *L, int idx) {
     for (i = 1; i <= m; i++) {
       lua_rawgeti(L, -1, i);
       lua_pushvalue(L, -1);
-      if (lua_rawget(L, idx) != LUA_TNIL) {     /* still present */
+      if (lua_rawget(L, idx) != LUA_TNIL) { /* still present */
         lua_pop(L, 1);
         lua_pushvalue(L, -1);
         lua_pushboolean(L, 1);
@@ -260,7 +263,7 @@ int lv_push_keys(lua_State *L, int idx) {
     else lua_pop(L, 1);
   }
   sort_keys(L, list, ordered + 1, n);
-  lua_pop(L, 1);     /* seen */
+  lua_pop(L, 1); /* seen */
   return n;
 }
 

@@ -13,7 +13,7 @@ typedef enum { LV_SHAPE_NONE, LV_SHAPE_MAP, LV_SHAPE_SEQ } lv_shape;
 
 /* Pushes the null sentinel (a light userdata shared by yaml and json). */
 void lv_push_null(lua_State *L);
-int  lv_is_null(lua_State *L, int idx);
+int lv_is_null(lua_State *L, int idx);
 
 /* Marks are metatables, as in dkjson: every decoded list shares one
 ** ({__runbook_shape = "seq"}), every decoded empty map another ("map"), and
@@ -22,14 +22,14 @@ int  lv_is_null(lua_State *L, int idx);
 ** decode share it). Marks have no metamethods, so they change nothing a
 ** runbook sees but getmetatable(). A table that has a metatable of its own
 ** keeps it: its marks go to weak-keyed registry tables instead. */
-void     lv_set_shape(lua_State *L, int idx, lv_shape shape);
+void lv_set_shape(lua_State *L, int idx, lv_shape shape);
 lv_shape lv_get_shape(lua_State *L, int idx);
 /* Records the key list at the top of the stack (popped; copied) as the order
 ** of the table at idx. */
 void lv_set_order(lua_State *L, int idx);
 /* Pushes the recorded key list of the table at idx (to read, not to change),
 ** or nil. */
-int  lv_push_order(lua_State *L, int idx);
+int lv_push_order(lua_State *L, int idx);
 
 /* Bulk variants for decoders, whose tables are new (no metatable): push the
 ** two shared marks once (list, then empty map) and pass the list one's
@@ -62,8 +62,13 @@ int lv_float_digits(double v);
 
 /* Path of the value being converted, for messages like "nodes[2].patches". */
 typedef struct lv_path {
-  struct { int is_index; lua_Integer index; const char *key; size_t keylen; } seg[64];
-  int depth;        /* may exceed 64: deeper segments are elided */
+  struct {
+    int is_index;
+    lua_Integer index;
+    const char *key;
+    size_t keylen;
+  } seg[64];
+  int depth; /* may exceed 64: deeper segments are elided */
 } lv_path;
 
 void lv_path_push_key(lv_path *p, const char *k, size_t len);
@@ -71,6 +76,5 @@ void lv_path_push_index(lv_path *p, lua_Integer i);
 void lv_path_pop(lv_path *p);
 /* Formats the path into buf ("(root)" when empty). */
 const char *lv_path_format(const lv_path *p, char *buf, size_t len);
-
 
 #endif

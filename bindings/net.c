@@ -34,24 +34,24 @@
 typedef struct conn_t conn_t;
 
 typedef struct server_t {
-  uv_tcp_t *tcp;          /* NULL once closed */
+  uv_tcp_t *tcp; /* NULL once closed */
   rb_sched *s;
-  conn_t *ready_head, *ready_tail;   /* complete requests not yet accepted */
+  conn_t *ready_head, *ready_tail; /* complete requests not yet accepted */
   rb_task *waiter;
-  conn_t *conns;          /* every open connection not handed to Lua */
+  conn_t *conns; /* every open connection not handed to Lua */
   int port;
 } server_t;
 
 struct conn_t {
   uv_tcp_t tcp;
-  server_t *srv;          /* NULL once the server is gone */
+  server_t *srv; /* NULL once the server is gone */
   char *buf;
   size_t len, cap;
-  size_t head_len;        /* bytes up to and including the blank line, 0 until seen */
+  size_t head_len; /* bytes up to and including the blank line, 0 until seen */
   size_t body_len;
   int complete, closing, in_lua;
   conn_t *next_ready;
-  conn_t *next, **pprev;  /* server->conns */
+  conn_t *next, **pprev; /* server->conns */
   uv_write_t wreq;
   char *out;
 };
@@ -85,7 +85,11 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
   if (c->cap - c->len < 16384) {
     size_t cap = c->cap ? c->cap * 2 : 16384;
     char *n = realloc(c->buf, cap);
-    if (n == NULL) { b->base = NULL; b->len = 0; return; }
+    if (n == NULL) {
+      b->base = NULL;
+      b->len = 0;
+      return;
+    }
     c->buf = n;
     c->cap = cap;
   }
@@ -124,7 +128,10 @@ static void queue_ready(conn_t *c) {
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   conn_t *c = (conn_t *)st->data;
   (void)b;
-  if (n < 0 || c->srv == NULL) { conn_close(c); return; }
+  if (n < 0 || c->srv == NULL) {
+    conn_close(c);
+    return;
+  }
   c->len += (size_t)n;
   if (c->head_len == 0) {
     char *blank = c->len >= 4 ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
@@ -134,7 +141,10 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
     }
     c->head_len = (size_t)(blank - c->buf) + 4;
     c->body_len = content_length(c);
-    if (c->body_len > MAX_BODY) { conn_close(c); return; }
+    if (c->body_len > MAX_BODY) {
+      conn_close(c);
+      return;
+    }
   }
   if (c->len >= c->head_len + c->body_len) queue_ready(c);
 }
@@ -145,15 +155,17 @@ static void on_connection(uv_stream_t *server, int status) {
   if (status < 0) return;
   c = calloc(1, sizeof *c);
   if (c == NULL) return;
-  if (uv_tcp_init(rb_sched_loop(srv->s), &c->tcp) != 0) { free(c); return; }
+  if (uv_tcp_init(rb_sched_loop(srv->s), &c->tcp) != 0) {
+    free(c);
+    return;
+  }
   c->tcp.data = c;
   c->srv = srv;
   c->next = srv->conns;
   if (srv->conns) srv->conns->pprev = &c->next;
   c->pprev = &srv->conns;
   srv->conns = c;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 ||
-      uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
     conn_close(c);
 }
 
@@ -272,7 +284,7 @@ static int server_accept(lua_State *L) {
     s->ready_head = c->next_ready;
     if (s->ready_head == NULL) s->ready_tail = NULL;
     c->in_lua = 1;
-    conn_unlink(c);                 /* owned by its userdata from here */
+    conn_unlink(c); /* owned by its userdata from here */
     c->srv = NULL;
     push_request(L, c);
     ud = (conn_t **)lua_newuserdatauv(L, sizeof *ud, 0);
@@ -288,9 +300,10 @@ static int server_accept(lua_State *L) {
 
 static int accept_k(lua_State *L, int status, lua_KContext ctx) {
   server_t *s = *(server_t **)lua_touserdata(L, 1);
-  (void)status; (void)ctx;
+  (void)status;
+  (void)ctx;
   if (!lua_toboolean(L, 2)) {
-    if (s) s->waiter = NULL;        /* cancelled while waiting */
+    if (s) s->waiter = NULL; /* cancelled while waiting */
     lua_pushvalue(L, 3);
     return lua_error(L);
   }
@@ -306,9 +319,14 @@ static void written(uv_write_t *w, int status) {
 
 static const char *reason(int status) {
   switch (status) {
-    case 200: return "OK"; case 201: return "Created"; case 204: return "No Content";
-    case 400: return "Bad Request"; case 404: return "Not Found"; case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable"; default: return "Status";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Status";
   }
 }
 
@@ -325,14 +343,15 @@ static int conn_respond(lua_State *L) {
   body = luaL_optlstring(L, 4, "", &blen);
   /* the head, built on the Lua stack one line at a time, then joined */
   lua_settop(L, 4);
-  lua_pushfstring(L, "HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n", status, reason(status), (int)blen);
+  lua_pushfstring(L, "HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n", status, reason(status),
+                  (int)blen);
   if (lua_istable(L, 3)) {
     lua_pushnil(L);
     while (lua_next(L, 3)) {
       const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
       if (k == NULL || v == NULL) return luaL_argerror(L, 3, "header names and values must be strings");
       lua_pushfstring(L, "%s: %s\r\n", k, v);
-      lua_insert(L, -3);              /* keep the line below key and value */
+      lua_insert(L, -3); /* keep the line below key and value */
       lua_pop(L, 1);
     }
   }
@@ -349,7 +368,7 @@ static int conn_respond(lua_State *L) {
     n = hl + blen;
   }
   ub = uv_buf_init(c->out, (unsigned)n);
-  *ud = NULL;                      /* the write owns the connection now */
+  *ud = NULL; /* the write owns the connection now */
   c->wreq.data = c;
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, written) != 0) conn_close(c);
   return 0;
@@ -371,36 +390,31 @@ static int net_listen(lua_State *L) {
   if (s == NULL) return luaL_error(L, "not enough memory");
   s->s = rb_sched_of(L);
   s->tcp = malloc(sizeof *s->tcp);
-  if (s->tcp == NULL) { free(s); return luaL_error(L, "not enough memory"); }
+  if (s->tcp == NULL) {
+    free(s);
+    return luaL_error(L, "not enough memory");
+  }
   uv_tcp_init(rb_sched_loop(s->s), s->tcp);
   s->tcp->data = s;
-  *ud = s;                          /* from here __gc closes everything */
+  *ud = s; /* from here __gc closes everything */
   if (strchr(host, ':')) rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
   else rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
   if (rc == 0) rc = uv_tcp_bind(s->tcp, (struct sockaddr *)&ss, 0);
   if (rc == 0) rc = uv_listen((uv_stream_t *)s->tcp, 128, on_connection);
   if (rc != 0) return rb_error_raise(L, "net", "listen on %s:%d: %s", host, port, rb_uv_strerror(rc, buf, sizeof buf));
   uv_tcp_getsockname(s->tcp, (struct sockaddr *)&ss, &len);
-  s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
+  s->port =
+    ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
   return 1;
 }
 
 static const luaL_Reg server_meth[] = {
-  {"accept", server_accept},
-  {"close", server_close},
-  {"port", server_port},
-  {NULL, NULL}
+  { "accept", server_accept }, { "close", server_close }, { "port", server_port }, { NULL, NULL }
 };
 
-static const luaL_Reg conn_meth[] = {
-  {"respond", conn_respond},
-  {NULL, NULL}
-};
+static const luaL_Reg conn_meth[] = { { "respond", conn_respond }, { NULL, NULL } };
 
-static const luaL_Reg net_funcs[] = {
-  {"listen", net_listen},
-  {NULL, NULL}
-};
+static const luaL_Reg net_funcs[] = { { "listen", net_listen }, { NULL, NULL } };
 
 int luaopen_runbook_net(lua_State *L) {
   if (luaL_newmetatable(L, SERVER_MT)) {

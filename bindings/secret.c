@@ -17,7 +17,7 @@
 #define SECRET_MT "runbook.secret"
 
 typedef struct secret_t {
-  char *value;     /* NULL once collected */
+  char *value; /* NULL once collected */
   size_t len;
   char label[64];
 } secret_t;
@@ -31,7 +31,7 @@ static secret_t *check_secret(lua_State *L, int idx) {
 /* Pushes a new secret; masks its text from now on. */
 static void push_secret(lua_State *L, const char *v, size_t len, const char *label) {
   secret_t *s = (secret_t *)lua_newuserdatauv(L, sizeof *s, 0);
-  memset(s, 0, sizeof *s);                 /* 'closed' until the copy exists */
+  memset(s, 0, sizeof *s); /* 'closed' until the copy exists */
   luaL_setmetatable(L, SECRET_MT);
   s->value = malloc(len + 1);
   if (s->value == NULL) luaL_error(L, "not enough memory");
@@ -55,7 +55,7 @@ int rb_push_text(lua_State *L, int idx) {
   }
   if (lua_type(L, idx) == LUA_TSTRING || lua_type(L, idx) == LUA_TNUMBER) {
     lua_pushvalue(L, idx);
-    lua_tostring(L, -1);               /* a number becomes its text */
+    lua_tostring(L, -1); /* a number becomes its text */
     return 1;
   }
   return 0;
@@ -76,8 +76,7 @@ static int secret_new(lua_State *L) {
 static int secret_env(lua_State *L) {
   const char *name = luaL_checkstring(L, 1);
   const char *v = getenv(name);
-  if (v == NULL || *v == '\0')
-    return rb_error_raise(L, "secret", "environment variable %s is not set", name);
+  if (v == NULL || *v == '\0') return rb_error_raise(L, "secret", "environment variable %s is not set", name);
   push_secret(L, v, strlen(v), opt_label(L, 2, name));
   return 1;
 }
@@ -93,7 +92,11 @@ static int secret_file(lua_State *L) {
   while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
     if (len + n > cap) {
       char *nb = realloc(buf, cap = (len + n) * 2);
-      if (nb == NULL) { free(buf); fclose(f); return luaL_error(L, "not enough memory"); }
+      if (nb == NULL) {
+        free(buf);
+        fclose(f);
+        return luaL_error(L, "not enough memory");
+      }
       buf = nb;
     }
     memcpy(buf + len, chunk, n);
@@ -101,7 +104,10 @@ static int secret_file(lua_State *L) {
   }
   fclose(f);
   while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
-  if (len == 0) { free(buf); return rb_error_raise(L, "secret", "secret file %s is empty", path); }
+  if (len == 0) {
+    free(buf);
+    return rb_error_raise(L, "secret", "secret file %s is empty", path);
+  }
   {
     /* the label names the file, never its content; computed before the
     ** content goes on the stack (it would be argument 2) */
@@ -143,7 +149,7 @@ static int secret_gc(lua_State *L) {
   secret_t *s = (secret_t *)luaL_checkudata(L, 1, SECRET_MT);
   if (s->value) {
     char *v = s->value;
-    s->value = NULL;                      /* closed first, then released */
+    s->value = NULL; /* closed first, then released */
     memset(v, 0, s->len);
     free(v);
   }
@@ -155,27 +161,14 @@ static int secret_is(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg secret_meth[] = {
-  {"label", secret_label},
-  {"reveal", secret_reveal},
-  {NULL, NULL}
-};
+static const luaL_Reg secret_meth[] = { { "label", secret_label }, { "reveal", secret_reveal }, { NULL, NULL } };
 
-static const luaL_Reg secret_metameth[] = {
-  {"__index", NULL},
-  {"__gc", secret_gc},
-  {"__close", secret_gc},
-  {"__tostring", secret_tostring},
-  {"__concat", secret_concat},
-  {NULL, NULL}
-};
+static const luaL_Reg secret_metameth[] = { { "__index", NULL },           { "__gc", secret_gc },
+                                            { "__close", secret_gc },      { "__tostring", secret_tostring },
+                                            { "__concat", secret_concat }, { NULL, NULL } };
 
 static const luaL_Reg secret_funcs[] = {
-  {"env", secret_env},
-  {"file", secret_file},
-  {"is", secret_is},
-  {"new", secret_new},
-  {NULL, NULL}
+  { "env", secret_env }, { "file", secret_file }, { "is", secret_is }, { "new", secret_new }, { NULL, NULL }
 };
 
 int luaopen_runbook_secret(lua_State *L) {

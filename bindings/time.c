@@ -45,12 +45,8 @@ static int time_iso(lua_State *L) {
 }
 
 static const luaL_Reg time_funcs[] = {
-  {"iso", time_iso},
-  {"is_virtual", time_is_virtual},
-  {"monotonic", time_monotonic},
-  {"now", time_now},
-  {"sleep", time_sleep},
-  {NULL, NULL}
+  { "iso", time_iso }, { "is_virtual", time_is_virtual }, { "monotonic", time_monotonic },
+  { "now", time_now }, { "sleep", time_sleep },           { NULL, NULL }
 };
 
 int luaopen_runbook_time(lua_State *L) {

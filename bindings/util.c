@@ -27,4 +27,3 @@ const char *rb_uv_strerror(int err, char *buf, size_t len) {
   snprintf(buf, len, "%s: %s", uv_err_name(err), uv_strerror(err));
   return buf;
 }
-

@@ -37,7 +37,6 @@
 
 /* {====================================================== decode */
 
-
 int ry_error_at(dec_state *d, yaml_mark_t m, const char *fmt, ...) {
   char msg[512];
   va_list ap;
@@ -57,8 +56,8 @@ void ry_next_event(dec_state *d) {
   if (!yaml_parser_parse(&d->parser, &d->ev)) {
     yaml_parser_t *p = &d->parser;
     if (p->context)
-      ry_error_at(d, p->problem_mark, "%s (%s at line %d)", p->problem ? p->problem : "parse error",
-                   p->context, (int)p->context_mark.line + 1);
+      ry_error_at(d, p->problem_mark, "%s (%s at line %d)", p->problem ? p->problem : "parse error", p->context,
+                  (int)p->context_mark.line + 1);
     ry_error_at(d, p->problem_mark, "%s", p->problem ? p->problem : "parse error");
   }
   d->have_event = 1;
@@ -95,7 +94,7 @@ static void decode_scalar(dec_state *d) {
     else if (strcmp(t, "binary") == 0 || strcmp(t, "timestamp") == 0) lua_pushlstring(L, v, n);
     else ry_error_at(d, d->ev.start_mark, "cannot decode '%.*s' as !!%s", (int)(n > 40 ? 40 : n), v, t);
   }
-  else if (tag && strcmp(tag, "!") == 0) lua_pushlstring(L, v, n);   /* non-specific: a string */
+  else if (tag && strcmp(tag, "!") == 0) lua_pushlstring(L, v, n); /* non-specific: a string */
   else if (d->ev.data.scalar.style != YAML_PLAIN_SCALAR_STYLE) lua_pushlstring(L, v, n);
   else ry_push_resolved(L, v, n);
 }
@@ -130,12 +129,12 @@ static void push_mark(dec_state *d, yaml_mark_t m) {
 ** key gets a list of its own. */
 #define SHARE_MAX_KEYS 16
 enum { SHARED_NONE, SHARED_NEW, SHARED_SEEN };
-#define SHARE_SLOTS 1024        /* a power of two; distinct key sequences cached */
+#define SHARE_SLOTS 1024 /* a power of two; distinct key sequences cached */
 
 typedef struct shared_list {
   unsigned hash;
-  int n;                        /* 0: a free slot */
-  int ref;                      /* index in the cache's Lua list */
+  int n;   /* 0: a free slot */
+  int ref; /* index in the cache's Lua list */
   const void *ids[SHARE_MAX_KEYS];
 } shared_list;
 
@@ -156,7 +155,7 @@ static int shared_order(dec_state *d, int first, int n) {
   }
   for (probe = 0; probe < 8; probe++) {
     shared_list *e = &d->share[(h + (unsigned)probe) & (SHARE_SLOTS - 1)];
-    if (e->n == 0) {                           /* first of its kind: list it */
+    if (e->n == 0) { /* first of its kind: list it */
       lv_new_order(L, n);
       for (i = 0; i < n; i++) {
         lua_pushvalue(L, first + 2 * i);
@@ -175,7 +174,7 @@ static int shared_order(dec_state *d, int first, int n) {
       return SHARED_SEEN;
     }
   }
-  return SHARED_NONE;                          /* the neighbourhood is full: a list of its own */
+  return SHARED_NONE; /* the neighbourhood is full: a list of its own */
 }
 
 /* Moves the pending key/value pairs above slots+3 into the map at slots+1
@@ -188,7 +187,7 @@ static void flush_pairs(dec_state *d, int slots, int final) {
   int n = (lua_gettop(L) - first + 1) / 2, i, shared = SHARED_NONE;
   size_t mbase = d->nmarks - (size_t)n;
   lua_Integer len = 0;
-  if (lua_isnil(L, map)) {                     /* then the order list is nil too */
+  if (lua_isnil(L, map)) { /* then the order list is nil too */
     lua_createtable(L, 0, n);
     lua_replace(L, map);
     if (final && n > 1 && (shared = shared_order(d, first, n)) != SHARED_NONE) lua_replace(L, order);
@@ -198,38 +197,38 @@ static void flush_pairs(dec_state *d, int slots, int final) {
     }
   }
   else len = (lua_Integer)lua_rawlen(L, order);
-  if (shared == SHARED_SEEN) {                 /* these very keys were checked before */
+  if (shared == SHARED_SEEN) { /* these very keys were checked before */
     for (i = 0; i < n; i++) {
       lua_pushvalue(L, first + 2 * i);
       lua_pushvalue(L, first + 2 * i + 1);
       lua_rawset(L, map);
     }
   }
-  else for (i = 0; i < n; i++) {
-    int k = first + 2 * i;
-    lua_pushvalue(L, k);
-    if (lua_rawget(L, map) != LUA_TNIL) {
-      lua_pop(L, 1);
+  else
+    for (i = 0; i < n; i++) {
+      int k = first + 2 * i;
       lua_pushvalue(L, k);
-      if (lua_isnil(L, merged) || lua_rawget(L, merged) == LUA_TNIL)
-        ry_error_at(d, d->marks[mbase + (size_t)i], "mapping key \"%s\" already defined",
-                     luaL_tolstring(L, k, NULL));
-      lua_pop(L, 1);
-      lua_pushvalue(L, k);
-      lua_pushnil(L);
-      lua_rawset(L, merged);                   /* an explicit key overrides a merged one */
-    }
-    else {
-      lua_pop(L, 1);
-      if (shared == SHARED_NONE && !lua_isnil(L, order)) {
+      if (lua_rawget(L, map) != LUA_TNIL) {
+        lua_pop(L, 1);
         lua_pushvalue(L, k);
-        lua_rawseti(L, order, ++len);
+        if (lua_isnil(L, merged) || lua_rawget(L, merged) == LUA_TNIL)
+          ry_error_at(d, d->marks[mbase + (size_t)i], "mapping key \"%s\" already defined", luaL_tolstring(L, k, NULL));
+        lua_pop(L, 1);
+        lua_pushvalue(L, k);
+        lua_pushnil(L);
+        lua_rawset(L, merged); /* an explicit key overrides a merged one */
       }
+      else {
+        lua_pop(L, 1);
+        if (shared == SHARED_NONE && !lua_isnil(L, order)) {
+          lua_pushvalue(L, k);
+          lua_rawseti(L, order, ++len);
+        }
+      }
+      lua_pushvalue(L, k);
+      lua_pushvalue(L, k + 1);
+      lua_rawset(L, map);
     }
-    lua_pushvalue(L, k);
-    lua_pushvalue(L, k + 1);
-    lua_rawset(L, map);
-  }
   lua_settop(L, merged);
   d->nmarks = mbase;
 }
@@ -243,7 +242,7 @@ static void merge_one(dec_state *d, int slots, yaml_mark_t at) {
   lua_Integer i, n, len = (lua_Integer)lua_rawlen(L, order);
   if (!lua_istable(L, src) || lv_get_shape(L, src) == LV_SHAPE_SEQ)
     ry_error_at(d, at, "merge key << needs a map or a list of maps");
-  n = lv_push_keys(L, src);   /* its order, or sorted */
+  n = lv_push_keys(L, src); /* its order, or sorted */
   for (i = 1; i <= n; i++) {
     lua_rawgeti(L, -1, i);
     lua_pushvalue(L, -1);
@@ -265,8 +264,7 @@ static void merge_one(dec_state *d, int slots, yaml_mark_t at) {
 
 static int is_merge_key(const yaml_event_t *ev) {
   return ev->type == YAML_SCALAR_EVENT && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
-         && ev->data.scalar.tag == NULL && ev->data.scalar.length == 2
-         && memcmp(ev->data.scalar.value, "<<", 2) == 0;
+         && ev->data.scalar.tag == NULL && ev->data.scalar.length == 2 && memcmp(ev->data.scalar.value, "<<", 2) == 0;
 }
 
 /* A merge key's value (at the next event): a map or a list of maps, whose
@@ -301,16 +299,18 @@ static void decode_key(dec_state *d, yaml_mark_t key_mark, long long *count) {
   const yaml_event_t *ev = &d->ev;
   if (ev->type == YAML_MAPPING_START_EVENT || ev->type == YAML_SEQUENCE_START_EVENT)
     ry_error_at(d, key_mark, "complex mapping keys (a map or list used as a key) are not supported");
-  if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE
-      && ev->data.scalar.tag == NULL
+  if (ev->type == YAML_SCALAR_EVENT && ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE && ev->data.scalar.tag == NULL
       && ry_classify((const char *)ev->data.scalar.value, ev->data.scalar.length) == SC_NULL) {
-    lua_pushlstring(L, (const char *)ev->data.scalar.value, ev->data.scalar.length);   /* "null", "~", "" */
+    lua_pushlstring(L, (const char *)ev->data.scalar.value, ev->data.scalar.length); /* "null", "~", "" */
     d->nodes++;
     return;
   }
   decode_node(d, count);
   if (lua_istable(L, -1)) ry_error_at(d, key_mark, "complex mapping keys are not supported");
-  if (lv_is_null(L, -1)) { lua_pop(L, 1); lua_pushliteral(L, "null"); }   /* !!null or an alias to null */
+  if (lv_is_null(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushliteral(L, "null");
+  } /* !!null or an alias to null */
   if (lua_type(L, -1) == LUA_TNUMBER && lua_tonumber(L, -1) != lua_tonumber(L, -1))
     ry_error_at(d, key_mark, ".nan is not supported as a mapping key");
 }
@@ -335,7 +335,7 @@ static void finish_mapping(dec_state *d, int slots, long long count) {
     lua_pop(L, 1);
   }
   lua_settop(L, slots + 1);
-  lua_remove(L, slots);                        /* leaves the map */
+  lua_remove(L, slots); /* leaves the map */
 }
 
 static void decode_mapping(dec_state *d, long long *count) {
@@ -347,15 +347,15 @@ static void decode_mapping(dec_state *d, long long *count) {
   if (anchor) lua_pushstring(L, anchor);
   else lua_pushnil(L);
   slots = lua_gettop(L);
-  lua_pushnil(L);                              /* the map, made when it is filled */
-  lua_pushnil(L);                              /* its key order */
-  lua_pushnil(L);                              /* keys that came from a merge */
+  lua_pushnil(L); /* the map, made when it is filled */
+  lua_pushnil(L); /* its key order */
+  lua_pushnil(L); /* keys that came from a merge */
   for (;;) {
     yaml_mark_t key_mark;
     long long c = 0;
     ry_next_event(d);
     if (d->ev.type == YAML_MAPPING_END_EVENT) break;
-    luaL_checkstack(L, 8, "YAML nested too deeply");   /* room for the next pair */
+    luaL_checkstack(L, 8, "YAML nested too deeply"); /* room for the next pair */
     key_mark = d->ev.start_mark;
     if (is_merge_key(&d->ev)) {
       decode_merge(d, slots, key_mark, count);
@@ -365,7 +365,7 @@ static void decode_mapping(dec_state *d, long long *count) {
     decode_key(d, key_mark, &c);
     push_mark(d, key_mark);
     ry_next_event(d);
-    decode_node(d, &c);                        /* value */
+    decode_node(d, &c); /* value */
     *count += c;
     if (++npending == PENDING_MAX) {
       flush_pairs(d, slots, 0);
@@ -400,7 +400,7 @@ static void decode_sequence(dec_state *d, long long *count) {
   if (anchor) lua_pushstring(L, anchor);
   else lua_pushnil(L);
   slots = lua_gettop(L);
-  lua_pushnil(L);                              /* the list, made when it is filled */
+  lua_pushnil(L); /* the list, made when it is filled */
   for (;;) {
     long long c = 0;
     ry_next_event(d);
@@ -422,7 +422,7 @@ static void decode_sequence(dec_state *d, long long *count) {
     remember_anchor_named(d, lua_tostring(L, slots), *count);
     lua_pop(L, 1);
   }
-  lua_remove(L, slots);                        /* leaves the list */
+  lua_remove(L, slots); /* leaves the list */
 }
 
 /* Decodes the node whose first event is d->ev; pushes its value and adds
@@ -431,8 +431,7 @@ static void decode_node(dec_state *d, long long *count) {
   lua_State *L = d->L;
   *count += 1;
   d->nodes++;
-  if (++d->depth > YAML_MAX_DEPTH)
-    ry_error_at(d, d->ev.start_mark, "nested deeper than %d levels", YAML_MAX_DEPTH);
+  if (++d->depth > YAML_MAX_DEPTH) ry_error_at(d, d->ev.start_mark, "nested deeper than %d levels", YAML_MAX_DEPTH);
   switch (d->ev.type) {
     case YAML_SCALAR_EVENT: {
       const char *anchor = (const char *)d->ev.data.scalar.anchor;
@@ -453,13 +452,14 @@ static void decode_node(dec_state *d, long long *count) {
       d->alias_nodes += c;
       *count += c - 1;
       if (d->alias_nodes > ALIAS_MAX_NODES || d->alias_nodes > ALIAS_RATIO * (d->nodes + 1000))
-        ry_error_at(d, d->ev.start_mark, "document expands too many aliases (%lld nodes): refusing it as a possible billion-laughs input", d->alias_nodes);
+        ry_error_at(d, d->ev.start_mark,
+                    "document expands too many aliases (%lld nodes): refusing it as a possible billion-laughs input",
+                    d->alias_nodes);
       lua_rawgeti(L, -1, 1);
       lua_remove(L, -2);
       break;
     }
-    default:
-      ry_error_at(d, d->ev.start_mark, "unexpected YAML event");
+    default: ry_error_at(d, d->ev.start_mark, "unexpected YAML event");
   }
   d->depth--;
 }
@@ -473,7 +473,7 @@ static int decode_stream(lua_State *L) {
   d->seq_mt = lua_gettop(L) - 1;
   lua_newtable(L);
   d->order_cache = lua_gettop(L);
-  lua_newtable(L);               /* documents */
+  lua_newtable(L); /* documents */
   lv_set_shape(L, -1, LV_SHAPE_SEQ);
   for (;;) {
     long long c = 0;
@@ -481,13 +481,13 @@ static int decode_stream(lua_State *L) {
     if (d->ev.type == YAML_STREAM_START_EVENT) continue;
     if (d->ev.type == YAML_STREAM_END_EVENT) break;
     if (d->ev.type != YAML_DOCUMENT_START_EVENT) ry_error_at(d, d->ev.start_mark, "expected a document");
-    lua_newtable(L);             /* anchors are per document */
+    lua_newtable(L); /* anchors are per document */
     d->anchors = lua_gettop(L);
     ry_next_event(d);
     decode_node(d, &c);
     lua_rawseti(L, -3, ++n);
     lua_pop(L, 1);
-    ry_next_event(d);               /* document end */
+    ry_next_event(d); /* document end */
   }
   return 1;
 }
@@ -540,16 +540,20 @@ static int ly_decode(lua_State *L) {
   const char *name = ry_opt_name(L, 2, "yaml");
   ry_decode_all_into(L, s, len, name);
   if (lua_rawlen(L, -1) > 1)
-    return rb_error_raise(L, "yaml", "%s: the stream holds %d documents where one was expected (use decode_all)",
-                          name, (int)lua_rawlen(L, -1));
+    return rb_error_raise(L, "yaml", "%s: the stream holds %d documents where one was expected (use decode_all)", name,
+                          (int)lua_rawlen(L, -1));
   lua_rawgeti(L, -1, 1);
   return 1;
 }
 
 /* }====================================================== */
 
-static int ly_array(lua_State *L) { return lv_mark_fn(L, LV_SHAPE_SEQ); }
-static int ly_map(lua_State *L) { return lv_mark_fn(L, LV_SHAPE_MAP); }
+static int ly_array(lua_State *L) {
+  return lv_mark_fn(L, LV_SHAPE_SEQ);
+}
+static int ly_map(lua_State *L) {
+  return lv_mark_fn(L, LV_SHAPE_MAP);
+}
 
 /* order(t, keys): keys of t are encoded in this order (others after them,
 ** sorted). Returns t. */
@@ -569,17 +573,9 @@ static int ly_order(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg yaml_funcs[] = {
-  {"array", ly_array},
-  {"decode", ly_decode},
-  {"decode_all", ly_decode_all},
-  {"edit", ry_edit},
-  {"encode", ry_encode},
-  {"encode_all", ry_encode_all},
-  {"map", ly_map},
-  {"order", ly_order},
-  {NULL, NULL}
-};
+static const luaL_Reg yaml_funcs[] = { { "array", ly_array }, { "decode", ly_decode }, { "decode_all", ly_decode_all },
+                                       { "edit", ry_edit },   { "encode", ry_encode }, { "encode_all", ry_encode_all },
+                                       { "map", ly_map },     { "order", ly_order },   { NULL, NULL } };
 
 int luaopen_runbook_yaml(lua_State *L) {
   luaL_newlib(L, yaml_funcs);

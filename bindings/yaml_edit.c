@@ -21,25 +21,25 @@
 */
 
 typedef struct edit_state {
-  dec_state d;              /* parser + error reporting */
-  int path;                 /* stack index of the path list */
+  dec_state d; /* parser + error reporting */
+  int path;    /* stack index of the path list */
   int plen;
   /* target found */
   int found;
-  size_t t_start, t_end;    /* byte span of the target node */
+  size_t t_start, t_end; /* byte span of the target node */
   yaml_scalar_style_t t_style;
   int t_is_scalar;
-  int t_block;              /* a block collection or block scalar */
-  int t_in_flow;            /* inside a flow collection: only flow style fits */
-  int t_keycol;             /* column of the key owning the target (-1 in a sequence) */
+  int t_block;   /* a block collection or block scalar */
+  int t_in_flow; /* inside a flow collection: only flow style fits */
+  int t_keycol;  /* column of the key owning the target (-1 in a sequence) */
   /* parent of a missing final key */
-  int insert;               /* 1 when the last path key is missing in a block map */
+  int insert; /* 1 when the last path key is missing in a block map */
   int ins_flow;
-  int ins_col;              /* column of the map's keys */
-  size_t ins_after;         /* end of the map's last content */
+  int ins_col;      /* column of the map's keys */
+  size_t ins_after; /* end of the map's last content */
   int ins_empty;
   /* where the walk stopped when a parent is missing */
-  int missing_at;           /* path index that does not exist (1-based), 0 if none */
+  int missing_at; /* path index that does not exist (1-based), 0 if none */
   char missing_why[128];
 } edit_state;
 
@@ -49,13 +49,16 @@ static size_t skip_node(dec_state *d) {
   int depth = 0;
   for (;;) {
     switch (d->ev.type) {
-      case YAML_SEQUENCE_START_EVENT: case YAML_MAPPING_START_EVENT: depth++; break;
-      case YAML_SEQUENCE_END_EVENT: case YAML_MAPPING_END_EVENT:
+      case YAML_SEQUENCE_START_EVENT:
+      case YAML_MAPPING_START_EVENT: depth++; break;
+      case YAML_SEQUENCE_END_EVENT:
+      case YAML_MAPPING_END_EVENT:
         depth--;
         /* a flow collection ends at its bracket; a block one at its last content */
         if (d->ev.start_mark.index != d->ev.end_mark.index) end = d->ev.end_mark.index;
         break;
-      case YAML_SCALAR_EVENT: case YAML_ALIAS_EVENT: end = d->ev.end_mark.index; break;
+      case YAML_SCALAR_EVENT:
+      case YAML_ALIAS_EVENT: end = d->ev.end_mark.index; break;
       default: break;
     }
     if (depth == 0) return end;
@@ -68,7 +71,7 @@ static int path_is_key(edit_state *s, int i, const char **k, size_t *kl) {
   int is_str;
   lua_rawgeti(L, s->path, i);
   is_str = lua_type(L, -1) == LUA_TSTRING;
-  if (is_str) *k = lua_tolstring(L, -1, kl);     /* the path table keeps it alive */
+  if (is_str) *k = lua_tolstring(L, -1, kl); /* the path table keeps it alive */
   lua_pop(L, 1);
   return is_str;
 }
@@ -123,16 +126,16 @@ static void walk_map(edit_state *s, int depth, int in_flow, const char *k, size_
     kc = (int)d->ev.start_mark.column;
     if (col < 0) col = kc;
     n++;
-    match = d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.length == kl
-            && memcmp(d->ev.data.scalar.value, k, kl) == 0;
-    skip_node(d);                           /* the key */
+    match =
+      d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.length == kl && memcmp(d->ev.data.scalar.value, k, kl) == 0;
+    skip_node(d); /* the key */
     ry_next_event(d);
     if (match) {
       edit_walk(s, depth + 1, kc, in_flow || flow);
       skip_rest(d, YAML_MAPPING_END_EVENT);
       return;
     }
-    last = skip_node(d);                    /* the value */
+    last = skip_node(d); /* the value */
   }
   if (depth == s->plen) {
     s->insert = 1;
@@ -171,7 +174,11 @@ static void edit_walk(edit_state *s, int depth, int keycol, int in_flow) {
   dec_state *d = &s->d;
   const char *k;
   size_t kl;
-  if (depth > s->plen) { s->t_in_flow = in_flow; record_target(s, keycol); return; }
+  if (depth > s->plen) {
+    s->t_in_flow = in_flow;
+    record_target(s, keycol);
+    return;
+  }
   if (d->ev.type == YAML_MAPPING_START_EVENT && path_is_key(s, depth, &k, &kl)) {
     walk_map(s, depth, in_flow, k, kl);
     return;
@@ -182,15 +189,17 @@ static void edit_walk(edit_state *s, int depth, int keycol, int in_flow) {
   }
   s->missing_at = depth;
   snprintf(s->missing_why, sizeof s->missing_why, "%s",
-           d->ev.type == YAML_MAPPING_START_EVENT ? "a map, indexed with a number" :
-           d->ev.type == YAML_SEQUENCE_START_EVENT ? "a sequence, indexed with a key" : "a scalar");
+           d->ev.type == YAML_MAPPING_START_EVENT    ? "a map, indexed with a number"
+           : d->ev.type == YAML_SEQUENCE_START_EVENT ? "a sequence, indexed with a key"
+                                                     : "a scalar");
   skip_node(d);
 }
 
 static int edit_run(lua_State *L) {
   edit_state *s = (edit_state *)lua_touserdata(L, 1);
   dec_state *d = &s->d;
-  do ry_next_event(d); while (d->ev.type == YAML_STREAM_START_EVENT);
+  do ry_next_event(d);
+  while (d->ev.type == YAML_STREAM_START_EVENT);
   if (d->ev.type != YAML_DOCUMENT_START_EVENT) ry_error_at(d, d->ev.start_mark, "empty document");
   ry_next_event(d);
   edit_walk(s, 1, -1, 0);
@@ -199,7 +208,8 @@ static int edit_run(lua_State *L) {
 
 static int strpbrk_n(const char *s, size_t n, const char *set) {
   size_t i;
-  for (i = 0; i < n; i++) if (strchr(set, s[i]) && s[i] != '\0') return 1;
+  for (i = 0; i < n; i++)
+    if (strchr(set, s[i]) && s[i] != '\0') return 1;
   return 0;
 }
 
@@ -215,32 +225,42 @@ static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, int flo
       else ry_format_float(lua_tonumber(L, idx), num, sizeof num);
       return rb_buf_add(b, num, strlen(num));
     case LUA_TBOOLEAN: return rb_buf_add(b, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5);
-    case LUA_TLIGHTUSERDATA: case LUA_TNIL: return rb_buf_add(b, "null", 4);
+    case LUA_TLIGHTUSERDATA:
+    case LUA_TNIL: return rb_buf_add(b, "null", 4);
     default: break;
   }
   s = lua_tolstring(L, idx, &n);
-  for (i = 0; i < n; i++) if ((unsigned char)s[i] < 0x20 && s[i] != '\t') style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
+  for (i = 0; i < n; i++)
+    if ((unsigned char)s[i] < 0x20 && s[i] != '\t') style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
   if (style == YAML_PLAIN_SCALAR_STYLE) {
-    int plain_ok = n > 0 && !ry_needs_quotes(s, n) && !strchr("-?:,[]{}#&*!|>'\"%@` \t", s[0])
-                   && s[n - 1] != ' ' && s[n - 1] != ':' && !memmem(s, n, ": ", 2) && !memmem(s, n, " #", 2)
-                   && !(flow && strpbrk_n(s, n, ",[]{}"));   /* flow indicators end a plain scalar there */
+    int plain_ok = n > 0 && !ry_needs_quotes(s, n) && !strchr("-?:,[]{}#&*!|>'\"%@` \t", s[0]) && s[n - 1] != ' '
+                   && s[n - 1] != ':' && !memmem(s, n, ": ", 2) && !memmem(s, n, " #", 2)
+                   && !(flow && strpbrk_n(s, n, ",[]{}")); /* flow indicators end a plain scalar there */
     if (plain_ok) return rb_buf_add(b, s, n);
     style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
   }
   if (style == YAML_SINGLE_QUOTED_SCALAR_STYLE) {
     if (!rb_buf_add(b, "'", 1)) return 0;
-    for (i = 0; i < n; i++) if (!rb_buf_add(b, s[i] == '\'' ? "''" : s + i, s[i] == '\'' ? 2 : 1)) return 0;
+    for (i = 0; i < n; i++)
+      if (!rb_buf_add(b, s[i] == '\'' ? "''" : s + i, s[i] == '\'' ? 2 : 1)) return 0;
     return rb_buf_add(b, "'", 1);
   }
   if (!rb_buf_add(b, "\"", 1)) return 0;
   for (i = 0; i < n; i++) {
     unsigned char c = (unsigned char)s[i];
     char esc[8];
-    if (c == '"' || c == '\\') { esc[0] = '\\'; esc[1] = (char)c; esc[2] = 0; }
+    if (c == '"' || c == '\\') {
+      esc[0] = '\\';
+      esc[1] = (char)c;
+      esc[2] = 0;
+    }
     else if (c == '\n') strcpy(esc, "\\n");
     else if (c == '\t') strcpy(esc, "\\t");
     else if (c < 0x20) snprintf(esc, sizeof esc, "\\x%02x", c);
-    else { esc[0] = (char)c; esc[1] = 0; }
+    else {
+      esc[0] = (char)c;
+      esc[1] = 0;
+    }
     if (!rb_buf_add(b, esc, strlen(esc))) return 0;
   }
   return rb_buf_add(b, "\"", 1);
@@ -254,12 +274,13 @@ static int block_text(lua_State *L, int idx, int col, rb_buf *b) {
   ry_encode_docs(L, idx, 1, 2);
   s = lua_tolstring(L, -1, &n);
   end = s + n;
-  for (p = s; p < end; ) {
+  for (p = s; p < end;) {
     const char *nl = memchr(p, '\n', (size_t)(end - p));
     size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
     int i;
     if (!rb_buf_add(b, "\n", 1)) return 0;
-    for (i = 0; i < col; i++) if (!rb_buf_add(b, " ", 1)) return 0;
+    for (i = 0; i < col; i++)
+      if (!rb_buf_add(b, " ", 1)) return 0;
     if (!rb_buf_add(b, p, len)) return 0;
     p += len + (nl != NULL);
   }
@@ -278,7 +299,7 @@ static int flow_text(lua_State *L, int idx, int depth, rb_buf *b) {
   int ok = 1;
   idx = lua_absindex(L, idx);
   if (!lua_istable(L, idx)) return scalar_text(L, idx, YAML_PLAIN_SCALAR_STYLE, 1, b);
-  if (depth >= YAML_MAX_DEPTH) return FLOW_TOO_DEEP;   /* a cycle ends here too */
+  if (depth >= YAML_MAX_DEPTH) return FLOW_TOO_DEEP; /* a cycle ends here too */
   if (!lua_checkstack(L, 4)) return FLOW_TOO_DEEP;
   if (lv_is_sequence(L, idx, &n)) {
     ok = rb_buf_add(b, "[", 1);
@@ -295,8 +316,9 @@ static int flow_text(lua_State *L, int idx, int depth, rb_buf *b) {
   for (i = 1; ok == 1 && i <= n; i++) {
     lua_rawgeti(L, -1, i);
     if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) ok = FLOW_BAD_KEY;
-    else ok = (i == 1 || rb_buf_add(b, ", ", 2)) && scalar_text(L, -1, YAML_PLAIN_SCALAR_STYLE, 1, b)
-              && rb_buf_add(b, ": ", 2);
+    else
+      ok = (i == 1 || rb_buf_add(b, ", ", 2)) && scalar_text(L, -1, YAML_PLAIN_SCALAR_STYLE, 1, b)
+           && rb_buf_add(b, ": ", 2);
     lua_pushvalue(L, -1);
     lua_rawget(L, idx);
     if (ok == 1) ok = flow_text(L, -1, depth + 1, b);
@@ -308,7 +330,8 @@ static int flow_text(lua_State *L, int idx, int depth, rb_buf *b) {
 
 static int is_flow_table(lua_State *L, int idx) {
   lua_Integer n;
-  return lua_istable(L, idx) && (lv_is_sequence(L, idx, &n) ? n == 0 : (lua_pushnil(L), lua_next(L, idx) ? (lua_pop(L, 2), 0) : 1));
+  return lua_istable(L, idx)
+         && (lv_is_sequence(L, idx, &n) ? n == 0 : (lua_pushnil(L), lua_next(L, idx) ? (lua_pop(L, 2), 0) : 1));
 }
 
 /* More outcomes of a splice beside 1 (done) and 0 (out of memory). */
@@ -336,7 +359,7 @@ static void find_target(lua_State *L, edit_state *s, const char *text, size_t le
   yaml_parser_set_input_string(&s->d.parser, (const unsigned char *)text, len);
   lua_pushcfunction(L, edit_run);
   lua_pushlightuserdata(L, s);
-  lua_pushvalue(L, 2);          /* the path: index 2 inside edit_run as well */
+  lua_pushvalue(L, 2); /* the path: index 2 inside edit_run as well */
   rc = lua_pcall(L, 2, 0, 0);
   if (s->d.have_event) yaml_event_delete(&s->d.ev);
   yaml_parser_delete(&s->d.parser);
@@ -367,11 +390,11 @@ static int empty_text(lua_State *L, int idx, rb_buf *b) {
 static int splice_replace(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
   size_t end = s->t_end;
   int ok;
-  if (s->t_block && s->t_is_scalar)      /* keep the newline(s) a block scalar ends with */
+  if (s->t_block && s->t_is_scalar) /* keep the newline(s) a block scalar ends with */
     while (end > s->t_start && (text[end - 1] == '\n' || text[end - 1] == ' ')) end--;
   ok = rb_buf_add(b, text, s->t_start);
   if (ok && lua_istable(L, 3) && (s->t_in_flow || (!s->t_is_scalar && !s->t_block)))
-    ok = flow_text(L, 3, 0, b);             /* a flow place, or a flow collection: stays flow */
+    ok = flow_text(L, 3, 0, b); /* a flow place, or a flow collection: stays flow */
   else if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) {
     if (s->t_keycol < 0) return EDIT_SEQ_ITEM_TABLE;
     /* drop the blanks after "key:" so that the block starts on its own line */
@@ -379,7 +402,8 @@ static int splice_replace(lua_State *L, const edit_state *s, const char *text, s
     ok = block_text(L, 3, s->t_keycol + 2, b);
   }
   else if (ok && lua_istable(L, 3)) ok = empty_text(L, 3, b);
-  else if (ok) ok = scalar_text(L, 3, s->t_is_scalar && !s->t_block ? s->t_style : YAML_PLAIN_SCALAR_STYLE, s->t_in_flow, b);
+  else if (ok)
+    ok = scalar_text(L, 3, s->t_is_scalar && !s->t_block ? s->t_style : YAML_PLAIN_SCALAR_STYLE, s->t_in_flow, b);
   if (ok == 1) ok = rb_buf_add(b, text + end, len - end);
   return ok;
 }
@@ -409,7 +433,7 @@ static int splice_insert_block(lua_State *L, const edit_state *s, const char *te
   ok = rb_buf_add(b, text, at);
   if (ok && at > 0 && text[at - 1] != '\n') ok = rb_buf_add(b, "\n", 1);
   for (i = 0; ok && i < s->ins_col; i++) ok = rb_buf_add(b, " ", 1);
-  lua_rawgeti(L, 2, s->plen);                  /* the new key */
+  lua_rawgeti(L, 2, s->plen); /* the new key */
   if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 0, b) && rb_buf_add(b, ":", 1);
   lua_pop(L, 1);
   if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) ok = block_text(L, 3, s->ins_col + 2, b);
@@ -425,13 +449,12 @@ static int raise_splice(lua_State *L, const char *name, int ok) {
     case FLOW_BAD_KEY:
       return rb_error_raise(L, "yaml", "%s: the value has a key that is neither a string nor a number", name);
     case FLOW_TOO_DEEP:
-      return rb_error_raise(L, "yaml", "%s: the value is nested deeper than %d levels (or is cyclic)", name, YAML_MAX_DEPTH);
+      return rb_error_raise(L, "yaml", "%s: the value is nested deeper than %d levels (or is cyclic)", name,
+                            YAML_MAX_DEPTH);
     case EDIT_SEQ_ITEM_TABLE:
       return rb_error_raise(L, "yaml", "%s: replacing a sequence item with a map or list is not supported", name);
-    case EDIT_EMPTY_BLOCK_MAP:
-      return rb_error_raise(L, "yaml", "%s: cannot insert a key into an empty map", name);
-    default:
-      return luaL_error(L, "not enough memory");
+    case EDIT_EMPTY_BLOCK_MAP: return rb_error_raise(L, "yaml", "%s: cannot insert a key into an empty map", name);
+    default: return luaL_error(L, "not enough memory");
   }
 }
 
@@ -439,7 +462,7 @@ int ry_edit(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   edit_state s;
-  rb_buf b = {NULL, 0, 0};
+  rb_buf b = { NULL, 0, 0 };
   int ok = 1;
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checkany(L, 3);
@@ -466,4 +489,3 @@ int ry_edit(lua_State *L) {
 }
 
 /* }====================================================== */
-

@@ -18,8 +18,6 @@
 
 /* {====================================================== encode */
 
-
-
 static int write_handler(void *data, unsigned char *buffer, size_t size) {
   return rb_buf_add((rb_buf *)data, buffer, size);
 }
@@ -53,10 +51,8 @@ static int emit(enc_state *e, yaml_event_t *ev) {
   return 1;
 }
 
-static const char *const YAML11_WORDS[] = {
-  "y", "Y", "yes", "Yes", "YES", "n", "N", "no", "No", "NO",
-  "on", "On", "ON", "off", "Off", "OFF", "=", "<<", NULL
-};
+static const char *const YAML11_WORDS[] = { "y",  "Y",  "yes", "Yes", "YES", "n",   "N", "no", "No", "NO",
+                                            "on", "On", "ON",  "off", "Off", "OFF", "=", "<<", NULL };
 
 static size_t span(const char *s, size_t n, size_t i, const char *set) {
   while (i < n && strchr(set, s[i]) && s[i]) i++;
@@ -73,7 +69,7 @@ static int yaml11_number(const char *s, size_t n) {
     const char *set = s[i + 1] == 'b' ? "01_" : "0123456789abcdefABCDEF_";
     return span(s, n, i + 2, set) == n;
   }
-  if (i < n && s[i] == '.') {                       /* .5, .5e+3 */
+  if (i < n && s[i] == '.') { /* .5, .5e+3 */
     j = span(s, n, i + 1, "0123456789_");
     if (j == i + 1) return 0;
     i = j;
@@ -81,7 +77,7 @@ static int yaml11_number(const char *s, size_t n) {
   else {
     if (i >= n || !(s[i] >= '0' && s[i] <= '9')) return 0;
     i = span(s, n, i, "0123456789_");
-    while (i < n && s[i] == ':') {                  /* sexagesimal */
+    while (i < n && s[i] == ':') { /* sexagesimal */
       j = span(s, n, i + 1, "0123456789");
       if (j == i + 1 || j - i - 1 > 2) return 0;
       i = j;
@@ -129,8 +125,14 @@ static int emit_string(enc_state *e, const char *s, size_t n) {
 ** a ".0" so that they stay floats. */
 void ry_format_float(double v, char *buf, size_t len) {
   int prec;
-  if (isnan(v)) { snprintf(buf, len, ".nan"); return; }
-  if (isinf(v)) { snprintf(buf, len, v < 0 ? "-.inf" : ".inf"); return; }
+  if (isnan(v)) {
+    snprintf(buf, len, ".nan");
+    return;
+  }
+  if (isinf(v)) {
+    snprintf(buf, len, v < 0 ? "-.inf" : ".inf");
+    return;
+  }
   prec = lv_float_digits(v);
   snprintf(buf, len, "%.*g", prec, v);
   if (strspn(buf, "-0123456789") == strlen(buf)) strncat(buf, ".0", len - strlen(buf) - 1);
@@ -152,17 +154,70 @@ static int emit_key(enc_state *e, int idx) {
       else ry_format_float(lua_tonumber(L, idx), num, sizeof num);
       return emit_scalar(e, num, strlen(num), YAML_PLAIN_SCALAR_STYLE);
     case LUA_TBOOLEAN:
-      return emit_scalar(e, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5, YAML_PLAIN_SCALAR_STYLE);
+      return emit_scalar(e, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5,
+                         YAML_PLAIN_SCALAR_STYLE);
     default:
       return enc_fail(e, "map key of type %s (keys must be strings, numbers or booleans)", luaL_typename(L, idx));
   }
 }
 
-static int emit_table(enc_state *e, int idx) {
+static int emit_sequence(enc_state *e, int idx, lua_Integer n) {
   lua_State *L = e->L;
   yaml_event_t ev;
-  lua_Integer n, i;
-  int ok = 1;
+  lua_Integer i;
+  int ok;
+  yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1,
+                                       n == 0 ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
+  ok = emit(e, &ev);
+  for (i = 1; ok && i <= n; i++) {
+    lua_rawgeti(L, idx, i);
+    lv_path_push_index(&e->path, i);
+    ok = emit_value(e, lua_gettop(L));
+    lv_path_pop(&e->path);
+    lua_pop(L, 1);
+  }
+  if (ok) {
+    yaml_sequence_end_event_initialize(&ev);
+    ok = emit(e, &ev);
+  }
+  return ok;
+}
+
+static int emit_mapping(enc_state *e, int idx) {
+  lua_State *L = e->L;
+  yaml_event_t ev;
+  int nk = lv_push_keys(L, idx), k, keys = lua_gettop(L), ok;
+  yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, nk == 0 ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
+  ok = emit(e, &ev);
+  for (k = 1; ok && k <= nk; k++) {
+    size_t kl = 0;
+    const char *ks;
+    lua_rawgeti(L, keys, k);
+    ks = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &kl) : "?";
+    lv_path_push_key(&e->path, ks, kl);
+    ok = emit_key(e, lua_gettop(L));
+    if (ok) {
+      lua_pushvalue(L, -1);
+      lua_rawget(L, idx);
+      ok = emit_value(e, lua_gettop(L));
+      lua_pop(L, 1);
+    }
+    lv_path_pop(&e->path);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  if (ok) {
+    yaml_mapping_end_event_initialize(&ev);
+    ok = emit(e, &ev);
+  }
+  return ok;
+}
+
+/* A table, refused when it is on the path being encoded (a cycle). */
+static int emit_table(enc_state *e, int idx) {
+  lua_State *L = e->L;
+  lua_Integer n;
+  int ok;
   lua_pushvalue(L, idx);
   if (lua_rawget(L, e->visiting) != LUA_TNIL) {
     lua_pop(L, 1);
@@ -174,41 +229,7 @@ static int emit_table(enc_state *e, int idx) {
   lua_pushvalue(L, idx);
   lua_pushboolean(L, 1);
   lua_rawset(L, e->visiting);
-  if (lv_is_sequence(L, idx, &n)) {
-    yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, n == 0 ? YAML_FLOW_SEQUENCE_STYLE : YAML_BLOCK_SEQUENCE_STYLE);
-    ok = emit(e, &ev);
-    for (i = 1; ok && i <= n; i++) {
-      lua_rawgeti(L, idx, i);
-      lv_path_push_index(&e->path, i);
-      ok = emit_value(e, lua_gettop(L));
-      lv_path_pop(&e->path);
-      lua_pop(L, 1);
-    }
-    if (ok) { yaml_sequence_end_event_initialize(&ev); ok = emit(e, &ev); }
-  }
-  else {
-    int nk = lv_push_keys(L, idx), k, keys = lua_gettop(L);
-    yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, nk == 0 ? YAML_FLOW_MAPPING_STYLE : YAML_BLOCK_MAPPING_STYLE);
-    ok = emit(e, &ev);
-    for (k = 1; ok && k <= nk; k++) {
-      size_t kl = 0;
-      const char *ks;
-      lua_rawgeti(L, keys, k);
-      ks = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &kl) : "?";
-      lv_path_push_key(&e->path, ks, kl);
-      ok = emit_key(e, lua_gettop(L));
-      if (ok) {
-        lua_pushvalue(L, -1);
-        lua_rawget(L, idx);
-        ok = emit_value(e, lua_gettop(L));
-        lua_pop(L, 1);
-      }
-      lv_path_pop(&e->path);
-      lua_pop(L, 1);
-    }
-    lua_pop(L, 1);
-    if (ok) { yaml_mapping_end_event_initialize(&ev); ok = emit(e, &ev); }
-  }
+  ok = lv_is_sequence(L, idx, &n) ? emit_sequence(e, idx, n) : emit_mapping(e, idx);
   lua_pushvalue(L, idx);
   lua_pushnil(L);
   lua_rawset(L, e->visiting);
@@ -222,7 +243,8 @@ static int emit_value(enc_state *e, int idx) {
   switch (lua_type(L, idx)) {
     case LUA_TNIL: return emit_scalar(e, "null", 4, YAML_PLAIN_SCALAR_STYLE);
     case LUA_TBOOLEAN:
-      return emit_scalar(e, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5, YAML_PLAIN_SCALAR_STYLE);
+      return emit_scalar(e, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5,
+                         YAML_PLAIN_SCALAR_STYLE);
     case LUA_TNUMBER:
       if (lua_isinteger(L, idx)) snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
       else ry_format_float(lua_tonumber(L, idx), num, sizeof num);
@@ -245,8 +267,7 @@ static int emit_value(enc_state *e, int idx) {
         return ok;
       }
       /* fall through */
-    default:
-      return enc_fail(e, "cannot encode a %s", luaL_typename(L, idx));
+    default: return enc_fail(e, "cannot encode a %s", luaL_typename(L, idx));
   }
 }
 
@@ -276,9 +297,15 @@ int ry_encode_docs(lua_State *L, int list, int single, int indent) {
     if (ok) ok = emit_value(&e, lua_gettop(L));
     if (!single) lv_path_pop(&e.path);
     lua_pop(L, 1);
-    if (ok) { yaml_document_end_event_initialize(&ev, 1); ok = emit(&e, &ev); }
+    if (ok) {
+      yaml_document_end_event_initialize(&ev, 1);
+      ok = emit(&e, &ev);
+    }
   }
-  if (ok) { yaml_stream_end_event_initialize(&ev); ok = emit(&e, &ev); }
+  if (ok) {
+    yaml_stream_end_event_initialize(&ev);
+    ok = emit(&e, &ev);
+  }
   if (ok && !yaml_emitter_flush(&e.em)) ok = 0;
   yaml_emitter_delete(&e.em);
   lua_pop(L, 1);
@@ -319,4 +346,3 @@ int ry_encode_all(lua_State *L) {
 }
 
 /* }====================================================== */
-

@@ -30,14 +30,14 @@ typedef struct dec_state {
   yaml_event_t ev;
   int have_event;
   const char *name;
-  int anchors;          /* stack index: anchor name -> {value, nodes} */
-  long long nodes;      /* nodes written in the text */
-  long long alias_nodes;/* nodes reached through aliases */
+  int anchors;           /* stack index: anchor name -> {value, nodes} */
+  long long nodes;       /* nodes written in the text */
+  long long alias_nodes; /* nodes reached through aliases */
   int depth;
-  int seq_mt;           /* stack index of the shared list mark (the empty map's is next) */
-  yaml_mark_t *marks;   /* key marks of pending map entries */
-  int order_cache;      /* stack index: the shared order lists */
-  struct shared_list *share;   /* their index by key identities */
+  int seq_mt;                /* stack index of the shared list mark (the empty map's is next) */
+  yaml_mark_t *marks;        /* key marks of pending map entries */
+  int order_cache;           /* stack index: the shared order lists */
+  struct shared_list *share; /* their index by key identities */
   int nshared;
   size_t nmarks, capmarks;
 } dec_state;

@@ -55,38 +55,34 @@ static const char *const HELP_RUN =
   "4 another run holds the lock. SIGINT/SIGTERM cancel the run (cleanup and\n"
   "undo run); SIGQUIT prints every task and where it waits, and the run goes on.\n";
 
-static const char *const HELP_CHECK =
-  "usage: runbook check FILE.lua\n"
-  "\n"
-  "Compiles the runbook and lists the phases and steps it declares, without\n"
-  "running any of them. Exit 0 when it compiles, 2 on a syntax error.\n";
+static const char *const HELP_CHECK = "usage: runbook check FILE.lua\n"
+                                      "\n"
+                                      "Compiles the runbook and lists the phases and steps it declares, without\n"
+                                      "running any of them. Exit 0 when it compiles, 2 on a syntax error.\n";
 
-static const char *const HELP_LIST =
-  "usage: runbook list\n"
-  "\n"
-  "Lists the shipped runbooks with their one-line descriptions (the first\n"
-  "comment line of each file).\n";
+static const char *const HELP_LIST = "usage: runbook list\n"
+                                     "\n"
+                                     "Lists the shipped runbooks with their one-line descriptions (the first\n"
+                                     "comment line of each file).\n";
 
-static const char *const HELP_TEST =
-  "usage: runbook test [--dry-run] PATH...\n"
-  "\n"
-  "Runs every function named test_* in each Lua test file (a directory means\n"
-  "its *.lua files), each in its own task, and ends with 'N passed, N failed'.\n"
-  "A test file returns a table of functions or defines them as globals.\n"
-  "--dry-run runs the tests on the virtual clock. Exit 0 when all passed.\n";
+static const char *const HELP_TEST = "usage: runbook test [--dry-run] PATH...\n"
+                                     "\n"
+                                     "Runs every function named test_* in each Lua test file (a directory means\n"
+                                     "its *.lua files), each in its own task, and ends with 'N passed, N failed'.\n"
+                                     "A test file returns a table of functions or defines them as globals.\n"
+                                     "--dry-run runs the tests on the virtual clock. Exit 0 when all passed.\n";
 
-static const char *const HELP_WORLD =
-  "usage: runbook world serve [--scenario FILE.yaml] --dir DIR\n"
-  "       runbook world call URL PROGRAM [ARGS...]\n"
-  "\n"
-  "serve: serves the simulated world of the shipped runbooks (sim/world.lua)\n"
-  "on 127.0.0.1 (real clock) until interrupted: a shim in DIR/bin for each\n"
-  "program the world declares, and its HTTP services under the paths it\n"
-  "declares; writes DIR/env (source it to put the shims first on PATH),\n"
-  "DIR/world.url and the scenario's files into DIR. The shipped world's\n"
-  "programs and paths are listed in docs/simulation.md.\n"
-  "call: what the shims run: forwards PROGRAM ARGS to the world at URL and\n"
-  "prints its answer, exiting with its code.\n";
+static const char *const HELP_WORLD = "usage: runbook world serve [--scenario FILE.yaml] --dir DIR\n"
+                                      "       runbook world call URL PROGRAM [ARGS...]\n"
+                                      "\n"
+                                      "serve: serves the simulated world of the shipped runbooks (sim/world.lua)\n"
+                                      "on 127.0.0.1 (real clock) until interrupted: a shim in DIR/bin for each\n"
+                                      "program the world declares, and its HTTP services under the paths it\n"
+                                      "declares; writes DIR/env (source it to put the shims first on PATH),\n"
+                                      "DIR/world.url and the scenario's files into DIR. The shipped world's\n"
+                                      "programs and paths are listed in docs/simulation.md.\n"
+                                      "call: what the shims run: forwards PROGRAM ARGS to the world at URL and\n"
+                                      "prints its answer, exiting with its code.\n";
 
 static const char *const HELP_VERSION = "usage: runbook version\n";
 
@@ -103,10 +99,12 @@ const char *cli_help(enum rb_command cmd) {
 }
 
 enum rb_command cli_command_named(const char *name) {
-  static const struct { const char *name; enum rb_command cmd; } cmds[] = {
-    {"run", RB_CMD_RUN}, {"check", RB_CMD_CHECK}, {"list", RB_CMD_LIST},
-    {"test", RB_CMD_TEST}, {"world", RB_CMD_WORLD}, {"version", RB_CMD_VERSION},
-    {"help", RB_CMD_HELP},
+  static const struct {
+    const char *name;
+    enum rb_command cmd;
+  } cmds[] = {
+    { "run", RB_CMD_RUN },     { "check", RB_CMD_CHECK },     { "list", RB_CMD_LIST }, { "test", RB_CMD_TEST },
+    { "world", RB_CMD_WORLD }, { "version", RB_CMD_VERSION }, { "help", RB_CMD_HELP },
   };
   size_t i;
   for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
@@ -118,30 +116,28 @@ enum rb_command cli_command_named(const char *name) {
 typedef struct flagdef {
   const char *name;
   int takes_value;
-  unsigned cmds;      /* bit per rb_command */
+  unsigned cmds; /* bit per rb_command */
 } flagdef;
 
 #define C(x) (1u << (x))
-static const flagdef FLAGS[] = {
-  {"--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST)},
-  {"--scenario", 1, C(RB_CMD_RUN) | C(RB_CMD_WORLD)},
-  {"--var", 1, C(RB_CMD_RUN)},
-  {"--vars", 1, C(RB_CMD_RUN)},
-  {"--state-dir", 1, C(RB_CMD_RUN)},
-  {"--resume", 0, C(RB_CMD_RUN)},
-  {"--fresh", 0, C(RB_CMD_RUN)},
-  {"--yes", 0, C(RB_CMD_RUN)},
-  {"--output", 1, C(RB_CMD_RUN)},
-  {"--log", 1, C(RB_CMD_RUN)},
-  {"--report", 1, C(RB_CMD_RUN)},
-  {"--verbose", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST)},
-  {"--quiet", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST)},
-  {"--dir", 1, C(RB_CMD_WORLD)},
-  {NULL, 0, 0}
-};
+static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) },
+                                 { "--scenario", 1, C(RB_CMD_RUN) | C(RB_CMD_WORLD) },
+                                 { "--var", 1, C(RB_CMD_RUN) },
+                                 { "--vars", 1, C(RB_CMD_RUN) },
+                                 { "--state-dir", 1, C(RB_CMD_RUN) },
+                                 { "--resume", 0, C(RB_CMD_RUN) },
+                                 { "--fresh", 0, C(RB_CMD_RUN) },
+                                 { "--yes", 0, C(RB_CMD_RUN) },
+                                 { "--output", 1, C(RB_CMD_RUN) },
+                                 { "--log", 1, C(RB_CMD_RUN) },
+                                 { "--report", 1, C(RB_CMD_RUN) },
+                                 { "--verbose", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) },
+                                 { "--quiet", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) },
+                                 { "--dir", 1, C(RB_CMD_WORLD) },
+                                 { NULL, 0, 0 } };
 
 static const char *command_name(enum rb_command c) {
-  static const char *const names[] = {"", "run", "check", "list", "test", "world", "version", "help"};
+  static const char *const names[] = { "", "run", "check", "list", "test", "world", "version", "help" };
   return names[c];
 }
 
@@ -160,10 +156,8 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
   else if (strcmp(name, "--scenario") == 0) cli->scenario = val;
   else if (strcmp(name, "--var") == 0) {
     const char *eq = strchr(val, '=');
-    if (eq == NULL || eq == val)
-      return usage(err, errlen, "--var expects K=V, got '%s'%s", val, "");
-    if (cli->nvars == RB_CLI_MAX_VARS)
-      return usage(err, errlen, "too many --var flags (at most 128)");
+    if (eq == NULL || eq == val) return usage(err, errlen, "--var expects K=V, got '%s'%s", val, "");
+    if (cli->nvars == RB_CLI_MAX_VARS) return usage(err, errlen, "too many --var flags (at most 128)");
     cli->vars[cli->nvars++] = val;
   }
   else if (strcmp(name, "--vars") == 0) cli->vars_file = val;
@@ -187,8 +181,10 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
 /* A positional argument for the current command. */
 static int apply_positional(rb_cli *cli, const char *arg, char *err, int errlen) {
   switch (cli->cmd) {
-    case RB_CMD_RUN: case RB_CMD_CHECK:
-      if (cli->file) return usage(err, errlen, "unexpected argument '%s' (one runbook per %s)", arg, command_name(cli->cmd));
+    case RB_CMD_RUN:
+    case RB_CMD_CHECK:
+      if (cli->file)
+        return usage(err, errlen, "unexpected argument '%s' (one runbook per %s)", arg, command_name(cli->cmd));
       cli->file = arg;
       return 0;
     case RB_CMD_TEST:
@@ -197,16 +193,17 @@ static int apply_positional(rb_cli *cli, const char *arg, char *err, int errlen)
       return 0;
     case RB_CMD_WORLD:
       if (cli->world_action) return usage(err, errlen, "unexpected argument '%s' for world %s", arg, cli->world_action);
-      if (strcmp(arg, "serve") != 0) return usage(err, errlen, "unknown world action '%s' (expected: serve or call)", arg);
+      if (strcmp(arg, "serve") != 0)
+        return usage(err, errlen, "unknown world action '%s' (expected: serve or call)", arg);
       cli->world_action = arg;
       return 0;
     case RB_CMD_HELP:
       if (cli->help_topic) return usage(err, errlen, "unexpected argument '%s'%s", arg, "");
-      if (cli_command_named(arg) == RB_CMD_NONE) return usage(err, errlen, "no help for unknown command '%s'%s", arg, "");
+      if (cli_command_named(arg) == RB_CMD_NONE)
+        return usage(err, errlen, "no help for unknown command '%s'%s", arg, "");
       cli->help_topic = arg;
       return 0;
-    default:
-      return usage(err, errlen, "unexpected argument '%s' for %s", arg, command_name(cli->cmd));
+    default: return usage(err, errlen, "unexpected argument '%s' for %s", arg, command_name(cli->cmd));
   }
 }
 
@@ -219,8 +216,12 @@ static int parse_long(rb_cli *cli, int argc, char **argv, int *i, char *err, int
   if (n >= sizeof name) return usage(err, errlen, "unknown option '%s' for %s", arg, command_name(cli->cmd));
   memcpy(name, arg, n);
   name[n] = '\0';
-  if (strcmp(name, "--help") == 0) { cli->help = 1; return 0; }
-  for (f = FLAGS; f->name; f++) if (strcmp(f->name, name) == 0) break;
+  if (strcmp(name, "--help") == 0) {
+    cli->help = 1;
+    return 0;
+  }
+  for (f = FLAGS; f->name; f++)
+    if (strcmp(f->name, name) == 0) break;
   if (f->name == NULL || !(f->cmds & C(cli->cmd)))
     return usage(err, errlen, "unknown option '%s' for %s (see --help)", name, command_name(cli->cmd));
   if (f->takes_value) {
@@ -233,16 +234,40 @@ static int parse_long(rb_cli *cli, int argc, char **argv, int *i, char *err, int
   return apply_flag(cli, name, val, err, errlen);
 }
 
+/* What a command needs once every argument is read. */
+static int check_complete(const rb_cli *cli, char *err, int errlen) {
+  if (cli->resume && cli->fresh) return usage(err, errlen, "--resume and --fresh exclude each other");
+  if ((cli->cmd == RB_CMD_RUN || cli->cmd == RB_CMD_CHECK) && cli->file == NULL)
+    return usage(err, errlen, "%s needs a runbook file (see 'runbook help %s')", command_name(cli->cmd),
+                 command_name(cli->cmd));
+  if (cli->cmd == RB_CMD_TEST && cli->nfiles == 0)
+    return usage(err, errlen, "test needs at least one file or directory");
+  if (cli->cmd == RB_CMD_WORLD && cli->world_action == NULL)
+    return usage(err, errlen, "world needs an action (expected: serve)");
+  if (cli->cmd == RB_CMD_WORLD && cli->world_dir == NULL) return usage(err, errlen, "world serve needs --dir DIR");
+  if (cli->scenario && cli->cmd == RB_CMD_RUN && !cli->dry_run)
+    return usage(err, errlen, "--scenario only applies with --dry-run");
+  return 0;
+}
+
 int cli_parse(rb_cli *cli, int argc, char **argv, char *err, int errlen) {
   int i, rc, flags_done = 0;
   memset(cli, 0, sizeof *cli);
   err[0] = '\0';
-  if (argc < 2) { cli->cmd = RB_CMD_HELP; return 0; }
-  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) { cli->cmd = RB_CMD_HELP; return 0; }
-  if (strcmp(argv[1], "--version") == 0) { cli->cmd = RB_CMD_VERSION; return 0; }
+  if (argc < 2) {
+    cli->cmd = RB_CMD_HELP;
+    return 0;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    cli->cmd = RB_CMD_HELP;
+    return 0;
+  }
+  if (strcmp(argv[1], "--version") == 0) {
+    cli->cmd = RB_CMD_VERSION;
+    return 0;
+  }
   cli->cmd = cli_command_named(argv[1]);
-  if (cli->cmd == RB_CMD_NONE)
-    return usage(err, errlen, "unknown command '%s' (see 'runbook help')", argv[1]);
+  if (cli->cmd == RB_CMD_NONE) return usage(err, errlen, "unknown command '%s' (see 'runbook help')", argv[1]);
   if (cli->cmd == RB_CMD_WORLD && argc >= 3 && strcmp(argv[2], "call") == 0) {
     /* world call URL PROG ARGS...: everything after URL belongs to the shim */
     if (argc < 5) return usage(err, errlen, "world call needs URL PROGRAM [ARGS...]");
@@ -254,10 +279,22 @@ int cli_parse(rb_cli *cli, int argc, char **argv, char *err, int errlen) {
   }
   for (i = 2; i < argc; i++) {
     const char *a = argv[i];
-    if (!flags_done && strcmp(a, "--") == 0) { flags_done = 1; continue; }
-    if (!flags_done && (strcmp(a, "-h") == 0)) { cli->help = 1; continue; }
-    if (!flags_done && strcmp(a, "-v") == 0 && (C(cli->cmd) & (C(RB_CMD_RUN) | C(RB_CMD_TEST)))) { cli->verbosity = 1; continue; }
-    if (!flags_done && strcmp(a, "-q") == 0 && (C(cli->cmd) & (C(RB_CMD_RUN) | C(RB_CMD_TEST)))) { cli->verbosity = -1; continue; }
+    if (!flags_done && strcmp(a, "--") == 0) {
+      flags_done = 1;
+      continue;
+    }
+    if (!flags_done && (strcmp(a, "-h") == 0)) {
+      cli->help = 1;
+      continue;
+    }
+    if (!flags_done && strcmp(a, "-v") == 0 && (C(cli->cmd) & (C(RB_CMD_RUN) | C(RB_CMD_TEST)))) {
+      cli->verbosity = 1;
+      continue;
+    }
+    if (!flags_done && strcmp(a, "-q") == 0 && (C(cli->cmd) & (C(RB_CMD_RUN) | C(RB_CMD_TEST)))) {
+      cli->verbosity = -1;
+      continue;
+    }
     if (!flags_done && a[0] == '-' && a[1] == '-') {
       if ((rc = parse_long(cli, argc, argv, &i, err, errlen)) != 0) return rc;
       continue;
@@ -267,16 +304,5 @@ int cli_parse(rb_cli *cli, int argc, char **argv, char *err, int errlen) {
     if ((rc = apply_positional(cli, a, err, errlen)) != 0) return rc;
   }
   if (cli->help) return 0;
-  if (cli->resume && cli->fresh) return usage(err, errlen, "--resume and --fresh exclude each other");
-  if ((cli->cmd == RB_CMD_RUN || cli->cmd == RB_CMD_CHECK) && cli->file == NULL)
-    return usage(err, errlen, "%s needs a runbook file (see 'runbook help %s')", command_name(cli->cmd), command_name(cli->cmd));
-  if (cli->cmd == RB_CMD_TEST && cli->nfiles == 0)
-    return usage(err, errlen, "test needs at least one file or directory");
-  if (cli->cmd == RB_CMD_WORLD && cli->world_action == NULL)
-    return usage(err, errlen, "world needs an action (expected: serve)");
-  if (cli->cmd == RB_CMD_WORLD && cli->world_dir == NULL)
-    return usage(err, errlen, "world serve needs --dir DIR");
-  if (cli->scenario && cli->cmd == RB_CMD_RUN && !cli->dry_run)
-    return usage(err, errlen, "--scenario only applies with --dry-run");
-  return 0;
+  return check_complete(cli, err, errlen);
 }

@@ -6,8 +6,14 @@
 #define RUNBOOK_CLI_H
 
 enum rb_command {
-  RB_CMD_NONE, RB_CMD_RUN, RB_CMD_CHECK, RB_CMD_LIST, RB_CMD_TEST,
-  RB_CMD_WORLD, RB_CMD_VERSION, RB_CMD_HELP
+  RB_CMD_NONE,
+  RB_CMD_RUN,
+  RB_CMD_CHECK,
+  RB_CMD_LIST,
+  RB_CMD_TEST,
+  RB_CMD_WORLD,
+  RB_CMD_VERSION,
+  RB_CMD_HELP
 };
 
 enum rb_output { RB_OUT_TEXT, RB_OUT_JSON };
@@ -17,19 +23,19 @@ enum rb_output { RB_OUT_TEXT, RB_OUT_JSON };
 
 typedef struct rb_cli {
   enum rb_command cmd;
-  int help;                /* --help given: print the command's help */
-  const char *help_topic;  /* `runbook help run` */
-  const char *file;        /* run/check: the runbook */
-  const char *files[RB_CLI_MAX_FILES];   /* test: paths */
+  int help;                            /* --help given: print the command's help */
+  const char *help_topic;              /* `runbook help run` */
+  const char *file;                    /* run/check: the runbook */
+  const char *files[RB_CLI_MAX_FILES]; /* test: paths */
   int nfiles;
-  int dry_run, resume, fresh, yes, verbosity;  /* verbosity: -1 quiet, 0, 1 verbose */
+  int dry_run, resume, fresh, yes, verbosity; /* verbosity: -1 quiet, 0, 1 verbose */
   enum rb_output output;
   const char *scenario, *vars_file, *state_dir, *log_file, *report_file;
-  const char *vars[RB_CLI_MAX_VARS];  /* "K=V" */
+  const char *vars[RB_CLI_MAX_VARS]; /* "K=V" */
   int nvars;
-  const char *world_action, *world_dir;   /* world serve --dir DIR */
-  const char *world_url;                  /* world call URL PROG ARGS... */
-  char **call_argv;                       /* PROG ARGS... (NULL-terminated, points into argv) */
+  const char *world_action, *world_dir; /* world serve --dir DIR */
+  const char *world_url;                /* world call URL PROG ARGS... */
+  char **call_argv;                     /* PROG ARGS... (NULL-terminated, points into argv) */
   int call_argc;
 } rb_cli;
 

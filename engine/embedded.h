@@ -7,8 +7,8 @@
 #include <stddef.h>
 
 typedef struct rb_embedded {
-  const char *module;     /* require name, e.g. "runbook.async" */
-  const char *chunkname;  /* "@runbook/async.lua" */
+  const char *module;    /* require name, e.g. "runbook.async" */
+  const char *chunkname; /* "@runbook/async.lua" */
   const char *source;
   size_t len;
 } rb_embedded;

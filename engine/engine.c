@@ -36,12 +36,10 @@ rb_engine *engine_get(lua_State *L) {
 
 /* {====================================================== modules */
 
-static const luaL_Reg engine_modules[] = {
-  {"runbook.async.core", luaopen_runbook_async_core},
-  {"runbook.error", luaopen_runbook_error},
-  {"runbook.sys", luaopen_runbook_sys},
-  {NULL, NULL}
-};
+static const luaL_Reg engine_modules[] = { { "runbook.async.core", luaopen_runbook_async_core },
+                                           { "runbook.error", luaopen_runbook_error },
+                                           { "runbook.sys", luaopen_runbook_sys },
+                                           { NULL, NULL } };
 
 int rb_on_teardown(lua_State *L, void (*fn)(void *ud), void *ud) {
   rb_engine *e = engine_get(L);
@@ -65,7 +63,7 @@ static int embedded_searcher(lua_State *L) {
   for (m = rb_embedded_modules; m->module; m++) {
     if (strcmp(m->module, name) == 0) {
       if (luaL_loadbuffer(L, m->source, m->len, m->chunkname) != LUA_OK)
-        return lua_error(L);   /* a broken embedded module is a build bug */
+        return lua_error(L); /* a broken embedded module is a build bug */
       lua_pushstring(L, m->chunkname + 1);
       return 2;
     }
@@ -112,10 +110,8 @@ static void add_script_dir(lua_State *L, const char *path) {
   dir[n] = '\0';
   lua_getglobal(L, "package");
   lua_getfield(L, -1, "path");
-  if (shipped)
-    lua_pushfstring(L, "%s/?.lua;%s/lib/?.lua;%s/lib/?.lua;%s", dir, dir, shipped, lua_tostring(L, -1));
-  else
-    lua_pushfstring(L, "%s/?.lua;%s/lib/?.lua;%s", dir, dir, lua_tostring(L, -1));
+  if (shipped) lua_pushfstring(L, "%s/?.lua;%s/lib/?.lua;%s/lib/?.lua;%s", dir, dir, shipped, lua_tostring(L, -1));
+  else lua_pushfstring(L, "%s/?.lua;%s/lib/?.lua;%s", dir, dir, lua_tostring(L, -1));
   lua_setfield(L, -3, "path");
   lua_pop(L, 2);
 }
@@ -159,7 +155,7 @@ err:
 
 static void walk_close(uv_handle_t *h, void *arg) {
   (void)arg;
-  if (!uv_is_closing(h)) uv_close(h, NULL);   /* owners free in their own close cb or gc */
+  if (!uv_is_closing(h)) uv_close(h, NULL); /* owners free in their own close cb or gc */
 }
 
 /*
@@ -172,13 +168,13 @@ void engine_free(rb_engine *e) {
   int i;
   if (e == NULL) return;
   lua_close(e->L);
-  while (e->teardown) {           /* bindings' per-engine state: curl, live children */
+  while (e->teardown) { /* bindings' per-engine state: curl, live children */
     struct rb_teardown *h = e->teardown;
     e->teardown = h->next;
     h->fn(h->ud);
     free(h);
   }
-  uv_run(&e->loop, UV_RUN_DEFAULT);  /* their timers live in the scheduler: reap first */
+  uv_run(&e->loop, UV_RUN_DEFAULT); /* their timers live in the scheduler: reap first */
   sched_close(&e->sched);
   uv_run(&e->loop, UV_RUN_DEFAULT);
   uv_walk(&e->loop, walk_close, NULL);
@@ -231,7 +227,7 @@ char *engine_find_runbook(const char *name) {
   char buf[PATH_MAX];
   const char *rp, *dir;
   if (is_file(name)) return strdup(name);
-  if (strchr(name, '/') != NULL) return NULL;   /* an explicit path is taken literally */
+  if (strchr(name, '/') != NULL) return NULL; /* an explicit path is taken literally */
   if ((rp = getenv("RUNBOOK_PATH")) != NULL) {
     const char *p = rp;
     while (*p) {
@@ -264,9 +260,9 @@ static void print_traceback(rb_engine *e, const char *tb) {
   while (*p) {
     const char *nl = strchr(p, '\n');
     size_t n = nl ? (size_t)(nl - p) : strlen(p);
-    int keep = verbose || (n > 1 && p[0] == '\t' && memmem(p, n, "[C]", 3) == NULL
-                           && memmem(p, n, "runbook/", 8) == NULL
-                           && memmem(p, n, "(...tail calls...)", 18) == NULL);
+    int keep = verbose
+               || (n > 1 && p[0] == '\t' && memmem(p, n, "[C]", 3) == NULL && memmem(p, n, "runbook/", 8) == NULL
+                   && memmem(p, n, "(...tail calls...)", 18) == NULL);
     if (keep && (verbose || shown < 5)) {
       sink_printf(e, 2, "  %.*s\n", (int)n - (p[0] == '\t'), p + (p[0] == '\t'));
       shown++;
@@ -283,7 +279,7 @@ static void report_error(rb_engine *e, const char *prefix) {
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "traceback");
     tb = lua_tostring(L, -1);
-    lua_pop(L, 1);                              /* still referenced by the table */
+    lua_pop(L, 1); /* still referenced by the table */
   }
   msg = luaL_tolstring(L, -1, NULL);
   sink_printf(e, 2, "%s%s\n", prefix, msg);
@@ -326,7 +322,7 @@ static int run_main(rb_engine *e, int nargs, const char *name) {
     lua_getfield(L, -1, "err");
     code = exit_code_for(e);
     if (lua_istable(L, -1)) {
-      lua_getfield(L, -1, "reported");    /* the DSL printed its own summary */
+      lua_getfield(L, -1, "reported"); /* the DSL printed its own summary */
       reported = lua_toboolean(L, -1);
       lua_pop(L, 1);
     }

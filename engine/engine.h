@@ -31,11 +31,11 @@ typedef struct rb_engine {
   uv_loop_t loop;
   rb_sched sched;
   const rb_cli *cli;
-  rb_secret_text *secrets;   /* masked in every sink, longest first */
+  rb_secret_text *secrets; /* masked in every sink, longest first */
   int nsecrets, capsecrets;
-  int log_fd;                /* --log FILE, or -1 */
-  const char *script;        /* resolved path of the runbook, if any */
-  struct rb_teardown *teardown;   /* rb_on_teardown hooks, last registered first */
+  int log_fd;                   /* --log FILE, or -1 */
+  const char *script;           /* resolved path of the runbook, if any */
+  struct rb_teardown *teardown; /* rb_on_teardown hooks, last registered first */
 } rb_engine;
 
 /* Builds an engine: the engine's own modules (runbook.error, .async.core,

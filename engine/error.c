@@ -19,10 +19,9 @@ static int error_tostring(lua_State *L) {
   lua_getfield(L, 1, "message");
   kind = lua_tostring(L, -2);
   msg = lua_tostring(L, -1);
-  if (kind == NULL || strcmp(kind, "error") == 0)   /* a plain Lua error: its message alone */
+  if (kind == NULL || strcmp(kind, "error") == 0) /* a plain Lua error: its message alone */
     lua_pushstring(L, msg ? msg : "(no message)");
-  else
-    lua_pushfstring(L, "%s: %s", kind, msg ? msg : "(no message)");
+  else lua_pushfstring(L, "%s: %s", kind, msg ? msg : "(no message)");
   return 1;
 }
 
@@ -43,7 +42,7 @@ static void push_vformat(lua_State *L, const char *fmt, va_list ap) {
   va_copy(aq, ap);
   n = vsnprintf(small, sizeof small, fmt, aq);
   va_end(aq);
-  if (n < 0) lua_pushstring(L, fmt);                    /* an encoding error: the format itself */
+  if (n < 0) lua_pushstring(L, fmt); /* an encoding error: the format itself */
   else if ((size_t)n < sizeof small) lua_pushlstring(L, small, (size_t)n);
   else {
     char *big = (char *)lua_newuserdatauv(L, (size_t)n + 1, 0);
@@ -123,11 +122,7 @@ static int err_is(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg error_funcs[] = {
-  {"is", err_is},
-  {"new", err_new},
-  {NULL, NULL}
-};
+static const luaL_Reg error_funcs[] = { { "is", err_is }, { "new", err_new }, { NULL, NULL } };
 
 int luaopen_runbook_error(lua_State *L) {
   error_meta(L);

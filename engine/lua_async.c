@@ -36,13 +36,11 @@ static int async_wait_any(lua_State *L) {
   return sched_wait_any(L);
 }
 
-static const luaL_Reg async_funcs[] = {
-  {"current", async_current},
-  {"spawn", async_spawn},
-  {"spawn_named", async_spawn_named},
-  {"wait_any", async_wait_any},
-  {NULL, NULL}
-};
+static const luaL_Reg async_funcs[] = { { "current", async_current },
+                                        { "spawn", async_spawn },
+                                        { "spawn_named", async_spawn_named },
+                                        { "wait_any", async_wait_any },
+                                        { NULL, NULL } };
 
 int luaopen_runbook_async_core(lua_State *L) {
   luaL_newlib(L, async_funcs);

@@ -10,7 +10,7 @@
 #include "engine.h"
 
 static int stream_fd(lua_State *L, int idx) {
-  static const char *const names[] = {"stdin", "stdout", "stderr", "log", NULL};
+  static const char *const names[] = { "stdin", "stdout", "stderr", "log", NULL };
   int opt = luaL_checkoption(L, idx, NULL, names);
   if (opt == 3) return engine_get(L)->log_fd;
   return opt;
@@ -117,18 +117,16 @@ static int sys_pid(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg sys_funcs[] = {
-  {"add_secret", sys_add_secret},
-  {"exe", sys_exe},
-  {"interrupted", sys_interrupted},
-  {"isatty", sys_isatty},
-  {"mask", sys_mask},
-  {"options", sys_options},
-  {"pid", sys_pid},
-  {"runbooks_dir", sys_runbooks_dir},
-  {"write", sys_write},
-  {NULL, NULL}
-};
+static const luaL_Reg sys_funcs[] = { { "add_secret", sys_add_secret },
+                                      { "exe", sys_exe },
+                                      { "interrupted", sys_interrupted },
+                                      { "isatty", sys_isatty },
+                                      { "mask", sys_mask },
+                                      { "options", sys_options },
+                                      { "pid", sys_pid },
+                                      { "runbooks_dir", sys_runbooks_dir },
+                                      { "write", sys_write },
+                                      { NULL, NULL } };
 
 int luaopen_runbook_sys(lua_State *L) {
   luaL_newlib(L, sys_funcs);

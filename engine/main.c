@@ -116,7 +116,10 @@ static void first_comment(const char *path, char *out, size_t len) {
     p += 2;
     while (*p == '-' || *p == ' ') p++;
     p[strcspn(p, "\r\n")] = '\0';
-    if (*p) { snprintf(out, len, "%s", p); break; }
+    if (*p) {
+      snprintf(out, len, "%s", p);
+      break;
+    }
   }
   fclose(f);
 }
@@ -150,7 +153,10 @@ static int cmd_check(const rb_cli *cli) {
     return RB_EXIT_USAGE;
   }
   e = engine_new(cli, 1, rb_binding_modules);
-  if (e == NULL) { free(path); return RB_EXIT_FAILED; }
+  if (e == NULL) {
+    free(path);
+    return RB_EXIT_FAILED;
+  }
   if (luaL_loadfilex(e->L, path, "t") != LUA_OK) {
     fprintf(stderr, "runbook: %s\n", lua_tostring(e->L, -1));
     code = RB_EXIT_USAGE;
@@ -253,8 +259,6 @@ int main(int argc, char **argv) {
     case RB_CMD_LIST: return cmd_list();
     case RB_CMD_TEST: return cmd_test(&cli);
     case RB_CMD_WORLD: return cmd_world(&cli);
-    default:
-      fputs(cli_help(RB_CMD_NONE), stderr);
-      return RB_EXIT_USAGE;
+    default: fputs(cli_help(RB_CMD_NONE), stderr); return RB_EXIT_USAGE;
   }
 }

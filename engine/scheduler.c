@@ -20,7 +20,7 @@
 
 #include "scheduler.h"
 
-static const char SCHED_KEY = 'S';   /* registry key: the rb_sched pointer */
+static const char SCHED_KEY = 'S'; /* registry key: the rb_sched pointer */
 
 /* {====================================================== tasks */
 
@@ -72,13 +72,27 @@ rb_sched *sched_get(lua_State *L) {
 
 /* {====================================================== rb_api.h */
 
-rb_sched *rb_sched_of(lua_State *L) { return sched_get(L); }
-uv_loop_t *rb_sched_loop(rb_sched *s) { return s->loop; }
-uint64_t rb_clock_now(rb_sched *s) { return sched_now(s); }
-double rb_clock_wall(rb_sched *s) { return sched_wallclock(s); }
-int rb_clock_is_virtual(rb_sched *s) { return s->virtual_clock; }
-lua_State *rb_task_thread(rb_task *t) { return t->co; }
-rb_sched *rb_task_sched(rb_task *t) { return t->s; }
+rb_sched *rb_sched_of(lua_State *L) {
+  return sched_get(L);
+}
+uv_loop_t *rb_sched_loop(rb_sched *s) {
+  return s->loop;
+}
+uint64_t rb_clock_now(rb_sched *s) {
+  return sched_now(s);
+}
+double rb_clock_wall(rb_sched *s) {
+  return sched_wallclock(s);
+}
+int rb_clock_is_virtual(rb_sched *s) {
+  return s->virtual_clock;
+}
+lua_State *rb_task_thread(rb_task *t) {
+  return t->co;
+}
+rb_sched *rb_task_sched(rb_task *t) {
+  return t->s;
+}
 
 /* }====================================================== */
 
@@ -106,12 +120,12 @@ rb_task *rb_task_spawn(lua_State *L, int nargs, const char *name) {
   t = (rb_task *)lua_newuserdatauv(L, sizeof *t, 2);
   memset(t, 0, sizeof *t);
   t->anchor = LUA_NOREF;
-  t->state = RB_TASK_DONE;             /* 'done' until fully set up */
+  t->state = RB_TASK_DONE; /* 'done' until fully set up */
   luaL_setmetatable(L, RB_TASK_MT);
   co = lua_newthread(L);
-  lua_setiuservalue(L, -2, 2);         /* uservalue 2 keeps the thread alive */
+  lua_setiuservalue(L, -2, 2); /* uservalue 2 keeps the thread alive */
   /* move function and args onto the coroutine */
-  lua_rotate(L, fidx, 1);              /* task to fidx; fn+args above it */
+  lua_rotate(L, fidx, 1); /* task to fidx; fn+args above it */
   lua_xmove(L, co, nargs + 1);
   t->s = s;
   t->co = co;
@@ -132,7 +146,7 @@ static void task_wake_waiters(rb_task *t) {
   int i;
   for (i = 0; i < t->nwaiters; i++) {
     rb_task *w = t->waiters[i];
-    if (w->state != RB_TASK_WAITING) continue;   /* already woken by another target (wait_any) */
+    if (w->state != RB_TASK_WAITING) continue; /* already woken by another target (wait_any) */
     lua_pushboolean(w->co, 1);
     rb_task_wake(w, 1);
   }
@@ -147,18 +161,18 @@ static void task_wake_waiters(rb_task *t) {
 */
 static void task_finish(rb_sched *s, rb_task *t, rb_task_status st, int nres) {
   lua_State *L = s->L;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor);   /* task userdata */
+  lua_rawgeti(L, LUA_REGISTRYINDEX, t->anchor); /* task userdata */
   lua_createtable(L, st == RB_TASK_OK ? nres : 0, 2);
   if (st == RB_TASK_OK) {
     int i;
     luaL_checkstack(L, nres, "too many results");
     lua_xmove(t->co, L, nres);
-    for (i = nres; i >= 1; i--) lua_rawseti(L, -(i + 1), i);   /* top is result i */
+    for (i = nres; i >= 1; i--) lua_rawseti(L, -(i + 1), i); /* top is result i */
     lua_pushinteger(L, nres);
     lua_setfield(L, -2, "n");
   }
   else {
-    lua_xmove(t->co, L, 1);                        /* error value */
+    lua_xmove(t->co, L, 1); /* error value */
     lua_setfield(L, -2, "err");
   }
   lua_setiuservalue(L, -2, 1);
@@ -187,8 +201,7 @@ static void error_from_value(lua_State *L) {
   lua_insert(L, -2);
   if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
     rb_error_push(L, "error", "%s", lua_tostring(L, -1));
-  else
-    rb_error_push(L, "error", "(error object is a %s value whose __tostring failed)", type);
+  else rb_error_push(L, "error", "(error object is a %s value whose __tostring failed)", type);
   lua_remove(L, -2);
 }
 
@@ -199,14 +212,14 @@ static void task_resume(rb_sched *s, rb_task *t) {
   s->current = t;
   t->state = RB_TASK_RUNNING;
   t->started = 1;
-  t->on_cancel = NULL;                  /* the wait is over: its hook no longer applies */
+  t->on_cancel = NULL; /* the wait is over: its hook no longer applies */
   t->cancel_data = NULL;
   st = lua_resume(t->co, L, t->nargs, &nres);
   t->nargs = 0;
   s->current = NULL;
   if (st == LUA_YIELD) {
     lua_pop(t->co, nres);
-    if (t->state == RB_TASK_RUNNING) ready_push(s, t);   /* plain coroutine.yield(): reschedule */
+    if (t->state == RB_TASK_RUNNING) ready_push(s, t); /* plain coroutine.yield(): reschedule */
     return;
   }
   if (st == LUA_OK) {
@@ -235,8 +248,8 @@ static void task_resume(rb_sched *s, rb_task *t) {
     if (lua_type(t->co, -1) == LUA_TSTRING && strcmp(lua_tostring(t->co, -1), "cancelled") == 0)
       status = RB_TASK_CANCELLED;
     lua_pop(t->co, 1);
-    lua_xmove(t->co, L, 1);                       /* hold the error while resetting */
-    lua_resetthread(t->co);                       /* runs pending to-be-closed variables */
+    lua_xmove(t->co, L, 1); /* hold the error while resetting */
+    lua_resetthread(t->co); /* runs pending to-be-closed variables */
     lua_settop(t->co, 0);
     lua_xmove(L, t->co, 1);
     task_finish(s, t, status, 1);
@@ -338,7 +351,7 @@ int rb_task_cancel(rb_task *t) {
   char msg[128];
   if (t->state == RB_TASK_DONE) return 0;
   snprintf(msg, sizeof msg, "task %d (%s) was cancelled", t->id, t->name);
-  if (t->state == RB_TASK_RUNNING) {     /* the caller itself: delivered at its next wait */
+  if (t->state == RB_TASK_RUNNING) { /* the caller itself: delivered at its next wait */
     t->cancel_pending = 1;
     return 1;
   }
@@ -348,13 +361,19 @@ int rb_task_cancel(rb_task *t) {
     /* unlink from the ready queue */
     {
       rb_task **pp = &s->ready_head, *prev = NULL;
-      while (*pp && *pp != t) { prev = *pp; pp = &(*pp)->next_ready; }
-      if (*pp) { *pp = t->next_ready; if (s->ready_tail == t) s->ready_tail = prev; }
+      while (*pp && *pp != t) {
+        prev = *pp;
+        pp = &(*pp)->next_ready;
+      }
+      if (*pp) {
+        *pp = t->next_ready;
+        if (s->ready_tail == t) s->ready_tail = prev;
+      }
     }
     task_finish(s, t, RB_TASK_CANCELLED, 1);
     return 1;
   }
-  if (t->state == RB_TASK_READY) {       /* woken, not yet resumed: replace its values */
+  if (t->state == RB_TASK_READY) { /* woken, not yet resumed: replace its values */
     run_cancel_hook(t);
     lua_pop(t->co, t->nargs);
     lua_checkstack(t->co, 2);
@@ -397,7 +416,8 @@ static void signal_cb(uv_signal_t *h, int signum) {
   if (s->interrupted) {
     /* second interrupt: stop waiting for cleanup */
     static const char msg[] = "runbook: interrupted again, exiting now\n";
-    if (write(2, msg, sizeof msg - 1) < 0) { /* nothing to do */ }
+    if (write(2, msg, sizeof msg - 1) < 0) { /* nothing to do */
+    }
     _exit(3);
   }
   s->interrupted = signum;
@@ -418,13 +438,14 @@ void sched_dump(rb_sched *s, FILE *f) {
   rb_task *t;
   uint64_t now = sched_now(s);
   int top = lua_gettop(L);
-  fprintf(f, "runbook: %d live task%s at %.3fs%s (SIGQUIT: the run goes on)\n", s->nlive,
-          s->nlive == 1 ? "" : "s", (double)now / 1e6, s->virtual_clock ? " of virtual time" : "");
+  fprintf(f, "runbook: %d live task%s at %.3fs%s (SIGQUIT: the run goes on)\n", s->nlive, s->nlive == 1 ? "" : "s",
+          (double)now / 1e6, s->virtual_clock ? " of virtual time" : "");
   for (t = s->live; t; t = t->live_next) {
     fprintf(f, "task %d (%s) %s", t->id, t->name, state_name(t->state));
     if (t->state == RB_TASK_WAITING) {
       fprintf(f, " for %.3fs", (double)(now - t->wait_since) / 1e6);
-      if (t->sleep.heap_idx >= 0 && t->sleep.due > now) fprintf(f, ", wakes in %.3fs", (double)(t->sleep.due - now) / 1e6);
+      if (t->sleep.heap_idx >= 0 && t->sleep.due > now)
+        fprintf(f, ", wakes in %.3fs", (double)(t->sleep.due - now) / 1e6);
       else if (t->sleep.heap_idx >= 0) fprintf(f, ", its sleep ended %.3fs ago", (double)(now - t->sleep.due) / 1e6);
       if (t->cancel_pending) fprintf(f, ", cancel pending");
     }
@@ -462,7 +483,7 @@ void sched_run(rb_sched *s, rb_task *main) {
     run_ready(s);
     if (main->state == RB_TASK_DONE && !drained) {
       drained = 1;
-      sched_cancel_all(s);                /* orphans do not outlive the runbook */
+      sched_cancel_all(s); /* orphans do not outlive the runbook */
       continue;
     }
     if (s->nlive == 0 && s->ready_head == NULL) break;
@@ -510,7 +531,6 @@ void sched_run(rb_sched *s, rb_task *main) {
 
 /* }====================================================== */
 
-
 int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
   struct timeval tv;
   memset(s, 0, sizeof *s);
@@ -518,7 +538,7 @@ int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
   s->loop = loop;
   s->virtual_clock = virtual_clock;
   s->real_start = uv_hrtime();
-  if (virtual_clock) s->epoch = 1767225600.0;   /* 2026-01-01T00:00:00Z: same timeline every run */
+  if (virtual_clock) s->epoch = 1767225600.0; /* 2026-01-01T00:00:00Z: same timeline every run */
   else {
     gettimeofday(&tv, NULL);
     s->epoch = (double)tv.tv_sec + tv.tv_usec / 1e6;
@@ -536,7 +556,7 @@ int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
   uv_signal_start(s->sigint, signal_cb, SIGINT);
   uv_signal_start(s->sigterm, signal_cb, SIGTERM);
   uv_signal_start(s->sigquit, quit_cb, SIGQUIT);
-  uv_unref((uv_handle_t *)s->sigint);          /* signals alone do not keep the loop alive */
+  uv_unref((uv_handle_t *)s->sigint); /* signals alone do not keep the loop alive */
   uv_unref((uv_handle_t *)s->sigterm);
   uv_unref((uv_handle_t *)s->sigquit);
   lua_pushlightuserdata(L, s);
@@ -544,8 +564,12 @@ int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
   sched_task_meta(L);
   return 0;
 err:
-  free(s->uvtimer); free(s->sigint); free(s->sigterm); free(s->sigquit);
-  s->uvtimer = NULL; s->sigint = s->sigterm = s->sigquit = NULL;
+  free(s->uvtimer);
+  free(s->sigint);
+  free(s->sigterm);
+  free(s->sigquit);
+  s->uvtimer = NULL;
+  s->sigint = s->sigterm = s->sigquit = NULL;
   return -1;
 }
 

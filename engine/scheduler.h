@@ -32,20 +32,20 @@ struct rb_task {
   rb_sched *s;
   int id;
   lua_State *co;
-  int anchor;             /* registry ref to this userdata while not done */
+  int anchor; /* registry ref to this userdata while not done */
   rb_task_state state;
-  rb_task_status status;  /* valid when DONE */
-  int nargs;              /* values pushed on co for the next resume */
+  rb_task_status status; /* valid when DONE */
+  int nargs;             /* values pushed on co for the next resume */
   int started;
-  int cancel_pending;     /* cancellation requested, not yet delivered */
+  int cancel_pending; /* cancellation requested, not yet delivered */
   rb_cancel_cb on_cancel;
   void *cancel_data;
-  rb_timer sleep;         /* used by time.sleep */
+  rb_timer sleep; /* used by time.sleep */
   rb_task *next_ready;
   rb_task *live_prev, *live_next;
-  rb_task **waiters;      /* tasks blocked in wait() on this one */
+  rb_task **waiters; /* tasks blocked in wait() on this one */
   int nwaiters, capwaiters;
-  uint64_t wait_since;    /* clock microseconds when the current wait began */
+  uint64_t wait_since; /* clock microseconds when the current wait began */
   char name[64];
 };
 
@@ -53,32 +53,32 @@ struct rb_sched {
   lua_State *L;
   uv_loop_t *loop;
   int virtual_clock;
-  uint64_t vnow;          /* virtual microseconds since start */
-  uint64_t real_start;    /* uv_hrtime() at start, ns */
-  double epoch;           /* wall clock seconds at clock 0 */
+  uint64_t vnow;       /* virtual microseconds since start */
+  uint64_t real_start; /* uv_hrtime() at start, ns */
+  double epoch;        /* wall clock seconds at clock 0 */
   rb_timer **heap;
   int nheap, capheap;
   uint64_t seq;
-  uv_timer_t *uvtimer;    /* real mode: armed for the nearest deadline */
+  uv_timer_t *uvtimer; /* real mode: armed for the nearest deadline */
   rb_task *ready_head, *ready_tail;
-  rb_task *live;          /* every task not yet done */
+  rb_task *live; /* every task not yet done */
   int nlive;
   rb_task *current;
   int next_id;
-  int interrupted;        /* SIGINT/SIGTERM seen */
-  int polling;            /* inside sched_run's uv_run */
+  int interrupted; /* SIGINT/SIGTERM seen */
+  int polling;     /* inside sched_run's uv_run */
   uv_signal_t *sigint, *sigterm, *sigquit;
 };
 
-int  sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock);
+int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock);
 void sched_close(rb_sched *s);
 rb_sched *sched_get(lua_State *L);
 
-uint64_t sched_now(rb_sched *s);           /* clock microseconds */
+uint64_t sched_now(rb_sched *s); /* clock microseconds */
 /* Writes every live task, its state and where it is suspended (a Lua
 ** traceback) to f. Called on SIGQUIT; the run goes on. */
 void sched_dump(rb_sched *s, FILE *f);
-double   sched_wallclock(rb_sched *s);     /* epoch seconds, virtual in dry-run */
+double sched_wallclock(rb_sched *s); /* epoch seconds, virtual in dry-run */
 
 /* Creates a task that will call the function at stack index -(nargs+1)
 ** with the nargs values above it; pops them all and pushes the task
@@ -87,7 +87,7 @@ double   sched_wallclock(rb_sched *s);     /* epoch seconds, virtual in dry-run 
 rb_task *rb_task_spawn(lua_State *L, int nargs, const char *name);
 rb_task *rb_task_check(lua_State *L, int idx);
 rb_task *rb_task_current(lua_State *L);
-int  rb_task_cancel(rb_task *t);
+int rb_task_cancel(rb_task *t);
 
 /* Lua function wait_any(tasks) -> index of the first finished task
 ** (task.c). */

@@ -23,14 +23,14 @@ void sink_add_secret(rb_engine *e, const char *s, size_t len) {
   if (e->nsecrets == e->capsecrets) {
     int cap = e->capsecrets ? e->capsecrets * 2 : 8;
     rb_secret_text *n = realloc(e->secrets, (size_t)cap * sizeof *n);
-    if (n == NULL) abort();   /* cannot promise masking: refuse to go on */
+    if (n == NULL) abort(); /* cannot promise masking: refuse to go on */
     e->secrets = n;
     e->capsecrets = cap;
   }
   copy = malloc(len);
   if (copy == NULL) abort();
   memcpy(copy, s, len);
-  for (pos = 0; pos < e->nsecrets && e->secrets[pos].len >= len; pos++) { }
+  for (pos = 0; pos < e->nsecrets && e->secrets[pos].len >= len; pos++) {}
   memmove(&e->secrets[pos + 1], &e->secrets[pos], (size_t)(e->nsecrets - pos) * sizeof *e->secrets);
   e->secrets[pos].text = copy;
   e->secrets[pos].len = len;
@@ -89,7 +89,7 @@ static void write_all(int fd, const char *s, size_t len) {
     ssize_t w = write(fd, s, len);
     if (w < 0) {
       if (errno == EINTR) continue;
-      return;   /* a closed terminal must not kill the run */
+      return; /* a closed terminal must not kill the run */
     }
     s += w;
     len -= (size_t)w;
@@ -99,7 +99,7 @@ static void write_all(int fd, const char *s, size_t len) {
 void sink_write(rb_engine *e, int fd, const char *s, size_t len) {
   size_t n;
   char *m;
-  if (e->nsecrets == 0) {           /* nothing to mask: no copy */
+  if (e->nsecrets == 0) { /* nothing to mask: no copy */
     write_all(fd, s, len);
     return;
   }

@@ -67,7 +67,8 @@ static void join_cancel(rb_task *waiter, void *data) {
 /* Continuation of wait(): after the wake, raise or return the outcome. */
 static int task_wait_done(lua_State *L, int status, lua_KContext ctx) {
   int n;
-  (void)status; (void)ctx;
+  (void)status;
+  (void)ctx;
   lua_settop(L, 1);
   n = task_push_outcome(L, 1);
   if (!lua_toboolean(L, -n)) return lua_error(L);
@@ -76,8 +77,9 @@ static int task_wait_done(lua_State *L, int status, lua_KContext ctx) {
 
 /* Continuation of wait(): stack is [task, resume values...]. */
 static int task_wait_k(lua_State *L, int status, lua_KContext ctx) {
-  (void)status; (void)ctx;
-  if (!lua_toboolean(L, 2)) {             /* the waiter itself was cancelled */
+  (void)status;
+  (void)ctx;
+  if (!lua_toboolean(L, 2)) { /* the waiter itself was cancelled */
     lua_pushvalue(L, 3);
     return lua_error(L);
   }
@@ -90,7 +92,7 @@ static int task_wait(lua_State *L) {
   rb_task *self;
   lua_settop(L, 1);
   if (t->state == RB_TASK_DONE) return task_wait_done(L, 0, 0);
-  self = rb_wait_begin(L);            /* also refuses a nested coroutine */
+  self = rb_wait_begin(L); /* also refuses a nested coroutine */
   if (self == t) return luaL_error(L, "a task cannot wait for itself");
   if (add_waiter(t, self) != 0) return luaL_error(L, "not enough memory");
   /* a pending cancellation runs join_cancel (unregistering) and raises */
@@ -122,7 +124,8 @@ static lua_Integer first_done(lua_State *L) {
 
 static int wait_any_k(lua_State *L, int status, lua_KContext ctx) {
   rb_task *self = rb_task_current(L);
-  (void)status; (void)ctx;
+  (void)status;
+  (void)ctx;
   wait_any_unregister(L, self);
   if (!lua_toboolean(L, 2)) {
     lua_pushvalue(L, 3);
@@ -166,7 +169,7 @@ int sched_wait_any(lua_State *L) {
     lua_pop(L, 1);
   }
   self->state = RB_TASK_WAITING;
-  self->on_cancel = NULL;     /* wait_any_k unregisters on every path */
+  self->on_cancel = NULL; /* wait_any_k unregisters on every path */
   self->cancel_data = NULL;
   return lua_yieldk(L, 0, 0, wait_any_k);
 }
@@ -181,7 +184,7 @@ static int task_lcancel(lua_State *L) {
 /* task:status() -> "ready"|"running"|"waiting"|"done"|"failed"|"cancelled" */
 static int task_status(lua_State *L) {
   rb_task *t = rb_task_check(L, 1);
-  static const char *const names[] = {"ready", "running", "waiting", "done"};
+  static const char *const names[] = { "ready", "running", "waiting", "done" };
   if (t->state == RB_TASK_DONE && t->status == RB_TASK_FAILED) lua_pushliteral(L, "failed");
   else if (t->state == RB_TASK_DONE && t->status == RB_TASK_CANCELLED) lua_pushliteral(L, "cancelled");
   else lua_pushstring(L, names[t->state]);
@@ -206,20 +209,11 @@ static int task_id(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg task_meth[] = {
-  {"cancel", task_lcancel},
-  {"id", task_id},
-  {"result", task_result},
-  {"status", task_status},
-  {"wait", task_wait},
-  {NULL, NULL}
-};
+static const luaL_Reg task_meth[] = { { "cancel", task_lcancel }, { "id", task_id },     { "result", task_result },
+                                      { "status", task_status },  { "wait", task_wait }, { NULL, NULL } };
 
 static const luaL_Reg task_metameth[] = {
-  {"__index", NULL},
-  {"__gc", task_gc},
-  {"__tostring", task_tostring},
-  {NULL, NULL}
+  { "__index", NULL }, { "__gc", task_gc }, { "__tostring", task_tostring }, { NULL, NULL }
 };
 
 void sched_task_meta(lua_State *L) {

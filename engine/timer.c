@@ -63,7 +63,7 @@ void rb_timer_start(rb_sched *s, rb_timer *tm, uint64_t delay_us) {
   if (s->nheap == s->capheap) {
     int cap = s->capheap ? s->capheap * 2 : 64;
     rb_timer **h = realloc(s->heap, (size_t)cap * sizeof *h);
-    if (h == NULL) abort();   /* out of memory in a scheduler path: nothing sane to do */
+    if (h == NULL) abort(); /* out of memory in a scheduler path: nothing sane to do */
     s->heap = h;
     s->capheap = cap;
   }
@@ -116,4 +116,3 @@ double sched_wallclock(rb_sched *s) {
 }
 
 /* }====================================================== */
-

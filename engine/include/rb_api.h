@@ -33,8 +33,8 @@
 
 /* {====================================================== scheduler */
 
-typedef struct rb_sched rb_sched;   /* opaque: one per engine */
-typedef struct rb_task rb_task;     /* opaque: one per Lua task */
+typedef struct rb_sched rb_sched; /* opaque: one per engine */
+typedef struct rb_task rb_task;   /* opaque: one per Lua task */
 typedef struct rb_timer rb_timer;
 
 typedef void (*rb_timer_cb)(rb_timer *tm);
@@ -45,9 +45,9 @@ typedef void (*rb_cancel_cb)(rb_task *t, void *data);
 ** embeds the struct, sets it up with rb_timer_init and otherwise only
 ** starts and stops it. */
 struct rb_timer {
-  uint64_t due;       /* clock microseconds */
-  uint64_t seq;       /* FIFO order among equal deadlines */
-  int heap_idx;       /* -1 when not armed */
+  uint64_t due; /* clock microseconds */
+  uint64_t seq; /* FIFO order among equal deadlines */
+  int heap_idx; /* -1 when not armed */
   rb_timer_cb cb;
   void *data;
 };
@@ -64,7 +64,7 @@ int rb_clock_is_virtual(rb_sched *s);
 
 void rb_timer_init(rb_timer *tm, rb_timer_cb cb, void *data);
 void rb_timer_start(rb_sched *s, rb_timer *tm, uint64_t delay_us);
-void rb_timer_stop(rb_sched *s, rb_timer *tm);   /* idempotent */
+void rb_timer_stop(rb_sched *s, rb_timer *tm); /* idempotent */
 
 /* The running task; raises when called outside a task or in a nested
 ** coroutine. Call before setting up I/O that rb_await will wait on. */
@@ -95,11 +95,9 @@ void rb_task_fail(rb_task *t, const char *kind, const char *msg);
 /* Pushes an error object {kind=, message=} (metatable RB_ERROR_MT,
 ** printed by tostring as "kind: message"). The message is formatted with
 ** vsnprintf, so every printf conversion works. */
-void rb_error_push(lua_State *L, const char *kind, const char *fmt, ...)
-  __attribute__((format(printf, 3, 4)));
+void rb_error_push(lua_State *L, const char *kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Pushes an error object and raises it. Never returns. */
-int rb_error_raise(lua_State *L, const char *kind, const char *fmt, ...)
-  __attribute__((format(printf, 3, 4)));
+int rb_error_raise(lua_State *L, const char *kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Sets t[field] on the error object at the top of the stack. */
 void rb_error_setfield(lua_State *L, const char *field, const char *value);
 void rb_error_setint(lua_State *L, const char *field, lua_Integer value);

@@ -16,7 +16,10 @@ int run_lua(const char *code, int virtual_clock, char **out) {
   memset(&cli, 0, sizeof cli);
   cli.verbosity = -1;
   if (fd < 0) return -1;
-  if (write(fd, code, strlen(code)) != (ssize_t)strlen(code)) { close(fd); return -1; }
+  if (write(fd, code, strlen(code)) != (ssize_t)strlen(code)) {
+    close(fd);
+    return -1;
+  }
   close(fd);
   e = engine_new(&cli, virtual_clock, rb_binding_modules);
   if (e == NULL) return -1;

@@ -9,23 +9,25 @@
 
 #include "cli.h"
 
-#define PARSE(cli, err, ...) \
-  cli_parse(&(cli), (int)(sizeof((char *[]){__VA_ARGS__}) / sizeof(char *)), (char *[]){__VA_ARGS__}, err, sizeof err)
+#define PARSE(cli, err, ...)                                                                                           \
+  cli_parse(&(cli), (int)(sizeof((char *[]){ __VA_ARGS__ }) / sizeof(char *)), (char *[]){ __VA_ARGS__ }, err,         \
+            sizeof err)
 
 static void test_cli_run_with_all_flags(void **state) {
   rb_cli c;
   char err[256];
-  (void) state;
-  assert_int_equal(PARSE(c, err, "runbook", "run", "rollout.lua", "--dry-run", "--scenario", "s.yaml",
-                         "--var", "a=1", "--var=b=2", "--vars", "v.yaml", "--state-dir", "st", "--resume",
-                         "--yes", "--output", "json", "--log", "l.txt", "--report", "r.md", "-v"), 0);
+  (void)state;
+  assert_int_equal(PARSE(c, err, "runbook", "run", "rollout.lua", "--dry-run", "--scenario", "s.yaml", "--var", "a=1",
+                         "--var=b=2", "--vars", "v.yaml", "--state-dir", "st", "--resume", "--yes", "--output", "json",
+                         "--log", "l.txt", "--report", "r.md", "-v"),
+                   0);
   assert_int_equal(c.cmd, RB_CMD_RUN);
   assert_string_equal(c.file, "rollout.lua");
   assert_true(c.dry_run);
   assert_string_equal(c.scenario, "s.yaml");
   assert_int_equal(c.nvars, 2);
   assert_string_equal(c.vars[0], "a=1");
-  assert_string_equal(c.vars[1], "b=2");   /* --var=K=V keeps the value's '=' */
+  assert_string_equal(c.vars[1], "b=2"); /* --var=K=V keeps the value's '=' */
   assert_string_equal(c.vars_file, "v.yaml");
   assert_string_equal(c.state_dir, "st");
   assert_true(c.resume);
@@ -39,7 +41,7 @@ static void test_cli_run_with_all_flags(void **state) {
 static void test_cli_unknown_flag_is_usage_error(void **state) {
   rb_cli c;
   char err[256];
-  (void) state;
+  (void)state;
   assert_int_equal(PARSE(c, err, "runbook", "run", "x.lua", "--frobnicate"), 2);
   assert_non_null(strstr(err, "unknown option '--frobnicate'"));
   /* a flag of another command is unknown here too */
@@ -50,7 +52,7 @@ static void test_cli_unknown_flag_is_usage_error(void **state) {
 static void test_cli_missing_values_and_files(void **state) {
   rb_cli c;
   char err[256];
-  (void) state;
+  (void)state;
   assert_int_equal(PARSE(c, err, "runbook", "run"), 2);
   assert_non_null(strstr(err, "needs a runbook file"));
   assert_int_equal(PARSE(c, err, "runbook", "run", "x.lua", "--var"), 2);
@@ -70,7 +72,7 @@ static void test_cli_missing_values_and_files(void **state) {
 static void test_cli_help_everywhere(void **state) {
   rb_cli c;
   char err[256];
-  (void) state;
+  (void)state;
   assert_int_equal(PARSE(c, err, "runbook"), 0);
   assert_int_equal(c.cmd, RB_CMD_HELP);
   assert_int_equal(PARSE(c, err, "runbook", "run", "--help"), 0);
@@ -87,7 +89,7 @@ static void test_cli_help_everywhere(void **state) {
 static void test_cli_double_dash_ends_flags(void **state) {
   rb_cli c;
   char err[256];
-  (void) state;
+  (void)state;
   assert_int_equal(PARSE(c, err, "runbook", "test", "--", "--odd-name.lua"), 0);
   assert_int_equal(c.nfiles, 1);
   assert_string_equal(c.files[0], "--odd-name.lua");
@@ -96,7 +98,7 @@ static void test_cli_double_dash_ends_flags(void **state) {
 static void test_cli_world_needs_dir(void **state) {
   rb_cli c;
   char err[256];
-  (void) state;
+  (void)state;
   assert_int_equal(PARSE(c, err, "runbook", "world", "serve"), 2);
   assert_int_equal(PARSE(c, err, "runbook", "world", "serve", "--dir", "d"), 0);
   assert_int_equal(PARSE(c, err, "runbook", "world", "eat", "--dir", "d"), 2);
@@ -104,12 +106,9 @@ static void test_cli_world_needs_dir(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_cli_run_with_all_flags),
-    cmocka_unit_test(test_cli_unknown_flag_is_usage_error),
-    cmocka_unit_test(test_cli_missing_values_and_files),
-    cmocka_unit_test(test_cli_help_everywhere),
-    cmocka_unit_test(test_cli_double_dash_ends_flags),
-    cmocka_unit_test(test_cli_world_needs_dir),
+    cmocka_unit_test(test_cli_run_with_all_flags),       cmocka_unit_test(test_cli_unknown_flag_is_usage_error),
+    cmocka_unit_test(test_cli_missing_values_and_files), cmocka_unit_test(test_cli_help_everywhere),
+    cmocka_unit_test(test_cli_double_dash_ends_flags),   cmocka_unit_test(test_cli_world_needs_dir),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,7 @@ static void test_error_push_formats_every_c_conversion(void **state) {
   lua_State *L = luaL_newstate();
   size_t z = 42;
   long long ll = -9000000000LL;
-  (void) state;
+  (void)state;
   rb_error_push(L, "x", "%zu|%lld|%.*s|%5.2f", z, ll, 3, "abcdef", 3.14159);
   assert_string_equal(message_of(L), "42|-9000000000|abc| 3.14");
   lua_close(L);
@@ -34,7 +34,7 @@ static void test_error_push_formats_every_c_conversion(void **state) {
 static void test_error_push_keeps_a_long_message_whole(void **state) {
   lua_State *L = luaL_newstate();
   char *big = malloc(5001);
-  (void) state;
+  (void)state;
   memset(big, 'a', 5000);
   big[5000] = '\0';
   rb_error_push(L, "x", "<%s>", big);
@@ -49,24 +49,24 @@ static void test_error_push_keeps_a_long_message_whole(void **state) {
 static void test_error_value_with_failing_tostring(void **state) {
   char *out = NULL;
   int code;
-  (void) state;
-  code = run_lua(
-    "local async = require 'runbook.async'\n"
-    "debug.setmetatable(true, {__tostring = function() error('boom') end})\n"
-    "local t = async.spawn(function() error(true) end)\n"
-    "local ok, err = pcall(t.wait, t)\n"
-    "debug.setmetatable(true, nil)\n"
-    "RESULT = tostring(ok) .. ' ' .. tostring(err.message)\n", 1, &out);
+  (void)state;
+  code = run_lua("local async = require 'runbook.async'\n"
+                 "debug.setmetatable(true, {__tostring = function() error('boom') end})\n"
+                 "local t = async.spawn(function() error(true) end)\n"
+                 "local ok, err = pcall(t.wait, t)\n"
+                 "debug.setmetatable(true, nil)\n"
+                 "RESULT = tostring(ok) .. ' ' .. tostring(err.message)\n",
+                 1, &out);
   assert_int_equal(code, 0);
   assert_non_null(out);
   assert_string_equal(out, "false (error object is a boolean value whose __tostring failed)");
   free(out);
-  code = run_lua(
-    "local async = require 'runbook.async'\n"
-    "local u = io.stdout   -- a userdata: its __tostring is the file's\n"
-    "local t = async.spawn(function() error(u) end)\n"
-    "local ok, err = pcall(t.wait, t)\n"
-    "RESULT = tostring(ok) .. ' ' .. tostring(err.message)\n", 1, &out);
+  code = run_lua("local async = require 'runbook.async'\n"
+                 "local u = io.stdout   -- a userdata: its __tostring is the file's\n"
+                 "local t = async.spawn(function() error(u) end)\n"
+                 "local ok, err = pcall(t.wait, t)\n"
+                 "RESULT = tostring(ok) .. ' ' .. tostring(err.message)\n",
+                 1, &out);
   assert_int_equal(code, 0);
   assert_non_null(out);
   assert_non_null(strstr(out, "false file ("));

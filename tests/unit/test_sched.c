@@ -26,16 +26,16 @@ static void test_timer_heap_orders_by_deadline_then_fifo(void **state) {
   lua_State *L = luaL_newstate();
   rb_timer t[5];
   int i;
-  (void) state;
+  (void)state;
   uv_loop_init(&loop);
   assert_int_equal(sched_init(&s, L, &loop, 1), 0);
   for (i = 0; i < 5; i++) rb_timer_init(&t[i], record_cb, (void *)(intptr_t)i);
   rb_timer_start(&s, &t[0], 300);
   rb_timer_start(&s, &t[1], 100);
   rb_timer_start(&s, &t[2], 200);
-  rb_timer_start(&s, &t[3], 100);   /* same deadline as t[1]: fires after it */
+  rb_timer_start(&s, &t[3], 100); /* same deadline as t[1]: fires after it */
   rb_timer_start(&s, &t[4], 50);
-  rb_timer_stop(&s, &t[2]);         /* stopped timers never fire */
+  rb_timer_stop(&s, &t[2]); /* stopped timers never fire */
   nfired = 0;
   while (s.nheap > 0) {
     s.vnow = s.heap[0]->due;
@@ -57,12 +57,13 @@ static void test_timer_heap_orders_by_deadline_then_fifo(void **state) {
 
 static void test_virtual_clock_jumps_to_deadlines(void **state) {
   char *out = NULL;
-  (void) state;
-  assert_int_equal(run_lua(
-    "local time = require 'runbook.time'\n"
-    "local t0 = time.now()\n"
-    "time.sleep(3600)\n"
-    "RESULT = string.format('%.0f %.0f', time.now() - t0, time.monotonic())\n", 1, &out), 0);
+  (void)state;
+  assert_int_equal(run_lua("local time = require 'runbook.time'\n"
+                           "local t0 = time.now()\n"
+                           "time.sleep(3600)\n"
+                           "RESULT = string.format('%.0f %.0f', time.now() - t0, time.monotonic())\n",
+                           1, &out),
+                   0);
   assert_non_null(out);
   assert_string_equal(out, "3600 3600");
   free(out);
@@ -70,15 +71,17 @@ static void test_virtual_clock_jumps_to_deadlines(void **state) {
 
 static void test_many_sleeping_tasks_in_virtual_time(void **state) {
   char *out = NULL;
-  (void) state;
-  assert_int_equal(run_lua(
-    "local async = require 'runbook.async'\n"
-    "local time = require 'runbook.time'\n"
-    "local done = 0\n"
-    "local ts = {}\n"
-    "for i = 1, 10000 do ts[i] = async.spawn(function() time.sleep(3600); done = done + 1 end) end\n"
-    "for i = 1, #ts do ts[i]:wait() end\n"
-    "RESULT = done .. ' ' .. time.monotonic()\n", 1, &out), 0);
+  (void)state;
+  assert_int_equal(
+    run_lua("local async = require 'runbook.async'\n"
+            "local time = require 'runbook.time'\n"
+            "local done = 0\n"
+            "local ts = {}\n"
+            "for i = 1, 10000 do ts[i] = async.spawn(function() time.sleep(3600); done = done + 1 end) end\n"
+            "for i = 1, #ts do ts[i]:wait() end\n"
+            "RESULT = done .. ' ' .. time.monotonic()\n",
+            1, &out),
+    0);
   assert_non_null(out);
   assert_string_equal(out, "10000 3600.0");
   free(out);
@@ -87,7 +90,7 @@ static void test_many_sleeping_tasks_in_virtual_time(void **state) {
 static void test_wait_outside_task_raises(void **state) {
   rb_cli cli;
   rb_engine *e;
-  (void) state;
+  (void)state;
   memset(&cli, 0, sizeof cli);
   e = engine_new(&cli, 1, rb_binding_modules);
   assert_non_null(e);
@@ -98,7 +101,7 @@ static void test_wait_outside_task_raises(void **state) {
 }
 
 static void test_runtime_error_exits_1_and_syntax_error_2(void **state) {
-  (void) state;
+  (void)state;
   assert_int_equal(run_lua("error('boom')", 1, NULL), 1);
   assert_int_equal(run_lua("local x = = 1", 1, NULL), 2);
   assert_int_equal(run_lua("return 0", 1, NULL), 0);
@@ -106,15 +109,16 @@ static void test_runtime_error_exits_1_and_syntax_error_2(void **state) {
 
 static void test_deadlock_is_detected(void **state) {
   char *out = NULL;
-  (void) state;
+  (void)state;
   /* two tasks waiting on each other: nothing can wake them */
-  assert_int_equal(run_lua(
-    "local async = require 'runbook.async'\n"
-    "local a, b\n"
-    "a = async.spawn(function() async.sleep(0); return b:wait() end)\n"
-    "b = async.spawn(function() async.sleep(0); return a:wait() end)\n"
-    "local ok, err = pcall(a.wait, a)\n"
-    "RESULT = tostring(err)\n", 1, &out), 0);
+  assert_int_equal(run_lua("local async = require 'runbook.async'\n"
+                           "local a, b\n"
+                           "a = async.spawn(function() async.sleep(0); return b:wait() end)\n"
+                           "b = async.spawn(function() async.sleep(0); return a:wait() end)\n"
+                           "local ok, err = pcall(a.wait, a)\n"
+                           "RESULT = tostring(err)\n",
+                           1, &out),
+                   0);
   assert_non_null(out);
   assert_non_null(strstr(out, "deadlock"));
   free(out);
@@ -146,7 +150,8 @@ static void run_main_ok(rb_engine *e, const char *code) {
 static int hook_calls;
 
 static void count_hook(rb_task *t, void *data) {
-  (void)t; (void)data;
+  (void)t;
+  (void)data;
   hook_calls++;
 }
 
@@ -168,7 +173,9 @@ static int l_hook_calls(lua_State *L) {
 }
 
 static int open_testhooks(lua_State *L) {
-  static const luaL_Reg f[] = {{"hook_calls", l_hook_calls}, {"wait", l_wait_with_hook}, {"wake", l_wake}, {NULL, NULL}};
+  static const luaL_Reg f[] = {
+    { "hook_calls", l_hook_calls }, { "wait", l_wait_with_hook }, { "wake", l_wake }, { NULL, NULL }
+  };
   luaL_newlib(L, f);
   return 1;
 }
@@ -179,18 +186,17 @@ static int open_testhooks(lua_State *L) {
 ** and the child was never signalled. */
 static void test_cancel_of_a_woken_task_runs_its_hook(void **state) {
   rb_engine *e = engine_with("testhooks", open_testhooks, 1);
-  (void) state;
+  (void)state;
   hook_calls = 0;
-  run_main_ok(e,
-    "local h = require 'testhooks'\n"
-    "local async = require 'runbook.async'\n"
-    "local t = async.spawn(h.wait)\n"
-    "async.sleep(0)                      -- t is now waiting in h.wait\n"
-    "h.wake(t)                           -- woken: READY, not yet resumed\n"
-    "t:cancel()\n"
-    "local ok, err = pcall(t.wait, t)\n"
-    "assert(not ok and err.kind == 'cancelled', tostring(err))\n"
-    "return h.hook_calls()\n");
+  run_main_ok(e, "local h = require 'testhooks'\n"
+                 "local async = require 'runbook.async'\n"
+                 "local t = async.spawn(h.wait)\n"
+                 "async.sleep(0)                      -- t is now waiting in h.wait\n"
+                 "h.wake(t)                           -- woken: READY, not yet resumed\n"
+                 "t:cancel()\n"
+                 "local ok, err = pcall(t.wait, t)\n"
+                 "assert(not ok and err.kind == 'cancelled', tostring(err))\n"
+                 "return h.hook_calls()\n");
   assert_int_equal(hook_calls, 1);
   lua_pop(e->L, 1);
   engine_free(e);
@@ -223,24 +229,24 @@ static int l_wait_for_uv_timer(lua_State *L) {
   rb_engine *e = engine_get(L);
   to_wake = rb_task_current(L);
   uv_timer_init(&e->loop, &wake_timer);
-  uv_timer_start(&wake_timer, wake_cb, 0, 0);     /* due before the next poll */
+  uv_timer_start(&wake_timer, wake_cb, 0, 0); /* due before the next poll */
   uv_timer_init(&e->loop, &keepalive);
   uv_timer_start(&keepalive, keepalive_cb, 60000, 0);
   return rb_await(L, NULL, NULL);
 }
 
 static int open_uvwake(lua_State *L) {
-  static const luaL_Reg f[] = {{"wait", l_wait_for_uv_timer}, {NULL, NULL}};
+  static const luaL_Reg f[] = { { "wait", l_wait_for_uv_timer }, { NULL, NULL } };
   luaL_newlib(L, f);
   return 1;
 }
 
 static void test_a_wake_from_a_uv_timer_is_served_before_the_poll_blocks(void **state) {
-  rb_engine *e = engine_with("uvwake", open_uvwake, 0);   /* the real clock: uv_run blocks */
-  (void) state;
+  rb_engine *e = engine_with("uvwake", open_uvwake, 0); /* the real clock: uv_run blocks */
+  (void)state;
   keepalive_fired = 0;
   run_main_ok(e, "return require('uvwake').wait()");
-  assert_int_equal(keepalive_fired, 0);            /* woken without waiting for it */
+  assert_int_equal(keepalive_fired, 0); /* woken without waiting for it */
   uv_timer_stop(&keepalive);
   uv_close((uv_handle_t *)&keepalive, closed_cb);
   uv_close((uv_handle_t *)&wake_timer, closed_cb);
@@ -262,19 +268,18 @@ static int l_keepalive(lua_State *L) {
 }
 
 static int open_keepalive(lua_State *L) {
-  static const luaL_Reg f[] = {{"start", l_keepalive}, {NULL, NULL}};
+  static const luaL_Reg f[] = { { "start", l_keepalive }, { NULL, NULL } };
   luaL_newlib(L, f);
   return 1;
 }
 
 static void test_a_sleep_ends_when_its_timer_is_due_before_the_poll(void **state) {
   rb_engine *e = engine_with("keepalive", open_keepalive, 0);
-  (void) state;
+  (void)state;
   keepalive_fired = 0;
-  run_main_ok(e,
-    "require('keepalive').start()\n"
-    "local t0 = os.clock() while os.clock() - t0 < 0.05 do end   -- the loop's time goes stale\n"
-    "require('runbook.time').sleep(0.001)\n");
+  run_main_ok(e, "require('keepalive').start()\n"
+                 "local t0 = os.clock() while os.clock() - t0 < 0.05 do end   -- the loop's time goes stale\n"
+                 "require('runbook.time').sleep(0.001)\n");
   assert_int_equal(keepalive_fired, 0);
   uv_timer_stop(&keepalive);
   uv_close((uv_handle_t *)&keepalive, closed_cb);
