@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-asan memcheck demo bench fuzz install clean
+.PHONY: all deps build lint test test-asan memcheck demo bench fuzz install clean
 
 all: build
 
@@ -23,7 +23,12 @@ build: deps
 # and fixed in the scheduler: docs/testing.md.)
 CTEST_FLAGS ?= --output-on-failure --repeat until-pass:2
 
-test: build
+# luacheck, clang-format, long functions, the engine/bindings boundary
+# (scripts/lint.sh); part of `make test`, so a new warning fails CI.
+lint: deps
+	@bash scripts/lint.sh
+
+test: build lint
 	ctest --test-dir $(BUILD) $(CTEST_FLAGS) -j$(JOBS)
 	@$(MAKE) --no-print-directory test-asan
 

@@ -21,7 +21,7 @@ say("all nodes answered; uptimes %s", table.concat(uptimes, ", "))
 for _, node in ipairs(nodes) do
   say("upgrading %s (simulated 15 minutes)", node)
   local booted_at = time.monotonic() + 15 * 60
-  local polls = async.wait_until(function()
+  async.wait_until(function()
     local up = time.monotonic() >= booted_at
     return up, up and "up" or "rebooting"
   end, {timeout = 20 * 60, interval = 30, desc = node .. " back"})

@@ -267,7 +267,7 @@ local cp_ips = talconfig.control_plane_ips(cfg.nodes)
 
 local function wait_back_on(n, schematic, timeout)
   return async.wait_until(function()
-    local ok, exts, id = pcall(talos.extensions, n.ip)
+    local ok, _, id = pcall(talos.extensions, n.ip)
     if not ok then return false, "unreachable" end
     return id == schematic, "schematic " .. tostring(id):sub(1, 12)
   end, {timeout = timeout, interval = v.poll_interval, desc = n.hostname .. " back on schematic " .. schematic:sub(1, 12)})
@@ -381,7 +381,6 @@ end)
 
 -- {====== 4. Validation
 
-local results
 rb.phase("Validation", function()
   if v.api_key then
     rb.step("approve the routes where no autoApprover did", function()
@@ -416,7 +415,7 @@ rb.phase("Validation", function()
     end,
             {timeout = 300, interval = v.poll_interval})
   end
-  results = rb.step("validate access", function()
+  rb.step("validate access", function()
     local r = checks.all{nodes = cfg.nodes, names = names, routes = routes, svc_cidr = cfg.svc_cidr, probe_url = v.api_probe_url,
                          tailnet = tailnet, api = v.tailscale_api, api_key = v.api_key,
                          operator_ns = v.operator_namespace, operator_device = v.operator_device}

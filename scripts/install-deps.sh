@@ -9,6 +9,7 @@ pkgs=(
   libuv1-dev libcurl4-openssl-dev libyaml-dev libjansson-dev libssl-dev
   libcmocka-dev
   python3 python3-yaml openssl curl valgrind
+  lua-check clang-format
 )
 
 missing=()

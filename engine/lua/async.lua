@@ -165,7 +165,7 @@ function M.wait_until(pred, opts)
   local max_interval = opts.max_interval or 60
   args.expect(interval > 0, 2, "wait_until", "interval must be > 0")
   local start = time.monotonic()
-  local polls, last = 0, nil
+  local polls, last = 0
   while true do
     local v, obs = pred()
     polls = polls + 1

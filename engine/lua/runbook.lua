@@ -411,10 +411,9 @@ function M._finish(ok, err)
                                                undone = done, undo_failed = failed, exit = 1})
   end
   local recorded = S.journal and not S.journal:is_empty()
-  if not recorded then
-    -- nothing was recorded in this run: no journal to finish
-  elseif ok then journal_write{type = "finish", ok = true, exit = 0}
-  elseif not interrupted then
+  -- a run that recorded nothing has no journal to finish
+  if recorded and ok then journal_write{type = "finish", ok = true, exit = 0}
+  elseif recorded and not interrupted then
     journal_write{type = "finish", ok = false, exit = type(err) == "table" and err.exit or 1, error = tostring(err)}
   end
   local text = report.render{name = runbook_name, dry_run = M.dry_run, ok = ok, err = err, state = S, duration = duration}

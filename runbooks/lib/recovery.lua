@@ -3,7 +3,6 @@
 --- recovery.md shows one). Diagnosis is read-only; actions change things
 --- and are meant to run behind rb.confirm.
 local async = require "runbook.async"
-local exec = require "runbook.exec"
 local fs = require "runbook.fs"
 local talos = require "talos"
 local talconfig = require "talconfig"

@@ -235,4 +235,9 @@ local function cert_names(n)
   return names
 end
 
-return {cert_names = cert_names, device_of = device_of, endpoint_node = endpoint_node, fault = fault, has_ext = has_ext, ip_for = ip_for, node_up = node_up, now = now, other = other, register_schematic = register_schematic, schematic_of_extensions = schematic_of_extensions, target_of = target_of}
+return {
+  cert_names = cert_names, device_of = device_of, endpoint_node = endpoint_node, fault = fault,
+  has_ext = has_ext, ip_for = ip_for, node_up = node_up, now = now, other = other,
+  register_schematic = register_schematic, schematic_of_extensions = schematic_of_extensions,
+  target_of = target_of
+}

@@ -35,9 +35,9 @@ local function talhelper(argv)
   local lookup = talconfig.env_lookup(path_of(cfgfile))
   local oke, experr = pcall(function()
     c.talosVersion = talconfig.expand(c.talosVersion, lookup, "talosVersion")
-    for i, n in ipairs(c.nodes or {}) do
+    for ni, n in ipairs(c.nodes or {}) do
       for _, k in ipairs({"hostname", "ipAddress", "talosImageURL"}) do
-        n[k] = talconfig.expand(n[k], lookup, fmt("nodes[%d].%s", i, k))
+        n[k] = talconfig.expand(n[k], lookup, fmt("nodes[%d].%s", ni, k))
       end
     end
   end)

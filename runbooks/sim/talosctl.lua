@@ -12,7 +12,15 @@ local W = ctx.W
 local M = ctx.M            -- the world module (its _ functions)
 local fmt = string.format
 local path_of = ctx.path_of
-local cert_names, device_of, endpoint_node, fault, has_ext, node_up, now, other, target_of = ctx.model.cert_names, ctx.model.device_of, ctx.model.endpoint_node, ctx.model.fault, ctx.model.has_ext, ctx.model.node_up, ctx.model.now, ctx.model.other, ctx.model.target_of
+local cert_names = ctx.model.cert_names
+local device_of = ctx.model.device_of
+local endpoint_node = ctx.model.endpoint_node
+local fault = ctx.model.fault
+local has_ext = ctx.model.has_ext
+local node_up = ctx.model.node_up
+local now = ctx.model.now
+local other = ctx.model.other
+local target_of = ctx.model.target_of
 local resource, result, tabwriter = ctx.output.resource, ctx.output.result, ctx.output.tabwriter
 
 local TALOSCTL_GLOBAL = {["-n"] = 1, ["--nodes"] = 1, ["-e"] = 1, ["--endpoints"] = 1, ["--talosconfig"] = 1, ["--context"] = 1}

@@ -30,8 +30,13 @@ for _, part in ipairs{"scenario", "model", "output", "talosctl", "talhelper", "c
   ctx[part] = assert(loadfile(here .. "/sim/" .. part .. ".lua"))(ctx)
 end
 local kubectl, tailscale = ctx.cli.kubectl, ctx.cli.tailscale
-local factory_api, response, tailscale_api = ctx.http.factory_api, ctx.http.response, ctx.http.tailscale_api
-local fault, ip_for, register_schematic, schematic_of_extensions = ctx.model.fault, ctx.model.ip_for, ctx.model.register_schematic, ctx.model.schematic_of_extensions
+local factory_api = ctx.http.factory_api
+local response = ctx.http.response
+local tailscale_api = ctx.http.tailscale_api
+local fault = ctx.model.fault
+local ip_for = ctx.model.ip_for
+local register_schematic = ctx.model.register_schematic
+local schematic_of_extensions = ctx.model.schematic_of_extensions
 local load_scenario, rng = ctx.scenario.load_scenario, ctx.scenario.rng
 local talhelper = ctx.talhelper.talhelper
 local talosctl = ctx.talosctl.talosctl

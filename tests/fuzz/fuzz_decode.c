@@ -48,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   if (luaL_loadstring(L, SCRIPT) != LUA_OK) __builtin_trap();
   lua_pushlstring(L, (const char *)data, size);
-  if (lua_pcall(L, 1, 0, 0) != LUA_OK) __builtin_trap();   /* an assert failed: a round trip broke */
+  if (lua_pcall(L, 1, 0, 0) != LUA_OK) __builtin_trap(); /* an assert failed: a round trip broke */
   lua_gc(L, LUA_GCCOLLECT);
   return 0;
 }

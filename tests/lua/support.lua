@@ -2,7 +2,6 @@
 --- started by the test itself and stopped when the test ends.
 local async = require "runbook.async"
 local exec = require "runbook.exec"
-local time = require "runbook.time"
 
 local M = {}
 

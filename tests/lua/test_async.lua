@@ -27,7 +27,7 @@ function test_all_cancels_siblings_on_first_failure()
   local err = t.raises("boom", async.all, {
     function() time.sleep(1); error("boom") end,
     function()
-      local guard <close> = setmetatable({}, {__close = function() cleaned = true end})
+      local _ <close> = setmetatable({}, {__close = function() cleaned = true end})
       time.sleep(100)
     end,
   })
