@@ -12,6 +12,8 @@ local M = {}
 local fmt = string.format
 
 --- Every Kubernetes node Ready (optionally only `names`).
+---@param names string[] node names
+---@return boolean ok, string observation
 function M.nodes_ready(names)
   local want = {}
   for _, n in ipairs(names or {}) do want[n] = true end
@@ -24,6 +26,8 @@ function M.nodes_ready(names)
 end
 
 --- etcd healthy on every control-plane node address.
+---@param ips string[] control-plane addresses
+---@return boolean ok, string observation
 function M.etcd_healthy(ips)
   if #ips == 0 then return false, "no node is marked controlPlane: true in talconfig.yaml, so etcd cannot be checked" end
   local h = talos.etcd_health(ips)
@@ -33,6 +37,8 @@ end
 
 --- The gate before any node changes: etcd healthy on the control-plane
 --- nodes (of talconfig's `nodes`) and every Kubernetes node Ready.
+---@param nodes table[] talconfig nodes {hostname, ip, role}
+---@return boolean ok, string observation
 function M.cluster_healthy(nodes)
   local ok, obs = M.etcd_healthy(talconfig.control_plane_ips(nodes))
   if not ok then return false, obs end
@@ -41,6 +47,9 @@ end
 
 --- The node is online in the tailnet under exactly its hostname. A device
 --- that registered as <name>-1 (the name was taken) is a fatal finding.
+---@param name string the device name
+---@param fatal? boolean fail the gate at once on a state waiting cannot fix
+---@return boolean ok, string observation
 function M.node_in_tailnet(name, fatal)
   local peers = tailscale.peers()
   for _, p in ipairs(peers) do
@@ -66,6 +75,10 @@ end
 --- (kb/1115), so a primary alone proves nothing about the nodes. With an
 --- API key (`api = {url, key}`) every node must advertise the route and
 --- have it approved; without one, only a node as primary passes.
+---@param route string a CIDR
+---@param node_names string[]
+---@param api? {url:string, key:runbook.Secret} the Tailscale API, when a key is given
+---@return boolean ok, string observation
 function M.route_served(route, node_names, api)
   local is_node = {}
   for _, n in ipairs(node_names or {}) do is_node[n] = true end
@@ -91,6 +104,11 @@ end
 
 --- Through the API: every node advertises the route and has it enabled
 --- (approved). Routes are compared as sets.
+---@param api string the Tailscale API base URL
+---@param key runbook.Secret
+---@param route string
+---@param node_names string[]
+---@return boolean ok, string observation
 function M.routes_approved(api, key, route, node_names)
   local devs = tailscale.devices(api, key)
   local by = {}
@@ -107,6 +125,9 @@ function M.routes_approved(api, key, route, node_names)
 end
 
 --- The Kubernetes operator: its pods Ready and its device online.
+---@param ns string the operator's namespace
+---@param device? string the operator's device name
+---@return boolean ok, string observation
 function M.operator(ns, device)
   local pods = kube.pods(ns)
   local ready = 0
@@ -122,6 +143,9 @@ end
 --- tailnet name (-e), whose certificate must hold it (certSANs), and apid
 --- there serves the node itself (-n its own address: apid would resolve a
 --- MagicDNS -n with the node's resolver, which has no MagicDNS).
+---@param dns_name string the node's tailnet name
+---@param node_ip string
+---@return boolean ok, string observation
 function M.talos_over_tailnet(dns_name, node_ip)
   local ok, err = pcall(talos.run, {endpoint = dns_name, node = node_ip}, "version")
   if ok then return true, "talosctl answers over the tailnet at " .. dns_name end
@@ -131,6 +155,9 @@ end
 --- The Kubernetes API server reached through the subnet route, at its
 --- service IP (the first address of the service CIDR), or at `url`.
 --- Any HTTP answer counts (401 included): the route carried the request.
+---@param service_cidr string
+---@param url? string the address probed through the route
+---@return boolean ok, string observation
 function M.api_through_route(service_cidr, url)
   if not url then
     local a, b, c, d = service_cidr:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)/")
@@ -144,6 +171,8 @@ end
 
 --- Every check of a finished rollout, run concurrently; returns a list of
 --- {name, ok, observation}.
+---@param cfg table nodes, names, routes, svc_cidr, probe_url, tailnet, api, api_key, operator_ns, operator_device
+---@return table[] checks {name, ok, observation}
 function M.all(cfg)
   local list = {}
   local function add(name, fn) list[#list + 1] = {name = name, fn = fn} end

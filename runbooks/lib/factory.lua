@@ -81,6 +81,8 @@ end
 --- YAML: customization.systemExtensions.officialExtensions, overlay.image,
 --- ...). Nothing is sorted or deduplicated here: the factory's API does
 --- neither (use merge() for that).
+---@param s table a schematic
+---@return string the YAML the factory hashes
 function M.canonical(s)
   if type(s) ~= "table" then error("bad argument #1 to 'canonical' (table expected)", 2) end
   known("schematic", s, "")
@@ -153,11 +155,16 @@ function M.canonical(s)
 end
 
 --- The schematic ID: sha256 of the canonical YAML.
+---@param s table a schematic
+---@return string its ID (sha256 of the canonical form)
 function M.id(s)
   return hash.sha256(M.canonical(s))
 end
 
 --- Parses a schematic's YAML (as GET /schematics/<id> returns it).
+---@param text string schematic YAML
+---@param name? string for errors
+---@return table schematic
 function M.parse(text, name)
   local v = yaml.decode(text, {name = name or "schematic"})
   if v == nil then return {customization = {}} end
@@ -167,6 +174,8 @@ function M.parse(text, name)
 end
 
 --- The official extensions of a schematic, as a list.
+---@param s table a schematic
+---@return string[] its official extensions
 function M.extensions(s)
   local c = s.customization or {}
   local se = c.systemExtensions or {}
@@ -178,6 +187,9 @@ end
 --- A copy of `current` with `add.extensions` added to its official
 --- extensions, sorted and deduplicated as the factory's web UI does (so the
 --- ID matches what users get from the UI). Everything else is kept.
+---@param current table the schematic the nodes run
+---@param add {extensions:string[]}
+---@return table the merged schematic
 function M.merge(current, add)
   local copy = yaml.decode(yaml.encode(current or {})) or {}
   copy.customization = copy.customization or {}
@@ -191,6 +203,9 @@ function M.merge(current, add)
 end
 
 --- Extensions of `current` that `target` lacks (what an upgrade would drop).
+---@param current table
+---@param target table
+---@return string[] what target would drop of current
 function M.dropped(current, target)
   local have = {}
   for _, e in ipairs(M.extensions(target)) do have[e] = true end
@@ -203,6 +218,9 @@ end
 
 --- POST /schematics; returns the ID, after checking that the factory's ID
 --- is the one computed here.
+---@param s table a schematic
+---@param base? string the factory URL
+---@return string the ID the factory answered
 function M.create(s, base)
   base = base or M.DEFAULT_URL
   local body = M.canonical(s)
@@ -222,6 +240,9 @@ function M.create(s, base)
 end
 
 --- GET /schematics/<id> -> schematic table (nil when the factory says 404).
+---@param id string
+---@param base? string the factory URL
+---@return table? schematic nil when the factory does not know it
 function M.fetch(id, base)
   base = base or M.DEFAULT_URL
   local r = http.get(base .. "/schematics/" .. id, {timeout = 60})
@@ -233,6 +254,9 @@ function M.fetch(id, base)
 end
 
 --- The names of the official extensions the factory offers for a version.
+---@param version string a Talos version
+---@param base? string
+---@return string[]
 function M.official_extensions(version, base)
   base = base or M.DEFAULT_URL
   local r = http.get(fmt("%s/version/%s/extensions/official", base, version), {timeout = 60})
@@ -247,6 +271,9 @@ end
 
 --- Extensions of s that the version does not offer (the factory accepts
 --- them at POST time and fails only when an image is built).
+---@param s table a schematic
+---@param offered string[]
+---@return string[] its extensions the factory does not offer
 function M.unavailable(s, offered)
   local out = {}
   for _, e in ipairs(M.extensions(s)) do if not offered[e] then out[#out + 1] = e end end
@@ -258,6 +285,8 @@ end
 --- Splits an installer image reference: registry/path form, schematic ID
 --- and tag. Returns {registry, kind ("installer", "metal-installer", ...),
 --- id, tag} for factory references, or {image, tag} for others.
+---@param ref string an installer image reference
+---@return table? {host, kind, id, version, secureboot}
 function M.parse_image(ref)
   -- the registry may carry a path (a mirror: registry.lan/factory/installer/<id>)
   local reg, kind, id, tag = ref:match("^(.+)/([%w%-]*installer[%w%-]*)/(%x+):?([^/]*)$")
@@ -271,6 +300,11 @@ end
 --- installer-secureboot/...); without a factory image to follow
 --- (none, or ghcr.io/siderolabs/installer), factory.talos.dev/installer, or
 --- installer-secureboot for a node whose machineSpec says secureboot.
+---@param current string? the node's image URL (its host and kind are kept)
+---@param id string schematic ID
+---@param version? string Talos version (nil: no tag)
+---@param secureboot? boolean
+---@return string the installer image
 function M.installer(current, id, version, secureboot)
   local p = current and M.parse_image(current) or {factory = false}
   local reg = p.factory and p.registry or "factory.talos.dev"

@@ -16,6 +16,7 @@ local function get(args)
 end
 
 --- Nodes: {name, ready (bool), reason, os_image, unschedulable}
+---@return table[] `kubectl get nodes -o json` items
 function M.nodes()
   local out = {}
   for _, item in ipairs(get{"get", "nodes", "-o", "json"}.items or {}) do
@@ -31,6 +32,8 @@ function M.nodes()
 end
 
 --- Pods of a namespace: {name, phase, ready}
+---@param ns string
+---@return table[] pods of the namespace
 function M.pods(ns)
   local out = {}
   for _, item in ipairs(get{"get", "pods", "-n", ns, "-o", "json"}.items or {}) do

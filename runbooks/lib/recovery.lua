@@ -21,6 +21,8 @@ end
 --- node's apid serves its own address, docs/access-and-recovery.md):
 --- {path, reachable, version, services = {name -> running}, extensions,
 ---  schematic, tailscale = "running"|"stopped"|"absent", logs, error}
+---@param path string|table a talosctl target (address, or {endpoint, node})
+---@return table findings
 function M.diagnose_path(path)
   local d = {path = path}
   local ok, r = try(talos.run, path, "version")
@@ -38,6 +40,9 @@ function M.diagnose_path(path)
 end
 
 --- Diagnoses every node over both paths at once. nodes: {{hostname, ip}}.
+---@param nodes table[] talconfig nodes
+---@param tailnet? string the tailnet name
+---@return table[] a finding per node
 function M.diagnose(nodes, tailnet)
   local jobs = {}
   for _, n in ipairs(nodes) do
@@ -56,9 +61,14 @@ function M.diagnose(nodes, tailnet)
 end
 
 --- A path's name for people: the address, or the tailnet endpoint.
+---@param path string
+---@return string
 function M.path_name(path) return type(path) == "table" and path.endpoint or path end
 
 --- One line per finding, for the log and the report.
+---@param results table[] from diagnose
+---@param etcd? table
+---@return string
 function M.summarize(results, etcd)
   local lines = {}
   for _, d in ipairs(results) do
@@ -74,6 +84,9 @@ function M.summarize(results, etcd)
 end
 
 --- Takes an etcd snapshot from a healthy control-plane node into `dir`.
+---@param node string
+---@param dir string
+---@return string the snapshot file
 function M.etcd_snapshot(node, dir)
   fs.mkdir_p(dir)
   local file = fmt("%s/etcd-%s-%s.snapshot", dir, node, os.date("!%Y%m%dT%H%M%SZ", math.floor(require("runbook.time").now())))
@@ -81,12 +94,19 @@ function M.etcd_snapshot(node, dir)
   return file
 end
 
+---@param node string
 function M.restart_tailscale(node)
   talos.run(node, "service", "ext-tailscale", "restart")
 end
 
 --- Re-keys ext-tailscale: a new ExtensionServiceConfig with the new key
 --- (written 0600 to `file`), applied to the node.
+---@param node string
+---@param hostname string
+---@param authkey runbook.Secret
+---@param routes string[]
+---@param file string the patch file (0600)
+---@return integer the environment entries written
 function M.rekey(node, hostname, authkey, routes, file)
   local env = talconfig.tailscale_env{authkey = authkey, hostname = hostname, routes = routes}
   fs.write(file, talconfig.extension_service_config(env), {mode = tonumber("600", 8)})
@@ -95,8 +115,10 @@ function M.rekey(node, hostname, authkey, routes, file)
   M.restart_tailscale(node)
 end
 
+---@param node string
 function M.rollback(node) talos.rollback(node) end
 
+---@param node string
 function M.reboot(node) talos.run(node, "reboot") end
 
 return M

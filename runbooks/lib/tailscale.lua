@@ -9,6 +9,7 @@ local M = {}
 
 --- The peers this machine sees: {hostname, name (first DNS label, e.g.
 --- "k8s-1-1" when the name was taken), dns_name, ips, online, primary_routes}.
+---@return table[] peers of `tailscale status --json`
 function M.peers()
   local r = exec.run({"tailscale", "status", "--json"}, {timeout = 30})
   if r.code ~= 0 then error(errors.new("tailscale", "tailscale status: " .. r.stderr:gsub("%s+$", "")), 2) end
@@ -18,6 +19,8 @@ end
 
 --- The peers of a decoded `tailscale status --json` (raises unless its
 --- BackendState is Running).
+---@param st table decoded `tailscale status --json`
+---@return table[] its peers (an empty list for Peer null)
 function M.peers_of(st)
   M.check_running(st)
   local out = {}
@@ -43,6 +46,7 @@ local STATES = {
 
 --- Raises a clear `tailscale` error unless this machine's Tailscale runs
 --- (`tailscale status --json` prints its state with exit 0 in every state).
+---@param st table decoded `tailscale status --json`
 function M.check_running(st)
   local state = type(st) == "table" and st.BackendState or nil
   if state == "Running" then return end
@@ -52,11 +56,17 @@ function M.check_running(st)
 end
 
 --- The peer registered under exactly `name`, or nil.
+---@param name string
+---@return table? peer
 function M.peer(name)
   for _, p in ipairs(M.peers()) do if p.name == name then return p end end
 end
 
 --- API v2: the tailnet's devices with routes (fields=all).
+---@param api string
+---@param key runbook.Secret
+---@param tailnet? string
+---@return table[] devices
 function M.devices(api, key, tailnet)
   local r = http.get(("%s/api/v2/tailnet/%s/devices?fields=all"):format(api, tailnet or "-"), {bearer = key, timeout = 30})
   if r.status ~= 200 then error(errors.new("tailscale", ("devices: HTTP %d: %s"):format(r.status, r.body:sub(1, 200))), 2) end
@@ -64,6 +74,8 @@ function M.devices(api, key, tailnet)
 end
 
 --- Set helpers for routes: the API and status list them in any order.
+---@param list string[]?
+---@return table<string, true>
 function M.route_set(list)
   local set = {}
   for _, r in ipairs(list or {}) do set[r] = true end
@@ -71,6 +83,9 @@ function M.route_set(list)
 end
 
 --- The routes of `want` missing from `have` (lists), in `want`'s order.
+---@param want string[]
+---@param have string[]?
+---@return string[]
 function M.missing_routes(want, have)
   local set, out = M.route_set(have), {}
   for _, r in ipairs(want) do if not set[r] then out[#out + 1] = r end end
@@ -79,6 +94,10 @@ end
 
 --- API v2: enables `routes` on a device. POST replaces the enabled set
 --- (client/tailscale/routes.go), so pass every route to keep enabled.
+---@param api string
+---@param key runbook.Secret
+---@param device_id string
+---@param routes string[] the routes to add to those enabled
 function M.approve_routes(api, key, device_id, routes)
   local r = http.post(("%s/api/v2/device/%s/routes"):format(api, device_id), {bearer = key, json = {routes = routes}, timeout = 30})
   if r.status ~= 200 then error(errors.new("tailscale", ("approve routes: HTTP %d: %s"):format(r.status, r.body:sub(1, 200))), 2) end

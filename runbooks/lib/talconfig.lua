@@ -20,6 +20,8 @@ end
 --- so the message says how to export it instead. Which source wins in
 --- talhelper when both set a name is unconfirmed; the talhelper cross-check
 --- in the rollout (gencommand) catches any disagreement.
+---@param path string talconfig.yaml (talenv.yaml beside it)
+---@return fun(name:string):string?
 function M.env_lookup(path)
   local dir = path:match("^(.*)/[^/]*$") or "."
   local file, loaded = dir .. "/talenv.yaml", nil
@@ -45,6 +47,11 @@ end
 --- read from talconfig.yaml, as talhelper does before it parses the file;
 --- `$$` is a literal `$`. An unset variable without a default is an error
 --- naming the field.
+---@param s string?
+---@param lookup fun(name:string):string?
+---@param where string for errors
+---@param sops? boolean
+---@return string?
 function M.expand(s, lookup, where, sops)
   if type(s) ~= "string" or not s:find("$", 1, true) then return s end
   local out, i = {}, 1
@@ -88,6 +95,8 @@ end
 --- The values used (hostname, ipAddress, talosImageURL, talosVersion,
 --- clusterSvcNets) have talhelper's ${VAR} substitutions expanded; the text
 --- and data are as written.
+---@param path string
+---@return table {text, doc, nodes, talos_version, svc_cidr, ...}
 function M.read(path)
   local text = fs.read(path)
   local docs = yaml.decode_all(text, {name = path})
@@ -129,6 +138,10 @@ function M.read(path)
 end
 
 --- Sets nodes[i].talosImageURL (without tag, as talhelper expects).
+---@param text string
+---@param i integer node index (1-based)
+---@param url string
+---@return string the edited text
 function M.set_image(text, i, url)
   return yaml.edit(text, {"nodes", i, "talosImageURL"}, url)
 end
@@ -136,6 +149,11 @@ end
 --- Adds a patch reference ("@./patches/x.yaml") to nodes[i].patches.
 --- A node with patches of its own keeps them (talhelper appends group
 --- patches before node patches).
+---@param text string
+---@param i integer node index
+---@param ref string "@./patches/x.yaml"
+---@param existing? string[] the node's patches
+---@return string the edited text
 function M.add_patch(text, i, ref, existing)
   local list = {}
   for _, p in ipairs(existing or {}) do
@@ -148,6 +166,8 @@ end
 
 --- The LAN addresses of the control-plane nodes (etcd members): etcd
 --- checks must not ask workers, which run no etcd.
+---@param nodes table[]
+---@return string[]
 function M.control_plane_ips(nodes)
   local out = {}
   for _, n in ipairs(nodes) do if n.control_plane and n.ip then out[#out + 1] = n.ip end end
@@ -164,6 +184,8 @@ end
 --- TS_ACCEPT_DNS=false: MagicDNS stays out of the node's resolver (the
 --- default already, written down so that no TS_EXTRA_ARGS surprise turns
 --- it on). TS_EXTRA_ARGS goes to `tailscale up` (tags, --login-server).
+---@param o table hostname, authkey, routes, extra_args, auth_once, accept_dns
+---@return string[] KEY=VALUE entries
 function M.tailscale_env(o)
   local env = {"TS_AUTHKEY=" .. o.authkey:reveal(), "TS_HOSTNAME=" .. o.hostname,
                "TS_ROUTES=" .. table.concat(o.routes, ","),
@@ -180,6 +202,8 @@ end
 --- node's LAN subnet (Talos would otherwise pick tailscale0's 100.x
 --- address when it sorts first: controllers/k8s/nodeip.go, etcd/spec.go).
 --- All three apply without a reboot (CanApplyImmediate, v1alpha1_runtime.go).
+---@param o {cert_san?:string, pin_kubelet?:string, pin_etcd?:string}
+---@return table? a machine config document
 function M.machine_patch(o)
   local machine = yaml.order({}, {})
   local doc = yaml.order({machine = machine}, {"machine", "cluster"})
@@ -193,6 +217,9 @@ end
 
 --- The ExtensionServiceConfig document for the tailscale extension.
 --- The auth key is a secret: the document is written to a 0600 file.
+---@param env string[]
+---@param machine_doc? table
+---@return string the YAML of the patch
 function M.extension_service_config(env, machine_doc)
   local list = {}
   for _, kv in ipairs(env) do list[#list + 1] = kv end

@@ -22,6 +22,8 @@ local function argv(node, ...)
 end
 
 --- Runs talosctl; raises a `talos` error with its stderr on failure.
+---@param node string|table an address, or {endpoint=, node=}
+---@return runbook.exec.Result
 function M.run(node, ...)
   local r = exec.run(argv(node, ...), {timeout = 120})
   if r.code ~= 0 then
@@ -32,12 +34,17 @@ function M.run(node, ...)
 end
 
 --- The resources of `talosctl get <type> -o json`.
+---@param node string
+---@param rtype string
+---@return table[] resources
 function M.get(node, rtype)
   return json.decode_all(M.run(node, "get", rtype, "-o", "json").stdout, {name = "talosctl get " .. rtype})
 end
 
 --- The extensions a node runs: names (without the schematic pseudo
 --- extension) and the node's schematic ID.
+---@param node string
+---@return string[] names, string schematic ID
 function M.extensions(node)
   local names, schematic = {}, nil
   for _, r in ipairs(M.get(node, "extensions")) do
@@ -49,6 +56,8 @@ function M.extensions(node)
 end
 
 --- name -> environment list of the node's ExtensionServiceConfigs.
+---@param node string
+---@return table<string, string[]>
 function M.extension_service_configs(node)
   local out = {}
   for _, r in ipairs(M.get(node, "extensionserviceconfigs")) do
@@ -64,6 +73,9 @@ end
 --- resource only while a service runs (controllers/v1alpha1/service.go);
 --- `unknown` is true for a service without a health check, as every
 --- extension service is (so ext-tailscale is never `healthy`).
+---@param node string
+---@param id string
+---@return table? {running:boolean, healthy:boolean, unknown:boolean}
 function M.service(node, id)
   for _, r in ipairs(M.get(node, "services")) do
     if r.metadata.id == id then
@@ -75,12 +87,17 @@ end
 
 --- A service is up when it runs and its health check, if it has one, does
 --- not report it failed (healthy false with unknown false).
+---@param s table? from service()
+---@return boolean
 function M.service_up(s)
   return s ~= nil and s.running and (s.healthy or s.unknown)
 end
 
 --- `talosctl service ID`: {state, health, events = {"[State]: msg (t ago)", ...}}
 --- or nil when the service is not registered.
+---@param node string
+---@param id string
+---@return table? {state, health, events}
 function M.service_detail(node, id)
   local r = exec.run(argv(node, "service", id), {timeout = 60})
   if r.code ~= 0 then
@@ -100,6 +117,10 @@ end
 
 --- The last `n` lines of a service's log (`talosctl logs` prefixes each
 --- with the node), or nil and the error.
+---@param node string
+---@param id string
+---@param n integer
+---@return string? lines, any err
 function M.logs(node, id, n)
   local r = exec.run(argv(node, "logs", id, "--tail", tostring(n or 20)), {timeout = 60})
   if r.code ~= 0 then return nil, (r.stderr:gsub("%s+$", "")) end
@@ -108,6 +129,8 @@ end
 
 --- The DNS names in apid's certificate (resource CertSANs, ID "api",
 --- pkg/machinery/resources/secrets/cert_sans.go).
+---@param node string
+---@return string[]
 function M.cert_sans(node)
   for _, r in ipairs(M.get(node, "certsans")) do
     if r.metadata.id == "api" then return r.spec.dnsNames or {}, r.spec.ips or {} end
@@ -118,6 +141,8 @@ end
 --- The subnets that pin the kubelet's node IP (NodeIPConfig "kubelet")
 --- and etcd's advertised address (EtcdConfig "etcd", control planes only;
 --- nil on a worker).
+---@param node string
+---@return table {kubelet:string[], etcd:string[]}
 function M.address_pins(node)
   local kubelet, etcd = {}, nil
   for _, r in ipairs(M.get(node, "nodeipconfigs")) do
@@ -130,6 +155,7 @@ function M.address_pins(node)
 end
 
 --- The talosctl client's version tag ("v1.10.6") and minor number.
+---@return string? version
 function M.client_version()
   local r = exec.run({"talosctl", "version", "--client"}, {timeout = 30})
   local tag = r.stdout:match("Tag:%s*(v[%d%.]+)")
@@ -184,6 +210,8 @@ end
 --- errors (string, "" when none)}. Lines outside the table (a prompt, a
 --- WARNING) are skipped; a table it cannot read raises an error naming the
 --- line.
+---@param text string
+---@return table[] members {member, db_size, leader, errors}
 function M.parse_etcd_status(text)
   local members, cols = {}, nil
   local n = 0
@@ -225,6 +253,8 @@ end
 --- `talosctl etcd status`. talosctl prints the members that answered and
 --- a WARNING on stderr for the others, and exits 0 (etcd.go: cli.Warning
 --- on a partial reply): a node without a row is a problem too.
+---@param nodes string[]
+---@return boolean ok, string observation
 function M.etcd_health(nodes)
   local r = exec.run(argv(table.concat(nodes, ","), "etcd", "status"), {timeout = 60})
   local problems = {}
@@ -250,6 +280,8 @@ end
 
 --- Why an upgrade was refused, in an operator's words (Talos's own etcd
 --- safety checks), or nil.
+---@param stderr string
+---@return string
 function M.explain_upgrade_error(stderr)
   if stderr:find("is not healthy; all members must be healthy", 1, true) then
     return "Talos refused: an etcd member is unhealthy (all must be healthy before a control-plane upgrade)"
@@ -263,6 +295,8 @@ function M.explain_upgrade_error(stderr)
 end
 
 --- Starts an upgrade without waiting (the runbook gates on the node itself).
+---@param node string
+---@param image string
 function M.upgrade(node, image)
   local r = exec.run(argv(node, "upgrade", "--image", image, "--wait=false"), {timeout = 300})
   if r.code ~= 0 then
@@ -271,17 +305,23 @@ function M.upgrade(node, image)
   end
 end
 
+---@param node string
 function M.rollback(node)
   M.run(node, "rollback")
 end
 
 --- Applies a machine-config patch file.
+---@param node string
+---@param file string
 function M.patch(node, file)
   M.run(node, "patch", "machineconfig", "--patch", "@" .. file)
 end
 
 --- Removes the node's ExtensionServiceConfig `name` with a `$patch: delete`
 --- document, written to `file` (0600) for talosctl and removed afterwards.
+---@param node string
+---@param name string
+---@param file string
 function M.remove_extension_service_config(node, name, file)
   local fs = require "runbook.fs"
   fs.write(file, ("apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: %s\n$patch: delete\n"):format(name),
@@ -297,6 +337,11 @@ end
 --- an existing config would keep its old entries (an old auth key
 --- first): an existing document is deleted first, then the new one is
 --- added, and the node's result is checked.
+---@param node string
+---@param name string
+---@param file string
+---@param env string[]
+---@return integer environment entries
 function M.set_extension_service_config(node, name, file, env)
   local current = M.extension_service_configs(node)
   if current[name] then M.remove_extension_service_config(node, name, file .. ".remove") end

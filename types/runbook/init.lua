@@ -1,0 +1,86 @@
+---@meta runbook
+-- LuaLS stub of require "runbook": the DSL (docs/writing-runbooks.md).
+-- Shipped in share/runbook/types; see CONTRIBUTING.md for the editor set-up.
+
+---@class runbook
+---@field dry_run boolean true in a rehearsal (--dry-run)
+local runbook = {}
+
+---@class runbook.StepOpts
+---@field undo? fun(result:any) run with the step's result if a later step fails
+---@field retries? integer extra attempts after a failure (default 0)
+---@field backoff? number seconds before the first retry, doubled after each (default 1)
+---@field timeout? number seconds per attempt
+---@field read_only? boolean the step changes nothing (left out of "still in effect")
+---@field key? string stable key the journal finds the step by (default "<phase>/<name>")
+
+---@class runbook.GateOpts
+---@field timeout? number seconds before the gate fails (default 300)
+---@field interval? number seconds between checks (default 5)
+---@field backoff? number factor applied to the interval after each check (default 1)
+---@field max_interval? number cap for the interval (default 60)
+
+---@alias runbook.VarType "string"|"number"|"integer"|"boolean"|"list"|"secret"
+
+---@class runbook.VarSpec
+---@field type? runbook.VarType default "string"
+---@field default? any
+---@field required? boolean
+---@field desc? string shown in errors and `runbook check`
+---@field choices? any[] the allowed values
+---@field env? string environment variable of a secret (default: the name in upper case)
+
+--- Groups steps under a name; phases do not nest.
+---@param name string
+---@param fn fun()
+function runbook.phase(name, fn) end
+
+--- Runs fn once per run (once across resumes: a finished step is skipped on
+--- --resume and returns its recorded result). Its result must be plain data
+--- (it is journaled as JSON). Raises `step_failed` after running the undos.
+---@param name string
+---@param fn fun():any
+---@param opts? runbook.StepOpts
+---@return any result
+function runbook.step(name, fn, opts) end
+
+--- Polls check() until it returns a truthy value (and an observation);
+--- never skipped on resume. A check that raises counts as "not yet"; one
+--- that calls runbook.fatal fails the gate at once.
+---@param name string
+---@param check fun():(any, any)
+---@param opts? runbook.GateOpts
+---@return any value the check's truthy value
+function runbook.gate(name, check, opts) end
+
+--- Accepts everything done so far: a later failure no longer undoes it.
+function runbook.commit() end
+
+--- From a gate check: fail the gate at once (waiting cannot fix this).
+---@param msg string
+function runbook.fatal(msg) end
+
+--- Asks the operator (--yes answers yes; a dry-run assumes yes; no terminal
+--- and no --yes stops with exit 2). A "no" stops the run, undoing nothing.
+---@param question string
+---@return true
+function runbook.confirm(question) end
+
+--- Adds a section to the report: Markdown text, or a table of key/value rows.
+---@param title string
+---@param body string|table
+function runbook.report(title, body) end
+
+--- Declares the runbook's variables and returns their values (exit 2 on an
+--- unknown, missing or ill-typed one). Secrets come from the environment
+--- or --var NAME_file=PATH, never from the command line.
+---@param specs table<string, runbook.VarSpec>
+---@return table<string, any>
+function runbook.vars(specs) end
+
+--- "1.5s", "2m05s", "1h03m".
+---@param secs number
+---@return string
+function runbook.duration(secs) end
+
+return runbook
