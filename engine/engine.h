@@ -14,7 +14,7 @@
 #include "cli.h"
 #include "scheduler.h"
 
-/* Exit codes (DESIGN.md) */
+/* Exit codes (docs/cli.md) */
 #define RB_EXIT_OK 0
 #define RB_EXIT_FAILED 1
 #define RB_EXIT_USAGE 2

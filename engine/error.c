@@ -35,6 +35,7 @@ static void error_meta(lua_State *L) {
 /* Pushes the text of vsnprintf(fmt, ap): every C conversion works (%zu,
 ** %lld, %.*s), which lua_pushvfstring does not offer. The buffer is Lua
 ** memory, so running out of it raises a memory error as lua_push* do. */
+static void push_vformat(lua_State *L, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void push_vformat(lua_State *L, const char *fmt, va_list ap) {
   char small[256];
   va_list aq;
@@ -52,6 +53,8 @@ static void push_vformat(lua_State *L, const char *fmt, va_list ap) {
   }
 }
 
+static void push_error(lua_State *L, const char *kind, const char *fmt, va_list ap)
+  __attribute__((format(printf, 3, 0)));
 static void push_error(lua_State *L, const char *kind, const char *fmt, va_list ap) {
   lua_createtable(L, 0, 4);
   lua_pushstring(L, kind);

@@ -1,5 +1,5 @@
 /*
-** async.c: runbook.async.core, the C half of runbook.async: spawn,
+** lua_async.c: runbook.async.core, the C half of runbook.async: spawn,
 ** current and wait_any. The combinators (all, map, race, timeout,
 ** wait_until) are written in Lua on top of these (engine/lua/async.lua).
 */

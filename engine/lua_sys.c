@@ -1,5 +1,5 @@
 /*
-** sys.c: runbook.sys, the engine's own services for the embedded Lua
+** lua_sys.c: runbook.sys, the engine's own services for the embedded Lua
 ** (events, DSL, test harness): masked output, secret registration, the
 ** run's options. Not meant for runbooks; its API may change.
 */

@@ -1,5 +1,5 @@
 /*
-** sched.c: the task scheduler. Tasks are Lua coroutines; waits are timers
+** scheduler.c: the task scheduler. Tasks are Lua coroutines; waits are timers
 ** in our own heap or libuv I/O; the clock is real or virtual.
 **
 ** Why our own timer heap rather than one uv_timer_t per sleep: in a dry-run

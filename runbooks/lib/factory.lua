@@ -1,7 +1,8 @@
 --- factory: Talos Image Factory schematics. Reproduces the factory's
 --- canonical YAML and schematic ID exactly (sha256 of the canonical bytes),
 --- merges extensions into a node's current schematic, and talks to the
---- factory's HTTP API. Facts: shared/TALOS-TAILSCALE.md §1.
+--- factory's HTTP API (siderolabs/image-factory: POST /schematics,
+--- GET /schematics/<id>, /versions, /version/<v>/extensions/official).
 local hash = require "runbook.hash"
 local http = require "runbook.http"
 local yaml = require "runbook.yaml"

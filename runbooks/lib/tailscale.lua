@@ -1,5 +1,6 @@
 --- tailscale: the local tailscale CLI (status --json) and the Tailscale
---- API v2. Facts: shared/TALOS-TAILSCALE.md §5.
+--- API v2 (api.tailscale.com/api/v2: devices, device routes). Sources:
+--- docs/rollout.md, docs/simulation.md.
 local exec = require "runbook.exec"
 local http = require "runbook.http"
 local json = require "runbook.json"

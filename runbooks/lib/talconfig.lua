@@ -1,7 +1,8 @@
 --- talconfig: talhelper's talconfig.yaml. Reads it, and changes it with
---- yaml.edit so that only the lines that must change do. Facts:
---- shared/TALOS-TAILSCALE.md §4 (talhelper merges node and group settings
---- all-or-nothing; empty clusterSvcNets means Talos's 10.96.0.0/12).
+--- yaml.edit so that only the lines that must change do. talhelper
+--- (budimanjojo/talhelper) merges node and group settings all-or-nothing;
+--- an empty clusterSvcNets means Talos's default 10.96.0.0/12 (Talos's
+--- pkg/machinery/constants). Sources: docs/rollout.md.
 local fs = require "runbook.fs"
 local yaml = require "runbook.yaml"
 local errors = require "runbook.error"

@@ -1,5 +1,6 @@
 -- runbooks/lib/factory.lua: canonical YAML and schematic IDs against the
--- vectors of TALOS-TAILSCALE.md §1.3.
+-- IDs the factory itself gives: the empty schematic's is vanilla Talos's
+-- 376567988ad3..., as factory.talos.dev shows it.
 package.path = (os.getenv("RUNBOOK_SOURCE") or "../..") .. "/runbooks/lib/?.lua;" .. package.path
 local factory = require "factory"
 local t = require "runbook.testing"

@@ -77,7 +77,7 @@ end
 function test_sha256_from_libcrypto()
   t.eq(hash.sha256(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
   t.eq(hash.sha256("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-  -- the Image Factory vectors (TALOS-TAILSCALE.md §1.3)
+  -- schematic IDs the Image Factory gives (the empty one: vanilla Talos)
   t.eq(hash.sha256("customization: {}\n"), "376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba")
   t.eq(hash.sha256("customization:\n    systemExtensions:\n        officialExtensions:\n            - siderolabs/tailscale\n"),
        "4a0d65c669d46663f377e7161e50cfd570c401f26fd9e7bda34a0216b6f1922b")

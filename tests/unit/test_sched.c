@@ -1,4 +1,4 @@
-/* test_sched.c: the scheduler, timers and the clock (engine/sched.c). */
+/* test_sched.c: the scheduler, timers and the clock (engine/scheduler.c, engine/timer.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
