@@ -23,6 +23,11 @@ typedef struct rb_buf {
 /* Appends n bytes; returns 0 when out of memory (the buffer is unchanged). */
 int rb_buf_add(rb_buf *b, const void *s, size_t n);
 
+/* The integer field `field` of the options table at index arg, or def
+** when absent; anything but an integer is luaL_argerror(arg, "opts.<field>
+** must be an integer"), never "bad argument #-1". */
+lua_Integer rb_opt_integer(lua_State *L, int arg, const char *field, lua_Integer def);
+
 /* runbook.secret from C (secret.c): whether the value at idx is a secret,
 ** and the text a binding sends on its way: a string or number as it is, a
 ** secret's revealed value. rb_push_text pushes it and returns 1, or pushes

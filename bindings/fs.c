@@ -149,13 +149,14 @@ static int fs_write(lua_State *L) {
   struct stat st;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
-    if (lua_getfield(L, 3, "mode") != LUA_TNIL) {
-      lua_Integer m = luaL_checkinteger(L, -1);
+    lua_getfield(L, 3, "mode");
+    have_mode = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (have_mode) {
+      lua_Integer m = rb_opt_integer(L, 3, "mode", 0644);
       luaL_argcheck(L, m >= 0 && m <= 07777, 3, "mode must be 0..0o7777");
       mode = (mode_t)m;
-      have_mode = 1;
     }
-    lua_pop(L, 1);
     lua_getfield(L, 3, "backup");
     backup = lua_toboolean(L, -1);
     lua_pop(L, 1);

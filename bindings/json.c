@@ -339,12 +339,9 @@ static int lj_encode(lua_State *L) {
   luaL_checkany(L, 1);
   if (!lua_isnoneornil(L, 2)) luaL_checktype(L, 2, LUA_TTABLE);
   if (lua_istable(L, 2)) {
-    lua_getfield(L, 2, "indent");
-    if (!lua_isnil(L, -1)) {
-      indent = (int)luaL_checkinteger(L, -1);
-      luaL_argcheck(L, indent >= 0 && indent <= 31, 2, "indent must be 0..31");
-    }
-    lua_pop(L, 1);
+    lua_Integer v = rb_opt_integer(L, 2, "indent", 2);
+    luaL_argcheck(L, v >= 0 && v <= 31, 2, "indent must be 0..31");
+    indent = (int)v;
   }
   if (opt_bool(L, 2, "pretty", 0)) flags |= JSON_INDENT(indent);
   else flags |= JSON_COMPACT;

@@ -27,3 +27,15 @@ const char *rb_uv_strerror(int err, char *buf, size_t len) {
   snprintf(buf, len, "%s: %s", uv_err_name(err), uv_strerror(err));
   return buf;
 }
+
+lua_Integer rb_opt_integer(lua_State *L, int arg, const char *field, lua_Integer def) {
+  lua_Integer v = def;
+  int isint = 0;
+  if (lua_getfield(L, arg, field) != LUA_TNIL) {
+    /* a number only: "0644" would convert, as decimal 644 */
+    if (lua_type(L, -1) == LUA_TNUMBER) v = lua_tointegerx(L, -1, &isint);
+    if (!isint) luaL_argerror(L, arg, lua_pushfstring(L, "opts.%s must be an integer", field));
+  }
+  lua_pop(L, 1);
+  return v;
+}

@@ -322,12 +322,11 @@ static int opt_indent(lua_State *L, int idx) {
   int indent = 2;
   if (lua_isnoneornil(L, idx)) return indent;
   luaL_checktype(L, idx, LUA_TTABLE);
-  lua_getfield(L, idx, "indent");
-  if (!lua_isnil(L, -1)) {
-    indent = (int)luaL_checkinteger(L, -1);
-    luaL_argcheck(L, indent >= 2 && indent <= 9, idx, "indent must be 2..9");
+  {
+    lua_Integer v = rb_opt_integer(L, idx, "indent", 2);
+    luaL_argcheck(L, v >= 2 && v <= 9, idx, "indent must be 2..9");
+    indent = (int)v;
   }
-  lua_pop(L, 1);
   return indent;
 }
 
