@@ -316,3 +316,46 @@ const char *lv_path_format(const lv_path *p, char *buf, size_t len) {
   if (p->depth > 64 && n < len) snprintf(buf + n, len - n, "...");
   return buf;
 }
+
+static int same_value(lua_State *L, int a, int b, int depth, lv_path *where) {
+  a = lua_absindex(L, a);
+  b = lua_absindex(L, b);
+  if (lua_type(L, a) != lua_type(L, b)) return 0;
+  if (lua_type(L, a) == LUA_TNUMBER && lua_isinteger(L, a) != lua_isinteger(L, b)) return 0;
+  if (lua_type(L, a) == LUA_TNUMBER && lua_tonumber(L, a) != lua_tonumber(L, a))
+    return lua_tonumber(L, b) != lua_tonumber(L, b); /* .nan reads back as a NaN */
+  if (lua_type(L, a) != LUA_TTABLE) return lua_rawequal(L, a, b);
+  if (depth > 512 || !lua_checkstack(L, 6)) return 0;
+  lua_pushnil(L);
+  while (lua_next(L, a)) {
+    int ok;
+    lua_pushvalue(L, -2);
+    lua_rawget(L, b);
+    if (lua_type(L, -3) == LUA_TSTRING) lv_path_push_key(where, lua_tostring(L, -3), lua_rawlen(L, -3));
+    else lv_path_push_index(where, lua_tointeger(L, -3));
+    ok = same_value(L, -2, -1, depth + 1, where);
+    if (ok) lv_path_pop(where);
+    lua_pop(L, 2);
+    if (!ok) {
+      lua_pop(L, 1);
+      return 0;
+    }
+  }
+  lua_pushnil(L);
+  while (lua_next(L, b)) { /* keys only b has */
+    lua_pop(L, 1);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, a) == LUA_TNIL) {
+      if (lua_type(L, -2) == LUA_TSTRING) lv_path_push_key(where, lua_tostring(L, -2), lua_rawlen(L, -2));
+      else lv_path_push_index(where, lua_tointeger(L, -2));
+      lua_pop(L, 2);
+      return 0;
+    }
+    lua_pop(L, 1);
+  }
+  return 1;
+}
+
+int lv_same_value(lua_State *L, int a, int b, lv_path *where) {
+  return same_value(L, a, b, 0, where);
+}

@@ -77,4 +77,9 @@ void lv_path_pop(lv_path *p);
 /* Formats the path into buf ("(root)" when empty). */
 const char *lv_path_format(const lv_path *p, char *buf, size_t len);
 
+/* Deep equality of two decoded values, shape marks aside (an integer
+** differs from the float of the same value; NaN equals NaN). On a
+** difference, `where` holds the path to it. */
+int lv_same_value(lua_State *L, int a, int b, lv_path *where);
+
 #endif

@@ -1,6 +1,19 @@
 /*
 ** yaml_edit.c: runbook.yaml.edit, the comment-preserving editor.
+**
+** edit(text, path, value) finds the place `path` names with libyaml's
+** event marks (byte offsets) and splices new bytes into the text; every
+** other byte, comments and blank lines included, is kept as it was. Three
+** operations: replace the node at path; insert a missing last key into a
+** map (a missing sequence, path ending in index 1, is created as the map's
+** new key); append to a sequence (path ending in #list + 1). A place
+** reached through an alias, or a node whose anchor is aliased elsewhere,
+** is refused: the change would change every user of the anchor. A key
+** that a map only has through a merge (<<: *x) is overridden locally, by
+** an explicit key in that map. The result is re-parsed and must equal the
+** original document with exactly this change (verify_edit).
 */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,17 +25,14 @@
 #include "luaval.h"
 #include "yaml_priv.h"
 
-/* {====================================================== edit */
-
-/*
-** edit(text, path, value): finds the node at `path` with libyaml's event
-** marks (byte offsets) and splices new bytes into the text; every other
-** byte, comments and blank lines included, is kept as it was.
-*/
+/* Stack slots inside edit_run: the state, the path, the decoded original
+** document, the set of anchor names some alias uses. */
+#define E_PATH 2
+#define E_DOC 3
+#define E_ALIASED 4
 
 typedef struct edit_state {
   dec_state d; /* parser + error reporting */
-  int path;    /* stack index of the path list */
   int plen;
   /* target found */
   int found;
@@ -33,15 +43,26 @@ typedef struct edit_state {
   int t_in_flow; /* inside a flow collection: only flow style fits */
   int t_keycol;  /* column of the key owning the target (-1 in a sequence) */
   /* parent of a missing final key */
-  int insert; /* 1 when the last path key is missing in a block map */
+  int insert;   /* the last path key is missing in a map */
+  int ins_wrap; /* ... and the path goes on with index 1: create the sequence */
   int ins_flow;
   int ins_col;      /* column of the map's keys */
   size_t ins_after; /* end of the map's last content */
   int ins_empty;
-  /* where the walk stopped when a parent is missing */
+  /* the sequence the path appends to */
+  int append;
+  int app_flow, app_col, app_empty;
+  size_t app_after; /* end of the last item's content (block) */
+  size_t app_close; /* the closing bracket (flow) */
+  /* refusals */
   int missing_at; /* path index that does not exist (1-based), 0 if none */
   char missing_why[128];
+  int shared;       /* the place is shared with other parts of the document */
+  int shared_depth; /* how much of the path leads to it (0: the document) */
+  char shared_why[192];
 } edit_state;
+
+/* {====================================================== walking the events */
 
 /* Skips the node at d->ev; returns the byte offset where its content ends. */
 static size_t skip_node(dec_state *d) {
@@ -69,7 +90,7 @@ static size_t skip_node(dec_state *d) {
 static int path_is_key(edit_state *s, int i, const char **k, size_t *kl) {
   lua_State *L = s->d.L;
   int is_str;
-  lua_rawgeti(L, s->path, i);
+  lua_rawgeti(L, E_PATH, i);
   is_str = lua_type(L, -1) == LUA_TSTRING;
   if (is_str) *k = lua_tolstring(L, -1, kl); /* the path table keeps it alive */
   lua_pop(L, 1);
@@ -79,10 +100,64 @@ static int path_is_key(edit_state *s, int i, const char **k, size_t *kl) {
 static lua_Integer path_index(edit_state *s, int i) {
   lua_State *L = s->d.L;
   lua_Integer v;
-  lua_rawgeti(L, s->path, i);
-  v = lua_tointeger(L, -1);
+  lua_rawgeti(L, E_PATH, i);
+  v = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : 0;
   lua_pop(L, 1);
   return v;
+}
+
+/* Refuses the path at depth: shared with other places of the document. */
+static void refuse_shared(edit_state *s, int depth, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void refuse_shared(edit_state *s, int depth, const char *fmt, ...) {
+  va_list ap;
+  if (s->shared) return;
+  s->shared = 1;
+  s->shared_depth = depth;
+  va_start(ap, fmt);
+  vsnprintf(s->shared_why, sizeof s->shared_why, fmt, ap);
+  va_end(ap);
+}
+
+/* The anchor of the node at d->ev, if any. */
+static const char *anchor_of(const yaml_event_t *ev) {
+  switch (ev->type) {
+    case YAML_MAPPING_START_EVENT: return (const char *)ev->data.mapping_start.anchor;
+    case YAML_SEQUENCE_START_EVENT: return (const char *)ev->data.sequence_start.anchor;
+    case YAML_SCALAR_EVENT: return (const char *)ev->data.scalar.anchor;
+    default: return NULL;
+  }
+}
+
+/* A node on the path that carries an anchor some alias uses: changing it
+** changes every user. */
+static void check_anchor(edit_state *s, int depth) {
+  lua_State *L = s->d.L;
+  const char *a = anchor_of(&s->d.ev);
+  if (a == NULL) return;
+  lua_getfield(L, E_ALIASED, a);
+  if (lua_toboolean(L, -1))
+    refuse_shared(s, depth,
+                  "its node is the anchor &%s, which an alias uses elsewhere (the edit would change every use)", a);
+  lua_pop(L, 1);
+}
+
+/* Whether the decoded document has path[1..depth] (a key a merge gave). */
+static int decoded_has(edit_state *s, int depth) {
+  lua_State *L = s->d.L;
+  int i, has;
+  lua_pushvalue(L, E_DOC);
+  for (i = 1; i <= depth; i++) {
+    if (!lua_istable(L, -1)) {
+      lua_pop(L, 1);
+      return 0;
+    }
+    lua_rawgeti(L, E_PATH, i);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+  }
+  has = !lua_isnil(L, -1);
+  lua_pop(L, 1);
+  return has;
 }
 
 static void record_target(edit_state *s, int keycol) {
@@ -113,14 +188,55 @@ static void skip_rest(dec_state *d, yaml_event_type_t end) {
   }
 }
 
+/* The anchor a merge key's value names: *x, or the first of [*x, *y]. */
+static void merge_anchor(dec_state *d, char *buf, size_t len) {
+  if (d->ev.type == YAML_ALIAS_EVENT) snprintf(buf, len, "%s", (const char *)d->ev.data.alias.anchor);
+  else if (d->ev.type == YAML_SEQUENCE_START_EVENT) {
+    buf[0] = '\0';
+    for (;;) {
+      ry_next_event(d);
+      if (d->ev.type == YAML_SEQUENCE_END_EVENT) return;
+      if (buf[0] == '\0' && d->ev.type == YAML_ALIAS_EVENT)
+        snprintf(buf, len, "%s", (const char *)d->ev.data.alias.anchor);
+      skip_node(d);
+    }
+  }
+  else skip_node(d);
+}
+
+/* What to do when key path[depth] is not written in this map. */
+static void map_key_missing(edit_state *s, int depth, int flow, int col, size_t last, int n, const char *merged,
+                            const char *k, size_t kl) {
+  int via_merge = merged[0] != '\0' && decoded_has(s, depth);
+  int wrap = depth == s->plen - 1 && path_index(s, s->plen) == 1;
+  if (via_merge && depth < s->plen) {
+    refuse_shared(s, depth, "the key comes from the merge <<: *%s (the edit would change every map that merges it)",
+                  merged);
+    return;
+  }
+  if (depth == s->plen || wrap) {
+    /* a key the map has only through a merge is overridden locally */
+    s->insert = 1;
+    s->ins_wrap = wrap;
+    s->ins_flow = flow;
+    s->ins_col = col;
+    s->ins_after = last;
+    s->ins_empty = n == 0;
+    return;
+  }
+  s->missing_at = depth;
+  snprintf(s->missing_why, sizeof s->missing_why, "no key '%.*s'", (int)(kl > 60 ? 60 : kl), k);
+}
+
 /* In a map, the value of key k; or where a missing last key would go. */
 static void walk_map(edit_state *s, int depth, int in_flow, const char *k, size_t kl) {
   dec_state *d = &s->d;
   int flow = d->ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
   int col = -1, n = 0;
   size_t last = d->ev.end_mark.index;
+  char merged[64] = "";
   for (;;) {
-    int match, kc;
+    int match, kc, is_merge;
     ry_next_event(d);
     if (d->ev.type == YAML_MAPPING_END_EVENT) break;
     kc = (int)d->ev.start_mark.column;
@@ -128,6 +244,8 @@ static void walk_map(edit_state *s, int depth, int in_flow, const char *k, size_
     n++;
     match =
       d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.length == kl && memcmp(d->ev.data.scalar.value, k, kl) == 0;
+    is_merge = d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.length == 2
+               && d->ev.data.scalar.style == YAML_PLAIN_SCALAR_STYLE && memcmp(d->ev.data.scalar.value, "<<", 2) == 0;
     skip_node(d); /* the key */
     ry_next_event(d);
     if (match) {
@@ -135,26 +253,24 @@ static void walk_map(edit_state *s, int depth, int in_flow, const char *k, size_
       skip_rest(d, YAML_MAPPING_END_EVENT);
       return;
     }
+    if (is_merge) {
+      last = d->ev.end_mark.index;
+      merge_anchor(d, merged, sizeof merged);
+      last = d->ev.end_mark.index > last ? d->ev.end_mark.index : last;
+      continue;
+    }
     last = skip_node(d); /* the value */
   }
-  if (depth == s->plen) {
-    s->insert = 1;
-    s->ins_flow = flow;
-    s->ins_col = col;
-    s->ins_after = last;
-    s->ins_empty = n == 0;
-  }
-  else {
-    s->missing_at = depth;
-    snprintf(s->missing_why, sizeof s->missing_why, "no key '%.*s'", (int)(kl > 60 ? 60 : kl), k);
-  }
+  map_key_missing(s, depth, flow, col, last, n, merged, k, kl);
 }
 
-/* In a sequence, item number path[depth]. */
+/* In a sequence, item number path[depth], or the place one past its end. */
 static void walk_seq(edit_state *s, int depth, int in_flow) {
   dec_state *d = &s->d;
   lua_Integer want = path_index(s, depth), i = 0;
   int flow = d->ev.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
+  int col = (int)d->ev.start_mark.column; /* a block sequence starts at its first "-" */
+  size_t last = d->ev.end_mark.index;
   for (;;) {
     ry_next_event(d);
     if (d->ev.type == YAML_SEQUENCE_END_EVENT) break;
@@ -163,7 +279,17 @@ static void walk_seq(edit_state *s, int depth, int in_flow) {
       skip_rest(d, YAML_SEQUENCE_END_EVENT);
       return;
     }
-    skip_node(d);
+    last = skip_node(d);
+  }
+  if (want == i + 1 && depth == s->plen) {
+    s->append = 1;
+    s->app_flow = flow;
+    s->app_col = col < 0 ? 0 : col;
+    s->app_empty = i == 0;
+    s->app_after = last;
+    s->app_close = d->ev.start_mark.index; /* "]" of a flow sequence */
+    s->t_in_flow = in_flow || flow;
+    return;
   }
   s->missing_at = depth;
   snprintf(s->missing_why, sizeof s->missing_why, "the sequence has %lld items", (long long)i);
@@ -174,6 +300,13 @@ static void edit_walk(edit_state *s, int depth, int keycol, int in_flow) {
   dec_state *d = &s->d;
   const char *k;
   size_t kl;
+  if (d->ev.type == YAML_ALIAS_EVENT) {
+    refuse_shared(s, depth - 1, "it is the alias *%s (the edit would change the anchor and every use of it)",
+                  (const char *)d->ev.data.alias.anchor);
+    skip_node(d);
+    return;
+  }
+  check_anchor(s, depth - 1);
   if (depth > s->plen) {
     s->t_in_flow = in_flow;
     record_target(s, keycol);
@@ -206,137 +339,156 @@ static int edit_run(lua_State *L) {
   return 0;
 }
 
-static int strpbrk_n(const char *s, size_t n, const char *set) {
-  size_t i;
-  for (i = 0; i < n; i++)
-    if (strchr(set, s[i]) && s[i] != '\0') return 1;
-  return 0;
+/* }====================================================== */
+
+/* {====================================================== splicing */
+
+/* The end of the line holding byte `at` (just after its newline). */
+static size_t line_end(const char *text, size_t len, size_t at) {
+  const char *nl;
+  if (at > 0 && text[at - 1] == '\n') return at;
+  nl = memchr(text + at, '\n', len - at);
+  return nl ? (size_t)(nl - text) + 1 : len;
 }
 
-/* Appends a scalar's text in the given style to b ('flow': it sits inside a
-** flow collection). */
-static int scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, int flow, rb_buf *b) {
-  char num[64];
-  size_t n, i;
-  const char *s;
-  switch (lua_type(L, idx)) {
-    case LUA_TNUMBER:
-      if (lua_isinteger(L, idx)) snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
-      else ry_format_float(lua_tonumber(L, idx), num, sizeof num);
-      return rb_buf_add(b, num, strlen(num));
-    case LUA_TBOOLEAN: return rb_buf_add(b, lua_toboolean(L, idx) ? "true" : "false", lua_toboolean(L, idx) ? 4 : 5);
-    case LUA_TLIGHTUSERDATA:
-    case LUA_TNIL: return rb_buf_add(b, "null", 4);
-    default: break;
+/* Replaces the target node's bytes with the value at index 3. */
+static int splice_replace(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
+  size_t end = s->t_end;
+  int ok;
+  if (s->t_block && s->t_is_scalar) /* keep the newline(s) a block scalar ends with */
+    while (end > s->t_start && (text[end - 1] == '\n' || text[end - 1] == ' ')) end--;
+  ok = rb_buf_add(b, text, s->t_start);
+  if (ok && lua_istable(L, 3) && (s->t_in_flow || (!s->t_is_scalar && !s->t_block)))
+    ok = ry_flow_text(L, 3, 0, b); /* a flow place, or a flow collection: stays flow */
+  else if (ok && lua_istable(L, 3) && !ry_is_empty_table(L, 3)) {
+    if (s->t_keycol < 0) return EDIT_SEQ_ITEM_TABLE;
+    /* drop the blanks after "key:" so that the block starts on its own line */
+    while (b->len > 0 && (b->p[b->len - 1] == ' ' || b->p[b->len - 1] == '\n')) b->len--;
+    ok = ry_block_value(L, 3, s->t_keycol, ry_style_of(text, len), b);
   }
-  s = lua_tolstring(L, idx, &n);
-  for (i = 0; i < n; i++)
-    if ((unsigned char)s[i] < 0x20 && s[i] != '\t') style = YAML_DOUBLE_QUOTED_SCALAR_STYLE;
-  if (style == YAML_PLAIN_SCALAR_STYLE) {
-    int plain_ok = n > 0 && !ry_needs_quotes(s, n) && !strchr("-?:,[]{}#&*!|>'\"%@` \t", s[0]) && s[n - 1] != ' '
-                   && s[n - 1] != ':' && !memmem(s, n, ": ", 2) && !memmem(s, n, " #", 2)
-                   && !(flow && strpbrk_n(s, n, ",[]{}")); /* flow indicators end a plain scalar there */
-    if (plain_ok) return rb_buf_add(b, s, n);
-    style = YAML_SINGLE_QUOTED_SCALAR_STYLE;
-  }
-  if (style == YAML_SINGLE_QUOTED_SCALAR_STYLE) {
-    if (!rb_buf_add(b, "'", 1)) return 0;
-    for (i = 0; i < n; i++)
-      if (!rb_buf_add(b, s[i] == '\'' ? "''" : s + i, s[i] == '\'' ? 2 : 1)) return 0;
-    return rb_buf_add(b, "'", 1);
-  }
-  if (!rb_buf_add(b, "\"", 1)) return 0;
-  for (i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    char esc[8];
-    if (c == '"' || c == '\\') {
-      esc[0] = '\\';
-      esc[1] = (char)c;
-      esc[2] = 0;
-    }
-    else if (c == '\n') strcpy(esc, "\\n");
-    else if (c == '\t') strcpy(esc, "\\t");
-    else if (c < 0x20) snprintf(esc, sizeof esc, "\\x%02x", c);
-    else {
-      esc[0] = (char)c;
-      esc[1] = 0;
-    }
-    if (!rb_buf_add(b, esc, strlen(esc))) return 0;
-  }
-  return rb_buf_add(b, "\"", 1);
+  else if (ok && lua_istable(L, 3)) ok = ry_flow_text(L, 3, 0, b);
+  else if (ok)
+    ok = ry_scalar_text(L, 3, s->t_is_scalar && !s->t_block ? s->t_style : YAML_PLAIN_SCALAR_STYLE, s->t_in_flow, b);
+  if (ok == 1) ok = rb_buf_add(b, text + end, len - end);
+  return ok;
 }
 
-/* Appends the YAML block of a table, each line indented by `col` spaces,
-** starting on a new line. */
-static int block_text(lua_State *L, int idx, int col, rb_buf *b) {
-  size_t n;
-  const char *s, *p, *end;
-  ry_encode_docs(L, idx, 1, 2);
-  s = lua_tolstring(L, -1, &n);
-  end = s + n;
-  for (p = s; p < end;) {
-    const char *nl = memchr(p, '\n', (size_t)(end - p));
-    size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
-    int i;
-    if (!rb_buf_add(b, "\n", 1)) return 0;
-    for (i = 0; i < col; i++)
-      if (!rb_buf_add(b, " ", 1)) return 0;
-    if (!rb_buf_add(b, p, len)) return 0;
-    p += len + (nl != NULL);
+/* Pushes the value a new key gets: index 3, or {index 3} when the path
+** creates a sequence. */
+static void push_new_value(lua_State *L, const edit_state *s) {
+  if (!s->ins_wrap) {
+    lua_pushvalue(L, 3);
+    return;
   }
+  lua_createtable(L, 1, 0);
+  lua_pushvalue(L, 3);
+  lua_rawseti(L, -2, 1);
+}
+
+/* {a: 1} -> {a: 1, key: value}; {} -> {key: value} */
+static int splice_insert_flow(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
+  size_t at = s->ins_after;
+  int ok = rb_buf_add(b, text, at) && (s->ins_empty || rb_buf_add(b, ", ", 2));
+  lua_rawgeti(L, 2, s->plen - s->ins_wrap);
+  if (ok) ok = ry_scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 1, b) && rb_buf_add(b, ": ", 2);
   lua_pop(L, 1);
-  return 1;
-}
-
-/* Appends a value in flow style ([a, b], {k: v}), for a place inside a
-** flow collection or a flow collection being replaced. Returns 1, 0 when
-** out of memory, FLOW_BAD_KEY or FLOW_TOO_DEEP (nothing raised here: the
-** caller owns b and frees it before raising). */
-#define FLOW_BAD_KEY (-1)
-#define FLOW_TOO_DEEP (-2)
-static int flow_text(lua_State *L, int idx, int depth, rb_buf *b) {
-  lua_Integer n, i;
-  int ok = 1;
-  idx = lua_absindex(L, idx);
-  if (!lua_istable(L, idx)) return scalar_text(L, idx, YAML_PLAIN_SCALAR_STYLE, 1, b);
-  if (depth >= YAML_MAX_DEPTH) return FLOW_TOO_DEEP; /* a cycle ends here too */
-  if (!lua_checkstack(L, 4)) return FLOW_TOO_DEEP;
-  if (lv_is_sequence(L, idx, &n)) {
-    ok = rb_buf_add(b, "[", 1);
-    for (i = 1; ok == 1 && i <= n; i++) {
-      lua_rawgeti(L, idx, i);
-      ok = i == 1 || rb_buf_add(b, ", ", 2);
-      if (ok == 1) ok = flow_text(L, -1, depth + 1, b);
-      lua_pop(L, 1);
-    }
-    return ok == 1 ? rb_buf_add(b, "]", 1) : ok;
-  }
-  n = lv_push_keys(L, idx);
-  ok = rb_buf_add(b, "{", 1);
-  for (i = 1; ok == 1 && i <= n; i++) {
-    lua_rawgeti(L, -1, i);
-    if (lua_type(L, -1) != LUA_TSTRING && lua_type(L, -1) != LUA_TNUMBER) ok = FLOW_BAD_KEY;
-    else
-      ok = (i == 1 || rb_buf_add(b, ", ", 2)) && scalar_text(L, -1, YAML_PLAIN_SCALAR_STYLE, 1, b)
-           && rb_buf_add(b, ": ", 2);
-    lua_pushvalue(L, -1);
-    lua_rawget(L, idx);
-    if (ok == 1) ok = flow_text(L, -1, depth + 1, b);
-    lua_pop(L, 2);
-  }
+  push_new_value(L, s);
+  if (ok) ok = ry_flow_text(L, -1, 0, b);
   lua_pop(L, 1);
-  return ok == 1 ? rb_buf_add(b, "}", 1) : ok;
+  if (ok == 1) ok = rb_buf_add(b, text + at, len - at);
+  return ok;
 }
 
-static int is_flow_table(lua_State *L, int idx) {
-  lua_Integer n;
-  return lua_istable(L, idx)
-         && (lv_is_sequence(L, idx, &n) ? n == 0 : (lua_pushnil(L), lua_next(L, idx) ? (lua_pop(L, 2), 0) : 1));
+/* A new "key: value" line at the map's column, after the line holding the
+** map's last content (so a comment after it stays on its own line). */
+static int splice_insert_block(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
+  size_t at;
+  int ok;
+  if (s->ins_empty) return EDIT_EMPTY_BLOCK_MAP;
+  at = line_end(text, len, s->ins_after);
+  ok = rb_buf_add(b, text, at);
+  if (ok && at > 0 && text[at - 1] != '\n') ok = rb_buf_add(b, "\n", 1);
+  for (int i = 0; ok && i < s->ins_col; i++) ok = rb_buf_add(b, " ", 1);
+  lua_rawgeti(L, 2, s->plen - s->ins_wrap); /* the new key */
+  if (ok) ok = ry_scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 0, b) && rb_buf_add(b, ":", 1);
+  lua_pop(L, 1);
+  push_new_value(L, s);
+  if (ok) ok = ry_block_value(L, -1, s->ins_col, ry_style_of(text, len), b);
+  lua_pop(L, 1);
+  if (ok == 1) ok = rb_buf_add(b, "\n", 1) && rb_buf_add(b, text + at, len - at);
+  return ok;
 }
 
-/* More outcomes of a splice beside 1 (done) and 0 (out of memory). */
-#define EDIT_SEQ_ITEM_TABLE (-3)
-#define EDIT_EMPTY_BLOCK_MAP (-4)
+/* A new last item: "- value" on the line after the last item's (block), or
+** ", value" before the closing bracket (flow). */
+static int splice_append(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
+  int ok;
+  if (s->app_flow) {
+    size_t at = s->app_close;
+    ok = rb_buf_add(b, text, at) && (s->app_empty || rb_buf_add(b, ", ", 2));
+    if (ok) ok = ry_flow_text(L, 3, 0, b);
+    if (ok == 1) ok = rb_buf_add(b, text + at, len - at);
+    return ok;
+  }
+  {
+    size_t at = line_end(text, len, s->app_after);
+    ok = rb_buf_add(b, text, at);
+    if (ok && at > 0 && text[at - 1] != '\n') ok = rb_buf_add(b, "\n", 1);
+    for (int i = 0; ok && i < s->app_col; i++) ok = rb_buf_add(b, " ", 1);
+    if (ok) ok = rb_buf_add(b, "- ", 2);
+    if (ok) ok = ry_block_item(L, 3, s->app_col, ry_style_of(text, len), 0, b);
+    if (ok == 1) ok = rb_buf_add(b, "\n", 1) && rb_buf_add(b, text + at, len - at);
+  }
+  return ok;
+}
+
+/* }====================================================== */
+
+/* {====================================================== checking the result */
+
+/* Applies the edit to the decoded original at index `doc` (in place):
+** the value (null for nil) at path, or appended, or as a new sequence. */
+static void apply_to_decoded(lua_State *L, const edit_state *s, int doc) {
+  int i, last = s->plen - s->ins_wrap;
+  lua_pushvalue(L, doc);
+  for (i = 1; i < last; i++) {
+    lua_rawgeti(L, 2, i);
+    lua_rawget(L, -2);
+    lua_remove(L, -2);
+  }
+  lua_rawgeti(L, 2, last);
+  push_new_value(L, s);
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    lv_push_null(L);
+  }
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* The edited text must read back as the original document with exactly
+** this change: anything else (a quoting slip, an indentation that moved a
+** key) is refused rather than returned. */
+static void verify_edit(lua_State *L, const edit_state *s, int doc, const char *text, size_t len) {
+  lv_path where;
+  char buf[256];
+  memset(&where, 0, sizeof where);
+  apply_to_decoded(L, s, doc);
+  ry_decode_all_into(L, text, len, s->d.name);
+  lua_rawgeti(L, -1, 1);
+  if (!lv_same_value(L, doc, -1, &where)) {
+    lv_path_format(&where, buf, sizeof buf);
+    rb_error_raise(L, "yaml",
+                   "%s: the edited text would not read back as the document with only this change (it differs at "
+                   "%s); nothing was changed",
+                   s->d.name, buf[0] ? buf : "the top");
+  }
+  lua_pop(L, 2);
+}
+
+/* }====================================================== */
+
+/* {====================================================== edit() */
 
 /* Checks that every item of the path is a key or an index >= 1. */
 static int check_path(lua_State *L) {
@@ -351,111 +503,46 @@ static int check_path(lua_State *L) {
   return plen;
 }
 
-/* Walks the text's events to the target (or the map missing its last
-** key); a parse error is raised after libyaml's state is freed. */
-static void find_target(lua_State *L, edit_state *s, const char *text, size_t len) {
+/* Walks the text's events to the place the path names; a parse error is
+** raised after libyaml's state is freed. */
+static void find_target(lua_State *L, edit_state *s, const char *text, size_t len, int doc, int aliased) {
   int rc;
   if (!yaml_parser_initialize(&s->d.parser)) luaL_error(L, "cannot initialise the YAML parser");
   yaml_parser_set_input_string(&s->d.parser, (const unsigned char *)text, len);
   lua_pushcfunction(L, edit_run);
   lua_pushlightuserdata(L, s);
-  lua_pushvalue(L, 2); /* the path: index 2 inside edit_run as well */
-  rc = lua_pcall(L, 2, 0, 0);
+  lua_pushvalue(L, 2); /* E_PATH */
+  lua_pushvalue(L, doc);
+  lua_pushvalue(L, aliased);
+  rc = lua_pcall(L, 4, 0, 0);
   if (s->d.have_event) yaml_event_delete(&s->d.ev);
   yaml_parser_delete(&s->d.parser);
   if (rc != LUA_OK) lua_error(L);
 }
 
-/* Raises "path a.b[2] does not exist (why)". */
-static int raise_missing(lua_State *L, const edit_state *s) {
+/* Pushes path[1..n] as text: nodes[2].patches */
+static const char *push_path_text(lua_State *L, int n) {
   int i;
   lua_pushliteral(L, "");
-  for (i = 1; i <= s->missing_at; i++) {
+  for (i = 1; i <= n; i++) {
     lua_rawgeti(L, 2, i);
     if (lua_type(L, -1) == LUA_TSTRING) lua_pushfstring(L, "%s%s", i > 1 ? "." : "", lua_tostring(L, -1));
     else lua_pushfstring(L, "[%d]", (int)lua_tointeger(L, -1));
     lua_remove(L, -2);
     lua_concat(L, 2);
   }
-  return rb_error_raise(L, "yaml", "%s: path %s does not exist (%s)", s->d.name, lua_tostring(L, -1), s->missing_why);
+  return lua_tostring(L, -1);
 }
 
-/* The empty collection's flow text, "[]" or "{}". */
-static int empty_text(lua_State *L, int idx, rb_buf *b) {
-  lua_Integer n;
-  return rb_buf_add(b, lv_is_sequence(L, idx, &n) ? "[]" : "{}", 2);
-}
-
-/* Replaces the target node's bytes with the value at index 3. */
-static int splice_replace(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
-  size_t end = s->t_end;
-  int ok;
-  if (s->t_block && s->t_is_scalar) /* keep the newline(s) a block scalar ends with */
-    while (end > s->t_start && (text[end - 1] == '\n' || text[end - 1] == ' ')) end--;
-  ok = rb_buf_add(b, text, s->t_start);
-  if (ok && lua_istable(L, 3) && (s->t_in_flow || (!s->t_is_scalar && !s->t_block)))
-    ok = flow_text(L, 3, 0, b); /* a flow place, or a flow collection: stays flow */
-  else if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) {
-    if (s->t_keycol < 0) return EDIT_SEQ_ITEM_TABLE;
-    /* drop the blanks after "key:" so that the block starts on its own line */
-    while (b->len > 0 && (b->p[b->len - 1] == ' ' || b->p[b->len - 1] == '\n')) b->len--;
-    ok = block_text(L, 3, s->t_keycol + 2, b);
+static int raise_refusal(lua_State *L, const edit_state *s) {
+  if (s->shared) {
+    const char *at = push_path_text(L, s->shared_depth);
+    const char *all = push_path_text(L, s->plen);
+    return rb_error_raise(L, "yaml", "%s: cannot edit %s: at %s %s", s->d.name, all, at[0] ? at : "the top",
+                          s->shared_why);
   }
-  else if (ok && lua_istable(L, 3)) ok = empty_text(L, 3, b);
-  else if (ok)
-    ok = scalar_text(L, 3, s->t_is_scalar && !s->t_block ? s->t_style : YAML_PLAIN_SCALAR_STYLE, s->t_in_flow, b);
-  if (ok == 1) ok = rb_buf_add(b, text + end, len - end);
-  return ok;
-}
-
-/* {a: 1} -> {a: 1, key: value}; {} -> {key: value} */
-static int splice_insert_flow(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
-  size_t at = s->ins_after;
-  int ok = rb_buf_add(b, text, at) && (s->ins_empty || rb_buf_add(b, ", ", 2));
-  lua_rawgeti(L, 2, s->plen);
-  if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 1, b) && rb_buf_add(b, ": ", 2);
-  lua_pop(L, 1);
-  if (ok) ok = flow_text(L, 3, 0, b);
-  if (ok == 1) ok = rb_buf_add(b, text + at, len - at);
-  return ok;
-}
-
-/* A new "key: value" line at the map's column, after the line holding the
-** map's last content. */
-static int splice_insert_block(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
-  size_t at = s->ins_after;
-  int ok, i;
-  if (s->ins_empty) return EDIT_EMPTY_BLOCK_MAP;
-  if (!(at > 0 && text[at - 1] == '\n')) {
-    const char *nl = memchr(text + at, '\n', len - at);
-    at = nl ? (size_t)(nl - text) + 1 : len;
-  }
-  ok = rb_buf_add(b, text, at);
-  if (ok && at > 0 && text[at - 1] != '\n') ok = rb_buf_add(b, "\n", 1);
-  for (i = 0; ok && i < s->ins_col; i++) ok = rb_buf_add(b, " ", 1);
-  lua_rawgeti(L, 2, s->plen); /* the new key */
-  if (ok) ok = scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 0, b) && rb_buf_add(b, ":", 1);
-  lua_pop(L, 1);
-  if (ok && lua_istable(L, 3) && !is_flow_table(L, 3)) ok = block_text(L, 3, s->ins_col + 2, b);
-  else if (ok && lua_istable(L, 3)) ok = rb_buf_add(b, " ", 1) && empty_text(L, 3, b);
-  else if (ok) ok = rb_buf_add(b, " ", 1) && scalar_text(L, 3, YAML_PLAIN_SCALAR_STYLE, 0, b);
-  if (ok) ok = rb_buf_add(b, "\n", 1) && rb_buf_add(b, text + at, len - at);
-  return ok;
-}
-
-/* Raises for a splice that did not complete (b is already freed). */
-static int raise_splice(lua_State *L, const char *name, int ok) {
-  switch (ok) {
-    case FLOW_BAD_KEY:
-      return rb_error_raise(L, "yaml", "%s: the value has a key that is neither a string nor a number", name);
-    case FLOW_TOO_DEEP:
-      return rb_error_raise(L, "yaml", "%s: the value is nested deeper than %d levels (or is cyclic)", name,
-                            YAML_MAX_DEPTH);
-    case EDIT_SEQ_ITEM_TABLE:
-      return rb_error_raise(L, "yaml", "%s: replacing a sequence item with a map or list is not supported", name);
-    case EDIT_EMPTY_BLOCK_MAP: return rb_error_raise(L, "yaml", "%s: cannot insert a key into an empty map", name);
-    default: return luaL_error(L, "not enough memory");
-  }
+  return rb_error_raise(L, "yaml", "%s: path %s does not exist (%s)", s->d.name, push_path_text(L, s->missing_at),
+                        s->missing_why);
 }
 
 int ry_edit(lua_State *L) {
@@ -463,28 +550,33 @@ int ry_edit(lua_State *L) {
   const char *text = luaL_checklstring(L, 1, &len);
   edit_state s;
   rb_buf b = { NULL, 0, 0 };
-  int ok = 1;
+  int ok = 1, doc, aliased;
   luaL_checktype(L, 2, LUA_TTABLE);
   luaL_checkany(L, 3);
   memset(&s, 0, sizeof s);
   s.d.L = L;
   s.d.name = ry_opt_name(L, 4, "yaml");
-  s.path = 2;
   s.plen = check_path(L);
-  find_target(L, &s, text, len);
-  if (s.missing_at) return raise_missing(L, &s);
+  lua_settop(L, 4);
+  ry_decode_all_into(L, text, len, s.d.name); /* the original, to check the result against */
+  lua_rawgeti(L, -1, 1);
+  lua_remove(L, -2);
+  doc = lua_gettop(L);
+  ry_push_aliased(L, text, len);
+  aliased = lua_gettop(L);
+  find_target(L, &s, text, len, doc, aliased);
+  if (s.shared || s.missing_at) return raise_refusal(L, &s);
   if (s.found) ok = splice_replace(L, &s, text, len, &b);
   else if (s.insert && s.ins_flow) ok = splice_insert_flow(L, &s, text, len, &b);
   else if (s.insert) ok = splice_insert_block(L, &s, text, len, &b);
+  else if (s.append) ok = splice_append(L, &s, text, len, &b);
   if (ok != 1) {
     free(b.p);
-    return raise_splice(L, s.d.name, ok);
+    return ry_raise_splice(L, s.d.name, ok);
   }
   lua_pushlstring(L, b.p, b.len);
   free(b.p);
-  /* the result must still parse: never hand back a broken file */
-  ry_decode_all_into(L, lua_tostring(L, -1), b.len, s.d.name);
-  lua_pop(L, 1);
+  verify_edit(L, &s, doc, lua_tostring(L, -1), lua_rawlen(L, -1));
   return 1;
 }
 

@@ -10,6 +10,8 @@
 #include <lua.h>
 #include <yaml.h>
 
+#include "bindings.h"
+
 #define YAML_MAX_DEPTH 512
 
 /* How a plain scalar resolves (yaml_scalar.c). */
@@ -59,6 +61,36 @@ void ry_format_float(double v, char *buf, size_t len);
 /* Whether a plain scalar s would read back as something other than a
 ** string (a number, a boolean, null, a YAML 1.1 word). */
 int ry_needs_quotes(const char *s, size_t n);
+
+/* The editor's text (yaml_edit_text.c). The emitters return 1, 0 when out
+** of memory, or one of these (nothing is raised: the caller owns b). */
+#define FLOW_BAD_KEY (-1)
+#define FLOW_TOO_DEEP (-2)
+/* ... and beside those, a splice may end with */
+#define EDIT_SEQ_ITEM_TABLE (-3)
+#define EDIT_EMPTY_BLOCK_MAP (-4)
+/* Raises the error for a splice outcome other than 1. */
+int ry_raise_splice(lua_State *L, const char *name, int ok);
+
+/* How a file writes its block collections. */
+typedef struct ry_block_style {
+  int unit;       /* spaces a nested map is indented by */
+  int seq_offset; /* spaces a sequence is indented below its key (0 or more) */
+} ry_block_style;
+
+ry_block_style ry_style_of(const char *text, size_t len);
+/* A scalar in the given style (`flow`: it sits in a flow collection). */
+int ry_scalar_text(lua_State *L, int idx, yaml_scalar_style_t style, int flow, rb_buf *b);
+/* A value in flow style: [a, b], {k: v}. */
+int ry_flow_text(lua_State *L, int idx, int depth, rb_buf *b);
+/* What follows "key:" for the value at idx, keys at column col. */
+int ry_block_value(lua_State *L, int idx, int col, ry_block_style st, rb_buf *b);
+/* What follows "- " for the item at idx, the dash at column col. */
+int ry_block_item(lua_State *L, int idx, int col, ry_block_style st, int depth, rb_buf *b);
+int ry_is_empty_table(lua_State *L, int idx);
+
+/* Pushes the set of anchor names the text's aliases use (yaml_edit_text.c). */
+void ry_push_aliased(lua_State *L, const char *text, size_t len);
 
 /* runbook.yaml.encode, encode_all (yaml_encode.c) and edit (yaml_edit.c) */
 int ry_encode(lua_State *L);
