@@ -52,8 +52,9 @@ typedef struct edit_state {
   /* the sequence the path appends to */
   int append;
   int app_flow, app_col, app_empty;
-  size_t app_after; /* end of the last item's content (block) */
-  size_t app_close; /* the closing bracket (flow) */
+  yaml_scalar_style_t app_style; /* the quote style of the last scalar item: a new one follows it */
+  size_t app_after;              /* end of the last item's content (block) */
+  size_t app_close;              /* the closing bracket (flow) */
   /* refusals */
   int missing_at; /* path index that does not exist (1-based), 0 if none */
   char missing_why[128];
@@ -271,9 +272,13 @@ static void walk_seq(edit_state *s, int depth, int in_flow) {
   int flow = d->ev.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
   int col = (int)d->ev.start_mark.column; /* a block sequence starts at its first "-" */
   size_t last = d->ev.end_mark.index;
+  yaml_scalar_style_t style = YAML_PLAIN_SCALAR_STYLE;
   for (;;) {
     ry_next_event(d);
     if (d->ev.type == YAML_SEQUENCE_END_EVENT) break;
+    if (d->ev.type == YAML_SCALAR_EVENT && d->ev.data.scalar.style != YAML_LITERAL_SCALAR_STYLE
+        && d->ev.data.scalar.style != YAML_FOLDED_SCALAR_STYLE)
+      style = d->ev.data.scalar.style;
     if (++i == want) {
       edit_walk(s, depth + 1, -1, in_flow || flow);
       skip_rest(d, YAML_SEQUENCE_END_EVENT);
@@ -286,6 +291,7 @@ static void walk_seq(edit_state *s, int depth, int in_flow) {
     s->app_flow = flow;
     s->app_col = col < 0 ? 0 : col;
     s->app_empty = i == 0;
+    s->app_style = style;
     s->app_after = last;
     s->app_close = d->ev.start_mark.index; /* "]" of a flow sequence */
     s->t_in_flow = in_flow || flow;
@@ -426,7 +432,8 @@ static int splice_append(lua_State *L, const edit_state *s, const char *text, si
   if (s->app_flow) {
     size_t at = s->app_close;
     ok = rb_buf_add(b, text, at) && (s->app_empty || rb_buf_add(b, ", ", 2));
-    if (ok) ok = ry_flow_text(L, 3, 0, b);
+    if (ok && !lua_istable(L, 3)) ok = ry_scalar_text(L, 3, s->app_style, 1, b);
+    else if (ok) ok = ry_flow_text(L, 3, 0, b);
     if (ok == 1) ok = rb_buf_add(b, text + at, len - at);
     return ok;
   }
@@ -436,7 +443,8 @@ static int splice_append(lua_State *L, const edit_state *s, const char *text, si
     if (ok && at > 0 && text[at - 1] != '\n') ok = rb_buf_add(b, "\n", 1);
     for (int i = 0; ok && i < s->app_col; i++) ok = rb_buf_add(b, " ", 1);
     if (ok) ok = rb_buf_add(b, "- ", 2);
-    if (ok) ok = ry_block_item(L, 3, s->app_col, ry_style_of(text, len), 0, b);
+    if (ok && !lua_istable(L, 3)) ok = ry_scalar_text(L, 3, s->app_style, 0, b);
+    else if (ok) ok = ry_block_item(L, 3, s->app_col, ry_style_of(text, len), 0, b);
     if (ok == 1) ok = rb_buf_add(b, "\n", 1) && rb_buf_add(b, text + at, len - at);
   }
   return ok;

@@ -41,6 +41,14 @@ do
   if not rec.schematic then
     error(errors.new("usage", journal .. " has no computed schematic (step key 'schematic'): the rollout changed nothing", {exit = 2}), 0)
   end
+  -- the schematic each node ran before: per node (one per schematic the
+  -- cluster ran), or one for all in journals of earlier versions
+  function rec.previous(name)
+    local per = type(rec.schematic.nodes) == "table" and rec.schematic.nodes[name]
+    local id = per and per.current_id or rec.schematic.current_id
+    if not id then error(fmt("the rollout journal does not say which schematic %s ran before", name)) end
+    return id
+  end
 end
 
 local cfg = talconfig.read(v.talconfig)
@@ -55,21 +63,22 @@ rb.phase("Nodes", function()
     if not n then error(fmt("node %s of the journal is not in %s", rec.upgraded[i], v.talconfig)) end
     rb.gate("cluster healthy before " .. n.hostname, function() return checks.cluster_healthy(cfg.nodes) end,
             {timeout = 600, interval = v.poll_interval})
-    rb.confirm(fmt("Roll %s back to schematic %s?", n.hostname, rec.schematic.current_id:sub(1, 12)))
+    local previous = rec.previous(n.hostname)
+    rb.confirm(fmt("Roll %s back to schematic %s?", n.hostname, previous:sub(1, 12)))
     rb.step("remove the Tailscale config of " .. n.hostname, function()
       talos.remove_extension_service_config(n.ip, "tailscale",
         fmt("%s/.tailscale-remove-%s.yaml", v.talconfig:match("^(.*)/[^/]*$") or ".", n.hostname))
     end)
     rb.step("install the previous image on " .. n.hostname, function()
       -- an upgrade to the old installer works whatever the A/B slots hold
-      local image = factory.installer(n.image_url, rec.schematic.current_id, cfg.talos_version, n.secureboot)
+      local image = factory.installer(n.image_url, previous, cfg.talos_version, n.secureboot)
       talos.upgrade(n.ip, image)
       return image
     end)
     rb.gate(n.hostname .. " runs the previous schematic", function()
       local ok, _, id = pcall(talos.extensions, n.ip)
       if not ok then return false, "rebooting" end
-      return id == rec.schematic.current_id, "schematic " .. tostring(id):sub(1, 12)
+      return id == previous, "schematic " .. tostring(id):sub(1, 12)
     end, {timeout = v.boot_timeout, interval = v.poll_interval})
     rb.gate(n.hostname .. " Ready", function() return checks.nodes_ready({n.hostname}) end, {timeout = 600, interval = v.poll_interval})
     rb.gate("etcd healthy after " .. n.hostname, function() return checks.etcd_healthy(cp_ips) end, {timeout = 600, interval = v.poll_interval})

@@ -30,6 +30,7 @@ local v = rb.vars{
   auth_once = {type = "boolean", default = true, desc = "TS_AUTH_ONCE: log in with the key only when the node has no login yet"},
   accept_dns = {type = "boolean", default = false, desc = "TS_ACCEPT_DNS: let MagicDNS into the nodes' resolver"},
   pin_node_ip = {type = "boolean", default = true, desc = "pin the kubelet node IP and etcd's address to each node's LAN address"},
+  confirm_each = {type = "boolean", default = false, desc = "also ask before each node (the plan is always confirmed once)"},
   factory_url = {type = "string", default = factory.DEFAULT_URL},
   tailscale_api = {type = "string", default = "https://api.tailscale.com"},
   boot_timeout = {type = "number", default = 900, desc = "seconds a node may take to come back"},
@@ -74,10 +75,13 @@ rb.phase("Image Factory", function()
     local nodes = {}
     for _, n in ipairs(c.nodes) do
       if not n.ip then error(fmt("node %s has no ipAddress in %s", n.hostname, v.talconfig)) end
+      -- the name the node's device gets in the tailnet (TS_HOSTNAME is the
+      -- node's hostname; Tailscale sanitises it: "k8s-1.home" -> "k8s-1-home")
       nodes[#nodes + 1] = {hostname = n.hostname, ip = n.ip, index = n.index, image_url = n.image_url,
-                           control_plane = n.control_plane, patches = n.patches, secureboot = n.secureboot}
+                           control_plane = n.control_plane, patches = n.patches, secureboot = n.secureboot,
+                           ts_name = tailscale.device_name(n.hostname)}
     end
-    return {nodes = nodes, svc_cidr = c.svc_cidr, svc_cidr_explicit = c.svc_cidr_explicit,
+    return {nodes = nodes, svc_cidr = c.svc_cidr, svc_cidrs = c.svc_cidrs, svc_cidr_explicit = c.svc_cidr_explicit,
             talos_version = c.talos_version}
   end, {read_only = true})
 
@@ -92,29 +96,39 @@ rb.phase("Image Factory", function()
     return out
   end, {read_only = true})
 
-  target = rb.step("compute the schematic", function()
-    local by_id, order = {}, {}
+  -- one new schematic per schematic the nodes run now (control planes on
+  -- a vanilla image, GPU workers on another): each keeps its extensions,
+  -- kernel args and overlay, and gets siderolabs/tailscale
+  target = rb.step("compute the schematics", function()
+    local pairs_, by_id, by_node = {}, {}, {}
     for _, n in ipairs(cfg.nodes) do
-      local id = current[n.hostname].schematic
-      if not by_id[id] then by_id[id] = true; order[#order + 1] = id end
+      local cur_id = current[n.hostname].schematic
+      local p = by_id[cur_id]
+      if not p then
+        local cur = factory.fetch(cur_id, v.factory_url)
+        if not cur then error(fmt("the factory does not know %s's schematic %s", n.hostname, cur_id)) end
+        local merged = factory.merge(cur, {extensions = {factory.TAILSCALE}})
+        local dropped = factory.dropped(cur, merged)
+        if #dropped > 0 then error("the new schematic would drop " .. table.concat(dropped, ", ")) end
+        p = {current_id = cur_id, id = factory.id(merged), canonical = factory.canonical(merged),
+             extensions = factory.extensions(merged), nodes = {}}
+        by_id[cur_id] = p
+        pairs_[#pairs_ + 1] = p
+      end
+      p.nodes[#p.nodes + 1] = n.hostname
+      by_node[n.hostname] = {current_id = p.current_id, id = p.id}
     end
-    if #order > 1 then
-      error(fmt("the nodes run %d different schematics (%s): align them before adding Tailscale", #order, table.concat(order, ", ")))
-    end
-    local cur = factory.fetch(order[1], v.factory_url)
-    if not cur then error(fmt("the factory does not know the nodes' schematic %s", order[1])) end
-    local merged = factory.merge(cur, {extensions = {factory.TAILSCALE}})
-    local dropped = factory.dropped(cur, merged)
-    if #dropped > 0 then error("the new schematic would drop " .. table.concat(dropped, ", ")) end
-    local id = factory.id(merged)
     -- the plan's fixed ID is the schematic with tailscale only
-    local plan_drops = factory.dropped(cur, {customization = {systemExtensions = {officialExtensions = {factory.TAILSCALE}}}})
-    if id ~= factory.TAILSCALE_ONLY_ID then
-      log.warn(fmt("the plan's schematic %s would drop %s: using %s (current extensions plus tailscale) instead",
-        factory.TAILSCALE_ONLY_ID:sub(1, 12), #plan_drops > 0 and table.concat(plan_drops, ", ") or "other customizations", id:sub(1, 12)))
+    for _, p in ipairs(pairs_) do
+      if p.id ~= factory.TAILSCALE_ONLY_ID then
+        local plan_drops = factory.dropped(factory.parse(p.canonical),
+                                           {customization = {systemExtensions = {officialExtensions = {factory.TAILSCALE}}}})
+        log.warn(fmt("the plan's schematic %s would drop %s from %s: using %s (their extensions plus tailscale) instead",
+          factory.TAILSCALE_ONLY_ID:sub(1, 12), #plan_drops > 0 and table.concat(plan_drops, ", ") or "other customizations",
+          table.concat(p.nodes, ", "), p.id:sub(1, 12)))
+      end
     end
-    return {id = id, current_id = order[1], canonical = factory.canonical(merged),
-            extensions = factory.extensions(merged), plan_drops = plan_drops}
+    return {pairs = pairs_, nodes = by_node}
   end, {retries = 3, backoff = 5, read_only = true, key = "schematic"})
 
   rb.step("check the factory offers every extension for " .. cfg.talos_version, function()
@@ -123,24 +137,37 @@ rb.phase("Image Factory", function()
     for _, ver in ipairs(r:json()) do if ver == cfg.talos_version then known = true end end
     if not known then error(fmt("the factory does not offer Talos %s", cfg.talos_version)) end
     local offered = factory.official_extensions(cfg.talos_version, v.factory_url)
-    local missing = factory.unavailable(factory.parse(target.canonical), offered)
-    if #missing > 0 then
-      error(fmt("Talos %s has no official %s: the installer could not be built", cfg.talos_version, table.concat(missing, ", ")))
+    local n = 0
+    for _, p in ipairs(target.pairs) do
+      local missing = factory.unavailable(factory.parse(p.canonical), offered)
+      if #missing > 0 then
+        error(fmt("Talos %s has no official %s: the installer for %s could not be built", cfg.talos_version,
+                  table.concat(missing, ", "), table.concat(p.nodes, ", ")))
+      end
+      n = n + #p.extensions
     end
-    return #target.extensions
+    return n
   end, {read_only = true})
 
-  rb.step("create the schematic", function()
-    return factory.create(factory.parse(target.canonical), v.factory_url)
-  end, {retries = 3, backoff = 5})
+  -- a schematic is content-addressed and immutable at the factory:
+  -- creating one changes nothing of the cluster (read_only: it is never
+  -- "still in effect" and needs no undo)
+  rb.step("create the schematics", function()
+    local ids = {}
+    for _, p in ipairs(target.pairs) do ids[#ids + 1] = factory.create(factory.parse(p.canonical), v.factory_url) end
+    return ids
+  end, {retries = 3, backoff = 5, read_only = true})
 
   target.installers = {}
   for _, n in ipairs(cfg.nodes) do
-    target.installers[n.hostname] = factory.installer(n.image_url, target.id, cfg.talos_version, n.secureboot)
+    target.installers[n.hostname] = factory.installer(n.image_url, target.nodes[n.hostname].id, cfg.talos_version, n.secureboot)
   end
-  rb.report("Schematic", {id = target.id, extensions = table.concat(target.extensions, ", "),
-                          ["replaces"] = target.current_id,
-                          ["installer (k8s-1 form)"] = target.installers[cfg.nodes[1].hostname]})
+  local rows = {}
+  for _, p in ipairs(target.pairs) do
+    rows[p.current_id:sub(1, 12) .. " -> " .. p.id:sub(1, 12)] =
+      fmt("%s (extensions: %s)", table.concat(p.nodes, ", "), table.concat(p.extensions, ", "))
+  end
+  rb.report("Schematics (current -> new: nodes)", rows)
 end)
 
 -- }======
@@ -157,13 +184,22 @@ local function node_env(n)
 end
 
 rb.phase("Configuration", function()
+  -- every service CIDR is a route (a dual-stack cluster has two), and
+  -- every route given is one of them
   routes = rb.step("check the routes", function()
-    local r = v.routes or {cfg.svc_cidr}
+    local svc = {}
+    for _, c in ipairs(cfg.svc_cidrs) do svc[c] = true end
+    local r = v.routes or cfg.svc_cidrs
     for _, route in ipairs(r) do
-      if route ~= cfg.svc_cidr then
-        error(fmt("route %s is not the cluster's service CIDR %s%s; 10.43.0.0/16 is k3s's default, Talos's is 10.96.0.0/12. Fix --var routes (or clusterSvcNets) before anything changes",
-          route, cfg.svc_cidr, cfg.svc_cidr_explicit and " (clusterSvcNets)" or " (Talos's default: clusterSvcNets is empty)"))
+      if not svc[route] then
+        error(fmt("route %s is not one of the cluster's service CIDRs %s%s; 10.43.0.0/16 is k3s's default, Talos's is 10.96.0.0/12. Fix --var routes (or clusterSvcNets) before anything changes",
+          route, table.concat(cfg.svc_cidrs, ", "),
+          cfg.svc_cidr_explicit and " (clusterSvcNets)" or " (Talos's default: clusterSvcNets is empty)"))
       end
+    end
+    if v.routes and #v.routes < #cfg.svc_cidrs then
+      log.warn(fmt("--var routes leaves out %d of the cluster's service CIDRs (%s): Services on the rest stay unreachable over the tailnet",
+        #cfg.svc_cidrs - #v.routes, table.concat(cfg.svc_cidrs, ", ")))
     end
     return r
   end, {read_only = true})
@@ -172,11 +208,21 @@ rb.phase("Configuration", function()
     local peers, st = tailscale.peers()
     local suffix = v.tailnet or (st.MagicDNSSuffix or ""):gsub("%.$", "")
     if suffix == "" then error("cannot tell the tailnet's DNS suffix: pass --var tailnet=tailXXXX.ts.net") end
+    local seen = {}
     for _, n in ipairs(cfg.nodes) do
+      if n.ts_name == "" then error(fmt("node %s's hostname gives no Tailscale device name", n.hostname)) end
+      if seen[n.ts_name] then
+        error(fmt("nodes %s and %s would both be named %s in the tailnet (Tailscale sanitises hostnames: util/dnsname); the second would become %s-1",
+          seen[n.ts_name], n.hostname, n.ts_name, n.ts_name))
+      end
+      seen[n.ts_name] = n.hostname
+      if n.ts_name ~= n.hostname then
+        log.info(fmt("%s will be the device %s in the tailnet (Tailscale's sanitised form of the hostname)", n.hostname, n.ts_name))
+      end
       for _, p in ipairs(peers) do
-        if p.name == n.hostname then
+        if p.name == n.ts_name then
           error(fmt("the tailnet already has a device named %s (%s, %s): the node would register as %s-1. Delete the stale device in the admin console first",
-            n.hostname, p.dns_name, p.online and "online" or "offline", n.hostname))
+            n.ts_name, p.dns_name, p.online and "online" or "offline", n.ts_name))
         end
       end
     end
@@ -199,7 +245,7 @@ rb.phase("Configuration", function()
     end)
     local out = {}
     for i, n in ipairs(cfg.nodes) do
-      local p, fqdn = list[i], n.hostname .. "." .. tailnet
+      local p, fqdn = list[i], n.ts_name .. "." .. tailnet
       local has_san = false
       for _, d in ipairs(p.dns) do if d == fqdn then has_san = true end end
       local single = n.ip:find(":", 1, true) and (n.ip .. "/128") or (n.ip .. "/32")
@@ -217,6 +263,33 @@ rb.phase("Configuration", function()
     return out
   end, {read_only = true})
 
+  -- the whole plan, then one confirmation: nothing in a file or on a node
+  -- changes before the operator said yes (--yes answers for them; with
+  -- neither a terminal nor --yes the run stops here, having changed nothing)
+  local function edited_talconfig()
+    local text = fs.read(v.talconfig)
+    for _, n in ipairs(cfg.nodes) do
+      local url = factory.installer(n.image_url, target.nodes[n.hostname].id, nil, n.secureboot)   -- talhelper wants it without the tag
+      text = talconfig.set_image(text, n.index, url)
+      text = talconfig.add_patch(text, n.index, fmt("@./patches/tailscale-%s.yaml", n.hostname), n.patches)
+    end
+    return text
+  end
+  do
+    local before = fs.read(v.talconfig)
+    local plan = {fmt("the plan for %d nodes, one at a time:", #cfg.nodes)}
+    for _, pr in ipairs(target.pairs) do
+      plan[#plan + 1] = fmt("  schematic %s -> %s: %s", pr.current_id:sub(1, 12), pr.id:sub(1, 12), table.concat(pr.nodes, ", "))
+    end
+    for _, n in ipairs(cfg.nodes) do
+      plan[#plan + 1] = fmt("  %s (%s): ExtensionServiceConfig tailscale as %s.%s, routes %s; then talosctl upgrade --image %s",
+        n.hostname, n.ip, n.ts_name, tailnet, table.concat(routes, ","), target.installers[n.hostname])
+    end
+    plan[#plan + 1] = fmt("  %s:\n%s", v.talconfig, (require("runbook.diff").unified(before, edited_talconfig(), v.talconfig):gsub("\n$", "")))
+    log.info(table.concat(plan, "\n"))
+    rb.confirm(fmt("Apply this plan to %d nodes (files first, then one node at a time)?", #cfg.nodes))
+  end
+
   rb.step("write the ExtensionServiceConfig patches", function()
     fs.mkdir_p(cfg_dir .. "/patches")
     local files = {}
@@ -232,13 +305,7 @@ rb.phase("Configuration", function()
   for _, n in ipairs(cfg.nodes) do patch_files[n.hostname] = fmt("%s/patches/tailscale-%s.yaml", cfg_dir, n.hostname) end
 
   rb.step("update " .. v.talconfig, function()
-    local text = fs.read(v.talconfig)
-    for _, n in ipairs(cfg.nodes) do
-      local url = factory.installer(n.image_url, target.id, nil, n.secureboot)   -- talhelper wants it without the tag
-      text = talconfig.set_image(text, n.index, url)
-      text = talconfig.add_patch(text, n.index, fmt("@./patches/tailscale-%s.yaml", n.hostname), n.patches)
-    end
-    local backup = fs.write(v.talconfig, text, {backup = true})
+    local backup = fs.write(v.talconfig, edited_talconfig(), {backup = true})
     return {backup = backup}
   end, {key = "talconfig"})
 
@@ -283,8 +350,9 @@ local function boot_state(n)
     return ok, ok and "reachable" or "unreachable"
   end, {timeout = v.boot_timeout, interval = v.poll_interval, desc = n.hostname .. " reachable"})
   if not ok then return "unreachable" end
-  if id == target.id then return "new", id end
-  if id == target.current_id then return "old", id end
+  local tn = target.nodes[n.hostname]
+  if id == tn.id then return "new", id end
+  if id == tn.current_id then return "old", id end
   return "other", id
 end
 
@@ -293,7 +361,10 @@ rb.phase("Sequential node updates", function()
     local name = n.hostname
     rb.gate("cluster healthy before " .. name, function() return checks.cluster_healthy(cfg.nodes) end,
             {timeout = 600, interval = v.poll_interval})
-    rb.confirm(fmt("Upgrade %s (%s) to schematic %s?", name, n.ip, target.id:sub(1, 12)))
+    local tn = target.nodes[name]
+    if v.confirm_each and not rb.is_done("upgrade/" .. name) then
+      rb.confirm(fmt("Upgrade %s (%s) to schematic %s?", name, n.ip, tn.id:sub(1, 12)))
+    end
 
     rb.step("configure " .. name, function()
       -- delete-then-add: a patch over an existing config would append
@@ -313,13 +384,13 @@ rb.phase("Sequential node updates", function()
       local state, id = boot_state(n)
       if state == "new" then
         talos.rollback(n.ip)
-        wait_back_on(n, target.current_id, v.boot_timeout)
+        wait_back_on(n, tn.current_id, v.boot_timeout)
         checks.nodes_ready({name})
       elseif state == "old" then
         log.info(name .. " runs its previous schematic: no rollback (it would boot the other slot)")
       elseif state == "other" then
         error(fmt("%s runs schematic %s, neither the previous %s nor the new %s: not rolled back; diagnose with recover.lua",
-                  name, tostring(id):sub(1, 12), target.current_id:sub(1, 12), target.id:sub(1, 12)), 0)
+                  name, tostring(id):sub(1, 12), tn.current_id:sub(1, 12), tn.id:sub(1, 12)), 0)
       else
         error(fmt("%s is still unreachable after %d s: what it runs is unknown, so it was not rolled back; diagnose with recover.lua",
                   name, v.boot_timeout), 0)
@@ -330,8 +401,8 @@ rb.phase("Sequential node updates", function()
     rb.gate(name .. " runs the new schematic", function()
       local ok, exts, id = pcall(talos.extensions, n.ip)
       if not ok then went_down = true; return false, "rebooting (Talos API unreachable)" end
-      if id ~= target.id then
-        if went_down and id == target.current_id then
+      if id ~= tn.id then
+        if went_down and id == tn.current_id then
           -- it rebooted and came back on the old image: the new one failed
           -- to boot and Talos fell back to the previous one (A/B)
           rb.fatal(name .. " came back on its previous schematic: the new image failed to boot and Talos fell back")
@@ -369,8 +440,8 @@ rb.phase("Sequential node updates", function()
             {timeout = 600, interval = v.poll_interval})
     rb.gate("etcd healthy after " .. name, function() return checks.etcd_healthy(cp_ips) end,
             {timeout = 600, interval = v.poll_interval})
-    rb.gate(name .. " online in the tailnet as " .. name, function()
-      return checks.node_in_tailnet(name, rb.fatal)
+    rb.gate(name .. " online in the tailnet as " .. n.ts_name, function()
+      return checks.node_in_tailnet(n.ts_name, rb.fatal)
     end, {timeout = 300, interval = v.poll_interval})
     -- this node passed every gate: a later failure leaves it as it is
     rb.commit()
@@ -395,7 +466,7 @@ rb.phase("Validation", function()
           for _, r in ipairs(tailscale.missing_routes(routes, d.enabledRoutes)) do
             if advertised[r] then todo[#todo + 1] = r end
           end
-          if short == n.hostname and #todo > 0 then
+          if short == n.ts_name and #todo > 0 then
             local all = {}
             for _, r in ipairs(d.enabledRoutes or {}) do all[#all + 1] = r end
             for _, r in ipairs(todo) do all[#all + 1] = r end
@@ -408,7 +479,7 @@ rb.phase("Validation", function()
     end)
   end
   local names = {}
-  for _, n in ipairs(cfg.nodes) do names[#names + 1] = n.hostname end
+  for _, n in ipairs(cfg.nodes) do names[#names + 1] = n.ts_name end
   for _, route in ipairs(routes) do
     rb.gate("route " .. route .. " served", function()
       return checks.route_served(route, names, v.api_key and {url = v.tailscale_api, key = v.api_key} or nil)
@@ -441,7 +512,7 @@ rb.phase("Documentation", function()
     -- -e: connect over the tailnet to the name in the node's certSANs;
     -- -n: the node's own address, which its apid serves without a lookup
     for _, n in ipairs(cfg.nodes) do
-      b[#b + 1] = fmt("| %s | %s | %s.%s | `talosctl -e %s.%s -n %s version` |", n.hostname, n.ip, n.hostname, tailnet, n.hostname, tailnet, n.ip)
+      b[#b + 1] = fmt("| %s | %s | %s.%s | `talosctl -e %s.%s -n %s version` |", n.hostname, n.ip, n.ts_name, tailnet, n.ts_name, tailnet, n.ip)
     end
     b[#b + 1] = ""
     b[#b + 1] = fmt("Subnet route(s): %s, advertised by every node (one primary at a time; failover takes up to ~15 s).",
@@ -454,9 +525,9 @@ rb.phase("Documentation", function()
     return file
   end)
   rb.report("Access", table.concat({
-    fmt("Nodes: %s", (function() local t = {} for _, n in ipairs(cfg.nodes) do t[#t + 1] = n.hostname .. "." .. tailnet end return table.concat(t, ", ") end)()),
+    fmt("Nodes: %s", (function() local t = {} for _, n in ipairs(cfg.nodes) do t[#t + 1] = n.ts_name .. "." .. tailnet end return table.concat(t, ", ") end)()),
     fmt("Routes: %s", table.concat(routes, ", ")),
-    fmt("Schematic: %s", target.id),
+    fmt("Schematics: %s", (function() local t = {} for _, p in ipairs(target.pairs) do t[#t + 1] = p.id end return table.concat(t, ", ") end)()),
   }, "\n\n"))
 end)
 

@@ -21,7 +21,7 @@ rb.phase("Validation", function()
   local _, st = tailscale.peers()
   local suffix = v.tailnet or (st.MagicDNSSuffix or ""):gsub("%.$", "")
   local names = {}
-  for _, n in ipairs(cfg.nodes) do names[#names + 1] = n.hostname end
+  for _, n in ipairs(cfg.nodes) do names[#names + 1] = tailscale.device_name(n.hostname) end
   local results = checks.all{nodes = cfg.nodes, names = names, routes = v.routes or {cfg.svc_cidr},
                              svc_cidr = cfg.svc_cidr, probe_url = v.api_probe_url, tailnet = suffix, api = v.tailscale_api, api_key = v.api_key,
                              operator_ns = v.operator_namespace, operator_device = v.operator_device}

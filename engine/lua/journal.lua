@@ -36,7 +36,7 @@ end
 --- Reads a journal. A torn last line (a kill mid-write) is dropped; a
 --- corrupt record anywhere else is refused (exit 2), naming the line.
 ---@param path string
----@return table[] records, boolean finished true when the last record is a successful finish
+---@return table[] records, boolean finished true when the last record is a successful finish, or one of a run that changed nothing
 function M.read(path)
   local text = core_fs.read(path)
   local recs, lineno = {}, 0
@@ -51,7 +51,8 @@ function M.read(path)
     end
   end
   local last = recs[#recs]
-  return recs, last ~= nil and last.type == "finish" and last.ok == true
+  -- finished: successfully, or stopped having changed nothing
+  return recs, last ~= nil and last.type == "finish" and (last.ok == true or last.changed == false)
 end
 
 --- The steps a journal records as done and not undone since, by key, and

@@ -318,6 +318,16 @@ function M.gate(name, check, o)
   end
 end
 
+--- Whether the step with this key finished in the run being resumed
+--- (false in a fresh run and in a dry-run): to skip a question or a check
+--- that only matters before the step, as the rollout does for a node that is done.
+---@param key string
+---@return boolean
+function M.is_done(key)
+  args.name(1, "is_done", key)
+  return start().resume[key] ~= nil
+end
+
 --- Accepts everything done so far: a later failure no longer undoes the
 --- steps before this point (a node that passed all its gates stays).
 function M.commit()
@@ -411,10 +421,17 @@ function M._finish(ok, err)
                                                undone = done, undo_failed = failed, exit = 1})
   end
   local recorded = S.journal and not S.journal:is_empty()
+  -- a run that stopped having done only read-only steps changed nothing:
+  -- its journal counts as finished, so the next run starts afresh
+  local changed = S.resumed     -- what an earlier run changed is still to be resumed
+  for _, st in ipairs(S.steps) do
+    if st.status == "done" and not st.skipped and st.id and not st.read_only then changed = true end
+  end
   -- a run that recorded nothing has no journal to finish
   if recorded and ok then journal_write{type = "finish", ok = true, exit = 0}
   elseif recorded and not interrupted then
-    journal_write{type = "finish", ok = false, exit = type(err) == "table" and err.exit or 1, error = tostring(err)}
+    journal_write{type = "finish", ok = false, changed = changed, exit = type(err) == "table" and err.exit or 1,
+                  error = tostring(err)}
   end
   local text = report.render{name = runbook_name, dry_run = M.dry_run, ok = ok, err = err, state = S, duration = duration}
   local report_path
@@ -449,9 +466,11 @@ function M._finish(ok, err)
       end
     end
     if #done > 0 then lines[#lines + 1] = "still in effect: " .. table.concat(done, ", ") end
-    if recorded and not M.dry_run then
+    if recorded and not M.dry_run and changed then
       lines[#lines + 1] = fmt("next: fix the cause, then 'runbook run %s --resume' (finished steps are skipped), or --fresh to start over",
                               runbook_name)
+    elseif recorded and not M.dry_run then
+      lines[#lines + 1] = fmt("nothing was changed: run %s again once the cause is fixed", runbook_name)
     end
   end
   if report_path then lines[#lines + 1] = "report: " .. report_path end

@@ -45,7 +45,8 @@ function M.cluster_healthy(nodes)
   return M.nodes_ready()
 end
 
---- The node is online in the tailnet under exactly its hostname. A device
+--- The node is online in the tailnet under exactly its device name (its
+--- hostname as Tailscale sanitises it: tailscale.device_name). A device
 --- that registered as <name>-1 (the name was taken) is a fatal finding.
 ---@param name string the device name
 ---@param fatal? boolean fail the gate at once on a state waiting cannot fix
@@ -59,7 +60,7 @@ function M.node_in_tailnet(name, fatal)
     end
   end
   for _, p in ipairs(peers) do
-    if p.hostname == name and p.name ~= name then
+    if tailscale.device_name(p.hostname or "") == name and p.name ~= name then
       local msg = fmt("the node registered as %s, not %s: a device named %s already exists in the tailnet (delete the stale device, then re-key the node)",
                       p.name, name, name)
       if fatal then fatal(msg) end
@@ -177,8 +178,9 @@ function M.all(cfg)
   local list = {}
   local function add(name, fn) list[#list + 1] = {name = name, fn = fn} end
   for _, n in ipairs(cfg.nodes) do
-    add("tailnet: " .. n.hostname, function() return M.node_in_tailnet(n.hostname) end)
-    add("talos over tailnet: " .. n.hostname, function() return M.talos_over_tailnet(n.hostname .. "." .. cfg.tailnet, n.ip) end)
+    local name = n.ts_name or tailscale.device_name(n.hostname)
+    add("tailnet: " .. name, function() return M.node_in_tailnet(name) end)
+    add("talos over tailnet: " .. name, function() return M.talos_over_tailnet(name .. "." .. cfg.tailnet, n.ip) end)
   end
   for _, r in ipairs(cfg.routes) do
     add("route served: " .. r, function()

@@ -8,6 +8,36 @@ local errors = require "runbook.error"
 
 local M = {}
 
+local function alnum(c) return c:match("^[%a%d]$") ~= nil end
+local SEPARATORS = {[" "] = true, ["."] = true, ["@"] = true, ["_"] = true}
+
+--- The device name Tailscale makes of a hostname (tailscale/tailscale
+--- util/dnsname.SanitizeHostname, which tailcfg and ipnstate use for a
+--- node's name): ".local", ".localdomain" and ".lan" trimmed; at most 63
+--- bytes; leading and trailing non-alphanumerics dropped; a space, dot,
+--- @ or _ inside becomes "-"; other characters but letters, digits and "-"
+--- are dropped; lower case. "k8s-1.home.lan" is "k8s-1-home". The
+--- coordination server's own rule is not public: that it matches this one
+--- is unconfirmed, and the rollout checks the name the tailnet really shows.
+---@param hostname string
+---@return string
+function M.device_name(hostname)
+  for _, suffix in ipairs{".local", ".localdomain", ".lan"} do
+    if hostname:sub(-#suffix) == suffix then hostname = hostname:sub(1, -#suffix - 1) end
+  end
+  local label = hostname:sub(1, 63)
+  local start, stop = 1, #label
+  while start <= stop and not alnum(label:sub(start, start)) do start = start + 1 end
+  while stop >= start and not alnum(label:sub(stop, stop)) do stop = stop - 1 end
+  local out = {}
+  for i = start, stop do
+    local c = label:sub(i, i)
+    if i ~= start and i ~= stop and SEPARATORS[c] then out[#out + 1] = "-"
+    elseif alnum(c) or c == "-" then out[#out + 1] = c:lower() end
+  end
+  return table.concat(out)
+end
+
 --- The peers this machine sees: {hostname, name (first DNS label, e.g.
 --- "k8s-1-1" when the name was taken), dns_name, ips, online, primary_routes}.
 ---@return table[] peers of `tailscale status --json`

@@ -9,7 +9,8 @@ local errors = require "runbook.error"
 
 local M = {}
 
-M.DEFAULT_SVC_CIDR = "10.96.0.0/12"     -- Talos's DefaultIPv4ServiceCIDR
+M.DEFAULT_SVC_CIDR = "10.96.0.0/12"          -- Talos: constants.DefaultIPv4ServiceNet
+M.DEFAULT_SVC_CIDR_V6 = "fc00:db8:20::/112"   -- Talos: constants.DefaultIPv6ServiceNet
 
 local function fail(msg)
   error(errors.new("talconfig", msg, {exit = 2}), 0)
@@ -103,6 +104,13 @@ function M.read(path)
   local docs = yaml.decode_all(text, {name = path})
   local data = docs[1]
   if type(data) ~= "table" then error(errors.new("talconfig", path .. ": not a talhelper config (a map)", {exit = 2}), 0) end
+  if data.sops ~= nil then
+    -- editing an encrypted file as text breaks its MAC: `sops -d` refuses it afterwards
+    error(errors.new("talconfig", path .. ": the file is SOPS-encrypted (it has a sops: block); the rollout edits "
+      .. "talconfig.yaml and would break its MAC. Keep talconfig.yaml in clear and its secrets in talenv.sops.yaml, "
+      .. "as talhelper documents, or decrypt it (sops -d -i " .. path .. "), run the rollout, and encrypt it again "
+      .. "(sops -e -i " .. path .. "). Nothing was changed.", {exit = 2}), 0)
+  end
   if type(data.nodes) ~= "table" or #data.nodes == 0 then
     error(errors.new("talconfig", path .. ": no nodes", {exit = 2}), 0)
   end
@@ -131,11 +139,21 @@ function M.read(path)
                          secureboot = type(given(n.machineSpec) or given(group.machineSpec)) == "table"
                                       and (given(n.machineSpec) or given(group.machineSpec)).secureboot == true}
   end
-  local svc = type(data.clusterSvcNets) == "table" and x(data.clusterSvcNets[1], "clusterSvcNets[1]") or nil
+  local svcs = {}
+  for i, net in ipairs(type(data.clusterSvcNets) == "table" and data.clusterSvcNets or {}) do
+    svcs[#svcs + 1] = x(net, ("clusterSvcNets[%d]"):format(i))
+  end
+  local explicit = #svcs > 0
+  if not explicit then
+    -- Talos's defaults (pkg/machinery/config/generate/generate.go): the
+    -- IPv6 service net when the endpoint's host is an IPv6 address
+    local host = tostring(x(data.endpoint, "endpoint") or ""):match("^%a+://%[([^%]]+)%]") or ""
+    svcs[1] = host:find(":", 1, true) and M.DEFAULT_SVC_CIDR_V6 or M.DEFAULT_SVC_CIDR
+  end
   local tv = data.talosVersion and x(tostring(data.talosVersion), "talosVersion") or nil
   if tv and not tv:match("^v") then tv = "v" .. tv end      -- talhelper adds the v
-  return {path = path, text = text, data = data, nodes = nodes, svc_cidr = svc or M.DEFAULT_SVC_CIDR,
-          svc_cidr_explicit = svc ~= nil, talos_version = tv}
+  return {path = path, text = text, data = data, nodes = nodes, svc_cidr = svcs[1], svc_cidrs = svcs,
+          svc_cidr_explicit = explicit, talos_version = tv}
 end
 
 --- Sets nodes[i].talosImageURL (without tag, as talhelper expects).
@@ -156,13 +174,12 @@ end
 ---@param existing? string[] the node's patches
 ---@return string the edited text
 function M.add_patch(text, i, ref, existing)
-  local list = {}
   for _, p in ipairs(existing or {}) do
     if p == ref then return text end
-    list[#list + 1] = p
   end
-  list[#list + 1] = ref
-  return yaml.edit(text, {"nodes", i, "patches"}, yaml.array(list))
+  -- one new item after the last (or a new patches: list): the other items,
+  -- their quotes and the comments between them stay as they are
+  return yaml.edit(text, {"nodes", i, "patches", #(existing or {}) + 1}, ref)
 end
 
 --- The LAN addresses of the control-plane nodes (etcd members): etcd

@@ -5,6 +5,7 @@ local ctx = ...
 
 local time = require "runbook.time"
 local factory = require "factory"
+local tailscale_lib = require "tailscale"
 
 local W = ctx.W
 local M = ctx.M            -- the world module (its _ functions)
@@ -122,13 +123,17 @@ function M._start_tailscale(n)
   W.auth.used = true
   -- authkey_expired: the key stops working once a first device joined
   if fault("authkey_expired") then W.auth.expired = true end
+  -- the device is named after the hostname as Tailscale sanitises it
+  -- (util/dnsname.SanitizeHostname: "k8s-1.home.lan" -> "k8s-1-home"), with
+  -- "-1", "-2" ... when the name is taken
   local want = env.TS_HOSTNAME or n.name
-  local name, k = want, 0
+  local base = tailscale_lib.device_name(want)
+  local name, k = base, 0
   local taken = true
   while taken do
     taken = false
     for _, d in ipairs(W.devices) do if d.hostname_final == name then taken = true end end
-    if taken then k = k + 1; name = want .. "-" .. k end
+    if taken then k = k + 1; name = base .. "-" .. k end
   end
   W.next_dev = W.next_dev + 1
   local d = {id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev), node = n.name,

@@ -180,5 +180,26 @@ expect "the journal reader finds steps by key" 0 "order k1,then fail	k1=7" -- "$
 printf '{"type":"step","key":"a","id":"a"}\nnot json\n{"type":"finish","ok":true}\n' > .runbook/keyed.journal.old
 expect "the reader refuses a corrupt record in the middle, naming the line" 2 "keyed.journal.old:2: corrupt journal record" -- "$bin" run reader.lua
 
+# a run that stops having done only read-only steps changed nothing: it
+# says so, and the next run is not refused as "unfinished"
+cat > nochange.lua <<'LUA'
+local rb = require "runbook"
+rb.step("read", function() return 1 end, {read_only = true})
+rb.confirm("go?")
+rb.step("change", function() return 2 end, {key = "change"})
+print("is_done " .. tostring(rb.is_done("change")))
+LUA
+expect "read-only steps, then no answer: exit 2, nothing changed" 2 "nothing was changed: run nochange.lua again" -- "$bin" run nochange.lua
+expect "so the next run starts afresh" 0 "is_done false" -- "$bin" run nochange.lua --yes
+cat > ro2.lua <<'LUA'
+local rb = require "runbook"
+rb.step("change", function() return 2 end, {key = "change"})
+print("is_done " .. tostring(rb.is_done("change")))
+error("stop after the change")
+LUA
+expect "a change, then a failure: resumable" 1 "next: fix the cause" -- "$bin" run ro2.lua
+sed -i 's/error("stop after the change")//' ro2.lua
+expect "rb.is_done sees the step done in the run being resumed" 0 "is_done true" -- "$bin" run ro2.lua --resume
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -39,10 +39,25 @@ run extra-extensions "$S/faults/extra-extensions.yaml" '{"exit": 0,
   "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
   "logs_have": ["plan.s schematic 4a0d65c669d4 would drop siderolabs/iscsi-tools, siderolabs/qemu-guest-agent"],
   "plan_lacks": ["talosImageURL: factory.talos.dev/installer/4a0d65c6"]}'
+# control planes on one schematic, a storage worker on another: one new
+# schematic each, every node upgraded to its own
+run mixed-schematics "$S/mixed-schematics.yaml" '{"exit": 0,
+  "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "plan_has": ["376567988ad3 -> 4a0d65c669d4: k8s-1, k8s-2", "613e1592b2da -> 708747e350d6: k8s-3",
+               "^\\+    talosImageURL: factory.talos.dev/installer/708747e350d604ae9e57227d8dcf274091453ddb1097b765d4ea8884f1992c1f$",
+               "upgrade --image factory.talos.dev/installer/708747e350d604ae9e57227d8dcf274091453ddb1097b765d4ea8884f1992c1f:v1.10.6"]}'
+# hostnames with dots: the devices are named as Tailscale sanitises them
+run dotted-hostnames "$S/dotted-hostnames.yaml" '{"exit": 0,
+  "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "ok_gates": ["k8s-1.home online in the tailnet as k8s-1-home", "k8s-3.home online in the tailnet as k8s-3-home"],
+  "plan_has": ["TS_HOSTNAME=k8s-1.home", "k8s-1-home.tail1234.ts.net"]}'
+run device-name-collision "$S/faults/device-name-collision.yaml" '{"exit": 1,
+  "failed": "check the tailnet: .*k8s-1.lab and k8s-1.lab.lan would both be named k8s-1-lab",
+  "not_upgraded": ["192.168.10.11", "192.168.10.12"], "plan_lacks": ["Files it would change"]}'
 run service-cidr-default "$S/faults/service-cidr-default.yaml" '{"exit": 0, "ok_gates": ["route 10.96.0.0/12 served"],
   "plan_has": ["TS_ROUTES=10.96.0.0/12"]}'
 run plan-route-on-talos-default "$S/faults/service-cidr-default.yaml" '{"exit": 1,
-  "failed": "check the routes: .*10.43.0.0/16 is not the cluster.s service CIDR 10.96.0.0/12", "not_upgraded": ["192.168.10.11"],
+  "failed": "check the routes: .*10.43.0.0/16 is not one of the cluster.s service CIDRs 10.96.0.0/12", "not_upgraded": ["192.168.10.11"],
   "plan_lacks": ["talosImageURL: factory"]}' --var routes=10.43.0.0/16
 run boot-fails-k8s-2 "$S/faults/boot-fails-k8s-2.yaml" '{"exit": 1,
   "failed": "k8s-2 runs the new schematic: k8s-2 came back on its previous schematic",
@@ -93,7 +108,7 @@ run authkey-invalid "$S/faults/authkey-invalid.yaml" '{"exit": 1, "failed": "k8s
 run route-not-approved "$S/faults/route-not-approved.yaml" '{"exit": 1,
   "failed": "route 10.43.0.0/16 served: not met .*no primary router"}'
 run factory-503-transient "$S/faults/factory-503-transient.yaml" '{"exit": 0, "upgraded": ["192.168.10.13"]}'
-run factory-503-permanent "$S/faults/factory-503-permanent.yaml" '{"exit": 1, "failed": "compute the schematic: .*503",
+run factory-503-permanent "$S/faults/factory-503-permanent.yaml" '{"exit": 1, "failed": "compute the schematics: .*503",
   "not_upgraded": ["192.168.10.11"], "plan_lacks": ["talosImageURL: factory.talos.dev/installer/4a0d"]}'
 run etcd-unhealthy "$S/faults/etcd-unhealthy.yaml" '{"exit": 1,
   "failed": "cluster healthy before anything changes: not met .*unhealthy", "not_upgraded": ["192.168.10.11"],

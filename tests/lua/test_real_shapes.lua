@@ -272,3 +272,17 @@ function test_preserve_is_hidden_not_unknown_and_deprecated_from_1_13()
 end
 
 -- }======
+
+-- {====== device names (tailscale util/dnsname: SanitizeHostname, and the vectors of its TestSanitizeLabel)
+
+function test_device_names_as_tailscale_sanitises_hostnames()
+  local vectors = {
+    {"", ""}, {" ", ""}, {"OBERON", "oberon"}, {"Avery's iPhone 4(SE)", "averys-iphone-4se"},
+    {"mon.ipn.dev", "mon-ipn-dev"}, {"admin@example.com", "admin-example-com"}, {".bound.ary.", "bound-ary"},
+    {"a-", "a"}, {"-a", "a"}, {"-a-", "a"},
+    {string.rep("test.", 20), "test-test-test-test-test-test-test-test-test-test-test-test-tes"},
+    -- SanitizeHostname trims these suffixes first (TrimCommonSuffixes)
+    {"k8s-1.local", "k8s-1"}, {"k8s-1.lan", "k8s-1"}, {"k8s-1.home.lan", "k8s-1-home"}, {"k8s-1", "k8s-1"},
+  }
+  for _, v in ipairs(vectors) do t.eq(tailscale.device_name(v[1]), v[2], v[1]) end
+end

@@ -169,3 +169,83 @@ nodes:
   t.eq(c.nodes[1].schematic, nil)
   t.eq({c.nodes[1].secureboot, c.nodes[3].secureboot}, {false, true})        -- machineSpec from worker:
 end
+
+local function with_file(text, fn)
+  local fsm = require "runbook.fs"
+  local d = fsm.tmpdir("talconfig")
+  fsm.write(d .. "/talconfig.yaml", text)
+  local ok, err = pcall(fn, d .. "/talconfig.yaml")
+  os.remove(d .. "/talconfig.yaml")
+  os.remove(d)
+  if not ok then error(err, 0) end
+end
+
+function test_a_sops_encrypted_talconfig_is_refused_before_any_edit()
+  with_file(table.concat({
+    "clusterName: ENC[AES256_GCM,data:aGVsbG8=,iv:AAAA,tag:BBBB,type:str]",
+    "nodes:",
+    "  - hostname: k8s-1",
+    "    ipAddress: 10.0.0.1",
+    "sops:",
+    "  age:",
+    "    - recipient: age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq",
+    "  mac: ENC[AES256_GCM,data:xyz,iv:AAAA,tag:CCCC,type:str]",
+    "  version: 3.9.0", ""}, "\n"), function(path)
+    local err = t.raises(talconfig.read, path)
+    t.eq(err.exit, 2)
+    t.match(err.message, "SOPS%-encrypted")
+    t.match(err.message, "sops %-d %-i")
+    t.match(err.message, "Nothing was changed")
+  end)
+end
+
+function test_dual_stack_service_nets_are_all_routes()
+  with_file("clusterName: x\nclusterSvcNets:\n  - 10.96.0.0/12\n  - fd00:10:96::/112\nnodes:\n  - hostname: a\n    ipAddress: 10.0.0.1\n",
+    function(path)
+      local c = talconfig.read(path)
+      t.eq(c.svc_cidrs, {"10.96.0.0/12", "fd00:10:96::/112"})
+      t.eq(c.svc_cidr, "10.96.0.0/12")
+    end)
+  -- no clusterSvcNets and an IPv6 endpoint: Talos's IPv6 default
+  -- (pkg/machinery/config/generate/generate.go, constants.DefaultIPv6ServiceNet)
+  with_file("clusterName: x\nendpoint: https://[fd00::10]:6443\nnodes:\n  - hostname: a\n    ipAddress: fd00::11\n",
+    function(path) t.eq(talconfig.read(path).svc_cidrs, {"fc00:db8:20::/112"}) end)
+end
+
+function test_add_patch_appends_one_item_and_keeps_the_rest()
+  local text = table.concat({
+    "nodes:",
+    "  - hostname: k8s-1",
+    "    patches:",
+    "      - \"@./patches/a.yaml\"",
+    "      # the disk layout",
+    "      - \"@./patches/disk.yaml\"",
+    "",
+    "# Global patches",
+    "patches:",
+    "  - \"@./patches/all.yaml\"", ""}, "\n")
+  local out = talconfig.add_patch(text, 1, "@./patches/tailscale-k8s-1.yaml", {"@./patches/a.yaml", "@./patches/disk.yaml"})
+  t.eq(out, table.concat({
+    "nodes:",
+    "  - hostname: k8s-1",
+    "    patches:",
+    "      - \"@./patches/a.yaml\"",
+    "      # the disk layout",
+    "      - \"@./patches/disk.yaml\"",
+    "      - \"@./patches/tailscale-k8s-1.yaml\"",
+    "",
+    "# Global patches",
+    "patches:",
+    "  - \"@./patches/all.yaml\"", ""}, "\n"))
+  -- a node without patches gets the list
+  t.eq(talconfig.add_patch("nodes:\n  - hostname: a\n    ipAddress: 10.0.0.1\n", 1, "@./p.yaml", nil),
+       "nodes:\n  - hostname: a\n    ipAddress: 10.0.0.1\n    patches:\n      - '@./p.yaml'\n")
+  -- already there: unchanged
+  t.eq(talconfig.add_patch(text, 1, "@./patches/a.yaml", {"@./patches/a.yaml"}), text)
+end
+
+function test_add_patch_refuses_a_list_shared_through_an_alias()
+  local text = "common: &p\n  - \"@./a.yaml\"\nnodes:\n  - hostname: a\n    patches: *p\n"
+  local err = t.raises(talconfig.add_patch, text, 1, "@./b.yaml", {"@./a.yaml"})
+  t.match(tostring(err), "alias %*p")
+end

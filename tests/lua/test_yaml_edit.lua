@@ -61,7 +61,7 @@ end
 
 function test_append_to_a_flow_list_stays_flow()
   t.eq(yaml.edit("patches: ['@./a.yaml', \"@./b.yaml\"]\n", {"patches", 3}, "@./c.yaml"),
-       "patches: ['@./a.yaml', \"@./b.yaml\", '@./c.yaml']\n")
+       "patches: ['@./a.yaml', \"@./b.yaml\", \"@./c.yaml\"]\n")   -- quoted as the last item is
   t.eq(yaml.edit("patches: []\n", {"patches", 1}, "x"), "patches: [x]\n")
 end
 

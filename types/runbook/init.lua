@@ -53,6 +53,12 @@ function runbook.step(name, fn, opts) end
 ---@return any value the check's truthy value
 function runbook.gate(name, check, opts) end
 
+--- Whether the step with this key finished in the run being resumed (false
+--- in a fresh run and in a dry-run).
+---@param key string
+---@return boolean
+function runbook.is_done(key) end
+
 --- Accepts everything done so far: a later failure no longer undoes it.
 function runbook.commit() end
 
