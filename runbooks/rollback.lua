@@ -4,6 +4,7 @@
 -- dir): the schematic the nodes ran before, which nodes were upgraded, and
 -- the talconfig.yaml backup. One node at a time, with the rollout's gates.
 local rb = require "runbook"
+local exec = require "runbook.exec"
 local fs = require "runbook.fs"
 local rb_journal = require "runbook.journal"
 local log = require "runbook.log"
@@ -52,6 +53,7 @@ do
 end
 
 local cfg = talconfig.read(v.talconfig)
+local cfg_dir = v.talconfig:match("^(.*)/[^/]*$") or "."
 local cp_ips = talconfig.control_plane_ips(cfg.nodes)
 local by_name = {}
 for _, n in ipairs(cfg.nodes) do by_name[n.hostname] = n end
@@ -95,13 +97,32 @@ rb.phase("Files", function()
   else
     log.warn("the journal has no talconfig.yaml backup: restore it from version control")
   end
-  rb.step("remove the Tailscale patch files (they hold the auth key)", function()
-    local dir = (v.talconfig:match("^(.*)/[^/]*$") or ".") .. "/patches"
+  rb.step("remove the Tailscale patch files", function()
+    local dir = cfg_dir .. "/patches"
     local removed = {}
     for _, n in ipairs(cfg.nodes) do
-      local f = fmt("%s/tailscale-%s.yaml", dir, n.hostname)
-      if fs.exists(f) then fs.remove(f); removed[#removed + 1] = f end
+      -- the address pins; and the key-bearing patch of rollouts before the talhelper-native path
+      for _, f in ipairs{fmt("%s/tailscale-pins-%s.yaml", dir, n.hostname), fmt("%s/tailscale-%s.yaml", dir, n.hostname)} do
+        if fs.exists(f) then fs.remove(f); removed[#removed + 1] = f end
+      end
     end
     return removed
+  end)
+  -- the generated configs hold the auth key: generate them again from the
+  -- restored talconfig.yaml (without talhelper: remove the nodes' files)
+  rb.step("regenerate the machine configs without the auth key", function()
+    local out = cfg_dir .. "/clusterconfig"
+    if not fs.exists(out) then return "none" end
+    if rb.dry_run or exec.which("talhelper") then
+      local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", out}, {timeout = 300})
+      if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", "")) end
+      return "regenerated"
+    end
+    for _, n in ipairs(cfg.nodes) do
+      local f = fmt("%s/%s-%s.yaml", out, tostring(cfg.data.clusterName or "cluster"), n.hostname)
+      if fs.exists(f) then fs.remove(f) end
+    end
+    log.warn("talhelper is not on PATH: the generated configs were removed; run talhelper genconfig again")
+    return "removed"
   end)
 end)

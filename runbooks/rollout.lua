@@ -79,10 +79,12 @@ rb.phase("Image Factory", function()
       -- node's hostname; Tailscale sanitises it: "k8s-1.home" -> "k8s-1-home")
       nodes[#nodes + 1] = {hostname = n.hostname, ip = n.ip, index = n.index, image_url = n.image_url,
                            control_plane = n.control_plane, patches = n.patches, secureboot = n.secureboot,
-                           ts_name = tailscale.device_name(n.hostname)}
+                           ts_name = tailscale.device_name(n.hostname), group_key = n.group_key,
+                           cert_sans = n.cert_sans, services = n.services, group_services = n.group_services,
+                           schematic_at = n.schematic_at}
     end
     return {nodes = nodes, svc_cidr = c.svc_cidr, svc_cidrs = c.svc_cidrs, svc_cidr_explicit = c.svc_cidr_explicit,
-            talos_version = c.talos_version}
+            talos_version = c.talos_version, cluster_name = tostring(c.data.clusterName or "cluster")}
   end, {read_only = true})
 
   current = rb.step("read each node's extensions", function()
@@ -175,13 +177,8 @@ end)
 -- {====== 2. Configuration
 
 local routes, tailnet
-local patch_files = {}
+local config_diff_surprises
 
-local function node_env(n)
-  return talconfig.tailscale_env{authkey = authkey, hostname = n.hostname, routes = routes,
-                                 dest_ip = v.dest_ip and n.ip or nil, auth_once = v.auth_once,
-                                 accept_dns = v.accept_dns, extra_args = v.extra_args}
-end
 
 rb.phase("Configuration", function()
   -- every service CIDR is a route (a dual-stack cluster has two), and
@@ -263,18 +260,76 @@ rb.phase("Configuration", function()
     return out
   end, {read_only = true})
 
-  -- the whole plan, then one confirmation: nothing in a file or on a node
-  -- changes before the operator said yes (--yes answers for them; with
-  -- neither a terminal nor --yes the run stops here, having changed nothing)
+  -- talhelper generates the machine configs from talconfig.yaml, and
+  -- `talosctl apply-config --dry-run` shows what one would change on a
+  -- node: before anything changes, what talconfig.yaml says now must be
+  -- what every node runs (else something else is pending: shown, stop)
+  if not (rb.dry_run or exec.which("talhelper")) then
+    error(require("runbook.error").new("usage", "talhelper is not on PATH: the rollout generates the nodes' configs with it (talhelper genconfig)", {exit = 2}), 0)
+  end
+  rb.step("check that nothing else is pending in " .. v.talconfig, function()
+    for _, n in ipairs(cfg.nodes) do
+      local entry, where = talconfig.tailscale_service_of(n)
+      if entry then
+        error(fmt("%s already has a tailscale entry in extensionServices (%s): it is not added twice; remove it, or finish that rollout by hand",
+          n.hostname, where == "node" and ("nodes[" .. n.index .. "]") or where))
+      end
+      if talos.extension_service_configs(n.ip).tailscale then
+        error(fmt("%s already runs an ExtensionServiceConfig named tailscale: it is not added twice (recover.lua can re-key it)", n.hostname))
+      end
+    end
+    -- a private directory, gone afterwards (the configs hold the cluster's
+    -- secrets); a rehearsal writes nothing real, and names it the same each time
+    local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or fs.tmpdir("runbook-genconfig")
+    local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", dir}, {timeout = 300})
+    if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", "")) end
+    local pending = {}
+    for _, n in ipairs(cfg.nodes) do
+      local file = fmt("%s/%s-%s.yaml", dir, cfg.cluster_name, n.hostname)
+      local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
+      local diff = (d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or ""
+      if not diff:match("^No changes%.") then pending[#pending + 1] = n.hostname .. ":\n" .. diff end
+    end
+    for _, f in ipairs(fs.list(dir)) do fs.remove(dir .. "/" .. f) end
+    fs.remove(dir)
+    if #pending > 0 then
+      error(fmt("%s holds changes the nodes do not run yet; apply or revert them first (talhelper genconfig, then talosctl apply-config), nothing was changed:\n%s",
+        v.talconfig, table.concat(pending, "\n")))
+    end
+    return #cfg.nodes
+  end, {read_only = true})
+
+  -- talconfig.yaml, the talhelper way: siderolabs/tailscale added to the
+  -- node's schematic: block (or its talosImageURL), the tailnet name in its
+  -- certSANs, the service in extensionServices with the key as
+  -- ${TS_AUTHKEY}, and the address pins in a patch file (no secret in it)
+  local function pins_file(n) return fmt("patches/tailscale-pins-%s.yaml", n.hostname) end
   local function edited_talconfig()
     local text = fs.read(v.talconfig)
+    local groups_done = {}
     for _, n in ipairs(cfg.nodes) do
-      local url = factory.installer(n.image_url, target.nodes[n.hostname].id, nil, n.secureboot)   -- talhelper wants it without the tag
-      text = talconfig.set_image(text, n.index, url)
-      text = talconfig.add_patch(text, n.index, fmt("@./patches/tailscale-%s.yaml", n.hostname), n.patches)
+      if n.schematic_at == "group" then
+        if not groups_done[n.group_key] then text = talconfig.add_schematic_extension(text, n, factory.TAILSCALE) end
+        groups_done[n.group_key] = true
+      elseif n.schematic_at == "node" then
+        text = talconfig.add_schematic_extension(text, n, factory.TAILSCALE)
+      else
+        local url = factory.installer(n.image_url, target.nodes[n.hostname].id, nil, n.secureboot)   -- talhelper wants it without the tag
+        text = talconfig.set_image(text, n.index, url)
+      end
+      local p = pins[n.hostname]
+      if p.pin_kubelet or p.pin_etcd then text = talconfig.add_patch(text, n.index, "@./" .. pins_file(n), n.patches) end
+      if p.cert_san then text = talconfig.add_cert_san(text, n.index, p.cert_san, n.cert_sans) end
+      text = talconfig.add_extension_service(text, n, talconfig.tailscale_service{
+        hostname = n.hostname, routes = routes, dest_ip = v.dest_ip and n.ip or nil, auth_once = v.auth_once,
+        accept_dns = v.accept_dns, extra_args = v.extra_args})
     end
     return text
   end
+
+  -- the whole plan, then one confirmation: nothing in a file or on a node
+  -- changes before the operator said yes (--yes answers for them; with
+  -- neither a terminal nor --yes the run stops here, having changed nothing)
   do
     local before = fs.read(v.talconfig)
     local plan = {fmt("the plan for %d nodes, one at a time:", #cfg.nodes)}
@@ -282,48 +337,66 @@ rb.phase("Configuration", function()
       plan[#plan + 1] = fmt("  schematic %s -> %s: %s", pr.current_id:sub(1, 12), pr.id:sub(1, 12), table.concat(pr.nodes, ", "))
     end
     for _, n in ipairs(cfg.nodes) do
-      plan[#plan + 1] = fmt("  %s (%s): ExtensionServiceConfig tailscale as %s.%s, routes %s; then talosctl upgrade --image %s",
+      plan[#plan + 1] = fmt("  %s (%s): talosctl apply-config (tailscale as %s.%s, routes %s), then talosctl upgrade --image %s",
         n.hostname, n.ip, n.ts_name, tailnet, table.concat(routes, ","), target.installers[n.hostname])
     end
-    plan[#plan + 1] = fmt("  %s:\n%s", v.talconfig, (require("runbook.diff").unified(before, edited_talconfig(), v.talconfig):gsub("\n$", "")))
+    if rb.is_done("talconfig") then   -- resumed: the earlier run edited it already
+      plan[#plan + 1] = fmt("  %s: edited by the run being resumed (its backup is beside it)", v.talconfig)
+    else
+      plan[#plan + 1] = fmt("  %s:\n%s", v.talconfig, (require("runbook.diff").unified(before, edited_talconfig(), v.talconfig):gsub("\n$", "")))
+    end
     log.info(table.concat(plan, "\n"))
     rb.confirm(fmt("Apply this plan to %d nodes (files first, then one node at a time)?", #cfg.nodes))
   end
 
-  rb.step("write the ExtensionServiceConfig patches", function()
-    fs.mkdir_p(cfg_dir .. "/patches")
+  rb.step("write the address pins", function()
     local files = {}
     for _, n in ipairs(cfg.nodes) do
-      local file = fmt("%s/patches/tailscale-%s.yaml", cfg_dir, n.hostname)
-      -- the file holds the auth key: owner-only, and never printed (masked)
-      fs.write(file, talconfig.extension_service_config(node_env(n), talconfig.machine_patch(pins[n.hostname])),
-               {mode = tonumber("600", 8)})
-      files[n.hostname] = file
+      local doc = talconfig.machine_patch{pin_kubelet = pins[n.hostname].pin_kubelet, pin_etcd = pins[n.hostname].pin_etcd}
+      if doc then
+        fs.mkdir_p(cfg_dir .. "/patches")
+        fs.write(cfg_dir .. "/" .. pins_file(n), doc)    -- addresses only: nothing secret
+        files[#files + 1] = pins_file(n)
+      end
     end
     return files
   end)
-  for _, n in ipairs(cfg.nodes) do patch_files[n.hostname] = fmt("%s/patches/tailscale-%s.yaml", cfg_dir, n.hostname) end
 
   rb.step("update " .. v.talconfig, function()
     local backup = fs.write(v.talconfig, edited_talconfig(), {backup = true})
     return {backup = backup}
   end, {key = "talconfig"})
 
-  -- what talhelper itself will install from the edited file must be what
-  -- this run installs (skipped when talhelper is not installed)
-  if rb.dry_run or exec.which("talhelper") then
-    rb.step("talhelper agrees on the installer images", function()
-      local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", v.talconfig}, {timeout = 120})
-      if r.code ~= 0 then error("talhelper gencommand upgrade failed: " .. r.stderr) end
-      for _, n in ipairs(cfg.nodes) do
-        local img = r.stdout:match("%-%-nodes=" .. n.ip:gsub("%p", "%%%0") .. " %-%-image=(%S+);")
-        if img ~= target.installers[n.hostname] then
-          error(fmt("talhelper would install %s on %s, this run %s", tostring(img), n.hostname, target.installers[n.hostname]))
-        end
+  -- talhelper substitutes ${TS_AUTHKEY} from its environment: the key
+  -- reaches only the generated files (0600), which talhelper's own
+  -- .gitignore keeps out of git (checked)
+  rb.step("generate the machine configs (talhelper genconfig)", function()
+    local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", cfg_dir .. "/clusterconfig"},
+                       {timeout = 300, env = {TS_AUTHKEY = authkey}})
+    if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", "")) end
+    local ignore = fs.exists(cfg_dir .. "/clusterconfig/.gitignore") and fs.read(cfg_dir .. "/clusterconfig/.gitignore") or ""
+    for _, n in ipairs(cfg.nodes) do
+      local name = fmt("%s-%s.yaml", cfg.cluster_name, n.hostname)
+      if not ("\n" .. ignore):find("\n" .. name:gsub("%p", "%%%0") .. "\n") then
+        error(fmt("clusterconfig/.gitignore does not list %s, which holds the auth key: add it (or let talhelper write the .gitignore) before going on", name))
       end
-      return #cfg.nodes
-    end, {read_only = true})
-  end
+    end
+    return cfg_dir .. "/clusterconfig"
+  end)
+
+  -- what talhelper itself will install from the edited file must be what
+  -- this run installs
+  rb.step("talhelper agrees on the installer images", function()
+    local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", v.talconfig}, {timeout = 120})
+    if r.code ~= 0 then error("talhelper gencommand upgrade failed: " .. r.stderr) end
+    for _, n in ipairs(cfg.nodes) do
+      local img = r.stdout:match("%-%-nodes=" .. n.ip:gsub("%p", "%%%0") .. " %-%-image=(%S+);")
+      if img ~= target.installers[n.hostname] then
+        error(fmt("talhelper would install %s on %s, this run %s", tostring(img), n.hostname, target.installers[n.hostname]))
+      end
+    end
+    return #cfg.nodes
+  end, {read_only = true})
 end)
 
 -- }======
@@ -331,6 +404,28 @@ end)
 -- {====== 3. Sequential node updates
 
 local cp_ips = talconfig.control_plane_ips(cfg.nodes)
+
+--- The lines of an apply-config --dry-run diff that are not this run's own
+--- changes: the new install image for the old, the tailnet name in
+--- certSANs, the address pins, and the tailscale ExtensionServiceConfig.
+config_diff_surprises = function(diff, n)
+  local fqdn = n.ts_name .. "." .. tailnet
+  local ok_added = {["---"] = true, ["apiVersion: v1alpha1"] = true, ["kind: ExtensionServiceConfig"] = true,
+                    ["name: tailscale"] = true, ["environment:"] = true, ["certSANs:"] = true, ["- " .. fqdn] = true,
+                    ["kubelet:"] = true, ["nodeIP:"] = true, ["validSubnets:"] = true, ["cluster:"] = true, ["etcd:"] = true,
+                    ["advertisedSubnets:"] = true, ["image: " .. target.installers[n.hostname]] = true}
+  local out = {}
+  if diff:match("^No changes%.") then return {"(no changes at all: the generated config lacks this run's changes)"} end
+  for line in diff:gmatch("[^\n]+") do
+    local sign, body = line:match("^([+-])%s*(.-)%s*$")
+    if sign and not line:match("^%-%-%- ") and not line:match("^%+%+%+ ") then
+      local fine = (sign == "+" and (ok_added[body] or body:match("^%- TS_[%u_]+=") or body:match("^%- [%x:.]+/%d+$")))
+                   or (sign == "-" and body:match("^image: "))
+      if not fine then out[#out + 1] = line end
+    end
+  end
+  return out
+end
 
 local function wait_back_on(n, schematic, timeout)
   return async.wait_until(function()
@@ -366,12 +461,21 @@ rb.phase("Sequential node updates", function()
       rb.confirm(fmt("Upgrade %s (%s) to schematic %s?", name, n.ip, tn.id:sub(1, 12)))
     end
 
+    -- the generated config, applied once its diff holds only this run's
+    -- changes (no reboot: certSANs, the install image, the address pins and
+    -- an ExtensionServiceConfig apply at once, CanApplyImmediate)
     rb.step("configure " .. name, function()
-      -- delete-then-add: a patch over an existing config would append
-      local count = talos.set_extension_service_config(n.ip, "tailscale", patch_files[name], node_env(n))
-      return {node = name, environment = count}
+      local file = fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, name)
+      local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
+      local unexpected = config_diff_surprises((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or "", n)
+      if #unexpected > 0 then
+        error(fmt("the config generated for %s changes more than this rollout did; nothing was applied to it:\n%s",
+          name, table.concat(unexpected, "\n")))
+      end
+      talos.run(n.ip, "apply-config", "--file", file)
+      return {node = name, file = file}
     end, {undo = function()
-      talos.remove_extension_service_config(n.ip, "tailscale", patch_files[name] .. ".remove")
+      talos.remove_extension_service_config(n.ip, "tailscale", fmt("%s/.tailscale-remove-%s.yaml", cfg_dir, name))
     end})
 
     rb.step("upgrade " .. name, function()

@@ -25,11 +25,20 @@ local function remember(path)
   order[#order + 1] = path
 end
 
+--- The path as the overlay keys it: "./a//b/./c" and "a/b/c" are one file.
+local function norm(path)
+  local p = path:gsub("//+", "/")
+  repeat local before = p; p = p:gsub("/%./", "/") until p == before
+  p = p:gsub("^%./", ""):gsub("/%.$", "")
+  return p ~= "" and p or "."
+end
+
 --- Dry-run only: makes `path` exist in the overlay with `content`, as the
 --- starting state (the simulated world provides files this way); it is not
 --- a change of the run.
 function M.seed(path, content)
   if not dry_run then error("fs.seed is only available in a dry-run", 2) end
+  path = norm(path)
   overlay[path] = {data = content, mode = 420}
   original[path] = content
 end
@@ -38,11 +47,12 @@ local function check_path(fname, path)
   if type(path) ~= "string" or path == "" then
     args.error(1, fname, "path expected, got " .. type(path), 4)
   end
+  return norm(path)
 end
 
 --- The whole content of a file.
 function M.read(path)
-  check_path("read", path)
+  path = check_path("read", path)
   local o = overlay[path]
   if o then
     if o.data == false then
@@ -59,7 +69,7 @@ end
 --- opts.backup keeps the previous file as NAME.bak.<UTC time>. Returns the
 --- backup path or nil.
 function M.write(path, data, opts)
-  check_path("write", path)
+  path = check_path("write", path)
   args.check(2, "write", data, "string")
   args.check(3, "write", opts, "?table")
   if not dry_run then return core.write(path, data, opts) end
@@ -77,7 +87,7 @@ function M.write(path, data, opts)
 end
 
 function M.exists(path)
-  check_path("exists", path)
+  path = check_path("exists", path)
   local o = overlay[path]
   if o then return o.data ~= false end
   if dirs[path] then return true end
@@ -85,7 +95,7 @@ function M.exists(path)
 end
 
 function M.stat(path)
-  check_path("stat", path)
+  path = check_path("stat", path)
   local o = overlay[path]
   if o then
     if o.data == false then return nil, path .. ": ENOENT: no such file or directory (dry-run)" end
@@ -96,7 +106,7 @@ function M.stat(path)
 end
 
 function M.list(dir)
-  check_path("list", dir)
+  dir = check_path("list", dir)
   local names, seen = {}, {}
   if core.exists(dir) then
     for _, n in ipairs(core.list(dir)) do names[#names + 1] = n; seen[n] = true end
@@ -119,16 +129,19 @@ function M.list(dir)
 end
 
 function M.mkdir_p(path, mode)
-  check_path("mkdir_p", path)
+  path = check_path("mkdir_p", path)
   if not dry_run then return core.mkdir_p(path, mode) end
   if not core.exists(path) then dirs[path] = true end
 end
 
 function M.remove(path)
-  check_path("remove", path)
+  path = check_path("remove", path)
   if not dry_run then return core.remove(path) end
+  if dirs[path] then dirs[path] = nil; return end          -- a directory this dry-run made
+  local st = core.exists(path) and core.stat(path)
+  if st and st.type == "directory" then return end         -- a real directory: nothing of it is in the plan
   if M.exists(path) then
-    remember(path)
+    remember(path)                                         -- made and removed: changes() leaves it out
     overlay[path] = {data = false}
   end
 end

@@ -54,7 +54,7 @@ local function handle(world, req, conn)
   local ok, status, body, ctype = pcall(function()
     if req.method == "POST" and path == "/exec" then
       local call = json.decode(req.body, {name = "exec request"})
-      local r = world.exec(absolute(call.argv, call.cwd or "."), {cwd = call.cwd})
+      local r = world.exec(absolute(call.argv, call.cwd or "."), {cwd = call.cwd, env = call.env})
       return 200, json.encode({code = r.code or 1, stdout = r.stdout, stderr = r.stderr}), "application/json"
     end
     if req.method == "GET" and path == "/state" then
@@ -93,9 +93,24 @@ end
 
 --- A shim's call: forwards argv to the served world, prints its output,
 --- returns its exit code.
+--- The caller's environment (a program reads it: talhelper substitutes
+--- ${VAR} from it), from /proc/self/environ; sent to the world on
+--- loopback only.
+local function environment()
+  local f = io.open("/proc/self/environ", "rb")
+  local env = {}
+  if not f then return env end
+  for kv in f:read("a"):gmatch("[^%z]+") do
+    local k, v = kv:match("^([^=]+)=(.*)$")
+    if k then env[k] = v end
+  end
+  f:close()
+  return env
+end
+
 function M.call(url, argv)
   local cwd = os.getenv("PWD") or "."
-  local ok, r = pcall(http.post, url .. "/exec", {json = {argv = argv, cwd = cwd}, timeout = 600})
+  local ok, r = pcall(http.post, url .. "/exec", {json = {argv = argv, cwd = cwd, env = environment()}, timeout = 600})
   if not ok then
     io.stderr:write(fmt("%s: the simulated world at %s does not answer: %s\n", argv[1], url, tostring(r)))
     return 1

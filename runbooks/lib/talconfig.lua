@@ -132,8 +132,12 @@ function M.read(path)
     local group = n.controlPlane == true and groups.cp or groups.worker
     local url_where = given(n.talosImageURL) and where .. "talosImageURL"
                       or (n.controlPlane == true and "controlPlane" or "worker") .. ".talosImageURL"
+    local group_key = n.controlPlane == true and "controlPlane" or "worker"
     nodes[#nodes + 1] = {hostname = x(n.hostname, where .. "hostname"), ip = ip, index = i,
-                         control_plane = n.controlPlane == true,
+                         control_plane = n.controlPlane == true, group_key = group_key,
+                         cert_sans = given(n.certSANs), services = given(n.extensionServices),
+                         group_services = given(group.extensionServices),
+                         schematic_at = given(n.schematic) and "node" or given(group.schematic) and "group" or nil,
                          image_url = x(given(n.talosImageURL) or given(group.talosImageURL), url_where),
                          patches = given(n.patches), schematic = given(n.schematic) or given(group.schematic),
                          secureboot = type(given(n.machineSpec) or given(group.machineSpec)) == "table"
@@ -180,6 +184,96 @@ function M.add_patch(text, i, ref, existing)
   -- one new item after the last (or a new patches: list): the other items,
   -- their quotes and the comments between them stay as they are
   return yaml.edit(text, {"nodes", i, "patches", #(existing or {}) + 1}, ref)
+end
+
+--- Appends a SAN to nodes[i].certSANs (talhelper adds a node's certSANs
+--- to its group's: nodeconfigs.go), unless it is there already.
+---@param text string
+---@param i integer node index
+---@param san string
+---@param existing? string[] the node's certSANs
+---@return string the edited text
+function M.add_cert_san(text, i, san, existing)
+  for _, x in ipairs(existing or {}) do if x == san then return text end end
+  return yaml.edit(text, {"nodes", i, "certSANs", #(existing or {}) + 1}, san)
+end
+
+--- The tailscale entry of a node's (or its group's) extensionServices, or nil.
+---@param node table a node of read()
+---@return table? entry, string? where "node" or the group's key
+function M.tailscale_service_of(node)
+  for _, e in ipairs(type(node.services) == "table" and node.services or {}) do
+    if type(e) == "table" and e.name == "tailscale" then return e, "node" end
+  end
+  if node.services == nil then
+    for _, e in ipairs(type(node.group_services) == "table" and node.group_services or {}) do
+      if type(e) == "table" and e.name == "tailscale" then return e, node.group_key end
+    end
+  end
+end
+
+--- The extensionServices entry of the Tailscale service, written the
+--- talhelper way: the key as the variable ${TS_AUTHKEY}, which talhelper
+--- substitutes from the environment or talenv(.sops).yaml when it
+--- generates the configs, so that talconfig.yaml never holds it.
+---@param o table hostname, routes, dest_ip, auth_once, accept_dns, extra_args
+---@return table entry {name, environment}
+function M.tailscale_service(o)
+  local env = M.tailscale_env{authkey = {reveal = function() return "${TS_AUTHKEY}" end}, hostname = o.hostname,
+                              routes = o.routes, dest_ip = o.dest_ip, auth_once = o.auth_once,
+                              accept_dns = o.accept_dns, extra_args = o.extra_args}
+  return yaml.order({name = "tailscale", environment = yaml.array(env)}, {"name", "environment"})
+end
+
+--- Adds the entry to a node's extensionServices. talhelper takes a node's
+--- list instead of its group's, never both (nodeconfigs.go): a node that
+--- inherits its group's list gets a list of its own holding the group's
+--- entries and this one.
+---@param text string
+---@param node table a node of read()
+---@param entry table
+---@return string the edited text
+function M.add_extension_service(text, node, entry)
+  if type(node.services) == "table" then
+    return yaml.edit(text, {"nodes", node.index, "extensionServices", #node.services + 1}, entry)
+  end
+  if type(node.group_services) == "table" and #node.group_services > 0 then
+    local list = {}
+    for _, e in ipairs(node.group_services) do list[#list + 1] = e end
+    list[#list + 1] = entry
+    return yaml.edit(text, {"nodes", node.index, "extensionServices"}, yaml.array(list))
+  end
+  return yaml.edit(text, {"nodes", node.index, "extensionServices", 1}, entry)
+end
+
+--- Adds an official extension to the schematic: block a node takes (its
+--- own, or its group's), creating the lists the block lacks.
+---@param text string
+---@param node table a node of read()
+---@param ext string "siderolabs/tailscale"
+---@return string the edited text
+function M.add_schematic_extension(text, node, ext)
+  local base = node.schematic_at == "node" and {"nodes", node.index, "schematic"} or {node.group_key, "schematic"}
+  local function path(...)
+    local p = {}
+    for _, k in ipairs(base) do p[#p + 1] = k end
+    for _, k in ipairs{...} do p[#p + 1] = k end
+    return p
+  end
+  local sch = yaml.decode(text)
+  for _, k in ipairs(base) do sch = type(sch) == "table" and sch[k] or nil end
+  local cust = type(sch) == "table" and sch.customization
+  local se = type(cust) == "table" and cust.systemExtensions
+  local list = type(se) == "table" and se.officialExtensions
+  if type(list) == "table" then
+    for _, e in ipairs(list) do if e == ext then return text end end
+    return yaml.edit(text, path("customization", "systemExtensions", "officialExtensions", #list + 1), ext)
+  end
+  if type(se) == "table" then return yaml.edit(text, path("customization", "systemExtensions", "officialExtensions", 1), ext) end
+  if type(cust) == "table" then
+    return yaml.edit(text, path("customization", "systemExtensions"), {officialExtensions = yaml.array({ext})})
+  end
+  return yaml.edit(text, path("customization"), {systemExtensions = {officialExtensions = yaml.array({ext})}})
 end
 
 --- The LAN addresses of the control-plane nodes (etcd members): etcd

@@ -11,7 +11,83 @@ local fmt = string.format
 local path_of = ctx.path_of
 local result = ctx.output.result
 
-local function talhelper(argv)
+local mc = ctx.machineconfig
+
+--- The environment a command sees for ${VAR}: what the runbook passed in
+--- opts.env (secrets revealed: talhelper substitutes them into the
+--- generated files), then the process's, then talenv.yaml.
+local function lookup_with(opts, base)
+  local env = opts and opts.env or {}
+  return function(name)
+    local v = env[name]
+    if v ~= nil then
+      if type(v) == "userdata" and v.reveal then return v:reveal() end
+      return tostring(v)
+    end
+    return base(name)
+  end
+end
+
+--- The files `talhelper genconfig` writes: one machine config per node
+--- (0600, in a 0700 directory) and a .gitignore that lists them and
+--- talosconfig (pkg/generate/config.go, pkg/config/gitignore.go).
+local function genconfig(c, out, dir, lookup, version, installer)
+  local fs = require "runbook.fs"
+  local function given(v) if v == yaml.null then return nil end return v end
+  local groups = {cp = type(c.controlPlane) == "table" and c.controlPlane or {},
+                  worker = type(c.worker) == "table" and c.worker or {}}
+  local lines, names = {}, {}
+  fs.mkdir_p(out, tonumber("700", 8))
+  for ni, n in ipairs(c.nodes or {}) do
+    local group = n.controlPlane == true and groups.cp or groups.worker
+    local f = {type = n.controlPlane == true and "controlplane" or "worker", cert_sans = {}, kubelet_valid = {},
+               etcd_valid = {}, esc = {}, install_image = installer(n)}
+    -- certSANs: the node's, then its group's (nodeconfigs.go appends)
+    for _, x in ipairs(mc.list(given(n.certSANs))) do f.cert_sans[#f.cert_sans + 1] = talconfig.expand(x, lookup, "certSANs") end
+    for _, x in ipairs(mc.list(given(group.certSANs))) do f.cert_sans[#f.cert_sans + 1] = talconfig.expand(x, lookup, "certSANs") end
+    -- patches: global, then the group's, then the node's
+    local refs = {}
+    local sources = {c.patches, group.patches, n.patches}     -- may hold nils: no ipairs
+    for k = 1, 3 do
+      for _, r in ipairs(mc.list(given(sources[k]))) do refs[#refs + 1] = r end
+    end
+    for _, r in ipairs(refs) do
+      local file = type(r) == "string" and r:match("^@(.+)$")
+      if file then
+        local pathf = file:sub(1, 1) == "/" and file or (dir .. "/" .. file:gsub("^%./", ""))
+        local ok, text = pcall(fs.read, pathf)
+        if not ok then error(fmt("failed to read patch file %s: open %s: no such file or directory", file, file), 0) end
+        for _, d in ipairs(yaml.decode_all(text, {name = file})) do mc.merge_patch(f, d) end
+      end
+    end
+    -- extensionServices: the node's list, else its group's (all or nothing)
+    local services = given(n.extensionServices) or given(group.extensionServices)
+    for _, e in ipairs(mc.list(services)) do
+      local env = {}
+      for k, kv in ipairs(mc.list(e.environment)) do
+        env[#env + 1] = talconfig.expand(kv, lookup, fmt("nodes[%d].extensionServices.environment[%d]", ni, k))
+      end
+      f.esc[e.name] = {environment = env}
+    end
+    local name = fmt("%s-%s.yaml", c.clusterName or "cluster", n.hostname)
+    fs.write(out .. "/" .. name, mc.render(f), {mode = tonumber("600", 8)})
+    names[#names + 1] = name
+    lines[#lines + 1] = fmt("generated config for %s in %s/%s", n.hostname, out, name)
+  end
+  fs.write(out .. "/talosconfig", "context: " .. tostring(c.clusterName) .. "\n", {mode = tonumber("600", 8)})
+  names[#names + 1] = "talosconfig"
+  local gi = out .. "/.gitignore"
+  local have = fs.exists(gi) and fs.read(gi) or ""
+  for _, nm in ipairs(names) do
+    if not ("\n" .. have):find("\n" .. nm:gsub("%p", "%%%0") .. "\n") then have = have .. nm .. "\n" end
+  end
+  fs.write(gi, have)
+  lines[#lines + 1] = fmt("generated client config in %s/talosconfig", out)
+  lines[#lines + 1] = fmt("generated .gitignore file in %s/.gitignore", out)
+  return table.concat(lines, "\n") .. "\n"
+end
+
+local function talhelper(argv, opts)
   local sub = argv[2]
   local cfgfile, out, node = "talconfig.yaml", "./clusterconfig", nil
   local i = 3
@@ -32,7 +108,7 @@ local function talhelper(argv)
   if not okd then return result(1, "", tostring(c) .. "\n") end
   -- talhelper substitutes ${VAR} from the environment and talenv.yaml
   -- before it reads the file: the values used here get the same expansion
-  local lookup = talconfig.env_lookup(path_of(cfgfile))
+  local lookup = lookup_with(opts, talconfig.env_lookup(path_of(cfgfile)))
   local oke, experr = pcall(function()
     c.talosVersion = talconfig.expand(c.talosVersion, lookup, "talosVersion")
     for ni, n in ipairs(c.nodes or {}) do
@@ -46,9 +122,16 @@ local function talhelper(argv)
   if not version:match("^v") then version = "v" .. version end
   local function installer(n)
     local group = (n.controlPlane == true and c.controlPlane or c.worker) or {}
-    local url = n.talosImageURL or (type(group) == "table" and group.talosImageURL) or nil
+    if type(group) ~= "table" then group = {} end
+    local url = n.talosImageURL or group.talosImageURL or nil
     if url == yaml.null then url = nil end
     if url then return url .. ":" .. version end
+    -- a schematic: block: talhelper asks the factory for its ID
+    -- (installerURLTmpl: {{.RegistryURL}}/installer/{{.ID}}:{{.Version}})
+    local sch = n.schematic or group.schematic
+    if type(sch) == "table" and sch ~= yaml.null then
+      return "factory.talos.dev/installer/" .. factory.id(sch) .. ":" .. version
+    end
     return "factory.talos.dev/metal-installer/" .. factory.VANILLA_ID .. ":" .. version
   end
   if sub == "gencommand" and what == "upgrade" then
@@ -62,13 +145,10 @@ local function talhelper(argv)
     if not found then return result(1, "", fmt("node with IP or hostname %s not found\n", node)) end
     return result(0, table.concat(lines, "\n") .. "\n")
   elseif sub == "genconfig" then
-    local lines = {}
-    for _, n in ipairs(c.nodes or {}) do
-      local file = fmt("%s/%s-%s.yaml", out, c.clusterName or "cluster", n.hostname)
-      lines[#lines + 1] = fmt("generated config for %s in %s", n.hostname, file)
-    end
-    lines[#lines + 1] = fmt("generated client config in %s/talosconfig", out)
-    return result(0, table.concat(lines, "\n") .. "\n")
+    local dir = path_of(cfgfile):match("^(.*)/[^/]*$") or "."
+    local okg, text_or_err = pcall(genconfig, c, path_of(out), dir, lookup, version, installer)
+    if not okg then return result(1, "", tostring(text_or_err) .. "\n") end
+    return result(0, text_or_err)
   end
   return result(1, "", fmt("Error: unknown command %q for \"talhelper\"\n", tostring(sub)))
 end

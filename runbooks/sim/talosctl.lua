@@ -22,6 +22,7 @@ local now = ctx.model.now
 local other = ctx.model.other
 local target_of = ctx.model.target_of
 local resource, result, tabwriter = ctx.output.resource, ctx.output.result, ctx.output.tabwriter
+local mc = ctx.machineconfig
 
 local TALOSCTL_GLOBAL = {["-n"] = 1, ["--nodes"] = 1, ["-e"] = 1, ["--endpoints"] = 1, ["--talosconfig"] = 1, ["--context"] = 1}
 
@@ -328,6 +329,51 @@ function T.patch(flags, pos)
   return result(0, table.concat(out))
 end
 
+--- talosctl apply-config -f FILE [--dry-run]: the whole machine config.
+--- machined's ApplyConfiguration (v1alpha1_server.go at v1.10): with
+--- --dry-run it answers "Dry run summary:", the mode, and "Config diff:"
+--- with a unified diff of the encoded documents ("No changes." when
+--- equal); talosctl prints it on stderr (helpers.PrintApplyResults). The
+--- changes the world models (certSANs, install image, address pins, an
+--- ExtensionServiceConfig) all apply without a reboot (CanApplyImmediate).
+function T.apply_config(flags)
+  local file = flags["-f"] or flags["--file"]
+  if not file then return result(1, "", "Error: required flag(s) \"file\" not set\n") end
+  local okr, text = pcall(require("runbook.fs").read, path_of(file))
+  if not okr then return result(1, "", fmt("error: open %s: no such file or directory\n", file)) end
+  local okd, docs = pcall(yaml.decode_all, text, {name = file})
+  if not okd then return result(1, "", "error: " .. tostring(docs) .. "\n") end
+  local has_v1 = false
+  for _, d in ipairs(docs) do if type(d) == "table" and d.version == "v1alpha1" then has_v1 = true end end
+  if not has_v1 then
+    return result(1, "", "error applying new configuration: rpc error: code = InvalidArgument desc = the applied machine configuration doesn't contain v1alpha1 config, did you mean to patch the machine config instead?\n")
+  end
+  local out = {}
+  for _, ip in ipairs(target_nodes(flags)) do
+    local n, why = reach(flags, ip)
+    if not n then return result(1, "", why) end
+    local new = mc.fields_of(docs, n)
+    if flags["--dry-run"] then
+      local before, after = mc.render(mc.node_fields(n)), mc.render(new)
+      local d = require("runbook.diff").unified(before, after, "a")
+      d = d:gsub("^%-%-%- a\n%+%+%+ a\n", "--- a\n+++ b\n")
+      out[#out + 1] = "Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\nConfig diff:\n\n"
+                      .. (d == "" and "No changes." or d:gsub("\n$", "")) .. "\n"
+    else
+      n.cert_sans, n.kubelet_valid, n.etcd_valid, n.install_image = new.cert_sans, new.kubelet_valid, new.etcd_valid,
+                                                                      new.install_image
+      n.esc = {}
+      for name, e in pairs(new.esc) do n.esc[name] = {environment = e.environment} end
+      n.applied = (n.applied or 0) + 1
+      apply_patch(n, {})         -- starts or stops ext-tailscale as its config came or went
+      M._node_ip_moved(n)
+      out[#out + 1] = "Applied configuration without a reboot\n"
+    end
+  end
+  return result(0, "", table.concat(out))
+end
+T["apply-config"] = T.apply_config
+
 local function healthy_quorum(except)
   for _, m in ipairs(W.nodes) do
     if m ~= except and m.role == "controlplane" then
@@ -420,22 +466,6 @@ function T.health(flags)
   return result(0, "", table.concat(lines, "\n") .. "\n")      -- talosctl health writes to stderr
 end
 
-T["apply-config"] = function(flags)
-  local file = flags["-f"] or flags["--file"]
-  if not file then return result(1, "", "Error: required flag(s) \"file\" not set\n") end
-  local text, err = read_patch("@" .. file)
-  if not text then return result(1, "", err .. "\n") end
-  local ok, docs = pcall(yaml.decode_all, text, {name = file})
-  if not ok then return result(1, "", "error: " .. tostring(docs) .. "\n") end
-  local ip = target_nodes(flags)[1]
-  local n, why = reach(flags, ip)
-  if not n then return result(1, "", why) end
-  -- the whole configuration is replaced: what the file does not hold is gone
-  n.esc, n.cert_sans, n.kubelet_valid, n.etcd_valid = {}, {}, {}, {}
-  apply_patch(n, docs)
-  return result(0, "", "Applied configuration without a reboot\n")
-end
-
 --- internal/app/machined/.../bootloader/grub/revert.go: rollback flips
 --- the default boot entry to the other slot, whatever it holds, and
 --- reboots; with nothing in the other slot it fails.
@@ -473,7 +503,7 @@ local TALOSCTL_FLAGS = {
   rollback = {},
   reboot = {["--wait"] = 1, ["-m"] = 1},
   health = {["--control-plane-nodes"] = 1, ["--worker-nodes"] = 1, ["--wait-timeout"] = 1, ["--server"] = 1},
-  ["apply-config"] = {["-f"] = 1, ["--file"] = 1, ["-m"] = 1, ["--mode"] = 1},
+  ["apply-config"] = {["-f"] = 1, ["--file"] = 1, ["-m"] = 1, ["--mode"] = 1, ["--dry-run"] = 0},
 }
 
 local function talosctl(argv)

@@ -26,7 +26,7 @@ end
 -- The parts, each given the shared context: the state, this module, and
 -- the parts loaded before it.
 local ctx = {W = W, M = M, path_of = path_of}
-for _, part in ipairs{"scenario", "model", "output", "talosctl", "talhelper", "cli", "http"} do
+for _, part in ipairs{"scenario", "model", "output", "machineconfig", "talosctl", "talhelper", "cli", "http"} do
   ctx[part] = assert(loadfile(here .. "/sim/" .. part .. ".lua"))(ctx)
 end
 local kubectl, tailscale = ctx.cli.kubectl, ctx.cli.tailscale
@@ -55,7 +55,7 @@ function M.exec(argv, opts)
   end
   time.sleep(0.2)
   W.cwd = opts and opts.cwd or nil      -- no yield from here to the answer
-  local r = tool(argv)
+  local r = tool(argv, opts)
   W.cwd = nil
   W.log[#W.log + 1] = table.concat(argv, " ")
   return r

@@ -65,12 +65,23 @@ names = {d["name"]: d for d in s["devices"]}
 assert all(names[f"k8s-{i}"]["online"] and names[f"k8s-{i}"]["routes"] == ["10.43.0.0/16"] for i in (1, 2, 3)), names
 PY
 grep -q "talosImageURL: factory.talos.dev/installer/4a0d65c669d46663f377e7161e50cfd570c401f26fd9e7bda34a0216b6f1922b" talconfig.yaml && ok "talconfig.yaml was updated for real" || bad "talconfig.yaml not updated"
-[ "$(stat -c %a patches/tailscale-k8s-2.yaml 2>/dev/null)" = 600 ] && ok "the patch files are mode 0600" || bad "patch file mode: $(stat -c %a patches/tailscale-k8s-2.yaml 2>&1)"
+[ "$(stat -c %a clusterconfig/home-lab-k8s-2.yaml 2>/dev/null)" = 600 ] && [ "$(stat -c %a clusterconfig 2>/dev/null)" = 700 ] \
+  && ok "the generated configs are 0600 in a 0700 directory, as talhelper writes them" || bad "clusterconfig modes: $(stat -c '%a %n' clusterconfig clusterconfig/* 2>&1)"
+grep -q 'TS_AUTHKEY=${TS_AUTHKEY}' talconfig.yaml && grep -q 'extensionServices:' talconfig.yaml && grep -q 'k8s-1.tail1234.ts.net' talconfig.yaml \
+  && ok "talconfig.yaml holds the service the talhelper way: extensionServices, \${TS_AUTHKEY}, certSANs" || bad "talconfig.yaml: $(grep -n 'TS_\|certSANs' talconfig.yaml | head -5)"
+# nothing git would commit holds the key: talhelper's .gitignore keeps the generated configs out
+if git init -q . 2>/dev/null && git add -A 2>/dev/null; then
+  leaked=$(git grep --cached -l -F -- "$key" 2>/dev/null)
+  [ -z "$leaked" ] && ok "no file git add -A picks up holds the key ($(git ls-files | wc -l) files staged)" || bad "the key is in files git would commit: $leaked"
+  rm -rf .git
+else
+  bad "git init/add failed"
+fi
 ls talconfig.yaml.bak.* >/dev/null 2>&1 && ok "talconfig.yaml was backed up" || bad "no backup"
 grep -q '"type":"finish","ok":true\|"ok":true.*"finish"' .runbook/rollout.journal && ok "the journal records a finished run" || bad "journal not finished"
 grep -q '"key":"schematic"' .runbook/rollout.journal && grep -q '"key":"upgrade\/k8s-3"\|"key":"upgrade/k8s-3"' .runbook/rollout.journal && ok "the journal records the steps rollback reads by their keys" || bad "no step keys in the journal"
 if grep -rq -- "$key" "$tmp/rollout.out" .runbook/; then bad "the auth key leaked into output, journal or report"; else ok "no auth key in the output, journal or report"; fi
-grep -q -- "$key" patches/tailscale-k8s-1.yaml && ok "the key is where it must be: the 0600 patch file" || bad "key missing from the patch"
+grep -q -- "$key" clusterconfig/home-lab-k8s-1.yaml && ok "the key is where it must be: the generated config (0600, ignored by git)" || bad "key missing from the generated config"
 
 "$bin" run validate.lua --var "tailscale_api=$url/tailscale" --var "api_probe_url=$url/svc/version" >"$tmp/validate.out" 2>&1 && ok "validate: exit 0 after the rollout" || { bad "validate failed"; tail -10 "$tmp/validate.out"; }
 "$bin" run recover.lua >"$tmp/recover.out" 2>&1 && grep -q "k8s-2 via tailnet (k8s-2.tail1234.ts.net): reachable" "$tmp/recover.out" \
@@ -86,7 +97,7 @@ s = json.loads(sys.argv[1])
 assert all(n["schematic"].startswith("376567988ad3") and not n["configured"] for n in s["nodes"]), s
 PY
 cmp -s talconfig.yaml talconfig.before.yaml && ok "talconfig.yaml is restored byte for byte" || bad "talconfig.yaml differs: $(diff talconfig.before.yaml talconfig.yaml | head)"
-[ ! -e patches/tailscale-k8s-1.yaml ] && ok "the patch files holding the key are gone" || bad "patch files left"
+! grep -rq -F -- "$key" clusterconfig patches 2>/dev/null && ok "after rollback no generated config or patch holds the key" || bad "files holding the key left: $(grep -rl -F -- "$key" clusterconfig patches 2>/dev/null)"
 
 # a stop, then a rerun: refused without --resume; --resume never repeats
 # the upgrade of a node that already passed its gates
