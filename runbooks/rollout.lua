@@ -178,6 +178,7 @@ end)
 
 local routes, tailnet
 local config_diff_surprises
+local cp_ips_of = talconfig.control_plane_ips
 
 
 rb.phase("Configuration", function()
@@ -348,6 +349,34 @@ rb.phase("Configuration", function()
     log.info(table.concat(plan, "\n"))
     rb.confirm(fmt("Apply this plan to %d nodes (files first, then one node at a time)?", #cfg.nodes))
   end
+
+  -- before any node changes: each node's machine configuration (it holds
+  -- the cluster's secrets) and an etcd snapshot, checked, in a private
+  -- directory of the state dir that git ignores (docs/access-and-recovery.md)
+  local backups = rb.step("back up the machine configs and etcd", function()
+    local state = require("runbook.sys").options().state_dir or ".runbook"
+    local dir = fmt("%s/backups/rollout-%s", state, (time.iso():gsub("[-:]", "")))
+    fs.mkdir_p(dir, tonumber("700", 8))
+    fs.write(state .. "/backups/.gitignore", "# machine configs and etcd snapshots hold the cluster's secrets\n*\n")
+    local out = {dir = dir, configs = {}}
+    for _, n in ipairs(cfg.nodes) do
+      local file = fmt("%s/%s.machineconfig.yaml", dir, n.hostname)
+      fs.write(file, talos.machine_config(n.ip), {mode = tonumber("600", 8)})
+      out.configs[n.hostname] = file
+    end
+    local cp = cp_ips_of(cfg.nodes)[1]
+    if cp then out.etcd = talos.etcd_snapshot(cp, dir .. "/etcd.snapshot") end
+    return out
+  end, {key = "backups"})
+  rb.report("Backups (restore: docs/access-and-recovery.md)", (function()
+    local rows = {directory = backups.dir}
+    for name, f in pairs(backups.configs) do rows["machine config of " .. name] = f end
+    if backups.etcd then
+      rows["etcd snapshot"] = fmt("%s (%d bytes, hash %s, revision %d)", backups.etcd.file, backups.etcd.size,
+                                  backups.etcd.hash, backups.etcd.revision)
+    end
+    return rows
+  end)())
 
   rb.step("write the address pins", function()
     local files = {}

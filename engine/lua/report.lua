@@ -91,9 +91,14 @@ function M.render(run)
       add("")
       add(fmt("### %s%s", c.path, c.before == nil and " (new)" or c.after == nil and " (removed)" or ""))
       add("")
-      add("```diff")
-      add((fs.diff(c):gsub("\n$", "")))
-      add("```")
+      local function binary(t) return t ~= nil and (t:find("\0", 1, true) ~= nil or utf8.len(t) == nil) end
+      if binary(c.before) or binary(c.after) then
+        add(fmt("(binary, %d bytes)", #(c.after or c.before or "")))      -- a snapshot, not text to diff
+      else
+        add("```diff")
+        add((fs.diff(c):gsub("\n$", "")))
+        add("```")
+      end
     end
   end
   for _, sec in ipairs(S.sections) do

@@ -364,4 +364,45 @@ function M.set_extension_service_config(node, name, file, env)
   return #got
 end
 
+--- An etcd snapshot of one control-plane node, saved to `file` (0600)
+--- and checked: the size talosctl reports is the file's, and the file ends
+--- in the sha256 of the rest, as etcd's snapshot format has it (the check
+--- talosctl makes before it renames the file: etcd.go, v3_snapshot.go).
+---@param node string|table
+---@param file string
+---@return table {file, size, hash, revision}
+function M.etcd_snapshot(node, file)
+  local r = M.run(node, "etcd", "snapshot", file)
+  local size = tonumber(r.stdout:match("%((%d+) bytes%)"))
+  local hash, revision = r.stdout:match("snapshot info: hash (%x+), revision (%d+)")
+  if not size or not hash then
+    error(errors.new("talos", "talosctl etcd snapshot printed no size and hash: " .. r.stdout:gsub("%s+$", "")), 0)
+  end
+  local ok, why = M.check_etcd_snapshot(require("runbook.fs").read(file), size)
+  if not ok then error(errors.new("talos", file .. ": " .. why), 0) end
+  return {file = file, size = size, hash = hash, revision = tonumber(revision)}
+end
+
+--- Whether `data` is a whole etcd snapshot of `size` bytes: the bbolt
+--- database with the sha256 of it appended (size % 512 == 32).
+---@param data string
+---@param size integer the size talosctl reported
+---@return boolean ok, string? why
+function M.check_etcd_snapshot(data, size)
+  if #data ~= size then return false, ("holds %d bytes, talosctl reported %d"):format(#data, size) end
+  if #data % 512 ~= 32 then return false, "its size is not a database plus a sha256 (size % 512 ~= 32)" end
+  local want = require("runbook.hash").sha256(data:sub(1, -33))
+  local got = data:sub(-32):gsub(".", function(c) return ("%02x"):format(c:byte()) end)
+  if got ~= want then return false, "its trailing sha256 does not match the database (a partial or damaged snapshot)" end
+  return true
+end
+
+--- The node's current machine configuration (/system/state/config.yaml):
+--- it holds the cluster's secrets.
+---@param node string|table
+---@return string
+function M.machine_config(node)
+  return M.run(node, "read", "/system/state/config.yaml").stdout
+end
+
 return M

@@ -229,8 +229,22 @@ function T.etcd(flags, pos)
     local n, why = reach(flags, ip)
     if not n then return result(1, "", why) end
     if not pos[3] then return result(1, "", "Error: accepts 1 arg(s), received 0\n") end
-    require("runbook.fs").write(path_of(pos[3]), "simulated etcd snapshot of " .. W.k8s_version .. "\n")
-    return result(0, fmt("etcd snapshot saved to %q (24117280 bytes)\nsnapshot info: hash 4c0a6bd1, revision 123456, total keys 2048, total size 24117248\n", pos[3]))
+    -- cmd/talosctl/cmd/talos/etcd.go (v1.10): one node only; the file is
+    -- the bbolt database with its sha256 appended (size % 512 == 32),
+    -- written 0600 through a .part file; then the size and etcd's status
+    if #target_nodes(flags) > 1 then
+      return result(1, "", "error: command \"etcd snapshot\" is not supported with multiple nodes\n")
+    end
+    if n.role ~= "controlplane" then
+      return result(1, "", "error reading file: rpc error: code = Unknown desc = etcd is not running on this node\n")
+    end
+    local db = string.rep(fmt("simulated etcd database of %s, %s\0\n", n.name, W.k8s_version), 4096)   -- bbolt pages hold NULs
+    db = db .. string.rep("\0", (512 - #db % 512) % 512)
+    local digest = require("runbook.hash").sha256(db):gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+    local data = db .. digest
+    require("runbook.fs").write(path_of(pos[3]), data, {mode = tonumber("600", 8)})
+    return result(0, fmt("etcd snapshot saved to %q (%d bytes)\nsnapshot info: hash %08x, revision %d, total keys %d, total size %d\n",
+      pos[3], #data, #db % 0x7fffffff, 123456, 2048, #db))
   end
   if pos[2] ~= "status" then return result(1, "", fmt("Error: unknown command %q for \"talosctl etcd\"\n", tostring(pos[2]))) end
   -- cmd/talosctl/cmd/talos/etcd.go: NODE only when the reply names a node
@@ -311,6 +325,19 @@ local function apply_patch(n, docs)
       local d = device_of(n); if d then d.online = false end
     end
   end
+end
+
+--- talosctl read PATH (cmd/talosctl/cmd/talos/read.go: the file copied to
+--- stdout). The machine config lives at /system/state/config.yaml
+--- (constants.StateMountPoint + ConfigFilename); other files are not modelled.
+function T.read(flags, pos)
+  local ip = target_nodes(flags)[1]
+  local n, why = reach(flags, ip)
+  if not n then return result(1, "", why) end
+  if pos[2] ~= "/system/state/config.yaml" then
+    return result(1, "", fmt("error reading file: rpc error: code = Unknown desc = open %s: no such file or directory\n", tostring(pos[2])))
+  end
+  return result(0, mc.render(mc.node_fields(n)))
 end
 
 function T.patch(flags, pos)
@@ -501,6 +528,7 @@ local TALOSCTL_FLAGS = {
   upgrade = {["-i"] = 1, ["--image"] = 1, ["--wait"] = 1, ["-f"] = 0, ["--force"] = 0, ["-p"] = 0, ["--preserve"] = 0, ["-s"] = 0,
              ["--stage"] = 0, ["--timeout"] = 1, ["-m"] = 1, ["--reboot-mode"] = 1, ["--debug"] = 0},
   rollback = {},
+  read = {},
   reboot = {["--wait"] = 1, ["-m"] = 1},
   health = {["--control-plane-nodes"] = 1, ["--worker-nodes"] = 1, ["--wait-timeout"] = 1, ["--server"] = 1},
   ["apply-config"] = {["-f"] = 1, ["--file"] = 1, ["-m"] = 1, ["--mode"] = 1, ["--dry-run"] = 0},

@@ -69,6 +69,17 @@ grep -q "talosImageURL: factory.talos.dev/installer/4a0d65c669d46663f377e7161e50
   && ok "the generated configs are 0600 in a 0700 directory, as talhelper writes them" || bad "clusterconfig modes: $(stat -c '%a %n' clusterconfig clusterconfig/* 2>&1)"
 grep -q 'TS_AUTHKEY=${TS_AUTHKEY}' talconfig.yaml && grep -q 'extensionServices:' talconfig.yaml && grep -q 'k8s-1.tail1234.ts.net' talconfig.yaml \
   && ok "talconfig.yaml holds the service the talhelper way: extensionServices, \${TS_AUTHKEY}, certSANs" || bad "talconfig.yaml: $(grep -n 'TS_\|certSANs' talconfig.yaml | head -5)"
+# backups before any node changed: machine configs 0600 in a 0700 directory,
+# ignored by git, and a checked etcd snapshot
+bdir=$(ls -d .runbook/backups/rollout-* 2>/dev/null | head -1)
+if [ -n "$bdir" ] && [ "$(stat -c %a "$bdir")" = 700 ] && [ "$(stat -c %a "$bdir/k8s-2.machineconfig.yaml")" = 600 ] \
+   && grep -q "^version: v1alpha1" "$bdir/k8s-1.machineconfig.yaml" && [ "$(stat -c %a "$bdir/etcd.snapshot")" = 600 ] \
+   && [ $(( $(stat -c %s "$bdir/etcd.snapshot") % 512 )) -eq 32 ] && grep -qx '\*' .runbook/backups/.gitignore \
+   && grep -q "etcd snapshot: $bdir/etcd.snapshot" .runbook/rollout.report.md; then
+  ok "backups: each node's machine config (0600, dir 0700) and an etcd snapshot, git-ignored, named in the report"
+else
+  bad "backups: $(ls -la "$bdir" .runbook/backups 2>&1 | head -8)"
+fi
 # nothing git would commit holds the key: talhelper's .gitignore keeps the generated configs out
 if git init -q . 2>/dev/null && git add -A 2>/dev/null; then
   leaked=$(git grep --cached -l -F -- "$key" 2>/dev/null)

@@ -286,3 +286,32 @@ function test_device_names_as_tailscale_sanitises_hostnames()
   }
   for _, v in ipairs(vectors) do t.eq(tailscale.device_name(v[1]), v[2], v[1]) end
 end
+
+-- {====== backups: etcd snapshot (cmd/talosctl/cmd/talos/etcd.go), machine config (talosctl read)
+
+function test_etcd_snapshot_is_checked_and_a_damaged_one_refused()
+  load("default.yaml")
+  local snap = talos.etcd_snapshot("192.168.10.11", "/tmp/runbook-test-etcd.snapshot")
+  t.eq(snap.size % 512, 32)
+  t.match(snap.hash, "^%x+$")
+  local data = fs.read(snap.file)
+  t.eq(talos.check_etcd_snapshot(data, snap.size), true)
+  local bad = data:sub(1, 100) .. "X" .. data:sub(102)
+  local ok, why = talos.check_etcd_snapshot(bad, snap.size)
+  t.eq(ok, false)
+  t.match(why, "trailing sha256 does not match")
+  ok, why = talos.check_etcd_snapshot(data:sub(1, -2), snap.size)
+  t.match(why, "talosctl reported")
+  -- one node at a time, control planes only (FailIfMultiNodes; workers run no etcd)
+  local r = exec.run({"talosctl", "-n", "192.168.10.11,192.168.10.12", "etcd", "snapshot", "/tmp/x.snapshot"})
+  t.eq(r.code, 1)
+  t.match(r.stderr, "not supported with multiple nodes")
+end
+
+function test_machine_config_read_from_the_state_partition()
+  load("default.yaml")
+  local text = talos.machine_config("192.168.10.11")
+  t.match(text, "^version: v1alpha1\nmachine:\n  type: controlplane\n")
+  local r = exec.run({"talosctl", "-n", "192.168.10.11", "read", "/etc/shadow"})
+  t.eq(r.code, 1)
+end
