@@ -230,6 +230,19 @@ rb.phase("Configuration", function()
     return suffix
   end, {read_only = true})
 
+  -- with an API key, the auth key itself is checked before anything changes
+  if v.api_key then
+    rb.step("check the auth key", function()
+      local info = tailscale.key_info(v.tailscale_api, v.api_key, authkey)
+      local problems = tailscale.key_problems(info, #cfg.nodes, time.now())
+      if #problems > 0 then
+        error(fmt("the auth key %s will not do: %s. Create a reusable, pre-authorized, tagged key and set TS_AUTHKEY; nothing was changed",
+          tostring(info.id), table.concat(problems, "; ")))
+      end
+      return {id = info.id, expires = info.expires}
+    end, {read_only = true})
+  end
+
   -- Talos takes the first routed address as the kubelet's node IP and
   -- etcd's advertised address (controllers/k8s/nodeip.go, etcd/spec.go),
   -- tailscale0's 100.x included: pin both to the LAN address unless the

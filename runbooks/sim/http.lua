@@ -86,6 +86,20 @@ local function tailscale_api(method, path, body)
     for _, k in ipairs(W.keys or {}) do list[#list + 1] = {id = k.id} end
     return response(200, json.encode({keys = json.array(list)}))
   end
+  -- GET /api/v2/tailnet/{tailnet}/keys/{id} (client/tailscale/keys.go:
+  -- Key{id, created, expires, capabilities.devices.create{reusable,
+  -- ephemeral, preauthorized, tags}}): the scenario's auth key
+  local kid = path:match("^/api/v2/tailnet/[^/]+/keys/([%w]+)$")
+  if kid and method == "GET" then
+    if fault("authkey_invalid") then return response(404, json.encode({message = "key not found"})) end
+    local a = W.auth
+    local expired = a.expired or fault("authkey_expired") and W.auth.used
+    local create = {reusable = a.reusable ~= false and not fault("authkey_single_use"), ephemeral = a.ephemeral == true,
+                    preauthorized = a.preauthorized ~= false, tags = json.array(a.tags or {"tag:k8s"})}
+    return response(200, json.encode({id = kid, created = "2026-01-01T00:00:00Z",
+      expires = expired and "2025-12-01T00:00:00Z" or time.iso(time.now() + 86400 * 60),
+      capabilities = {devices = {create = create}}}))
+  end
   local id = path:match("^/api/v2/device/([%w]+)/routes$")
   if id then
     for _, d in ipairs(W.devices) do
