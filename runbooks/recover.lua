@@ -62,8 +62,16 @@ rb.phase("Repair " .. target.hostname, function()
   rb.step(v.action .. " " .. target.hostname, function()
     if v.action == "restart" then recovery.restart_tailscale(target.ip)
     elseif v.action == "rekey" then
-      recovery.rekey(target.ip, target.hostname, v.authkey, {cfg.svc_cidr},
-                     string.format("%s/patches/tailscale-%s.yaml", v.talconfig:match("^(.*)/[^/]*$") or ".", target.hostname))
+      -- the patch holds the new key: a private directory, removed at once,
+      -- never the talhelper directory (git would pick it up there)
+      local fs = require "runbook.fs"
+      local dir = rb.dry_run and "/tmp/runbook-rekey.rehearsal" or fs.tmpdir("runbook-rekey")
+      local file = string.format("%s/tailscale-%s.yaml", dir, target.hostname)
+      local ok, err = pcall(recovery.rekey, target.ip, target.hostname, v.authkey, cfg.svc_cidrs, file)
+      if fs.exists(file) then fs.remove(file) end
+      if fs.exists(file .. ".remove") then fs.remove(file .. ".remove") end
+      fs.remove(dir)
+      if not ok then error(err, 0) end
     elseif v.action == "rollback" then recovery.rollback(target.ip)
     elseif v.action == "reboot" then recovery.reboot(target.ip) end
     return target.hostname

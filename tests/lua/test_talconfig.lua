@@ -249,3 +249,69 @@ function test_add_patch_refuses_a_list_shared_through_an_alias()
   local err = t.raises(talconfig.add_patch, text, 1, "@./b.yaml", {"@./a.yaml"})
   t.match(tostring(err), "alias %*p")
 end
+
+function test_tailscale_goes_into_the_schematic_block_where_the_file_has_one()
+  local text = table.concat({
+    "controlPlane:",
+    "  schematic:",
+    "    customization:",
+    "      extraKernelArgs:",
+    "        - net.ifnames=0",
+    "      systemExtensions:",
+    "        officialExtensions:",
+    "          - siderolabs/qemu-guest-agent",
+    "nodes:",
+    "  - hostname: k8s-1",
+    "    ipAddress: 10.0.0.1",
+    "    controlPlane: true",
+    "  - hostname: gpu-1",
+    "    ipAddress: 10.0.0.2",
+    "    schematic:",
+    "      customization:",
+    "        extraKernelArgs: [nomodeset]", ""}, "\n")
+  with_file(text, function(path)
+    local c = talconfig.read(path)
+    t.eq(c.nodes[1].schematic_at, "group")
+    t.eq(c.nodes[2].schematic_at, "node")
+    local out = talconfig.add_schematic_extension(text, c.nodes[1], "siderolabs/tailscale")
+    t.eq(yaml.decode(out).controlPlane.schematic.customization.systemExtensions.officialExtensions,
+         {"siderolabs/qemu-guest-agent", "siderolabs/tailscale"})
+    t.match(out, "          %- siderolabs/qemu%-guest%-agent\n          %- siderolabs/tailscale\n")
+    -- a block without systemExtensions gets them; the rest of it stays
+    out = talconfig.add_schematic_extension(out, c.nodes[2], "siderolabs/tailscale")
+    local gpu = yaml.decode(out).nodes[2].schematic.customization
+    t.eq(gpu.extraKernelArgs, {"nomodeset"})
+    t.eq(gpu.systemExtensions.officialExtensions, {"siderolabs/tailscale"})
+    -- already there: unchanged
+    t.eq(talconfig.add_schematic_extension(out, c.nodes[1], "siderolabs/tailscale"), out)
+  end)
+end
+
+function test_extension_services_copy_the_groups_list_talhelper_would_drop()
+  local text = table.concat({
+    "worker:",
+    "  extensionServices:",
+    "    - name: nut-client",
+    "      configFiles:",
+    "        - content: MONITOR ups@10.0.0.9 1 remote pass secondary",
+    "          mountPath: /usr/local/etc/nut/upsmon.conf",
+    "nodes:",
+    "  - hostname: w-1",
+    "    ipAddress: 10.0.0.5", ""}, "\n")
+  with_file(text, function(path)
+    local c = talconfig.read(path)
+    local entry = talconfig.tailscale_service{hostname = "w-1", routes = {"10.96.0.0/12"}}
+    t.eq(entry.environment[1], "TS_AUTHKEY=${TS_AUTHKEY}")
+    local out = talconfig.add_extension_service(text, c.nodes[1], entry)
+    local list = yaml.decode(out).nodes[1].extensionServices
+    t.eq(#list, 2)
+    t.eq(list[1].name, "nut-client")           -- the group's entry kept: talhelper would drop it otherwise
+    t.eq(list[2].name, "tailscale")
+    -- an existing entry is found, in the node or its group
+    with_file(out, function(p2)
+      local e, where = talconfig.tailscale_service_of(talconfig.read(p2).nodes[1])
+      t.eq(e.name, "tailscale")
+      t.eq(where, "node")
+    end)
+  end)
+end
