@@ -52,8 +52,9 @@ static const char *const HELP_RUN =
   "  -h, --help             show this help\n"
   "\n"
   "exit: 0 done, 1 a step or gate failed, 2 bad usage or input, 3 interrupted,\n"
-  "4 another run holds the lock. SIGINT/SIGTERM cancel the run (cleanup and\n"
-  "undo run); SIGQUIT prints every task and where it waits, and the run goes on.\n";
+  "4 another run holds the lock. SIGINT/SIGTERM stop the run where it is: its\n"
+  "tasks' cleanup runs, no step is undone, exit 3, and --resume continues it;\n"
+  "SIGQUIT prints every task and where it waits, and the run goes on.\n";
 
 static const char *const HELP_CHECK = "usage: runbook check FILE.lua\n"
                                       "\n"

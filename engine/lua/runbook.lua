@@ -118,6 +118,13 @@ end
 --- Stops the run: undo what asked for it, then raise a step_failed error.
 local function fail(id, cause, what)
   if is_stop(cause) then error(cause, 0) end   -- an inner step already stopped the run
+  if sys.interrupted() and errors.is(cause, "cancelled") then
+    -- Ctrl-C or SIGTERM: the run stops where it is and undoes nothing, so
+    -- that --resume continues it (the step was not recorded as done)
+    events.emit{type = "step_interrupted", step = id, level = "warn", text = fmt("⏸ %s %s interrupted", what, id)}
+    S.interrupted_at = id
+    error(cause, 0)
+  end
   local msg = type(cause) == "table" and tostring(cause) or tostring(cause)
   events.emit{type = "step_failed", step = id, level = "error", error = msg,
               text = fmt("✗ %s %s failed: %s", what, id, msg)}
@@ -243,7 +250,7 @@ function M.step(name, fn, o)
   local ok, res = run_with_retries(fn, o)
   rec.elapsed = mono() - rec.t0
   if not ok then
-    rec.status = "failed"
+    rec.status = sys.interrupted() and errors.is(res, "cancelled") and "interrupted" or "failed"
     rec.error = tostring(res)
     fail(id, res, "step")
   end
@@ -450,7 +457,9 @@ function M._finish(ok, err)
   if ok then
     lines[#lines + 1] = fmt("%s %s in %s", M.dry_run and "rehearsed" or "done:", runbook_name, duration(mono()))
   elseif interrupted then
-    lines[#lines + 1] = fmt("interrupted: %s stopped where it was; continue with: runbook run %s --resume", runbook_name, runbook_name)
+    lines[#lines + 1] = fmt("interrupted: %s stopped where it was%s; nothing was undone; continue with: runbook run %s --resume",
+                            runbook_name, S.interrupted_at and (" (in " .. S.interrupted_at .. ", not finished: it runs again on --resume)") or "",
+                            runbook_name)
   else
     lines[#lines + 1] = "stopped: " .. (type(err) == "table" and err.message or tostring(err))
     local undone = type(err) == "table" and err.undone or {}

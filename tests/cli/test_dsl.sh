@@ -201,5 +201,27 @@ expect "a change, then a failure: resumable" 1 "next: fix the cause" -- "$bin" r
 sed -i 's/error("stop after the change")//' ro2.lua
 expect "rb.is_done sees the step done in the run being resumed" 0 "is_done true" -- "$bin" run ro2.lua --resume
 
+# Ctrl-C while a step waits: nothing is undone, exit 3, and --resume
+# skips the finished step and runs the interrupted one again
+cat > int.lua <<'LUA'
+local rb = require "runbook"
+local time = require "runbook.time"
+local function note(s) local f = io.open("trail.int", "a"); f:write(s, "\n"); f:close() end
+rb.step("a", function() note("do a") return 1 end, {undo = function() note("undo a") end})
+rb.step("b", function() note("start b"); time.sleep(30); note("end b") end)
+LUA
+rm -f trail.int
+"$bin" run int.lua >int.out 2>&1 & ipid=$!
+for _ in $(seq 100); do grep -q "start b" trail.int 2>/dev/null && break; sleep 0.05; done
+kill -INT $ipid; wait $ipid; icode=$?
+if [ $icode -eq 3 ] && ! grep -q "undo a" trail.int && grep -q "nothing was undone" int.out && grep -q "in b, not finished" int.out; then
+  echo "ok   SIGINT during a step: exit 3, no undo, the summary names the step"; passes=$((passes+1))
+else echo "FAIL SIGINT: exit $icode; trail: $(cat trail.int); $(tail -3 int.out)"; fails=$((fails+1)); fi
+sed -i 's/time.sleep(30)/time.sleep(0)/' int.lua
+"$bin" run int.lua --resume -q >/dev/null 2>&1; rcode=$?
+[ $rcode -eq 0 ] && [ "$(grep -c 'do a' trail.int)" = 1 ] && [ "$(grep -c 'start b' trail.int)" = 2 ] \
+  && { echo "ok   --resume after SIGINT: a not repeated, b run again"; passes=$((passes+1)); } \
+  || { echo "FAIL resume after SIGINT: exit $rcode; trail: $(cat trail.int)"; fails=$((fails+1)); }
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
