@@ -36,23 +36,48 @@ end
 --- Reads a journal. A torn last line (a kill mid-write) is dropped; a
 --- corrupt record anywhere else is refused (exit 2), naming the line.
 ---@param path string
----@return table[] records, boolean finished true when the last record is a successful finish, or one of a run that changed nothing
+---@return table[] records, boolean finished true when the last record is a successful finish, or one of a run that changed nothing, integer? torn_at the byte where a torn last record starts
+local NEEDS = {step = {"id"}, undo = {"id"}, begin = {"id"}, finish = {}, start = {}, resume = {}}
+
 function M.read(path)
+  local st = core_fs.stat(path)
+  if st and st.type == "directory" then
+    error(usage_error(fmt("%s is a directory, not a journal; move it away or use --fresh", path)), 0)
+  end
   local text = core_fs.read(path)
-  local recs, lineno = {}, 0
-  for line in text:gmatch("[^\n]+") do
+  local recs, lineno, pos, torn_at = {}, 0, 1, nil
+  while pos <= #text do
+    local line_start = pos
+    local nl = text:find("\n", pos, true)
+    local line = text:sub(pos, (nl or #text + 1) - 1)
+    pos = (nl or #text) + 1
     lineno = lineno + 1
-    local ok, rec = pcall(json.decode, line, {name = path})
-    if ok and type(rec) == "table" then recs[#recs + 1] = rec
-    elseif not text:find("\n", #text - #line, true) then
-      break      -- a torn last line (killed mid-write): the step was not recorded
-    else
-      error(usage_error(fmt("%s:%d: corrupt journal record; move the file away or use --fresh", path, lineno)), 0)
+    if line ~= "" then
+      local ok, rec = pcall(json.decode, line, {name = path})
+      if ok and type(rec) == "table" then
+        if type(rec.type) ~= "string" then
+          error(usage_error(fmt("%s:%d: journal record without a type; move the file away or use --fresh", path, lineno)), 0)
+        end
+        for _, field in ipairs(NEEDS[rec.type] or {}) do
+          if rec[field] == nil then
+            error(usage_error(fmt("%s:%d: journal %s record without its %s; move the file away or use --fresh",
+              path, lineno, rec.type, field)), 0)
+          end
+        end
+        recs[#recs + 1] = rec
+      elseif not nl then
+        -- the last line has no newline: a record torn by a kill or a full
+        -- disk mid-write; its step was not recorded, so it runs again
+        M.warning = fmt("%s:%d: a torn last record was dropped (the run was killed, or the disk was full, while writing it)", path, lineno)
+        torn_at = line_start
+      else
+        error(usage_error(fmt("%s:%d: corrupt journal record; move the file away or use --fresh", path, lineno)), 0)
+      end
     end
   end
   local last = recs[#recs]
   -- finished: successfully, or stopped having changed nothing
-  return recs, last ~= nil and last.type == "finish" and (last.ok == true or last.changed == false)
+  return recs, last ~= nil and last.type == "finish" and (last.ok == true or last.changed == false), torn_at
 end
 
 --- The steps a journal records as done and not undone since, by key, and
@@ -82,6 +107,25 @@ local function archive(path)
   while core_fs.exists(dest) do dest = fmt("%s.%s.%d", path, stamp, n); n = n + 1 end
   assert(os.rename(path, dest))
   return dest
+end
+
+--- What differs between a journal's start record and this run's
+--- fingerprint {runbook, script_sha256, vars_sha256}, or nil. Journals
+--- written before fingerprints carry none and are not compared.
+function M.differs(start, fp)
+  if start.runbook and fp.runbook and start.runbook ~= fp.runbook then
+    return fmt("it was started by %s, this is %s", start.runbook, fp.runbook)
+  end
+  if start.vars_sha256 and start.vars_sha256 ~= fp.vars_sha256 then
+    return "it was started with other variables (--var / --vars differ)"
+  end
+end
+
+--- A change of the runbook's file since the journal began: not refused
+--- ("fix the cause, then --resume" may mean fixing the runbook, and steps
+--- are found by their keys), but said.
+function M.script_changed(start, fp)
+  return start.script_sha256 ~= nil and fp.script_sha256 ~= nil and start.script_sha256 ~= fp.script_sha256
 end
 
 local Journal = {}
@@ -123,6 +167,7 @@ end
 ---@field resume? boolean continue an unfinished run
 ---@field fresh? boolean archive an unfinished run's journal and start over
 ---@field on_archive? fun(path:string) told where an archived journal went
+---@field fingerprint? table {runbook, script_sha256, vars_sha256}: recorded at the start, compared on --resume
 
 --- Takes the lock and opens the journal. Refusals carry their exit codes
 --- (2: journal, 4: lock). The journal's resume table maps a step key to
@@ -144,12 +189,33 @@ function M.open(o)
   J.lock = lock
   local path = o.state_dir .. "/" .. o.base .. ".journal"
   J.path = path
+  local st = core_fs.exists(path) and core_fs.stat(path)
+  if st and st.type == "file" and st.size == 0 then
+    os.remove(path)          -- an empty journal records nothing: not an unfinished run
+  end
   if core_fs.exists(path) then
-    local recs, finished = M.read(path)
+    local recs, finished, torn_at = M.read(path)
+    if torn_at then
+      -- cut the fragment off, so that the records appended from now on
+      -- start on a line of their own
+      core_fs.write(path, core_fs.read(path):sub(1, torn_at - 1))
+    end
     if o.fresh then
       local to = archive(path)
       if o.on_archive then o.on_archive(to) end
     elseif o.resume then
+      local start = recs[1]
+      if start and start.type == "start" and o.fingerprint then
+        local what = M.differs(start, o.fingerprint)
+        if what then
+          J:release()
+          error(usage_error(fmt("the journal in %s is of another run: %s. Resume with what it was started with, or start over with --fresh",
+            path, what)), 0)
+        end
+        if M.script_changed(start, o.fingerprint) then
+          M.warning = (M.warning and M.warning .. "; " or "") .. o.name .. " changed since the run being resumed began: its finished steps are skipped by their keys"
+        end
+      end
       if finished then
         J:release()
         error(usage_error(fmt("the last run of %s finished; there is nothing to resume (run without --resume to start again)", o.name)), 0)
@@ -169,7 +235,9 @@ function M.open(o)
     J:release()
     error(usage_error(fmt("no journal of %s in %s: there is nothing to resume", o.name, o.state_dir)), 0)
   end
-  J:write{type = "start", runbook = o.name, pid = sys.pid()}
+  local rec = {type = "start", runbook = o.name, pid = sys.pid()}
+  for k, val in pairs(o.fingerprint or {}) do rec[k] = val end
+  J:write(rec)
   return J
 end
 

@@ -69,15 +69,31 @@ M.duration = duration
 --- Takes the lock and opens the journal, once, at the runbook's first use
 --- of the DSL (rb.vars, phase, step, gate, confirm): requiring the module
 --- changes nothing, so a library or a test may require it freely.
+--- What makes a run the same run on --resume: the runbook, its file's
+--- content, and the variables given on the command line and in --vars
+--- (secrets come from the environment or files and are not part of it: a
+--- new auth key on resume is a legitimate fix).
+local function fingerprint()
+  local hash = require "runbook.hash"
+  local ok, text = pcall(core_fs.read, script)
+  local vars = {}
+  for _, kv in ipairs(opts.vars or {}) do vars[#vars + 1] = kv end
+  table.sort(vars)
+  local file = opts.vars_file and select(2, pcall(core_fs.read, opts.vars_file)) or ""
+  return {runbook = runbook_name, script_sha256 = ok and hash.sha256(text) or nil,
+          vars_sha256 = hash.sha256(table.concat(vars, "\0") .. "\0\0" .. tostring(file))}
+end
+
 local function start()
   if S.journal then return S.journal end
   S.journal = journal.open{
     state_dir = state_dir, base = base, name = runbook_name, dry_run = M.dry_run,
-    resume = opts.resume, fresh = opts.fresh,
+    resume = opts.resume, fresh = opts.fresh, fingerprint = fingerprint(),
     on_archive = function(to)
       events.emit{type = "log", level = "info", msg = "archived the previous journal as " .. to}
     end,
   }
+  if journal.warning then events.emit{type = "log", level = "warn", msg = journal.warning} end
   S.resumed = S.journal.resumed
   return S.journal
 end

@@ -223,5 +223,29 @@ sed -i 's/time.sleep(30)/time.sleep(0)/' int.lua
   && { echo "ok   --resume after SIGINT: a not repeated, b run again"; passes=$((passes+1)); } \
   || { echo "FAIL resume after SIGINT: exit $rcode; trail: $(cat trail.int)"; fails=$((fails+1)); }
 
+# the journal's end and its fingerprint (#17: torn last record, mismatched resume, empty, directory, missing field)
+cat > jr.lua <<'LUA'
+local rb = require "runbook"
+local v = rb.vars{target = {type = "string", default = "a"}}
+local function note(s) local f = io.open("trail.jr", "a"); f:write(s, "\n"); f:close() end
+rb.step("one", function() note("one " .. v.target) return 1 end)
+rb.step("two", function() note("two " .. v.target); if os.getenv("JR_FAIL") then error("stop") end end)
+LUA
+rm -f trail.jr
+JR_FAIL=1 "$bin" run jr.lua --var target=x -q >/dev/null 2>&1
+printf '{"type":"step","id":"two","key":"two","na' >> .runbook/jr.journal     # a kill mid-write
+expect "a torn last record is dropped with a warning, the run resumes" 0 "torn last record was dropped" -- "$bin" run jr.lua --resume --var target=x
+[ "$(grep -c '^one x' trail.jr)" = 1 ] && { echo "ok   and the finished step was not repeated"; passes=$((passes+1)); } || { echo "FAIL torn resume repeated: $(cat trail.jr)"; fails=$((fails+1)); }
+JR_FAIL=1 "$bin" run jr.lua --fresh --var target=x -q >/dev/null 2>&1
+expect "a resume with other variables is refused, saying so" 2 "started with other variables" -- "$bin" run jr.lua --resume --var target=y
+mv .runbook/jr.journal .runbook/jr.saved
+: > .runbook/jr.journal
+expect "an empty journal is not an unfinished run" 0 "" -- "$bin" run jr.lua -q
+printf '{"type":"start","runbook":"jr.lua"}\n{"type":"step","key":"one"}\n' > .runbook/jr.journal
+expect "a record without its id is an error naming the line" 2 "jr.journal:2: journal step record without its id" -- "$bin" run jr.lua --resume
+rm -f .runbook/jr.journal; mkdir .runbook/jr.journal
+expect "a journal that is a directory is exit 2" 2 "is a directory, not a journal" -- "$bin" run jr.lua --resume
+rmdir .runbook/jr.journal
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -14,7 +14,7 @@ local journal = {}
 --- Reads a journal; a torn last line is dropped, a corrupt record elsewhere
 --- is refused (exit 2) naming the line.
 ---@param path string
----@return runbook.journal.Record[] records, boolean finished
+---@return runbook.journal.Record[] records, boolean finished, integer? torn_at
 function journal.read(path) end
 
 --- The steps recorded done and not undone since, by key, and their keys
@@ -27,5 +27,18 @@ function journal.steps(records) end
 ---@param rec runbook.journal.Record
 ---@return string?
 function journal.key_of(rec) end
+
+--- What differs between a journal's start record and a fingerprint
+--- {runbook, script_sha256, vars_sha256} (nil: the same run).
+---@param start runbook.journal.Record
+---@param fingerprint table
+---@return string?
+function journal.differs(start, fingerprint) end
+
+--- Whether the runbook's file changed since the journal began.
+---@param start runbook.journal.Record
+---@param fingerprint table
+---@return boolean
+function journal.script_changed(start, fingerprint) end
 
 return journal
