@@ -312,30 +312,59 @@ static int fs_append(lua_State *L) {
 #define LOCK_MT "runbook.lock"
 
 typedef struct lock_t {
-  int fd; /* -1 once released */
+  int fd;  /* -1 once released */
+  int dfd; /* the directory's, locked too */
 } lock_t;
 
-static int lock_release(lua_State *L) {
-  lock_t *k = (lock_t *)luaL_checkudata(L, 1, LOCK_MT);
+static void lock_close(lock_t *k) {
   if (k->fd >= 0) {
     int fd = k->fd;
     k->fd = -1; /* closed first, then released */
     close(fd);  /* closing drops the flock */
   }
+  if (k->dfd >= 0) {
+    int dfd = k->dfd;
+    k->dfd = -1;
+    close(dfd);
+  }
+}
+
+static int lock_release(lua_State *L) {
+  lock_close((lock_t *)luaL_checkudata(L, 1, LOCK_MT));
   return 0;
 }
 
+/* Pushes nil and what the lock file says of its holder. */
+static int lock_held(lua_State *L, const char *path) {
+  char buf[512];
+  ssize_t n = -1;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    n = pread(fd, buf, sizeof buf - 1, 0);
+    close(fd);
+  }
+  lua_pushnil(L);
+  if (n > 0) lua_pushlstring(L, buf, (size_t)n);
+  else lua_pushliteral(L, "its lock file was removed while it runs");
+  return 2;
+}
+
 /* lock(path, info) -> lock, or nil, holder-info. An exclusive flock on
-** path; on success the file holds `info` (pid, start time). A lock whose
-** process died is free again (the kernel drops flocks with the process),
-** so a stale lock file is simply taken over. */
+** the directory holding path, then on path itself; on success the file
+** holds `info` (pid, start time). The directory's lock is what a second
+** run meets even when the lock file was deleted from under the holder (a
+** new file would be a new inode, free to lock). A lock whose process died
+** is free again (the kernel drops flocks with the process), so a stale
+** lock file is simply taken over. */
 static int fs_lock(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *info = luaL_checklstring(L, 2, &len);
   lock_t *k = (lock_t *)lua_newuserdatauv(L, sizeof *k, 0);
   int fd;
-  k->fd = -1;
+  char dir[PATH_MAX];
+  struct stat a, b;
+  k->fd = k->dfd = -1;
   if (luaL_newmetatable(L, LOCK_MT)) {
     lua_pushcfunction(L, lock_release);
     lua_setfield(L, -2, "__gc");
@@ -347,21 +376,33 @@ static int fs_lock(lua_State *L) {
     lua_setfield(L, -2, "__index");
   }
   lua_setmetatable(L, -2);
+  dir_of(path, dir, sizeof dir);
+  k->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (k->dfd < 0) return fs_fail(L, "lock", dir, errno);
+  if (flock(k->dfd, LOCK_EX | LOCK_NB) != 0) {
+    int err = errno;
+    lock_close(k);
+    if (err != EWOULDBLOCK) return fs_fail(L, "lock", dir, err);
+    return lock_held(L, path);
+  }
   fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (fd < 0) return fs_fail(L, "lock", path, errno);
+  if (fd < 0) {
+    int err = errno;
+    lock_close(k);
+    return fs_fail(L, "lock", path, err);
+  }
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     int err = errno;
-    char buf[512];
-    ssize_t n;
-    if (err != EWOULDBLOCK) {
-      close(fd);
-      return fs_fail(L, "lock", path, err);
-    }
-    n = pread(fd, buf, sizeof buf - 1, 0);
     close(fd);
-    lua_pushnil(L);
-    lua_pushlstring(L, buf, n > 0 ? (size_t)n : 0);
-    return 2;
+    lock_close(k);
+    if (err != EWOULDBLOCK) return fs_fail(L, "lock", path, err);
+    return lock_held(L, path);
+  }
+  /* the file locked is the one at path (not one unlinked since it was opened) */
+  if (fstat(fd, &a) != 0 || stat(path, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+    close(fd);
+    lock_close(k);
+    return lock_held(L, path);
   }
   k->fd = fd;
   if (ftruncate(fd, 0) != 0 || pwrite(fd, info, len, 0) != (ssize_t)len) { /* informative only */

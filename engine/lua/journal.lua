@@ -180,7 +180,10 @@ function M.open(o)
     return J
   end
   core_fs.mkdir_p(o.state_dir)
-  local lock, holder = core_fs.lock(o.state_dir .. "/" .. o.base .. ".lock",
+  -- the lock file sits in a directory of its own, which is locked too: a
+  -- lock file deleted from under the holder does not let a second run in
+  core_fs.mkdir_p(o.state_dir .. "/" .. o.base .. ".lockdir", tonumber("700", 8))
+  local lock, holder = core_fs.lock(o.state_dir .. "/" .. o.base .. ".lockdir/lock",
                                     fmt("pid %d, started %s\n", sys.pid(), time.iso()))
   if not lock then
     error(errors.new("locked", fmt("another run of %s holds the lock (%s); wait for it or stop it",

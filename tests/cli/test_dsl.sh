@@ -118,6 +118,8 @@ LUA
 "$bin" run slow.lua -q >/dev/null 2>&1 & holder=$!
 sleep 0.5
 expect "a second concurrent run exits 4 naming the holder" 4 "another run of slow.lua holds the lock \(pid $holder" -- "$bin" run slow.lua
+rm -f .runbook/slow.lockdir/lock      # deleted from under the holder
+expect "a deleted lock file does not let a second run in" 4 "holds the lock \(its lock file was removed" -- "$bin" run slow.lua
 mkdir -p other
 cat > other/slow.lua <<'LUA'
 local rb = require "runbook"      -- required, never used: no lock, no journal
