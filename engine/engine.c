@@ -118,6 +118,19 @@ static void add_script_dir(lua_State *L, const char *path) {
 
 /* }====================================================== */
 
+/* A second SIGINT/SIGTERM exits at once: the bindings' teardown hooks run
+** first, so that exec's kills the process group of every live child
+** (SIGKILL). A grandchild that left its group (setsid) is out of reach. */
+static void exit_now(void *ud) {
+  rb_engine *e = (rb_engine *)ud;
+  while (e->teardown) {
+    struct rb_teardown *h = e->teardown;
+    e->teardown = h->next;
+    h->fn(h->ud);
+    free(h);
+  }
+}
+
 rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modules) {
   rb_engine *e = calloc(1, sizeof *e);
   if (e == NULL) return NULL;
@@ -134,6 +147,8 @@ rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modu
   lua_rawsetp(e->L, LUA_REGISTRYINDEX, &ENGINE_KEY);
   register_modules(e->L, modules);
   if (sched_init(&e->sched, e->L, &e->loop, virtual_clock) != 0) goto err_lua;
+  e->sched.exit_now = exit_now;
+  e->sched.exit_now_ud = e;
   if (cli && cli->log_file) {
     e->log_fd = open(cli->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (e->log_fd < 0) {
@@ -168,12 +183,7 @@ void engine_free(rb_engine *e) {
   int i;
   if (e == NULL) return;
   lua_close(e->L);
-  while (e->teardown) { /* bindings' per-engine state: curl, live children */
-    struct rb_teardown *h = e->teardown;
-    e->teardown = h->next;
-    h->fn(h->ud);
-    free(h);
-  }
+  exit_now(e); /* the bindings' teardown hooks: curl, live children */
   uv_run(&e->loop, UV_RUN_DEFAULT); /* their timers live in the scheduler: reap first */
   sched_close(&e->sched);
   uv_run(&e->loop, UV_RUN_DEFAULT);

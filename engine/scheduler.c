@@ -418,6 +418,7 @@ static void signal_cb(uv_signal_t *h, int signum) {
     static const char msg[] = "runbook: interrupted again, exiting now\n";
     if (write(2, msg, sizeof msg - 1) < 0) { /* nothing to do */
     }
+    if (s->exit_now) s->exit_now(s->exit_now_ud); /* no child outlives the run */
     _exit(3);
   }
   s->interrupted = signum;

@@ -68,6 +68,8 @@ struct rb_sched {
   int interrupted; /* SIGINT/SIGTERM seen */
   int polling;     /* inside sched_run's uv_run */
   uv_signal_t *sigint, *sigterm, *sigquit;
+  void (*exit_now)(void *ud); /* a second signal: run before _exit (the engine kills children) */
+  void *exit_now_ud;
 };
 
 int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock);

@@ -225,6 +225,28 @@ sed -i 's/time.sleep(30)/time.sleep(0)/' int.lua
   && { echo "ok   --resume after SIGINT: a not repeated, b run again"; passes=$((passes+1)); } \
   || { echo "FAIL resume after SIGINT: exit $rcode; trail: $(cat trail.int)"; fails=$((fails+1)); }
 
+# a second signal exits at once, and kills the group of a child that
+# ignores SIGTERM instead of leaving it running
+cat > sg.lua <<'LUA'
+local rb = require "runbook"
+local exec = require "runbook.exec"
+rb.step("stubborn child", function()
+  exec.run({"sh", "-c", "trap '' TERM; echo $$ > child.pid; sleep 60 & wait; sleep 60"}, {grace = 30})
+end)
+LUA
+rm -f child.pid
+"$bin" run sg.lua -q >sg.out 2>&1 & spid=$!
+for _ in $(seq 100); do [ -s child.pid ] && break; sleep 0.05; done
+kill -INT $spid; sleep 0.3; kill -INT $spid; wait $spid; scode=$?
+cpid=$(cat child.pid); state=gone
+for _ in $(seq 40); do
+  state=$(awk '{print $3}' /proc/$cpid/stat 2>/dev/null || echo gone)
+  [ "$state" = gone ] || [ "$state" = Z ] && break; sleep 0.05
+done
+if [ $scode -eq 3 ] && grep -q "interrupted again" sg.out && { [ "$state" = gone ] || [ "$state" = Z ]; }; then
+  echo "ok   a second SIGINT exits 3 at once and kills the child that ignored SIGTERM"; passes=$((passes+1))
+else echo "FAIL second signal: exit $scode, child $cpid state $state"; kill -9 $cpid 2>/dev/null; fails=$((fails+1)); fi
+
 # the journal's end and its fingerprint (#17: torn last record, mismatched resume, empty, directory, missing field)
 cat > jr.lua <<'LUA'
 local rb = require "runbook"
