@@ -183,7 +183,7 @@ void engine_free(rb_engine *e) {
   int i;
   if (e == NULL) return;
   lua_close(e->L);
-  exit_now(e); /* the bindings' teardown hooks: curl, live children */
+  exit_now(e);                      /* the bindings' teardown hooks: curl, live children */
   uv_run(&e->loop, UV_RUN_DEFAULT); /* their timers live in the scheduler: reap first */
   sched_close(&e->sched);
   uv_run(&e->loop, UV_RUN_DEFAULT);
