@@ -44,6 +44,14 @@ function M.run(argv, opts)
   args.check(1, "run", argv, "table")
   args.check(2, "run", opts, "?table")
   opts = opts or {}
+  -- a secret's text in argv (a revealed one, or built into a string) would
+  -- show in the process list to every user of the machine; the event would
+  -- show it masked and look safe: refused, as a secret object is
+  for i, a in ipairs(argv) do
+    if type(a) == "string" and sys.mask(a) ~= a then
+      args.error(1, "run", ("argv[%d] holds a secret's text: it would show in the process list; pass it through env or stdin"):format(i))
+    end
+  end
   local cmd = show_argv(argv)
   if not opts.quiet then
     events.emit{type = "exec", argv = argv, level = "debug", text = "$ " .. cmd}
