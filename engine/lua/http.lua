@@ -40,6 +40,65 @@ end
 ---@field follow? boolean follow redirects (default false)
 ---@field check? boolean raise an `http_status` error unless the status is 2xx
 
+local secret_mod = require "runbook.secret"
+
+local function origin(url)
+  local scheme, host = url:match("^(%a+)://([^/?#]+)")
+  if not scheme then return nil end
+  host = host:gsub("^.*@", ""):lower()
+  if not host:find(":%d+$") then host = host .. (scheme:lower() == "https" and ":443" or ":80") end
+  return scheme:lower() .. "://" .. host
+end
+
+--- The Location of a redirect, resolved against the URL it came from.
+local function resolve(base, loc)
+  if loc:match("^%a+://") then return loc end
+  local o = base:match("^(%a+://[^/?#]+)")
+  if loc:sub(1, 2) == "//" then return base:match("^(%a+:)") .. loc end
+  if loc:sub(1, 1) == "/" then return o .. loc end
+  return (base:match("^(.*/)") or (o .. "/")) .. loc
+end
+
+local function holds_secret(req)
+  if req.bearer ~= nil then return true end
+  for _, v in pairs(req.headers or {}) do if secret_mod.is(v) then return true end end
+  return false
+end
+
+local request_once
+
+--- Redirects followed here, not by libcurl, when a header holds a secret:
+--- libcurl drops only Authorization and cookies on a redirect to another
+--- host, and would send a custom header holding a secret there. On a
+--- change of origin (scheme, host, port) the bearer and every header
+--- holding a secret are dropped; 303, and 301/302 after a POST, become a
+--- GET without a body, as browsers and libcurl do.
+local function follow_guarded(opts)
+  local cur = {}
+  for k, v in pairs(opts) do cur[k] = v end
+  cur.follow = false
+  local from = origin(cur.url)
+  for _ = 1, 10 do
+    local res = request_once(cur)
+    local loc = res.headers and res.headers.location
+    if not (res.status >= 300 and res.status < 400 and res.status ~= 304 and loc) then return res end
+    local nxt = {}
+    for k, v in pairs(cur) do nxt[k] = v end
+    nxt.url = resolve(cur.url, loc)
+    if res.status == 303 or ((res.status == 301 or res.status == 302) and cur.method == "POST") then
+      nxt.method, nxt.body = "GET", nil
+    end
+    if origin(nxt.url) ~= from then
+      nxt.bearer = nil
+      local h = {}
+      for k, v in pairs(cur.headers or {}) do if not secret_mod.is(v) then h[k] = v end end
+      nxt.headers = h
+    end
+    cur = nxt
+  end
+  error(errors.new("http", ("%s: more than 10 redirects"):format(opts.url), {url = opts.url}), 3)
+end
+
 function M.request(req)
   args.check(1, "request", req, "table")
   local opts = {}
@@ -62,15 +121,8 @@ function M.request(req)
   events.emit{type = "http", method = method, url = opts.url, level = "debug",
               text = ("%s %s"):format(method, opts.url)}
   local res
-  if dry_run then
-    local world = package.loaded["runbook.world"]
-    if not world then
-      error(errors.new("dry_run", ("dry-run: no simulated world to answer %s %s"):format(method, tostring(opts.url))), 2)
-    end
-    res = world.http(opts)
-  else
-    res = core.request(opts)
-  end
+  if opts.follow and not dry_run and holds_secret(opts) then res = follow_guarded(opts)
+  else res = request_once(opts) end
   -- a secret the server reflects is masked like any other output
   res.body = sys.mask(res.body or "")
   for k, v in pairs(res.headers or {}) do res.headers[k] = sys.mask(v) end
@@ -82,6 +134,17 @@ function M.request(req)
                      (res.body or ""):sub(1, 300)), {status = res.status, response = res}), 2)
   end
   return res
+end
+
+request_once = function(opts)
+  if dry_run then
+    local world = package.loaded["runbook.world"]
+    if not world then
+      error(errors.new("dry_run", ("dry-run: no simulated world to answer %s %s"):format(opts.method, tostring(opts.url))), 3)
+    end
+    return world.http(opts)
+  end
+  return core.request(opts)
 end
 
 local function with_method(method)

@@ -5,6 +5,7 @@
   /status/<n>    answers with status n
   /slow?ms=<n>   waits n milliseconds, then answers
   /bytes?n=<n>   n bytes of 'x'
+  /redirect?to=<url>&code=<n>  answers n (default 302) with Location: url
   /barrier?n=<n>&tag=<t>  answers "all" once n requests with tag t have
                  arrived (each waits for the others), "alone" after 10 s
 usage: httpd.py [--tls CERT KEY]"""
@@ -52,6 +53,11 @@ class Handler(BaseHTTPRequestHandler):
         elif u.path == "/slow":
             time.sleep(int(q.get("ms", ["1000"])[0]) / 1000)
             self.reply(200, "slow\n", "text/plain")
+        elif u.path == "/redirect":
+            self.send_response(int(q.get("code", ["302"])[0]))
+            self.send_header("Location", q["to"][0])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif u.path == "/barrier":
             ok = barrier(q.get("tag", [""])[0], int(q.get("n", ["1"])[0]))
             self.reply(200, "all\n" if ok else "alone\n", "text/plain")
