@@ -295,17 +295,23 @@ rb.phase("Configuration", function()
     -- a private directory, gone afterwards (the configs hold the cluster's
     -- secrets); a rehearsal writes nothing real, and names it the same each time
     local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or fs.tmpdir("runbook-genconfig")
-    local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", dir}, {timeout = 300})
-    if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", "")) end
     local pending = {}
-    for _, n in ipairs(cfg.nodes) do
-      local file = fmt("%s/%s-%s.yaml", dir, cfg.cluster_name, n.hostname)
-      local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
-      local diff = (d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or ""
-      if not diff:match("^No changes%.") then pending[#pending + 1] = n.hostname .. ":\n" .. diff end
+    local ok, err = pcall(function()
+      local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", dir}, {timeout = 300})
+      if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", ""), 0) end
+      for _, n in ipairs(cfg.nodes) do
+        local file = fmt("%s/%s-%s.yaml", dir, cfg.cluster_name, n.hostname)
+        local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
+        local diff = (d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or ""
+        if not diff:match("^No changes%.") then pending[#pending + 1] = n.hostname .. ":\n" .. diff end
+      end
+    end)
+    -- the generated configs hold the cluster's secrets: gone whatever happened
+    if fs.exists(dir) then
+      for _, f in ipairs(fs.list(dir)) do fs.remove(dir .. "/" .. f) end
+      fs.remove(dir)
     end
-    for _, f in ipairs(fs.list(dir)) do fs.remove(dir .. "/" .. f) end
-    fs.remove(dir)
+    if not ok then error(err, 0) end
     if #pending > 0 then
       error(fmt("%s holds changes the nodes do not run yet; apply or revert them first (talhelper genconfig, then talosctl apply-config), nothing was changed:\n%s",
         v.talconfig, table.concat(pending, "\n")))

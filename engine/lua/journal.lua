@@ -68,7 +68,6 @@ function M.read(path)
       elseif not nl then
         -- the last line has no newline: a record torn by a kill or a full
         -- disk mid-write; its step was not recorded, so it runs again
-        M.warning = fmt("%s:%d: a torn last record was dropped (the run was killed, or the disk was full, while writing it)", path, lineno)
         torn_at = line_start
       else
         error(usage_error(fmt("%s:%d: corrupt journal record; move the file away or use --fresh", path, lineno)), 0)
@@ -174,7 +173,7 @@ end
 --- its record when continuing a run.
 ---@param o runbook.journal.OpenOpts
 function M.open(o)
-  local J = setmetatable({resume = {}, resumed = false}, Journal)
+  local J = setmetatable({resume = {}, resumed = false, warnings = {}}, Journal)
   if o.dry_run then
     if o.resume then error(usage_error("--resume does not apply to a dry-run (nothing was changed)"), 0) end
     return J
@@ -202,6 +201,7 @@ function M.open(o)
       -- cut the fragment off, so that the records appended from now on
       -- start on a line of their own
       core_fs.write(path, core_fs.read(path):sub(1, torn_at - 1))
+      J.warnings[#J.warnings + 1] = fmt("%s: a torn last record was dropped (the run was killed, or the disk was full, while writing it)", path)
     end
     if o.fresh then
       local to = archive(path)
@@ -216,7 +216,7 @@ function M.open(o)
             path, what)), 0)
         end
         if M.script_changed(start, o.fingerprint) then
-          M.warning = (M.warning and M.warning .. "; " or "") .. o.name .. " changed since the run being resumed began: its finished steps are skipped by their keys"
+          J.warnings[#J.warnings + 1] = o.name .. " changed since the run being resumed began: its finished steps are skipped by their keys"
         end
       end
       if finished then

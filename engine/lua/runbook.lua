@@ -93,7 +93,7 @@ local function start()
       events.emit{type = "log", level = "info", msg = "archived the previous journal as " .. to}
     end,
   }
-  if journal.warning then events.emit{type = "log", level = "warn", msg = journal.warning} end
+  for _, w in ipairs(S.journal.warnings) do events.emit{type = "log", level = "warn", msg = w} end
   S.resumed = S.journal.resumed
   return S.journal
 end
