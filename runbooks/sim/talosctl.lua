@@ -383,7 +383,7 @@ function T.apply_config(flags)
     if flags["--dry-run"] then
       local before, after = mc.render(mc.node_fields(n)), mc.render(new)
       local d = require("runbook.diff").unified(before, after, "a")
-      d = d:gsub("^%-%-%- a\n%+%+%+ a\n", "--- a\n+++ b\n")
+      d = d:gsub("^%-%-%- [^\n]*\n%+%+%+ [^\n]*\n", "--- a\n+++ b\n")   -- gotextdiff.ToUnified("a", "b", ...)
       out[#out + 1] = "Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\nConfig diff:\n\n"
                       .. (d == "" and "No changes." or d:gsub("\n$", "")) .. "\n"
     else
