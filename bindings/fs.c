@@ -137,15 +137,17 @@ static int write_temp(const char *path, const char *data, size_t len, mode_t mod
   return 0;
 }
 
-/* write(path, data [, {mode = 0644, backup = false}]) -> backup path or nil.
-** Without `mode` an existing file keeps its mode (new files: 0644). */
+/* write(path, data [, {mode =, backup = false}]) -> backup path or nil.
+** Without `mode` an existing file keeps its mode and a new one is 0600: what
+** a runbook writes may hold run details (configs, reports, keys); a file
+** meant for others says so with its mode. */
 static int fs_write(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
   char tmp[PATH_MAX], bak[PATH_MAX];
   int backup = 0, have_mode = 0, err, exists;
-  mode_t mode = 0644;
+  mode_t mode = 0600;
   struct stat st;
   if (!lua_isnoneornil(L, 3)) {
     luaL_checktype(L, 3, LUA_TTABLE);
@@ -153,7 +155,7 @@ static int fs_write(lua_State *L) {
     have_mode = !lua_isnil(L, -1);
     lua_pop(L, 1);
     if (have_mode) {
-      lua_Integer m = rb_opt_integer(L, 3, "mode", 0644);
+      lua_Integer m = rb_opt_integer(L, 3, "mode", 0600);
       luaL_argcheck(L, m >= 0 && m <= 07777, 3, "mode must be 0..0o7777");
       mode = (mode_t)m;
     }

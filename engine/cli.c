@@ -5,6 +5,7 @@
 */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -47,6 +48,9 @@ static const char *const HELP_RUN =
   "  --output text|json     terminal view (default) or one JSON event per line\n"
   "  --log FILE             also append the plain-text log to FILE\n"
   "  --report FILE          also write the run report to FILE\n"
+  "  --step-timeout SECS    fail a step (then undo, as any failure) still running\n"
+  "                         after SECS, waiting or computing; a step's own\n"
+  "                         timeout wins\n"
   "  -v, --verbose          show commands, HTTP calls and tracebacks\n"
   "  -q, --quiet            show only failures and the summary\n"
   "  -h, --help             show this help\n"
@@ -132,6 +136,7 @@ static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST
                                  { "--output", 1, C(RB_CMD_RUN) },
                                  { "--log", 1, C(RB_CMD_RUN) },
                                  { "--report", 1, C(RB_CMD_RUN) },
+                                 { "--step-timeout", 1, C(RB_CMD_RUN) },
                                  { "--verbose", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) },
                                  { "--quiet", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) },
                                  { "--dir", 1, C(RB_CMD_WORLD) },
@@ -173,6 +178,13 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
   }
   else if (strcmp(name, "--log") == 0) cli->log_file = val;
   else if (strcmp(name, "--report") == 0) cli->report_file = val;
+  else if (strcmp(name, "--step-timeout") == 0) {
+    char *end;
+    double secs = strtod(val, &end);
+    if (end == val || *end != '\0' || !(secs > 0) || secs >= 1e9)
+      return usage(err, errlen, "--step-timeout expects seconds > 0, got '%s'", val);
+    cli->step_timeout = secs;
+  }
   else if (strcmp(name, "--verbose") == 0) cli->verbosity = 1;
   else if (strcmp(name, "--quiet") == 0) cli->verbosity = -1;
   else if (strcmp(name, "--dir") == 0) cli->world_dir = val;

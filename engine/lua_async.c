@@ -32,15 +32,24 @@ static int async_current(lua_State *L) {
   return 1;
 }
 
+/* deadline(task, secs): the task is stopped with a "timeout" error should
+** it still be computing, without waiting, once secs have passed (a waiting
+** task is the caller's to cancel: async.timeout's guard). */
+static int async_deadline(lua_State *L) {
+  rb_task *t = rb_task_check(L, 1);
+  lua_Number secs = luaL_checknumber(L, 2);
+  luaL_argcheck(L, secs >= 0 && secs < 1e9, 2, "seconds out of range");
+  sched_set_deadline(t, (uint64_t)(secs * 1e6));
+  return 0;
+}
+
 static int async_wait_any(lua_State *L) {
   return sched_wait_any(L);
 }
 
-static const luaL_Reg async_funcs[] = { { "current", async_current },
-                                        { "spawn", async_spawn },
-                                        { "spawn_named", async_spawn_named },
-                                        { "wait_any", async_wait_any },
-                                        { NULL, NULL } };
+static const luaL_Reg async_funcs[] = { { "current", async_current },   { "deadline", async_deadline },
+                                        { "spawn", async_spawn },       { "spawn_named", async_spawn_named },
+                                        { "wait_any", async_wait_any }, { NULL, NULL } };
 
 int luaopen_runbook_async_core(lua_State *L) {
   luaL_newlib(L, async_funcs);

@@ -82,6 +82,10 @@ static int sys_options(lua_State *L) {
   set_str(L, "log_file", c->log_file);
   set_str(L, "report_file", c->report_file);
   set_str(L, "script", e->script);
+  if (c->step_timeout > 0) {
+    lua_pushnumber(L, c->step_timeout);
+    lua_setfield(L, -2, "step_timeout");
+  }
   lua_createtable(L, c->nvars, 0);
   for (i = 0; i < c->nvars; i++) {
     lua_pushstring(L, c->vars[i]);

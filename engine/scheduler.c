@@ -131,6 +131,7 @@ rb_task *rb_task_spawn(lua_State *L, int nargs, const char *name) {
   t->co = co;
   t->id = ++s->next_id;
   t->nargs = nargs;
+  t->deadline = s->current ? s->current->deadline : 0; /* a subtask keeps its parent's */
   rb_timer_init(&t->sleep, NULL, t);
   snprintf(t->name, sizeof t->name, "%s", name ? name : "task");
   lua_pushvalue(L, -1);
@@ -214,9 +215,19 @@ static void task_resume(rb_sched *s, rb_task *t) {
   t->started = 1;
   t->on_cancel = NULL; /* the wait is over: its hook no longer applies */
   t->cancel_data = NULL;
+  interrupt_enter(s, t);
   st = lua_resume(t->co, L, t->nargs, &nres);
+  interrupt_leave(s, t);
   t->nargs = 0;
   s->current = NULL;
+  if (st == LUA_YIELD && t->stopped) { /* past its deadline, its timeout error caught */
+    rb_error_push(L, "timeout", "timed out: went on computing after its timeout error was raised (caught by a pcall?)");
+    lua_resetthread(t->co);
+    lua_settop(t->co, 0);
+    lua_xmove(L, t->co, 1);
+    task_finish(s, t, RB_TASK_FAILED, 1);
+    return;
+  }
   if (st == LUA_YIELD) {
     lua_pop(t->co, nres);
     if (t->state == RB_TASK_RUNNING) ready_push(s, t); /* plain coroutine.yield(): reschedule */
@@ -411,20 +422,6 @@ static void uvtimer_cb(uv_timer_t *h) {
   uv_stop(h->loop);
 }
 
-static void signal_cb(uv_signal_t *h, int signum) {
-  rb_sched *s = (rb_sched *)h->data;
-  if (s->interrupted) {
-    /* second interrupt: stop waiting for cleanup */
-    static const char msg[] = "runbook: interrupted again, exiting now\n";
-    if (write(2, msg, sizeof msg - 1) < 0) { /* nothing to do */
-    }
-    if (s->exit_now) s->exit_now(s->exit_now_ud); /* no child outlives the run */
-    _exit(3);
-  }
-  s->interrupted = signum;
-  sched_cancel_all(s);
-}
-
 static const char *state_name(rb_task_state st) {
   switch (st) {
     case RB_TASK_READY: return "ready";
@@ -545,32 +542,23 @@ int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
     s->epoch = (double)tv.tv_sec + tv.tv_usec / 1e6;
   }
   s->uvtimer = malloc(sizeof *s->uvtimer);
-  s->sigint = malloc(sizeof *s->sigint);
-  s->sigterm = malloc(sizeof *s->sigterm);
   s->sigquit = malloc(sizeof *s->sigquit);
-  if (!s->uvtimer || !s->sigint || !s->sigterm || !s->sigquit) goto err;
+  if (!s->uvtimer || !s->sigquit) goto err;
   if (uv_timer_init(loop, s->uvtimer) != 0) goto err;
-  uv_signal_init(loop, s->sigint);
-  uv_signal_init(loop, s->sigterm);
   uv_signal_init(loop, s->sigquit);
-  s->sigint->data = s->sigterm->data = s->sigquit->data = s;
-  uv_signal_start(s->sigint, signal_cb, SIGINT);
-  uv_signal_start(s->sigterm, signal_cb, SIGTERM);
+  s->sigquit->data = s;
   uv_signal_start(s->sigquit, quit_cb, SIGQUIT);
-  uv_unref((uv_handle_t *)s->sigint); /* signals alone do not keep the loop alive */
-  uv_unref((uv_handle_t *)s->sigterm);
-  uv_unref((uv_handle_t *)s->sigquit);
+  uv_unref((uv_handle_t *)s->sigquit);  /* signals alone do not keep the loop alive */
+  if (interrupt_init(s) != 0) goto err; /* SIGINT, SIGTERM, busy loops: interrupt.c */
   lua_pushlightuserdata(L, s);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
   sched_task_meta(L);
   return 0;
 err:
   free(s->uvtimer);
-  free(s->sigint);
-  free(s->sigterm);
   free(s->sigquit);
   s->uvtimer = NULL;
-  s->sigint = s->sigterm = s->sigquit = NULL;
+  s->sigquit = NULL;
   return -1;
 }
 
@@ -582,11 +570,10 @@ static void free_close_cb(uv_handle_t *h) {
 ** that their close callbacks free them. */
 void sched_close(rb_sched *s) {
   if (s->uvtimer) uv_close((uv_handle_t *)s->uvtimer, free_close_cb);
-  if (s->sigint) uv_close((uv_handle_t *)s->sigint, free_close_cb);
-  if (s->sigterm) uv_close((uv_handle_t *)s->sigterm, free_close_cb);
   if (s->sigquit) uv_close((uv_handle_t *)s->sigquit, free_close_cb);
+  interrupt_close(s);
   s->uvtimer = NULL;
-  s->sigint = s->sigterm = s->sigquit = NULL;
+  s->sigquit = NULL;
   free(s->heap);
   s->heap = NULL;
   s->nheap = s->capheap = 0;

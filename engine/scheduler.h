@@ -38,6 +38,9 @@ struct rb_task {
   int nargs;             /* values pushed on co for the next resume */
   int started;
   int cancel_pending; /* cancellation requested, not yet delivered */
+  uint64_t deadline;  /* clock microseconds it must finish by, 0 none (interrupt.c) */
+  int timed_out;      /* its deadline's error was raised */
+  int stopped;        /* ... and caught: the hook yielded it to be ended */
   rb_cancel_cb on_cancel;
   void *cancel_data;
   rb_timer sleep; /* used by time.sleep */
@@ -67,7 +70,10 @@ struct rb_sched {
   int next_id;
   int interrupted; /* SIGINT/SIGTERM seen */
   int polling;     /* inside sched_run's uv_run */
-  uv_signal_t *sigint, *sigterm, *sigquit;
+  uv_signal_t *sigquit;
+  uv_async_t *sigwake;   /* SIGINT/SIGTERM wake the loop (interrupt.c) */
+  int sig_seen;          /* signals already taken */
+  uint64_t resume_real;  /* uv_hrtime() when the current task was resumed */
   void (*exit_now)(void *ud); /* a second signal: run before _exit (the engine kills children) */
   void *exit_now_ud;
 };
@@ -106,5 +112,16 @@ void sched_poll_no_longer(rb_sched *s);
 void sched_run(rb_sched *s, rb_task *main);
 /* Cancel every live task (SIGINT). */
 void sched_cancel_all(rb_sched *s);
+
+/* interrupt.c: own SIGINT/SIGTERM handlers, and the hook that stops a task
+** running without waiting (signals, deadlines). */
+int interrupt_init(rb_sched *s);
+void interrupt_close(rb_sched *s);
+void interrupt_take(rb_sched *s);
+void interrupt_enter(rb_sched *s, rb_task *t);
+void interrupt_leave(rb_sched *s, rb_task *t);
+/* Sets t's deadline to 'us' clock microseconds from now, unless it has an
+** earlier one. */
+void sched_set_deadline(rb_task *t, uint64_t us);
 
 #endif

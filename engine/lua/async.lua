@@ -126,6 +126,7 @@ function M.timeout(secs, fn, ...)
   end
   args.check(2, "timeout", fn, "function")
   local work = spawn(fn, ...)
+  core.deadline(work, secs) -- stops it even if it never waits (a busy loop)
   local fired = false
   local guard = spawn(function()
     sleep(secs)

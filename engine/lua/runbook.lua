@@ -188,7 +188,8 @@ local function run_with_retries(fn, o)
   local last
   for attempt = 1, tries do
     local ok, res
-    if o.timeout then ok, res = pcall(async.timeout, o.timeout, fn)
+    local limit = o.timeout or opts.step_timeout
+    if limit then ok, res = pcall(async.timeout, limit, fn)
     else ok, res = pcall(fn) end
     if ok then return true, res end
     if is_stop(res) or errors.is(res, "cancelled") then return false, res end

@@ -81,7 +81,8 @@ local function genconfig(c, out, dir, lookup, version, installer)
   for _, nm in ipairs(names) do
     if not ("\n" .. have):find("\n" .. nm:gsub("%p", "%%%0") .. "\n") then have = have .. nm .. "\n" end
   end
-  fs.write(gi, have)
+  -- talhelper opens it O_APPEND|O_CREATE with 0o644 (pkg/config/gitignore.go, v3.1.16)
+  fs.write(gi, have, {mode = tonumber("644", 8)})
   lines[#lines + 1] = fmt("generated client config in %s/talosconfig", out)
   lines[#lines + 1] = fmt("generated .gitignore file in %s/.gitignore", out)
   return table.concat(lines, "\n") .. "\n"

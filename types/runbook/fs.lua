@@ -19,7 +19,7 @@ local fs = {}
 function fs.read(path) end
 
 --- Atomic write (temp file, fsync, rename, fsync of the directory). An
---- existing file keeps its mode unless mode is given (new files: 0644).
+--- existing file keeps its mode unless mode is given (new files: 0600, since what a runbook writes may hold run details).
 ---@param path string
 ---@param data string
 ---@param opts? {mode?: integer, backup?: boolean}

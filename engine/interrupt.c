@@ -1,0 +1,210 @@
+/*
+** interrupt.c: SIGINT/SIGTERM, and stopping a task that runs Lua code
+** without ever waiting (a busy loop).
+**
+** libuv delivers signals only when its loop turns, and a task spinning in
+** Lua never lets it turn. So the engine installs its own handlers, as
+** lua.c does: the handler only counts the signal, sets a one-shot hook on
+** the thread inside lua_resume (lua_sethook is safe there: it sets a few
+** fields) and wakes the loop with uv_async_send (async-signal-safe). The
+** hook then runs in the VM's own context, where the interrupt is taken as
+** if the loop had seen it: every task is cancelled and the running one gets
+** its "cancelled" error at once instead of at its next wait.
+**
+** A task's deadline (async.timeout, a step's timeout, --step-timeout) is
+** enforced the same way: while a task with a deadline runs, a one-shot
+** ITIMER_REAL is armed for what is left of it; SIGALRM sets the hook, and
+** the hook raises a "timeout" error if the deadline has passed. In a
+** dry-run the clock is virtual, but time spent computing is real: it counts
+** against the deadline.
+**
+** Out of reach: a task spinning inside a nested coroutine (the hook is set
+** on the task's own thread; it fires when the coroutine yields back) and
+** long C calls (a pattern match, string.rep). A third signal exits at once
+** from the handler, without the teardown.
+*/
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <lauxlib.h>
+
+#include "scheduler.h"
+
+/* count events only: a hook may yield from those */
+#define HOOK_MASK LUA_MASKCOUNT
+
+static volatile sig_atomic_t sig_count; /* SIGINT/SIGTERM received */
+static volatile sig_atomic_t sig_last;  /* the last one's number */
+static lua_State *volatile running;     /* the task thread inside lua_resume */
+static uv_async_t *volatile wake;       /* makes a blocked uv_run return */
+static rb_sched *owner;                 /* the one scheduler of the process */
+
+static void stop_hook(lua_State *L, lua_Debug *ar);
+
+static void say(const char *msg) {
+  if (write(2, msg, strlen(msg)) < 0) { /* nothing to do */
+  }
+}
+
+static void on_signal(int signum) {
+  int saved = errno;
+  lua_State *co = running;
+  sig_last = signum;
+  sig_count = sig_count + 1;
+  if (sig_count >= 3) {
+    say("runbook: interrupted a third time, exiting without cleanup\n");
+    _exit(3);
+  }
+  if (co) lua_sethook(co, stop_hook, HOOK_MASK, 1);
+  if (wake) uv_async_send(wake);
+  errno = saved;
+}
+
+static void on_alarm(int signum) {
+  int saved = errno;
+  lua_State *co = running;
+  (void)signum;
+  if (co) lua_sethook(co, stop_hook, HOOK_MASK, 1);
+  errno = saved;
+}
+
+static void arm(uint64_t us) {
+  struct itimerval it;
+  memset(&it, 0, sizeof it);
+  it.it_value.tv_sec = (time_t)(us / 1000000);
+  it.it_value.tv_usec = (suseconds_t)(us % 1000000);
+  setitimer(ITIMER_REAL, &it, NULL); /* us == 0 disarms */
+}
+
+/* Takes the signals counted since the last call, in normal context: the
+** first interrupts the run (every task cancelled), a second exits now. */
+void interrupt_take(rb_sched *s) {
+  int n = sig_count;
+  if (n == s->sig_seen) return;
+  s->sig_seen = n;
+  if (n >= 2 || s->interrupted) {
+    /* second interrupt: stop waiting for cleanup */
+    say("runbook: interrupted again, exiting now\n");
+    if (s->exit_now) s->exit_now(s->exit_now_ud); /* no child outlives the run */
+    _exit(3);
+  }
+  s->interrupted = sig_last;
+  sched_cancel_all(s);
+}
+
+/* The task's clock: in a dry-run, virtual time plus the real time this
+** resume has been computing. */
+static uint64_t task_clock(rb_sched *s) {
+  if (!s->virtual_clock) return sched_now(s);
+  return s->vnow + (uv_hrtime() - s->resume_real) / 1000;
+}
+
+static void stop_hook(lua_State *L, lua_Debug *ar) {
+  rb_sched *s = owner;
+  rb_task *t;
+  (void)ar;
+  lua_sethook(L, NULL, 0, 0);
+  if (s == NULL) return;
+  interrupt_take(s);
+  t = s->current;
+  if (t == NULL || t->co != L) return;
+  if (t->cancel_pending) {
+    t->cancel_pending = 0;
+    rb_error_raise(L, "cancelled", "task %d (%s) was cancelled", t->id, t->name);
+  }
+  if (t->deadline) {
+    uint64_t now = task_clock(s);
+    if (now >= t->deadline) {
+      double ran = (double)(uv_hrtime() - s->resume_real) / 1e9;
+      if (t->timed_out && lua_isyieldable(L)) {
+        /* its code caught the error and went on: the scheduler ends it */
+        t->stopped = 1;
+        lua_yield(L, 0);
+        return;
+      }
+      t->timed_out = 1;
+      arm(100000); /* checked again should the error be caught and the loop go on */
+      rb_error_raise(L, "timeout", "timed out: still computing after %.1fs without waiting (a busy loop?)", ran);
+    }
+    arm(t->deadline - now);
+  }
+}
+
+static void async_cb(uv_async_t *h) {
+  interrupt_take((rb_sched *)h->data);
+}
+
+/* Around each lua_resume of a task. */
+void interrupt_enter(rb_sched *s, rb_task *t) {
+  running = t->co;
+  s->resume_real = uv_hrtime();
+  if (t->deadline) {
+    uint64_t now = sched_now(s);
+    arm(t->deadline > now + 1000 ? t->deadline - now : 1000);
+  }
+  if (sig_count != s->sig_seen) lua_sethook(t->co, stop_hook, HOOK_MASK, 1);
+}
+
+void interrupt_leave(rb_sched *s, rb_task *t) {
+  (void)s;
+  running = NULL;
+  if (t->deadline) arm(0);
+  lua_sethook(t->co, NULL, 0, 0); /* a hook set too late for this resume */
+}
+
+int interrupt_init(rb_sched *s) {
+  struct sigaction sa;
+  s->sigwake = malloc(sizeof *s->sigwake);
+  if (s->sigwake == NULL || uv_async_init(s->loop, s->sigwake, async_cb) != 0) {
+    free(s->sigwake);
+    s->sigwake = NULL;
+    return -1;
+  }
+  s->sigwake->data = s;
+  uv_unref((uv_handle_t *)s->sigwake); /* signals alone do not keep the loop alive */
+  owner = s;
+  sig_count = 0;
+  s->sig_seen = 0;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGINT);
+  sigaddset(&sa.sa_mask, SIGTERM);
+  sigaddset(&sa.sa_mask, SIGALRM);
+  sa.sa_flags = SA_RESTART;
+  sa.sa_handler = on_signal;
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sa.sa_handler = on_alarm;
+  sigaction(SIGALRM, &sa, NULL);
+  wake = s->sigwake;
+  return 0;
+}
+
+static void free_close_cb(uv_handle_t *h) {
+  free(h);
+}
+
+void interrupt_close(rb_sched *s) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = SIG_DFL;
+  sigemptyset(&sa.sa_mask);
+  arm(0);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGALRM, &sa, NULL);
+  wake = NULL;
+  running = NULL;
+  if (owner == s) owner = NULL;
+  if (s->sigwake) uv_close((uv_handle_t *)s->sigwake, free_close_cb);
+  s->sigwake = NULL;
+}
+
+void sched_set_deadline(rb_task *t, uint64_t us) {
+  uint64_t due = sched_now(t->s) + us;
+  if (t->deadline == 0 || due < t->deadline) t->deadline = due;
+}

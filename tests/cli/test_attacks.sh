@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Attacks on the engine (#17): a step that never waits, files that may hold
+# run details, resource bounds, inputs that must fail clearly.
+# usage: test_attacks.sh RUNBOOK_BIN SOURCE_DIR
+set -u
+bin=$1; src=$2
+tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+fails=0; passes=0
+ok() { echo "ok   $1"; passes=$((passes+1)); }
+bad() { echo "FAIL $1"; fails=$((fails+1)); }
+
+expect() {   # expect NAME CODE PATTERN -- cmd...
+  local name=$1 want=$2 pat=$3; shift 4
+  local out code
+  out=$("$@" 2>&1); code=$?
+  if [ "$code" -ne "$want" ]; then bad "$name: exit $code, want $want; output: $out"; return; fi
+  if [ -n "$pat" ] && ! grep -qE -- "$pat" <<<"$out"; then bad "$name: output does not match /$pat/: $out"; return; fi
+  ok "$name"
+}
+
+# waits (at most 5 s) for FILE to exist
+await_file() { for _ in $(seq 100); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
+cd "$tmp"
+
+# ---- a step that never waits (#17 item 5)
+cat > spin.lua <<'LUA'
+local rb = require "runbook"
+rb.step("spin", function()
+  io.open("spinning", "w"):close()
+  local x = 0
+  while true do x = x + 1 end
+end)
+LUA
+for sig in INT TERM; do
+  rm -f spinning; rm -rf .runbook
+  "$bin" run spin.lua >spin.out 2>&1 & pid=$!
+  await_file spinning; sleep 0.2
+  kill -$sig $pid
+  for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+  if kill -0 $pid 2>/dev/null; then kill -9 $pid; bad "SIG$sig does not stop a busy loop"; wait $pid 2>/dev/null
+  else wait $pid; code=$?
+    [ $code -eq 3 ] && grep -q "in spin, not finished" spin.out && ok "SIG$sig stops a busy step: exit 3, resumable" \
+      || bad "SIG$sig on a busy step: exit $code: $(tail -3 spin.out)"
+  fi
+done
+
+# a loop that catches the interrupt's error goes on; a second signal exits at once
+cat > stubborn.lua <<'LUA'
+local rb = require "runbook"
+rb.step("stubborn", function()
+  io.open("spinning", "w"):close()
+  while true do pcall(function() local x = 0 while true do x = x + 1 end end) end
+end)
+LUA
+rm -f spinning; rm -rf .runbook
+"$bin" run stubborn.lua >stub.out 2>&1 & pid=$!
+await_file spinning; sleep 0.2
+kill -INT $pid; sleep 0.5
+if kill -0 $pid 2>/dev/null; then
+  kill -INT $pid
+  for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
+  if kill -0 $pid 2>/dev/null; then kill -9 $pid; bad "a second SIGINT does not end a loop catching errors"
+  else wait $pid; code=$?
+    [ $code -eq 3 ] && grep -q "interrupted again" stub.out && ok "a loop that catches the interrupt: the second SIGINT exits 3 at once" \
+      || bad "second SIGINT on a stubborn loop: exit $code: $(tail -2 stub.out)"
+  fi
+else wait $pid; bad "the stubborn loop ended on the first signal (exit $?), expected it to catch it"; fi
+
+# a step's timeout, and --step-timeout, end a step computing without waiting
+sed 's/rb.step("spin", function()/rb.step("spin", function()/; s/^end)$/end, {timeout = 0.3})/' spin.lua > spin_to.lua
+expect "a step's timeout ends a busy loop (then the failure path)" 1 "step spin failed: timeout: timed out: still computing after 0.3s" -- "$bin" run spin_to.lua --fresh
+expect "--step-timeout ends a busy loop" 1 "step spin failed: timeout: timed out" -- "$bin" run spin.lua --fresh --step-timeout 0.3
+expect "--step-timeout in a dry-run counts computing time" 1 "step spin failed: timeout" -- "$bin" run spin.lua --fresh --dry-run --step-timeout 0.3
+expect "a timeout caught by a pcall loop still ends the step" 1 "went on computing after its timeout error" -- "$bin" run stubborn.lua --fresh --step-timeout 0.3
+expect "--step-timeout refuses a non-number" 2 "--step-timeout expects seconds > 0, got 'soon'" -- "$bin" run spin.lua --step-timeout soon
+cat > waits.lua <<'LUA'
+local rb = require "runbook"
+rb.step("sleeps", function() require("runbook.time").sleep(5) end)
+LUA
+expect "--step-timeout ends a waiting step too" 1 "step sleeps failed: timeout: timed out after 0.2s" -- "$bin" run waits.lua --step-timeout 0.2
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
