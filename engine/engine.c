@@ -131,6 +131,16 @@ static void exit_now(void *ud) {
   }
 }
 
+/* The log holds the run's details: a log file others could read (one that
+** existed before, with its own mode) is made 0600, saying so. */
+static void log_private(int fd, const char *path) {
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 077) == 0) return;
+  if (fchmod(fd, st.st_mode & 0700) == 0)
+    fprintf(stderr, "runbook: %s was readable by others (mode %04o); it is now %04o\n", path,
+            (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
+}
+
 rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modules) {
   rb_engine *e = calloc(1, sizeof *e);
   if (e == NULL) return NULL;
@@ -157,6 +167,7 @@ rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modu
       uv_run(&e->loop, UV_RUN_DEFAULT);
       goto err_lua;
     }
+    log_private(e->log_fd, cli->log_file);
   }
   return e;
 err_lua:
@@ -192,7 +203,9 @@ void engine_free(rb_engine *e) {
   uv_loop_close(&e->loop);
   for (i = 0; i < e->nsecrets; i++) free(e->secrets[i].text);
   free(e->secrets);
-  if (e->log_fd >= 0) close(e->log_fd);
+  if (e->log_fd >= 0 && close(e->log_fd) != 0 && !e->log_errno) e->log_errno = errno;
+  if (e->log_errno)
+    fprintf(stderr, "runbook: the log file %s is incomplete: %s\n", e->cli->log_file, strerror(e->log_errno));
   free(e);
 }
 

@@ -34,6 +34,7 @@ typedef struct rb_engine {
   rb_secret_text *secrets; /* masked in every sink, longest first */
   int nsecrets, capsecrets;
   int log_fd;                   /* --log FILE, or -1 */
+  int log_errno;                /* the first failed write to it, 0 none */
   const char *script;           /* resolved path of the runbook, if any */
   struct rb_teardown *teardown; /* rb_on_teardown hooks, last registered first */
 } rb_engine;
@@ -65,6 +66,8 @@ int luaopen_runbook_sys(lua_State *L);
 
 /* {====== sinks (sink.c): every byte that leaves the engine goes here */
 void sink_add_secret(rb_engine *e, const char *s, size_t len);
+/* Whether s holds the text of a registered secret. */
+int sink_has_secret(rb_engine *e, const char *s, size_t len);
 /* Masks secrets in [s, s+len); returns a malloc'd string (*outlen set). */
 char *sink_mask(rb_engine *e, const char *s, size_t len, size_t *outlen);
 /* Writes masked bytes to fd 1 or 2 (and nothing else). */

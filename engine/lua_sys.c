@@ -28,12 +28,67 @@ static int sys_write(lua_State *L) {
   return 0;
 }
 
-static int sys_mask(lua_State *L) {
+/* Pushes the string at idx masked; returns whether it changed. */
+static int push_masked(lua_State *L, rb_engine *e, int idx) {
   size_t len, n;
-  const char *s = luaL_checklstring(L, 1, &len);
-  char *m = sink_mask(engine_get(L), s, len, &n);
+  const char *s = lua_tolstring(L, idx, &len);
+  char *m;
+  if (!sink_has_secret(e, s, len)) {
+    lua_pushvalue(L, idx);
+    return 0;
+  }
+  m = sink_mask(e, s, len, &n);
   lua_pushlstring(L, m, n);
   free(m);
+  return 1;
+}
+
+static int sys_mask(lua_State *L) {
+  luaL_checklstring(L, 1, NULL);
+  push_masked(L, engine_get(L), 1);
+  return 1;
+}
+
+#define MASK_DEPTH 64 /* deeper values are left to the sinks' own masking */
+
+/* Pushes the value at idx with every string in it (keys too) masked: a
+** table is copied, keeping its metatable, only when something in it
+** changed. Returns whether it did. Masking before encoding is what keeps a
+** secret holding '"', '\\' or '|' out of JSON and Markdown, where the
+** escaped text would no longer match the secret. */
+static int push_masked_value(lua_State *L, rb_engine *e, int idx, int depth) {
+  int changed = 0, copy;
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TSTRING) return push_masked(L, e, idx);
+  if (lua_type(L, idx) != LUA_TTABLE || depth >= MASK_DEPTH) {
+    lua_pushvalue(L, idx);
+    return 0;
+  }
+  luaL_checkstack(L, 6, "masking a value");
+  lua_newtable(L);
+  copy = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    changed |= push_masked_value(L, e, -2, depth + 1);
+    changed |= push_masked_value(L, e, -2, depth + 1);
+    lua_rawset(L, copy);
+    lua_pop(L, 1);
+  }
+  if (!changed) {
+    lua_pop(L, 1);
+    lua_pushvalue(L, idx);
+    return 0;
+  }
+  if (lua_getmetatable(L, idx)) lua_setmetatable(L, copy);
+  return 1;
+}
+
+/* mask_value(v) -> v, or a copy of it with the secrets masked */
+static int sys_mask_value(lua_State *L) {
+  rb_engine *e = engine_get(L);
+  luaL_checkany(L, 1);
+  if (e->nsecrets == 0) lua_settop(L, 1);
+  else push_masked_value(L, e, 1, 0);
   return 1;
 }
 
@@ -121,16 +176,12 @@ static int sys_pid(lua_State *L) {
   return 1;
 }
 
-static const luaL_Reg sys_funcs[] = { { "add_secret", sys_add_secret },
-                                      { "exe", sys_exe },
-                                      { "interrupted", sys_interrupted },
-                                      { "isatty", sys_isatty },
-                                      { "mask", sys_mask },
-                                      { "options", sys_options },
-                                      { "pid", sys_pid },
-                                      { "runbooks_dir", sys_runbooks_dir },
-                                      { "write", sys_write },
-                                      { NULL, NULL } };
+static const luaL_Reg sys_funcs[] = {
+  { "add_secret", sys_add_secret }, { "exe", sys_exe },   { "interrupted", sys_interrupted },
+  { "isatty", sys_isatty },         { "mask", sys_mask }, { "mask_value", sys_mask_value },
+  { "options", sys_options },       { "pid", sys_pid },   { "runbooks_dir", sys_runbooks_dir },
+  { "write", sys_write },           { NULL, NULL }
+};
 
 int luaopen_runbook_sys(lua_State *L) {
   luaL_newlib(L, sys_funcs);

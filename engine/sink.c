@@ -14,7 +14,23 @@
 
 #include "engine.h"
 
-void sink_add_secret(rb_engine *e, const char *s, size_t len) {
+/* First match of any secret at or after 'from'; returns its index or -1. */
+static int find_secret(rb_engine *e, const char *s, size_t len, size_t from, size_t *at) {
+  size_t i;
+  int k;
+  for (i = from; i < len; i++) {
+    for (k = 0; k < e->nsecrets; k++) {
+      const rb_secret_text *sc = &e->secrets[k];
+      if (sc->len <= len - i && s[i] == sc->text[0] && memcmp(s + i, sc->text, sc->len) == 0) {
+        *at = i;
+        return k;
+      }
+    }
+  }
+  return -1;
+}
+
+static void add_one(rb_engine *e, const char *s, size_t len) {
   int i, pos;
   char *copy;
   if (len == 0) return;
@@ -37,20 +53,71 @@ void sink_add_secret(rb_engine *e, const char *s, size_t len) {
   e->nsecrets++;
 }
 
-/* First match of any secret at or after 'from'; returns its index or -1. */
-static int find_secret(rb_engine *e, const char *s, size_t len, size_t from, size_t *at) {
+/* A secret spanning lines reaches the sinks cut at its line breaks (a
+** child's output is delivered a line at a time), so each of its lines is
+** masked too, when at least MIN_PIECE bytes long: shorter pieces would
+** mask ordinary text everywhere. */
+#define MIN_PIECE 4
+
+/* The secret as a JSON string holds it (between the quotes): what a child
+** prints when it writes JSON (talosctl -o json) or a double-quoted YAML
+** scalar. 'html' escapes <, > and & as Go's encoding/json does by default.
+** Returns a malloc'd string, or NULL when it equals the secret. */
+static char *json_escaped(const char *s, size_t len, int html, size_t *outlen) {
+  static const char hex[] = "0123456789abcdef";
+  char *out = malloc(len * 6 + 1), *o = out;
   size_t i;
-  int k;
-  for (i = from; i < len; i++) {
-    for (k = 0; k < e->nsecrets; k++) {
-      const rb_secret_text *sc = &e->secrets[k];
-      if (sc->len <= len - i && s[i] == sc->text[0] && memcmp(s + i, sc->text, sc->len) == 0) {
-        *at = i;
-        return k;
-      }
+  if (out == NULL) abort();
+  for (i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    const char *esc = c == '"'    ? "\\\""
+                      : c == '\\' ? "\\\\"
+                      : c == '\n' ? "\\n"
+                      : c == '\r' ? "\\r"
+                      : c == '\t' ? "\\t"
+                                  : NULL;
+    if (esc) {
+      memcpy(o, esc, 2);
+      o += 2;
+    }
+    else if (c < 0x20 || (html && (c == '<' || c == '>' || c == '&'))) {
+      memcpy(o, "\\u00", 4);
+      o[4] = hex[c >> 4];
+      o[5] = hex[c & 15];
+      o += 6;
+    }
+    else *o++ = (char)c;
+  }
+  *outlen = (size_t)(o - out);
+  if (*outlen == len) { /* nothing escaped */
+    free(out);
+    return NULL;
+  }
+  return out;
+}
+
+void sink_add_secret(rb_engine *e, const char *s, size_t len) {
+  size_t i, start = 0, n;
+  int html;
+  if (len == 0) return;
+  add_one(e, s, len);
+  for (html = 0; html < 2; html++) {
+    char *j = json_escaped(s, len, html, &n);
+    if (j) add_one(e, j, n);
+    free(j);
+  }
+  if (memchr(s, '\n', len) == NULL && memchr(s, '\r', len) == NULL) return;
+  for (i = 0; i <= len; i++) {
+    if (i == len || s[i] == '\n' || s[i] == '\r') {
+      if (i - start >= MIN_PIECE) add_one(e, s + start, i - start);
+      start = i + 1;
     }
   }
-  return -1;
+}
+
+int sink_has_secret(rb_engine *e, const char *s, size_t len) {
+  size_t at;
+  return e->nsecrets > 0 && find_secret(e, s, len, 0, &at) >= 0;
 }
 
 char *sink_mask(rb_engine *e, const char *s, size_t len, size_t *outlen) {
@@ -84,15 +151,33 @@ char *sink_mask(rb_engine *e, const char *s, size_t len, size_t *outlen) {
   return out;
 }
 
-static void write_all(int fd, const char *s, size_t len) {
+/* Returns 0 or the errno of a failed write. */
+static int write_all(int fd, const char *s, size_t len) {
   while (len > 0) {
     ssize_t w = write(fd, s, len);
     if (w < 0) {
       if (errno == EINTR) continue;
-      return; /* a closed terminal must not kill the run */
+      return errno; /* a closed terminal must not kill the run */
     }
     s += w;
     len -= (size_t)w;
+  }
+  return 0;
+}
+
+/* A log that cannot be written (a full disk) is said once, on stderr, and
+** again when the run ends (engine_free): the run goes on without it. */
+static void put(rb_engine *e, int fd, const char *s, size_t len) {
+  int err;
+  if (fd == e->log_fd && e->log_errno) return;
+  err = write_all(fd, s, len);
+  if (err && fd == e->log_fd && fd >= 0) {
+    char msg[512];
+    int n;
+    e->log_errno = err;
+    n = snprintf(msg, sizeof msg, "runbook: cannot write the log file %s: %s; the run goes on, the log is incomplete\n",
+                 e->cli && e->cli->log_file ? e->cli->log_file : "(log)", strerror(err));
+    if (n > 0) write_all(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
   }
 }
 
@@ -100,11 +185,11 @@ void sink_write(rb_engine *e, int fd, const char *s, size_t len) {
   size_t n;
   char *m;
   if (e->nsecrets == 0) { /* nothing to mask: no copy */
-    write_all(fd, s, len);
+    put(e, fd, s, len);
     return;
   }
   m = sink_mask(e, s, len, &n);
-  write_all(fd, m, n);
+  put(e, fd, m, n);
   free(m);
 }
 

@@ -108,6 +108,9 @@ function M.emit(ev)
   ev.seq = seq
   ev.time = time.now()
   ev.schema = M.SCHEMA
+  -- masked before it is encoded: JSON or Markdown escaping would change a
+  -- secret's text so that the sinks' own masking no longer finds it
+  ev = sys.mask_value(ev)
   if opts.output == "json" then json_renderer(ev) else text_renderer(ev) end
   if opts.log_file then log_renderer(ev) end
   for i = 1, #listeners do listeners[i](ev) end

@@ -143,9 +143,9 @@ function Journal:write(rec)
   if self.pending then
     local st = self.pending
     self.pending = nil
-    core_fs.append(self.path, sys.mask(json.encode(st)) .. "\n")
+    core_fs.append(self.path, sys.mask(json.encode(sys.mask_value(st))) .. "\n")
   end
-  core_fs.append(self.path, sys.mask(json.encode(rec)) .. "\n")
+  core_fs.append(self.path, sys.mask(json.encode(sys.mask_value(rec))) .. "\n")
 end
 
 --- Whether nothing has been recorded yet in this run.

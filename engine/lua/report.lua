@@ -1,5 +1,6 @@
 --- runbook.report: the Markdown report of a run (or the plan of a
 --- dry-run), from the DSL's run state.
+local sys = require "runbook.sys"
 local time = require "runbook.time"
 
 local M = {}
@@ -7,7 +8,8 @@ local M = {}
 local fmt = string.format
 
 local function md_escape(s)
-  return (tostring(s):gsub("|", "\\|"):gsub("\n", " "))
+  -- masked first: the escaped text of a secret holding '|' would not match it
+  return (sys.mask(tostring(s)):gsub("|", "\\|"):gsub("\n", " "))
 end
 
 ---@class runbook.report.Run

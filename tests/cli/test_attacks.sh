@@ -79,5 +79,30 @@ rb.step("sleeps", function() require("runbook.time").sleep(5) end)
 LUA
 expect "--step-timeout ends a waiting step too" 1 "step sleeps failed: timeout: timed out after 0.2s" -- "$bin" run waits.lua --step-timeout 0.2
 
+# ---- files that may hold run details (#17 item 10)
+cat > files.lua <<'LUA'
+local fs = require "runbook.fs"
+fs.write("new.txt", "details\n")
+fs.write("shared.txt", "for everyone\n", {mode = tonumber("644", 8)})
+fs.write("kept.txt", "rewritten\n")
+print("written")
+LUA
+printf 'old\n' > kept.txt; chmod 640 kept.txt
+( umask 022; "$bin" run files.lua -q >/dev/null 2>&1 )
+[ "$(stat -c %a new.txt)" = 600 ] && ok "fs.write creates a new file 0600 (umask 022)" || bad "new file mode $(stat -c %a new.txt)"
+[ "$(stat -c %a shared.txt)" = 644 ] && ok "fs.write honours an explicit mode" || bad "explicit mode gave $(stat -c %a shared.txt)"
+[ "$(stat -c %a kept.txt)" = 640 ] && ok "fs.write keeps an existing file's mode" || bad "existing file now $(stat -c %a kept.txt)"
+printf 'print("hi")\n' > hi.lua
+printf 'local rb = require "runbook"\nrb.step("one", function() return 1 end)\n' > dsl.lua
+( umask 022; "$bin" run dsl.lua --log new.log --report new.md -q >/dev/null 2>&1 )
+[ "$(stat -c %a new.log)" = 600 ] && [ "$(stat -c %a new.md)" = 600 ] && ok "--log and --report files are created 0600" \
+  || bad "--log $(stat -c %a new.log), --report $(stat -c %a new.md)"
+printf 'older runs\n' > open.log; chmod 644 open.log
+expect "an existing --log file readable by others is made 0600, saying so" 0 "open.log was readable by others \(mode 0644\); it is now 0600" -- "$bin" run hi.lua --log open.log
+[ "$(stat -c %a open.log)" = 600 ] && grep -q "older runs" open.log && ok "... keeping what it held" || bad "open.log is $(stat -c %a open.log)"
+# ---- a log that cannot be written (#17 item 13)
+expect "--log on a full disk says so at once, and the run goes on" 0 "cannot write the log file /dev/full: No space left on device; the run goes on" -- "$bin" run hi.lua --log /dev/full
+expect "... and again at the end" 0 "the log file /dev/full is incomplete: No space left on device" -- "$bin" run hi.lua --log /dev/full
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

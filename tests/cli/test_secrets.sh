@@ -51,5 +51,50 @@ check "text mode: stdout (print)" "$tmp/text.out"
 grep -q "plain print \*\*\*" "$tmp/text.out" && { echo "ok   print() goes through the sinks"; passes=$((passes+1)); } || { echo "FAIL print output: $(cat "$tmp/text.out")"; fails=$((fails+1)); }
 grep -q '"type":"print"' "$tmp/json.out" && { echo "ok   print() is an event in JSON mode"; passes=$((passes+1)); } || { echo "FAIL print not an event"; fails=$((fails+1)); }
 
+# Secrets whose text an encoding changes (#17 item 7): JSON escapes '"', '\',
+# newline and tab, the report's Markdown escapes '|'; a child's output comes
+# a line at a time. Each goes through every sink: text, JSON events, --log,
+# the journal, the report, a child's plain and JSON output.
+cat > "$tmp/tricky.lua" <<'LUA'
+local rb = require "runbook"
+local secret = require "runbook.secret"
+local log = require "runbook.log"
+local exec = require "runbook.exec"
+local json = require "runbook.json"
+local s = secret.env("TRICKY", "tricky")
+rb.step("show " .. s:reveal(), function()
+  log.info("in a message: " .. s:reveal(), {field = s:reveal()})
+  local r = exec.run({"sh", "-c", 'printf "%s\n" "$K"; printf "%s\n" "$J"'}, {env = {K = s, J = json.encode({key = s:reveal()})}})
+  log.info("child said " .. r.stdout)
+  return {echo = s:reveal()}
+end)
+rb.step("fail", function() error("failing with " .. s:reveal()) end)
+LUA
+n=0
+for val in 'hunter"2x-q' 'back\slash-q' 'pipe|in-it-q' $'new\nline-in-it' $'tab\tin-it-q' 'multi-bytè-ключ-q' $'all"\\|\t\nof-them-q'; do
+  n=$((n+1)); rm -rf "$tmp/st$n"
+  TRICKY=$val "$bin" run "$tmp/tricky.lua" --state-dir "$tmp/st$n" --log "$tmp/st$n.log" -v >"$tmp/st$n.out" 2>"$tmp/st$n.err"
+  TRICKY=$val "$bin" run "$tmp/tricky.lua" --state-dir "$tmp/st$n" --fresh --output json >"$tmp/st$n.json" 2>>"$tmp/st$n.err"
+  leaked=$(python3 - "$val" "$tmp/st$n" "$tmp/st$n.log" "$tmp/st$n.out" "$tmp/st$n.err" "$tmp/st$n.json" <<'PY'
+import json, os, sys
+val = sys.argv[1]
+forms = {val, json.dumps(val)[1:-1], json.dumps(val, ensure_ascii=False)[1:-1], val.replace("|", "\\|"), val.replace("\n", " ")}
+forms |= {p for p in val.split("\n") if len(p) >= 4}
+files = []
+for a in sys.argv[2:]:
+    if os.path.isdir(a):
+        files += [os.path.join(r, f) for r, _, fs in os.walk(a) for f in fs]
+    else:
+        files.append(a)
+hits = [f"{os.path.basename(f)}:{form!r}" for f in files for form in forms if form in open(f, encoding="utf-8", errors="replace").read()]
+print(" ".join(hits))
+PY
+)
+  shown=$(printf '%q' "$val")
+  if [ -z "$leaked" ] && grep -q '\*\*\*' "$tmp/st$n.err" && grep -q '"type":"step' "$tmp/st$n.json"; then
+    echo "ok   secret $shown masked in every sink and encoding"; passes=$((passes+1))
+  else echo "FAIL secret $shown leaked: $leaked"; fails=$((fails+1)); fi
+done
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
