@@ -8,8 +8,9 @@
 ** The child runs in its own process group (setsid), so a timeout or a
 ** cancellation signals the whole group: SIGTERM, then SIGKILL after
 ** `grace` seconds. Output is captured up to max_output bytes per stream
-** (the rest is counted and dropped); on_line(line, stream) sees every line
-** as it arrives, called from the waiting task, never from a libuv callback.
+** (the rest is counted and dropped); on_line(line, stream, piece) sees every
+** line as it arrives, called from the waiting task, never from a libuv
+** callback; a line longer than max_line comes in pieces (piece true).
 **
 ** Ownership: one exec_req per call, malloc'd, owned by the engine's list of
 ** live children (exec_live, one per engine, freed by its teardown hook)
@@ -21,6 +22,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <lauxlib.h>
 
@@ -51,7 +53,8 @@ typedef struct exec_req {
   int term_signal;
   out_stream out, err;
   int want_lines;
-  char *lines; /* pending lines: "<o|e><line>\0" records */
+  size_t max_line; /* on_line gets longer lines in pieces */
+  char *lines;     /* pending lines (queue_line) */
   size_t lines_len, lines_cap;
   rb_timer timeout, kill;
   double grace;
@@ -194,12 +197,36 @@ static int grow(char **p, size_t *cap, size_t need) {
   return 1;
 }
 
+/* A pending line: tag, length, bytes (a line may hold NUL bytes). Tags 'o'
+** and 'e' end a line, 'O' and 'E' are a piece of a longer one. */
 static void queue_line(exec_req *r, char tag, const char *s, size_t n) {
-  if (!grow(&r->lines, &r->lines_cap, r->lines_len + n + 2)) return;
+  if (!grow(&r->lines, &r->lines_cap, r->lines_len + 1 + sizeof n + n)) return;
   r->lines[r->lines_len++] = tag;
+  memcpy(r->lines + r->lines_len, &n, sizeof n);
+  r->lines_len += sizeof n;
   memcpy(r->lines + r->lines_len, s, n);
   r->lines_len += n;
-  r->lines[r->lines_len++] = '\0';
+}
+
+/* Adds bytes holding no newline to the stream's partial line. A line
+** longer than max_line goes to on_line in pieces of max_line bytes, so
+** that a child writing one endless line cannot make us hold it whole. */
+static void add_to_line(exec_req *r, out_stream *o, char tag, const char *buf, size_t part) {
+  while (part > 0) {
+    size_t take;
+    if (o->line_len >= r->max_line) {
+      queue_line(r, (char)(tag - 'a' + 'A'), o->line, o->line_len);
+      o->line_len = 0;
+    }
+    take = r->max_line - o->line_len;
+    if (take > part) take = part;
+    if (grow(&o->line, &o->line_cap, o->line_len + take)) {
+      memcpy(o->line + o->line_len, buf, take);
+      o->line_len += take;
+    }
+    buf += take;
+    part -= take;
+  }
 }
 
 static void capture(exec_req *r, out_stream *o, char tag, const char *buf, size_t n) {
@@ -215,25 +242,12 @@ static void capture(exec_req *r, out_stream *o, char tag, const char *buf, size_
   while (n > 0) {
     const char *nl = memchr(buf, '\n', n);
     size_t part = nl ? (size_t)(nl - buf) : n;
-    if (nl) {
-      if (o->line_len > 0) {
-        if (grow(&o->line, &o->line_cap, o->line_len + part)) {
-          memcpy(o->line + o->line_len, buf, part);
-          queue_line(r, tag, o->line, o->line_len + part);
-        }
-        o->line_len = 0;
-      }
-      else queue_line(r, tag, buf, part);
-      buf += part + 1;
-      n -= part + 1;
-    }
-    else {
-      if (grow(&o->line, &o->line_cap, o->line_len + part)) {
-        memcpy(o->line + o->line_len, buf, part);
-        o->line_len += part;
-      }
-      n = 0;
-    }
+    add_to_line(r, o, tag, buf, part);
+    if (!nl) break;
+    queue_line(r, tag, o->line, o->line_len);
+    o->line_len = 0;
+    buf += part + 1;
+    n -= part + 1;
   }
 }
 
@@ -349,12 +363,15 @@ static int exec_k(lua_State *L, int status, lua_KContext ctx) {
     r->lines = NULL;
     r->lines_len = r->lines_cap = 0;
     while (off < len) {
-      size_t n = strlen(lines + off + 1);
+      char tag = lines[off];
+      size_t n;
+      memcpy(&n, lines + off + 1, sizeof n);
       lua_pushvalue(L, 3);
-      lua_pushlstring(L, lines + off + 1, n);
-      lua_pushstring(L, lines[off] == 'o' ? "stdout" : "stderr");
-      off += n + 2;
-      if (lua_pcall(L, 2, 0, 0) != LUA_OK) {
+      lua_pushlstring(L, lines + off + 1 + sizeof n, n);
+      lua_pushstring(L, tag == 'o' || tag == 'O' ? "stdout" : "stderr");
+      lua_pushboolean(L, tag == 'O' || tag == 'E'); /* a piece: the line goes on */
+      off += 1 + sizeof n + n;
+      if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
         free(lines);
         r->task = NULL; /* the child is stopped, the error raised */
         terminate(r);
@@ -375,7 +392,12 @@ static int exec_k(lua_State *L, int status, lua_KContext ctx) {
 static int spawn_failed(lua_State *L, exec_req *r, spawn_args *a, int err) {
   char buf[128];
   const char *prog = a->argv[0] ? a->argv[0] : "?";
-  rb_error_push(L, "spawn", "cannot run '%s': %s", prog, rb_uv_strerror(err, buf, sizeof buf));
+  struct stat st;
+  /* the child's chdir fails with the same ENOENT as a missing program */
+  if (a->cwd && (stat(a->cwd, &st) != 0 || !S_ISDIR(st.st_mode)))
+    rb_error_push(L, "spawn", "cannot run '%s': its working directory %s: %s", prog, a->cwd,
+                  rb_uv_strerror(stat(a->cwd, &st) != 0 ? uv_translate_sys_error(errno) : UV_ENOTDIR, buf, sizeof buf));
+  else rb_error_push(L, "spawn", "cannot run '%s': %s", prog, rb_uv_strerror(err, buf, sizeof buf));
   rb_error_setfield(L, "program", prog);
   r->exited = r->out.eof = r->err.eof = 1;
   if (r->open_handles == 0) req_free(r);
@@ -431,7 +453,7 @@ static exec_live *live_list(lua_State *L) {
 
 /* The options of one call, checked before anything is allocated. */
 typedef struct exec_opts {
-  double timeout, max_output, grace;
+  double timeout, max_output, grace, max_line;
   int want_lines;
 } exec_opts;
 
@@ -442,26 +464,11 @@ static void check_opts(lua_State *L, exec_opts *op) {
   op->timeout = exec_opt_number(L, 2, "timeout", 0);
   op->max_output = exec_opt_number(L, 2, "max_output", 16 * 1024 * 1024);
   op->grace = exec_opt_number(L, 2, "grace", 5);
+  op->max_line = exec_opt_number(L, 2, "max_line", 1024 * 1024);
+  luaL_argcheck(L, op->max_line >= 1 && op->max_line <= 1e9, 2, "opts.max_line must be 1 .. 1e9 bytes");
   luaL_argcheck(L, op->timeout >= 0 && isfinite(op->timeout), 2, "opts.timeout must be >= 0 seconds (0: none)");
   luaL_argcheck(L, op->max_output >= 0, 2, "opts.max_output must be >= 0");
   luaL_argcheck(L, op->grace >= 0 && isfinite(op->grace), 2, "opts.grace must be >= 0 seconds");
-}
-
-/* opts.stdin, copied to C memory (it may hold NUL bytes); NULL when none. */
-static char *copy_stdin(lua_State *L, size_t *len) {
-  char *data = NULL;
-  *len = 0;
-  if (lua_getfield(L, 2, "stdin") != LUA_TNIL) {
-    const char *in;
-    if (!rb_push_text(L, -1)) luaL_argerror(L, 2, "opts.stdin must be a string or a secret");
-    in = lua_tolstring(L, -1, len);
-    data = malloc(*len ? *len : 1);
-    if (data) memcpy(data, in, *len);
-    lua_pop(L, 1);
-    if (data == NULL) luaL_error(L, "not enough memory");
-  }
-  lua_pop(L, 1);
-  return data;
 }
 
 /* A request owned by the engine's list from here on; never raises. */
@@ -472,6 +479,7 @@ static exec_req *new_req(exec_live *live, rb_task *t, const exec_opts *op, char 
   r->grace = op->grace;
   r->out.max = r->err.max = (size_t)op->max_output;
   r->want_lines = op->want_lines;
+  r->max_line = (size_t)op->max_line;
   r->stdin_data = stdin_data;
   r->stdin_len = stdin_len;
   rb_timer_init(&r->timeout, timeout_fire, r);
@@ -561,7 +569,7 @@ static int exec_run(lua_State *L) {
     a->cwd = strdup(lua_tostring(L, -1));
   }
   lua_pop(L, 1);
-  stdin_data = copy_stdin(L, &stdin_len);
+  stdin_data = exec_copy_stdin(L, &stdin_len);
   /* nothing below raises before the request is owned by the engine list */
   r = new_req(live, t, &op, stdin_data, stdin_len);
   if (r == NULL) {

@@ -155,3 +155,20 @@ double exec_opt_number(lua_State *L, int opts, const char *k, double def) {
   lua_pop(L, 1);
   return v;
 }
+
+/* opts.stdin, copied to C memory (it may hold NUL bytes); NULL when none. */
+char *exec_copy_stdin(lua_State *L, size_t *len) {
+  char *data = NULL;
+  *len = 0;
+  if (lua_getfield(L, 2, "stdin") != LUA_TNIL) {
+    const char *in;
+    if (!rb_push_text(L, -1)) luaL_argerror(L, 2, "opts.stdin must be a string or a secret");
+    in = lua_tolstring(L, -1, len);
+    data = malloc(*len ? *len : 1);
+    if (data) memcpy(data, in, *len);
+    lua_pop(L, 1);
+    if (data == NULL) luaL_error(L, "not enough memory");
+  }
+  lua_pop(L, 1);
+  return data;
+}

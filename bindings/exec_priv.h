@@ -4,6 +4,8 @@
 #ifndef RB_EXEC_PRIV_H
 #define RB_EXEC_PRIV_H
 
+#include <stddef.h>
+
 #include <lua.h>
 
 /* The strings a child is spawned with, in C memory. A userdata owns them,
@@ -25,5 +27,8 @@ void exec_build_argv(lua_State *L, int idx, spawn_args *a);
 void exec_build_env(lua_State *L, int opts, spawn_args *a);
 /* opts[k] as a number, def when absent; raises on another type. */
 double exec_opt_number(lua_State *L, int opts, const char *k, double def);
+/* opts.stdin (a string or a secret) of the table at index 2, copied to C
+** memory (it may hold NUL bytes); NULL when none. */
+char *exec_copy_stdin(lua_State *L, size_t *len);
 
 #endif

@@ -35,16 +35,27 @@ static int fs_fail(lua_State *L, const char *op, const char *path, int err) {
   return lua_error(L);
 }
 
+/* read(path [, {max = bytes}]) -> contents. With max, a file that holds
+** more (an input such as --vars /dev/zero) is refused once max is passed,
+** before memory runs out. */
 static int fs_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  lua_Integer max = lua_isnoneornil(L, 2) ? -1 : rb_opt_integer(L, 2, "max", -1);
+  size_t got = 0;
+  int fd;
   luaL_Buffer b;
   ssize_t n;
-  if (fd < 0) return fs_fail(L, "read", path, errno);
+  luaL_argcheck(L, max >= -1, 2, "max must be >= 0");
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return fs_fail(L, "read", path, errno);
   luaL_buffinit(L, &b);
   for (;;) {
     char *p = luaL_prepbuffsize(&b, 65536);
+    if (max >= 0 && got > (size_t)max) {
+      close(fd);
+      return rb_error_raise(L, "fs", "read %s: more than %lld bytes, too large for this input", path, (long long)max);
+    }
     n = read(fd, p, 65536);
+    if (n > 0) got += (size_t)n;
     if (n < 0) {
       int err = errno;
       if (err == EINTR) continue;

@@ -16,6 +16,7 @@
 ** the multi and freed by the cancel hook. Socket contexts (uv_poll_t) are
 ** freed in their uv_close callback.
 */
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,31 +26,19 @@
 #include "curl_lazy.h"
 
 #include "bindings.h"
+#include "http_priv.h"
 
-typedef struct http_ctx {
+struct http_ctx {
   CURLM *multi;
   uv_timer_t *timer;
   uv_loop_t *loop;
-} http_ctx;
+};
 
 typedef struct sock_ctx {
   uv_poll_t poll;
   curl_socket_t fd;
   http_ctx *h;
 } sock_ctx;
-
-typedef struct http_req {
-  http_ctx *h;
-  CURL *easy;
-  rb_task *task;
-  struct curl_slist *headers;
-  char *body;  /* request body (copied) */
-  rb_buf resp; /* response body */
-  rb_buf head; /* response header lines of the final response */
-  CURLcode result;
-  int done;
-  char errbuf[CURL_ERROR_SIZE];
-} http_req;
 
 static void req_free(http_req *r) {
   if (r->easy) {
@@ -215,8 +204,14 @@ static void http_shutdown(void *ud) {
 
 /* {====================================================== request */
 
+/* libcurl hands over the body decoded (gzip, deflate...): max_body bounds
+** what it inflates to, not what came over the wire. */
 static size_t write_body(char *p, size_t size, size_t n, void *ud) {
   http_req *r = (http_req *)ud;
+  if (size * n > r->max_body - r->resp.len) {
+    r->too_large = 1;
+    return 0; /* stops the transfer (CURLE_WRITE_ERROR) */
+  }
   return rb_buf_add(&r->resp, p, size * n) ? size * n : 0;
 }
 
@@ -246,6 +241,16 @@ static const char *error_kind(CURLcode c) {
     case CURLE_SSL_CRL_BADFILE: return "tls";
     default: return "http";
   }
+}
+
+/* What libcurl's words mean for two mistakes an operator makes: a
+** suffix to its message. */
+static const char *hint(CURLcode c, const char *url) {
+  if (c == CURLE_TOO_MANY_REDIRECTS) return " (a redirect loop?)";
+  if ((c == CURLE_RECV_ERROR || c == CURLE_SEND_ERROR || c == CURLE_GOT_NOTHING || c == CURLE_WEIRD_SERVER_REPLY) && url
+      && strncmp(url, "http://", 7) == 0)
+    return " (the server closed the connection or did not answer in HTTP: is it a TLS port? use https://)";
+  return "";
 }
 
 /* Pushes the headers as a table with lower-cased names; repeated headers
@@ -298,10 +303,18 @@ static int http_k(lua_State *L, int status, lua_KContext ctx) {
     return lua_error(L);
   }
   r->task = NULL;
+  if (r->result != CURLE_OK && r->too_large) {
+    curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
+    rb_error_push(L, "too_large", "%s: the response body is over max_body (%zu bytes, counted decoded); stopped",
+                  url ? url : "?", r->max_body);
+    rb_error_setfield(L, "url", url ? url : "");
+    req_free(r);
+    return lua_error(L);
+  }
   if (r->result != CURLE_OK) {
     const char *msg = r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->result);
     curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
-    rb_error_push(L, error_kind(r->result), "%s: %s", url ? url : "?", msg);
+    rb_error_push(L, error_kind(r->result), "%s: %s%s", url ? url : "?", msg, hint(r->result, url));
     rb_error_setfield(L, "url", url ? url : "");
     rb_error_setint(L, "curl_code", r->result);
     req_free(r);
@@ -322,149 +335,6 @@ static int http_k(lua_State *L, int status, lua_KContext ctx) {
   return 1;
 }
 
-static double opt_num(lua_State *L, const char *k, double def) {
-  double v = def;
-  if (lua_getfield(L, 1, k) != LUA_TNIL) {
-    if (!lua_isnumber(L, -1)) luaL_argerror(L, 1, lua_pushfstring(L, "%s must be a number", k));
-    v = lua_tonumber(L, -1);
-  }
-  lua_pop(L, 1);
-  return v;
-}
-
-/* Secret-aware string field: returns a malloc'd copy or NULL. */
-static char *opt_text(lua_State *L, const char *k) {
-  char *out = NULL;
-  if (lua_getfield(L, 1, k) != LUA_TNIL) {
-    size_t n;
-    const char *s;
-    if (!rb_push_text(L, -1)) luaL_argerror(L, 1, lua_pushfstring(L, "%s must be a string or a secret", k));
-    lua_replace(L, -2);
-    s = lua_tolstring(L, -1, &n);
-    out = malloc(n + 1);
-    if (out) {
-      memcpy(out, s, n);
-      out[n] = '\0';
-    }
-  }
-  lua_pop(L, 1);
-  return out;
-}
-
-/* Raises unless opts.headers is a map of strings (or secrets). Runs before
-** anything is allocated, so that a bad argument leaks nothing. */
-static void check_headers(lua_State *L) {
-  if (lua_getfield(L, 1, "headers") != LUA_TNIL) {
-    luaL_argcheck(L, lua_istable(L, -1), 1, "headers must be a table");
-    lua_pushnil(L);
-    while (lua_next(L, -2)) {
-      if (lua_type(L, -2) != LUA_TSTRING) luaL_argerror(L, 1, "header names must be strings");
-      if (!lua_isstring(L, -1) && !rb_is_secret(L, -1))
-        luaL_argerror(L, 1, lua_pushfstring(L, "header '%s' must be a string", lua_tostring(L, -2)));
-      lua_pop(L, 1);
-    }
-  }
-  lua_pop(L, 1);
-}
-
-static void check_text(lua_State *L, const char *k) {
-  int t = lua_getfield(L, 1, k);
-  if (t != LUA_TNIL && !lua_isstring(L, -1) && !rb_is_secret(L, -1))
-    luaL_argerror(L, 1, lua_pushfstring(L, "%s must be a string", k));
-  lua_pop(L, 1);
-}
-
-/* Adds opts.headers (checked already); returns 0 when out of memory. */
-static int add_headers(lua_State *L, http_req *r) {
-  if (lua_getfield(L, 1, "headers") == LUA_TNIL) {
-    lua_pop(L, 1);
-    return 1;
-  }
-  lua_pushnil(L);
-  while (lua_next(L, -2)) {
-    struct curl_slist *n;
-    rb_push_text(L, -1); /* checked: a string or a secret */
-    lua_replace(L, -2);
-    lua_pushfstring(L, "%s: %s", lua_tostring(L, -2), lua_tostring(L, -1));
-    n = curl_slist_append(r->headers, lua_tostring(L, -1));
-    lua_pop(L, 2);
-    if (n == NULL) {
-      lua_pop(L, 2);
-      return 0;
-    }
-    r->headers = n;
-  }
-  lua_pop(L, 1);
-  return 1;
-}
-
-/* The call's options, checked before anything is allocated, so that a
-** bad argument leaks nothing. Leaves url and method on the stack. */
-typedef struct http_opts {
-  const char *url, *method;
-  double timeout, ctimeout;
-} http_opts;
-
-static void check_opts(lua_State *L, http_opts *op) {
-  luaL_checktype(L, 1, LUA_TTABLE);
-  lua_settop(L, 1);
-  lua_getfield(L, 1, "url");
-  op->url = lua_tostring(L, -1);
-  luaL_argcheck(L, op->url != NULL, 1, "url must be a string");
-  luaL_argcheck(L, strncmp(op->url, "http://", 7) == 0 || strncmp(op->url, "https://", 8) == 0, 1,
-                "url must start with http:// or https://");
-  lua_getfield(L, 1, "method");
-  if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 1, "method must be a string");
-  op->method = lua_isnil(L, -1) ? "GET" : lua_tostring(L, -1);
-  op->timeout = opt_num(L, "timeout", 60);
-  op->ctimeout = opt_num(L, "connect_timeout", 10);
-  luaL_argcheck(L, op->timeout > 0 && op->ctimeout > 0, 1, "timeouts must be > 0 seconds");
-  check_headers(L);
-  check_text(L, "bearer");
-  check_text(L, "body");
-  check_text(L, "cacert");
-}
-
-/* Adds "Authorization: Bearer <opts.bearer>"; the copies are wiped.
-** Returns 0 when out of memory. */
-static int add_bearer(lua_State *L, http_req *r) {
-  char *bearer = opt_text(L, "bearer");
-  struct curl_slist *sl = NULL;
-  size_t n;
-  char *hd;
-  if (bearer == NULL) return 1;
-  n = strlen(bearer) + 32;
-  if ((hd = malloc(n)) != NULL) {
-    snprintf(hd, n, "Authorization: Bearer %s", bearer);
-    sl = curl_slist_append(r->headers, hd);
-    memset(hd, 0, n);
-    free(hd);
-  }
-  memset(bearer, 0, strlen(bearer));
-  free(bearer);
-  if (sl == NULL) return 0;
-  r->headers = sl;
-  return 1;
-}
-
-/* Copies opts.body (a string or a secret, NUL bytes allowed) into r.
-** Returns 0 when out of memory. */
-static int copy_body(lua_State *L, http_req *r, size_t *len) {
-  int ok = 1;
-  *len = 0;
-  if (lua_getfield(L, 1, "body") != LUA_TNIL) {
-    const char *b;
-    rb_push_text(L, -1); /* checked: a string or a secret */
-    lua_replace(L, -2);
-    b = lua_tolstring(L, -1, len);
-    r->body = malloc(*len ? *len : 1);
-    if (r->body) memcpy(r->body, b, *len);
-    else ok = 0;
-  }
-  lua_pop(L, 1);
-  return ok;
-}
-
 /* curl_easy_setopt, remembering the first option that failed: a libcurl
 ** older than an option answers CURLE_UNKNOWN_OPTION, and a request must
 ** not go out without, say, its protocol restriction. */
@@ -477,7 +347,7 @@ static int copy_body(lua_State *L, http_req *r, size_t *len) {
 ** loaded libcurl refused. */
 static const char *set_options(lua_State *L, http_req *r, const http_opts *op, size_t body_len) {
   const char *failed = NULL;
-  char *cacert = opt_text(L, "cacert");
+  char *cacert = http_opt_text(L, "cacert");
   struct curl_slist *sl;
   SETOPT(r, CURLOPT_URL, op->url);
   SETOPT(r, CURLOPT_PRIVATE, r);
@@ -495,6 +365,7 @@ static const char *set_options(lua_State *L, http_req *r, const http_opts *op, s
   SETOPT(r, CURLOPT_ACCEPT_ENCODING, "");
   lua_getfield(L, 1, "follow");
   SETOPT(r, CURLOPT_FOLLOWLOCATION, lua_toboolean(L, -1) ? 1L : 0L);
+  SETOPT(r, CURLOPT_MAXREDIRS, 10L); /* as http.lua's own following; libcurl 7.88 has no limit */
   lua_pop(L, 1);
   lua_getfield(L, 1, "insecure");
   if (lua_toboolean(L, -1)) {
@@ -527,19 +398,20 @@ static int http_request(lua_State *L) {
   rb_task *t;
   const char *refused;
   size_t body_len;
-  check_opts(L, &op);
+  http_check_opts(L, &op);
   t = rb_wait_begin(L);
   h = ctx_get(L);
   r = calloc(1, sizeof *r);
   if (r == NULL) return luaL_error(L, "not enough memory");
   r->h = h;
+  r->max_body = (size_t)op.max_body;
   /* arguments were checked above: from here only memory errors raise */
   r->easy = curl_easy_init();
   if (r->easy == NULL) {
     req_free(r);
     return luaL_error(L, "cannot create a curl handle");
   }
-  if (!add_headers(L, r) || !add_bearer(L, r) || !copy_body(L, r, &body_len)) {
+  if (!http_add_headers(L, r) || !http_add_bearer(L, r) || !http_copy_body(L, r, &body_len)) {
     req_free(r);
     return luaL_error(L, "not enough memory");
   }

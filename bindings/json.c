@@ -115,14 +115,32 @@ static int decode_error(lua_State *L, const char *name, const json_error_t *e) {
   return lua_error(L);
 }
 
-static const size_t FLAGS_DECODE = JSON_DECODE_ANY | JSON_REJECT_DUPLICATES;
+/* "\u0000" decodes: a Lua string holds a NUL byte as well as any other */
+static const size_t FLAGS_DECODE = JSON_DECODE_ANY | JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL;
+
+static void line_col(const char *s, size_t n, int *line, int *col);
+
+/* A raw NUL byte is JSON nowhere (in a string it must be \u0000), and
+** jansson's reader takes one for the end of the text, so that "123" and
+** a NUL and anything after it would decode as 123: refused here. */
+static void refuse_nul(lua_State *L, const char *name, const char *s, size_t len) {
+  const char *nul = memchr(s, '\0', len);
+  json_error_t e;
+  if (nul == NULL) return;
+  memset(&e, 0, sizeof e);
+  line_col(s, (size_t)(nul - s), &e.line, &e.column);
+  snprintf(e.text, sizeof e.text, "a NUL byte is not allowed in JSON text");
+  decode_error(L, name, &e);
+}
 
 static int lj_decode(lua_State *L) {
   size_t len;
   const char *s = luaL_checklstring(L, 1, &len);
   const char *name = opt_name(L, 2);
   json_error_t err;
-  json_t *v = json_loadb(s, len, FLAGS_DECODE, &err);
+  json_t *v;
+  refuse_nul(L, name, s, len);
+  v = json_loadb(s, len, FLAGS_DECODE, &err);
   if (v == NULL) return decode_error(L, name, &err);
   return push_tree(L, v);
 }
@@ -152,6 +170,7 @@ static int lj_decode_all(lua_State *L) {
   const char *s = luaL_checklstring(L, 1, &len);
   const char *name = opt_name(L, 2);
   lua_Integer n = 0;
+  refuse_nul(L, name, s, len);
   lua_newtable(L);
   lv_set_shape(L, -1, LV_SHAPE_SEQ);
   for (;;) {

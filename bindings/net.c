@@ -30,6 +30,7 @@
 #define CONN_MT "runbook.net.conn"
 #define MAX_HEAD (64 * 1024)
 #define MAX_BODY (16 * 1024 * 1024)
+#define IDLE_US (10 * 1000000) /* a request not complete by then is dropped */
 
 typedef struct conn_t conn_t;
 
@@ -44,6 +45,8 @@ typedef struct server_t {
 
 struct conn_t {
   uv_tcp_t tcp;
+  rb_sched *s;
+  rb_timer idle; /* until the request is complete */
   server_t *srv; /* NULL once the server is gone */
   char *buf;
   size_t len, cap;
@@ -75,6 +78,7 @@ static void conn_unlink(conn_t *c) {
 static void conn_close(conn_t *c) {
   if (c->closing) return;
   c->closing = 1;
+  rb_timer_stop(c->s, &c->idle);
   conn_unlink(c);
   uv_close((uv_handle_t *)&c->tcp, conn_closed);
 }
@@ -112,6 +116,7 @@ static size_t content_length(const conn_t *c) {
 static void queue_ready(conn_t *c) {
   server_t *srv = c->srv;
   c->complete = 1;
+  rb_timer_stop(c->s, &c->idle);
   uv_read_stop((uv_stream_t *)&c->tcp);
   c->next_ready = NULL;
   if (srv->ready_tail) srv->ready_tail->next_ready = c;
@@ -149,6 +154,12 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   if (c->len >= c->head_len + c->body_len) queue_ready(c);
 }
 
+/* A connection idle or trickling for IDLE_US: another local user holding
+** the server's sockets open, or a client gone quiet. */
+static void idle_fire(rb_timer *tm) {
+  conn_close((conn_t *)tm->data);
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   server_t *srv = (server_t *)server->data;
   conn_t *c;
@@ -161,6 +172,9 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   c->tcp.data = c;
   c->srv = srv;
+  c->s = srv->s;
+  rb_timer_init(&c->idle, idle_fire, c);
+  rb_timer_start(c->s, &c->idle, IDLE_US);
   c->next = srv->conns;
   if (srv->conns) srv->conns->pprev = &c->next;
   c->pprev = &srv->conns;

@@ -78,16 +78,18 @@ static const char *const HELP_TEST = "usage: runbook test [--dry-run] PATH...\n"
                                      "--dry-run runs the tests on the virtual clock. Exit 0 when all passed.\n";
 
 static const char *const HELP_WORLD = "usage: runbook world serve [--scenario FILE.yaml] --dir DIR\n"
-                                      "       runbook world call URL PROGRAM [ARGS...]\n"
+                                      "       runbook world call URL|@FILE PROGRAM [ARGS...]\n"
                                       "\n"
                                       "serve: serves the simulated world of the shipped runbooks (sim/world.lua)\n"
                                       "on 127.0.0.1 (real clock) until interrupted: a shim in DIR/bin for each\n"
                                       "program the world declares, and its HTTP services under the paths it\n"
                                       "declares; writes DIR/env (source it to put the shims first on PATH),\n"
                                       "DIR/world.url and the scenario's files into DIR. The shipped world's\n"
-                                      "programs and paths are listed in docs/simulation.md.\n"
-                                      "call: what the shims run: forwards PROGRAM ARGS to the world at URL and\n"
-                                      "prints its answer, exiting with its code.\n";
+                                      "programs and paths are listed in docs/simulation.md. It answers only\n"
+                                      "requests carrying the token in DIR/world.url (0600), with a loopback\n"
+                                      "Host and no Origin, about files inside DIR or $TMPDIR (docs/cli.md).\n"
+                                      "call: what the shims run: forwards PROGRAM ARGS to the world at URL\n"
+                                      "(@FILE: the URL in FILE) and prints its answer, exiting with its code.\n";
 
 static const char *const HELP_VERSION = "usage: runbook version\n";
 

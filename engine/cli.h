@@ -33,7 +33,7 @@ typedef struct rb_cli {
   const char *scenario, *vars_file, *state_dir, *log_file, *report_file;
   const char *vars[RB_CLI_MAX_VARS]; /* "K=V" */
   int nvars;
-  double step_timeout; /* --step-timeout: seconds, 0 none */
+  double step_timeout;                  /* --step-timeout: seconds, 0 none */
   const char *world_action, *world_dir; /* world serve --dir DIR */
   const char *world_url;                /* world call URL PROG ARGS... */
   char **call_argv;                     /* PROG ARGS... (NULL-terminated, points into argv) */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -141,22 +142,58 @@ static void log_private(int fd, const char *path) {
             (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
 }
 
+/* One line on stderr for an engine that cannot start (its caller exits 1). */
+static void start_failed(const char *what, int uv_err) {
+  fprintf(stderr, "runbook: cannot set up %s: %s%s\n", what, uv_strerror(uv_err),
+          uv_err == UV_EMFILE || uv_err == UV_ENFILE ? " (raise the limit: ulimit -n)" : "");
+}
+
+/* libuv aborts when it cannot make its signal pipe (uv_loop_init, under a
+** tiny open-file limit): refused before, in words. 16 leaves room for the
+** loop's own descriptors, a child's three pipes and a socket. */
+#define MIN_FILES 16
+
+static int enough_files(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= MIN_FILES) return 1;
+  fprintf(stderr, "runbook: the open-file limit is %lu; runbook needs at least %d (raise it: ulimit -n %d)\n",
+          (unsigned long)rl.rlim_cur, MIN_FILES, MIN_FILES);
+  return 0;
+}
+
 rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modules) {
   rb_engine *e = calloc(1, sizeof *e);
-  if (e == NULL) return NULL;
+  int rc;
+  if (e == NULL) {
+    start_failed("the engine", UV_ENOMEM);
+    return NULL;
+  }
   /* a child that exits without reading its stdin must not kill us: the
   ** write then fails with EPIPE, which exec handles */
   signal(SIGPIPE, SIG_IGN);
   e->cli = cli;
   e->log_fd = -1;
-  if (uv_loop_init(&e->loop) != 0) goto err;
+  if (!enough_files()) {
+    free(e);
+    return NULL;
+  }
+  if ((rc = uv_loop_init(&e->loop)) != 0) {
+    start_failed("the event loop", rc);
+    goto err;
+  }
   e->L = luaL_newstate();
-  if (e->L == NULL) goto err_loop;
+  if (e->L == NULL) {
+    start_failed("the Lua state", UV_ENOMEM);
+    goto err_loop;
+  }
   luaL_openlibs(e->L);
   lua_pushlightuserdata(e->L, e);
   lua_rawsetp(e->L, LUA_REGISTRYINDEX, &ENGINE_KEY);
   register_modules(e->L, modules);
-  if (sched_init(&e->sched, e->L, &e->loop, virtual_clock) != 0) goto err_lua;
+  if ((rc = sched_init(&e->sched, e->L, &e->loop, virtual_clock)) != 0) {
+    start_failed("the scheduler", rc);
+    goto err_lua;
+  }
   e->sched.exit_now = exit_now;
   e->sched.exit_now_ud = e;
   if (cli && cli->log_file) {
@@ -279,13 +316,17 @@ char *engine_find_runbook(const char *name) {
 ** of the runbook's own files (no C frames, no engine internals). */
 static void print_traceback(rb_engine *e, const char *tb) {
   int shown = 0, verbose = e->cli && e->cli->verbosity > 0;
-  const char *p = tb;
+  const char *p = tb, *shipped = engine_runbooks_dir();
+  size_t nshipped = shipped ? strlen(shipped) : 0;
   while (*p) {
     const char *nl = strchr(p, '\n');
     size_t n = nl ? (size_t)(nl - p) : strlen(p);
+    /* the shipped runbooks and their world are not the operator's code:
+    ** their frames only with -v */
     int keep = verbose
                || (n > 1 && p[0] == '\t' && memmem(p, n, "[C]", 3) == NULL && memmem(p, n, "runbook/", 8) == NULL
-                   && memmem(p, n, "(...tail calls...)", 18) == NULL);
+                   && memmem(p, n, "(...tail calls...)", 18) == NULL
+                   && (nshipped == 0 || memmem(p, n, shipped, nshipped) == NULL));
     if (keep && (verbose || shown < 5)) {
       sink_printf(e, 2, "  %.*s\n", (int)n - (p[0] == '\t'), p + (p[0] == '\t'));
       shown++;
@@ -299,15 +340,22 @@ static void print_traceback(rb_engine *e, const char *tb) {
 static void report_error(rb_engine *e, const char *prefix) {
   lua_State *L = e->L;
   const char *msg, *tb = NULL;
+  int bad_input = 0;
   if (lua_istable(L, -1)) {
     lua_getfield(L, -1, "traceback");
     tb = lua_tostring(L, -1);
     lua_pop(L, 1); /* still referenced by the table */
   }
+  if (lua_istable(L, -1)) {
+    lua_getfield(L, -1, "exit");
+    bad_input = lua_tointeger(L, -1) == RB_EXIT_USAGE;
+    lua_pop(L, 1);
+  }
   msg = luaL_tolstring(L, -1, NULL);
   sink_printf(e, 2, "%s%s\n", prefix, msg);
-  /* refusals before anything ran (usage, lock) need no traceback */
-  if (tb && strncmp(msg, "usage: ", 7) != 0 && strncmp(msg, "locked: ", 8) != 0) print_traceback(e, tb);
+  /* refusals before anything ran (usage, lock) and bad input (a scenario,
+  ** a vars file: exit 2) are not bugs: no traceback */
+  if (tb && !bad_input && strncmp(msg, "usage: ", 7) != 0 && strncmp(msg, "locked: ", 8) != 0) print_traceback(e, tb);
   lua_pop(L, 1);
 }
 

@@ -158,11 +158,13 @@ void interrupt_leave(rb_sched *s, rb_task *t) {
 
 int interrupt_init(rb_sched *s) {
   struct sigaction sa;
+  int rc;
   s->sigwake = malloc(sizeof *s->sigwake);
-  if (s->sigwake == NULL || uv_async_init(s->loop, s->sigwake, async_cb) != 0) {
+  if (s->sigwake == NULL) return UV_ENOMEM;
+  if ((rc = uv_async_init(s->loop, s->sigwake, async_cb)) != 0) {
     free(s->sigwake);
     s->sigwake = NULL;
-    return -1;
+    return rc;
   }
   s->sigwake->data = s;
   uv_unref((uv_handle_t *)s->sigwake); /* signals alone do not keep the loop alive */

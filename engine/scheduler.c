@@ -529,8 +529,12 @@ void sched_run(rb_sched *s, rb_task *main) {
 
 /* }====================================================== */
 
+static void free_close_cb(uv_handle_t *h);
+
+/* Returns 0 or a libuv error code; on error nothing is left in the loop. */
 int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
   struct timeval tv;
+  int rc = UV_ENOMEM;
   memset(s, 0, sizeof *s);
   s->L = L;
   s->loop = loop;
@@ -543,23 +547,31 @@ int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
   }
   s->uvtimer = malloc(sizeof *s->uvtimer);
   s->sigquit = malloc(sizeof *s->sigquit);
-  if (!s->uvtimer || !s->sigquit) goto err;
-  if (uv_timer_init(loop, s->uvtimer) != 0) goto err;
-  uv_signal_init(loop, s->sigquit);
+  if (!s->uvtimer || !s->sigquit) goto err_free;
+  if ((rc = uv_timer_init(loop, s->uvtimer)) != 0) goto err_free;
+  if ((rc = uv_signal_init(loop, s->sigquit)) != 0) {
+    free(s->sigquit);
+    s->sigquit = NULL;
+    goto err_close;
+  }
   s->sigquit->data = s;
   uv_signal_start(s->sigquit, quit_cb, SIGQUIT);
-  uv_unref((uv_handle_t *)s->sigquit);  /* signals alone do not keep the loop alive */
-  if (interrupt_init(s) != 0) goto err; /* SIGINT, SIGTERM, busy loops: interrupt.c */
+  uv_unref((uv_handle_t *)s->sigquit);               /* signals alone do not keep the loop alive */
+  if ((rc = interrupt_init(s)) != 0) goto err_close; /* SIGINT, SIGTERM, busy loops: interrupt.c */
   lua_pushlightuserdata(L, s);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
   sched_task_meta(L);
   return 0;
-err:
+err_close: /* handles in the loop: closed, their memory freed by the loop */
+  sched_close(s);
+  uv_run(loop, UV_RUN_NOWAIT);
+  return rc;
+err_free:
   free(s->uvtimer);
   free(s->sigquit);
   s->uvtimer = NULL;
   s->sigquit = NULL;
-  return -1;
+  return rc;
 }
 
 static void free_close_cb(uv_handle_t *h) {

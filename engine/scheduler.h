@@ -71,9 +71,9 @@ struct rb_sched {
   int interrupted; /* SIGINT/SIGTERM seen */
   int polling;     /* inside sched_run's uv_run */
   uv_signal_t *sigquit;
-  uv_async_t *sigwake;   /* SIGINT/SIGTERM wake the loop (interrupt.c) */
-  int sig_seen;          /* signals already taken */
-  uint64_t resume_real;  /* uv_hrtime() when the current task was resumed */
+  uv_async_t *sigwake;        /* SIGINT/SIGTERM wake the loop (interrupt.c) */
+  int sig_seen;               /* signals already taken */
+  uint64_t resume_real;       /* uv_hrtime() when the current task was resumed */
   void (*exit_now)(void *ud); /* a second signal: run before _exit (the engine kills children) */
   void *exit_now_ud;
 };

@@ -32,7 +32,8 @@ M.show_argv = show_argv
 ---@field timeout? number seconds; then SIGTERM to the process group, SIGKILL after `grace`
 ---@field grace? number seconds between SIGTERM and SIGKILL (default 5)
 ---@field max_output? integer bytes kept per stream (default 16 MiB); the rest is counted
----@field on_line? fun(line:string, stream:"stdout"|"stderr") called for every line
+---@field on_line? fun(line:string, stream:"stdout"|"stderr", piece:boolean) called for every line; a line longer than max_line comes in pieces of max_line bytes (piece true: more of it follows)
+---@field max_line? integer bytes of one line on_line is given at a time (default 1 MiB)
 ---@field check? boolean raise an `exit` error on a non-zero exit or a signal
 ---@field allow_timeout? boolean return the result (timed_out = true) instead of raising
 ---@field quiet? boolean do not emit the exec events
@@ -62,7 +63,7 @@ function M.run(argv, opts)
     local user = opts.on_line
     local copy = {}
     for k, v in pairs(opts) do copy[k] = v end
-    copy.on_line = function(line, stream) return user(sys.mask(line), stream) end
+    copy.on_line = function(line, stream, piece) return user(sys.mask(line), stream, piece) end
     opts = copy
   end
   if dry_run then

@@ -96,7 +96,7 @@ local function follow_guarded(opts)
     end
     cur = nxt
   end
-  error(errors.new("http", ("%s: more than 10 redirects"):format(opts.url), {url = opts.url}), 3)
+  error(errors.new("http", ("%s: more than 10 redirects (a redirect loop?)"):format(opts.url), {url = opts.url}), 3)
 end
 
 function M.request(req)

@@ -59,6 +59,10 @@ function M.run(chunk, path)
     return e
   end)
   local code = ok and (math.type(res) == "integer" and res or 0) or nil
+  if code and (code < 0 or code > 255) then
+    -- the shell would see it modulo 256: 256 would read as success
+    ok, res, code = false, errors.new("error", ("the runbook returned %d; an exit code is 0 to 255"):format(code)), nil
+  end
   local dsl = package.loaded["runbook"]
   if type(dsl) == "table" and dsl._finish then
     -- the DSL writes the journal's end, the report and the summary

@@ -79,7 +79,7 @@ local function fingerprint()
   local vars = {}
   for _, kv in ipairs(opts.vars or {}) do vars[#vars + 1] = kv end
   table.sort(vars)
-  local file = opts.vars_file and select(2, pcall(core_fs.read, opts.vars_file)) or ""
+  local file = opts.vars_file and select(2, pcall(core_fs.read, opts.vars_file, {max = 16 * 1024 * 1024})) or ""
   return {runbook = runbook_name, script_sha256 = ok and hash.sha256(text) or nil,
           vars_sha256 = hash.sha256(table.concat(vars, "\0") .. "\0\0" .. tostring(file))}
 end

@@ -24,19 +24,29 @@ local function load_world(scenario)
   return world
 end
 
+--- A word for sh, whatever it holds: 'it'\''s'.
+local function sh_quote(s)
+  return "'" .. s:gsub("'", "'\\''") .. "'"
+end
+
+--- The shims carry no URL: it holds the token, and argv is public (ps).
+--- They name the 0600 file that holds it (`world call @FILE`).
 local function write_files(dir, url, world, serving)
   core_fs.mkdir_p(dir .. "/bin")
   local self = sys.exe()
+  local url_file = dir .. "/world.url"
+  core_fs.write(url_file, url .. "\n", {mode = tonumber("600", 8)})
   for _, name in ipairs(serving.programs) do
     core_fs.write(dir .. "/bin/" .. name,
-      fmt("#!/bin/sh\n# %s of the simulated world served at %s\nexec '%s' world call '%s' %s \"$@\"\n", name, url, self, url, name),
+      fmt("#!/bin/sh\n# %s of the simulated world served by runbook (URL in %s)\nexec %s world call %s %s \"$@\"\n",
+          name, url_file, sh_quote(self), sh_quote("@" .. url_file), sh_quote(name)),
       {mode = tonumber("755", 8)})
   end
   for name, content in pairs(world.files()) do
     if content then core_fs.write(dir .. "/" .. name, content) end
   end
-  core_fs.write(dir .. "/env", fmt("export PATH='%s/bin':\"$PATH\"\nexport RUNBOOK_WORLD_URL='%s'\n", dir, url))
-  core_fs.write(dir .. "/world.url", url .. "\n")
+  core_fs.write(dir .. "/env", fmt("export PATH=%s:\"$PATH\"\nexport RUNBOOK_WORLD_URL=%s\n",
+                                   sh_quote(dir .. "/bin"), sh_quote(url)), {mode = tonumber("600", 8)})
 end
 
 --- @args relative to the caller's directory become absolute for the world
@@ -49,8 +59,31 @@ local function absolute(argv, cwd)
   return out
 end
 
-local function handle(world, req, conn)
-  local path = req.path
+--- Who may drive the world: a request that names the token as the first
+--- segment of its path, addressed to this server by its loopback name,
+--- and not sent by a web page (no Origin; /exec only as JSON, which a
+--- page cannot send to another origin without a preflight, never answered).
+local function refusal(req, token, port)
+  local host = req.headers.host
+  if host ~= "127.0.0.1:" .. port and host ~= "localhost:" .. port then
+    return 421, "wrong Host: this server answers only as 127.0.0.1:" .. port
+  end
+  if req.headers.origin then return 403, "requests from web pages (an Origin header) are refused" end
+  if req.path:sub(1, #token + 2) ~= "/" .. token .. "/" then
+    return 403, "missing or wrong token (the URL is in world.url of the served directory)"
+  end
+  if req.path == "/" .. token .. "/exec" and not (req.headers["content-type"] or ""):match("^application/json") then
+    return 415, "POST /exec takes application/json"
+  end
+end
+
+local function handle(world, req, conn, token, port)
+  local code, why = refusal(req, token, port)
+  if code then
+    conn:respond(code, {["Content-Type"] = "text/plain"}, why .. "\n")
+    return
+  end
+  local path = req.path:sub(#token + 2)
   local ok, status, body, ctype = pcall(function()
     if req.method == "POST" and path == "/exec" then
       local call = json.decode(req.body, {name = "exec request"})
@@ -78,16 +111,33 @@ local function handle(world, req, conn)
   end
 end
 
+--- 128 bits from the kernel, as hex.
+local function random_token()
+  local f = assert(io.open("/dev/urandom", "rb"))
+  local bytes = f:read(16)
+  f:close()
+  return (bytes:gsub(".", function(c) return fmt("%02x", c:byte()) end))
+end
+
+local function absolute_dir(dir)
+  if dir:sub(1, 1) == "/" then return dir end
+  return (os.getenv("PWD") or ".") .. "/" .. dir
+end
+
 --- Serves until interrupted.
 function M.serve(scenario, dir)
   local world = load_world(scenario)
+  core_fs.mkdir_p(dir, tonumber("700", 8))
+  if world.confine then world.confine(absolute_dir(dir)) end
   local srv = net.listen("127.0.0.1", 0)
-  local url = fmt("http://127.0.0.1:%d", srv:port())
+  local token = random_token()
+  local url = fmt("http://127.0.0.1:%d/%s", srv:port(), token)
   write_files(dir, url, world, world.serving())
-  sys.write("stderr", fmt("serving the simulated world on %s; shims in %s/bin (source %s/env)\n", url, dir, dir))
+  sys.write("stderr", fmt("serving the simulated world on 127.0.0.1:%d (URL with its token in %s/world.url); shims in %s/bin (source %s/env)\n",
+                          srv:port(), dir, dir, dir))
   while true do
     local req, conn = srv:accept()
-    async.spawn(handle, world, req, conn)
+    async.spawn(handle, world, req, conn, token, srv:port())
   end
 end
 
@@ -108,7 +158,18 @@ local function environment()
   return env
 end
 
+--- URL, or @FILE: the URL is the first line of FILE (what the shims pass).
+local function url_of(arg)
+  if arg:sub(1, 1) ~= "@" then return arg end
+  local f, err = io.open(arg:sub(2), "r")
+  if not f then error(errors.new("usage", "cannot read the world's URL: " .. tostring(err), {exit = 2}), 0) end
+  local line = f:read("l") or ""
+  f:close()
+  return line
+end
+
 function M.call(url, argv)
+  url = url_of(url)
   local cwd = os.getenv("PWD") or "."
   local ok, r = pcall(http.post, url .. "/exec", {json = {argv = argv, cwd = cwd, env = environment()}, timeout = 600})
   if not ok then

@@ -66,7 +66,7 @@ function M.resolve(specs, opts, var_specs, var_values)
   -- the sources
   local from_file, file_name = {}, opts.vars_file
   if file_name then
-    local ok, text = pcall(core_fs.read, file_name)
+    local ok, text = pcall(core_fs.read, file_name, {max = 16 * 1024 * 1024})
     if not ok then error(usage_error(tostring(text)), 0) end
     local ok2, v = pcall(require("runbook.yaml").decode, text, {name = file_name})
     if not ok2 then error(usage_error(tostring(v)), 0) end

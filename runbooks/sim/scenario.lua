@@ -81,7 +81,8 @@ local function rng(seed)
 end
 
 local function load_scenario(path)
-  local text = core_fs.read(path)
+  local okr, text = pcall(core_fs.read, path, {max = 16 * 1024 * 1024})
+  if not okr then error(errors.new("scenario", tostring(text):gsub("^fs: ", ""), {exit = 2}), 0) end
   local ok, v = pcall(yaml.decode, text, {name = path})
   if not ok then error(errors.new("scenario", tostring(v):gsub("^yaml: ", ""), {exit = 2}), 0) end
   if type(v) ~= "table" then error(errors.new("scenario", path .. ": expected a map", {exit = 2}), 0) end

@@ -54,7 +54,7 @@ local function genconfig(c, out, dir, lookup, version, installer)
     for _, r in ipairs(refs) do
       local file = type(r) == "string" and r:match("^@(.+)$")
       if file then
-        local pathf = file:sub(1, 1) == "/" and file or (dir .. "/" .. file:gsub("^%./", ""))
+        local pathf = path_of(file:sub(1, 1) == "/" and file or (dir .. "/" .. file:gsub("^%./", "")))
         local ok, text = pcall(fs.read, pathf)
         if not ok then error(fmt("failed to read patch file %s: open %s: no such file or directory", file, file), 0) end
         for _, d in ipairs(yaml.decode_all(text, {name = file})) do mc.merge_patch(f, d) end

@@ -16,11 +16,44 @@ local fmt = string.format
 
 local W = {}          -- the world's state: one table, refilled by load()
 
+local roots  -- confine(): served, the world touches no file outside these
+
+--- p made absolute and normalised by its text ("a/./b/../c" is "a/c");
+--- a symbolic link is not followed.
+local function lexical(p)
+  if p:sub(1, 1) ~= "/" then p = (os.getenv("PWD") or ".") .. "/" .. p end
+  local parts = {}
+  for seg in p:gmatch("[^/]+") do
+    if seg == ".." then parts[#parts] = nil elseif seg ~= "." then parts[#parts + 1] = seg end
+  end
+  return "/" .. table.concat(parts, "/")
+end
+
 --- A file path of a command, relative to the caller's directory (the
---- served world answers callers in other directories).
+--- served world answers callers in other directories). Served, a path
+--- outside the served directory is refused: another local user must not
+--- make the server read or write their choice of file.
 local function path_of(p)
-  if W.cwd and p:sub(1, 1) ~= "/" then return W.cwd .. "/" .. p end
+  if W.cwd and p:sub(1, 1) ~= "/" then p = W.cwd .. "/" .. p end
+  if roots then
+    local abs = lexical(p)
+    for _, root in ipairs(roots) do
+      if abs == root or abs:sub(1, #root + 1) == root .. "/" then return p end
+    end
+    error(fmt("%s: outside the served directory %s (refused)", p, roots[1]), 0)
+  end
   return p
+end
+
+--- `runbook world serve` calls it with its --dir: from then on every file
+--- a command names must lie inside it, or inside the temporary directory
+--- ($TMPDIR, else /tmp), where a runbook keeps private working copies (a
+--- genconfig of the current talconfig.yaml, in a mkdtemp directory).
+--- The token keeps other users out; this keeps a request from naming the
+--- operator's other files.
+function M.confine(dir)
+  local tmp = os.getenv("TMPDIR")
+  roots = {lexical(dir), lexical(tmp and tmp ~= "" and tmp or "/tmp")}
 end
 
 -- The parts, each given the shared context: the state, this module, and

@@ -4,7 +4,7 @@
 # usage: test_attacks.sh RUNBOOK_BIN SOURCE_DIR
 set -u
 bin=$1; src=$2
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp=$(mktemp -d); srv=; trap '[ -n "$srv" ] && kill $srv 2>/dev/null; rm -rf "$tmp"' EXIT
 fails=0; passes=0
 ok() { echo "ok   $1"; passes=$((passes+1)); }
 bad() { echo "FAIL $1"; fails=$((fails+1)); }
@@ -103,6 +103,48 @@ expect "an existing --log file readable by others is made 0600, saying so" 0 "op
 # ---- a log that cannot be written (#17 item 13)
 expect "--log on a full disk says so at once, and the run goes on" 0 "cannot write the log file /dev/full: No space left on device; the run goes on" -- "$bin" run hi.lua --log /dev/full
 expect "... and again at the end" 0 "the log file /dev/full is incomplete: No space left on device" -- "$bin" run hi.lua --log /dev/full
+
+# ---- the served world, driven by someone else (#17 item 11)
+mkdir -p outside private-tmp
+wdir="$tmp/it's a \$(touch pwned) dir"
+TMPDIR="$tmp/private-tmp" "$bin" world serve --dir "$wdir" 2>serve.err & srv=$!
+for _ in $(seq 100); do [ -s "$wdir/world.url" ] && break; sleep 0.05; done
+url=$(cat "$wdir/world.url"); base=${url%/*}; token=${url##*/}
+if [ ${#token} -eq 32 ] && [ "$(stat -c %a "$wdir/world.url")" = 600 ] && [ "$(stat -c %a "$wdir/env")" = 600 ] \
+   && [ "$(stat -c %a "$wdir")" = 700 ] && ! grep -rq "$token" "$wdir/bin"; then
+  ok "the token is 128 bits in world.url and env (0600, directory 0700), in no shim (argv is public)"
+else bad "token files: ${#token} chars, world.url $(stat -c %a "$wdir/world.url"), env $(stat -c %a "$wdir/env"), shims: $(grep -rl "$token" "$wdir/bin" | head -1)"; fi
+exec_body='{"argv":["talosctl","-n","192.168.10.11","version"],"cwd":"/"}'
+status() { curl -s -o /dev/null -w '%{http_code}' "$@"; }
+[ "$(status -X POST -H 'Content-Type: application/json' -d "$exec_body" "$base/exec")" = 403 ] && ok "POST /exec without the token: 403" || bad "no token accepted"
+[ "$(status -X POST -H 'Content-Type: application/json' -d "$exec_body" "$base/0123456789abcdef0123456789abcdef/exec")" = 403 ] && ok "a wrong token: 403" || bad "wrong token accepted"
+[ "$(status -X POST -H 'Host: evil.example:80' -H 'Content-Type: application/json' -d "$exec_body" "$url/exec")" = 421 ] && ok "a foreign Host (DNS rebinding): 421" || bad "foreign Host accepted"
+[ "$(status -X POST -H 'Origin: http://evil.example' -H 'Content-Type: application/json' -d "$exec_body" "$url/exec")" = 403 ] && ok "an Origin header (a web page): 403" || bad "Origin accepted"
+[ "$(status -X POST -H 'Content-Type: text/plain' -d "$exec_body" "$url/exec")" = 415 ] && ok "text/plain to /exec (a page's simple request): 415" || bad "text/plain accepted"
+[ "$(status -X POST -H 'Content-Type: application/json' -d "$exec_body" "$url/exec")" = 200 ] && ok "with the token, as JSON: 200" || bad "the right request was refused"
+[ ! -e pwned ] && [ ! -e "$wdir/pwned" ] && ok "a --dir holding quotes and \$(...) runs nothing" || bad "the --dir name ran a command"
+( . "$wdir/env"; [ "$(command -v talosctl)" = "$wdir/bin/talosctl" ] && [ "$RUNBOOK_WORLD_URL" = "$url" ] ) && ok "... and its env file still sets PATH and the URL" || bad "env file: $(cat "$wdir/env")"
+( cd "$wdir" && PATH="$wdir/bin:$PATH" talosctl -n 192.168.10.11 etcd snapshot "$tmp/outside/snap.db" ) >snap.out 2>&1
+[ ! -e outside/snap.db ] && grep -q "outside the served directory" snap.out && ok "a file path outside --dir is refused (etcd snapshot)" || bad "snapshot outside --dir: $(cat snap.out)"
+printf 'clusterName: secret-stuff\n' > outside/talconfig.yaml
+( cd "$wdir" && PATH="$wdir/bin:$PATH" talhelper gencommand apply -c "$tmp/outside/talconfig.yaml" ) >gc.out 2>&1
+! grep -q "secret-stuff" gc.out && grep -q "outside the served directory" gc.out && ok "a file outside --dir is not read (talhelper -c)" || bad "talhelper -c outside: $(cat gc.out)"
+( cd "$wdir" && PATH="$wdir/bin:$PATH" talosctl -n 192.168.10.11 etcd snapshot "$tmp/private-tmp/snap.db" ) >/dev/null 2>&1
+[ -s private-tmp/snap.db ] && ok "the temporary directory stays usable (a runbook's private copies)" || bad "snapshot in TMPDIR refused"
+python3 - "${base#http://}" <<'PY' && ok "a connection that never completes its request is dropped (10 s)" || bad "an idle connection stayed open"
+import socket, sys, time
+host, port = sys.argv[1].split(":")
+s = socket.create_connection((host, int(port)))
+s.sendall(b"POST /x HTTP/1.1\r\nHost: " + sys.argv[1].encode() + b"\r\n")
+s.settimeout(20)
+t0 = time.time()
+try:
+    data = s.recv(100)
+except socket.timeout:
+    sys.exit(1)
+sys.exit(0 if data == b"" and 8 < time.time() - t0 < 19 else 1)
+PY
+kill $srv; wait $srv 2>/dev/null
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

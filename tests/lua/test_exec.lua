@@ -177,3 +177,19 @@ function test_a_revealed_secret_in_argv_is_refused_too()
   local r = exec.run({"sh", "-c", "test -n \"$K\" && echo set"}, {env = {K = k}})
   t.eq(r.stdout, "set\n")
 end
+
+-- #17 item 12: one endless line is delivered in pieces of max_line bytes,
+-- never held whole; a line of exactly max_line comes whole; NUL bytes stay
+function test_on_line_delivers_a_long_line_in_pieces()
+  local got = {}
+  exec.run({"sh", "-c", "head -c 2500 /dev/zero | tr '\\0' x; echo; printf 'abc\\0def\\n'; head -c 1000 /dev/zero | tr '\\0' y; echo"},
+           {max_line = 1000, max_output = 0, on_line = function(line, stream, piece)
+             got[#got + 1] = {#line, stream, piece, line:sub(1, 1)}
+           end})
+  t.eq(got, {{1000, "stdout", true, "x"}, {1000, "stdout", true, "x"}, {500, "stdout", false, "x"},
+             {7, "stdout", false, "a"}, {1000, "stdout", false, "y"}})
+  local nul
+  exec.run({"printf", "a\\0b\\n"}, {on_line = function(line) nul = line end})
+  t.eq(nul, "a\0b")
+  t.raises("max_line must be", exec.run, {"true"}, {max_line = 0, on_line = print})
+end

@@ -99,6 +99,36 @@ test_bad_arguments = function()
   t.raises("timeouts must be > 0", http.get, "http://127.0.0.1:1/", {timeout = 0})
 end
 
+-- #17 items 12, 13: bounded bodies, header injection, clear transport errors
+test_max_body_counts_decoded_bytes_and_is_its_own_kind = with_server(function()
+  t.eq(#http.get(url("/bytes?n=1000"), {max_body = 1000}).body, 1000)
+  local e = t.raises(http.get, url("/bytes?n=1001"), {max_body = 1000})
+  t.eq(e.kind, "too_large")
+  t.truthy(tostring(e):find("over max_body (1000 bytes", 1, true), tostring(e))
+  -- 64 MiB of zeros in about 64 KiB of gzip: stopped at the default 8 MiB
+  e = t.raises(http.get, url("/gzip?n=" .. 64 * 1024 * 1024))
+  t.eq(e.kind, "too_large")
+  t.eq(#http.get(url("/gzip?n=5000")).body, 5000)             -- decoded, within the bound
+  t.raises("max_body must be", http.get, url("/bytes"), {max_body = -1})
+end)
+
+test_header_injection_is_refused = function()
+  t.raises("header 'X%-A' holds a line break", http.get, "http://127.0.0.1:1/", {headers = {["X-A"] = "v\r\nX-Evil: 1"}})
+  t.raises("holds a line break", http.get, "http://127.0.0.1:1/", {headers = {["X-A"] = "v\nX-Evil: 1"}})
+  t.raises("is not an HTTP token", http.get, "http://127.0.0.1:1/", {headers = {["X-A: b\r\nX-Evil"] = "1"}})
+  t.raises("is not an HTTP token", http.get, "http://127.0.0.1:1/", {headers = {[""] = "1"}})
+  local secret = require "runbook.secret"
+  t.raises("holds a line break", http.get, "http://127.0.0.1:1/", {headers = {["X-K"] = secret.new("a\r\nb: c", "k")}})
+end
+
+test_a_redirect_loop_says_so = with_server(function()
+  local e = t.raises(http.get, url("/loop"), {follow = true})
+  t.truthy(tostring(e):find("redirect loop", 1, true), tostring(e))
+  local secret = require "runbook.secret"     -- followed by http.lua itself when a header holds a secret
+  e = t.raises(http.get, url("/loop"), {follow = true, headers = {["X-K"] = secret.new("loop-secret-1", "k")}})
+  t.truthy(tostring(e):find("redirect loop", 1, true), tostring(e))
+end)
+
 function test_tls_verification_rejects_self_signed_and_cacert_accepts()
   local dir = fs.tmpdir("tls")
   local cert, key = dir .. "/cert.pem", dir .. "/key.pem"
@@ -112,6 +142,9 @@ function test_tls_verification_rejects_self_signed_and_cacert_accepts()
     t.eq(e.kind, "tls")
     t.eq(http.get(u, {cacert = cert}).status, 200)
     t.eq(http.get(u, {insecure = true}).status, 200)
+    -- plain http:// to the TLS port: said plainly, not "select/poll returned error"
+    e = t.raises(http.get, ("http://127.0.0.1:%d/echo"):format(p), {timeout = 5})
+    t.truthy(tostring(e):find("is it a TLS port? use https://", 1, true), tostring(e) .. " curl " .. tostring(e.curl_code))
   end)
   stop_tls()
   for _, f in ipairs{cert, key} do os.remove(f) end

@@ -6,10 +6,12 @@
   /slow?ms=<n>   waits n milliseconds, then answers
   /bytes?n=<n>   n bytes of 'x'
   /redirect?to=<url>&code=<n>  answers n (default 302) with Location: url
+  /loop          redirects to itself, for ever
+  /gzip?n=<n>    n zero bytes, sent gzip-compressed (Content-Encoding: gzip)
   /barrier?n=<n>&tag=<t>  answers "all" once n requests with tag t have
                  arrived (each waits for the others), "alone" after 10 s
 usage: httpd.py [--tls CERT KEY]"""
-import json, ssl, sys, threading, time
+import gzip, json, ssl, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse, parse_qs
 
@@ -58,6 +60,18 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Location", q["to"][0])
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif u.path == "/loop":
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif u.path == "/gzip":
+            data = gzip.compress(b"\0" * int(q.get("n", ["0"])[0]), compresslevel=9)
+            self.send_response(200)
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
         elif u.path == "/barrier":
             ok = barrier(q.get("tag", [""])[0], int(q.get("n", ["1"])[0]))
             self.reply(200, "all\n" if ok else "alone\n", "text/plain")

@@ -9,7 +9,8 @@ local exec = {}
 ---@field timeout? number seconds (0: none); then SIGTERM to the group, SIGKILL after grace
 ---@field grace? number seconds between SIGTERM and SIGKILL (default 5)
 ---@field max_output? integer bytes kept per stream (default 16 MiB)
----@field on_line? fun(line:string, stream:"stdout"|"stderr")
+---@field on_line? fun(line:string, stream:"stdout"|"stderr", piece:boolean) piece: more of this line follows
+---@field max_line? integer bytes of a line on_line gets at a time (default 1 MiB)
 ---@field check? boolean raise `exit` on a non-zero exit or a signal
 ---@field allow_timeout? boolean return the result with timed_out = true instead of raising
 ---@field quiet? boolean no exec events
