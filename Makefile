@@ -49,6 +49,12 @@ demo: build
 bench: build
 	bash bench/run.sh $(BUILD)/runbook
 
+# libFuzzer on the decoders, yaml.edit, the journal reader, the scenario
+# loader and the CLI parser, FUZZ_SECONDS (default 600) each, two at a
+# time; installs clang. Not part of `make test` (docs/reliability.md).
+fuzz:
+	@bash scripts/fuzz.sh
+
 install: build
 	cmake --install $(BUILD)
 

@@ -72,6 +72,6 @@ int sink_has_secret(rb_engine *e, const char *s, size_t len);
 char *sink_mask(rb_engine *e, const char *s, size_t len, size_t *outlen);
 /* Writes masked bytes to fd 1 or 2 (and nothing else). */
 void sink_write(rb_engine *e, int fd, const char *s, size_t len);
-void sink_printf(rb_engine *e, int fd, const char *fmt, ...);
+void sink_printf(rb_engine *e, int fd, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -11,6 +11,7 @@ pkgs=(
   python3 python3-yaml openssl curl valgrind
   lua-check clang-format
 )
+pkgs+=("$@")   # extra packages a target needs (make fuzz: clang libclang-rt-14-dev)
 
 missing=()
 for p in "${pkgs[@]}"; do

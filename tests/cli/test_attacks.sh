@@ -146,5 +146,21 @@ sys.exit(0 if data == b"" and 8 < time.time() - t0 < 19 else 1)
 PY
 kill $srv; wait $srv 2>/dev/null
 
+# ---- clear errors for bad input (#17 item 13)
+printf 'return 256\n' > r256.lua
+expect "a runbook returning 256 is an error, not exit 0" 1 "the runbook returned 256; an exit code is 0 to 255" -- "$bin" run r256.lua
+printf 'local rb = require "runbook"\nlocal v = rb.vars{a = {type = "string", default = "x"}}\nprint(v.a)\n' > v.lua
+expect "--vars /dev/zero is refused once past its cap, not read until memory runs out" 2 "more than 16777216 bytes" -- "$bin" run v.lua --vars /dev/zero
+out=$("$bin" run rollout.lua --dry-run --scenario /dev/zero 2>&1); code=$?
+[ $code -eq 2 ] && grep -q "more than 16777216 bytes" <<<"$out" && ! grep -q "\.lua:[0-9]" <<<"$out" \
+  && ok "--scenario /dev/zero: one line, exit 2, no traceback" || bad "--scenario /dev/zero: exit $code: $out"
+printf 'cluster: [\n' > broken.yaml
+out=$("$bin" run rollout.lua --dry-run --scenario broken.yaml 2>&1); code=$?
+[ $code -eq 2 ] && grep -q "broken.yaml:" <<<"$out" && ! grep -q "world.lua:[0-9]\|scenario.lua:[0-9]" <<<"$out" \
+  && ok "a scenario error names the file, never the world's traceback" || bad "broken scenario: exit $code: $out"
+out=$( (ulimit -n 8; "$bin" run hi.lua) 2>&1); code=$?
+[ $code -eq 1 ] && grep -q "the open-file limit is 8; runbook needs at least 16" <<<"$out" \
+  && ok "ulimit -n 8: a message, exit 1" || bad "ulimit -n 8: exit $code: $out"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -193,3 +193,12 @@ function test_on_line_delivers_a_long_line_in_pieces()
   t.eq(nul, "a\0b")
   t.raises("max_line must be", exec.run, {"true"}, {max_line = 0, on_line = print})
 end
+
+-- #17 item 13: a missing working directory is named as such, not as the program
+function test_missing_cwd_is_named()
+  local e = t.raises(exec.run, {"true"}, {cwd = "/nonexistent/runbook-dir"})
+  t.eq(e.kind, "spawn")
+  t.truthy(tostring(e):find("its working directory /nonexistent/runbook-dir: ENOENT", 1, true), tostring(e))
+  e = t.raises(exec.run, {"true"}, {cwd = "/etc/passwd"})
+  t.truthy(tostring(e):find("its working directory /etc/passwd: ENOTDIR", 1, true), tostring(e))
+end

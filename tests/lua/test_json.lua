@@ -122,3 +122,13 @@ function test_json_null_round_trip()
   t.eq(json.encode({a = null, b = {null, 1}}), '{"a":null,"b":[null,1]}')
   t.eq(json.decode('{"a":null}').a, null)
 end
+
+-- #17 item 13: a raw NUL byte is refused wherever it is (jansson would stop
+-- reading at it), and "\u0000" decodes, since a Lua string holds NUL bytes
+function test_nul_bytes()
+  local e = t.raises(json.decode, "123\0garbage")
+  t.truthy(tostring(e):find("json:1:4: a NUL byte is not allowed", 1, true), tostring(e))
+  t.raises("a NUL byte", json.decode_all, "1 2\0 3")
+  t.eq(json.decode('"a\\u0000b"'), "a\0b")
+  t.eq(json.decode(json.encode("x\0y")), "x\0y")
+end

@@ -121,3 +121,18 @@ function test_a_missing_parent_and_a_too_far_index_are_named()
   err = t.raises(yaml.edit, "a: 1\n", {"b", "c"}, 1)
   t.match(err.message, "path b does not exist %(no key 'b'%)")
 end
+
+-- #17 item 13: the refusals for a document, a value or a path nested past
+-- 512 levels (run under ASan by make test-asan: nothing may leak)
+function test_deep_nesting_is_refused_cleanly()
+  t.raises("nested deeper than 512 levels", yaml.edit, string.rep("- ", 600) .. "x\n", {1}, "y")
+  t.raises("nested deeper than 512 levels", yaml.edit, string.rep("[", 600) .. string.rep("]", 600) .. "\n", {1}, "y")
+  local v, cur = {}, nil
+  cur = v
+  for _ = 1, 600 do cur.a = {}; cur = cur.a end
+  t.raises("nested deeper than 512 levels", yaml.edit, "a: 1\n", {"a"}, v)
+  t.raises("nested deeper than 512 levels", yaml.edit, "a:\n  x: 1\n", {"a", "b"}, v)
+  local path = {}
+  for i = 1, 600 do path[i] = "k" end
+  t.raises("does not exist", yaml.edit, "a: 1\n", path, 1)
+end
