@@ -67,7 +67,8 @@ static const char *const SCRIPT =
   "if not ok then return end\n"
   "local got = y.decode(out)\n" /* must decode: raises (a finding) if not */
   "for _, k in ipairs(path) do got = got[k] end\n"
-  "assert(json.encode(got, {sort_keys = true}) == json.encode(value == nil and json.null or value, {sort_keys = true}),\n"
+  "assert(json.encode(got, {sort_keys = true}) == json.encode(value == nil and json.null or value, {sort_keys = "
+  "true}),\n"
   "       'the edited text does not hold the value at the path')\n";
 #elif defined(FUZZ_JOURNAL)
   "local journal = require 'runbook.journal'\n"

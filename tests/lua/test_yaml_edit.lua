@@ -127,8 +127,8 @@ end
 function test_deep_nesting_is_refused_cleanly()
   t.raises("nested deeper than 512 levels", yaml.edit, string.rep("- ", 600) .. "x\n", {1}, "y")
   t.raises("nested deeper than 512 levels", yaml.edit, string.rep("[", 600) .. string.rep("]", 600) .. "\n", {1}, "y")
-  local v, cur = {}, nil
-  cur = v
+  local v = {}
+  local cur = v
   for _ = 1, 600 do cur.a = {}; cur = cur.a end
   t.raises("nested deeper than 512 levels", yaml.edit, "a: 1\n", {"a"}, v)
   t.raises("nested deeper than 512 levels", yaml.edit, "a:\n  x: 1\n", {"a", "b"}, v)
