@@ -171,6 +171,9 @@ rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modu
   /* a child that exits without reading its stdin must not kill us: the
   ** write then fails with EPIPE, which exec handles */
   signal(SIGPIPE, SIG_IGN);
+  /* past RLIMIT_FSIZE a write fails with EFBIG, handled as any write error,
+  ** instead of the signal killing the run before it can say so */
+  signal(SIGXFSZ, SIG_IGN);
   e->cli = cli;
   e->log_fd = -1;
   if (!enough_files()) {

@@ -50,8 +50,8 @@ local function check_path(fname, path)
   return norm(path)
 end
 
---- The whole content of a file.
-function M.read(path)
+--- The whole content of a file. opts.max: refuse a file of more bytes.
+function M.read(path, opts)
   path = check_path("read", path)
   local o = overlay[path]
   if o then
@@ -59,9 +59,13 @@ function M.read(path)
       error(require("runbook.error").new("fs", ("read %s: ENOENT: no such file or directory (removed in this dry-run)"):format(path),
                                          {errno = "ENOENT", path = path}), 2)
     end
+    if opts and opts.max and #o.data > opts.max then
+      error(require("runbook.error").new("fs", ("read %s: more than %d bytes, too large for this input"):format(path, opts.max),
+                                         {path = path}), 2)
+    end
     return o.data
   end
-  return core.read(path)
+  return core.read(path, opts)
 end
 
 --- Writes atomically (temp file, fsync, rename, fsync of the directory).

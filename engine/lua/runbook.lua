@@ -98,8 +98,17 @@ local function start()
   return S.journal
 end
 
+--- A journal that cannot be written (a full disk, no file descriptor left)
+--- stops the run where it is, undoing nothing: what is recorded stays
+--- true, and --resume continues once the cause is fixed.
 local function journal_write(rec)
-  if S.journal then S.journal:write(rec) end
+  if not S.journal or S.journal_failed then return end
+  local ok, err = pcall(S.journal.write, S.journal, rec)
+  if not ok then
+    S.journal_failed = tostring(err)
+    error(errors.new("journal", fmt("cannot write the journal %s (%s); stopped so that no change goes unrecorded",
+                                    S.journal.path or "?", tostring(err)), {stop = true, exit = 1}), 0)
+  end
 end
 
 -- }======
@@ -452,11 +461,14 @@ function M._finish(ok, err)
     if st.status == "done" and not st.skipped and st.id and not st.read_only then changed = true end
   end
   -- a run that recorded nothing has no journal to finish
-  if recorded and ok then journal_write{type = "finish", ok = true, exit = 0}
-  elseif recorded and not interrupted then
-    journal_write{type = "finish", ok = false, changed = changed, exit = type(err) == "table" and err.exit or 1,
-                  error = tostring(err)}
-  end
+  local okj, jerr = pcall(function()
+    if recorded and ok then journal_write{type = "finish", ok = true, exit = 0}
+    elseif recorded and not interrupted then
+      journal_write{type = "finish", ok = false, changed = changed, exit = type(err) == "table" and err.exit or 1,
+                    error = tostring(err)}
+    end
+  end)
+  if not okj and ok then ok, err = false, jerr end
   local text = report.render{name = runbook_name, dry_run = M.dry_run, ok = ok, err = err, state = S, duration = duration}
   local report_path
   local okw, werr = pcall(function()
@@ -492,7 +504,10 @@ function M._finish(ok, err)
       end
     end
     if #done > 0 then lines[#lines + 1] = "still in effect: " .. table.concat(done, ", ") end
-    if recorded and not M.dry_run and changed then
+    if S.journal_failed then
+      lines[#lines + 1] = fmt("next: make room for the journal (disk space, open files), then 'runbook run %s --resume': "
+                              .. "the steps it recorded are skipped, the one cut short runs again", runbook_name)
+    elseif recorded and not M.dry_run and changed then
       lines[#lines + 1] = fmt("next: fix the cause, then 'runbook run %s --resume' (finished steps are skipped), or --fresh to start over",
                               runbook_name)
     elseif recorded and not M.dry_run then

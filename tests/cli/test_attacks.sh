@@ -162,5 +162,20 @@ out=$( (ulimit -n 8; "$bin" run hi.lua) 2>&1); code=$?
 [ $code -eq 1 ] && grep -q "the open-file limit is 8; runbook needs at least 16" <<<"$out" \
   && ok "ulimit -n 8: a message, exit 1" || bad "ulimit -n 8: exit $code: $out"
 
+# ---- a journal that cannot be written, or is not a file (#17 item 2)
+mkdir -p jfull && cd jfull
+printf 'local rb = require "runbook"\nlocal function note(s) local f = io.open("trail", "a"); f:write(s, "\\n"); f:close() end\nfor i = 1, 20 do rb.step("step number " .. i, function() note("did " .. i) return string.rep("x", 100) end) end\n' > j.lua
+out=$( (ulimit -f 2; "$bin" run j.lua) 2>&1); code=$?
+if [ $code -eq 1 ] && grep -q "cannot write the journal .runbook/j.journal (fs: append to .runbook/j.journal: EFBIG" <<<"$out" \
+   && grep -q "next: make room for the journal" <<<"$out" && grep -q "report: " <<<"$out"; then
+  ok "a journal append that fails (file size limit) stops the run with its summary, next step and report"
+else bad "journal append failure: exit $code: $(tail -4 <<<"$out")"; fi
+"$bin" run j.lua --resume -q >/dev/null 2>&1; code=$?
+[ $code -eq 0 ] && [ "$(sort -u trail | wc -l)" = 20 ] && [ "$(wc -l < trail)" -le 21 ] \
+  && ok "... and --resume with room again finishes, repeating at most the step cut short" || bad "resume after a full journal: exit $code, trail $(wc -l < trail) lines"
+rm -rf .runbook; mkdir .runbook; ln -s /dev/zero .runbook/j.journal
+expect "a journal that is a device is refused (exit 2), not read for ever" 2 "is not a regular file \(a device, FIFO or socket\)" -- "$bin" run j.lua --resume
+cd "$tmp"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -13,10 +13,12 @@ local fs = {}
 ---@field mode integer
 ---@field mtime number
 
---- The whole content. Errors: fs (fields errno, path).
+--- The whole content. Errors: fs (fields errno, path); with opts.max, a
+--- file holding more than max bytes is refused before it is all read.
 ---@param path string
+---@param opts? {max?: integer}
 ---@return string
-function fs.read(path) end
+function fs.read(path, opts) end
 
 --- Atomic write (temp file, fsync, rename, fsync of the directory). An
 --- existing file keeps its mode unless mode is given (new files: 0600, since what a runbook writes may hold run details).
