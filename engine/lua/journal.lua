@@ -47,8 +47,8 @@ function M.read(path)
   if st and st.type ~= "file" then
     error(usage_error(fmt("%s is not a regular file (a device, FIFO or socket), not a journal; move it away or use --fresh", path)), 0)
   end
-  local ok, text = pcall(core_fs.read, path, {max = 256 * 1024 * 1024})
-  if not ok then error(usage_error(fmt("%s; move it away or use --fresh", tostring(text))), 0) end
+  local okr, text = pcall(core_fs.read, path, {max = 256 * 1024 * 1024})
+  if not okr then error(usage_error(fmt("%s; move it away or use --fresh", tostring(text))), 0) end
   local recs, lineno, pos, torn_at = {}, 0, 1, nil
   while pos <= #text do
     local line_start = pos
