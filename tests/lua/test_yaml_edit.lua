@@ -136,3 +136,12 @@ function test_deep_nesting_is_refused_cleanly()
   for i = 1, 600 do path[i] = "k" end
   t.raises("does not exist", yaml.edit, "a: 1\n", path, 1)
 end
+
+-- found by fuzz_edit: an appended key whose value is .nan reads back as NaN
+-- (the harness compared through JSON, which has no NaN; the edit was right)
+function test_edit_appends_a_nan_value()
+  local out = yaml.edit("m: \n-", {"y"}, 0 / 0)
+  local back = yaml.decode(out)
+  t.truthy(back.y ~= back.y, out)
+  t.eq(#back.m, 1)
+end
