@@ -119,7 +119,7 @@ rb.phase("Files", function()
       return "regenerated"
     end
     for _, n in ipairs(cfg.nodes) do
-      local f = fmt("%s/%s-%s.yaml", out, tostring(cfg.data.clusterName or "cluster"), n.hostname)
+      local f = fmt("%s/%s-%s.yaml", out, cfg.cluster_name, n.hostname)
       if fs.exists(f) then fs.remove(f) end
     end
     log.warn("talhelper is not on PATH: the generated configs were removed; run talhelper genconfig again")

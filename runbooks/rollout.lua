@@ -84,7 +84,7 @@ rb.phase("Image Factory", function()
                            schematic_at = n.schematic_at}
     end
     return {nodes = nodes, svc_cidr = c.svc_cidr, svc_cidrs = c.svc_cidrs, svc_cidr_explicit = c.svc_cidr_explicit,
-            talos_version = c.talos_version, cluster_name = tostring(c.data.clusterName or "cluster")}
+            talos_version = c.talos_version, cluster_name = c.cluster_name}
   end, {read_only = true})
 
   current = rb.step("read each node's extensions", function()
@@ -105,16 +105,19 @@ rb.phase("Image Factory", function()
     local pairs_, by_id, by_node = {}, {}, {}
     for _, n in ipairs(cfg.nodes) do
       local cur_id = current[n.hostname].schematic
-      local p = by_id[cur_id]
+      -- a schematic: block gets tailscale appended to its list, and
+      -- talhelper sends the block as written: the ID of that order
+      local append = n.schematic_at ~= nil
+      local p = by_id[cur_id .. (append and "/block" or "")]
       if not p then
         local cur = factory.fetch(cur_id, v.factory_url)
         if not cur then error(fmt("the factory does not know %s's schematic %s", n.hostname, cur_id)) end
-        local merged = factory.merge(cur, {extensions = {factory.TAILSCALE}})
+        local merged = factory.merge(cur, {extensions = {factory.TAILSCALE}}, {append = append})
         local dropped = factory.dropped(cur, merged)
         if #dropped > 0 then error("the new schematic would drop " .. table.concat(dropped, ", ")) end
         p = {current_id = cur_id, id = factory.id(merged), canonical = factory.canonical(merged),
              extensions = factory.extensions(merged), nodes = {}}
-        by_id[cur_id] = p
+        by_id[cur_id .. (append and "/block" or "")] = p
         pairs_[#pairs_ + 1] = p
       end
       p.nodes[#p.nodes + 1] = n.hostname

@@ -15,7 +15,8 @@ end
 
 --- In a dry-run, loads the simulated world that answers exec and http:
 --- sim/world.lua beside the runbook, else the shipped one; the scenario
---- from --scenario, else the world's scenarios/default.yaml.
+--- from --scenario (a name the world resolves, or a file), else what the
+--- world's default_scenario(opts) gives, else its scenarios/default.yaml.
 local function load_world(path, opts)
   local dir = path:match("^(.*)/[^/]*$") or "."
   local candidates = {dir .. "/sim/world.lua", dir .. "/../sim/world.lua"}
@@ -27,14 +28,22 @@ local function load_world(path, opts)
       f:close()
       local world = dofile(file)
       local root = file:match("^(.*)/sim/world%.lua$")
-      local scenario = opts.scenario or (root .. "/scenarios/default.yaml")
+      -- the world decides what a name means and what to rehearse without
+      -- one (the shipped world: the operator's own talconfig.yaml)
+      local scenario, about, warnings = opts.scenario, nil, {}
+      if scenario and world.scenario_path then scenario, about = world.scenario_path(scenario)
+      elseif not scenario and world.default_scenario then scenario, about, warnings = world.default_scenario(opts)
+      elseif not scenario then scenario = root .. "/scenarios/default.yaml" end
       world.load(scenario)
       package.loaded["runbook.world"] = world
       local fs = require "runbook.fs"
       for name, content in pairs(world.files and world.files() or {}) do
         if content and not fs.exists(name) then fs.seed(name, content) end
       end
-      events.emit{type = "log", level = "info", msg = "dry-run against the simulated world", fields = {scenario = scenario}}
+      about = about or ("the scenario " .. tostring(scenario))
+      events.emit{type = "world", scenario = type(scenario) == "string" and scenario or nil, about = about,
+                  text = "rehearsing against " .. about}
+      for _, w in ipairs(warnings or {}) do events.emit{type = "log", level = "warn", msg = "rehearsal: " .. w} end
       return world
     end
   end

@@ -188,17 +188,21 @@ end
 --- A copy of `current` with `add.extensions` added to its official
 --- extensions, sorted and deduplicated as the factory's web UI does (so the
 --- ID matches what users get from the UI). Everything else is kept.
+--- opts.append: added at the end, the current order kept: what a
+--- talconfig.yaml schematic: block holds once the rollout appended to its
+--- list, and so what talhelper sends the factory (the ID depends on order).
 ---@param current table the schematic the nodes run
 ---@param add {extensions:string[]}
+---@param opts? {append?: boolean}
 ---@return table the merged schematic
-function M.merge(current, add)
+function M.merge(current, add, opts)
   local copy = yaml.decode(yaml.encode(current or {})) or {}
   copy.customization = copy.customization or {}
   if copy.customization == yaml.null then copy.customization = {} end
   local set, list = {}, {}
   for _, e in ipairs(M.extensions(copy)) do if not set[e] then set[e] = true; list[#list + 1] = e end end
   for _, e in ipairs(add and add.extensions or {}) do if not set[e] then set[e] = true; list[#list + 1] = e end end
-  table.sort(list)
+  if not (opts and opts.append) then table.sort(list) end
   copy.customization.systemExtensions = {officialExtensions = list}
   return copy
 end

@@ -95,7 +95,7 @@ end
 --- talos_version}. A node's image_url and schematic fall back to its group's
 --- (controlPlane: or worker:), as talhelper merges them.
 --- The values used (hostname, ipAddress, talosImageURL, talosVersion,
---- clusterSvcNets) have talhelper's ${VAR} substitutions expanded; the text
+--- clusterSvcNets, clusterName) have talhelper's ${VAR} substitutions expanded; the text
 --- and data are as written.
 ---@param path string
 ---@return table {text, doc, nodes, talos_version, svc_cidr, ...}
@@ -155,9 +155,11 @@ function M.read(path)
     svcs[1] = host:find(":", 1, true) and M.DEFAULT_SVC_CIDR_V6 or M.DEFAULT_SVC_CIDR
   end
   local tv = data.talosVersion and x(tostring(data.talosVersion), "talosVersion") or nil
+  -- clusterName names the files genconfig writes (<clusterName>-<hostname>.yaml)
+  local cluster_name = data.clusterName ~= nil and x(tostring(data.clusterName), "clusterName") or "cluster"
   if tv and not tv:match("^v") then tv = "v" .. tv end      -- talhelper adds the v
   return {path = path, text = text, data = data, nodes = nodes, svc_cidr = svcs[1], svc_cidrs = svcs,
-          svc_cidr_explicit = explicit, talos_version = tv}
+          svc_cidr_explicit = explicit, talos_version = tv, cluster_name = cluster_name}
 end
 
 --- Sets nodes[i].talosImageURL (without tag, as talhelper expects).

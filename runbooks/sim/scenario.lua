@@ -14,7 +14,8 @@ local SCHEMA = {
   ["cluster.nodes.hostname"] = "string", ["cluster.nodes.ip"] = "string", ["cluster.nodes.role"] = "string",
   ["cluster.nodes.image"] = "string", ["cluster.nodes.extensions"] = "list", ["cluster.nodes.bootSeconds"] = "list",
   ["cluster.nodes.tailscaleConfigured"] = "boolean", ["cluster.nodes.previousImage"] = "string",
-  ["cluster.nodes.certSANs"] = "list", ["tailnet.adminState"] = "string", ["tailnet.devices.routes"] = "list",
+  ["cluster.nodes.certSANs"] = "list", ["cluster.nodes.schematic"] = "any", ["cluster.nodes.schematicID"] = "string",
+  ["tailnet.adminState"] = "string", ["tailnet.devices.routes"] = "list",
   ["factory.versions"] = "list", ["factory.extensions"] = "list",
   ["tailnet.name"] = "string", ["tailnet.autoApprovedRoutes"] = "list", ["tailnet.authKey"] = "table",
   ["tailnet.authKey.reusable"] = "boolean", ["tailnet.authKey.preauthorized"] = "boolean", ["tailnet.authKey.expired"] = "boolean",
@@ -58,7 +59,9 @@ local function validate(v, file, text, path)
     local want = SCHEMA[p]
     if want == nil then bad(file, text, k, fmt("unknown key '%s'", p)) end
     local got = type(val)
-    if want == "list" then
+    if want == "any" then  -- free-form below (a node's factory schematic)
+      if got ~= "table" then bad(file, text, k, fmt("'%s' must be a map", p)) end
+    elseif want == "list" then
       if got ~= "table" then bad(file, text, k, fmt("'%s' must be a list", p)) end
       for _, item in ipairs(val) do
         if type(item) == "table" then validate(item, file, text, p) end
@@ -80,11 +83,22 @@ local function rng(seed)
   end
 end
 
+local check
+
+--- The scenario in `text` (named `path` in errors), checked.
+local function load_text(text, path)
+  local ok, v = pcall(yaml.decode, text, {name = path})
+  if not ok then error(errors.new("scenario", tostring(v):gsub("^yaml: ", ""), {exit = 2}), 0) end
+  return check(v, path, text)
+end
+
 local function load_scenario(path)
   local okr, text = pcall(core_fs.read, path, {max = 16 * 1024 * 1024})
   if not okr then error(errors.new("scenario", tostring(text):gsub("^fs: ", ""), {exit = 2}), 0) end
-  local ok, v = pcall(yaml.decode, text, {name = path})
-  if not ok then error(errors.new("scenario", tostring(v):gsub("^yaml: ", ""), {exit = 2}), 0) end
+  return load_text(text, path)
+end
+
+function check(v, path, text)
   if type(v) ~= "table" then error(errors.new("scenario", path .. ": expected a map", {exit = 2}), 0) end
   validate(v, path, text)
   if not v.cluster or not v.cluster.nodes or #v.cluster.nodes == 0 then bad(path, text, "cluster", "the cluster needs nodes") end
@@ -111,4 +125,4 @@ local function load_scenario(path)
   return v
 end
 
-return {load_scenario = load_scenario, rng = rng}
+return {load_scenario = load_scenario, load_text = load_text, rng = rng}

@@ -107,10 +107,13 @@ local function talhelper(argv, opts)
   if not ok then return result(1, "", fmt("failed to read config file: open %s: no such file or directory\n", cfgfile)) end
   local okd, c = pcall(yaml.decode, text, {name = cfgfile})
   if not okd then return result(1, "", tostring(c) .. "\n") end
-  -- talhelper substitutes ${VAR} from the environment and talenv.yaml
-  -- before it reads the file: the values used here get the same expansion
+  -- talhelper substitutes ${VAR} from the environment and talenv.yaml in
+  -- the whole file before it parses it (pkg/config/loader.go, v3.1.16):
+  -- the values used here get the same expansion (clusterName names the
+  -- generated files)
   local lookup = lookup_with(opts, talconfig.env_lookup(path_of(cfgfile)))
   local oke, experr = pcall(function()
+    c.clusterName = talconfig.expand(c.clusterName, lookup, "clusterName")
     c.talosVersion = talconfig.expand(c.talosVersion, lookup, "talosVersion")
     for ni, n in ipairs(c.nodes or {}) do
       for _, k in ipairs({"hostname", "ipAddress", "talosImageURL"}) do

@@ -59,7 +59,8 @@ end
 -- The parts, each given the shared context: the state, this module, and
 -- the parts loaded before it.
 local ctx = {W = W, M = M, path_of = path_of}
-for _, part in ipairs{"scenario", "model", "output", "machineconfig", "talosctl", "talhelper", "cli", "http"} do
+for _, part in ipairs{"scenario", "model", "output", "machineconfig", "talosctl", "talhelper", "cli", "http",
+                      "from_talconfig"} do
   ctx[part] = assert(loadfile(here .. "/sim/" .. part .. ".lua"))(ctx)
 end
 local kubectl, tailscale = ctx.cli.kubectl, ctx.cli.tailscale
@@ -118,9 +119,37 @@ function M.http(req)
   error(errors.new("dns", fmt("%s: Could not resolve host: %s (the simulated world has no such host)", url, tostring(host)), {url = url}), 0)
 end
 
---- Loads a scenario and builds the world.
+--- The scenario a dry-run without --scenario rehearses: the operator's own
+--- talconfig.yaml (the one the runbook is given with --var talconfig=,
+--- else ./talconfig.yaml), else the built-in sample, saying so. Returns
+--- what M.load takes, a line saying what is simulated, and warnings.
+---@param opts table the run's options (sys.options())
+function M.default_scenario(opts)
+  local file = "talconfig.yaml"
+  for _, kv in ipairs(opts.vars or {}) do file = kv:match("^talconfig=(.+)$") or file end
+  if require("runbook.fs").exists(file) then
+    local text, about, warnings = ctx.from_talconfig.build(file)
+    return {text = text, name = file .. " (as a scenario)"}, about, warnings
+  end
+  return (M.scenario_path("sample")), fmt("the built-in sample cluster (no %s here to rehearse: --scenario sample)", file), {}
+end
+
+--- A named scenario: "sample" (the seed cluster of the mission), or the
+--- name of a file under scenarios/ without .yaml ("faults/boot-fails").
+--- Anything else is taken as a path.
+function M.scenario_path(name)
+  if name == "sample" then return here .. "/scenarios/default.yaml", "the built-in sample cluster (scenarios/default.yaml)" end
+  if not name:find("%.ya?ml$") and not name:find("^[./]") then
+    local file = here .. "/scenarios/" .. name .. ".yaml"
+    if require("runbook.fs.core").stat(file) then return file, "the shipped scenario " .. name end
+  end
+  return name
+end
+
+--- Loads a scenario (a file, or {text, name} as default_scenario builds)
+--- and builds the world.
 function M.load(path)
-  local v = load_scenario(path)
+  local v = type(path) == "table" and ctx.scenario.load_text(path.text, path.name) or load_scenario(path)
   for k in pairs(W) do W[k] = nil end       -- the parts hold this very table
   W.faults, W.rand, W.nodes, W.devices, W.schematics, W.log, W.next_dev =
     v.faults or {}, rng(v.seed or 1), {}, {}, {}, {}, 0
@@ -134,8 +163,16 @@ function M.load(path)
   register_schematic({customization = {}})
   for i, n in ipairs(c.nodes) do
     local exts = n.extensions or {}
-    local s = schematic_of_extensions(exts)
-    local id = register_schematic(s)
+    local id
+    if n.schematic then            -- the whole schematic (kernel args, overlays...)
+      id = register_schematic(n.schematic)
+      if not n.extensions then exts = factory.extensions(n.schematic) end
+    elseif n.schematicID then      -- an ID whose content the scenario does not know: rehearsed as its extensions
+      id = n.schematicID
+      W.schematics[id] = W.schematics[id] or factory.canonical(schematic_of_extensions(exts))
+    else
+      id = register_schematic(schematic_of_extensions(exts))
+    end
     local img = n.image or ("factory.talos.dev/installer/" .. id .. ":" .. W.talos_version)
     local slots = {A = {image = img, schematic = id, extensions = exts}}
     if n.previousImage then
