@@ -44,7 +44,7 @@ memcheck: build
 
 # The main job: the Tailscale rollout rehearsed on the built-in scenario.
 demo: build
-	./$(BUILD)/runbook run rollout.lua --dry-run
+	./$(BUILD)/runbook run rollout.lua --dry-run --scenario sample
 
 bench: build
 	bash bench/run.sh $(BUILD)/runbook
