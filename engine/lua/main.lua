@@ -86,6 +86,9 @@ function M.run(chunk, path)
               elapsed = time.monotonic(), level = ok and "info" or "error", summary = true,
               text = ok and ("finished in %.3fs%s"):format(time.monotonic(), opts.dry_run and " (virtual)" or "")
                     or ("stopped after %.3fs%s"):format(time.monotonic(), opts.dry_run and " (virtual)" or "")}
+  events.emit{type = "outcome", ok = ok, exit = code or (sys.interrupted() and 3 or 1),
+              error = not ok and tostring(type(res) == "table" and res.message or res) or nil,
+              level = ok and "info" or "error"}
   if not ok then error(res, 0) end
   return code
 end

@@ -155,7 +155,7 @@ local function fail(id, cause, what)
               text = fmt("✗ %s %s failed: %s", what, id, msg)}
   local done, failed = run_undos()
   local err = errors.new("step_failed", fmt("%s '%s' failed: %s", what, id, msg),
-                         {exit = 1, step = id, cause = cause, undone = done, undo_failed = failed})
+                         {exit = 1, step = id, what = what, cause = cause, undone = done, undo_failed = failed})
   if type(cause) == "table" and cause.traceback then err.traceback = cause.traceback end
   S.failed = err
   error(err, 0)
@@ -445,6 +445,32 @@ end)
 --- Called by the driver when the runbook returns or raises. Writes the
 --- journal's last record and the report, prints the summary, and returns
 --- the error to raise (nil when the run succeeded).
+--- The steps done in this run, not read-only, not undone.
+local function in_effect(undone)
+  local gone, out = {}, {}
+  for _, u in ipairs(undone or {}) do gone[u] = true end
+  for _, st in ipairs(S.steps) do
+    if st.status == "done" and st.id and not st.read_only and not gone[st.id] then out[#out + 1] = st.id end
+  end
+  return out
+end
+
+--- The last event of a run: its outcome as data, for whoever reads the
+--- JSON stream (docs/events.md).
+local function emit_outcome(ok, err, interrupted, report_path)
+  local e = type(err) == "table" and err or {}
+  local failed = S.failed
+  local exit = ok and 0 or interrupted and 3 or (math.tointeger(e.exit) or 1)
+  local undone = e.undone or {}
+  events.emit{type = "outcome", ok = ok, exit = exit, dry_run = M.dry_run, interrupted = interrupted or nil,
+              interrupted_at = interrupted and S.interrupted_at or nil,
+              failed = not ok and not interrupted and failed and failed.step or nil,
+              failed_kind = not ok and not interrupted and failed and failed.what or nil,
+              error = not ok and not interrupted and (e.message or tostring(err)) or nil,
+              undone = json.array(undone), undo_failed = json.array(e.undo_failed or {}),
+              in_effect = json.array(in_effect(undone)), report = report_path, level = ok and "info" or "error"}
+end
+
 function M._finish(ok, err)
   local interrupted = sys.interrupted()
   if not ok and not interrupted and not is_stop(err) and not errors.is(err, "usage") and #S.undo > 0 then
@@ -495,14 +521,7 @@ function M._finish(ok, err)
     if #undone > 0 then lines[#lines + 1] = "undone: " .. table.concat(undone, ", ") end
     local uf = type(err) == "table" and err.undo_failed or {}
     for _, f in ipairs(uf) do lines[#lines + 1] = fmt("UNDO FAILED: %s: %s (check this by hand)", f.id, f.err) end
-    local done = {}
-    for _, s in ipairs(S.steps) do
-      if s.status == "done" and s.id and not s.read_only then
-        local was_undone = false
-        for _, u in ipairs(undone) do if u == s.id then was_undone = true end end
-        if not was_undone then done[#done + 1] = s.id end
-      end
-    end
+    local done = in_effect(undone)
     if #done > 0 then lines[#lines + 1] = "still in effect: " .. table.concat(done, ", ") end
     if S.journal_failed then
       lines[#lines + 1] = fmt("next: make room for the journal (disk space, open files), then 'runbook run %s --resume': "
@@ -518,6 +537,7 @@ function M._finish(ok, err)
   for _, l in ipairs(lines) do
     events.emit{type = "summary", level = ok and "info" or "error", summary = true, text = l}
   end
+  emit_outcome(ok, err, interrupted, report_path)
   if S.journal then S.journal:release() end
   return err
 end

@@ -153,6 +153,28 @@ assert [e["seq"] for e in evs] == list(range(1, len(evs) + 1))
 PY
 then echo "ok   --output json: one valid event per line with schema, seq, time"; passes=$((passes+1)); else echo "FAIL json events"; fails=$((fails+1)); fi
 
+# the outcome, last, as data (#14 item 5): a failed step, what was undone, what stays
+cat > outcome.lua <<'LUA'
+local rb = require "runbook"
+rb.phase("P", function()
+  rb.step("kept", function() return 1 end, {read_only = false})
+  rb.step("undone", function() return 2 end, {undo = function() end})
+  rb.step("breaks", function() error("the cause") end)
+end)
+LUA
+"$bin" run outcome.lua --output json > outcome.jsonl 2>/dev/null
+if python3 - outcome.jsonl <<'PY'
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+o = evs[-1]
+assert o["type"] == "outcome", o
+assert o["ok"] is False and o["exit"] == 1 and o["failed"] == "P/breaks" and o["failed_kind"] == "step", o
+assert o["undone"] == ["P/undone"] and o["in_effect"] == ["P/kept"] and "the cause" in o["error"], o
+PY
+then echo "ok   the last JSON event is the outcome: failed step, undone, still in effect"; passes=$((passes+1)); else echo "FAIL outcome event: $(tail -1 outcome.jsonl)"; fails=$((fails+1)); fi
+printf 'return 0\n' > plain.lua
+"$bin" run plain.lua --output json 2>/dev/null | tail -1 | grep -q '"type":"outcome"' && { echo "ok   a plain script ends with an outcome event too"; passes=$((passes+1)); } || { echo "FAIL plain outcome"; fails=$((fails+1)); }
+
 "$bin" run undo.lua --fresh --report report.md >/dev/null 2>&1
 has "report lists the failed step" report.md "\| Two \| d \| failed: "
 has "report lists what was undone" report.md "^- One/c$"
