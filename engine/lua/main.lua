@@ -43,7 +43,9 @@ local function load_world(path, opts)
       about = about or ("the scenario " .. tostring(scenario))
       events.emit{type = "world", scenario = type(scenario) == "string" and scenario or nil, about = about,
                   text = "rehearsing against " .. about}
-      for _, w in ipairs(warnings or {}) do events.emit{type = "log", level = "warn", msg = "rehearsal: " .. w} end
+      warnings = warnings or {}
+      for _, w in ipairs(world.warnings and world.warnings(opts) or {}) do warnings[#warnings + 1] = w end
+      for _, w in ipairs(warnings) do events.emit{type = "log", level = "warn", msg = "rehearsal: " .. w} end
       return world
     end
   end

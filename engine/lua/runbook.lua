@@ -141,6 +141,18 @@ local function run_undos()
 end
 
 --- Stops the run: undo what asked for it, then raise a step_failed error.
+--- A failure's message for the operator: an error() raised in the shipped
+--- runbooks (or their world) carries its file:line, which is not theirs to
+--- read; -v keeps it. A runbook author's own file keeps its position.
+local shipped_dir = sys.runbooks_dir()
+local function plain_message(cause)
+  local msg = tostring(cause)
+  if shipped_dir and (opts.verbosity or 0) < 1 and msg:sub(1, #shipped_dir + 1) == shipped_dir .. "/" then
+    msg = msg:gsub("^[^:]+:%d+: ", "", 1)
+  end
+  return msg
+end
+
 local function fail(id, cause, what)
   if is_stop(cause) then error(cause, 0) end   -- an inner step already stopped the run
   if sys.interrupted() and errors.is(cause, "cancelled") then
@@ -150,7 +162,7 @@ local function fail(id, cause, what)
     S.interrupted_at = id
     error(cause, 0)
   end
-  local msg = type(cause) == "table" and tostring(cause) or tostring(cause)
+  local msg = plain_message(cause)
   events.emit{type = "step_failed", step = id, level = "error", error = msg,
               text = fmt("✗ %s %s failed: %s", what, id, msg)}
   local done, failed = run_undos()
@@ -191,6 +203,21 @@ function M.phase(name, fn)
   if not ok then error(err, 0) end
 end
 
+-- errors that come out the same however often they are tried: a plain
+-- error() (a refusal, a bug), bad input, a client error of a server
+local DETERMINISTIC = {error = true, usage = true, args = true, yaml = true, json = true, schematic = true,
+                       talconfig = true, scenario = true, too_large = true}
+
+--- Whether a failed attempt is worth another: transient kinds only
+--- (network, timeouts, a command that failed, a 5xx, 408, 429...).
+local function transient(err)
+  if type(err) ~= "table" then return false end            -- error("...") with a string
+  if DETERMINISTIC[err.kind] or err.exit == 2 then return false end
+  local st = math.tointeger(err.status)
+  if st and st >= 400 and st < 500 and st ~= 408 and st ~= 429 then return false end
+  return true
+end
+
 local function run_with_retries(fn, o)
   local tries = (o.retries or 0) + 1
   local backoff = o.backoff or 1
@@ -203,6 +230,12 @@ local function run_with_retries(fn, o)
     if ok then return true, res end
     if is_stop(res) or errors.is(res, "cancelled") then return false, res end
     last = res
+    local again = o.retry_on and o.retry_on(res) or (o.retry_on == nil and transient(res))
+    if attempt < tries and not again then
+      events.emit{type = "retry", attempt = attempt, retried = false, level = "info",
+                  text = fmt("  not retried: %s is not a transient failure", errors.is(res) and res.kind or "a plain error")}
+      return false, res
+    end
     if attempt < tries then
       events.emit{type = "retry", attempt = attempt, level = "warn", text = fmt("  attempt %d failed: %s; retrying in %gs", attempt, tostring(res), backoff)}
       time.sleep(backoff)
@@ -214,13 +247,14 @@ end
 
 ---@class runbook.StepOpts
 ---@field undo? fun(result:any) called with the step's result if a later step fails
----@field retries? integer extra attempts after a failure (default 0)
+---@field retries? integer extra attempts after a transient failure (default 0): not after a plain error(), bad input (exit 2) or a 4xx other than 408/429
+---@field retry_on? fun(err:any):boolean decides instead which failures are retried
 ---@field backoff? number seconds before the first retry, doubled after each (default 1)
 ---@field timeout? number seconds per attempt
 ---@field read_only? boolean the step changes nothing (left out of "still in effect")
 ---@field key? string stable key the journal finds the step by (default: "<phase>/<name>"); give one where another script reads the journal
 
-local STEP_OPTS = {undo = "function", retries = "number", backoff = "number", timeout = "number",
+local STEP_OPTS = {undo = "function", retries = "number", backoff = "number", timeout = "number", retry_on = "function",
                    read_only = "boolean", key = "string"}
 local GATE_OPTS = {timeout = "number", interval = "number", backoff = "number", max_interval = "number"}
 

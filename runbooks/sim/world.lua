@@ -134,6 +134,28 @@ function M.default_scenario(opts)
   return (M.scenario_path("sample")), fmt("the built-in sample cluster (no %s here to rehearse: --scenario sample)", file), {}
 end
 
+--- What a rehearsal should say before it starts: a talconfig.yaml here
+--- whose nodes the scenario does not have (a shipped scenario run in the
+--- operator's own directory) would only meet "connection refused".
+---@param opts table the run's options
+---@return string[]
+function M.warnings(opts)
+  local file = "talconfig.yaml"
+  for _, kv in ipairs(opts.vars or {}) do file = kv:match("^talconfig=(.+)$") or file end
+  local fs = require "runbook.fs"
+  if not fs.exists(file) then return {} end
+  local ok, tc = pcall(require("talconfig").read, file)
+  if not ok then return {} end
+  local known, strangers = {}, {}
+  for _, n in ipairs(W.nodes) do known[n.ip] = true end
+  for _, n in ipairs(tc.nodes) do
+    if n.ip and not known[n.ip] then strangers[#strangers + 1] = n.hostname .. " (" .. n.ip .. ")" end
+  end
+  if #strangers == 0 then return {} end
+  return {fmt("%s here names nodes this scenario does not simulate: %s; they will not answer. Rehearse your own "
+    .. "cluster without --scenario, or run the scenario in another directory", file, table.concat(strangers, ", "))}
+end
+
 --- A named scenario: "sample" (the seed cluster of the mission), or the
 --- name of a file under scenarios/ without .yaml ("faults/boot-fails").
 --- Anything else is taken as a path.

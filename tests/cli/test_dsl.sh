@@ -48,7 +48,7 @@ rb.step("break", function() error("no") end)
 LUA
 expect "still in effect lists only steps that changed something" 1 "still in effect: touch$" -- "$bin" run ro.lua --fresh
 printf 'local rb = require "runbook"\nrb.step("s", function() end, {undoo = function() end})\n' > typo.lua
-expect "unknown step option is named" 1 "typo.lua:2: step 's': unknown option 'undoo' \\(known: backoff, key, read_only, retries, timeout, undo\\)" -- "$bin" run typo.lua --fresh
+expect "unknown step option is named" 1 "typo.lua:2: step 's': unknown option 'undoo' \\(known: backoff, key, read_only, retries, retry_on, timeout, undo\\)" -- "$bin" run typo.lua --fresh
 printf 'local rb = require "runbook"\nrb.gate("g", function() return true end, {timeout = "5m"})\n' > typo2.lua
 expect "gate option of the wrong type is named" 1 "gate 'g': option 'timeout' must be a number, not a string" -- "$bin" run typo2.lua --fresh
 printf 'local rb = require "runbook"\nrb.step("s", function() end, {read_only = true, undo = function() end})\n' > ro2.lua
@@ -292,6 +292,24 @@ expect "a record without its id is an error naming the line" 2 "jr.journal:2: jo
 rm -f .runbook/jr.journal; mkdir .runbook/jr.journal
 expect "a journal that is a directory is exit 2" 2 "is a directory, not a journal" -- "$bin" run jr.lua --resume
 rmdir .runbook/jr.journal
+
+# retries are for transient failures only (#14 item 5)
+cat > retry.lua <<'LUA'
+local rb = require "runbook"
+local errors = require "runbook.error"
+local function note(s) local f = io.open("trail.retry", "a"); f:write(s, "\n"); f:close() end
+local mode = os.getenv("MODE")
+rb.step("flaky", function()
+  note(mode)
+  if mode == "plain" then error("the schematics differ") end
+  if mode == "notfound" then error(errors.new("factory", "GET returned 404", {status = 404}), 0) end
+  error(errors.new("connect", "connection refused"), 0)
+end, {retries = 2, backoff = 0.01})
+LUA
+for m in plain notfound connect; do rm -f trail.retry; MODE=$m "$bin" run retry.lua --fresh -q >/dev/null 2>&1; eval "n_$m=$(wc -l < trail.retry)"; done
+[ "$n_plain" = 1 ] && [ "$n_notfound" = 1 ] && [ "$n_connect" = 3 ] \
+  && { echo "ok   a plain error and a 404 are not retried; a connect error is (3 attempts)"; passes=$((passes+1)); } \
+  || { echo "FAIL retries: plain $n_plain, 404 $n_notfound, connect $n_connect attempts"; fails=$((fails+1)); }
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -8,7 +8,8 @@ local runbook = {}
 
 ---@class runbook.StepOpts
 ---@field undo? fun(result:any) run with the step's result if a later step fails
----@field retries? integer extra attempts after a failure (default 0)
+---@field retries? integer extra attempts after a transient failure (default 0): not after a plain error(), bad input (exit 2) or a 4xx other than 408/429
+---@field retry_on? fun(err:any):boolean decides instead which failures are retried
 ---@field backoff? number seconds before the first retry, doubled after each (default 1)
 ---@field timeout? number seconds per attempt
 ---@field read_only? boolean the step changes nothing (left out of "still in effect")
