@@ -49,6 +49,9 @@ static const char *const HELP_RUN =
   "  --output text|json     terminal view (default) or one JSON event per line\n"
   "  --log FILE             also append the plain-text log to FILE\n"
   "  --report FILE          also write the run report to FILE\n"
+  "  --limit LIST           the runbook's variable limit: the items (nodes) to change,\n"
+  "                         comma-separated (the rollout: hostnames)\n"
+  "  --exclude LIST         the runbook's variable exclude: the items to leave out\n"
   "  --step-timeout SECS    fail a step (then undo, as any failure) still running\n"
   "                         after SECS, waiting or computing; a step's own\n"
   "                         timeout wins\n"
@@ -140,6 +143,8 @@ static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST
                                  { "--log", 1, C(RB_CMD_RUN) },
                                  { "--report", 1, C(RB_CMD_RUN) },
                                  { "--step-timeout", 1, C(RB_CMD_RUN) },
+                                 { "--limit", 1, C(RB_CMD_RUN) },
+                                 { "--exclude", 1, C(RB_CMD_RUN) },
                                  { "--verbose", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) },
                                  { "--quiet", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) },
                                  { "--dir", 1, C(RB_CMD_WORLD) },
@@ -181,6 +186,8 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
   }
   else if (strcmp(name, "--log") == 0) cli->log_file = val;
   else if (strcmp(name, "--report") == 0) cli->report_file = val;
+  else if (strcmp(name, "--limit") == 0) cli->limit = val;
+  else if (strcmp(name, "--exclude") == 0) cli->exclude = val;
   else if (strcmp(name, "--step-timeout") == 0) {
     char *end;
     double secs = strtod(val, &end);

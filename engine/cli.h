@@ -34,6 +34,7 @@ typedef struct rb_cli {
   const char *vars[RB_CLI_MAX_VARS]; /* "K=V" */
   int nvars;
   double step_timeout;                  /* --step-timeout: seconds, 0 none */
+  const char *limit, *exclude;          /* --limit, --exclude: the runbook variables limit and exclude */
   const char *world_action, *world_dir; /* world serve --dir DIR */
   const char *world_url;                /* world call URL PROG ARGS... */
   char **call_argv;                     /* PROG ARGS... (NULL-terminated, points into argv) */

@@ -137,6 +137,8 @@ static int sys_options(lua_State *L) {
   set_str(L, "log_file", c->log_file);
   set_str(L, "report_file", c->report_file);
   set_str(L, "script", e->script);
+  set_str(L, "limit", c->limit);
+  set_str(L, "exclude", c->exclude);
   if (c->step_timeout > 0) {
     lua_pushnumber(L, c->step_timeout);
     lua_setfield(L, -2, "step_timeout");

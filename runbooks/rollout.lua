@@ -31,6 +31,10 @@ local v = rb.vars{
   accept_dns = {type = "boolean", default = false, desc = "TS_ACCEPT_DNS: let MagicDNS into the nodes' resolver"},
   pin_node_ip = {type = "boolean", default = true, desc = "pin the kubelet node IP and etcd's address to each node's LAN address"},
   confirm_each = {type = "boolean", default = false, desc = "also ask before each node (the plan is always confirmed once)"},
+  limit = {type = "list", desc = "roll only these nodes (hostnames, comma-separated: --limit); the gates still check the whole cluster"},
+  exclude = {type = "list", desc = "leave these nodes out (--exclude)"},
+  pause_after_first = {type = "boolean", default = false,
+                       desc = "a canary: stop (exit 0) once the first node passed every gate; --resume goes on"},
   factory_url = {type = "string", default = factory.DEFAULT_URL},
   tailscale_api = {type = "string", default = "https://api.tailscale.com"},
   boot_timeout = {type = "number", default = 900, desc = "seconds a node may take to come back"},
@@ -59,6 +63,68 @@ local cfg_dir = v.talconfig:match("^(.*)/[^/]*$") or "."
 local cfg            -- talconfig.yaml, read
 local current        -- node name -> {schematic, extensions}
 local target         -- {id, schematic, installers = {node -> ref}}
+
+--- The nodes this run changes (cfg.nodes): every node, or those of
+--- --limit less --exclude, less the nodes already done (tailscale in
+--- their extensions and in their talconfig.yaml entry: a second run, or
+--- one after a limited run, goes on with the rest). cfg.all keeps every
+--- node: the gates check the whole cluster.
+local nothing_to_do = false
+local function select_nodes()
+  cfg.all = cfg.all or cfg.nodes
+  local known, wanted, left_out = {}, nil, {}
+  for _, n in ipairs(cfg.all) do known[n.hostname] = n end
+  local function check_names(list, flag)
+    for _, name in ipairs(list or {}) do
+      if not known[name] then
+        local names = {}
+        for _, n in ipairs(cfg.all) do names[#names + 1] = n.hostname end
+        error(require("runbook.error").new("usage", fmt("%s names %s, which %s does not have (its nodes: %s)", flag, name,
+          v.talconfig, table.concat(names, ", ")), {exit = 2}), 0)
+      end
+    end
+  end
+  check_names(v.limit, "--limit"); check_names(v.exclude, "--exclude")
+  if v.limit then wanted = {} for _, name in ipairs(v.limit) do wanted[name] = true end end
+  for _, name in ipairs(v.exclude or {}) do left_out[name] = true end
+  local nodes = {}
+  for _, n in ipairs(cfg.all) do
+    local has = false
+    for _, e in ipairs(current[n.hostname].exts) do if e == "tailscale" then has = true end end
+    if has and talconfig.tailscale_service_of(n) then
+      log.info(n.hostname .. " already runs tailscale and has its talconfig.yaml entry: done, left as it is")
+    elseif (not wanted or wanted[n.hostname]) and not left_out[n.hostname] then
+      nodes[#nodes + 1] = n
+    end
+  end
+  -- a schematic: block of a group is every group member's: editing it for
+  -- one node changes the others' configs too
+  local chosen = {}
+  for _, n in ipairs(nodes) do chosen[n.hostname] = true end
+  for _, n in ipairs(nodes) do
+    if n.schematic_at == "group" then
+      for _, o in ipairs(cfg.all) do
+        if o.group_key == n.group_key and not chosen[o.hostname] and o.schematic_at == "group" then
+          local done = false
+          for _, e in ipairs(current[o.hostname].exts) do if e == "tailscale" then done = true end end
+          if not done then
+            error(require("runbook.error").new("usage", fmt("%s's schematic is the %s: group's, which %s shares and this run "
+              .. "leaves out: limit to the whole group, or give %s a schematic: block of its own", n.hostname, n.group_key,
+              o.hostname, n.hostname), {exit = 2}), 0)
+          end
+        end
+      end
+    end
+  end
+  cfg.nodes = nodes
+  nothing_to_do = #nodes == 0
+  if nothing_to_do then log.info("every node chosen already runs tailscale: nothing to do") end
+  if #nodes < #cfg.all and not nothing_to_do then
+    local names = {}
+    for _, n in ipairs(nodes) do names[#names + 1] = n.hostname end
+    log.info(fmt("this run changes %d of %d nodes: %s", #nodes, #cfg.all, table.concat(names, ", ")))
+  end
+end
 
 rb.phase("Image Factory", function()
   -- nothing changes before the cluster is known to be healthy (talconfig
@@ -97,6 +163,9 @@ rb.phase("Image Factory", function()
     for i, n in ipairs(cfg.nodes) do out[n.hostname] = list[i] end
     return out
   end, {read_only = true})
+
+  select_nodes()
+  if nothing_to_do then return end
 
   -- one new schematic per schematic the nodes run now (control planes on
   -- a vanilla image, GPU workers on another): each keeps its extensions,
@@ -185,6 +254,7 @@ local cp_ips_of = talconfig.control_plane_ips
 
 
 rb.phase("Configuration", function()
+  if nothing_to_do then return end
   -- every service CIDR is a route (a dual-stack cluster has two), and
   -- every route given is one of them
   routes = rb.step("check the routes", function()
@@ -302,7 +372,7 @@ rb.phase("Configuration", function()
     local ok, err = pcall(function()
       local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", dir}, {timeout = 300})
       if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", ""), 0) end
-      for _, n in ipairs(cfg.nodes) do
+      for _, n in ipairs(cfg.all) do     -- every node: nothing may be pending anywhere
         local file = fmt("%s/%s-%s.yaml", dir, cfg.cluster_name, n.hostname)
         local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
         local diff = (d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or ""
@@ -381,12 +451,12 @@ rb.phase("Configuration", function()
     fs.mkdir_p(dir, tonumber("700", 8))
     fs.write(state .. "/backups/.gitignore", "# machine configs and etcd snapshots hold the cluster's secrets\n*\n")
     local out = {dir = dir, configs = {}}
-    for _, n in ipairs(cfg.nodes) do
+    for _, n in ipairs(cfg.all) do
       local file = fmt("%s/%s.machineconfig.yaml", dir, n.hostname)
       fs.write(file, talos.machine_config(n.ip), {mode = tonumber("600", 8)})
       out.configs[n.hostname] = file
     end
-    local cp = cp_ips_of(cfg.nodes)[1]
+    local cp = cp_ips_of(cfg.all)[1]
     if cp then out.etcd = talos.etcd_snapshot(cp, dir .. "/etcd.snapshot") end
     return out
   end, {key = "backups"})
@@ -454,7 +524,7 @@ end)
 
 -- {====== 3. Sequential node updates
 
-local cp_ips = talconfig.control_plane_ips(cfg.nodes)
+local cp_ips = nothing_to_do and {} or talconfig.control_plane_ips(cfg.all)   -- etcd: every member
 
 --- The lines of an apply-config --dry-run diff that are not this run's own
 --- changes: the new install image for the old, the tailnet name in
@@ -503,9 +573,11 @@ local function boot_state(n)
 end
 
 rb.phase("Sequential node updates", function()
-  for _, n in ipairs(cfg.nodes) do
+  if nothing_to_do then return end
+  for i, n in ipairs(cfg.nodes) do
     local name = n.hostname
-    rb.gate("cluster healthy before " .. name, function() return checks.cluster_healthy(cfg.nodes) end,
+    local earlier = rb.is_done("upgrade/" .. name)    -- upgraded by the run being resumed
+    rb.gate("cluster healthy before " .. name, function() return checks.cluster_healthy(cfg.all) end,
             {timeout = 600, interval = v.poll_interval})
     local tn = target.nodes[name]
     if v.confirm_each and not rb.is_done("upgrade/" .. name) then
@@ -600,6 +672,9 @@ rb.phase("Sequential node updates", function()
     end, {timeout = 300, interval = v.poll_interval})
     -- this node passed every gate: a later failure leaves it as it is
     rb.commit()
+    if v.pause_after_first and i == 1 and not earlier and #cfg.nodes > 1 then
+      rb.pause(fmt("%s, the first node, passed every gate (%d more to go); look at it, then resume", name, #cfg.nodes - 1))
+    end
   end
 end)
 
@@ -608,6 +683,7 @@ end)
 -- {====== 4. Validation
 
 rb.phase("Validation", function()
+  if nothing_to_do then return end
   if v.api_key then
     rb.step("approve the routes where no autoApprover did", function()
       local approved = {}
@@ -642,7 +718,7 @@ rb.phase("Validation", function()
             {timeout = 300, interval = v.poll_interval})
   end
   rb.step("validate access", function()
-    local r = checks.all{nodes = cfg.nodes, names = names, routes = routes, svc_cidr = cfg.svc_cidr, probe_url = v.api_probe_url,
+    local r = checks.all{nodes = cfg.nodes, all = cfg.all, names = names, routes = routes, svc_cidr = cfg.svc_cidr, probe_url = v.api_probe_url,
                          tailnet = tailnet, api = v.tailscale_api, api_key = v.api_key,
                          operator_ns = v.operator_namespace, operator_device = v.operator_device}
     local bad = {}
@@ -660,6 +736,7 @@ end)
 -- {====== 5. Documentation
 
 rb.phase("Documentation", function()
+  if nothing_to_do then return end
   rb.step("write the access sheet", function()
     local b = {fmt("# Tailscale access: %s", v.talconfig), "",
                fmt("Generated by runbook rollout.lua on %s. Tailnet: `%s`.", time.iso(), tailnet), "",

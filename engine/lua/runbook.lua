@@ -78,6 +78,8 @@ local function fingerprint()
   local ok, text = pcall(core_fs.read, script)
   local vars = {}
   for _, kv in ipairs(opts.vars or {}) do vars[#vars + 1] = kv end
+  if opts.limit then vars[#vars + 1] = "limit=" .. opts.limit end
+  if opts.exclude then vars[#vars + 1] = "exclude=" .. opts.exclude end
   table.sort(vars)
   local file = opts.vars_file and select(2, pcall(core_fs.read, opts.vars_file, {max = 16 * 1024 * 1024})) or ""
   return {runbook = runbook_name, script_sha256 = ok and hash.sha256(text) or nil,
@@ -395,6 +397,15 @@ function M.is_done(key)
   return start().resume[key] ~= nil
 end
 
+--- Stops the run here on purpose, exit 0, nothing undone and the journal
+--- left open: `--resume` (with the same variables) continues after the
+--- last finished step. A canary: pause once the first node passed its gates.
+---@param reason string what the operator should look at before resuming
+function M.pause(reason)
+  args.check(1, "pause", reason, "string")
+  error(errors.new("paused", reason, {exit = 0, stop = true}), 0)
+end
+
 --- Accepts everything done so far: a later failure no longer undoes the
 --- steps before this point (a node that passed all its gates stays).
 function M.commit()
@@ -491,10 +502,15 @@ end
 
 --- The last event of a run: its outcome as data, for whoever reads the
 --- JSON stream (docs/events.md).
-local function emit_outcome(ok, err, interrupted, report_path)
+local function emit_outcome(ok, err, interrupted, report_path, paused)
   local e = type(err) == "table" and err or {}
   local failed = S.failed
   local exit = ok and 0 or interrupted and 3 or (math.tointeger(e.exit) or 1)
+  if paused then
+    events.emit{type = "outcome", ok = true, exit = 0, paused = true, reason = e.message, dry_run = M.dry_run,
+                in_effect = json.array(in_effect({})), report = report_path}
+    return
+  end
   local undone = e.undone or {}
   events.emit{type = "outcome", ok = ok, exit = exit, dry_run = M.dry_run, interrupted = interrupted or nil,
               interrupted_at = interrupted and S.interrupted_at or nil,
@@ -507,6 +523,7 @@ end
 
 function M._finish(ok, err)
   local interrupted = sys.interrupted()
+  local paused = not ok and errors.is(err, "paused")
   if not ok and not interrupted and not is_stop(err) and not errors.is(err, "usage") and #S.undo > 0 then
     -- a plain error between steps also undoes what asked for it
     local done, failed = run_undos()
@@ -522,6 +539,7 @@ function M._finish(ok, err)
   end
   -- a run that recorded nothing has no journal to finish
   local okj, jerr = pcall(function()
+    if paused then return end       -- left open: --resume continues it
     if recorded and ok then journal_write{type = "finish", ok = true, exit = 0}
     elseif recorded and not interrupted then
       journal_write{type = "finish", ok = false, changed = changed, exit = type(err) == "table" and err.exit or 1,
@@ -545,6 +563,10 @@ function M._finish(ok, err)
   local lines = {}
   if ok then
     lines[#lines + 1] = fmt("%s %s in %s", M.dry_run and "rehearsed" or "done:", runbook_name, duration(mono()))
+  elseif paused then
+    lines[#lines + 1] = fmt("paused: %s", err.message)
+    lines[#lines + 1] = M.dry_run and "a rehearsal ends here; the real run pauses at the same point"
+                        or fmt("continue with: runbook run %s --resume (with the same --var flags)", runbook_name)
   elseif interrupted then
     lines[#lines + 1] = fmt("interrupted: %s stopped where it was%s; nothing was undone; continue with: runbook run %s --resume",
                             runbook_name, S.interrupted_at and (" (in " .. S.interrupted_at .. ", not finished: it runs again on --resume)") or "",
@@ -569,9 +591,9 @@ function M._finish(ok, err)
   end
   if report_path then lines[#lines + 1] = "report: " .. report_path end
   for _, l in ipairs(lines) do
-    events.emit{type = "summary", level = ok and "info" or "error", summary = true, text = l}
+    events.emit{type = "summary", level = (ok or paused) and "info" or "error", summary = true, text = l}
   end
-  emit_outcome(ok, err, interrupted, report_path)
+  emit_outcome(ok, err, interrupted, report_path, paused)
   if S.journal then S.journal:release() end
   return err
 end

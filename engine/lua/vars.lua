@@ -78,6 +78,15 @@ function M.resolve(specs, opts, var_specs, var_values)
     local k, val = kv:match("^([^=]+)=(.*)$")
     from_cli[k] = val
   end
+  -- --limit and --exclude are the variables limit and exclude
+  for _, k in ipairs{"limit", "exclude"} do
+    if opts[k] then
+      if not var_specs[k] then
+        error(usage_error(fmt("--%s: this runbook has no variable '%s' to take it", k, k)), 0)
+      end
+      from_cli[k] = opts[k]
+    end
+  end
   -- unknown names
   local known = {}
   for name, spec in pairs(var_specs) do

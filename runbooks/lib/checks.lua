@@ -190,7 +190,9 @@ function M.all(cfg)
   add("API server through the route", function() return M.api_through_route(cfg.svc_cidr, cfg.probe_url) end)
   add("Kubernetes operator", function() return M.operator(cfg.operator_ns, cfg.operator_device) end)
   add("Kubernetes nodes Ready", function() return M.nodes_ready() end)
-  add("etcd healthy", function() return M.etcd_healthy(talconfig.control_plane_ips(cfg.nodes)) end)
+  -- etcd on every member: cfg.all is the whole cluster when the run changed
+  -- only some of it (--limit), cfg.nodes otherwise
+  add("etcd healthy", function() return M.etcd_healthy(talconfig.control_plane_ips(cfg.all or cfg.nodes)) end)
   return async.map(list, function(c)
     local ok, v, obs = pcall(c.fn)
     if not ok then return {name = c.name, ok = false, observation = tostring(v)} end

@@ -44,6 +44,37 @@ sed -i 's/^CP1_IP: .*//' talenv.yaml
 [ $code -eq 2 ] && grep -q "nodes\[1\].ipAddress is '\${CP1_IP}' and CP1_IP is not set" unset.out && ! grep -q "\.lua:[0-9]" unset.out \
   && ok "an unset talhelper variable: exit 2, named, no traceback" || bad "unset variable: exit $code: $(cat unset.out)"
 
+# --limit, --exclude and the canary pause (#14 item 4), on my cluster
+cd "$tmp/mine" && sed -i 's/^$/CP1_IP: 10.0.3.21/' talenv.yaml && grep -q CP1_IP talenv.yaml || echo 'CP1_IP: 10.0.3.21' >> talenv.yaml
+"$bin" run rollout.lua --dry-run --limit worker-1 --exclude gpu-1 --output json >limit.json 2>/dev/null; code=$?
+python3 - limit.json <<'PY' && [ $code -eq 0 ] && ok "--limit worker-1: only worker-1 is configured and upgraded; the gates still check every node" || bad "--limit: exit $code"
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+done = [e["step"] for e in evs if e["type"] == "step_done"]
+ups = [s for s in done if "/upgrade " in s or "/configure " in s]
+assert ups == ["Sequential node updates/configure worker-1", "Sequential node updates/upgrade worker-1"], ups
+polls = [e for e in evs if e["type"] == "gate_done" and e["gate"].endswith("cluster healthy before worker-1")]
+assert polls, "no cluster gate before worker-1"
+assert any("this run changes 1 of 5 nodes: worker-1" in e.get("msg", "") for e in evs if e["type"] == "log")
+PY
+"$bin" run rollout.lua --dry-run --limit cp-1 >cp1.out 2>&1; code=$?
+[ $code -eq 2 ] && grep -q "cp-1's schematic is the controlPlane: group's, which cp-2 shares and this run leaves out" cp1.out \
+  && ok "--limit cp-1 is refused: its schematic: block is the whole group's" || bad "--limit cp-1: exit $code: $(grep stopped cp1.out)"
+"$bin" run rollout.lua --dry-run --limit cp-9 >cp9.out 2>&1; code=$?
+[ $code -eq 2 ] && grep -q "\-\-limit names cp-9, which talconfig.yaml does not have (its nodes: cp-1, cp-2, cp-3, worker-1, gpu-1)" cp9.out \
+  && ok "--limit with an unknown node: exit 2, naming the nodes" || bad "--limit cp-9: exit $code"
+"$bin" run rollout.lua --dry-run --var pause_after_first=true --output json >pause.json 2>/dev/null; code=$?
+python3 - pause.json <<'PY' && [ $code -eq 0 ] && ok "pause_after_first: exit 0 once the first node passed every gate, nothing more upgraded" || bad "pause: exit $code"
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+ups = [e["step"] for e in evs if e["type"] == "step_done" and "/upgrade " in e["step"]]
+assert ups == ["Sequential node updates/upgrade cp-1"], ups
+o = evs[-1]
+assert o["type"] == "outcome" and o["paused"] is True and o["exit"] == 0 and "cp-1, the first node, passed every gate (4 more to go)" in o["reason"], o
+gates = [e["gate"] for e in evs if e["type"] == "gate_done"]
+assert any(g.endswith("cp-1 online in the tailnet as cp-1") for g in gates), gates
+PY
+
 # no talconfig.yaml here: the sample, saying so; and by name
 mkdir "$tmp/empty" && cd "$tmp/empty"
 "$bin" run rollout.lua --dry-run -q >/dev/null 2>sample.err; code=$?

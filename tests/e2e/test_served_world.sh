@@ -131,6 +131,36 @@ assert s["k8s-3"]["upgrades"] == 0, s
 PY
 [ $code -eq 1 ] && ok "the resumed run stops again at the same fault (exit 1)" || bad "resume exit $code"
 
+# the canary (#14 item 4): a real run pauses (exit 0) once k8s-1 passed
+# every gate; --resume rolls the rest, k8s-1 not again; a second rollout
+# finds every node done and changes nothing
+cd "$tmp"
+serve_again "$tmp/fast.yaml" "$tmp/world4"
+TS_AUTHKEY=$key "$bin" run rollout.lua --yes "${common[@]}" --var pause_after_first=true >"$tmp/p1.out" 2>&1; code=$?
+state=$(curl -s "$url/state")
+python3 - "$state" <<'PY' && [ $code -eq 0 ] && grep -q "paused: k8s-1, the first node, passed every gate (2 more to go)" "$tmp/p1.out" \
+  && grep -q "continue with: runbook run rollout.lua --resume" "$tmp/p1.out" \
+  && ok "pause_after_first: exit 0 after k8s-1, the others untouched, a resume hint" || bad "canary pause: exit $code; $(tail -3 "$tmp/p1.out"); $state"
+import json, sys
+s = {n["name"]: n for n in json.loads(sys.argv[1])["nodes"]}
+assert s["k8s-1"]["upgrades"] == 1 and s["k8s-2"]["upgrades"] == 0 and s["k8s-3"]["upgrades"] == 0, s
+PY
+TS_AUTHKEY=$key "$bin" run rollout.lua --yes --resume "${common[@]}" --var pause_after_first=true >"$tmp/p2.out" 2>&1; code=$?
+state=$(curl -s "$url/state")
+python3 - "$state" <<'PY' && [ $code -eq 0 ] && ok "--resume after the pause rolls k8s-2 and k8s-3, k8s-1 not again" || bad "resume after pause: exit $code; $(tail -3 "$tmp/p2.out"); $state"
+import json, sys
+s = {n["name"]: n for n in json.loads(sys.argv[1])["nodes"]}
+assert all(s[n]["upgrades"] == 1 and s[n]["tailscale"] == "Running" for n in ("k8s-1", "k8s-2", "k8s-3")), s
+PY
+TS_AUTHKEY=$key "$bin" run rollout.lua --yes "${common[@]}" >"$tmp/p3.out" 2>&1; code=$?
+state=$(curl -s "$url/state")
+python3 - "$state" <<'PY' && [ $code -eq 0 ] && grep -q "every node chosen already runs tailscale: nothing to do" "$tmp/p3.out" \
+  && ok "a rollout of a rolled-out cluster changes nothing (exit 0, no upgrade)" || bad "second rollout: exit $code; $(tail -3 "$tmp/p3.out")"
+import json, sys
+s = {n["name"]: n for n in json.loads(sys.argv[1])["nodes"]}
+assert all(s[n]["upgrades"] == 1 for n in ("k8s-1", "k8s-2", "k8s-3")), s
+PY
+
 # Talos and talosctl v1.11: etcd status with PROTOCOL and STORAGE, the same rollout
 cd "$tmp"
 sed 's/bootSeconds: \[90, 150\]/bootSeconds: [1, 2]/' "$src/runbooks/scenarios/faults/talos-v1.11.yaml" > "$tmp/v111.yaml"

@@ -60,6 +60,11 @@ function runbook.gate(name, check, opts) end
 ---@return boolean
 function runbook.is_done(key) end
 
+--- Stops the run here on purpose: exit 0, nothing undone, the journal left
+--- open so that --resume (same variables) continues after the last step.
+---@param reason string
+function runbook.pause(reason) end
+
 --- Accepts everything done so far: a later failure no longer undoes it.
 function runbook.commit() end
 
