@@ -124,23 +124,40 @@ static void first_comment(const char *path, char *out, size_t len) {
   fclose(f);
 }
 
-static int cmd_list(void) {
-  const char *dir = engine_runbooks_dir();
+/* Prints the runbooks of one directory; returns how many. */
+static int list_dir(const char *dir, const char *label) {
   char **files;
   int n, i;
-  if (dir == NULL || (n = list_lua(dir, &files)) < 0) {
-    fprintf(stderr, "runbook: cannot find the shipped runbooks directory\n");
-    return RB_EXIT_FAILED;
-  }
+  if ((n = list_lua(dir, &files)) < 0) return 0;
+  if (n > 0) printf("%s (%s):\n", label, dir);
   for (i = 0; i < n; i++) {
     char desc[512];
     const char *base = strrchr(files[i], '/') + 1;
     first_comment(files[i], desc, sizeof desc);
-    printf("%-16s %s\n", base, desc);
+    printf("  %-16s %s\n", base, desc);
     free(files[i]);
   }
-  if (n == 0) printf("(no runbooks in %s)\n", dir);
   free(files);
+  return n;
+}
+
+/* The runbooks `run` would find by name, in its order: each directory of
+** RUNBOOK_PATH, then the shipped ones. */
+static int cmd_list(void) {
+  const char *dir = engine_runbooks_dir(), *rp = getenv("RUNBOOK_PATH");
+  int total = 0;
+  if (rp) {
+    char *copy = strdup(rp), *save = NULL, *d;
+    for (d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save))
+      total += list_dir(d, "RUNBOOK_PATH");
+    free(copy);
+  }
+  if (dir == NULL) {
+    fprintf(stderr, "runbook: cannot find the shipped runbooks directory\n");
+    return total > 0 ? RB_EXIT_OK : RB_EXIT_FAILED;
+  }
+  total += list_dir(dir, "shipped");
+  if (total == 0) printf("(no runbooks in %s)\n", dir);
   return RB_EXIT_OK;
 }
 

@@ -115,7 +115,7 @@ function M.request(req)
   end
   local method = (opts.method or "GET"):upper()
   opts.method = method
-  if opts.insecure then
+  if opts.insecure and opts.url:lower():match("^https://") then  -- plain http has no TLS to skip
     events.emit{type = "log", level = "warn", msg = ("TLS verification is off for %s"):format(opts.url)}
   end
   events.emit{type = "http", method = method, url = opts.url, level = "debug",

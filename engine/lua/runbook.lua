@@ -551,7 +551,9 @@ function M._finish(ok, err)
   local report_path
   local okw, werr = pcall(function()
     core_fs.mkdir_p(state_dir)
-    report_path = fmt("%s/%s.%s.md", state_dir, base, M.dry_run and "plan" or "report")
+    -- a rehearsal that stopped does not overwrite the last plan that ran
+    -- to its end: it is the plan.failed.md beside it
+    report_path = fmt("%s/%s.%s.md", state_dir, base, not M.dry_run and "report" or (ok or paused) and "plan" or "plan.failed")
     core_fs.write(report_path, sys.mask(text), {mode = tonumber("600", 8)})
     if opts.report_file then core_fs.write(opts.report_file, sys.mask(text), {mode = tonumber("600", 8)}) end
   end)

@@ -177,5 +177,15 @@ rm -rf .runbook; mkdir .runbook; ln -s /dev/zero .runbook/j.journal
 expect "a journal that is a device is refused (exit 2), not read for ever" 2 "is not a regular file \(a device, FIFO or socket\)" -- "$bin" run j.lua --resume
 cd "$tmp"
 
+# ---- a failed rehearsal keeps the last good plan (#14 item 5)
+mkdir -p plans && cd plans
+printf 'local rb = require "runbook"\nrb.step("one", function() if os.getenv("BREAK") then error("broken") end return 1 end)\n' > p.lua
+"$bin" run p.lua --dry-run -q >/dev/null 2>&1
+cp .runbook/p.plan.md good.md
+BREAK=1 "$bin" run p.lua --dry-run >bad.out 2>&1; code=$?
+[ $code -eq 1 ] && cmp -s .runbook/p.plan.md good.md && grep -q "report: .runbook/p.plan.failed.md" bad.out && grep -q "broken" .runbook/p.plan.failed.md \
+  && ok "a failed rehearsal writes plan.failed.md and keeps the last good plan" || bad "plans: exit $code; $(ls .runbook)"
+cd "$tmp"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

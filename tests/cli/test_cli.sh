@@ -40,6 +40,9 @@ expect "sleep in real time" 0 "" -- "$bin" run sleepy.lua
 expect "check compiles" 0 "compiles" -- "$bin" check empty.lua
 expect "check syntax error" 2 "syntax.lua:1:" -- "$bin" check syntax.lua
 expect "list shows demo" 0 "demo.lua" -- "$bin" list
+mkdir -p mine && printf -- '-- my own recovery script\nreturn 0\n' > mine/own.lua
+expect "list follows RUNBOOK_PATH first, as run does" 0 "RUNBOOK_PATH \(mine\):
+  own.lua +my own recovery script" -- env RUNBOOK_PATH=mine "$bin" list
 expect "lookup in source tree from any dir" 0 "" -- "$bin" run demo.lua --dry-run -q
 mkdir -p rp && printf 'return 0\n' > rp/mine.lua
 expect "lookup on RUNBOOK_PATH" 0 "" -- env RUNBOOK_PATH="$tmp/nothing:$tmp/rp" "$bin" run mine.lua

@@ -14,7 +14,10 @@ run() {   # run NAME SCENARIO SPEC [extra args...]
   local dir="$tmp/$name"; mkdir -p "$dir"
   (cd "$dir" && "$bin" run rollout.lua --dry-run --scenario "$scen" --output json "$@" >events.jsonl 2>stderr.txt)
   local code=$?
-  if out=$(python3 "$src/tests/e2e/check.py" "$dir/events.jsonl" "$dir/.runbook/rollout.plan.md" "$code" "$spec" 2>&1); then
+  # a rehearsal that stopped writes plan.failed.md (the last good plan stays)
+  local plan="$dir/.runbook/rollout.plan.md"
+  [ $code -ne 0 ] && plan="$dir/.runbook/rollout.plan.failed.md"
+  if out=$(python3 "$src/tests/e2e/check.py" "$dir/events.jsonl" "$plan" "$code" "$spec" 2>&1); then
     echo "ok   $name"; passes=$((passes+1))
   else
     echo "FAIL $name: $out"; tail -5 "$dir/stderr.txt"; fails=$((fails+1))
