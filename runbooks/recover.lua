@@ -50,14 +50,25 @@ if v.action == "none" then return end
 rb.phase("Repair " .. target.hostname, function()
   local healthy_cp
   for _, n in ipairs(cfg.nodes) do
-    if n.control_plane and n.hostname ~= target.hostname then healthy_cp = healthy_cp or n.ip end
+    if n.control_plane and n.hostname ~= target.hostname then healthy_cp = healthy_cp or n end
   end
-  if v.action == "snapshot" or v.action == "rollback" or v.action == "reboot" then
-    rb.step("etcd snapshot before " .. v.action, function()
-      return recovery.etcd_snapshot(healthy_cp or target.ip, v.snapshot_dir)
+  -- action=snapshot: the snapshot of the node asked for (it must run
+  -- etcd); before a rollback or reboot: from another control plane, the
+  -- one being repaired may not answer
+  if v.action == "snapshot" then
+    if not target.control_plane then
+      error(require("runbook.error").new("usage", target.hostname .. " is a worker: it runs no etcd to snapshot", {exit = 2}), 0)
+    end
+    rb.step("etcd snapshot of " .. target.hostname, function()
+      return recovery.etcd_snapshot(target.ip, v.snapshot_dir, target.hostname)
+    end)
+    return
+  elseif v.action == "rollback" or v.action == "reboot" then
+    local from = healthy_cp or target
+    rb.step(string.format("etcd snapshot from %s before the %s", from.hostname, v.action), function()
+      return recovery.etcd_snapshot(from.ip, v.snapshot_dir, from.hostname)
     end)
   end
-  if v.action == "snapshot" then return end
   rb.confirm(string.format("%s on %s (%s)?", v.action, target.hostname, target.ip))
   rb.step(v.action .. " " .. target.hostname, function()
     if v.action == "restart" then recovery.restart_tailscale(target.ip)

@@ -83,15 +83,17 @@ function M.summarize(results, etcd)
   return lines
 end
 
---- Takes an etcd snapshot from a healthy control-plane node into `dir`.
----@param node string
+--- Takes an etcd snapshot of a control-plane node into `dir` (0700), as
+--- `etcd-<name>-<UTC time>.snapshot`: written 0600 by talosctl (etcd.go,
+--- v1.11.0), checked (size and trailing sha256) by talos.etcd_snapshot.
+---@param node string its address
 ---@param dir string
----@return string the snapshot file
-function M.etcd_snapshot(node, dir)
-  fs.mkdir_p(dir)
-  local file = fmt("%s/etcd-%s-%s.snapshot", dir, node, os.date("!%Y%m%dT%H%M%SZ", math.floor(require("runbook.time").now())))
-  talos.run(node, "etcd", "snapshot", file)
-  return file
+---@param name? string its hostname, for the file name
+---@return table {file, size, hash, revision}
+function M.etcd_snapshot(node, dir, name)
+  fs.mkdir_p(dir, tonumber("700", 8))
+  local file = fmt("%s/etcd-%s-%s.snapshot", dir, name or node, os.date("!%Y%m%dT%H%M%SZ", math.floor(require("runbook.time").now())))
+  return talos.etcd_snapshot(node, file)
 end
 
 ---@param node string
