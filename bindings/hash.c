@@ -1,19 +1,63 @@
 /*
 ** hash.c: runbook.hash, digests from OpenSSL's libcrypto (EVP), never
 ** hand-written. sha256(data) -> lowercase hex.
+**
+** libcrypto is loaded at the first digest, not linked: its 21,000
+** relocations were most of the dynamic loader's work at every start-up
+** (docs/benchmarks.md), for a function most runs call once or never. The
+** build still compiles against OpenSSL's headers; RB_CRYPTO_SONAME is the
+** soname it was made against.
 */
+#include <dlfcn.h>
+#include <string.h>
+
 #include <openssl/evp.h>
 
 #include "bindings.h"
 
+#ifndef RB_CRYPTO_SONAME
+#define RB_CRYPTO_SONAME "libcrypto.so.3"
+#endif
+
+typedef int (*digest_fn)(const void *, size_t, unsigned char *, unsigned int *, const EVP_MD *, ENGINE *);
+typedef const EVP_MD *(*md_fn)(void);
+
+static digest_fn p_digest;
+static md_fn p_sha256;
+
+/* Returns NULL, or why libcrypto cannot be used. */
+static const char *load_crypto(void) {
+  static char why[256];
+  void *lib, *d, *m;
+  if (p_digest) return NULL;
+  if (why[0]) return why;
+  lib = dlopen(RB_CRYPTO_SONAME, RTLD_NOW | RTLD_LOCAL); /* kept open for the process */
+  if (lib == NULL) {
+    const char *e = dlerror();
+    snprintf(why, sizeof why, "cannot load libcrypto (%s): %s; install it: apt-get install libssl3", RB_CRYPTO_SONAME,
+             e ? e : "unknown error");
+    return why;
+  }
+  d = dlsym(lib, "EVP_Digest");
+  m = dlsym(lib, "EVP_sha256");
+  if (d == NULL || m == NULL) {
+    snprintf(why, sizeof why, "%s lacks EVP_Digest or EVP_sha256", RB_CRYPTO_SONAME);
+    return why;
+  }
+  memcpy(&p_sha256, &m, sizeof m); /* POSIX: a dlsym result converts to a function pointer */
+  memcpy(&p_digest, &d, sizeof d);
+  return NULL;
+}
+
 static int hash_sha256(lua_State *L) {
   size_t len;
-  const char *s = luaL_checklstring(L, 1, &len);
+  const char *s = luaL_checklstring(L, 1, &len), *why;
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int n = 0, i;
   char hex[2 * EVP_MAX_MD_SIZE + 1];
   static const char digits[] = "0123456789abcdef";
-  if (!EVP_Digest(s, len, md, &n, EVP_sha256(), NULL)) return rb_error_raise(L, "hash", "sha256 failed in libcrypto");
+  if ((why = load_crypto()) != NULL) return rb_error_raise(L, "hash", "%s", why);
+  if (!p_digest(s, len, md, &n, p_sha256(), NULL)) return rb_error_raise(L, "hash", "sha256 failed in libcrypto");
   for (i = 0; i < n; i++) {
     hex[2 * i] = digits[md[i] >> 4];
     hex[2 * i + 1] = digits[md[i] & 15];
