@@ -144,22 +144,61 @@ end
 
 --- Prints the phases, steps, gates and confirmations a runbook declares,
 --- found in its source (names built at run time show their literal part).
+--- The first argument of a call starting at src[i] (just after its "("),
+--- as the outline shows it: string literals as written, a format string's
+--- %s and any other expression as "…".
+local function first_arg(src, i)
+  local out, depth, j = {}, 0, i
+  while j <= #src do
+    local c = src:sub(j, j)
+    if c == '"' or c == "'" then
+      local k, lit = j + 1, {}
+      while k <= #src and src:sub(k, k) ~= c do
+        if src:sub(k, k) == "\\" then k = k + 1 end
+        lit[#lit + 1] = src:sub(k, k)
+        k = k + 1
+      end
+      if depth == 0 or #out == 0 or out[#out] == "…" then
+        out[#out + 1] = (table.concat(lit):gsub("%%[%-%d%.]*[sdqgf]", "…"))
+      end
+      j = k + 1
+    elseif c == "(" or c == "{" or c == "[" then depth = depth + 1; j = j + 1
+    elseif c == ")" or c == "}" or c == "]" then
+      if depth == 0 then break end
+      depth = depth - 1; j = j + 1
+    elseif c == "," and depth == 0 then break
+    elseif c:match("[%w_]") then
+      local word = src:match("^[%w_%.:]+", j)
+      -- a value (the arguments of a format call are inside its parentheses)
+      if depth == 0 and not (word == "fmt" or word:match("format$")) and out[#out] ~= "…" then out[#out + 1] = "…" end
+      j = j + #word
+    else j = j + 1 end
+  end
+  local text = table.concat(out):gsub("…+", "…")
+  return text ~= "" and text or "…"
+end
+
+--- Lists what a runbook declares, read from its source without running
+--- it: phases, steps, gates and confirmations, names built at run time
+--- shown with "…" where a value goes ("… runs the new schematic").
 function M.outline(path)
   local f = assert(io.open(path, "r"))
   local src = f:read("a")
   f:close()
-  local n = 0
-  local lineno = 1
-  for line in (src .. "\n"):gmatch("(.-)\n") do
-    for kind, q, name in line:gmatch("%.(%a+)%s*%(%s*([\"'])(.-)%2") do
-      if kind == "phase" or kind == "step" or kind == "gate" or kind == "confirm" then
-        local rest = line:match("%." .. kind .. "%s*%(%s*[\"'].-[\"']%s*(%.%.)")
-        local indent = kind == "phase" and "" or "  "
-        sys.write("stdout", ("%s%-7s %s%s   (line %d)\n"):format(indent, kind, name, rest and "…" or "", lineno))
-        n = n + 1
-      end
+  local n, pos = 0, 1
+  while true do
+    local s, e, kind = src:find("[%w_]%.(%a+)%s*%(", pos)
+    if not s then break end
+    pos = e + 1
+    local line_start = 1
+    for k = s, 1, -1 do if src:sub(k, k) == "\n" then line_start = k + 1; break end end
+    local commented = src:sub(line_start, s):find("--", 1, true)
+    if (kind == "phase" or kind == "step" or kind == "gate" or kind == "confirm") and not commented then
+      local _, lines = src:sub(1, s):gsub("\n", "")
+      local indent = kind == "phase" and "" or "  "
+      sys.write("stdout", ("%s%-7s %s   (line %d)\n"):format(indent, kind, first_arg(src, e + 1), lines + 1))
+      n = n + 1
     end
-    lineno = lineno + 1
   end
   if n == 0 then sys.write("stdout", "(no phases or steps declared)\n") end
   sys.write("stdout", ("%s compiles\n"):format(basename(path)))

@@ -39,6 +39,24 @@ expect "empty runbook" 0 "" -- "$bin" run empty.lua
 expect "sleep in real time" 0 "" -- "$bin" run sleepy.lua
 expect "check compiles" 0 "compiles" -- "$bin" check empty.lua
 expect "check syntax error" 2 "syntax.lua:1:" -- "$bin" check syntax.lua
+cat > outline.lua <<'LUA'
+local rb = require "runbook"
+local fmt = string.format
+-- rb.step("commented out", function() end)
+rb.phase("P", function()
+  for _, name in ipairs{"a", "b"} do
+    rb.gate(name .. " runs the new schematic", function() return true end)
+    rb.confirm(fmt("Upgrade %s (%s)?", name,
+                   "x"))
+    rb.step("upgrade " .. name, function() end)
+  end
+end)
+LUA
+out=$("$bin" check outline.lua 2>&1)
+if grep -q "^  gate    … runs the new schematic   (line 6)" <<<"$out" && grep -q "^  confirm Upgrade … (…)?   (line 7)" <<<"$out" \
+   && grep -q "^  step    upgrade …   (line 9)" <<<"$out" && ! grep -q "commented out" <<<"$out"; then
+  echo "ok   check lists gates and confirmations whose names are built at run time"; passes=$((passes+1))
+else echo "FAIL check outline: $out"; fails=$((fails+1)); fi
 expect "list shows demo" 0 "demo.lua" -- "$bin" list
 mkdir -p mine && printf -- '-- my own recovery script\nreturn 0\n' > mine/own.lua
 expect "list follows RUNBOOK_PATH first, as run does" 0 "RUNBOOK_PATH \(mine\):
