@@ -19,7 +19,7 @@ static const char *const HELP_MAIN =
   "commands:\n"
   "  run FILE.lua      run a runbook (see 'runbook help run')\n"
   "  check FILE.lua    compile a runbook and list the phases and steps it declares\n"
-  "  list              list the shipped runbooks\n"
+  "  list              list the runbooks (RUNBOOK_PATH, then the shipped ones)\n"
   "  test PATH...      run Lua test files (functions named test_*)\n"
   "  world serve       serve the simulated world on loopback (see 'runbook help world')\n"
   "  version           print the version\n"
@@ -71,8 +71,9 @@ static const char *const HELP_CHECK = "usage: runbook check FILE.lua\n"
 
 static const char *const HELP_LIST = "usage: runbook list\n"
                                      "\n"
-                                     "Lists the shipped runbooks with their one-line descriptions (the first\n"
-                                     "comment line of each file).\n";
+                                     "Lists the runbooks `run` finds by name: those in each RUNBOOK_PATH\n"
+                                     "directory, then the shipped ones, with their one-line descriptions (the\n"
+                                     "first comment line of each file).\n";
 
 static const char *const HELP_TEST = "usage: runbook test [--dry-run] PATH...\n"
                                      "\n"
