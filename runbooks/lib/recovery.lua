@@ -75,6 +75,13 @@ function M.summarize(results, etcd)
     if d.reachable then
       lines[#lines + 1] = fmt("%s via %s (%s): reachable, Talos %s, schematic %s, ext-tailscale %s",
         d.node, d.kind, M.path_name(d.path), tostring(d.version), tostring(d.schematic):sub(1, 12), d.tailscale)
+      -- the evidence: a service that is not running says why in its log
+      if d.tailscale ~= "running" and d.logs and d.logs:find("%S") then
+        local last = {}
+        for l in d.logs:gmatch("[^\n]+") do last[#last + 1] = l end
+        lines[#lines] = lines[#lines] .. "; its last log lines:\n    "
+                        .. table.concat(last, "\n    ", math.max(1, #last - 4))
+      end
     else
       lines[#lines + 1] = fmt("%s via %s (%s): UNREACHABLE: %s", d.node, d.kind, M.path_name(d.path), (d.error or ""):sub(1, 160))
     end
