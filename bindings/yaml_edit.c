@@ -386,8 +386,12 @@ static void push_new_value(lua_State *L, const edit_state *s) {
     lua_pushvalue(L, 3);
     return;
   }
+  /* a new list holding the value: [null] for nil, not an empty table
+  ** (which would be written as {}, a map), found by fuzz_edit */
   lua_createtable(L, 1, 0);
-  lua_pushvalue(L, 3);
+  lv_set_shape(L, -1, LV_SHAPE_SEQ);
+  if (lua_isnil(L, 3)) lv_push_null(L);
+  else lua_pushvalue(L, 3);
   lua_rawseti(L, -2, 1);
 }
 

@@ -145,3 +145,14 @@ function test_edit_appends_a_nan_value()
   t.truthy(back.y ~= back.y, out)
   t.eq(#back.m, 1)
 end
+
+-- found by fuzz_edit: a missing key whose path goes on with index 1 gets a
+-- new list holding the value; for nil that is [null], never {} (a map)
+function test_a_new_list_for_nil_is_a_list_of_null()
+  local out = yaml.edit("a: 1\n", {"b", 1}, nil)
+  t.eq(out, "a: 1\nb:\n  - null\n")
+  local back = yaml.decode(out)
+  t.eq(#back.b, 1)
+  t.eq(back.b[1], yaml.null)
+  t.eq(yaml.edit("a: 1\n", {"b", 1}, "x"), "a: 1\nb:\n  - x\n")
+end
