@@ -38,6 +38,7 @@ end
 ---@field cacert? string CA bundle file to verify against
 ---@field bearer? string|userdata token for Authorization: Bearer
 ---@field follow? boolean follow redirects (default false)
+---@field max_body? integer bytes of response body kept, counted decoded (default 8 MiB; more: error kind too_large)
 ---@field check? boolean raise an `http_status` error unless the status is 2xx
 
 local secret_mod = require "runbook.secret"

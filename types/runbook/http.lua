@@ -13,6 +13,7 @@ local http = {}
 ---@field cacert? string a CA bundle file
 ---@field bearer? string|runbook.Secret sent as Authorization: Bearer ...
 ---@field follow? boolean follow redirects
+---@field max_body? integer bytes of response body kept, counted decoded (default 8 MiB; more: error kind too_large)
 ---@field check? boolean raise `http_status` unless 2xx
 
 ---@class runbook.http.Response
