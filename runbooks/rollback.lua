@@ -21,6 +21,8 @@ local v = rb.vars{
   rollout_journal = {type = "string", desc = "journal of the rollout (default: <state dir>/rollout.journal)"},
   boot_timeout = {type = "number", default = 900},
   poll_interval = {type = "number", default = 10, desc = "seconds between the checks of a gate"},
+  api_key = {type = "secret", env = "TS_API_KEY", desc = "Tailscale API key, to delete the nodes' devices (optional)"},
+  tailscale_api = {type = "string", default = "https://api.tailscale.com"},
 }
 
 -- what the rollout recorded
@@ -125,4 +127,51 @@ rb.phase("Files", function()
     log.warn("talhelper is not on PATH: the generated configs were removed; run talhelper genconfig again")
     return "removed"
   end)
+end)
+
+-- the nodes' devices stay in the tailnet, offline, under the nodes' names:
+-- a later rollout would register the nodes as <name>-1 and refuses to
+-- start while they are there
+rb.phase("Tailnet", function()
+  local tailscale = require "tailscale"
+  local names = {}
+  for _, n in ipairs(cfg.nodes) do names[tailscale.device_name(n.hostname)] = true end
+  if not v.api_key then
+    local list = {}
+    for _, n in ipairs(cfg.nodes) do list[#list + 1] = tailscale.device_name(n.hostname) end
+    log.warn(fmt("the nodes' devices (%s) stay in the tailnet: delete them in the admin console (or run again with "
+      .. "TS_API_KEY set) before the next rollout, which refuses while they are there", table.concat(list, ", ")))
+    return
+  end
+  rb.step("delete the nodes' devices from the tailnet", function()
+    local deleted = {}
+    for _, d in ipairs(tailscale.devices(v.tailscale_api, v.api_key)) do
+      local short = (d.name or ""):match("^([^.]+)")
+      if short and names[short] then
+        tailscale.delete_device(v.tailscale_api, v.api_key, d.id)
+        deleted[#deleted + 1] = short
+      end
+    end
+    return deleted
+  end)
+end)
+
+rb.phase("Documentation", function()
+  local sheet = cfg_dir .. "/TAILSCALE-ACCESS.md"
+  if fs.exists(sheet) then
+    rb.step("remove the access sheet", function() fs.remove(sheet) return sheet end)
+  end
+  -- what is left behind on purpose: the rollout's backups (machine configs
+  -- and etcd snapshot, 0600, git-ignored), for a restore by hand
+  local state = require("runbook.sys").options().state_dir or ".runbook"
+  local kept = {}
+  for _, f in ipairs(fs.exists(state .. "/backups") and fs.list(state .. "/backups") or {}) do
+    if f:match("^rollout%-") then kept[#kept + 1] = state .. "/backups/" .. f end
+  end
+  table.sort(kept)
+  if #kept > 0 then
+    log.info("kept: the rollout's backups (machine configs and etcd snapshots, 0600) in " .. table.concat(kept, ", ")
+             .. "; remove them once they are no longer needed")
+    rb.report("Backups left", kept)
+  end
 end)

@@ -104,6 +104,16 @@ function M.devices(api, key, tailnet)
   return r:json().devices or {}
 end
 
+--- API v2: deletes a device (client/tailscale/devices.go DeleteDevice:
+--- DELETE /api/v2/device/{id}, success is 200).
+---@param api string
+---@param key runbook.Secret
+---@param id string the device's id
+function M.delete_device(api, key, id)
+  local r = http.request{method = "DELETE", url = ("%s/api/v2/device/%s"):format(api, id), bearer = key, timeout = 30}
+  if r.status ~= 200 then error(errors.new("tailscale", ("delete device %s: HTTP %d: %s"):format(id, r.status, r.body:sub(1, 200))), 2) end
+end
+
 --- Set helpers for routes: the API and status list them in any order.
 ---@param list string[]?
 ---@return table<string, true>

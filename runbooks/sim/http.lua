@@ -100,6 +100,19 @@ local function tailscale_api(method, path, body)
       expires = expired and "2025-12-01T00:00:00Z" or time.iso(time.now() + 86400 * 60),
       capabilities = {devices = {create = create}}}))
   end
+  -- DELETE /api/v2/device/{id} (client/tailscale/devices.go DeleteDevice,
+  -- v1.102.3: success is 200; the body the server sends is unconfirmed,
+  -- the client does not read it)
+  local del = path:match("^/api/v2/device/([%w]+)$")
+  if del and method == "DELETE" then
+    for i, d in ipairs(W.devices) do
+      if d.id == del then
+        table.remove(W.devices, i)
+        return response(200, "")
+      end
+    end
+    return response(404, json.encode({message = "device not found"}))
+  end
   local id = path:match("^/api/v2/device/([%w]+)/routes$")
   if id then
     for _, d in ipairs(W.devices) do
