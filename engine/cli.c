@@ -60,9 +60,11 @@ static const char *const HELP_RUN =
   "  -h, --help             show this help\n"
   "\n"
   "exit: 0 done, 1 a step or gate failed, 2 bad usage or input, 3 interrupted,\n"
-  "4 another run holds the lock. SIGINT/SIGTERM stop the run where it is: its\n"
-  "tasks' cleanup runs, no step is undone, exit 3, and --resume continues it;\n"
-  "SIGQUIT prints every task and where it waits, and the run goes on.\n";
+  "4 another run holds the lock. SIGINT/SIGTERM stop the run where it is, even a\n"
+  "step computing without waiting: its tasks' cleanup runs, no step is undone,\n"
+  "exit 3, and --resume continues it; a second signal exits at once, killing\n"
+  "every child's process group. SIGQUIT prints every task and where it waits,\n"
+  "and the run goes on.\n";
 
 static const char *const HELP_CHECK = "usage: runbook check FILE.lua\n"
                                       "\n"
