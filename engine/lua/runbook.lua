@@ -351,6 +351,7 @@ function M.gate(name, check, o)
   local g = {id = id, phase = S.phase, name = name, started = time.now(), t0 = mono(), polls = 0, history = {}}
   S.gates[#S.gates + 1] = g
   events.emit{type = "gate", gate = id, timeout = timeout, text = fmt("⧗ %s (up to %s)", id, duration(timeout))}
+  S.waiting_in = g            -- where an interrupt finds the run (its summary says)
   local last_obs
   while true do
     local ok, v, obs = pcall(check)
@@ -363,7 +364,7 @@ function M.gate(name, check, o)
     if not ok then v, obs = false, "check failed: " .. tostring(v) end
     obs = obs ~= nil and tostring(obs) or (v and "ok" or "not yet")
     local changed = obs ~= last_obs
-    if changed then
+    if changed and not (sys.interrupted() and obs:find("cancelled", 1, true)) then
       g.history[#g.history + 1] = {at = mono() - g.t0, obs = obs}
       last_obs = obs
     end
@@ -372,6 +373,7 @@ function M.gate(name, check, o)
                 elapsed = mono() - g.t0, live = true, level = changed and "info" or "debug",
                 text = fmt("  %s: poll %d, %s, %s", id, g.polls, duration(mono() - g.t0), obs)}
     if v then
+      S.waiting_in = nil
       g.ok, g.elapsed = true, mono() - g.t0
       events.emit{type = "gate_done", gate = id, ok = true, polls = g.polls, elapsed = g.elapsed,
                   text = fmt("✓ %s (%d checks, %s)", id, g.polls, duration(g.elapsed))}
@@ -513,7 +515,7 @@ local function emit_outcome(ok, err, interrupted, report_path, paused)
   end
   local undone = e.undone or {}
   events.emit{type = "outcome", ok = ok, exit = exit, dry_run = M.dry_run, interrupted = interrupted or nil,
-              interrupted_at = interrupted and S.interrupted_at or nil,
+              interrupted_at = interrupted and S.interrupted_at or nil, where = interrupted and S.interrupted_where or nil,
               failed = not ok and not interrupted and failed and failed.step or nil,
               failed_kind = not ok and not interrupted and failed and failed.what or nil,
               error = not ok and not interrupted and (e.message or tostring(err)) or nil,
@@ -523,6 +525,17 @@ end
 
 function M._finish(ok, err)
   local interrupted = sys.interrupted()
+  if not ok and interrupted then
+    -- where it stopped, in words: the step cut short, or the gate waited on
+    -- with what it last saw (a node mid-change), not "task 1 was cancelled"
+    local g = S.waiting_in
+    local where = S.interrupted_at and ("in step " .. S.interrupted_at .. ", not finished: it runs again on --resume")
+                  or g and fmt("waiting in gate %s, %d checks in%s", g.id, g.polls,
+                               #g.history > 0 and ("; last seen: " .. g.history[#g.history].obs) or "")
+                  or "between steps"
+    S.interrupted_where = where
+    err = errors.new("interrupted", "interrupted " .. where, {exit = 3})
+  end
   local paused = not ok and errors.is(err, "paused")
   if not ok and not interrupted and not is_stop(err) and not errors.is(err, "usage") and #S.undo > 0 then
     -- a plain error between steps also undoes what asked for it
@@ -571,7 +584,7 @@ function M._finish(ok, err)
                         or fmt("continue with: runbook run %s --resume (with the same --var flags)", runbook_name)
   elseif interrupted then
     lines[#lines + 1] = fmt("interrupted: %s stopped where it was%s; nothing was undone; continue with: runbook run %s --resume",
-                            runbook_name, S.interrupted_at and (" (in " .. S.interrupted_at .. ", not finished: it runs again on --resume)") or "",
+                            runbook_name, " (" .. S.interrupted_where .. ")",
                             runbook_name)
   else
     lines[#lines + 1] = "stopped: " .. (type(err) == "table" and err.message or tostring(err))

@@ -39,7 +39,7 @@ for sig in INT TERM; do
   for _ in $(seq 100); do kill -0 $pid 2>/dev/null || break; sleep 0.05; done
   if kill -0 $pid 2>/dev/null; then kill -9 $pid; bad "SIG$sig does not stop a busy loop"; wait $pid 2>/dev/null
   else wait $pid; code=$?
-    [ $code -eq 3 ] && grep -q "in spin, not finished" spin.out && ok "SIG$sig stops a busy step: exit 3, resumable" \
+    [ $code -eq 3 ] && grep -q "in step spin, not finished" spin.out && ok "SIG$sig stops a busy step: exit 3, resumable" \
       || bad "SIG$sig on a busy step: exit $code: $(tail -3 spin.out)"
   fi
 done

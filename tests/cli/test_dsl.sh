@@ -238,7 +238,7 @@ rm -f trail.int
 "$bin" run int.lua >int.out 2>&1 & ipid=$!
 for _ in $(seq 100); do grep -q "start b" trail.int 2>/dev/null && break; sleep 0.05; done
 kill -INT $ipid; wait $ipid; icode=$?
-if [ $icode -eq 3 ] && ! grep -q "undo a" trail.int && grep -q "nothing was undone" int.out && grep -q "in b, not finished" int.out; then
+if [ $icode -eq 3 ] && ! grep -q "undo a" trail.int && grep -q "nothing was undone" int.out && grep -q "in step b, not finished" int.out; then
   echo "ok   SIGINT during a step: exit 3, no undo, the summary names the step"; passes=$((passes+1))
 else echo "FAIL SIGINT: exit $icode; trail: $(cat trail.int); $(tail -3 int.out)"; fails=$((fails+1)); fi
 sed -i 's/time.sleep(30)/time.sleep(0)/' int.lua
@@ -310,6 +310,25 @@ for m in plain notfound connect; do rm -f trail.retry; MODE=$m "$bin" run retry.
 [ "$n_plain" = 1 ] && [ "$n_notfound" = 1 ] && [ "$n_connect" = 3 ] \
   && { echo "ok   a plain error and a 404 are not retried; a connect error is (3 attempts)"; passes=$((passes+1)); } \
   || { echo "FAIL retries: plain $n_plain, 404 $n_notfound, connect $n_connect attempts"; fails=$((fails+1)); }
+
+# an interrupt while a gate waits: the summary and the report say where, with what the gate last saw (#14 item 5)
+cat > gint.lua <<'LUA'
+local rb = require "runbook"
+local n = 0
+rb.gate("node-7 back", function()
+  n = n + 1
+  if n == 1 then io.open("gating", "w"):close() end
+  return false, "rebooting (Talos API unreachable)"
+end, {interval = 0.2, timeout = 60})
+LUA
+rm -f gating
+"$bin" run gint.lua >gint.out 2>&1 & gpid=$!
+for _ in $(seq 100); do [ -e gating ] && break; sleep 0.05; done; sleep 0.3
+kill -INT $gpid; wait $gpid; gcode=$?
+if [ $gcode -eq 3 ] && grep -q "waiting in gate node-7 back, [0-9]* checks in; last seen: rebooting (Talos API unreachable)" gint.out \
+   && grep -q "outcome: stopped: interrupted: interrupted waiting in gate node-7 back" .runbook/gint.report.md && ! grep -q "task 1 (main) was cancelled" gint.out .runbook/gint.report.md; then
+  echo "ok   an interrupt in a gate: summary and report name the gate and what it last saw"; passes=$((passes+1))
+else echo "FAIL gate interrupt: exit $gcode; $(tail -3 gint.out); $(grep outcome .runbook/gint.report.md)"; fails=$((fails+1)); fi
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
