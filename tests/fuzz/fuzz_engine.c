@@ -94,6 +94,10 @@ static const char *const SCRIPT =
 static rb_engine *E;
 static char file[64];
 
+static void remove_file(void) {
+  unlink(file);
+}
+
 static void setup(void) {
   int fd;
   E = engine_new(NULL, 1, rb_binding_modules);
@@ -101,6 +105,7 @@ static void setup(void) {
   snprintf(file, sizeof file, "/tmp/runbook-fuzz-XXXXXX");
   if ((fd = mkstemp(file)) < 0) abort();
   close(fd);
+  atexit(remove_file);
 #ifdef FUZZ_SCENARIO
   /* the world under test: the source tree's, loaded once */
   if (luaL_dofile(E->L, RB_SOURCE_DIR "/runbooks/sim/world.lua") != LUA_OK) {
