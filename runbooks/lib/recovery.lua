@@ -20,7 +20,7 @@ end
 --- tailnet name, node = LAN address} (talosctl -e over the tailnet; the
 --- node's apid serves its own address, docs/access-and-recovery.md):
 --- {path, reachable, version, services = {name -> running}, extensions,
----  schematic, tailscale = "running"|"stopped"|"absent", logs, error}
+---  schematic, tailscale = "running"|"not running"|"absent"|"unknown", logs, error}
 ---@param path string|table a talosctl target (address, or {endpoint, node})
 ---@return table findings
 function M.diagnose_path(path)
@@ -32,8 +32,11 @@ function M.diagnose_path(path)
   local okx, exts, id = try(talos.extensions, path)
   if okx then d.extensions, d.schematic = exts, id end
   local oks, svc = try(talos.service, path, "ext-tailscale")
-  -- Talos lists only running services; extension services have no health check
-  d.tailscale = not oks and "unknown" or (svc == nil and "not running") or "running"
+  -- Talos lists only running services; extension services have no health
+  -- check. Not running: "absent" when the node's extensions lack tailscale
+  local installed = not okx
+  for _, e in ipairs(okx and exts or {}) do if e == "tailscale" then installed = true end end
+  d.tailscale = not oks and "unknown" or svc ~= nil and "running" or installed and "not running" or "absent"
   local okl, logs = try(talos.run, path, "logs", "ext-tailscale", "--tail", "20")
   d.logs = okl and logs.stdout or nil
   return d

@@ -79,10 +79,14 @@ import re, sys
 print(re.search(r"```lua\n(-- Restarts ext-tailscale wherever.*?)```", open(sys.argv[1]).read(), re.S).group(1), end="")
 PY
 sed 's/faults: \[\]/faults:\n  - {type: ext_crashloop, node: k8s-2}/' "$S/after-rollout.yaml" > crash.yaml
-expect "the documented custom recovery script restarts only the broken node" 1 "gate 'k8s-2 back in the tailnet' failed" -- "$bin" run restart_down.lua --dry-run --scenario crash.yaml
-expect "recover shows the evidence: the last log lines of a service that is not running" 0 "k8s-2 via LAN \(192.168.10.12\): reachable, .*ext-tailscale not running; its last log lines:" -- "$bin" run recover.lua --dry-run --scenario crash.yaml
+# in a directory of its own: the scenario's talconfig.yaml is the one read
+mkdir -p docscript && mv restart_down.lua docscript/ && cd docscript
+expect "the documented custom recovery script restarts only the broken node" 1 "gate 'k8s-2 back in the tailnet' failed" -- "$bin" run restart_down.lua --dry-run --scenario faults/ext-crashloop-after-rollout-k8s-2
+expect "recover shows the evidence: the last log lines of a service that is not running" 0 "k8s-2 via LAN \(192.168.10.12\): reachable, .*ext-tailscale not running; its last log lines:" -- "$bin" run recover.lua --dry-run --scenario "$tmp/crash.yaml"
 has "it restarted k8s-2 and nothing else" .runbook/restart_down.plan.failed.md "talosctl -n 192.168.10.12 service ext-tailscale restart"
 if grep -qE "192.168.10.1[13] service ext-tailscale restart" .runbook/restart_down.plan.failed.md; then echo "FAIL it restarted a healthy node"; fails=$((fails+1)); else echo "ok   healthy nodes untouched"; passes=$((passes+1)); fi
+expect "... and on a cluster without the extension it does nothing, as the doc says" 0 "rehearsed restart_down.lua" -- "$bin" run restart_down.lua --dry-run --scenario sample
+cd "$tmp"
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
