@@ -70,6 +70,11 @@ local target         -- {id, schematic, installers = {node -> ref}}
 --- one after a limited run, goes on with the rest). cfg.all keeps every
 --- node: the gates check the whole cluster.
 local nothing_to_do = false
+local function runs_tailscale(n)
+  for _, e in ipairs(current[n.hostname].exts) do if e == "tailscale" then return true end end
+  return false
+end
+
 local function select_nodes()
   cfg.all = cfg.all or cfg.nodes
   local known, wanted, left_out = {}, nil, {}
@@ -89,9 +94,7 @@ local function select_nodes()
   for _, name in ipairs(v.exclude or {}) do left_out[name] = true end
   local nodes = {}
   for _, n in ipairs(cfg.all) do
-    local has = false
-    for _, e in ipairs(current[n.hostname].exts) do if e == "tailscale" then has = true end end
-    if has and talconfig.tailscale_service_of(n) then
+    if runs_tailscale(n) and talconfig.tailscale_service_of(n) then
       log.info(n.hostname .. " already runs tailscale and has its talconfig.yaml entry: done, left as it is")
     elseif (not wanted or wanted[n.hostname]) and not left_out[n.hostname] then
       nodes[#nodes + 1] = n
@@ -105,9 +108,7 @@ local function select_nodes()
     if n.schematic_at == "group" then
       for _, o in ipairs(cfg.all) do
         if o.group_key == n.group_key and not chosen[o.hostname] and o.schematic_at == "group" then
-          local done = false
-          for _, e in ipairs(current[o.hostname].exts) do if e == "tailscale" then done = true end end
-          if not done then
+          if not runs_tailscale(o) then
             error(require("runbook.error").new("usage", fmt("%s's schematic is the %s: group's, which %s shares and this run "
               .. "leaves out: limit to the whole group, or give %s a schematic: block of its own", n.hostname, n.group_key,
               o.hostname, n.hostname), {exit = 2}), 0)

@@ -119,14 +119,20 @@ function M.http(req)
   error(errors.new("dns", fmt("%s: Could not resolve host: %s (the simulated world has no such host)", url, tostring(host)), {url = url}), 0)
 end
 
+--- The talconfig.yaml the runbook will read: --var talconfig=, else ./talconfig.yaml.
+local function talconfig_file(opts)
+  local file = "talconfig.yaml"
+  for _, kv in ipairs(opts.vars or {}) do file = kv:match("^talconfig=(.+)$") or file end
+  return file
+end
+
 --- The scenario a dry-run without --scenario rehearses: the operator's own
 --- talconfig.yaml (the one the runbook is given with --var talconfig=,
 --- else ./talconfig.yaml), else the built-in sample, saying so. Returns
 --- what M.load takes, a line saying what is simulated, and warnings.
 ---@param opts table the run's options (sys.options())
 function M.default_scenario(opts)
-  local file = "talconfig.yaml"
-  for _, kv in ipairs(opts.vars or {}) do file = kv:match("^talconfig=(.+)$") or file end
+  local file = talconfig_file(opts)
   if require("runbook.fs").exists(file) then
     local text, about, warnings = ctx.from_talconfig.build(file)
     return {text = text, name = file .. " (as a scenario)"}, about, warnings
@@ -140,8 +146,7 @@ end
 ---@param opts table the run's options
 ---@return string[]
 function M.warnings(opts)
-  local file = "talconfig.yaml"
-  for _, kv in ipairs(opts.vars or {}) do file = kv:match("^talconfig=(.+)$") or file end
+  local file = talconfig_file(opts)
   local fs = require "runbook.fs"
   if not fs.exists(file) then return {} end
   local ok, tc = pcall(require("talconfig").read, file)
