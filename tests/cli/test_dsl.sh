@@ -330,5 +330,12 @@ if [ $gcode -eq 3 ] && grep -q "waiting in gate node-7 back, [0-9]* checks in; l
   echo "ok   an interrupt in a gate: summary and report name the gate and what it last saw"; passes=$((passes+1))
 else echo "FAIL gate interrupt: exit $gcode; $(tail -3 gint.out); $(grep outcome .runbook/gint.report.md)"; fails=$((fails+1)); fi
 
+# --limit/--exclude need the runbook's variables; rb.pause needs a reason
+printf 'local rb = require "runbook"\nrb.vars{}\nrb.step("s", function() return 1 end)\n' > nolimit.lua
+expect "--limit on a runbook without a limit variable is refused" 2 "\-\-limit: this runbook has no variable 'limit' to take it" -- "$bin" run nolimit.lua --limit a
+expect "--exclude likewise" 2 "\-\-exclude: this runbook has no variable 'exclude'" -- "$bin" run nolimit.lua --exclude a
+printf 'local rb = require "runbook"\nrb.step("s", function() return 1 end)\nrb.pause(42)\n' > badpause.lua
+expect "rb.pause without a reason string is a clear error" 1 "bad argument #1 to 'pause'" -- "$bin" run badpause.lua --fresh
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

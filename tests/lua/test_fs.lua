@@ -126,3 +126,14 @@ function test_log_levels_and_fields()
   t.eq(seen[2].level, "warn")
   t.raises("bad argument #2 to 'info'", log.info, "x", 5)
 end
+
+-- read's max: a file over it is refused before it is all read; a bad max is refused
+function test_read_max()
+  local dir = fs.tmpdir("max")
+  fs.write(dir .. "/f", string.rep("x", 100))
+  t.eq(#fs.read(dir .. "/f", {max = 100}), 100)
+  t.raises("more than 10 bytes, too large for this input", fs.read, dir .. "/f", {max = 10})
+  t.raises("more than 1000 bytes", fs.read, "/dev/zero", {max = 1000})
+  t.raises("max must be >= 0", fs.read, dir .. "/f", {max = -5})
+  fs.remove(dir .. "/f"); fs.remove(dir)
+end
