@@ -51,6 +51,11 @@ int ry_error_at(dec_state *d, yaml_mark_t m, const char *fmt, ...) {
 
 /* Reads the next event into d->ev (freeing the previous one). */
 void ry_next_event(dec_state *d) {
+  if (d->replay) { /* the stream was recorded whole: it never ends early */
+    if (d->rpos >= d->nreplay) luaL_error(d->L, "%s: the recorded events ended early", d->name);
+    d->ev = d->replay[d->rpos++];
+    return;
+  }
   if (d->have_event) yaml_event_delete(&d->ev);
   d->have_event = 0;
   if (!yaml_parser_parse(&d->parser, &d->ev)) {

@@ -358,31 +358,30 @@ static size_t line_end(const char *text, size_t len, size_t at) {
 }
 
 /* Replaces the target node's bytes with the value at index 3. */
-static int splice_replace(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
+static int splice_replace(lua_State *L, const edit_state *s, const char *text, size_t len, ry_splice *sp) {
+  rb_buf *b = &sp->frag;
   size_t end = s->t_end;
-  int ok;
+  (void)len;
   if (s->t_block && s->t_is_scalar) /* keep the newline(s) a block scalar ends with */
     while (end > s->t_start && (text[end - 1] == '\n' || text[end - 1] == ' ')) end--;
-  ok = rb_buf_add(b, text, s->t_start);
-  if (ok && lua_istable(L, 3) && (s->t_in_flow || (!s->t_is_scalar && !s->t_block)))
-    ok = ry_flow_text(L, 3, 0, b); /* a flow place, or a flow collection: stays flow */
-  else if (ok && lua_istable(L, 3) && !ry_is_empty_table(L, 3)) {
+  sp->a = s->t_start;
+  sp->e = end;
+  if (lua_istable(L, 3) && (s->t_in_flow || (!s->t_is_scalar && !s->t_block)))
+    return ry_flow_text(L, 3, 0, b); /* a flow place, or a flow collection: stays flow */
+  if (lua_istable(L, 3) && !ry_is_empty_table(L, 3)) {
     if (s->t_keycol < 0) return EDIT_SEQ_ITEM_TABLE;
     /* drop the blanks after "key:" so that the block starts on its own line */
-    while (b->len > 0 && (b->p[b->len - 1] == ' ' || b->p[b->len - 1] == '\n')) b->len--;
-    ok = ry_block_value(L, 3, s->t_keycol, ry_style_of(text, len), b);
+    while (sp->a > 0 && (text[sp->a - 1] == ' ' || text[sp->a - 1] == '\n')) sp->a--;
+    return ry_block_value(L, 3, s->t_keycol, ry_style_of(text, len), b);
   }
-  else if (ok && lua_istable(L, 3)) ok = ry_flow_text(L, 3, 0, b);
-  else if (ok)
-    ok = ry_scalar_text(L, 3, s->t_is_scalar && !s->t_block ? s->t_style : YAML_PLAIN_SCALAR_STYLE, s->t_in_flow, b);
-  if (ok == 1) ok = rb_buf_add(b, text + end, len - end);
-  return ok;
+  if (lua_istable(L, 3)) return ry_flow_text(L, 3, 0, b);
+  return ry_scalar_text(L, 3, s->t_is_scalar && !s->t_block ? s->t_style : YAML_PLAIN_SCALAR_STYLE, s->t_in_flow, b);
 }
 
 /* Pushes the value a new key gets: index 3, or {index 3} when the path
 ** creates a sequence. */
-static void push_new_value(lua_State *L, const edit_state *s) {
-  if (!s->ins_wrap) {
+static void push_new_value(lua_State *L, int ins_wrap) {
+  if (!ins_wrap) {
     lua_pushvalue(L, 3);
     return;
   }
@@ -396,140 +395,97 @@ static void push_new_value(lua_State *L, const edit_state *s) {
 }
 
 /* {a: 1} -> {a: 1, key: value}; {} -> {key: value} */
-static int splice_insert_flow(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
-  size_t at = s->ins_after;
-  int ok = rb_buf_add(b, text, at) && (s->ins_empty || rb_buf_add(b, ", ", 2));
+static int splice_insert_flow(lua_State *L, const edit_state *s, ry_splice *sp) {
+  rb_buf *b = &sp->frag;
+  int ok = s->ins_empty || rb_buf_add(b, ", ", 2);
+  sp->a = sp->e = s->ins_after;
   lua_rawgeti(L, 2, s->plen - s->ins_wrap);
   if (ok) ok = ry_scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 1, b) && rb_buf_add(b, ": ", 2);
   lua_pop(L, 1);
-  push_new_value(L, s);
+  push_new_value(L, s->ins_wrap);
   if (ok) ok = ry_flow_text(L, -1, 0, b);
   lua_pop(L, 1);
-  if (ok == 1) ok = rb_buf_add(b, text + at, len - at);
+  return ok;
+}
+
+/* Where a new line goes after the line holding byte `after`; starts frag
+** with the newline the text's last line may lack. */
+static int new_line_at(const char *text, size_t len, size_t after, int col, ry_splice *sp) {
+  size_t at = line_end(text, len, after);
+  int ok = 1;
+  sp->a = sp->e = at;
+  sp->linewise = !(at > 0 && text[at - 1] != '\n');
+  if (!sp->linewise) ok = rb_buf_add(&sp->frag, "\n", 1);
+  for (int i = 0; ok && i < col; i++) ok = rb_buf_add(&sp->frag, " ", 1);
   return ok;
 }
 
 /* A new "key: value" line at the map's column, after the line holding the
 ** map's last content (so a comment after it stays on its own line). */
-static int splice_insert_block(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
-  size_t at;
+static int splice_insert_block(lua_State *L, const edit_state *s, const char *text, size_t len, ry_splice *sp) {
+  rb_buf *b = &sp->frag;
   int ok;
   if (s->ins_empty) return EDIT_EMPTY_BLOCK_MAP;
-  at = line_end(text, len, s->ins_after);
-  ok = rb_buf_add(b, text, at);
-  if (ok && at > 0 && text[at - 1] != '\n') ok = rb_buf_add(b, "\n", 1);
-  for (int i = 0; ok && i < s->ins_col; i++) ok = rb_buf_add(b, " ", 1);
+  ok = new_line_at(text, len, s->ins_after, s->ins_col, sp);
   lua_rawgeti(L, 2, s->plen - s->ins_wrap); /* the new key */
   if (ok) ok = ry_scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 0, b) && rb_buf_add(b, ":", 1);
   lua_pop(L, 1);
-  push_new_value(L, s);
+  push_new_value(L, s->ins_wrap);
   if (ok) ok = ry_block_value(L, -1, s->ins_col, ry_style_of(text, len), b);
   lua_pop(L, 1);
-  if (ok == 1) ok = rb_buf_add(b, "\n", 1) && rb_buf_add(b, text + at, len - at);
-  return ok;
+  return ok == 1 ? rb_buf_add(b, "\n", 1) : ok;
 }
 
 /* A new last item: "- value" on the line after the last item's (block), or
 ** ", value" before the closing bracket (flow). */
-static int splice_append(lua_State *L, const edit_state *s, const char *text, size_t len, rb_buf *b) {
+static int splice_append(lua_State *L, const edit_state *s, const char *text, size_t len, ry_splice *sp) {
+  rb_buf *b = &sp->frag;
   int ok;
   if (s->app_flow) {
-    size_t at = s->app_close;
-    ok = rb_buf_add(b, text, at) && (s->app_empty || rb_buf_add(b, ", ", 2));
+    sp->a = sp->e = s->app_close;
+    ok = s->app_empty || rb_buf_add(b, ", ", 2);
     if (ok && !lua_istable(L, 3)) ok = ry_scalar_text(L, 3, s->app_style, 1, b);
     else if (ok) ok = ry_flow_text(L, 3, 0, b);
-    if (ok == 1) ok = rb_buf_add(b, text + at, len - at);
     return ok;
   }
-  {
-    size_t at = line_end(text, len, s->app_after);
-    ok = rb_buf_add(b, text, at);
-    if (ok && at > 0 && text[at - 1] != '\n') ok = rb_buf_add(b, "\n", 1);
-    for (int i = 0; ok && i < s->app_col; i++) ok = rb_buf_add(b, " ", 1);
-    if (ok) ok = rb_buf_add(b, "- ", 2);
-    if (ok && !lua_istable(L, 3)) ok = ry_scalar_text(L, 3, s->app_style, 0, b);
-    else if (ok) ok = ry_block_item(L, 3, s->app_col, ry_style_of(text, len), 0, b);
-    if (ok == 1) ok = rb_buf_add(b, "\n", 1) && rb_buf_add(b, text + at, len - at);
-  }
-  return ok;
+  ok = new_line_at(text, len, s->app_after, s->app_col, sp) && rb_buf_add(b, "- ", 2);
+  if (ok && !lua_istable(L, 3)) ok = ry_scalar_text(L, 3, s->app_style, 0, b);
+  else if (ok) ok = ry_block_item(L, 3, s->app_col, ry_style_of(text, len), 0, b);
+  return ok == 1 ? rb_buf_add(b, "\n", 1) : ok;
 }
 
 /* }====================================================== */
 
-/* {====================================================== checking the result */
+/* {====================================================== one edit */
 
-/* Applies the edit to the decoded original at index `doc` (in place):
-** the value (null for nil) at path, or appended, or as a new sequence. */
-static void apply_to_decoded(lua_State *L, const edit_state *s, int doc) {
-  int i, last = s->plen - s->ins_wrap;
-  lua_pushvalue(L, doc);
+int ry_edit_apply(lua_State *L) {
+  int i, plen = (int)lua_rawlen(L, 2), wrap = (int)lua_tointeger(L, 4), last = plen - wrap;
+  lua_pushvalue(L, 1);
   for (i = 1; i < last; i++) {
     lua_rawgeti(L, 2, i);
     lua_rawget(L, -2);
     lua_remove(L, -2);
   }
   lua_rawgeti(L, 2, last);
-  push_new_value(L, s);
+  push_new_value(L, wrap);
   if (lua_isnil(L, -1)) {
     lua_pop(L, 1);
     lv_push_null(L);
   }
   lua_rawset(L, -3);
-  lua_pop(L, 1);
+  return 0;
 }
 
-/* The edited text must read back as the original document with exactly
-** this change: anything else (a quoting slip, an indentation that moved a
-** key) is refused rather than returned. */
-static void verify_edit(lua_State *L, const edit_state *s, int doc, const char *text, size_t len) {
-  lv_path where;
-  char buf[256];
-  memset(&where, 0, sizeof where);
-  apply_to_decoded(L, s, doc);
-  ry_decode_all_into(L, text, len, s->d.name);
-  lua_rawgeti(L, -1, 1);
-  if (!lv_same_value(L, doc, -1, &where)) {
-    lv_path_format(&where, buf, sizeof buf);
-    rb_error_raise(L, "yaml",
-                   "%s: the edited text would not read back as the document with only this change (it differs at "
-                   "%s); nothing was changed",
-                   s->d.name, buf[0] ? buf : "the top");
-  }
-  lua_pop(L, 2);
-}
-
-/* }====================================================== */
-
-/* {====================================================== edit() */
-
-/* Checks that every item of the path is a key or an index >= 1. */
-static int check_path(lua_State *L) {
-  int i, plen = (int)luaL_len(L, 2);
-  luaL_argcheck(L, plen > 0, 2, "empty path");
-  for (i = 1; i <= plen; i++) {
-    int t = lua_rawgeti(L, 2, i);
-    if (!(t == LUA_TSTRING || (lua_isinteger(L, -1) && lua_tointeger(L, -1) >= 1)))
-      luaL_argerror(L, 2, lua_pushfstring(L, "item %d must be a key (string) or an index >= 1", i));
-    lua_pop(L, 1);
-  }
-  return plen;
-}
-
-/* Walks the text's events to the place the path names; a parse error is
-** raised after libyaml's state is freed. */
-static void find_target(lua_State *L, edit_state *s, const char *text, size_t len, int doc, int aliased) {
-  int rc;
-  if (!yaml_parser_initialize(&s->d.parser)) luaL_error(L, "cannot initialise the YAML parser");
-  yaml_parser_set_input_string(&s->d.parser, (const unsigned char *)text, len);
+/* Walks the recorded events to the place the path names. */
+static void find_target(lua_State *L, edit_state *s, const ry_replay *r, int doc, int aliased) {
+  s->d.replay = r->ev;
+  s->d.nreplay = r->n;
   lua_pushcfunction(L, edit_run);
   lua_pushlightuserdata(L, s);
   lua_pushvalue(L, 2); /* E_PATH */
   lua_pushvalue(L, doc);
   lua_pushvalue(L, aliased);
-  rc = lua_pcall(L, 4, 0, 0);
-  if (s->d.have_event) yaml_event_delete(&s->d.ev);
-  yaml_parser_delete(&s->d.parser);
-  if (rc != LUA_OK) lua_error(L);
+  lua_call(L, 4, 0);
 }
 
 /* Pushes path[1..n] as text: nodes[2].patches */
@@ -557,39 +513,26 @@ static int raise_refusal(lua_State *L, const edit_state *s) {
                         s->missing_why);
 }
 
-int ry_edit(lua_State *L) {
+int ry_edit_locate(lua_State *L) {
   size_t len;
-  const char *text = luaL_checklstring(L, 1, &len);
+  const char *text = lua_tolstring(L, 1, &len);
+  const ry_replay *r = (const ry_replay *)lua_touserdata(L, 7);
+  ry_splice *sp = (ry_splice *)lua_touserdata(L, 8);
   edit_state s;
-  rb_buf b = { NULL, 0, 0 };
-  int ok = 1, doc, aliased;
-  luaL_checktype(L, 2, LUA_TTABLE);
-  luaL_checkany(L, 3);
+  int ok = 1;
   memset(&s, 0, sizeof s);
   s.d.L = L;
-  s.d.name = ry_opt_name(L, 4, "yaml");
-  s.plen = check_path(L);
-  lua_settop(L, 4);
-  ry_decode_all_into(L, text, len, s.d.name); /* the original, to check the result against */
-  lua_rawgeti(L, -1, 1);
-  lua_remove(L, -2);
-  doc = lua_gettop(L);
-  ry_push_aliased(L, text, len);
-  aliased = lua_gettop(L);
-  find_target(L, &s, text, len, doc, aliased);
+  s.d.name = lua_tostring(L, 4);
+  s.plen = (int)lua_rawlen(L, 2);
+  find_target(L, &s, r, 5, 6);
   if (s.shared || s.missing_at) return raise_refusal(L, &s);
-  if (s.found) ok = splice_replace(L, &s, text, len, &b);
-  else if (s.insert && s.ins_flow) ok = splice_insert_flow(L, &s, text, len, &b);
-  else if (s.insert) ok = splice_insert_block(L, &s, text, len, &b);
-  else if (s.append) ok = splice_append(L, &s, text, len, &b);
-  if (ok != 1) {
-    free(b.p);
-    return ry_raise_splice(L, s.d.name, ok);
-  }
-  lua_pushlstring(L, b.p, b.len);
-  free(b.p);
-  verify_edit(L, &s, doc, lua_tostring(L, -1), lua_rawlen(L, -1));
-  return 1;
+  sp->ins_wrap = s.ins_wrap;
+  if (s.found) ok = splice_replace(L, &s, text, len, sp);
+  else if (s.insert && s.ins_flow) ok = splice_insert_flow(L, &s, sp);
+  else if (s.insert) ok = splice_insert_block(L, &s, text, len, sp);
+  else if (s.append) ok = splice_append(L, &s, text, len, sp);
+  if (ok != 1) return ry_raise_splice(L, s.d.name, ok);
+  return 0;
 }
 
 /* }====================================================== */

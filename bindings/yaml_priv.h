@@ -42,6 +42,9 @@ typedef struct dec_state {
   struct shared_list *share; /* their index by key identities */
   int nshared;
   size_t nmarks, capmarks;
+  /* the editor walks recorded events instead of the parser when set */
+  const yaml_event_t *replay;
+  size_t nreplay, rpos;
 } dec_state;
 
 /* Raises a "yaml" error "<name>:<line>:<col>: <msg>" with line and column
@@ -92,7 +95,31 @@ int ry_is_empty_table(lua_State *L, int idx);
 /* Pushes the set of anchor names the text's aliases use (yaml_edit_text.c). */
 void ry_push_aliased(lua_State *L, const char *text, size_t len);
 
-/* runbook.yaml.encode, encode_all (yaml_encode.c) and edit (yaml_edit.c) */
+/* One edit as bytes: text[a..e) of the text it was located in becomes
+** frag. `linewise`: frag is whole lines inserted at a line start (two of
+** those at one place may follow each other). */
+typedef struct ry_splice {
+  size_t a, e;
+  rb_buf frag;
+  int linewise;
+  int ins_wrap; /* the edit creates a sequence holding the value */
+} ry_splice;
+
+/* A text's events, recorded once for the walks of several edits. */
+typedef struct ry_replay {
+  yaml_event_t *ev;
+  size_t n, cap;
+} ry_replay;
+
+/* lua_CFunction (text, path, value, name, doc, aliased, replay, splice):
+** locates path in the recorded events of text and writes the splice;
+** raises the editor's refusal (yaml_edit.c). */
+int ry_edit_locate(lua_State *L);
+/* lua_CFunction (doc, path, value, ins_wrap): the edit applied to the
+** decoded document, in place. */
+int ry_edit_apply(lua_State *L);
+
+/* runbook.yaml.encode, encode_all (yaml_encode.c) and edit (yaml_edit_many.c) */
 int ry_encode(lua_State *L);
 int ry_encode_all(lua_State *L);
 int ry_edit(lua_State *L);

@@ -399,26 +399,22 @@ rb.phase("Configuration", function()
   -- ${TS_AUTHKEY}, and the address pins in a patch file (no secret in it)
   local function pins_file(n) return fmt("patches/tailscale-pins-%s.yaml", n.hostname) end
   local function edited_talconfig()
-    local text = fs.read(v.talconfig)
-    local groups_done = {}
+    local ed = talconfig.editor(fs.read(v.talconfig))   -- every edit, then one yaml.edit
     for _, n in ipairs(cfg.nodes) do
-      if n.schematic_at == "group" then
-        if not groups_done[n.group_key] then text = talconfig.add_schematic_extension(text, n, factory.TAILSCALE) end
-        groups_done[n.group_key] = true
-      elseif n.schematic_at == "node" then
-        text = talconfig.add_schematic_extension(text, n, factory.TAILSCALE)
+      if n.schematic_at then
+        ed:add_schematic_extension(n, factory.TAILSCALE)   -- a group's block once, whichever node comes first
       else
         local url = factory.installer(n.image_url, target.nodes[n.hostname].id, nil, n.secureboot)   -- talhelper wants it without the tag
-        text = talconfig.set_image(text, n.index, url)
+        ed:set_image(n.index, url)
       end
       local p = pins[n.hostname]
-      if p.pin_kubelet or p.pin_etcd then text = talconfig.add_patch(text, n.index, "@./" .. pins_file(n), n.patches) end
-      if p.cert_san then text = talconfig.add_cert_san(text, n.index, p.cert_san, n.cert_sans) end
-      text = talconfig.add_extension_service(text, n, talconfig.tailscale_service{
+      if p.pin_kubelet or p.pin_etcd then ed:add_patch(n.index, "@./" .. pins_file(n), n.patches) end
+      if p.cert_san then ed:add_cert_san(n.index, p.cert_san, n.cert_sans) end
+      ed:add_extension_service(n, talconfig.tailscale_service{
         hostname = n.hostname, routes = routes, dest_ip = v.dest_ip and n.ip or nil, auth_once = v.auth_once,
         accept_dns = v.accept_dns, extra_args = v.extra_args})
     end
-    return text
+    return ed:apply()
   end
 
   -- the whole plan, then one confirmation: nothing in a file or on a node

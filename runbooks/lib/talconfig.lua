@@ -162,44 +162,6 @@ function M.read(path)
           svc_cidr_explicit = explicit, talos_version = tv, cluster_name = cluster_name}
 end
 
---- Sets nodes[i].talosImageURL (without tag, as talhelper expects).
----@param text string
----@param i integer node index (1-based)
----@param url string
----@return string the edited text
-function M.set_image(text, i, url)
-  return yaml.edit(text, {"nodes", i, "talosImageURL"}, url)
-end
-
---- Adds a patch reference ("@./patches/x.yaml") to nodes[i].patches.
---- A node with patches of its own keeps them (talhelper appends group
---- patches before node patches).
----@param text string
----@param i integer node index
----@param ref string "@./patches/x.yaml"
----@param existing? string[] the node's patches
----@return string the edited text
-function M.add_patch(text, i, ref, existing)
-  for _, p in ipairs(existing or {}) do
-    if p == ref then return text end
-  end
-  -- one new item after the last (or a new patches: list): the other items,
-  -- their quotes and the comments between them stay as they are
-  return yaml.edit(text, {"nodes", i, "patches", #(existing or {}) + 1}, ref)
-end
-
---- Appends a SAN to nodes[i].certSANs (talhelper adds a node's certSANs
---- to its group's: nodeconfigs.go), unless it is there already.
----@param text string
----@param i integer node index
----@param san string
----@param existing? string[] the node's certSANs
----@return string the edited text
-function M.add_cert_san(text, i, san, existing)
-  for _, x in ipairs(existing or {}) do if x == san then return text end end
-  return yaml.edit(text, {"nodes", i, "certSANs", #(existing or {}) + 1}, san)
-end
-
 --- The tailscale entry of a node's (or its group's) extensionServices, or nil.
 ---@param node table a node of read()
 ---@return table? entry, string? where "node" or the group's key
@@ -227,55 +189,125 @@ function M.tailscale_service(o)
   return yaml.order({name = "tailscale", environment = yaml.array(env)}, {"name", "environment"})
 end
 
+--- An editor of talconfig.yaml's text: it gathers the edits and applies
+--- them in one yaml.edit, which parses the file about once for all of them
+--- (a fleet's talconfig.yaml gets four edits per node: one parse each
+--- would grow with the square of the fleet). Every other byte, comments
+--- included, stays as it was.
+---@class talconfig.Editor
+local Editor = {}
+Editor.__index = Editor
+
+---@param text string the talconfig.yaml text
+---@return talconfig.Editor
+function M.editor(text)
+  return setmetatable({text = text, edits = {}, added = {}}, Editor)
+end
+
+---@private
+function Editor:add(path, value)
+  self.edits[#self.edits + 1] = {path, value}
+  return self
+end
+
+--- The text with every edit gathered so far.
+---@return string
+function Editor:apply()
+  if #self.edits == 0 then return self.text end
+  return yaml.edit(self.text, self.edits)
+end
+
+--- Sets nodes[i].talosImageURL (without tag, as talhelper expects).
+---@param i integer node index (1-based)
+---@param url string
+function Editor:set_image(i, url)
+  return self:add({"nodes", i, "talosImageURL"}, url)
+end
+
+--- Adds a patch reference ("@./patches/x.yaml") to nodes[i].patches.
+--- A node with patches of its own keeps them (talhelper appends group
+--- patches before node patches).
+---@param i integer node index
+---@param ref string "@./patches/x.yaml"
+---@param existing? string[] the node's patches
+function Editor:add_patch(i, ref, existing)
+  for _, p in ipairs(existing or {}) do
+    if p == ref then return self end
+  end
+  -- one new item after the last (or a new patches: list): the other items,
+  -- their quotes and the comments between them stay as they are
+  return self:add({"nodes", i, "patches", #(existing or {}) + 1}, ref)
+end
+
+--- Appends a SAN to nodes[i].certSANs (talhelper adds a node's certSANs
+--- to its group's: nodeconfigs.go), unless it is there already.
+---@param i integer node index
+---@param san string
+---@param existing? string[] the node's certSANs
+function Editor:add_cert_san(i, san, existing)
+  for _, x in ipairs(existing or {}) do if x == san then return self end end
+  return self:add({"nodes", i, "certSANs", #(existing or {}) + 1}, san)
+end
+
 --- Adds the entry to a node's extensionServices. talhelper takes a node's
 --- list instead of its group's, never both (nodeconfigs.go): a node that
 --- inherits its group's list gets a list of its own holding the group's
 --- entries and this one.
----@param text string
 ---@param node table a node of read()
 ---@param entry table
----@return string the edited text
-function M.add_extension_service(text, node, entry)
+function Editor:add_extension_service(node, entry)
   if type(node.services) == "table" then
-    return yaml.edit(text, {"nodes", node.index, "extensionServices", #node.services + 1}, entry)
+    return self:add({"nodes", node.index, "extensionServices", #node.services + 1}, entry)
   end
   if type(node.group_services) == "table" and #node.group_services > 0 then
     local list = {}
     for _, e in ipairs(node.group_services) do list[#list + 1] = e end
     list[#list + 1] = entry
-    return yaml.edit(text, {"nodes", node.index, "extensionServices"}, yaml.array(list))
+    return self:add({"nodes", node.index, "extensionServices"}, yaml.array(list))
   end
-  return yaml.edit(text, {"nodes", node.index, "extensionServices", 1}, entry)
+  return self:add({"nodes", node.index, "extensionServices", 1}, entry)
 end
 
 --- Adds an official extension to the schematic: block a node takes (its
---- own, or its group's), creating the lists the block lacks.
----@param text string
+--- own, or its group's), creating the lists the block lacks; once per block.
 ---@param node table a node of read()
 ---@param ext string "siderolabs/tailscale"
----@return string the edited text
-function M.add_schematic_extension(text, node, ext)
+function Editor:add_schematic_extension(node, ext)
   local base = node.schematic_at == "node" and {"nodes", node.index, "schematic"} or {node.group_key, "schematic"}
+  local key = table.concat(base, "\0") .. "\0" .. ext
+  if self.added[key] then return self end
+  self.added[key] = true
   local function path(...)
     local p = {}
     for _, k in ipairs(base) do p[#p + 1] = k end
     for _, k in ipairs{...} do p[#p + 1] = k end
     return p
   end
-  local sch = yaml.decode(text)
+  self.doc = self.doc or yaml.decode(self.text)     -- once per editor, not once per node
+  local sch = self.doc
   for _, k in ipairs(base) do sch = type(sch) == "table" and sch[k] or nil end
   local cust = type(sch) == "table" and sch.customization
   local se = type(cust) == "table" and cust.systemExtensions
   local list = type(se) == "table" and se.officialExtensions
   if type(list) == "table" then
-    for _, e in ipairs(list) do if e == ext then return text end end
-    return yaml.edit(text, path("customization", "systemExtensions", "officialExtensions", #list + 1), ext)
+    for _, e in ipairs(list) do if e == ext then return self end end
+    return self:add(path("customization", "systemExtensions", "officialExtensions", #list + 1), ext)
   end
-  if type(se) == "table" then return yaml.edit(text, path("customization", "systemExtensions", "officialExtensions", 1), ext) end
+  if type(se) == "table" then return self:add(path("customization", "systemExtensions", "officialExtensions", 1), ext) end
   if type(cust) == "table" then
-    return yaml.edit(text, path("customization", "systemExtensions"), {officialExtensions = yaml.array({ext})})
+    return self:add(path("customization", "systemExtensions"), {officialExtensions = yaml.array({ext})})
   end
-  return yaml.edit(text, path("customization"), {systemExtensions = {officialExtensions = yaml.array({ext})}})
+  return self:add(path("customization"), {systemExtensions = {officialExtensions = yaml.array({ext})}})
+end
+
+-- The same edits one at a time, on a text: M.set_image(text, ...) is
+-- M.editor(text):set_image(...):apply().
+for _, name in ipairs{"set_image", "add_patch", "add_cert_san", "add_extension_service", "add_schematic_extension"} do
+  M[name] = function(text, ...)
+    local e = M.editor(text)
+    e[name](e, ...)
+    return e:apply()
+  end
 end
 
 --- The LAN addresses of the control-plane nodes (etcd members): etcd

@@ -156,3 +156,90 @@ function test_a_new_list_for_nil_is_a_list_of_null()
   t.eq(back.b[1], yaml.null)
   t.eq(yaml.edit("a: 1\n", {"b", 1}, "x"), "a: 1\nb:\n  - x\n")
 end
+
+-- {====== several edits at once: yaml.edit(text, {{path, value}, ...})
+
+--- The edits one by one, each on the text the one before it left.
+local function one_by_one(text, edits)
+  for _, e in ipairs(edits) do text = yaml.edit(text, e[1], e[2]) end
+  return text
+end
+
+local FLEET = lines(
+  "# a fleet",
+  "nodes:",
+  "  - hostname: a   # first",
+  "    ipAddress: 10.0.0.1",
+  "    patches:",
+  "      - \"@./a.yaml\"",
+  "  - hostname: b",
+  "    ipAddress: 10.0.0.2",
+  "    certSANs: [b.lan]",
+  "  - hostname: c",
+  "    ipAddress: 10.0.0.3",
+  "other: {x: 1}")
+
+function test_several_edits_equal_the_same_edits_one_by_one()
+  local cases = {
+    -- disjoint places, each node edited four ways
+    {{{"nodes", 1, "ipAddress"}, "10.1.0.1"}, {{"nodes", 1, "patches", 2}, "@./t.yaml"},
+     {{"nodes", 1, "certSANs", 1}, "a.ts.net"}, {{"nodes", 2, "certSANs", 2}, "b.ts.net"},
+     {{"nodes", 2, "patches", 1}, "@./t-b.yaml"}, {{"nodes", 3, "talosImageURL"}, "factory.talos.dev/installer/x"},
+     {{"nodes", 3, "extensionServices", 1}, {name = "tailscale"}}},
+    -- two new keys into one map, in this order
+    {{{"nodes", 3, "x"}, 1}, {{"nodes", 3, "y"}, 2}},
+    -- the second append exists only once the first is in: a second round
+    {{{"nodes", 1, "patches", 2}, "@./b.yaml"}, {{"nodes", 1, "patches", 3}, "@./c.yaml"}},
+    -- the same place twice: the last one wins, as one by one
+    {{{"nodes", 2, "ipAddress"}, "1.1.1.1"}, {{"nodes", 2, "ipAddress"}, "2.2.2.2"}},
+    {{{"nodes", 3, "z"}, 1}, {{"nodes", 3, "z"}, 2}},
+    -- a new list, then an item of it; a flow map and a flow list twice
+    {{{"nodes", 3, "certSANs", 1}, "c1"}, {{"nodes", 3, "certSANs", 2}, "c2"}},
+    {{{"other", "y"}, 2}, {{"other", "z"}, 3}, {{"nodes", 2, "certSANs", 2}, "b2"}, {{"nodes", 2, "certSANs", 3}, "b3"}},
+    -- an edit inside a map, then the map replaced, then an edit in the new map
+    {{{"other", "x"}, 2}, {{"other"}, {y = 1}}, {{"other", "y"}, 5}, {{"nodes", 1, "hostname"}, "a1"}},
+  }
+  for i, edits in ipairs(cases) do
+    t.eq(yaml.edit(FLEET, edits), one_by_one(FLEET, edits), "case " .. i)
+  end
+end
+
+function test_several_edits_to_a_large_file_parse_it_about_once()
+  local b = {"nodes:"}
+  for i = 1, 400 do
+    b[#b + 1] = ("  - hostname: n%d\n    ipAddress: 10.0.%d.%d\n    installDisk: /dev/sda"):format(i, i // 256, i % 256)
+  end
+  local text = table.concat(b, "\n") .. "\n"
+  local edits = {}
+  for i = 1, 400 do
+    edits[#edits + 1] = {{"nodes", i, "talosImageURL"}, "factory.talos.dev/installer/" .. i}
+    edits[#edits + 1] = {{"nodes", i, "certSANs", 1}, "n" .. i .. ".ts.net"}
+  end
+  local out = yaml.edit(text, edits)
+  local doc = yaml.decode(out)
+  t.eq(#doc.nodes, 400)
+  t.eq(doc.nodes[400].talosImageURL, "factory.talos.dev/installer/400")
+  t.eq(doc.nodes[1].certSANs[1], "n1.ts.net")
+  -- the same bytes as the edits one by one (checked on a sample: all 800
+  -- one by one is the quadratic cost this form exists to avoid)
+  t.eq(yaml.edit(text, {edits[1], edits[2], edits[799], edits[800]}), one_by_one(text, {edits[1], edits[2], edits[799], edits[800]}))
+end
+
+function test_a_refused_edit_among_several_names_itself_and_changes_nothing()
+  local err = t.raises(yaml.edit, FLEET, {{{"nodes", 1, "ipAddress"}, "x"}, {{"nodes", 9, "ipAddress"}, "y"}}, nil, {name = "talconfig.yaml"})
+  t.match(tostring(err), "talconfig.yaml: path nodes%[9%] does not exist")
+  -- the one that fails only after its predecessors: same message as one by one
+  local e2 = t.raises(yaml.edit, FLEET, {{{"nodes", 3, "patches", 1}, "p"}, {{"nodes", 3, "patches", 3}, "q"}})
+  local e1 = t.raises(one_by_one, FLEET, {{{"nodes", 3, "patches", 1}, "p"}, {{"nodes", 3, "patches", 3}, "q"}})
+  t.eq(tostring(e2), tostring(e1))
+end
+
+function test_several_edits_bad_arguments()
+  t.match(tostring(t.raises(yaml.edit, FLEET, {{{"a"}, 1}, "x"})), "edit 2 must be a table {path, value}")
+  t.match(tostring(t.raises(yaml.edit, FLEET, {{{"a"}, 1}, {{}, 1}})), "edit 2: empty path")
+  t.match(tostring(t.raises(yaml.edit, FLEET, {{{"a", 0}, 1}})), "edit 1: item 2 must be a key")
+  -- an empty table is an empty path, not an empty list of edits
+  t.match(tostring(t.raises(yaml.edit, FLEET, {}, 1)), "empty path")
+end
+
+-- }======
