@@ -189,6 +189,7 @@ rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modu
     start_failed("the Lua state", UV_ENOMEM);
     goto err_loop;
   }
+  lua_gc(e->L, LUA_GCGEN, 0, 0); /* why: docs/benchmarks.md, "The collector" */
   luaL_openlibs(e->L);
   lua_pushlightuserdata(e->L, e);
   lua_rawsetp(e->L, LUA_REGISTRYINDEX, &ENGINE_KEY);

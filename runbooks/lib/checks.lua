@@ -11,18 +11,25 @@ local talconfig = require "talconfig"
 local M = {}
 local fmt = string.format
 
---- Every Kubernetes node Ready (optionally only `names`).
----@param names string[] node names
+--- Every Kubernetes node Ready (one `kubectl get nodes`), or only the
+--- nodes `names` (one `kubectl get node NAME` each).
+---@param names? string[] node names
 ---@return boolean ok, string observation
 function M.nodes_ready(names)
-  local want = {}
-  for _, n in ipairs(names or {}) do want[n] = true end
   local bad = {}
-  for _, n in ipairs(kube.nodes()) do
-    if (names == nil or want[n.name]) and not n.ready then bad[#bad + 1] = n.name .. " " .. tostring(n.reason) end
+  if names then
+    for _, name in ipairs(names) do
+      local n = kube.node(name)
+      if not n then bad[#bad + 1] = name .. " not registered"
+      elseif not n.ready then bad[#bad + 1] = name .. " " .. tostring(n.reason) end
+    end
+  else
+    for _, n in ipairs(kube.nodes()) do
+      if not n.ready then bad[#bad + 1] = n.name .. " " .. tostring(n.reason) end
+    end
   end
   if #bad > 0 then return false, "not Ready: " .. table.concat(bad, ", ") end
-  return true, "all Ready"
+  return true, names and (#names == 1 and "Ready" or "all " .. #names .. " Ready") or "all Ready"
 end
 
 --- etcd healthy on every control-plane node address.
@@ -48,14 +55,28 @@ end
 --- The node is online in the tailnet under exactly its device name (its
 --- hostname as Tailscale sanitises it: tailscale.device_name). A device
 --- that registered as <name>-1 (the name was taken) is a fatal finding.
+--- Without `peers`, one `tailscale ping -c 1 NAME` answers first: it
+--- resolves NAME by the peers' DNS names only, never by their HostName
+--- (cmd/tailscale/cli/ping.go tailscaleIPFromArg: a device that became
+--- NAME-1 does not answer to NAME), and its cost does not grow with the
+--- tailnet; only a node that does not answer has the whole `tailscale
+--- status` read, to say why.
 ---@param name string the device name
----@param fatal? boolean fail the gate at once on a state waiting cannot fix
+---@param fatal? function fail the gate at once on a state waiting cannot fix
+---@param peers? table[] tailscale.peers() read already (validation reads them once for every node)
 ---@return boolean ok, string observation
-function M.node_in_tailnet(name, fatal)
-  local peers = tailscale.peers()
+function M.node_in_tailnet(name, fatal, peers)
+  local no_reply
+  if not peers then
+    local ok, ip = tailscale.ping(name)
+    if ok then return true, fmt("%s answers tailscale ping (%s)", name, ip or "?") end
+    no_reply = ip
+    peers = tailscale.peers()
+  end
   for _, p in ipairs(peers) do
     if p.name == name then
-      if p.online then return true, fmt("%s online (%s)", p.dns_name, p.ips[1] or "?") end
+      if p.online and not no_reply then return true, fmt("%s online (%s)", p.dns_name, p.ips[1] or "?") end
+      if p.online then return false, fmt("%s is online but does not answer tailscale ping yet (%s)", p.dns_name, no_reply) end
       return false, p.dns_name .. " offline"
     end
   end
@@ -177,9 +198,14 @@ end
 function M.all(cfg)
   local list = {}
   local function add(name, fn) list[#list + 1] = {name = name, fn = fn} end
+  -- one `tailscale status` for every node's check, not one each
+  local peers_ok, peers = pcall(tailscale.peers)
   for _, n in ipairs(cfg.nodes) do
     local name = n.ts_name or tailscale.device_name(n.hostname)
-    add("tailnet: " .. name, function() return M.node_in_tailnet(name) end)
+    add("tailnet: " .. name, function()
+      if not peers_ok then error(peers, 0) end
+      return M.node_in_tailnet(name, nil, peers)
+    end)
     add("talos over tailnet: " .. name, function() return M.talos_over_tailnet(name .. "." .. cfg.tailnet, n.ip) end)
   end
   for _, r in ipairs(cfg.routes) do

@@ -15,20 +15,68 @@ local function get(args)
   return json.decode(r.stdout, {name = table.concat(a, " ")})
 end
 
---- Nodes: {name, ready (bool), reason, os_image, unschedulable}
----@return table[] `kubectl get nodes -o json` items
-function M.nodes()
+local function node_of(item)
+  local ready, reason = false, "no Ready condition"
+  for _, c in ipairs(item.status and item.status.conditions or {}) do
+    if c.type == "Ready" then ready, reason = c.status == "True", c.reason or c.status end
+  end
+  return {name = item.metadata.name, ready = ready, reason = reason,
+          os_image = item.status and item.status.nodeInfo and item.status.nodeInfo.osImage,
+          unschedulable = item.spec and item.spec.unschedulable == true}
+end
+
+--- What `kubectl get nodes` prints of each node, one line each: its
+--- name, every condition as type=status:reason;, spec.unschedulable and
+--- the OS image, tab-separated (a missing field prints nothing, kubectl's
+--- default). kubectl applies the template itself (the API server sends
+--- the whole list either way): the runbook parses a few dozen bytes a
+--- node instead of a node's kilobytes of JSON at every gate.
+M.NODES_JSONPATH = '{range .items[*]}{.metadata.name}{"\\t"}{range .status.conditions[*]}{.type}={.status}:{.reason};{end}'
+  .. '{"\\t"}{.spec.unschedulable}{"\\t"}{.status.nodeInfo.osImage}{"\\n"}{end}'
+
+--- Parses M.NODES_JSONPATH's output.
+---@param text string
+---@return table[] nodes {name, ready, reason, os_image, unschedulable}
+function M.parse_nodes(text)
   local out = {}
-  for _, item in ipairs(get{"get", "nodes", "-o", "json"}.items or {}) do
+  for line in text:gmatch("[^\n]+") do
+    local name, conds, unsched, os_image = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
+    if not name then error(errors.new("kube", "kubectl get nodes printed a line it was not asked for: " .. line:sub(1, 120)), 2) end
     local ready, reason = false, "no Ready condition"
-    for _, c in ipairs(item.status and item.status.conditions or {}) do
-      if c.type == "Ready" then ready, reason = c.status == "True", c.reason or c.status end
+    for typ, st, why in conds:gmatch("([^=;]*)=([^:;]*):([^;]*);") do
+      if typ == "Ready" then ready, reason = st == "True", why ~= "" and why or st end
     end
-    out[#out + 1] = {name = item.metadata.name, ready = ready, reason = reason,
-                     os_image = item.status and item.status.nodeInfo and item.status.nodeInfo.osImage,
-                     unschedulable = item.spec and item.spec.unschedulable == true}
+    out[#out + 1] = {name = name, ready = ready, reason = reason, os_image = os_image ~= "" and os_image or nil,
+                     unschedulable = unsched == "true"}
   end
   return out
+end
+
+--- Nodes: {name, ready (bool), reason, os_image, unschedulable}, in one
+--- `kubectl get nodes` whatever the size of the cluster.
+---@return table[] nodes
+function M.nodes()
+  local a = {"kubectl", "get", "nodes", "-o", "jsonpath=" .. M.NODES_JSONPATH}
+  local r = exec.run(a, {timeout = 60})
+  if r.code ~= 0 then
+    error(errors.new("kube", "kubectl get nodes: " .. r.stderr:gsub("%s+$", "")), 2)
+  end
+  return M.parse_nodes(r.stdout)
+end
+
+--- One node (`kubectl get node NAME -o json`), as M.nodes() gives it, or
+--- nil when the cluster has no node of that name (NotFound). A gate on one
+--- node asks for that node only: its cost does not grow with the cluster.
+---@param name string
+---@return table? node
+function M.node(name)
+  local a = {"kubectl", "get", "node", name, "-o", "json"}
+  local r = exec.run(a, {timeout = 60})
+  if r.code ~= 0 then
+    if r.stderr:find("(NotFound)", 1, true) then return nil end
+    error(errors.new("kube", table.concat(a, " ") .. ": " .. r.stderr:gsub("%s+$", "")), 2)
+  end
+  return node_of(json.decode(r.stdout, {name = table.concat(a, " ")}))
 end
 
 --- Pods of a namespace: {name, phase, ready}

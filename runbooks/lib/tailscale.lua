@@ -48,6 +48,17 @@ function M.peers()
   return M.peers_of(st), st
 end
 
+--- One `tailscale ping -c 1 NAME`: true and the address that answered,
+--- or false and what tailscale said (no reply, no such peer).
+---@param name string a device name, as MagicDNS has it
+---@return boolean ok, string? ip_or_why
+function M.ping(name)
+  local r = exec.run({"tailscale", "ping", "-c", "1", name}, {timeout = 30})
+  if r.code == 0 then return true, r.stdout:match("pong from %S+ %(([^,)]+)") end
+  local why = (r.stderr .. r.stdout):gsub("%s+$", "")
+  return false, why ~= "" and why:match("[^\n]*$") or ("exit " .. tostring(r.code))
+end
+
 --- The peers of a decoded `tailscale status --json` (raises unless its
 --- BackendState is Running).
 ---@param st table decoded `tailscale status --json`

@@ -2,6 +2,7 @@
 local ctx = ...
 
 local json = require "runbook.json"
+local jsonpath = ctx.jsonpath
 
 local W = ctx.W
 local M = ctx.M            -- the world module (its _ functions)
@@ -9,21 +10,100 @@ local fmt = string.format
 local node_up = ctx.model.node_up
 local pretty, result = ctx.output.pretty, ctx.output.result
 
+-- A Node as the API server returns it (k8s.io/api/core/v1 types.go, the
+-- fields the runbooks read): the control-plane role label only on control
+-- planes (Talos labels them, machined's nodelabels controller), Ready from
+-- the kubelet, "Unknown" once the node stops posting status. Built once
+-- per state of the node, and each rendering of it kept, so that listing
+-- 1,000 nodes renders again only the ones that changed.
+local function node_object(n)
+  local up = node_up(n) and not n.not_ready
+  local ip = M._node_ip(n)
+  local state = fmt("%s|%s|%s|%s|%s", up, n.down, n.unschedulable, n.talos_version, ip)
+  if n.k8s_cache and n.k8s_cache.state == state then return n.k8s_cache end
+  local labels = {["kubernetes.io/hostname"] = n.name, ["kubernetes.io/os"] = "linux"}
+  if n.role == "controlplane" then labels["node-role.kubernetes.io/control-plane"] = "" end
+  local obj = {apiVersion = "v1", kind = "Node", metadata = {name = n.name, labels = labels},
+    spec = {unschedulable = n.unschedulable or nil},
+    status = {conditions = {{type = "Ready", status = up and "True" or (n.down and "Unknown" or "False"),
+                             reason = up and "KubeletReady" or "KubeletNotReady", message = up and "kubelet is posting ready status" or "node is not ready"}},
+              nodeInfo = {osImage = fmt("Talos (%s)", n.talos_version), kubeletVersion = W.k8s_version},
+              addresses = {{type = "InternalIP", address = ip}, {type = "Hostname", address = n.name}}}}
+  n.k8s_cache = {state = state, obj = obj, text = {}}
+  return n.k8s_cache
+end
+
+--- The node's text in one output form: "json", or a compiled template.
+local function node_text(n, form)
+  local c = node_object(n)
+  local t = c.text[form]
+  if not t then
+    t = form == "json" and json.encode(c.obj) or jsonpath.render(form, c.obj)
+    c.text[form] = t
+  end
+  return t
+end
+
+--- The -o value of a kubectl argv ("-o X", "-oX", "-o=X", "--output X",
+--- "--output=X"), and the other arguments.
+local function output_of(argv)
+  local rest, out = {}, nil
+  local i = 2
+  while i <= #argv do
+    local a = argv[i]
+    local v = a:match("^%-%-output=(.*)$") or a:match("^%-o=(.*)$") or (a ~= "-o" and a:match("^%-o(.+)$"))
+    if v then out = v
+    elseif a == "-o" or a == "--output" then out = argv[i + 1]; i = i + 1
+    else rest[#rest + 1] = a end
+    i = i + 1
+  end
+  return out, rest
+end
+
+local function not_found(kind, name)
+  return result(1, "", fmt("Error from server (NotFound): %s %q not found\n", kind, tostring(name)))
+end
+
+local function get_nodes(argv)
+  local out, rest = output_of(argv)
+  local name = rest[3]
+  if #rest > 3 then return nil end
+  local form = out == "json" and "json"
+  if out and out:match("^jsonpath=") then
+    local t, err = jsonpath.compile(out:sub(10))
+    if not t then return result(1, "", "error: simulated kubectl: " .. err .. "\n") end
+    form = t
+  end
+  if not form then return result(1, "", "simulated kubectl answers get nodes with -o json or -o jsonpath= only\n") end
+  if name then                         -- `get node NAME`, `get nodes NAME`
+    local n = W.ix.node_by_name[name]
+    if not n then return not_found("nodes", name) end
+    return result(0, node_text(n, form) .. (form == "json" and "\n" or ""))
+  end
+  if form == "json" then
+    -- a v1 List of the items (kubectl prints it indented; the whitespace
+    -- is the only difference)
+    local items = {}
+    for i, n in ipairs(W.nodes) do items[i] = node_text(n, "json") end
+    return result(0, '{"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": ['
+                     .. table.concat(items, ", ") .. "]}\n")
+  end
+  local body = jsonpath.items_body(form)
+  if not body then
+    local list = {apiVersion = "v1", kind = "List", items = {}}
+    for i, n in ipairs(W.nodes) do list.items[i] = node_object(n).obj end
+    return result(0, jsonpath.render(form, list))
+  end
+  local lines = {}
+  for i, n in ipairs(W.nodes) do lines[i] = node_text(n, body) end
+  return result(0, table.concat(lines))
+end
+
 local function kubectl(argv)
   local args = table.concat(argv, " ", 2)
-  if args:match("^get nodes") then
-    if not args:find("-o json", 1, true) then return result(1, "", "simulated kubectl answers get with -o json only\n") end
-    local items = {}
-    for _, n in ipairs(W.nodes) do
-      local up = node_up(n) and not n.not_ready
-      items[#items + 1] = {metadata = {name = n.name, labels = {["node-role.kubernetes.io/control-plane"] = ""}},
-        spec = {unschedulable = n.unschedulable or nil},
-        status = {conditions = {{type = "Ready", status = up and "True" or (n.down and "Unknown" or "False"),
-                                 reason = up and "KubeletReady" or "KubeletNotReady", message = up and "kubelet is posting ready status" or "node is not ready"}},
-                  nodeInfo = {osImage = fmt("Talos (%s)", n.talos_version), kubeletVersion = W.k8s_version},
-                  addresses = {{type = "InternalIP", address = M._node_ip(n)}, {type = "Hostname", address = n.name}}}}
-    end
-    return result(0, pretty({apiVersion = "v1", kind = "List", items = items}))
+  if argv[2] == "get" and (argv[3] == "nodes" or argv[3] == "node") then
+    local r = get_nodes(argv)
+    if r then return r end
   end
   if args:match("^get pods %-n %S+ %-o json") or args:match("^%-n %S+ get pods %-o json") then
     local ns = args:match("%-n (%S+)")
@@ -40,13 +120,10 @@ local function kubectl(argv)
   end
   local verb, name = args:match("^(%S+) (%S+)")
   if verb == "cordon" or verb == "uncordon" or verb == "drain" then
-    for _, n in ipairs(W.nodes) do
-      if n.name == name then
-        n.unschedulable = verb ~= "uncordon"
-        return result(0, fmt("node/%s %s\n", name, verb == "uncordon" and "uncordoned" or verb == "cordon" and "cordoned" or "drained"))
-      end
-    end
-    return result(1, "", fmt("Error from server (NotFound): nodes %q not found\n", tostring(name)))
+    local n = W.ix.node_by_name[name]
+    if not n then return not_found("nodes", name) end
+    n.unschedulable = verb ~= "uncordon"
+    return result(0, fmt("node/%s %s\n", name, verb == "uncordon" and "uncordoned" or verb == "cordon" and "cordoned" or "drained"))
   end
   return result(1, "", fmt("error: simulated kubectl does not answer %q\n", args))
 end
@@ -91,14 +168,18 @@ local function tailscale(argv)
     return result(0, json.encode(st, {pretty = true}))
   end
   if argv[2] == "ping" then
+    -- cmd/tailscale/cli/ping.go (v1.82): an address as it is; a name
+    -- matched against each peer's DNS name without the MagicDNS suffix
+    -- (case-insensitive) or the whole DNS name, never its HostName
     local target = argv[#argv]
-    for _, d in ipairs(W.devices) do
-      if (d.hostname_final == target or d.addresses[1] == target or d.hostname_final .. "." .. W.tailnet == target) then
-        if d.online then return result(0, fmt("pong from %s (%s) via DERP(fra) in 23ms\n", d.hostname_final, d.addresses[1])) end
-        return result(1, "", "timeout waiting for ping reply\n")
-      end
+    local ix, suffix = W.ix, "." .. W.tailnet
+    local d = ix.dev_by_addr[target] or ix.dev_by_name[target:lower()]
+    if not d and target:sub(-#suffix - 1) == suffix .. "." then d = ix.dev_by_name[target:sub(1, -#suffix - 2)] end
+    if d then
+      if d.online then return result(0, fmt("pong from %s (%s) via DERP(fra) in 23ms\n", d.hostname_final, d.addresses[1])) end
+      return result(1, "", "no reply\n")
     end
-    return result(1, "", fmt("error looking up IP of %q: no such host\n", target))
+    return result(1, "", fmt("error looking up IP of %q: lookup %s: no such host\n", target, target))
   end
   return result(1, "", fmt("simulated tailscale does not answer %q\n", table.concat(argv, " ", 2)))
 end

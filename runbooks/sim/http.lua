@@ -107,7 +107,7 @@ local function tailscale_api(method, path, body)
   if del and method == "DELETE" then
     for i, d in ipairs(W.devices) do
       if d.id == del then
-        table.remove(W.devices, i)
+        ctx.model.remove_device(i)
         return response(200, "")
       end
     end
@@ -115,14 +115,13 @@ local function tailscale_api(method, path, body)
   end
   local id = path:match("^/api/v2/device/([%w]+)/routes$")
   if id then
-    for _, d in ipairs(W.devices) do
-      if d.id == id then
-        if method == "POST" then
-          local req = json.decode(body or "{}")
-          d.routes_enabled = req.routes or {}
-        end
-        return response(200, json.encode({advertisedRoutes = json.array(d.routes_adv), enabledRoutes = json.array(d.routes_enabled)}))
+    local d = W.ix.dev_by_id[id]
+    if d then
+      if method == "POST" then
+        local req = json.decode(body or "{}")
+        d.routes_enabled = req.routes or {}
       end
+      return response(200, json.encode({advertisedRoutes = json.array(d.routes_adv), enabledRoutes = json.array(d.routes_enabled)}))
     end
     return response(404, json.encode({message = "device not found"}))
   end

@@ -19,6 +19,43 @@ local function fault(kind, node)
   end
 end
 
+-- {====== indexes
+-- Every lookup by address or name goes through these, so that a tool's
+-- call costs the same at 1,000 nodes as at 3. W.nodes and W.devices stay
+-- the ordered lists (a scan keeps the first match: so does the index);
+-- every change to W.devices goes through add_device/remove_device.
+
+local function index_device(d)
+  local ix = W.ix
+  if d.node and not ix.dev_by_node[d.node] then ix.dev_by_node[d.node] = d end
+  if not ix.dev_by_name[d.hostname_final] then ix.dev_by_name[d.hostname_final] = d end
+  if d.addresses[1] and not ix.dev_by_addr[d.addresses[1]] then ix.dev_by_addr[d.addresses[1]] = d end
+  if not ix.dev_by_id[d.id] then ix.dev_by_id[d.id] = d end
+end
+
+local function reindex()
+  local ix = {node_by_ip = {}, node_by_name = {}, dev_by_node = {}, dev_by_name = {}, dev_by_addr = {}, dev_by_id = {}}
+  W.ix = ix
+  for _, n in ipairs(W.nodes) do
+    if not ix.node_by_ip[n.ip] then ix.node_by_ip[n.ip] = n end
+    if not ix.node_by_name[n.name] then ix.node_by_name[n.name] = n end
+  end
+  for _, d in ipairs(W.devices) do index_device(d) end
+end
+
+local function add_device(d, first)
+  if first then table.insert(W.devices, 1, d); reindex() return end
+  W.devices[#W.devices + 1] = d
+  index_device(d)
+end
+
+local function remove_device(i)
+  table.remove(W.devices, i)
+  reindex()
+end
+
+-- }======
+
 local function schematic_of_extensions(exts)
   local s = {customization = {}}
   if #exts > 0 then s.customization.systemExtensions = {officialExtensions = exts} end
@@ -107,16 +144,15 @@ function M._start_tailscale(n)
     if (not W.auth.reusable or fault("authkey_single_use")) and W.auth.used then return "invalid key: unable to validate API key" end
   end
   -- an existing device of this node (state kept on /var across upgrades)
-  for _, d in ipairs(W.devices) do
-    if d.node == n.name then
-      if not truthy(env.TS_AUTH_ONCE) then
-        local why = key_refused()
-        if why then
-          n.ts_state = "Failed"; n.ts_error = "failed to auth tailscale: tailscale up failed: " .. why; return
-        end
+  local d0 = W.ix.dev_by_node[n.name]
+  if d0 then
+    if not truthy(env.TS_AUTH_ONCE) then
+      local why = key_refused()
+      if why then
+        n.ts_state = "Failed"; n.ts_error = "failed to auth tailscale: tailscale up failed: " .. why; return
       end
-      d.online = true; d.routes_adv = M._routes(env); n.ts_state = "Running"; return
     end
+    d0.online = true; d0.routes_adv = M._routes(env); n.ts_state = "Running"; return
   end
   local why = key_refused()
   if why then n.ts_state = "Failed"; n.ts_error = "failed to auth tailscale: tailscale up failed: " .. why; return end
@@ -129,12 +165,7 @@ function M._start_tailscale(n)
   local want = env.TS_HOSTNAME or n.name
   local base = tailscale_lib.device_name(want)
   local name, k = base, 0
-  local taken = true
-  while taken do
-    taken = false
-    for _, d in ipairs(W.devices) do if d.hostname_final == name then taken = true end end
-    if taken then k = k + 1; name = base .. "-" .. k end
-  end
+  while W.ix.dev_by_name[name] do k = k + 1; name = base .. "-" .. k end
   W.next_dev = W.next_dev + 1
   local d = {id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev), node = n.name,
              hostname = want, hostname_final = name, addresses = {ip_for(W.next_dev)}, online = true,
@@ -143,7 +174,7 @@ function M._start_tailscale(n)
   for _, r in ipairs(d.routes_adv) do
     for _, a in ipairs(W.auto_routes) do if a == r then d.routes_enabled[#d.routes_enabled + 1] = r end end
   end
-  W.devices[#W.devices + 1] = d
+  add_device(d)
   n.ts_state = "Running"
   M._node_ip_moved(n)
 end
@@ -154,9 +185,7 @@ function M._routes(env)
   return out
 end
 
-local function device_of(n)
-  for _, d in ipairs(W.devices) do if d.node == n.name then return d end end
-end
+local function device_of(n) return W.ix.dev_by_node[n.name] end
 
 --- The address Talos picks as the kubelet's node IP: the first routed
 --- address (internal/app/machined/pkg/controllers/k8s/nodeip.go, sorted by
@@ -169,7 +198,9 @@ local function ip_key(ip)
   return fmt("%03d.%03d.%03d.%03d", a, b, c, d)
 end
 
-local function in_cidr(ip, cidr)
+local cidr_memo = {}
+
+local function in_cidr_uncached(ip, cidr)
   local net, bits = cidr:match("^([%d%.]+)/(%d+)$")
   local function num(x)
     local a, b, c, d = x:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
@@ -182,11 +213,23 @@ local function in_cidr(ip, cidr)
   return x >> shift == y >> shift
 end
 
+-- asked for every node at every `kubectl get nodes`: the answer is kept
+local function in_cidr(ip, cidr)
+  if ip == nil or cidr == nil then return in_cidr_uncached(ip or "", cidr or "") end
+  local m = cidr_memo[cidr]
+  if not m then m = {}; cidr_memo[cidr] = m end
+  local r = m[ip]
+  if r == nil then r = in_cidr_uncached(ip, cidr); m[ip] = r end
+  return r
+end
+
 local function pick_ip(n, valid)
   local addrs = {n.ip}
   local d = device_of(n)
-  if fault("node_ip_on_tailscale", n.name) and d and d.online and n.ts_state == "Running" then addrs[#addrs + 1] = d.addresses[1] end
-  table.sort(addrs, function(a, b) return ip_key(a) < ip_key(b) end)
+  if d and d.online and n.ts_state == "Running" and fault("node_ip_on_tailscale", n.name) then
+    addrs[2] = d.addresses[1]
+    table.sort(addrs, function(a, b) return ip_key(a) < ip_key(b) end)
+  end
   for _, a in ipairs(addrs) do
     local ok = #valid == 0
     for _, c in ipairs(valid) do if in_cidr(a, c) then ok = true end end
@@ -210,26 +253,23 @@ end
 --- its /etc/hosts). A MagicDNS name resolves only with MagicDNS, which
 --- the node does not use (TS_ACCEPT_DNS=false): dialing fails.
 local function target_of(key, via)
-  for _, n in ipairs(W.nodes) do
-    if n.ip == key or (via == n and n.name == key) then return n end
-  end
-  for _, d in ipairs(W.devices) do
-    if d.node and d.online and key == d.addresses[1] then
-      for _, n in ipairs(W.nodes) do if n.name == d.node then return n end end
-    end
-  end
+  local ix = W.ix
+  local n = ix.node_by_ip[key]
+  if n then return n end
+  if via and via.name == key then return via end
+  local d = ix.dev_by_addr[key]
+  if d and d.node and d.online then return ix.node_by_name[d.node] end
 end
 
 --- The node an endpoint reaches from the admin machine: a LAN address
 --- directly, a tailnet name or address over the tailnet while the node's
 --- device is online; `name_for_tls` is what its certificate must hold.
 local function endpoint_node(e)
-  for _, n in ipairs(W.nodes) do if n.ip == e then return n end end
-  for _, d in ipairs(W.devices) do
-    if d.node and d.online and (e == d.hostname_final .. "." .. W.tailnet or e == d.addresses[1]) then
-      for _, n in ipairs(W.nodes) do if n.name == d.node then return n end end
-    end
-  end
+  local ix = W.ix
+  if ix.node_by_ip[e] then return ix.node_by_ip[e] end
+  local suffix = "." .. W.tailnet
+  local d = e:sub(-#suffix) == suffix and ix.dev_by_name[e:sub(1, -#suffix - 1)] or ix.dev_by_addr[e]
+  if d and d.node and d.online then return ix.node_by_name[d.node] end
 end
 
 local function cert_names(n)
@@ -241,7 +281,7 @@ local function cert_names(n)
 end
 
 return {
-  cert_names = cert_names, device_of = device_of, endpoint_node = endpoint_node, fault = fault,
+  add_device = add_device, cert_names = cert_names, device_of = device_of, reindex = reindex, remove_device = remove_device, endpoint_node = endpoint_node, fault = fault,
   has_ext = has_ext, ip_for = ip_for, node_up = node_up, now = now, other = other,
   register_schematic = register_schematic, schematic_of_extensions = schematic_of_extensions,
   target_of = target_of

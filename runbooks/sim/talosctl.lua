@@ -417,7 +417,8 @@ local function reboot(n, seconds)
   local f = fault("slow_boot", n.name)
   n.boot_until = now() + (f and (f.seconds or 1200) or seconds or W.rand(n.boot[1], n.boot[2]))
   if fault("node_never_returns", n.name) and n.boot_once == "upgrade" then n.never_returns = true end
-  for _, d in ipairs(W.devices) do if d.node == n.name then d.online = false end end
+  local d = device_of(n)
+  if d then d.online = false end
   n.ts_state = nil
 end
 

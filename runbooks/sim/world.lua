@@ -59,7 +59,7 @@ end
 -- The parts, each given the shared context: the state, this module, and
 -- the parts loaded before it.
 local ctx = {W = W, M = M, path_of = path_of}
-for _, part in ipairs{"scenario", "model", "output", "machineconfig", "talosctl", "talhelper", "cli", "http",
+for _, part in ipairs{"scenario", "jsonpath", "model", "output", "machineconfig", "talosctl", "talhelper", "cli", "http",
                       "from_talconfig"} do
   ctx[part] = assert(loadfile(here .. "/sim/" .. part .. ".lua"))(ctx)
 end
@@ -213,6 +213,7 @@ function M.load(path)
       configured = n.tailscaleConfigured, slots = slots, active = "A", member_id = 0x3c1f5e2a00000000 + i * 0x1111,
       cert_sans = n.certSANs or {}, kubelet_valid = {}, etcd_valid = {}}
   end
+  ctx.model.reindex()
   local f = v.factory or {}
   W.versions = f.versions or {W.talos_version}
   W.official = f.extensions or {factory.TAILSCALE}
@@ -223,7 +224,7 @@ function M.load(path)
   W.operator = tn.operator or {namespace = "tailscale", deployment = "operator", pods = 1}
   for _, d in ipairs(tn.devices or {}) do
     W.next_dev = W.next_dev + 1
-    W.devices[#W.devices + 1] = {id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev),
+    ctx.model.add_device{id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev),
       hostname = d.hostname, hostname_final = d.hostname, addresses = {ip_for(W.next_dev)}, online = d.online ~= false,
       created = "2025-06-12T10:00:00Z", tags = d.tags or {}, routes_adv = d.routes or {}, routes_enabled = d.routes or {},
       os = "linux", authorized = true}
@@ -232,10 +233,10 @@ function M.load(path)
     -- a Connector of the Kubernetes operator already routes the service
     -- CIDR: the oldest advertiser stays primary (kb/1115)
     W.next_dev = W.next_dev + 1
-    table.insert(W.devices, 1, {id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev),
+    ctx.model.add_device({id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev),
       hostname = "cluster-routes-connector", hostname_final = "cluster-routes-connector", addresses = {ip_for(W.next_dev)},
       online = true, created = "2025-03-02T09:00:00Z", tags = {"tag:k8s"}, routes_adv = {W.service_cidr},
-      routes_enabled = {W.service_cidr}, os = "linux", authorized = true})
+      routes_enabled = {W.service_cidr}, os = "linux", authorized = true}, true)
   end
   W.admin_state = fault("admin_logged_out") and "NeedsLogin" or tn.adminState or "Running"
   W.talconfig = v.talconfig

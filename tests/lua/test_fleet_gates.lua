@@ -1,0 +1,44 @@
+--! dry-run
+-- The gates whose cost must not grow with the cluster, against the world:
+-- one node asked by name, the node list in one call, a node in the tailnet
+-- by one ping (the whole status read only to say why it does not answer).
+local src = os.getenv("RUNBOOK_SOURCE") or "../.."
+package.path = src .. "/runbooks/lib/?.lua;" .. package.path
+local world = dofile(src .. "/runbooks/sim/world.lua")
+package.loaded["runbook.world"] = world
+local t = require "runbook.testing"
+local kube = require "kube"
+local checks = require "checks"
+local tailscale = require "tailscale"
+
+world.load(src .. "/runbooks/scenarios/default.yaml")
+
+function test_one_node_by_name_and_a_node_the_cluster_lacks()
+  local n = kube.node("k8s-2")
+  t.eq(n.name, "k8s-2"); t.eq(n.ready, true); t.eq(n.os_image, "Talos (v1.10.6)")
+  t.eq(kube.node("k8s-9"), nil)
+  local ok, obs = checks.nodes_ready({"k8s-9"})
+  t.eq(ok, false); t.match(obs, "k8s%-9 not registered")
+  t.eq(select(2, checks.nodes_ready({"k8s-1"})), "Ready")
+end
+
+function test_the_node_list_in_one_call()
+  local list = kube.nodes()
+  t.eq(#list, 3)
+  for _, n in ipairs(list) do t.eq(n.ready, true, n.name) end
+  -- control planes only carry the control-plane role label (the list's JSON form)
+  local json = require "runbook.json"
+  local r = require("runbook.exec").run({"kubectl", "get", "node", "k8s-1", "-o", "json"})
+  t.eq(json.decode(r.stdout).metadata.labels["node-role.kubernetes.io/control-plane"], "")
+end
+
+function test_the_tailnet_gate_pings_first_and_reads_the_status_only_to_say_why()
+  local ok, ip = tailscale.ping("tailscale-operator")
+  t.eq(ok, true); t.match(ip, "^100%.")
+  local ok2, why = tailscale.ping("k8s-1")
+  t.eq(ok2, false); t.match(why, "no such host")
+  local passed, obs = checks.node_in_tailnet("tailscale-operator")
+  t.eq(passed, true); t.match(obs, "answers tailscale ping")
+  local p2, obs2 = checks.node_in_tailnet("k8s-1")
+  t.eq(p2, false); t.eq(obs2, "no device named k8s-1 yet")
+end

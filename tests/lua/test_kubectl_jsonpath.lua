@@ -1,0 +1,75 @@
+-- The world's kubectl JSONPath against the real kubectl: each node object
+-- the world serves, rendered with the template kube.nodes() asks for, must
+-- print what the real client prints for it. `kubectl label --local -f`
+-- applies -o jsonpath= with no API server (the label itself is never sent
+-- anywhere). Real processes: this file runs without --dry-run.
+local src = os.getenv("RUNBOOK_SOURCE") or "../.."
+package.path = src .. "/runbooks/lib/?.lua;" .. package.path
+local exec = require "runbook.exec"
+local fs = require "runbook.fs"
+local json = require "runbook.json"
+local t = require "runbook.testing"
+local kube = require "kube"
+local jsonpath = dofile(src .. "/runbooks/sim/jsonpath.lua")
+
+local NODES = {
+  {apiVersion = "v1", kind = "Node", metadata = {name = "k8s-1", labels = {["node-role.kubernetes.io/control-plane"] = ""}},
+   spec = {}, status = {conditions = {
+     {type = "MemoryPressure", status = "False", reason = "KubeletHasSufficientMemory"},
+     {type = "Ready", status = "True", reason = "KubeletReady", message = "kubelet is posting ready status"}},
+     nodeInfo = {osImage = "Talos (v1.10.6)", kubeletVersion = "v1.33.3"}}},
+  {apiVersion = "v1", kind = "Node", metadata = {name = "worker-7"}, spec = {unschedulable = true},
+   status = {conditions = {{type = "Ready", status = "Unknown", reason = "NodeStatusUnknown"}}}},
+  -- a condition without a reason, no nodeInfo at all
+  {apiVersion = "v1", kind = "Node", metadata = {name = "w8"}, spec = {}, status = {conditions = {{type = "Ready", status = "False"}}}},
+}
+
+local function real_kubectl(obj, template)
+  local dir = fs.tmpdir("rb-jsonpath")
+  local file = dir .. "/node.json"
+  fs.write(file, json.encode(obj))
+  local r = exec.run({"kubectl", "label", "--local", "-f", file, "rb-test=1", "-o", "jsonpath=" .. template},
+                     {env = {KUBECONFIG = "/dev/null"}, timeout = 60})
+  fs.remove(file)
+  fs.remove(dir)
+  if r.code ~= 0 then error("kubectl: " .. r.stderr) end
+  return r.stdout
+end
+
+function test_the_worlds_rendering_of_the_nodes_template_is_the_real_kubectls()
+  if not exec.which("kubectl") then error("kubectl is not on PATH: this test compares the world with the real client") end
+  local body = jsonpath.items_body(assert(jsonpath.compile(kube.NODES_JSONPATH)))
+  t.truthy(body, "kube.NODES_JSONPATH is one {range .items[*]}...{end}")
+  -- the body alone: what kubectl prints for one item of the list
+  local item_tpl = kube.NODES_JSONPATH:match("^{range %.items%[%*%]}(.*){end}$")
+  for _, obj in ipairs(NODES) do
+    local want = real_kubectl(obj, item_tpl)
+    t.eq(jsonpath.render(body, obj), want, obj.metadata.name)
+    t.eq(jsonpath.render(assert(jsonpath.compile(item_tpl)), obj), want, obj.metadata.name .. " (compiled alone)")
+  end
+end
+
+function test_the_parser_reads_what_kubectl_prints()
+  local item_tpl = kube.NODES_JSONPATH:match("^{range %.items%[%*%]}(.*){end}$")
+  local text = ""
+  for _, obj in ipairs(NODES) do text = text .. real_kubectl(obj, item_tpl) end
+  local nodes = kube.parse_nodes(text)
+  t.eq(#nodes, 3)
+  t.eq(nodes[1].name, "k8s-1"); t.eq(nodes[1].ready, true); t.eq(nodes[1].reason, "KubeletReady")
+  t.eq(nodes[1].os_image, "Talos (v1.10.6)"); t.eq(nodes[1].unschedulable, false)
+  t.eq(nodes[2].ready, false); t.eq(nodes[2].reason, "NodeStatusUnknown"); t.eq(nodes[2].unschedulable, true)
+  t.eq(nodes[3].reason, "False")     -- no reason: the status says what there is
+  t.eq(nodes[3].os_image, nil)
+end
+
+function test_a_line_kubectl_was_not_asked_for_is_an_error()
+  t.raises("printed a line it was not asked for", kube.parse_nodes, "error: something else\n")
+end
+
+function test_templates_the_world_does_not_render_are_refused()
+  for _, tpl in ipairs{'{.items[?(@.x=="y")].a}', "{range .items[*]}{.a}", "{.a}{end}", "{.items[0].a}"} do
+    local c, err = jsonpath.compile(tpl)
+    t.eq(c, nil, tpl)
+    t.truthy(err, tpl)
+  end
+end
