@@ -507,8 +507,12 @@ rb.phase("Configuration", function()
   rb.step("talhelper agrees on the installer images", function()
     local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", v.talconfig}, {timeout = 120})
     if r.code ~= 0 then error("talhelper gencommand upgrade failed: " .. r.stderr) end
+    local image_of = {}     -- one pass over the output, not one per node
+    for ip, img in r.stdout:gmatch("%-%-nodes=(%S+) %-%-image=(%S+);") do
+      if image_of[ip] == nil then image_of[ip] = img end
+    end
     for _, n in ipairs(cfg.nodes) do
-      local img = r.stdout:match("%-%-nodes=" .. n.ip:gsub("%p", "%%%0") .. " %-%-image=(%S+);")
+      local img = image_of[n.ip]
       if img ~= target.installers[n.hostname] then
         error(fmt("talhelper would install %s on %s, this run %s", tostring(img), n.hostname, target.installers[n.hostname]))
       end
