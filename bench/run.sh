@@ -21,6 +21,15 @@ cc -O2 -o "$tmp/yaml_events" "$here/yaml_events.c" $(pkg-config --cflags --libs 
 python3 "$here/decode.py" "$bin" "$tmp/yaml_events" "$tmp/config.yaml" "$tmp/config.json"
 echo "== exec and http"
 bash "$here/io.sh" "$bin"
+echo "== fleet rehearsal (bench/gen_fleet.sh: 3 control planes, the rest workers)"
+prev=""
+for n in 3 100 1000; do
+  bash "$here/gen_fleet.sh" "$n" "$tmp/fleet-$n"
+  read -r ns kib < <(cd "$tmp/fleet-$n" && "$tmp/maxrss" "$bin" run rollout.lua --dry-run -q)
+  per=$(( ns / n / 1000 ))
+  echo "fleet $n nodes: wall $(( ns / 1000000 )) ms, peak RSS $(( kib / 1024 )) MiB, $per us per node${prev:+ ($(awk "BEGIN{printf \"%.2f\", $per/$prev}")x the per-node time of the row before)}"
+  prev=$per
+done
 echo "== rollout rehearsal"
 start=$(date +%s%N)
 (cd "$(mktemp -d)" && "$bin" run rollout.lua --dry-run -q >/dev/null 2>&1)
