@@ -42,3 +42,13 @@ function test_the_tailnet_gate_pings_first_and_reads_the_status_only_to_say_why(
   local p2, obs2 = checks.node_in_tailnet("k8s-1")
   t.eq(p2, false); t.eq(obs2, "no device named k8s-1 yet")
 end
+
+function test_the_worlds_kubectl_refuses_what_it_does_not_render()
+  local exec = require "runbook.exec"
+  local r = exec.run({"kubectl", "get", "nodes", "-o", "wide"})
+  t.eq(r.code, 1); t.match(r.stderr, "answers get nodes with %-o json or %-o jsonpath= only")
+  local r2 = exec.run({"kubectl", "get", "nodes", "-o", 'jsonpath={.items[?(@.x=="y")].a}'})
+  t.eq(r2.code, 1); t.match(r2.stderr, "does not render")
+  local r3 = exec.run({"kubectl", "get", "node", "k8s-9", "-o", "json"})
+  t.eq(r3.code, 1); t.eq(r3.stderr, 'Error from server (NotFound): nodes "k8s-9" not found\n')
+end
