@@ -361,7 +361,6 @@ static size_t line_end(const char *text, size_t len, size_t at) {
 static int splice_replace(lua_State *L, const edit_state *s, const char *text, size_t len, ry_splice *sp) {
   rb_buf *b = &sp->frag;
   size_t end = s->t_end;
-  (void)len;
   if (s->t_block && s->t_is_scalar) /* keep the newline(s) a block scalar ends with */
     while (end > s->t_start && (text[end - 1] == '\n' || text[end - 1] == ' ')) end--;
   sp->a = s->t_start;

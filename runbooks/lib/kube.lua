@@ -5,13 +5,19 @@ local errors = require "runbook.error"
 
 local M = {}
 
-local function get(args)
+--- kubectl with `args`; raises a `kube` error naming the command unless it exits 0.
+local function run(args)
   local a = {"kubectl"}
   for _, x in ipairs(args) do a[#a + 1] = x end
   local r = exec.run(a, {timeout = 60})
   if r.code ~= 0 then
-    error(errors.new("kube", table.concat(a, " ") .. ": " .. r.stderr:gsub("%s+$", "")), 2)
+    error(errors.new("kube", table.concat(a, " ", 1, math.min(#a, 4)) .. ": " .. r.stderr:gsub("%s+$", "")), 3)
   end
+  return r, a
+end
+
+local function get(args)
+  local r, a = run(args)
   return json.decode(r.stdout, {name = table.concat(a, " ")})
 end
 
@@ -56,12 +62,7 @@ end
 --- `kubectl get nodes` whatever the size of the cluster.
 ---@return table[] nodes
 function M.nodes()
-  local a = {"kubectl", "get", "nodes", "-o", "jsonpath=" .. M.NODES_JSONPATH}
-  local r = exec.run(a, {timeout = 60})
-  if r.code ~= 0 then
-    error(errors.new("kube", "kubectl get nodes: " .. r.stderr:gsub("%s+$", "")), 2)
-  end
-  return M.parse_nodes(r.stdout)
+  return M.parse_nodes(run{"get", "nodes", "-o", "jsonpath=" .. M.NODES_JSONPATH}.stdout)
 end
 
 --- One node (`kubectl get node NAME -o json`), as M.nodes() gives it, or
