@@ -33,6 +33,10 @@ local v = rb.vars{
   confirm_each = {type = "boolean", default = false, desc = "also ask before each node (the plan is always confirmed once)"},
   limit = {type = "list", desc = "roll only these nodes (hostnames, comma-separated: --limit); the gates still check the whole cluster"},
   exclude = {type = "list", desc = "leave these nodes out (--exclude)"},
+  batch = {type = "string", default = "1",
+           desc = "workers changed at once: a count (5) or a percentage of the workers (25%); control planes go one at a time"},
+  max_failures = {type = "integer", default = 0,
+                  desc = "workers that may fail, each undone, before the run stops (as Ansible's max_fail_percentage, in nodes)"},
   pause_after_first = {type = "boolean", default = false,
                        desc = "a canary: stop (exit 0) once the first node passed every gate; --resume goes on"},
   factory_url = {type = "string", default = factory.DEFAULT_URL},
@@ -125,6 +129,27 @@ local function select_nodes()
     for _, n in ipairs(nodes) do names[#names + 1] = n.hostname end
     log.info(fmt("this run changes %d of %d nodes: %s", #nodes, #cfg.all, table.concat(names, ", ")))
   end
+end
+
+--- The batch size for the workers: a count or a percentage of them.
+local function batch_size(workers)
+  local s = v.batch:match("^%s*(.-)%s*$")
+  local pct = s:match("^(%d+)%%$")
+  local count = s:match("^%d+$")
+  local size = pct and math.ceil(tonumber(pct) * workers / 100) or count and tonumber(s)
+  if not size or (pct and (tonumber(pct) < 1 or tonumber(pct) > 100)) or (count and size < 1) then
+    error(require("runbook.error").new("usage", fmt("--var batch=%s: a count of workers (5) or a percentage of them (25%%) expected",
+                                                    v.batch), {exit = 2}), 0)
+  end
+  return math.max(1, math.min(size, math.max(workers, 1)))
+end
+
+local function pace_words()
+  local w = 0
+  for _, n in ipairs(cfg.nodes) do if not n.control_plane then w = w + 1 end end
+  local size = batch_size(w)
+  if size == 1 then return "one node at a time" end
+  return fmt("control planes one at a time, workers %d at a time, up to %d failed", size, v.max_failures)
 end
 
 rb.phase("Image Factory", function()
@@ -436,7 +461,7 @@ rb.phase("Configuration", function()
       plan[#plan + 1] = fmt("  %s:\n%s", v.talconfig, (require("runbook.diff").unified(before, edited_talconfig(), v.talconfig):gsub("\n$", "")))
     end
     log.info(table.concat(plan, "\n"))
-    rb.confirm(fmt("Apply this plan to %d nodes (files first, then one node at a time)?", #cfg.nodes))
+    rb.confirm(fmt("Apply this plan to %d nodes (files first, then %s)?", #cfg.nodes, pace_words()))
   end
 
   -- before any node changes: each node's machine configuration (it holds
@@ -573,109 +598,171 @@ local function boot_state(n)
   return "other", id
 end
 
-rb.phase("Sequential node updates", function()
-  if nothing_to_do then return end
-  for i, n in ipairs(cfg.nodes) do
-    local name = n.hostname
-    local earlier = rb.is_done("upgrade/" .. name)    -- upgraded by the run being resumed
-    rb.gate("cluster healthy before " .. name, function() return checks.cluster_healthy(cfg.all) end,
-            {timeout = 600, interval = v.poll_interval})
-    local tn = target.nodes[name]
-    if v.confirm_each and not rb.is_done("upgrade/" .. name) then
-      rb.confirm(fmt("Upgrade %s (%s) to schematic %s?", name, n.ip, tn.id:sub(1, 12)))
+--- One node's change: configure, upgrade, and its gates. In a batch the
+--- nodes of the batch run this concurrently, each with its own undo.
+local function roll_node(n)
+  local name = n.hostname
+  local tn = target.nodes[name]
+
+  -- the generated config, applied once its diff holds only this run's
+  -- changes (no reboot: certSANs, the install image, the address pins and
+  -- an ExtensionServiceConfig apply at once, CanApplyImmediate)
+  rb.step("configure " .. name, function()
+    local file = fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, name)
+    local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
+    local unexpected = config_diff_surprises((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or "", n)
+    if #unexpected > 0 then
+      error(fmt("the config generated for %s changes more than this rollout did; nothing was applied to it:\n%s",
+        name, table.concat(unexpected, "\n")))
     end
+    talos.run(n.ip, "apply-config", "--file", file)
+    return {node = name, file = file}
+  end, {undo = function()
+    talos.remove_extension_service_config(n.ip, "tailscale", fmt("%s/.tailscale-remove-%s.yaml", cfg_dir, name))
+  end})
 
-    -- the generated config, applied once its diff holds only this run's
-    -- changes (no reboot: certSANs, the install image, the address pins and
-    -- an ExtensionServiceConfig apply at once, CanApplyImmediate)
-    rb.step("configure " .. name, function()
-      local file = fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, name)
-      local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
-      local unexpected = config_diff_surprises((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or "", n)
-      if #unexpected > 0 then
-        error(fmt("the config generated for %s changes more than this rollout did; nothing was applied to it:\n%s",
-          name, table.concat(unexpected, "\n")))
-      end
-      talos.run(n.ip, "apply-config", "--file", file)
-      return {node = name, file = file}
-    end, {undo = function()
-      talos.remove_extension_service_config(n.ip, "tailscale", fmt("%s/.tailscale-remove-%s.yaml", cfg_dir, name))
-    end})
-
-    rb.step("upgrade " .. name, function()
-      talos.upgrade(n.ip, target.installers[name])
-      return {node = name, image = target.installers[name]}
-    end, {key = "upgrade/" .. name, undo = function()
-      -- `talosctl rollback` flips the boot entry to the other slot and
-      -- reboots, whatever the node runs (bootloader/grub/revert.go): only
-      -- a node on the new schematic is rolled back (docs/rollout.md)
+  rb.step("upgrade " .. name, function()
+    -- a run cut short while this step ran (Ctrl-C as talosctl returned)
+    -- runs it again on --resume: a node already on the new schematic, or
+    -- booting into it, is not upgraded a second time
+    if rb.resumed() then
       local state, id = boot_state(n)
       if state == "new" then
-        talos.rollback(n.ip)
-        wait_back_on(n, tn.current_id, v.boot_timeout)
-        checks.nodes_ready({name})
-      elseif state == "old" then
-        log.info(name .. " runs its previous schematic: no rollback (it would boot the other slot)")
-      elseif state == "other" then
-        error(fmt("%s runs schematic %s, neither the previous %s nor the new %s: not rolled back; diagnose with recover.lua",
-                  name, tostring(id):sub(1, 12), tn.current_id:sub(1, 12), tn.id:sub(1, 12)), 0)
-      else
-        error(fmt("%s is still unreachable after %d s: what it runs is unknown, so it was not rolled back; diagnose with recover.lua",
-                  name, v.boot_timeout), 0)
+        log.info(name .. " already runs the new schematic (the run being resumed upgraded it): not upgraded again")
+        return {node = name, image = target.installers[name], already = true}
+      elseif state ~= "old" then
+        error(fmt("%s is %s%s: not upgraded; diagnose with recover.lua", name, state == "other" and "on schematic " or "unreachable",
+                  state == "other" and tostring(id):sub(1, 12) or ""))
       end
-    end})
-
-    local went_down = false
-    rb.gate(name .. " runs the new schematic", function()
-      local ok, exts, id = pcall(talos.extensions, n.ip)
-      if not ok then went_down = true; return false, "rebooting (Talos API unreachable)" end
-      if id ~= tn.id then
-        if went_down and id == tn.current_id then
-          -- it rebooted and came back on the old image: the new one failed
-          -- to boot and Talos fell back to the previous one (A/B)
-          rb.fatal(name .. " came back on its previous schematic: the new image failed to boot and Talos fell back")
-        end
-        return false, "schematic " .. tostring(id):sub(1, 12) .. (went_down and "" or " (reboot not started yet)")
-      end
-      local has = false
-      for _, e in ipairs(exts) do if e == "tailscale" then has = true end end
-      if not has then rb.fatal(name .. " booted the new schematic but lists no tailscale extension: the image lacks it") end
-      return true, "schematic " .. id:sub(1, 12) .. " with tailscale"
-    end, {timeout = v.boot_timeout, interval = v.poll_interval})
-
-    -- extension services have no health check: Talos reports them
-    -- running, healthy false, unknown true (health/status.go); that
-    -- Tailscale works is shown by the device online gate below
-    rb.gate(name .. " ext-tailscale running", function()
-      local s = talos.service(n.ip, "ext-tailscale")
-      if talos.service_up(s) then return true, s.unknown and "running (Talos has no health check for it)" or "running, healthy" end
-      if s and s.running then return false, "running, but its health check fails" end
-      local d = talos.service_detail(n.ip, "ext-tailscale")
-      if not d then return false, "ext-tailscale is not registered" end
-      local obs = fmt("%s: %s", tostring(d.state), d.events[1] or "no event")
-      if d.state == "Failed" or d.state == "Finished" then
-        local logs = talos.logs(n.ip, "ext-tailscale", 5)
-        if logs then
-          local last = {}
-          for line in logs:gmatch("[^\n]+") do last[#last + 1] = line end
-          obs = obs .. "; last log lines: " .. table.concat(last, " | ", math.max(1, #last - 2))
-        end
-      end
-      return false, obs
-    end, {timeout = 300, interval = v.poll_interval})
-
-    rb.gate(name .. " Ready in Kubernetes", function() return checks.nodes_ready({name}) end,
-            {timeout = 600, interval = v.poll_interval})
-    rb.gate("etcd healthy after " .. name, function() return checks.etcd_healthy(cp_ips) end,
-            {timeout = 600, interval = v.poll_interval})
-    rb.gate(name .. " online in the tailnet as " .. n.ts_name, function()
-      return checks.node_in_tailnet(n.ts_name, rb.fatal)
-    end, {timeout = 300, interval = v.poll_interval})
-    -- this node passed every gate: a later failure leaves it as it is
-    rb.commit()
-    if v.pause_after_first and i == 1 and not earlier and #cfg.nodes > 1 then
-      rb.pause(fmt("%s, the first node, passed every gate (%d more to go); look at it, then resume", name, #cfg.nodes - 1))
     end
+    talos.upgrade(n.ip, target.installers[name])
+    return {node = name, image = target.installers[name]}
+  end, {key = "upgrade/" .. name, undo = function()
+    -- `talosctl rollback` flips the boot entry to the other slot and
+    -- reboots, whatever the node runs (bootloader/grub/revert.go): only
+    -- a node on the new schematic is rolled back (docs/rollout.md)
+    local state, id = boot_state(n)
+    if state == "new" then
+      talos.rollback(n.ip)
+      wait_back_on(n, tn.current_id, v.boot_timeout)
+      checks.nodes_ready({name})
+    elseif state == "old" then
+      log.info(name .. " runs its previous schematic: no rollback (it would boot the other slot)")
+    elseif state == "other" then
+      error(fmt("%s runs schematic %s, neither the previous %s nor the new %s: not rolled back; diagnose with recover.lua",
+                name, tostring(id):sub(1, 12), tn.current_id:sub(1, 12), tn.id:sub(1, 12)), 0)
+    else
+      error(fmt("%s is still unreachable after %d s: what it runs is unknown, so it was not rolled back; diagnose with recover.lua",
+                name, v.boot_timeout), 0)
+    end
+  end})
+
+  local went_down = false
+  rb.gate(name .. " runs the new schematic", function()
+    local ok, exts, id = pcall(talos.extensions, n.ip)
+    if not ok then went_down = true; return false, "rebooting (Talos API unreachable)" end
+    if id ~= tn.id then
+      if went_down and id == tn.current_id then
+        -- it rebooted and came back on the old image: the new one failed
+        -- to boot and Talos fell back to the previous one (A/B)
+        rb.fatal(name .. " came back on its previous schematic: the new image failed to boot and Talos fell back")
+      end
+      return false, "schematic " .. tostring(id):sub(1, 12) .. (went_down and "" or " (reboot not started yet)")
+    end
+    local has = false
+    for _, e in ipairs(exts) do if e == "tailscale" then has = true end end
+    if not has then rb.fatal(name .. " booted the new schematic but lists no tailscale extension: the image lacks it") end
+    return true, "schematic " .. id:sub(1, 12) .. " with tailscale"
+  end, {timeout = v.boot_timeout, interval = v.poll_interval})
+
+  -- extension services have no health check: Talos reports them
+  -- running, healthy false, unknown true (health/status.go); that
+  -- Tailscale works is shown by the device online gate below
+  rb.gate(name .. " ext-tailscale running", function()
+    local s = talos.service(n.ip, "ext-tailscale")
+    if talos.service_up(s) then return true, s.unknown and "running (Talos has no health check for it)" or "running, healthy" end
+    if s and s.running then return false, "running, but its health check fails" end
+    local d = talos.service_detail(n.ip, "ext-tailscale")
+    if not d then return false, "ext-tailscale is not registered" end
+    local obs = fmt("%s: %s", tostring(d.state), d.events[1] or "no event")
+    if d.state == "Failed" or d.state == "Finished" then
+      local logs = talos.logs(n.ip, "ext-tailscale", 5)
+      if logs then
+        local last = {}
+        for line in logs:gmatch("[^\n]+") do last[#last + 1] = line end
+        obs = obs .. "; last log lines: " .. table.concat(last, " | ", math.max(1, #last - 2))
+      end
+    end
+    return false, obs
+  end, {timeout = 300, interval = v.poll_interval})
+
+  rb.gate(name .. " Ready in Kubernetes", function() return checks.nodes_ready({name}) end,
+          {timeout = 600, interval = v.poll_interval})
+  rb.gate("etcd healthy after " .. name, function() return checks.etcd_healthy(cp_ips) end,
+          {timeout = 600, interval = v.poll_interval})
+  rb.gate(name .. " online in the tailnet as " .. n.ts_name, function()
+    return checks.node_in_tailnet(n.ts_name, rb.fatal)
+  end, {timeout = 300, interval = v.poll_interval})
+  -- this node passed every gate: a later failure leaves it as it is
+  rb.commit()
+end
+
+local failed_nodes = {}
+
+rb.phase("Sequential node updates", function()
+  if nothing_to_do then return end
+  -- control planes strictly one at a time, first (etcd keeps its quorum);
+  -- then the workers, `batch` at a time
+  local cps, workers = {}, {}
+  for _, n in ipairs(cfg.nodes) do
+    if n.control_plane then cps[#cps + 1] = n else workers[#workers + 1] = n end
+  end
+  local size = batch_size(#workers)
+  if v.max_failures < 0 then
+    error(require("runbook.error").new("usage", "--var max_failures must be 0 or more", {exit = 2}), 0)
+  end
+  local first = true
+  local function before(batch, b, nb)
+    local names = {}
+    for _, n in ipairs(batch) do names[#names + 1] = n.hostname end
+    local what = #batch == 1 and names[1] or fmt("batch %d/%d (%s)", b, nb, #names <= 3 and table.concat(names, ", ")
+                                                 or fmt("%s .. %s, %d nodes", names[1], names[#names], #names))
+    rb.gate("cluster healthy before " .. what, function() return checks.cluster_healthy(cfg.all) end,
+            {timeout = 600, interval = v.poll_interval})
+    local todo = false
+    for _, n in ipairs(batch) do if not rb.is_done("upgrade/" .. n.hostname) then todo = true end end
+    if v.confirm_each and todo then
+      local tn = target.nodes[batch[1].hostname]
+      rb.confirm(#batch == 1 and fmt("Upgrade %s (%s) to schematic %s?", names[1], batch[1].ip, tn.id:sub(1, 12))
+                 or fmt("Upgrade %s?", what))
+    end
+    return todo
+  end
+  local function after(batch)
+    -- the canary: the first batch (a node, unless no control plane is
+    -- rolled) passed every gate; a resumed run that had passed it goes on
+    if v.pause_after_first and first and batch.changed and #cfg.nodes > #batch then
+      rb.pause(fmt("%s, the first %s, passed every gate (%d more to go); look at it, then resume",
+        #batch == 1 and batch[1].hostname or fmt("%d nodes", #batch), #batch == 1 and "node" or "batch", #cfg.nodes - #batch))
+    end
+    first = false
+  end
+  local rolls = {{"control planes", cps, 1, 0}, {"workers", workers, size, v.max_failures}}
+  for _, r in ipairs(rolls) do
+    if #r[2] > 0 then
+      local res = rb.rolling(r[1], r[2], roll_node, {
+        batch = r[3], max_failures = r[4], name = function(n) return n.hostname end,
+        before = function(batch, b, nb) batch.changed = before(batch, b, nb) end, after = after})
+      for _, f in ipairs(res.failed) do failed_nodes[#failed_nodes + 1] = f end
+    end
+  end
+  -- the nodes validated and documented: those that passed
+  if #failed_nodes > 0 then
+    local gone = {}
+    for _, f in ipairs(failed_nodes) do gone[f.name] = true end
+    local left = {}
+    for _, n in ipairs(cfg.nodes) do if not gone[n.hostname] then left[#left + 1] = n end end
+    cfg.nodes = left
   end
 end)
 
@@ -684,7 +771,7 @@ end)
 -- {====== 4. Validation
 
 rb.phase("Validation", function()
-  if nothing_to_do then return end
+  if nothing_to_do or #cfg.nodes == 0 then return end
   if v.api_key then
     rb.step("approve the routes where no autoApprover did", function()
       local approved = {}
@@ -737,7 +824,7 @@ end)
 -- {====== 5. Documentation
 
 rb.phase("Documentation", function()
-  if nothing_to_do then return end
+  if nothing_to_do or #cfg.nodes == 0 then return end
   rb.step("write the access sheet", function()
     local b = {fmt("# Tailscale access: %s", v.talconfig), "",
                fmt("Generated by runbook rollout.lua on %s. Tailnet: `%s`.", time.iso(), tailnet), "",
@@ -765,3 +852,17 @@ rb.phase("Documentation", function()
 end)
 
 -- }======
+
+-- workers that failed within max_failures were undone and the rest went
+-- on: the run still ends in failure, naming them
+if #failed_nodes > 0 then
+  local names, why, undone = {}, {}, {}
+  for _, f in ipairs(failed_nodes) do
+    names[#names + 1] = f.name
+    why[#why + 1] = fmt("%s (%s)", f.name, f.error)
+    for _, id in ipairs(f.undone) do undone[#undone + 1] = id end
+  end
+  error(require("runbook.error").new("partial", fmt(
+    "%d node(s) failed and were undone, within max_failures=%d: %s; every other node runs tailscale; fix the cause, then --resume rolls the failed ones",
+    #failed_nodes, v.max_failures, table.concat(why, "; ")), {exit = 1, stop = true, failed_items = names, undone = undone}), 0)
+end

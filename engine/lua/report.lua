@@ -62,6 +62,18 @@ function M.render(run)
             md_escape(s.skipped and "done earlier" or s.status or "?") .. (s.error and (": " .. md_escape(s.error)) or ""),
             s.elapsed and duration(s.elapsed) or ""))
   end
+  if #S.batches > 0 then
+    -- the timeline of rb.rolling: which items were out at once, and when
+    add("")
+    add("## Batches")
+    add("")
+    add("| rolling | batch | items | from | took | failed so far |")
+    add("|---|---|---|---|---|---|")
+    for _, r in ipairs(S.batches) do
+      add(fmt("| %s | %d/%d | %s | +%s | %s | %s |", md_escape(r.rolling), r.batch, r.of, md_escape(table.concat(r.items, ", ")),
+              duration(r.t0), r.elapsed and duration(r.elapsed) or "(unfinished)", r.failed and tostring(r.failed) or ""))
+    end
+  end
   if #S.gates > 0 then
     add("")
     add("## Gates")

@@ -50,7 +50,23 @@ local S = {
   journal = nil,         -- the open journal (runbook.journal), once the run started
   failed = nil,          -- the error that stopped the run
   started = time.now(),
+  batches = {},          -- report: the batches of rb.rolling, in order
+  waiting = {},          -- gate -> true while a check of it is awaited (an interrupt's summary names them)
 }
+
+-- A lane is one item of rb.rolling: its steps' undos are its own, so that
+-- a failed item undoes only itself while the rest of its batch goes on.
+-- The lane belongs to the task running the item (and to a step's timeout
+-- task, which inherits it).
+local lane_of = setmetatable({}, {__mode = "k"})
+local function lane()
+  local t = async.current()
+  return t and lane_of[t]
+end
+local function undo_stack()
+  local l = lane()
+  return l and l.undo or S.undo
+end
 
 
 local function mono() return time.monotonic() end
@@ -123,10 +139,11 @@ end
 
 --- Runs the registered undo functions, newest first. Returns the lists of
 --- undone and failed identities.
-local function run_undos()
+local function run_undos(stack)
+  stack = stack or S.undo
   local done, failed = {}, {}
-  while #S.undo > 0 do
-    local u = table.remove(S.undo)
+  while #stack > 0 do
+    local u = table.remove(stack)
     events.emit{type = "undo", step = u.id, level = "warn", text = "undo: " .. u.id}
     local ok, err = pcall(u.fn, u.result)
     if ok then
@@ -161,13 +178,13 @@ local function fail(id, cause, what)
     -- Ctrl-C or SIGTERM: the run stops where it is and undoes nothing, so
     -- that --resume continues it (the step was not recorded as done)
     events.emit{type = "step_interrupted", step = id, level = "warn", text = fmt("⏸ %s %s interrupted", what, id)}
-    S.interrupted_at = id
+    S.interrupted_at = S.interrupted_at and (S.interrupted_at .. ", " .. id) or id
     error(cause, 0)
   end
   local msg = plain_message(cause)
   events.emit{type = "step_failed", step = id, level = "error", error = msg,
               text = fmt("✗ %s %s failed: %s", what, id, msg)}
-  local done, failed = run_undos()
+  local done, failed = run_undos(undo_stack())
   local err = errors.new("step_failed", fmt("%s '%s' failed: %s", what, id, msg),
                          {exit = 1, step = id, what = what, cause = cause, undone = done, undo_failed = failed})
   if type(cause) == "table" and cause.traceback then err.traceback = cause.traceback end
@@ -227,7 +244,12 @@ local function run_with_retries(fn, o)
   for attempt = 1, tries do
     local ok, res
     local limit = o.timeout or opts.step_timeout
-    if limit then ok, res = pcall(async.timeout, limit, fn)
+    local l = lane()
+    if limit then
+      ok, res = pcall(async.timeout, limit, function()
+        lane_of[async.current()] = l
+        return fn()
+      end)
     else ok, res = pcall(fn) end
     if ok then return true, res end
     if is_stop(res) or errors.is(res, "cancelled") then return false, res end
@@ -303,7 +325,7 @@ function M.step(name, fn, o)
     rec.result = prev.result
     local result = prev.result
     if result == json.null then result = nil end
-    if o.undo then S.undo[#S.undo + 1] = {id = id, key = key, fn = o.undo, result = result} end
+    if o.undo then local u = undo_stack(); u[#u + 1] = {id = id, key = key, fn = o.undo, result = result} end
     events.emit{type = "step_skipped", step = id, text = "✓ " .. id .. " (done in an earlier run)"}
     return result
   end
@@ -324,7 +346,7 @@ function M.step(name, fn, o)
   rec.status, rec.result = "done", res
   journal_write{type = "step", id = id, key = key, phase = S.phase, name = name, result = res == nil and json.null or res,
                 started = rec.started, elapsed = rec.elapsed}
-  if o.undo then S.undo[#S.undo + 1] = {id = id, key = key, fn = o.undo, result = res} end
+  if o.undo then local u = undo_stack(); u[#u + 1] = {id = id, key = key, fn = o.undo, result = res} end
   events.emit{type = "step_done", step = id, elapsed = rec.elapsed,
               text = fmt("✓ %s (%s)", id, duration(rec.elapsed))}
   return res
@@ -351,7 +373,7 @@ function M.gate(name, check, o)
   local g = {id = id, phase = S.phase, name = name, started = time.now(), t0 = mono(), polls = 0, history = {}}
   S.gates[#S.gates + 1] = g
   events.emit{type = "gate", gate = id, timeout = timeout, text = fmt("⧗ %s (up to %s)", id, duration(timeout))}
-  S.waiting_in = g            -- where an interrupt finds the run (its summary says)
+  S.waiting[g] = true         -- where an interrupt finds the run (its summary says)
   local last_obs
   while true do
     local ok, v, obs = pcall(check)
@@ -359,6 +381,7 @@ function M.gate(name, check, o)
     if not ok and type(v) == "table" and v.fatal then
       -- the check saw a state that waiting cannot fix (a node back on its old image)
       g.ok, g.elapsed = false, mono() - g.t0
+      S.waiting[g] = nil
       fail(id, tostring(v.message or v), "gate")
     end
     if not ok then v, obs = false, "check failed: " .. tostring(v) end
@@ -373,7 +396,7 @@ function M.gate(name, check, o)
                 elapsed = mono() - g.t0, live = true, level = changed and "info" or "debug",
                 text = fmt("  %s: poll %d, %s, %s", id, g.polls, duration(mono() - g.t0), obs)}
     if v then
-      S.waiting_in = nil
+      S.waiting[g] = nil
       g.ok, g.elapsed = true, mono() - g.t0
       events.emit{type = "gate_done", gate = id, ok = true, polls = g.polls, elapsed = g.elapsed,
                   text = fmt("✓ %s (%d checks, %s)", id, g.polls, duration(g.elapsed))}
@@ -382,6 +405,7 @@ function M.gate(name, check, o)
     local elapsed = mono() - g.t0
     if elapsed >= timeout then
       g.ok, g.elapsed = false, elapsed
+      S.waiting[g] = nil
       fail(id, fmt("not met after %s (%d checks); last observation: %s", duration(timeout), g.polls, obs), "gate")
     end
     time.sleep(math.min(interval, timeout - elapsed))
@@ -399,6 +423,13 @@ function M.is_done(key)
   return start().resume[key] ~= nil
 end
 
+--- Whether this run resumes an earlier one (--resume): a step that may
+--- have been cut short can then look before it acts again.
+---@return boolean
+function M.resumed()
+  return start().resumed and true or false
+end
+
 --- Stops the run here on purpose, exit 0, nothing undone and the journal
 --- left open: `--resume` (with the same variables) continues after the
 --- last finished step. A canary: pause once the first node passed its gates.
@@ -411,7 +442,132 @@ end
 --- Accepts everything done so far: a later failure no longer undoes the
 --- steps before this point (a node that passed all its gates stays).
 function M.commit()
+  local l = lane()
+  if l then l.undo = {} end
   S.undo = {}
+end
+
+---@class runbook.RollingOpts
+---@field batch? integer items changed at once (default 1: one at a time)
+---@field max_failures? integer items that may fail, each undone, before the run stops (default 0)
+---@field name? fun(item:any):string the item's name in events and the plan (default tostring)
+---@field before? fun(batch:any[], b:integer, n:integer) runs before batch b of n (a gate on the whole, a confirmation)
+---@field after? fun(batch:any[], b:integer, n:integer) runs once every item of batch b finished (a pause)
+
+local ROLLING_OPTS = {batch = "number", max_failures = "number", name = "function", before = "function", after = "function"}
+
+--- Runs fn(item) for every item, `batch` items at a time, concurrently
+--- within a batch; the next batch starts once the whole batch ended. Each
+--- item is a lane with an undo stack of its own: an item that fails undoes
+--- its own steps and the others go on. Once more than max_failures items
+--- failed, the run stops after the batch in flight has ended (what the
+--- other items finished stays). Returns {done = {items}, failed =
+--- {{item, name, error, undone}}}; resume skips an item's finished steps
+--- by their keys, as everywhere.
+---@param name string
+---@param items any[]
+---@param fn fun(item:any, index:integer)
+---@param o? runbook.RollingOpts
+function M.rolling(name, items, fn, o)
+  args.name(1, "rolling", name)
+  args.check(2, "rolling", items, "table")
+  args.check(3, "rolling", fn, "function")
+  o = args.check(4, "rolling", o, "?table") or {}
+  check_opts("rolling", name, o, ROLLING_OPTS)
+  local size, budget = o.batch or 1, o.max_failures or 0
+  args.expect(math.type(size) == "integer" and size >= 1, 4, "rolling", "batch must be an integer >= 1")
+  args.expect(math.type(budget) == "integer" and budget >= 0, 4, "rolling", "max_failures must be an integer >= 0")
+  if lane() then error(fmt("rolling '%s' inside another rolling: they do not nest", name), 2) end
+  start()
+  local label = o.name or tostring
+  local nb = (#items + size - 1) // size
+  local out = {done = {}, failed = {}}
+  for b = 1, nb do
+    local batch, names, lanes, tasks = {}, {}, {}, {}
+    for i = (b - 1) * size + 1, math.min(b * size, #items) do batch[#batch + 1] = items[i] end
+    for i, it in ipairs(batch) do names[i] = tostring(label(it)) end
+    local rec = {rolling = name, phase = S.phase, batch = b, of = nb, items = names, started = time.now(), t0 = mono()}
+    S.batches[#S.batches + 1] = rec
+    events.emit{type = "batch", rolling = name, batch = b, batches = nb, items = names,
+                text = fmt("▸ %s: batch %d/%d: %s", name, b, nb, table.concat(names, ", "))}
+    if o.before then o.before(batch, b, nb) end
+    for i, it in ipairs(batch) do
+      lanes[i] = {name = names[i], undo = {}}
+      tasks[i] = async.spawn_named(names[i], function()
+        lane_of[async.current()] = lanes[i]
+        fn(it, (b - 1) * size + i)
+      end)
+    end
+    -- every lane runs to its end: one failure does not cancel the others
+    local left = {}
+    for i = 1, #tasks do left[i] = tasks[i] end
+    while #left > 0 do
+      local ok, idx = pcall(async.wait_any, left)
+      if not ok then                -- interrupted: the lanes stop where they are
+        for _, t in ipairs(tasks) do t:cancel() end
+        for _, t in ipairs(tasks) do pcall(t.wait, t) end
+        error(idx, 0)
+      end
+      table.remove(left, idx)
+    end
+    local stop
+    for i, t in ipairs(tasks) do
+      local ok, err = t:result()
+      if ok then
+        out.done[#out.done + 1] = batch[i]
+        for _, u in ipairs(lanes[i].undo) do S.undo[#S.undo + 1] = u end   -- a later failure undoes it as in sequence
+      elseif errors.is(err, "step_failed") then
+        out.failed[#out.failed + 1] = {item = batch[i], name = names[i], error = err.message, undone = err.undone or {},
+                                       undo_failed = err.undo_failed or {}, cause = err}
+      elseif is_stop(err) or errors.is(err, "cancelled") then
+        stop = stop or err          -- a refusal, a pause, a journal that cannot be written
+      else                          -- an error between the item's steps: undo what it did
+        local msg = plain_message(err)
+        events.emit{type = "step_failed", step = names[i], level = "error", error = msg,
+                    text = fmt("✗ %s %s failed: %s", name, names[i], msg)}
+        local done, failed = run_undos(lanes[i].undo)
+        out.failed[#out.failed + 1] = {item = batch[i], name = names[i], error = msg, undone = done, undo_failed = failed,
+                                       cause = errors.new("step_failed", fmt("%s '%s' failed: %s", name, names[i], msg),
+                                                          {exit = 1, step = names[i], what = name, undone = done,
+                                                           undo_failed = failed})}
+      end
+    end
+    rec.elapsed = mono() - rec.t0
+    rec.failed = #out.failed
+    if stop then error(stop, 0) end
+    events.emit{type = "batch_done", rolling = name, batch = b, batches = nb, elapsed = rec.elapsed, failed = #out.failed,
+                text = fmt("▸ %s: batch %d/%d ended in %s (%d failed so far, max_failures %d)", name, b, nb,
+                           duration(rec.elapsed), #out.failed, budget)}
+    if #out.failed > budget then
+      local f = out.failed
+      if #f == 1 then     -- as in sequence: the failure itself
+        S.failed = f[1].cause
+        error(f[1].cause, 0)
+      end
+      local undone, ufailed, which, names_failed = {}, {}, {}, {}
+      for _, x in ipairs(f) do
+        which[#which + 1] = fmt("%s (%s)", x.name, x.error)
+        names_failed[#names_failed + 1] = x.name
+        for _, id in ipairs(x.undone) do undone[#undone + 1] = id end
+        for _, u in ipairs(x.undo_failed) do ufailed[#ufailed + 1] = u end
+      end
+      local err = errors.new("step_failed", fmt("%s: %d items failed, more than max_failures=%d; each was undone: %s",
+                             name, #f, budget, table.concat(which, "; ")),
+                             {exit = 1, step = f[1].cause.step, what = "rolling", undone = undone, undo_failed = ufailed,
+                              failed_items = names_failed})
+      S.failed = err
+      error(err, 0)
+    end
+    for _, x in ipairs(out.failed) do
+      if not x.reported then
+        x.reported = true
+        events.emit{type = "log", level = "warn", msg = fmt("%s failed and was undone; the rollout goes on (%d of max_failures %d)",
+                                                        x.name, #out.failed, budget)}
+      end
+    end
+    if o.after then o.after(batch, b, nb) end
+  end
+  return out
 end
 
 --- Raises from a gate check to fail the gate at once (a state that waiting
@@ -496,6 +652,7 @@ end)
 local function in_effect(undone)
   local gone, out = {}, {}
   for _, u in ipairs(undone or {}) do gone[u] = true end
+  for _, u in ipairs(S.undone) do gone[u] = true end     -- a failed item of rb.rolling, undone while the run went on
   for _, st in ipairs(S.steps) do
     if st.status == "done" and st.id and not st.read_only and not gone[st.id] then out[#out + 1] = st.id end
   end
@@ -520,6 +677,7 @@ local function emit_outcome(ok, err, interrupted, report_path, paused)
               failed_kind = not ok and not interrupted and failed and failed.what or nil,
               error = not ok and not interrupted and (e.message or tostring(err)) or nil,
               undone = json.array(undone), undo_failed = json.array(e.undo_failed or {}),
+              failed_items = e.failed_items and json.array(e.failed_items) or nil,
               in_effect = json.array(in_effect(undone)), report = report_path, level = ok and "info" or "error"}
 end
 
@@ -528,10 +686,14 @@ function M._finish(ok, err)
   if not ok and interrupted then
     -- where it stopped, in words: the step cut short, or the gate waited on
     -- with what it last saw (a node mid-change), not "task 1 was cancelled"
-    local g = S.waiting_in
+    local waits = {}
+    for g in pairs(S.waiting) do
+      waits[#waits + 1] = fmt("%s, %d checks in%s", g.id, g.polls,
+                              #g.history > 0 and ("; last seen: " .. g.history[#g.history].obs) or "")
+    end
+    table.sort(waits)
     local where = S.interrupted_at and ("in step " .. S.interrupted_at .. ", not finished: it runs again on --resume")
-                  or g and fmt("waiting in gate %s, %d checks in%s", g.id, g.polls,
-                               #g.history > 0 and ("; last seen: " .. g.history[#g.history].obs) or "")
+                  or #waits > 0 and ("waiting in gate " .. table.concat(waits, "; gate "))
                   or "between steps"
     S.interrupted_where = where
     err = errors.new("interrupted", "interrupted " .. where, {exit = 3})

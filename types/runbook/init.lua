@@ -68,6 +68,33 @@ function runbook.pause(reason) end
 --- Accepts everything done so far: a later failure no longer undoes it.
 function runbook.commit() end
 
+--- Whether this run resumes an earlier one (--resume).
+---@return boolean
+function runbook.resumed() end
+
+---@class runbook.RollingOpts
+---@field batch? integer items at once (default 1)
+---@field max_failures? integer items that may fail, each undone alone, before the run stops (default 0)
+---@field name? fun(item:any):string the item's name in events and the report
+---@field before? fun(batch:any[], b:integer, n:integer) before each batch
+---@field after? fun(batch:any[], b:integer, n:integer) after a batch whose items all finished
+
+---@class runbook.RollingFailure
+---@field item any
+---@field name string
+---@field error string
+---@field undone string[]
+
+--- Runs fn(item, index) for every item, `batch` at a time, concurrently
+--- within a batch; a failed item undoes only its own steps. Past
+--- max_failures the run stops once the batch in flight ended.
+---@param name string
+---@param items any[]
+---@param fn fun(item:any, index:integer)
+---@param opts? runbook.RollingOpts
+---@return {done: any[], failed: runbook.RollingFailure[]}
+function runbook.rolling(name, items, fn, opts) end
+
 --- From a gate check: fail the gate at once (waiting cannot fix this).
 ---@param msg string
 function runbook.fatal(msg) end
