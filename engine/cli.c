@@ -18,10 +18,13 @@ static const char *const HELP_MAIN =
   "\n"
   "commands:\n"
   "  run FILE.lua      run a runbook (see 'runbook help run')\n"
+  "  plan FILE.lua     capture the live cluster read-only, rehearse the runbook on\n"
+  "                    the capture, print the plan; changes nothing (see 'runbook help plan')\n"
   "  check FILE.lua    compile a runbook and list the phases and steps it declares\n"
   "  list              list the runbooks (RUNBOOK_PATH, then the shipped ones)\n"
   "  test PATH...      run Lua test files (functions named test_*)\n"
   "  world serve       serve the simulated world on loopback (see 'runbook help world')\n"
+  "  world capture     read the live cluster, read-only, into a scenario\n"
   "  version           print the version\n"
   "  help [COMMAND]    print this help, or a command's\n"
   "\n"
@@ -66,6 +69,26 @@ static const char *const HELP_RUN =
   "every child's process group. SIGQUIT prints every task and where it waits,\n"
   "and the run goes on.\n";
 
+static const char *const HELP_PLAN =
+  "usage: runbook plan FILE.lua [options]\n"
+  "\n"
+  "What the runbook would do to this cluster, from its live state, changing\n"
+  "nothing anywhere: captures the cluster as 'runbook world capture' does\n"
+  "(read-only commands and GET requests; the capture is STATE-DIR/NAME.capture.yaml,\n"
+  "0600, no secret in it), then rehearses FILE against it (a --dry-run with\n"
+  "--scenario the capture: no POST to the factory either) and writes the plan\n"
+  "to STATE-DIR/NAME.plan.md. Needs the runbook's world to capture (sim/world.lua\n"
+  "beside it, else the shipped one).\n"
+  "\n"
+  "options: --var K=V, --vars FILE.yaml, --state-dir DIR, --output text|json,\n"
+  "--log FILE, --report FILE, --limit LIST, --exclude LIST, --step-timeout SECS,\n"
+  "-v, -q, as for run. The capture takes the variables it knows (talconfig,\n"
+  "talosconfig, factory_url, tailscale_api, api_key from TS_API_KEY) from --var\n"
+  "and the environment; the rehearsal takes them all.\n"
+  "\n"
+  "exit: as run: 0 the rehearsal completed, 1 it stopped (the plan says where),\n"
+  "2 bad usage or input (a capture that could not start), 3 interrupted.\n";
+
 static const char *const HELP_CHECK = "usage: runbook check FILE.lua\n"
                                       "\n"
                                       "Compiles the runbook and lists the phases and steps it declares, without\n"
@@ -85,6 +108,7 @@ static const char *const HELP_TEST = "usage: runbook test [--dry-run] PATH...\n"
                                      "--dry-run runs the tests on the virtual clock. Exit 0 when all passed.\n";
 
 static const char *const HELP_WORLD = "usage: runbook world serve [--scenario FILE.yaml] --dir DIR\n"
+                                      "       runbook world capture [--out FILE] [--var K=V]... [--vars FILE]\n"
                                       "       runbook world call URL|@FILE PROGRAM [ARGS...]\n"
                                       "\n"
                                       "serve: serves the simulated world of the shipped runbooks (sim/world.lua)\n"
@@ -95,6 +119,11 @@ static const char *const HELP_WORLD = "usage: runbook world serve [--scenario FI
                                       "programs and paths are listed in docs/simulation.md. It answers only\n"
                                       "requests carrying the token in DIR/world.url (0600), with a loopback\n"
                                       "Host and no Origin, about files inside DIR or $TMPDIR (docs/cli.md).\n"
+                                      "capture: reads the live cluster with read-only commands and GET requests\n"
+                                      "(listed in docs/simulation.md) into a scenario, written to FILE (0600) or\n"
+                                      "stdout; no secret is kept. Variables: talconfig, talosconfig,\n"
+                                      "factory_url, tailscale_api, api_key (env TS_API_KEY); another is exit 2.\n"
+                                      "A read that fails is named (a warning, and captured.failed in the file).\n"
                                       "call: what the shims run: forwards PROGRAM ARGS to the world at URL\n"
                                       "(@FILE: the URL in FILE) and prints its answer, exiting with its code.\n";
 
@@ -103,6 +132,7 @@ static const char *const HELP_VERSION = "usage: runbook version\n";
 const char *cli_help(enum rb_command cmd) {
   switch (cmd) {
     case RB_CMD_RUN: return HELP_RUN;
+    case RB_CMD_PLAN: return HELP_PLAN;
     case RB_CMD_CHECK: return HELP_CHECK;
     case RB_CMD_LIST: return HELP_LIST;
     case RB_CMD_TEST: return HELP_TEST;
@@ -118,7 +148,7 @@ enum rb_command cli_command_named(const char *name) {
     enum rb_command cmd;
   } cmds[] = {
     { "run", RB_CMD_RUN },     { "check", RB_CMD_CHECK },     { "list", RB_CMD_LIST }, { "test", RB_CMD_TEST },
-    { "world", RB_CMD_WORLD }, { "version", RB_CMD_VERSION }, { "help", RB_CMD_HELP },
+    { "world", RB_CMD_WORLD }, { "version", RB_CMD_VERSION }, { "help", RB_CMD_HELP }, { "plan", RB_CMD_PLAN },
   };
   size_t i;
   for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
@@ -134,27 +164,29 @@ typedef struct flagdef {
 } flagdef;
 
 #define C(x) (1u << (x))
+#define RP (C(RB_CMD_RUN) | C(RB_CMD_PLAN))
 static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) },
                                  { "--scenario", 1, C(RB_CMD_RUN) | C(RB_CMD_WORLD) },
-                                 { "--var", 1, C(RB_CMD_RUN) },
-                                 { "--vars", 1, C(RB_CMD_RUN) },
-                                 { "--state-dir", 1, C(RB_CMD_RUN) },
+                                 { "--var", 1, RP | C(RB_CMD_WORLD) },
+                                 { "--vars", 1, RP | C(RB_CMD_WORLD) },
+                                 { "--state-dir", 1, RP },
                                  { "--resume", 0, C(RB_CMD_RUN) },
                                  { "--fresh", 0, C(RB_CMD_RUN) },
                                  { "--yes", 0, C(RB_CMD_RUN) },
-                                 { "--output", 1, C(RB_CMD_RUN) },
-                                 { "--log", 1, C(RB_CMD_RUN) },
-                                 { "--report", 1, C(RB_CMD_RUN) },
-                                 { "--step-timeout", 1, C(RB_CMD_RUN) },
-                                 { "--limit", 1, C(RB_CMD_RUN) },
-                                 { "--exclude", 1, C(RB_CMD_RUN) },
-                                 { "--verbose", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) },
-                                 { "--quiet", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) },
+                                 { "--output", 1, RP },
+                                 { "--log", 1, RP },
+                                 { "--report", 1, RP },
+                                 { "--step-timeout", 1, RP },
+                                 { "--limit", 1, RP },
+                                 { "--exclude", 1, RP },
+                                 { "--verbose", 0, RP | C(RB_CMD_TEST) },
+                                 { "--quiet", 0, RP | C(RB_CMD_TEST) },
                                  { "--dir", 1, C(RB_CMD_WORLD) },
+                                 { "--out", 1, C(RB_CMD_WORLD) },
                                  { NULL, 0, 0 } };
 
 static const char *command_name(enum rb_command c) {
-  static const char *const names[] = { "", "run", "check", "list", "test", "world", "version", "help" };
+  static const char *const names[] = { "", "run", "check", "list", "test", "world", "version", "help", "plan" };
   return names[c];
 }
 
@@ -201,6 +233,7 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
   else if (strcmp(name, "--verbose") == 0) cli->verbosity = 1;
   else if (strcmp(name, "--quiet") == 0) cli->verbosity = -1;
   else if (strcmp(name, "--dir") == 0) cli->world_dir = val;
+  else if (strcmp(name, "--out") == 0) cli->world_out = val;
   return 0;
 }
 
@@ -208,6 +241,7 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
 static int apply_positional(rb_cli *cli, const char *arg, char *err, int errlen) {
   switch (cli->cmd) {
     case RB_CMD_RUN:
+    case RB_CMD_PLAN:
     case RB_CMD_CHECK:
       if (cli->file)
         return usage(err, errlen, "unexpected argument '%s' (one runbook per %s)", arg, command_name(cli->cmd));
@@ -219,8 +253,8 @@ static int apply_positional(rb_cli *cli, const char *arg, char *err, int errlen)
       return 0;
     case RB_CMD_WORLD:
       if (cli->world_action) return usage(err, errlen, "unexpected argument '%s' for world %s", arg, cli->world_action);
-      if (strcmp(arg, "serve") != 0)
-        return usage(err, errlen, "unknown world action '%s' (expected: serve or call)", arg);
+      if (strcmp(arg, "serve") != 0 && strcmp(arg, "capture") != 0)
+        return usage(err, errlen, "unknown world action '%s' (expected: serve, capture or call)", arg);
       cli->world_action = arg;
       return 0;
     case RB_CMD_HELP:
@@ -263,14 +297,21 @@ static int parse_long(rb_cli *cli, int argc, char **argv, int *i, char *err, int
 /* What a command needs once every argument is read. */
 static int check_complete(const rb_cli *cli, char *err, int errlen) {
   if (cli->resume && cli->fresh) return usage(err, errlen, "--resume and --fresh exclude each other");
-  if ((cli->cmd == RB_CMD_RUN || cli->cmd == RB_CMD_CHECK) && cli->file == NULL)
+  if ((cli->cmd == RB_CMD_RUN || cli->cmd == RB_CMD_CHECK || cli->cmd == RB_CMD_PLAN) && cli->file == NULL)
     return usage(err, errlen, "%s needs a runbook file (see 'runbook help %s')", command_name(cli->cmd),
                  command_name(cli->cmd));
   if (cli->cmd == RB_CMD_TEST && cli->nfiles == 0)
     return usage(err, errlen, "test needs at least one file or directory");
   if (cli->cmd == RB_CMD_WORLD && cli->world_action == NULL)
-    return usage(err, errlen, "world needs an action (expected: serve)");
-  if (cli->cmd == RB_CMD_WORLD && cli->world_dir == NULL) return usage(err, errlen, "world serve needs --dir DIR");
+    return usage(err, errlen, "world needs an action (expected: serve or capture)");
+  if (cli->cmd == RB_CMD_WORLD && strcmp(cli->world_action, "serve") == 0) {
+    if (cli->world_dir == NULL) return usage(err, errlen, "world serve needs --dir DIR");
+    if (cli->world_out || cli->nvars || cli->vars_file)
+      return usage(err, errlen, "world serve takes no %s (that is world capture's)",
+                   cli->world_out ? "--out" : "--var");
+  }
+  if (cli->cmd == RB_CMD_WORLD && strcmp(cli->world_action, "capture") == 0 && (cli->world_dir || cli->scenario))
+    return usage(err, errlen, "world capture reads the live cluster: no %s", cli->scenario ? "--scenario" : "--dir");
   if (cli->scenario && cli->cmd == RB_CMD_RUN && !cli->dry_run)
     return usage(err, errlen, "--scenario only applies with --dry-run");
   return 0;
@@ -313,11 +354,11 @@ int cli_parse(rb_cli *cli, int argc, char **argv, char *err, int errlen) {
       cli->help = 1;
       continue;
     }
-    if (!flags_done && strcmp(a, "-v") == 0 && (C(cli->cmd) & (C(RB_CMD_RUN) | C(RB_CMD_TEST)))) {
+    if (!flags_done && strcmp(a, "-v") == 0 && (C(cli->cmd) & (RP | C(RB_CMD_TEST)))) {
       cli->verbosity = 1;
       continue;
     }
-    if (!flags_done && strcmp(a, "-q") == 0 && (C(cli->cmd) & (C(RB_CMD_RUN) | C(RB_CMD_TEST)))) {
+    if (!flags_done && strcmp(a, "-q") == 0 && (C(cli->cmd) & (RP | C(RB_CMD_TEST)))) {
       cli->verbosity = -1;
       continue;
     }

@@ -13,7 +13,8 @@ enum rb_command {
   RB_CMD_TEST,
   RB_CMD_WORLD,
   RB_CMD_VERSION,
-  RB_CMD_HELP
+  RB_CMD_HELP,
+  RB_CMD_PLAN
 };
 
 enum rb_output { RB_OUT_TEXT, RB_OUT_JSON };
@@ -36,6 +37,7 @@ typedef struct rb_cli {
   double step_timeout;                  /* --step-timeout: seconds, 0 none */
   const char *limit, *exclude;          /* --limit, --exclude: the runbook variables limit and exclude */
   const char *world_action, *world_dir; /* world serve --dir DIR */
+  const char *world_out;                /* world capture --out FILE */
   const char *world_url;                /* world call URL PROG ARGS... */
   char **call_argv;                     /* PROG ARGS... (NULL-terminated, points into argv) */
   int call_argc;

@@ -195,12 +195,43 @@ static int cmd_check(const rb_cli *cli) {
   return code;
 }
 
+/* The exit code of a driver task that ran to its end: its integer result,
+** or its error's exit (printed, prefixed with `who`). */
+static int task_exit(rb_engine *e, rb_task *t, const char *who) {
+  lua_State *L = e->L;
+  int code = RB_EXIT_OK;
+  lua_getiuservalue(L, -1, 1);
+  if (t->status == RB_TASK_OK) {
+    lua_rawgeti(L, -1, 1);
+    if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+  }
+  else {
+    lua_getfield(L, -1, "err");
+    if (e->sched.interrupted) code = RB_EXIT_INTERRUPTED;
+    else {
+      int c2 = RB_EXIT_FAILED;
+      if (lua_istable(L, -1)) {
+        lua_getfield(L, -1, "exit");
+        if (lua_isinteger(L, -1)) c2 = (int)lua_tointeger(L, -1);
+        lua_pop(L, 1);
+      }
+      sink_printf(e, 2, "%s: %s\n", who, luaL_tolstring(L, -1, NULL));
+      lua_pop(L, 1);
+      code = c2;
+    }
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 2);
+  return code;
+}
+
 /* world serve / world call: run engine/lua/serve.lua in a real-clock engine. */
-static int cmd_world(const rb_cli *cli) {
+static int cmd_world_serve(const rb_cli *cli) {
   rb_engine *e = engine_new(cli, 0, rb_binding_modules);
   lua_State *L;
   rb_task *t;
-  int code = RB_EXIT_OK, i;
+  int code, i;
   if (e == NULL) return RB_EXIT_FAILED;
   L = e->L;
   lua_getglobal(L, "require");
@@ -226,31 +257,70 @@ static int cmd_world(const rb_cli *cli) {
     t = rb_task_spawn(L, 2, "world serve");
   }
   sched_run(&e->sched, t);
-  lua_getiuservalue(L, -1, 1);
-  if (t->status == RB_TASK_OK) {
-    lua_rawgeti(L, -1, 1);
-    if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  }
-  else {
-    lua_getfield(L, -1, "err");
-    if (e->sched.interrupted) code = RB_EXIT_INTERRUPTED;
-    else {
-      int c2 = RB_EXIT_FAILED;
-      if (lua_istable(L, -1)) {
-        lua_getfield(L, -1, "exit");
-        if (lua_isinteger(L, -1)) c2 = (int)lua_tointeger(L, -1);
-        lua_pop(L, 1);
-      }
-      sink_printf(e, 2, "runbook world: %s\n", luaL_tolstring(L, -1, NULL));
-      lua_pop(L, 1);
-      code = c2;
-    }
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 2);
+  code = task_exit(e, t, "runbook world");
   engine_free(e);
   return code;
+}
+
+/* The capture of the live cluster by the world of `runbook` (NULL: the
+** shipped world) into `out` (NULL: stdout), in a real-clock engine: the
+** world's capture(), through runbook.main.capture. */
+static int run_capture(const rb_cli *cli, const char *runbook, const char *out, int strict) {
+  rb_engine *e = engine_new(cli, 0, rb_binding_modules);
+  lua_State *L;
+  rb_task *t;
+  int code;
+  if (e == NULL) return RB_EXIT_FAILED;
+  L = e->L;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "runbook.main");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "capture");
+  if (runbook) lua_pushstring(L, runbook);
+  else lua_pushnil(L);
+  if (out) lua_pushstring(L, out);
+  else lua_pushnil(L);
+  lua_pushboolean(L, strict);
+  lua_remove(L, -5);
+  t = rb_task_spawn(L, 3, "world capture");
+  sched_run(&e->sched, t);
+  code = task_exit(e, t, strict ? "runbook world capture" : "runbook plan");
+  engine_free(e);
+  return code;
+}
+
+static int cmd_world(const rb_cli *cli) {
+  if (strcmp(cli->world_action, "capture") == 0) return run_capture(cli, NULL, cli->world_out, 1);
+  return cmd_world_serve(cli);
+}
+
+/* plan FILE: capture into STATE/NAME.capture.yaml, then rehearse FILE on it. */
+static int cmd_plan(const rb_cli *cli) {
+  char out[PATH_MAX], *path = engine_find_runbook(cli->file);
+  const char *base, *state = cli->state_dir ? cli->state_dir : ".runbook";
+  size_t n;
+  rb_cli rehearse;
+  int code;
+  if (path == NULL) {
+    fprintf(stderr, "runbook: cannot find runbook '%s'\n", cli->file);
+    return RB_EXIT_USAGE;
+  }
+  base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+  n = strlen(base);
+  if (n > 4 && strcmp(base + n - 4, ".lua") == 0) n -= 4;
+  if (snprintf(out, sizeof out, "%s/%.*s.capture.yaml", state, (int)n, base) >= (int)sizeof out) {
+    free(path);
+    fprintf(stderr, "runbook plan: the state directory's path is too long\n");
+    return RB_EXIT_USAGE;
+  }
+  code = run_capture(cli, path, out, 0);
+  free(path);
+  if (code != RB_EXIT_OK) return code;
+  rehearse = *cli;
+  rehearse.cmd = RB_CMD_RUN;
+  rehearse.dry_run = 1;
+  rehearse.scenario = out;
+  return cmd_run(&rehearse);
 }
 
 int main(int argc, char **argv) {
@@ -276,6 +346,7 @@ int main(int argc, char **argv) {
     case RB_CMD_LIST: return cmd_list();
     case RB_CMD_TEST: return cmd_test(&cli);
     case RB_CMD_WORLD: return cmd_world(&cli);
+    case RB_CMD_PLAN: return cmd_plan(&cli);
     default: fputs(cli_help(RB_CMD_NONE), stderr); return RB_EXIT_USAGE;
   }
 }

@@ -317,7 +317,12 @@ rb.phase("Configuration", function()
         log.info(fmt("%s will be the device %s in the tailnet (Tailscale's sanitised form of the hostname)", n.hostname, n.ts_name))
       end
       for _, p in ipairs(peers) do
-        if p.name == n.ts_name then
+        if p.name == n.ts_name and runs_tailscale(n) then
+          -- the node runs the extension already (its talconfig.yaml entry is
+          -- what is missing): the device is its own, its state on
+          -- /var/lib/tailscale survives the upgrade and keeps the name
+          log.info(fmt("%s already runs tailscale: the device %s is its own and keeps its name", n.hostname, p.dns_name))
+        elseif p.name == n.ts_name then
           error(fmt("the tailnet already has a device named %s (%s, %s): the node would register as %s-1. Delete the stale device in the admin console first",
             n.ts_name, p.dns_name, p.online and "online" or "offline", n.ts_name))
         end

@@ -17,12 +17,19 @@ end
 --- sim/world.lua beside the runbook, else the shipped one; the scenario
 --- from --scenario (a name the world resolves, or a file), else what the
 --- world's default_scenario(opts) gives, else its scenarios/default.yaml.
-local function load_world(path, opts)
-  local dir = path:match("^(.*)/[^/]*$") or "."
-  local candidates = {dir .. "/sim/world.lua", dir .. "/../sim/world.lua"}
+local function world_files(path)
+  local candidates = {}
+  if path then
+    local dir = path:match("^(.*)/[^/]*$") or "."
+    candidates = {dir .. "/sim/world.lua", dir .. "/../sim/world.lua"}
+  end
   local shipped = sys.runbooks_dir()
   if shipped then candidates[#candidates + 1] = shipped .. "/sim/world.lua" end
-  for _, file in ipairs(candidates) do
+  return candidates
+end
+
+local function load_world(path, opts)
+  for _, file in ipairs(world_files(path)) do
     local f = io.open(file, "r")
     if f then
       f:close()
@@ -52,6 +59,41 @@ local function load_world(path, opts)
   if opts.scenario then
     error(errors.new("usage", "--scenario given but no simulated world (sim/world.lua) was found", {exit = 2}), 0)
   end
+end
+
+--- `runbook world capture` and the first half of `runbook plan`: the
+--- world of the runbook at `path` (nil: the shipped one) reads the live
+--- cluster with its capture(opts, strict); the scenario goes to `out`
+--- (0600, written whole) or stdout. A read that failed is a warning.
+---@return integer exit code
+function M.capture(path, out, strict)
+  local opts = sys.options()
+  events.capture_print()
+  local world
+  for _, file in ipairs(world_files(path)) do
+    local f = io.open(file, "r")
+    if f then f:close(); world = dofile(file); break end
+  end
+  if not world or not world.capture then
+    error(errors.new("usage", "no simulated world with a capture (sim/world.lua) for " .. tostring(path or "the shipped runbooks"),
+                     {exit = 2}), 0)
+  end
+  events.emit{type = "log", level = "info", msg = "capturing the live cluster (read-only: docs/simulation.md lists every read)"}
+  local text, sum = world.capture(opts, strict)
+  local core_fs = require "runbook.fs.core"
+  if out then
+    local dir = out:match("^(.*)/[^/]*$")
+    if dir then core_fs.mkdir_p(dir) end
+    core_fs.write(out, text, {mode = tonumber("600", 8)})
+  else
+    sys.write("stdout", text)
+  end
+  for _, f in ipairs(sum.failed or {}) do
+    events.emit{type = "log", level = "warn", msg = ("capture: %s failed: %s"):format(f.read, f.error)}
+  end
+  events.emit{type = "log", level = "info", msg = ("captured %d nodes%s%s"):format(sum.nodes, out and (" into " .. out) or "",
+    #(sum.failed or {}) > 0 and ("; %d reads failed (listed above and in captured.failed)"):format(#sum.failed) or "")}
+  return 0
 end
 
 --- Runs the runbook chunk as the body of the main task.

@@ -50,11 +50,12 @@ local function node_of(n, version, warnings)
   return out
 end
 
---- The scenario (as YAML text) for the talconfig.yaml at `path`, a line
---- saying what is simulated, and the warnings.
+--- The scenario (as a table) for the talconfig.yaml at `path`, a line
+--- saying what is simulated, the warnings and the file as talconfig.read
+--- gives it (the capture starts from it).
 ---@param path string
----@return string text, string about, string[] warnings
-function M.build(path)
+---@return table scenario, string about, string[] warnings, table talconfig
+function M.scenario(path)
   local tc = talconfig.read(path)
   local data = tc.data
   local version = tc.talos_version or "v1.10.6"
@@ -98,6 +99,14 @@ function M.build(path)
   if require("runbook.fs").exists(dir .. "/talenv.yaml") then env = " and talenv.yaml" end
   local about = fmt("your cluster from %s%s: %d nodes (%d control plane), Talos %s, services %s", path, env, #nodes, cps,
                     version, table.concat(tc.svc_cidrs, ", "))
+  return scenario, about, warnings, tc
+end
+
+--- The scenario as YAML text, what is simulated, the warnings.
+---@param path string
+---@return string text, string about, string[] warnings
+function M.build(path)
+  local scenario, about, warnings = M.scenario(path)
   return yaml.encode(scenario), about, warnings
 end
 

@@ -8,7 +8,7 @@ local yaml = require "runbook.yaml"
 local fmt = string.format
 
 local SCHEMA = {
-  seed = "number", cluster = "table", factory = "table", tailnet = "table", talconfig = "string", faults = "list",
+  seed = "number", captured = "any", cluster = "table", factory = "table", tailnet = "table", talconfig = "string", faults = "list",
   ["cluster.name"] = "string", ["cluster.talosVersion"] = "string", ["cluster.kubernetesVersion"] = "string",
   ["cluster.talosctlVersion"] = "string", ["cluster.serviceCIDR"] = "string", ["cluster.podCIDR"] = "string", ["cluster.nodes"] = "list",
   ["cluster.nodes.hostname"] = "string", ["cluster.nodes.ip"] = "string", ["cluster.nodes.role"] = "string",

@@ -60,7 +60,7 @@ end
 -- the parts loaded before it.
 local ctx = {W = W, M = M, path_of = path_of}
 for _, part in ipairs{"scenario", "jsonpath", "model", "output", "machineconfig", "talosctl", "talhelper", "cli", "http",
-                      "from_talconfig"} do
+                      "from_talconfig", "capture"} do
   ctx[part] = assert(loadfile(here .. "/sim/" .. part .. ".lua"))(ctx)
 end
 local kubectl, tailscale = ctx.cli.kubectl, ctx.cli.tailscale
@@ -95,11 +95,30 @@ function M.exec(argv, opts)
   return r
 end
 
+--- The services the runbook was pointed at (--var factory_url=, a
+--- self-hosted Image Factory; --var tailscale_api=; the URLs a capture of
+--- a served world names): URL prefix -> handler.
+local bases
+local function service_bases()
+  if bases then return bases end
+  bases = {}
+  for _, kv in ipairs(require("runbook.sys").options().vars or {}) do
+    local k, u = kv:match("^([%w_]+)=(https?://.+)$")
+    if k == "factory_url" then bases[#bases + 1] = {u:gsub("/+$", ""), factory_api}
+    elseif k == "tailscale_api" then bases[#bases + 1] = {u:gsub("/+$", ""), tailscale_api} end
+  end
+  return bases
+end
+
 function M.http(req)
   local url = req.url
   local host, path = url:match("^https?://([^/]+)(/.*)$")
   time.sleep(0.1)
-  if host == "factory.talos.dev" or host == W.factory_host then return factory_api(req.method, path, req.body) end
+  for _, b in ipairs(service_bases()) do
+    local base, handler = b[1], b[2]
+    if url:sub(1, #base + 1) == base .. "/" then return handler(req.method, url:sub(#base + 1), req.body) end
+  end
+  if host == "factory.talos.dev" then return factory_api(req.method, path, req.body) end
   if host == "api.tailscale.com" then return tailscale_api(req.method, path, req.body) end
   local ip = host and host:match("^(%d+%.%d+%.%d+%.%d+)")
   if ip then
@@ -138,6 +157,15 @@ function M.default_scenario(opts)
     return {text = text, name = file .. " (as a scenario)"}, about, warnings
   end
   return (M.scenario_path("sample")), fmt("the built-in sample cluster (no %s here to rehearse: --scenario sample)", file), {}
+end
+
+--- Reads the live cluster (real commands and requests, read-only) into a
+--- scenario: `runbook world capture` and `runbook plan` (sim/capture.lua).
+---@param opts table the run's options (sys.options())
+---@param strict boolean refuse variables that are not the capture's
+---@return string text, table summary
+function M.capture(opts, strict)
+  return ctx.capture.capture(opts, strict)
 end
 
 --- What a rehearsal should say before it starts: a talconfig.yaml here
