@@ -104,11 +104,57 @@ static void test_cli_world_needs_dir(void **state) {
   assert_int_equal(PARSE(c, err, "runbook", "world", "eat", "--dir", "d"), 2);
 }
 
+static void test_cli_world_capture(void **state) {
+  rb_cli c;
+  char err[256];
+  (void)state;
+  assert_int_equal(PARSE(c, err, "runbook", "world", "capture", "--out", "cap.yaml", "--var", "talconfig=t.yaml"), 0);
+  assert_string_equal(c.world_action, "capture");
+  assert_string_equal(c.world_out, "cap.yaml");
+  assert_int_equal(c.nvars, 1);
+  assert_null(c.world_dir);
+  assert_int_equal(PARSE(c, err, "runbook", "world", "capture"), 0); /* to stdout */
+  assert_int_equal(PARSE(c, err, "runbook", "world", "capture", "--dir", "d"), 2);
+  assert_non_null(strstr(err, "no --dir"));
+  assert_int_equal(PARSE(c, err, "runbook", "world", "capture", "--scenario", "s.yaml"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "world", "serve", "--dir", "d", "--out", "x"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "world", "serve", "--dir", "d", "--var", "a=1"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "world", "capture", "--yes"), 2);
+}
+
+static void test_cli_plan(void **state) {
+  rb_cli c;
+  char err[256];
+  (void)state;
+  assert_int_equal(PARSE(c, err, "runbook", "plan", "rollout.lua", "--var", "a=1", "--limit", "k8s-1", "--output",
+                         "json", "-v", "--state-dir", "st"),
+                   0);
+  assert_int_equal(c.cmd, RB_CMD_PLAN);
+  assert_string_equal(c.file, "rollout.lua");
+  assert_string_equal(c.limit, "k8s-1");
+  assert_int_equal(c.verbosity, 1);
+  assert_false(c.dry_run);
+  assert_int_equal(PARSE(c, err, "runbook", "plan"), 2); /* needs a runbook */
+  assert_non_null(strstr(err, "plan needs a runbook file"));
+  /* a plan is always a fresh rehearsal of a capture */
+  assert_int_equal(PARSE(c, err, "runbook", "plan", "r.lua", "--dry-run"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "plan", "r.lua", "--scenario", "s.yaml"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "plan", "r.lua", "--resume"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "plan", "r.lua", "--yes"), 2);
+  assert_string_equal(cli_help(RB_CMD_PLAN), cli_help(cli_command_named("plan")));
+  assert_non_null(strstr(cli_help(RB_CMD_PLAN), "usage: runbook plan"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test(test_cli_run_with_all_flags),       cmocka_unit_test(test_cli_unknown_flag_is_usage_error),
-    cmocka_unit_test(test_cli_missing_values_and_files), cmocka_unit_test(test_cli_help_everywhere),
-    cmocka_unit_test(test_cli_double_dash_ends_flags),   cmocka_unit_test(test_cli_world_needs_dir),
+    cmocka_unit_test(test_cli_run_with_all_flags),
+    cmocka_unit_test(test_cli_unknown_flag_is_usage_error),
+    cmocka_unit_test(test_cli_missing_values_and_files),
+    cmocka_unit_test(test_cli_help_everywhere),
+    cmocka_unit_test(test_cli_double_dash_ends_flags),
+    cmocka_unit_test(test_cli_world_needs_dir),
+    cmocka_unit_test(test_cli_world_capture),
+    cmocka_unit_test(test_cli_plan),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
