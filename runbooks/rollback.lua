@@ -90,6 +90,31 @@ rb.phase("Nodes", function()
   end
 end)
 
+--- The lines of an apply-config --dry-run diff that undoing the rollout
+--- does not explain: it may take away the tailnet name from certSANs, the
+--- address pins and the tailscale ExtensionServiceConfig, and put the
+--- previous install image back.
+local function reverted_surprises(diff, ts_name)
+  if diff:match("^No changes%.") then return {} end
+  local ok_removed = {["certSANs:"] = true, ["kubelet:"] = true, ["nodeIP:"] = true, ["validSubnets:"] = true,
+                      ["cluster:"] = true, ["etcd:"] = true, ["advertisedSubnets:"] = true, ["---"] = true,
+                      ["apiVersion: v1alpha1"] = true, ["kind: ExtensionServiceConfig"] = true, ["name: tailscale"] = true,
+                      ["environment:"] = true}
+  local out = {}
+  for line in diff:gmatch("[^\n]+") do
+    local sign, body = line:match("^([+-])%s*(.-)%s*$")
+    if sign and not line:match("^%-%-%- ") and not line:match("^%+%+%+ ") then
+      local fine = body:match("^image: ")
+                   or (sign == "-" and (ok_removed[body] or body:match("^%- TS_[%u_]+=") or body:match("^%- [%x:.]+/%d+$")
+                                        or body:sub(1, #ts_name + 3) == "- " .. ts_name .. "."))
+      if not fine then out[#out + 1] = line end
+    end
+  end
+  return out
+end
+
+local regenerated
+
 rb.phase("Files", function()
   if rec.talconfig and rec.talconfig.backup then
     rb.step("restore " .. v.talconfig, function()
@@ -112,7 +137,7 @@ rb.phase("Files", function()
   end)
   -- the generated configs hold the auth key: generate them again from the
   -- restored talconfig.yaml (without talhelper: remove the nodes' files)
-  rb.step("regenerate the machine configs without the auth key", function()
+  regenerated = rb.step("regenerate the machine configs without the auth key", function()
     local out = cfg_dir .. "/clusterconfig"
     if not fs.exists(out) then return "none" end
     if rb.dry_run or exec.which("talhelper") then
@@ -127,6 +152,31 @@ rb.phase("Files", function()
     log.warn("talhelper is not on PATH: the generated configs were removed; run talhelper genconfig again")
     return "removed"
   end)
+  -- the nodes still hold the rollout's machine config: the tailnet name in
+  -- certSANs, the new install image, the address pins (`talosctl upgrade`
+  -- and the config's removal leave them). The restored talconfig.yaml's
+  -- config, applied, makes each node what the file says again, so that the
+  -- next rollout finds nothing pending; no reboot (CanApplyImmediate)
+  if regenerated ~= "regenerated" then
+    log.warn("the nodes keep the rollout's certSANs, install image and address pins until talhelper's configs are applied")
+    return
+  end
+  local tailscale = require "tailscale"
+  for i = #rec.upgraded, 1, -1 do
+    local n = by_name[rec.upgraded[i]]
+    rb.step("apply the restored config to " .. n.hostname, function()
+      local file = fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, n.hostname)
+      local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
+      local unexpected = reverted_surprises((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or "",
+                                            tailscale.device_name(n.hostname))
+      if #unexpected > 0 then
+        error(fmt("the restored config of %s changes more than the rollout did; nothing was applied to it:\n%s",
+                  n.hostname, table.concat(unexpected, "\n")))
+      end
+      talos.run(n.ip, "apply-config", "--file", file)
+      return file
+    end)
+  end
 end)
 
 -- the nodes' devices stay in the tailnet, offline, under the nodes' names:
@@ -137,10 +187,30 @@ rb.phase("Tailnet", function()
   local names = {}
   for _, n in ipairs(cfg.nodes) do names[tailscale.device_name(n.hostname)] = true end
   if not v.api_key then
+    -- each node keeps its Tailscale state on /var/lib/tailscale (neither
+    -- the config's removal nor the previous image touches /var): a later
+    -- rollout logs it back in as the same device. What is left is written
+    -- down, the addresses that tell the device apart from another of the
+    -- same name, for that rollout to recognise (docs/rollout.md)
+    local left = rb.step("name the nodes' devices left in the tailnet", function()
+      local out = {}
+      local ok, peers = pcall(tailscale.peers)
+      for _, n in ipairs(cfg.nodes) do
+        local name = tailscale.device_name(n.hostname)
+        local entry = {node = n.hostname, device = name, ips = {}}
+        for _, p in ipairs(ok and peers or {}) do if p.name == name then entry.ips = p.ips end end
+        out[#out + 1] = entry
+      end
+      local state = require("runbook.sys").options().state_dir or ".runbook"
+      fs.mkdir_p(state)
+      fs.write(state .. "/" .. tailscale.DEVICES_LEFT, require("runbook.json").encode(out) .. "\n", {mode = tonumber("600", 8)})
+      return out
+    end)
     local list = {}
-    for _, n in ipairs(cfg.nodes) do list[#list + 1] = tailscale.device_name(n.hostname) end
-    log.warn(fmt("the nodes' devices (%s) stay in the tailnet: delete them in the admin console (or run again with "
-      .. "TS_API_KEY set) before the next rollout, which refuses while they are there", table.concat(list, ", ")))
+    for _, d in ipairs(left) do list[#list + 1] = d.device end
+    log.warn(fmt("the nodes' devices (%s) stay in the tailnet, offline: the next rollout takes them back (each node kept "
+      .. "its Tailscale state); to remove them, delete them in the admin console or run again with TS_API_KEY set",
+      table.concat(list, ", ")))
     return
   end
   rb.step("delete the nodes' devices from the tailnet", function()

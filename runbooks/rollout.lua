@@ -306,6 +306,7 @@ rb.phase("Configuration", function()
     local suffix = v.tailnet or (st.MagicDNSSuffix or ""):gsub("%.$", "")
     if suffix == "" then error("cannot tell the tailnet's DNS suffix: pass --var tailnet=tailXXXX.ts.net") end
     local seen = {}
+    local left = tailscale.devices_left(require("runbook.sys").options().state_dir or ".runbook")
     for _, n in ipairs(cfg.nodes) do
       if n.ts_name == "" then error(fmt("node %s's hostname gives no Tailscale device name", n.hostname)) end
       if seen[n.ts_name] then
@@ -322,6 +323,11 @@ rb.phase("Configuration", function()
           -- what is missing): the device is its own, its state on
           -- /var/lib/tailscale survives the upgrade and keeps the name
           log.info(fmt("%s already runs tailscale: the device %s is its own and keeps its name", n.hostname, p.dns_name))
+        elseif p.name == n.ts_name and tailscale.is_left_device(left[n.hostname], p) then
+          -- a rollback without an API key left it, and the node kept its
+          -- Tailscale state: it logs back in as this very device
+          log.info(fmt("%s's device %s (%s) was left by a rollback: the node takes it back", n.hostname, p.dns_name,
+                       table.concat(p.ips, ", ")))
         elseif p.name == n.ts_name then
           error(fmt("the tailnet already has a device named %s (%s, %s): the node would register as %s-1. Delete the stale device in the admin console first",
             n.ts_name, p.dns_name, p.online and "online" or "offline", n.ts_name))

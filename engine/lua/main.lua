@@ -200,7 +200,7 @@ local function first_arg(src, i)
         lit[#lit + 1] = src:sub(k, k)
         k = k + 1
       end
-      if depth == 0 or #out == 0 or out[#out] == "…" then
+      if depth == 0 or #out == 0 or out[#out] == "…" or out[#out] == " | " then
         out[#out + 1] = (table.concat(lit):gsub("%%[%-%d%.]*[sdqgf]", "…"))
       end
       j = k + 1
@@ -212,7 +212,9 @@ local function first_arg(src, i)
     elseif c:match("[%w_]") then
       local word = src:match("^[%w_%.:]+", j)
       -- a value (the arguments of a format call are inside its parentheses)
-      if depth == 0 and not (word == "fmt" or word:match("format$")) and out[#out] ~= "…" then out[#out + 1] = "…" end
+      if depth == 0 and (word == "or") then out[#out + 1] = " | "    -- one name or another
+      elseif depth == 0 and word == "and" then out = {}              -- a condition: the name follows it
+      elseif depth == 0 and not (word == "fmt" or word:match("format$")) and out[#out] ~= "…" then out[#out + 1] = "…" end
       j = j + #word
     else j = j + 1 end
   end
@@ -220,14 +222,47 @@ local function first_arg(src, i)
   return text ~= "" and text or "…"
 end
 
+--- The position of the ")" that closes the "(" at `open`, skipping strings
+--- and comments (a rough scan: enough to see which calls a phase's body holds).
+local function closing(src, open)
+  local depth, j = 0, open
+  while j <= #src do
+    local c = src:sub(j, j)
+    if c == "-" and src:sub(j, j + 1) == "--" then
+      local long = src:match("^%-%-%[(=*)%[", j)
+      if long then j = (select(2, src:find("]" .. long .. "]", j, true)) or #src) + 1
+      else j = (src:find("\n", j, true) or #src) + 1 end
+    elseif c == '"' or c == "'" then
+      local k = j + 1
+      while k <= #src and src:sub(k, k) ~= c do k = k + (src:sub(k, k) == "\\" and 2 or 1) end
+      j = k + 1
+    elseif c == "[" and src:match("^%[=*%[", j) then
+      local eq = src:match("^%[(=*)%[", j)
+      j = (select(2, src:find("]" .. eq .. "]", j, true)) or #src) + 1
+    else
+      if c == "(" then depth = depth + 1 elseif c == ")" then
+        depth = depth - 1
+        if depth == 0 then return j end
+      end
+      j = j + 1
+    end
+  end
+  return #src
+end
+
+local OUTLINED = {phase = true, step = true, gate = true, confirm = true, rolling = true}
+
 --- Lists what a runbook declares, read from its source without running
---- it: phases, steps, gates and confirmations, names built at run time
---- shown with "…" where a value goes ("… runs the new schematic").
+--- it: phases, steps, gates, confirmations and rollings, names built at
+--- run time shown with "…" where a value goes ("… runs the new schematic").
+--- A call outside every phase's body (in a function a phase calls: the
+--- rollout's roll_node) is listed under that function's name.
 function M.outline(path)
   local f = assert(io.open(path, "r"))
   local src = f:read("a")
   f:close()
-  local n, pos = 0, 1
+  local n, pos, phase_end, header = 0, 1, 0, nil
+  local function line_of(at) return select(2, src:sub(1, at):gsub("\n", "")) + 1 end
   while true do
     local s, e, kind = src:find("[%w_]%.(%a+)%s*%(", pos)
     if not s then break end
@@ -235,10 +270,21 @@ function M.outline(path)
     local line_start = 1
     for k = s, 1, -1 do if src:sub(k, k) == "\n" then line_start = k + 1; break end end
     local commented = src:sub(line_start, s):find("--", 1, true)
-    if (kind == "phase" or kind == "step" or kind == "gate" or kind == "confirm") and not commented then
-      local _, lines = src:sub(1, s):gsub("\n", "")
-      local indent = kind == "phase" and "" or "  "
-      sys.write("stdout", ("%s%-7s %s   (line %d)\n"):format(indent, kind, first_arg(src, e + 1), lines + 1))
+    if OUTLINED[kind] and not commented then
+      local indent = "  "
+      if kind == "phase" then
+        indent, phase_end, header = "", closing(src, e), nil
+      elseif s > phase_end then
+        -- the nearest function definition before it
+        local name, at
+        for p0, fname in src:sub(1, s):gmatch("()function%s+([%w_.:]+)%s*%(") do name, at = fname, p0 end
+        name = name or "(top level)"
+        if header ~= name then
+          header = name
+          sys.write("stdout", ("function %s   (line %d)\n"):format(name, at and line_of(at) or 1))
+        end
+      end
+      sys.write("stdout", ("%s%-7s %s   (line %d)\n"):format(indent, kind, first_arg(src, e + 1), line_of(s)))
       n = n + 1
     end
   end

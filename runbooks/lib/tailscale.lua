@@ -38,6 +38,36 @@ function M.device_name(hostname)
   return table.concat(out)
 end
 
+--- The file (in the state directory) where a rollback without an API key
+--- names the devices it leaves in the tailnet: [{node, device, ips}].
+M.DEVICES_LEFT = "tailnet-devices-left.json"
+
+--- The devices a keyless rollback left, by node, or {} (no such file, or
+--- one that cannot be read: then every same-named device is a stranger).
+---@param state_dir string
+---@return table<string, {device:string, ips:string[]}>
+function M.devices_left(state_dir)
+  local fs = require "runbook.fs"
+  local file = state_dir .. "/" .. M.DEVICES_LEFT
+  if not fs.exists(file) then return {} end
+  local ok, list = pcall(function() return json.decode(fs.read(file), {name = file}) end)
+  local out = {}
+  for _, d in ipairs(ok and type(list) == "table" and list or {}) do
+    if type(d) == "table" and d.node then out[d.node] = d end
+  end
+  return out
+end
+
+--- Whether peer p is the device a keyless rollback left for the node: the
+--- same name and one of the same Tailscale addresses.
+function M.is_left_device(left, p)
+  if not left or left.device ~= p.name then return false end
+  for _, a in ipairs(left.ips or {}) do
+    for _, b in ipairs(p.ips or {}) do if a == b then return true end end
+  end
+  return false
+end
+
 --- The peers this machine sees: {hostname, name (first DNS label, e.g.
 --- "k8s-1-1" when the name was taken), dns_name, ips, online, primary_routes}.
 ---@return table[] peers of `tailscale status --json`
