@@ -189,7 +189,9 @@ rb.phase("Tailnet", function()
   if not v.api_key then
     -- each node keeps its Tailscale state on /var/lib/tailscale (neither
     -- the config's removal nor the previous image touches /var): a later
-    -- rollout logs it back in as the same device. What is left is written
+    -- rollout logs it back in as the same device (TS_STATE_DIR=/var/lib/
+    -- tailscale, bound from the host: siderolabs/extensions v1.11.6
+    -- network/tailscale/tailscale.yaml). What is left is written
     -- down, the addresses that tell the device apart from another of the
     -- same name, for that rollout to recognise (docs/rollout.md)
     local left = rb.step("name the nodes' devices left in the tailnet", function()

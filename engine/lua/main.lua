@@ -190,19 +190,23 @@ end
 --- as the outline shows it: string literals as written, a format string's
 --- %s and any other expression as "…".
 local function first_arg(src, i)
-  local out, depth, j = {}, 0, i
+  local out, depth, j, joined = {}, 0, i, false
   while j <= #src do
     local c = src:sub(j, j)
-    if c == '"' or c == "'" then
+    if c == "." and src:sub(j, j + 1) == ".." then joined = true; j = j + 2
+    elseif c == '"' or c == "'" then
       local k, lit = j + 1, {}
       while k <= #src and src:sub(k, k) ~= c do
         if src:sub(k, k) == "\\" then k = k + 1 end
         lit[#lit + 1] = src:sub(k, k)
         k = k + 1
       end
-      if depth == 0 or #out == 0 or out[#out] == "…" or out[#out] == " | " then
+      -- at depth 0 every literal; inside a call only its first (a format
+      -- string), or one joined to the previous with ".."
+      if depth == 0 or joined or #out == 0 or out[#out] == "…" or out[#out] == " | " then
         out[#out + 1] = (table.concat(lit):gsub("%%[%-%d%.]*[sdqgf]", "…"))
       end
+      joined = false
       j = k + 1
     elseif c == "(" or c == "{" or c == "[" then depth = depth + 1; j = j + 1
     elseif c == ")" or c == "}" or c == "]" then
@@ -222,29 +226,64 @@ local function first_arg(src, i)
   return text ~= "" and text or "…"
 end
 
+--- The position just past the string, comment or long bracket that
+--- starts at j, or nil when none starts there.
+local function skip_text(src, j)
+  local c = src:sub(j, j)
+  if c == "-" and src:sub(j, j + 1) == "--" then
+    local long = src:match("^%-%-%[(=*)%[", j)
+    if long then return (select(2, src:find("]" .. long .. "]", j, true)) or #src) + 1 end
+    return (src:find("\n", j, true) or #src) + 1
+  elseif c == '"' or c == "'" then
+    local k = j + 1
+    while k <= #src and src:sub(k, k) ~= c do k = k + (src:sub(k, k) == "\\" and 2 or 1) end
+    return k + 1
+  elseif c == "[" and src:match("^%[=*%[", j) then
+    local eq = src:match("^%[(=*)%[", j)
+    return (select(2, src:find("]" .. eq .. "]", j, true)) or #src) + 1
+  end
+end
+
 --- The position of the ")" that closes the "(" at `open`, skipping strings
 --- and comments (a rough scan: enough to see which calls a phase's body holds).
 local function closing(src, open)
   local depth, j = 0, open
   while j <= #src do
-    local c = src:sub(j, j)
-    if c == "-" and src:sub(j, j + 1) == "--" then
-      local long = src:match("^%-%-%[(=*)%[", j)
-      if long then j = (select(2, src:find("]" .. long .. "]", j, true)) or #src) + 1
-      else j = (src:find("\n", j, true) or #src) + 1 end
-    elseif c == '"' or c == "'" then
-      local k = j + 1
-      while k <= #src and src:sub(k, k) ~= c do k = k + (src:sub(k, k) == "\\" and 2 or 1) end
-      j = k + 1
-    elseif c == "[" and src:match("^%[=*%[", j) then
-      local eq = src:match("^%[(=*)%[", j)
-      j = (select(2, src:find("]" .. eq .. "]", j, true)) or #src) + 1
+    local past = skip_text(src, j)
+    if past then j = past
     else
+      local c = src:sub(j, j)
       if c == "(" then depth = depth + 1 elseif c == ")" then
         depth = depth - 1
         if depth == 0 then return j end
       end
       j = j + 1
+    end
+  end
+  return #src
+end
+
+local OPENS = {["function"] = true, ["if"] = true, ["do"] = true, ["repeat"] = true}
+local CLOSES = {["end"] = true, ["until"] = true}
+
+--- The position of the "end" that closes the function whose keyword
+--- starts at `at` (Lua's blocks: function, if, do and repeat open one;
+--- end and until close it).
+local function block_end(src, at)
+  local depth, j = 0, at
+  while j <= #src do
+    local past = skip_text(src, j)
+    if past then j = past
+    else
+      local word = src:match("^[%a_][%w_]*", j)
+      if word and (j == 1 or not src:sub(j - 1, j - 1):match("[%w_.:]")) then
+        if OPENS[word] then depth = depth + 1
+        elseif CLOSES[word] then
+          depth = depth - 1
+          if depth == 0 then return j end
+        end
+        j = j + #word
+      else j = j + (word and #word or 1) end
     end
   end
   return #src
@@ -276,13 +315,17 @@ function M.outline(path)
         indent, phase_end, header = "", closing(src, e), nil
       elseif s > phase_end then
         -- the nearest function definition before it
+        -- the innermost function definition around it, else the top level
         local name, at
-        for p0, fname in src:sub(1, s):gmatch("()function%s+([%w_.:]+)%s*%(") do name, at = fname, p0 end
-        name = name or "(top level)"
-        if header ~= name then
-          header = name
-          sys.write("stdout", ("function %s   (line %d)\n"):format(name, at and line_of(at) or 1))
+        for p0, fname in src:sub(1, s):gmatch("()function%s+([%w_.:]+)%s*%(") do
+          if block_end(src, p0) > s then name, at = fname, p0 end
         end
+        if name then
+          if header ~= name then
+            header = name
+            sys.write("stdout", ("function %s   (line %d)\n"):format(name, line_of(at)))
+          end
+        else indent, header = "", nil end
       end
       sys.write("stdout", ("%s%-7s %s   (line %d)\n"):format(indent, kind, first_arg(src, e + 1), line_of(s)))
       n = n + 1

@@ -57,6 +57,23 @@ if grep -q "^  gate    … runs the new schematic   (line 6)" <<<"$out" && grep 
    && grep -q "^  step    upgrade …   (line 9)" <<<"$out" && ! grep -q "commented out" <<<"$out"; then
   echo "ok   check lists gates and confirmations whose names are built at run time"; passes=$((passes+1))
 else echo "FAIL check outline: $out"; fails=$((fails+1)); fi
+cat > outline2.lua <<'LUA'
+local rb = require "runbook"
+local function roll(n)
+  rb.step("configure " .. n, function() end)
+end
+rb.phase("Nodes", function()
+  rb.confirm(true and ("Upgrade " .. "x?") or ("Upgrade " .. "y?"))
+  rb.rolling("workers", {"a"}, roll)
+end)
+rb.step("after the phases", function() end)
+LUA
+out=$("$bin" check outline2.lua 2>&1)
+if grep -q "^function roll   (line 2)" <<<"$out" && grep -q "^  step    configure …   (line 3)" <<<"$out" \
+   && grep -q "^  rolling workers   (line 7)" <<<"$out" && grep -q "^  confirm Upgrade x? | Upgrade y?   (line 6)" <<<"$out" \
+   && grep -q "^step    after the phases   (line 9)" <<<"$out"; then
+  echo "ok   check groups a function's calls under its name, lists rolling and each alternative of a name"; passes=$((passes+1))
+else echo "FAIL check outline groups: $out"; fails=$((fails+1)); fi
 expect "list shows demo" 0 "demo.lua" -- "$bin" list
 mkdir -p mine && printf -- '-- my own recovery script\nreturn 0\n' > mine/own.lua
 expect "list follows RUNBOOK_PATH first, as run does" 0 "RUNBOOK_PATH \(mine\):
