@@ -9,51 +9,113 @@ local function split(s)
   return t
 end
 
---- Edit script between line lists a and b: a list of {op, line} with op
---- " ", "-" or "+". Common prefix and suffix are trimmed first, so the
---- quadratic LCS only runs over the changed middle.
-local function script(a, b)
-  local n, m = #a, #b
-  local pre = 0
-  while pre < n and pre < m and a[pre + 1] == b[pre + 1] do pre = pre + 1 end
-  local suf = 0
-  while suf < n - pre and suf < m - pre and a[n - suf] == b[m - suf] do suf = suf + 1 end
-  local ops = {}
-  for i = 1, pre do ops[#ops + 1] = {" ", a[i]} end
-  local an, bm = n - pre - suf, m - pre - suf
+--- The dynamic-programming LCS over a[alo..ahi] and b[blo..bhi] (both
+--- short: the gaps between anchors), appended to ops.
+local function lcs(a, alo, ahi, b, blo, bhi, ops)
+  local an, bm = ahi - alo + 1, bhi - blo + 1
   if an * bm > 4e6 then            -- too big for LCS: replace the middle whole
-    for i = 1, an do ops[#ops + 1] = {"-", a[pre + i]} end
-    for j = 1, bm do ops[#ops + 1] = {"+", b[pre + j]} end
-  else
-    local L = {}
-    for i = an + 1, 1, -1 do
-      L[i] = {}
-      for j = bm + 1, 1, -1 do
-        if i > an or j > bm then L[i][j] = 0
-        elseif a[pre + i] == b[pre + j] then L[i][j] = L[i + 1][j + 1] + 1
-        else L[i][j] = math.max(L[i + 1][j], L[i][j + 1]) end
-      end
-    end
-    local i, j = 1, 1
-    while i <= an or j <= bm do
-      if i <= an and j <= bm and a[pre + i] == b[pre + j] then
-        ops[#ops + 1] = {" ", a[pre + i]}; i, j = i + 1, j + 1
-      elseif i <= an and (j > bm or L[i + 1][j] >= L[i][j + 1]) then
-        ops[#ops + 1] = {"-", a[pre + i]}; i = i + 1      -- deletions first, as diff -u
+    for i = alo, ahi do ops[#ops + 1] = {"-", a[i]} end
+    for j = blo, bhi do ops[#ops + 1] = {"+", b[j]} end
+    return
+  end
+  local L = {}
+  for i = an + 1, 1, -1 do
+    local row, below = {}, L[i + 1]
+    L[i] = row
+    for j = bm + 1, 1, -1 do
+      if i > an or j > bm then row[j] = 0
+      elseif a[alo + i - 1] == b[blo + j - 1] then row[j] = below[j + 1] + 1
       else
-        ops[#ops + 1] = {"+", b[pre + j]}; j = j + 1
+        local d, r = below[j], row[j + 1]
+        row[j] = d > r and d or r
       end
     end
   end
-  for i = n - suf + 1, n do ops[#ops + 1] = {" ", a[i]} end
-  return ops
+  local i, j = 1, 1
+  while i <= an or j <= bm do
+    if i <= an and j <= bm and a[alo + i - 1] == b[blo + j - 1] then
+      ops[#ops + 1] = {" ", a[alo + i - 1]}; i, j = i + 1, j + 1
+    elseif i <= an and (j > bm or L[i + 1][j] >= L[i][j + 1]) then
+      ops[#ops + 1] = {"-", a[alo + i - 1]}; i = i + 1      -- deletions first, as diff -u
+    else
+      ops[#ops + 1] = {"+", b[blo + j - 1]}; j = j + 1
+    end
+  end
+end
+
+--- The lines found exactly once in a[alo..ahi] and once in b[blo..bhi],
+--- as pairs {i, j} in a's order, reduced to the longest run increasing in
+--- j too (patience sorting): the anchors both texts agree on.
+local function anchors(a, alo, ahi, b, blo, bhi)
+  local count, at = {}, {}
+  for i = alo, ahi do
+    local l = a[i]
+    count[l] = (count[l] or 0) + 1; at[l] = i
+  end
+  local inb, bat = {}, {}
+  for j = blo, bhi do
+    local l = b[j]
+    if count[l] == 1 then inb[l] = (inb[l] or 0) + 1; bat[l] = j end
+  end
+  local pairs_ = {}
+  for i = alo, ahi do
+    local l = a[i]
+    if count[l] == 1 and inb[l] == 1 then pairs_[#pairs_ + 1] = {i, bat[l]} end
+  end
+  -- longest increasing subsequence of the j's: piles with back links
+  local tops, back = {}, {}
+  for k, p in ipairs(pairs_) do
+    local lo, hi = 1, #tops
+    while lo <= hi do
+      local mid = (lo + hi) // 2
+      if pairs_[tops[mid]][2] < p[2] then lo = mid + 1 else hi = mid - 1 end
+    end
+    tops[lo] = k
+    back[k] = lo > 1 and tops[lo - 1] or nil
+  end
+  local out, k = {}, tops[#tops]
+  while k do table.insert(out, 1, pairs_[k]); k = back[k] end
+  return out
+end
+
+--- Appends to ops the edit script turning a[alo..ahi] into b[blo..bhi]:
+--- common prefix and suffix first, then the lines unique to both as
+--- anchors (patience diff, as `git diff --patience`), each gap between
+--- them diffed the same way, down to the quadratic LCS on what has none.
+--- A file's few changed lines cost about its length, not its length squared.
+local function script(a, alo, ahi, b, blo, bhi, ops)
+  while alo <= ahi and blo <= bhi and a[alo] == b[blo] do
+    ops[#ops + 1] = {" ", a[alo]}; alo, blo = alo + 1, blo + 1
+  end
+  local tail = {}
+  while alo <= ahi and blo <= bhi and a[ahi] == b[bhi] do
+    tail[#tail + 1] = a[ahi]; ahi, bhi = ahi - 1, bhi - 1
+  end
+  if alo > ahi or blo > bhi then
+    for i = alo, ahi do ops[#ops + 1] = {"-", a[i]} end
+    for j = blo, bhi do ops[#ops + 1] = {"+", b[j]} end
+  else
+    local list = anchors(a, alo, ahi, b, blo, bhi)
+    if #list == 0 then lcs(a, alo, ahi, b, blo, bhi, ops)
+    else
+      local i, j = alo, blo
+      for _, p in ipairs(list) do
+        script(a, i, p[1] - 1, b, j, p[2] - 1, ops)
+        ops[#ops + 1] = {" ", a[p[1]]}
+        i, j = p[1] + 1, p[2] + 1
+      end
+      script(a, i, ahi, b, j, bhi, ops)
+    end
+  end
+  for k = #tail, 1, -1 do ops[#ops + 1] = {" ", tail[k]} end
 end
 
 --- Unified diff of old and new text (nil means the file does not exist),
 --- with `context` lines around each change (default 3). "" when equal.
 function M.unified(old, new, path, context)
   context = context or 3
-  local ops = script(split(old), split(new))
+  local a, b, ops = split(old), split(new), {}
+  script(a, 1, #a, b, 1, #b, ops)
   local buf = {}
   local i = 1
   local oline, nline = 1, 1

@@ -44,3 +44,57 @@ function test_unified_diff_hunks()
   t.eq(diff.unified("same\n", "same\n", "f"), "")
   t.eq(diff.unified(nil, "new\n", "f"), "--- /dev/null\n+++ b/f\n@@ -0,0 +1,1 @@\n+new\n")
 end
+
+-- a fleet's talconfig.yaml: thousands of lines, many of them alike in every
+-- node, a few added under each. The diff is the added lines, not the whole
+-- file replaced (what an LCS over its 20,000 x 60,000 middle gave up to)
+function test_unified_diff_large_file_keeps_small_hunks()
+  local diff = require "runbook.diff"
+  local old, new = {}, {}
+  for i = 1, 2000 do
+    for _, l in ipairs{"  - hostname: node-" .. i, "    ipAddress: 10.1." .. i // 256 .. "." .. i % 256,
+                       "    installDisk: /dev/sda", "    talosImageURL: factory/abc"} do
+      old[#old + 1] = l; new[#new + 1] = l
+    end
+    new[#new] = "    talosImageURL: factory/def"
+    new[#new + 1] = "    certSANs:"
+    new[#new + 1] = "      - node-" .. i .. ".tail0000.ts.net"
+  end
+  local out = diff.unified(table.concat(old, "\n") .. "\n", table.concat(new, "\n") .. "\n", "f")
+  local minus, plus, same = 0, 0, 0
+  for line in out:gmatch("[^\n]+") do
+    local c = line:sub(1, 1)
+    if line:match("^%-%-%- ") or line:match("^%+%+%+ ") then
+    elseif c == "-" then minus = minus + 1 elseif c == "+" then plus = plus + 1
+    elseif c == " " then same = same + 1 end
+  end
+  t.eq(minus, 2000)            -- each node's old image line, nothing else
+  t.eq(plus, 6000)             -- its new image line and the two added
+  t.truthy(same > 0)
+  t.truthy(out:find("\n%-    talosImageURL: factory/abc\n%+    talosImageURL: factory/def\n%+    certSANs:\n%+      %- node%-1%.tail0000%.ts%.net\n"))
+end
+
+-- the same as diff -u on a mixed change: lines moved, removed, added and
+-- repeated (patience anchors on the unique ones; the rest by LCS)
+function test_unified_diff_applies_back()
+  local diff = require "runbook.diff"
+  local a = "a\nb\nc\nx\nx\nd\ne\nf\ng\nx\nh\n"
+  local b = "a\nc\nb\nx\nd\nE\nf\nx\nx\ng\nh\ni\n"
+  local out = diff.unified(a, b, "f")
+  -- apply the hunks to a by hand: the result must be b
+  local src = {}
+  for l in a:gmatch("([^\n]*)\n") do src[#src + 1] = l end
+  local res, at = {}, 1
+  for start, body in out:gmatch("@@ %-(%d+),%d+ %+%d+,%d+ @@\n(.-)%f[@%z]") do
+    start = tonumber(start)
+    while at < start do res[#res + 1] = src[at]; at = at + 1 end
+    for line in body:gmatch("([^\n]*)\n") do
+      local op, text = line:sub(1, 1), line:sub(2)
+      if op == " " then t.eq(src[at], text); res[#res + 1] = text; at = at + 1
+      elseif op == "-" then t.eq(src[at], text); at = at + 1
+      elseif op == "+" then res[#res + 1] = text end
+    end
+  end
+  while at <= #src do res[#res + 1] = src[at]; at = at + 1 end
+  t.eq(table.concat(res, "\n") .. "\n", b)
+end
