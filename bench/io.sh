@@ -10,13 +10,21 @@ srv=
 trap '[ -n "$srv" ] && kill $srv 2>/dev/null; rm -rf "$tmp"' EXIT
 now() { date +%s%N; }
 
+median() { sort -n | awk '{v[NR]=$1} END{print v[int((NR+1)/2)]}'; }
+R=${ROUNDS:-3}      # rounds, each one of every side: pairs interleaved, medians kept
+
 # --- exec: 1000 x /bin/true, 32 at once
 N=1000
-t0=$(now); seq $N | xargs -P32 -n1 /bin/true; t1=$(now)
-base=$(( (t1 - t0) / 1000 ))
-rb=$(N=$N "$bin" run "$here/scripts/exec_many.lua" -q 2>/dev/null)
-rb_us=$(python3 -c "print(int($rb*1e6))")
-python3 -c "print(f'exec: {$N} x /bin/true, 32 at once: xargs -P32 {$base/1e6:.3f}s, runbook {$rb_us/1e6:.3f}s, ratio {$rb_us/$base:.2f}x (target <= 1.3x)')"
+: > "$tmp/x.base"; : > "$tmp/x.rb"
+for _ in $(seq $R); do
+  t0=$(now); seq $N | xargs -P32 -n1 /bin/true; t1=$(now)
+  echo $(( (t1 - t0) / 1000 )) >> "$tmp/x.base"
+  rb=$(N=$N "$bin" run "$here/scripts/exec_many.lua" -q 2>/dev/null)
+  python3 -c "print(int($rb*1e6))" >> "$tmp/x.rb"
+done
+base=$(median < "$tmp/x.base"); rb_us=$(median < "$tmp/x.rb")
+python3 -c "print(f'exec: {$N} x /bin/true, 32 at once: xargs -P32 {$base/1e6:.3f}s, runbook {$rb_us/1e6:.3f}s, ratio {$rb_us/$base:.2f}x (target <= 1.3x; medians of $R rounds)')"
+python3 -c "print(f'row|exec fan-out, {$N} x /bin/true, 32 at once|{$rb_us/1e3:.0f} ms|xargs -P32|{$base/1e3:.0f} ms|{$rb_us/$base:.2f}x')"
 
 # --- http: 10000 GETs of a small body, 64 in flight, from one nginx on
 # loopback (bench/ installs nginx-light when missing: a Python server would
@@ -44,8 +52,14 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/small" >/dev/null && br
 url="http://127.0.0.1:$port/small"
 H=${HTTP_N:-10000}
 for _ in $(seq $H); do echo "url = \"$url\""; echo "output = /dev/null"; done > "$tmp/curl.cfg"
-t0=$(now); curl -s --parallel --parallel-max 64 -K "$tmp/curl.cfg" >/dev/null 2>&1; t1=$(now)
-cbase=$(( (t1 - t0) / 1000 ))
-rb=$(N=$H URL=$url "$bin" run "$here/scripts/http_many.lua" -q 2>"$tmp/rb.err") || { cat "$tmp/rb.err"; exit 1; }
-rb_us=$(python3 -c "print(int($rb*1e6))")
-python3 -c "print(f'http: {$H} GETs, 64 in flight, one loopback nginx: curl --parallel {$cbase/1e6:.3f}s, runbook {$rb_us/1e6:.3f}s, ratio {$rb_us/$cbase:.2f}x (target <= 1.3x)')"
+lua_out() { N=$H URL=$url "$bin" run "$here/scripts/http_many.lua" -q 2>"$tmp/rb.err" || { cat "$tmp/rb.err" >&2; exit 1; }; }
+: > "$tmp/h.base"; : > "$tmp/h.rb"
+for _ in $(seq $R); do
+  t0=$(now); curl -s --parallel --parallel-max 64 -K "$tmp/curl.cfg" >/dev/null 2>&1; t1=$(now)
+  echo $(( (t1 - t0) / 1000 )) >> "$tmp/h.base"
+  rb=$(lua_out)
+  python3 -c "print(int($rb*1e6))" >> "$tmp/h.rb"
+done
+cbase=$(median < "$tmp/h.base"); rb_us=$(median < "$tmp/h.rb")
+python3 -c "print(f'http: {$H} GETs, 64 in flight, one loopback nginx: curl --parallel {$cbase/1e6:.3f}s, runbook {$rb_us/1e6:.3f}s, ratio {$rb_us/$cbase:.2f}x (target <= 1.3x; medians of $R rounds)')"
+python3 -c "print(f'row|HTTP fan-out, {$H} GETs, 64 in flight|{$rb_us/1e3:.0f} ms|curl --parallel|{$cbase/1e3:.0f} ms|{$rb_us/$cbase:.2f}x')"

@@ -529,9 +529,11 @@ rb.phase("Configuration", function()
                        {timeout = 300, env = {TS_AUTHKEY = authkey}})
     if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", "")) end
     local ignore = fs.exists(cfg_dir .. "/clusterconfig/.gitignore") and fs.read(cfg_dir .. "/clusterconfig/.gitignore") or ""
+    local listed = {}
+    for line in ignore:gmatch("[^\r\n]+") do listed[line] = true end
     for _, n in ipairs(cfg.nodes) do
       local name = fmt("%s-%s.yaml", cfg.cluster_name, n.hostname)
-      if not ("\n" .. ignore):find("\n" .. name:gsub("%p", "%%%0") .. "\n") then
+      if not listed[name] then
         error(fmt("clusterconfig/.gitignore does not list %s, which holds the auth key: add it (or let talhelper write the .gitignore) before going on", name))
       end
     end

@@ -89,12 +89,13 @@ function M.render(run)
     add("")
     for _, id in ipairs(S.undone) do add("- " .. id) end
   end
-  if #S.commands > 0 then
+  if #S.commands > 0 or #S.command_tail > 0 then
     add("")
     add(dry_run and "## Commands it would run" or "## Commands run")
     add("")
     add("```")
-    for _, c in ipairs(S.commands) do add(c) end
+    for _, c in ipairs(S.commands) do add(c) end        -- chunks of 256 lines
+    for _, c in ipairs(S.command_tail) do add(c) end
     add("```")
   end
   local changes = fs.changes()

@@ -43,7 +43,8 @@ local S = {
   resumed = false,
   steps = {},            -- report: every step in order
   gates = {},            -- report: every gate
-  commands = {},         -- report: commands and HTTP calls
+  commands = {},         -- report: commands and HTTP calls, in chunks of lines (add_command)
+  command_tail = {},     -- the lines not yet folded into a chunk
   sections = {},         -- report: rb.report additions
   var_specs = {},        -- declared variables
   var_values = {},       -- resolved, for the report (secrets as their masked form)
@@ -637,11 +638,25 @@ end
 
 -- {====== the end of a run: journal, report, summary
 
+-- Each command's line goes into a short table folded into one string every
+-- 256 lines: a list that grows by one at every call, tens of thousands
+-- long in a fleet's rollout, would be traversed whole by each of the
+-- generational collector's minor cycles (an old table written to is
+-- re-marked entirely), a cost that grows with the run (docs/benchmarks.md)
+local function add_command(line)
+  local tail = S.command_tail
+  tail[#tail + 1] = line
+  if #tail == 256 then
+    S.commands[#S.commands + 1] = table.concat(tail, "\n")
+    S.command_tail = {}
+  end
+end
+
 events.listen(function(ev)
   if ev.type == "exec" then
-    S.commands[#S.commands + 1] = fmt("[%s] $ %s", time.iso(ev.time):sub(12, 19), require("runbook.exec").show_argv(ev.argv))
+    add_command(fmt("[%s] $ %s", time.iso(ev.time):sub(12, 19), require("runbook.exec").show_argv(ev.argv)))
   elseif ev.type == "http" then
-    S.commands[#S.commands + 1] = fmt("[%s] %s %s", time.iso(ev.time):sub(12, 19), ev.method, ev.url)
+    add_command(fmt("[%s] %s %s", time.iso(ev.time):sub(12, 19), ev.method, ev.url))
   end
 end)
 

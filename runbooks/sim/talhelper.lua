@@ -78,9 +78,12 @@ local function genconfig(c, out, dir, lookup, version, installer)
   names[#names + 1] = "talosconfig"
   local gi = out .. "/.gitignore"
   local have = fs.exists(gi) and fs.read(gi) or ""
+  local listed, add = {}, {}
+  for line in have:gmatch("([^\n]*)\n") do listed[line] = true end   -- a line is listed once it ends
   for _, nm in ipairs(names) do
-    if not ("\n" .. have):find("\n" .. nm:gsub("%p", "%%%0") .. "\n") then have = have .. nm .. "\n" end
+    if not listed[nm] then listed[nm] = true; add[#add + 1] = nm .. "\n" end
   end
+  have = have .. table.concat(add)
   -- talhelper opens it O_APPEND|O_CREATE with 0o644 (pkg/config/gitignore.go, v3.1.16)
   fs.write(gi, have, {mode = tonumber("644", 8)})
   lines[#lines + 1] = fmt("generated client config in %s/talosconfig", out)

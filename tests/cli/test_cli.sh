@@ -74,6 +74,19 @@ if grep -q "^function roll   (line 2)" <<<"$out" && grep -q "^  step    configur
    && grep -q "^step    after the phases   (line 9)" <<<"$out"; then
   echo "ok   check groups a function's calls under its name, lists rolling and each alternative of a name"; passes=$((passes+1))
 else echo "FAIL check outline groups: $out"; fails=$((fails+1)); fi
+# the report lists every command run, in order, past the chunks it keeps them in
+cat > many_cmds.lua <<'LUA'
+local rb = require "runbook"
+local exec = require "runbook.exec"
+rb.step("run 600 commands", function()
+  for i = 1, 600 do exec.run({"/bin/echo", "c" .. i}) end
+end)
+LUA
+"$bin" run many_cmds.lua -q --report many_cmds.md >/dev/null 2>&1
+if [ "$(grep -c '\$ /bin/echo c[0-9]*$' many_cmds.md)" = 600 ] \
+   && [ "$(grep -o '\$ /bin/echo c[0-9]*$' many_cmds.md | sed 's/.* c//' | tr '\n' ' ')" = "$(seq -s ' ' 600) " ]; then
+  echo "ok   the report lists all 600 commands, in order"; passes=$((passes+1))
+else echo "FAIL report commands: $(grep -c 'bin/echo' many_cmds.md 2>&1)"; fails=$((fails+1)); fi
 expect "list shows demo" 0 "demo.lua" -- "$bin" list
 mkdir -p mine && printf -- '-- my own recovery script\nreturn 0\n' > mine/own.lua
 expect "list follows RUNBOOK_PATH first, as run does" 0 "RUNBOOK_PATH \(mine\):
