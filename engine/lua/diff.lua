@@ -47,10 +47,10 @@ end
 --- as pairs {i, j} in a's order, reduced to the longest run increasing in
 --- j too (patience sorting): the anchors both texts agree on.
 local function anchors(a, alo, ahi, b, blo, bhi)
-  local count, at = {}, {}
+  local count = {}
   for i = alo, ahi do
     local l = a[i]
-    count[l] = (count[l] or 0) + 1; at[l] = i
+    count[l] = (count[l] or 0) + 1
   end
   local inb, bat = {}, {}
   for j = blo, bhi do
