@@ -244,23 +244,31 @@ local function skip_text(src, j)
   end
 end
 
---- The position of the ")" that closes the "(" at `open`, skipping strings
---- and comments (a rough scan: enough to see which calls a phase's body holds).
-local function closing(src, open)
-  local depth, j = 0, open
+--- Scans src from `from`, past strings and comments, asking token(j) at
+--- every other position for the depth change there and how far to move;
+--- returns the position where the depth comes back to 0 (a rough scan:
+--- enough to see which calls a phase's or a function's body holds).
+local function balanced(src, from, token)
+  local depth, j = 0, from
   while j <= #src do
     local past = skip_text(src, j)
     if past then j = past
     else
-      local c = src:sub(j, j)
-      if c == "(" then depth = depth + 1 elseif c == ")" then
-        depth = depth - 1
-        if depth == 0 then return j end
-      end
-      j = j + 1
+      local delta, len = token(j)
+      depth = depth + delta
+      if delta < 0 and depth == 0 then return j end
+      j = j + len
     end
   end
   return #src
+end
+
+--- The position of the ")" that closes the "(" at `open`.
+local function closing(src, open)
+  return balanced(src, open, function(j)
+    local c = src:sub(j, j)
+    return c == "(" and 1 or c == ")" and -1 or 0, 1
+  end)
 end
 
 local OPENS = {["function"] = true, ["if"] = true, ["do"] = true, ["repeat"] = true}
@@ -270,23 +278,12 @@ local CLOSES = {["end"] = true, ["until"] = true}
 --- starts at `at` (Lua's blocks: function, if, do and repeat open one;
 --- end and until close it).
 local function block_end(src, at)
-  local depth, j = 0, at
-  while j <= #src do
-    local past = skip_text(src, j)
-    if past then j = past
-    else
-      local word = src:match("^[%a_][%w_]*", j)
-      if word and (j == 1 or not src:sub(j - 1, j - 1):match("[%w_.:]")) then
-        if OPENS[word] then depth = depth + 1
-        elseif CLOSES[word] then
-          depth = depth - 1
-          if depth == 0 then return j end
-        end
-        j = j + #word
-      else j = j + (word and #word or 1) end
-    end
-  end
-  return #src
+  return balanced(src, at, function(j)
+    local word = src:match("^[%a_][%w_]*", j)
+    if not word then return 0, 1 end
+    if j > 1 and src:sub(j - 1, j - 1):match("[%w_.:]") then return 0, #word end   -- a field, not a keyword
+    return OPENS[word] and 1 or CLOSES[word] and -1 or 0, #word
+  end)
 end
 
 local OUTLINED = {phase = true, step = true, gate = true, confirm = true, rolling = true}
