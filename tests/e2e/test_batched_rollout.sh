@@ -8,13 +8,7 @@
 # interrupted mid-batch and resumed, upgrades every node exactly once and
 # never has more than a batch out at once. Correctness only, not time.
 # usage: test_batched_rollout.sh RUNBOOK_BIN SOURCE_DIR
-set -u
-bin=$1; src=$2
-tmp=$(mktemp -d); srv=
-trap '[ -n "$srv" ] && kill $srv 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
-fails=0; passes=0
-ok() { echo "ok   $1"; passes=$((passes+1)); }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+source "$(dirname "$0")/common.sh" "$@"
 
 # shape.py EVENTS BATCH: every node's out-of-service window (its upgrade
 # step's start to its tailnet gate's end) and the most windows open at once,

@@ -6,13 +6,7 @@
 # from a capture equals the plan rehearsed on the served scenario itself;
 # `plan` changes nothing anywhere and exits as `run` does.
 # usage: test_capture_plan.sh RUNBOOK_BIN SOURCE_DIR
-set -u
-bin=$1; src=$2
-tmp=$(mktemp -d); srv=
-trap '[ -n "$srv" ] && kill $srv 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0; passes=0
-ok() { echo "ok   $1"; passes=$((passes+1)); }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+source "$(dirname "$0")/common.sh" "$@"
 
 # serve SCENARIO DIR: (re)starts the served world, enters DIR with its shims
 # first on PATH and the rollout's variables for it in `common`

@@ -6,13 +6,7 @@
 # A device of the same name that is not the one left (other addresses) is
 # still refused. Real runs through the world served on 127.0.0.1.
 # usage: test_keyless_rollback.sh RUNBOOK_BIN SOURCE_DIR
-set -u
-bin=$1; src=$2
-tmp=$(mktemp -d); srv=
-trap '[ -n "$srv" ] && kill $srv 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
-fails=0; passes=0
-ok() { echo "ok   $1"; passes=$((passes+1)); }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+source "$(dirname "$0")/common.sh" "$@"
 
 sed 's/bootSeconds: \[90, 150\]/bootSeconds: [1, 2]/' "$src/runbooks/scenarios/default.yaml" > "$tmp/fast.yaml"
 "$bin" world serve --scenario "$tmp/fast.yaml" --dir "$tmp/w" 2>"$tmp/serve.log" & srv=$!

@@ -5,13 +5,7 @@
 # the served Image Factory and Tailscale API), real files (talconfig.yaml,
 # patches, journal). Same outcome as the dry-run.
 # usage: test_served_world.sh RUNBOOK_BIN SOURCE_DIR
-set -u
-bin=$1; src=$2
-tmp=$(mktemp -d); srv=
-trap '[ -n "$srv" ] && kill $srv 2>/dev/null; wait 2>/dev/null; rm -rf "$tmp"' EXIT
-fails=0; passes=0
-ok() { echo "ok   $1"; passes=$((passes+1)); }
-bad() { echo "FAIL $1"; fails=$((fails+1)); }
+source "$(dirname "$0")/common.sh" "$@"
 
 # serve_again SCENARIO DIR: stops the served world, serves SCENARIO in DIR,
 # enters DIR with its shims first on PATH and the rollout's variables in `common`
