@@ -48,10 +48,13 @@ function M.parse_nodes(text)
   for line in text:gmatch("[^\n]+") do
     local name, conds, unsched, os_image = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")
     if not name then error(errors.new("kube", "kubectl get nodes printed a line it was not asked for: " .. line:sub(1, 120)), 2) end
+    -- the conditions are "Type=Status:Reason;" each: only Ready is read
+    -- (one match, not a walk of every condition: this runs for every node
+    -- at every whole-cluster check)
     local ready, reason = false, "no Ready condition"
-    for typ, st, why in conds:gmatch("([^=;]*)=([^:;]*):([^;]*);") do
-      if typ == "Ready" then ready, reason = st == "True", why ~= "" and why or st end
-    end
+    local st, why = conds:match("^Ready=([^:;]*):([^;]*);")
+    if not st then st, why = conds:match(";Ready=([^:;]*):([^;]*);") end
+    if st then ready, reason = st == "True", why ~= "" and why or st end
     out[#out + 1] = {name = name, ready = ready, reason = reason, os_image = os_image ~= "" and os_image or nil,
                      unschedulable = unsched == "true"}
   end

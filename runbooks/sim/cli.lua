@@ -17,10 +17,13 @@ local pretty, result = ctx.output.pretty, ctx.output.result
 -- per state of the node, and each rendering of it kept, so that listing
 -- 1,000 nodes renders again only the ones that changed.
 local function node_object(n)
-  local up = node_up(n) and not n.not_ready
+  local up = node_up(n) and not n.not_ready or false
   local ip = M._node_ip(n)
-  local state = fmt("%s|%s|%s|%s|%s", up, n.down, n.unschedulable, n.talos_version, ip)
-  if n.k8s_cache and n.k8s_cache.state == state then return n.k8s_cache end
+  local c = n.k8s_cache
+  if c and c.up == up and c.down == n.down and c.unschedulable == n.unschedulable
+     and c.talos_version == n.talos_version and c.ip == ip then
+    return c
+  end
   local labels = {["kubernetes.io/hostname"] = n.name, ["kubernetes.io/os"] = "linux"}
   if n.role == "controlplane" then labels["node-role.kubernetes.io/control-plane"] = "" end
   local obj = {apiVersion = "v1", kind = "Node", metadata = {name = n.name, labels = labels},
@@ -29,7 +32,8 @@ local function node_object(n)
                              reason = up and "KubeletReady" or "KubeletNotReady", message = up and "kubelet is posting ready status" or "node is not ready"}},
               nodeInfo = {osImage = fmt("Talos (%s)", n.talos_version), kubeletVersion = W.k8s_version},
               addresses = {{type = "InternalIP", address = ip}, {type = "Hostname", address = n.name}}}}
-  n.k8s_cache = {state = state, obj = obj, text = {}}
+  n.k8s_cache = {up = up, down = n.down, unschedulable = n.unschedulable, talos_version = n.talos_version, ip = ip,
+                 obj = obj, text = {}}
   return n.k8s_cache
 end
 

@@ -73,3 +73,17 @@ function test_templates_the_world_does_not_render_are_refused()
     t.truthy(err, tpl)
   end
 end
+
+-- Ready read wherever it stands among the conditions, and only a condition
+-- whose type is exactly Ready (a type that merely ends in it is not)
+function test_ready_among_other_conditions()
+  local nodes = kube.parse_nodes(table.concat({
+    "a\tReady=True:KubeletReady;MemoryPressure=False:KubeletHasSufficientMemory;\t\tTalos (v1.11.0)",
+    "b\tMemoryPressure=False:KubeletHasSufficientMemory;DiskPressure=False:;Ready=False:KubeletNotReady;\ttrue\t",
+    "c\tNotReady=True:X;MemoryPressure=False:;\t\t",
+  }, "\n") .. "\n")
+  t.eq(#nodes, 3)
+  t.eq(nodes[1].ready, true); t.eq(nodes[1].reason, "KubeletReady")
+  t.eq(nodes[2].ready, false); t.eq(nodes[2].reason, "KubeletNotReady"); t.eq(nodes[2].unschedulable, true)
+  t.eq(nodes[3].ready, false); t.eq(nodes[3].reason, "no Ready condition")
+end
