@@ -69,6 +69,13 @@ typedef struct edit_state {
 static size_t skip_node(dec_state *d) {
   size_t end = d->ev.end_mark.index;
   int depth = 0;
+  if (d->replay && d->jump &&
+      (d->ev.type == YAML_SEQUENCE_START_EVENT || d->ev.type == YAML_MAPPING_START_EVENT)) {
+    size_t at = d->rpos - 1; /* the event in d->ev */
+    d->rpos = d->jump[at] + 1;
+    d->ev = d->replay[d->jump[at]];
+    return d->jend[at];
+  }
   for (;;) {
     switch (d->ev.type) {
       case YAML_SEQUENCE_START_EVENT:
@@ -479,6 +486,8 @@ int ry_edit_apply(lua_State *L) {
 static void find_target(lua_State *L, edit_state *s, const ry_replay *r, int doc, int aliased) {
   s->d.replay = r->ev;
   s->d.nreplay = r->n;
+  s->d.jump = r->jump;
+  s->d.jend = r->jend;
   lua_pushcfunction(L, edit_run);
   lua_pushlightuserdata(L, s);
   lua_pushvalue(L, 2); /* E_PATH */

@@ -43,7 +43,51 @@ static void replay_free(ry_replay *r) {
   size_t i;
   for (i = 0; i < r->n; i++) yaml_event_delete(&r->ev[i]);
   free(r->ev);
+  free(r->jump);
+  free(r->jend);
   memset(r, 0, sizeof *r);
+}
+
+/* Fills r->jump and r->jend in one pass over the recorded events, with
+** skip_node's rule for where a node's content ends: at the last scalar,
+** alias or flow collection's closing bracket inside it, else where its
+** start event ends. Returns 0 when out of memory. */
+static int index_jumps(ry_replay *r) {
+  size_t *stack, *seq, top = 0, i, last = 0, nupd = 0;
+  r->jump = (size_t *)malloc(sizeof *r->jump * (r->n ? r->n : 1));
+  r->jend = (size_t *)malloc(sizeof *r->jend * (r->n ? r->n : 1));
+  stack = (size_t *)malloc(sizeof *stack * (r->n ? r->n : 1));
+  seq = (size_t *)malloc(sizeof *seq * (r->n ? r->n : 1));
+  if (!r->jump || !r->jend || !stack || !seq) {
+    free(stack);
+    free(seq);
+    return 0;
+  }
+  for (i = 0; i < r->n; i++) {
+    const yaml_event_t *ev = &r->ev[i];
+    switch (ev->type) {
+      case YAML_SEQUENCE_START_EVENT:
+      case YAML_MAPPING_START_EVENT:
+        seq[top] = nupd; /* updates seen before it opened */
+        stack[top++] = i;
+        break;
+      case YAML_SEQUENCE_END_EVENT:
+      case YAML_MAPPING_END_EVENT:
+        if (ev->start_mark.index != ev->end_mark.index) last = ev->end_mark.index, nupd++;
+        if (top > 0) {
+          size_t s = stack[--top];
+          r->jump[s] = i;
+          r->jend[s] = nupd > seq[top] ? last : r->ev[s].end_mark.index;
+        }
+        break;
+      case YAML_SCALAR_EVENT:
+      case YAML_ALIAS_EVENT: last = ev->end_mark.index, nupd++; break;
+      default: break;
+    }
+  }
+  free(stack);
+  free(seq);
+  return 1;
 }
 
 static int job_close(lua_State *L) {
@@ -93,6 +137,7 @@ static void record(lua_State *L, edit_job *j, const char *text, size_t len, cons
   if (d.have_event) yaml_event_delete(&d.ev);
   yaml_parser_delete(&d.parser);
   if (rc != LUA_OK) lua_error(L);
+  if (!index_jumps(&j->r)) luaL_error(L, "out of memory");
 }
 
 /* Checks that every item of a path is a key or an index >= 1. */

@@ -45,6 +45,9 @@ typedef struct dec_state {
   /* the editor walks recorded events instead of the parser when set */
   const yaml_event_t *replay;
   size_t nreplay, rpos;
+  /* with replay: for a collection's start event i, the index of its end
+  ** event and the offset its content ends at (ry_replay's jump and jend) */
+  const size_t *jump, *jend;
 } dec_state;
 
 /* Raises a "yaml" error "<name>:<line>:<col>: <msg>" with line and column
@@ -109,6 +112,10 @@ typedef struct ry_splice {
 typedef struct ry_replay {
   yaml_event_t *ev;
   size_t n, cap;
+  /* for each collection start event: the index of its end event, and where
+  ** its content ends (what walking it event by event would find), so that
+  ** skipping a node costs one step, not one per event inside it */
+  size_t *jump, *jend;
 } ry_replay;
 
 /* lua_CFunction (text, path, value, name, doc, aliased, replay, splice):

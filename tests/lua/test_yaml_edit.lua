@@ -243,3 +243,45 @@ function test_several_edits_bad_arguments()
 end
 
 -- }======
+
+-- the editor skips a sibling node in one step (a jump recorded with the
+-- events): the place after a skipped node is where its last content ends,
+-- whether that node is a block map, a flow list, a nested mix or a scalar.
+-- Each edit here lands after such a sibling; the exact bytes are checked.
+function test_edits_after_skipped_nested_siblings()
+  local text = lines(
+    "a:",
+    "  b: {x: [1, 2], y: {z: 3}}",
+    "  c:",
+    "    - [p, q]",
+    "    - r: {s: t}",
+    "  d: [1, [2, 3]]   # flow, nested",
+    "  e: plain",
+    "f:",
+    "  - g: 1",
+    "    h:",
+    "      - i",
+    "  - g: 2")
+  local out = yaml.edit(text, {
+    {{"a", "e"}, "edited"},
+    {{"a", "new"}, "added"},
+    {{"f", 2, "g"}, 20},
+    {{"f", 1, "h", 2}, "j"},
+  })
+  t.eq(out, lines(
+    "a:",
+    "  b: {x: [1, 2], y: {z: 3}}",
+    "  c:",
+    "    - [p, q]",
+    "    - r: {s: t}",
+    "  d: [1, [2, 3]]   # flow, nested",
+    "  e: edited",
+    "  new: added",
+    "f:",
+    "  - g: 1",
+    "    h:",
+    "      - i",
+    "      - j",
+    "  - g: 20"))
+  t.eq(yaml.decode(out).a.b, {x = {1, 2}, y = {z = 3}})
+end
