@@ -69,8 +69,7 @@ typedef struct edit_state {
 static size_t skip_node(dec_state *d) {
   size_t end = d->ev.end_mark.index;
   int depth = 0;
-  if (d->replay && d->jump &&
-      (d->ev.type == YAML_SEQUENCE_START_EVENT || d->ev.type == YAML_MAPPING_START_EVENT)) {
+  if (d->replay && d->jump && (d->ev.type == YAML_SEQUENCE_START_EVENT || d->ev.type == YAML_MAPPING_START_EVENT)) {
     size_t at = d->rpos - 1; /* the event in d->ev */
     d->rpos = d->jump[at] + 1;
     d->ev = d->replay[d->jump[at]];
