@@ -93,9 +93,11 @@ function M.resolve(specs, opts, var_specs, var_values)
     known[name] = true
     if spec.type == "secret" then known[name .. "_file"] = true end
   end
-  for _, src in ipairs{{from_cli, "--var"}, {from_file, file_name}} do
+  for _, src in ipairs{{from_cli, "--var"}, {from_file, file_name, opts.file_has_others}} do
     for k in pairs(src[1]) do
-      if not known[k] then
+      if not known[k] and src[3] then
+        src[1][k] = nil          -- another runbook's variable, in a file shared with it
+      elseif not known[k] then
         local names = {}
         for n in pairs(known) do names[#names + 1] = n end
         table.sort(names)

@@ -48,7 +48,9 @@ local function variables(opts, strict)
     local k = kv:match("^([^=]+)=") or kv
     if strict or SPECS[k] or SPECS[(k:gsub("_file$", ""))] then o.vars[#o.vars + 1] = kv end
   end
-  if strict then o.vars_file = opts.vars_file end
+  -- the file is read either way: in `plan` it is the runbook's own, and
+  -- holds the runbook's other variables too, which are left to it
+  o.vars_file, o.file_has_others = opts.vars_file, not strict
   return require("runbook.vars").resolve(SPECS, o, {}, {})
 end
 

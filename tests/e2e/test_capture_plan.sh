@@ -35,6 +35,12 @@ before=$(curl -s "$url/state")
 mkdir "$tmp/ref" && cp talconfig.yaml "$tmp/ref/" && (cd "$tmp/ref" && "$bin" run rollout.lua --dry-run --scenario "$src/runbooks/scenarios/default.yaml" "${common[@]}" >/dev/null 2>&1)
 cmp -s .runbook/rollout.plan.md "$tmp/ref/.runbook/rollout.plan.md" && ok "the plan from the capture equals the plan rehearsed on the served scenario" \
   || bad "plans differ: $(diff .runbook/rollout.plan.md "$tmp/ref/.runbook/rollout.plan.md" | head -10)"
+# the variables in a --vars file shared with the runbook: the capture takes
+# its own (talconfig) and leaves the rollout's (batch) to it
+mkdir "$tmp/vf" && cp talconfig.yaml "$tmp/vf/cluster.yaml" && printf 'talconfig: cluster.yaml\nbatch: 1\n' >"$tmp/vf/vars.yaml"
+(cd "$tmp/vf" && "$bin" plan rollout.lua "${common[@]}" --vars vars.yaml >plan.out 2>&1); code=$?
+[ "$code" -eq 0 ] && grep -q "^talconfig:" "$tmp/vf/.runbook/rollout.capture.yaml" && grep -q "the plan for 3 nodes" "$tmp/vf/plan.out" \
+  && ok "plan --vars FILE: the capture reads talconfig from the file, the rollout's own variables pass" || bad "plan --vars: exit $code; $(tail -3 "$tmp/vf/plan.out")"
 python3 - plan.json <<'PY' && ok "the capture ran only reads: talosctl version/get/read/etcd status, kubectl get, tailscale status, HTTP GET" || bad "a capture command was not a read"
 import json, sys
 evs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
