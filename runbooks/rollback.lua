@@ -26,7 +26,7 @@ local v = rb.vars{
 }
 
 -- what the rollout recorded
-local journal = v.rollout_journal or ((require("runbook.sys").options().state_dir or ".runbook") .. "/rollout.journal")
+local journal = v.rollout_journal or (rb.state_dir .. "/rollout.journal")
 -- the rollout's steps are found by their keys (rollout.lua gives them:
 -- "schematic", "talconfig", "upgrade/<node>"), never by their display names
 local rec = {upgraded = {}}
@@ -203,9 +203,8 @@ rb.phase("Tailnet", function()
         for _, p in ipairs(ok and peers or {}) do if p.name == name then entry.ips = p.ips end end
         out[#out + 1] = entry
       end
-      local state = require("runbook.sys").options().state_dir or ".runbook"
-      fs.mkdir_p(state)
-      fs.write(state .. "/" .. tailscale.DEVICES_LEFT, require("runbook.json").encode(out) .. "\n", {mode = tonumber("600", 8)})
+      fs.mkdir_p(rb.state_dir)
+      fs.write(rb.state_dir .. "/" .. tailscale.DEVICES_LEFT, require("runbook.json").encode(out) .. "\n", {mode = tonumber("600", 8)})
       return out
     end)
     local list = {}
@@ -235,7 +234,7 @@ rb.phase("Documentation", function()
   end
   -- what is left behind on purpose: the rollout's backups (machine configs
   -- and etcd snapshot, 0600, git-ignored), for a restore by hand
-  local state = require("runbook.sys").options().state_dir or ".runbook"
+  local state = rb.state_dir
   local kept = {}
   for _, f in ipairs(fs.exists(state .. "/backups") and fs.list(state .. "/backups") or {}) do
     if f:match("^rollout%-") then kept[#kept + 1] = state .. "/backups/" .. f end

@@ -306,7 +306,7 @@ rb.phase("Configuration", function()
     local suffix = v.tailnet or (st.MagicDNSSuffix or ""):gsub("%.$", "")
     if suffix == "" then error("cannot tell the tailnet's DNS suffix: pass --var tailnet=tailXXXX.ts.net") end
     local seen = {}
-    local left = tailscale.devices_left(require("runbook.sys").options().state_dir or ".runbook")
+    local left = tailscale.devices_left(rb.state_dir)
     for _, n in ipairs(cfg.nodes) do
       if n.ts_name == "" then error(fmt("node %s's hostname gives no Tailscale device name", n.hostname)) end
       if seen[n.ts_name] then
@@ -479,7 +479,7 @@ rb.phase("Configuration", function()
   -- the cluster's secrets) and an etcd snapshot, checked, in a private
   -- directory of the state dir that git ignores (docs/access-and-recovery.md)
   local backups = rb.step("back up the machine configs and etcd", function()
-    local state = require("runbook.sys").options().state_dir or ".runbook"
+    local state = rb.state_dir
     local dir = fmt("%s/backups/rollout-%s", state, (time.iso():gsub("[-:]", "")))
     fs.mkdir_p(dir, tonumber("700", 8))
     fs.write(state .. "/backups/.gitignore", "# machine configs and etcd snapshots hold the cluster's secrets\n*\n")

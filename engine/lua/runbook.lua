@@ -33,6 +33,7 @@ local script = opts.script or "runbook.lua"
 local runbook_name = script:match("([^/]+)$") or script
 local base = runbook_name:gsub("%.lua$", "")
 local state_dir = opts.state_dir or ".runbook"
+M.state_dir = state_dir   -- where the journal, the lock, the report and a runbook's own records live
 
 local S = {
   phase = nil,           -- current phase name

@@ -337,5 +337,9 @@ expect "--exclude likewise" 2 "\-\-exclude: this runbook has no variable 'exclud
 printf 'local rb = require "runbook"\nrb.step("s", function() return 1 end)\nrb.pause(42)\n' > badpause.lua
 expect "rb.pause without a reason string is a clear error" 1 "bad argument #1 to 'pause'" -- "$bin" run badpause.lua --fresh
 
+printf 'local rb = require "runbook"\nprint("state dir: " .. rb.state_dir)\n' > statedir.lua
+expect "rb.state_dir is .runbook by default" 0 "state dir: .runbook$" -- "$bin" run statedir.lua
+expect "rb.state_dir follows --state-dir" 0 "state dir: elsewhere/st$" -- "$bin" run statedir.lua --state-dir elsewhere/st
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -4,6 +4,7 @@
 
 ---@class runbook
 ---@field dry_run boolean true in a rehearsal (--dry-run)
+---@field state_dir string the run's state directory (--state-dir, default .runbook)
 local runbook = {}
 
 ---@class runbook.StepOpts
