@@ -65,33 +65,18 @@ typedef struct edit_state {
 
 /* {====================================================== walking the events */
 
-/* Skips the node at d->ev; returns the byte offset where its content ends. */
+/* Skips the node at d->ev; returns the byte offset where its content ends.
+** A collection is passed in one step, by the jump its start event has in
+** the recorded events (index_jumps, yaml_edit_many.c: the walk always runs
+** on a recording); d->ev is left at its end event. */
 static size_t skip_node(dec_state *d) {
-  size_t end = d->ev.end_mark.index;
-  int depth = 0;
-  if (d->replay && d->jump && (d->ev.type == YAML_SEQUENCE_START_EVENT || d->ev.type == YAML_MAPPING_START_EVENT)) {
+  if (d->ev.type == YAML_SEQUENCE_START_EVENT || d->ev.type == YAML_MAPPING_START_EVENT) {
     size_t at = d->rpos - 1; /* the event in d->ev */
     d->rpos = d->jump[at] + 1;
     d->ev = d->replay[d->jump[at]];
     return d->jend[at];
   }
-  for (;;) {
-    switch (d->ev.type) {
-      case YAML_SEQUENCE_START_EVENT:
-      case YAML_MAPPING_START_EVENT: depth++; break;
-      case YAML_SEQUENCE_END_EVENT:
-      case YAML_MAPPING_END_EVENT:
-        depth--;
-        /* a flow collection ends at its bracket; a block one at its last content */
-        if (d->ev.start_mark.index != d->ev.end_mark.index) end = d->ev.end_mark.index;
-        break;
-      case YAML_SCALAR_EVENT:
-      case YAML_ALIAS_EVENT: end = d->ev.end_mark.index; break;
-      default: break;
-    }
-    if (depth == 0) return end;
-    ry_next_event(d);
-  }
+  return d->ev.end_mark.index; /* a scalar or an alias */
 }
 
 static int path_is_key(edit_state *s, int i, const char **k, size_t *kl) {

@@ -48,10 +48,11 @@ static void replay_free(ry_replay *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* Fills r->jump and r->jend in one pass over the recorded events, with
-** skip_node's rule for where a node's content ends: at the last scalar,
-** alias or flow collection's closing bracket inside it, else where its
-** start event ends. Returns 0 when out of memory. */
+/* Fills r->jump and r->jend in one pass over the recorded events, for the
+** editor's skip_node: where a collection's content ends is where its last
+** scalar, alias or flow collection's closing bracket ends (a block
+** collection's end event marks no text of its own), else where its start
+** event ends. Returns 0 when out of memory. */
 static int index_jumps(ry_replay *r) {
   size_t *stack, *seq, top = 0, i, last = 0, nupd = 0;
   r->jump = (size_t *)malloc(sizeof *r->jump * (r->n ? r->n : 1));
