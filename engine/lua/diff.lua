@@ -73,8 +73,10 @@ local function anchors(a, alo, ahi, b, blo, bhi)
     tops[lo] = k
     back[k] = lo > 1 and tops[lo - 1] or nil
   end
-  local out, k = {}, tops[#tops]
-  while k do table.insert(out, 1, pairs_[k]); k = back[k] end
+  local rev, k = {}, tops[#tops]
+  while k do rev[#rev + 1] = pairs_[k]; k = back[k] end
+  local out = {}
+  for i = #rev, 1, -1 do out[#out + 1] = rev[i] end
   return out
 end
 
