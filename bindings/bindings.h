@@ -28,6 +28,17 @@ int rb_buf_add(rb_buf *b, const void *s, size_t n);
 ** must be an integer"), never "bad argument #-1". */
 lua_Integer rb_opt_integer(lua_State *L, int arg, const char *field, lua_Integer def);
 
+/* Around building a decoded tree of `len` bytes of input: the collector
+** is paused for a large input only (it would walk the tree being built,
+** whose memory is needed anyway). Resuming sets the collector's debt to 0
+** (LUA_GCRESTART), which forces a collection at the next allocation: paid
+** once per large decode it is nothing, once per small one (a tool's JSON
+** output, thousands of times in a run) it was most of the collector's
+** work (docs/benchmarks.md). rb_gc_pause returns whether it paused. */
+#define RB_GC_PAUSE_MIN ((size_t)1 << 20)
+int rb_gc_pause(lua_State *L, size_t len);
+void rb_gc_resume(lua_State *L, int paused);
+
 /* runbook.secret from C (secret.c): whether the value at idx is a secret,
 ** and the text a binding sends on its way: a string or number as it is, a
 ** secret's revealed value. rb_push_text pushes it and returns 1, or pushes

@@ -83,14 +83,13 @@ static int push_json_p(lua_State *L) {
 
 /* Converts and releases the tree; a memory error while converting is
 ** re-raised only after the tree is freed. */
-static int push_tree(lua_State *L, json_t *v) {
-  int rc;
-  int gc_was_running = lua_gc(L, LUA_GCISRUNNING);
+static int push_tree(lua_State *L, json_t *v, size_t len) {
+  int rc, paused;
   lua_pushcfunction(L, push_json_p);
   lua_pushlightuserdata(L, v);
-  lua_gc(L, LUA_GCSTOP); /* see yaml.c: the collector would only walk the new tree */
+  paused = rb_gc_pause(L, len);
   rc = lua_pcall(L, 1, 1, 0);
-  if (gc_was_running) lua_gc(L, LUA_GCRESTART);
+  rb_gc_resume(L, paused);
   json_decref(v);
   if (rc != LUA_OK) return lua_error(L);
   return 1;
@@ -142,7 +141,7 @@ static int lj_decode(lua_State *L) {
   refuse_nul(L, name, s, len);
   v = json_loadb(s, len, FLAGS_DECODE, &err);
   if (v == NULL) return decode_error(L, name, &err);
-  return push_tree(L, v);
+  return push_tree(L, v, len);
 }
 
 static int is_space(char c) {
@@ -187,7 +186,7 @@ static int lj_decode_all(lua_State *L) {
       err.line += line - 1;
       return decode_error(L, name, &err);
     }
-    push_tree(L, v);
+    push_tree(L, v, (size_t)err.position);
     lua_rawseti(L, -2, ++n);
     off += (size_t)err.position; /* with DISABLE_EOF_CHECK: bytes consumed */
   }

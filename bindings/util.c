@@ -39,3 +39,13 @@ lua_Integer rb_opt_integer(lua_State *L, int arg, const char *field, lua_Integer
   lua_pop(L, 1);
   return v;
 }
+
+int rb_gc_pause(lua_State *L, size_t len) {
+  if (len < RB_GC_PAUSE_MIN || !lua_gc(L, LUA_GCISRUNNING)) return 0;
+  lua_gc(L, LUA_GCSTOP);
+  return 1;
+}
+
+void rb_gc_resume(lua_State *L, int paused) {
+  if (paused) lua_gc(L, LUA_GCRESTART);
+}

@@ -511,7 +511,7 @@ const char *ry_opt_name(lua_State *L, int idx, const char *def) {
 /* Parses the whole stream; pushes the list of documents or raises. */
 void ry_decode_all_into(lua_State *L, const char *s, size_t len, const char *name) {
   dec_state d;
-  int rc, gc_was_running;
+  int rc, paused;
   memset(&d, 0, sizeof d);
   d.L = L;
   d.name = name;
@@ -519,12 +519,9 @@ void ry_decode_all_into(lua_State *L, const char *s, size_t len, const char *nam
   yaml_parser_set_input_string(&d.parser, (const unsigned char *)s, len);
   lua_pushcfunction(L, decode_stream);
   lua_pushlightuserdata(L, &d);
-  /* the collector would only walk the tree being built: pause it (the
-  ** memory is needed anyway) and let it catch up afterwards */
-  gc_was_running = lua_gc(L, LUA_GCISRUNNING);
-  lua_gc(L, LUA_GCSTOP);
+  paused = rb_gc_pause(L, len);
   rc = lua_pcall(L, 1, 1, 0);
-  if (gc_was_running) lua_gc(L, LUA_GCRESTART);
+  rb_gc_resume(L, paused);
   if (d.have_event) yaml_event_delete(&d.ev);
   yaml_parser_delete(&d.parser);
   free(d.marks);

@@ -24,9 +24,7 @@ function M.nodes_ready(names)
       elseif not n.ready then bad[#bad + 1] = name .. " " .. tostring(n.reason) end
     end
   else
-    for _, n in ipairs(kube.nodes()) do
-      if not n.ready then bad[#bad + 1] = n.name .. " " .. tostring(n.reason) end
-    end
+    for _, n in ipairs(kube.nodes_not_ready()) do bad[#bad + 1] = n.name .. " " .. tostring(n.reason) end
   end
   if #bad > 0 then return false, "not Ready: " .. table.concat(bad, ", ") end
   return true, names and (#names == 1 and "Ready" or "all " .. #names .. " Ready") or "all Ready"

@@ -14,6 +14,7 @@ local fmt = string.format
 local function now() return time.monotonic() end
 
 local function fault(kind, node)
+  if W.faults[1] == nil then return nil end      -- asked per node per call: most worlds have none
   for _, f in ipairs(W.faults) do
     if f.type == kind and (node == nil or f.node == nil or f.node == node) then return f end
   end
@@ -96,7 +97,7 @@ local function settle(n)
 end
 
 local function node_up(n)
-  settle(n)
+  if n.boot_until then settle(n) end
   if n.down or n.boot_until then return false end
   local f = fault("talosctl_unreachable", n.name)
   if f and now() >= (f.after or 0) and now() < (f.after or 0) + (f.seconds or 60) then return false end
@@ -223,18 +224,21 @@ local function in_cidr(ip, cidr)
   return r
 end
 
+local function allowed(a, valid)
+  if #valid == 0 then return true end
+  for i = 1, #valid do if in_cidr(a, valid[i]) then return true end end
+  return false
+end
+
+-- asked for every node at every `kubectl get nodes`: no table is built
+-- unless the node's tailnet address is a candidate too
 local function pick_ip(n, valid)
-  local addrs = {n.ip}
-  local d = device_of(n)
-  if d and d.online and n.ts_state == "Running" and fault("node_ip_on_tailscale", n.name) then
-    addrs[2] = d.addresses[1]
-    table.sort(addrs, function(a, b) return ip_key(a) < ip_key(b) end)
-  end
-  for _, a in ipairs(addrs) do
-    local ok = #valid == 0
-    for _, c in ipairs(valid) do if in_cidr(a, c) then ok = true end end
-    if ok then return a end
-  end
+  local d = n.ts_state == "Running" and fault("node_ip_on_tailscale", n.name) and device_of(n)
+  local ts = d and d.online and d.addresses[1]
+  if not ts then return n.ip end    -- the LAN address, left out by validSubnets or not: the only one
+  local addrs = {n.ip, ts}
+  table.sort(addrs, function(a, b) return ip_key(a) < ip_key(b) end)
+  for _, a in ipairs(addrs) do if allowed(a, valid) then return a end end
 end
 
 function M._node_ip(n) return pick_ip(n, n.kubelet_valid) or n.ip end

@@ -132,3 +132,24 @@ function test_nul_bytes()
   t.eq(json.decode('"a\\u0000b"'), "a\0b")
   t.eq(json.decode(json.encode("x\0y")), "x\0y")
 end
+
+-- a small decode leaves the collector's pace alone: pausing and restarting
+-- it around every decode forced a collection at the next allocation (one
+-- per tool output in a rehearsal: docs/benchmarks.md). A young garbage
+-- key of a weak table survives 200 small decodes.
+function test_small_decodes_do_not_force_a_collection()
+  -- a live heap of some 10 MB, and the engine's generational mode entered
+  -- afresh: the next minor collection is 20 % of it away, far more than
+  -- the decodes allocate, whatever earlier tests left
+  local ballast = {}
+  for i = 1, 200000 do ballast[i] = {i} end
+  collectgarbage("incremental"); collectgarbage("generational")
+  local weak = setmetatable({}, {__mode = "k"})
+  weak[{}] = true
+  local kept = {}   -- what a caller does with each result: keep it
+  for i = 1, 200 do kept[i] = {json.decode('{"a": [1, 2, {"b": "c"}]}'), json.decode_all('1 2')} end
+  t.truthy(next(weak) ~= nil, "a collection ran during the decodes")
+  collectgarbage()
+  t.eq(next(weak), nil)
+  t.eq(#ballast, 200000)      -- and a collection does clear it
+end

@@ -87,3 +87,38 @@ function test_ready_among_other_conditions()
   t.eq(nodes[2].ready, false); t.eq(nodes[2].reason, "KubeletNotReady"); t.eq(nodes[2].unschedulable, true)
   t.eq(nodes[3].ready, false); t.eq(nodes[3].reason, "no Ready condition")
 end
+
+-- kube.not_ready (the whole-cluster gate's scan) agrees with parse_nodes
+-- line for line: the same nodes not Ready, with the same reasons, the same
+-- count, and the same refusal of a line kubectl was not asked for
+function test_not_ready_agrees_with_the_full_parse()
+  local lines = {
+    "a\tReady=True:KubeletReady;MemoryPressure=False:KubeletHasSufficientMemory;\t\tTalos (v1.11.0)",
+    "b\tMemoryPressure=False:KubeletHasSufficientMemory;DiskPressure=False:;Ready=False:KubeletNotReady;\ttrue\t",
+    "c\tNotReady=True:X;MemoryPressure=False:;\t\t",
+    "d\tMemoryPressure=False:;Ready=True:KubeletReady;\t\tTalos (v1.10.6)",
+    "e\tNetworkReady=True:X;Ready=Unknown:NodeStatusUnknown;\t\t",
+    "f\tReady=False:KubeletNotReady;Ready=True:KubeletReady;\t\t",   -- the first Ready counts
+    "g\t\t\tos;Ready=True:in the image name;",                       -- not a condition
+    "h\tReady=True:\t\t",                                              -- no closing ";": no Ready read
+    "i\tDiskPressure=False:;\t\tReady=True:x;",
+    "j\tReady=True:KubeletReady;",                                     -- too few fields
+  }
+  for _, tail in ipairs{"\n", ""} do
+    local text = table.concat(lines, "\n") .. tail
+    local want = {}
+    for _, line in ipairs(lines) do
+      local ok, n = pcall(kube.parse_nodes, line .. "\n")
+      if ok and not n[1].ready then want[#want + 1] = n[1].name .. "=" .. n[1].reason end
+      if not ok then want[#want + 1] = "error" end
+    end
+    local got = {}
+    local ok, bad, count = pcall(kube.not_ready, table.concat(lines, "\n", 1, #lines - 1) .. tail)
+    t.truthy(ok, tostring(bad))
+    for _, n in ipairs(bad) do got[#got + 1] = n.name .. "=" .. n.reason end
+    t.eq(count, #lines - 1)
+    t.eq(table.concat(got, " "), table.concat(want, " ", 1, #want - 1))
+    t.eq(table.concat(got, " "), "b=KubeletNotReady c=no Ready condition e=NodeStatusUnknown f=KubeletNotReady g=no Ready condition h=no Ready condition i=no Ready condition")
+    t.raises("printed a line it was not asked for", kube.not_ready, text)
+  end
+end

@@ -327,3 +327,21 @@ function test_edit_result_always_parses()
   out = yaml.edit("a: |\n  old\n  text\nb: 2\n", {"a"}, "new")
   t.eq(yaml.decode(out), {a = "new", b = 2})
 end
+
+-- as runbook.json (test_json.lua): a small decode forces no collection
+function test_small_decodes_do_not_force_a_collection()
+  -- a live heap of some 10 MB, and the engine's generational mode entered
+  -- afresh: the next minor collection is 20 % of it away, far more than
+  -- the decodes allocate, whatever earlier tests left
+  local ballast = {}
+  for i = 1, 200000 do ballast[i] = {i} end
+  collectgarbage("incremental"); collectgarbage("generational")
+  local weak = setmetatable({}, {__mode = "k"})
+  weak[{}] = true
+  local kept = {}   -- what a caller does with each result: keep it
+  for i = 1, 200 do kept[i] = {yaml.decode("a: [1, 2, {b: c}]\n"), yaml.decode_all("--- 1\n--- 2\n")} end
+  t.truthy(next(weak) ~= nil, "a collection ran during the decodes")
+  collectgarbage()
+  t.eq(next(weak), nil)
+  t.eq(#ballast, 200000)
+end
