@@ -343,5 +343,5 @@ function test_small_decodes_do_not_force_a_collection()
   t.truthy(next(weak) ~= nil, "a collection ran during the decodes")
   collectgarbage()
   t.eq(next(weak), nil)
-  t.eq(#ballast, 200000)
+  t.eq(#ballast, 200000); t.eq(#kept, 200)
 end
