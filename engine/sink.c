@@ -14,20 +14,28 @@
 
 #include "engine.h"
 
-/* First match of any secret at or after 'from'; returns its index or -1. */
+/* First match of any secret at or after 'from'; returns its index or -1.
+** At one position the earliest in the list (the longest) wins. One memmem
+** per secret, each searching only up to the best match so far: a tool's
+** whole output is searched at every call, and a byte-by-byte loop over
+** every secret was most of a rehearsal's cost of a kubectl call. */
 static int find_secret(rb_engine *e, const char *s, size_t len, size_t from, size_t *at) {
-  size_t i;
-  int k;
-  for (i = from; i < len; i++) {
-    for (k = 0; k < e->nsecrets; k++) {
-      const rb_secret_text *sc = &e->secrets[k];
-      if (sc->len <= len - i && s[i] == sc->text[0] && memcmp(s + i, sc->text, sc->len) == 0) {
-        *at = i;
-        return k;
-      }
+  size_t end = len; /* a match must start before end */
+  int k, best = -1;
+  for (k = 0; k < e->nsecrets && from < end; k++) {
+    const rb_secret_text *sc = &e->secrets[k];
+    size_t limit = end - 1 + sc->len; /* the search covers starts < end */
+    const char *p;
+    if (limit > len) limit = len;
+    if (sc->len > limit - from) continue;
+    p = memmem(s + from, limit - from, sc->text, sc->len);
+    if (p != NULL) {
+      best = k;
+      end = (size_t)(p - s);
     }
   }
-  return -1;
+  if (best >= 0) *at = end;
+  return best;
 }
 
 static void add_one(rb_engine *e, const char *s, size_t len) {
