@@ -61,6 +61,7 @@ typedef struct edit_state {
   int shared;       /* the place is shared with other parts of the document */
   int shared_depth; /* how much of the path leads to it (0: the document) */
   char shared_why[192];
+  ry_block_style style; /* the text's (ry_replay's) */
 } edit_state;
 
 /* {====================================================== walking the events */
@@ -362,7 +363,7 @@ static int splice_replace(lua_State *L, const edit_state *s, const char *text, s
     if (s->t_keycol < 0) return EDIT_SEQ_ITEM_TABLE;
     /* drop the blanks after "key:" so that the block starts on its own line */
     while (sp->a > 0 && (text[sp->a - 1] == ' ' || text[sp->a - 1] == '\n')) sp->a--;
-    return ry_block_value(L, 3, s->t_keycol, ry_style_of(text, len), b);
+    return ry_block_value(L, 3, s->t_keycol, s->style, b);
   }
   if (lua_istable(L, 3)) return ry_flow_text(L, 3, 0, b);
   return ry_scalar_text(L, 3, s->t_is_scalar && !s->t_block ? s->t_style : YAML_PLAIN_SCALAR_STYLE, s->t_in_flow, b);
@@ -421,7 +422,7 @@ static int splice_insert_block(lua_State *L, const edit_state *s, const char *te
   if (ok) ok = ry_scalar_text(L, lua_gettop(L), YAML_PLAIN_SCALAR_STYLE, 0, b) && rb_buf_add(b, ":", 1);
   lua_pop(L, 1);
   push_new_value(L, s->ins_wrap);
-  if (ok) ok = ry_block_value(L, -1, s->ins_col, ry_style_of(text, len), b);
+  if (ok) ok = ry_block_value(L, -1, s->ins_col, s->style, b);
   lua_pop(L, 1);
   return ok == 1 ? rb_buf_add(b, "\n", 1) : ok;
 }
@@ -440,7 +441,7 @@ static int splice_append(lua_State *L, const edit_state *s, const char *text, si
   }
   ok = new_line_at(text, len, s->app_after, s->app_col, sp) && rb_buf_add(b, "- ", 2);
   if (ok && !lua_istable(L, 3)) ok = ry_scalar_text(L, 3, s->app_style, 0, b);
-  else if (ok) ok = ry_block_item(L, 3, s->app_col, ry_style_of(text, len), 0, b);
+  else if (ok) ok = ry_block_item(L, 3, s->app_col, s->style, 0, b);
   return ok == 1 ? rb_buf_add(b, "\n", 1) : ok;
 }
 
@@ -516,6 +517,7 @@ int ry_edit_locate(lua_State *L) {
   s.d.L = L;
   s.d.name = lua_tostring(L, 4);
   s.plen = (int)lua_rawlen(L, 2);
+  s.style = r->style;
   find_target(L, &s, r, 5, 6);
   if (s.shared || s.missing_at) return raise_refusal(L, &s);
   sp->ins_wrap = s.ins_wrap;

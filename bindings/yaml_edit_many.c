@@ -139,6 +139,7 @@ static void record(lua_State *L, edit_job *j, const char *text, size_t len, cons
   yaml_parser_delete(&d.parser);
   if (rc != LUA_OK) lua_error(L);
   if (!index_jumps(&j->r)) luaL_error(L, "out of memory");
+  j->r.style = ry_style_of(text, len);
 }
 
 /* Checks that every item of a path is a key or an index >= 1. */

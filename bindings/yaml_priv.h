@@ -116,6 +116,9 @@ typedef struct ry_replay {
   ** its content ends (what walking it event by event would find), so that
   ** skipping a node costs one step, not one per event inside it */
   size_t *jump, *jend;
+  /* the text's block style (ry_style_of), read once per round: it scans
+  ** the text from the top, and a round may hold thousands of edits */
+  ry_block_style style;
 } ry_replay;
 
 /* lua_CFunction (text, path, value, name, doc, aliased, replay, splice):
