@@ -68,6 +68,45 @@ local function not_found(kind, name)
   return result(1, "", fmt("Error from server (NotFound): %s %q not found\n", kind, tostring(name)))
 end
 
+-- Set in the environment, every node list kept below is checked against
+-- one rendered afresh, and a difference is an error: the e2e tests of the
+-- fleet run with it (docs/simulation.md).
+local SELFCHECK = os.getenv("RUNBOOK_SIM_SELFCHECK") ~= nil
+
+--- The whole-cluster list in one output form, its items joined by sep.
+--- Kept between calls: a node's item is rendered again only when its
+--- revision moved (M._node_changed) or a boot of it ended, so that a
+--- gate asking for 1,000 nodes at every node of a rollout does not check
+--- every node each time. With a fault in the scenario (faults depend on
+--- the clock and on the tailnet) every node is checked, as before.
+local function node_list(form, sep)
+  local lists = W.k8s_lists
+  if not lists then lists = {}; W.k8s_lists = lists end
+  local L = lists[form]
+  if not L then L = {lines = {}, revs = {}}; lists[form] = L end
+  local lines, revs, changed = L.lines, L.revs, L.text == nil
+  local every = W.faults[1] ~= nil
+  for i, n in ipairs(W.nodes) do
+    if n.boot_until then node_up(n) end     -- a boot that is over ends now (its revision moves)
+    local rev = n.k8s_rev or 0
+    if every or revs[i] ~= rev then
+      local t = node_text(n, form)
+      if t ~= lines[i] then lines[i] = t; changed = true end
+      revs[i] = rev
+    end
+  end
+  for i = #W.nodes + 1, #lines do lines[i] = nil; changed = true end
+  if changed then L.text = table.concat(lines, sep) end
+  if SELFCHECK then
+    for i, n in ipairs(W.nodes) do
+      if node_text(n, form) ~= lines[i] then
+        error(fmt("simulated world: the kept node list is stale for %s (a change to it did not go through _node_changed)", n.name), 0)
+      end
+    end
+  end
+  return L.text
+end
+
 local function get_nodes(argv)
   local out, rest = output_of(argv)
   local name = rest[3]
@@ -87,10 +126,8 @@ local function get_nodes(argv)
   if form == "json" then
     -- a v1 List of the items (kubectl prints it indented; the whitespace
     -- is the only difference)
-    local items = {}
-    for i, n in ipairs(W.nodes) do items[i] = node_text(n, "json") end
     return result(0, '{"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": ['
-                     .. table.concat(items, ", ") .. "]}\n")
+                     .. node_list("json", ", ") .. "]}\n")
   end
   local body = jsonpath.items_body(form)
   if not body then
@@ -98,9 +135,7 @@ local function get_nodes(argv)
     for i, n in ipairs(W.nodes) do list.items[i] = node_object(n).obj end
     return result(0, jsonpath.render(form, list))
   end
-  local lines = {}
-  for i, n in ipairs(W.nodes) do lines[i] = node_text(n, body) end
-  return result(0, table.concat(lines))
+  return result(0, node_list(body, ""))
 end
 
 local function kubectl(argv)
@@ -127,6 +162,7 @@ local function kubectl(argv)
     local n = W.ix.node_by_name[name]
     if not n then return not_found("nodes", name) end
     n.unschedulable = verb ~= "uncordon"
+    M._node_changed(n)
     return result(0, fmt("node/%s %s\n", name, verb == "uncordon" and "uncordoned" or verb == "cordon" and "cordoned" or "drained"))
   end
   return result(1, "", fmt("error: simulated kubectl does not answer %q\n", args))

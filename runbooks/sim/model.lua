@@ -75,9 +75,16 @@ end
 local function slot(n) return n.slots[n.active] end
 local function other(n) return n.active == "A" and "B" or "A" end
 
+--- A change to what the API server says of the node (Ready, cordoned):
+--- the node lists kept by kubectl (cli.lua) render it again. Every write
+--- of a field a Node is built from goes through here: boot_until (a
+--- reboot, its end), down, not_ready, unschedulable.
+function M._node_changed(n) n.k8s_rev = (n.k8s_rev or 0) + 1 end
+
 --- Brings a node's state up to date with the clock (finishes a boot).
 local function settle(n)
   if n.boot_until and now() >= n.boot_until then
+    M._node_changed(n)
     n.boot_until = nil
     if n.never_returns then n.down = true; return end
     n.booted_at = now()

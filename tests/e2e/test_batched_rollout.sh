@@ -9,6 +9,9 @@
 # never has more than a batch out at once. Correctness only, not time.
 # usage: test_batched_rollout.sh RUNBOOK_BIN SOURCE_DIR
 source "$(dirname "$0")/common.sh" "$@"
+# every node list the world keeps checked against one rendered afresh
+# (docs/simulation.md): batches change many nodes between two lists
+export RUNBOOK_SIM_SELFCHECK=1
 
 # shape.py EVENTS BATCH: every node's out-of-service window (its upgrade
 # step's start to its tailnet gate's end) and the most windows open at once,

@@ -52,3 +52,28 @@ function test_the_worlds_kubectl_refuses_what_it_does_not_render()
   local r3 = exec.run({"kubectl", "get", "node", "k8s-9", "-o", "json"})
   t.eq(r3.code, 1); t.eq(r3.stderr, 'Error from server (NotFound): nodes "k8s-9" not found\n')
 end
+
+-- the node list kubectl keeps between calls (sim/cli.lua node_list) follows
+-- every change of a node: a cordon, a reboot, the end of the boot
+function test_the_kept_node_list_follows_cordon_and_reboot()
+  local exec = require "runbook.exec"
+  local time = require "runbook.time"
+  local function row(name)
+    for _, n in ipairs(kube.nodes()) do if n.name == name then return n end end
+  end
+  t.eq(row("k8s-3").ready, true); t.eq(row("k8s-3").unschedulable, false)
+  t.eq(exec.run({"kubectl", "cordon", "k8s-3"}).code, 0)
+  t.eq(row("k8s-3").unschedulable, true)
+  t.eq(#kube.nodes_not_ready(), 0)
+  t.eq(exec.run({"kubectl", "uncordon", "k8s-3"}).code, 0)
+  t.eq(row("k8s-3").unschedulable, false)
+  local ip = world.state().ix.node_by_name["k8s-3"].ip
+  local r = exec.run({"talosctl", "-n", ip, "reboot"})
+  t.eq(r.code, 0, r.stderr)
+  t.eq(row("k8s-3").ready, false)
+  local bad, count = kube.nodes_not_ready()
+  t.eq(count, 3); t.eq(#bad, 1); t.eq(bad[1].name, "k8s-3")
+  time.sleep(600)                       -- the boot is over (bootSeconds of the scenario)
+  t.eq(row("k8s-3").ready, true)
+  t.eq(#kube.nodes_not_ready(), 0)
+end
