@@ -740,7 +740,7 @@ rb.phase("Sequential node updates", function()
     for _, n in ipairs(batch) do names[#names + 1] = n.hostname end
     local what = #batch == 1 and names[1] or fmt("batch %d/%d (%s)", b, nb, #names <= 3 and table.concat(names, ", ")
                                                  or fmt("%s .. %s, %d nodes", names[1], names[#names], #names))
-    rb.gate("cluster healthy before " .. what, function() return checks.cluster_healthy(cfg.all) end,
+    rb.gate("cluster healthy before " .. what, function() return checks.cluster_healthy(cfg.all, cp_ips) end,
             {timeout = 600, interval = v.poll_interval})
     local todo = false
     for _, n in ipairs(batch) do if not rb.is_done("upgrade/" .. n.hostname) then todo = true end end

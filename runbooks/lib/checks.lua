@@ -43,9 +43,10 @@ end
 --- The gate before any node changes: etcd healthy on the control-plane
 --- nodes (of talconfig's `nodes`) and every Kubernetes node Ready.
 ---@param nodes table[] talconfig nodes {hostname, ip, role}
+---@param cp_ips? string[] their control planes' addresses, when the caller has them (a rollout asks at every node)
 ---@return boolean ok, string observation
-function M.cluster_healthy(nodes)
-  local ok, obs = M.etcd_healthy(talconfig.control_plane_ips(nodes))
+function M.cluster_healthy(nodes, cp_ips)
+  local ok, obs = M.etcd_healthy(cp_ips or talconfig.control_plane_ips(nodes))
   if not ok then return false, obs end
   return M.nodes_ready()
 end
