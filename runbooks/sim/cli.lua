@@ -86,16 +86,21 @@ local function node_list(form, sep)
   if not L then L = {lines = {}, revs = {}}; lists[form] = L end
   local lines, revs, changed = L.lines, L.revs, L.text == nil
   local every = W.faults[1] ~= nil
-  for i, n in ipairs(W.nodes) do
-    if n.boot_until then node_up(n) end     -- a boot that is over ends now (its revision moves)
-    local rev = n.k8s_rev or 0
-    if every or revs[i] ~= rev then
-      local t = node_text(n, form)
-      if t ~= lines[i] then lines[i] = t; changed = true end
-      revs[i] = rev
+  -- no node changed since the last list, and none is booting (whose boot
+  -- the clock may have ended): the list is the one kept
+  if every or changed or L.gen ~= W.k8s_gen or W.booting > 0 then
+    for i, n in ipairs(W.nodes) do
+      if n.boot_until then node_up(n) end     -- a boot that is over ends now (its revision moves)
+      local rev = n.k8s_rev or 0
+      if every or revs[i] ~= rev then
+        local t = node_text(n, form)
+        if t ~= lines[i] then lines[i] = t; changed = true end
+        revs[i] = rev
+      end
     end
+    for i = #W.nodes + 1, #lines do lines[i] = nil; changed = true end
+    L.gen = W.k8s_gen
   end
-  for i = #W.nodes + 1, #lines do lines[i] = nil; changed = true end
   if changed then L.text = table.concat(lines, sep) end
   if SELFCHECK then
     for i, n in ipairs(W.nodes) do

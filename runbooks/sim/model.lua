@@ -79,13 +79,17 @@ local function other(n) return n.active == "A" and "B" or "A" end
 --- the node lists kept by kubectl (cli.lua) render it again. Every write
 --- of a field a Node is built from goes through here: boot_until (a
 --- reboot, its end), down, not_ready, unschedulable.
-function M._node_changed(n) n.k8s_rev = (n.k8s_rev or 0) + 1 end
+function M._node_changed(n)
+  n.k8s_rev = (n.k8s_rev or 0) + 1
+  W.k8s_gen = (W.k8s_gen or 0) + 1        -- some node changed: the kept lists look
+end
 
 --- Brings a node's state up to date with the clock (finishes a boot).
 local function settle(n)
   if n.boot_until and now() >= n.boot_until then
     M._node_changed(n)
     n.boot_until = nil
+    W.booting = W.booting - 1
     if n.never_returns then n.down = true; return end
     n.booted_at = now()
     if n.boot_once then

@@ -416,6 +416,7 @@ end
 local function reboot(n, seconds)
   local f = fault("slow_boot", n.name)
   M._node_changed(n)
+  if not n.boot_until then W.booting = W.booting + 1 end   -- nodes whose boot ends with the clock
   n.boot_until = now() + (f and (f.seconds or 1200) or seconds or W.rand(n.boot[1], n.boot[2]))
   if fault("node_never_returns", n.name) and n.boot_once == "upgrade" then n.never_returns = true end
   local d = device_of(n)

@@ -205,8 +205,8 @@ end
 function M.load(path)
   local v = type(path) == "table" and ctx.scenario.load_text(path.text, path.name) or load_scenario(path)
   for k in pairs(W) do W[k] = nil end       -- the parts hold this very table
-  W.faults, W.rand, W.nodes, W.devices, W.schematics, W.next_dev =
-    v.faults or {}, rng(v.seed or 1), {}, {}, {}, 0
+  W.faults, W.rand, W.nodes, W.devices, W.schematics, W.next_dev, W.booting =
+    v.faults or {}, rng(v.seed or 1), {}, {}, {}, 0, 0
   local c = v.cluster
   W.talos_version = c.talosVersion or "v1.10.6"
   W.talosctl_version = c.talosctlVersion or W.talos_version
