@@ -25,4 +25,27 @@ function M.httpd(extra)
   return port, function() task:cancel(); pcall(task.wait, task) end
 end
 
+--- Whether `decode` (called 200 times, each result kept, as a caller does)
+--- runs without a collection: a young garbage key of a weak table
+--- survives them. The heap is some 10 MB and the generational mode entered
+--- afresh, so that the next minor collection is 20 % of it away, far more
+--- than the decodes allocate, whatever earlier tests left. The key is then
+--- cleared by a collection (the probe works). For the decoders, which
+--- must not force a collection after each small input (docs/benchmarks.md).
+---@param decode fun(i:integer):any
+---@return boolean survived, boolean cleared_after
+function M.no_collection_during(decode)
+  local ballast = {}
+  for i = 1, 200000 do ballast[i] = {i} end
+  collectgarbage("incremental"); collectgarbage("generational")
+  local weak = setmetatable({}, {__mode = "k"})
+  weak[{}] = true
+  local kept = {}
+  for i = 1, 200 do kept[i] = decode(i) end
+  local survived = next(weak) ~= nil
+  collectgarbage()
+  local cleared = next(weak) == nil and #ballast == 200000 and #kept == 200
+  return survived, cleared
+end
+
 return M
