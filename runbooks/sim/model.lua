@@ -35,11 +35,13 @@ local function index_device(d)
 end
 
 local function reindex()
-  local ix = {node_by_ip = {}, node_by_name = {}, dev_by_node = {}, dev_by_name = {}, dev_by_addr = {}, dev_by_id = {}}
+  local ix = {node_by_ip = {}, node_by_name = {}, dev_by_node = {}, dev_by_name = {}, dev_by_addr = {}, dev_by_id = {},
+              control_planes = {}}     -- in W.nodes' order (a node's role never changes)
   W.ix = ix
   for _, n in ipairs(W.nodes) do
     if not ix.node_by_ip[n.ip] then ix.node_by_ip[n.ip] = n end
     if not ix.node_by_name[n.name] then ix.node_by_name[n.name] = n end
+    if n.role == "controlplane" then ix.control_planes[#ix.control_planes + 1] = n end
   end
   for _, d in ipairs(W.devices) do index_device(d) end
 end

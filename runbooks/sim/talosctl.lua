@@ -76,7 +76,7 @@ local function reach(flags, key)
                       table.concat(cert_names(via), ", "), e)
     end
   else
-    for _, m in ipairs(W.nodes) do if m.role == "controlplane" and node_up(m) then via = m; break end end
+    for _, m in ipairs(W.ix.control_planes) do if node_up(m) then via = m; break end end
     if not via then return nil, unreachable(W.nodes[1].ip) end
   end
   if key == nil then return via end
@@ -257,8 +257,8 @@ function T.etcd(flags, pos)
   local targets = target_nodes(flags)
   if #targets > 0 then table.insert(header, 1, "NODE") end
   local leader
-  for _, m in ipairs(W.nodes) do
-    if m.role == "controlplane" and node_up(m) then leader = leader or fmt("%016x", m.member_id) end
+  for _, m in ipairs(W.ix.control_planes) do
+    if node_up(m) then leader = leader or fmt("%016x", m.member_id) end
   end
   local rows, errs = {header}, {}
   for i, ip in ipairs(targets) do
@@ -402,8 +402,8 @@ end
 T["apply-config"] = T.apply_config
 
 local function healthy_quorum(except)
-  for _, m in ipairs(W.nodes) do
-    if m ~= except and m.role == "controlplane" then
+  for _, m in ipairs(W.ix.control_planes) do
+    if m ~= except then
       if not node_up(m) then return false, fmt("etcd member %016x is not started, all members must be running to perform an upgrade", m.member_id) end
       if fault("etcd_unhealthy", m.name) or m.etcd_broken then
         return false, fmt("etcd member %016x is not healthy; all members must be healthy to perform an upgrade: unhealthy cluster", m.member_id)
