@@ -51,16 +51,29 @@ function M.all(list)
   local results, left = {}, {}
   for i = 1, #tasks do left[i] = tasks[i] end
   while #left > 0 do
-    local ok, idx = pcall(wait_any, left)
+    local ok, err = pcall(wait_any, left)
     if not ok then             -- we were cancelled: take our children with us
       cancel_and_drain(tasks)
-      error(idx, 0)
+      error(err, 0)
     end
-    local t = table.remove(left, idx)
-    local res = pack(t:result())
-    if not res[1] then
+    -- every task finished by now leaves the list in one pass (each wait
+    -- costs the length of the list: one task a wait made `all` of 1,000
+    -- tasks quadratic); the first failure in list order is raised, as
+    -- wait_any's first finished task was
+    local still, failed = {}, nil
+    for _, t in ipairs(left) do
+      local st = t:status()
+      if failed == nil and (st == "done" or st == "failed" or st == "cancelled") then
+        local res = pack(t:result())
+        if not res[1] then failed = res[2] end
+      else
+        still[#still + 1] = t
+      end
+    end
+    left = still
+    if failed ~= nil then
       cancel_and_drain(left)
-      error(res[2], 0)
+      error(failed, 0)
     end
   end
   for i, t in ipairs(tasks) do

@@ -36,6 +36,23 @@ function test_all_cancels_siblings_on_first_failure()
   t.match(err.traceback, "test_async.lua")
 end
 
+-- many tasks finishing at one instant leave the wait together; of two
+-- that fail at once the first in the list is raised, the rest cancelled
+function test_all_of_many_tasks_finishing_together()
+  local list = {}
+  for i = 1, 500 do list[i] = function() time.sleep(i % 5); return i end end
+  local r = async.all(list)
+  t.eq(#r, 500); t.eq(r[1], 1); t.eq(r[250], 250); t.eq(r[500], 500)
+  local late = false
+  t.raises("first of two", async.all, {
+    function() time.sleep(1); return 1 end,
+    function() time.sleep(2); error("first of two") end,
+    function() time.sleep(2); error("second of two") end,
+    function() time.sleep(9); late = true end,
+  })
+  t.eq(late, false)
+end
+
 function test_map_respects_concurrency()
   local running, peak = 0, 0
   local r = async.map({1, 2, 3, 4, 5, 6}, function(x)
