@@ -80,3 +80,17 @@ function test_the_kept_node_list_follows_cordon_and_reboot()
   t.eq(row("k8s-3").ready, true)
   t.eq(#kube.nodes_not_ready(), 0)
 end
+
+-- etcd pinned to the node's own address (what the rollout writes) keeps
+-- the member healthy (Talos internal/app/machined/pkg/controllers/etcd/
+-- spec.go at v1.11.0: the address advertisedSubnets allows is advertised)
+function test_etcd_pinned_to_the_nodes_address_stays_healthy()
+  local exec = require "runbook.exec"
+  local fs = require "runbook.fs"
+  local talos = require "talos"
+  local n = world.state().ix.node_by_name["k8s-1"]
+  fs.write("/tmp/rb-etcd-pin.yaml", "version: v1alpha1\nmachine:\n  type: controlplane\ncluster:\n  etcd:\n    advertisedSubnets:\n      - " .. n.ip .. "/32\n")
+  local r = exec.run({"talosctl", "-n", n.ip, "apply-config", "-f", "/tmp/rb-etcd-pin.yaml"})
+  t.eq(r.code, 0, r.stderr)
+  t.eq(talos.etcd_health({n.ip}).ok, true)
+end
