@@ -262,8 +262,9 @@ function M._node_ip(n) return pick_ip(n, n.kubelet_valid) or n.ip end
 --- Known gap: advertisedSubnets that allow none of the node's addresses
 --- mark the member unhealthy here too; Talos v1.11.0's etcd spec
 --- controller (controllers/etcd/spec.go) then writes no spec at all (the
---- running member keeps its old one; after a reboot, inferred, not read: none to
---- start with). Not modelled: the runbooks pin the node's own address.
+--- running member keeps its old one; after a reboot it has none to start
+--- from: inferred, not read). Not modelled: the runbooks pin the node's
+--- own address.
 function M._node_ip_moved(n)
   if n.role == "controlplane" and pick_ip(n, n.etcd_valid) ~= n.ip then
     n.etcd_broken = "etcdserver: request timed out, possibly due to connection lost (advertised peer URL moved to tailscale0)"
