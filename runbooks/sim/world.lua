@@ -8,7 +8,9 @@ local json = require "runbook.json"
 local time = require "runbook.time"
 
 local here = debug.getinfo(1, "S").source:match("^@(.*)/sim/[^/]*$") or "."
-package.path = here .. "/lib/?.lua;" .. package.path
+-- runbooks/lib (the runbooks' own libraries) and runbooks/ (the world's
+-- modules as "sim.talos.NAME")
+package.path = here .. "/lib/?.lua;" .. here .. "/?.lua;" .. package.path
 local factory = require "factory"
 
 local M = {}
