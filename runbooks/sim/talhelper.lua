@@ -46,7 +46,7 @@ local function genconfig(c, out, dir, lookup, version, installer)
     for _, x in ipairs(mc.list(given(n.certSANs))) do f.cert_sans[#f.cert_sans + 1] = talconfig.expand(x, lookup, "certSANs") end
     for _, x in ipairs(mc.list(given(group.certSANs))) do f.cert_sans[#f.cert_sans + 1] = talconfig.expand(x, lookup, "certSANs") end
     -- patches: global, then the group's, then the node's
-    local refs = {}
+    local refs, pdocs = {}, {}
     local sources = {c.patches, group.patches, n.patches}     -- may hold nils: no ipairs
     for k = 1, 3 do
       for _, r in ipairs(mc.list(given(sources[k]))) do refs[#refs + 1] = r end
@@ -57,7 +57,7 @@ local function genconfig(c, out, dir, lookup, version, installer)
         local pathf = path_of(file:sub(1, 1) == "/" and file or (dir .. "/" .. file:gsub("^%./", "")))
         local ok, text = pcall(fs.read, pathf)
         if not ok then error(fmt("failed to read patch file %s: open %s: no such file or directory", file, file), 0) end
-        for _, d in ipairs(yaml.decode_all(text, {name = file})) do mc.merge_patch(f, d) end
+        for _, d in ipairs(yaml.decode_all(text, {name = file})) do pdocs[#pdocs + 1] = d end
       end
     end
     -- extensionServices: the node's list, else its group's (all or nothing)
@@ -70,7 +70,7 @@ local function genconfig(c, out, dir, lookup, version, installer)
       f.esc[e.name] = {environment = env}
     end
     local name = fmt("%s-%s.yaml", c.clusterName or "cluster", n.hostname)
-    fs.write(out .. "/" .. name, mc.render(f), {mode = tonumber("600", 8)})
+    fs.write(out .. "/" .. name, mc.render(mc.patch(mc.from_fields(f), pdocs)), {mode = tonumber("600", 8)})
     names[#names + 1] = name
     lines[#lines + 1] = fmt("generated config for %s in %s/%s", n.hostname, out, name)
   end

@@ -294,31 +294,12 @@ local function read_patch(arg)
   return text
 end
 
---- Applies a strategic-merge patch to the node's config, as
---- pkg/machinery/config/configpatcher does: lists are appended (so a
---- second ExtensionServiceConfig patch duplicates its environment), a
---- document with `$patch: delete` removes the document it names.
+--- Applies patch documents to the node's config (machineconfig.patch:
+--- pkg/machinery/config/configpatcher's rules), then starts or stops
+--- ext-tailscale as its config came or went.
 local function apply_patch(n, docs)
-  for _, d in ipairs(docs) do
-    if type(d) == "table" and d.kind == "ExtensionServiceConfig" then
-      if d["$patch"] == "delete" then n.esc[d.name] = nil
-      elseif n.esc[d.name] then
-        local env = n.esc[d.name].environment
-        for _, kv in ipairs(d.environment or {}) do env[#env + 1] = kv end
-      else
-        local env = {}
-        for _, kv in ipairs(d.environment or {}) do env[#env + 1] = kv end
-        n.esc[d.name] = {environment = env}
-      end
-    elseif type(d) == "table" and d.kind == nil and (d.machine or d.cluster) then
-      local m, c = d.machine or {}, d.cluster or {}
-      for _, x in ipairs(type(m.certSANs) == "table" and m.certSANs or {}) do n.cert_sans[#n.cert_sans + 1] = x end
-      local kv = type(m.kubelet) == "table" and type(m.kubelet.nodeIP) == "table" and m.kubelet.nodeIP.validSubnets
-      for _, x in ipairs(type(kv) == "table" and kv or {}) do n.kubelet_valid[#n.kubelet_valid + 1] = x end
-      local ev = type(c.etcd) == "table" and c.etcd.advertisedSubnets
-      for _, x in ipairs(type(ev) == "table" and ev or {}) do n.etcd_valid[#n.etcd_valid + 1] = x end
-    end
-  end
+  mc.patch(n.config, docs)
+  mc.sync(n)
   if has_ext(n, factory.TAILSCALE) or has_ext(n, "tailscale") then
     if n.esc.tailscale and n.ts_state ~= "Running" then M._start_tailscale(n)
     elseif not n.esc.tailscale and n.ts_state then n.ts_state = "Waiting"
@@ -337,7 +318,7 @@ function T.read(flags, pos)
   if pos[2] ~= "/system/state/config.yaml" then
     return result(1, "", fmt("error reading file: rpc error: code = Unknown desc = open %s: no such file or directory\n", tostring(pos[2])))
   end
-  return result(0, mc.render(mc.node_fields(n)))
+  return result(0, mc.render(n.config))
 end
 
 function T.patch(flags, pos)
@@ -379,18 +360,12 @@ function T.apply_config(flags)
   for _, ip in ipairs(target_nodes(flags)) do
     local n, why = reach(flags, ip)
     if not n then return result(1, "", why) end
-    local new = mc.fields_of(docs, n)
     if flags["--dry-run"] then
-      local before, after = mc.render(mc.node_fields(n)), mc.render(new)
-      local d = require("runbook.diff").unified(before, after, "a")
-      d = d:gsub("^%-%-%- [^\n]*\n%+%+%+ [^\n]*\n", "--- a\n+++ b\n")   -- gotextdiff.ToUnified("a", "b", ...)
       out[#out + 1] = "Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\nConfig diff:\n\n"
-                      .. (d == "" and "No changes." or d:gsub("\n$", "")) .. "\n"
+                      .. mc.diff(mc.render(n.config), mc.render(docs)) .. "\n"
     else
-      n.cert_sans, n.kubelet_valid, n.etcd_valid, n.install_image = new.cert_sans, new.kubelet_valid, new.etcd_valid,
-                                                                      new.install_image
-      n.esc = {}
-      for name, e in pairs(new.esc) do n.esc[name] = {environment = e.environment} end
+      n.config = yaml.decode_all(text, {name = file})      -- a copy of its own for each node
+      mc.sync(n)
       n.applied = (n.applied or 0) + 1
       apply_patch(n, {})         -- starts or stops ext-tailscale as its config came or went
       M._node_ip_moved(n)
