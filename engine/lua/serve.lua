@@ -16,12 +16,21 @@ local sys = require "runbook.sys"
 local M = {}
 local fmt = string.format
 
+--- The world and a line saying what it simulates: --scenario's, else
+--- what the world rehearses by default here (a dry-run's choice: the
+--- talconfig.yaml of the working directory, else its sample), else the
+--- shipped scenarios/default.yaml.
 local function load_world(scenario)
   local dir = sys.runbooks_dir()
   if not dir then error(errors.new("usage", "cannot find the shipped runbooks (sim/world.lua)", {exit = 2}), 0) end
   local world = dofile(dir .. "/sim/world.lua")
-  world.load(scenario or (dir .. "/scenarios/default.yaml"))
-  return world
+  local about, warnings = nil, {}
+  if scenario and world.scenario_path then scenario, about = world.scenario_path(scenario)
+  elseif not scenario and world.default_scenario then scenario, about, warnings = world.default_scenario(sys.options())
+  elseif not scenario then scenario = dir .. "/scenarios/default.yaml" end
+  world.load(scenario)
+  for _, w in ipairs(warnings or {}) do sys.write("stderr", "warning: " .. w .. "\n") end
+  return world, about or ("the scenario " .. tostring(scenario))
 end
 
 --- A word for sh, whatever it holds: 'it'\''s'.
@@ -126,7 +135,8 @@ end
 
 --- Serves until interrupted.
 function M.serve(scenario, dir)
-  local world = load_world(scenario)
+  local world, about = load_world(scenario)
+  sys.write("stderr", "simulating " .. about .. "\n")
   core_fs.mkdir_p(dir, tonumber("700", 8))
   if world.confine then world.confine(absolute_dir(dir)) end
   local srv = net.listen("127.0.0.1", 0)

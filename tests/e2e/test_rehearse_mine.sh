@@ -75,6 +75,17 @@ gates = [e["gate"] for e in evs if e["type"] == "gate_done"]
 assert any(g.endswith("cp-1 online in the tailnet as cp-1") for g in gates), gates
 PY
 
+# `world serve` in my directory serves my cluster, saying so (#26 item 4:
+# it served the sample without a word)
+cd "$tmp/mine"
+"$bin" world serve --dir "$tmp/srv" 2>serve.err & srv=$!
+for _ in $(seq 100); do [ -s "$tmp/srv/world.url" ] && break; sleep 0.05; done
+nodes=$(curl -s "$(cat "$tmp/srv/world.url")/state" | python3 -c 'import json,sys; print(",".join(n["name"] for n in json.load(sys.stdin)["nodes"]))')
+kill $srv 2>/dev/null; wait $srv 2>/dev/null
+grep -q "^simulating your cluster from talconfig.yaml and talenv.yaml: 5 nodes (3 control plane)" serve.err \
+  && [ "$nodes" = "cp-1,cp-2,cp-3,worker-1,gpu-1" ] \
+  && ok "world serve in my directory serves my cluster and says so" || bad "world serve here: nodes '$nodes'; $(head -3 serve.err)"
+
 # no talconfig.yaml here: the sample, saying so; and by name
 mkdir "$tmp/empty" && cd "$tmp/empty"
 "$bin" run rollout.lua --dry-run -q >/dev/null 2>sample.err; code=$?
