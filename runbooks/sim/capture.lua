@@ -74,16 +74,13 @@ local function read_node(n, failed)
   try("talosctl get extensionserviceconfigs", function()
     out.configured = talos.extension_service_configs(n.ip).tailscale ~= nil
   end)
-  -- the machine config holds the cluster's secrets: only its certSANs and
-  -- install image are taken from it, in memory; the text is dropped here
+  -- the machine config holds the cluster's secrets: they are replaced by
+  -- placeholders in memory (sim/talos/secrets.lua), before anything is
+  -- kept; the node's whole config is kept so that a rehearsal diffs what
+  -- talhelper renders against what the node runs
   try("talosctl read /system/state/config.yaml", function()
-    for _, doc in ipairs(yaml.decode_all(talos.machine_config(n.ip), {name = "the machine config of " .. n.hostname})) do
-      local m = type(doc) == "table" and doc.machine
-      if type(m) == "table" then
-        out.cert_sans = type(m.certSANs) == "table" and m.certSANs or {}
-        out.install_image = type(m.install) == "table" and type(m.install.image) == "string" and m.install.image or nil
-      end
-    end
+    local docs = yaml.decode_all(talos.machine_config(n.ip), {name = "the machine config of " .. n.hostname})
+    out.config = require("sim.talos.secrets").redact(docs)
   end)
   return out
 end
@@ -100,15 +97,15 @@ local function merge_node(node, live, schematics, failed)
     node.extensions = json.array(full)
   end
   if live.configured then node.tailscaleConfigured = true end
-  if live.cert_sans and #live.cert_sans > 0 then
-    -- the tailnet name a rollout adds is modelled by tailscaleConfigured
-    local keep = {}
-    for _, s in ipairs(live.cert_sans) do
-      if not (live.configured and s:find("%.ts%.net$")) then keep[#keep + 1] = s end
+  if live.config then
+    node.config = live.config
+    local m = type(live.config[1]) == "table" and live.config[1].machine
+    for _, d in ipairs(live.config) do
+      if type(d) == "table" and d.version == "v1alpha1" and d.kind == nil then m = d.machine end
     end
-    if #keep > 0 then node.certSANs = keep end
+    local image = type(m) == "table" and type(m.install) == "table" and m.install.image
+    if type(image) == "string" then node.image = image end
   end
-  if live.install_image then node.image = live.install_image end
   local id = live.schematic_id
   if not id then return end
   local s = schematics[id]

@@ -14,7 +14,7 @@ local SCHEMA = {
   ["cluster.nodes.hostname"] = "string", ["cluster.nodes.ip"] = "string", ["cluster.nodes.role"] = "string",
   ["cluster.nodes.image"] = "string", ["cluster.nodes.extensions"] = "list", ["cluster.nodes.bootSeconds"] = "list",
   ["cluster.nodes.tailscaleConfigured"] = "boolean", ["cluster.nodes.previousImage"] = "string",
-  ["cluster.nodes.certSANs"] = "list", ["cluster.nodes.schematic"] = "any", ["cluster.nodes.schematicID"] = "string",
+  ["cluster.nodes.certSANs"] = "list", ["cluster.nodes.schematic"] = "any", ["cluster.nodes.config"] = "any", ["cluster.nodes.schematicID"] = "string",
   ["tailnet.adminState"] = "string", ["tailnet.devices.routes"] = "list",
   ["factory.versions"] = "list", ["factory.extensions"] = "list",
   ["tailnet.name"] = "string", ["tailnet.autoApprovedRoutes"] = "list", ["tailnet.authKey"] = "table",
