@@ -99,8 +99,8 @@ function test_normalize_puts_an_added_field_in_struct_order()
   kubelet.extraMounts = {yaml.order({source = "/var/opt", options = {"rshared"}, type = "bind",
                                      destination = "/var/opt"}, {"source", "options", "type", "destination"})}
   local text = enc.encode(docs, "v1.11")
-  local order = {"\n        image: ", "\n        extraMounts:", "destination: /var/opt", "type: bind", "source: /var/opt",
-                 "options:", "rshared", "\n        defaultRuntimeSeccompProfileEnabled: true"}
+  local order = {"\n        image: ", "\n        extraMounts:", "destination: /var/opt", "type: bind",
+                 "source: /var/opt", "options:", "rshared", "\n        defaultRuntimeSeccompProfileEnabled: true"}
   local at = 0
   for _, s in ipairs(order) do
     local i = text:find(s, at + 1, true)
