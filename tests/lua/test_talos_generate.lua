@@ -171,3 +171,14 @@ function test_encode_text_equals_talos_bytes_when_the_binding_can_write_them()
     t.eq(select(2, text:gsub("\n", "")), select(2, norm:gsub("\n", "")))
   end
 end
+
+function test_the_default_kubernetes_version_is_that_of_the_talos_tag()
+  -- pkg/machinery/constants/constants.go DefaultKubernetesVersion: 1.34.0 at v1.11.0, 1.34.1 at v1.11.3
+  t.eq(gen.default_input("v1.11.0").kubernetes_version, "1.34.0")
+  t.eq(gen.default_input("v1.11.3").kubernetes_version, "1.34.1")
+  local input = base_input("v1.8.4", "worker")
+  input.kubernetes_version = nil
+  t.eq(gen.documents(input)[1].machine.kubelet.image, "ghcr.io/siderolabs/kubelet:v1.31.4")
+  input.kubernetes_version = ""
+  t.eq(gen.documents(input)[1].machine.kubelet.image, nil)
+end

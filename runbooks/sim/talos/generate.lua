@@ -19,7 +19,8 @@
 ---   role                "controlplane" | "worker" (required)
 ---   cluster_name        NewInput clustername (required)
 ---   endpoint            NewInput endpoint, "https://192.168.10.10:6443" (required)
----   kubernetes_version  "1.34.0" or "v1.34.0"; "" leaves the images out (generate's emptyIf)
+---   kubernetes_version  "1.34.0" or "v1.34.0"; "" leaves the images out (generate's emptyIf);
+---                       nil: constants.DefaultKubernetesVersion of that Talos tag
 ---   install_disk        WithInstallDisk; generate's default is none (talosctl's flag: /dev/sda)
 ---   install_image       WithInstallImage; generate's default is none (talhelper:
 ---                       ghcr.io/siderolabs/installer:<talosVersion>)
@@ -54,9 +55,26 @@ local M = {}
 
 local VERSIONS = {"v1.8", "v1.9", "v1.10", "v1.11", "v1.12", "v1.13"}
 
--- constants.DefaultKubernetesVersion at each .0 tag (talosctl's default).
-local DEFAULT_K8S = {[8] = "1.31.1", [9] = "1.32.0", [10] = "1.33.0", [11] = "1.34.0", [12] = "1.35.0",
-                     [13] = "1.36.0"}
+-- constants.DefaultKubernetesVersion (talosctl gen config's default) at
+-- v1.N.0, v1.N.1, ... up to the last tag of each minor in the mirror
+-- (v1.8.4, v1.9.6, v1.10.9, v1.11.6, v1.12.11, v1.13.9).
+local DEFAULT_K8S = {
+  [8] = {"1.31.1", "1.31.1", "1.31.2", "1.31.2", "1.31.4"},
+  [9] = {"1.32.0", "1.32.0", "1.32.0", "1.32.1", "1.32.2", "1.32.3", "1.32.4"},
+  [10] = {"1.33.0", "1.33.0", "1.33.0", "1.33.1", "1.33.1", "1.33.2", "1.33.3", "1.33.4", "1.33.6", "1.33.6"},
+  [11] = {"1.34.0", "1.34.0", "1.34.1", "1.34.1", "1.34.1", "1.34.1", "1.34.1"},
+  [12] = {"1.35.0", "1.35.0", "1.35.0", "1.35.0", "1.35.0", "1.35.2", "1.35.2", "1.35.4", "1.35.4", "1.35.4", "1.35.4", "1.35.4"},
+  [13] = {"1.36.0", "1.36.0", "1.36.0", "1.36.1", "1.36.1", "1.36.2", "1.36.2", "1.36.2", "1.36.2", "1.36.3"},
+}
+
+-- The default Kubernetes version of Talos `version` (its patch's, else the
+-- minor's last known).
+local function default_k8s(version)
+  local minor, patch = tostring(version):match("^v?1%.(%d+)%.?(%d*)")
+  local list = DEFAULT_K8S[tonumber(minor)]
+  if not list then return nil end
+  return list[(tonumber(patch) or #list - 1) + 1] or list[#list]
+end
 
 --- The supported Talos minor versions, oldest first.
 function M.versions()
@@ -96,10 +114,11 @@ end
 
 --- Defaults for the inputs as talosctl gen config fills them at `talos_version`.
 function M.default_input(talos_version, role, cluster_name, endpoint)
-  local minor = assert(M.minor(talos_version))
+  local minor, why = M.minor(talos_version)
+  if not minor then error("talos generate: " .. why, 2) end
   local tag = tostring(talos_version):match("^v?(%d+%.%d+%.%d+)") or ("1." .. minor .. ".0")
   return {talos_version = "v" .. tag, role = role or "controlplane", cluster_name = cluster_name or "talos",
-          endpoint = endpoint or "https://192.168.10.10:6443", kubernetes_version = DEFAULT_K8S[minor],
+          endpoint = endpoint or "https://192.168.10.10:6443", kubernetes_version = default_k8s(tag),
           install_disk = "/dev/sda", install_image = "ghcr.io/siderolabs/installer:v" .. tag, secrets = "SECRET"}
 end
 
@@ -247,8 +266,8 @@ local function sorted(t)
 end
 
 -- registry.go: machine.registries before v1.12's contract, documents after
--- (sorted by kind, then name, as v1.12.x and v1.13 sort them; v1.12.0 left
--- them in Go map order).
+-- (sorted by kind, then name, as v1.12.2 and later sort them; v1.12.0 and
+-- v1.12.1 left them in Go map order, which is random).
 local function registries(input, c, m)
   local mirrors, insecure = input.registry_mirrors or {}, input.registry_insecure or {}
   if not c.multidoc_network then
@@ -306,7 +325,7 @@ end
 local function prepare(input)
   local i = setmetatable({}, {__index = input})
   local k8s = input.kubernetes_version
-  if k8s == nil then k8s = DEFAULT_K8S[M.minor(input.talos_version)] end
+  if k8s == nil then k8s = default_k8s(input.talos_version) end
   i._k8s = tostring(k8s):gsub("^v", "")
   -- netip.ParseAddr(endpoint): only a bare IPv6 address (never a URL) gives the IPv6 nets
   local v6 = input.endpoint:match("^[%x:.]+$") and select(2, input.endpoint:gsub(":", "")) >= 2
