@@ -182,3 +182,13 @@ function test_the_default_kubernetes_version_is_that_of_the_talos_tag()
   input.kubernetes_version = ""
   t.eq(gen.documents(input)[1].machine.kubelet.image, nil)
 end
+
+function test_an_inline_map_sorts_as_a_go_map()
+  -- v1alpha1.Unstructured{Object map[string]any `yaml:",inline"`}: auditPolicy, admission configs
+  local policy = yaml.order({rules = {{level = "None"}}, kind = "Policy", r10 = 1, r9 = 1},
+                            {"rules", "kind", "r10", "r9"})
+  local doc = {version = "v1alpha1", cluster = {apiServer = {auditPolicy = policy}}}
+  local out = enc.normalize({doc}, "v1.11")[1]
+  t.eq(enc.sorted_keys(out.cluster.apiServer.auditPolicy), {"kind", "r9", "r10", "rules"})
+  t.match(enc.encode({doc}, "v1.11"), "auditPolicy:\n            kind: Policy\n            r9: 1\n            r10: 1\n")
+end

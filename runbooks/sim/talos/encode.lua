@@ -227,12 +227,13 @@ function normalize_struct(s, v, kind)
       keys[#keys + 1] = f.yaml
     end
   end
-  local extra = {}
-  for k in pairs(v) do
-    if not known[k] then extra[#extra + 1] = k end
+  -- keys of an inline map (v1alpha1.Unstructured's Object) or unknown ones:
+  -- after the fields, sorted as yaml.v3 sorts a map
+  local rest = {}
+  for k, x in pairs(v) do
+    if not known[k] then rest[k] = x end
   end
-  table.sort(extra, function(a, b) return tostring(a) < tostring(b) end)
-  for _, k in ipairs(extra) do
+  for _, k in ipairs(sorted_keys(rest)) do
     out[k] = normalize_any(s, v[k])
     keys[#keys + 1] = k
   end
