@@ -5,8 +5,9 @@
 --- of that version (pkg/machinery/config/contract.go), as `talosctl gen
 --- config --talos-version` and talhelper (generate.WithVersionContract of the
 --- talconfig's talosVersion) both ask for. v1.8 .. v1.13 are supported; v1.7
---- and older are refused (their contracts add allowSchedulingOnMasters,
---- aescbc and other shapes this module does not write).
+--- and older are refused (their contracts write other shapes: no clusterName
+--- on workers, no forwardKubeDNSToHost, no exclude-from-external-load-balancers
+--- label, and more before; not modelled).
 ---
 --- Every secret or generated-random field holds a placeholder,
 --- `PREFIX(path)` (e.g. `SECRET(machine.token)`), so two renders of one
@@ -33,10 +34,12 @@
 ---                       the IPv6 ones only when endpoint is a bare IPv6 address, as NewInput does)
 ---   dns_domain          WithDNSDomain (default cluster.local)
 ---   allow_scheduling_on_control_planes  WithAllowSchedulingOnControlPlanes
----   cni                 WithClusterCNIConfig: {name =, urls = {...}}
+---   cni                 WithClusterCNIConfig: {name =, urls = {...}} (talhelper v3.1.16 sets the
+---                       same cluster.network.cni after generating)
 ---   local_apiserver_port  WithLocalAPIServerPort
 ---   kubeprism_port      WithKubePrismPort (0 turns KubePrism off)
----   host_dns_forward_kube_dns_to_host  WithHostDNSForwardKubeDNSToHost (talhelper: container mode)
+---   host_dns_forward_kube_dns_to_host  WithHostDNSForwardKubeDNSToHost (talhelper: container mode);
+---                       no effect from v1.8, whose contract forwards anyway
 ---   discovery           WithClusterDiscovery (default true)
 ---   sysctls             WithSysctls {key = value}
 ---   registry_mirrors    WithRegistryMirror: {[host] = {endpoint, ...}}
