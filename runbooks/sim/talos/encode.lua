@@ -94,6 +94,7 @@ local function key_less(a, b)
   end
   return #a < #b
 end
+--- key_less(a, b): whether map key a comes before b in yaml.v3's order.
 M.key_less = key_less
 
 local function sorted_keys(t)
@@ -106,6 +107,7 @@ local function sorted_keys(t)
   end)
   return keys
 end
+--- sorted_keys(t): the keys of t in yaml.v3's map order.
 M.sorted_keys = sorted_keys
 
 local normalize_value
