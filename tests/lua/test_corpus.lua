@@ -79,7 +79,33 @@ end
 
 READ["talos.explain_upgrade_error"] = function(text)
   local why = talos.explain_upgrade_error(text) or ""
-  return {explains = why:match("^Talos refused: (.-) %(") or why:match("^Talos refused: (.*)$") or why}
+  return {explains = why:match("^Talos refused: (.-) %(") or why:match("^Talos refused: (.*)$") or why:match("^[^(]*[^ (]")
+          or why}
+end
+
+-- the lines a diff removes and adds (a unified diff's "-"/"+" lines, not
+-- its "--- a"/"+++ b" header)
+local function diff_lines(diff)
+  local minus, plus = {}, {}
+  for line in (diff .. "\n"):gmatch("(.-)\n") do
+    if not line:match("^%-%-%- a$") and not line:match("^%+%+%+ b$") then
+      local sign, body = line:match("^([+-])(.*)$")
+      if sign == "-" then minus[#minus + 1] = body elseif sign == "+" then plus[#plus + 1] = body end
+    end
+  end
+  return minus, plus
+end
+
+-- a whole reply as it is, or a configdiff fixture as v1.8+ prints it on
+-- stderr (v1alpha1_server.go generateDiff; helpers/mode.go PrintApplyResults)
+READ["talos.dry_run_diff"] = function(text, e, entry)
+  if entry.parser:find("wrapped", 1, true) then
+    text = "Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\nConfig diff:\n\n" .. text .. "\n"
+  end
+  local diff, form = talos.dry_run_diff(text)
+  local got = {diff_first_line = diff and diff:match("^[^\n]*"), form = form}
+  if e.minus then got.minus, got.plus = diff_lines(diff or "") end
+  return got
 end
 
 -- as `tailscale ping -c 1` prints it: the sample's first pong, and when that
@@ -129,7 +155,7 @@ end
 -- The expect keys the parser reads wrongly: {key, got, want} each.
 local function misreads(entry)
   local text = read(CORPUS .. entry.file)
-  local okp, got = pcall(READ[entry.parser], text, entry.expect)
+  local okp, got = pcall(READ[entry.reader], text, entry.expect, entry)
   if not okp then return {{key = "(raised)", got = tostring(got), want = "no error"}} end
   local bad = {}
   for k, want in pairs(entry.expect) do
@@ -149,9 +175,9 @@ function test_every_parsed_sample_reads_as_expected()
   local failures, reported, checked = {}, 0, 0
   for _, e in ipairs(INDEX) do
     if e.parser and e.parser ~= "none" then
-      local parser = e.parser:match("^(%S+)")
-      t.truthy(READ[parser], e.file .. ": no reader for parser " .. e.parser)
-      local bad = misreads({file = e.file, parser = parser, expect = e.expect})
+      local reader = e.parser:match("^(%S+)")
+      t.truthy(READ[reader], e.file .. ": no reader for parser " .. e.parser)
+      local bad = misreads({file = e.file, reader = reader, parser = e.parser, expect = e.expect})
       checked = checked + 1
       if #bad > 0 and e.known_misread then
         reported = reported + 1
