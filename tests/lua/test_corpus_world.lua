@@ -241,6 +241,22 @@ local CASES = {
    end,
    known = "the world exits 0 after a pong via DERP; tailscale exits 1 with \"direct connection not established\" "
      .. "(cmd/tailscale/cli/ping.go, --until-direct defaults to true)"},
+  {name = "talosctl health on a pipe", file = "talosctl/health-checks-cluster-create-v0.7-pr-2589.txt",
+   -- the first and the last line of the etcd check: started, then OK
+   shape = function(text)
+     local seen = {}
+     for _, line in ipairs(lines(text)) do
+       local st = line:match("^waiting for etcd to be healthy: (.*)$")
+       if st then seen[#seen + 1] = (st == "..." or st == "OK") and st or "<error>" end
+     end
+     return {seen[1], seen[#seen]}
+   end,
+   world = function()
+     world.load(SCENARIOS .. "after-rollout.yaml")
+     return exec.run({"talosctl", "-n", "192.168.10.11", "health"}).stderr
+   end,
+   known = "the world prints no \"waiting for <check>: ...\" line when a check starts, only its end "
+     .. "(pkg/cluster/check/reporter.go conditionToUpdate: a \"...\" update, then the errors, then \"OK\")"},
   {name = "Tailscale API GET device routes", file = "tailscale/api-device-routes-get-docs.txt",
    shape = function(text) return sorted_keys(json.decode(text)) end,
    world = function()
