@@ -79,12 +79,16 @@ function M.peers()
 end
 
 --- One `tailscale ping -c 1 NAME`: true and the address that answered,
---- or false and what tailscale said (no reply, no such peer).
+--- or false and what tailscale said (no reply, no such peer). A pong via
+--- DERP is an answer too, though tailscale then exits 1: with --until-direct
+--- (its default) the last ping without a direct path returns "direct
+--- connection not established" (cmd/tailscale/cli/ping.go).
 ---@param name string a device name, as MagicDNS has it
 ---@return boolean ok, string? ip_or_why
 function M.ping(name)
   local r = exec.run({"tailscale", "ping", "-c", "1", name}, {timeout = 30})
-  if r.code == 0 then return true, r.stdout:match("pong from %S+ %(([^,)]+)") end
+  local ip = r.stdout:match("pong from %S+ %(([^,)]+)")
+  if r.code == 0 or ip then return true, ip end
   local why = (r.stderr .. r.stdout):gsub("%s+$", "")
   return false, why ~= "" and why:match("[^\n]*$") or ("exit " .. tostring(r.code))
 end
@@ -215,7 +219,8 @@ end
 --- seconds `now`: not reusable (for more than one node), not
 --- pre-authorized (each node would wait for an approval), expired,
 --- ephemeral (a node's device would vanish when it goes offline), untagged
---- (the devices would expire with the key's owner). Empty when it is fine.
+--- (the devices would expire with the key's owner), revoked or otherwise
+--- invalid. Empty when it is fine.
 ---@param info table from key_info
 ---@param nodes integer
 ---@param now number
@@ -223,6 +228,12 @@ end
 function M.key_problems(info, nodes, now)
   local c = info.capabilities and info.capabilities.devices and info.capabilities.devices.create or {}
   local out = {}
+  -- a revoked or expired key is answered with "invalid": true (and
+  -- "revoked" when revoked), without capabilities (publicapi/tailnet.md)
+  if info.invalid == true or info.revoked then
+    out[#out + 1] = info.revoked and ("it was revoked on " .. tostring(info.revoked))
+                    or "the API marks it invalid (revoked or expired)"
+  end
   if not c.reusable and nodes > 1 then out[#out + 1] = ("it is single-use, and %d nodes join with it"):format(nodes) end
   if not c.preauthorized then out[#out + 1] = "it is not pre-authorized: every node would wait for approval in the admin console" end
   if c.ephemeral then out[#out + 1] = "it is ephemeral: a node's device would be removed whenever it goes offline" end

@@ -289,9 +289,28 @@ function M.explain_upgrade_error(stderr)
     return "Talos refused: an etcd member is not running"
   elseif stderr:find("insufficient to maintain quorum", 1, true) then
     return "Talos refused: upgrading would lose etcd quorum"
+  elseif stderr:find("error validating installer image", 1, true) and stderr:find(": not found", 1, true) then
+    return "the registry has no such installer image (its schematic ID, Talos version or installer path, "
+      .. "installer or metal-installer, is not one the registry serves)"
   elseif stderr:find("unknown flag", 1, true) then
     return "talosctl does not know a flag this runbook passed: " .. stderr:match("unknown flag: (%S+)")
   end
+end
+
+--- The configuration diff of `talosctl apply-config --dry-run` (printed on
+--- stderr): what follows "Config diff:", and its form: "none" ("No
+--- changes."), "unified" (from v1.8: a blank line, then "--- a", "+++ b" and
+--- hunks over every document, pkg/machinery/config/configdiff) or "go-cmp"
+--- (up to v1.7: a go-cmp diff of the v1alpha1 document right after the
+--- line, v1alpha1_server.go at v1.7.0). nil when the text holds no diff.
+---@param text string
+---@return string? diff, string? form
+function M.dry_run_diff(text)
+  local rest = text:match("^Config diff:\n(.*)$") or text:match("\nConfig diff:\n(.*)$")
+  if not rest then return nil end
+  rest = rest:gsub("^\n", ""):gsub("%s+$", "")
+  if rest == "No changes." then return rest, "none" end
+  return rest, rest:match("^%-%-%- a\n%+%+%+ b\n") and "unified" or "go-cmp"
 end
 
 --- Starts an upgrade without waiting (the runbook gates on the node itself).
