@@ -196,15 +196,15 @@ function M.expected_schematics(node, journal)
     local s = steps.schematic and steps.schematic.result
     if type(s) == "table" and steps["upgrade/" .. node.hostname] then
       local per = type(s.nodes) == "table" and s.nodes[node.hostname] or s
-      if per.id then return {id = per.id, current_id = per.current_id, from = journal} end
+      if per.id then return {id = per.id, current_id = per.current_id, from = "the rollout journal " .. journal} end
     end
   end
   local factory = require "factory"
   if type(node.schematic) == "table" then
-    return {id = factory.id(node.schematic), from = "talconfig.yaml (its schematic: block)"}
+    return {id = factory.id(node.schematic), from = "talconfig.yaml's schematic: block"}
   end
   local p = node.image_url and factory.parse_image(node.image_url)
-  if p and p.factory then return {id = p.id, from = "talconfig.yaml (talosImageURL)"} end
+  if p and p.factory then return {id = p.id, from = "talconfig.yaml's talosImageURL"} end
   return nil, node.image_url and ("talconfig.yaml's talosImageURL " .. node.image_url .. " is not an Image Factory installer")
               or "talconfig.yaml names no install image"
 end
@@ -228,7 +228,7 @@ function M.rollback_refusal(name, state, id, want)
     return fmt("%s does not answer: which image it runs is unknown, and `talosctl rollback` boots the other slot whatever "
       .. "it runs; nothing was done (diagnose with recover.lua, or reboot it)", name)
   end
-  return fmt("%s runs schematic %s, not %s (%s)%s: Talos may have fallen back already, and `talosctl rollback` would "
+  return fmt("%s runs schematic %s, not %s (named by %s)%s: Talos may have fallen back already, and `talosctl rollback` would "
     .. "boot the other slot; nothing was done", name, short(id), short(want.id), want.from,
     want.current_id and fmt(" nor its previous %s", short(want.current_id)) or "")
 end
