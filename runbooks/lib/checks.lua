@@ -54,8 +54,8 @@ end
 --- The node is online in the tailnet under exactly its device name (its
 --- hostname as Tailscale sanitises it: tailscale.device_name). A device
 --- that registered as <name>-1 (the name was taken) is a fatal finding.
---- Without `peers`, one `tailscale ping -c 1 NAME` answers first: it
---- resolves NAME by the peers' DNS names only, never by their HostName
+--- Without `peers`, one `tailscale ping -c 1 --until-direct=false NAME`
+--- answers first (a pong through a DERP relay counts): it resolves NAME by the peers' DNS names only, never by their HostName
 --- (cmd/tailscale/cli/ping.go tailscaleIPFromArg: a device that became
 --- NAME-1 does not answer to NAME), and its cost does not grow with the
 --- tailnet; only a node that does not answer has the whole `tailscale
