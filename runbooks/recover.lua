@@ -3,12 +3,16 @@
 -- Without --var action=... it only diagnoses (read-only). Actions:
 -- restart (ext-tailscale), rekey (new auth key), snapshot (etcd),
 -- rollback (Talos, to the previous image), reboot. Destructive actions
--- (rollback, reboot) take an etcd snapshot first.
+-- (rollback, reboot) take an etcd snapshot first. A rollback first asks
+-- the node which schematic it runs and refuses (exit 1) unless it is the
+-- one it was upgraded to (recovery.boot_state, as the rollout's undo).
 local rb = require "runbook"
 local log = require "runbook.log"
 local recovery = require "recovery"
 local talconfig = require "talconfig"
 local tailscale = require "tailscale"
+
+local fmt = string.format
 
 local v = rb.vars{
   talconfig = {type = "string", default = "talconfig.yaml"},
@@ -17,6 +21,7 @@ local v = rb.vars{
   node = {type = "string", desc = "the node the action applies to (hostname)"},
   authkey = {type = "secret", env = "TS_AUTHKEY", desc = "new auth key, for action=rekey"},
   snapshot_dir = {type = "string", default = ".runbook/snapshots"},
+  rollout_journal = {type = "string", desc = "the rollout's journal, for action=rollback (default: <state dir>/rollout.journal)"},
 }
 
 local cfg = talconfig.read(v.talconfig)
@@ -63,7 +68,22 @@ rb.phase("Repair " .. target.hostname, function()
       return recovery.etcd_snapshot(target.ip, v.snapshot_dir, target.hostname)
     end)
     return
-  elseif v.action == "rollback" or v.action == "reboot" then
+  elseif v.action == "rollback" then
+    -- `talosctl rollback` boots the other A/B slot whatever the node runs:
+    -- after Talos's own fallback that is the image that failed
+    rb.step("which schematic " .. target.hostname .. " runs", function()
+      local want, why = recovery.expected_schematics(target, v.rollout_journal or (rb.state_dir .. "/rollout.journal"))
+      if not want then
+        error(require("runbook.error").new("refused", fmt("%s: not rolled back, the image it should run is unknown: %s",
+          target.hostname, why), {exit = 1}), 0)
+      end
+      local state, id = recovery.node_boot_state(target.ip, want)
+      local refusal = recovery.rollback_refusal(target.hostname, state, id, want)
+      if refusal then error(require("runbook.error").new("refused", refusal, {exit = 1}), 0) end
+      return {node = target.hostname, state = state, schematic = id, from = want.from}
+    end, {read_only = true})
+  end
+  if v.action == "rollback" or v.action == "reboot" then
     local from = healthy_cp or target
     rb.step(string.format("etcd snapshot from %s before the %s", from.hostname, v.action), function()
       return recovery.etcd_snapshot(from.ip, v.snapshot_dir, from.hostname)

@@ -12,6 +12,7 @@ local time = require "runbook.time"
 
 local checks = require "checks"
 local factory = require "factory"
+local recovery = require "recovery"
 local talconfig = require "talconfig"
 local talos = require "talos"
 local tailscale = require "tailscale"
@@ -597,18 +598,11 @@ end
 
 --- What a node runs, for the upgrade's undo: "new", "old", "other" (its
 --- schematic ID), or "unreachable" after waiting up to the boot timeout
---- (it may be mid-boot).
+--- (it may be mid-boot). The decision is recovery.boot_state, which
+--- recover.lua's rollback makes too.
 local function boot_state(n)
-  local ok, _, id
-  pcall(async.wait_until, function()
-    ok, _, id = pcall(talos.extensions, n.ip)
-    return ok, ok and "reachable" or "unreachable"
-  end, {timeout = v.boot_timeout, interval = v.poll_interval, desc = n.hostname .. " reachable"})
-  if not ok then return "unreachable" end
-  local tn = target.nodes[n.hostname]
-  if id == tn.id then return "new", id end
-  if id == tn.current_id then return "old", id end
-  return "other", id
+  return recovery.node_boot_state(n.ip, target.nodes[n.hostname],
+    {timeout = v.boot_timeout, interval = v.poll_interval, desc = n.hostname .. " reachable"})
 end
 
 --- One node's change: configure, upgrade, and its gates. In a batch the

@@ -54,8 +54,8 @@ end
 --- The node is online in the tailnet under exactly its device name (its
 --- hostname as Tailscale sanitises it: tailscale.device_name). A device
 --- that registered as <name>-1 (the name was taken) is a fatal finding.
---- Without `peers`, one `tailscale ping -c 1 NAME` answers first: it
---- resolves NAME by the peers' DNS names only, never by their HostName
+--- Without `peers`, one `tailscale ping -c 1 --until-direct=false NAME`
+--- answers first (a pong through a DERP relay counts): it resolves NAME by the peers' DNS names only, never by their HostName
 --- (cmd/tailscale/cli/ping.go tailscaleIPFromArg: a device that became
 --- NAME-1 does not answer to NAME), and its cost does not grow with the
 --- tailnet; only a node that does not answer has the whole `tailscale
@@ -67,8 +67,8 @@ end
 function M.node_in_tailnet(name, fatal, peers)
   local no_reply
   if not peers then
-    local ok, ip = tailscale.ping(name)
-    if ok then return true, fmt("%s answers tailscale ping (%s)", name, ip or "?") end
+    local ok, ip, via = tailscale.ping(name)
+    if ok then return true, fmt("%s answers tailscale ping (%s%s)", name, ip or "?", via and (", via " .. via) or "") end
     no_reply = ip
     peers = tailscale.peers()
   end
@@ -176,10 +176,13 @@ end
 --- The Kubernetes API server reached through the subnet route, at its
 --- service IP (the first address of the service CIDR), or at `url`.
 --- Any HTTP answer counts (401 included): the route carried the request.
+--- First, this machine must accept routes (tailscale.accepts_routes):
+--- without that the probe can only time out, so the check says what to run.
 ---@param service_cidr string
 ---@param url? string the address probed through the route
 ---@return boolean ok, string observation
 function M.api_through_route(service_cidr, url)
+  if tailscale.accepts_routes() == false then return false, tailscale.ACCEPT_ROUTES_HINT end
   if not url then
     local a, b, c, d = service_cidr:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)/")
     if not a then return false, "not an IPv4 CIDR: " .. service_cidr end

@@ -6,6 +6,7 @@ local async = require "runbook.async"
 local fs = require "runbook.fs"
 local talos = require "talos"
 local talconfig = require "talconfig"
+local tailscale = require "tailscale"
 
 local M = {}
 local fmt = string.format
@@ -42,6 +43,17 @@ function M.diagnose_path(path)
   return d
 end
 
+--- A node's name in the tailnet: its hostname as Tailscale makes a device
+--- name of it (tailscale.device_name: "k8s-1.home" is "k8s-1-home"),
+--- under the tailnet's DNS suffix. The rollout puts this name in the
+--- node's certSANs.
+---@param hostname string
+---@param tailnet string the tailnet's DNS suffix
+---@return string
+function M.tailnet_name(hostname, tailnet)
+  return tailscale.device_name(hostname) .. "." .. tailnet
+end
+
 --- Diagnoses every node over both paths at once. nodes: {{hostname, ip}}.
 ---@param nodes table[] talconfig nodes
 ---@param tailnet? string the tailnet name
@@ -51,7 +63,7 @@ function M.diagnose(nodes, tailnet)
   for _, n in ipairs(nodes) do
     jobs[#jobs + 1] = {node = n.hostname, path = n.ip, kind = "LAN"}
     if tailnet then
-      jobs[#jobs + 1] = {node = n.hostname, path = {endpoint = n.hostname .. "." .. tailnet, node = n.ip}, kind = "tailnet"}
+      jobs[#jobs + 1] = {node = n.hostname, path = {endpoint = M.tailnet_name(n.hostname, tailnet), node = n.ip}, kind = "tailnet"}
     end
   end
   local results = async.map(jobs, function(j)
@@ -125,6 +137,100 @@ function M.rekey(node, hostname, authkey, routes, file)
   -- delete-then-add: a patch over the old config would append, keeping the old key first
   talos.set_extension_service_config(node, "tailscale", file, env)
   M.restart_tailscale(node)
+end
+
+--- What a node runs against what an upgrade meant it to run: "new" (the
+--- schematic `want.id` it was upgraded to), "old" (`want.current_id`, the
+--- one it ran before: Talos fell back to it, or it was rolled back),
+--- "other", or "unreachable" (id nil). `talosctl rollback` flips the boot
+--- entry to the other A/B slot whatever the node runs (talos
+--- internal/app/machined/pkg/runtime/v1alpha1/bootloader/grub/revert.go):
+--- only "new" is safe to roll back. The rollout's undo and recover.lua's
+--- rollback both decide by it.
+---@param id? string the node's schematic ID now
+---@param want {id:string, current_id?:string}
+---@return string state
+function M.boot_state(id, want)
+  if id == nil then return "unreachable" end
+  if id == want.id then return "new" end
+  if want.current_id and id == want.current_id then return "old" end
+  return "other"
+end
+
+--- Asks the node which schematic it runs (talos.extensions) and decides by
+--- boot_state; with opts.timeout it waits that long for the node to answer
+--- (it may be mid-boot).
+---@param node string|table a talosctl target
+---@param want {id:string, current_id?:string}
+---@param opts? {timeout?:number, interval?:number, desc?:string}
+---@return string state, string? id
+function M.node_boot_state(node, want, opts)
+  opts = opts or {}
+  local ok, _, id
+  local function ask()
+    ok, _, id = pcall(talos.extensions, node)
+    return ok, ok and "reachable" or "unreachable"
+  end
+  if opts.timeout then
+    pcall(async.wait_until, ask, {timeout = opts.timeout, interval = opts.interval, desc = opts.desc})
+  else
+    ask()
+  end
+  if not ok then return "unreachable" end
+  return M.boot_state(id, want), id
+end
+
+--- The schematics a node should be on: {id = the one it was upgraded to,
+--- current_id = the one before, from = where this was read}. From the
+--- rollout's journal when it upgraded the node (its "schematic" step, per
+--- node or, in journals of earlier versions, one for all); else the
+--- node's install image in talconfig.yaml (a factory installer's ID; then
+--- the previous one is unknown). nil and why when neither says.
+---@param node table a talconfig node {hostname, image_url, schematic}
+---@param journal? string the rollout's journal file
+---@return table? want, string? why
+function M.expected_schematics(node, journal)
+  if journal and fs.exists(journal) then
+    local rj = require "runbook.journal"
+    local steps = rj.steps(rj.read(journal))
+    local s = steps.schematic and steps.schematic.result
+    if type(s) == "table" and steps["upgrade/" .. node.hostname] then
+      local per = type(s.nodes) == "table" and s.nodes[node.hostname] or s
+      if per.id then return {id = per.id, current_id = per.current_id, from = "the rollout journal " .. journal} end
+    end
+  end
+  local factory = require "factory"
+  if type(node.schematic) == "table" then
+    return {id = factory.id(node.schematic), from = "talconfig.yaml's schematic: block"}
+  end
+  local p = node.image_url and factory.parse_image(node.image_url)
+  if p and p.factory then return {id = p.id, from = "talconfig.yaml's talosImageURL"} end
+  return nil, node.image_url and ("talconfig.yaml's talosImageURL " .. node.image_url .. " is not an Image Factory installer")
+              or "talconfig.yaml names no install image"
+end
+
+--- Why `talosctl rollback` must not run on a node in `state` (nil when it
+--- may: it runs the schematic it was upgraded to).
+---@param name string the node's hostname
+---@param state string from boot_state
+---@param id? string its schematic now
+---@param want table from expected_schematics
+---@return string? why
+function M.rollback_refusal(name, state, id, want)
+  local short = function(x) return tostring(x):sub(1, 12) end
+  if state == "new" then return nil end
+  if state == "old" then
+    return fmt("%s already runs its previous schematic %s (Talos fell back from the new image, or it was rolled back): "
+      .. "`talosctl rollback` would boot the other slot, the new image %s, again; nothing was done. To leave the new "
+      .. "image for good, run rollback.lua", name, short(id), short(want.id))
+  end
+  if state == "unreachable" then
+    return fmt("%s does not answer: which image it runs is unknown, and `talosctl rollback` boots the other slot whatever "
+      .. "it runs; nothing was done (diagnose with recover.lua, or reboot it)", name)
+  end
+  return fmt("%s runs schematic %s, not %s (named by %s)%s: Talos may have fallen back already, and `talosctl rollback` would "
+    .. "boot the other slot; nothing was done", name, short(id), short(want.id), want.from,
+    want.current_id and fmt(" nor its previous %s", short(want.current_id)) or "")
 end
 
 ---@param node string

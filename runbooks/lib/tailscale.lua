@@ -78,20 +78,63 @@ function M.peers()
   return M.peers_of(st), st
 end
 
---- One `tailscale ping -c 1 NAME`: true and the address that answered,
---- or false and what tailscale said (no reply, no such peer). A pong via
---- DERP is an answer too, though tailscale then exits 1: with --until-direct
---- (its default) the last ping without a direct path returns "direct
---- connection not established" (cmd/tailscale/cli/ping.go).
+--- One `tailscale ping -c 1 --until-direct=false NAME`: true, the
+--- address that answered and the path ("DERP(fra)", a direct ip:port), or
+--- false and what tailscale said (no reply, no such peer).
+--- `--until-direct` defaults to true (cmd/tailscale/cli/ping.go, v1.72.1
+--- to v1.102.2): then a pong that came through a DERP relay ends in
+--- "direct connection not established", exit 1, though the node answered;
+--- a relayed node is in the tailnet all the same.
 ---@param name string a device name, as MagicDNS has it
----@return boolean ok, string? ip_or_why
+---@return boolean ok, string? ip_or_why, string? via
 function M.ping(name)
-  local r = exec.run({"tailscale", "ping", "-c", "1", name}, {timeout = 30})
-  local ip = r.stdout:match("pong from %S+ %(([^,)]+)")
-  if r.code == 0 or ip then return true, ip end
-  local why = (r.stderr .. r.stdout):gsub("%s+$", "")
-  return false, why ~= "" and why:match("[^\n]*$") or ("exit " .. tostring(r.code))
+  local r = exec.run({"tailscale", "ping", "-c", "1", "--until-direct=false", name}, {timeout = 30})
+  return M.ping_result(r.code, r.stdout, r.stderr)
 end
+
+--- What a `tailscale ping` run said: ok, the address and path of its
+--- last pong; or false and why (the error it printed on stderr, after a
+--- `ping "IP" timed out` line when no pong came: "no reply").
+---@param code integer its exit code
+---@param stdout string
+---@param stderr string
+---@return boolean ok, string? ip_or_why, string? via
+function M.ping_result(code, stdout, stderr)
+  local ip, via
+  for a, b in stdout:gmatch("pong from %S+ %(([^,)]+)[^)]*%) via (%S+)") do ip, via = a, b end
+  if code == 0 then return true, ip, via end
+  local why = stderr:gsub("%s+$", "")
+  if why == "" then why = stdout:gsub("%s+$", "") end
+  why = why ~= "" and why:match("[^\n]*$") or ("exit " .. tostring(code))
+  if why == "direct connection not established" and ip then return true, ip, via end     -- an answer all the same
+  return false, why
+end
+
+--- Whether this machine accepts the subnet routes other devices advertise
+--- (its RouteAll pref, `tailscale up/set --accept-routes`). Off by default
+--- on Linux and for the macOS tailscaled (ipn/prefs.go DefaultRouteAll, the
+--- default of `tailscale up --accept-routes` in cmd/tailscale/cli/up.go,
+--- v1.72.1 to v1.102.2); without it, an address in a route is not reached
+--- through the tailnet. Read from `tailscale debug prefs` (RouteAll in
+--- its JSON), which any local user may run: tailscaled grants read access
+--- on its Unix socket to everyone (ipn/ipnserver/server.go Permissions).
+--- `tailscale status --json` does not carry it. nil and why when the
+--- prefs cannot be read (no tailscale, no daemon).
+---@return boolean? accepts, string? why
+function M.accepts_routes()
+  local ok, r = pcall(exec.run, {"tailscale", "debug", "prefs"}, {timeout = 30})
+  if not ok then return nil, tostring(r) end
+  if r.code ~= 0 then return nil, "tailscale debug prefs: " .. (r.stderr .. r.stdout):gsub("%s+$", "") end
+  local okj, prefs = pcall(json.decode, r.stdout, {name = "tailscale debug prefs"})
+  if not okj or type(prefs) ~= "table" or type(prefs.RouteAll) ~= "boolean" then
+    return nil, "tailscale debug prefs: no RouteAll in its output"
+  end
+  return prefs.RouteAll
+end
+
+--- What to tell the operator when this machine does not accept routes.
+M.ACCEPT_ROUTES_HINT = "this machine does not accept the tailnet's subnet routes (RouteAll false in "
+  .. "`tailscale debug prefs`; `tailscale up` leaves it off on Linux): run `tailscale set --accept-routes`, then run again"
 
 --- The peers of a decoded `tailscale status --json` (raises unless its
 --- BackendState is Running).

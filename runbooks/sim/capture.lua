@@ -130,6 +130,9 @@ local function read_tailnet(scen, v, failed, cluster_names)
     t.name = (st.MagicDNSSuffix or ""):gsub("%.$", "")
     if t.name == "" then t.name = nil end
     t.adminState = st.BackendState
+    -- this machine's RouteAll (`tailscale debug prefs`), when it can be read
+    local accepts = tailscale.accepts_routes()
+    if accepts ~= nil then t.acceptRoutes = accepts end
     local devs = {}
     for _, p in ipairs(tailscale.peers_of(st)) do
       -- the cluster's own nodes are the world's to model (tailscaleConfigured)

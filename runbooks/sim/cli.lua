@@ -2,6 +2,8 @@
 local ctx = ...
 
 local json = require "runbook.json"
+local time = require "runbook.time"
+local yaml_order = require("runbook.yaml").order
 local jsonpath = ctx.jsonpath
 
 local W = ctx.W
@@ -173,6 +175,125 @@ local function kubectl(argv)
   return result(1, "", fmt("error: simulated kubectl does not answer %q\n", args))
 end
 
+-- {====== tailscale ping
+-- cmd/tailscale/cli/ping.go, the same from v1.72.1 to v1.102.2 (the
+-- versions siderolabs/extensions ships for Talos v1.8 to v1.13): Go flags
+-- before the one argument; -c (default 10), --until-direct (default
+-- true), --timeout (default 5s). Each ping that answers prints "pong from
+-- NAME (IP) via PATH in T"; a direct pong ends the command (exit 0) while
+-- --until-direct holds; after the last of -c pings, a run whose pongs all
+-- came through DERP exits 1 with "direct connection not established"
+-- (stderr, cmd/tailscale/tailscale.go prints the error) unless
+-- --until-direct=false; a ping without answer prints `ping "IP" timed
+-- out` after --timeout, and a run without any pong ends "no reply", exit 1.
+
+--- The flags of `tailscale ping` and its one argument, or nil and the
+--- usage error (the flag package stops at the first non-flag argument).
+local function ping_args(argv)
+  local a = {num = 10, until_direct = true, timeout = 5}
+  local i = 3
+  while argv[i] and argv[i]:match("^%-") do
+    local name, val = argv[i]:match("^%-%-?([%w-]+)=(.*)$")
+    name = name or argv[i]:match("^%-%-?([%w-]+)$")
+    if name == "c" or name == "timeout" then
+      if not val then i = i + 1; val = argv[i] end
+      if name == "c" then a.num = tonumber(val) else a.timeout = tonumber((tostring(val):gsub("s$", ""))) end
+    elseif name == "until-direct" then a.until_direct = val == nil or val == "true"
+    elseif name ~= "verbose" then return nil, fmt("flag provided but not defined: -%s", tostring(name)) end
+    i = i + 1
+  end
+  local rest = {table.unpack(argv, i)}
+  if #rest ~= 1 or rest[1] == "" then return nil, "usage: tailscale ping <hostname-or-IP>" end
+  a.target = rest[1]
+  return a
+end
+
+--- The device `tailscale ping` resolves its argument to (tailscaleIPFromArg):
+--- an address as it is; a name matched against each peer's DNS name
+--- without the MagicDNS suffix (case-insensitive) or the whole DNS name,
+--- never its HostName.
+local function ping_device(target)
+  local ix, suffix = W.ix, "." .. W.tailnet
+  local d = ix.dev_by_addr[target] or ix.dev_by_name[target:lower()]
+  if not d and target:sub(-#suffix - 1) == suffix .. "." then d = ix.dev_by_name[target:sub(1, -#suffix - 2)] end
+  return d
+end
+
+-- isRunningOrStarting (cmd/tailscale/cli/status.go): printed on stdout, exit 1
+local NOT_RUNNING = {Stopped = "Tailscale is stopped.", NeedsLogin = "Logged out.",
+                     NeedsMachineAuth = "Machine is not yet approved by tailnet admin."}
+
+local function ping(argv)
+  if W.admin_state ~= "Running" and W.admin_state ~= "Starting" then
+    return result(1, (NOT_RUNNING[W.admin_state] or ("unexpected state: " .. tostring(W.admin_state))) .. "\n")
+  end
+  local a, usage = ping_args(argv)
+  if not a then return result(1, "", usage .. "\n") end
+  if not a.num or a.num < 1 then
+    return result(1, "", "simulated tailscale ping answers -c N with N >= 1 only (-c 0 pings for ever)\n")
+  end
+  local d = ping_device(a.target)
+  if not d then
+    -- the resolver's own words after the colon are unconfirmed
+    return result(1, "", fmt("error looking up IP of %q: lookup %s: no such host\n", a.target, a.target))
+  end
+  local ip, out, any_pong = d.addresses[1], {}, false
+  -- tailnet_derp_only: every pong comes through the DERP relay (no direct
+  -- path: both ends behind hard NAT, or UDP blocked); else the first pong
+  -- is direct (the real first pong often goes through DERP while NAT
+  -- traversal works: the world keeps that to the fault)
+  local derp = ctx.model.fault("tailnet_derp_only", d.node) ~= nil
+  local n = 0
+  while true do
+    n = n + 1
+    if not d.online then
+      time.sleep(a.timeout)
+      out[#out + 1] = fmt("ping %q timed out", ip)
+      if n == a.num then
+        return result(any_pong and 0 or 1, table.concat(out, "\n") .. "\n", any_pong and "" or "no reply\n")
+      end
+    else
+      any_pong = true
+      local node = d.node and W.ix.node_by_name[d.node]
+      local via = derp and "DERP(fra)" or fmt("%s:41641", node and node.ip or "203.0.113.7")
+      out[#out + 1] = fmt("pong from %s (%s) via %s in %dms", d.hostname_final, ip, via, derp and 23 or 2)
+      if not derp and a.until_direct then return result(0, table.concat(out, "\n") .. "\n") end
+      time.sleep(1)
+      if n == a.num then
+        if a.until_direct then return result(1, table.concat(out, "\n") .. "\n", "direct connection not established\n") end
+        return result(0, table.concat(out, "\n") .. "\n")
+      end
+    end
+  end
+end
+
+-- }======
+
+--- `tailscale debug prefs`: ipn.Prefs as cmd/tailscale/cli/debug.go
+--- runPrefs prints it (json.MarshalIndent with a tab), keys stripped by
+--- the daemon (ipnlocal stripKeysFromPrefs). The LocalAPI serves it to any
+--- local user (ipnserver actor.Permissions: read on a Unix socket). Its
+--- fields as in ipn/prefs.go v1.82.0; the values are this world's admin
+--- machine: RouteAll from tailnet.acceptRoutes.
+local function debug_prefs()
+  local zero = string.rep("0", 64)
+  local p = yaml_order({ControlURL = "https://controlplane.tailscale.com", RouteAll = W.accept_routes,
+    ExitNodeID = "", ExitNodeIP = "", InternalExitNodePrior = "", ExitNodeAllowLANAccess = false, CorpDNS = true,
+    RunSSH = false, RunWebClient = false, WantRunning = W.admin_state == "Running", LoggedOut = W.admin_state == "NeedsLogin",
+    ShieldsUp = false, AdvertiseTags = json.null, Hostname = "", NotepadURLs = false, AdvertiseRoutes = json.null,
+    AdvertiseServices = json.null, NoSNAT = false, NetfilterMode = 2, AutoUpdate = {Check = true, Apply = false},
+    AppConnector = {Advertise = false}, PostureChecking = false, NetfilterKind = "", DriveShares = json.null,
+    AllowSingleHosts = true,
+    Config = {PrivateNodeKey = "privkey:" .. zero, OldPrivateNodeKey = "privkey:" .. zero,
+              UserProfile = {ID = 0, LoginName = "", DisplayName = "", ProfilePicURL = "", Roles = json.array({})},
+              NetworkLockKey = "nlpriv:" .. zero, NodeID = "nSELF"}},
+    {"ControlURL", "RouteAll", "ExitNodeID", "ExitNodeIP", "InternalExitNodePrior", "ExitNodeAllowLANAccess", "CorpDNS",
+     "RunSSH", "RunWebClient", "WantRunning", "LoggedOut", "ShieldsUp", "AdvertiseTags", "Hostname", "NotepadURLs",
+     "AdvertiseRoutes", "AdvertiseServices", "NoSNAT", "NetfilterMode", "AutoUpdate", "AppConnector", "PostureChecking",
+     "NetfilterKind", "DriveShares", "AllowSingleHosts", "Config"})
+  return result(0, json.encode(p, {pretty = true}) .. "\n")
+end
+
 local function tailscale(argv)
   if argv[2] == "status" and argv[3] == "--json" then
     local peers = {}
@@ -212,20 +333,8 @@ local function tailscale(argv)
                 Peer = next(peers) and peers or json.null}
     return result(0, json.encode(st, {pretty = true}))
   end
-  if argv[2] == "ping" then
-    -- cmd/tailscale/cli/ping.go (v1.82): an address as it is; a name
-    -- matched against each peer's DNS name without the MagicDNS suffix
-    -- (case-insensitive) or the whole DNS name, never its HostName
-    local target = argv[#argv]
-    local ix, suffix = W.ix, "." .. W.tailnet
-    local d = ix.dev_by_addr[target] or ix.dev_by_name[target:lower()]
-    if not d and target:sub(-#suffix - 1) == suffix .. "." then d = ix.dev_by_name[target:sub(1, -#suffix - 2)] end
-    if d then
-      if d.online then return result(0, fmt("pong from %s (%s) via DERP(fra) in 23ms\n", d.hostname_final, d.addresses[1])) end
-      return result(1, "", "no reply\n")
-    end
-    return result(1, "", fmt("error looking up IP of %q: lookup %s: no such host\n", target, target))
-  end
+  if argv[2] == "ping" then return ping(argv) end
+  if argv[2] == "debug" and argv[3] == "prefs" and argv[4] == nil then return debug_prefs() end
   return result(1, "", fmt("simulated tailscale does not answer %q\n", table.concat(argv, " ", 2)))
 end
 

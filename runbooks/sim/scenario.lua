@@ -14,8 +14,9 @@ local SCHEMA = {
   ["cluster.nodes.hostname"] = "string", ["cluster.nodes.ip"] = "string", ["cluster.nodes.role"] = "string",
   ["cluster.nodes.image"] = "string", ["cluster.nodes.extensions"] = "list", ["cluster.nodes.bootSeconds"] = "list",
   ["cluster.nodes.tailscaleConfigured"] = "boolean", ["cluster.nodes.previousImage"] = "string",
-  ["cluster.nodes.certSANs"] = "list", ["cluster.nodes.schematic"] = "any", ["cluster.nodes.config"] = "any", ["cluster.nodes.schematicID"] = "string",
-  ["tailnet.adminState"] = "string", ["tailnet.devices.routes"] = "list",
+  ["cluster.nodes.certSANs"] = "list", ["cluster.nodes.schematic"] = "any", ["cluster.nodes.config"] = "any",
+  ["cluster.nodes.schematicID"] = "string",
+  ["tailnet.adminState"] = "string", ["tailnet.acceptRoutes"] = "boolean", ["tailnet.devices.routes"] = "list",
   ["factory.versions"] = "list", ["factory.extensions"] = "list",
   ["tailnet.name"] = "string", ["tailnet.autoApprovedRoutes"] = "list", ["tailnet.authKey"] = "table",
   ["tailnet.authKey.reusable"] = "boolean", ["tailnet.authKey.preauthorized"] = "boolean", ["tailnet.authKey.expired"] = "boolean",
@@ -32,7 +33,7 @@ local FAULTS = {
   authkey_invalid = false, authkey_single_use = false, factory_error = false, factory_timeout = false,
   etcd_unhealthy = "node", talosctl_unreachable = "node", slow_boot = "node", not_ready_after_reboot = "node",
   sequence_fails_after_accept = "node", authkey_expired = false, admin_logged_out = false, route_already_served = false,
-  node_ip_on_tailscale = "node",
+  node_ip_on_tailscale = "node", tailnet_derp_only = false,
 }
 
 --- Position of the first "key:" at or after line `from` (1-based line, col).

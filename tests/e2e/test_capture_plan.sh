@@ -29,6 +29,8 @@ before=$(curl -s "$url/state")
 "$bin" world capture "${capvars[@]}" --out cap.yaml >cap.out 2>cap.err; code=$?
 [ "$code" -eq 0 ] && [ "$(stat -c %a cap.yaml)" = 600 ] && grep -q "captured 3 nodes into cap.yaml" cap.err \
   && ok "world capture: exit 0, the scenario written 0600, the count said" || bad "capture: exit $code; $(cat cap.err)"
+grep -qE "^  acceptRoutes: true$" cap.yaml && ok "the capture holds this machine's RouteAll (tailscale debug prefs)" \
+  || bad "no acceptRoutes in the capture: $(grep -A3 '^tailnet:' cap.yaml)"
 "$bin" plan rollout.lua "${common[@]}" --output json >plan.json 2>plan.err; code=$?
 [ "$code" -eq 0 ] && [ -s .runbook/rollout.plan.md ] && [ "$(stat -c %a .runbook/rollout.capture.yaml)" = 600 ] \
   && ok "plan: capture then rehearsal, exit 0, the plan written" || bad "plan: exit $code; $(tail -5 plan.err)"
@@ -41,7 +43,7 @@ mkdir "$tmp/vf" && cp talconfig.yaml "$tmp/vf/cluster.yaml" && printf 'talconfig
 (cd "$tmp/vf" && "$bin" plan rollout.lua "${common[@]}" --vars vars.yaml >plan.out 2>&1); code=$?
 [ "$code" -eq 0 ] && grep -q "^talconfig:" "$tmp/vf/.runbook/rollout.capture.yaml" && grep -q "the plan for 3 nodes" "$tmp/vf/plan.out" \
   && ok "plan --vars FILE: the capture reads talconfig from the file, the rollout's own variables pass" || bad "plan --vars: exit $code; $(tail -3 "$tmp/vf/plan.out")"
-python3 - plan.json <<'PY' && ok "the capture ran only reads: talosctl version/get/read/etcd status, kubectl get, tailscale status, HTTP GET" || bad "a capture command was not a read"
+python3 - plan.json <<'PY' && ok "the capture ran only reads: talosctl version/get/read/etcd status, kubectl get, tailscale status and debug prefs, HTTP GET" || bad "a capture command was not a read"
 import json, sys
 evs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
 cap = []
@@ -55,7 +57,7 @@ def read(a):
     p, rest = a[0].split("/")[-1], [x for x in a[1:] if not x.startswith("-") and x not in ("json", "yaml") and not x[0].isdigit()]
     if p == "talosctl": return rest[:1] in (["version"], ["get"], ["read"]) or rest[:2] == ["etcd", "status"]
     if p == "kubectl": return rest[:1] == ["get"]
-    if p == "tailscale": return rest[:1] == ["status"]
+    if p == "tailscale": return rest[:1] == ["status"] or rest == ["debug", "prefs"]   # prefs: a LocalAPI GET
     return False
 bad = [a for a in execs if not read(a)]
 assert not bad, bad
