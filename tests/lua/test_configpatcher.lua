@@ -220,12 +220,13 @@ function test_patch_delete_document_and_field()
 end
 
 function test_patch_delete_errors()
-  local p, err = cp.load("version: v1alpha1\n$patch: delete\n", "p.yaml")
+  local _, p, err
+  p, err = cp.load("version: v1alpha1\n$patch: delete\n", "p.yaml")
   t.eq(p, nil)
   t.eq(err, "missing apiVersion in document for which $patch: delete is used")
-  p, err = cp.load("version: v1alpha1\n$patch: delete\n", "p.yaml", {version = "v1.13.0"})
+  _, err = cp.load("version: v1alpha1\n$patch: delete\n", "p.yaml", {version = "v1.13.0"})
   t.eq(err, "error processing patch delete statements at line 1: missing apiVersion in document for which $patch: delete is used")
-  p, err = cp.load("machine:\n  network:\n    interfaces:\n      - interface: eth0\n        vip:\n          $patch: delete\n")
+  _, err = cp.load("machine:\n  network:\n    interfaces:\n      - interface: eth0\n        vip:\n          $patch: delete\n")
   t.eq(err, "cannot delete an inner key in 'machine.network.interfaces.[0].vip'")
   local out
   out, err = patched("apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: tailscale\nconfigFiles:\n"
@@ -272,18 +273,18 @@ function test_json6902_errors()
 end
 
 function test_load_errors()
-  local p, err = cp.load("machine: [\n", "bad.yaml")
+  local _, p, err
+  p, err = cp.load("machine: [\n", "bad.yaml")
   t.eq(p, nil)
   t.match(err, "^decode error: .*bad%.yaml:2:1: ")
-  p, err = cp.load("foo: bar\n", "p.yaml")
+  _, err = cp.load("foo: bar\n", "p.yaml")
   t.eq(err, "missing kind")
-  p, err = cp.load("machine: {}\n---\nmachine: {}\n", "p.yaml")
+  _, err = cp.load("machine: {}\n---\nmachine: {}\n", "p.yaml")
   t.eq(err, "duplicate document /v1alpha1/ is not allowed")
   p = cp.load("", "empty.yaml")          -- yaml.Unmarshal of nothing is an empty JSON patch
   t.eq(p.type, "json6902")
   t.eq(#p.ops, 0)
-  local out
-  out, err = cp.apply(yaml.decode_all(BASE), p)
+  _, err = cp.apply(yaml.decode_all(BASE), p)
   t.eq(err, "JSON6902 patches are not supported for multi-document machine configuration")
 end
 
