@@ -333,3 +333,34 @@ function test_hunks_split_and_join_as_each_library_does()
 end
 
 -- }====
+
+-- {==== with a field schema (the gen helper's format, a tiny one here) ====
+
+local SCHEMA = {documents = {v1alpha1 = "v1alpha1.Config"}, types = {
+  ["v1alpha1.Config"] = {kind = "struct", fields = {
+    {go = "ConfigVersion", yaml = "version", type = "string", kind = "string"},
+    {go = "MachineConfig", yaml = "machine", type = "*MachineConfig", kind = "v1alpha1.MachineConfig"}}},
+  ["v1alpha1.MachineConfig"] = {kind = "struct", fields = {
+    {go = "MachineType", yaml = "type", type = "string", kind = "string"},
+    {go = "Port", yaml = "port", type = "*int", kind = "int", omitempty = true}}},
+}}
+
+function test_schema_strict_decoding()
+  local p, err = cp.load("version: v1alpha1\nmachine:\n  type: worker\n  tpye: x\n", "p.yaml", {schema = SCHEMA})
+  t.eq(p, nil)
+  t.eq(err, "error decoding  to *v1alpha1.Config: yaml: unmarshal errors:\n"
+            .. "  line 4: field tpye not found in type v1alpha1.MachineConfig")
+  local _, err13 = cp.load("apiVersion: v1alpha1\nkind: Frob\n", "p.yaml", {schema = SCHEMA, version = "v1.13.0"})
+  t.eq(err13, 'error decoding document v1alpha1/Frob/ (line 1): "Frob" "v1alpha1": not registered')
+end
+
+function test_schema_pointer_zero_overwrites_from_v1_13()
+  local base = yaml.decode_all("machine:\n  type: worker\n  port: 7445\n")
+  local p = "machine:\n  type: ''\n  port: 0\n"
+  local o11 = cp.apply_texts(yaml.encode_all(base), {p}, {schema = SCHEMA, version = "v1.11.0"})
+  local o13 = cp.apply_texts(yaml.encode_all(base), {p}, {schema = SCHEMA, version = "v1.13.0"})
+  t.eq({o11[1].machine.type, o11[1].machine.port}, {"worker", 7445})
+  t.eq({o13[1].machine.type, o13[1].machine.port}, {"worker", 0})     -- only the *int overwrites
+end
+
+-- }====

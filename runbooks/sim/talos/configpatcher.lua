@@ -301,6 +301,7 @@ merge_value = function(S, v, lv, rv, d, fi)
     return lv
   end
   if type(rv) == "boolean" then return rv end                          -- "boolean false is always merged"
+  if is_zero_scalar(rv) and fi.ptr and (lv == nil or lv == null) then return rv end  -- a nil pointer takes the right one
   if is_zero_scalar(rv) and not (fi.ptr and v >= 13) then return lv end -- zero values skipped (v1.13: not through a pointer)
   return rv
 end
@@ -750,6 +751,17 @@ function M.apply(docs, patches, opts)
     end
   end
   return cur
+end
+
+--- Convenience: a config's text patched by patch texts (each {text =, name =}
+--- or a string), as talosctl and talhelper do with `WithBytes` and
+--- `LoadPatches`. Returns the documents, or nil and the error.
+function M.apply_texts(config_text, patch_texts, opts)
+  local ok, docs = pcall(yaml.decode_all, config_text, {name = opts and opts.name or "config"})
+  if not ok then return nil, "decode error: " .. tostring(docs) end
+  local ps, err = M.load_all(patch_texts, opts)
+  if not ps then return nil, err end
+  return M.apply(docs, ps, opts)
 end
 
 -- }========================================================================
