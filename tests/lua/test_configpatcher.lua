@@ -364,3 +364,69 @@ function test_schema_pointer_zero_overwrites_from_v1_13()
 end
 
 -- }====
+
+-- {==== the diff libraries' own test vectors ====
+
+-- hexops/gotextdiff difftest/difftest.go (commit b9e968e209a0ab9d16bd125a4e7d16873482c839), the
+-- cases myers/diff_test.go holds ComputeEdits to (those not marked NoDiff)
+local GOTEXTDIFF = {
+  {"", "", ""},
+  {"gargantuan\n", "gargantuan\n", ""},
+  {"fruit\n", "cheese\n", "@@ -1 +1 @@\n-fruit\n+cheese\n"},
+  {"gord\n", "gourd\n", "@@ -1 +1 @@\n-gord\n+gourd\n"},
+  {"groat\n", "goat\n", "@@ -1 +1 @@\n-groat\n+goat\n"},
+  {"loud\n", "lord\n", "@@ -1 +1 @@\n-loud\n+lord\n"},
+  {"blanket\n", "bunker\n", "@@ -1 +1 @@\n-blanket\n+bunker\n"},
+  {"1: one\n3: three\n", "1: one\n2: two\n3: three\n", "@@ -1,2 +1,3 @@\n 1: one\n+2: two\n 3: three\n"},
+  {"A", "B", "@@ -1 +1 @@\n-A\n\\ No newline at end of file\n+B\n\\ No newline at end of file\n"},
+  {"A", "AB", "@@ -1 +1 @@\n-A\n\\ No newline at end of file\n+AB\n\\ No newline at end of file\n"},
+  {"A", "A\n", "@@ -1 +1 @@\n-A\n\\ No newline at end of file\n+A\n"},
+  {"A\nB\n", "A\nC\n\n", "@@ -1,2 +1,3 @@\n A\n-B\n+C\n+\n"},
+}
+
+function test_gotextdiff_vectors()
+  for _, c in ipairs(GOTEXTDIFF) do
+    local want = c[3] == "" and "" or "--- from\n+++ to\n" .. c[3]
+    t.eq(td.gotextdiff(c[1], c[2], false, "from", "to"), want)
+  end
+end
+
+-- siderolabs/talos pkg/machinery/textdiff/textdiff_test.go (v1.13.0) and neticdk/go-stdlib
+-- diff/myers/myers_test.go (v1.0.1, "WithUnifiedFormatter")
+function test_neticdk_vectors()
+  t.eq(td.neticdk("", ""), "")
+  t.eq(td.neticdk("line 1\nline 2\nline 3\n", "line 1\nline 2\nline 3\n"), "")
+  t.eq(td.neticdk("line 1\nline 2\nline 3\n", "line A\nline B\nline C\n"),
+       "--- a\n+++ b\n@@ -1,3 +1,3 @@\n-line 1\n-line 2\n-line 3\n+line A\n+line B\n+line C\n")
+  t.eq(td.neticdk("line 1\nline 3\n", "line 1\nline 2\nline 3\n"), "--- a\n+++ b\n@@ -1,2 +1,3 @@\n line 1\n+line 2\n line 3\n")
+  t.eq(td.neticdk("line1\nold\nline3", "line1\nnew\nline3"), "--- a\n+++ b\n@@ -1,3 +1,3 @@\n line1\n-old\n+new\n line3\n")
+end
+
+-- }====
+
+-- Both ports turn one text into the other on inputs large enough to reach
+-- neticdk's middle-snake search (10 lines and more on both sides).
+function test_diff_edit_scripts_rebuild_both_texts()
+  local seed = 12345
+  local function rnd(n) seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n end
+  for _ = 1, 60 do
+    local a, b = {}, {}
+    for i = 1, 10 + rnd(30) do a[i] = "l" .. rnd(6) .. "\n" end
+    for i = 1, 10 + rnd(30) do b[i] = "l" .. rnd(6) .. "\n" end
+    local sa, sb = table.concat(a), table.concat(b)
+    local ra, rb = {}, {}
+    for _, e in ipairs(td.neticdk_edits(sa, sb)) do
+      if e[1] ~= "+" then ra[#ra + 1] = e[2] .. "\n" end
+      if e[1] ~= "-" then rb[#rb + 1] = e[2] .. "\n" end
+    end
+    t.eq({table.concat(ra), table.concat(rb)}, {sa, sb})
+    local out, pos = {}, 0
+    for _, e in ipairs(td.gotextdiff_edits(sa, sb)) do
+      for i = pos + 1, e.start do out[#out + 1] = a[i] end
+      out[#out + 1] = e.text
+      pos = e.stop
+    end
+    for i = pos + 1, #a do out[#out + 1] = a[i] end
+    t.eq(table.concat(out), sb)
+  end
+end

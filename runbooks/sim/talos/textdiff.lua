@@ -183,9 +183,9 @@ local function range(n, line)
 end
 
 -- configdiff.outputDiff with colour off; broken_header: v1.8/v1.9's lost " @@\n".
-local function format_gotextdiff(hunks, broken_header)
+local function format_gotextdiff(hunks, broken_header, from, to)
   if #hunks == 0 then return "" end
-  local out = {"--- a\n+++ b\n"}
+  local out = {fmt("--- %s\n+++ %s\n", from or "a", to or "b")}
   for _, h in ipairs(hunks) do
     local from, to = 0, 0
     for _, l in ipairs(h.lines) do
@@ -201,12 +201,19 @@ local function format_gotextdiff(hunks, broken_header)
   return table.concat(out)
 end
 
---- gotextdiff's unified diff of two texts ("" when equal).
-function M.gotextdiff(a, b, broken_header)
+--- gotextdiff's line edits {start, stop, text} (0-based lines of a).
+function M.gotextdiff_edits(a, b)
+  local al = split_after(a)
+  return line_edits(compute_edits(al, split_after(b)), #al)
+end
+
+--- gotextdiff's unified diff of two texts ("" when equal); from/to name
+--- the files (configdiff: "a", "b").
+function M.gotextdiff(a, b, broken_header, from, to)
   if a == b then return "" end
   local al = split_after(a)
   local edits = line_edits(compute_edits(al, split_after(b)), #al)
-  return format_gotextdiff(to_unified(a, edits), broken_header)
+  return format_gotextdiff(to_unified(a, edits), broken_header, from, to)
 end
 
 -- }====
@@ -390,14 +397,19 @@ local function header(edits, r)
   return fmt("@@ -%d,%d +%d,%d @@\n", a, alen, b, blen)
 end
 
+--- The edit script neticdk's linear-space Myers makes: {{" "|"-"|"+", line}}.
+function M.neticdk_edits(a, b)
+  local al, bl = split_lines(a), split_lines(b)
+  return linear(al, 0, #al, bl, 0, #bl, 0, {})
+end
+
 --- pkg/machinery/textdiff.Diff of v1.13 ("" when equal).
 function M.neticdk(a, b)
   if a == b then return "" end
   local _, na = a:gsub("\n", "")
   local _, nb = b:gsub("\n", "")
   if na + nb > 75000 then return fmt("@@ -%d,%d +%d,%d @@ diff too large to display\n", 1, na, 1, nb) end
-  local al, bl = split_lines(a), split_lines(b)
-  local edits = linear(al, 0, #al, bl, 0, #bl, 0, {})
+  local edits = M.neticdk_edits(a, b)
   local out = {"--- a\n+++ b\n"}
   for _, r in ipairs(chunk_ranges(edits)) do
     out[#out + 1] = header(edits, r)
