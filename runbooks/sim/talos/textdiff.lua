@@ -187,12 +187,12 @@ local function format_gotextdiff(hunks, broken_header, from, to)
   if #hunks == 0 then return "" end
   local out = {fmt("--- %s\n+++ %s\n", from or "a", to or "b")}
   for _, h in ipairs(hunks) do
-    local from, to = 0, 0
+    local nfrom, nto = 0, 0
     for _, l in ipairs(h.lines) do
-      if l[1] ~= "+" then from = from + 1 end
-      if l[1] ~= "-" then to = to + 1 end
+      if l[1] ~= "+" then nfrom = nfrom + 1 end
+      if l[1] ~= "-" then nto = nto + 1 end
     end
-    out[#out + 1] = fmt("@@ -%s +%s%s", range(from, h.from_line), range(to, h.to_line), broken_header and "" or " @@\n")
+    out[#out + 1] = fmt("@@ -%s +%s%s", range(nfrom, h.from_line), range(nto, h.to_line), broken_header and "" or " @@\n")
     for _, l in ipairs(h.lines) do
       out[#out + 1] = l[1] .. l[2]
       if l[2]:sub(-1) ~= "\n" then out[#out + 1] = "\n\\ No newline at end of file\n" end
