@@ -430,3 +430,23 @@ function test_diff_edit_scripts_rebuild_both_texts()
     t.eq(table.concat(out), sb)
   end
 end
+
+function test_json_patch_after_strategic_sees_the_reencoded_config()
+  local base = yaml.decode_all("version: v1alpha1\nmachine:\n  type: worker\n")
+  local ps = cp.load_all({"machine:\n  type: controlplane\n", '[{"op":"add","path":"/machine/certSANs/-","value":"x"}]'})
+  local _, err = cp.apply(base, ps)
+  t.match(err, "doc is missing path", true)          -- the decoded text has no certSANs
+  local function reencode(ds)                        -- Talos's encoder writes `certSANs: []`
+    ds[1].machine.certSANs = ds[1].machine.certSANs or yaml.array({})
+    return ds
+  end
+  local out = cp.apply(base, ps, {reencode = reencode})
+  t.eq(out[1].machine.certSANs, {"x"})
+end
+
+function test_check_is_the_node_side_loader()
+  t.eq(select(2, cp.check("machine:\n  network:\n    hostname:\n      $patch: delete\n", {schema = SCHEMA})),
+       "error decoding  to *v1alpha1.Config: yaml: unmarshal errors:\n  line 2: field network not found in type v1alpha1.MachineConfig")
+  t.eq(select(2, cp.check("apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: a\n")), nil)
+  t.eq(select(2, cp.check("# nothing\n")), "config not found")
+end

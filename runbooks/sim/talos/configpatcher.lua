@@ -736,10 +736,13 @@ function M.apply(docs, patches, opts)
   local v = minor(opts.version)
   local S = schema_for(opts, v)
   if patches.type then patches = {patches} end
-  local cur = {}
+  local cur, prev = {}, nil
   for i, d in ipairs(docs) do cur[i] = copy(d); decode_hooks(cur[i]) end
   for _, p in ipairs(patches) do
     if p.type == "json6902" then
+      -- after a strategic patch Talos hands JSON patches the re-encoded config (configOrBytes.Bytes):
+      -- opts.reencode (the encoder's decode(encode(docs))) adds the zero fields it writes
+      if prev == "strategic" and opts.reencode then cur = opts.reencode(cur) end
       if #cur ~= 1 then return nil, "JSON6902 patches are not supported for multi-document machine configuration" end
       local out, err = jp.apply(cur[1], p.ops)
       if not out then return nil, "failure applying rfc6902 patches to talos machine config: " .. err end
@@ -749,8 +752,39 @@ function M.apply(docs, patches, opts)
       cur, err = strategic(S, v, cur, p.items)
       if not cur then return nil, err end
     end
+    prev = p.type
   end
   return cur
+end
+
+--- configloader.NewFromBytes without patch deletes: what machined does with
+--- the config `apply-config` sends (its error goes back as InvalidArgument).
+--- Returns the documents, or nil and the error.
+---@param text string
+---@param opts table|nil {version =, schema =, name =}
+function M.check(text, opts)
+  opts = opts or {}
+  local v = minor(opts.version)
+  local S = schema_for(opts, v)
+  local ok, docs = pcall(yaml.decode_all, text, {name = opts.name or "config"})
+  if not ok then return nil, "decode error: " .. tostring(docs) end
+  local lines, known, out = doc_lines(text), {}, {}
+  for i, doc in ipairs(docs) do
+    local ln = lines[i] or {doc = 1, content = 1}
+    if not (doc == null and v >= 13) then
+      if not is_map(doc) then return nil, bad_document(v, ln) end
+      local _, kind = doc_type(doc)
+      local id = fmt("%s/%s/%s", scalar_text(doc.apiVersion), kind ~= "" and kind or "v1alpha1", scalar_text(doc.name))
+      if known[id] then return nil, fmt("duplicate document %s is not allowed", id) end
+      known[id] = true
+      local err = decode_doc(S, v, doc, text, ln)
+      if err then return nil, err end
+      decode_hooks(doc)
+      out[#out + 1] = doc
+    end
+  end
+  if #out == 0 then return nil, "config not found" end
+  return out
 end
 
 --- Convenience: a config's text patched by patch texts (each {text =, name =}
