@@ -450,3 +450,14 @@ function test_check_is_the_node_side_loader()
   t.eq(select(2, cp.check("apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: a\n")), nil)
   t.eq(select(2, cp.check("# nothing\n")), "config not found")
 end
+
+function test_bytes_are_loaded_strictly_before_a_strategic_patch()
+  local ps = cp.load_all({'[{"op":"add","path":"/machine/tpye","value":"x"}]', "machine:\n  type: controlplane\n"},
+                         {schema = SCHEMA})
+  local _, err = cp.apply(yaml.decode_all("version: v1alpha1\nmachine:\n  type: worker\n"), ps, {schema = SCHEMA})
+  t.match(err, "field tpye not found in type v1alpha1.MachineConfig", true)
+  _, err = cp.apply_texts("version: v1alpha1\nmachine:\n  type: worker\n  tpye: x\n", {"machine:\n  type: a\n"},
+                          {schema = SCHEMA})
+  t.eq(err, "error decoding  to *v1alpha1.Config: yaml: unmarshal errors:\n"
+            .. "  line 4: field tpye not found in type v1alpha1.MachineConfig")
+end

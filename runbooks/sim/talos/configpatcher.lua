@@ -722,13 +722,37 @@ local function strategic(S, v, left, items)
   return left
 end
 
+-- configloader.NewFromBytes without patch deletes, on decoded documents (text, when
+-- known, only gives the line numbers).
+local function check_docs(S, v, docs, text)
+  local lines, known, out = text and doc_lines(text) or {}, {}, {}
+  for i, doc in ipairs(docs) do
+    local ln = lines[i] or {doc = 1, content = 1}
+    if not (doc == null and v >= 13) then
+      if not is_map(doc) then return nil, bad_document(v, ln) end
+      local _, kind = doc_type(doc)
+      local id = fmt("%s/%s/%s", scalar_text(doc.apiVersion), kind ~= "" and kind or "v1alpha1", scalar_text(doc.name))
+      if known[id] then return nil, fmt("duplicate document %s is not allowed", id) end
+      known[id] = true
+      local err = decode_doc(S, v, doc, text or "", ln)
+      if err then return nil, err end
+      decode_hooks(doc)
+      out[#out + 1] = doc
+    end
+  end
+  if #out == 0 then return nil, "config not found" end
+  return out
+end
+
 --- Applies patches to a config's documents as configpatcher.Apply does.
 --- JSON 6902 patches need a config of exactly one document; strategic merge
 --- patches merge each document onto the one with the same apiVersion/kind/
 --- name, apply `$patch: delete` selectors, and append new documents.
 ---@param docs table list of decoded documents (not changed)
 ---@param patches table a patch from load, or a list of them
----@param opts table|nil {version = "v1.11.0", schema = table}
+---@param opts table|nil {version = "v1.11.0", schema = table, text = the config's text (for line
+--- numbers), reencode = function(docs) -> docs (Talos's encoding, before a JSON patch that follows a
+--- strategic one)}
 ---@return table|nil docs the patched documents
 ---@return string|nil err Talos's error text
 function M.apply(docs, patches, opts)
@@ -749,6 +773,12 @@ function M.apply(docs, patches, opts)
       cur = {out}
     else
       local err
+      if prev ~= "strategic" then
+        -- bytes become a config again (configOrBytes.Config: configloader.NewFromBytes, strict); line
+        -- numbers are those of opts.text for the input, else 1 (unconfirmed)
+        cur, err = check_docs(S, v, cur, prev == nil and opts.text or nil)
+        if not cur then return nil, err end
+      end
       cur, err = strategic(S, v, cur, p.items)
       if not cur then return nil, err end
     end
@@ -765,26 +795,9 @@ end
 function M.check(text, opts)
   opts = opts or {}
   local v = minor(opts.version)
-  local S = schema_for(opts, v)
   local ok, docs = pcall(yaml.decode_all, text, {name = opts.name or "config"})
   if not ok then return nil, "decode error: " .. tostring(docs) end
-  local lines, known, out = doc_lines(text), {}, {}
-  for i, doc in ipairs(docs) do
-    local ln = lines[i] or {doc = 1, content = 1}
-    if not (doc == null and v >= 13) then
-      if not is_map(doc) then return nil, bad_document(v, ln) end
-      local _, kind = doc_type(doc)
-      local id = fmt("%s/%s/%s", scalar_text(doc.apiVersion), kind ~= "" and kind or "v1alpha1", scalar_text(doc.name))
-      if known[id] then return nil, fmt("duplicate document %s is not allowed", id) end
-      known[id] = true
-      local err = decode_doc(S, v, doc, text, ln)
-      if err then return nil, err end
-      decode_hooks(doc)
-      out[#out + 1] = doc
-    end
-  end
-  if #out == 0 then return nil, "config not found" end
-  return out
+  return check_docs(schema_for(opts, v), v, docs, text)
 end
 
 --- Convenience: a config's text patched by patch texts (each {text =, name =}
@@ -795,7 +808,9 @@ function M.apply_texts(config_text, patch_texts, opts)
   if not ok then return nil, "decode error: " .. tostring(docs) end
   local ps, err = M.load_all(patch_texts, opts)
   if not ps then return nil, err end
-  return M.apply(docs, ps, opts)
+  local o = {text = config_text}
+  for k, x in pairs(opts or {}) do o[k] = x end
+  return M.apply(docs, ps, o)
 end
 
 -- }========================================================================
