@@ -354,11 +354,11 @@ function test_schema_strict_decoding()
   t.eq(err13, 'error decoding document v1alpha1/Frob/ (line 1): "Frob" "v1alpha1": not registered')
 end
 
-function test_schema_pointer_zero_overwrites_from_v1_13()
+function test_schema_pointer_zero_overwrites_from_v1_12()
   local base = yaml.decode_all("machine:\n  type: worker\n  port: 7445\n")
   local p = "machine:\n  type: ''\n  port: 0\n"
   local o11 = cp.apply_texts(yaml.encode_all(base), {p}, {schema = SCHEMA, version = "v1.11.0"})
-  local o13 = cp.apply_texts(yaml.encode_all(base), {p}, {schema = SCHEMA, version = "v1.13.0"})
+  local o13 = cp.apply_texts(yaml.encode_all(base), {p}, {schema = SCHEMA, version = "v1.12.0"})
   t.eq({o11[1].machine.type, o11[1].machine.port}, {"worker", 7445})
   t.eq({o13[1].machine.type, o13[1].machine.port}, {"worker", 0})     -- only the *int overwrites
 end

@@ -4,7 +4,7 @@
 --- apply.go, strategic.go, json6902.go), pkg/machinery/config/merge/merge.go,
 --- pkg/machinery/config/configloader/internal/decoder (decoder.go, delete.go,
 --- selector.go) and the types' own Merge methods, read at v1.8.0, v1.10.0,
---- v1.11.0 and v1.13.0. docs/simulation.md "Patches and the dry-run diff"
+--- v1.11.0, v1.12.0 and v1.13.0. docs/simulation.md "Patches and the dry-run diff"
 --- lists the rules; the differences between versions are marked `v >= N`
 --- below (N the minor version).
 ---
@@ -302,7 +302,7 @@ merge_value = function(S, v, lv, rv, d, fi)
   end
   if type(rv) == "boolean" then return rv end                          -- "boolean false is always merged"
   if is_zero_scalar(rv) and fi.ptr and (lv == nil or lv == null) then return rv end  -- a nil pointer takes the right one
-  if is_zero_scalar(rv) and not (fi.ptr and v >= 13) then return lv end -- zero values skipped (v1.13: not through a pointer)
+  if is_zero_scalar(rv) and not (fi.ptr and v >= 12) then return lv end -- zero values skipped (v1.12: not through a pointer)
   return rv
 end
 
