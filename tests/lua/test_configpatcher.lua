@@ -461,3 +461,10 @@ function test_bytes_are_loaded_strictly_before_a_strategic_patch()
   t.eq(err, "error decoding  to *v1alpha1.Config: yaml: unmarshal errors:\n"
             .. "  line 4: field tpye not found in type v1alpha1.MachineConfig")
 end
+
+function test_patch_replace_does_not_exist_in_talos()
+  local p, err = cp.load("machine:\n  network:\n    hostname: h\n    $patch: replace\n", "p.yaml")
+  t.eq(p, nil)
+  t.eq(err, "error decoding  to *v1alpha1.Config: yaml: unmarshal errors:\n"
+            .. "  line 4: field $patch not found in type v1alpha1.NetworkConfig")
+end

@@ -480,6 +480,20 @@ local function unknown_fields(S, d, node, out)
   return out
 end
 
+-- With the built-in partial schema only `$patch` keys other than deletes are
+-- refused (strict decoding knows no such field); the type is named where known.
+local function stray_patch_keys(S, d, node, out)
+  if is_list(node) then
+    for _, x in ipairs(node) do stray_patch_keys(S, elem_of(S, d), x, out) end
+  elseif is_map(node) then
+    for _, k in ipairs(ordered_keys(node)) do
+      if k == "$patch" then out[#out + 1] = {key = k, type = d and d.name or "(a type the built-in schema lacks)"}
+      else stray_patch_keys(S, (child(S, d, k, false, 99)), node[k], out) end
+    end
+  end
+  return out
+end
+
 local function key_line(text, from, key)
   local n = 0
   for line in (text .. "\n"):gmatch("(.-)\r?\n") do
@@ -500,15 +514,15 @@ local function decode_doc(S, v, doc, text, lines)
   elseif not S.partial and not type_name(S, version, kind) then
     err = fmt("%q %q: not registered", kind == "" and "v1alpha1" or kind, version)
   end
-  if not err and not S.partial then
+  if not err then
     local tn = type_name(S, version, kind)
-    local bad = unknown_fields(S, tdesc(S, tn), doc, {})
+    local bad = S.partial and stray_patch_keys(S, tn and tdesc(S, tn), doc, {}) or unknown_fields(S, tdesc(S, tn), doc, {})
     if #bad > 0 then
       local parts = {}
       for _, b in ipairs(bad) do
         parts[#parts + 1] = fmt("  line %d: field %s not found in type %s", key_line(text, lines.content, b.key), b.key, b.type)
       end
-      err = fmt("error decoding %s to *%s: yaml: unmarshal errors:\n%s", kind, tn, table.concat(parts, "\n"))
+      err = fmt("error decoding %s to *%s: yaml: unmarshal errors:\n%s", kind, tn or "?", table.concat(parts, "\n"))
     end
   end
   if err and v >= 13 then
