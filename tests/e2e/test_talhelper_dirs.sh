@@ -11,7 +11,8 @@
 #                   else (every node: the tailscale extensionServices entry and
 #                   its tailnet certSAN; schematics gain siderolabs/tailscale;
 #                   talosImageURL only where no schematic: block says the image;
-#                   patches only tailscale-pins-*; no line removed but an image)
+#                   patches only tailscale-pins-*; no line removed but an image;
+#                   TS_ROUTES the cluster's service CIDRs, dual-stack both)
 #   done            exit 0 saying there is nothing to do (every node already
 #                   runs tailscale with its talconfig.yaml entry), no change
 #   exit2:REASON    exit 2, REASON (a fixed string) in what the run said, and
@@ -34,7 +35,7 @@ passes=0; fails=0; known=0; flips=0
 
 # check.py MODE REASON CODE RUN.JSON RUN.ERR WORKDIR ORIGINAL: one line, "ok ..." or "bad ..."
 cat >"$tmp/check.py" <<'PY'
-import json, re, sys
+import json, os, re, sys
 import yaml
 
 mode, reason, code, run_json, run_err, work, original = sys.argv[1:8]
@@ -177,6 +178,41 @@ def check_node(b, a, group, host):
     return None
 
 
+def expand(v):
+    """A talhelper ${VAR} expanded from the environment, then talenv.yaml (None when unset)."""
+    env = dict(os.environ)
+    try:
+        env = dict(yaml.safe_load(open(work + "/talenv.yaml", encoding="utf-8")) or {}, **env)
+    except OSError:
+        pass
+    out = re.sub(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}", lambda m: str(env.get(m.group(1), "\0")), str(v))
+    return None if "\0" in out or "$" in out else out
+
+
+def routes_of(b):
+    """The service CIDRs the rollout must route: clusterSvcNets, else Talos's default (generate.go)."""
+    nets = b.get("clusterSvcNets") or []
+    if not nets:
+        return {"fc00:db8:20::/112"} if "[" in str(b.get("endpoint", "")) else {"10.96.0.0/12"}
+    got = {expand(n) for n in nets}
+    return None if None in got else got
+
+
+def check_routes(b, a):
+    want = routes_of(b)
+    if want is None:
+        return None
+    for n in a.get("nodes") or []:
+        for svc in n.get("extensionServices") or []:
+            if svc.get("name") != "tailscale":
+                continue
+            env = [e for e in svc.get("environment") or [] if str(e).startswith("TS_ROUTES=")]
+            got = set(env[0].split("=", 1)[1].split(",")) if env else set()
+            if got != want:
+                return "node %s: TS_ROUTES %s, the service CIDRs are %s" % (n.get("hostname"), sorted(got), sorted(want))
+    return None
+
+
 def check_talconfig(before_text, after_text, diff):
     for line in diff.split("\n"):
         if line.startswith("-") and not line.startswith("---") and "talosImageURL:" not in line:
@@ -205,7 +241,7 @@ def check_talconfig(before_text, after_text, diff):
         e = check_node(x, y, group, str(x.get("hostname")))
         if e:
             return e
-    return None
+    return check_routes(b, a)
 
 
 def main():
@@ -276,7 +312,7 @@ run_one() { # NAME EXPECTATION
     *) target=$expect ;;
   esac
   mode=${target%%:*}; reason=""; [ "$mode" = exit2 ] && reason=${target#exit2:}
-  verdict=$(python3 "$tmp/check.py" "$mode" "$reason" "$code" "$tmp/run/$name.json" "$tmp/run/$name.err" \
+  verdict=$(env "${vars[@]}" python3 "$tmp/check.py" "$mode" "$reason" "$code" "$tmp/run/$name.json" "$tmp/run/$name.err" \
             "$work" "$tmp/run/$name.original" 2>&1 | tail -1)
   case $expect in
     known-fail:*)
