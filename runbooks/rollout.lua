@@ -410,14 +410,9 @@ rb.phase("Configuration", function()
   -- validSubnets cannot hold
   local function node_addresses(n)
     if talconfig.is_ip(n.ip) then return {n.ip} end
-    local addrs = {}
-    for _, r in ipairs(talos.get(n.ip, "nodeips")) do
-      if r.metadata.id == "kubelet" then
-        for _, a in ipairs(r.spec and r.spec.addresses or {}) do addrs[#addrs + 1] = a end
-      end
-    end
+    local addrs = talconfig.kubelet_addresses(talos.get(n.ip, "nodeips"))
     if #addrs == 0 then
-      error(fmt("%s's ipAddress %s is a name and the node reports no kubelet node IP (talosctl get nodeips): "
+      error(fmt("%s's ipAddress %s is a name and the node reports no kubelet node IP address (talosctl get nodeips): "
         .. "the address pins cannot be chosen; set ipAddress to the node's address, or --var pin_node_ip=false", n.hostname, n.ip))
     end
     log.info(fmt("%s: ipAddress %s is a name; the pins use the address the node reports, %s", n.hostname, n.ip,

@@ -567,6 +567,25 @@ function M.service_subnets_from_patches(c, x)
   return {}, nil
 end
 
+--- The kubelet's node IP addresses from `talosctl get nodeips -o json`
+--- (resource NodeIPs.kubernetes.talos.dev, ID "kubelet": spec.addresses,
+--- netip.Addr values; pkg/machinery/resources/k8s/nodeip.go, v1.11.0):
+--- the address to pin a node to when its ipAddress is a name. Only
+--- addresses are kept: a name can never be a subnet.
+---@param resources table[] decoded resources
+---@return string[] addresses
+function M.kubelet_addresses(resources)
+  local out = {}
+  for _, r in ipairs(resources or {}) do
+    if type(r) == "table" and type(r.metadata) == "table" and r.metadata.id == "kubelet" and type(r.spec) == "table" then
+      for _, a in ipairs(type(r.spec.addresses) == "table" and r.spec.addresses or {}) do
+        if M.is_ip(a) then out[#out + 1] = a end
+      end
+    end
+  end
+  return out
+end
+
 --- The Talos version of the installer images `talhelper gencommand upgrade`
 --- prints (`--image=factory.talos.dev/installer/<id>:v1.13.8;`), or nil.
 ---@param stdout string
