@@ -458,7 +458,7 @@ local function patch_docs(dir, entry, where)
   if file then
     local full = file:sub(1, 1) == "/" and file or (dir .. "/" .. file:gsub("^%./", ""))
     if not fs.exists(full) then return nil end
-    text, name = fs.read(full), where .. " (" .. file .. ")"
+    text, name = fs.read(full), where .. " (" .. entry .. ")"
   end
   local ok, docs = pcall(yaml.decode_all, text, {name = name})
   if not ok then fail(tostring(docs)) end
