@@ -508,7 +508,7 @@ rb.phase("Configuration", function()
     end
     if not ok then error(err, 0) end
     if #pending > 0 then
-      error(fmt("%s holds changes the nodes do not run yet; apply or revert them first (talhelper genconfig, then talosctl apply-config), nothing was changed:\n%s",
+      error(fmt("%s holds changes the nodes do not run yet; apply or revert them first (talhelper genconfig, then talosctl apply-config), nothing was changed (environment values are shown masked: an auth key may differ behind ***):\n%s",
         v.talconfig, table.concat(pending, "\n")))
     end
     return #cfg.nodes
