@@ -46,7 +46,7 @@ run talos-version-missing '{"exit": 0, "upgraded": ["192.168.10.11", "192.168.10
   --scenario "$F/talos-version-missing.yaml"
 
 run talconfig-edit-refused '{"exit": 1,
-  "failed": "^Configuration/edit talconfig.yaml: yaml: talconfig.yaml: cannot edit nodes\\[1\\]\\.patches\\[2\\]: at nodes\\[1\\]\\.patches its node is the anchor &common",
+  "failed": "^Configuration/edit talconfig.yaml: yaml: talconfig.yaml:[0-9]+:[0-9]+: cannot edit nodes\\[1\\]\\.patches\\[2\\]: at nodes\\[1\\]\\.patches its node is the anchor &common",
   "not_upgraded": ["192.168.10.11"], "plan_lacks": ["Files it would change"]}' --scenario "$F/talconfig-edit-refused.yaml"
 
 # my own talconfig.yaml (no --scenario): a tailscale ExtensionServiceConfig

@@ -87,7 +87,9 @@ function test_an_edit_through_an_alias_is_refused_naming_the_anchor()
   local text = lines("common: &common", "  - a.yaml", "nodes:", "  - hostname: x", "    patches: *common")
   local err = t.raises(yaml.edit, text, {"nodes", 1, "patches", 2}, "b.yaml", {name = "talconfig.yaml"})
   t.eq(err.kind, "yaml")
-  t.match(err.message, "talconfig%.yaml: cannot edit nodes%[1%]%.patches%[2%]: at nodes%[1%]%.patches it is the alias %*common")
+  -- named where the alias is written: line 5, column 14
+  t.match(err.message, "^talconfig%.yaml:5:14: cannot edit nodes%[1%]%.patches%[2%]: at nodes%[1%]%.patches it is the alias %*common")
+  t.eq({err.line, err.column}, {5, 14})
   -- the anchored node itself is shared too
   err = t.raises(yaml.edit, text, {"common", 2}, "b.yaml")
   t.match(err.message, "the anchor &common, which an alias uses elsewhere")
@@ -227,7 +229,7 @@ end
 
 function test_a_refused_edit_among_several_names_itself_and_changes_nothing()
   local err = t.raises(yaml.edit, FLEET, {{{"nodes", 1, "ipAddress"}, "x"}, {{"nodes", 9, "ipAddress"}, "y"}}, nil, {name = "talconfig.yaml"})
-  t.match(tostring(err), "talconfig.yaml: path nodes%[9%] does not exist")
+  t.match(tostring(err), "talconfig%.yaml:%d+:%d+: path nodes%[9%] does not exist")
   -- the one that fails only after its predecessors: same message as one by one
   local e2 = t.raises(yaml.edit, FLEET, {{{"nodes", 3, "patches", 1}, "p"}, {{"nodes", 3, "patches", 3}, "q"}})
   local e1 = t.raises(one_by_one, FLEET, {{{"nodes", 3, "patches", 1}, "p"}, {{"nodes", 3, "patches", 3}, "q"}})
@@ -398,5 +400,15 @@ function test_utf16_is_refused_with_the_name()
   local err = t.raises(yaml.edit, "\255\254a\0:\0 \0001\0\n\0", {"a"}, 2, {name = "w.yaml"})
   t.eq(err.kind, "yaml")
   t.match(err.message, "^w%.yaml: the text is UTF%-16")
+end
+function test_refusals_name_the_line_and_column_in_characters()
+  -- the parent that lacks the path, on the line after wide characters
+  local text = lines("# — 😀", "a:", "  b: 1", "l: [é, —]")
+  local err = t.raises(yaml.edit, text, {"a", "c", "d"}, 1, {name = "t.yaml"})
+  t.match(err.message, "^t%.yaml:3:3: path a%.c does not exist %(no key 'c'%)")
+  err = t.raises(yaml.edit, text, {"l", 5}, 1, {name = "t.yaml"})
+  t.match(err.message, "^t%.yaml:4:4: path l%[5%] does not exist")     -- "[" is the 4th character
+  err = t.raises(yaml.edit, "x: é\nl:\n  - a\n", {"l", 1}, {k = 1}, {name = "t.yaml"})
+  t.match(err.message, "^t%.yaml:3:5: replacing a sequence item with a map or list is not supported")
 end
 -- }======================================================
