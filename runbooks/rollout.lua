@@ -559,7 +559,8 @@ rb.phase("Configuration", function()
     else
       -- in a step of its own: an edit that fails names the file, its line and the step
       rb.step("edit " .. v.talconfig, function() return #edited_talconfig() end, {read_only = true})
-      plan[#plan + 1] = fmt("  %s:\n%s", v.talconfig, (require("runbook.diff").unified(before, edited_talconfig(), v.talconfig):gsub("\n$", "")))
+      local d = configdiff.mask_keys(require("runbook.diff").unified(before, edited_talconfig(), v.talconfig))
+      plan[#plan + 1] = fmt("  %s:\n%s", v.talconfig, (d:gsub("\n$", "")))
     end
     log.info(table.concat(plan, "\n"))
     rb.confirm(fmt("Apply this plan to %d nodes (files first, then %s)?", #cfg.nodes, pace_words()))

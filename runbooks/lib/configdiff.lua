@@ -33,6 +33,20 @@ function M.mask(diff)
   return text
 end
 
+--- A talconfig.yaml diff with the keys masked and the rest as it is: an
+--- `..._AUTHKEY=` value that is not a talhelper variable (`${TS_AUTHKEY}`
+--- stays, a key written in clear does not), and any `tskey-...` text. The
+--- plan shows the file's diff, whose context may hold a key its author wrote.
+---@param diff string
+---@return string
+function M.mask_keys(diff)
+  local out = diff:gsub("(_AUTHKEY=)([^\n\"']*)", function(k, v)
+    if v:match("^%${[%w_]+}$") or v:match("^%$[%a_][%w_]*$") then return k .. v end
+    return k .. MASK
+  end)
+  return (out:gsub("tskey%-[%w%-_]+", "tskey-" .. MASK))
+end
+
 --- The changed lines of a diff, removed and added, each with its sign,
 --- context and headers left out. A line removed and the same line added
 --- (a document encoded again, a line moved) cancel: what is left is what

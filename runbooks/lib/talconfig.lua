@@ -449,7 +449,7 @@ end
 -- The decoded documents of one patch entry of talhelper's patches: lists
 -- ("@./file.yaml", read beside talconfig.yaml, or inline YAML: a strategic
 -- merge document, or a JSON6902 list of operations). nil when a file is
--- missing (talhelper genconfig reports that itself).
+-- missing or the text is not YAML (talhelper genconfig reports those).
 local function patch_docs(dir, entry, where)
   local text, name = entry, where
   if type(entry) == "table" then return {entry} end
@@ -460,8 +460,11 @@ local function patch_docs(dir, entry, where)
     if not fs.exists(full) then return nil end
     text, name = fs.read(full), where .. " (" .. entry .. ")"
   end
+  -- talhelper renders Go templates in patches ({{ ... }}) before it parses
+  -- them (pkg/patcher/patcher.go, v3.1.16): one that is not YAML until then
+  -- is skipped here; talhelper reports a patch that is really broken
   local ok, docs = pcall(yaml.decode_all, text, {name = name})
-  if not ok then fail(tostring(docs)) end
+  if not ok then return nil end
   return docs, name
 end
 

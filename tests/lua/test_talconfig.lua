@@ -477,3 +477,13 @@ function test_edit_errors_name_the_file_and_line()
   t.match(tostring(err), "clusters/home/talconfig%.yaml:%d+:%d+: ")
 end
 -- }======
+
+function test_a_patch_that_is_yaml_only_once_rendered_is_skipped()
+  -- talhelper renders Go templates in patches first (pkg/patcher/patcher.go, v3.1.16)
+  local d, done = tree{["talconfig.yaml"] = "nodes:\n  - hostname: a\n    ipAddress: 10.0.0.1\n    patches:\n"
+    .. "      - |-\n        machine: {network: {hostname: {{ .MachineConfig.MachineNetwork.NetworkHostname }}}}\n"
+    .. "      - 'cluster: {network: {serviceSubnets: [10.9.0.0/16]}}'\n"}
+  local c = talconfig.read(d .. "/talconfig.yaml")
+  t.eq(c.svc_cidrs, {"10.9.0.0/16"})
+  done()
+end
