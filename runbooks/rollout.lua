@@ -298,30 +298,30 @@ local config_diff_surprises, check_live_service_ips
 local cp_ips_of = talconfig.control_plane_ips
 
 
---- The live cluster's word on the service CIDRs: the `kubernetes`
---- Service's cluster IPs (one per family) must lie in the CIDRs the run
---- advertises. An IP does not tell its network's prefix, so none is
---- derived from it: an IP outside every CIDR stops the run, naming both,
---- for the operator to set clusterSvcNets (kube-apiserver's
---- --service-cluster-ip-range). Without an answer (no kubeconfig, a world
---- that does not model Services) nothing is checked, and the log says so.
+-- kubectl's answer (jsonpath, space-separated), or nil when it gave none.
+local function kubectl_words(args)
+  local argv = {"kubectl"}
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local ok, r = pcall(exec.run, argv, {timeout = 30})
+  if not ok or r.code ~= 0 then return nil end
+  local out = {}
+  for w in r.stdout:gmatch("%S+") do out[#out + 1] = w end
+  return #out > 0 and out or nil
+end
+
+--- The live cluster's word on the service CIDRs (talconfig.reconcile_service_cidrs
+--- decides): the default ServiceCIDR object `kubernetes`, else the
+--- `kubernetes` Service's cluster IPs. A world that does not model them,
+--- or no kubeconfig, answers nothing: the file alone decides, as the log says.
 check_live_service_ips = function()
-  local ok, r = pcall(exec.run, {"kubectl", "get", "svc", "kubernetes", "-n", "default", "-o",
-                                 "jsonpath={.spec.clusterIPs[*]}"}, {timeout = 30})
-  if not ok or r.code ~= 0 then
-    log.info("the kubernetes Service's IP could not be read (kubectl): the service CIDRs come from " .. (cfg.svc_source or "clusterSvcNets") .. " alone")
-    return
+  local live = {cidrs = kubectl_words{"get", "servicecidr", "kubernetes", "-o", "jsonpath={.spec.cidrs[*]}"}}
+  if not live.cidrs then
+    live.ips = kubectl_words{"get", "svc", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIPs[*]}"}
   end
-  for ip in r.stdout:gmatch("%S+") do
-    local inside = false
-    for _, c in ipairs(cfg.svc_cidrs) do if talconfig.cidr_contains(c, ip) then inside = true end end
-    if not inside then
-      error(require("runbook.error").new("usage", fmt("the cluster's kubernetes Service has the IP %s, outside the service "
-        .. "CIDRs %s (%s): the route would not reach it. Set clusterSvcNets in %s to the cluster's service CIDR "
-        .. "(kube-apiserver's --service-cluster-ip-range); an IP does not tell its prefix. Nothing was changed",
-        ip, table.concat(cfg.svc_cidrs, ", "), cfg.svc_source or "clusterSvcNets", v.talconfig), {exit = 2}), 0)
-    end
-  end
+  local r = talconfig.reconcile_service_cidrs(cfg, live, v.talconfig)
+  if r.note then log.info(r.note) end
+  if r.warning then log.warn(r.warning) end
+  cfg.svc_cidrs, cfg.svc_cidr, cfg.svc_source = r.cidrs, r.cidrs[1], r.source
 end
 
 rb.phase("Configuration", function()
@@ -329,6 +329,7 @@ rb.phase("Configuration", function()
   -- every service CIDR is a route (a dual-stack cluster has two), and
   -- every route given is one of them
   routes = rb.step("check the routes", function()
+    check_live_service_ips()     -- the cluster's own word, when it answers
     local svc = {}
     for _, c in ipairs(cfg.svc_cidrs) do svc[c] = true end
     local r = v.routes or cfg.svc_cidrs
@@ -338,13 +339,14 @@ rb.phase("Configuration", function()
           route, table.concat(cfg.svc_cidrs, ", "), cfg.svc_source or "clusterSvcNets"))
       end
     end
-    check_live_service_ips()
     if v.routes and #v.routes < #cfg.svc_cidrs then
       log.warn(fmt("--var routes leaves out %d of the cluster's service CIDRs (%s): Services on the rest stay unreachable over the tailnet",
         #cfg.svc_cidrs - #v.routes, table.concat(cfg.svc_cidrs, ", ")))
     end
     return r
   end, {read_only = true})
+  -- a resumed run gets the routes from the journal: the CIDRs follow them
+  if not v.routes then cfg.svc_cidrs, cfg.svc_cidr = routes, routes[1] end
 
   tailnet = rb.step("check the tailnet", function()
     local peers, st = tailscale.peers()

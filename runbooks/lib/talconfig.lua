@@ -597,6 +597,57 @@ function M.version_of_gencommand(stdout)
   return tostring(stdout):match("%-%-image=[^;%s]-:(v%d+%.%d+%.%d+[%w%.%-]*);")
 end
 
+--- The service CIDRs once the live cluster had its word (rollout.lua asks
+--- kubectl). `live.cidrs`: the default ServiceCIDR object `kubernetes`,
+--- which kube-apiserver creates from its --service-cluster-ip-range
+--- (networking.k8s.io/v1, GA in Kubernetes 1.33; kubernetes
+--- pkg/controlplane/controller/defaultservicecidr): when the file names no
+--- CIDR (Talos's default assumed) they replace the default, with a warning;
+--- when the file names others, exit 2. Else `live.ips`: the `kubernetes`
+--- Service's cluster IPs must each lie in one of the CIDRs. An IP does not
+--- tell its network's prefix (10.96.0.1 is in 10.96.0.0/12 and in
+--- 10.96.0.0/16 alike), so no CIDR is derived from it: one outside them is
+--- exit 2, naming both. No answer: the file decides, and a note says so.
+---@param c table read() (svc_cidrs, svc_cidr_explicit, svc_source)
+---@param live {cidrs?:string[], ips?:string[]}
+---@param path string talconfig.yaml, for messages
+---@return table {cidrs, source, warning?, note?}
+function M.reconcile_service_cidrs(c, live, path)
+  local source = c.svc_source or (c.svc_cidr_explicit and "clusterSvcNets" or "Talos's default")
+  local function stop(msg)
+    fail(msg .. (". Set clusterSvcNets in %s to the cluster's service CIDRs (kube-apiserver's "
+      .. "--service-cluster-ip-range). Nothing was changed"):format(path))
+  end
+  local cidrs = live.cidrs
+  if cidrs and #cidrs > 0 then
+    local seen = {}
+    for _, x in ipairs(cidrs) do seen[x] = true end
+    local same = #cidrs == #c.svc_cidrs
+    for _, x in ipairs(c.svc_cidrs) do same = same and seen[x] == true end
+    if same then return {cidrs = c.svc_cidrs, source = source} end
+    if c.svc_cidr_explicit then
+      stop(("the cluster's service CIDRs are %s (its ServiceCIDR kubernetes); %s says %s"):format(
+        table.concat(cidrs, ", "), source, table.concat(c.svc_cidrs, ", ")))
+    end
+    return {cidrs = cidrs, source = "the cluster's ServiceCIDR kubernetes",
+            warning = ("%s names no service CIDR (%s assumed); the cluster's ServiceCIDR kubernetes says %s: "
+              .. "routing that"):format(path, table.concat(c.svc_cidrs, ", "), table.concat(cidrs, ", "))}
+  end
+  if not live.ips or #live.ips == 0 then
+    return {cidrs = c.svc_cidrs, source = source,
+            note = "the cluster's service CIDRs could not be read (kubectl): they come from " .. source .. " alone"}
+  end
+  for _, ip in ipairs(live.ips) do
+    local inside = false
+    for _, x in ipairs(c.svc_cidrs) do inside = inside or M.cidr_contains(x, ip) end
+    if not inside then
+      stop(("the cluster's kubernetes Service has the IP %s, outside the service CIDRs %s (%s): the route would not "
+        .. "reach it, and an IP does not tell its prefix"):format(ip, table.concat(c.svc_cidrs, ", "), source))
+    end
+  end
+  return {cidrs = c.svc_cidrs, source = source}
+end
+
 --- Refuses (exit 2, before anything changes) a node whose installer is not
 --- an Image Factory one: a talosImageURL of another registry image
 --- (docker.io/qjoly/talos), or an install image a patch sets. The rollout

@@ -487,3 +487,26 @@ function test_a_patch_that_is_yaml_only_once_rendered_is_skipped()
   t.eq(c.svc_cidrs, {"10.9.0.0/16"})
   done()
 end
+
+function test_the_live_cluster_has_its_word_on_the_service_cidrs()
+  local default = {svc_cidrs = {"10.96.0.0/12"}, svc_cidr_explicit = false, svc_source = "Talos's default"}
+  local named = {svc_cidrs = {"10.43.0.0/16"}, svc_cidr_explicit = true, svc_source = "clusterSvcNets"}
+  -- the ServiceCIDR object replaces an assumed default, with a warning
+  local r = talconfig.reconcile_service_cidrs(default, {cidrs = {"10.43.0.0/16", "fd00:43::/112"}}, "t.yaml")
+  t.eq(r.cidrs, {"10.43.0.0/16", "fd00:43::/112"})
+  t.match(r.warning, "t%.yaml names no service CIDR %(10%.96%.0%.0/12 assumed%); the cluster's ServiceCIDR kubernetes says")
+  -- and stops the run when the file names others
+  local err = t.raises(talconfig.reconcile_service_cidrs, named, {cidrs = {"10.96.0.0/12"}}, "t.yaml")
+  t.eq(err.exit, 2)
+  t.match(err.message, "service CIDRs are 10%.96%.0%.0/12 %(its ServiceCIDR kubernetes%); clusterSvcNets says 10%.43%.0%.0/16")
+  t.eq(talconfig.reconcile_service_cidrs(named, {cidrs = {"10.43.0.0/16"}}, "t.yaml").cidrs, {"10.43.0.0/16"})
+  -- without it, the Service's IP is checked, never turned into a prefix
+  t.eq(talconfig.reconcile_service_cidrs(named, {ips = {"10.43.0.1"}}, "t.yaml").cidrs, {"10.43.0.0/16"})
+  err = t.raises(talconfig.reconcile_service_cidrs, default, {ips = {"10.43.0.1"}}, "t.yaml")
+  t.eq(err.exit, 2)
+  t.match(err.message, "kubernetes Service has the IP 10%.43%.0%.1, outside the service CIDRs 10%.96%.0%.0/12 %(Talos's default%)")
+  -- no answer: the file decides, and says so
+  r = talconfig.reconcile_service_cidrs(default, {}, "t.yaml")
+  t.eq(r.cidrs, {"10.96.0.0/12"})
+  t.match(r.note, "could not be read")
+end
