@@ -62,6 +62,7 @@ typedef struct edit_state {
   int shared_depth; /* how much of the path leads to it (0: the document) */
   char shared_why[192];
   ry_block_style style; /* the text's (ry_replay's) */
+  yaml_mark_t at;       /* where an error points: the node refused, the parent lacking the path, the target */
 } edit_state;
 
 /* {====================================================== walking the events */
@@ -99,13 +100,16 @@ static lua_Integer path_index(edit_state *s, int i) {
   return v;
 }
 
-/* Refuses the path at depth: shared with other places of the document. */
-static void refuse_shared(edit_state *s, int depth, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void refuse_shared(edit_state *s, int depth, const char *fmt, ...) {
+/* Refuses the path at depth, whose node starts at `at`: shared with other
+** places of the document. */
+static void refuse_shared(edit_state *s, int depth, yaml_mark_t at, const char *fmt, ...)
+  __attribute__((format(printf, 4, 5)));
+static void refuse_shared(edit_state *s, int depth, yaml_mark_t at, const char *fmt, ...) {
   va_list ap;
   if (s->shared) return;
   s->shared = 1;
   s->shared_depth = depth;
+  s->at = at;
   va_start(ap, fmt);
   vsnprintf(s->shared_why, sizeof s->shared_why, fmt, ap);
   va_end(ap);
@@ -129,7 +133,7 @@ static void check_anchor(edit_state *s, int depth) {
   if (a == NULL) return;
   lua_getfield(L, E_ALIASED, a);
   if (lua_toboolean(L, -1))
-    refuse_shared(s, depth,
+    refuse_shared(s, depth, s->d.ev.start_mark,
                   "its node is the anchor &%s, which an alias uses elsewhere (the edit would change every use)", a);
   lua_pop(L, 1);
 }
@@ -156,6 +160,7 @@ static int decoded_has(edit_state *s, int depth) {
 static void record_target(edit_state *s, int keycol) {
   dec_state *d = &s->d;
   s->found = 1;
+  s->at = d->ev.start_mark;
   s->t_keycol = keycol;
   s->t_start = d->ev.start_mark.index;
   s->t_is_scalar = d->ev.type == YAML_SCALAR_EVENT;
@@ -199,12 +204,12 @@ static void merge_anchor(dec_state *d, char *buf, size_t len) {
 
 /* What to do when key path[depth] is not written in this map. */
 static void map_key_missing(edit_state *s, int depth, int flow, int col, size_t last, int n, const char *merged,
-                            const char *k, size_t kl) {
+                            const char *k, size_t kl, yaml_mark_t map_at) {
   int via_merge = merged[0] != '\0' && decoded_has(s, depth);
   int wrap = depth == s->plen - 1 && path_index(s, s->plen) == 1;
   if (via_merge && depth < s->plen) {
-    refuse_shared(s, depth, "the key comes from the merge <<: *%s (the edit would change every map that merges it)",
-                  merged);
+    refuse_shared(s, depth, map_at,
+                  "the key comes from the merge <<: *%s (the edit would change every map that merges it)", merged);
     return;
   }
   if (depth == s->plen || wrap) {
@@ -215,9 +220,11 @@ static void map_key_missing(edit_state *s, int depth, int flow, int col, size_t 
     s->ins_col = col;
     s->ins_after = last;
     s->ins_empty = n == 0;
+    s->at = map_at;
     return;
   }
   s->missing_at = depth;
+  s->at = map_at;
   snprintf(s->missing_why, sizeof s->missing_why, "no key '%.*s'", (int)(kl > 60 ? 60 : kl), k);
 }
 
@@ -227,6 +234,7 @@ static void walk_map(edit_state *s, int depth, int in_flow, const char *k, size_
   int flow = d->ev.data.mapping_start.style == YAML_FLOW_MAPPING_STYLE;
   int col = -1, n = 0;
   size_t last = d->ev.end_mark.index;
+  yaml_mark_t map_at = d->ev.start_mark;
   char merged[64] = "";
   for (;;) {
     int match, kc, is_merge;
@@ -254,7 +262,7 @@ static void walk_map(edit_state *s, int depth, int in_flow, const char *k, size_
     }
     last = skip_node(d); /* the value */
   }
-  map_key_missing(s, depth, flow, col, last, n, merged, k, kl);
+  map_key_missing(s, depth, flow, col, last, n, merged, k, kl, map_at);
 }
 
 /* In a sequence, item number path[depth], or the place one past its end. */
@@ -264,6 +272,7 @@ static void walk_seq(edit_state *s, int depth, int in_flow) {
   int flow = d->ev.data.sequence_start.style == YAML_FLOW_SEQUENCE_STYLE;
   int col = (int)d->ev.start_mark.column; /* a block sequence starts at its first "-" */
   size_t last = d->ev.end_mark.index;
+  yaml_mark_t seq_at = d->ev.start_mark;
   yaml_scalar_style_t style = YAML_PLAIN_SCALAR_STYLE;
   for (;;) {
     ry_next_event(d);
@@ -287,9 +296,11 @@ static void walk_seq(edit_state *s, int depth, int in_flow) {
     s->app_after = last;
     s->app_close = d->ev.start_mark.index; /* "]" of a flow sequence */
     s->t_in_flow = in_flow || flow;
+    s->at = seq_at;
     return;
   }
   s->missing_at = depth;
+  s->at = seq_at;
   snprintf(s->missing_why, sizeof s->missing_why, "the sequence has %lld items", (long long)i);
 }
 
@@ -299,7 +310,8 @@ static void edit_walk(edit_state *s, int depth, int keycol, int in_flow) {
   const char *k;
   size_t kl;
   if (d->ev.type == YAML_ALIAS_EVENT) {
-    refuse_shared(s, depth - 1, "it is the alias *%s (the edit would change the anchor and every use of it)",
+    refuse_shared(s, depth - 1, d->ev.start_mark,
+                  "it is the alias *%s (the edit would change the anchor and every use of it)",
                   (const char *)d->ev.data.alias.anchor);
     skip_node(d);
     return;
@@ -319,6 +331,7 @@ static void edit_walk(edit_state *s, int depth, int keycol, int in_flow) {
     return;
   }
   s->missing_at = depth;
+  s->at = d->ev.start_mark;
   snprintf(s->missing_why, sizeof s->missing_why, "%s",
            d->ev.type == YAML_MAPPING_START_EVENT    ? "a map, indexed with a number"
            : d->ev.type == YAML_SEQUENCE_START_EVENT ? "a sequence, indexed with a key"
@@ -495,15 +508,29 @@ static const char *push_path_text(lua_State *L, int n) {
   return lua_tostring(L, -1);
 }
 
+/* Pushes "name:line:col", where an error of the edit points (s->at). */
+static const char *push_where(lua_State *L, const edit_state *s) {
+  return lua_pushfstring(L, "%s:%d:%d", s->d.name, (int)s->at.line + 1, (int)s->at.column + 1);
+}
+
+/* Raises the error on the stack's top, with s->at's line and column as
+** fields (as ry_error_at's). */
+static int raise_at(lua_State *L, const edit_state *s) {
+  rb_error_setint(L, "line", (lua_Integer)s->at.line + 1);
+  rb_error_setint(L, "column", (lua_Integer)s->at.column + 1);
+  return lua_error(L);
+}
+
 static int raise_refusal(lua_State *L, const edit_state *s) {
+  const char *where = push_where(L, s);
   if (s->shared) {
     const char *at = push_path_text(L, s->shared_depth);
     const char *all = push_path_text(L, s->plen);
-    return rb_error_raise(L, "yaml", "%s: cannot edit %s: at %s %s", s->d.name, all, at[0] ? at : "the top",
-                          s->shared_why);
+    rb_error_push(L, "yaml", "%s: cannot edit %s: at %s %s", where, all, at[0] ? at : "the top", s->shared_why);
+    return raise_at(L, s);
   }
-  return rb_error_raise(L, "yaml", "%s: path %s does not exist (%s)", s->d.name, push_path_text(L, s->missing_at),
-                        s->missing_why);
+  rb_error_push(L, "yaml", "%s: path %s does not exist (%s)", where, push_path_text(L, s->missing_at), s->missing_why);
+  return raise_at(L, s);
 }
 
 int ry_edit_locate(lua_State *L) {
@@ -525,7 +552,7 @@ int ry_edit_locate(lua_State *L) {
   else if (s.insert && s.ins_flow) ok = splice_insert_flow(L, &s, sp);
   else if (s.insert) ok = splice_insert_block(L, &s, text, len, sp);
   else if (s.append) ok = splice_append(L, &s, text, len, sp);
-  if (ok != 1) return ry_raise_splice(L, s.d.name, ok);
+  if (ok != 1) return ry_raise_splice(L, push_where(L, &s), ok);
   return 0;
 }
 

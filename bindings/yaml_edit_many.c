@@ -91,6 +91,35 @@ static int index_jumps(ry_replay *r) {
   return 1;
 }
 
+/* libyaml's marks count characters, not bytes (scanner.c: SKIP adds 1 to
+** mark.index per character whatever its width; a BOM it reads past is not
+** counted), and the splices cut bytes. Rewrites every recorded mark's index
+** as the byte offset of that character, once per recording; a text of
+** ASCII only (no byte >= 0x80, no BOM) is left alone, its indexes are its
+** offsets. Columns stay characters: the editor indents with them, and what
+** precedes a block key or "-" on its line is spaces and dashes. Returns 0
+** when out of memory. */
+static int marks_to_bytes(ry_replay *r, const char *text, size_t len) {
+  const unsigned char *u = (const unsigned char *)text;
+  size_t at = len >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF ? 3 : 0; /* the BOM */
+  size_t nchars = 0, i, *pos;
+  int ascii = at == 0;
+  for (i = at; ascii && i < len; i++) ascii = u[i] < 0x80;
+  if (ascii) return 1;
+  pos = (size_t *)malloc(sizeof *pos * (len - at + 1));
+  if (pos == NULL) return 0;
+  for (i = at; i < len; i++)
+    if ((u[i] & 0xC0) != 0x80) pos[nchars++] = i; /* a lead byte starts a character (libyaml checked the UTF-8) */
+  pos[nchars] = len;
+  for (i = 0; i < r->n; i++) {
+    yaml_mark_t *m[2] = { &r->ev[i].start_mark, &r->ev[i].end_mark };
+    int k;
+    for (k = 0; k < 2; k++) m[k]->index = pos[m[k]->index < nchars ? m[k]->index : nchars];
+  }
+  free(pos);
+  return 1;
+}
+
 static int job_close(lua_State *L) {
   edit_job *j = (edit_job *)luaL_checkudata(L, 1, "runbook.yaml.edit_job");
   int i;
@@ -138,7 +167,7 @@ static void record(lua_State *L, edit_job *j, const char *text, size_t len, cons
   if (d.have_event) yaml_event_delete(&d.ev);
   yaml_parser_delete(&d.parser);
   if (rc != LUA_OK) lua_error(L);
-  if (!index_jumps(&j->r)) luaL_error(L, "out of memory");
+  if (!marks_to_bytes(&j->r, text, len) || !index_jumps(&j->r)) luaL_error(L, "out of memory");
   j->r.style = ry_style_of(text, len);
 }
 
@@ -309,6 +338,9 @@ static edit_job *setup(lua_State *L) {
     lua_pop(L, 2);
   }
   lua_pushstring(L, ry_opt_name(L, 4, "yaml"));
+  if (len >= 2 && ((text[0] == '\xFE' && text[1] == '\xFF') || (text[0] == '\xFF' && text[1] == '\xFE')))
+    rb_error_raise(L, "yaml", "%s: the text is UTF-16 (it starts with a UTF-16 byte order mark); edit reads UTF-8",
+                   lua_tostring(L, M_NAME)); /* libyaml would read it, but its marks would not match these bytes */
   ry_decode_all_into(L, text, len, lua_tostring(L, M_NAME)); /* the original, to check the result against */
   lua_rawgeti(L, -1, 1);
   lua_remove(L, -2);

@@ -91,27 +91,10 @@ rb.phase("Nodes", function()
 end)
 
 --- The lines of an apply-config --dry-run diff that undoing the rollout
---- does not explain: it may take away the tailnet name from certSANs, the
---- address pins and the tailscale ExtensionServiceConfig, and put the
---- previous install image back.
-local function reverted_surprises(diff, ts_name)
-  if diff:match("^No changes%.") then return {} end
-  local ok_removed = {["certSANs:"] = true, ["kubelet:"] = true, ["nodeIP:"] = true, ["validSubnets:"] = true,
-                      ["cluster:"] = true, ["etcd:"] = true, ["advertisedSubnets:"] = true, ["---"] = true,
-                      ["apiVersion: v1alpha1"] = true, ["kind: ExtensionServiceConfig"] = true, ["name: tailscale"] = true,
-                      ["environment:"] = true}
-  local out = {}
-  for line in diff:gmatch("[^\n]+") do
-    local sign, body = line:match("^([+-])%s*(.-)%s*$")
-    if sign and not line:match("^%-%-%- ") and not line:match("^%+%+%+ ") then
-      local fine = body:match("^image: ")
-                   or (sign == "-" and (ok_removed[body] or body:match("^%- TS_[%u_]+=") or body:match("^%- [%x:.]+/%d+$")
-                                        or body:sub(1, #ts_name + 3) == "- " .. ts_name .. "."))
-      if not fine then out[#out + 1] = line end
-    end
-  end
-  return out
-end
+--- does not explain (configdiff.rollback_surprises: the tailnet name taken
+--- from certSANs, the address pins and the tailscale
+--- ExtensionServiceConfig removed, the previous install image back).
+local reverted_surprises = require("configdiff").rollback_surprises
 
 local regenerated
 
@@ -171,7 +154,7 @@ rb.phase("Files", function()
                                             tailscale.device_name(n.hostname))
       if #unexpected > 0 then
         error(fmt("the restored config of %s changes more than the rollout did; nothing was applied to it:\n%s",
-                  n.hostname, table.concat(unexpected, "\n")))
+                  n.hostname, require("configdiff").show(unexpected)))
       end
       talos.run(n.ip, "apply-config", "--file", file)
       return file

@@ -11,6 +11,7 @@ local secret = require "runbook.secret"
 local time = require "runbook.time"
 
 local checks = require "checks"
+local configdiff = require "configdiff"
 local factory = require "factory"
 local recovery = require "recovery"
 local talconfig = require "talconfig"
@@ -153,18 +154,36 @@ local function pace_words()
   return fmt("control planes one at a time, workers %d at a time, up to %d failed", size, v.max_failures)
 end
 
+--- The Talos version talhelper generates for when talconfig.yaml has no
+--- talosVersion: its own default (LatestTalosVersion, pkg/config/
+--- defaults.go: v1.13.8 in talhelper v3.1.16, v1.10.5 in v3.0.30, ...: it
+--- moves with each release), read off the tag talhelper itself puts on the
+--- installers (gencommand upgrade), with a warning.
+local function talhelper_default_version()
+  local ok, r = pcall(exec.run, {"talhelper", "gencommand", "upgrade", "-c", v.talconfig}, {timeout = 120})
+  local tv = ok and r.code == 0 and talconfig.version_of_gencommand(r.stdout) or nil
+  if not tv then
+    error(fmt("%s has no talosVersion and talhelper did not say which version it generates for (%s): set talosVersion "
+      .. "to the version the nodes run", v.talconfig, ok and (r.stderr:gsub("%s+$", "")) or tostring(r)))
+  end
+  log.warn(fmt("%s has no talosVersion: talhelper generates for its own default, %s (it changes with each talhelper "
+    .. "release), so the installers get that tag; set talosVersion to pin it to the version the nodes run", v.talconfig, tv))
+  return tv
+end
+
 rb.phase("Image Factory", function()
   -- nothing changes before the cluster is known to be healthy (talconfig
   -- is read once, not at every check)
   local pre = talconfig.read(v.talconfig)
+  -- an installer the factory does not build (another registry's image, or
+  -- one a patch sets) would be replaced without a word: stop (exit 2)
+  talconfig.check_installers(pre, factory.parse_image)
   rb.gate("cluster healthy before anything changes", function() return checks.cluster_healthy(pre.nodes) end,
           {timeout = 300, interval = v.poll_interval})
 
   cfg = rb.step("read " .. v.talconfig, function()
     local c = talconfig.read(v.talconfig)
-    if not c.talos_version then
-      error(fmt("%s has no talosVersion: the installer tag cannot be chosen", v.talconfig))
-    end
+    if not c.talos_version then c.talos_version = talhelper_default_version() end
     local nodes = {}
     for _, n in ipairs(c.nodes) do
       if not n.ip then error(fmt("node %s has no ipAddress in %s", n.hostname, v.talconfig)) end
@@ -174,10 +193,10 @@ rb.phase("Image Factory", function()
                            control_plane = n.control_plane, patches = n.patches, secureboot = n.secureboot,
                            ts_name = tailscale.device_name(n.hostname), group_key = n.group_key,
                            cert_sans = n.cert_sans, services = n.services, group_services = n.group_services,
-                           schematic_at = n.schematic_at}
+                           schematic_at = n.schematic_at, patch_esc = talconfig.patch_findings(c, n.index).tailscale_esc}
     end
     return {nodes = nodes, svc_cidr = c.svc_cidr, svc_cidrs = c.svc_cidrs, svc_cidr_explicit = c.svc_cidr_explicit,
-            talos_version = c.talos_version, cluster_name = c.cluster_name}
+            svc_source = c.svc_source, talos_version = c.talos_version, cluster_name = c.cluster_name}
   end, {read_only = true})
 
   current = rb.step("read each node's extensions", function()
@@ -276,23 +295,49 @@ end)
 -- {====== 2. Configuration
 
 local routes, tailnet
-local config_diff_surprises
+local config_diff_surprises, check_live_service_ips
 local cp_ips_of = talconfig.control_plane_ips
 
+
+-- kubectl's answer (jsonpath, space-separated), or nil when it gave none.
+local function kubectl_words(args)
+  local argv = {"kubectl"}
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local ok, r = pcall(exec.run, argv, {timeout = 30})
+  if not ok or r.code ~= 0 then return nil end
+  local out = {}
+  for w in r.stdout:gmatch("%S+") do out[#out + 1] = w end
+  return #out > 0 and out or nil
+end
+
+--- The live cluster's word on the service CIDRs (talconfig.reconcile_service_cidrs
+--- decides): the default ServiceCIDR object `kubernetes`, else the
+--- `kubernetes` Service's cluster IPs. A world that does not model them,
+--- or no kubeconfig, answers nothing: the file alone decides, as the log says.
+check_live_service_ips = function()
+  local live = {cidrs = kubectl_words{"get", "servicecidr", "kubernetes", "-o", "jsonpath={.spec.cidrs[*]}"}}
+  if not live.cidrs then
+    live.ips = kubectl_words{"get", "svc", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIPs[*]}"}
+  end
+  local r = talconfig.reconcile_service_cidrs(cfg, live, v.talconfig)
+  if r.note then log.info(r.note) end
+  if r.warning then log.warn(r.warning) end
+  cfg.svc_cidrs, cfg.svc_cidr, cfg.svc_source = r.cidrs, r.cidrs[1], r.source
+end
 
 rb.phase("Configuration", function()
   if nothing_to_do then return end
   -- every service CIDR is a route (a dual-stack cluster has two), and
   -- every route given is one of them
   routes = rb.step("check the routes", function()
+    check_live_service_ips()     -- the cluster's own word, when it answers
     local svc = {}
     for _, c in ipairs(cfg.svc_cidrs) do svc[c] = true end
     local r = v.routes or cfg.svc_cidrs
     for _, route in ipairs(r) do
       if not svc[route] then
-        error(fmt("route %s is not one of the cluster's service CIDRs %s%s; 10.43.0.0/16 is k3s's default, Talos's is 10.96.0.0/12. Fix --var routes (or clusterSvcNets) before anything changes",
-          route, table.concat(cfg.svc_cidrs, ", "),
-          cfg.svc_cidr_explicit and " (clusterSvcNets)" or " (Talos's default: clusterSvcNets is empty)"))
+        error(fmt("route %s is not one of the cluster's service CIDRs %s (%s); 10.43.0.0/16 is k3s's default, Talos's is 10.96.0.0/12. Fix --var routes (or clusterSvcNets) before anything changes",
+          route, table.concat(cfg.svc_cidrs, ", "), cfg.svc_source or "clusterSvcNets"))
       end
     end
     if v.routes and #v.routes < #cfg.svc_cidrs then
@@ -301,6 +346,8 @@ rb.phase("Configuration", function()
     end
     return r
   end, {read_only = true})
+  -- a resumed run gets the routes from the journal: the CIDRs follow them
+  if not v.routes then cfg.svc_cidrs, cfg.svc_cidr = routes, routes[1] end
 
   tailnet = rb.step("check the tailnet", function()
     local peers, st = tailscale.peers()
@@ -359,19 +406,37 @@ rb.phase("Configuration", function()
   -- tailscale0's 100.x included: pin both to the LAN address unless the
   -- node pins them already. apid's certificate must hold the tailnet
   -- name for `talosctl -e <name>` to verify it.
+  -- the addresses to pin: ipAddress when it is an address; when it is a
+  -- name (talhelper takes one: kube.sdg.moe), what the node itself reports
+  -- as the kubelet's node IP (NodeIPs "kubelet", pkg/machinery/resources/
+  -- k8s/nodeip.go), before tailscale0 exists: never the name, which
+  -- validSubnets cannot hold
+  local function node_addresses(n)
+    if talconfig.is_ip(n.ip) then return {n.ip} end
+    local addrs = talconfig.kubelet_addresses(talos.get(n.ip, "nodeips"))
+    if #addrs == 0 then
+      error(fmt("%s's ipAddress %s is a name and the node reports no kubelet node IP address (talosctl get nodeips): "
+        .. "the address pins cannot be chosen; set ipAddress to the node's address, or --var pin_node_ip=false", n.hostname, n.ip))
+    end
+    log.info(fmt("%s: ipAddress %s is a name; the pins use the address the node reports, %s", n.hostname, n.ip,
+                 table.concat(addrs, ", ")))
+    return addrs
+  end
   local pins = rb.step("read the nodes' certSANs and address pins", function()
     local list = async.map(cfg.nodes, function(n)
       local dns = talos.cert_sans(n.ip)
       local kubelet, etcd = talos.address_pins(n.ip)
-      return {dns = dns, kubelet = kubelet, etcd = etcd}
+      return {dns = dns, kubelet = kubelet, etcd = etcd,
+              addrs = (v.pin_node_ip or v.dest_ip) and node_addresses(n) or {n.ip}}
     end)
     local out = {}
     for i, n in ipairs(cfg.nodes) do
       local p, fqdn = list[i], n.ts_name .. "." .. tailnet
       local has_san = false
       for _, d in ipairs(p.dns) do if d == fqdn then has_san = true end end
-      local single = n.ip:find(":", 1, true) and (n.ip .. "/128") or (n.ip .. "/32")
-      local o = {cert_san = not has_san and fqdn or nil}
+      local single = {}
+      for _, a in ipairs(p.addrs) do single[#single + 1] = a .. (a:find(":", 1, true) and "/128" or "/32") end
+      local o = {cert_san = not has_san and fqdn or nil, addr = p.addrs[1]}
       if v.pin_node_ip then
         if #p.kubelet == 0 then o.pin_kubelet = single
         else log.info(fmt("%s: the kubelet node IP is pinned already (%s)", n.hostname, table.concat(p.kubelet, ", "))) end
@@ -392,12 +457,26 @@ rb.phase("Configuration", function()
   if not (rb.dry_run or exec.which("talhelper")) then
     error(require("runbook.error").new("usage", "talhelper is not on PATH: the rollout generates the nodes' configs with it (talhelper genconfig)", {exit = 2}), 0)
   end
+  -- whatever put it there: a tailscale ExtensionServiceConfig the rendered
+  -- config already holds
+  local function renders_tailscale_esc(file)
+    local ok, docs = pcall(function() return require("runbook.yaml").decode_all(fs.read(file), {name = file}) end)
+    for _, d in ipairs(ok and docs or {}) do
+      if type(d) == "table" and d.kind == "ExtensionServiceConfig" and d.name == "tailscale" then return true end
+    end
+    return false
+  end
   rb.step("check that nothing else is pending in " .. v.talconfig, function()
     for _, n in ipairs(cfg.nodes) do
       local entry, where = talconfig.tailscale_service_of(n)
       if entry then
         error(fmt("%s already has a tailscale entry in extensionServices (%s): it is not added twice; remove it, or finish that rollout by hand",
           n.hostname, where == "node" and ("nodes[" .. n.index .. "]") or where))
+      end
+      if n.patch_esc then
+        error(fmt("%s already gets an ExtensionServiceConfig named tailscale from the patch %s: the rollout does not "
+          .. "add a second (Talos would refuse two of one name); remove it from the patch and run again, or finish that "
+          .. "setup by hand", n.hostname, n.patch_esc))
       end
       if talos.extension_service_configs(n.ip).tailscale then
         error(fmt("%s already runs an ExtensionServiceConfig named tailscale: it is not added twice (recover.lua can re-key it)", n.hostname))
@@ -406,15 +485,23 @@ rb.phase("Configuration", function()
     -- a private directory, gone afterwards (the configs hold the cluster's
     -- secrets); a rehearsal writes nothing real, and names it the same each time
     local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or fs.tmpdir("runbook-genconfig")
-    local pending = {}
+    local pending, chosen = {}, {}
+    for _, n in ipairs(cfg.nodes) do chosen[n.hostname] = true end
     local ok, err = pcall(function()
       local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", dir}, {timeout = 300})
       if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", ""), 0) end
       for _, n in ipairs(cfg.all) do     -- every node: nothing may be pending anywhere
         local file = fmt("%s/%s-%s.yaml", dir, cfg.cluster_name, n.hostname)
+        if chosen[n.hostname] and renders_tailscale_esc(file) then
+          error(fmt("the config talhelper generates for %s already holds an ExtensionServiceConfig named tailscale "
+            .. "(from a patch or a template of %s): the rollout does not add a second; remove it and run again",
+            n.hostname, v.talconfig), 0)
+        end
         local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
         local diff = (d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or ""
-        if not diff:match("^No changes%.") then pending[#pending + 1] = n.hostname .. ":\n" .. diff end
+        -- environment values masked: a finished node's diff holds its key,
+        -- an old one after a rotation, which no secret registration knows
+        if not diff:match("^No changes%.") then pending[#pending + 1] = n.hostname .. ":\n" .. configdiff.mask(diff) end
       end
     end)
     -- the generated configs hold the cluster's secrets: gone whatever happened
@@ -424,7 +511,7 @@ rb.phase("Configuration", function()
     end
     if not ok then error(err, 0) end
     if #pending > 0 then
-      error(fmt("%s holds changes the nodes do not run yet; apply or revert them first (talhelper genconfig, then talosctl apply-config), nothing was changed:\n%s",
+      error(fmt("%s holds changes the nodes do not run yet; apply or revert them first (talhelper genconfig, then talosctl apply-config), nothing was changed (environment values are shown masked: an auth key may differ behind ***):\n%s",
         v.talconfig, table.concat(pending, "\n")))
     end
     return #cfg.nodes
@@ -435,8 +522,10 @@ rb.phase("Configuration", function()
   -- certSANs, the service in extensionServices with the key as
   -- ${TS_AUTHKEY}, and the address pins in a patch file (no secret in it)
   local function pins_file(n) return fmt("patches/tailscale-pins-%s.yaml", n.hostname) end
+  local edited
   local function edited_talconfig()
-    local ed = talconfig.editor(fs.read(v.talconfig))   -- every edit, then one yaml.edit
+    if edited then return edited end
+    local ed = talconfig.editor(fs.read(v.talconfig), v.talconfig)   -- every edit, then one yaml.edit
     for _, n in ipairs(cfg.nodes) do
       if n.schematic_at then
         ed:add_schematic_extension(n, factory.TAILSCALE)   -- a group's block once, whichever node comes first
@@ -448,10 +537,11 @@ rb.phase("Configuration", function()
       if p.pin_kubelet or p.pin_etcd then ed:add_patch(n.index, "@./" .. pins_file(n), n.patches) end
       if p.cert_san then ed:add_cert_san(n.index, p.cert_san, n.cert_sans) end
       ed:add_extension_service(n, talconfig.tailscale_service{
-        hostname = n.hostname, routes = routes, dest_ip = v.dest_ip and n.ip or nil, auth_once = v.auth_once,
+        hostname = n.hostname, routes = routes, dest_ip = v.dest_ip and pins[n.hostname].addr or nil, auth_once = v.auth_once,
         accept_dns = v.accept_dns, extra_args = v.extra_args})
     end
-    return ed:apply()
+    edited = ed:apply()
+    return edited
   end
 
   -- the whole plan, then one confirmation: nothing in a file or on a node
@@ -470,7 +560,10 @@ rb.phase("Configuration", function()
     if rb.is_done("talconfig") then   -- resumed: the earlier run edited it already
       plan[#plan + 1] = fmt("  %s: edited by the run being resumed (its backup is beside it)", v.talconfig)
     else
-      plan[#plan + 1] = fmt("  %s:\n%s", v.talconfig, (require("runbook.diff").unified(before, edited_talconfig(), v.talconfig):gsub("\n$", "")))
+      -- in a step of its own: an edit that fails names the file, its line and the step
+      rb.step("edit " .. v.talconfig, function() return #edited_talconfig() end, {read_only = true})
+      local d = configdiff.mask_keys(require("runbook.diff").unified(before, edited_talconfig(), v.talconfig))
+      plan[#plan + 1] = fmt("  %s:\n%s", v.talconfig, (d:gsub("\n$", "")))
     end
     log.info(table.concat(plan, "\n"))
     rb.confirm(fmt("Apply this plan to %d nodes (files first, then %s)?", #cfg.nodes, pace_words()))
@@ -567,25 +660,11 @@ end)
 local cp_ips = nothing_to_do and {} or talconfig.control_plane_ips(cfg.all)   -- etcd: every member
 
 --- The lines of an apply-config --dry-run diff that are not this run's own
---- changes: the new install image for the old, the tailnet name in
---- certSANs, the address pins, and the tailscale ExtensionServiceConfig.
+--- changes (configdiff.rollout_surprises: the new install image for the
+--- old, the tailnet name in certSANs, the address pins, and the tailscale
+--- ExtensionServiceConfig).
 config_diff_surprises = function(diff, n)
-  local fqdn = n.ts_name .. "." .. tailnet
-  local ok_added = {["---"] = true, ["apiVersion: v1alpha1"] = true, ["kind: ExtensionServiceConfig"] = true,
-                    ["name: tailscale"] = true, ["environment:"] = true, ["certSANs:"] = true, ["- " .. fqdn] = true,
-                    ["kubelet:"] = true, ["nodeIP:"] = true, ["validSubnets:"] = true, ["cluster:"] = true, ["etcd:"] = true,
-                    ["advertisedSubnets:"] = true, ["image: " .. target.installers[n.hostname]] = true}
-  local out = {}
-  if diff:match("^No changes%.") then return {"(no changes at all: the generated config lacks this run's changes)"} end
-  for line in diff:gmatch("[^\n]+") do
-    local sign, body = line:match("^([+-])%s*(.-)%s*$")
-    if sign and not line:match("^%-%-%- ") and not line:match("^%+%+%+ ") then
-      local fine = (sign == "+" and (ok_added[body] or body:match("^%- TS_[%u_]+=") or body:match("^%- [%x:.]+/%d+$")))
-                   or (sign == "-" and body:match("^image: "))
-      if not fine then out[#out + 1] = line end
-    end
-  end
-  return out
+  return configdiff.rollout_surprises(diff, {fqdn = n.ts_name .. "." .. tailnet, image = target.installers[n.hostname]})
 end
 
 local function wait_back_on(n, schematic, timeout)
@@ -620,7 +699,7 @@ local function roll_node(n)
     local unexpected = config_diff_surprises((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or "", n)
     if #unexpected > 0 then
       error(fmt("the config generated for %s changes more than this rollout did; nothing was applied to it:\n%s",
-        name, table.concat(unexpected, "\n")))
+        name, configdiff.show(unexpected)))
     end
     talos.run(n.ip, "apply-config", "--file", file)
     return {node = name, file = file}

@@ -133,7 +133,7 @@ function M.read(path)
     local url_where = given(n.talosImageURL) and where .. "talosImageURL"
                       or (n.controlPlane == true and "controlPlane" or "worker") .. ".talosImageURL"
     local group_key = n.controlPlane == true and "controlPlane" or "worker"
-    nodes[#nodes + 1] = {hostname = x(n.hostname, where .. "hostname"), ip = ip, index = i,
+    nodes[#nodes + 1] = {hostname = x(n.hostname, where .. "hostname"), ip = ip, index = i, url_where = url_where,
                          control_plane = n.controlPlane == true, group_key = group_key,
                          cert_sans = given(n.certSANs), services = given(n.extensionServices),
                          group_services = given(group.extensionServices),
@@ -147,8 +147,13 @@ function M.read(path)
   for i, net in ipairs(type(data.clusterSvcNets) == "table" and data.clusterSvcNets or {}) do
     svcs[#svcs + 1] = x(net, ("clusterSvcNets[%d]"):format(i))
   end
-  local explicit = #svcs > 0
+  local explicit, source = #svcs > 0, "clusterSvcNets"
   if not explicit then
+    svcs, source = M.service_subnets_from_patches({path = path, data = data, nodes = nodes}, x)
+    explicit = #svcs > 0
+  end
+  if not explicit then
+    source = "Talos's default: clusterSvcNets is empty"
     -- Talos's defaults (pkg/machinery/config/generate/generate.go): the
     -- IPv6 service net when the endpoint's host is an IPv6 address
     local host = tostring(x(data.endpoint, "endpoint") or ""):match("^%a+://%[([^%]]+)%]") or ""
@@ -159,7 +164,7 @@ function M.read(path)
   local cluster_name = data.clusterName ~= nil and x(tostring(data.clusterName), "clusterName") or "cluster"
   if tv and not tv:match("^v") then tv = "v" .. tv end      -- talhelper adds the v
   return {path = path, text = text, data = data, nodes = nodes, svc_cidr = svcs[1], svc_cidrs = svcs,
-          svc_cidr_explicit = explicit, talos_version = tv, cluster_name = cluster_name}
+          svc_cidr_explicit = explicit, svc_source = source, talos_version = tv, cluster_name = cluster_name}
 end
 
 --- The tailscale entry of a node's (or its group's) extensionServices, or nil.
@@ -199,9 +204,10 @@ local Editor = {}
 Editor.__index = Editor
 
 ---@param text string the talconfig.yaml text
+---@param name? string the file's name, for errors (file:line:col); default "talconfig.yaml"
 ---@return talconfig.Editor
-function M.editor(text)
-  return setmetatable({text = text, edits = {}, added = {}}, Editor)
+function M.editor(text, name)
+  return setmetatable({text = text, edits = {}, added = {}, name = name or "talconfig.yaml"}, Editor)
 end
 
 ---@private
@@ -214,7 +220,7 @@ end
 ---@return string
 function Editor:apply()
   if #self.edits == 0 then return self.text end
-  return yaml.edit(self.text, self.edits)
+  return yaml.edit(self.text, self.edits, nil, {name = self.name})
 end
 
 --- Sets nodes[i].talosImageURL (without tag, as talhelper expects).
@@ -283,7 +289,7 @@ function Editor:add_schematic_extension(node, ext)
     for _, k in ipairs{...} do p[#p + 1] = k end
     return p
   end
-  self.doc = self.doc or yaml.decode(self.text)     -- once per editor, not once per node
+  self.doc = self.doc or yaml.decode(self.text, {name = self.name})     -- once per editor, not once per node
   local sch = self.doc
   for _, k in ipairs(base) do sch = type(sch) == "table" and sch[k] or nil end
   local cust = type(sch) == "table" and sch.customization
@@ -348,14 +354,15 @@ end
 --- node's LAN subnet (Talos would otherwise pick tailscale0's 100.x
 --- address when it sorts first: controllers/k8s/nodeip.go, etcd/spec.go).
 --- All three apply without a reboot (CanApplyImmediate, v1alpha1_runtime.go).
----@param o {cert_san?:string, pin_kubelet?:string, pin_etcd?:string}
+---@param o {cert_san?:string, pin_kubelet?:string|string[], pin_etcd?:string|string[]}
 ---@return table? a machine config document
 function M.machine_patch(o)
   local machine = yaml.order({}, {})
   local doc = yaml.order({machine = machine}, {"machine", "cluster"})
   if o.cert_san then machine.certSANs = {o.cert_san} end
-  if o.pin_kubelet then machine.kubelet = {nodeIP = {validSubnets = {o.pin_kubelet}}} end
-  if o.pin_etcd then doc.cluster = {etcd = {advertisedSubnets = {o.pin_etcd}}} end
+  local function list(x) return type(x) == "table" and x or {x} end
+  if o.pin_kubelet then machine.kubelet = {nodeIP = {validSubnets = list(o.pin_kubelet)}} end
+  if o.pin_etcd then doc.cluster = {etcd = {advertisedSubnets = list(o.pin_etcd)}} end
   if next(machine) == nil and not doc.cluster then return nil end
   if next(machine) == nil then doc.machine = nil end
   return yaml.encode(doc)
@@ -374,5 +381,303 @@ function M.extension_service_config(env, machine_doc)
   if machine_doc then return machine_doc .. "---\n" .. esc end
   return esc
 end
+
+-- {====== patches: what talhelper merges into a node's config beyond the node's fields
+
+--- Whether s is an IP address literal (IPv4 dotted quad or IPv6), not a name.
+---@param s string?
+---@return boolean
+function M.is_ip(s)
+  if type(s) ~= "string" then return false end
+  if s:find(":", 1, true) then return s:match("^[%x:%.]+$") ~= nil end
+  local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
+  if not a then return false end
+  for _, x in ipairs{a, b, c, d} do if tonumber(x) > 255 then return false end end
+  return true
+end
+
+-- The 16 bytes (IPv4: 4) of an address, or nil.
+local function ip_bytes(s)
+  if not M.is_ip(s) then return nil end
+  if not s:find(":", 1, true) then
+    local out = {}
+    for x in s:gmatch("%d+") do out[#out + 1] = tonumber(x) end
+    return out
+  end
+  local head, tail = s:match("^(.-)::(.*)$")
+  local function groups(part)
+    local g = {}
+    for x in part:gmatch("[^:]+") do
+      if x:find(".", 1, true) then                       -- ::ffff:1.2.3.4
+        local b = ip_bytes(x)
+        if not b then return nil end
+        g[#g + 1] = b[1] * 256 + b[2]; g[#g + 1] = b[3] * 256 + b[4]
+      else g[#g + 1] = tonumber(x, 16) end
+    end
+    return g
+  end
+  local h, t = groups(head or s), groups(tail or "")
+  if not h or not t then return nil end
+  local fill = 8 - #h - #t
+  if (head and fill < 1) or (not head and fill ~= 0) then return nil end
+  local all = {}
+  for _, x in ipairs(h) do all[#all + 1] = x end
+  for _ = 1, fill do all[#all + 1] = 0 end
+  for _, x in ipairs(t) do all[#all + 1] = x end
+  local out = {}
+  for _, x in ipairs(all) do out[#out + 1] = x // 256; out[#out + 1] = x % 256 end
+  return out
+end
+
+--- Whether the address ip lies in cidr ("10.96.0.0/12", "fd00::/108").
+---@param cidr string
+---@param ip string
+---@return boolean
+function M.cidr_contains(cidr, ip)
+  local net, bits = tostring(cidr):match("^([^/]+)/(%d+)$")
+  local a, b = ip_bytes(net), ip_bytes(ip)
+  if not a or not b or #a ~= #b then return false end
+  bits = tonumber(bits)
+  for i = 1, #a do
+    local take = math.max(0, math.min(8, bits - (i - 1) * 8))
+    local mask = 256 - 2 ^ (8 - take)
+    if (a[i] & math.tointeger(mask)) ~= (b[i] & math.tointeger(mask)) then return false end
+  end
+  return true
+end
+
+-- The decoded documents of one patch entry of talhelper's patches: lists
+-- ("@./file.yaml", read beside talconfig.yaml, or inline YAML: a strategic
+-- merge document, or a JSON6902 list of operations). nil when a file is
+-- missing or the text is not YAML (talhelper genconfig reports those).
+local function patch_docs(dir, entry, where)
+  local text, name = entry, where
+  if type(entry) == "table" then return {entry} end
+  if type(entry) ~= "string" then return {} end
+  local file = entry:match("^@(.+)$")
+  if file then
+    local full = file:sub(1, 1) == "/" and file or (dir .. "/" .. file:gsub("^%./", ""))
+    if not fs.exists(full) then return nil end
+    text, name = fs.read(full), where .. " (" .. entry .. ")"
+  end
+  -- talhelper renders Go templates in patches ({{ ... }}) before it parses
+  -- them (pkg/patcher/patcher.go, v3.1.16): one that is not YAML until then
+  -- is skipped here; talhelper reports a patch that is really broken
+  local ok, docs = pcall(yaml.decode_all, text, {name = name})
+  if not ok then return nil end
+  return docs, name
+end
+
+--- Every patch document talhelper applies to node i, in its order
+--- (pkg/generate/config.go, v3.1.16): the group's patches then the node's
+--- (pkg/config/nodeconfigs.go: the group's come first unless the node sets
+--- overridePatches), then the global patches.
+---@param c table read()
+---@param i integer node index
+---@return table[] {where = "nodes[1].patches[2] (@./patches/x.yaml)", doc = table}
+function M.patches_of(c, i)
+  local data, out = c.data, {}
+  local n = data.nodes[i]
+  local gkey = n.controlPlane == true and "controlPlane" or "worker"
+  local group = type(data[gkey]) == "table" and data[gkey] or {}
+  local lists = {}
+  if n.overridePatches ~= true then lists[#lists + 1] = {gkey .. ".patches", group.patches} end
+  lists[#lists + 1] = {("nodes[%d].patches"):format(i), n.patches}
+  lists[#lists + 1] = {"patches", data.patches}
+  local dir = c.path:match("^(.*)/[^/]*$") or "."
+  for _, l in ipairs(lists) do
+    for k, entry in ipairs(type(l[2]) == "table" and l[2] or {}) do
+      local where = ("%s[%d]"):format(l[1], k)
+      local docs, name = patch_docs(dir, entry, where)
+      for _, d in ipairs(docs or {}) do out[#out + 1] = {where = name or where, doc = d} end
+    end
+  end
+  return out
+end
+
+-- A value a patch sets at a path: a strategic merge document's, or a
+-- JSON6902 add/replace operation's (on the path or a parent of it).
+local function patch_value(doc, keys)
+  if type(doc) ~= "table" then return nil end
+  if doc[1] ~= nil then                                  -- JSON6902: a list of operations
+    local found
+    for _, op in ipairs(doc) do
+      if type(op) == "table" and (op.op == "add" or op.op == "replace") and type(op.path) == "string" then
+        local v, rest = op.value, op.path
+        for j, k in ipairs(keys) do
+          if rest == "" then v = type(v) == "table" and v[k] or nil
+          else
+            local head, tail = rest:match("^/([^/]*)(.*)$")
+            if head ~= k then v = nil; break end
+            rest = tail
+          end
+          if j == #keys and rest ~= "" then v = nil end
+        end
+        if v ~= nil then found = v end
+      end
+    end
+    return found
+  end
+  local v = doc
+  for _, k in ipairs(keys) do
+    if type(v) ~= "table" then return nil end
+    v = v[k]
+  end
+  return v
+end
+
+--- What the patches of node i set that the rollout must know: the install
+--- image (machine.install.image), the service subnets
+--- (cluster.network.serviceSubnets, merge:"replace" in Talos's v1alpha1
+--- types: the last patch applied wins), and an ExtensionServiceConfig named
+--- tailscale. Each with the patch it comes from.
+---@param c table read()
+---@param i integer node index
+---@return table {install_image = {value, where}?, service_subnets = {value, where}?, tailscale_esc = where?}
+function M.patch_findings(c, i)
+  local out = {}
+  for _, p in ipairs(M.patches_of(c, i)) do
+    local img = patch_value(p.doc, {"machine", "install", "image"})
+    if type(img) == "string" then out.install_image = {value = img, where = p.where} end
+    local subnets = patch_value(p.doc, {"cluster", "network", "serviceSubnets"})
+    if type(subnets) == "table" and #subnets > 0 then out.service_subnets = {value = subnets, where = p.where} end
+    if type(p.doc) == "table" and p.doc.kind == "ExtensionServiceConfig" and p.doc.name == "tailscale" then
+      out.tailscale_esc = out.tailscale_esc or p.where
+    end
+  end
+  return out
+end
+
+--- The service subnets the patches set, when clusterSvcNets is empty:
+--- a control plane's first (its API server's --service-cluster-ip-range
+--- is what Services get), else any node's; each value with talhelper's
+--- ${VAR} expansion.
+---@param c table {path, data, nodes} of read()
+---@param x fun(v:string, where:string):string expands ${VAR}
+---@return string[] cidrs (empty when no patch sets them), string? source
+function M.service_subnets_from_patches(c, x)
+  local order = {}
+  for _, n in ipairs(c.nodes) do if n.control_plane then order[#order + 1] = n end end
+  for _, n in ipairs(c.nodes) do if not n.control_plane then order[#order + 1] = n end end
+  for _, n in ipairs(order) do
+    local f = M.patch_findings(c, n.index).service_subnets
+    if f then
+      local out = {}
+      for k, v in ipairs(f.value) do out[#out + 1] = x(tostring(v), ("%s serviceSubnets[%d]"):format(f.where, k)) end
+      return out, "cluster.network.serviceSubnets in " .. f.where
+    end
+  end
+  return {}, nil
+end
+
+--- The kubelet's node IP addresses from `talosctl get nodeips -o json`
+--- (resource NodeIPs.kubernetes.talos.dev, ID "kubelet": spec.addresses,
+--- netip.Addr values; pkg/machinery/resources/k8s/nodeip.go, v1.11.0):
+--- the address to pin a node to when its ipAddress is a name. Only
+--- addresses are kept: a name can never be a subnet.
+---@param resources table[] decoded resources
+---@return string[] addresses
+function M.kubelet_addresses(resources)
+  local out = {}
+  for _, r in ipairs(resources or {}) do
+    if type(r) == "table" and type(r.metadata) == "table" and r.metadata.id == "kubelet" and type(r.spec) == "table" then
+      for _, a in ipairs(type(r.spec.addresses) == "table" and r.spec.addresses or {}) do
+        if M.is_ip(a) then out[#out + 1] = a end
+      end
+    end
+  end
+  return out
+end
+
+--- The Talos version of the installer images `talhelper gencommand upgrade`
+--- prints (`--image=factory.talos.dev/installer/<id>:v1.13.8;`), or nil.
+---@param stdout string
+---@return string?
+function M.version_of_gencommand(stdout)
+  return tostring(stdout):match("%-%-image=[^;%s]-:(v%d+%.%d+%.%d+[%w%.%-]*);")
+end
+
+--- The service CIDRs once the live cluster had its word (rollout.lua asks
+--- kubectl). `live.cidrs`: the default ServiceCIDR object `kubernetes`,
+--- which kube-apiserver creates from its --service-cluster-ip-range
+--- (networking.k8s.io/v1, GA in Kubernetes 1.33; kubernetes
+--- pkg/controlplane/controller/defaultservicecidr): when the file names no
+--- CIDR (Talos's default assumed) they replace the default, with a warning;
+--- when the file names others, exit 2. Else `live.ips`: the `kubernetes`
+--- Service's cluster IPs must each lie in one of the CIDRs. An IP does not
+--- tell its network's prefix (10.96.0.1 is in 10.96.0.0/12 and in
+--- 10.96.0.0/16 alike), so no CIDR is derived from it: one outside them is
+--- exit 2, naming both. No answer: the file decides, and a note says so.
+---@param c table read() (svc_cidrs, svc_cidr_explicit, svc_source)
+---@param live {cidrs?:string[], ips?:string[]}
+---@param path string talconfig.yaml, for messages
+---@return table {cidrs, source, warning?, note?}
+function M.reconcile_service_cidrs(c, live, path)
+  local source = c.svc_source or (c.svc_cidr_explicit and "clusterSvcNets" or "Talos's default")
+  local function stop(msg)
+    fail(msg .. (". Set clusterSvcNets in %s to the cluster's service CIDRs (kube-apiserver's "
+      .. "--service-cluster-ip-range). Nothing was changed"):format(path))
+  end
+  local cidrs = live.cidrs
+  if cidrs and #cidrs > 0 then
+    local seen = {}
+    for _, x in ipairs(cidrs) do seen[x] = true end
+    local same = #cidrs == #c.svc_cidrs
+    for _, x in ipairs(c.svc_cidrs) do same = same and seen[x] == true end
+    if same then return {cidrs = c.svc_cidrs, source = source} end
+    if c.svc_cidr_explicit then
+      stop(("the cluster's service CIDRs are %s (its ServiceCIDR kubernetes); %s says %s"):format(
+        table.concat(cidrs, ", "), source, table.concat(c.svc_cidrs, ", ")))
+    end
+    return {cidrs = cidrs, source = "the cluster's ServiceCIDR kubernetes",
+            warning = ("%s names no service CIDR (%s assumed); the cluster's ServiceCIDR kubernetes says %s: "
+              .. "routing that"):format(path, table.concat(c.svc_cidrs, ", "), table.concat(cidrs, ", "))}
+  end
+  if not live.ips or #live.ips == 0 then
+    return {cidrs = c.svc_cidrs, source = source,
+            note = "the cluster's service CIDRs could not be read (kubectl): they come from " .. source .. " alone"}
+  end
+  for _, ip in ipairs(live.ips) do
+    local inside = false
+    for _, x in ipairs(c.svc_cidrs) do inside = inside or M.cidr_contains(x, ip) end
+    if not inside then
+      stop(("the cluster's kubernetes Service has the IP %s, outside the service CIDRs %s (%s): the route would not "
+        .. "reach it, and an IP does not tell its prefix"):format(ip, table.concat(c.svc_cidrs, ", "), source))
+    end
+  end
+  return {cidrs = c.svc_cidrs, source = source}
+end
+
+--- Refuses (exit 2, before anything changes) a node whose installer is not
+--- an Image Factory one: a talosImageURL of another registry image
+--- (docker.io/qjoly/talos), or an install image a patch sets. The rollout
+--- builds the new installer at the factory from the node's schematic: it
+--- would replace such an image with a factory one without a word.
+--- ghcr.io/siderolabs/installer (Talos's own default, the vanilla
+--- schematic) is the one non-factory image the factory replaces as is.
+---@param c table read()
+---@param parse_image fun(ref:string):table factory.parse_image
+function M.check_installers(c, parse_image)
+  for _, n in ipairs(c.nodes) do
+    local url = n.image_url
+    local p = url and parse_image(url)
+    if p and not p.factory and p.image ~= "ghcr.io/siderolabs/installer" then
+      fail(("%s: %s (%s) installs %s, which is not an Image Factory installer: the rollout builds the new installer "
+        .. "at the factory (factory.talos.dev/installer/<schematic>) and would replace yours. Add siderolabs/tailscale "
+        .. "to your own image and roll it out yourself, or point talosImageURL at a factory installer of the "
+        .. "node's schematic first. Nothing was changed."):format(c.path, n.url_where or ("nodes[" .. n.index .. "]"),
+        n.hostname, url))
+    end
+    local f = M.patch_findings(c, n.index)
+    if f.install_image then
+      fail(("%s: %s's install image is set by the patch %s (machine.install.image: %s), which overrides the "
+        .. "talosImageURL the rollout writes: its upgrade would not be what talhelper generates. Remove "
+        .. "machine.install.image from the patch (talhelper sets it from talosImageURL or schematic:), then run "
+        .. "again. Nothing was changed."):format(c.path, n.hostname, f.install_image.where, f.install_image.value))
+    end
+  end
+end
+
+-- }======
 
 return M

@@ -50,7 +50,8 @@ for node in spec.get("upgraded", []):
 for node in spec.get("not_upgraded", []):
     want(not upgraded(node), f"{node} was upgraded")
 # never two nodes out of service: every upgrade is followed by that node's gates
-ups = [i for i, x in enumerate(execs) if " upgrade " in x]
+# (talosctl's upgrade only: `talhelper gencommand upgrade` may run twice)
+ups = [i for i, e in enumerate(e for e in evs if e["type"] == "exec") if talosctl_call(e["argv"])[0] == "upgrade"]
 want(len(ups) == len(set(execs[i] for i in ups)), "a node was upgraded twice")
 # never more than one node out of service: before the next node's upgrade,
 # the previous node passed its last gate (online in the tailnet)

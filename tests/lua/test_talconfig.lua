@@ -315,3 +315,198 @@ function test_extension_services_copy_the_groups_list_talhelper_would_drop()
     end)
   end)
 end
+
+-- {====== the file's odd corners (issue #26 point 5, #27)
+
+local fs = require "runbook.fs"
+local factory_parse_image = require("factory").parse_image
+
+-- Writes files into a fresh directory; returns it and a remover.
+local function tree(files)
+  local d = fs.tmpdir("talconfig-corners")
+  for name, text in pairs(files) do
+    local sub = name:match("^(.*)/[^/]*$")
+    if sub then fs.mkdir_p(d .. "/" .. sub) end
+    fs.write(d .. "/" .. name, text)
+  end
+  return d, function()
+    for name in pairs(files) do os.remove(d .. "/" .. name) end
+    os.remove(d .. "/patches")
+    os.remove(d)
+  end
+end
+
+local HEAD = "clusterName: c\ntalosVersion: v1.11.0\nendpoint: https://[fd00::10]:6443\n"
+
+function test_service_subnets_from_an_inline_patch_on_an_ipv6_only_cluster()
+  -- talhelper's inline patches are strings holding YAML; serviceSubnets is
+  -- merge:"replace" in Talos's v1alpha1 types: the patch's list is the one
+  local d, done = tree{["talconfig.yaml"] = HEAD .. table.concat({
+    "nodes:",
+    "  - hostname: cp-1",
+    "    ipAddress: fd00::11",
+    "    controlPlane: true",
+    "patches:",
+    "  - |-",
+    "    cluster:",
+    "      network:",
+    "        serviceSubnets:",
+    "          - fd00:10:96::/108"}, "\n") .. "\n"}
+  local c = talconfig.read(d .. "/talconfig.yaml")
+  t.eq(c.svc_cidrs, {"fd00:10:96::/108"})
+  t.eq(c.svc_cidr_explicit, true)
+  t.match(c.svc_source, "^cluster%.network%.serviceSubnets in patches%[1%]$")
+  done()
+end
+
+function test_service_subnets_from_a_patch_file_of_the_group_and_json6902()
+  local d, done = tree{
+    ["talconfig.yaml"] = "clusterName: c\ntalosVersion: v1.11.0\nnodes:\n  - hostname: w-1\n    ipAddress: 10.0.0.2\n"
+      .. "  - hostname: cp-1\n    ipAddress: 10.0.0.1\n    controlPlane: true\n"
+      .. "controlPlane:\n  patches:\n    - '@./patches/net.yaml'\n"
+      .. "worker:\n  patches:\n    - |\n      - op: add\n        path: /cluster/network\n"
+      .. "        value: {serviceSubnets: [10.200.0.0/16]}\n",
+    ["patches/net.yaml"] = "cluster:\n  network:\n    serviceSubnets: [10.100.0.0/16, 'fd00:100::/108']\n"}
+  local c = talconfig.read(d .. "/talconfig.yaml")
+  -- the control plane's (its API server's range) before the worker's
+  t.eq(c.svc_cidrs, {"10.100.0.0/16", "fd00:100::/108"})
+  t.match(c.svc_source, "controlPlane%.patches%[1%] %(@%./patches/net%.yaml%)")
+  t.eq(talconfig.patch_findings(c, 1).service_subnets.value, {"10.200.0.0/16"})   -- JSON6902, on a parent path
+  done()
+end
+
+function test_cluster_svc_nets_win_over_patches()
+  local d, done = tree{["talconfig.yaml"] = "clusterSvcNets: [10.43.0.0/16]\nnodes:\n  - hostname: a\n    ipAddress: 1.2.3.4\n"
+    .. "    patches:\n      - 'cluster: {network: {serviceSubnets: [10.9.0.0/16]}}'\n"}
+  local c = talconfig.read(d .. "/talconfig.yaml")
+  t.eq(c.svc_cidrs, {"10.43.0.0/16"})
+  t.eq(c.svc_source, "clusterSvcNets")
+  done()
+end
+
+function test_a_non_factory_installer_stops_the_run_with_exit_2()
+  local d, done = tree{["talconfig.yaml"] = "talosVersion: v1.11.0\nnodes:\n"
+    .. "  - hostname: a\n    ipAddress: 10.0.0.1\n    talosImageURL: factory.talos.dev/installer/abc123\n"
+    .. "  - hostname: b\n    ipAddress: 10.0.0.2\n    talosImageURL: \"docker.io/qjoly/talos\"\n"}
+  local c = talconfig.read(d .. "/talconfig.yaml")
+  local err = t.raises(talconfig.check_installers, c, factory_parse_image)
+  t.eq(err.exit, 2)
+  t.match(err.message, "nodes%[2%]%.talosImageURL %(b%) installs docker%.io/qjoly/talos, which is not an Image Factory installer")
+  t.match(err.message, "Nothing was changed")
+  -- Talos's own installer is the vanilla schematic: the factory's replaces it
+  fs.write(d .. "/talconfig.yaml", "nodes:\n  - hostname: a\n    ipAddress: 10.0.0.1\n"
+    .. "    talosImageURL: ghcr.io/siderolabs/installer\n")
+  talconfig.check_installers(talconfig.read(d .. "/talconfig.yaml"), factory_parse_image)
+  done()
+end
+
+function test_an_install_image_set_in_a_patch_stops_the_run()
+  local d, done = tree{
+    ["talconfig.yaml"] = "nodes:\n  - hostname: a\n    ipAddress: 10.0.0.1\n    patches:\n      - '@./patches/install.yaml'\n",
+    ["patches/install.yaml"] = "machine:\n  install:\n    disk: /dev/sda\n    image: ghcr.io/me/installer:v1.11.0\n"}
+  local err = t.raises(talconfig.check_installers, talconfig.read(d .. "/talconfig.yaml"), factory_parse_image)
+  t.eq(err.exit, 2)
+  t.match(err.message, "a's install image is set by the patch nodes%[1%]%.patches%[1%] %(@%./patches/install%.yaml%) "
+    .. "%(machine%.install%.image: ghcr%.io/me/installer:v1%.11%.0%)")
+  done()
+end
+
+function test_a_tailscale_extension_service_config_in_a_patch_is_found()
+  local esc = "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: tailscale\nenvironment:\n  - TS_AUTHKEY=${TS_AUTHKEY}\n"
+  local d, done = tree{
+    ["talconfig.yaml"] = "nodes:\n  - hostname: a\n    ipAddress: 10.0.0.1\n    patches: ['@./patches/ts.yaml']\n"
+      .. "  - hostname: b\n    ipAddress: 10.0.0.2\n"
+      .. "  - hostname: c\n    ipAddress: 10.0.0.3\n    overridePatches: true\n"
+      .. "worker:\n  patches:\n    - |\n      machine: {}\n      ---\n"
+      .. esc:gsub("[^\n]+", "      %0"),
+    ["patches/ts.yaml"] = "machine:\n  certSANs: [x]\n---\n" .. esc}
+  local c = talconfig.read(d .. "/talconfig.yaml")
+  t.eq(talconfig.patch_findings(c, 1).tailscale_esc, "worker.patches[1]")   -- the group's, applied first
+  t.eq(talconfig.patch_findings(c, 2).tailscale_esc, "worker.patches[1]")
+  t.eq(talconfig.patch_findings(c, 3).tailscale_esc, nil)                   -- overridePatches: not the group's
+  fs.write(d .. "/talconfig.yaml", "nodes:\n  - hostname: a\n    ipAddress: 10.0.0.1\n    patches: ['@./patches/ts.yaml']\n")
+  t.eq(talconfig.patch_findings(talconfig.read(d .. "/talconfig.yaml"), 1).tailscale_esc,
+       "nodes[1].patches[1] (@./patches/ts.yaml)")
+  done()
+end
+
+function test_addresses_and_cidrs()
+  t.truthy(talconfig.is_ip("192.168.10.11") and talconfig.is_ip("fd00::11") and talconfig.is_ip("::1"))
+  t.truthy(not talconfig.is_ip("kube.sdg.moe") and not talconfig.is_ip("300.1.1.1") and not talconfig.is_ip("k8s-1"))
+  t.truthy(talconfig.cidr_contains("10.96.0.0/12", "10.96.0.1"))
+  t.truthy(talconfig.cidr_contains("10.96.0.0/12", "10.111.255.254"))
+  t.truthy(not talconfig.cidr_contains("10.96.0.0/12", "10.112.0.1"))
+  t.truthy(talconfig.cidr_contains("fd00:10:96::/108", "fd00:10:96::1"))
+  t.truthy(not talconfig.cidr_contains("fd00:10:96::/108", "fd00:10:97::1"))
+  t.truthy(not talconfig.cidr_contains("10.96.0.0/12", "fd00::1"))
+end
+
+function test_a_named_node_is_pinned_by_the_address_it_reports()
+  -- `talosctl get nodeips -o json`: NodeIPs.kubernetes.talos.dev, ID
+  -- "kubelet", spec.addresses (pkg/machinery/resources/k8s/nodeip.go, v1.11.0)
+  local json = require "runbook.json"
+  local res = json.decode_all('{"node":"kube.sdg.moe","metadata":{"namespace":"k8s","type":"NodeIPs.kubernetes.talos.dev",'
+    .. '"id":"kubelet","version":1,"owner":"k8s.NodeIPController","phase":"running"},'
+    .. '"spec":{"addresses":["192.168.1.20","2001:db8::20"]}}')
+  t.eq(talconfig.kubelet_addresses(res), {"192.168.1.20", "2001:db8::20"})
+  t.eq(talconfig.kubelet_addresses({{metadata = {id = "kubelet"}, spec = {addresses = {"kube.sdg.moe"}}}}), {})
+  -- and the pins patch holds addresses, one per family
+  local doc = yaml.decode_all(talconfig.machine_patch{pin_kubelet = {"192.168.1.20/32", "2001:db8::20/128"}})[1]
+  t.eq(doc.machine.kubelet.nodeIP.validSubnets, {"192.168.1.20/32", "2001:db8::20/128"})
+end
+
+function test_talhelpers_default_version_from_its_installers()
+  -- `talhelper gencommand upgrade` (pkg/generate/command.go, v3.1.16)
+  local out = "talosctl upgrade --talosconfig=./clusterconfig/talosconfig --nodes=10.0.0.1 "
+    .. "--image=factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:v1.13.8;\n"
+  t.eq(talconfig.version_of_gencommand(out), "v1.13.8")
+  t.eq(talconfig.version_of_gencommand("nothing"), nil)
+  local d, done = tree{["talconfig.yaml"] = "nodes:\n  - hostname: a\n    ipAddress: 10.0.0.1\n"}
+  t.eq(talconfig.read(d .. "/talconfig.yaml").talos_version, nil)   -- not guessed here: the rollout asks talhelper
+  done()
+end
+
+function test_edit_errors_name_the_file_and_line()
+  local text = "# the fleet — em dash\nnodes:\n  - hostname: a\n    talosImageURL: x\n"
+  local ed = talconfig.editor(text, "clusters/home/talconfig.yaml")
+  ed:set_image(1, "factory.talos.dev/installer/abc")
+  t.eq(ed:apply(), "# the fleet — em dash\nnodes:\n  - hostname: a\n    talosImageURL: factory.talos.dev/installer/abc\n")
+  local bad = talconfig.editor("nodes:\n  - hostname: a\n    x: [\n", "clusters/home/talconfig.yaml")
+  bad:set_image(1, "y")
+  local err = t.raises(bad.apply, bad)
+  t.match(tostring(err), "clusters/home/talconfig%.yaml:%d+:%d+: ")
+end
+-- }======
+
+function test_a_patch_that_is_yaml_only_once_rendered_is_skipped()
+  -- talhelper renders Go templates in patches first (pkg/patcher/patcher.go, v3.1.16)
+  local d, done = tree{["talconfig.yaml"] = "nodes:\n  - hostname: a\n    ipAddress: 10.0.0.1\n    patches:\n"
+    .. "      - |-\n        machine: {network: {hostname: {{ .MachineConfig.MachineNetwork.NetworkHostname }}}}\n"
+    .. "      - 'cluster: {network: {serviceSubnets: [10.9.0.0/16]}}'\n"}
+  local c = talconfig.read(d .. "/talconfig.yaml")
+  t.eq(c.svc_cidrs, {"10.9.0.0/16"})
+  done()
+end
+
+function test_the_live_cluster_has_its_word_on_the_service_cidrs()
+  local default = {svc_cidrs = {"10.96.0.0/12"}, svc_cidr_explicit = false, svc_source = "Talos's default"}
+  local named = {svc_cidrs = {"10.43.0.0/16"}, svc_cidr_explicit = true, svc_source = "clusterSvcNets"}
+  -- the ServiceCIDR object replaces an assumed default, with a warning
+  local r = talconfig.reconcile_service_cidrs(default, {cidrs = {"10.43.0.0/16", "fd00:43::/112"}}, "t.yaml")
+  t.eq(r.cidrs, {"10.43.0.0/16", "fd00:43::/112"})
+  t.match(r.warning, "t%.yaml names no service CIDR %(10%.96%.0%.0/12 assumed%); the cluster's ServiceCIDR kubernetes says")
+  -- and stops the run when the file names others
+  local err = t.raises(talconfig.reconcile_service_cidrs, named, {cidrs = {"10.96.0.0/12"}}, "t.yaml")
+  t.eq(err.exit, 2)
+  t.match(err.message, "service CIDRs are 10%.96%.0%.0/12 %(its ServiceCIDR kubernetes%); clusterSvcNets says 10%.43%.0%.0/16")
+  t.eq(talconfig.reconcile_service_cidrs(named, {cidrs = {"10.43.0.0/16"}}, "t.yaml").cidrs, {"10.43.0.0/16"})
+  -- without it, the Service's IP is checked, never turned into a prefix
+  t.eq(talconfig.reconcile_service_cidrs(named, {ips = {"10.43.0.1"}}, "t.yaml").cidrs, {"10.43.0.0/16"})
+  err = t.raises(talconfig.reconcile_service_cidrs, default, {ips = {"10.43.0.1"}}, "t.yaml")
+  t.eq(err.exit, 2)
+  t.match(err.message, "kubernetes Service has the IP 10%.43%.0%.1, outside the service CIDRs 10%.96%.0%.0/12 %(Talos's default%)")
+  -- no answer: the file decides, and says so
+  r = talconfig.reconcile_service_cidrs(default, {}, "t.yaml")
+  t.eq(r.cidrs, {"10.96.0.0/12"})
+  t.match(r.note, "could not be read")
+end

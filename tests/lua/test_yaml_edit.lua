@@ -87,7 +87,9 @@ function test_an_edit_through_an_alias_is_refused_naming_the_anchor()
   local text = lines("common: &common", "  - a.yaml", "nodes:", "  - hostname: x", "    patches: *common")
   local err = t.raises(yaml.edit, text, {"nodes", 1, "patches", 2}, "b.yaml", {name = "talconfig.yaml"})
   t.eq(err.kind, "yaml")
-  t.match(err.message, "talconfig%.yaml: cannot edit nodes%[1%]%.patches%[2%]: at nodes%[1%]%.patches it is the alias %*common")
+  -- named where the alias is written: line 5, column 14
+  t.match(err.message, "^talconfig%.yaml:5:14: cannot edit nodes%[1%]%.patches%[2%]: at nodes%[1%]%.patches it is the alias %*common")
+  t.eq({err.line, err.column}, {5, 14})
   -- the anchored node itself is shared too
   err = t.raises(yaml.edit, text, {"common", 2}, "b.yaml")
   t.match(err.message, "the anchor &common, which an alias uses elsewhere")
@@ -227,7 +229,7 @@ end
 
 function test_a_refused_edit_among_several_names_itself_and_changes_nothing()
   local err = t.raises(yaml.edit, FLEET, {{{"nodes", 1, "ipAddress"}, "x"}, {{"nodes", 9, "ipAddress"}, "y"}}, nil, {name = "talconfig.yaml"})
-  t.match(tostring(err), "talconfig.yaml: path nodes%[9%] does not exist")
+  t.match(tostring(err), "talconfig%.yaml:%d+:%d+: path nodes%[9%] does not exist")
   -- the one that fails only after its predecessors: same message as one by one
   local e2 = t.raises(yaml.edit, FLEET, {{{"nodes", 3, "patches", 1}, "p"}, {{"nodes", 3, "patches", 3}, "q"}})
   local e1 = t.raises(one_by_one, FLEET, {{{"nodes", 3, "patches", 1}, "p"}, {{"nodes", 3, "patches", 3}, "q"}})
@@ -285,3 +287,128 @@ function test_edits_after_skipped_nested_siblings()
     "  - g: 20"))
   t.eq(yaml.decode(out).a.b, {x = {1, 2}, y = {z = 3}})
 end
+
+-- {====================================================== UTF-8 text
+-- libyaml's marks count characters, the editor cuts bytes: every kind of
+-- edit, with a 2-, 3- and 4-byte character before the place, inside the old
+-- and new values, and after it. Each case is written once with {B}, {I} and
+-- {A} standing for the character, and checked byte for byte.
+local WIDE = {"é", "—", "😀"}   -- U+00E9 (2 bytes), U+2014 em dash (3), U+1F600 (4)
+
+local function fill(s, c) return (s:gsub("{[BIA]}", c)) end
+
+local UTF8_CASES = {
+  {what = "replace a plain scalar",
+   text = {"# {B} talhelper config — {B}", "nodes:", "  - hostname: n{B}1 # {B}",
+           "    talosImageURL: factory.talos.dev/installer/{I}old   # after {A}", "    ipAddress: 10.0.0.1 # {A}"},
+   path = {"nodes", 1, "talosImageURL"}, value = "factory.talos.dev/installer/{I}new",
+   want = {"# {B} talhelper config — {B}", "nodes:", "  - hostname: n{B}1 # {B}",
+           "    talosImageURL: factory.talos.dev/installer/{I}new   # after {A}", "    ipAddress: 10.0.0.1 # {A}"}},
+  {what = "replace a double-quoted scalar",
+   text = {"a: \"{B}\"", "b: \"x{I}y\" # {A}", "c: {A}"}, path = {"b"}, value = "{I}z",
+   want = {"a: \"{B}\"", "b: \"{I}z\" # {A}", "c: {A}"}},
+  {what = "replace a literal block scalar",
+   text = {"k{B}: 1", "desc: |", "  line {I}", "  two", "tail: {A}"}, path = {"desc"}, value = "new {I}",
+   want = {"k{B}: 1", "desc: new {I}", "tail: {A}"}},
+  {what = "replace a scalar with a block map",
+   text = {"# {B}", "machine: {I}", "after: {A}"}, path = {"machine"}, value = function(c) return {note = "n" .. c} end,
+   want = {"# {B}", "machine:", "  note: n{I}", "after: {A}"}},
+  {what = "replace a flow list",
+   text = {"x: {B}", "l: [{I}, b] # {A}", "y: {A}"}, path = {"l"}, value = function(c) return {"c" .. c, "d"} end,
+   want = {"x: {B}", "l: [c{I}, d] # {A}", "y: {A}"}},
+  {what = "insert a key into a block map",
+   text = {"nodes:", "  - hostname: {B}", "    ipAddress: 10.0.0.{I} # {A}", "# {A}", "other: {A}"},
+   path = {"nodes", 1, "talosImageURL"}, value = "f/{I}",
+   want = {"nodes:", "  - hostname: {B}", "    ipAddress: 10.0.0.{I} # {A}", "    talosImageURL: f/{I}", "# {A}",
+           "other: {A}"}},
+  {what = "insert a key into a flow map",
+   text = {"# {B}", "m: {k{B}: v{I}}  # {A}", "z: {A}"}, path = {"m", "p"}, value = "w{I}",
+   want = {"# {B}", "m: {k{B}: v{I}, p: w{I}}  # {A}", "z: {A}"}},
+  {what = "create a sequence under a new key",
+   text = {"nodes:", "  - hostname: h{B} # {B}", "    ip: 1 # {A}", "x: {A}"}, path = {"nodes", 1, "certSANs", 1},
+   value = "h{I}.example",
+   want = {"nodes:", "  - hostname: h{B} # {B}", "    ip: 1 # {A}", "    certSANs:", "      - h{I}.example", "x: {A}"}},
+  {what = "append to a block sequence",
+   text = {"# {B}", "patches:", "  - '@./{B}.yaml'  # {I}", "  - \"@./b{I}.yaml\"", "# {A}", "x: {A}"},
+   path = {"patches", 3}, value = "@./c{I}.yaml",
+   want = {"# {B}", "patches:", "  - '@./{B}.yaml'  # {I}", "  - \"@./b{I}.yaml\"", "  - \"@./c{I}.yaml\"", "# {A}",
+           "x: {A}"}},
+  {what = "append a map to a block sequence",
+   text = {"svc:", "  - name: {B}", "    env: [{I}]", "y: {A}"}, path = {"svc", 2},
+   value = function(c) return yaml.order({name = "t" .. c, env = yaml.array({"K=" .. c})}, {"name", "env"}) end,
+   want = {"svc:", "  - name: {B}", "    env: [{I}]", "  - name: t{I}", "    env:", "      - K={I}", "y: {A}"}},
+  {what = "append to a flow sequence",
+   text = {"l: [a{B}, \"b{I}\"]  # {A}", "m: {A}"}, path = {"l", 3}, value = "c{I}",
+   want = {"l: [a{B}, \"b{I}\", \"c{I}\"]  # {A}", "m: {A}"}},
+  {what = "override a merged key locally",
+   text = {"base: &b {x: {B}}", "n:", "  <<: *b", "  y: {I} # {A}", "z: {A}"}, path = {"n", "x"}, value = "{I}",
+   want = {"base: &b {x: {B}}", "n:", "  <<: *b", "  y: {I} # {A}", "  x: {I}", "z: {A}"}},
+  {what = "replace under a non-ASCII key",
+   text = {"{B}ключ{B}:", "  {I}: old # {A}", "z: {A}"}, path = {"{B}ключ{B}", "{I}"}, value = "new{I}",
+   want = {"{B}ключ{B}:", "  {I}: new{I} # {A}", "z: {A}"}},
+}
+
+local function fill_value(v, c)
+  if type(v) == "function" then return v(c) end
+  return fill(v, c)
+end
+
+function test_utf8_every_kind_of_edit_with_wide_characters_around()
+  for _, c in ipairs(WIDE) do
+    for _, k in ipairs(UTF8_CASES) do
+      local text = fill(lines(table.unpack(k.text)), c)
+      local path = {}
+      for i, p in ipairs(k.path) do path[i] = type(p) == "string" and fill(p, c) or p end
+      local ok, out = pcall(yaml.edit, text, path, fill_value(k.value, c), {name = "u.yaml"})
+      t.eq(ok and out or tostring(out), fill(lines(table.unpack(k.want)), c), k.what .. " (" .. #c .. "-byte)")
+    end
+  end
+end
+
+function test_utf8_many_edits_in_one_round()
+  for _, c in ipairs(WIDE) do
+    -- a replace, a flow append, a block insert, a block append and a
+    -- replace in the map just inserted into, in one file
+    local text = fill(lines("# " .. c .. " fleet", "a: " .. c, "l: [x" .. c .. "]", "m:", "  k: " .. c .. " # " .. c,
+                      "s:", "  - " .. c), c)
+    local edits = {{{"a"}, "b" .. c}, {{"l", 2}, c}, {{"m", "q"}, c .. c}, {{"s", 2}, "t" .. c}, {{"m", "k"}, "v"}}
+    local want_text = lines("# " .. c .. " fleet", "a: b" .. c, "l: [x" .. c .. ", " .. c .. "]", "m:",
+                      "  k: v # " .. c, "  q: " .. c .. c, "s:", "  - " .. c, "  - t" .. c)
+    t.eq(yaml.edit(text, edits), want_text, #c .. "-byte")
+  end
+end
+
+function test_utf8_issue_26_em_dash_in_a_comment_before_talosImageURL()
+  -- the shape of issue #26: a comment with an em dash far above the node
+  local head = {"clusterName: home", "# Nodes — the control plane first"}
+  for i = 1, 40 do head[#head + 1] = ("# filler %d — é 😀"):format(i) end
+  local text = lines(table.unpack(head)) .. lines("nodes:", "  - hostname: k8s-1",
+                                                  "    talosImageURL: factory.talos.dev/installer/abc")
+  local out = yaml.edit(text, {"nodes", 1, "talosImageURL"}, "factory.talos.dev/installer/def",
+                        {name = "talconfig.yaml"})
+  t.eq(out, lines(table.unpack(head)) .. lines("nodes:", "  - hostname: k8s-1",
+                                               "    talosImageURL: factory.talos.dev/installer/def"))
+end
+
+function test_utf8_after_a_byte_order_mark()
+  local bom = "\239\187\191"
+  t.eq(yaml.edit(bom .. "# é\na: —\nb: 1\n", {"b"}, 2), bom .. "# é\na: —\nb: 2\n")
+  t.eq(yaml.edit(bom .. "a: 1\n", {"a"}, 2), bom .. "a: 2\n")
+end
+
+function test_utf16_is_refused_with_the_name()
+  local err = t.raises(yaml.edit, "\255\254a\0:\0 \0001\0\n\0", {"a"}, 2, {name = "w.yaml"})
+  t.eq(err.kind, "yaml")
+  t.match(err.message, "^w%.yaml: the text is UTF%-16")
+end
+function test_refusals_name_the_line_and_column_in_characters()
+  -- the parent that lacks the path, on the line after wide characters
+  local text = lines("# — 😀", "a:", "  b: 1", "l: [é, —]")
+  local err = t.raises(yaml.edit, text, {"a", "c", "d"}, 1, {name = "t.yaml"})
+  t.match(err.message, "^t%.yaml:3:3: path a%.c does not exist %(no key 'c'%)")
+  err = t.raises(yaml.edit, text, {"l", 5}, 1, {name = "t.yaml"})
+  t.match(err.message, "^t%.yaml:4:4: path l%[5%] does not exist")     -- "[" is the 4th character
+  err = t.raises(yaml.edit, "x: é\nl:\n  - a\n", {"l", 1}, {k = 1}, {name = "t.yaml"})
+  t.match(err.message, "^t%.yaml:3:5: replacing a sequence item with a map or list is not supported")
+end
+-- }======================================================

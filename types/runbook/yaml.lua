@@ -28,7 +28,8 @@ function yaml.encode(value, opts) end
 ---@return string
 function yaml.encode_all(list, opts) end
 
---- The text with only the value at path changed (docs/bindings.md).
+--- The text with only the value at path changed (docs/bindings.md); UTF-8
+--- text; a refusal names `opts.name:line:column` (also its `line`, `column`).
 ---@param text string
 ---@param path (string|integer)[] map keys and 1-based indexes
 ---@param value any
