@@ -78,8 +78,7 @@ end
 --- (system/services/extension.go), but Talos v1.7.7 and v1.8.0 .. v1.8.3
 --- mark one unhealthy ("service not running") while it starts and never
 --- clear it (service_runner.go; fixed in v1.8.4, 3a1727ee1): an ext-*
---- service's health is read as unknown whatever it says (`raw_healthy`,
---- `raw_unknown` keep what the node said).
+--- service's health is read as unknown whatever it says.
 ---@param node string
 ---@param id string
 ---@return table? {running:boolean, healthy:boolean, unknown:boolean}
@@ -87,7 +86,6 @@ function M.service(node, id)
   for _, r in ipairs(M.get(node, "services")) do
     if r.metadata.id == id then
       local s = {running = r.spec.running == true, healthy = r.spec.healthy == true, unknown = r.spec.unknown == true}
-      s.raw_healthy, s.raw_unknown = s.healthy, s.unknown
       if id:match("^ext%-") and not s.healthy then s.unknown = true end
       return s
     end
