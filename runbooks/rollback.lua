@@ -76,7 +76,7 @@ rb.phase("Nodes", function()
     rb.step("install the previous image on " .. n.hostname, function()
       -- an upgrade to the old installer works whatever the A/B slots hold
       local image = factory.installer(n.image_url, previous, cfg.talos_version, n.secureboot)
-      talos.upgrade(n.ip, image)
+      talos.upgrade(n.ip, image, {boot_timeout = v.boot_timeout})
       return image
     end)
     rb.gate(n.hostname .. " runs the previous schematic", function()
@@ -105,7 +105,7 @@ local function reverted_surprises(diff, ts_name)
     local sign, body = line:match("^([+-])%s*(.-)%s*$")
     if sign and not line:match("^%-%-%- ") and not line:match("^%+%+%+ ") then
       local fine = body:match("^image: ")
-                   or (sign == "-" and (ok_removed[body] or body:match("^%- TS_[%u_]+=") or body:match("^%- [%x:.]+/%d+$")
+                   or (sign == "-" and (ok_removed[body] or body:match("^%- TS_[%u_]+=") or body:match("^%- '?!?[%x:.]+/%d+'?$")
                                         or body:sub(1, #ts_name + 3) == "- " .. ts_name .. "."))
       if not fine then out[#out + 1] = line end
     end

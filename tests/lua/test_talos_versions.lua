@@ -193,6 +193,9 @@ function test_members_list_workers_with_the_node_identity()
     t.eq(m.spec.controlPlane ~= nil, m.spec.machineType == "controlplane")
   end
   t.truthy(types.worker and types.worker >= 1)
+  local distinct = 0
+  for _ in pairs(ids) do distinct = distinct + 1 end
+  t.eq(distinct, #ms)                                        -- one identity per node
 end
 
 function test_extension_health_fails_on_v1_8_3_and_is_unknown_from_v1_8_4()
