@@ -387,7 +387,10 @@ rb.phase("Configuration", function()
     local list = async.map(cfg.nodes, function(n)
       local dns = talos.cert_sans(n.ip)
       local kubelet, etcd = talos.address_pins(n.ip)
-      return {dns = dns, kubelet = kubelet, etcd = etcd}
+      -- Talos's default list, unless the config writes that very list
+      local default = talos.default_kubelet_subnets(cfg.svc_cidrs)
+      if v.pin_node_ip and talos.same_list(kubelet, default) and #talos.kubelet_subnets_configured(n.ip) > 0 then default = nil end
+      return {dns = dns, kubelet = kubelet, etcd = etcd, kubelet_default = default}
     end)
     local out = {}
     for i, n in ipairs(cfg.nodes) do
@@ -399,7 +402,7 @@ rb.phase("Configuration", function()
       -- Talos's own default ("0.0.0.0/0" per service CIDR) lets every one
       local kubelet_free, etcd_free = talos.admits_tailnet(p.kubelet), p.etcd and talos.admits_tailnet(p.etcd)
       if v.pin_node_ip then
-        if kubelet_free then o.pin_kubelet = talos.pin_entry(p.kubelet, n.ip, talos.default_kubelet_subnets(cfg.svc_cidrs))
+        if kubelet_free then o.pin_kubelet = talos.pin_entry(p.kubelet, n.ip, p.kubelet_default)
         else log.info(fmt("%s: the kubelet node IP is pinned already (%s)", n.hostname, table.concat(p.kubelet, ", "))) end
         if etcd_free then o.pin_etcd = talos.pin_entry(p.etcd, n.ip)
         elseif p.etcd then log.info(fmt("%s: etcd's advertised address is pinned already (%s)", n.hostname, table.concat(p.etcd, ", "))) end

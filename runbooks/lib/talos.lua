@@ -208,6 +208,16 @@ function M.admits_tailnet(list)
   return admitted
 end
 
+--- Whether two lists hold the same strings in the same order.
+---@param a string[]
+---@param b string[]
+---@return boolean
+function M.same_list(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
 --- The entry that pins a node to its own address, given the list the
 --- node reports. A strategic-merge patch appends to the list
 --- (configpatcher; validSubnets and advertisedSubnets have no
@@ -217,16 +227,29 @@ end
 --- "!100.64.0.0/10" appended, which removes tailscale0's addresses from it.
 ---@param list string[] what address_pins reported
 ---@param ip string the node's LAN address
----@param defaults? string[] the list Talos fills in when nothing is configured
+---@param defaults? string[] the list Talos fills in when nothing is configured (nil: the config wrote it)
 ---@return string
 function M.pin_entry(list, ip, defaults)
-  local default = #list == 0
-  if defaults and #list == #defaults then
-    default = true
-    for i, e in ipairs(list) do if e ~= defaults[i] then default = false end end
-  end
+  local default = #list == 0 or (defaults ~= nil and M.same_list(list, defaults))
   if default then return ip:find(":", 1, true) and (ip .. "/128") or (ip .. "/32") end
   return "!" .. M.TAILNET
+end
+
+--- machine.kubelet.nodeIP.validSubnets as the node's config writes it
+--- ({} when unset), read from its machine config (which holds the
+--- cluster's secrets: only this list is kept). NodeIPConfig cannot tell
+--- Talos's default from the same list written in the config.
+---@param node string
+---@return string[]
+function M.kubelet_subnets_configured(node)
+  local ok, doc = pcall(require("runbook.yaml").decode_all, M.machine_config(node), {name = "machine config"})
+  if not ok then error(errors.new("talos", "cannot read the machine config of " .. node .. ": " .. tostring(doc)), 2) end
+  for _, d in ipairs(doc) do
+    local m = type(d) == "table" and d.version == "v1alpha1" and d.machine
+    local ip = type(m) == "table" and type(m.kubelet) == "table" and m.kubelet.nodeIP
+    if type(ip) == "table" and type(ip.validSubnets) == "table" then return ip.validSubnets end
+  end
+  return {}
 end
 
 --- The list NodeIPConfig holds when machine.kubelet.nodeIP.validSubnets is

@@ -78,6 +78,16 @@ function test_the_pin_appended_to_a_configured_list_removes_the_tailnet()
   t.eq(talos.admits_tailnet({configured[1], configured[2], pin}), false)
 end
 
+function test_a_configured_default_list_is_told_from_talos_default_by_the_config()
+  local W = load("default.yaml")
+  W.nodes[1].kubelet_valid = {"0.0.0.0/0"}                   -- written in the config
+  local a, b = talos.address_pins("192.168.10.11"), talos.address_pins("192.168.10.12")
+  t.eq(a, b)                                                 -- NodeIPConfig alone cannot tell them apart
+  t.eq(talos.kubelet_subnets_configured("192.168.10.11"), {"0.0.0.0/0"})
+  t.eq(talos.kubelet_subnets_configured("192.168.10.12"), {})
+  t.eq(talos.pin_entry(a, "192.168.10.11", nil), "!100.64.0.0/10")   -- appended after 0.0.0.0/0
+end
+
 function test_the_world_picks_the_node_ip_as_filterips_does()
   local W = load("faults/node-ip-on-tailscale-k8s-1.yaml")
   local n = W.nodes[1]
