@@ -76,7 +76,7 @@ rb.phase("Nodes", function()
     rb.step("install the previous image on " .. n.hostname, function()
       -- an upgrade to the old installer works whatever the A/B slots hold
       local image = factory.installer(n.image_url, previous, cfg.talos_version, n.secureboot)
-      talos.upgrade(n.ip, image)
+      talos.upgrade(n.ip, image, {boot_timeout = v.boot_timeout})
       return image
     end)
     rb.gate(n.hostname .. " runs the previous schematic", function()

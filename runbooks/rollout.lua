@@ -171,6 +171,30 @@ local function talhelper_default_version()
   return tv
 end
 
+--- The Talos versions of the nodes and of talosctl, read once before
+--- anything else: outside v1.8 .. v1.13, or a talosctl that does not fit
+--- the cluster's minor, stops the run (exit 2) before any change
+--- (talos.version_problems; docs/rollout.md, "Versions").
+local server_versions = {}
+local function check_versions(nodes)
+  local ips = {}
+  for _, n in ipairs(nodes) do ips[#ips + 1] = n.ip end
+  local vers = talos.versions(ips)
+  local problems = talos.version_problems(vers.client or "unknown", vers.servers)
+  for ip, why in pairs(vers.unreachable) do problems[#problems + 1] = fmt("cannot read the Talos version of %s: %s", ip, why) end
+  if #problems > 0 then
+    error(require("runbook.error").new("usage", "the versions do not fit: " .. table.concat(problems, "; ")
+      .. ". Nothing was changed (docs/rollout.md, Versions)", {exit = 2}), 0)
+  end
+  local seen = {}
+  for _, ip in ipairs(ips) do seen[vers.servers[ip]] = true end
+  local list = {}
+  for tag in pairs(seen) do list[#list + 1] = tag end
+  table.sort(list)
+  log.info(fmt("talosctl %s, the nodes on Talos %s", vers.client, table.concat(list, ", ")))
+  server_versions = vers.servers
+end
+
 rb.phase("Image Factory", function()
   -- nothing changes before the cluster is known to be healthy (talconfig
   -- is read once, not at every check)
@@ -180,6 +204,7 @@ rb.phase("Image Factory", function()
   talconfig.check_installers(pre, factory.parse_image)
   rb.gate("cluster healthy before anything changes", function() return checks.cluster_healthy(pre.nodes) end,
           {timeout = 300, interval = v.poll_interval})
+  check_versions(pre.nodes)
 
   cfg = rb.step("read " .. v.talconfig, function()
     local c = talconfig.read(v.talconfig)
@@ -426,7 +451,10 @@ rb.phase("Configuration", function()
     local list = async.map(cfg.nodes, function(n)
       local dns = talos.cert_sans(n.ip)
       local kubelet, etcd = talos.address_pins(n.ip)
-      return {dns = dns, kubelet = kubelet, etcd = etcd,
+      -- Talos's default list, unless the config writes that very list
+      local default = talos.default_kubelet_subnets(cfg.svc_cidrs)
+      if v.pin_node_ip and talos.same_list(kubelet, default) and #talos.kubelet_subnets_configured(n.ip) > 0 then default = nil end
+      return {dns = dns, kubelet = kubelet, etcd = etcd, kubelet_default = default,
               addrs = (v.pin_node_ip or v.dest_ip) and node_addresses(n) or {n.ip}}
     end)
     local out = {}
@@ -434,16 +462,18 @@ rb.phase("Configuration", function()
       local p, fqdn = list[i], n.ts_name .. "." .. tailnet
       local has_san = false
       for _, d in ipairs(p.dns) do if d == fqdn then has_san = true end end
-      local single = {}
-      for _, a in ipairs(p.addrs) do single[#single + 1] = a .. (a:find(":", 1, true) and "/128" or "/32") end
       local o = {cert_san = not has_san and fqdn or nil, addr = p.addrs[1]}
+      -- pinned: the list lets no tailscale0 address (100.64.0.0/10) through;
+      -- Talos's own default ("0.0.0.0/0" per service CIDR) lets every one
+      local kubelet_free, etcd_free = talos.admits_tailnet(p.kubelet), p.etcd and talos.admits_tailnet(p.etcd)
       if v.pin_node_ip then
-        if #p.kubelet == 0 then o.pin_kubelet = single
+        if kubelet_free then o.pin_kubelet = talos.pin_entry(p.kubelet, p.addrs, p.kubelet_default)
         else log.info(fmt("%s: the kubelet node IP is pinned already (%s)", n.hostname, table.concat(p.kubelet, ", "))) end
-        if p.etcd and #p.etcd == 0 then o.pin_etcd = single
+        if etcd_free then o.pin_etcd = talos.pin_entry(p.etcd, p.addrs)
         elseif p.etcd then log.info(fmt("%s: etcd's advertised address is pinned already (%s)", n.hostname, table.concat(p.etcd, ", "))) end
-      elseif #p.kubelet == 0 then
-        log.warn(fmt("%s: nothing pins the kubelet node IP; once tailscale0 is up, Talos may pick its 100.x address", n.hostname))
+      elseif kubelet_free then
+        log.warn(fmt("%s: nothing keeps the kubelet node IP off tailscale0 (validSubnets %s); once it is up, Talos may pick its 100.x address",
+          n.hostname, table.concat(p.kubelet, ", ")))
       end
       out[n.hostname] = o
     end
@@ -721,7 +751,7 @@ local function roll_node(n)
                   state == "other" and tostring(id):sub(1, 12) or ""))
       end
     end
-    talos.upgrade(n.ip, target.installers[name])
+    talos.upgrade(n.ip, target.installers[name], {server = server_versions[n.ip], boot_timeout = v.boot_timeout})
     return {node = name, image = target.installers[name]}
   end, {key = "upgrade/" .. name, undo = function()
     -- `talosctl rollback` flips the boot entry to the other slot and

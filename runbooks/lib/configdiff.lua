@@ -120,7 +120,7 @@ function M.rollout_surprises(diff, o)
   end
   for _, l in ipairs(added) do
     local body = trim(l)
-    if not (ok_added[body] or body:match("^%- TS_[%u_]+=") or body:match("^%- [%x:.]+/%d+$")) then
+    if not (ok_added[body] or body:match("^%- TS_[%u_]+=") or body:match("^%- '?!?[%x:.]+/%d+'?$")) then
       out[#out + 1] = "+" .. l
     end
   end
@@ -146,7 +146,7 @@ function M.rollback_surprises(diff, ts_name)
   local out = {}
   for _, l in ipairs(removed) do
     local body = trim(l)
-    if not (body:match("^image: ") or ok_removed[body] or body:match("^%- TS_[%u_]+=") or body:match("^%- [%x:.]+/%d+$")
+    if not (body:match("^image: ") or ok_removed[body] or body:match("^%- TS_[%u_]+=") or body:match("^%- '?!?[%x:.]+/%d+'?$")
             or body:sub(1, #ts_name + 3) == "- " .. ts_name .. ".") then
       out[#out + 1] = "-" .. l
     end

@@ -5,6 +5,7 @@ local json = require "runbook.json"
 local errors = require "runbook.error"
 
 local M = {}
+local fmt = string.format
 M.talosconfig = nil       -- set to pass --talosconfig to every call
 
 --- A target is a node address (the talosconfig's endpoint forwards to
@@ -73,13 +74,20 @@ end
 --- resource only while a service runs (controllers/v1alpha1/service.go);
 --- `unknown` is true for a service without a health check, as every
 --- extension service is (so ext-tailscale is never `healthy`).
+--- Extension services have no health check at any version
+--- (system/services/extension.go), but Talos v1.7.7 and v1.8.0 .. v1.8.3
+--- mark one unhealthy ("service not running") while it starts and never
+--- clear it (service_runner.go; fixed in v1.8.4, 3a1727ee1): an ext-*
+--- service's health is read as unknown whatever it says.
 ---@param node string
 ---@param id string
 ---@return table? {running:boolean, healthy:boolean, unknown:boolean}
 function M.service(node, id)
   for _, r in ipairs(M.get(node, "services")) do
     if r.metadata.id == id then
-      return {running = r.spec.running == true, healthy = r.spec.healthy == true, unknown = r.spec.unknown == true}
+      local s = {running = r.spec.running == true, healthy = r.spec.healthy == true, unknown = r.spec.unknown == true}
+      if id:match("^ext%-") and not s.healthy then s.unknown = true end
+      return s
     end
   end
   return nil
@@ -138,11 +146,15 @@ function M.cert_sans(node)
   return {}, {}
 end
 
---- The subnets that pin the kubelet's node IP (NodeIPConfig "kubelet")
+--- The subnets that choose the kubelet's node IP (NodeIPConfig "kubelet")
 --- and etcd's advertised address (EtcdConfig "etcd", control planes only;
---- nil on a worker).
+--- nil on a worker). NodeIPConfig's list is never empty: with
+--- machine.kubelet.nodeIP.validSubnets unset, Talos fills one "0.0.0.0/0"
+--- or "::/0" per service CIDR (controllers/k8s/nodeip_config.go, v1.7.0 ..
+--- v1.13.0). EtcdConfig's list is cluster.etcd.advertisedSubnets as
+--- written, absent when unset (omitempty; controllers/etcd/config.go).
 ---@param node string
----@return table {kubelet:string[], etcd:string[]}
+---@return string[] kubelet, string[]? etcd
 function M.address_pins(node)
   local kubelet, etcd = {}, nil
   for _, r in ipairs(M.get(node, "nodeipconfigs")) do
@@ -154,16 +166,209 @@ function M.address_pins(node)
   return kubelet, etcd
 end
 
---- The talosctl client's version tag ("v1.10.6") and minor number.
----@return string? version
+-- {====== address filters (github.com/siderolabs/net v0.4.0 FilterIPs)
+
+-- An IPv4 prefix as {net = integer, bits = integer}, or nil (IPv6, bad).
+-- A bare address is a /32, as ParseSubnetOrAddress takes it.
+local function prefix4(s)
+  local a, b, c, d, bits = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)/?(%d*)$")
+  if not a then return nil end
+  bits = bits == "" and 32 or tonumber(bits)
+  local n = ((tonumber(a) * 256 + tonumber(b)) * 256 + tonumber(c)) * 256 + tonumber(d)
+  return {net = bits == 0 and 0 or (n >> (32 - bits)) << (32 - bits), bits = bits}
+end
+
+-- Whether prefix p holds every address of q.
+local function covers(p, q)
+  return p.bits <= q.bits and (p.bits == 0 or (q.net >> (32 - p.bits)) == (p.net >> (32 - p.bits)))
+end
+
+M.TAILNET = "100.64.0.0/10"   -- Tailscale's CGNAT range (tailscale0's addresses)
+
+--- Whether a Talos address filter lets an address of 100.64.0.0/10 (a
+--- tailscale0 address) through. The list is applied in order as
+--- FilterIPs does: an entry adds the addresses it holds, a "!" entry
+--- removes them; an empty list means "not pinned" (every address).
+--- An entry inside 100.64.0.0/10 lets some through; a "!" entry inside it
+--- removes only some, so it does not pin either.
+---@param list string[]
+---@return boolean
+function M.admits_tailnet(list)
+  if #list == 0 then return true end
+  local ts = prefix4(M.TAILNET)
+  local admitted = false          -- some tailnet address would be chosen
+  for _, e in ipairs(list) do
+    local neg = e:sub(1, 1) == "!"
+    local p = prefix4(neg and e:sub(2) or e)
+    if p then
+      if not neg and (covers(p, ts) or covers(ts, p)) then admitted = true
+      elseif neg and covers(p, ts) then admitted = false end
+    end
+  end
+  return admitted
+end
+
+--- Whether two lists hold the same strings in the same order.
+---@param a string[]
+---@param b string[]
+---@return boolean
+function M.same_list(a, b)
+  if #a ~= #b then return false end
+  for i = 1, #a do if a[i] ~= b[i] then return false end end
+  return true
+end
+
+--- The entry that pins a node to its own address, given the list the
+--- node reports. A strategic-merge patch appends to the list
+--- (configpatcher; validSubnets and advertisedSubnets have no
+--- merge:"replace"): where nothing was configured (the kubelet's list is
+--- Talos's default, etcd's is empty) the node's own address is the pin;
+--- a list the cluster configured keeps its entries and gets
+--- "!100.64.0.0/10" appended, which removes tailscale0's addresses from it.
+---@param list string[] what address_pins reported
+---@param addrs string|string[] the node's LAN address(es)
+---@param defaults? string[] the list Talos fills in when nothing is configured (nil: the config wrote it)
+---@return string[] the entries to append
+function M.pin_entry(list, addrs, defaults)
+  if type(addrs) == "string" then addrs = {addrs} end
+  local default = #list == 0 or (defaults ~= nil and M.same_list(list, defaults))
+  if not default then return {"!" .. M.TAILNET} end
+  local out = {}
+  for _, a in ipairs(addrs) do out[#out + 1] = a .. (a:find(":", 1, true) and "/128" or "/32") end
+  return out
+end
+
+--- machine.kubelet.nodeIP.validSubnets as the node's config writes it
+--- ({} when unset), read from its machine config (which holds the
+--- cluster's secrets: only this list is kept). NodeIPConfig cannot tell
+--- Talos's default from the same list written in the config.
+---@param node string
+---@return string[]
+function M.kubelet_subnets_configured(node)
+  local ok, doc = pcall(require("runbook.yaml").decode_all, M.machine_config(node), {name = "machine config"})
+  if not ok then error(errors.new("talos", "cannot read the machine config of " .. node .. ": " .. tostring(doc)), 2) end
+  for _, d in ipairs(doc) do
+    local m = type(d) == "table" and d.version == "v1alpha1" and d.machine
+    local ip = type(m) == "table" and type(m.kubelet) == "table" and m.kubelet.nodeIP
+    if type(ip) == "table" and type(ip.validSubnets) == "table" then return ip.validSubnets end
+  end
+  return {}
+end
+
+--- The list NodeIPConfig holds when machine.kubelet.nodeIP.validSubnets is
+--- unset: "0.0.0.0/0" or "::/0" per service CIDR, in their order
+--- (ipSubnetsFromServiceCIDRs, controllers/k8s/nodeip_config.go).
+---@param service_cidrs string[]
+---@return string[]
+function M.default_kubelet_subnets(service_cidrs)
+  local out = {}
+  for _, c in ipairs(service_cidrs) do out[#out + 1] = c:find(":", 1, true) and "::/0" or "0.0.0.0/0" end
+  return out
+end
+
+-- }======
+
+-- {====== versions
+
+--- The Talos minors this project supports (docs/rollout.md, "Versions"):
+--- v1.7 and older print apply-config's dry-run diff as a go-cmp dump and
+--- wipe EPHEMERAL (/var/lib/tailscale) on an upgrade without --preserve;
+--- `$patch: delete` needs a v1.8 client (configpatcher, v1.8.0).
+M.MIN_MINOR, M.MAX_MINOR = 8, 13
+
+--- major, minor, patch of a tag ("v1.10.6", "1.13.0-beta.1"), or nil.
+---@param tag string
+---@return integer? major, integer? minor, integer? patch
+function M.parse_version(tag)
+  local a, b, c = tostring(tag):match("^v?(%d+)%.(%d+)%.?(%d*)")
+  if not a then return nil end
+  return tonumber(a), tonumber(b), tonumber(c) or 0
+end
+
+local client_cache
+
+--- The talosctl client's version tag ("v1.10.6") and minor number, read
+--- once (`talosctl version --client`).
+---@return string version, integer minor
 function M.client_version()
+  if client_cache then return client_cache[1], client_cache[2] end
   local r = exec.run({"talosctl", "version", "--client"}, {timeout = 30})
-  local tag = r.stdout:match("Tag:%s*(v[%d%.]+)")
+  local tag = r.stdout:match("Tag:%s*(v[%w%.%-]+)")
   if r.code ~= 0 or not tag then
     error(errors.new("talos", "cannot read the talosctl client version: " .. (r.stderr ~= "" and r.stderr or r.stdout)), 2)
   end
-  return tag, tonumber(tag:match("^v%d+%.(%d+)"))
+  local _, minor = M.parse_version(tag)
+  client_cache = {tag, minor}
+  return tag, minor
 end
+
+--- Forgets the client version read (a test changes the world's talosctl).
+function M.forget_client_version() client_cache = nil end
+
+--- `talosctl version` of the client and of each node: {client = tag,
+--- servers = {ip = tag}, unreachable = {ip = why}}. talosctl prints the
+--- nodes that answered and fails for the others (cmd/talosctl/cmd/talos/version.go).
+---@param nodes string[]
+---@return table
+function M.versions(nodes)
+  local r = exec.run(argv(table.concat(nodes, ","), "version"), {timeout = 60})
+  local out = {client = r.stdout:match("Client:%s+Tag:%s*(%S+)"), servers = {}, unreachable = {}}
+  local node
+  for line in r.stdout:gmatch("[^\n]+") do
+    if line:match("^Server:") then node = nil
+    elseif line:match("^%s+NODE:") then node = line:match("NODE:%s*(%S+)")
+    elseif node and line:match("^%s+Tag:") then out.servers[node] = line:match("Tag:%s*(%S+)"); node = nil end
+  end
+  for _, n in ipairs(nodes) do
+    if not out.servers[n] then out.unreachable[n] = (r.stderr:gsub("%s+$", "")) end
+  end
+  return out
+end
+
+--- What is wrong with these versions, in an operator's words (empty when
+--- nothing): a Talos or talosctl minor outside v1.8 .. v1.13, and a
+--- client more than one minor newer, or older, than a node. Talos's own
+--- guidance is that talosctl match the cluster's version (upgrading-talos.md,
+--- talosctl.md, v1.11); talosctl warns when a node is older than it
+--- (helpers.ClientVersionCheck) and upgrades are tested between adjacent
+--- minors: one minor newer is allowed (talosctl is upgraded first).
+---@param client string talosctl's tag
+---@param servers table<string, string> node -> Talos tag
+---@return string[] problems
+function M.version_problems(client, servers)
+  local problems, old = {}, false
+  local range = fmt("the supported v1.%d .. v1.%d", M.MIN_MINOR, M.MAX_MINOR)
+  local function minor_of(tag)
+    local major, minor = M.parse_version(tag)
+    if major == 1 and minor >= M.MIN_MINOR and minor <= M.MAX_MINOR then return minor end
+    if major == nil or (major == 1 and minor < M.MIN_MINOR) or major < 1 then old = true end
+  end
+  local cm = minor_of(client)
+  if not cm then problems[#problems + 1] = fmt("talosctl %s is outside %s", tostring(client), range) end
+  local by_tag, tags = {}, {}
+  for node, tag in pairs(servers) do
+    if not by_tag[tag] then by_tag[tag] = {}; tags[#tags + 1] = tag end
+    table.insert(by_tag[tag], node)
+  end
+  table.sort(tags)
+  for _, tag in ipairs(tags) do
+    local nodes = by_tag[tag]
+    table.sort(nodes)
+    local sm = minor_of(tag)
+    if not sm then
+      problems[#problems + 1] = fmt("Talos %s on %s is outside %s", tag, table.concat(nodes, ", "), range)
+    elseif cm and (cm < sm or cm > sm + 1) then
+      problems[#problems + 1] = fmt("talosctl %s does not fit Talos %s on %s: use talosctl v1.%d.x (the cluster's minor) or v1.%d.x",
+        client, tag, table.concat(nodes, ", "), sm, sm + 1)
+    end
+  end
+  if old then
+    problems[#problems + 1] = "Talos v1.7 and older wipe EPHEMERAL (/var/lib/tailscale) on an upgrade and print another dry-run diff"
+  end
+  return problems
+end
+
+-- }======
 
 -- {====== talosctl etcd status
 
@@ -313,15 +518,61 @@ function M.dry_run_diff(text)
   return rest, rest:match("^%-%-%- a\n%+%+%+ b\n") and "unified" or "go-cmp"
 end
 
---- Starts an upgrade without waiting (the runbook gates on the node itself).
+
+--- How to run `talosctl upgrade` for this client and node
+--- (cmd/talosctl/cmd/talos/upgrade.go): the flags and the exec timeout.
+--- Up to v1.12 `--wait=false` returns once the node took the request (it
+--- cordons and drains itself: the Upgrade sequence, v1alpha1_sequencer.go).
+--- From v1.13.0 `--drain` defaults to true and sets wait back to true, so
+--- `--wait=false` alone is ignored. Against a node older than v1.13 the
+--- client falls back to the legacy API, and `--drain=false --wait=false`
+--- keeps the old behaviour (the node still drains itself). Against a
+--- v1.13 node the new API installs first and then reboots, which drains
+--- nothing: talosctl drains the node (up to 5 minutes, DefaultDrainTimeout)
+--- and waits until it is back (`--timeout` the boot timeout), so the exec
+--- timeout covers the image pull and install (10 minutes here,
+--- unconfirmed: it depends on the link), the drain and the boot.
+---@param client_minor integer
+---@param server_minor integer
+---@param boot_timeout integer seconds a node may take to come back
+---@return string[] flags, integer timeout seconds, boolean waits
+function M.upgrade_flags(client_minor, server_minor, boot_timeout)
+  if client_minor < 13 then return {"--wait=false"}, 300, false end
+  if server_minor < 13 then return {"--drain=false", "--wait=false"}, 300, false end
+  return {"--timeout=" .. math.floor(boot_timeout) .. "s"}, 600 + 300 + math.floor(boot_timeout), true
+end
+
+--- Upgrades a node: returns once the node took the request, or, with a
+--- v1.13 client and node (upgrade_flags), once it is back.
 ---@param node string
 ---@param image string
-function M.upgrade(node, image)
-  local r = exec.run(argv(node, "upgrade", "--image", image, "--wait=false"), {timeout = 300})
+---@param opts? {server?: string, boot_timeout?: integer} the node's Talos tag (read when not given)
+---@return boolean waited whether talosctl waited for the node to come back
+function M.upgrade(node, image, opts)
+  opts = opts or {}
+  local _, cminor = M.client_version()
+  local server = opts.server
+  if not server and cminor >= 13 then
+    server = M.versions({node}).servers[node]
+    if not server then error(errors.new("talos", fmt("cannot read the Talos version of %s", node), {node = node}), 2) end
+  end
+  local _, sminor = M.parse_version(server or "v1.0.0")
+  local flags, timeout, waits = M.upgrade_flags(cminor, sminor, opts.boot_timeout or 900)
+  local r = exec.run(argv(node, "upgrade", "--image", image, table.unpack(flags)), {timeout = timeout})
   if r.code ~= 0 then
     local why = M.explain_upgrade_error(r.stderr)
     error(errors.new("talos", (why and (why .. ": ") or "") .. r.stderr:gsub("%s+$", ""), {node = node}), 2)
   end
+  return waits
+end
+
+--- Asks the node to reboot and returns: `talosctl reboot` waits for the
+--- node to come back by default at every version (--wait defaults to
+--- true, up to 30 minutes; reboot.go, track.go v1.8.0 .. v1.13.0), which
+--- no exec timeout here covers. `--drain` (v1.13) defaults to false.
+---@param node string
+function M.reboot(node)
+  M.run(node, "reboot", "--wait=false")
 end
 
 ---@param node string
@@ -343,6 +594,13 @@ end
 ---@param file string
 function M.remove_extension_service_config(node, name, file)
   local fs = require "runbook.fs"
+  -- talosctl patches client-side (patch.go: configpatcher.Apply), and
+  -- `$patch: delete` came with configpatcher in v1.8.0
+  local tag, minor = M.client_version()
+  if minor < 8 then
+    error(errors.new("talos", fmt("talosctl %s cannot remove the ExtensionServiceConfig %s: `$patch: delete` needs talosctl v1.8 or newer",
+      tag, name), {node = node}), 2)
+  end
   fs.write(file, ("apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: %s\n$patch: delete\n"):format(name),
            {mode = tonumber("600", 8)})
   local ok, err = pcall(M.patch, node, file)

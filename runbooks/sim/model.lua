@@ -237,24 +237,102 @@ local function in_cidr(ip, cidr)
   return r
 end
 
-local function allowed(a, valid)
-  if #valid == 0 then return true end
-  for i = 1, #valid do if in_cidr(a, valid[i]) then return true end end
-  return false
+-- The address filter of Talos (github.com/siderolabs/net v0.4.0
+-- FilterIPs): the entries apply in order, each adding the addresses it
+-- holds, a "!" entry removing them; a bare address is a /32. `excl` are
+-- further "!" entries (NodeIPConfig's excludeSubnets). IPv4 only: "::/0"
+-- holds no IPv4 address (netip.Prefix.Contains).
+local entry_memo = {}
+
+local function entry_net(e)
+  local m = entry_memo[e]
+  if not m then
+    local neg = e:sub(1, 1) == "!"
+    local net = neg and e:sub(2) or e
+    if not net:find("/", 1, true) then net = net .. (net:find(":", 1, true) and "/128" or "/32") end
+    m = {net, neg}
+    entry_memo[e] = m
+  end
+  return m[1], m[2]
 end
 
--- the first address `valid` allows, or nil; no table is built unless the
--- node's tailnet address is a candidate too
-local function pick_ip(n, valid)
+-- whether the filter keeps the one address `a` (no table built: asked
+-- for every node at every `kubectl get nodes`)
+local function keeps(a, cidrs, excl)
+  local kept = false
+  for i = 1, #cidrs do
+    local net, neg = entry_net(cidrs[i])
+    if in_cidr(a, net) then kept = not neg end
+  end
+  for i = 1, excl and #excl or 0 do
+    if in_cidr(a, (entry_net(excl[i]))) then kept = false end
+  end
+  return kept
+end
+
+local function filter_ips(addrs, cidrs, excl)
+  local out = {}
+  local function apply(e, force_neg)
+    local net, neg = entry_net(e)
+    neg = neg or force_neg
+    for _, a in ipairs(addrs) do
+      if in_cidr(a, net) then
+        local at
+        for i, x in ipairs(out) do if x == a then at = i end end
+        if not neg and not at then out[#out + 1] = a elseif neg and at then table.remove(out, at) end
+      end
+    end
+  end
+  for _, e in ipairs(cidrs) do apply(e) end
+  for _, e in ipairs(excl or {}) do apply(e, true) end
+  return out
+end
+
+--- The list NodeIPConfig holds (controllers/k8s/nodeip_config.go, v1.7.0
+--- .. v1.13.0): machine.kubelet.nodeIP.validSubnets, or, unset, one
+--- "0.0.0.0/0" (or "::/0") per service CIDR; and excludeSubnets: the pod
+--- and service CIDRs (and VIPs, which the world has none of).
+function M._kubelet_subnets(n)
+  if #n.kubelet_valid > 0 then return n.kubelet_valid, W.exclude_k8s end
+  if not W.kubelet_default then
+    W.kubelet_default = {W.service_cidr:find(":", 1, true) and "::/0" or "0.0.0.0/0"}
+  end
+  return W.kubelet_default, W.exclude_k8s
+end
+
+-- the node's routed addresses, sorted (tailscale0's only with the fault
+-- that puts it in the way), or nil when the LAN address is the only one
+local function candidates(n)
   local d = n.ts_state == "Running" and fault("node_ip_on_tailscale", n.name) and device_of(n)
   local ts = d and d.online and d.addresses[1]
-  if not ts then return allowed(n.ip, valid) and n.ip or nil end    -- the LAN address or none
+  if not ts then return nil end
   local addrs = {n.ip, ts}
   table.sort(addrs, function(a, b) return ip_key(a) < ip_key(b) end)
-  for _, a in ipairs(addrs) do if allowed(a, valid) then return a end end
+  return addrs
 end
 
-function M._node_ip(n) return pick_ip(n, n.kubelet_valid) or n.ip end
+-- the kubelet's node IP: the first address the filter keeps, or nil
+local function kubelet_ip(n)
+  local valid, excl = M._kubelet_subnets(n)
+  local addrs = candidates(n)
+  if not addrs then return keeps(n.ip, valid, excl) and n.ip or nil end
+  return filter_ips(addrs, valid, excl)[1]
+end
+
+-- etcd's advertised address (controllers/etcd/spec.go, v1.11.0): with
+-- advertisedSubnets unset, the first routed address "0.0.0.0/0", "::/0"
+-- keeps (less VIPs); set, every current address they keep (the first
+-- here: the world's check is whether tailscale0's comes first)
+local ETCD_DEFAULT = {"0.0.0.0/0", "::/0"}
+
+local function etcd_ip(n)
+  local valid = #n.etcd_valid > 0 and n.etcd_valid or ETCD_DEFAULT
+  local addrs = candidates(n)
+  if not addrs then return keeps(n.ip, valid) and n.ip or nil end
+  return filter_ips(addrs, valid)[1]
+end
+
+function M._node_ip(n) return kubelet_ip(n) or n.ip end
 
 --- A control-plane node whose etcd would advertise its tailnet address
 --- (cluster.etcd.advertisedSubnets unset): the member's peer URL no
@@ -266,7 +344,7 @@ function M._node_ip(n) return pick_ip(n, n.kubelet_valid) or n.ip end
 --- from: inferred, not read). Not modelled: the runbooks pin the node's
 --- own address.
 function M._node_ip_moved(n)
-  if n.role == "controlplane" and pick_ip(n, n.etcd_valid) ~= n.ip then
+  if n.role == "controlplane" and etcd_ip(n) ~= n.ip then
     n.etcd_broken = "etcdserver: request timed out, possibly due to connection lost (advertised peer URL moved to tailscale0)"
   end
 end

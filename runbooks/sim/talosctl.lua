@@ -108,15 +108,99 @@ function T.version(flags)
   return result(0, table.concat(out))
 end
 
+--- EtcdConfig "etcd" (pkg/machinery/resources/etcd/config.go; written by
+--- controllers/etcd/config.go, v1.8.0 .. v1.13.0): advertiseValidSubnets
+--- is cluster.etcd.advertisedSubnets as written (omitempty: absent when
+--- unset; the default "0.0.0.0/0", "::/0" is spec.go's, not shown);
+--- advertiseExcludeSubnets holds only the VIPs (none in the world), not
+--- the Kubernetes exclusions; listenValidSubnets is listenSubnets, else
+--- advertisedSubnets (v1alpha1_etcdconfig.go); extraArgs is a map of
+--- strings up to v1.12, of {values} from v1.13 (empty either way).
+local function etcd_config(ip, n)
+  local spec = {advertiseExcludeSubnets = json.array({}), listenExcludeSubnets = json.array({}),
+                image = "gcr.io/etcd-development/etcd:v3.5.21", extraArgs = {}}
+  if #n.etcd_valid > 0 then spec.advertiseValidSubnets = json.array(n.etcd_valid); spec.listenValidSubnets = json.array(n.etcd_valid) end
+  return resource(ip, "etcd", "EtcdConfigs.etcd.talos.dev", "etcd", 1, yaml.order(spec,
+    {"advertiseValidSubnets", "advertiseExcludeSubnets", "listenValidSubnets", "listenExcludeSubnets", "image", "extraArgs"}))
+end
+
+local B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+--- The node identity (cluster.Identity "local", persisted on STATE): 32
+--- random bytes, base62 (adapters/cluster/identity.go, v1.11.0); here
+--- the sha256 of the node's name, so that a world is the same each time.
+local function node_identity(n)
+  if n.identity then return n.identity end
+  local bytes = {}
+  for h in require("runbook.hash").sha256(n.name):gmatch("%x%x") do bytes[#bytes + 1] = tonumber(h, 16) end
+  local digits = {}
+  while #bytes > 0 do          -- divide the big number by 62, digit by digit
+    local rem, q = 0, {}
+    for _, b in ipairs(bytes) do
+      local cur = rem * 256 + b
+      if #q > 0 or cur // 62 > 0 then q[#q + 1] = cur // 62 end
+      rem = cur % 62
+    end
+    table.insert(digits, 1, B62:sub(rem + 1, rem + 1))
+    bytes = q
+  end
+  n.identity = table.concat(digits)
+  return n.identity
+end
+
+--- A node's routed addresses, sorted (the NodeAddress "routed", less the
+--- pod and service CIDRs): tailscale0's too while its device is online.
+local function routed_addresses(n)
+  local addrs = {n.ip}
+  local d = n.ts_state == "Running" and device_of(n)
+  if d and d.online and d.addresses[1] then addrs[2] = d.addresses[1] end
+  table.sort(addrs, function(a, b)
+    local function key(x) return (x:gsub("%d+", function(p) return ("%03d"):format(tonumber(p)) end)) end
+    return key(a) < key(b)
+  end)
+  return addrs
+end
+
+--- Talos v1.7.7 and v1.8.0 .. v1.8.3 mark a service without a health
+--- check unhealthy ("service not running") whenever it is not running,
+--- and nothing clears it once it runs (system/service_runner.go; fixed
+--- in v1.8.4 by 3a1727ee1): an extension service shows healthy false,
+--- unknown false, HEALTH `Fail`.
+local function ext_health_fails(n)
+  local minor, patch = n.talos_version:match("^v1%.(%d+)%.(%d+)")
+  minor, patch = tonumber(minor), tonumber(patch)
+  return (minor == 7 and patch == 7) or (minor == 8 and patch <= 3)
+end
+
+--- talosctl's warning when a node runs an older Talos than the client
+--- (helpers.ClientVersionCheck, v1.8.0 .. v1.13.0: get, patch, reboot,
+--- upgrade print it on stderr; semver without the "v").
+local function version_warning(ip, n)
+  local function num(tag)
+    local a, b, c = tag:match("^v?(%d+)%.(%d+)%.(%d+)")
+    return a and (tonumber(a) * 1000000 + tonumber(b) * 1000 + tonumber(c)) or 0
+  end
+  if num(n.talos_version) >= num(W.talosctl_version) then return "" end
+  return fmt("%s: server version %s is older than client version %s", ip, n.talos_version:gsub("^v", ""),
+             (W.talosctl_version:gsub("^v", "")))
+end
+
+local function version_warnings(list)
+  local w = {}
+  for _, x in ipairs(list) do if x ~= "" then w[#w + 1] = x end end
+  return #w > 0 and ("WARNING: " .. table.concat(w, ", ") .. "\n") or ""
+end
+
 local function get_resource(flags, pos)
   local what = pos[2]
   if flags["-o"] ~= "json" and flags["--output"] ~= "json" then
     return result(1, "", "simulated talosctl answers 'get' with -o json only\n")
   end
-  local out = {}
+  local out, warns = {}, {}
   for _, ip in ipairs(target_nodes(flags)) do
     local n, why = reach(flags, ip)
     if not n then return result(1, table.concat(out), why) end
+    warns[#warns + 1] = version_warning(ip, n)
     if what == "extensions" or what == "extensionstatuses" then
       for i, e in ipairs(n.extensions) do
         local short = e:match("/(.+)$") or e
@@ -135,12 +219,17 @@ local function get_resource(flags, pos)
           {environment = n.esc[k].environment})   -- `files` is omitempty (extension_services_config.go)
       end
     elseif what == "members" then
-      for i, m in ipairs(W.nodes) do
-        if m.role == "controlplane" and node_up(m) then
-          out[#out + 1] = resource(ip, "cluster", "Members.cluster.talos.dev", m.name, 1,
-            {nodeId = m.name, addresses = {m.ip}, hostname = m.name, machineType = "controlplane",
-             operatingSystem = fmt("Talos (%s)", m.talos_version)})
-        end
+      -- controllers/cluster/member.go (v1.11.0): one Member per discovered
+      -- affiliate, workers included, ID the node's name; nodeId is the
+      -- node identity (cluster.Identity), addresses its routed addresses;
+      -- controlPlane only on control planes (omitempty). A rebooting node
+      -- stays listed (its affiliate outlives the reboot: unconfirmed how long)
+      for _, m in ipairs(W.nodes) do
+        local spec = {nodeId = node_identity(m), addresses = routed_addresses(m), hostname = m.name,
+                      machineType = m.role, operatingSystem = fmt("Talos (%s)", m.talos_version)}
+        if m.role == "controlplane" then spec.controlPlane = {apiServerPort = 6443} end
+        out[#out + 1] = resource(ip, "cluster", "Members.cluster.talos.dev", m.name, 1,
+          yaml.order(spec, {"nodeId", "addresses", "hostname", "machineType", "operatingSystem", "controlPlane"}))
       end
     elseif what == "services" or what == "service" or what == "svc" then
       -- internal/app/machined/pkg/controllers/v1alpha1/service.go: the
@@ -151,7 +240,7 @@ local function get_resource(flags, pos)
       local etcd_ok = not fault("etcd_unhealthy", n.name) and not n.etcd_broken
       local svcs = {{"apid", true, false}, {"kubelet", true, false}}
       if n.role == "controlplane" then table.insert(svcs, 2, {"etcd", etcd_ok, false}) end
-      if n.ts_state == "Running" then svcs[#svcs + 1] = {"ext-tailscale", false, true} end
+      if n.ts_state == "Running" then svcs[#svcs + 1] = {"ext-tailscale", false, not ext_health_fails(n)} end
       for _, sv in ipairs(svcs) do
         out[#out + 1] = resource(ip, "runtime", "Services.v1alpha1.talos.dev", sv[1], 1,
           yaml.order({running = true, healthy = sv[2], unknown = sv[3]}, {"running", "healthy", "unknown"}))
@@ -164,24 +253,21 @@ local function get_resource(flags, pos)
       out[#out + 1] = resource(ip, "secrets", "CertSANs.secrets.talos.dev", "api", 1,
         yaml.order({ips = {n.ip}, dnsNames = dns, fqdn = n.name}, {"ips", "dnsNames", "fqdn"}))
     elseif what == "nodeipconfigs" or what == "nodeipconfig" then
-      -- pkg/machinery/resources/k8s/nodeip_config.go, ID "kubelet"
+      -- pkg/machinery/resources/k8s/nodeip_config.go, ID "kubelet": what
+      -- controllers/k8s/nodeip_config.go computes (v1.7.0 .. v1.13.0):
+      -- validSubnets as configured or, unset, "0.0.0.0/0" per service CIDR
+      local valid, excl = M._kubelet_subnets(n)
       out[#out + 1] = resource(ip, "k8s", "NodeIPConfigs.kubernetes.talos.dev", "kubelet", 1,
-        yaml.order({validSubnets = json.array(n.kubelet_valid), excludeSubnets = json.array(W.exclude_k8s)}, {"validSubnets", "excludeSubnets"}))
+        yaml.order({validSubnets = json.array(valid), excludeSubnets = json.array(excl)}, {"validSubnets", "excludeSubnets"}))
     elseif what == "nodeips" or what == "nodeip" then
       out[#out + 1] = resource(ip, "k8s", "NodeIPs.kubernetes.talos.dev", "kubelet", 1, {addresses = {M._node_ip(n)}})
     elseif what == "etcdconfigs" or what == "etcdconfig" then
-      if n.role == "controlplane" then
-        -- pkg/machinery/resources/etcd/config.go, ID "etcd"
-        out[#out + 1] = resource(ip, "etcd", "EtcdConfigs.etcd.talos.dev", "etcd", 1,
-          yaml.order({advertiseValidSubnets = json.array(n.etcd_valid), advertiseExcludeSubnets = json.array(W.exclude_k8s),
-                      image = "gcr.io/etcd-development/etcd:v3.5.21", extraArgs = {}},
-                     {"advertiseValidSubnets", "advertiseExcludeSubnets", "image", "extraArgs"}))
-      end
+      if n.role == "controlplane" then out[#out + 1] = etcd_config(ip, n) end
     else
       return result(1, "", fmt("error: resource type %q is not registered\n", what))
     end
   end
-  return result(0, table.concat(out))
+  return result(0, table.concat(out), version_warnings(warns))
 end
 
 function T.get(flags, pos) return get_resource(flags, pos) end
@@ -199,16 +285,23 @@ function T.service(flags, pos)
   -- the detail view (cmd/talosctl/cmd/talos/service.go): HEALTH is `?`
   -- for a service without a health check, as every extension service is
   local state, health, event
+  local health_msg = ""
   if id == "ext-tailscale" then
     if not n.ts_state then return result(1, "", fmt("error: service %q is not registered on any nodes\n", id)) end
     state, health = n.ts_state, "?"
+    if ext_health_fails(n) then health, health_msg = "Fail", "LAST HEALTH MESSAGE   service not running\n" end
     event = n.ts_state == "Running" and "Started task ext-tailscale (PID 2104) for container ext-tailscale"
       or n.ts_state == "Waiting" and "Waiting for extension service config"        -- wording unconfirmed
       or ("Failed to run service: " .. (n.ts_error or "exit code 1"))
   else
     state, health, event = "Running", "OK", "Health check successful"
   end
-  return result(0, fmt("NODE     %s\nID       %s\nSTATE    %s\nHEALTH   %s\nEVENTS   [%s]: %s (1m0s ago)\n", ip, id, state, health, state, event))
+  -- formatters.RenderServicesInfo (v1.8.0): a tabwriter table of NAME
+  -- VALUE rows, LAST HEALTH MESSAGE only when there is one
+  local rows = {{"NODE", ip}, {"ID", id}, {"STATE", state}, {"HEALTH", health}}
+  if health_msg ~= "" then rows[#rows + 1] = {"LAST HEALTH MESSAGE", "service not running"} end
+  rows[#rows + 1] = {"EVENTS", fmt("[%s]: %s (1m0s ago)", state, event)}
+  return result(0, tabwriter(rows))
 end
 
 function T.logs(flags, pos)
@@ -399,9 +492,50 @@ local function reboot(n, seconds)
   n.ts_state = nil
 end
 
-function T.upgrade(flags)
+--- talosctl waiting for a node to come back (action.NewTracker: the
+--- node's MachineReady event after its boot ID changed), on the virtual
+--- clock: until the node is up, talosctl's own --timeout (default 30m,
+--- track.go), or the caller's exec timeout, which kills it (SIGTERM).
+local function wait_back(n, ip, flags, opts, stderr)
+  local own = tonumber(tostring(flags["--timeout"] or "30m"):match("^(%d+)s$"))
+              or (tonumber(tostring(flags["--timeout"] or "30m"):match("^(%d+)m$")) or 30) * 60
+  local kill = opts and opts.timeout and opts.timeout > 0 and opts.timeout or math.huge
+  local left = n.never_returns and math.huge or math.max(0, (n.boot_until or now()) - now()) + 1
+  stderr = stderr .. fmt("watching nodes: [%s]\n", ip)
+  if left > own and own < kill then
+    time.sleep(own)
+    return result(1, "", stderr .. fmt("    * %s: timeout waiting for the node to be ready\n", ip), own)   -- wording unconfirmed
+  elseif left > kill then
+    time.sleep(kill)
+    return {code = nil, signal = 15, stdout = "", stderr = stderr, duration = kill, timed_out = true,
+            stdout_dropped = 0, stderr_dropped = 0, pid = 0}
+  end
+  time.sleep(left)
+  node_up(n)                     -- the boot ends with the clock
+  return result(0, "", stderr .. fmt("    * %s: post check passed\n", ip), left)
+end
+
+--- Whether talosctl waits (cmd/talosctl/cmd/talos/upgrade.go, reboot.go):
+--- --wait defaults to true (track.go) and --debug sets it; from v1.13.0
+--- --drain sets it too (upgrade: --drain defaults to true; reboot: false).
+local function waits(flags, drain_default)
+  local wait = flags["--wait"] ~= "false"
+  if flags["--debug"] then wait = true end
+  if W.talosctl_minor >= 13 then
+    local drain = flags["--drain"]
+    if drain == nil then drain = drain_default else drain = drain ~= "false" end
+    if drain then wait = true end
+  elseif flags["--drain"] ~= nil or flags["--drain-timeout"] ~= nil or flags["--legacy"] ~= nil then
+    return nil, "Error: unknown flag: --" .. (flags["--drain"] ~= nil and "drain" or flags["--legacy"] ~= nil and "legacy" or "drain-timeout")
+  end
+  return wait
+end
+
+function T.upgrade(flags, _, opts)
   local img = flags["-i"] or flags["--image"]
   local warn = ""
+  local wait, ferr = waits(flags, true)
+  if wait == nil then return result(1, "", ferr .. "\n") end
   -- cmd/talosctl/cmd/talos/upgrade.go: --preserve is a flag up to v1.7,
   -- hidden (still accepted) from v1.8, deprecated from v1.13 (cobra prints
   -- the notice on stderr); it was never removed
@@ -411,6 +545,10 @@ function T.upgrade(flags)
   local ip = target_nodes(flags)[1]
   local n, why = reach(flags, ip)
   if not n then return result(1, "", warn .. why) end
+  -- from v1.13.0 a client asks for LifecycleService.Upgrade on a node of
+  -- v1.13 or newer and falls back to the legacy API on an older one
+  local new_api = W.talosctl_minor >= 13 and not flags["--legacy"] and (tonumber(n.talos_version:match("^v1%.(%d+)")) or 0) >= 13
+  warn = warn .. (new_api and "" or version_warnings{version_warning(ip, n)})
   if n.role == "controlplane" and not flags["-f"] and not flags["--force"] then
     local ok, qwhy = healthy_quorum(n)
     if not ok then return result(1, "", warn .. fmt("error executing upgrade: rpc error: code = FailedPrecondition desc = %s\n", qwhy)) end
@@ -424,6 +562,13 @@ function T.upgrade(flags)
     exts = factory.extensions(factory.parse(W.schematics[p.id]))
   else exts = n.extensions end
   n.upgrades = (n.upgrades or 0) + 1
+  if new_api then
+    -- the image is pulled and installed before talosctl asks for the
+    -- reboot (upgradeInternal streams the progress; its lines are
+    -- unconfirmed here): a minute on the virtual clock
+    time.sleep(60)
+    warn = warn .. fmt("%s: upgrade completed\n", ip)
+  end
   -- sequence_fails_after_accept: the request is acknowledged, then the
   -- upgrade sequence fails before the new slot is written (an image pull,
   -- a disk error): the node stays up on its current image
@@ -432,11 +577,9 @@ function T.upgrade(flags)
     n.boot_once = "upgrade"
     reboot(n)
   end
-  local wait = flags["--wait"]
-  if wait == "false" then
-    return result(0, fmt("NODE            ACK                        STARTED\n%-15s Upgrade request received   %s\n", ip, time.iso()), warn)
-  end
-  return result(0, "", warn .. fmt("watching nodes: [%s]\n    * %s: post check passed\n", ip, ip))
+  if wait then return wait_back(n, ip, flags, opts, warn) end
+  if new_api then return result(0, "", warn) end
+  return result(0, fmt("NODE            ACK                        STARTED\n%-15s Upgrade request received   %s\n", ip, time.iso()), warn)
 end
 
 function T.health(flags)
@@ -488,12 +631,18 @@ function T.rollback(flags)
   return result(0, "")
 end
 
-function T.reboot(flags)
+--- talosctl reboot (reboot.go, v1.8.0 .. v1.13.0): waits for the node to
+--- come back unless --wait=false (then nothing is printed).
+function T.reboot(flags, _, opts)
+  local wait, ferr = waits(flags, false)
+  if wait == nil then return result(1, "", ferr .. "\n") end
   local ip = target_nodes(flags)[1]
   local n, why = reach(flags, ip)
   if not n then return result(1, "", why) end
+  local warn = version_warnings{version_warning(ip, n)}
   reboot(n)
-  return result(0, "")
+  if wait then return wait_back(n, ip, flags, opts, warn) end
+  return result(0, "", warn)
 end
 
 local TALOSCTL_FLAGS = {
@@ -504,15 +653,17 @@ local TALOSCTL_FLAGS = {
   patch = {["-p"] = 1, ["--patch"] = 1, ["--mode"] = 1},
   logs = {["--tail"] = 1, ["-f"] = 0, ["--follow"] = 0, ["-k"] = 0},
   upgrade = {["-i"] = 1, ["--image"] = 1, ["--wait"] = 1, ["-f"] = 0, ["--force"] = 0, ["-p"] = 0, ["--preserve"] = 0, ["-s"] = 0,
-             ["--stage"] = 0, ["--timeout"] = 1, ["-m"] = 1, ["--reboot-mode"] = 1, ["--debug"] = 0},
+             ["--stage"] = 0, ["--timeout"] = 1, ["-m"] = 1, ["--reboot-mode"] = 1, ["--debug"] = 0,
+             ["--drain"] = 0, ["--drain-timeout"] = 1, ["--legacy"] = 0},     -- the last three: v1.13 (checked in waits)
   rollback = {},
   read = {},
-  reboot = {["--wait"] = 1, ["-m"] = 1},
+  reboot = {["--wait"] = 1, ["-m"] = 1, ["--mode"] = 1, ["--timeout"] = 1, ["--debug"] = 0, ["--drain"] = 0,
+            ["--drain-timeout"] = 1},
   health = {["--control-plane-nodes"] = 1, ["--worker-nodes"] = 1, ["--wait-timeout"] = 1, ["--server"] = 1},
   ["apply-config"] = {["-f"] = 1, ["--file"] = 1, ["-m"] = 1, ["--mode"] = 1, ["--dry-run"] = 0},
 }
 
-local function talosctl(argv)
+local function talosctl(argv, opts)
   local sub
   local i = 2
   while i <= #argv do
@@ -525,7 +676,7 @@ local function talosctl(argv)
   if not T[sub] then return result(1, "", fmt("Error: unknown command %q for \"talosctl\"\nRun 'talosctl --help' for usage.\n", sub)) end
   local flags, pos = parse_flags(argv, 2, TALOSCTL_FLAGS[sub] or {})
   if not flags then return result(1, "", pos .. "\n") end
-  return T[sub](flags, pos)
+  return T[sub](flags, pos, opts)
 end
 
 return {talosctl = talosctl}

@@ -95,7 +95,22 @@ run slow-boot "$S/faults/slow-boot-k8s-3.yaml" '{"exit": 1, "failed": "k8s-3 run
 # the versions' shapes: etcd status with PROTOCOL/STORAGE (v1.11), --preserve deprecated (v1.13)
 run talos-v1.11 "$S/faults/talos-v1.11.yaml" '{"exit": 0, "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
   "ok_gates": ["etcd healthy after k8s-3", "k8s-3 ext-tailscale running"]}'
-run talosctl-v1.13 "$S/faults/talosctl-v1.13.yaml" '{"exit": 0, "upgraded": ["192.168.10.13"]}'
+# issue #27: talosctl v1.13 ignores --wait=false unless --drain=false (boots of 330-420 s here,
+# longer than 300 s: an upgrade left waiting is killed mid-upgrade); a v1.13 node waits (new API)
+run talosctl-v1.13 "$S/faults/talosctl-v1.13.yaml" '{"exit": 0, "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "logs_have": ["talosctl v1.13.0, the nodes on Talos v1.12.6"]}'
+run talos-v1.13 "$S/faults/talos-v1.13.yaml" '{"exit": 0, "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "ok_gates": ["k8s-3 runs the new schematic", "k8s-3 ext-tailscale running"]}'
+# versions outside v1.8 .. v1.13, or a talosctl that does not fit the cluster: exit 2, nothing changed
+run talos-v1.7 "$S/faults/talos-v1.7.yaml" '{"exit": 2, "not_upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "logs_have": ["Talos v1\\.7\\.6 on 192\\.168\\.10\\.11, 192\\.168\\.10\\.12, 192\\.168\\.10\\.13 is outside the supported v1\\.8 \\.\\. v1\\.13",
+                "wipe EPHEMERAL"], "plan_lacks": ["Files it would change"]}'
+run talosctl-skew "$S/faults/talosctl-skew.yaml" '{"exit": 2, "not_upgraded": ["192.168.10.11"],
+  "logs_have": ["talosctl v1\\.13\\.0 does not fit Talos v1\\.10\\.6 on 192\\.168\\.10\\.11, 192\\.168\\.10\\.12, 192\\.168\\.10\\.13: use talosctl v1\\.10\\.x"],
+  "plan_lacks": ["Files it would change"]}'
+# Talos v1.8.0 .. v1.8.3 report an extension service unhealthy (HEALTH Fail): it has no health check
+run talos-v1.8.3 "$S/faults/talos-v1.8.3.yaml" '{"exit": 0, "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "ok_gates": ["k8s-1 ext-tailscale running", "k8s-3 ext-tailscale running"]}'
 run admin-logged-out "$S/faults/admin-logged-out.yaml" '{"exit": 1,
   "failed": "check the tailnet: .*Tailscale is logged out: run .tailscale up", "not_upgraded": ["192.168.10.11"],
   "plan_lacks": ["talosImageURL: factory.talos.dev/installer/4a0d"]}'
@@ -110,7 +125,8 @@ run authkey-expired "$S/faults/authkey-expired.yaml" '{"exit": 1, "failed": "k8s
   "not_upgraded": ["192.168.10.13"]}'
 # tailscale0's 100.x address sorts before 192.168.x: pinned, nothing moves
 run node-ip-on-tailscale "$S/faults/node-ip-on-tailscale-k8s-1.yaml" '{"exit": 0,
-  "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"], "plan_has": ["192\\.168\\.10\\.11/32"]}'
+  "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"], "plan_has": ["192\\.168\\.10\\.11/32",
+  "validSubnets:\\n\\+      - 192\\.168\\.10\\.11/32$"]}'
 run node-ip-on-tailscale-unpinned "$S/faults/node-ip-on-tailscale-k8s-1.yaml" '{"exit": 1,
   "failed": "etcd healthy after k8s-1: not met", "rolled_back": ["192.168.10.11"], "not_upgraded": ["192.168.10.12"]}' \
   --var pin_node_ip=false

@@ -68,7 +68,7 @@ function test_the_kept_node_list_follows_cordon_and_reboot()
   t.eq(exec.run({"kubectl", "uncordon", "k8s-3"}).code, 0)
   t.eq(row("k8s-3").unschedulable, false)
   local ip = world.state().ix.node_by_name["k8s-3"].ip
-  local r = exec.run({"talosctl", "-n", ip, "reboot"})
+  local r = exec.run({"talosctl", "-n", ip, "reboot", "--wait=false"})   -- reboot waits by default (reboot.go)
   t.eq(r.code, 0, r.stderr)
   t.eq(row("k8s-3").ready, false)
   local bad, count = kube.nodes_not_ready()

@@ -196,7 +196,11 @@ function test_an_unpinned_node_ip_moves_to_tailscale0_and_a_pin_keeps_it()
   load("faults/node-ip-on-tailscale-k8s-1.yaml")
   local W = world.state()
   local n = W.nodes[1]
-  t.eq(talos.address_pins("192.168.10.11"), {})
+  -- nothing configured: NodeIPConfig holds Talos's default, EtcdConfig nothing
+  local kubelet, etcd = talos.address_pins("192.168.10.11")
+  t.eq(kubelet, {"0.0.0.0/0"})
+  t.eq(etcd, {})
+  t.eq(talos.admits_tailnet(kubelet), true)
   n.extensions = {"siderolabs/tailscale"}
   n.esc.tailscale = {environment = {"TS_AUTHKEY=k", "TS_HOSTNAME=k8s-1"}}
   world._start_tailscale(n)
