@@ -13,6 +13,7 @@ local time = require "runbook.time"
 local checks = require "checks"
 local factory = require "factory"
 local talconfig = require "talconfig"
+local talhelper = require "talhelper"
 local talos = require "talos"
 local tailscale = require "tailscale"
 
@@ -61,6 +62,17 @@ if not authkey then
 end
 
 local cfg_dir = v.talconfig:match("^(.*)/[^/]*$") or "."
+
+-- talhelper loads talenv.yaml (and talenv.sops.yaml, .yml) from its
+-- working directory over its environment (os.Setenv): a TS_AUTHKEY there
+-- would reach the machine configs instead of the key this run checked
+-- and passes (issue #27.10). Refused before anything is read or changed.
+for _, c in ipairs(talhelper.env_conflicts(".", {"TS_AUTHKEY"})) do
+  error(require("runbook.error").new("usage", fmt("%s defines %s, which this run sets: talhelper loads %s over its "
+    .. "environment, so that value, not the key this run checks, would reach the machine configs. Remove %s from "
+    .. "%s (the run passes it to talhelper), then run again. Nothing was changed.", c.file, c.name, c.file, c.name,
+    c.file), {exit = 2}), 0)
+end
 
 -- {====== 1. Image Factory: the schematic the nodes need
 
@@ -409,8 +421,9 @@ rb.phase("Configuration", function()
     local ok, err = pcall(function()
       local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", dir}, {timeout = 300})
       if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", ""), 0) end
+      local written = talhelper.generated_files(r.stdout)     -- a filenameTmpl changes the names
       for _, n in ipairs(cfg.all) do     -- every node: nothing may be pending anywhere
-        local file = fmt("%s/%s-%s.yaml", dir, cfg.cluster_name, n.hostname)
+        local file = written[n.hostname] or fmt("%s/%s-%s.yaml", dir, cfg.cluster_name, n.hostname)
         local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
         local diff = (d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or ""
         if not diff:match("^No changes%.") then pending[#pending + 1] = n.hostname .. ":\n" .. diff end
@@ -528,35 +541,45 @@ rb.phase("Configuration", function()
     local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", cfg_dir .. "/clusterconfig"},
                        {timeout = 300, env = {TS_AUTHKEY = authkey}})
     if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", "")) end
-    local ignore = fs.exists(cfg_dir .. "/clusterconfig/.gitignore") and fs.read(cfg_dir .. "/clusterconfig/.gitignore") or ""
-    local listed = {}
-    for line in ignore:gmatch("[^\r\n]+") do listed[line] = true end
+    -- git must ignore each file (git check-ignore in a git work tree, else
+    -- the .gitignore's patterns as talhelper matches them; issue #27.12)
+    local written = talhelper.generated_files(r.stdout)
     for _, n in ipairs(cfg.nodes) do
-      local name = fmt("%s-%s.yaml", cfg.cluster_name, n.hostname)
-      if not listed[name] then
-        error(fmt("clusterconfig/.gitignore does not list %s, which holds the auth key: add it (or let talhelper write the .gitignore) before going on", name))
+      local path = written[n.hostname] or fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, n.hostname)
+      local dir, name = path:match("^(.*)/([^/]*)$")
+      local ignored, how = talhelper.ignored(dir, name, not rb.dry_run)
+      if not ignored then
+        error(fmt("git would not ignore %s (%s), which holds the auth key: add it to %s/.gitignore (or let talhelper "
+          .. "write the .gitignore) before going on", path, how, dir))
       end
     end
     return cfg_dir .. "/clusterconfig"
   end)
 
   -- what talhelper itself will install from the edited file must be what
-  -- this run installs
-  rb.step("talhelper agrees on the installer images", function()
-    local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", v.talconfig}, {timeout = 120})
+  -- this run installs. gencommand substitutes the whole file (noUnset):
+  -- the ${TS_AUTHKEY} just added needs the key (issue #27.6). talhelper
+  -- may write the image in another form of the same factory image
+  -- (metal-installer/ since v3.0.24, -secureboot): the same schematic and
+  -- tag agree, and talhelper's form is the one installed (issue #27.4)
+  local agreed = rb.step("talhelper agrees on the installer images", function()
+    local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", v.talconfig}, {timeout = 120, env = {TS_AUTHKEY = authkey}})
     if r.code ~= 0 then error("talhelper gencommand upgrade failed: " .. r.stderr) end
     local image_of = {}     -- one pass over the output, not one per node
     for ip, img in r.stdout:gmatch("%-%-nodes=(%S+) %-%-image=(%S+);") do
       if image_of[ip] == nil then image_of[ip] = img end
     end
+    local out = {}
     for _, n in ipairs(cfg.nodes) do
       local img = image_of[n.ip]
-      if img ~= target.installers[n.hostname] then
+      if not (img and talhelper.same_installer(img, target.installers[n.hostname])) then
         error(fmt("talhelper would install %s on %s, this run %s", tostring(img), n.hostname, target.installers[n.hostname]))
       end
+      out[n.hostname] = img
     end
-    return #cfg.nodes
+    return out
   end, {read_only = true})
+  for name, img in pairs(type(agreed) == "table" and agreed or {}) do target.installers[name] = img end
 end)
 
 -- }======

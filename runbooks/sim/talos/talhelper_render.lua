@@ -499,7 +499,7 @@ function M.gencommand_upgrade(plan, out_dir, node, extra)
   return table.concat(lines, "\n") .. "\n"
 end
 
-M.gitignore = require "sim.talos.gitignore"
+M.gitignore = require "gitignore"
 
 --- The generated machine config documents of a node, when the world's
 --- Talos generator and patcher are there (sim.talos.generate,

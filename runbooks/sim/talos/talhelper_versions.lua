@@ -77,6 +77,18 @@ function M.installer_template(tv)
   return "{{.RegistryURL}}/installer{{if .Secureboot}}-secureboot{{end}}/{{.ID}}:{{.Version}}"
 end
 
+--- The installer image release tv writes for schematic `id` on a metal
+--- node (the default template, factory.talos.dev).
+---@param tv? string talhelper release (nil: the latest modelled)
+---@param id string schematic ID
+---@param version string Talos version
+---@param secureboot? boolean
+function M.factory_installer(tv, id, version, secureboot)
+  local t = M.installer_template(tv or M.DEFAULT)
+  t = t:gsub("{{if %.Secureboot}}%-secureboot{{end}}", secureboot and "-secureboot" or "")
+  return (t:gsub("{{%.(%w+)}}", {RegistryURL = "factory.talos.dev", Mode = "metal", ID = id, Version = version}))
+end
+
 --- Whether tv is a modelled release ("v3.0.0" .. "v3.1.16").
 function M.known(tv)
   return M.parse(tv) ~= nil and cmp(tv, M.OLDEST) >= 0 and cmp(tv, M.DEFAULT) <= 0
