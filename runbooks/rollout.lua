@@ -62,6 +62,7 @@ if not authkey then
 end
 
 local cfg_dir = v.talconfig:match("^(.*)/[^/]*$") or "."
+local generated = {}   -- hostname -> the machine config genconfig wrote (a filenameTmpl names it)
 
 -- talhelper loads talenv.yaml (and talenv.sops.yaml, .yml) from its
 -- working directory over its environment (os.Setenv): a TS_AUTHKEY there
@@ -537,7 +538,7 @@ rb.phase("Configuration", function()
   -- talhelper substitutes ${TS_AUTHKEY} from its environment: the key
   -- reaches only the generated files (0600), which talhelper's own
   -- .gitignore keeps out of git (checked)
-  rb.step("generate the machine configs (talhelper genconfig)", function()
+  local gen = rb.step("generate the machine configs (talhelper genconfig)", function()
     local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", cfg_dir .. "/clusterconfig"},
                        {timeout = 300, env = {TS_AUTHKEY = authkey}})
     if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", "")) end
@@ -553,8 +554,10 @@ rb.phase("Configuration", function()
           .. "write the .gitignore) before going on", path, how, dir))
       end
     end
-    return cfg_dir .. "/clusterconfig"
+    return {dir = cfg_dir .. "/clusterconfig", files = written}
   end)
+
+  generated = type(gen) == "table" and gen.files or {}
 
   -- what talhelper itself will install from the edited file must be what
   -- this run installs. gencommand substitutes the whole file (noUnset):
@@ -644,7 +647,7 @@ local function roll_node(n)
   -- changes (no reboot: certSANs, the install image, the address pins and
   -- an ExtensionServiceConfig apply at once, CanApplyImmediate)
   rb.step("configure " .. name, function()
-    local file = fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, name)
+    local file = generated[name] or fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, name)
     local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
     local unexpected = config_diff_surprises((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or "", n)
     if #unexpected > 0 then
