@@ -6,7 +6,7 @@
 # usage: test_talhelper_world.sh RUNBOOK_BIN SOURCE_DIR
 set -u
 bin=$1; src=$2
-tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+tmp=$(mktemp -d); trap '[ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 fails=0; passes=0
 ok() { echo "ok   $1"; passes=$((passes+1)); }
 bad() { echo "FAIL $1"; fails=$((fails+1)); }

@@ -206,6 +206,8 @@ function test_installer_url_by_release()
   local old = assert(plan_of(text, {tv = "v3.0.23"}))   -- v1.11 is supported from v3.0.23
   t.eq(old.nodes[1].installer, "factory.talos.dev/installer-secureboot/" .. ID .. ":v1.11.0")
   t.eq(old.nodes[2].installer, "factory.talos.dev/installer/" .. ID .. ":v1.11.0")
+  local first = assert(plan_of(text, {tv = "v3.0.24"}))       -- the release that changed it
+  t.eq(first.nodes[2].installer, "factory.talos.dev/metal-installer/" .. ID .. ":v1.11.0")
 end
 
 function test_talos_image_url_beats_the_schematic()
@@ -258,6 +260,7 @@ function test_filename_template_from_3_0_24()
   local text = BASE:gsub("    installDisk: /dev/sda\n", "    installDisk: /dev/sda\n    filenameTmpl: '{{.Role}}-{{ .IPAddress }}.yaml'\n", 1)
   t.eq(assert(plan_of(text)).nodes[1].file_name, "controlplane-192.168.1.11.yaml")
   t.eq(assert(plan_of(text, {tv = "v3.0.23"})).nodes[1].file_name, "home-cp1.yaml")
+  t.eq(assert(plan_of(text, {tv = "v3.0.24"})).nodes[1].file_name, "controlplane-192.168.1.11.yaml")
 end
 
 function test_gitignore_patterns_as_go_gitignore()
@@ -269,6 +272,59 @@ function test_gitignore_patterns_as_go_gitignore()
   t.eq(gitignore.matches("**/home-cp1.yaml\n", "home-cp1.yaml"), true)
   t.eq(gitignore.append("*.yaml\n", {"home-cp1.yaml", "talosconfig"}), "*.yaml\ntalosconfig\n")
   t.eq(gitignore.append("old", {"talosconfig"}), "oldtalosconfig\n")       -- O_APPEND after a line without newline
+end
+
+-- }======
+
+-- {====== runbooks/lib/talhelper.lua: what the rollout checks
+
+local talhelper = require "talhelper"
+local fs = require "runbook.fs"
+local exec = require "runbook.exec"
+
+function test_same_installer_by_schematic_tag_and_secure_boot()       -- issue #27.4
+  local a = "factory.talos.dev/installer/" .. ID .. ":v1.11.0"
+  t.eq(talhelper.same_installer(a, "factory.talos.dev/metal-installer/" .. ID .. ":v1.11.0"), true)
+  t.eq(talhelper.same_installer("factory.talos.dev/installer-secureboot/" .. ID .. ":v1.11.0",
+                                "factory.talos.dev/metal-installer-secureboot/" .. ID .. ":v1.11.0"), true)
+  t.eq(talhelper.same_installer(a, "factory.talos.dev/metal-installer-secureboot/" .. ID .. ":v1.11.0"), false)
+  t.eq(talhelper.same_installer(a, "factory.talos.dev/metal-installer/" .. ID .. ":v1.11.1"), false)
+  t.eq(talhelper.same_installer(a, "factory.talos.dev/aws-installer/" .. ID .. ":v1.11.0"), false)
+  t.eq(talhelper.same_installer(a, "factory.talos.dev/installer/" .. string.rep("b", 64) .. ":v1.11.0"), false)
+  t.eq(talhelper.same_installer("ghcr.io/siderolabs/installer:v1.11.0", "ghcr.io/siderolabs/installer:v1.11.0"), true)
+end
+
+function test_talenv_conflicts_name_file_and_variable()               -- issue #27.10
+  local d = fs.tmpdir("talenv")
+  fs.write(d .. "/talenv.yaml", "---\nCLUSTER: x\nTS_AUTHKEY: tskey-auth-test-x\n")
+  fs.write(d .. "/talenv.sops.yaml", "export TS_AUTHKEY=ENC[AES256_GCM,data:x]\nsops:\n  TS_AUTHKEY: no\n")
+  t.eq(talhelper.env_conflicts(d, {"TS_AUTHKEY"}), {{file = d .. "/talenv.yaml", name = "TS_AUTHKEY"},
+                                                    {file = d .. "/talenv.sops.yaml", name = "TS_AUTHKEY"}})
+  t.eq(talhelper.env_conflicts(d, {"OTHER"}), {})
+  for _, f in ipairs(fs.list(d)) do fs.remove(d .. "/" .. f) end
+  fs.remove(d)
+end
+
+function test_generated_files_from_genconfig_output()                 -- issue #27.12: filenameTmpl
+  t.eq(talhelper.generated_files("WARNING: x\ngenerated config for cp1 in ./out/controlplane-cp1.yaml\n"
+                                 .. "generated client config in ./out/talosconfig\n"), {cp1 = "./out/controlplane-cp1.yaml"})
+end
+
+function test_ignored_by_git_check_ignore_or_patterns()               -- issue #27.12
+  local d = fs.tmpdir("gitignore")
+  fs.write(d .. "/.gitignore", "*.yaml\n!keep.yaml\nab?.txt\n")
+  t.eq(talhelper.ignored(d, "home-cp1.yaml", false), true)
+  t.eq(talhelper.ignored(d, "keep.yaml", false), false)
+  t.eq(select(2, talhelper.ignored(d, "abc.txt", false)), ".gitignore patterns")
+  t.eq(talhelper.ignored(d, "abc.txt", false), false)                  -- go-gitignore: "?" is a literal
+  if exec.which("git") then
+    local r = exec.run({"git", "-C", d, "init", "-q"}, {timeout = 30})
+    t.eq(r.code, 0)
+    local ign, how = talhelper.ignored(d, "abc.txt", true)
+    t.eq({ign, how}, {true, "git check-ignore"})                       -- git: "?" is any character
+    t.eq(talhelper.ignored(d, "keep.yaml", true), false)
+    exec.run({"rm", "-rf", d}, {timeout = 30})
+  end
 end
 
 -- }======
