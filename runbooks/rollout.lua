@@ -566,7 +566,8 @@ rb.phase("Configuration", function()
   -- (metal-installer/ since v3.0.24, -secureboot): the same schematic and
   -- tag agree, and talhelper's form is the one installed (issue #27.4)
   local agreed = rb.step("talhelper agrees on the installer images", function()
-    local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", v.talconfig}, {timeout = 120, env = {TS_AUTHKEY = authkey}})
+    local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", v.talconfig},
+                       {timeout = 120, env = {TS_AUTHKEY = authkey}})
     if r.code ~= 0 then error("talhelper gencommand upgrade failed: " .. r.stderr) end
     local image_of = {}     -- one pass over the output, not one per node
     for ip, img in r.stdout:gmatch("%-%-nodes=(%S+) %-%-image=(%S+);") do

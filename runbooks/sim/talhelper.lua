@@ -134,12 +134,13 @@ local function talosconfig_text(p)
     end
   end
   local name = tostring(p.cluster_name)
-  return yaml.encode(yaml.order({context = name, contexts = {[name] = {endpoints = yaml.array(eps), nodes = yaml.array(all)}}},
-                                {"context", "contexts"}))
+  local contexts = {[name] = {endpoints = yaml.array(eps), nodes = yaml.array(all)}}
+  return yaml.encode(yaml.order({context = name, contexts = contexts}, {"context", "contexts"}))
 end
 
 local function secrets_warning(a)
-  for _, f in ipairs(a.secret_file or {"talsecret.yaml", "talsecret.sops.yaml", "talsecret.yml", "talsecret.sops.yml"}) do
+  local files = a.secret_file or {"talsecret.yaml", "talsecret.sops.yaml", "talsecret.yml", "talsecret.sops.yml"}
+  for _, f in ipairs(files) do
     if reader(f) then return "" end
   end
   return "WARNING: secrets file is not found, new secrets will be generated everytime you run this command\n"

@@ -232,7 +232,8 @@ function M.load(path)
     end
     -- a node without an image runs what talhelper (of the scenario's
     -- release) installs for its schematic: metal-installer/<id> since v3.0.24
-    local img = n.image or require("sim.talos.talhelper_versions").factory_installer(W.talhelper_version, id, W.talos_version)
+    local img = n.image
+                or require("sim.talos.talhelper_versions").factory_installer(W.talhelper_version, id, W.talos_version)
     local slots = {A = {image = img, schematic = id, extensions = exts}}
     if n.previousImage then
       -- the other boot slot: the install before the last upgrade

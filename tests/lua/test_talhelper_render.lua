@@ -79,7 +79,8 @@ end
 -- {====== the whole file is substituted (issue #27.6), talenv wins (#27.10)
 
 function test_an_unset_variable_anywhere_fails_gencommand_too()
-  local text = BASE .. "    extensionServices:\n      - name: tailscale\n        environment:\n          - TS_AUTHKEY=${TS_AUTHKEY}\n"
+  local text = BASE .. "    extensionServices:\n      - name: tailscale\n        environment:\n"
+               .. "          - TS_AUTHKEY=${TS_AUTHKEY}\n"
   local plan, err = plan_of(text)
   t.eq(plan, nil)
   t.eq(err, "failed to parse config file: failed to substitute env: variable ${TS_AUTHKEY} not set")
@@ -99,7 +100,8 @@ function test_talenv_in_the_working_directory_overrides_the_environment()
                                                             env = envf({NAME = "fromenv"}), schematic_id = sid}))
   t.eq(p2.cluster_name, "fromenv")
   -- a sops file's names are known without decrypting it
-  local f = render.env_files(dir({["/c/talenv.sops.yaml"] = "TS_AUTHKEY: ENC[AES256_GCM,data:xx]\nsops:\n  age: []\n"}), "/c")
+  local sops = "TS_AUTHKEY: ENC[AES256_GCM,data:xx]\nsops:\n  age: []\n"
+  local f = render.env_files(dir({["/c/talenv.sops.yaml"] = sops}), "/c")
   t.eq(f[1].names, {"TS_AUTHKEY"})
   t.eq(f[1].sops, true)
 end
@@ -121,8 +123,8 @@ controlPlane:
       systemExtensions:
         officialExtensions: [siderolabs/iscsi-tools]
 ]]
-  text = text:gsub("    controlPlane: true\n", "    controlPlane: true\n    certSANs: [n.example]\n    patches: ['@./n.yaml']\n"
-                   .. "    extensionServices:\n      - name: node-svc\n", 1)
+  text = text:gsub("    controlPlane: true\n", "    controlPlane: true\n    certSANs: [n.example]\n"
+                   .. "    patches: ['@./n.yaml']\n    extensionServices:\n      - name: node-svc\n", 1)
   local files = {["/c/g.yaml"] = "machine: {}\n", ["/c/n.yaml"] = "machine: {}\n"}
   local plan = assert(plan_of(text, {files = files}))
   local m = plan.nodes[1].merged
@@ -139,7 +141,8 @@ end
 
 function test_override_patches_drops_the_groups()
   local text = BASE .. "controlPlane:\n  patches: ['@./g.yaml']\n"
-  text = text:gsub("    controlPlane: true\n", "    controlPlane: true\n    overridePatches: true\n    patches: ['@./n.yaml']\n", 1)
+  text = text:gsub("    controlPlane: true\n",
+                   "    controlPlane: true\n    overridePatches: true\n    patches: ['@./n.yaml']\n", 1)
   local plan = assert(plan_of(text, {files = {["/c/n.yaml"] = "machine: {}\n"}}))
   t.eq(plan.nodes[1].merged.patches, {"@/c/n.yaml"})
 end
@@ -229,13 +232,11 @@ end
 function test_gencommand_upgrade_lines()
   local plan = assert(plan_of(BASE))
   local out = assert(render.gencommand_upgrade(plan, "./clusterconfig"))
+  local img = "--image=factory.talos.dev/metal-installer/" .. ID .. ":v1.11.0;"
   t.eq(out, table.concat({
-    "talosctl upgrade --talosconfig=./clusterconfig/talosconfig --nodes=192.168.1.11 --image=factory.talos.dev/metal-installer/"
-      .. ID .. ":v1.11.0;",
-    "talosctl upgrade --talosconfig=./clusterconfig/talosconfig --nodes=192.168.1.21 --image=factory.talos.dev/metal-installer/"
-      .. ID .. ":v1.11.0;",
-    "talosctl upgrade --talosconfig=./clusterconfig/talosconfig --nodes=10.0.0.21 --image=factory.talos.dev/metal-installer/"
-      .. ID .. ":v1.11.0;", ""}, "\n"))
+    "talosctl upgrade --talosconfig=./clusterconfig/talosconfig --nodes=192.168.1.11 " .. img,
+    "talosctl upgrade --talosconfig=./clusterconfig/talosconfig --nodes=192.168.1.21 " .. img,
+    "talosctl upgrade --talosconfig=./clusterconfig/talosconfig --nodes=10.0.0.21 " .. img, ""}, "\n"))
   t.eq(select(2, render.gencommand_upgrade(plan, "o", "nope")), "failed to generate talosctl upgrade command: "
     .. "node with IP or hostname nope not found")
   local one = render.gencommand_upgrade(plan, "o", "10.0.0.21", {"--preserve"})
@@ -257,7 +258,8 @@ function test_validation_refusals()
 end
 
 function test_filename_template_from_3_0_24()
-  local text = BASE:gsub("    installDisk: /dev/sda\n", "    installDisk: /dev/sda\n    filenameTmpl: '{{.Role}}-{{ .IPAddress }}.yaml'\n", 1)
+  local text = BASE:gsub("    installDisk: /dev/sda\n",
+                         "    installDisk: /dev/sda\n    filenameTmpl: '{{.Role}}-{{ .IPAddress }}.yaml'\n", 1)
   t.eq(assert(plan_of(text)).nodes[1].file_name, "controlplane-192.168.1.11.yaml")
   t.eq(assert(plan_of(text, {tv = "v3.0.23"})).nodes[1].file_name, "home-cp1.yaml")
   t.eq(assert(plan_of(text, {tv = "v3.0.24"})).nodes[1].file_name, "controlplane-192.168.1.11.yaml")
@@ -307,7 +309,8 @@ end
 
 function test_generated_files_from_genconfig_output()                 -- issue #27.12: filenameTmpl
   t.eq(talhelper.generated_files("WARNING: x\ngenerated config for cp1 in ./out/controlplane-cp1.yaml\n"
-                                 .. "generated client config in ./out/talosconfig\n"), {cp1 = "./out/controlplane-cp1.yaml"})
+                                 .. "generated client config in ./out/talosconfig\n"),
+       {cp1 = "./out/controlplane-cp1.yaml"})
 end
 
 function test_ignored_by_git_check_ignore_or_patterns()               -- issue #27.12

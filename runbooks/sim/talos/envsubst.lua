@@ -40,7 +40,7 @@ local function lex(s)
         end
         -- the rest up to "}" (on this line); a "$NAME" there is a variable
         local close = j
-        while close <= n and s:sub(close, close) ~= "}" and not s:sub(close, close):match("[\r\n]") do close = close + 1 end
+        while close <= n and not s:sub(close, close):match("[}\r\n]") do close = close + 1 end
         if close > n or s:sub(close, close) ~= "}" then emit("error", "closing brace expected"); return items end
         local body = s:sub(j, close - 1)
         if body ~= "" then

@@ -203,13 +203,16 @@ function M.file_name(n, c, tv)
   local t = "{{ .ClusterName }}-{{ .Hostname }}.yaml"
   if V.at_least(tv, V.FILENAME_TMPL) and nonzero(n.filenameTmpl) then t = n.filenameTmpl end
   return template(t, {ClusterName = given(c.clusterName) or "", Hostname = given(n.hostname) or "",
-                      IPAddress = given(n.ipAddress) or "", Role = n.controlPlane == true and "controlplane" or "worker"})
+                      IPAddress = given(n.ipAddress) or "",
+                      Role = n.controlPlane == true and "controlplane" or "worker"})
 end
 
 --- A node's addresses (GetIPAddresses: ipAddress split on ",", trimmed).
 function M.ips(n)
   local out = {}
-  for ip in (tostring(given(n.ipAddress) or "") .. ","):gmatch("([^,]*),") do out[#out + 1] = ip:match("^%s*(.-)%s*$") end
+  for ip in (tostring(given(n.ipAddress) or "") .. ","):gmatch("([^,]*),") do
+    out[#out + 1] = ip:match("^%s*(.-)%s*$")
+  end
   return out
 end
 
@@ -240,12 +243,14 @@ local function own_patches(n, ctx)
     if nonzero(n.networkInterfaces) then add("networkInterfaces", {network = {interfaces = n.networkInterfaces}}) end
   end
   if nonzero(n.installDisk) then add("installDisk", {install = {disk = n.installDisk}}) end
-  if nonzero(n.installDiskSelector) then add("installDiskSelector", {install = {diskSelector = n.installDiskSelector}}) end
+  if nonzero(n.installDiskSelector) then
+    add("installDiskSelector", {install = {diskSelector = n.installDiskSelector}})
+  end
   if nonzero(n.machineDisks) then add("machineDisks", {disks = n.machineDisks}) end
   if nonzero(n.kernelModules) then set("kernelModules", "/machine/kernel", {modules = n.kernelModules}) end
-  if given(n.nodeAnnotations) ~= nil then set("nodeAnnotations", "/machine/nodeAnnotations", yaml.map(n.nodeAnnotations)) end
-  if given(n.nodeLabels) ~= nil then set("nodeLabels", "/machine/nodeLabels", yaml.map(n.nodeLabels)) end
-  if given(n.nodeTaints) ~= nil then set("nodeTaints", "/machine/nodeTaints", yaml.map(n.nodeTaints)) end
+  for _, k in ipairs({"nodeAnnotations", "nodeLabels", "nodeTaints"}) do
+    if given(n[k]) ~= nil then set(k, "/machine/" .. k, yaml.map(n[k])) end
+  end
   if nonzero(n.machineFiles) then add("machineFiles", {files = n.machineFiles}) end
   local sch = type(given(n.schematic)) == "table" and given(n.schematic) or {}
   local args = type(sch.customization) == "table" and given(sch.customization.extraKernelArgs)
@@ -282,8 +287,8 @@ local function multidoc_patch(n, ctx)
   end
   if multidoc_net then
     local h = n.ignoreHostname == true and {auto = "stable"} or {auto = "off", hostname = n.hostname}
-    docs[#docs + 1] = yaml.order({apiVersion = "v1alpha1", kind = "HostnameConfig", auto = h.auto, hostname = h.hostname},
-                                 {"apiVersion", "kind", "auto", "hostname"})
+    docs[#docs + 1] = yaml.order({apiVersion = "v1alpha1", kind = "HostnameConfig", auto = h.auto,
+                                  hostname = h.hostname}, {"apiVersion", "kind", "auto", "hostname"})
   end
   local fw = given(n.ingressFirewall)
   if type(fw) == "table" then
@@ -494,8 +499,9 @@ function M.gencommand_upgrade(plan, out_dir, node, extra)
       for _, ip in ipairs(n.ips) do line(ip) end
     end
   end
-  if #lines == 0 then return nil, fmt("failed to generate talosctl upgrade command: node with IP or hostname %s not found",
-                                      node or "") end
+  if #lines == 0 then
+    return nil, fmt("failed to generate talosctl upgrade command: node with IP or hostname %s not found", node or "")
+  end
   return table.concat(lines, "\n") .. "\n"
 end
 

@@ -60,19 +60,23 @@ local function check_node(n, i, add)
   if not empty(n.ipAddress) then
     for ip in (tostring(n.ipAddress) .. ","):gmatch("([^,]*),") do
       ip = ip:match("^%s*(.-)%s*$")
-      if not (is_domain(ip) or is_ip(ip)) then add(at("ipAddress"), fmt("%q is not a valid domain or IP address", ip)) end
+      if not (is_domain(ip) or is_ip(ip)) then
+        add(at("ipAddress"), fmt("%q is not a valid domain or IP address", ip))
+      end
     end
   end
   if not empty(n.hostname) and not is_hostname(tostring(n.hostname)) then
     add(at("hostname"), fmt("%q is not a valid hostname", tostring(n.hostname)))
   end
   local url = given(n.talosImageURL)
-  if type(url) == "string" and url ~= "" and (url:match(":[%w][%w_.%-]*$") and not url:match(":%d+/") or url:find("@", 1, true)) then
+  local tagged = type(url) == "string" and (url:match(":[%w][%w_.%-]*$") or url:find("@", 1, true))
+  if tagged then
     add(at("talosImageURL"), "should not contains version or digest")
   end
   for _, ns in ipairs(type(given(n.nameservers)) == "table" and n.nameservers or {}) do
     if not is_ip(tostring(ns)) then
-      add(at("nameservers"), fmt("%q is not a valid list of IP addresses", "[" .. table.concat(n.nameservers, " ") .. "]"))
+      local list = "[" .. table.concat(n.nameservers, " ") .. "]"      -- Go's %q of a []string
+      add(at("nameservers"), fmt("%q is not a valid list of IP addresses", list))
       break
     end
   end
