@@ -420,7 +420,10 @@ rb.phase("Configuration", function()
     local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or fs.tmpdir("runbook-genconfig")
     local pending = {}
     local ok, err = pcall(function()
-      local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", dir}, {timeout = 300})
+      -- the key too: a node done by an earlier run has ${TS_AUTHKEY} in
+      -- the file, and talhelper substitutes the whole file (noUnset)
+      local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", dir},
+                         {timeout = 300, env = {TS_AUTHKEY = authkey}})
       if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", ""), 0) end
       local written = talhelper.generated_files(r.stdout)     -- a filenameTmpl changes the names
       for _, n in ipairs(cfg.all) do     -- every node: nothing may be pending anywhere
