@@ -161,7 +161,7 @@ function test_patch_order_own_then_node_then_global()
   local plan = assert(plan_of(text, {files = files, env = {A = "1"}}))
   t.eq(patch_names(plan, 2), {"talhelper:talhelper:hostname", "talhelper:talhelper:installDisk",
     "talhelper:talhelper:nodeLabels", "talhelper:talhelper:certSANs", "talhelper:talhelper:installImage",
-    "node:/c/group.yaml", "node:inline patch", "global:/c/global.yaml"})
+    "node:/c/group.yaml", "node:inline patch 3 of the node patches", "global:/c/global.yaml"})
   local ps = render.patches(plan, plan.nodes[2])
   t.eq(ps[6].text, "machine:\n  env: {A: '1'}\n")                -- file patches are envsubst'd
   t.eq(ps[7].kind, "json6902")

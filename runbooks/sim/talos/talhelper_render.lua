@@ -315,7 +315,7 @@ end
 --- (`@path`; empty ones skipped; envsubst'd) or inline text (substituted
 --- with the whole file already). Go templates in patches ({{ }}) are
 --- kept as written (unmodelled).
-local function user_patch(p, source, ctx)
+local function user_patch(p, source, ctx, k)
   if type(p) ~= "string" then
     return nil, "failed to parse config file: failed to unmarshal config file: yaml: unmarshal errors:\n"
       .. "  cannot unmarshal !!map into string (a patch must be a string: inline YAML text or @file)"
@@ -324,7 +324,7 @@ local function user_patch(p, source, ctx)
   if not file then
     local okd, d = pcall(yaml.decode, p)
     local kind = okd and type(d) == "table" and #d > 0 and "json6902" or "strategic"
-    return {name = "inline patch", source = source, kind = kind, text = p}
+    return {name = ("inline patch %d of the %s patches"):format(k, source), source = source, kind = kind, text = p}
   end
   local path = file:sub(1, 1) == "/" and file or join(ctx.cwd, file)
   local text = ctx.read(path)
@@ -348,8 +348,8 @@ local function node_patches(n, c, ctx)
   local md = multidoc_patch(n, ctx)
   if md then out[#out + 1] = md end
   local function take(list, source)
-    for _, p in ipairs(given(list) or {}) do
-      local r, err = user_patch(p, source, ctx)
+    for k, p in ipairs(given(list) or {}) do
+      local r, err = user_patch(p, source, ctx, k)
       if r == nil then return nil, err end
       if r then out[#out + 1] = r end
     end
