@@ -42,7 +42,8 @@ local function process_env(opts)
 end
 
 local function reader(p)
-  local ok, text = pcall(fs.read, path_of(p))
+  local ok, text = pcall(fs.read, path_of(p))     -- path_of raises outside the served directory
+  if not ok and tostring(text):find("outside the served directory", 1, true) then error(text, 0) end
   if ok then return text end
   return nil
 end
@@ -204,10 +205,33 @@ local function gencommand_upgrade(a, opts)
   return result(0, out)
 end
 
+--- `gencommand apply` (pkg/generate/command.go GenerateApplyCommand).
+local function gencommand_apply(a, opts)
+  local p, err, problems = plan(a.config, opts, a.env_file)
+  if not p then return fatal(err, problems and problems.stdout) end
+  local lines = {}
+  for _, n in ipairs(p.nodes) do
+    local ips = {}
+    for _, ip in ipairs(n.ips) do if a.node == ip then ips = {ip} end end
+    if #ips == 0 and (a.node == nil or a.node == "" or a.node == n.hostname) then ips = n.ips end
+    for _, ip in ipairs(ips) do
+      local flags = {"--talosconfig=" .. a.out .. "/talosconfig", "--nodes=" .. ip,
+                     "--file=" .. a.out .. "/" .. n.file_name}
+      for _, f in ipairs(a.extra or {}) do flags[#flags + 1] = f end
+      lines[#lines + 1] = "talosctl apply-config " .. table.concat(flags, " ") .. ";"
+    end
+  end
+  if #lines == 0 then
+    return fatal(fmt("failed to generate talosctl apply command: node with IP or hostname %s not found", a.node or ""))
+  end
+  return result(0, table.concat(lines, "\n") .. "\n")
+end
+
 local function talhelper(argv, opts)
   local a, perr = parse(argv)
   if not a then return fatal(perr) end
   if a.sub == "gencommand" and a.what == "upgrade" then return gencommand_upgrade(a, opts)
+  elseif a.sub == "gencommand" and a.what == "apply" then return gencommand_apply(a, opts)
   elseif a.sub == "genconfig" then return genconfig(a, opts) end
   return fatal(fmt("unknown command %q for \"talhelper\"", tostring(a.sub)))
 end
