@@ -331,3 +331,20 @@ function test_ignored_by_git_check_ignore_or_patterns()               -- issue #
 end
 
 -- }======
+
+function test_docs_for_feeds_the_generator_and_patcher_in_order()
+  local plan = assert(plan_of(BASE .. "patches: ['@./g.yaml']\n", {files = {["/c/g.yaml"] = "machine: {a: 1}\n"}}))
+  local seen = {}
+  package.loaded["sim.talos.generate"] = {documents = function(input) seen.input = input; return {{base = true}} end}
+  package.loaded["sim.talos.configpatcher"] = {
+    load = function(text, name) return {text = text, name = name} end,
+    apply = function(docs, patches) seen.docs, seen.patches = docs, patches; return {"patched"} end}
+  local ok, docs = pcall(render.docs_for, plan.nodes[1])
+  package.loaded["sim.talos.generate"], package.loaded["sim.talos.configpatcher"] = nil, nil
+  t.eq(ok, true)
+  t.eq(docs, {"patched"})
+  t.eq(seen.input.role, "controlplane")
+  t.eq(seen.input.install_image, "ghcr.io/siderolabs/installer:v1.11.0")
+  t.eq(seen.docs, {{base = true}})
+  t.eq(seen.patches[#seen.patches], {text = "machine: {a: 1}\n", name = "/c/g.yaml"})
+end

@@ -456,7 +456,7 @@ function M.render(path, opts)
     local ctx = {talos_version = version, installer = installer, read = opts.read, env = L.env, cwd = L.cwd}
     local node = {hostname = n.hostname, ip = M.ips(n)[1], ips = M.ips(n), control_plane = n.controlPlane == true,
       role = n.controlPlane == true and "controlplane" or "worker", file_name = M.file_name(n, c, tv),
-      installer = installer, merged = n, gen_input = gen_input(c, n, version)}
+      installer = installer, merged = n, gen_input = gen_input(c, n, version), config = c}
     plan.nodes[#plan.nodes + 1] = node
     node.ctx = ctx
   end
@@ -465,13 +465,14 @@ end
 
 --- The node's patches (they read files: done per node, when its config is
 --- generated, as talhelper does, so a missing file fails genconfig and
---- not gencommand).
+--- not gencommand). Called as patches(node) or patches(plan, node).
 ---@param plan table
----@param node table one of plan.nodes
+---@param node? table one of plan.nodes
 ---@return table? patches {{name, source, kind, text}}, string? err
 function M.patches(plan, node)
+  node = node or plan
   if node.patches then return node.patches end
-  local p, err = node_patches(node.merged, plan.config, node.ctx)
+  local p, err = node_patches(node.merged, node.config, node.ctx)
   node.patches = p
   return p, err
 end
@@ -507,17 +508,16 @@ end
 
 M.gitignore = require "gitignore"
 
---- The generated machine config documents of a node, when the world's
---- Talos generator and patcher are there (sim.talos.generate,
---- sim.talos.configpatcher); else nil.
----@param plan table
+--- The generated machine config documents of a node (one of plan.nodes),
+--- when the world's Talos generator and patcher are there
+--- (sim.talos.generate, sim.talos.configpatcher); else nil.
 ---@param node table
 ---@return table? docs, string? err
-function M.docs_for(plan, node)
+function M.docs_for(node)
   local okg, gen = pcall(require, "sim.talos.generate")
   local okp, cp = pcall(require, "sim.talos.configpatcher")
   if not (okg and okp) then return nil end
-  local patches, err = M.patches(plan, node)
+  local patches, err = M.patches(node)
   if not patches then return nil, err end
   local docs = gen.documents(node.gen_input)
   local loaded = {}
