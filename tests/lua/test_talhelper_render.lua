@@ -348,3 +348,9 @@ function test_docs_for_feeds_the_generator_and_patcher_in_order()
   t.eq(seen.docs, {{base = true}})
   t.eq(seen.patches[#seen.patches], {text = "machine: {a: 1}\n", name = "/c/g.yaml"})
 end
+
+function test_default_networks_ipv4_even_for_an_ipv6_endpoint_url()
+  local plan = assert(plan_of((BASE:gsub("https://192.168.1.10:6443", "https://[fd00::10]:6443"))))
+  t.eq(plan.nodes[1].gen_input.service_cidrs, {"10.96.0.0/12"})     -- netip.ParseAddr fails on a URL
+  t.eq(plan.nodes[1].gen_input.pod_cidrs, {"10.244.0.0/16"})
+end

@@ -407,8 +407,11 @@ end
 
 local function gen_input(c, n, version)
   local function strs(v) return is_list(given(v)) and v or nil end
+  -- defaults.go endpointisIPv6: netip.ParseAddr of the whole endpoint, so
+  -- a URL (https://[fd00::1]:6443) is never IPv6 there: the IPv4 defaults
+  -- (Talos constants.DefaultIPv4PodNet/ServiceNet, v1.11.0)
   local ep = tostring(given(c.endpoint) or "")
-  local v6 = ep:match("^%a+://%[") ~= nil
+  local v6 = ep:find(":", 1, true) ~= nil and ep:match("^[%x:.]+$") ~= nil
   return {talos_version = version, kubernetes_version = (tostring(given(c.kubernetesVersion) or "")):gsub("^v", ""),
     cluster_name = given(c.clusterName), endpoint = given(c.endpoint),
     role = n.controlPlane == true and "controlplane" or "worker",
