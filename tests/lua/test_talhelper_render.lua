@@ -354,3 +354,15 @@ function test_default_networks_ipv4_even_for_an_ipv6_endpoint_url()
   t.eq(plan.nodes[1].gen_input.service_cidrs, {"10.96.0.0/12"})     -- netip.ParseAddr fails on a URL
   t.eq(plan.nodes[1].gen_input.pod_cidrs, {"10.244.0.0/16"})
 end
+
+function test_merge_by_go_zero_values()
+  -- an empty list given on the node is not Go's zero (yaml.v3: non-nil): it
+  -- wins over the group's; a machineSpec whose fields are all zero is zero
+  local text = BASE .. "worker:\n  extensionServices:\n    - name: group-svc\n  machineSpec: {secureboot: true}\n"
+  text = text:gsub("    ipAddress: 192.168.1.21, 10.0.0.21\n", "    ipAddress: 192.168.1.21, 10.0.0.21\n"
+                   .. "    extensionServices: []\n    machineSpec: {secureboot: false}\n", 1)
+  local plan = assert(plan_of(text))
+  t.eq(#plan.nodes[2].merged.extensionServices, 0)
+  t.eq(plan.nodes[2].merged.machineSpec.secureboot, true)
+  t.eq(plan.nodes[2].installer, "factory.talos.dev/metal-installer-secureboot/" .. ID .. ":v1.11.0")
+end

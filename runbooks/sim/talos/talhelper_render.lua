@@ -115,6 +115,24 @@ M.NODE_CONFIG_FIELDS = {"nodeLabels", "nodeAnnotations", "nodeTaints", "machineD
   "patches", "talosImageURL", "noSchematicValidate", "schematic", "imageSchematic", "machineSpec",
   "ingressFirewall", "extensionServices", "volumes", "userVolumes", "filenameTmpl"}
 
+--- Go's reflect IsZero of a field decoded by yaml.v3: nil, false, "", 0; a
+--- list or map given (even empty: yaml.v3 decode.go makes it with
+--- reflect.MakeSlice/MakeMap, non-nil) is not zero, a
+--- pointer (schematic: {}) neither; a struct value (machineSpec) is zero
+--- when every field is.
+local function go_zero(v, struct)
+  v = given(v)
+  if v == nil or v == false or v == "" or v == 0 then return true end
+  if type(v) == "table" and struct then
+    for _, x in pairs(v) do if not go_zero(x, true) then return false end end
+    return true
+  end
+  return false
+end
+M.go_zero = go_zero
+
+local STRUCT_FIELDS = {machineSpec = true}
+
 local function concat(a, b)
   local out = {}
   for _, x in ipairs(a or {}) do out[#out + 1] = x end
@@ -142,7 +160,7 @@ function M.merge(node, group, tv)
   end
   for _, f in ipairs(M.NODE_CONFIG_FIELDS) do
     local v = lists[f] or given(node[f])
-    if not nonzero(v) then v = given(group[f]) end
+    if go_zero(v, STRUCT_FIELDS[f]) then v = given(group[f]) end
     merged[f] = v
   end
   return merged
@@ -243,7 +261,7 @@ local function own_patches(n, ctx)
     if nonzero(n.networkInterfaces) then add("networkInterfaces", {network = {interfaces = n.networkInterfaces}}) end
   end
   if nonzero(n.installDisk) then add("installDisk", {install = {disk = n.installDisk}}) end
-  if nonzero(n.installDiskSelector) then
+  if given(n.installDiskSelector) ~= nil then
     add("installDiskSelector", {install = {diskSelector = n.installDiskSelector}})
   end
   if nonzero(n.machineDisks) then add("machineDisks", {disks = n.machineDisks}) end
