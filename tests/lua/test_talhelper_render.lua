@@ -366,3 +366,8 @@ function test_merge_by_go_zero_values()
   t.eq(plan.nodes[2].merged.machineSpec.secureboot, true)
   t.eq(plan.nodes[2].installer, "factory.talos.dev/metal-installer-secureboot/" .. ID .. ":v1.11.0")
 end
+
+function test_an_unmodelled_release_is_refused()
+  t.eq(select(2, plan_of(BASE, {tv = "v2.5.0"})), "talhelper v2.5.0 is not modelled (the simulated talhelper knows "
+       .. "v3.0.0 .. v3.1.16)")
+end
