@@ -391,7 +391,8 @@ end
 local function load(path, opts)
   local tv = opts.talhelper_version or V.DEFAULT
   if not V.known(tv) then
-    return nil, fmt("talhelper %s is not modelled (the simulated talhelper knows %s .. %s)", tostring(tv), V.OLDEST, V.DEFAULT)
+    return nil, fmt("talhelper %s is not modelled (the simulated talhelper knows %s .. %s)", tostring(tv),
+                    V.OLDEST, V.DEFAULT)
   end
   local cwd = opts.cwd or "."
   local abs = join(cwd, path)
