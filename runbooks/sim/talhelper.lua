@@ -107,6 +107,8 @@ local function fields_of(p, node, patches)
   local m = node.merged
   local f = {type = node.role, cert_sans = {}, kubelet_valid = {}, etcd_valid = {}, esc = {},
              install_image = node.installer}
+  -- Talos's input first (additionalMachineCertSans), then the node's (appended by talhelper)
+  for _, x in ipairs(mc.list(node.gen_input.additional_machine_cert_sans)) do f.cert_sans[#f.cert_sans + 1] = x end
   for _, x in ipairs(mc.list(m.certSANs)) do f.cert_sans[#f.cert_sans + 1] = x end
   for _, pt in ipairs(patches) do
     if pt.source ~= "talhelper" and pt.kind == "strategic" then
