@@ -15,6 +15,7 @@ local configdiff = require "configdiff"
 local factory = require "factory"
 local recovery = require "recovery"
 local talconfig = require "talconfig"
+local talhelper = require "talhelper"
 local talos = require "talos"
 local tailscale = require "tailscale"
 
@@ -63,6 +64,18 @@ if not authkey then
 end
 
 local cfg_dir = v.talconfig:match("^(.*)/[^/]*$") or "."
+local generated = {}   -- hostname -> the machine config genconfig wrote (a filenameTmpl names it)
+
+-- talhelper loads talenv.yaml (and talenv.sops.yaml, .yml) from its
+-- working directory over its environment (os.Setenv): a TS_AUTHKEY there
+-- would reach the machine configs instead of the key this run checked
+-- and passes (issue #27.10). Refused before anything is read or changed.
+for _, c in ipairs(talhelper.env_conflicts(".", {"TS_AUTHKEY"})) do
+  error(require("runbook.error").new("usage", fmt("%s defines %s, which this run sets: talhelper loads %s over its "
+    .. "environment, so that value, not the key this run checks, would reach the machine configs. Remove %s from "
+    .. "%s (the run passes it to talhelper), then run again. Nothing was changed.", c.file, c.name, c.file, c.name,
+    c.file), {exit = 2}), 0)
+end
 
 -- {====== 1. Image Factory: the schematic the nodes need
 
@@ -518,10 +531,14 @@ rb.phase("Configuration", function()
     local pending, chosen = {}, {}
     for _, n in ipairs(cfg.nodes) do chosen[n.hostname] = true end
     local ok, err = pcall(function()
-      local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", dir}, {timeout = 300})
+      -- the key too: a node done by an earlier run has ${TS_AUTHKEY} in
+      -- the file, and talhelper substitutes the whole file (noUnset)
+      local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", dir},
+                         {timeout = 300, env = {TS_AUTHKEY = authkey}})
       if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", ""), 0) end
+      local written = talhelper.generated_files(r.stdout)     -- a filenameTmpl changes the names
       for _, n in ipairs(cfg.all) do     -- every node: nothing may be pending anywhere
-        local file = fmt("%s/%s-%s.yaml", dir, cfg.cluster_name, n.hostname)
+        local file = written[n.hostname] or fmt("%s/%s-%s.yaml", dir, cfg.cluster_name, n.hostname)
         if chosen[n.hostname] and renders_tailscale_esc(file) then
           error(fmt("the config talhelper generates for %s already holds an ExtensionServiceConfig named tailscale "
             .. "(from a patch or a template of %s): the rollout does not add a second; remove it and run again",
@@ -648,39 +665,52 @@ rb.phase("Configuration", function()
   -- talhelper substitutes ${TS_AUTHKEY} from its environment: the key
   -- reaches only the generated files (0600), which talhelper's own
   -- .gitignore keeps out of git (checked)
-  rb.step("generate the machine configs (talhelper genconfig)", function()
+  local gen = rb.step("generate the machine configs (talhelper genconfig)", function()
     local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", cfg_dir .. "/clusterconfig"},
                        {timeout = 300, env = {TS_AUTHKEY = authkey}})
     if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", "")) end
-    local ignore = fs.exists(cfg_dir .. "/clusterconfig/.gitignore") and fs.read(cfg_dir .. "/clusterconfig/.gitignore") or ""
-    local listed = {}
-    for line in ignore:gmatch("[^\r\n]+") do listed[line] = true end
+    -- git must ignore each file (git check-ignore in a git work tree, else
+    -- the .gitignore's patterns as talhelper matches them; issue #27.12)
+    local written = talhelper.generated_files(r.stdout)
     for _, n in ipairs(cfg.nodes) do
-      local name = fmt("%s-%s.yaml", cfg.cluster_name, n.hostname)
-      if not listed[name] then
-        error(fmt("clusterconfig/.gitignore does not list %s, which holds the auth key: add it (or let talhelper write the .gitignore) before going on", name))
+      local path = written[n.hostname] or fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, n.hostname)
+      local dir, name = path:match("^(.*)/([^/]*)$")
+      local ignored, how = talhelper.ignored(dir, name, not rb.dry_run)
+      if not ignored then
+        error(fmt("git would not ignore %s (%s), which holds the auth key: add it to %s/.gitignore (or let talhelper "
+          .. "write the .gitignore) before going on", path, how, dir))
       end
     end
-    return cfg_dir .. "/clusterconfig"
+    return {dir = cfg_dir .. "/clusterconfig", files = written}
   end)
 
+  generated = type(gen) == "table" and gen.files or {}
+
   -- what talhelper itself will install from the edited file must be what
-  -- this run installs
-  rb.step("talhelper agrees on the installer images", function()
-    local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", v.talconfig}, {timeout = 120})
+  -- this run installs. gencommand substitutes the whole file (noUnset):
+  -- the ${TS_AUTHKEY} just added needs the key (issue #27.6). talhelper
+  -- may write the image in another form of the same factory image
+  -- (metal-installer/ since v3.0.24, -secureboot): the same schematic and
+  -- tag agree, and talhelper's form is the one installed (issue #27.4)
+  local agreed = rb.step("talhelper agrees on the installer images", function()
+    local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", v.talconfig},
+                       {timeout = 120, env = {TS_AUTHKEY = authkey}})
     if r.code ~= 0 then error("talhelper gencommand upgrade failed: " .. r.stderr) end
     local image_of = {}     -- one pass over the output, not one per node
     for ip, img in r.stdout:gmatch("%-%-nodes=(%S+) %-%-image=(%S+);") do
       if image_of[ip] == nil then image_of[ip] = img end
     end
+    local out = {}
     for _, n in ipairs(cfg.nodes) do
       local img = image_of[n.ip]
-      if img ~= target.installers[n.hostname] then
+      if not (img and talhelper.same_installer(img, target.installers[n.hostname])) then
         error(fmt("talhelper would install %s on %s, this run %s", tostring(img), n.hostname, target.installers[n.hostname]))
       end
+      out[n.hostname] = img
     end
-    return #cfg.nodes
+    return out
   end, {read_only = true})
+  for name, img in pairs(type(agreed) == "table" and agreed or {}) do target.installers[name] = img end
 end)
 
 -- }======
@@ -724,7 +754,7 @@ local function roll_node(n)
   -- changes (no reboot: certSANs, the install image, the address pins and
   -- an ExtensionServiceConfig apply at once, CanApplyImmediate)
   rb.step("configure " .. name, function()
-    local file = fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, name)
+    local file = generated[name] or fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, name)
     local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
     local unexpected = config_diff_surprises((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or "", n)
     if #unexpected > 0 then

@@ -10,7 +10,8 @@ local fmt = string.format
 local SCHEMA = {
   seed = "number", captured = "any", cluster = "table", factory = "table", tailnet = "table", talconfig = "string", faults = "list",
   ["cluster.name"] = "string", ["cluster.talosVersion"] = "string", ["cluster.kubernetesVersion"] = "string",
-  ["cluster.talosctlVersion"] = "string", ["cluster.serviceCIDR"] = "string", ["cluster.podCIDR"] = "string", ["cluster.nodes"] = "list",
+  ["cluster.talosctlVersion"] = "string", ["cluster.talhelperVersion"] = "string",
+  ["cluster.serviceCIDR"] = "string", ["cluster.podCIDR"] = "string", ["cluster.nodes"] = "list",
   ["cluster.nodes.hostname"] = "string", ["cluster.nodes.ip"] = "string", ["cluster.nodes.role"] = "string",
   ["cluster.nodes.image"] = "string", ["cluster.nodes.extensions"] = "list", ["cluster.nodes.bootSeconds"] = "list",
   ["cluster.nodes.tailscaleConfigured"] = "boolean", ["cluster.nodes.previousImage"] = "string",

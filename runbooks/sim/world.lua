@@ -240,6 +240,7 @@ function M.load(path)
   local c = v.cluster
   W.talos_version = c.talosVersion or "v1.10.6"
   W.talosctl_version = c.talosctlVersion or W.talos_version
+  W.talhelper_version = c.talhelperVersion       -- nil: the latest release modelled (sim/talos/talhelper_versions.lua)
   W.talosctl_minor = tonumber(W.talosctl_version:match("^v%d+%.(%d+)")) or 10
   W.exclude_k8s = {c.podCIDR or "10.244.0.0/16", c.serviceCIDR or "10.96.0.0/12"}
   W.k8s_version = c.kubernetesVersion or "v1.33.3"
@@ -257,7 +258,10 @@ function M.load(path)
     else
       id = register_schematic(schematic_of_extensions(exts))
     end
-    local img = n.image or ("factory.talos.dev/installer/" .. id .. ":" .. W.talos_version)
+    -- a node without an image runs what talhelper (of the scenario's
+    -- release) installs for its schematic: metal-installer/<id> since v3.0.24
+    local img = n.image
+                or require("sim.talos.talhelper_versions").factory_installer(W.talhelper_version, id, W.talos_version)
     local slots = {A = {image = img, schematic = id, extensions = exts}}
     if n.previousImage then
       -- the other boot slot: the install before the last upgrade
