@@ -167,6 +167,9 @@ local function pace_words()
   return fmt("control planes one at a time, workers %d at a time, up to %d failed", size, v.max_failures)
 end
 
+-- the nodes' Talos versions by address (check_versions)
+local server_versions = {}
+
 --- The Talos version talhelper generates for when talconfig.yaml has no
 --- talosVersion: its own default (LatestTalosVersion, pkg/config/
 --- defaults.go: v1.13.8 in talhelper v3.1.16, v1.10.5 in v3.0.30, ...: it
@@ -179,6 +182,16 @@ local function talhelper_default_version()
     error(fmt("%s has no talosVersion and talhelper did not say which version it generates for (%s): set talosVersion "
       .. "to the version the nodes run", v.talconfig, ok and (r.stderr:gsub("%s+$", "")) or tostring(r)))
   end
+  local others = {}
+  for ip, tag in pairs(server_versions) do
+    if tag ~= tv then others[#others + 1] = fmt("%s on %s", ip, tag) end
+  end
+  table.sort(others)
+  if #others > 0 then
+    error(require("runbook.error").new("usage", fmt("%s has no talosVersion: talhelper generates for its own default, "
+      .. "%s, but %s; the installers would upgrade Talos too. Set talosVersion to the version the nodes run and run "
+      .. "again. Nothing was changed", v.talconfig, tv, table.concat(others, ", ")), {exit = 2}), 0)
+  end
   log.warn(fmt("%s has no talosVersion: talhelper generates for its own default, %s (it changes with each talhelper "
     .. "release), so the installers get that tag; set talosVersion to pin it to the version the nodes run", v.talconfig, tv))
   return tv
@@ -188,7 +201,6 @@ end
 --- anything else: outside v1.8 .. v1.13, or a talosctl that does not fit
 --- the cluster's minor, stops the run (exit 2) before any change
 --- (talos.version_problems; docs/rollout.md, "Versions").
-local server_versions = {}
 local function check_versions(nodes)
   local ips = {}
   for _, n in ipairs(nodes) do ips[#ips + 1] = n.ip end
@@ -218,10 +230,13 @@ rb.phase("Image Factory", function()
   rb.gate("cluster healthy before anything changes", function() return checks.cluster_healthy(pre.nodes) end,
           {timeout = 300, interval = v.poll_interval})
   check_versions(pre.nodes)
+  -- no talosVersion: talhelper's own default, read before any step (a
+  -- default other than the nodes' version stops the run, exit 2)
+  local default_tv = not pre.talos_version and talhelper_default_version() or nil
 
   cfg = rb.step("read " .. v.talconfig, function()
     local c = talconfig.read(v.talconfig)
-    if not c.talos_version then c.talos_version = talhelper_default_version() end
+    c.talos_version = c.talos_version or default_tv
     local nodes = {}
     for _, n in ipairs(c.nodes) do
       if not n.ip then error(fmt("node %s has no ipAddress in %s", n.hostname, v.talconfig)) end
@@ -535,7 +550,7 @@ rb.phase("Configuration", function()
       -- the file, and talhelper substitutes the whole file (noUnset)
       local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", dir},
                          {timeout = 300, env = {TS_AUTHKEY = authkey}})
-      if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", ""), 0) end
+      if r.code ~= 0 then error("talhelper genconfig failed: " .. (r.stdout .. r.stderr):gsub("%s+$", ""), 0) end
       local written = talhelper.generated_files(r.stdout)     -- a filenameTmpl changes the names
       for _, n in ipairs(cfg.all) do     -- every node: nothing may be pending anywhere
         local file = written[n.hostname] or fmt("%s/%s-%s.yaml", dir, cfg.cluster_name, n.hostname)
@@ -668,7 +683,7 @@ rb.phase("Configuration", function()
   local gen = rb.step("generate the machine configs (talhelper genconfig)", function()
     local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", cfg_dir .. "/clusterconfig"},
                        {timeout = 300, env = {TS_AUTHKEY = authkey}})
-    if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", "")) end
+    if r.code ~= 0 then error("talhelper genconfig failed: " .. (r.stdout .. r.stderr):gsub("%s+$", "")) end
     -- git must ignore each file (git check-ignore in a git work tree, else
     -- the .gitignore's patterns as talhelper matches them; issue #27.12)
     local written = talhelper.generated_files(r.stdout)

@@ -91,6 +91,7 @@ function M.scenario(path)
                devices = {{hostname = "tailscale-operator", tags = {"tag:k8s-operator"}, online = true}},
                operator = {namespace = "tailscale", deployment = "operator", pods = 1}},
     faults = {},
+    talconfigFile = path,          -- the nodes run what talhelper renders from it
   }
   local cps = 0
   for _, n in ipairs(nodes) do if n.role == "controlplane" then cps = cps + 1 end end

@@ -10,8 +10,21 @@
 --- document per extensionServices entry), pkg/generate/config.go (0600
 --- files, the .gitignore).
 local yaml = require "runbook.yaml"
+local cp = require "sim.talos.configpatcher"
+local enc = require "sim.talos.encode"
 
 local M = {}
+
+-- the Talos versions whose config rules the world models (sim/talos/schema)
+local OLDEST, NEWEST = 8, 13
+
+--- The version whose rules apply to a node of Talos `version`: its own,
+--- held within the modelled v1.8 .. v1.13 (an older node is refused by
+--- the runbooks' preflight; the world still answers, by v1.8's rules).
+function M.version(version)
+  local minor = tonumber(tostring(version):match("^v?1%.(%d+)")) or NEWEST
+  return "v1." .. math.max(OLDEST, math.min(NEWEST, minor))
+end
 
 local function list(v)
   if type(v) ~= "table" or v == yaml.null then return {} end
@@ -48,6 +61,20 @@ function M.from_fields(f)
                                  {"apiVersion", "kind", "name", "environment"})
   end
   return docs
+end
+
+--- The whole config Talos's generator writes for a node (sim/talos/
+--- generate.lua; secrets as placeholders): info = {talos_version, role,
+--- cluster_name, endpoint, kubernetes_version, install_image, pod_cidrs,
+--- service_cidrs}.
+function M.base(info)
+  local gen = require "sim.talos.generate"
+  local tag = tostring(info.talos_version)
+  if M.version(tag) ~= tag:match("^(v?1%.%d+)") then tag = M.version(tag) .. ".0" end   -- held within the modelled
+  return gen.documents({talos_version = tag, role = info.role,
+    cluster_name = info.cluster_name, endpoint = info.endpoint,
+    kubernetes_version = info.kubernetes_version, install_image = info.install_image,
+    pod_cidrs = info.pod_cidrs, service_cidrs = info.service_cidrs})
 end
 
 --- The v1alpha1 document of a config, or nil.
@@ -90,58 +117,46 @@ function M.sync(n)
   n.install_image = f.install_image
 end
 
---- The text of a config, as Talos encodes it.
-function M.render(docs)
-  return yaml.encode_all(docs)
+--- The text of a config, as Talos `version` encodes it (comments off:
+--- what machined's generateDiff compares and `talosctl read` prints).
+function M.render(docs, version)
+  return enc.encode(docs, M.version(version))
 end
 
---- A strategic-merge patch onto a map (pkg/machinery/config/configpatcher:
---- maps merge key by key, lists append).
-local function merge_into(dst, src)
-  for k, v in pairs(src) do
-    local have = dst[k]
-    if type(v) == "table" and v ~= yaml.null and type(have) == "table" and have ~= yaml.null then
-      if #v > 0 or next(v) == nil then add_all(have, v) else merge_into(have, v) end
-    else
-      dst[k] = v
-    end
-  end
+--- Applies patch texts to a config's documents as `talosctl patch` does
+--- (configpatcher.LoadPatches, then Apply, by Talos `version`'s rules).
+--- Returns the new documents, or nil and talosctl's error.
+---@param docs table[] the config's documents
+---@param texts table list of patch texts (or {text =, name =})
+function M.patch_texts(docs, texts, version)
+  local v = M.version(version)
+  local ps, err = cp.load_all(texts, {version = v})
+  if not ps then return nil, err end
+  local body = M.render(docs, v)
+  return cp.apply(yaml.decode_all(body), ps, {version = v, text = body,
+    reencode = function(d) return yaml.decode_all(M.render(d, v)) end})
 end
 
---- Applies patch documents to a config's documents, as talosctl patch
---- does: a v1alpha1 partial merges into the v1alpha1 document, another
---- kind into the document of the same kind and name, or is added; a
---- document with `$patch: delete` removes the one it names. Changes docs
---- in place and returns it.
-function M.patch(docs, patches)
-  for _, p in ipairs(patches) do
-    if type(p) == "table" and p ~= yaml.null then
-      local target, at
-      for i, d in ipairs(docs) do
-        if (p.kind == nil and d.version == "v1alpha1" and d.kind == nil)
-           or (p.kind ~= nil and d.kind == p.kind and d.name == p.name) then target, at = d, i end
-      end
-      if p["$patch"] == "delete" then
-        if at then table.remove(docs, at) end
-      elseif target then
-        local body = {}
-        for k, v in pairs(p) do if k ~= "version" and k ~= "apiVersion" and k ~= "kind" and k ~= "name" then body[k] = v end end
-        merge_into(target, body)
-      else
-        docs[#docs + 1] = p
-      end
-    end
-  end
-  return docs
+--- Applies decoded patch documents (a strategic merge patch) to a
+--- config's documents; raises talosctl's error.
+function M.patch(docs, patches, version)
+  if #patches == 0 then return docs end
+  local out, err = M.patch_texts(docs, {yaml.encode_all(patches)}, version)
+  if not out then error(err, 0) end
+  return out
 end
 
---- What `talosctl apply-config --dry-run` prints after "Config diff:\n\n"
---- for a change from `before` to `after` (texts): a unified diff between
---- "a" and "b" (gotextdiff.ToUnified), "No changes." when equal.
-function M.diff(before, after)
-  local d = require("runbook.diff").unified(before, after, "a")
-  d = d:gsub("^%-%-%- [^\n]*\n%+%+%+ [^\n]*\n", "--- a\n+++ b\n")
-  return d == "" and "No changes." or (d:gsub("\n$", ""))
+--- A config's text checked as machined checks what apply-config sends
+--- (strict decoding): the documents, or nil and the error.
+function M.check(text, version, name)
+  return cp.check(text, {version = M.version(version), name = name})
+end
+
+--- What `talosctl apply-config --dry-run` prints (on stderr) for a change
+--- of a node's config from `before` to `after` (documents).
+function M.dry_run_text(before, after, version, mode)
+  local v = M.version(version)
+  return cp.dry_run_text(M.render(before, v), M.render(after, v), v, mode or "Applied configuration without a reboot")
 end
 
 return M

@@ -9,6 +9,7 @@ local fmt = string.format
 
 local SCHEMA = {
   seed = "number", captured = "any", cluster = "table", factory = "table", tailnet = "table", talconfig = "string", faults = "list",
+  appliedTalconfig = "string", talconfigFile = "string", ["cluster.endpoint"] = "string",
   ["cluster.name"] = "string", ["cluster.talosVersion"] = "string", ["cluster.kubernetesVersion"] = "string",
   ["cluster.talosctlVersion"] = "string", ["cluster.talhelperVersion"] = "string",
   ["cluster.serviceCIDR"] = "string", ["cluster.podCIDR"] = "string", ["cluster.nodes"] = "list",

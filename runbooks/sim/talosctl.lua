@@ -390,8 +390,7 @@ end
 --- Applies patch documents to the node's config (machineconfig.patch:
 --- pkg/machinery/config/configpatcher's rules), then starts or stops
 --- ext-tailscale as its config came or went.
-local function apply_patch(n, docs)
-  mc.patch(n.config, docs)
+local function config_changed(n)
   mc.sync(n)
   if has_ext(n, factory.TAILSCALE) or has_ext(n, "tailscale") then
     if n.esc.tailscale and n.ts_state ~= "Running" then M._start_tailscale(n)
@@ -411,41 +410,56 @@ function T.read(flags, pos)
   if pos[2] ~= "/system/state/config.yaml" then
     return result(1, "", fmt("error reading file: rpc error: code = Unknown desc = open %s: no such file or directory\n", tostring(pos[2])))
   end
-  return result(0, mc.render(n.config))
+  return result(0, mc.render(n.config, n.talos_version))
 end
 
+--- talosctl patch machineconfig -p PATCH (cmd/talosctl/cmd/talos/patch.go):
+--- talosctl reads the node's config, patches it client-side
+--- (configpatcher.LoadPatches, Apply) and applies the result; "patched
+--- ... at the node IP" and the mode go to stderr; an unchanged config is
+--- "Apply was skipped: no changes detected."; a patch error is printed bare,
+--- exit 1.
 function T.patch(flags, pos)
   if pos[2] ~= "machineconfig" and pos[2] ~= "mc" then return result(1, "", "Error: unknown resource for patch\n") end
   local text, err = read_patch(flags["-p"] or flags["--patch"])
   if not text then return result(1, "", err .. "\n") end
-  local ok, docs = pcall(yaml.decode_all, text, {name = "patch"})
-  if not ok then return result(1, "", "error: " .. tostring(docs) .. "\n") end
   local out = {}
   for _, ip in ipairs(target_nodes(flags)) do
     local n, why = reach(flags, ip)
     if not n then return result(1, "", why) end
-    apply_patch(n, docs)
-    out[#out + 1] = fmt("patched MachineConfigs.config.talos.dev/v1alpha1 at the node %s\nApplied configuration without a reboot\n", ip)
+    local docs, perr = mc.patch_texts(n.config, {{text = text, name = flags["-p"] or flags["--patch"]}}, n.talos_version)
+    if not docs then return result(1, "", table.concat(out) .. perr .. "\n") end
+    if mc.render(docs, n.talos_version) == mc.render(n.config, n.talos_version) then
+      out[#out + 1] = "Apply was skipped: no changes detected.\n"
+    else
+      n.config = docs
+      config_changed(n)
+      M._node_ip_moved(n)
+      out[#out + 1] = fmt("patched MachineConfigs.config.talos.dev/v1alpha1 at the node %s\nApplied configuration without a reboot\n", ip)
+    end
   end
-  return result(0, table.concat(out))
+  return result(0, "", table.concat(out))
 end
 
 --- talosctl apply-config -f FILE [--dry-run]: the whole machine config.
---- machined's ApplyConfiguration (v1alpha1_server.go at v1.10): with
---- --dry-run it answers "Dry run summary:", the mode, and "Config diff:"
---- with a unified diff of the encoded documents ("No changes." when
---- equal); talosctl prints it on stderr (helpers.PrintApplyResults). The
---- changes the world models (certSANs, install image, address pins, an
---- ExtensionServiceConfig) all apply without a reboot (CanApplyImmediate).
+--- machined's ApplyConfiguration (v1alpha1_server.go): the config is
+--- loaded strictly (an unknown field or a config without its v1alpha1
+--- document is InvalidArgument); with --dry-run it answers "Dry run
+--- summary:", the mode, and "Config diff:" with generateDiff's unified diff
+--- of the encoded documents ("No changes." when equal: sim/talos/
+--- configpatcher.lua dry_run_text, per version); talosctl prints it on
+--- stderr (helpers.PrintApplyResults). The changes the world models
+--- (certSANs, install image, address pins, an ExtensionServiceConfig) all
+--- apply without a reboot (CanApplyImmediate).
 function T.apply_config(flags)
   local file = flags["-f"] or flags["--file"]
   if not file then return result(1, "", "Error: required flag(s) \"file\" not set\n") end
   local okr, text = pcall(require("runbook.fs").read, path_of(file))
   if not okr then return result(1, "", fmt("error: open %s: no such file or directory\n", file)) end
-  local okd, docs = pcall(yaml.decode_all, text, {name = file})
-  if not okd then return result(1, "", "error: " .. tostring(docs) .. "\n") end
+  local okd, parsed = pcall(yaml.decode_all, text, {name = file})
+  if not okd then return result(1, "", "error: " .. tostring(parsed) .. "\n") end
   local has_v1 = false
-  for _, d in ipairs(docs) do if type(d) == "table" and d.version == "v1alpha1" then has_v1 = true end end
+  for _, d in ipairs(parsed) do if type(d) == "table" and d.version == "v1alpha1" then has_v1 = true end end
   if not has_v1 then
     return result(1, "", "error applying new configuration: rpc error: code = InvalidArgument desc = the applied machine configuration doesn't contain v1alpha1 config, did you mean to patch the machine config instead?\n")
   end
@@ -453,14 +467,16 @@ function T.apply_config(flags)
   for _, ip in ipairs(target_nodes(flags)) do
     local n, why = reach(flags, ip)
     if not n then return result(1, "", why) end
+    local docs, cerr = mc.check(text, n.talos_version, file)     -- a copy of its own for each node
+    if not docs then
+      return result(1, "", "error applying new configuration: rpc error: code = InvalidArgument desc = " .. cerr .. "\n")
+    end
     if flags["--dry-run"] then
-      out[#out + 1] = "Dry run summary:\nApplied configuration without a reboot (skipped in dry-run).\nConfig diff:\n\n"
-                      .. mc.diff(mc.render(n.config), mc.render(docs)) .. "\n"
+      out[#out + 1] = mc.dry_run_text(n.config, docs, n.talos_version)
     else
-      n.config = yaml.decode_all(text, {name = file})      -- a copy of its own for each node
-      mc.sync(n)
+      n.config = docs
       n.applied = (n.applied or 0) + 1
-      apply_patch(n, {})         -- starts or stops ext-tailscale as its config came or went
+      config_changed(n)         -- starts or stops ext-tailscale as its config came or went
       M._node_ip_moved(n)
       out[#out + 1] = "Applied configuration without a reboot\n"
     end

@@ -40,9 +40,11 @@ run installer-not-factory '{"exit": 2, "not_upgraded": ["192.168.10.11"],
 grep -q '"type": *"exec"' "$tmp/installer-not-factory/events.jsonl" \
   && bad "installer-not-factory: a command ran before the refusal" || ok "installer-not-factory: refused before any command"
 
-run talos-version-missing '{"exit": 0, "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
-  "logs_have": ["talconfig.yaml has no talosVersion: talhelper generates for its own default, v1.10.6"],
-  "plan_has": ["upgrade --image factory.talos.dev/installer/4a0d65c669d4[0-9a-f]*:v1.10.6"]}' \
+# no talosVersion: talhelper v3.1.16 generates for its own v1.13.8
+# (pkg/config/defaults.go), not the nodes' v1.10.6: the installers would
+# upgrade Talos too, so the run stops before any change
+run talos-version-missing '{"exit": 2, "not_upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "logs_have": ["talconfig.yaml has no talosVersion: talhelper generates for its own default, v1.13.8, but 192.168.10.11 on v1.10.6"]}' \
   --scenario "$F/talos-version-missing.yaml"
 
 run talconfig-edit-refused '{"exit": 1,
@@ -103,11 +105,13 @@ run esc-inline-group '{"exit": 1, "not_upgraded": ["10.0.3.21"],
 mine ipv6-inline-subnets <<'YAML'
 clusterName: home6
 talosVersion: v1.10.6
+kubernetesVersion: v1.33.3
 endpoint: https://[fd00:3::10]:6443
 nodes:
   - hostname: cp-1
     ipAddress: fd00:3::21
     controlPlane: true
+    installDisk: /dev/sda
     talosImageURL: factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba
 patches:
   - |-

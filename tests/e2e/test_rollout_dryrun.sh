@@ -67,7 +67,7 @@ unset TS_API_KEY
 # before any change: what talconfig.yaml says must be what the nodes run,
 # and a tailscale entry already there is never added twice
 run talconfig-pending-change "$S/faults/talconfig-pending-change.yaml" '{"exit": 1,
-  "failed": "(?s)check that nothing else is pending in talconfig.yaml: .*holds changes the nodes do not run yet.*k8s-2:\\n--- a\\n\\+\\+\\+ b\\n.*\\+  - k8s-2\\.lab\\.example",
+  "failed": "(?s)check that nothing else is pending in talconfig.yaml: .*holds changes the nodes do not run yet.*k8s-2:\\n--- a\\n\\+\\+\\+ b\\n.*\\+ +- k8s-2\\.lab\\.example",
   "not_upgraded": ["192.168.10.11"], "plan_lacks": ["Files it would change"]}'
 run tailscale-entry-exists "$S/faults/tailscale-entry-exists.yaml" '{"exit": 1,
   "failed": "k8s-1 already has a tailscale entry in extensionServices \\(nodes\\[1\\]\\)",

@@ -66,6 +66,7 @@ READ["talos.service_detail"] = function(text, e)
 end
 
 READ["talos.client_version"] = function(text)
+  talos.forget_client_version()           -- read once per run: each sample is a run of its own
   local tag, minor = with_exec(ok(text), talos.client_version)
   return {tag = tag, minor = minor}
 end

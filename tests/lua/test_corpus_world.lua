@@ -221,9 +221,7 @@ local CASES = {
      local img = world.state().nodes[2].image
      local r = exec.run({"talosctl", "-n", "192.168.10.12", "upgrade", "--image", img, "--wait=false"})
      return r.stderr .. r.stdout
-   end,
-   known = "the world prints no warning when talosctl is newer than the node (helpers.ClientVersionCheck, "
-     .. "cmd/talosctl/pkg/talos/helpers/checks.go, runs before every upgrade)"},
+   end},
   {name = "tailscale ping -c 1, the first pong via DERP", file = "tailscale/ping-derp-then-direct-kb-1257.txt",
    -- the pong line, and the exit `-c 1` ends with: the sample's first pong
    -- is via DERP, and with --until-direct (the default) a last ping that

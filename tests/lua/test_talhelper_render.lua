@@ -333,20 +333,22 @@ end
 -- }======
 
 function test_docs_for_feeds_the_generator_and_patcher_in_order()
-  local plan = assert(plan_of(BASE .. "patches: ['@./g.yaml']\n", {files = {["/c/g.yaml"] = "machine: {a: 1}\n"}}))
-  local seen = {}
-  package.loaded["sim.talos.generate"] = {documents = function(input) seen.input = input; return {{base = true}} end}
-  package.loaded["sim.talos.configpatcher"] = {
-    load = function(text, name) return {text = text, name = name} end,
-    apply = function(docs, patches) seen.docs, seen.patches = docs, patches; return {"patched"} end}
-  local ok, docs = pcall(render.docs_for, plan.nodes[1])
-  package.loaded["sim.talos.generate"], package.loaded["sim.talos.configpatcher"] = nil, nil
-  t.eq(ok, true)
-  t.eq(docs, {"patched"})
-  t.eq(seen.input.role, "controlplane")
-  t.eq(seen.input.install_image, "ghcr.io/siderolabs/installer:v1.11.0")
-  t.eq(seen.docs, {{base = true}})
-  t.eq(seen.patches[#seen.patches], {text = "machine: {a: 1}\n", name = "/c/g.yaml"})
+  -- the whole config: Talos's generator for the node's input, then the
+  -- talconfig's patches (a file patch appends to certSANs)
+  local plan = assert(plan_of(BASE .. "patches: ['@./g.yaml']\n",
+                              {files = {["/c/g.yaml"] = "machine:\n  certSANs: [from-patch.example]\n"}}))
+  local docs = assert(render.docs_for(plan.nodes[1]))
+  local v1
+  for _, d in ipairs(docs) do if d.version == "v1alpha1" then v1 = d end end
+  t.eq(v1.machine.type, "controlplane")
+  t.eq(v1.machine.install.image, plan.nodes[1].installer)        -- talhelper sets it after generating
+  t.eq(v1.machine.certSANs[#v1.machine.certSANs], "from-patch.example")
+  t.eq(v1.machine.token, "SECRET(machine.token)")                 -- generated, as a placeholder
+  -- a patch Talos refuses is talhelper's error, not a crash
+  plan = assert(plan_of(BASE .. "patches: ['@./g.yaml']\n", {files = {["/c/g.yaml"] = "machine:\n  nosuchfield: 1\n"}}))
+  local none, err = render.docs_for(plan.nodes[1])
+  t.eq(none, nil)
+  t.match(err, "nosuchfield")
 end
 
 function test_default_networks_ipv4_even_for_an_ipv6_endpoint_url()

@@ -81,7 +81,10 @@ end
 
 function test_a_configured_default_list_is_told_from_talos_default_by_the_config()
   local W = load("default.yaml")
-  W.nodes[1].kubelet_valid = {"0.0.0.0/0"}                   -- written in the config
+  local r = require("runbook.exec").run({"talosctl", "-n", "192.168.10.11", "patch", "machineconfig", "-p",
+    '{"machine": {"kubelet": {"nodeIP": {"validSubnets": ["0.0.0.0/0"]}}}}'})   -- written in the config
+  t.eq(r.code, 0, r.stderr)
+  t.eq(W.nodes[1].kubelet_valid, {"0.0.0.0/0"})
   local a, b = talos.address_pins("192.168.10.11"), talos.address_pins("192.168.10.12")
   t.eq(a, b)                                                 -- NodeIPConfig alone cannot tell them apart
   t.eq(talos.kubelet_subnets_configured("192.168.10.11"), {"0.0.0.0/0"})

@@ -551,7 +551,8 @@ function M.docs_for(node, version)
   local patches, err = M.patches(node)
   if not patches then return nil, err end
   local v = version or "v1.13"
-  local docs = gen.documents(node.gen_input)
+  local okg, docs = pcall(gen.documents, node.gen_input)
+  if not okg then return nil, tostring(docs) end
   for _, p in ipairs(patches) do
     if p.source == "talhelper" and p.kind == "json6902" then
       local ops = require("runbook.yaml").decode(p.text, {name = p.name})
