@@ -5,7 +5,7 @@
 -- tests/corpus/KNOWN-MISREADS.md) is reported, not failed; one so marked that
 -- the parser now reads right fails, so that the mark goes.
 local src = os.getenv("RUNBOOK_SOURCE") or "../.."
-package.path = src .. "/runbooks/lib/?.lua;" .. package.path
+package.path = src .. "/runbooks/lib/?.lua;" .. src .. "/runbooks/?.lua;" .. package.path
 local exec = require "runbook.exec"
 local json = require "runbook.json"
 local yaml = require "runbook.yaml"
@@ -13,6 +13,8 @@ local t = require "runbook.testing"
 local talos = require "talos"
 local tailscale = require "tailscale"
 local kube = require "kube"
+local factory = require "factory"
+local jsonpath = require "sim.jsonpath"
 
 local CORPUS = src .. "/tests/corpus/"
 
@@ -110,12 +112,44 @@ end
 
 -- as `tailscale ping -c 1` prints it: the sample's first pong, and when that
 -- pong is not direct the error ping.go returns after the last ping
-READ["tailscale.ping"] = function(text)
+local function read_pong(text)
   local ok1, ip = with_exec({code = 0, stdout = text, stderr = ""}, function() return tailscale.ping("peer") end)
   local first = text:match("^[^\n]*\n")
   local derp = {code = 1, stdout = first, stderr = "direct connection not established\n"}
   local ok2 = with_exec(derp, function() return tailscale.ping("peer") end)
   return {ok = ok1, ip = ip, derp_first_line_ok = ok2}
+end
+
+-- a ping that failed (exit 1): the error ping.go returns ("no reply") on
+-- stderr, what it printed before (`ping "IP" timed out`, or the backend's
+-- state) on stdout
+local function read_failed_ping(text)
+  local out, err = text, ""
+  local head, last = text:match("^(.-)([^\n]*)\n?$")
+  if last == "no reply" then out, err = head, last .. "\n" end
+  local ok, why = with_exec({code = 1, stdout = out, stderr = err}, function() return tailscale.ping("peer") end)
+  return {ok = ok, why = why}
+end
+
+READ["tailscale.ping"] = function(text, _, entry)
+  if entry.parser:find("(failed)", 1, true) then return read_failed_ping(text) end
+  return read_pong(text)
+end
+
+-- `tailscale status --json` as tailscale.peers_of reads it: the peers, or
+-- the state it refuses
+READ["tailscale.peers_of"] = function(text)
+  local st = json.decode(text, {name = "sample"})
+  local okp, peers = pcall(tailscale.peers_of, st)
+  if not okp then return {running = false, state = tostring(peers):match("BackendState (%a+)")} end
+  local p = peers[1] or {}
+  return {running = true, peers = #peers, peer_1_name = p.name, peer_1_dns_name = p.dns_name, peer_1_online = p.online,
+          peer_1_ips = p.ips, peer_1_routes = p.primary_routes and #p.primary_routes}
+end
+
+READ["factory.parse_image"] = function(text)
+  local p = factory.parse_image((text:gsub("%s+$", "")))
+  return {factory = p.factory, registry = p.registry, kind = p.kind, id = p.id, tag = p.tag}
 end
 
 READ["json.decode"] = function(text)
@@ -144,10 +178,27 @@ READ["tailscale.key_problems"] = function(text, e)
 end
 
 -- the condition, verbatim, as the one condition of a Node of the test's own
-READ["kube.node"] = function(text)
+local function read_condition(text)
   local node = ('{"metadata": {"name": "n1"}, "status": {"conditions": [%s]}}'):format(text)
   local n = with_exec(ok(node), function() return kube.node("n1") end)
   return {ready = n.ready, reason = n.reason}
+end
+
+-- a whole `kubectl get nodes -o json`: its first Node as `get node NAME -o
+-- json` prints it (kube.node), and the list through M.NODES_JSONPATH as the
+-- world's jsonpath renders it (kube.parse_nodes: what kube.nodes reads)
+local function read_node_list(text)
+  local list = json.decode(text, {name = "sample"})
+  local n = with_exec(ok(json.encode(list.items[1])), function() return kube.node("n1") end)
+  local t = assert(jsonpath.compile(kube.NODES_JSONPATH))
+  local rows = kube.parse_nodes(jsonpath.render(t, list))
+  return {ready = n.ready, reason = n.reason, os_image = n.os_image, unschedulable = n.unschedulable,
+          jsonpath_nodes = #rows, jsonpath_ready = rows[1] and rows[1].ready, jsonpath_reason = rows[1] and rows[1].reason}
+end
+
+READ["kube.node"] = function(text, _, entry)
+  if entry.parser:find("list's node", 1, true) then return read_node_list(text) end
+  return read_condition(text)
 end
 
 -- }======
