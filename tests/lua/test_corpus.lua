@@ -127,8 +127,8 @@ local function read_failed_ping(text)
   local out, err = text, ""
   local head, last = text:match("^(.-)([^\n]*)\n?$")
   if last == "no reply" then out, err = head, last .. "\n" end
-  local ok, why = with_exec({code = 1, stdout = out, stderr = err}, function() return tailscale.ping("peer") end)
-  return {ok = ok, why = why}
+  local answered, why = with_exec({code = 1, stdout = out, stderr = err}, function() return tailscale.ping("peer") end)
+  return {ok = answered, why = why}
 end
 
 READ["tailscale.ping"] = function(text, _, entry)
@@ -145,6 +145,23 @@ READ["tailscale.peers_of"] = function(text)
   local p = peers[1] or {}
   return {running = true, peers = #peers, peer_1_name = p.name, peer_1_dns_name = p.dns_name, peer_1_online = p.online,
           peer_1_ips = p.ips, peer_1_routes = p.primary_routes and #p.primary_routes}
+end
+
+-- each row of `talosctl get service`: RUNNING, HEALTHY, HEALTH UNKNOWN as
+-- the resource's running, healthy, unknown; the services talos.service_up
+-- takes for not up
+READ["talos.service_up"] = function(text)
+  local rows, not_up = 0, {}
+  for line in text:gmatch("[^\n]+") do
+    local id, running, healthy, unknown = line:match("^%S+%s+runtime%s+Service%s+(%S+)%s+%d+%s+(%a+)%s+(%a+)%s+(%a+)%s*$")
+    if id then
+      rows = rows + 1
+      if not talos.service_up({running = running == "true", healthy = healthy == "true", unknown = unknown == "true"}) then
+        not_up[#not_up + 1] = id
+      end
+    end
+  end
+  return {rows = rows, not_up = not_up}
 end
 
 READ["factory.parse_image"] = function(text)
@@ -190,8 +207,8 @@ end
 local function read_node_list(text)
   local list = json.decode(text, {name = "sample"})
   local n = with_exec(ok(json.encode(list.items[1])), function() return kube.node("n1") end)
-  local t = assert(jsonpath.compile(kube.NODES_JSONPATH))
-  local rows = kube.parse_nodes(jsonpath.render(t, list))
+  local tpl = assert(jsonpath.compile(kube.NODES_JSONPATH))
+  local rows = kube.parse_nodes(jsonpath.render(tpl, list))
   return {ready = n.ready, reason = n.reason, os_image = n.os_image, unschedulable = n.unschedulable,
           jsonpath_nodes = #rows, jsonpath_ready = rows[1] and rows[1].ready, jsonpath_reason = rows[1] and rows[1].reason}
 end

@@ -426,6 +426,25 @@ local CASES = {
    known = "the world's talhelper prints factory.talos.dev/installer/<id> for a node with a schematic: block; "
      .. "talhelper >= v3.0.24 prints metal-installer/<id> for every metal node (pkg/talos/schematic_test.go "
      .. "\"withExts\", v3.0.24 to v3.1.16), <= v3.0.23 installer/ for every node"},
+  {name = "talosctl upgrade --wait in a terminal: node list and last event",
+   file = "talosctl/upgrade-v1.8.3-over-v1.7.6-warning-terminal-blog.txt",
+   -- the lines after the version warning, the node aside
+   shape = function(text)
+     local out = {}
+     for _, line in ipairs(lines(text)) do
+       if not line:match("^WARNING: ") then
+         out[#out + 1] = (line:gsub("^watching nodes: %[[^%]]+%]$", "watching nodes: [<node>]")
+                              :gsub("^    %* [^:]+: post check passed$", "    * <node>: post check passed"))
+       end
+     end
+     return out
+   end,
+   world = function()
+     world.load(SCENARIOS .. "after-rollout.yaml")
+     local img = world.state().nodes[2].image
+     local r = exec.run({"talosctl", "-n", "192.168.10.12", "upgrade", "--image", img})
+     return r.stderr .. r.stdout
+   end},
 }
 
 -- }======
