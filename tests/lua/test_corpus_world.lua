@@ -445,6 +445,29 @@ local CASES = {
      local r = exec.run({"talosctl", "-n", "192.168.10.12", "upgrade", "--image", img})
      return r.stderr .. r.stdout
    end},
+  {name = "talosctl version, v1.12 client newer than the node", file = "talosctl/version-v1.12.6-client-v1.12.4-server-homelab-blog.txt",
+   shape = key_value_shape,
+   world = function()
+     load_default{talosctlVersion = "v1.12.6", talosVersion = "v1.12.4"}
+     local r = exec.run({"talosctl", "-n", "192.168.10.11", "version"})
+     return r.stdout
+   end},
+  {name = "talosctl v1.13 upgrading a node before v1.13: the legacy fallback",
+   file = "talosctl/upgrade-v1.13.6-client-v1.12.6-node-legacy-fallback-home-ops.txt",
+   -- the first line: the reporter's notice before the legacy upgrade
+   shape = function(text)
+     local first = lines(text)[1] or ""
+     return {first:match("^WARNING: ") and "WARNING: ..." or first}
+   end,
+   world = function()
+     world.load(SCENARIOS .. "faults/talosctl-v1.13.yaml")
+     local img = world.state().nodes[2].image
+     local r = exec.run({"talosctl", "-n", "192.168.10.12", "upgrade", "--image", img, "--wait=false"})
+     return r.stderr .. r.stdout
+   end,
+   known = "talosctl >= v1.13 prints \"New upgrade API is not available, falling back to legacy\" (stderr) before "
+     .. "upgrading a node at or before v1.13.0-alpha.2 the legacy way (cmd/talosctl/cmd/talos/upgrade.go@v1.13.6 "
+     .. "lines 87-125); the world prints nothing of it"},
 }
 
 -- }======
