@@ -164,6 +164,30 @@ READ["talos.service_up"] = function(text)
   return {rows = rows, not_up = not_up}
 end
 
+-- the pattern runbooks/rollout.lua reads `talhelper gencommand upgrade`
+-- with (its step "talhelper agrees on the installer images"), taken from
+-- the file itself so that the test follows it
+local function rollout_image_pattern()
+  local text = read(src .. "/runbooks/rollout.lua")
+  local pat = text:match('gencommand", "upgrade".-r%.stdout:gmatch%("(.-)"%)')
+  assert(pat, "runbooks/rollout.lua: no gmatch over talhelper gencommand upgrade found")
+  return pat
+end
+
+-- `talhelper gencommand upgrade`: its lines, how many the rollout's
+-- pattern reads, and the installer kinds and tags of the --image values
+READ["rollout.talhelper_images"] = function(text)
+  local pat, lines, reads, kinds, tags, seen = rollout_image_pattern(), 0, 0, {}, {}, {}
+  for line in text:gmatch("[^\n]+") do
+    lines = lines + 1
+    local p = factory.parse_image(line:match("%-%-image=([^%s;]+)"))
+    if not seen["k" .. p.kind] then seen["k" .. p.kind] = true; kinds[#kinds + 1] = p.kind end
+    if not seen["t" .. p.tag] then seen["t" .. p.tag] = true; tags[#tags + 1] = p.tag end
+  end
+  for _ in text:gmatch(pat) do reads = reads + 1 end
+  return {lines = lines, rollout_reads = reads, kinds = kinds, tags = tags}
+end
+
 READ["factory.parse_image"] = function(text)
   local p = factory.parse_image((text:gsub("%s+$", "")))
   return {factory = p.factory, registry = p.registry, kind = p.kind, id = p.id, tag = p.tag}

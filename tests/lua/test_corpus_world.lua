@@ -207,6 +207,27 @@ local function installer_kind(text)
   return {text:match("%-%-image=%S-/([%w-]*installer[%w-]*)/") or text:match("^%S-/([%w-]*installer[%w-]*)/")
           or "(none)"}
 end
+
+-- `talhelper gencommand upgrade` in the world, for a talconfig of one
+-- control plane with a schematic (the tailscale extension)
+local function gencommand_upgrade()
+  load_default()
+  require("runbook.fs").write("corpus-talconfig.yaml", table.concat({
+    "clusterName: corpus", "talosVersion: v1.10.6", "endpoint: https://192.168.10.10:6443", "nodes:",
+    "  - hostname: k8s-1", "    ipAddress: 192.168.10.11", "    controlPlane: true", "    installDisk: /dev/sda",
+    "    schematic:", "      customization:", "        systemExtensions:", "          officialExtensions:",
+    "            - siderolabs/tailscale", ""}, "\n"))
+  local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", "corpus-talconfig.yaml"})
+  return r.stdout .. r.stderr
+end
+
+-- the first line of `talhelper gencommand upgrade`, its values aside
+local function gencommand_shape(text)
+  local first = lines(text)[1] or ""
+  return {(first:gsub("^talosctl upgrade %-%-talosconfig=%S-/talosconfig %-%-nodes=[%x.:]+ "
+                        .. "%-%-image=[%w.-]+/[%w-]*installer[%w-]*/%x+:v[%d.]+;$",
+                      "talosctl upgrade --talosconfig=<dir>/talosconfig --nodes=<ip> --image=<registry>/<kind>/<id>:<v>;"))}
+end
 -- }======
 
 -- {====== the comparisons: the sample, the world's answer, the shape
@@ -414,14 +435,7 @@ local CASES = {
   {name = "talhelper gencommand upgrade, a node with a schematic", file = "talhelper/installer-url-withexts-v3.0.24-schematic-test.txt",
    shape = installer_kind,
    world = function()
-     load_default()
-     require("runbook.fs").write("corpus-talconfig.yaml", table.concat({
-       "clusterName: corpus", "talosVersion: v1.10.6", "endpoint: https://192.168.10.10:6443", "nodes:",
-       "  - hostname: k8s-1", "    ipAddress: 192.168.10.11", "    controlPlane: true", "    installDisk: /dev/sda",
-       "    schematic:", "      customization:", "        systemExtensions:", "          officialExtensions:",
-       "            - siderolabs/tailscale", ""}, "\n"))
-     local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", "corpus-talconfig.yaml"})
-     return r.stdout .. r.stderr
+     return gencommand_upgrade()
    end,
    known = "the world's talhelper prints factory.talos.dev/installer/<id> for a node with a schematic: block; "
      .. "talhelper >= v3.0.24 prints metal-installer/<id> for every metal node (pkg/talos/schematic_test.go "
@@ -468,6 +482,9 @@ local CASES = {
    known = "talosctl >= v1.13 prints \"New upgrade API is not available, falling back to legacy\" (stderr) before "
      .. "upgrading a node at or before v1.13.0-alpha.2 the legacy way (cmd/talosctl/cmd/talos/upgrade.go@v1.13.6 "
      .. "lines 87-125); the world prints nothing of it"},
+  {name = "talhelper gencommand upgrade: one line a node", file = "talhelper/gencommand-upgrade-v1.10.3-metal-installer-rk1-script.txt",
+   shape = gencommand_shape,
+   world = gencommand_upgrade},
 }
 
 -- }======
