@@ -188,6 +188,14 @@ READ["rollout.talhelper_images"] = function(text)
   return {lines = lines, rollout_reads = reads, kinds = kinds, tags = tags}
 end
 
+-- a Pod as the one item of the List `kubectl get pods -n NS -o json` prints
+READ["kube.pods"] = function(text)
+  local list = ('{"apiVersion": "v1", "kind": "List", "items": [%s]}'):format(text)
+  local pods = with_exec(ok(list), function() return kube.pods("ns") end)
+  local p = pods[1] or {}
+  return {pods = #pods, name = p.name, phase = p.phase, ready = p.ready}
+end
+
 READ["factory.parse_image"] = function(text)
   local p = factory.parse_image((text:gsub("%s+$", "")))
   return {factory = p.factory, registry = p.registry, kind = p.kind, id = p.id, tag = p.tag}

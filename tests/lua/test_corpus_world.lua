@@ -228,6 +228,18 @@ local function gencommand_shape(text)
                         .. "%-%-image=[%w.-]+/[%w-]*installer[%w-]*/%x+:v[%d.]+;$",
                       "talosctl upgrade --talosconfig=<dir>/talosconfig --nodes=<ip> --image=<registry>/<kind>/<id>:<v>;"))}
 end
+
+-- a Pod's phase and the keys of its Ready condition (the first item of a List)
+local function pod_shape(text)
+  local v = json.decode(text)
+  local pod = v.items and v.items[1] or v
+  local keys = {}
+  for _, c in ipairs(pod.status.conditions or {}) do
+    if c.type == "Ready" then for k in pairs(c) do keys[#keys + 1] = k end end
+  end
+  table.sort(keys)
+  return {"phase " .. tostring(pod.status.phase ~= nil), "Ready: " .. table.concat(keys, ",")}
+end
 -- }======
 
 -- {====== the comparisons: the sample, the world's answer, the shape
@@ -485,6 +497,15 @@ local CASES = {
   {name = "talhelper gencommand upgrade: one line a node", file = "talhelper/gencommand-upgrade-v1.10.3-metal-installer-rk1-script.txt",
    shape = gencommand_shape,
    world = gencommand_upgrade},
+  {name = "kubectl get pods -n NS -o json: a pod's Ready condition",
+   file = "kubectl/get-pod-json-running-not-ready-crashloop-kodekloud.txt",
+   shape = pod_shape,
+   world = function()
+     world.load(SCENARIOS .. "after-rollout.yaml")
+     return exec.run({"kubectl", "get", "pods", "-n", "tailscale", "-o", "json"}).stdout
+   end,
+   known = "the world's pod conditions carry type and status only; the kubelet's carry lastProbeTime, "
+     .. "lastTransitionTime, and reason and message when False. kube.pods reads type and status"},
 }
 
 -- }======
