@@ -120,13 +120,16 @@ local function read_pong(text)
   return {ok = ok1, ip = ip, derp_first_line_ok = ok2}
 end
 
--- a ping that failed (exit 1): the error ping.go returns ("no reply") on
--- stderr, what it printed before (`ping "IP" timed out`, or the backend's
--- state) on stdout
+-- the errors ping.go returns (printed on stderr by the CLI's main)
+local PING_ERRORS = {["no reply"] = true, ["direct connection not established"] = true}
+
+-- a ping that failed (exit 1): the error ping.go returns on stderr, what it
+-- printed before (pongs, `ping "IP" timed out`, or the backend's state) on
+-- stdout
 local function read_failed_ping(text)
   local out, err = text, ""
   local head, last = text:match("^(.-)([^\n]*)\n?$")
-  if last == "no reply" then out, err = head, last .. "\n" end
+  if PING_ERRORS[last] then out, err = head, last .. "\n" end
   local answered, why = with_exec({code = 1, stdout = out, stderr = err}, function() return tailscale.ping("peer") end)
   return {ok = answered, why = why}
 end
