@@ -5,7 +5,7 @@
 -- tests/corpus/KNOWN-MISREADS.md) is reported, not failed; one so marked that
 -- the parser now reads right fails, so that the mark goes.
 local src = os.getenv("RUNBOOK_SOURCE") or "../.."
-package.path = src .. "/runbooks/lib/?.lua;" .. package.path
+package.path = src .. "/runbooks/lib/?.lua;" .. src .. "/runbooks/?.lua;" .. package.path
 local exec = require "runbook.exec"
 local json = require "runbook.json"
 local yaml = require "runbook.yaml"
@@ -13,6 +13,8 @@ local t = require "runbook.testing"
 local talos = require "talos"
 local tailscale = require "tailscale"
 local kube = require "kube"
+local factory = require "factory"
+local jsonpath = require "sim.jsonpath"
 
 local CORPUS = src .. "/tests/corpus/"
 
@@ -111,12 +113,96 @@ end
 
 -- as `tailscale ping -c 1` prints it: the sample's first pong, and when that
 -- pong is not direct the error ping.go returns after the last ping
-READ["tailscale.ping"] = function(text)
+local function read_pong(text)
   local ok1, ip = with_exec({code = 0, stdout = text, stderr = ""}, function() return tailscale.ping("peer") end)
   local first = text:match("^[^\n]*\n")
   local derp = {code = 1, stdout = first, stderr = "direct connection not established\n"}
   local ok2 = with_exec(derp, function() return tailscale.ping("peer") end)
   return {ok = ok1, ip = ip, derp_first_line_ok = ok2}
+end
+
+-- the errors ping.go returns (printed on stderr by the CLI's main)
+local PING_ERRORS = {["no reply"] = true, ["direct connection not established"] = true}
+
+-- a ping that failed (exit 1): the error ping.go returns on stderr, what it
+-- printed before (pongs, `ping "IP" timed out`, or the backend's state) on
+-- stdout
+local function read_failed_ping(text)
+  local out, err = text, ""
+  local head, last = text:match("^(.-)([^\n]*)\n?$")
+  if PING_ERRORS[last] then out, err = head, last .. "\n" end
+  local answered, why = with_exec({code = 1, stdout = out, stderr = err}, function() return tailscale.ping("peer") end)
+  return {ok = answered, why = why}
+end
+
+READ["tailscale.ping"] = function(text, _, entry)
+  if entry.parser:find("(failed)", 1, true) then return read_failed_ping(text) end
+  return read_pong(text)
+end
+
+-- `tailscale status --json` as tailscale.peers_of reads it: the peers, or
+-- the state it refuses
+READ["tailscale.peers_of"] = function(text)
+  local st = json.decode(text, {name = "sample"})
+  local okp, peers = pcall(tailscale.peers_of, st)
+  if not okp then return {running = false, state = tostring(peers):match("BackendState (%a+)")} end
+  local p = peers[1] or {}
+  return {running = true, peers = #peers, peer_1_name = p.name, peer_1_dns_name = p.dns_name, peer_1_online = p.online,
+          peer_1_ips = p.ips, peer_1_routes = p.primary_routes and #p.primary_routes}
+end
+
+-- each row of `talosctl get service`: RUNNING, HEALTHY, HEALTH UNKNOWN as
+-- the resource's running, healthy, unknown; the services talos.service_up
+-- takes for not up
+READ["talos.service_up"] = function(text)
+  local rows, not_up = 0, {}
+  for line in text:gmatch("[^\n]+") do
+    local id, running, healthy, unknown = line:match("^%S+%s+runtime%s+Service%s+(%S+)%s+%d+%s+(%a+)%s+(%a+)%s+(%a+)%s*$")
+    if id then
+      rows = rows + 1
+      if not talos.service_up({running = running == "true", healthy = healthy == "true", unknown = unknown == "true"}) then
+        not_up[#not_up + 1] = id
+      end
+    end
+  end
+  return {rows = rows, not_up = not_up}
+end
+
+-- the pattern runbooks/rollout.lua reads `talhelper gencommand upgrade`
+-- with (its step "talhelper agrees on the installer images"), taken from
+-- the file itself so that the test follows it
+local function rollout_image_pattern()
+  local text = read(src .. "/runbooks/rollout.lua")
+  local pat = text:match('gencommand", "upgrade".-r%.stdout:gmatch%("(.-)"%)')
+  assert(pat, "runbooks/rollout.lua: no gmatch over talhelper gencommand upgrade found")
+  return pat
+end
+
+-- `talhelper gencommand upgrade`: its lines, how many the rollout's
+-- pattern reads, and the installer kinds and tags of the --image values
+READ["rollout.talhelper_images"] = function(text)
+  local pat, lines, reads, kinds, tags, seen = rollout_image_pattern(), 0, 0, {}, {}, {}
+  for line in text:gmatch("[^\n]+") do
+    lines = lines + 1
+    local p = factory.parse_image(line:match("%-%-image=([^%s;]+)"))
+    if not seen["k" .. p.kind] then seen["k" .. p.kind] = true; kinds[#kinds + 1] = p.kind end
+    if not seen["t" .. p.tag] then seen["t" .. p.tag] = true; tags[#tags + 1] = p.tag end
+  end
+  for _ in text:gmatch(pat) do reads = reads + 1 end
+  return {lines = lines, rollout_reads = reads, kinds = kinds, tags = tags}
+end
+
+-- a Pod as the one item of the List `kubectl get pods -n NS -o json` prints
+READ["kube.pods"] = function(text)
+  local list = ('{"apiVersion": "v1", "kind": "List", "items": [%s]}'):format(text)
+  local pods = with_exec(ok(list), function() return kube.pods("ns") end)
+  local p = pods[1] or {}
+  return {pods = #pods, name = p.name, phase = p.phase, ready = p.ready}
+end
+
+READ["factory.parse_image"] = function(text)
+  local p = factory.parse_image((text:gsub("%s+$", "")))
+  return {factory = p.factory, registry = p.registry, kind = p.kind, id = p.id, tag = p.tag}
 end
 
 READ["json.decode"] = function(text)
@@ -145,10 +231,27 @@ READ["tailscale.key_problems"] = function(text, e)
 end
 
 -- the condition, verbatim, as the one condition of a Node of the test's own
-READ["kube.node"] = function(text)
+local function read_condition(text)
   local node = ('{"metadata": {"name": "n1"}, "status": {"conditions": [%s]}}'):format(text)
   local n = with_exec(ok(node), function() return kube.node("n1") end)
   return {ready = n.ready, reason = n.reason}
+end
+
+-- a whole `kubectl get nodes -o json`: its first Node as `get node NAME -o
+-- json` prints it (kube.node), and the list through M.NODES_JSONPATH as the
+-- world's jsonpath renders it (kube.parse_nodes: what kube.nodes reads)
+local function read_node_list(text)
+  local list = json.decode(text, {name = "sample"})
+  local n = with_exec(ok(json.encode(list.items[1])), function() return kube.node("n1") end)
+  local tpl = assert(jsonpath.compile(kube.NODES_JSONPATH))
+  local rows = kube.parse_nodes(jsonpath.render(tpl, list))
+  return {ready = n.ready, reason = n.reason, os_image = n.os_image, unschedulable = n.unschedulable,
+          jsonpath_nodes = #rows, jsonpath_ready = rows[1] and rows[1].ready, jsonpath_reason = rows[1] and rows[1].reason}
+end
+
+READ["kube.node"] = function(text, _, entry)
+  if entry.parser:find("list's node", 1, true) then return read_node_list(text) end
+  return read_condition(text)
 end
 
 -- }======

@@ -150,6 +150,96 @@ local function sorted_keys(v)
   return out
 end
 
+
+-- the top-level keys of `tailscale status --json`, sorted
+local function status_keys(text)
+  local out = {}
+  for k in pairs(json.decode(text)) do out[#out + 1] = k end
+  table.sort(out)
+  return out
+end
+
+-- what tailscale.peers_of reads of each peer: whether Peer is an object,
+-- and which of the fields it reads the first peer carries
+local function peer_shape(text)
+  local st = json.decode(text)
+  if type(st.Peer) ~= "table" or st.Peer == json.null then return {"Peer " .. tostring(st.Peer)} end
+  local _, p = next(st.Peer)
+  local out = {"Peer object"}
+  for _, k in ipairs{"DNSName", "HostName", "Online", "TailscaleIPs"} do out[#out + 1] = k .. (p[k] ~= nil and "" or " missing") end
+  return out
+end
+
+-- the distinct line forms of a failed `tailscale ping`, addresses aside
+local function failed_ping_shape(text)
+  local out, seen = {}, {}
+  for _, line in ipairs(lines(text)) do
+    local f = line:gsub('^ping "[%x.:]+" timed out$', 'ping "<ip>" timed out')
+    if f ~= "" and not seen[f] then seen[f] = true; out[#out + 1] = f end
+  end
+  return out
+end
+
+-- the STARTED cell of `talosctl upgrade --wait=false` (Go's time.Time String)
+local function ack_table_shape(text)
+  local ls = lines(text)
+  local started = ls[2] and ls[2]:match("Upgrade request received%s+(.-)%s*$") or "(no row)"
+  local go_time = started:match("^%d+%-%d+%-%d+ %d+:%d+:%d+%.%d+ [+-]%d+ %u+ m=[+-][%d.]+$")
+  return {(ls[1]:gsub("%s+", " ")), go_time and "<go time.Time>" or ("other: " .. started)}
+end
+
+-- the keys of a Node's Ready condition, and whether nodeInfo has osImage
+local function node_shape(text)
+  local v = json.decode(text)
+  local node = v.items and v.items[1] or v
+  local keys, n = {}, 0
+  for _, c in ipairs(node.status.conditions) do
+    n = n + 1
+    if c.type == "Ready" then for k in pairs(c) do keys[#keys + 1] = k end end
+  end
+  table.sort(keys)
+  return {"Ready: " .. table.concat(keys, ","), "osImage " .. tostring(node.status.nodeInfo.osImage ~= nil),
+          "conditions " .. (n > 1 and "several" or "one")}
+end
+
+-- the installer path of an installer reference (installer, metal-installer...)
+local function installer_kind(text)
+  return {text:match("%-%-image=%S-/([%w-]*installer[%w-]*)/") or text:match("^%S-/([%w-]*installer[%w-]*)/")
+          or "(none)"}
+end
+
+-- `talhelper gencommand upgrade` in the world, for a talconfig of one
+-- control plane with a schematic (the tailscale extension)
+local function gencommand_upgrade()
+  load_default()
+  require("runbook.fs").write("corpus-talconfig.yaml", table.concat({
+    "clusterName: corpus", "talosVersion: v1.10.6", "endpoint: https://192.168.10.10:6443", "nodes:",
+    "  - hostname: k8s-1", "    ipAddress: 192.168.10.11", "    controlPlane: true", "    installDisk: /dev/sda",
+    "    schematic:", "      customization:", "        systemExtensions:", "          officialExtensions:",
+    "            - siderolabs/tailscale", ""}, "\n"))
+  local r = exec.run({"talhelper", "gencommand", "upgrade", "-c", "corpus-talconfig.yaml"})
+  return r.stdout .. r.stderr
+end
+
+-- the first line of `talhelper gencommand upgrade`, its values aside
+local function gencommand_shape(text)
+  local first = lines(text)[1] or ""
+  return {(first:gsub("^talosctl upgrade %-%-talosconfig=%S-/talosconfig %-%-nodes=[%x.:]+ "
+                        .. "%-%-image=[%w.-]+/[%w-]*installer[%w-]*/%x+:v[%d.]+;$",
+                      "talosctl upgrade --talosconfig=<dir>/talosconfig --nodes=<ip> --image=<registry>/<kind>/<id>:<v>;"))}
+end
+
+-- a Pod's phase and the keys of its Ready condition (the first item of a List)
+local function pod_shape(text)
+  local v = json.decode(text)
+  local pod = v.items and v.items[1] or v
+  local keys = {}
+  for _, c in ipairs(pod.status.conditions or {}) do
+    if c.type == "Ready" then for k in pairs(c) do keys[#keys + 1] = k end end
+  end
+  table.sort(keys)
+  return {"phase " .. tostring(pod.status.phase ~= nil), "Ready: " .. table.concat(keys, ",")}
+end
 -- }======
 
 -- {====== the comparisons: the sample, the world's answer, the shape
@@ -285,6 +375,135 @@ local CASES = {
      world.load(SCENARIOS .. "after-rollout.yaml")
      return exec.run({"talosctl", "-n", "192.168.10.11", "get", "extensions", "-o", "json"}).stdout
    end},
+  {name = "tailscale status --json, Running: top-level fields", file = "tailscale/status-json-running-v1.76.1-router.txt",
+   shape = status_keys,
+   world = function()
+     world.load(SCENARIOS .. "after-rollout.yaml")
+     return exec.run({"tailscale", "status", "--json"}).stdout
+   end,
+   known = "the world's Running status lacks TUN, HaveNodeKey, AuthURL, Health, CertDomains, User and ClientVersion "
+     .. "(ipn/ipnstate/ipnstate.go Status; none is read by the runbooks)"},
+  {name = "tailscale status --json, Running: the peer fields the runbooks read",
+   file = "tailscale/status-json-running-v1.76.1-router.txt",
+   shape = peer_shape,
+   world = function()
+     world.load(SCENARIOS .. "after-rollout.yaml")
+     return exec.run({"tailscale", "status", "--json"}).stdout
+   end},
+  {name = "tailscale status --json, NeedsLogin: top-level fields", file = "tailscale/status-json-needslogin-v1.98.8.txt",
+   shape = status_keys,
+   world = function()
+     world.load(SCENARIOS .. "faults/admin-logged-out.yaml")
+     return exec.run({"tailscale", "status", "--json"}).stdout
+   end,
+   known = "the world's NeedsLogin status prints \"HaveNodeKey\": false (the real one omits it: omitempty) and lacks "
+     .. "CertDomains and ClientVersion"},
+  {name = "tailscale ping -c N, no reply", file = "tailscale/ping-c3-timed-out-ops-journal-2026.txt",
+   shape = failed_ping_shape,
+   world = function()
+     world.load(SCENARIOS .. "faults/device-name-taken-k8s-2.yaml")
+     local r = exec.run({"tailscale", "ping", "-c", "1", "k8s-2"})
+     return r.stdout .. r.stderr
+   end,
+   known = "the world prints only \"no reply\"; tailscale prints `ping \"IP\" timed out` for each ping first "
+     .. "(cmd/tailscale/cli/ping.go lines 133-140)"},
+  {name = "tailscale ping while this machine's Tailscale is not running", file = "tailscale/ping-stopped-issue-4882.txt",
+   -- NeedsLogin prints "Logged out." where Stopped prints "Tailscale is
+   -- stopped." (status.go isRunningOrStarting): the shape is "a state line,
+   -- no pong"
+   shape = function(text)
+     local first = lines(text)[1] or ""
+     local state = first == "Tailscale is stopped." or first == "Logged out."
+     return {state and "<state line>" or first, text:find("pong from", 1, true) and "pong" or "no pong"}
+   end,
+   world = function()
+     world.load(SCENARIOS .. "faults/admin-logged-out.yaml")
+     local r = exec.run({"tailscale", "ping", "-c", "1", "tailscale-operator"})
+     return r.stdout .. r.stderr
+   end,
+   known = "the world answers ping with a pong whatever this machine's BackendState; tailscale prints the state "
+     .. "(\"Logged out.\", \"Tailscale is stopped.\") and exits 1 unless Running or Starting "
+     .. "(cmd/tailscale/cli/ping.go runPing, status.go isRunningOrStarting)"},
+  {name = "talosctl upgrade --wait=false: the ACK table", file = "talosctl/upgrade-wait-false-ack-table-docs-ceph-rook.txt",
+   shape = ack_table_shape,
+   world = function()
+     world.load(SCENARIOS .. "after-rollout.yaml")
+     local img = world.state().nodes[2].image
+     return exec.run({"talosctl", "-n", "192.168.10.12", "upgrade", "--image", img, "--wait=false"}).stdout
+   end,
+   known = "the world prints STARTED as an ISO time; talosctl prints Go's time.Now() (\"2022-03-27 20:29:55.29 +0200 "
+     .. "CEST m=+10.05\"; cmd/talosctl/cmd/talos/upgrade.go). No runbook reads it"},
+  {name = "kubectl get node NAME -o json", file = "kubectl/get-nodes-json-v1.11.9-one-node-list.txt",
+   shape = node_shape,
+   world = function()
+     world.load(SCENARIOS .. "after-rollout.yaml")
+     return exec.run({"kubectl", "get", "node", "k8s-1", "-o", "json"}).stdout
+   end,
+   known = "the world's Node has only the Ready condition, without lastHeartbeatTime and lastTransitionTime (the "
+     .. "kubelet posts MemoryPressure, DiskPressure, PIDPressure and Ready, each with both times); the runbooks read "
+     .. "only type, status and reason"},
+  {name = "talhelper gencommand upgrade, a node with a schematic", file = "talhelper/installer-url-withexts-v3.0.24-schematic-test.txt",
+   shape = installer_kind,
+   world = function()
+     return gencommand_upgrade()
+   end,
+   known = "the world's talhelper prints factory.talos.dev/installer/<id> for a node with a schematic: block; "
+     .. "talhelper >= v3.0.24 prints metal-installer/<id> for every metal node (pkg/talos/schematic_test.go "
+     .. "\"withExts\", v3.0.24 to v3.1.16), <= v3.0.23 installer/ for every node"},
+  {name = "talosctl upgrade --wait in a terminal: node list and last event",
+   file = "talosctl/upgrade-v1.8.3-over-v1.7.6-warning-terminal-blog.txt",
+   -- the lines after the version warning, the node aside
+   shape = function(text)
+     local out = {}
+     for _, line in ipairs(lines(text)) do
+       if not line:match("^WARNING: ") then
+         out[#out + 1] = (line:gsub("^watching nodes: %[[^%]]+%]$", "watching nodes: [<node>]")
+                              :gsub("^    %* [^:]+: post check passed$", "    * <node>: post check passed"))
+       end
+     end
+     return out
+   end,
+   world = function()
+     world.load(SCENARIOS .. "after-rollout.yaml")
+     local img = world.state().nodes[2].image
+     local r = exec.run({"talosctl", "-n", "192.168.10.12", "upgrade", "--image", img})
+     return r.stderr .. r.stdout
+   end},
+  {name = "talosctl version, v1.12 client newer than the node", file = "talosctl/version-v1.12.6-client-v1.12.4-server-homelab-blog.txt",
+   shape = key_value_shape,
+   world = function()
+     load_default{talosctlVersion = "v1.12.6", talosVersion = "v1.12.4"}
+     local r = exec.run({"talosctl", "-n", "192.168.10.11", "version"})
+     return r.stdout
+   end},
+  {name = "talosctl v1.13 upgrading a node before v1.13: the legacy fallback",
+   file = "talosctl/upgrade-v1.13.6-client-v1.12.6-node-legacy-fallback-home-ops.txt",
+   -- the first line: the reporter's notice before the legacy upgrade
+   shape = function(text)
+     local first = lines(text)[1] or ""
+     return {first:match("^WARNING: ") and "WARNING: ..." or first}
+   end,
+   world = function()
+     world.load(SCENARIOS .. "faults/talosctl-v1.13.yaml")
+     local img = world.state().nodes[2].image
+     local r = exec.run({"talosctl", "-n", "192.168.10.12", "upgrade", "--image", img, "--wait=false"})
+     return r.stderr .. r.stdout
+   end,
+   known = "talosctl >= v1.13 prints \"New upgrade API is not available, falling back to legacy\" (stderr) before "
+     .. "upgrading a node at or before v1.13.0-alpha.2 the legacy way (cmd/talosctl/cmd/talos/upgrade.go@v1.13.6 "
+     .. "lines 87-125); the world prints nothing of it"},
+  {name = "talhelper gencommand upgrade: one line a node", file = "talhelper/gencommand-upgrade-v1.10.3-metal-installer-rk1-script.txt",
+   shape = gencommand_shape,
+   world = gencommand_upgrade},
+  {name = "kubectl get pods -n NS -o json: a pod's Ready condition",
+   file = "kubectl/get-pod-json-running-not-ready-crashloop-kodekloud.txt",
+   shape = pod_shape,
+   world = function()
+     world.load(SCENARIOS .. "after-rollout.yaml")
+     return exec.run({"kubectl", "get", "pods", "-n", "tailscale", "-o", "json"}).stdout
+   end,
+   known = "the world's pod conditions carry type and status only; the kubelet's carry lastProbeTime, "
+     .. "lastTransitionTime, and reason and message when False. kube.pods reads type and status"},
 }
 
 -- }======
