@@ -230,6 +230,9 @@ rb.phase("Image Factory", function()
   rb.gate("cluster healthy before anything changes", function() return checks.cluster_healthy(pre.nodes) end,
           {timeout = 300, interval = v.poll_interval})
   check_versions(pre.nodes)
+  -- a JSON6902 patch breaks talhelper genconfig once extensionServices is
+  -- set (the config becomes several documents): stop (exit 2)
+  talconfig.check_patches(pre)
   -- no talosVersion: talhelper's own default, read before any step (a
   -- default other than the nodes' version stops the run, exit 2)
   local default_tv = not pre.talos_version and talhelper_default_version() or nil

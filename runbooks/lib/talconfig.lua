@@ -544,8 +544,32 @@ function M.patch_findings(c, i)
     if type(p.doc) == "table" and p.doc.kind == "ExtensionServiceConfig" and p.doc.name == "tailscale" then
       out.tailscale_esc = out.tailscale_esc or p.where
     end
+    if type(p.doc) == "table" and p.doc[1] ~= nil then out.json6902 = out.json6902 or p.where end
   end
   return out
+end
+
+--- Refuses (exit 2, before anything changes) a node a JSON6902 patch
+--- (a list of `op:` operations) applies to. talhelper adds the node's
+--- extensionServices as documents of their own before it applies the
+--- patches (budimanjojo/talhelper pkg/generate/config.go, AddMultiDocs then
+--- PatchesPatcher, v3.1.16), and Talos refuses a JSON6902 patch on a
+--- config of more than one document ("JSON6902 patches are not supported
+--- for multi-document machine configuration", siderolabs/talos
+--- pkg/machinery/config/configpatcher/json6902.go, v1.8.0 to v1.13.0):
+--- with the tailscale entry added, genconfig would fail for that node.
+---@param c table read()
+function M.check_patches(c)
+  for _, n in ipairs(c.nodes) do
+    local f = M.patch_findings(c, n.index)
+    if f.json6902 then
+      fail(("%s: %s gets the JSON6902 patch %s; once the rollout adds its tailscale extensionServices entry, talhelper "
+        .. "writes the config as several documents and Talos refuses JSON6902 patches on those (\"JSON6902 patches "
+        .. "are not supported for multi-document machine configuration\"). Rewrite that patch as a strategic merge "
+        .. "patch (a partial machine config), then run again. Nothing was changed."):format(c.path, n.hostname,
+        f.json6902))
+    end
+  end
 end
 
 --- The service subnets the patches set, when clusterSvcNets is empty:

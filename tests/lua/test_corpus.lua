@@ -173,9 +173,10 @@ end
 -- the file itself so that the test follows it
 local function rollout_image_pattern()
   local text = read(src .. "/runbooks/rollout.lua")
-  local pat = text:match('gencommand", "upgrade".-r%.stdout:gmatch%("(.-)"%)')
-  assert(pat, "runbooks/rollout.lua: no gmatch over talhelper gencommand upgrade found")
-  return pat
+  for pat in text:gmatch('r%.stdout:gmatch%("(.-)"%)') do
+    if pat:find("image", 1, true) then return pat end
+  end
+  error("runbooks/rollout.lua: no gmatch over talhelper gencommand upgrade's --image found")
 end
 
 -- `talhelper gencommand upgrade`: its lines, how many the rollout's

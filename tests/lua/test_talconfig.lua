@@ -411,6 +411,25 @@ function test_an_install_image_set_in_a_patch_stops_the_run()
   done()
 end
 
+-- talhelper adds extensionServices as documents before the patches, and
+-- Talos refuses a JSON6902 patch on a multi-document config: a node with
+-- one would fail genconfig once the rollout adds its tailscale entry
+function test_a_json6902_patch_stops_the_run()
+  local d, done = tree{
+    ["talconfig.yaml"] = "nodes:\n  - hostname: a\n    ipAddress: 10.0.0.1\n  - hostname: b\n    ipAddress: 10.0.0.2\n"
+      .. "    controlPlane: true\ncontrolPlane:\n  patches:\n    - '@./patches/op.yaml'\n",
+    ["patches/op.yaml"] = "- op: add\n  path: /machine/kubelet/extraArgs\n  value: {rotate-server-certificates: 'true'}\n"}
+  local c = talconfig.read(d .. "/talconfig.yaml")
+  local err = t.raises(talconfig.check_patches, c)
+  t.eq(err.exit, 2)
+  t.match(err.message, "b gets the JSON6902 patch controlPlane%.patches%[1%] %(@%./patches/op%.yaml%)")
+  t.match(err.message, "Nothing was changed")
+  -- the same change as a strategic merge patch is fine
+  fs.write(d .. "/patches/op.yaml", "machine:\n  kubelet:\n    extraArgs:\n      rotate-server-certificates: 'true'\n")
+  talconfig.check_patches(talconfig.read(d .. "/talconfig.yaml"))
+  done()
+end
+
 function test_a_tailscale_extension_service_config_in_a_patch_is_found()
   local esc = "apiVersion: v1alpha1\nkind: ExtensionServiceConfig\nname: tailscale\nenvironment:\n  - TS_AUTHKEY=${TS_AUTHKEY}\n"
   local d, done = tree{

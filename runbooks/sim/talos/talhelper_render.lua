@@ -94,9 +94,15 @@ end
 --- overridden by every talenv file in order (LoadEnv: os.Setenv), so a
 --- talenv value beats the one the caller exported.
 local function env_with_files(env, files)
-  local over = {}
-  for _, f in ipairs(files) do for _, k in ipairs(f.names) do over[k] = f.vars[k] end end
+  local over, sealed = {}, {}
+  for _, f in ipairs(files) do
+    for _, k in ipairs(f.names) do over[k] = f.vars[k]; sealed[k] = f.sops or nil end
+  end
   return function(name)
+    -- a sops file's value cannot be decrypted here: the environment's
+    -- value stands for it (what `sops exec-env FILE` exports is that very
+    -- value), else it stays "(sops)"
+    if sealed[name] and env(name) ~= nil then return env(name) end
     if over[name] ~= nil then return over[name] end
     return env(name)
   end, over
