@@ -84,13 +84,10 @@ function M.compile(text)
   return rules
 end
 
---- Whether go-gitignore's MatchesPath says `name` is ignored by `text`.
----@param text string the .gitignore
----@param name string a path relative to it
----@return boolean
-function M.matches(text, name)
+-- Whether compiled rules ignore `name` (the last rule that matches wins).
+local function matches_rules(rules, name)
   local ignored = false
-  for _, r in ipairs(M.compile(text)) do
+  for _, r in ipairs(rules) do
     local hit = false
     for _, p in ipairs(r.patterns) do if name:match(p) then hit = true; break end end
     if hit then
@@ -100,19 +97,35 @@ function M.matches(text, name)
   return ignored
 end
 
+--- Whether go-gitignore's MatchesPath says `name` is ignored by `text`.
+---@param text string the .gitignore
+---@param name string a path relative to it
+---@return boolean
+function M.matches(text, name)
+  return matches_rules(M.compile(text), name)
+end
+
 --- What talhelper leaves in the .gitignore after genconfig
 --- (pkg/config/gitignore.go): for each file name in turn, the file is
 --- read again and the name appended (name .. "\n", O_APPEND: after a last
 --- line without a newline too) unless a pattern already ignores it.
+--- The rules are compiled once and each appended name's added to them:
+--- the answers of compiling the grown text for every name, in one pass.
 ---@param text string? the .gitignore now (nil: none)
 ---@param names string[] the nodes' file names, then "talosconfig"
 ---@return string
 function M.append(text, names)
   text = text or ""
+  local rules, added = M.compile(text), {}
+  local joined = text ~= "" and text:sub(-1) ~= "\n"      -- the first name completes the last line
   for _, n in ipairs(names) do
-    if not M.matches(text, n) then text = text .. n .. "\n" end
+    if not matches_rules(rules, n) then
+      added[#added + 1] = n .. "\n"
+      if joined then rules, joined = M.compile(text .. n .. "\n"), false
+      else for _, r in ipairs(M.compile(n .. "\n")) do rules[#rules + 1] = r end end
+    end
   end
-  return text
+  return text .. table.concat(added)
 end
 
 return M
