@@ -387,6 +387,12 @@ rb.phase("Configuration", function()
   -- every route given is one of them
   routes = rb.step("check the routes", function()
     check_live_service_ips()     -- the cluster's own word, when it answers
+    -- this machine reaches the service CIDR through the route only if it
+    -- accepts routes (off by default on Linux, ipn/prefs.go): said now,
+    -- not after every node was changed (the final check needs it)
+    if tailscale.accepts_routes() == false then
+      log.warn("the route check at the end will fail: " .. tailscale.ACCEPT_ROUTES_HINT)
+    end
     local svc = {}
     for _, c in ipairs(cfg.svc_cidrs) do svc[c] = true end
     local r = v.routes or cfg.svc_cidrs
@@ -715,7 +721,7 @@ rb.phase("Configuration", function()
                        {timeout = 120, env = {TS_AUTHKEY = authkey}})
     if r.code ~= 0 then error("talhelper gencommand upgrade failed: " .. r.stderr) end
     local image_of = {}     -- one pass over the output, not one per node
-    for ip, img in r.stdout:gmatch("%-%-nodes=(%S+) %-%-image=(%S+);") do
+    for ip, img in r.stdout:gmatch("%-%-nodes=(%S+) %-%-image=([^%s;]+)") do   -- extra flags may follow
       if image_of[ip] == nil then image_of[ip] = img end
     end
     local out = {}

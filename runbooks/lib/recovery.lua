@@ -236,7 +236,12 @@ end
 ---@param node string
 function M.rollback(node) talos.rollback(node) end
 
+--- Reboots a node and returns once talosctl handed the request over:
+--- `talosctl reboot` waits for the node to come back at every version
+--- from v1.8 unless told not to (cmd/talosctl/cmd/talos/reboot.go), which
+--- outlasts the exec timeout of a slow boot; talos.reboot passes
+--- --wait=false and the runbook gates on the node itself.
 ---@param node string
-function M.reboot(node) talos.run(node, "reboot") end
+function M.reboot(node) talos.reboot(node) end
 
 return M

@@ -35,6 +35,10 @@ expect "rekey needs a new key" 2 "needs the new key" -- "$bin" run recover.lua -
 expect "rollback takes an etcd snapshot first, from another control plane, named so" 0 "etcd snapshot from k8s-1 before the rollback" -- "$bin" run recover.lua --dry-run --scenario "$S/after-rollout.yaml" --var action=rollback --var node=k8s-2
 has "the snapshot comes from another control-plane node, then the rollback" .runbook/recover.plan.md "talosctl -n 192.168.10.11 etcd snapshot"
 has "the rollback is asked, then run" .runbook/recover.plan.md "talosctl -n 192.168.10.12 rollback"
+# talosctl reboot waits for the node at every version unless told not to
+# (cmd/talosctl/cmd/talos/reboot.go): recover hands the request over and returns
+expect "action=reboot reboots the node asked for" 0 "reboot k8s-2" -- "$bin" run recover.lua --dry-run --scenario "$S/after-rollout.yaml" --var action=reboot --var node=k8s-2
+has "... without waiting in talosctl (--wait=false)" .runbook/recover.plan.md "talosctl -n 192.168.10.12 reboot --wait=false"
 expect "action=snapshot takes the snapshot of the node asked for, checked" 0 "etcd snapshot of k8s-3" -- "$bin" run recover.lua --dry-run --scenario "$S/after-rollout.yaml" --var action=snapshot --var node=k8s-3
 has "... from that node itself" .runbook/recover.plan.md "talosctl -n 192.168.10.13 etcd snapshot .runbook/snapshots/etcd-k8s-3-"
 expect "action=snapshot of a worker is refused: it runs no etcd" 2 "k8s-3 is a worker: it runs no etcd to snapshot" -- "$bin" run recover.lua --dry-run --scenario "$S/mixed-schematics.yaml" --var action=snapshot --var node=k8s-3

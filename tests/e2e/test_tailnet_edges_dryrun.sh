@@ -47,7 +47,8 @@ run derp-only "$S/faults/tailnet-derp-only.yaml" '{"exit": 0, "upgraded": ["192.
 # #27.11: this machine does not accept routes: the last check says what to run
 run admin-rejects-routes "$S/faults/admin-rejects-routes.yaml" '{"exit": 1,
   "failed": "validate access: .*API server through the route \\(this machine does not accept the tailnet.s subnet routes .*run `tailscale set --accept-routes`",
-  "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"]}'
+  "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "logs_have": ["the route check at the end will fail: this machine does not accept the tailnet.s subnet routes"]}'
 cd "$tmp"
 expect "validate names the missing --accept-routes" 1 "✗ API server through the route: .*run \`tailscale set --accept-routes\`" -- \
   "$bin" run validate.lua --dry-run --scenario "$S/faults/admin-rejects-routes-after-rollout.yaml"
