@@ -54,7 +54,8 @@ function M.is_placeholder(s)
 end
 
 local function redact_tree(v, path)
-  if type(v) ~= "table" or v == yaml.null then return M.placeholder(path) end
+  if v == "" or v == yaml.null then return v end          -- holds no secret (a worker's empty CA key)
+  if type(v) ~= "table" then return M.placeholder(path) end
   for k, x in pairs(v) do v[k] = redact_tree(x, path .. "." .. tostring(k)) end
   return v
 end
