@@ -24,13 +24,14 @@ KNOWN=""
 
 # gen.py SRC OUT TALOS TALHELPER [schematic]: the scenario at that version:
 # the nodes' images and talconfig's talosVersion at TALOS, the factory
-# offering it, talosctl the same, Kubernetes the default of that Talos
+# offering it, talosctl the same (or env TALOSCTL), Kubernetes the default of that Talos
 # (constants.DefaultKubernetesVersion, runbooks/sim/talos/generate.lua).
 # With "schematic", talconfig names a controlPlane schematic: block and no
 # talosImageURL, so talhelper itself writes the installer URL.
 cat >"$tmp/gen.py" <<'PY'
-import re, sys
+import os, re, sys
 src, out, talos, th = sys.argv[1:5]
+client = os.environ.get("TALOSCTL") or talos
 K8S = {"8": "v1.31.4", "9": "v1.32.3", "10": "v1.33.3", "11": "v1.34.1", "12": "v1.35.2", "13": "v1.36.0"}
 s = open(src).read()
 assert "v1.10.6" in s and "v1.33.3" in s, "seed scenario changed: " + src
@@ -40,7 +41,7 @@ assert n == 1, "factory.versions"
 head = "  talosVersion: %s\n  kubernetesVersion" % talos
 assert head in s, "cluster.talosVersion"
 s = s.replace(head, "  talosVersion: %s\n  talosctlVersion: %s\n  talhelperVersion: %s\n  kubernetesVersion"
-              % (talos, talos, th), 1)
+              % (talos, client, th), 1)
 if len(sys.argv) > 5:
     url = "      talosImageURL: factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba\n"
     img = ("      image: factory.talos.dev/installer/376567988ad370138ad8b2698212367b8edcb69b5fd68c80be1f2ec7d603b4ba:%s\n"
@@ -159,6 +160,17 @@ for t in $TALOS; do
     fi
     # the rest does not depend on talhelper: once per Talos version
     [ "$th" = v3.1.16 ] || continue
+    # talosctl one minor newer than the nodes (docs/rollout.md "Versions"):
+    # a v1.13 client against older nodes passes --drain=false --wait=false
+    next=$(set -- $TALOS; while [ $# -gt 1 ] && [ "$1" != "$t" ]; do shift; done; echo "${2:-}")
+    if [ -n "$next" ]; then
+      if [ "${next#v1.13.}" != "$next" ]; then nflags=' --drain=false --wait=false'; else nflags=' --wait=false'; fi
+      TALOSCTL=$next python3 "$tmp/gen.py" "$S/default.yaml" "$tmp/client-$t.yaml" "$t" "$th" schematic
+      cell "$t/talosctl-$next/rollout" "{\"exit\": 0, \"upgraded\": [$ALL],
+        \"ok_gates\": [\"k8s-3 online in the tailnet as k8s-3\"],
+        \"plan_has\": [\"^\\\\[[0-9:]+\\\\] \\\\$ talosctl -n 192\\\\.168\\\\.10\\\\.13 upgrade --image $img$nflags$\"]}" \
+        rollout.lua "$tmp/client-$t.yaml"
+    fi
     cell "$t/validate" '{"exit": 0, "logs_have": ["etcd healthy on 3 members", "route served: 10.43.0.0/16",
       "k8s-3: talosctl answers over the tailnet"]}' validate.lua "$tmp/after-$t-$th.yaml"
     # diagnosis is recover.lua's default action (action=none)
