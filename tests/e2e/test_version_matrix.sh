@@ -16,8 +16,9 @@ fails=0; passes=0; known=0
 S="$src/runbooks/scenarios"
 CHECK="$src/tests/e2e/check.py"
 
-# Talos tags (each a real tag of siderolabs/talos) and talhelper releases
-TALOS="v1.8.4 v1.9.5 v1.10.6 v1.11.5 v1.12.6 v1.13.0"
+# Talos tags (each a real tag of siderolabs/talos; v1.8.2 for its extension
+# health `Fail`, runbooks/sim/talosctl.lua) and talhelper releases
+TALOS="v1.8.2 v1.8.4 v1.9.5 v1.10.6 v1.11.5 v1.12.6 v1.13.0"
 TALHELPER="v3.0.23 v3.1.16"
 # cells that fail for a reason not fixed here: "talos/talhelper/step reason"
 KNOWN=""
