@@ -192,3 +192,35 @@ function test_an_inline_map_sorts_as_a_go_map()
   t.eq(enc.sorted_keys(out.cluster.apiServer.auditPolicy), {"kind", "r9", "r10", "rules"})
   t.match(enc.encode({doc}, "v1.11"), "auditPolicy:\n            kind: Policy\n            r9: 1\n            r10: 1\n")
 end
+
+local CONFIG_FILES = {"v1.8.0-base-controlplane.yaml", "v1.8.0-base-worker.yaml", "v1.9.0-base-controlplane.yaml",
+                      "v1.9.0-base-worker.yaml", "v1.10.0-base-controlplane.yaml", "v1.10.0-base-worker.yaml",
+                      "v1.11.0-base-controlplane.yaml", "v1.11.0-base-worker.yaml",
+                      "v1.11.0-overrides-controlplane.yaml", "v1.11.0-overrides-worker.yaml",
+                      "v1.12.0-base-controlplane.yaml", "v1.12.0-base-worker.yaml",
+                      "v1.13.0-base-controlplane.yaml", "v1.13.0-base-worker.yaml",
+                      "v1.13.0-overrides-controlplane.yaml", "v1.13.0-overrides-worker.yaml"}
+
+function test_every_stability_file_encodes_back_to_its_exact_bytes()
+  -- decoded, normalized for its version and encoded: Talos's own text, byte for byte
+  t.truthy(enc.exact())
+  for _, name in ipairs(CONFIG_FILES) do
+    local text = golden(name)
+    t.eq(enc.encode(yaml.decode_all(text), name:match("^v1%.%d+")), text, name)
+  end
+end
+
+function test_generated_configs_encode_to_the_stability_files_exact_text()
+  for _, tag in ipairs(TAGS) do
+    for _, role in ipairs({"controlplane", "worker"}) do
+      local name = tag .. "-base-" .. role .. ".yaml"
+      t.eq(enc.encode(gen.documents(base_input(tag, role)), tag), enc.encode(golden_docs(name), tag), name)
+    end
+  end
+  for _, tag in ipairs({"v1.11.0", "v1.13.0"}) do
+    for _, role in ipairs({"controlplane", "worker"}) do
+      local name = tag .. "-overrides-" .. role .. ".yaml"
+      t.eq(enc.encode(overrides(tag, role), tag), enc.encode(golden_docs(name), tag), name)
+    end
+  end
+end
