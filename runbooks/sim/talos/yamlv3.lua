@@ -114,7 +114,7 @@ local function is_base60_float(s)
   body = body:gsub("^[%d_]+", "", 1)
   local frac = body:find("%.[%d_]*$")
   if frac then body = body:sub(1, frac - 1) end
-  for part in (body .. ":"):gmatch(":([^:]*)") do
+  for part in body:gmatch(":([^:]*)") do
     if not (part:match("^%d$") or part:match("^[0-5]%d$")) then return false end
   end
   return body:sub(1, 1) == ":"
