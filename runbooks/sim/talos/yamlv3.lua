@@ -304,7 +304,7 @@ local function write_literal(s)
   local h = block_hints(s)
   if h ~= "" then write_indicator(h, false, false, false) end
   whitespace = true
-  local breaks = true
+  -- each run of text starts a line (the emitter's `breaks`): indent it
   local i, len = 1, #s
   local multi = find(s, "[\194\226\r]") ~= nil
   while i <= len do
@@ -319,10 +319,10 @@ local function write_literal(s)
     end
     local stop = j and j - 1 or len
     if stop >= i then
-      if breaks then write_indent() end
+      write_indent()
       local seg = sub(s, i, stop)
       put(seg, utf8.len(seg) or #seg)
-      indention, breaks = false, false
+      indention = false
     end
     if not j then break end
     if e == j and byte(s, j) == 10 then
@@ -332,7 +332,6 @@ local function write_literal(s)
       out[n] = sub(s, j, e)
       column, indention = 0, true
     end
-    breaks = true
     i = e + 1
   end
 end
