@@ -347,7 +347,7 @@ local function is_space_only(s)
 end
 
 -- stringv's style, then select_scalar_style's fallbacks.
-local function string_style(s, simple_key)
+local function compute_style(s, simple_key)
   local multiline, plain_ok, single_ok, block_ok = analyze(s)
   local style
   if find(s, "\n", 1, true) then
@@ -362,6 +362,24 @@ local function string_style(s, simple_key)
   if style == "plain" and (not plain_ok or (#s == 0 and simple_key)) then style = "single" end
   if style == "single" and not single_ok then style = "double" end
   if style == "literal" and (not block_ok or simple_key) then style = "double" end
+  return style, multiline
+end
+
+-- The styles of strings seen before (fleets repeat them), per v4 and
+-- simple_key; multi-line ones in MULTI. Emptied when large.
+local function new_cache()
+  return {[false] = {[false] = {}, [true] = {}}, [true] = {[false] = {}, [true] = {}}}
+end
+local cache, multi, cached = new_cache(), new_cache(), 0
+
+local function string_style(s, simple_key)
+  local hit = cache[V4][simple_key][s]
+  if hit then return hit, multi[V4][simple_key][s] ~= nil end
+  local style, multiline = compute_style(s, simple_key)
+  if cached > 20000 then cache, multi, cached = new_cache(), new_cache(), 0 end
+  cached = cached + 1
+  cache[V4][simple_key][s] = style
+  if multiline then multi[V4][simple_key][s] = true end
   return style, multiline
 end
 
@@ -419,37 +437,41 @@ local function scalar_text(v)
 end
 
 local shape_of
--- The keys of map t in the binding's order: its order list, then the rest sorted.
+local function binding_key_less(a, b)
+  local ta, tb = type(a), type(b)
+  if ta ~= tb then return ta == "number" end
+  if ta == "boolean" then return not a and b end
+  return a < b
+end
+
+-- The keys of map t in the binding's order (luaval.c lv_push_keys): its
+-- order list (keys still present), then the others sorted.
 local function map_keys(t, mt)
-  local keys, seen, nk = {}, nil, 0
+  local keys, nk = {}, 0
   local list = mt and mt.__runbook_shape == "map" and rawlen(mt) > 0 and mt or nil
   if list then
-    seen = {}
-    for _, k in ipairs(list) do
-      if rawget(t, k) ~= nil and not seen[k] then
+    for i = 1, #list do
+      local k = list[i]
+      if rawget(t, k) ~= nil then
         nk = nk + 1
         keys[nk] = k
-        seen[k] = true
       end
     end
   end
-  local ordered = nk
+  local total = 0
+  for _ in next, t do total = total + 1 end
+  if total == nk then return keys, nk end
+  local seen, ordered = {}, nk
+  for i = 1, nk do seen[keys[i]] = true end
   for k in next, t do
-    if not (seen and seen[k]) then
+    if not seen[k] then
       nk = nk + 1
       keys[nk] = k
     end
   end
-  if nk > ordered + 1 then
-    local rest = table.move(keys, ordered + 1, nk, 1, {})
-    table.sort(rest, function(a, b)
-      local ta, tb = type(a), type(b)
-      if ta ~= tb then return ta == "number" end
-      if ta == "boolean" then return not a and b end
-      return a < b
-    end)
-    table.move(rest, 1, #rest, ordered + 1, keys)
-  end
+  local rest = table.move(keys, ordered + 1, nk, 1, {})
+  table.sort(rest, binding_key_less)
+  table.move(rest, 1, #rest, ordered + 1, keys)
   return keys, nk
 end
 
