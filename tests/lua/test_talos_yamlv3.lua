@@ -105,3 +105,10 @@ function test_floats_print_as_go_formats_them()
                  {0.0001, "0.0001"}, {0.00001, "1e-05"}, {-0.0, "-0"}, {1e21, "1e+21"}, {123.456, "123.456"}}
   for _, c in ipairs(cases) do t.eq(y3.go_float(c[1]), c[2], c[2]) end
 end
+
+function test_v4_keeps_literal_blocks_for_text_and_quotes_blank_lines()
+  -- go.yaml.in/yaml/v4 rc.3 yaml.go shouldUseLiteralStyle: a line break and some non-space
+  t.eq(y3.marshal({a = "x\ny"}, {v4 = true}), "a: |-\n    x\n    y\n")
+  t.eq(y3.marshal({a = " \n\t\n"}, {v4 = true}), 'a: " \\n\\t\\n"\n')
+  t.eq(y3.marshal({a = "\u{3000}\n"}, {v4 = true}), 'a: "\u{3000}\\n"\n')
+end

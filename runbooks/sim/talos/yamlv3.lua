@@ -342,8 +342,15 @@ end
 
 local V4 = false
 
+-- Whether every character of s is a Go unicode.IsSpace one.
 local function is_space_only(s)
-  return utf8.len(s) ~= nil and not find(s, "[^%s\194\133\160\225\154\128\226\128\128-\138\168\169\175\159\227]")
+  for _, c in utf8.codes(s) do
+    if not ((c >= 9 and c <= 13) or c == 32 or c == 0x85 or c == 0xA0 or c == 0x1680 or (c >= 0x2000 and c <= 0x200A)
+            or c == 0x2028 or c == 0x2029 or c == 0x202F or c == 0x205F or c == 0x3000) then
+      return false
+    end
+  end
+  return true
 end
 
 -- stringv's style, then select_scalar_style's fallbacks.
