@@ -112,3 +112,7 @@ function test_v4_keeps_literal_blocks_for_text_and_quotes_blank_lines()
   t.eq(y3.marshal({a = " \n\t\n"}, {v4 = true}), 'a: " \\n\\t\\n"\n')
   t.eq(y3.marshal({a = "\u{3000}\n"}, {v4 = true}), 'a: "\u{3000}\\n"\n')
 end
+
+function test_a_string_that_is_not_utf8_is_refused_with_one_message()
+  t.raises("not UTF%-8 %(Go writes it as !!binary base64: not modelled%)", y3.marshal, {a = "\128\129"})
+end

@@ -355,6 +355,9 @@ end
 
 -- stringv's style, then select_scalar_style's fallbacks.
 local function compute_style(s, simple_key)
+  if find(s, "[\128-\255]") and not utf8.len(s) then
+    error("yamlv3: a string that is not UTF-8 (Go writes it as !!binary base64: not modelled): " .. fmt("%q", s), 0)
+  end
   local multiline, plain_ok, single_ok, block_ok = analyze(s)
   local style
   if find(s, "\n", 1, true) then
