@@ -28,7 +28,7 @@ run default "$S/default.yaml" '{"exit": 0, "upgraded": ["192.168.10.11", "192.16
   "ok_gates": ["k8s-1 online in the tailnet as k8s-1", "k8s-3 online in the tailnet as k8s-3", "route 10.43.0.0/16 served"],
   "plan_has": ["^## Phase|Image Factory", "4a0d65c669d46663f377e7161e50cfd570c401f26fd9e7bda34a0216b6f1922b",
                "^\\+    talosImageURL: factory.talos.dev/installer/4a0d65c669d46663f377e7161e50cfd570c401f26fd9e7bda34a0216b6f1922b$",
-               "^\\+- TS_AUTHKEY=\\*\\*\\*$", "TAILSCALE-ACCESS.md", "^-    talosImageURL: .*376567988ad3"],
+               "^\\+    - TS_AUTHKEY=\\*\\*\\*$", "TAILSCALE-ACCESS.md", "^-    talosImageURL: .*376567988ad3"],
   "plan_lacks": ["UNDO FAILED"]}'
 # talhelper variables in talconfig.yaml: expanded for reading, kept in the file
 export K8S2_IP=192.168.10.12

@@ -7,6 +7,7 @@ local SRC = os.getenv("RUNBOOK_SOURCE") or "../.."
 package.path = SRC .. "/runbooks/?.lua;" .. SRC .. "/runbooks/lib/?.lua;" .. package.path
 local cp = require "sim.talos.configpatcher"
 local td = require "sim.talos.textdiff"
+local enc = require "sim.talos.encode"
 local yaml = require "runbook.yaml"
 local fs = require "runbook.fs"
 local t = require "runbook.testing"
@@ -36,10 +37,13 @@ local function patches(tag, files, version)
   return ps
 end
 
+-- Talos's apply_test.go compares out.Bytes() (encoded, comments off) with the
+-- expected file's text: so does this, through sim.talos.encode.
 local function check_case(tag, config, files, expected, version)
   local out, err = cp.apply(docs(tag, config), patches(tag, files, version), {version = version})
   t.truthy(out, err)
   t.eq(normal(out), normal(docs(tag, expected)))
+  t.eq(enc.encode(out, version or tag), read(tag, expected), expected)
 end
 
 -- {==== Talos's testdata ====
@@ -54,6 +58,7 @@ function test_talos_apply_mixes_strategic_and_json_patches()
     local out, err = cp.apply(docs(tag, "apply/config.yaml"), ps, {version = tag})
     t.truthy(out, err)
     t.eq(normal(out), normal(docs(tag, "apply/expected.yaml")))
+    t.eq(enc.encode(out, tag), read(tag, "apply/expected.yaml"))
   end
 end
 

@@ -19,6 +19,7 @@
 --- Keys the schema does not know stay, after the known ones, sorted: Talos
 --- would refuse such a document (strict decoding), the world keeps it visible.
 local yaml = require "runbook.yaml"
+local yamlv3 = require "sim.talos.yamlv3"
 
 local M = {}
 
@@ -265,36 +266,21 @@ function M.normalize(docs, version)
   return out
 end
 
--- Whether runbook.yaml writes Go yaml.v3's shape: 4-space indent with block
--- sequences indented under their key ("key:\n    - a"), and "" for the
--- empty string. Checked once.
-local exact
-local function binding_exact()
-  if exact == nil then
-    local ok, text = pcall(yaml.encode, yaml.order({a = {"x"}, b = ""}, {"a", "b"}), {indent = 4})
-    exact = ok and text == 'a:\n    - x\nb: ""\n'
-  end
-  return exact
-end
-
 --- The text of `docs` (normalized first) as Talos `version` encodes them
---- with comments disabled: documents joined by "---\n", 4-space indent, no
---- line wrapping. opts: {normalized = true} to skip normalize.
----
---- Exact only where runbook.yaml can write Go yaml.v3's shape; it cannot yet
---- (M.exact() tells): its libyaml emitter (1) writes a block sequence inside a
---- map at the key's column (`key:\n- a`) where yaml.v3 indents it by the
---- indent (`key:\n    - a`, yaml.v3's emitter patch; compact only after
---- Encoder.CompactSeqIndent), and (2) quotes with single quotes (`''`,
---- `'true'`) where yaml.v3 uses double quotes (`""`, `"true"`). Values,
---- key order, `[]`/`{}` and the document separators are already the same.
+--- with comments disabled: each document as Go's yaml.Marshal writes it
+--- (gopkg.in/yaml.v3 up to v1.11, go.yaml.in/yaml/v4 from v1.12; the emitter
+--- is sim/talos/yamlv3.lua), joined by "---\n" (container.EncodeBytes).
+--- Byte for byte Talos's text: tests/lua/test_talos_generate.lua compares it
+--- with Talos's stability files. opts: {normalized = true} to skip normalize.
 function M.encode(docs, version, opts)
   opts = opts or {}
   local norm = opts.normalized and docs or M.normalize(docs, version)
-  return yaml.encode_all(norm, {indent = 4})
+  local minor = tonumber(tostring(version):match("^v?1%.(%d+)"))
+  return yamlv3.marshal_all(norm, {v4 = minor ~= nil and minor >= 12})
 end
 
---- Whether M.encode's text is byte for byte Talos's (see M.encode).
-function M.exact() return binding_exact() end
+--- Whether M.encode's text is byte for byte Talos's: it is, since it has
+--- its own emitter (kept for callers that asked).
+function M.exact() return true end
 
 return M
