@@ -101,8 +101,11 @@ end
 ---@param text string the .gitignore
 ---@param name string a path relative to it
 ---@return boolean
+local last_text, last_rules     -- the last text compiled by matches: a caller asks of one file name after name
+
 function M.matches(text, name)
-  return matches_rules(M.compile(text), name)
+  if text ~= last_text then last_text, last_rules = text, M.compile(text) end
+  return matches_rules(last_rules, name)
 end
 
 --- What talhelper leaves in the .gitignore after genconfig
