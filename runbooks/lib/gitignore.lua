@@ -78,31 +78,57 @@ function M.compile(text)
     if re then
       local pats = {}
       for _, alt in ipairs(expand(re)) do pats[#pats + 1] = lua_pattern(alt) end
-      rules[#rules + 1] = {patterns = pats, negate = negate, line = line}
+      -- a plain name (letters, digits, "-", "_", "."): its expression
+      -- matches exactly the paths with a component equal to it
+      local plain = line:gsub("\r+$", ""):gsub("^ +", ""):gsub(" +$", "")
+      rules[#rules + 1] = {patterns = pats, negate = negate, line = line,
+                           plain = plain:match("^[%w_%-%.]+$") and plain or nil}
     end
   end
   return rules
 end
 
--- Whether compiled rules ignore `name` (the last rule that matches wins).
+-- The rules indexed (extended when rules were appended since): the last
+-- index of each plain name's rule, and the other rules' indexes.
+local function index_of(rules)
+  local ix = rules.index
+  if not ix then ix = {plain = {}, others = {}, n = 0}; rules.index = ix end
+  for i = ix.n + 1, #rules do
+    local r = rules[i]
+    if r.plain and not r.negate then ix.plain[r.plain] = i else ix.others[#ix.others + 1] = i end
+  end
+  ix.n = #rules
+  return ix
+end
+
+-- Whether compiled rules ignore `name`: the last rule that matches
+-- decides (a `!` rule un-ignores). A plain name's rule matches when a
+-- component of the path is that name; the others are tried from the last.
 local function matches_rules(rules, name)
-  local ignored = false
-  for _, r in ipairs(rules) do
-    local hit = false
-    for _, p in ipairs(r.patterns) do if name:match(p) then hit = true; break end end
-    if hit then
-      if not r.negate then ignored = true elseif ignored then ignored = false end
+  local ix, last = index_of(rules), 0
+  for part in (name .. "/"):gmatch("([^/]*)/") do
+    local i = ix.plain[part]
+    if i and i > last then last = i end
+  end
+  for k = #ix.others, 1, -1 do
+    local i = ix.others[k]
+    if i < last then break end
+    for _, p in ipairs(rules[i].patterns) do
+      if name:match(p) then return not rules[i].negate end
     end
   end
-  return ignored
+  return last > 0
 end
 
 --- Whether go-gitignore's MatchesPath says `name` is ignored by `text`.
 ---@param text string the .gitignore
 ---@param name string a path relative to it
 ---@return boolean
+local last_text, last_rules     -- the last text compiled by matches: a caller asks of one file name after name
+
 function M.matches(text, name)
-  return matches_rules(M.compile(text), name)
+  if text ~= last_text then last_text, last_rules = text, M.compile(text) end
+  return matches_rules(last_rules, name)
 end
 
 --- What talhelper leaves in the .gitignore after genconfig

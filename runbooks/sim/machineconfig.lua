@@ -117,10 +117,21 @@ function M.sync(n)
   n.install_image = f.install_image
 end
 
+-- A node's documents are replaced whole, never changed once rendered
+-- (apply-config, patch), and are rendered again and again (read, patch,
+-- each dry-run's diff): the text is kept per documents table and version.
+local rendered = setmetatable({}, {__mode = "k"})
+
 --- The text of a config, as Talos `version` encodes it (comments off:
 --- what machined's generateDiff compares and `talosctl read` prints).
+--- Documents once rendered must not be changed in place (give new ones).
 function M.render(docs, version)
-  return enc.encode(docs, M.version(version))
+  local v = M.version(version)
+  local kept = rendered[docs]
+  if kept and kept.v == v then return kept.text end
+  local text = enc.encode(docs, v)
+  rendered[docs] = {v = v, text = text}
+  return text
 end
 
 --- Applies patch texts to a config's documents as `talosctl patch` does

@@ -276,6 +276,21 @@ function test_gitignore_patterns_as_go_gitignore()
   t.eq(gitignore.append("old", {"talosconfig"}), "oldtalosconfig\n")       -- O_APPEND after a line without newline
 end
 
+function test_gitignore_plain_names_keep_the_last_rule_deciding()
+  -- a plain name matches a path one of whose components it is; the last
+  -- matching rule decides, plain or not
+  t.eq(gitignore.matches("a.yaml\n", "dir/a.yaml"), true)
+  t.eq(gitignore.matches("dir\n", "dir/a.yaml"), true)
+  t.eq(gitignore.matches("a.yaml\n", "xa.yaml"), false)
+  t.eq(gitignore.matches("a.yaml\n!a.yaml\n", "a.yaml"), false)
+  t.eq(gitignore.matches("!a.yaml\na.yaml\n", "a.yaml"), true)
+  t.eq(gitignore.matches("a.yaml\n!*.yaml\n", "a.yaml"), false)
+  t.eq(gitignore.matches("!*.yaml\na.yaml\n", "a.yaml"), true)
+  t.eq(gitignore.matches("*.yaml\n!a.yaml\nb\n", "a.yaml"), false)
+  t.eq(gitignore.matches("  a.yaml  \r\n", "a.yaml"), true)
+  t.eq(gitignore.append("n1.yaml\n!n2.yaml\n", {"n1.yaml", "n2.yaml", "n2.yaml"}), "n1.yaml\n!n2.yaml\nn2.yaml\n")
+end
+
 -- }======
 
 -- {====== runbooks/lib/talhelper.lua: what the rollout checks
@@ -344,6 +359,12 @@ function test_docs_for_feeds_the_generator_and_patcher_in_order()
   t.eq(v1.machine.install.image, plan.nodes[1].installer)        -- talhelper sets it after generating
   t.eq(v1.machine.certSANs[#v1.machine.certSANs], "from-patch.example")
   t.eq(v1.machine.token, "SECRET(machine.token)")                 -- generated, as a placeholder
+  -- a node rendered again gets documents of its own, not the ones changed
+  v1.machine.certSANs[#v1.machine.certSANs] = "changed.example"
+  local again
+  for _, d in ipairs(assert(render.docs_for(plan.nodes[1]))) do if d.version == "v1alpha1" then again = d end end
+  t.eq(again.machine.certSANs[#again.machine.certSANs], "from-patch.example")
+  t.eq(getmetatable(again.machine.certSANs), getmetatable(v1.machine.certSANs))    -- the yaml marks kept
   -- a patch Talos refuses is talhelper's error, not a crash
   plan = assert(plan_of(BASE .. "patches: ['@./g.yaml']\n", {files = {["/c/g.yaml"] = "machine:\n  nosuchfield: 1\n"}}))
   local none, err = render.docs_for(plan.nodes[1])

@@ -539,25 +539,66 @@ end
 
 M.gitignore = require "gitignore"
 
---- A node's whole config as talhelper writes it: Talos's generator for the
---- node's input (sim/talos/generate.lua), talhelper's own settings, then
---- the talconfig's patches in talhelper's order (sim/talos/configpatcher.lua,
---- by the rules of the Talos machinery talhelper vendors: v1.13's for
---- v3.1.x, unless `version` says otherwise). talhelper's own settings are
---- assignments to the v1alpha1 struct (pkg/talos/nodeconfig.go), not
---- patches: the JSON6902 operations standing for them apply to that
---- document alone, whatever else the config holds. Returns the documents,
---- or nil and talhelper's error.
----@param node table a node of render()'s plan
----@param version? string Talos machinery version of the patch rules
-function M.docs_for(node, version)
+-- The documents of one node's input and patches are the same whenever
+-- they meet again (the world's start and the first genconfig render the
+-- same talconfig.yaml for every node): kept by a key of the input and the
+-- patches' texts, handed out as copies (callers change their documents).
+local docs_memo = {}
+
+local function key_of(v, out)
+  local t = type(v)
+  if t == "string" then out[#out + 1] = fmt("%q", v)
+  elseif t == "number" or t == "boolean" then out[#out + 1] = t .. ":" .. tostring(v)
+  elseif v == yaml.null then out[#out + 1] = "null"
+  elseif t ~= "table" then return false
+  else
+    local mt = getmetatable(v)
+    if mt ~= nil and mt.__runbook_shape == nil and mt[1] == nil then return false end
+    out[#out + 1] = "{" .. tostring(mt and mt.__runbook_shape) .. ":"
+    for _, k in ipairs(mt or {}) do out[#out + 1] = fmt("%q", tostring(k)) end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys, function(a, b)
+      if type(a) ~= type(b) or type(a) == "boolean" then return tostring(a) < tostring(b) end
+      return a < b
+    end)
+    for _, k in ipairs(keys) do
+      if not key_of(k, out) or not key_of(v[k], out) then return false end
+    end
+    out[#out + 1] = "}"
+  end
+  return true
+end
+
+--- The memo's key of a node's documents, or nil when a value cannot be keyed.
+local function docs_key(input, patches, version)
+  local out = {version}
+  if not key_of(input, out) then return nil end
+  for _, p in ipairs(patches) do
+    for _, f in ipairs{p.source or "", p.kind or "", p.name or "", p.text or ""} do
+      if type(f) ~= "string" then return nil end
+      out[#out + 1] = fmt("%q", f)
+    end
+  end
+  return table.concat(out, "\0")
+end
+
+--- A deep copy keeping each table's metatable (the yaml marks) and which
+--- tables are one and the same.
+local function copy_docs(v, seen)
+  if type(v) ~= "table" then return v end
+  if seen[v] then return seen[v] end
+  local out = {}
+  seen[v] = out
+  for k, x in pairs(v) do out[copy_docs(k, seen)] = copy_docs(x, seen) end
+  return setmetatable(out, getmetatable(v))
+end
+
+local function render_docs(input, patches, v)
   local gen = require "sim.talos.generate"
   local cp = require "sim.talos.configpatcher"
   local jp = require "sim.talos.jsonpatch"
-  local patches, err = M.patches(node)
-  if not patches then return nil, err end
-  local v = version or "v1.13"
-  local okg, docs = pcall(gen.documents, node.gen_input)
+  local okg, docs = pcall(gen.documents, input)
   if not okg then return nil, tostring(docs) end
   for _, p in ipairs(patches) do
     if p.source == "talhelper" and p.kind == "json6902" then
@@ -578,6 +619,29 @@ function M.docs_for(node, version)
     end
   end
   return docs
+end
+
+--- A node's whole config as talhelper writes it: Talos's generator for the
+--- node's input (sim/talos/generate.lua), talhelper's own settings, then
+--- the talconfig's patches in talhelper's order (sim/talos/configpatcher.lua,
+--- by the rules of the Talos machinery talhelper vendors: v1.13's for
+--- v3.1.x, unless `version` says otherwise). talhelper's own settings are
+--- assignments to the v1alpha1 struct (pkg/talos/nodeconfig.go), not
+--- patches: the JSON6902 operations standing for them apply to that
+--- document alone, whatever else the config holds. Returns the documents,
+--- or nil and talhelper's error.
+---@param node table a node of render()'s plan
+---@param version? string Talos machinery version of the patch rules
+function M.docs_for(node, version)
+  local patches, err = M.patches(node)
+  if not patches then return nil, err end
+  local v = version or "v1.13"
+  local key = docs_key(node.gen_input, patches, v)
+  local hit = key and docs_memo[key]
+  if hit then return copy_docs(hit, {}) end
+  local docs, derr = render_docs(node.gen_input, patches, v)
+  if docs and key then docs_memo[key] = copy_docs(docs, {}) end
+  return docs, derr
 end
 
 return M
