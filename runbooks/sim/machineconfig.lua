@@ -30,7 +30,6 @@ local function list(v)
   if type(v) ~= "table" or v == yaml.null then return {} end
   return v
 end
-M.list = list
 
 local function map(v)
   if type(v) ~= "table" or v == yaml.null then return nil end
@@ -39,28 +38,6 @@ end
 
 local function add_all(dst, src)
   for _, x in ipairs(list(src)) do dst[#dst + 1] = x end
-end
-
---- The documents of a config from a few fields (a node a scenario gives
---- without a talconfig.yaml to render): f = {type, cert_sans,
---- install_image, kubelet_valid, etcd_valid, esc = {name = {environment}}}.
-function M.from_fields(f)
-  local machine = {type = f.type}
-  if #list(f.cert_sans) > 0 then machine.certSANs = f.cert_sans end
-  machine.install = {image = f.install_image}
-  if #list(f.kubelet_valid) > 0 then machine.kubelet = {nodeIP = {validSubnets = f.kubelet_valid}} end
-  local v1 = {version = "v1alpha1", machine = yaml.order(machine, {"type", "certSANs", "install", "kubelet"})}
-  if #list(f.etcd_valid) > 0 then v1.cluster = {etcd = {advertisedSubnets = f.etcd_valid}} end
-  local docs = {yaml.order(v1, {"version", "machine", "cluster"})}
-  local names = {}
-  for name in pairs(f.esc or {}) do names[#names + 1] = name end
-  table.sort(names)
-  for _, name in ipairs(names) do
-    docs[#docs + 1] = yaml.order({apiVersion = "v1alpha1", kind = "ExtensionServiceConfig", name = name,
-                                  environment = f.esc[name].environment},
-                                 {"apiVersion", "kind", "name", "environment"})
-  end
-  return docs
 end
 
 --- The whole config Talos's generator writes for a node (sim/talos/

@@ -95,6 +95,26 @@ function test_an_extension_service_keeps_only_its_settings()
              "TS_ROUTES=10.96.0.0/12", "TS_EXTRA_ARGS=SECRET(ExtensionServiceConfig/tailscale/TS_EXTRA_ARGS)"})
 end
 
+-- every secret Talos's generator writes (generate.secret_paths) is one
+-- a capture redacts, into the placeholder the generator writes there
+function test_every_generated_secret_is_redacted_to_the_generators_placeholder()
+  local gen = require "sim.talos.generate"
+  local doc = {version = "v1alpha1"}
+  for _, sp in ipairs(gen.secret_paths) do
+    local at = doc
+    local keys = {}
+    for k in sp[1]:gmatch("[^.]+") do keys[#keys + 1] = k end
+    for i = 1, #keys - 1 do at[keys[i]] = at[keys[i]] or {}; at = at[keys[i]] end
+    at[keys[#keys]] = "real-value"
+  end
+  local red = secrets.redact({doc})[1]
+  for _, sp in ipairs(gen.secret_paths) do
+    local v = red
+    for k in sp[1]:gmatch("[^.]+") do v = v[k] end
+    t.eq(v, gen.placeholder("SECRET", sp[1]), sp[1])
+  end
+end
+
 function test_placeholders_are_recognised()
   t.eq(secrets.is_placeholder(secrets.placeholder("cluster.secret")), true)
   t.eq(secrets.is_placeholder("cluster-secret"), false)

@@ -45,7 +45,9 @@ local PLAIN_ENV = {TS_HOSTNAME = true, TS_ROUTES = true, TS_AUTH_ONCE = true, TS
 ---@param path string
 ---@return string
 function M.placeholder(path)
-  return "SECRET(" .. path .. ")"
+  -- the generator's own form, so a captured config and a generated one
+  -- hold the same text where their secrets would be
+  return require("sim.talos.generate").placeholder("SECRET", path)
 end
 
 --- Whether `s` is a placeholder.
