@@ -8,6 +8,10 @@
 ** server:port()                         the bound port
 ** server:accept()  (waits)              -> request {method, path, headers, body}, conn
 ** conn:respond(status, headers, body)   writes the response and closes
+** conn:stream(status, headers)          writes a chunked response's head
+** conn:send(data) -> bool               one chunk; false once the client is gone
+** conn:gone() -> bool                   the client closed its end (a streamed response)
+** conn:finish()                         the last chunk, then closes
 ** server:close()
 **
 ** libuv callbacks never call Lua: a complete request is queued on the
@@ -52,7 +56,7 @@ struct conn_t {
   size_t len, cap;
   size_t head_len; /* bytes up to and including the blank line, 0 until seen */
   size_t body_len;
-  int complete, closing, in_lua;
+  int complete, closing, in_lua, gone;
   conn_t *next_ready;
   conn_t *next, **pprev; /* server->conns */
   uv_write_t wreq;
@@ -337,56 +341,184 @@ static const char *reason(int status) {
     case 201: return "Created";
     case 204: return "No Content";
     case 400: return "Bad Request";
+    case 403: return "Forbidden";
     case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 415: return "Unsupported Media Type";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Entity";
     case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Status";
   }
 }
 
-/* conn:respond(status, headers, body): writes the response, then closes. */
-static int conn_respond(lua_State *L) {
-  conn_t **ud = (conn_t **)luaL_checkudata(L, 1, CONN_MT);
-  conn_t *c = *ud;
-  int status = (int)luaL_checkinteger(L, 2);
-  size_t blen, n = 0, cap;
-  const char *body;
-  uv_buf_t ub;
-  if (c == NULL) return luaL_error(L, "attempt to use a closed connection");
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  body = luaL_optlstring(L, 4, "", &blen);
-  /* the head, built on the Lua stack one line at a time, then joined */
-  lua_settop(L, 4);
-  lua_pushfstring(L, "HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n", status, reason(status),
-                  (int)blen);
+/* Pushes the response head: the status line, Content-Length (len >= 0) or
+** chunked (len < 0), Connection: close, the headers of the table at index 3. */
+static void push_head(lua_State *L, int status, lua_Integer len) {
+  int base = lua_gettop(L);
+  if (len >= 0)
+    lua_pushfstring(L, "HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n", status, reason(status),
+                    (int)len);
+  else
+    lua_pushfstring(L, "HTTP/1.1 %d %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n", status, reason(status));
   if (lua_istable(L, 3)) {
     lua_pushnil(L);
     while (lua_next(L, 3)) {
       const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-      if (k == NULL || v == NULL) return luaL_argerror(L, 3, "header names and values must be strings");
-      lua_pushfstring(L, "%s: %s\r\n", k, v);
-      lua_insert(L, -3); /* keep the line below key and value */
+      if (k == NULL || v == NULL) luaL_argerror(L, 3, "header names and values must be strings");
+      if (strcasecmp(k, "transfer-encoding") != 0 && strcasecmp(k, "content-length") != 0) {
+        lua_pushfstring(L, "%s: %s\r\n", k, v);
+        lua_insert(L, -3); /* keep the line below key and value */
+      }
       lua_pop(L, 1);
     }
   }
   lua_pushliteral(L, "\r\n");
-  lua_concat(L, lua_gettop(L) - 4);
-  {
-    size_t hl;
-    const char *head = lua_tolstring(L, -1, &hl);
-    cap = hl + blen;
-    c->out = malloc(cap ? cap : 1);
-    if (c->out == NULL) return luaL_error(L, "not enough memory");
-    memcpy(c->out, head, hl);
-    memcpy(c->out + hl, body, blen);
-    n = hl + blen;
-  }
-  ub = uv_buf_init(c->out, (unsigned)n);
+  lua_concat(L, lua_gettop(L) - base);
+}
+
+static conn_t *check_conn(lua_State *L) {
+  conn_t *c = *(conn_t **)luaL_checkudata(L, 1, CONN_MT);
+  if (c == NULL) luaL_error(L, "attempt to use a closed connection");
+  return c;
+}
+
+/* conn:respond(status, headers, body): writes the response, then closes. */
+static int conn_respond(lua_State *L) {
+  conn_t **ud = (conn_t **)luaL_checkudata(L, 1, CONN_MT);
+  conn_t *c = check_conn(L);
+  int status = (int)luaL_checkinteger(L, 2);
+  size_t blen, hl;
+  const char *body, *head;
+  uv_buf_t ub;
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  body = luaL_optlstring(L, 4, "", &blen);
+  lua_settop(L, 4);
+  push_head(L, status, (lua_Integer)blen);
+  head = lua_tolstring(L, -1, &hl);
+  c->out = malloc(hl + blen + 1);
+  if (c->out == NULL) return luaL_error(L, "not enough memory");
+  memcpy(c->out, head, hl);
+  memcpy(c->out + hl, body, blen);
+  ub = uv_buf_init(c->out, (unsigned)(hl + blen));
   *ud = NULL; /* the write owns the connection now */
   c->wreq.data = c;
   if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, written) != 0) conn_close(c);
   return 0;
 }
+
+/* {======================================================
+** Streamed responses: each write its own request and copy of the bytes,
+** freed in its callback (a close cancels the pending ones first, so the
+** connection is still there when they run). */
+
+typedef struct chunk_t {
+  uv_write_t req;
+  conn_t *c;
+  char data[];
+} chunk_t;
+
+static void chunk_written(uv_write_t *w, int status) {
+  chunk_t *k = (chunk_t *)w->data;
+  if (status < 0) k->c->gone = 1;
+  free(k);
+}
+
+/* Queues len bytes of data after prefix (a chunk's size line) and suffix. */
+static int queue_bytes(conn_t *c, const char *prefix, const char *data, size_t len, const char *suffix) {
+  size_t pl = strlen(prefix), sl = strlen(suffix);
+  chunk_t *k = malloc(sizeof *k + pl + len + sl);
+  uv_buf_t b;
+  if (k == NULL) return -1;
+  memcpy(k->data, prefix, pl);
+  memcpy(k->data + pl, data, len);
+  memcpy(k->data + pl + len, suffix, sl);
+  k->c = c;
+  k->req.data = k;
+  b = uv_buf_init(k->data, (unsigned)(pl + len + sl));
+  if (uv_write(&k->req, (uv_stream_t *)&c->tcp, &b, 1, chunk_written) != 0) {
+    free(k);
+    c->gone = 1;
+    return -1;
+  }
+  return 0;
+}
+
+static void discard_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+  static char sink[4096]; /* what a client sends after its request is not read */
+  (void)h;
+  (void)suggested;
+  *b = uv_buf_init(sink, sizeof sink);
+}
+
+static void gone_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
+  (void)b;
+  if (n < 0) {
+    ((conn_t *)st->data)->gone = 1;
+    uv_read_stop(st);
+  }
+}
+
+/* conn:stream(status, headers): the head of a chunked response; the
+** connection stays open for conn:send until conn:finish. */
+static int conn_stream(lua_State *L) {
+  conn_t *c = check_conn(L);
+  int status = (int)luaL_checkinteger(L, 2);
+  size_t hl;
+  const char *head;
+  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
+  lua_settop(L, 3);
+  push_head(L, status, -1);
+  head = lua_tolstring(L, -1, &hl);
+  if (queue_bytes(c, "", head, hl, "") != 0) return luaL_error(L, "cannot write the response");
+  if (uv_read_start((uv_stream_t *)&c->tcp, discard_alloc, gone_cb) != 0) c->gone = 1;
+  return 0;
+}
+
+static int conn_send(lua_State *L) {
+  conn_t *c = check_conn(L);
+  size_t len;
+  const char *data = luaL_checklstring(L, 2, &len);
+  char size[32];
+  if (c->gone) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (len == 0) { /* an empty chunk would end the response */
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  snprintf(size, sizeof size, "%zx\r\n", len);
+  lua_pushboolean(L, queue_bytes(c, size, data, len, "\r\n") == 0);
+  return 1;
+}
+
+static int conn_gone(lua_State *L) {
+  lua_pushboolean(L, check_conn(L)->gone);
+  return 1;
+}
+
+static int conn_finish(lua_State *L) {
+  conn_t **ud = (conn_t **)luaL_checkudata(L, 1, CONN_MT);
+  conn_t *c = check_conn(L);
+  uv_buf_t ub;
+  static char last[] = "0\r\n\r\n";
+  *ud = NULL;
+  if (c->gone) {
+    conn_close(c);
+    return 0;
+  }
+  uv_read_stop((uv_stream_t *)&c->tcp);
+  ub = uv_buf_init(last, sizeof last - 1);
+  c->wreq.data = c;
+  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, written) != 0) conn_close(c);
+  return 0;
+}
+
+/* }====================================================== */
 
 /* net.listen(host, port) -> server; host must be a loopback address. */
 static int net_listen(lua_State *L) {
@@ -426,7 +558,8 @@ static const luaL_Reg server_meth[] = {
   { "accept", server_accept }, { "close", server_close }, { "port", server_port }, { NULL, NULL }
 };
 
-static const luaL_Reg conn_meth[] = { { "respond", conn_respond }, { NULL, NULL } };
+static const luaL_Reg conn_meth[] = { { "respond", conn_respond }, { "stream", conn_stream }, { "send", conn_send },
+                                      { "gone", conn_gone },       { "finish", conn_finish }, { NULL, NULL } };
 
 static const luaL_Reg net_funcs[] = { { "listen", net_listen }, { NULL, NULL } };
 

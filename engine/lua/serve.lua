@@ -11,6 +11,7 @@ local errors = require "runbook.error"
 local http = require "runbook.http"
 local json = require "runbook.json"
 local net = require "runbook.net"
+local serve_api = require "runbook.serve_api"
 local sys = require "runbook.sys"
 
 local M = {}
@@ -54,8 +55,10 @@ local function write_files(dir, url, world, serving)
   for name, content in pairs(world.files()) do
     if content then core_fs.write(dir .. "/" .. name, content) end
   end
-  core_fs.write(dir .. "/env", fmt("export PATH=%s:\"$PATH\"\nexport RUNBOOK_WORLD_URL=%s\n",
-                                   sh_quote(dir .. "/bin"), sh_quote(url)), {mode = tonumber("600", 8)})
+  local api_env = ""
+  if serving.api then api_env = serve_api.write_files(dir, url:match("^(http://[^/]+)"), url:match("([^/]+)$"), serving.api) end
+  core_fs.write(dir .. "/env", fmt("export PATH=%s:\"$PATH\"\nexport RUNBOOK_WORLD_URL=%s\n%s",
+                                   sh_quote(dir .. "/bin"), sh_quote(url), api_env), {mode = tonumber("600", 8)})
 end
 
 --- @args relative to the caller's directory become absolute for the world
@@ -78,6 +81,7 @@ local function refusal(req, token, port)
     return 421, "wrong Host: this server answers only as 127.0.0.1:" .. port
   end
   if req.headers.origin then return 403, "requests from web pages (an Origin header) are refused" end
+  if serve_api.bears(req, token) then return nil end
   if req.path:sub(1, #token + 2) ~= "/" .. token .. "/" then
     return 403, "missing or wrong token (the URL is in world.url of the served directory)"
   end
@@ -91,6 +95,10 @@ local function handle(world, req, conn, token, port)
   if code then
     conn:respond(code, {["Content-Type"] = "text/plain"}, why .. "\n")
     return
+  end
+  local api = world.serving().api
+  if api and serve_api.bears(req, token) and req.path:sub(1, #token + 2) ~= "/" .. token .. "/" then
+    return serve_api.handle(api, req, conn)
   end
   local path = req.path:sub(#token + 2)
   local ok, status, body, ctype = pcall(function()

@@ -338,4 +338,4 @@ local function tailscale(argv)
   return result(1, "", fmt("simulated tailscale does not answer %q\n", table.concat(argv, " ", 2)))
 end
 
-return {kubectl = kubectl, tailscale = tailscale}
+return {kubectl = kubectl, tailscale = tailscale, node_object = node_object}

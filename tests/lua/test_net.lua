@@ -49,3 +49,46 @@ function test_listen_on_a_taken_port_is_a_net_error()
   t.match(tostring(err), "EADDRINUSE")
   a:close()
 end
+
+-- a chunked response sent as it comes (a watch): the head, chunks, the end;
+-- send reports a client that has gone
+function test_streamed_response()
+  local srv = net.listen("127.0.0.1", 0)
+  local serving = async.spawn(function()
+    local _, conn = srv:accept()
+    conn:stream(200, {["Content-Type"] = "application/json", ["Content-Length"] = "99"})
+    t.eq(conn:send('{"type":"ADDED"}\n'), true)
+    t.eq(conn:send(""), true)                  -- an empty chunk would end the body: skipped
+    async.sleep(0.05)
+    t.eq(conn:gone(), false)
+    t.eq(conn:send('{"type":"DELETED"}\n'), true)
+    conn:finish()
+    t.raises("closed connection", conn.send, conn, "x")
+  end)
+  local r = http.get(("http://127.0.0.1:%d/w"):format(srv:port()))
+  t.eq(r.status, 200)
+  t.eq(r.body, '{"type":"ADDED"}\n{"type":"DELETED"}\n')
+  t.eq(r.headers["transfer-encoding"], "chunked")
+  t.eq(r.headers["content-length"], nil)
+  serving:wait()
+  srv:close()
+end
+
+function test_streamed_response_notices_the_client_leaving()
+  local srv = net.listen("127.0.0.1", 0)
+  local serving = async.spawn(function()
+    local _, conn = srv:accept()
+    conn:stream(200, {})
+    t.eq(conn:send("first\n"), true)
+    -- the client times out and closes; sends fail from then on
+    local n = 0
+    while not conn:gone() and n < 100 do async.sleep(0.02); n = n + 1 end
+    t.eq(conn:gone(), true)
+    t.eq(conn:send("after\n"), false)
+    conn:finish()
+  end)
+  local err = t.raises("", http.get, ("http://127.0.0.1:%d/w"):format(srv:port()), {timeout = 0.3})
+  t.eq(errors.is(err) and err.kind, "timeout")
+  serving:wait()
+  srv:close()
+end
