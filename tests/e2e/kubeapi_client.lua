@@ -1,4 +1,3 @@
--- luacheck: allow defined top
 -- The served world's Kubernetes API through libcurl (runbook.http), as a
 -- store backend meets it: Leases, ConfigMaps and Secrets with
 -- resourceVersions, 404/409 Status objects, preconditions and a watch.
