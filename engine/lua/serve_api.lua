@@ -7,6 +7,8 @@
 --- chunked, until the client goes, the world ends it, or its timeout.
 local async = require "runbook.async"
 local core_fs = require "runbook.fs.core"
+local exec = require "runbook.exec"
+local net = require "runbook.net"
 local time = require "runbook.time"
 
 local M = {}
@@ -31,12 +33,33 @@ local function real_program(name, bindir)
   end
 end
 
---- Writes the API's file (0600: it holds the token) and, when the real
---- program is installed, DIR/bin/PROGRAM running it with that file
---- (in place of the forwarding shim). Returns the lines for DIR/env.
-function M.write_files(dir, server, token, api)
+--- A TLS listener on 127.0.0.1 for clients that send their credentials
+--- only over HTTPS (kubectl: client-go's clientcmd merges a kubeconfig's
+--- user into the config only when the server's scheme is https). Its key
+--- and a self-signed certificate for IP 127.0.0.1 are made by the openssl
+--- command into DIR (0700; the key rewritten 0600). Returns the server and
+--- the certificate (PEM), or nil and why.
+function M.listen_tls(dir)
+  local crt, key = dir .. "/tls.crt", dir .. "/tls.key"
+  local ok, r = pcall(exec.run, {"openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+    "-nodes", "-keyout", key, "-out", crt, "-days", "30", "-subj", "/CN=runbook simulated world",
+    "-addext", "subjectAltName=IP:127.0.0.1"}, {timeout = 30})
+  if not ok or r.code ~= 0 then
+    return nil, "openssl req failed: " .. (ok and r.stderr:gsub("%s+$", "") or tostring(r))
+  end
+  core_fs.write(key, core_fs.read(key), {mode = tonumber("600", 8)})
+  local lok, srv = pcall(net.listen, "127.0.0.1", 0, {tls = {cert = crt, key = key}})
+  if not lok then return nil, tostring(srv) end
+  return srv, core_fs.read(crt)
+end
+
+--- Writes the API's file (0600: it holds the token) for `server` (with
+--- the TLS certificate `ca` when it is HTTPS) and, when the real program
+--- is installed, DIR/bin/PROGRAM running it with that file (in place of
+--- the forwarding shim). Returns the line for DIR/env.
+function M.write_files(dir, server, token, api, ca)
   local file = dir .. "/" .. api.file
-  core_fs.write(file, api.config(server, token), {mode = tonumber("600", 8)})
+  core_fs.write(file, api.config(server, token, ca), {mode = tonumber("600", 8)})
   local real = real_program(api.program, dir .. "/bin")
   if real then
     core_fs.write(dir .. "/bin/" .. api.program,
@@ -44,7 +67,7 @@ function M.write_files(dir, server, token, api)
           api.program, file, api.env, sh_quote(file), sh_quote(real)),
       {mode = tonumber("755", 8)})
   end
-  return fmt("export %s=%s\n", api.env, sh_quote(file)), real
+  return fmt("export %s=%s\n", api.env, sh_quote(file))
 end
 
 local function stream(conn, r)

@@ -267,6 +267,12 @@ function M.handle(req)
   if not t then
     return api.failure(404, "the server could not find the requested resource", nil, "NotFound")
   end
+  local ctype = (headers["content-type"] or ""):match("^[^;]*")
+  if req.body and req.body ~= "" and ctype:find("protobuf", 1, true) then
+    -- JSON only: 415, after which client-go sends JSON
+    return api.failure(415, fmt("the body of the request was in an unknown format - accepted media types include: "
+      .. "application/json, application/yaml (the simulated API; got %q)", ctype))
+  end
   local S = api.store()
   local r = t.r
   local verb = method == "GET" and (q.watch == "true" or q.watch == "1") and "watch"

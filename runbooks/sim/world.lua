@@ -423,10 +423,12 @@ function M.kube(req) return ctx.kubewrite.handle(req) end
 
 --- The kubeconfig of the served world: its loopback URL, the token as a
 --- bearer token (the file is written 0600), the cluster's name.
-local function kubeconfig(server, token)
+local function kubeconfig(server, token, ca)
   local name = W.cluster_name
   return table.concat({
-    "apiVersion: v1", "kind: Config", "clusters:", "- name: " .. name, "  cluster:", "    server: " .. server,
+    "apiVersion: v1", "kind: Config", "clusters:", "- name: " .. name, "  cluster:",
+    ca and "    certificate-authority-data: " .. ctx.kubewrite.base64(ca) or "    # plain HTTP: kubectl sends no token",
+    "    server: " .. server,
     "contexts:", "- name: admin@" .. name, "  context:", "    cluster: " .. name, "    namespace: default",
     "    user: admin@" .. name, "current-context: admin@" .. name, "users:", "- name: admin@" .. name, "  user:",
     "    token: " .. token, ""}, "\n")
