@@ -11,6 +11,10 @@ pkgs=(
   python3 python3-yaml openssl curl valgrind
   lua-check clang-format
 )
+# the real kubectl, which the served world's Kubernetes API is tested with
+# (tests/e2e/test_kubeapi.sh); a kubectl already installed (another
+# package ships /usr/bin/kubectl) is used as it is
+command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
 pkgs+=("$@")   # extra packages a target needs (make fuzz: clang libclang-rt-14-dev)
 
 missing=()

@@ -233,6 +233,10 @@ local function derived(S, rname)
     if d.text ~= text then d.text, d.rv = text, next_rv(S) end
     o.metadata.uid, o.metadata.creationTimestamp, o.metadata.resourceVersion = d.uid, d.created, d.rv
   end
+  -- a list comes in the store's key order: namespace, then name
+  table.sort(objs, function(a, b)
+    return key_of(a.metadata.namespace, a.metadata.name) < key_of(b.metadata.namespace, b.metadata.name)
+  end)
   return objs
 end
 -- }======
