@@ -161,7 +161,7 @@ local function delete(S, t, q, body)
   local md = old.metadata
   -- k8s.io/apiserver pkg/storage/interfaces.go Preconditions.Check
   if pre.uid and pre.uid ~= md.uid then
-    return api.conflict(t.r, t.name, fmt("Precondition failed: UID in precondition: %s, UID in object meta: %s", pre.uid, md.uid))
+    return api.conflict(t.r, t.name, fmt("precondition failed: UID in precondition: %s, UID in object meta: %s", pre.uid, md.uid))
   end
   if pre.resourceVersion and pre.resourceVersion ~= md.resourceVersion then
     return api.conflict(t.r, t.name, fmt("Precondition failed: ResourceVersion in precondition: %s, ResourceVersion in object meta: %s",
