@@ -90,3 +90,21 @@ function test_ages_as_go_humanduration_writes_them()
   t.eq(tb.epoch("1970-01-02T00:00:01Z"), 86401)
   t.eq(tb.epoch("2026-03-01T00:00:00Z"), 1772323200)
 end
+
+-- nodes are derived from the world: a watch sees a node's Ready change as
+-- MODIFIED (what `kubectl wait --for=condition=Ready node/X` waits for)
+function test_a_node_watch_sees_ready_change()
+  local _, list = api("GET", "/api/v1/nodes")
+  local w = world.kube({method = "GET", headers = {},
+                        path = "/api/v1/nodes?watch=true&fieldSelector=metadata.name%3Dk8s-3&resourceVersion=" .. list.metadata.resourceVersion})
+  t.eq(w.watch(), {})
+  local n = world.state().ix.node_by_name["k8s-3"]
+  n.not_ready = true
+  local lines = w.watch()
+  t.eq(#lines, 1)
+  local e = json.decode(lines[1])
+  t.eq({e.type, e.object.metadata.name, e.object.status.conditions[1].status}, {"MODIFIED", "k8s-3", "False"})
+  n.not_ready = nil
+  e = json.decode(w.watch()[1])
+  t.eq(e.object.status.conditions[1].status, "True")
+end
