@@ -27,7 +27,8 @@ local READ = {"get", "list", "watch"}
 -- kubernetes/kubernetes CHANGELOG-1.33; beta and off by default before).
 local RES = {
   namespaces = {group = "", kind = "Namespace", singular = "namespace", namespaced = false, short = {"ns"}, verbs = WRITE},
-  nodes = {group = "", kind = "Node", singular = "node", namespaced = false, short = {"no"}, verbs = READ, derived = true},
+  nodes = {group = "", kind = "Node", singular = "node", namespaced = false, short = {"no"}, verbs = {"get", "list", "patch", "watch"},
+           derived = true},
   pods = {group = "", kind = "Pod", singular = "pod", namespaced = true, short = {"po"}, verbs = READ, derived = true},
   services = {group = "", kind = "Service", singular = "service", namespaced = true, short = {"svc"}, verbs = READ},
   configmaps = {group = "", kind = "ConfigMap", singular = "configmap", namespaced = true, short = {"cm"}, verbs = WRITE},

@@ -149,6 +149,25 @@ local function patch(S, t, q, body, headers)
   return replace(S, t, old, obj, q.dryRun == "All")
 end
 
+--- A node's patch: only spec.unschedulable (what `kubectl cordon` and
+--- `uncordon` send), written into the world's node; the rest of a node
+--- is the world's to say.
+local function patch_node(S, t, body)
+  local n = ctx.W.ix.node_by_name[t.name]
+  if not n then return api.not_found(t.r, t.name) end
+  local ok, p = pcall(json.decode, body or "", {name = "patch"})
+  if not ok or type(p) ~= "table" then return api.failure(400, "the patch is not a JSON object: " .. tostring(p)) end
+  for k, v in pairs(p) do
+    if k ~= "spec" or type(v) ~= "table" or next(v) ~= "unschedulable" or next(v, "unschedulable") ~= nil then
+      return api.failure(422, fmt("Node %q is invalid: the simulated API changes only spec.unschedulable of a node", t.name),
+                         {name = t.name, kind = "Node"}, "Invalid")
+    end
+  end
+  n.unschedulable = p.spec.unschedulable == true or nil
+  ctx.M._node_changed(n)
+  return api.response(200, api.find(S, t))
+end
+
 local function delete(S, t, q, body)
   local old = api.find(S, t)
   if not old then return api.not_found(t.r, t.name) end
@@ -291,6 +310,7 @@ function M.handle(req)
   elseif verb == "get" or verb == "list" then return api.get(S, t, q, headers)
   elseif verb == "create" then return create(S, t, q, req.body)
   elseif verb == "update" then return update(S, t, q, req.body)
+  elseif verb == "patch" and r.name == "nodes" then return patch_node(S, t, req.body)
   elseif verb == "patch" then return patch(S, t, q, req.body, headers)
   end
   return delete(S, t, q, req.body)

@@ -87,6 +87,11 @@ for _ in $(seq 80); do grep -qx 'bob@ci' "$tmp/lw.txt" 2>/dev/null && break; sle
   && ok "kubectl get -w: the lease, then its change (watch)" || bad "watch: $(cat "$tmp/lw.txt")"
 k delete lease runbook-lock >/dev/null 2>&1 && ! k get lease runbook-lock >/dev/null 2>&1 && ok "kubectl delete, then NotFound" || bad "delete lease"
 
+k cordon k8s-3 >"$tmp/cordon.txt" 2>&1 && [ "$(k get node k8s-3 -o jsonpath='{.spec.unschedulable}')" = true ] \
+  && k get nodes | grep -Eq '^k8s-3 +Ready,SchedulingDisabled ' && k uncordon k8s-3 >/dev/null 2>&1 \
+  && [ -z "$(k get node k8s-3 -o jsonpath='{.spec.unschedulable}')" ] \
+  && ok "kubectl cordon/uncordon: the node's spec.unschedulable (a patch the world takes)" || bad "cordon: $(cat "$tmp/cordon.txt")"
+
 # the runbooks' kube lib through the real kubectl
 if RUNBOOK_SOURCE="$src" timeout 120 "$bin" test "$src/tests/e2e/kube_lib_client.lua" >"$tmp/lib.out" 2>&1; then
   ok "runbooks/lib/kube.lua through the real kubectl: $(tail -1 "$tmp/lib.out")"

@@ -108,3 +108,17 @@ function test_a_node_watch_sees_ready_change()
   e = json.decode(w.watch()[1])
   t.eq(e.object.status.conditions[1].status, "True")
 end
+
+-- `kubectl cordon` patches spec.unschedulable; the world's node takes it
+function test_cordon_and_uncordon_through_a_node_patch()
+  local c, n = api("PATCH", "/api/v1/nodes/k8s-1", {spec = {unschedulable = true}}, "application/strategic-merge-patch+json")
+  t.eq({c, n.spec.unschedulable}, {200, true})
+  t.eq(world.state().ix.node_by_name["k8s-1"].unschedulable, true)
+  local r = exec.run({"kubectl", "get", "node", "k8s-1", "-o", "jsonpath={.spec.unschedulable}"})
+  t.eq(r.stdout, "true")
+  c = api("PATCH", "/api/v1/nodes/k8s-1", {spec = {unschedulable = json.null}}, "application/strategic-merge-patch+json")
+  t.eq(c, 200)
+  t.eq(world.state().ix.node_by_name["k8s-1"].unschedulable, nil)
+  local c2, st = api("PATCH", "/api/v1/nodes/k8s-1", {metadata = {labels = {x = "y"}}}, "application/merge-patch+json")
+  t.eq({c2, st.reason}, {422, "Invalid"})
+end
