@@ -39,7 +39,13 @@ local function fold_string_data(rname, obj)
   obj.stringData = nil
 end
 
-local function decode_body(body)
+local function decode_body(body, headers)
+  if ((headers or {})["content-type"] or ""):find("protobuf", 1, true) then
+    local obj, why = ctx.kubeproto.decode(body or "")
+    if not obj then return nil, api.failure(415, "the body of the request was in an unknown format: " .. why) end
+    obj.metadata = obj.metadata or {}
+    return obj
+  end
   local ok, obj = pcall(json.decode, body or "", {name = "request body"})
   if not ok or type(obj) ~= "table" then return nil, api.failure(400, "the request body is not a JSON object: " .. tostring(obj)) end
   if type(obj.metadata) ~= "table" then obj.metadata = {} end
@@ -50,18 +56,18 @@ local function namespace_exists(S, ns)
   return S.items.namespaces[api.key_of(nil, ns)] ~= nil
 end
 
-local function create(S, t, q, body)
-  local obj, bad = decode_body(body)
+local function create(S, t, q, body, headers)
+  local obj, bad = decode_body(body, headers)
   if not obj then return bad end
   local r, md = t.r, obj.metadata
   if t.ns then
-    if md.namespace and md.namespace ~= t.ns then
+    if (md.namespace or "") ~= "" and md.namespace ~= t.ns then
       return api.failure(400, "the namespace of the provided object does not match the namespace sent on the request")
     end
     if not namespace_exists(S, t.ns) then return api.not_found(api.RES.namespaces, t.ns) end
     md.namespace = t.ns
   end
-  if (md.name or "") == "" and md.generateName then
+  if (md.name or "") == "" and (md.generateName or "") ~= "" then
     md.name = md.generateName .. require("runbook.hash").sha256(tostring(time.now()) .. S.rv):gsub("[^%l%d]", ""):sub(1, 5)
   end
   if (md.name or "") == "" then
@@ -90,7 +96,7 @@ local function replace(S, t, old, obj, dry)
   if md.name and md.name ~= t.name then
     return api.failure(400, fmt("the name of the object (%s) does not match the name on the URL (%s)", md.name, t.name))
   end
-  if t.ns and md.namespace and md.namespace ~= t.ns then
+  if t.ns and (md.namespace or "") ~= "" and md.namespace ~= t.ns then
     return api.failure(400, "the namespace of the provided object does not match the namespace sent on the request")
   end
   local want = md.resourceVersion
@@ -106,8 +112,8 @@ local function replace(S, t, old, obj, dry)
   return api.response(200, obj)
 end
 
-local function update(S, t, q, body)
-  local obj, bad = decode_body(body)
+local function update(S, t, q, body, headers)
+  local obj, bad = decode_body(body, headers)
   if not obj then return bad end
   local old = api.find(S, t)
   if not old then return api.not_found(t.r, t.name) end
@@ -286,12 +292,6 @@ function M.handle(req)
   if not t then
     return api.failure(404, "the server could not find the requested resource", nil, "NotFound")
   end
-  local ctype = (headers["content-type"] or ""):match("^[^;]*")
-  if req.body and req.body ~= "" and ctype:find("protobuf", 1, true) then
-    -- JSON only: 415, after which client-go sends JSON
-    return api.failure(415, fmt("the body of the request was in an unknown format - accepted media types include: "
-      .. "application/json, application/yaml (the simulated API; got %q)", ctype))
-  end
   local S = api.store()
   local r = t.r
   local verb = method == "GET" and (q.watch == "true" or q.watch == "1") and "watch"
@@ -308,8 +308,8 @@ function M.handle(req)
     return {status = 200, headers = {["content-type"] = "application/json", ["transfer-encoding"] = "chunked"},
             watch = watcher(S, t, q, headers, sel), timeout = tonumber(q.timeoutSeconds)}
   elseif verb == "get" or verb == "list" then return api.get(S, t, q, headers)
-  elseif verb == "create" then return create(S, t, q, req.body)
-  elseif verb == "update" then return update(S, t, q, req.body)
+  elseif verb == "create" then return create(S, t, q, req.body, headers)
+  elseif verb == "update" then return update(S, t, q, req.body, headers)
   elseif verb == "patch" and r.name == "nodes" then return patch_node(S, t, req.body)
   elseif verb == "patch" then return patch(S, t, q, req.body, headers)
   end

@@ -62,7 +62,7 @@ end
 -- the parts loaded before it.
 local ctx = {W = W, M = M, path_of = path_of}
 for _, part in ipairs{"scenario", "jsonpath", "model", "output", "machineconfig", "talosctl", "talhelper", "cli", "http",
-                      "from_talconfig", "capture", "kubetable", "kubeapi", "kubewrite"} do
+                      "from_talconfig", "capture", "kubetable", "kubeapi", "kubewrite", "kubeproto"} do
   ctx[part] = assert(loadfile(here .. "/sim/" .. part .. ".lua"))(ctx)
 end
 local kubectl, tailscale = ctx.cli.kubectl, ctx.cli.tailscale

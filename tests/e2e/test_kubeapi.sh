@@ -61,8 +61,18 @@ echo "$pods" | grep -qx 'pod/kube-apiserver-k8s-1' && echo "$pods" | grep -q '^p
   && [ "$(k get servicecidr kubernetes -o jsonpath='{.spec.cidrs[*]}')" = 10.43.0.0/16 ] \
   && ok "the kubernetes Service's ClusterIP and the ServiceCIDR come from the service CIDR" || bad "service/servicecidr"
 
-# a Lease and a journal ConfigMap through kubectl (files: kubectl's typed
-# generators send protobuf, refused with 415)
+# kubectl's typed generators (protobuf bodies from v1.33, JSON before)
+if k create namespace runbook-ns >/dev/null 2>&1 && k create configmap journal -n runbook-ns --from-literal=0001=started >/dev/null 2>&1 \
+   && k create secret generic creds -n runbook-ns --from-literal=pw=hunter2 >/dev/null 2>&1 \
+   && [ "$(k get configmap journal -n runbook-ns -o jsonpath='{.data.0001}')" = started ] \
+   && [ "$(k get secret creds -n runbook-ns -o jsonpath='{.data.pw}')" = aHVudGVyMg== ] \
+   && [ -z "$(k get configmap journal -n runbook-ns -o jsonpath='{.metadata.generateName}')" ]; then
+  ok "kubectl create namespace/configmap/secret generic (typed generators)"
+else bad "typed generators: $(k get cm,secret -n runbook-ns 2>&1)"; fi
+k delete namespace runbook-ns >/dev/null 2>&1 && ! k get configmap journal -n runbook-ns >/dev/null 2>&1 \
+  && ok "deleting the namespace deletes its objects" || bad "namespace delete"
+
+# a Lease through kubectl from a file (no OpenAPI served: --validate=false)
 cat >"$tmp/lease.yaml" <<'YAML'
 apiVersion: coordination.k8s.io/v1
 kind: Lease
