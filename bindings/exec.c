@@ -59,6 +59,7 @@ typedef struct exec_req {
   rb_timer timeout, kill;
   double grace;
   int timed_out;
+  int killed; /* SIGKILL sent: stop waiting for the pipes once exited */
   uint64_t started;
   uint64_t finished;
   int woken; /* task already queued */
@@ -136,14 +137,42 @@ static void req_progress(exec_req *r) {
 
 /* {====================================================== signals and timers */
 
+static void queue_line(exec_req *r, char tag, const char *s, size_t n);
+
+/* The group outlives the child when a grandchild runs on (`sleep 60 &`)
+** and holds its stdout: it is signalled as long as the request waits for
+** the pipes. The group's id cannot be reused while it has a member; the
+** child's own pid only until it is reaped, hence no fallback after. */
 static void signal_group(exec_req *r, int sig) {
-  if (r->pid > 0 && !r->exited) {
-    if (kill(-r->pid, sig) != 0 && errno == ESRCH) kill(r->pid, sig);
+  if (r->pid <= 0) return;
+  if (kill(-r->pid, sig) == 0 || errno != ESRCH) return;
+  if (!r->exited) kill(r->pid, sig);
+}
+
+static void end_stream(exec_req *r, uv_pipe_t *p, out_stream *o, char tag) {
+  if (o->eof) return;
+  uv_read_stop((uv_stream_t *)p);
+  o->eof = 1;
+  if (r->want_lines && o->line_len > 0) {
+    queue_line(r, tag, o->line, o->line_len);
+    o->line_len = 0;
   }
 }
 
+/* After SIGKILL, once the child is gone, the pipes are not waited for: a
+** process that left the group (setsid) may hold them for good. */
+static void stop_waiting(exec_req *r) {
+  if (!r->killed || !r->exited) return;
+  end_stream(r, r->pout, &r->out, 'o');
+  end_stream(r, r->perr, &r->err, 'e');
+}
+
 static void kill_fire(rb_timer *tm) {
-  signal_group((exec_req *)tm->data, SIGKILL);
+  exec_req *r = (exec_req *)tm->data;
+  signal_group(r, SIGKILL);
+  r->killed = 1;
+  stop_waiting(r);
+  req_progress(r);
 }
 
 /* TERM to the group now, KILL after the grace period. */
@@ -263,14 +292,7 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   out_stream *o = st == (uv_stream_t *)r->pout ? &r->out : &r->err;
   char tag = o == &r->out ? 'o' : 'e';
   if (n > 0) capture(r, o, tag, buf->base, (size_t)n);
-  if (n < 0) { /* UV_EOF or a read error: the stream is over */
-    uv_read_stop(st);
-    o->eof = 1;
-    if (r->want_lines && o->line_len > 0) {
-      queue_line(r, tag, o->line, o->line_len);
-      o->line_len = 0;
-    }
-  }
+  if (n < 0) end_stream(r, (uv_pipe_t *)st, o, tag); /* UV_EOF or a read error: the stream is over */
   req_progress(r);
 }
 
@@ -280,8 +302,9 @@ static void exit_cb(uv_process_t *p, int64_t status, int term_signal) {
   r->code = status;
   r->term_signal = term_signal;
   r->finished = rb_clock_now(r->s);
-  rb_timer_stop(r->s, &r->kill);
-  rb_timer_stop(r->s, &r->timeout);
+  /* the timers run on while a pipe is open: a grandchild holding it is
+  ** timed out (and killed) as the child would be; req_release stops them */
+  stop_waiting(r);
   req_progress(r);
 }
 
@@ -429,6 +452,9 @@ static void exec_kill_all(void *ud) {
     r->next = NULL;
     r->pprev = NULL;
     signal_group(r, SIGKILL);
+    r->killed = 1;
+    stop_waiting(r);
+    req_progress(r);
   }
   free(live);
 }

@@ -205,3 +205,39 @@ function test_missing_cwd_is_named()
   e = t.raises(exec.run, {"true"}, {cwd = "/etc/passwd"})
   t.truthy(tostring(e):find("its working directory /etc/passwd: ENOTDIR", 1, true), tostring(e))
 end
+
+-- #30.20: a grandchild holding stdout after the child exits is timed out
+-- like the child: the timeout fires (the exit no longer stops it), the
+-- group is signalled, and the call returns with timed_out.
+function test_timeout_holds_when_a_grandchild_keeps_stdout()
+  local r = exec.run({"sh", "-c", "sleep 60 & echo started"}, {timeout = 0.3, grace = 0.5, allow_timeout = true})
+  t.eq(r.timed_out, true)
+  t.eq(r.stdout, "started\n")
+  t.eq(r.code, 0)    -- the child itself exited on its own
+end
+
+-- ... and one that left the group (its own session) is not waited for
+-- after the SIGKILL: its pipe is let go.
+function test_timeout_lets_go_of_a_pipe_held_outside_the_group()
+  local r = exec.run({"sh", "-c", "setsid sleep 3 & echo started"}, {timeout = 0.2, grace = 0.2, allow_timeout = true})
+  t.eq(r.timed_out, true)
+  t.eq(r.stdout, "started\n")
+end
+
+-- a cancel reaches the grandchild too, and the task ends
+function test_cancel_ends_a_grandchild_holding_stdout()
+  local pidfile = os.tmpname()
+  local task = async.spawn(exec.run, {"sh", "-c", "sleep 60 & echo $! > " .. pidfile}, {grace = 0.5})
+  async.wait_until(function() local f = io.open(pidfile); local s = f and f:read("a"); if f then f:close() end
+                                return s and s ~= "" end, {timeout = 10, interval = 0.02, desc = "pid written"})
+  time.sleep(0.1)
+  task:cancel()
+  -- bounded: without the group signalled, the task waits out the sleep
+  async.wait_until(function() local st = task:status(); return st ~= "waiting" and st ~= "ready", st end,
+                   {timeout = 10, interval = 0.05, desc = "the cancelled task ends"})
+  local err = t.raises(task.wait, task)
+  t.truthy(errors.is(err, "cancelled"))
+  local pid = tonumber(io.open(pidfile):read("a"))
+  os.remove(pidfile)
+  t.truthy(async.wait_until(function() return gone(pid) end, {timeout = 10, interval = 0.05}), "grandchild gone")
+end
