@@ -206,6 +206,25 @@ static void error_from_value(lua_State *L) {
   lua_remove(L, -2);
 }
 
+/* A task's own coroutine yielded plainly (coroutine.yield() outside a
+** coroutine of its own): nothing would ever resume it but the scheduler,
+** at once, so it could neither wait nor be cancelled, and re-queued at
+** once it starved everything else. The task fails, named where it yielded. */
+static void plain_yield_refused(rb_sched *s, rb_task *t) {
+  lua_State *L = s->L;
+  luaL_traceback(L, t->co, NULL, 0);
+  rb_error_push(L, "error",
+                "coroutine.yield() in task %d (%s): a task yields only by waiting "
+                "(time.sleep, async.wait); yield inside a coroutine of its own (coroutine.wrap)",
+                t->id, t->name);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "traceback");
+  lua_resetthread(t->co);
+  lua_settop(t->co, 0);
+  lua_xmove(L, t->co, 1);
+  task_finish(s, t, RB_TASK_FAILED, 1);
+}
+
 /* Resumes one ready task; only ever called from sched_run's loop. */
 static void task_resume(rb_sched *s, rb_task *t) {
   lua_State *L = s->L;
@@ -228,9 +247,12 @@ static void task_resume(rb_sched *s, rb_task *t) {
     task_finish(s, t, RB_TASK_FAILED, 1);
     return;
   }
+  if (st == LUA_YIELD && t->state == RB_TASK_RUNNING) { /* a plain coroutine.yield() */
+    plain_yield_refused(s, t);
+    return;
+  }
   if (st == LUA_YIELD) {
     lua_pop(t->co, nres);
-    if (t->state == RB_TASK_RUNNING) ready_push(s, t); /* plain coroutine.yield(): reschedule */
     return;
   }
   if (st == LUA_OK) {
@@ -463,9 +485,15 @@ static void quit_cb(uv_signal_t *h, int signum) {
   sched_dump((rb_sched *)h->data, stderr);
 }
 
+/* Resumes the tasks that were ready when the round began, no more: a task
+** made ready during the round (a finished subtask wakes its waiter, which
+** spawns the next) waits for the next one, after timers and I/O have had
+** their turn (ae.c's rule for events created during an iteration). */
 static void run_ready(rb_sched *s) {
   rb_task *t;
-  while ((t = ready_pop(s)) != NULL) task_resume(s, t);
+  int n = 0;
+  for (t = s->ready_head; t; t = t->next_ready) n++;
+  while (n-- > 0 && (t = ready_pop(s)) != NULL) task_resume(s, t);
 }
 
 /*
@@ -489,9 +517,10 @@ void sched_run(rb_sched *s, rb_task *main) {
     if (s->virtual_clock) {
       if (uv_loop_alive(s->loop)) {
         s->polling = 1;
-        uv_run(s->loop, UV_RUN_ONCE);
+        uv_run(s->loop, s->ready_head ? UV_RUN_NOWAIT : UV_RUN_ONCE);
         s->polling = 0;
       }
+      else if (s->ready_head) continue; /* the clock moves only when nothing can run */
       else if (s->nheap > 0) s->vnow = s->heap[0]->due;
       else goto deadlock;
     }
@@ -504,7 +533,7 @@ void sched_run(rb_sched *s, rb_task *main) {
       else uv_timer_stop(s->uvtimer);
       if (!uv_loop_alive(s->loop)) goto deadlock;
       s->polling = 1;
-      uv_run(s->loop, UV_RUN_ONCE);
+      uv_run(s->loop, s->ready_head ? UV_RUN_NOWAIT : UV_RUN_ONCE);
       s->polling = 0;
     }
     continue;

@@ -287,6 +287,45 @@ static void test_a_sleep_ends_when_its_timer_is_due_before_the_poll(void **state
   engine_free(e);
 }
 
+/* #30.3: a task made ready during a round waits for the next one, after
+** timers and I/O. A chain of subtasks, each spawned and waited for in
+** turn, kept the ready queue from ever emptying: the sleeper's timer never
+** fired and the loop ran its full 300000 turns. */
+static void test_tasks_made_ready_in_a_round_wait_for_the_next(void **state) {
+  char *out = NULL;
+  (void)state;
+  assert_int_equal(run_lua("local async = require 'runbook.async'\n"
+                           "local time = require 'runbook.time'\n"
+                           "local woke = false\n"
+                           "async.spawn(function() time.sleep(0.01); woke = true end)\n"
+                           "local n = 0\n"
+                           "while not woke and n < 300000 do async.spawn(function() end):wait(); n = n + 1 end\n"
+                           "RESULT = tostring(woke)\n",
+                           0, &out),
+                   0);
+  assert_non_null(out);
+  assert_string_equal(out, "true");
+  free(out);
+}
+
+/* #30.3: a plain coroutine.yield() in a task fails it, named, instead of
+** re-queueing it at once (the run froze, and a cancel of it was lost). */
+static void test_a_plain_yield_fails_the_task(void **state) {
+  char *out = NULL;
+  (void)state;
+  assert_int_equal(run_lua("local async = require 'runbook.async'\n"
+                           "local t = async.spawn(function() while true do coroutine.yield() end end)\n"
+                           "local ok, err = pcall(t.wait, t)\n"
+                           "local inner = coroutine.wrap(function() coroutine.yield(1); return 2 end)\n"
+                           "RESULT = tostring(ok) .. ' ' .. t:status() .. ' ' .. tostring(err.message:match('coroutine.yield%(%) in task')) .. ' '\n"
+                           "  .. tostring(err.traceback:match('in function') ~= nil) .. ' ' .. inner() .. inner()\n",
+                           0, &out),
+                   0);
+  assert_non_null(out);
+  assert_string_equal(out, "false failed coroutine.yield() in task true 12");
+  free(out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_timer_heap_orders_by_deadline_then_fifo),
@@ -298,6 +337,8 @@ int main(void) {
     cmocka_unit_test(test_cancel_of_a_woken_task_runs_its_hook),
     cmocka_unit_test(test_a_wake_from_a_uv_timer_is_served_before_the_poll_blocks),
     cmocka_unit_test(test_a_sleep_ends_when_its_timer_is_due_before_the_poll),
+    cmocka_unit_test(test_tasks_made_ready_in_a_round_wait_for_the_next),
+    cmocka_unit_test(test_a_plain_yield_fails_the_task),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
