@@ -10,7 +10,8 @@
 **
 ** write is atomic: a temporary file in the same directory, fsync, rename
 ** over the target, fsync of the directory. A reader sees the old file or
-** the new one, never a mix; a crash leaves the old one.
+** the new one, never a mix; a crash leaves the old one. A symbolic link
+** is followed: the file it ends at is replaced, in its own directory.
 */
 #include <dirent.h>
 #include <errno.h>
@@ -113,8 +114,8 @@ static int link_backup(lua_State *L, const char *path, char *bak, size_t baklen)
   gmtime_r(&now, &tm);
   strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
   for (k = 0; k < 100; k++) {
-    if (k == 0) snprintf(bak, baklen, "%s.bak.%s", path, stamp);
-    else snprintf(bak, baklen, "%s.bak.%s.%d", path, stamp, k);
+    int n = k == 0 ? snprintf(bak, baklen, "%s.bak.%s", path, stamp) : snprintf(bak, baklen, "%s.bak.%s.%d", path, stamp, k);
+    if (n < 0 || (size_t)n >= baklen) return ENAMETOOLONG; /* never a link under a cut name */
     if (link(path, bak) == 0) return 0;
     if (errno != EEXIST) return errno;
   }
@@ -148,15 +149,40 @@ static int write_temp(const char *path, const char *data, size_t len, mode_t mod
   return 0;
 }
 
+/* Follows path through its symbolic links (relative ones against the
+** link's own directory) to the file they end at, into out: a GitOps
+** checkout whose talconfig.yaml is a link must see its target replaced,
+** not the link turned into a file of its own. A dangling link ends at its
+** missing target, which the write creates (as a shell's `>` does). 0 or
+** an errno (ELOOP after 40 links, as the kernel's limit). */
+static int resolve_links(const char *path, char *out, size_t outlen) {
+  char target[PATH_MAX], dir[PATH_MAX];
+  struct stat st;
+  int hops;
+  if ((size_t)snprintf(out, outlen, "%s", path) >= outlen) return ENAMETOOLONG;
+  for (hops = 0; hops < 40; hops++) {
+    ssize_t n;
+    if (lstat(out, &st) != 0 || !S_ISLNK(st.st_mode)) return 0;
+    n = readlink(out, target, sizeof target - 1);
+    if (n < 0) return errno;
+    target[n] = '\0';
+    dir_of(out, dir, sizeof dir);
+    if (target[0] == '/') n = snprintf(out, outlen, "%s", target);
+    else n = snprintf(out, outlen, "%s/%s", dir, target);
+    if (n < 0 || (size_t)n >= outlen) return ENAMETOOLONG;
+  }
+  return ELOOP;
+}
+
 /* write(path, data [, {mode =, backup = false}]) -> backup path or nil.
 ** Without `mode` an existing file keeps its mode and a new one is 0600: what
 ** a runbook writes may hold run details (configs, reports, keys); a file
 ** meant for others says so with its mode. */
 static int fs_write(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *given = luaL_checkstring(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  char tmp[PATH_MAX], bak[PATH_MAX];
+  char tmp[PATH_MAX], bak[PATH_MAX], path[PATH_MAX];
   int backup = 0, have_mode = 0, err, exists;
   mode_t mode = 0600;
   struct stat st;
@@ -174,6 +200,7 @@ static int fs_write(lua_State *L) {
     backup = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
+  if ((err = resolve_links(given, path, sizeof path)) != 0) return fs_fail(L, "write", given, err);
   exists = stat(path, &st) == 0;
   if (exists && !S_ISREG(st.st_mode)) return fs_fail(L, "write", path, EISDIR);
   if (exists && !have_mode) mode = st.st_mode & 07777;
