@@ -234,6 +234,7 @@ static void walk_close(uv_handle_t *h, void *arg) {
 void engine_free(rb_engine *e) {
   int i;
   if (e == NULL) return;
+  sched_detach(&e->sched); /* a signal during teardown must not reach the closed state */
   lua_close(e->L);
   exit_now(e);                      /* the bindings' teardown hooks: curl, live children */
   uv_run(&e->loop, UV_RUN_DEFAULT); /* their timers live in the scheduler: reap first */

@@ -453,15 +453,19 @@ static const char *state_name(rb_task_state st) {
   }
 }
 
-void sched_dump(rb_sched *s, FILE *f) {
-  lua_State *L = s->L;
+/* The dump's body, run protected on L (the main state from the loop, the
+** running task's thread from the interrupt hook). */
+static int dump_tasks(lua_State *L) {
+  rb_sched *s = (rb_sched *)lua_touserdata(L, 1);
+  FILE *f = (FILE *)lua_touserdata(L, 2);
   rb_task *t;
   uint64_t now = sched_now(s);
-  int top = lua_gettop(L);
   fprintf(f, "runbook: %d live task%s at %.3fs%s (SIGQUIT: the run goes on)\n", s->nlive, s->nlive == 1 ? "" : "s",
           (double)now / 1e6, s->virtual_clock ? " of virtual time" : "");
   for (t = s->live; t; t = t->live_next) {
+    int running = t->state == RB_TASK_RUNNING && t->co == L;
     fprintf(f, "task %d (%s) %s", t->id, t->name, state_name(t->state));
+    if (running) fprintf(f, " for %.3fs without waiting", (double)(uv_hrtime() - s->resume_real) / 1e9);
     if (t->state == RB_TASK_WAITING) {
       fprintf(f, " for %.3fs", (double)(now - t->wait_since) / 1e6);
       if (t->sleep.heap_idx >= 0 && t->sleep.due > now)
@@ -470,25 +474,38 @@ void sched_dump(rb_sched *s, FILE *f) {
       if (t->cancel_pending) fprintf(f, ", cancel pending");
     }
     fputc('\n', f);
-    if (t->started && lua_status(t->co) == LUA_YIELD) {
+    if (running || (t->started && lua_status(t->co) == LUA_YIELD)) {
       luaL_traceback(L, t->co, NULL, 0);
       fprintf(f, "  %s\n", lua_tostring(L, -1));
       lua_pop(L, 1);
     }
   }
   fflush(f);
+  return 0;
+}
+
+/* Called for SIGQUIT (interrupt.c) from the loop, or from the hook on a
+** task computing without waiting, with L its thread. Protected: a memory
+** error while dumping must not unwind through libuv. Nothing once the
+** state is gone (teardown). */
+void sched_dump(rb_sched *s, FILE *f, lua_State *L) {
+  int top;
+  if (s->L == NULL) return;
+  if (L == NULL) L = s->L;
+  if (!lua_checkstack(L, 4)) return;
+  top = lua_gettop(L);
+  lua_pushcfunction(L, dump_tasks);
+  lua_pushlightuserdata(L, s);
+  lua_pushlightuserdata(L, f);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) fprintf(f, "runbook: the task dump failed: %s\n", lua_tostring(L, -1));
   lua_settop(L, top);
 }
 
-static void quit_cb(uv_signal_t *h, int signum) {
-  (void)signum;
-  sched_dump((rb_sched *)h->data, stderr);
+/* Before lua_close: no signal reaches the state after it. */
+void sched_detach(rb_sched *s) {
+  s->L = NULL;
 }
 
-/* Resumes the tasks that were ready when the round began, no more: a task
-** made ready during the round (a finished subtask wakes its waiter, which
-** spawns the next) waits for the next one, after timers and I/O have had
-** their turn (ae.c's rule for events created during an iteration). */
 static void run_ready(rb_sched *s) {
   rb_task *t;
   int n = 0;
@@ -575,18 +592,9 @@ int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
     s->epoch = (double)tv.tv_sec + tv.tv_usec / 1e6;
   }
   s->uvtimer = malloc(sizeof *s->uvtimer);
-  s->sigquit = malloc(sizeof *s->sigquit);
-  if (!s->uvtimer || !s->sigquit) goto err_free;
+  if (!s->uvtimer) goto err_free;
   if ((rc = uv_timer_init(loop, s->uvtimer)) != 0) goto err_free;
-  if ((rc = uv_signal_init(loop, s->sigquit)) != 0) {
-    free(s->sigquit);
-    s->sigquit = NULL;
-    goto err_close;
-  }
-  s->sigquit->data = s;
-  uv_signal_start(s->sigquit, quit_cb, SIGQUIT);
-  uv_unref((uv_handle_t *)s->sigquit);               /* signals alone do not keep the loop alive */
-  if ((rc = interrupt_init(s)) != 0) goto err_close; /* SIGINT, SIGTERM, busy loops: interrupt.c */
+  if ((rc = interrupt_init(s)) != 0) goto err_close; /* SIGINT, SIGTERM, SIGQUIT, busy loops: interrupt.c */
   lua_pushlightuserdata(L, s);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
   sched_task_meta(L);
@@ -597,9 +605,7 @@ err_close: /* handles in the loop: closed, their memory freed by the loop */
   return rc;
 err_free:
   free(s->uvtimer);
-  free(s->sigquit);
   s->uvtimer = NULL;
-  s->sigquit = NULL;
   return rc;
 }
 
@@ -611,10 +617,8 @@ static void free_close_cb(uv_handle_t *h) {
 ** that their close callbacks free them. */
 void sched_close(rb_sched *s) {
   if (s->uvtimer) uv_close((uv_handle_t *)s->uvtimer, free_close_cb);
-  if (s->sigquit) uv_close((uv_handle_t *)s->sigquit, free_close_cb);
   interrupt_close(s);
   s->uvtimer = NULL;
-  s->sigquit = NULL;
   free(s->heap);
   s->heap = NULL;
   s->nheap = s->capheap = 0;

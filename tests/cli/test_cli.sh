@@ -138,5 +138,21 @@ if [ "$code" -eq 0 ] && grep -q "2 live tasks" "$tmp/quit.err" \
   echo "ok   SIGQUIT dumps the live tasks and the run goes on"; passes=$((passes+1))
 else echo "FAIL SIGQUIT: exit $code: $(cat "$tmp/quit.err")"; fails=$((fails+1)); fi
 
+# SIGQUIT on a task computing without waiting: the dump comes from the
+# hook, at once, not when the loop next turns (#30.22; it never came)
+cat > spin.lua <<'LUA'
+io.open("spin.started", "w"):close()
+local t0 = os.time()
+while os.time() - t0 < 20 and not io.open("spin.go") do end
+LUA
+"$bin" run spin.lua >/dev/null 2>"$tmp/spin.err" & pid=$!
+wait_for spin.started; sleep 0.2; kill -QUIT $pid
+for i in $(seq 1 100); do grep -q "spin.lua:3: in main chunk" "$tmp/spin.err" && break; sleep 0.1; done
+touch spin.go; timeout 30 tail --pid=$pid -f /dev/null; wait $pid; code=$?
+if [ "$code" -eq 0 ] && grep -q "1 live task" "$tmp/spin.err" && grep -q "running for .* without waiting" "$tmp/spin.err" \
+   && grep -q "spin.lua:3: in main chunk" "$tmp/spin.err"; then
+  echo "ok   SIGQUIT dumps a task computing without waiting"; passes=$((passes+1))
+else echo "FAIL SIGQUIT on a busy task: exit $code: $(cat "$tmp/spin.err")"; fails=$((fails+1)); fi
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

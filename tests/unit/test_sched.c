@@ -5,8 +5,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include <lauxlib.h>
@@ -326,6 +329,54 @@ static void test_a_plain_yield_fails_the_task(void **state) {
   free(out);
 }
 
+/* #30.6: a SIGQUIT during teardown, after lua_close, while the loop runs
+** to reap what the bindings closed: the dump must not touch the closed
+** state (it did: the SIGQUIT handle was still started; ASan saw the
+** use-after-free, a plain build printed a dump of a closed state). */
+static uv_timer_t teardown_timer;
+
+static void teardown_timer_cb(uv_timer_t *h) {
+  uv_close((uv_handle_t *)h, NULL);
+}
+
+static void quit_in_teardown(void *ud) {
+  rb_engine *e = (rb_engine *)ud;
+  uv_timer_init(&e->loop, &teardown_timer); /* keeps the teardown's uv_run polling */
+  uv_timer_start(&teardown_timer, teardown_timer_cb, 20, 0);
+  raise(SIGQUIT);
+}
+
+static int l_quit_at_teardown(lua_State *L) {
+  rb_on_teardown(L, quit_in_teardown, engine_get(L));
+  return 0;
+}
+
+static int open_quitter(lua_State *L) {
+  static const luaL_Reg f[] = { { "arm", l_quit_at_teardown }, { NULL, NULL } };
+  luaL_newlib(L, f);
+  return 1;
+}
+
+static void test_sigquit_during_teardown_does_not_reach_the_closed_state(void **state) {
+  rb_engine *e = engine_with("quitter", open_quitter, 0);
+  char path[] = "/tmp/test_sched_XXXXXX", got[4096];
+  int fd = mkstemp(path), saved = dup(2);
+  ssize_t n;
+  (void)state;
+  assert_true(fd >= 0 && saved >= 0);
+  unlink(path);
+  run_main_ok(e, "require('quitter').arm()");
+  lua_pop(e->L, 1);
+  dup2(fd, 2);
+  engine_free(e);
+  dup2(saved, 2);
+  close(saved);
+  n = pread(fd, got, sizeof got - 1, 0);
+  close(fd);
+  got[n > 0 ? n : 0] = '\0';
+  assert_null(strstr(got, "live task"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_timer_heap_orders_by_deadline_then_fifo),
@@ -339,6 +390,7 @@ int main(void) {
     cmocka_unit_test(test_a_sleep_ends_when_its_timer_is_due_before_the_poll),
     cmocka_unit_test(test_tasks_made_ready_in_a_round_wait_for_the_next),
     cmocka_unit_test(test_a_plain_yield_fails_the_task),
+    cmocka_unit_test(test_sigquit_during_teardown_does_not_reach_the_closed_state),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
