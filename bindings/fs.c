@@ -36,22 +36,49 @@ static int fs_fail(lua_State *L, const char *op, const char *path, int err) {
   return lua_error(L);
 }
 
-/* read(path [, {max = bytes}]) -> contents. With max, a file that holds
-** more (an input such as --vars /dev/zero) is refused once max is passed,
-** before memory runs out. */
+/* What a file that is not a regular one is, for the message. */
+static const char *file_kind(mode_t m) {
+  return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) || S_ISBLK(m) ? "a device" : S_ISSOCK(m) ? "a socket" : "not a file";
+}
+
+/* Every file read has a cap: a runbook's inputs are configs and lists. */
+#define READ_MAX_DEFAULT (64 * 1024 * 1024)
+
+/* read(path [, {max = bytes}]) -> contents. Only a regular file is read
+** (through links): /dev/zero as a talconfig, a FIFO as --vars are refused
+** at once, and a FIFO is opened without blocking (an open() waiting for a
+** writer would ignore SIGTERM). A file that holds more than max (default
+** 64 MiB) is refused once max is passed, before memory runs out. */
 static int fs_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  lua_Integer max = lua_isnoneornil(L, 2) ? -1 : rb_opt_integer(L, 2, "max", -1);
+  lua_Integer max = lua_isnoneornil(L, 2) ? READ_MAX_DEFAULT : rb_opt_integer(L, 2, "max", READ_MAX_DEFAULT);
   size_t got = 0;
   int fd;
   luaL_Buffer b;
   ssize_t n;
-  luaL_argcheck(L, max >= -1, 2, "max must be >= 0");
-  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return fs_fail(L, "read", path, errno);
+  struct stat st;
+  luaL_argcheck(L, max >= 0, 2, "max must be >= 0");
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) return fs_fail(L, "read", path, errno);
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return fs_fail(L, "read", path, err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    rb_error_push(L, "fs", "read %s: %s, not a regular file", path, file_kind(st.st_mode));
+    rb_error_setfield(L, "errno", S_ISDIR(st.st_mode) ? "EISDIR" : "EINVAL");
+    rb_error_setfield(L, "path", path);
+    return lua_error(L);
+  }
+  if (st.st_size > max) {
+    close(fd);
+    return rb_error_raise(L, "fs", "read %s: more than %lld bytes, too large for this input", path, (long long)max);
+  }
   luaL_buffinit(L, &b);
   for (;;) {
     char *p = luaL_prepbuffsize(&b, 65536);
-    if (max >= 0 && got > (size_t)max) {
+    if (got > (size_t)max) {
       close(fd);
       return rb_error_raise(L, "fs", "read %s: more than %lld bytes, too large for this input", path, (long long)max);
     }

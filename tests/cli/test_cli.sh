@@ -105,6 +105,18 @@ expect "no libcurl: the request says so" 1 "cannot load libcurl \\(/nonexistent/
 expect "a library that is not libcurl" 1 "libyaml-0.so.2 has no curl_global_init" -- env RUNBOOK_LIBCURL=libyaml-0.so.2 "$bin" run get.lua
 expect "no libcurl needed to check or run without HTTP" 0 "" -- env RUNBOOK_LIBCURL=/nonexistent/libcurl.so.4 "$bin" run empty.lua
 
+# #30.19: inputs that are not regular files are refused at once, with one
+# message, exit 2: a FIFO as --vars or --scenario (open() blocked, deaf to
+# SIGTERM), /dev/zero as --vars (read until memory ran out); a secret file
+# that is a FIFO or a device
+mkfifo in.fifo
+printf 'local rb = require "runbook"\nrb.vars{a = {type = "string"}, key = {type = "secret"}}\n' > vars.lua
+expect "--vars naming a FIFO" 2 "read in.fifo: a FIFO, not a regular file" -- timeout 10 "$bin" run vars.lua --vars in.fifo
+expect "--vars naming /dev/zero" 2 "read /dev/zero: a device, not a regular file" -- timeout 10 "$bin" run vars.lua --vars /dev/zero
+expect "--scenario naming a FIFO" 2 "read in.fifo: a FIFO, not a regular file" -- timeout 10 "$bin" run "$src/runbooks/rollout.lua" --dry-run --scenario in.fifo
+expect "a secret file that is a FIFO" 2 "cannot read secret file in.fifo: not a regular file" -- timeout 10 "$bin" run vars.lua --var key_file=in.fifo
+expect "a secret file that is /dev/zero" 2 "cannot read secret file /dev/zero: not a regular file" -- timeout 10 "$bin" run vars.lua --var key_file=/dev/zero
+
 # The signal tests wait until the run has started (a slow, loaded machine
 # or an ASan build may take a while), not a fixed time.
 wait_for() {   # wait_for FILE: up to 30 s

@@ -133,7 +133,7 @@ function test_read_max()
   fs.write(dir .. "/f", string.rep("x", 100))
   t.eq(#fs.read(dir .. "/f", {max = 100}), 100)
   t.raises("more than 10 bytes, too large for this input", fs.read, dir .. "/f", {max = 10})
-  t.raises("more than 1000 bytes", fs.read, "/dev/zero", {max = 1000})
+  t.raises("a device, not a regular file", fs.read, "/dev/zero", {max = 1000})
   t.raises("max must be >= 0", fs.read, dir .. "/f", {max = -5})
   fs.remove(dir .. "/f"); fs.remove(dir)
 end
@@ -166,5 +166,23 @@ function test_write_through_symlinks_replaces_the_target()
   t.eq(fs.read(d .. "/repo/missing.yaml"), "made\n")
   ln("loop-b", "loop-a"); ln("loop-a", "loop-b")
   t.eq(t.raises(fs.write, d .. "/loop-a", "x").errno, "ELOOP")
+  rm_rf(d)
+end
+
+-- #30.19: only a regular file is read, and every read has a cap (64 MiB
+-- unless max says otherwise): a FIFO is refused without blocking in open(),
+-- a device without reading it
+function test_read_refuses_what_is_not_a_regular_file()
+  local exec = require "runbook.exec"
+  local d = tmp()
+  exec.run({"mkfifo", d .. "/fifo"}, {check = true})
+  local err = t.raises(fs.read, d .. "/fifo")
+  t.eq(err.kind, "fs")
+  t.match(err.message, "a FIFO, not a regular file")
+  t.match(t.raises(fs.read, "/dev/zero").message, "read /dev/zero: a device, not a regular file")
+  t.eq(t.raises(fs.read, d).errno, "EISDIR")
+  exec.run({"truncate", "-s", "65M", d .. "/big"}, {check = true})     -- sparse: no disk used
+  t.match(t.raises(fs.read, d .. "/big").message, "more than 67108864 bytes")
+  t.match(tostring(t.raises(secret.file, d .. "/fifo")), "not a regular file")
   rm_rf(d)
 end
