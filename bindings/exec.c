@@ -10,7 +10,8 @@
 ** `grace` seconds. Output is captured up to max_output bytes per stream
 ** (the rest is counted and dropped); on_line(line, stream, piece) sees every
 ** line as it arrives, called from the waiting task, never from a libuv
-** callback; a line longer than max_line comes in pieces (piece true).
+** callback, through lua_pcallk so that it may wait itself; a line longer
+** than max_line comes in pieces (piece true).
 **
 ** Ownership: one exec_req per call, malloc'd, owned by the engine's list of
 ** live children (exec_live, one per engine, freed by its teardown hook)
@@ -56,6 +57,8 @@ typedef struct exec_req {
   size_t max_line; /* on_line gets longer lines in pieces */
   char *lines;     /* pending lines (queue_line) */
   size_t lines_len, lines_cap;
+  char *dlv; /* the lines being handed to on_line, which may wait */
+  size_t dlv_off, dlv_len;
   rb_timer timeout, kill;
   double grace;
   int timed_out;
@@ -87,6 +90,7 @@ static void req_free(exec_req *r) {
   free(r->out.line);
   free(r->err.line);
   free(r->lines);
+  free(r->dlv);
   free(r->stdin_data);
   free(r);
 }
@@ -369,6 +373,102 @@ static int exec_cancelled_k(lua_State *L, int status, lua_KContext ctx) {
   return lua_error(L); /* the cancellation error at the top */
 }
 
+static int exec_k(lua_State *L, int status, lua_KContext ctx);
+static int deliver_lines(lua_State *L, exec_req *r);
+
+/* on_line's message handler: the error, as an error object, carries the
+** traceback of where on_line raised it (the task's own would show exec). */
+static int on_line_msgh(lua_State *L) {
+  if (!lua_istable(L, 1)) rb_error_push(L, "error", "%s", luaL_tolstring(L, 1, NULL));
+  else lua_pushvalue(L, 1);
+  if (lua_getfield(L, -1, "traceback") == LUA_TNIL) {
+    lua_pop(L, 1);
+    luaL_traceback(L, L, NULL, 1);
+    lua_setfield(L, -2, "traceback");
+  }
+  else lua_pop(L, 1);
+  return 1;
+}
+
+static int is_cancelled(lua_State *L, int idx) {
+  int yes;
+  if (!lua_istable(L, idx)) return 0;
+  lua_getfield(L, idx, "kind");
+  yes = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "cancelled") == 0;
+  lua_pop(L, 1);
+  return yes;
+}
+
+/* on_line raised (the error at the top). A cancellation (on_line was
+** waiting) is handled as one of exec.run's own: the child is stopped and
+** waited for, then it is raised. Another error stops the child and is
+** raised at once. */
+static int on_line_failed(lua_State *L, exec_req *r) {
+  free(r->dlv);
+  r->dlv = NULL;
+  if (is_cancelled(L, -1)) {
+    lua_replace(L, 5); /* [argv, opts, on_line, args, err] */
+    lua_settop(L, 5);
+    lua_pushboolean(L, 0);
+    lua_insert(L, 5); /* [argv, opts, on_line, args, false, err] */
+    terminate(r);
+    return exec_cancelled_k(L, LUA_YIELD, (lua_KContext)r);
+  }
+  r->task = NULL; /* the child is stopped, the error raised */
+  terminate(r);
+  if (req_complete(r)) req_release(r);
+  return lua_error(L);
+}
+
+/* Continuation of an on_line call that waited. */
+static int on_line_k(lua_State *L, int status, lua_KContext ctx) {
+  exec_req *r = (exec_req *)ctx;
+  if (status != LUA_OK && status != LUA_YIELD) return on_line_failed(L, r);
+  return deliver_lines(L, r);
+}
+
+/* Waits for more (lines, the exit, EOF), or returns the result. While
+** lines are handed over, r->woken stays set: I/O arriving while on_line
+** waits (time.sleep) must not wake the task out of that wait. */
+static int exec_wait(lua_State *L, exec_req *r) {
+  lua_settop(L, 4);
+  if (r->lines_len > 0) {
+    r->dlv = r->lines;
+    r->dlv_len = r->lines_len;
+    r->dlv_off = 0;
+    r->lines = NULL;
+    r->lines_len = r->lines_cap = 0;
+    lua_pushcfunction(L, on_line_msgh); /* 5 */
+    return deliver_lines(L, r);
+  }
+  r->woken = 0;
+  if (!req_complete(r)) return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
+  r->task = NULL;
+  push_result(L, r);
+  req_release(r);
+  return 1;
+}
+
+/* Hands the lines in r->dlv to on_line, from this task: stack [argv, opts,
+** on_line, args, msgh]. on_line may wait (lua_pcallk: on_line_k goes on). */
+static int deliver_lines(lua_State *L, exec_req *r) {
+  lua_settop(L, 5);
+  while (r->dlv_off < r->dlv_len) {
+    char tag = r->dlv[r->dlv_off];
+    size_t n;
+    memcpy(&n, r->dlv + r->dlv_off + 1, sizeof n);
+    lua_pushvalue(L, 3);
+    lua_pushlstring(L, r->dlv + r->dlv_off + 1 + sizeof n, n);
+    lua_pushstring(L, tag == 'o' || tag == 'O' ? "stdout" : "stderr");
+    lua_pushboolean(L, tag == 'O' || tag == 'E'); /* a piece: the line goes on */
+    r->dlv_off += 1 + sizeof n + n;
+    if (lua_pcallk(L, 3, 0, 5, (lua_KContext)r, on_line_k) != LUA_OK) return on_line_failed(L, r);
+  }
+  free(r->dlv);
+  r->dlv = NULL;
+  return exec_wait(L, r);
+}
+
 /* Continuation: stack is [argv, opts, on_line|nil, args, true|false, err?]. */
 static int exec_k(lua_State *L, int status, lua_KContext ctx) {
   exec_req *r = (exec_req *)ctx;
@@ -377,38 +477,7 @@ static int exec_k(lua_State *L, int status, lua_KContext ctx) {
     lua_settop(L, 6);
     return exec_cancelled_k(L, LUA_YIELD, ctx);
   }
-  lua_settop(L, 4);
-  r->woken = 0;
-  if (r->lines_len > 0) {
-    /* hand the lines to on_line, from this task */
-    size_t off = 0, len = r->lines_len;
-    char *lines = r->lines;
-    r->lines = NULL;
-    r->lines_len = r->lines_cap = 0;
-    while (off < len) {
-      char tag = lines[off];
-      size_t n;
-      memcpy(&n, lines + off + 1, sizeof n);
-      lua_pushvalue(L, 3);
-      lua_pushlstring(L, lines + off + 1 + sizeof n, n);
-      lua_pushstring(L, tag == 'o' || tag == 'O' ? "stdout" : "stderr");
-      lua_pushboolean(L, tag == 'O' || tag == 'E'); /* a piece: the line goes on */
-      off += 1 + sizeof n + n;
-      if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
-        free(lines);
-        r->task = NULL; /* the child is stopped, the error raised */
-        terminate(r);
-        if (req_complete(r)) req_release(r);
-        return lua_error(L);
-      }
-    }
-    free(lines);
-  }
-  if (!req_complete(r)) return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
-  r->task = NULL;
-  push_result(L, r);
-  req_release(r);
-  return 1;
+  return exec_wait(L, r);
 }
 
 /* Raises a spawn error after closing what was opened. */

@@ -241,3 +241,43 @@ function test_cancel_ends_a_grandchild_holding_stdout()
   os.remove(pidfile)
   t.truthy(async.wait_until(function() return gone(pid) end, {timeout = 10, interval = 0.05}), "grandchild gone")
 end
+
+-- #30.4: on_line runs in the waiting task and may wait itself (it raised
+-- "attempt to yield across a C-call boundary"); output arriving meanwhile
+-- does not wake the task out of that wait, and no line is lost
+function test_on_line_may_wait()
+  local seen = {}
+  local r = exec.run({"sh", "-c", "echo a; echo b; sleep 0.05; echo c"}, {on_line = function(line, stream)
+    time.sleep(0.03)
+    seen[#seen + 1] = stream .. ":" .. line
+  end})
+  t.eq(seen, {"stdout:a", "stdout:b", "stdout:c"})
+  t.eq(r.code, 0)
+  t.eq(r.stdout, "a\nb\nc\n")
+end
+
+-- its errors carry the traceback of where on_line raised them
+function test_on_line_error_carries_its_traceback()
+  local err = t.raises(exec.run, {"sh", "-c", "echo one; sleep 30"}, {grace = 0.5, on_line = function()
+    local function deep_in_on_line() error("raised in on_line") end
+    deep_in_on_line()
+  end})
+  t.match(tostring(err), "raised in on_line")
+  t.match(err.traceback, "deep_in_on_line")
+end
+
+-- a task cancelled while its on_line waits stops the child and waits for
+-- it, as a cancel of exec.run itself does
+function test_cancel_while_on_line_waits()
+  local pid
+  local task = async.spawn(exec.run, {"sh", "-c", "echo $$; sleep 60"}, {grace = 0.5, on_line = function(line)
+    pid = tonumber(line)
+    time.sleep(60)
+  end})
+  async.wait_until(function() return pid ~= nil end, {timeout = 10, interval = 0.02, desc = "on_line called"})
+  task:cancel()
+  async.wait_until(function() local st = task:status(); return st ~= "waiting" and st ~= "ready", st end,
+                   {timeout = 10, interval = 0.05, desc = "the cancelled task ends"})
+  t.truthy(errors.is(select(2, task:result()), "cancelled"))
+  t.truthy(gone(pid), "the child is gone when the task has ended")
+end
