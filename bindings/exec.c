@@ -561,9 +561,9 @@ static void check_opts(lua_State *L, exec_opts *op) {
   op->grace = exec_opt_number(L, 2, "grace", 5);
   op->max_line = exec_opt_number(L, 2, "max_line", 1024 * 1024);
   luaL_argcheck(L, op->max_line >= 1 && op->max_line <= 1e9, 2, "opts.max_line must be 1 .. 1e9 bytes");
-  luaL_argcheck(L, op->timeout >= 0 && isfinite(op->timeout), 2, "opts.timeout must be >= 0 seconds (0: none)");
-  luaL_argcheck(L, op->max_output >= 0, 2, "opts.max_output must be >= 0");
-  luaL_argcheck(L, op->grace >= 0 && isfinite(op->grace), 2, "opts.grace must be >= 0 seconds");
+  luaL_argcheck(L, op->timeout >= 0 && op->timeout <= RB_MAX_SECONDS, 2, "opts.timeout must be 0 .. 1e9 seconds (0: none)");
+  luaL_argcheck(L, op->max_output >= 0 && op->max_output <= 1e15, 2, "opts.max_output must be 0 .. 1e15 bytes");
+  luaL_argcheck(L, op->grace >= 0 && op->grace <= RB_MAX_SECONDS, 2, "opts.grace must be 0 .. 1e9 seconds");
 }
 
 /* A request owned by the engine's list from here on; never raises. */
@@ -627,8 +627,9 @@ static int spawn_child(exec_req *r, spawn_args *a) {
 
 /* Starts reading the child's output, writing its stdin and the timeout. */
 static void start_io(exec_req *r, double timeout) {
-  uv_read_start((uv_stream_t *)r->pout, alloc_cb, read_cb);
-  uv_read_start((uv_stream_t *)r->perr, alloc_cb, read_cb);
+  /* a stream that cannot be read is over: waiting for it would never end */
+  if (uv_read_start((uv_stream_t *)r->pout, alloc_cb, read_cb) != 0) end_stream(r, r->pout, &r->out, 'o');
+  if (uv_read_start((uv_stream_t *)r->perr, alloc_cb, read_cb) != 0) end_stream(r, r->perr, &r->err, 'e');
   if (r->pin) {
     uv_buf_t b = uv_buf_init(r->stdin_data, (unsigned)r->stdin_len);
     r->wreq.data = r;
@@ -661,7 +662,7 @@ static int exec_run(lua_State *L) {
   exec_build_env(L, 2, a);
   if (lua_getfield(L, 2, "cwd") != LUA_TNIL) {
     if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 2, "opts.cwd must be a string");
-    a->cwd = strdup(lua_tostring(L, -1));
+    if ((a->cwd = strdup(lua_tostring(L, -1))) == NULL) luaL_error(L, "not enough memory");
   }
   lua_pop(L, 1);
   stdin_data = exec_copy_stdin(L, &stdin_len);

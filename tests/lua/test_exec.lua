@@ -39,6 +39,10 @@ function test_bad_arguments()
   t.raises("argv%[2%] must be a string", exec.run, {"echo", {}})
   t.raises("opts.env key", exec.run, {"true"}, {env = {["A=B"] = "x"}})
   t.raises("opts.timeout", exec.run, {"true"}, {timeout = -1})
+  -- #30.7: bounded before any cast (llround, size_t)
+  t.raises("opts.timeout must be 0 .. 1e9 seconds", exec.run, {"true"}, {timeout = 1e300})
+  t.raises("opts.grace must be 0 .. 1e9 seconds", exec.run, {"true"}, {grace = math.huge})
+  t.raises("opts.max_output must be 0 .. 1e15 bytes", exec.run, {"true"}, {max_output = math.huge})
   t.raises("opts.stdin must be a string or a secret", exec.run, {"cat"}, {stdin = {}})
   t.eq(exec.run({"cat"}, {stdin = "a\0b"}).stdout, "a\0b")        -- binary stdin passes whole
 end
