@@ -83,6 +83,7 @@ static const char EXEC_LIVE_KEY = 'X';
 /* {====================================================== lifetime */
 
 static void req_free(exec_req *r) {
+  if (r->pid > 0) rb_child_untrack(r->pid);
   if (r->next) r->next->pprev = r->pprev;
   if (r->pprev) *r->pprev = r->next;
   free(r->out.data);
@@ -622,6 +623,7 @@ static int spawn_child(exec_req *r, spawn_args *a) {
   r->open_handles++; /* uv_spawn inits the handle even when it fails */
   if (rc != 0) return rc;
   r->pid = r->proc->pid;
+  rb_child_track(r->pid);
   return 0;
 }
 

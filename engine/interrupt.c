@@ -20,8 +20,9 @@
 **
 ** Out of reach: a task spinning inside a nested coroutine (the hook is set
 ** on the task's own thread; it fires when the coroutine yields back) and
-** long C calls (a pattern match, string.rep). A third signal exits at once
-** from the handler, without the teardown.
+** long C calls (a pattern match, string.rep). So a second signal exits
+** at once from the handler itself, after SIGKILL to every child's process
+** group (rb_child_track: a table the handler reads without a lock).
 */
 #include <errno.h>
 #include <signal.h>
@@ -46,6 +47,38 @@ static rb_sched *owner;                 /* the one scheduler of the process */
 
 static void stop_hook(lua_State *L, lua_Debug *ar);
 
+/* The children's process groups, for the handler: a fixed table of
+** sig_atomic_t, so that the handler reads it without a lock. A child past
+** its size is still killed by exec's teardown hook, just not from here. */
+#define TRACKED_MAX 1024
+static volatile sig_atomic_t tracked[TRACKED_MAX];
+
+void rb_child_track(int pid) {
+  int i;
+  for (i = 0; i < TRACKED_MAX; i++)
+    if (tracked[i] == 0) {
+      tracked[i] = pid;
+      return;
+    }
+}
+
+void rb_child_untrack(int pid) {
+  int i;
+  for (i = 0; i < TRACKED_MAX; i++)
+    if (tracked[i] == pid) {
+      tracked[i] = 0;
+      return;
+    }
+}
+
+/* From the handler: kill() is async-signal-safe, as are write and _exit. */
+static void kill_tracked_and_exit(void) {
+  int i;
+  for (i = 0; i < TRACKED_MAX; i++)
+    if (tracked[i] > 0) kill(-(pid_t)tracked[i], SIGKILL);
+  _exit(3);
+}
+
 static void say(const char *msg) {
   if (write(2, msg, strlen(msg)) < 0) { /* nothing to do */
   }
@@ -56,9 +89,11 @@ static void on_signal(int signum) {
   lua_State *co = running;
   sig_last = signum;
   sig_count = sig_count + 1;
-  if (sig_count >= 3) {
-    say("runbook: interrupted a third time, exiting without cleanup\n");
-    _exit(3);
+  if (sig_count >= 2) {
+    /* from the handler: the loop may never turn again (a busy loop in a
+    ** nested coroutine, which the hook does not reach; a long C call) */
+    say("runbook: interrupted again, exiting now\n");
+    kill_tracked_and_exit();
   }
   if (co) lua_sethook(co, stop_hook, HOOK_MASK, 1);
   if (wake) uv_async_send(wake);

@@ -166,5 +166,27 @@ if [ "$code" -eq 0 ] && grep -q "1 live task" "$tmp/spin.err" && grep -q "runnin
   echo "ok   SIGQUIT dumps a task computing without waiting"; passes=$((passes+1))
 else echo "FAIL SIGQUIT on a busy task: exit $code: $(cat "$tmp/spin.err")"; fails=$((fails+1)); fi
 
+# A busy loop inside a nested coroutine, out of the hook's reach: the
+# second SIGINT exits 3 at once from the handler, and the child a task
+# started is killed with its group (#30.22: both signals were ignored)
+cat > nested.lua <<'LUA'
+local async, exec = require "runbook.async", require "runbook.exec"
+async.spawn(exec.run, {"sh", "-c", "echo $$ > nested.child; exec sleep 60"})
+while not io.open("nested.child") do require("runbook.time").sleep(0.02) end
+io.open("nested.started", "w"):close()
+coroutine.wrap(function() local t0 = os.time() while os.time() - t0 < 30 do end end)()
+LUA
+"$bin" run nested.lua >/dev/null 2>"$tmp/nested.err" & pid=$!
+wait_for nested.started; sleep 0.2; kill -INT $pid; sleep 0.2; kill -INT $pid
+timeout 10 tail --pid=$pid -f /dev/null
+late=; kill -0 $pid 2>/dev/null && { late=yes; kill -9 $pid; }   # still running 10 s after: the signals were lost
+wait $pid; code=$?
+child=$(cat nested.child 2>/dev/null)
+gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }   # a zombie nobody reaped is gone too
+for i in $(seq 1 50); do [ -n "$child" ] && ! gone "$child" || break; sleep 0.1; done
+if [ -z "$late" ] && [ "$code" -eq 3 ] && grep -q "interrupted again, exiting now" "$tmp/nested.err" && [ -n "$child" ] && gone "$child"; then
+  echo "ok   a second SIGINT exits at once from a busy nested coroutine, its child killed"; passes=$((passes+1))
+else echo "FAIL second SIGINT in a nested busy loop: exit $code: $(cat "$tmp/nested.err")"; kill "$child" 2>/dev/null; fails=$((fails+1)); fi
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
