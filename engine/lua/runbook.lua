@@ -209,15 +209,17 @@ function M.phase(name, fn)
   if not ok then error(err, 0) end
 end
 
--- errors that come out the same however often they are tried: a plain
--- error() (a refusal, a bug), bad input, a client error of a server
-local DETERMINISTIC = {error = true, usage = true, args = true, yaml = true, json = true, schematic = true,
-                       talconfig = true, scenario = true, too_large = true}
+-- the engine's errors that come out the same however often they are
+-- tried: a plain error() (a refusal, a bug), bad input, a client error of
+-- a server. A library marks its own (a talconfig it cannot edit, a
+-- schematic the factory would reject) with retry = false, or exit = 2.
+local DETERMINISTIC = {error = true, usage = true, args = true, yaml = true, json = true, too_large = true}
 
 --- Whether a failed attempt is worth another: transient kinds only
 --- (network, timeouts, a command that failed, a 5xx, 408, 429...).
 local function transient(err)
   if type(err) ~= "table" then return false end            -- error("...") with a string
+  if err.retry ~= nil then return err.retry == true end    -- the raiser knows best
   if DETERMINISTIC[err.kind] or err.exit == 2 then return false end
   local st = math.tointeger(err.status)
   if st and st >= 400 and st < 500 and st ~= 408 and st ~= 429 then return false end

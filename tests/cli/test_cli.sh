@@ -117,6 +117,12 @@ expect "--scenario naming a FIFO" 2 "read in.fifo: a FIFO, not a regular file" -
 expect "a secret file that is a FIFO" 2 "cannot read secret file in.fifo: not a regular file" -- timeout 10 "$bin" run vars.lua --var key_file=in.fifo
 expect "a secret file that is /dev/zero" 2 "cannot read secret file /dev/zero: not a regular file" -- timeout 10 "$bin" run vars.lua --var key_file=/dev/zero
 
+# #30.9: the engine's help names no runbook's variables: they come from
+# the runbook (its declarations; an unknown one is refused with the list)
+leak=$(for c in "" run plan world check list test; do "$bin" $c --help 2>&1; done | grep -oE "tailscale_api|talosconfig|factory_url|api_key|TS_API_KEY" | sort -u | tr '\n' ' ')
+if [ -z "$leak" ]; then echo "ok   the help names no runbook's variables"; passes=$((passes+1))
+else echo "FAIL the help names a runbook's variables: $leak"; fails=$((fails+1)); fi
+
 # The signal tests wait until the run has started (a slow, loaded machine
 # or an ASan build may take a while), not a fixed time.
 wait_for() {   # wait_for FILE: up to 30 s
