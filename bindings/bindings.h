@@ -57,4 +57,8 @@ int luaopen_runbook_secret(lua_State *L);
 int luaopen_runbook_time(lua_State *L);
 int luaopen_runbook_yaml(lua_State *L);
 
+/* The longest wait, timeout or grace a binding takes (31 years), so that
+** its microseconds fit every integer type they are converted to. */
+#define RB_MAX_SECONDS 1e9
+
 #endif

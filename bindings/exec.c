@@ -10,7 +10,8 @@
 ** `grace` seconds. Output is captured up to max_output bytes per stream
 ** (the rest is counted and dropped); on_line(line, stream, piece) sees every
 ** line as it arrives, called from the waiting task, never from a libuv
-** callback; a line longer than max_line comes in pieces (piece true).
+** callback, through lua_pcallk so that it may wait itself; a line longer
+** than max_line comes in pieces (piece true).
 **
 ** Ownership: one exec_req per call, malloc'd, owned by the engine's list of
 ** live children (exec_live, one per engine, freed by its teardown hook)
@@ -56,9 +57,12 @@ typedef struct exec_req {
   size_t max_line; /* on_line gets longer lines in pieces */
   char *lines;     /* pending lines (queue_line) */
   size_t lines_len, lines_cap;
+  char *dlv; /* the lines being handed to on_line, which may wait */
+  size_t dlv_off, dlv_len;
   rb_timer timeout, kill;
   double grace;
   int timed_out;
+  int killed; /* SIGKILL sent: stop waiting for the pipes once exited */
   uint64_t started;
   uint64_t finished;
   int woken; /* task already queued */
@@ -79,6 +83,7 @@ static const char EXEC_LIVE_KEY = 'X';
 /* {====================================================== lifetime */
 
 static void req_free(exec_req *r) {
+  if (r->pid > 0) rb_child_untrack(r->pid);
   if (r->next) r->next->pprev = r->pprev;
   if (r->pprev) *r->pprev = r->next;
   free(r->out.data);
@@ -86,6 +91,7 @@ static void req_free(exec_req *r) {
   free(r->out.line);
   free(r->err.line);
   free(r->lines);
+  free(r->dlv);
   free(r->stdin_data);
   free(r);
 }
@@ -136,14 +142,42 @@ static void req_progress(exec_req *r) {
 
 /* {====================================================== signals and timers */
 
+static void queue_line(exec_req *r, char tag, const char *s, size_t n);
+
+/* The group outlives the child when a grandchild runs on (`sleep 60 &`)
+** and holds its stdout: it is signalled as long as the request waits for
+** the pipes. The group's id cannot be reused while it has a member; the
+** child's own pid only until it is reaped, hence no fallback after. */
 static void signal_group(exec_req *r, int sig) {
-  if (r->pid > 0 && !r->exited) {
-    if (kill(-r->pid, sig) != 0 && errno == ESRCH) kill(r->pid, sig);
+  if (r->pid <= 0) return;
+  if (kill(-r->pid, sig) == 0 || errno != ESRCH) return;
+  if (!r->exited) kill(r->pid, sig);
+}
+
+static void end_stream(exec_req *r, uv_pipe_t *p, out_stream *o, char tag) {
+  if (o->eof) return;
+  uv_read_stop((uv_stream_t *)p);
+  o->eof = 1;
+  if (r->want_lines && o->line_len > 0) {
+    queue_line(r, tag, o->line, o->line_len);
+    o->line_len = 0;
   }
 }
 
+/* After SIGKILL, once the child is gone, the pipes are not waited for: a
+** process that left the group (setsid) may hold them for good. */
+static void stop_waiting(exec_req *r) {
+  if (!r->killed || !r->exited) return;
+  end_stream(r, r->pout, &r->out, 'o');
+  end_stream(r, r->perr, &r->err, 'e');
+}
+
 static void kill_fire(rb_timer *tm) {
-  signal_group((exec_req *)tm->data, SIGKILL);
+  exec_req *r = (exec_req *)tm->data;
+  signal_group(r, SIGKILL);
+  r->killed = 1;
+  stop_waiting(r);
+  req_progress(r);
 }
 
 /* TERM to the group now, KILL after the grace period. */
@@ -263,14 +297,7 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   out_stream *o = st == (uv_stream_t *)r->pout ? &r->out : &r->err;
   char tag = o == &r->out ? 'o' : 'e';
   if (n > 0) capture(r, o, tag, buf->base, (size_t)n);
-  if (n < 0) { /* UV_EOF or a read error: the stream is over */
-    uv_read_stop(st);
-    o->eof = 1;
-    if (r->want_lines && o->line_len > 0) {
-      queue_line(r, tag, o->line, o->line_len);
-      o->line_len = 0;
-    }
-  }
+  if (n < 0) end_stream(r, (uv_pipe_t *)st, o, tag); /* UV_EOF or a read error: the stream is over */
   req_progress(r);
 }
 
@@ -280,8 +307,9 @@ static void exit_cb(uv_process_t *p, int64_t status, int term_signal) {
   r->code = status;
   r->term_signal = term_signal;
   r->finished = rb_clock_now(r->s);
-  rb_timer_stop(r->s, &r->kill);
-  rb_timer_stop(r->s, &r->timeout);
+  /* the timers run on while a pipe is open: a grandchild holding it is
+  ** timed out (and killed) as the child would be; req_release stops them */
+  stop_waiting(r);
   req_progress(r);
 }
 
@@ -346,6 +374,102 @@ static int exec_cancelled_k(lua_State *L, int status, lua_KContext ctx) {
   return lua_error(L); /* the cancellation error at the top */
 }
 
+static int exec_k(lua_State *L, int status, lua_KContext ctx);
+static int deliver_lines(lua_State *L, exec_req *r);
+
+/* on_line's message handler: the error, as an error object, carries the
+** traceback of where on_line raised it (the task's own would show exec). */
+static int on_line_msgh(lua_State *L) {
+  if (!lua_istable(L, 1)) rb_error_push(L, "error", "%s", luaL_tolstring(L, 1, NULL));
+  else lua_pushvalue(L, 1);
+  if (lua_getfield(L, -1, "traceback") == LUA_TNIL) {
+    lua_pop(L, 1);
+    luaL_traceback(L, L, NULL, 1);
+    lua_setfield(L, -2, "traceback");
+  }
+  else lua_pop(L, 1);
+  return 1;
+}
+
+static int is_cancelled(lua_State *L, int idx) {
+  int yes;
+  if (!lua_istable(L, idx)) return 0;
+  lua_getfield(L, idx, "kind");
+  yes = lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "cancelled") == 0;
+  lua_pop(L, 1);
+  return yes;
+}
+
+/* on_line raised (the error at the top). A cancellation (on_line was
+** waiting) is handled as one of exec.run's own: the child is stopped and
+** waited for, then it is raised. Another error stops the child and is
+** raised at once. */
+static int on_line_failed(lua_State *L, exec_req *r) {
+  free(r->dlv);
+  r->dlv = NULL;
+  if (is_cancelled(L, -1)) {
+    lua_replace(L, 5); /* [argv, opts, on_line, args, err] */
+    lua_settop(L, 5);
+    lua_pushboolean(L, 0);
+    lua_insert(L, 5); /* [argv, opts, on_line, args, false, err] */
+    terminate(r);
+    return exec_cancelled_k(L, LUA_YIELD, (lua_KContext)r);
+  }
+  r->task = NULL; /* the child is stopped, the error raised */
+  terminate(r);
+  if (req_complete(r)) req_release(r);
+  return lua_error(L);
+}
+
+/* Continuation of an on_line call that waited. */
+static int on_line_k(lua_State *L, int status, lua_KContext ctx) {
+  exec_req *r = (exec_req *)ctx;
+  if (status != LUA_OK && status != LUA_YIELD) return on_line_failed(L, r);
+  return deliver_lines(L, r);
+}
+
+/* Waits for more (lines, the exit, EOF), or returns the result. While
+** lines are handed over, r->woken stays set: I/O arriving while on_line
+** waits (time.sleep) must not wake the task out of that wait. */
+static int exec_wait(lua_State *L, exec_req *r) {
+  lua_settop(L, 4);
+  if (r->lines_len > 0) {
+    r->dlv = r->lines;
+    r->dlv_len = r->lines_len;
+    r->dlv_off = 0;
+    r->lines = NULL;
+    r->lines_len = r->lines_cap = 0;
+    lua_pushcfunction(L, on_line_msgh); /* 5 */
+    return deliver_lines(L, r);
+  }
+  r->woken = 0;
+  if (!req_complete(r)) return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
+  r->task = NULL;
+  push_result(L, r);
+  req_release(r);
+  return 1;
+}
+
+/* Hands the lines in r->dlv to on_line, from this task: stack [argv, opts,
+** on_line, args, msgh]. on_line may wait (lua_pcallk: on_line_k goes on). */
+static int deliver_lines(lua_State *L, exec_req *r) {
+  lua_settop(L, 5);
+  while (r->dlv_off < r->dlv_len) {
+    char tag = r->dlv[r->dlv_off];
+    size_t n;
+    memcpy(&n, r->dlv + r->dlv_off + 1, sizeof n);
+    lua_pushvalue(L, 3);
+    lua_pushlstring(L, r->dlv + r->dlv_off + 1 + sizeof n, n);
+    lua_pushstring(L, tag == 'o' || tag == 'O' ? "stdout" : "stderr");
+    lua_pushboolean(L, tag == 'O' || tag == 'E'); /* a piece: the line goes on */
+    r->dlv_off += 1 + sizeof n + n;
+    if (lua_pcallk(L, 3, 0, 5, (lua_KContext)r, on_line_k) != LUA_OK) return on_line_failed(L, r);
+  }
+  free(r->dlv);
+  r->dlv = NULL;
+  return exec_wait(L, r);
+}
+
 /* Continuation: stack is [argv, opts, on_line|nil, args, true|false, err?]. */
 static int exec_k(lua_State *L, int status, lua_KContext ctx) {
   exec_req *r = (exec_req *)ctx;
@@ -354,38 +478,7 @@ static int exec_k(lua_State *L, int status, lua_KContext ctx) {
     lua_settop(L, 6);
     return exec_cancelled_k(L, LUA_YIELD, ctx);
   }
-  lua_settop(L, 4);
-  r->woken = 0;
-  if (r->lines_len > 0) {
-    /* hand the lines to on_line, from this task */
-    size_t off = 0, len = r->lines_len;
-    char *lines = r->lines;
-    r->lines = NULL;
-    r->lines_len = r->lines_cap = 0;
-    while (off < len) {
-      char tag = lines[off];
-      size_t n;
-      memcpy(&n, lines + off + 1, sizeof n);
-      lua_pushvalue(L, 3);
-      lua_pushlstring(L, lines + off + 1 + sizeof n, n);
-      lua_pushstring(L, tag == 'o' || tag == 'O' ? "stdout" : "stderr");
-      lua_pushboolean(L, tag == 'O' || tag == 'E'); /* a piece: the line goes on */
-      off += 1 + sizeof n + n;
-      if (lua_pcall(L, 3, 0, 0) != LUA_OK) {
-        free(lines);
-        r->task = NULL; /* the child is stopped, the error raised */
-        terminate(r);
-        if (req_complete(r)) req_release(r);
-        return lua_error(L);
-      }
-    }
-    free(lines);
-  }
-  if (!req_complete(r)) return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
-  r->task = NULL;
-  push_result(L, r);
-  req_release(r);
-  return 1;
+  return exec_wait(L, r);
 }
 
 /* Raises a spawn error after closing what was opened. */
@@ -429,6 +522,9 @@ static void exec_kill_all(void *ud) {
     r->next = NULL;
     r->pprev = NULL;
     signal_group(r, SIGKILL);
+    r->killed = 1;
+    stop_waiting(r);
+    req_progress(r);
   }
   free(live);
 }
@@ -466,9 +562,9 @@ static void check_opts(lua_State *L, exec_opts *op) {
   op->grace = exec_opt_number(L, 2, "grace", 5);
   op->max_line = exec_opt_number(L, 2, "max_line", 1024 * 1024);
   luaL_argcheck(L, op->max_line >= 1 && op->max_line <= 1e9, 2, "opts.max_line must be 1 .. 1e9 bytes");
-  luaL_argcheck(L, op->timeout >= 0 && isfinite(op->timeout), 2, "opts.timeout must be >= 0 seconds (0: none)");
-  luaL_argcheck(L, op->max_output >= 0, 2, "opts.max_output must be >= 0");
-  luaL_argcheck(L, op->grace >= 0 && isfinite(op->grace), 2, "opts.grace must be >= 0 seconds");
+  luaL_argcheck(L, op->timeout >= 0 && op->timeout <= RB_MAX_SECONDS, 2, "opts.timeout must be 0 .. 1e9 seconds (0: none)");
+  luaL_argcheck(L, op->max_output >= 0 && op->max_output <= 1e15, 2, "opts.max_output must be 0 .. 1e15 bytes");
+  luaL_argcheck(L, op->grace >= 0 && op->grace <= RB_MAX_SECONDS, 2, "opts.grace must be 0 .. 1e9 seconds");
 }
 
 /* A request owned by the engine's list from here on; never raises. */
@@ -527,13 +623,15 @@ static int spawn_child(exec_req *r, spawn_args *a) {
   r->open_handles++; /* uv_spawn inits the handle even when it fails */
   if (rc != 0) return rc;
   r->pid = r->proc->pid;
+  rb_child_track(r->pid);
   return 0;
 }
 
 /* Starts reading the child's output, writing its stdin and the timeout. */
 static void start_io(exec_req *r, double timeout) {
-  uv_read_start((uv_stream_t *)r->pout, alloc_cb, read_cb);
-  uv_read_start((uv_stream_t *)r->perr, alloc_cb, read_cb);
+  /* a stream that cannot be read is over: waiting for it would never end */
+  if (uv_read_start((uv_stream_t *)r->pout, alloc_cb, read_cb) != 0) end_stream(r, r->pout, &r->out, 'o');
+  if (uv_read_start((uv_stream_t *)r->perr, alloc_cb, read_cb) != 0) end_stream(r, r->perr, &r->err, 'e');
   if (r->pin) {
     uv_buf_t b = uv_buf_init(r->stdin_data, (unsigned)r->stdin_len);
     r->wreq.data = r;
@@ -566,7 +664,7 @@ static int exec_run(lua_State *L) {
   exec_build_env(L, 2, a);
   if (lua_getfield(L, 2, "cwd") != LUA_TNIL) {
     if (lua_type(L, -1) != LUA_TSTRING) luaL_argerror(L, 2, "opts.cwd must be a string");
-    a->cwd = strdup(lua_tostring(L, -1));
+    if ((a->cwd = strdup(lua_tostring(L, -1))) == NULL) luaL_error(L, "not enough memory");
   }
   lua_pop(L, 1);
   stdin_data = exec_copy_stdin(L, &stdin_len);

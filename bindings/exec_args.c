@@ -64,7 +64,8 @@ static char *arg_text(lua_State *L, int idx, int arg, int allow_secret, const ch
   s = lua_tolstring(L, -1, &n);
   if (memchr(s, '\0', n)) luaL_argerror(L, arg, lua_pushfstring(L, "%s contains a NUL byte", what));
   c = malloc(n + 1);
-  if (c) memcpy(c, s, n + 1);
+  if (c == NULL) luaL_error(L, "not enough memory"); /* never a child spawned without it */
+  memcpy(c, s, n + 1);
   lua_pop(L, 1);
   return c;
 }
@@ -111,9 +112,10 @@ void exec_build_env(lua_State *L, int opts, spawn_args *a) {
       if (*k == '\0' || strchr(k, '='))
         luaL_argerror(L, 2, lua_pushfstring(L, "opts.env key '%s' is not a variable name", k));
       v = arg_text(L, lua_gettop(L), 2, 1, "opts.env value");
-      kv = malloc(strlen(k) + strlen(v ? v : "") + 2);
-      if (kv) sprintf(kv, "%s=%s", k, v ? v : "");
+      kv = malloc(strlen(k) + strlen(v) + 2);
+      if (kv) sprintf(kv, "%s=%s", k, v);
       free(v);
+      if (kv == NULL) luaL_error(L, "not enough memory");
       if (n + 2 > cap) {
         char **ne = realloc(a->env, (size_t)(cap *= 2) * sizeof *ne);
         if (ne == NULL) {
@@ -140,8 +142,8 @@ void exec_build_env(lua_State *L, int opts, spawn_args *a) {
         if (ne == NULL) luaL_error(L, "not enough memory");
         a->env = ne;
       }
-      a->env[n++] = strdup(*p);
-      a->env[n] = NULL;
+      if ((a->env[n] = strdup(*p)) == NULL) luaL_error(L, "not enough memory"); /* a cut environment is worse */
+      a->env[++n] = NULL;
     }
   }
 }

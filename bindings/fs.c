@@ -10,7 +10,8 @@
 **
 ** write is atomic: a temporary file in the same directory, fsync, rename
 ** over the target, fsync of the directory. A reader sees the old file or
-** the new one, never a mix; a crash leaves the old one.
+** the new one, never a mix; a crash leaves the old one. A symbolic link
+** is followed: the file it ends at is replaced, in its own directory.
 */
 #include <dirent.h>
 #include <errno.h>
@@ -35,22 +36,49 @@ static int fs_fail(lua_State *L, const char *op, const char *path, int err) {
   return lua_error(L);
 }
 
-/* read(path [, {max = bytes}]) -> contents. With max, a file that holds
-** more (an input such as --vars /dev/zero) is refused once max is passed,
-** before memory runs out. */
+/* What a file that is not a regular one is, for the message. */
+static const char *file_kind(mode_t m) {
+  return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) || S_ISBLK(m) ? "a device" : S_ISSOCK(m) ? "a socket" : "not a file";
+}
+
+/* Every file read has a cap: a runbook's inputs are configs and lists. */
+#define READ_MAX_DEFAULT (64 * 1024 * 1024)
+
+/* read(path [, {max = bytes}]) -> contents. Only a regular file is read
+** (through links): /dev/zero as a talconfig, a FIFO as --vars are refused
+** at once, and a FIFO is opened without blocking (an open() waiting for a
+** writer would ignore SIGTERM). A file that holds more than max (default
+** 64 MiB) is refused once max is passed, before memory runs out. */
 static int fs_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  lua_Integer max = lua_isnoneornil(L, 2) ? -1 : rb_opt_integer(L, 2, "max", -1);
+  lua_Integer max = lua_isnoneornil(L, 2) ? READ_MAX_DEFAULT : rb_opt_integer(L, 2, "max", READ_MAX_DEFAULT);
   size_t got = 0;
   int fd;
   luaL_Buffer b;
   ssize_t n;
-  luaL_argcheck(L, max >= -1, 2, "max must be >= 0");
-  if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) return fs_fail(L, "read", path, errno);
+  struct stat st;
+  luaL_argcheck(L, max >= 0, 2, "max must be >= 0");
+  if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) return fs_fail(L, "read", path, errno);
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return fs_fail(L, "read", path, err);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    rb_error_push(L, "fs", "read %s: %s, not a regular file", path, file_kind(st.st_mode));
+    rb_error_setfield(L, "errno", S_ISDIR(st.st_mode) ? "EISDIR" : "EINVAL");
+    rb_error_setfield(L, "path", path);
+    return lua_error(L);
+  }
+  if (st.st_size > max) {
+    close(fd);
+    return rb_error_raise(L, "fs", "read %s: more than %lld bytes, too large for this input", path, (long long)max);
+  }
   luaL_buffinit(L, &b);
   for (;;) {
     char *p = luaL_prepbuffsize(&b, 65536);
-    if (max >= 0 && got > (size_t)max) {
+    if (got > (size_t)max) {
       close(fd);
       return rb_error_raise(L, "fs", "read %s: more than %lld bytes, too large for this input", path, (long long)max);
     }
@@ -113,8 +141,8 @@ static int link_backup(lua_State *L, const char *path, char *bak, size_t baklen)
   gmtime_r(&now, &tm);
   strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
   for (k = 0; k < 100; k++) {
-    if (k == 0) snprintf(bak, baklen, "%s.bak.%s", path, stamp);
-    else snprintf(bak, baklen, "%s.bak.%s.%d", path, stamp, k);
+    int n = k == 0 ? snprintf(bak, baklen, "%s.bak.%s", path, stamp) : snprintf(bak, baklen, "%s.bak.%s.%d", path, stamp, k);
+    if (n < 0 || (size_t)n >= baklen) return ENAMETOOLONG; /* never a link under a cut name */
     if (link(path, bak) == 0) return 0;
     if (errno != EEXIST) return errno;
   }
@@ -148,15 +176,40 @@ static int write_temp(const char *path, const char *data, size_t len, mode_t mod
   return 0;
 }
 
+/* Follows path through its symbolic links (relative ones against the
+** link's own directory) to the file they end at, into out: a GitOps
+** checkout whose talconfig.yaml is a link must see its target replaced,
+** not the link turned into a file of its own. A dangling link ends at its
+** missing target, which the write creates (as a shell's `>` does). 0 or
+** an errno (ELOOP after 40 links, as the kernel's limit). */
+static int resolve_links(const char *path, char *out, size_t outlen) {
+  char target[PATH_MAX], dir[PATH_MAX];
+  struct stat st;
+  int hops;
+  if ((size_t)snprintf(out, outlen, "%s", path) >= outlen) return ENAMETOOLONG;
+  for (hops = 0; hops < 40; hops++) {
+    ssize_t n;
+    if (lstat(out, &st) != 0 || !S_ISLNK(st.st_mode)) return 0;
+    n = readlink(out, target, sizeof target - 1);
+    if (n < 0) return errno;
+    target[n] = '\0';
+    dir_of(out, dir, sizeof dir);
+    if (target[0] == '/') n = snprintf(out, outlen, "%s", target);
+    else n = snprintf(out, outlen, "%s/%s", dir, target);
+    if (n < 0 || (size_t)n >= outlen) return ENAMETOOLONG;
+  }
+  return ELOOP;
+}
+
 /* write(path, data [, {mode =, backup = false}]) -> backup path or nil.
 ** Without `mode` an existing file keeps its mode and a new one is 0600: what
 ** a runbook writes may hold run details (configs, reports, keys); a file
 ** meant for others says so with its mode. */
 static int fs_write(lua_State *L) {
-  const char *path = luaL_checkstring(L, 1);
+  const char *given = luaL_checkstring(L, 1);
   size_t len;
   const char *data = luaL_checklstring(L, 2, &len);
-  char tmp[PATH_MAX], bak[PATH_MAX];
+  char tmp[PATH_MAX], bak[PATH_MAX], path[PATH_MAX];
   int backup = 0, have_mode = 0, err, exists;
   mode_t mode = 0600;
   struct stat st;
@@ -174,6 +227,7 @@ static int fs_write(lua_State *L) {
     backup = lua_toboolean(L, -1);
     lua_pop(L, 1);
   }
+  if ((err = resolve_links(given, path, sizeof path)) != 0) return fs_fail(L, "write", given, err);
   exists = stat(path, &st) == 0;
   if (exists && !S_ISREG(st.st_mode)) return fs_fail(L, "write", path, EISDIR);
   if (exists && !have_mode) mode = st.st_mode & 07777;

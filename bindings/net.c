@@ -366,7 +366,11 @@ static int net_listen(lua_State *L) {
     free(s);
     return luaL_error(L, "not enough memory");
   }
-  uv_tcp_init(rb_sched_loop(s->s), s->tcp);
+  if ((rc = uv_tcp_init(rb_sched_loop(s->s), s->tcp)) != 0) {
+    free(s->tcp);
+    free(s);
+    return rb_error_raise(L, "net", "listen on %s:%d: %s", host, port, rb_uv_strerror(rc, buf, sizeof buf));
+  }
   s->tcp->data = s;
   *ud = s; /* from here __gc closes everything */
   listen_tls(L, s);
@@ -375,7 +379,8 @@ static int net_listen(lua_State *L) {
   if (rc == 0) rc = uv_tcp_bind(s->tcp, (struct sockaddr *)&ss, 0);
   if (rc == 0) rc = uv_listen((uv_stream_t *)s->tcp, 128, on_connection);
   if (rc != 0) return rb_error_raise(L, "net", "listen on %s:%d: %s", host, port, rb_uv_strerror(rc, buf, sizeof buf));
-  uv_tcp_getsockname(s->tcp, (struct sockaddr *)&ss, &len);
+  if ((rc = uv_tcp_getsockname(s->tcp, (struct sockaddr *)&ss, &len)) != 0)
+    return rb_error_raise(L, "net", "listen on %s:%d: %s", host, port, rb_uv_strerror(rc, buf, sizeof buf));
   s->port =
     ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port : ((struct sockaddr_in *)&ss)->sin_port);
   return 1;

@@ -8,9 +8,12 @@
 ** is(v); methods: s:reveal(), s:label(). Concatenating a secret raises.
 */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bindings.h"
 
@@ -81,15 +84,42 @@ static int secret_env(lua_State *L) {
   return 1;
 }
 
+/* A key or a token is short: a file holding more is not one. */
+#define SECRET_FILE_MAX (64 * 1024)
+
+/* The regular file at path, opened for reading without blocking on a FIFO;
+** NULL with why filled otherwise. */
+static FILE *open_regular(const char *path, char *why, size_t whylen) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  struct stat st;
+  FILE *f;
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    snprintf(why, whylen, "%s", strerror(errno));
+    if (fd >= 0) close(fd);
+    return NULL;
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size > SECRET_FILE_MAX) {
+    snprintf(why, whylen, "%s", S_ISREG(st.st_mode) ? "more than 64 KiB, not a secret" : "not a regular file");
+    close(fd);
+    return NULL;
+  }
+  if ((f = fdopen(fd, "rb")) == NULL) {
+    snprintf(why, whylen, "%s", strerror(errno));
+    close(fd);
+  }
+  return f;
+}
+
 /* file(path): the whole file, without trailing newlines. */
 static int secret_file(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
-  FILE *f = fopen(path, "rb");
+  char why[128];
+  FILE *f = open_regular(path, why, sizeof why);
   char *buf = NULL;
   size_t len = 0, cap = 0, n;
   char chunk[4096];
-  if (f == NULL) return rb_error_raise(L, "secret", "cannot read secret file %s: %s", path, strerror(errno));
-  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0) {
+  if (f == NULL) return rb_error_raise(L, "secret", "cannot read secret file %s: %s", path, why);
+  while (len <= SECRET_FILE_MAX && (n = fread(chunk, 1, sizeof chunk, f)) > 0) {
     if (len + n > cap) {
       char *nb = realloc(buf, cap = (len + n) * 2);
       if (nb == NULL) {
@@ -103,6 +133,10 @@ static int secret_file(lua_State *L) {
     len += n;
   }
   fclose(f);
+  if (len > SECRET_FILE_MAX) { /* it grew while read */
+    free(buf);
+    return rb_error_raise(L, "secret", "cannot read secret file %s: more than 64 KiB, not a secret", path);
+  }
   while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r')) len--;
   if (len == 0) {
     free(buf);

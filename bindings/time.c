@@ -26,7 +26,8 @@ static int time_is_virtual(lua_State *L) {
 /* sleep(seconds): seconds >= 0, fractional allowed (microsecond grain). */
 static int time_sleep(lua_State *L) {
   double secs = luaL_checknumber(L, 1);
-  luaL_argcheck(L, secs >= 0 && isfinite(secs), 1, "expected a finite number >= 0");
+  /* bounded: llround of a larger value overflows (31 years is no wait a runbook makes) */
+  luaL_argcheck(L, secs >= 0 && secs <= RB_MAX_SECONDS, 1, "expected seconds from 0 to 1e9");
   return rb_sleep(L, (uint64_t)llround(secs * 1e6));
 }
 

@@ -82,9 +82,9 @@ static const char *const HELP_PLAN =
   "\n"
   "options: --var K=V, --vars FILE.yaml, --state-dir DIR, --output text|json,\n"
   "--log FILE, --report FILE, --limit LIST, --exclude LIST, --step-timeout SECS,\n"
-  "-v, -q, as for run. The capture takes the variables it knows (talconfig,\n"
-  "talosconfig, factory_url, tailscale_api, api_key from TS_API_KEY) from --var\n"
-  "and the environment; the rehearsal takes them all.\n"
+  "-v, -q, as for run. The capture takes the variables its world declares from\n"
+  "--var and the environment; the rehearsal takes them all (the runbook's own\n"
+  "variables are its help: an unknown one is refused with the list).\n"
   "\n"
   "exit: as run: 0 the rehearsal completed, 1 it stopped (the plan says where),\n"
   "2 bad usage or input (a capture that could not start), 3 interrupted.\n";
@@ -121,8 +121,8 @@ static const char *const HELP_WORLD = "usage: runbook world serve [--scenario FI
                                       "Host and no Origin, about files inside DIR or $TMPDIR (docs/cli.md).\n"
                                       "capture: reads the live cluster with read-only commands and GET requests\n"
                                       "(listed in docs/simulation.md) into a scenario, written to FILE (0600) or\n"
-                                      "stdout; no secret is kept. Variables: talconfig, talosconfig,\n"
-                                      "factory_url, tailscale_api, api_key (env TS_API_KEY); another is exit 2.\n"
+                                      "stdout; no secret is kept. Variables: those the world's capture declares;\n"
+                                      "another is exit 2, naming them.\n"
                                       "A read that fails is named (a warning, and captured.failed in the file).\n"
                                       "call: what the shims run: forwards PROGRAM ARGS to the world at URL\n"
                                       "(@FILE: the URL in FILE) and prints its answer, exiting with its code.\n";

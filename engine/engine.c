@@ -142,6 +142,29 @@ static void log_private(int fd, const char *path) {
             (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0700));
 }
 
+/* os.exit with the engine's one rule for exit codes: none or true is 0,
+** false 1, else an integer 0..255. Lua's own would pass 300 to the shell,
+** which reads it modulo 256 (44; 256 as success). */
+static int os_exit_checked(lua_State *L) {
+  if (!lua_isnoneornil(L, 1) && !lua_isboolean(L, 1)) {
+    lua_Integer c = 0;
+    int ok = lua_isnumber(L, 1) && lua_type(L, 1) == LUA_TNUMBER && lua_numbertointeger(lua_tonumber(L, 1), &c);
+    luaL_argcheck(L, ok && c >= 0 && c <= 255, 1, "an exit code is an integer 0 to 255");
+  }
+  lua_pushvalue(L, lua_upvalueindex(1));
+  lua_insert(L, 1);
+  lua_call(L, lua_gettop(L) - 1, 0);
+  return 0;
+}
+
+static void checked_os_exit(lua_State *L) {
+  lua_getglobal(L, "os");
+  lua_getfield(L, -1, "exit");
+  lua_pushcclosure(L, os_exit_checked, 1);
+  lua_setfield(L, -2, "exit");
+  lua_pop(L, 1);
+}
+
 /* One line on stderr for an engine that cannot start (its caller exits 1). */
 static void start_failed(const char *what, int uv_err) {
   fprintf(stderr, "runbook: cannot set up %s: %s%s\n", what, uv_strerror(uv_err),
@@ -191,6 +214,7 @@ rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modu
   }
   lua_gc(e->L, LUA_GCGEN, 0, 0); /* why: docs/benchmarks.md, "The collector" */
   luaL_openlibs(e->L);
+  checked_os_exit(e->L);
   lua_pushlightuserdata(e->L, e);
   lua_rawsetp(e->L, LUA_REGISTRYINDEX, &ENGINE_KEY);
   register_modules(e->L, modules);
@@ -234,6 +258,7 @@ static void walk_close(uv_handle_t *h, void *arg) {
 void engine_free(rb_engine *e) {
   int i;
   if (e == NULL) return;
+  sched_detach(&e->sched); /* a signal during teardown must not reach the closed state */
   lua_close(e->L);
   exit_now(e);                      /* the bindings' teardown hooks: curl, live children */
   uv_run(&e->loop, UV_RUN_DEFAULT); /* their timers live in the scheduler: reap first */

@@ -20,8 +20,9 @@
 **
 ** Out of reach: a task spinning inside a nested coroutine (the hook is set
 ** on the task's own thread; it fires when the coroutine yields back) and
-** long C calls (a pattern match, string.rep). A third signal exits at once
-** from the handler, without the teardown.
+** long C calls (a pattern match, string.rep). So a second signal exits
+** at once from the handler itself, after SIGKILL to every child's process
+** group (rb_child_track: a table the handler reads without a lock).
 */
 #include <errno.h>
 #include <signal.h>
@@ -39,11 +40,44 @@
 
 static volatile sig_atomic_t sig_count; /* SIGINT/SIGTERM received */
 static volatile sig_atomic_t sig_last;  /* the last one's number */
+static volatile sig_atomic_t quit_count; /* SIGQUIT received */
 static lua_State *volatile running;     /* the task thread inside lua_resume */
 static uv_async_t *volatile wake;       /* makes a blocked uv_run return */
 static rb_sched *owner;                 /* the one scheduler of the process */
 
 static void stop_hook(lua_State *L, lua_Debug *ar);
+
+/* The children's process groups, for the handler: a fixed table of
+** sig_atomic_t, so that the handler reads it without a lock. A child past
+** its size is still killed by exec's teardown hook, just not from here. */
+#define TRACKED_MAX 1024
+static volatile sig_atomic_t tracked[TRACKED_MAX];
+
+void rb_child_track(int pid) {
+  int i;
+  for (i = 0; i < TRACKED_MAX; i++)
+    if (tracked[i] == 0) {
+      tracked[i] = pid;
+      return;
+    }
+}
+
+void rb_child_untrack(int pid) {
+  int i;
+  for (i = 0; i < TRACKED_MAX; i++)
+    if (tracked[i] == pid) {
+      tracked[i] = 0;
+      return;
+    }
+}
+
+/* From the handler: kill() is async-signal-safe, as are write and _exit. */
+static void kill_tracked_and_exit(void) {
+  int i;
+  for (i = 0; i < TRACKED_MAX; i++)
+    if (tracked[i] > 0) kill(-(pid_t)tracked[i], SIGKILL);
+  _exit(3);
+}
 
 static void say(const char *msg) {
   if (write(2, msg, strlen(msg)) < 0) { /* nothing to do */
@@ -55,13 +89,35 @@ static void on_signal(int signum) {
   lua_State *co = running;
   sig_last = signum;
   sig_count = sig_count + 1;
-  if (sig_count >= 3) {
-    say("runbook: interrupted a third time, exiting without cleanup\n");
-    _exit(3);
+  if (sig_count >= 2) {
+    /* from the handler: the loop may never turn again (a busy loop in a
+    ** nested coroutine, which the hook does not reach; a long C call) */
+    say("runbook: interrupted again, exiting now\n");
+    kill_tracked_and_exit();
   }
   if (co) lua_sethook(co, stop_hook, HOOK_MASK, 1);
   if (wake) uv_async_send(wake);
   errno = saved;
+}
+
+/* SIGQUIT: a dump of the tasks, from the hook when a task is computing
+** (the loop would not turn to print it), else from the loop. */
+static void on_quit(int signum) {
+  int saved = errno;
+  lua_State *co = running;
+  (void)signum;
+  quit_count = quit_count + 1;
+  if (co) lua_sethook(co, stop_hook, HOOK_MASK, 1);
+  if (wake) uv_async_send(wake);
+  errno = saved;
+}
+
+/* The SIGQUITs not yet dumped, dumped once, on L. */
+static void take_quit(rb_sched *s, lua_State *L) {
+  int n = quit_count;
+  if (n == s->quit_seen) return;
+  s->quit_seen = n;
+  sched_dump(s, stderr, L);
 }
 
 static void on_alarm(int signum) {
@@ -93,7 +149,7 @@ void interrupt_take(rb_sched *s) {
     _exit(3);
   }
   s->interrupted = sig_last;
-  sched_cancel_all(s);
+  if (s->L) sched_cancel_all(s); /* none left at teardown (sched_detach) */
 }
 
 /* The task's clock: in a dry-run, virtual time plus the real time this
@@ -109,6 +165,7 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
   if (s == NULL) return;
+  take_quit(s, L);
   interrupt_take(s);
   t = s->current;
   if (t == NULL || t->co != L) return;
@@ -135,6 +192,7 @@ static void stop_hook(lua_State *L, lua_Debug *ar) {
 }
 
 static void async_cb(uv_async_t *h) {
+  take_quit((rb_sched *)h->data, NULL);
   interrupt_take((rb_sched *)h->data);
 }
 
@@ -146,7 +204,7 @@ void interrupt_enter(rb_sched *s, rb_task *t) {
     uint64_t now = sched_now(s);
     arm(t->deadline > now + 1000 ? t->deadline - now : 1000);
   }
-  if (sig_count != s->sig_seen) lua_sethook(t->co, stop_hook, HOOK_MASK, 1);
+  if (sig_count != s->sig_seen || quit_count != s->quit_seen) lua_sethook(t->co, stop_hook, HOOK_MASK, 1);
 }
 
 void interrupt_leave(rb_sched *s, rb_task *t) {
@@ -171,17 +229,22 @@ int interrupt_init(rb_sched *s) {
   owner = s;
   sig_count = 0;
   s->sig_seen = 0;
+  quit_count = 0;
+  s->quit_seen = 0;
   memset(&sa, 0, sizeof sa);
   sigemptyset(&sa.sa_mask);
   sigaddset(&sa.sa_mask, SIGINT);
   sigaddset(&sa.sa_mask, SIGTERM);
   sigaddset(&sa.sa_mask, SIGALRM);
+  sigaddset(&sa.sa_mask, SIGQUIT);
   sa.sa_flags = SA_RESTART;
   sa.sa_handler = on_signal;
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   sa.sa_handler = on_alarm;
   sigaction(SIGALRM, &sa, NULL);
+  sa.sa_handler = on_quit;
+  sigaction(SIGQUIT, &sa, NULL);
   wake = s->sigwake;
   return 0;
 }
@@ -199,6 +262,7 @@ void interrupt_close(rb_sched *s) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGALRM, &sa, NULL);
+  sigaction(SIGQUIT, &sa, NULL);
   wake = NULL;
   running = NULL;
   if (owner == s) owner = NULL;

@@ -206,6 +206,25 @@ static void error_from_value(lua_State *L) {
   lua_remove(L, -2);
 }
 
+/* A task's own coroutine yielded plainly (coroutine.yield() outside a
+** coroutine of its own): nothing would ever resume it but the scheduler,
+** at once, so it could neither wait nor be cancelled, and re-queued at
+** once it starved everything else. The task fails, named where it yielded. */
+static void plain_yield_refused(rb_sched *s, rb_task *t) {
+  lua_State *L = s->L;
+  luaL_traceback(L, t->co, NULL, 0);
+  rb_error_push(L, "error",
+                "coroutine.yield() in task %d (%s): a task yields only by waiting "
+                "(time.sleep, async.wait); yield inside a coroutine of its own (coroutine.wrap)",
+                t->id, t->name);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "traceback");
+  lua_resetthread(t->co);
+  lua_settop(t->co, 0);
+  lua_xmove(L, t->co, 1);
+  task_finish(s, t, RB_TASK_FAILED, 1);
+}
+
 /* Resumes one ready task; only ever called from sched_run's loop. */
 static void task_resume(rb_sched *s, rb_task *t) {
   lua_State *L = s->L;
@@ -228,9 +247,12 @@ static void task_resume(rb_sched *s, rb_task *t) {
     task_finish(s, t, RB_TASK_FAILED, 1);
     return;
   }
+  if (st == LUA_YIELD && t->state == RB_TASK_RUNNING) { /* a plain coroutine.yield() */
+    plain_yield_refused(s, t);
+    return;
+  }
   if (st == LUA_YIELD) {
     lua_pop(t->co, nres);
-    if (t->state == RB_TASK_RUNNING) ready_push(s, t); /* plain coroutine.yield(): reschedule */
     return;
   }
   if (st == LUA_OK) {
@@ -431,15 +453,19 @@ static const char *state_name(rb_task_state st) {
   }
 }
 
-void sched_dump(rb_sched *s, FILE *f) {
-  lua_State *L = s->L;
+/* The dump's body, run protected on L (the main state from the loop, the
+** running task's thread from the interrupt hook). */
+static int dump_tasks(lua_State *L) {
+  rb_sched *s = (rb_sched *)lua_touserdata(L, 1);
+  FILE *f = (FILE *)lua_touserdata(L, 2);
   rb_task *t;
   uint64_t now = sched_now(s);
-  int top = lua_gettop(L);
   fprintf(f, "runbook: %d live task%s at %.3fs%s (SIGQUIT: the run goes on)\n", s->nlive, s->nlive == 1 ? "" : "s",
           (double)now / 1e6, s->virtual_clock ? " of virtual time" : "");
   for (t = s->live; t; t = t->live_next) {
+    int running = t->state == RB_TASK_RUNNING && t->co == L;
     fprintf(f, "task %d (%s) %s", t->id, t->name, state_name(t->state));
+    if (running) fprintf(f, " for %.3fs without waiting", (double)(uv_hrtime() - s->resume_real) / 1e9);
     if (t->state == RB_TASK_WAITING) {
       fprintf(f, " for %.3fs", (double)(now - t->wait_since) / 1e6);
       if (t->sleep.heap_idx >= 0 && t->sleep.due > now)
@@ -448,24 +474,43 @@ void sched_dump(rb_sched *s, FILE *f) {
       if (t->cancel_pending) fprintf(f, ", cancel pending");
     }
     fputc('\n', f);
-    if (t->started && lua_status(t->co) == LUA_YIELD) {
+    if (running || (t->started && lua_status(t->co) == LUA_YIELD)) {
       luaL_traceback(L, t->co, NULL, 0);
       fprintf(f, "  %s\n", lua_tostring(L, -1));
       lua_pop(L, 1);
     }
   }
   fflush(f);
+  return 0;
+}
+
+/* Called for SIGQUIT (interrupt.c) from the loop, or from the hook on a
+** task computing without waiting, with L its thread. Protected: a memory
+** error while dumping must not unwind through libuv. Nothing once the
+** state is gone (teardown). */
+void sched_dump(rb_sched *s, FILE *f, lua_State *L) {
+  int top;
+  if (s->L == NULL) return;
+  if (L == NULL) L = s->L;
+  if (!lua_checkstack(L, 4)) return;
+  top = lua_gettop(L);
+  lua_pushcfunction(L, dump_tasks);
+  lua_pushlightuserdata(L, s);
+  lua_pushlightuserdata(L, f);
+  if (lua_pcall(L, 2, 0, 0) != LUA_OK) fprintf(f, "runbook: the task dump failed: %s\n", lua_tostring(L, -1));
   lua_settop(L, top);
 }
 
-static void quit_cb(uv_signal_t *h, int signum) {
-  (void)signum;
-  sched_dump((rb_sched *)h->data, stderr);
+/* Before lua_close: no signal reaches the state after it. */
+void sched_detach(rb_sched *s) {
+  s->L = NULL;
 }
 
 static void run_ready(rb_sched *s) {
   rb_task *t;
-  while ((t = ready_pop(s)) != NULL) task_resume(s, t);
+  int n = 0;
+  for (t = s->ready_head; t; t = t->next_ready) n++;
+  while (n-- > 0 && (t = ready_pop(s)) != NULL) task_resume(s, t);
 }
 
 /*
@@ -489,9 +534,10 @@ void sched_run(rb_sched *s, rb_task *main) {
     if (s->virtual_clock) {
       if (uv_loop_alive(s->loop)) {
         s->polling = 1;
-        uv_run(s->loop, UV_RUN_ONCE);
+        uv_run(s->loop, s->ready_head ? UV_RUN_NOWAIT : UV_RUN_ONCE);
         s->polling = 0;
       }
+      else if (s->ready_head) continue; /* the clock moves only when nothing can run */
       else if (s->nheap > 0) s->vnow = s->heap[0]->due;
       else goto deadlock;
     }
@@ -504,7 +550,7 @@ void sched_run(rb_sched *s, rb_task *main) {
       else uv_timer_stop(s->uvtimer);
       if (!uv_loop_alive(s->loop)) goto deadlock;
       s->polling = 1;
-      uv_run(s->loop, UV_RUN_ONCE);
+      uv_run(s->loop, s->ready_head ? UV_RUN_NOWAIT : UV_RUN_ONCE);
       s->polling = 0;
     }
     continue;
@@ -546,18 +592,9 @@ int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock) {
     s->epoch = (double)tv.tv_sec + tv.tv_usec / 1e6;
   }
   s->uvtimer = malloc(sizeof *s->uvtimer);
-  s->sigquit = malloc(sizeof *s->sigquit);
-  if (!s->uvtimer || !s->sigquit) goto err_free;
+  if (!s->uvtimer) goto err_free;
   if ((rc = uv_timer_init(loop, s->uvtimer)) != 0) goto err_free;
-  if ((rc = uv_signal_init(loop, s->sigquit)) != 0) {
-    free(s->sigquit);
-    s->sigquit = NULL;
-    goto err_close;
-  }
-  s->sigquit->data = s;
-  uv_signal_start(s->sigquit, quit_cb, SIGQUIT);
-  uv_unref((uv_handle_t *)s->sigquit);               /* signals alone do not keep the loop alive */
-  if ((rc = interrupt_init(s)) != 0) goto err_close; /* SIGINT, SIGTERM, busy loops: interrupt.c */
+  if ((rc = interrupt_init(s)) != 0) goto err_close; /* SIGINT, SIGTERM, SIGQUIT, busy loops: interrupt.c */
   lua_pushlightuserdata(L, s);
   lua_rawsetp(L, LUA_REGISTRYINDEX, &SCHED_KEY);
   sched_task_meta(L);
@@ -568,9 +605,7 @@ err_close: /* handles in the loop: closed, their memory freed by the loop */
   return rc;
 err_free:
   free(s->uvtimer);
-  free(s->sigquit);
   s->uvtimer = NULL;
-  s->sigquit = NULL;
   return rc;
 }
 
@@ -582,10 +617,8 @@ static void free_close_cb(uv_handle_t *h) {
 ** that their close callbacks free them. */
 void sched_close(rb_sched *s) {
   if (s->uvtimer) uv_close((uv_handle_t *)s->uvtimer, free_close_cb);
-  if (s->sigquit) uv_close((uv_handle_t *)s->sigquit, free_close_cb);
   interrupt_close(s);
   s->uvtimer = NULL;
-  s->sigquit = NULL;
   free(s->heap);
   s->heap = NULL;
   s->nheap = s->capheap = 0;

@@ -70,7 +70,7 @@ struct rb_sched {
   int next_id;
   int interrupted; /* SIGINT/SIGTERM seen */
   int polling;     /* inside sched_run's uv_run */
-  uv_signal_t *sigquit;
+  int quit_seen;              /* SIGQUITs already dumped */
   uv_async_t *sigwake;        /* SIGINT/SIGTERM wake the loop (interrupt.c) */
   int sig_seen;               /* signals already taken */
   uint64_t resume_real;       /* uv_hrtime() when the current task was resumed */
@@ -84,8 +84,12 @@ rb_sched *sched_get(lua_State *L);
 
 uint64_t sched_now(rb_sched *s); /* clock microseconds */
 /* Writes every live task, its state and where it is suspended (a Lua
-** traceback) to f. Called on SIGQUIT; the run goes on. */
-void sched_dump(rb_sched *s, FILE *f);
+** traceback) to f, protected, on L (NULL: the main state). Called on
+** SIGQUIT; the run goes on. */
+void sched_dump(rb_sched *s, FILE *f, lua_State *L);
+/* Cuts the scheduler from its Lua state before lua_close: signals
+** arriving during teardown no longer reach it. */
+void sched_detach(rb_sched *s);
 double sched_wallclock(rb_sched *s); /* epoch seconds, virtual in dry-run */
 
 /* Creates a task that will call the function at stack index -(nargs+1)

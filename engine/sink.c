@@ -201,14 +201,29 @@ void sink_write(rb_engine *e, int fd, const char *s, size_t len) {
   free(m);
 }
 
+/* Formats into a buffer that grows to fit (as Redis's sdscatvprintf does),
+** so the whole text is masked before any of it is written: a fixed buffer
+** cut a long message before masking, and a secret across the cut printed
+** its first part in clear. */
 void sink_printf(rb_engine *e, int fd, const char *fmt, ...) {
-  char buf[4096];
+  char stack[1024], *buf = stack;
   va_list ap;
   int n;
   va_start(ap, fmt);
-  n = vsnprintf(buf, sizeof buf, fmt, ap);
+  n = vsnprintf(stack, sizeof stack, fmt, ap);
   va_end(ap);
   if (n < 0) return;
-  if ((size_t)n >= sizeof buf) n = sizeof buf - 1;
+  if ((size_t)n >= sizeof stack) {
+    buf = malloc((size_t)n + 1);
+    if (buf == NULL) abort(); /* cannot promise masking: refuse to go on */
+    va_start(ap, fmt);
+    n = vsnprintf(buf, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      free(buf);
+      return;
+    }
+  }
   sink_write(e, fd, buf, (size_t)n);
+  if (buf != stack) free(buf);
 }

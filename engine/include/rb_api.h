@@ -115,6 +115,12 @@ void rb_secret_register(lua_State *L, const char *s, size_t len);
 ** first. Returns 0, or -1 when out of memory. */
 int rb_on_teardown(lua_State *L, void (*fn)(void *ud), void *ud);
 
+/* A child's process group to SIGKILL should the run exit at once (a
+** second SIGINT/SIGTERM, from the signal handler itself): tracked from its
+** spawn until its request is freed. Async-signal-safe to read. */
+void rb_child_track(int pid);
+void rb_child_untrack(int pid);
+
 /* }====================================================== */
 
 #endif

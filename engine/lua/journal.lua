@@ -229,6 +229,7 @@ function M.open(o)
       end
       J.resume = M.steps(recs)
       J.resumed = true
+      J.started = start      -- its start record: the secrets' fingerprints are compared once they are known
       J:write{type = "resume", pid = sys.pid()}
       return J
     elseif finished then

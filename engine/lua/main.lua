@@ -111,10 +111,13 @@ function M.run(chunk, path)
     if e.traceback == nil then e.traceback = debug.traceback(nil, 2) end
     return e
   end)
-  local code = ok and (math.type(res) == "integer" and res or 0) or nil
-  if code and (code < 0 or code > 255) then
-    -- the shell would see it modulo 256: 256 would read as success
-    ok, res, code = false, errors.new("error", ("the runbook returned %d; an exit code is 0 to 255"):format(code)), nil
+  -- one rule for exit codes (os.exit's too): nothing is 0, else an
+  -- integer 0..255; 3.5, "7", math.huge or 256 (which the shell would read
+  -- modulo 256, as success) are an error, not a code
+  local code = ok and (res == nil and 0 or math.type(res) and res >= 0 and res <= 255 and math.tointeger(res)) or nil
+  if ok and not code then
+    local shown = type(res) == "string" and ("%q"):format(res) or tostring(res)
+    ok, res = false, errors.new("error", ("the runbook returned %s; an exit code is an integer 0 to 255 (or nothing, for 0)"):format(shown))
   end
   local dsl = package.loaded["runbook"]
   if type(dsl) == "table" and dsl._finish then

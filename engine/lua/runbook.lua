@@ -13,6 +13,7 @@ local async = require "runbook.async"
 local core_fs = require "runbook.fs.core"
 local errors = require "runbook.error"
 local events = require "runbook.events"
+local fingerprint = require "runbook.fingerprint"
 local journal = require "runbook.journal"
 local json = require "runbook.json"
 local report = require "runbook.report"
@@ -86,29 +87,13 @@ M.duration = duration
 
 --- Takes the lock and opens the journal, once, at the runbook's first use
 --- of the DSL (rb.vars, phase, step, gate, confirm): requiring the module
---- changes nothing, so a library or a test may require it freely.
---- What makes a run the same run on --resume: the runbook, its file's
---- content, and the variables given on the command line and in --vars
---- (secrets come from the environment or files and are not part of it: a
---- new auth key on resume is a legitimate fix).
-local function fingerprint()
-  local hash = require "runbook.hash"
-  local ok, text = pcall(core_fs.read, script)
-  local vars = {}
-  for _, kv in ipairs(opts.vars or {}) do vars[#vars + 1] = kv end
-  if opts.limit then vars[#vars + 1] = "limit=" .. opts.limit end
-  if opts.exclude then vars[#vars + 1] = "exclude=" .. opts.exclude end
-  table.sort(vars)
-  local file = opts.vars_file and select(2, pcall(core_fs.read, opts.vars_file, {max = 16 * 1024 * 1024})) or ""
-  return {runbook = runbook_name, script_sha256 = ok and hash.sha256(text) or nil,
-          vars_sha256 = hash.sha256(table.concat(vars, "\0") .. "\0\0" .. tostring(file))}
-end
-
+--- changes nothing, so a library or a test may require it freely. What
+--- makes a run the same run on --resume: runbook.fingerprint.
 local function start()
   if S.journal then return S.journal end
   S.journal = journal.open{
     state_dir = state_dir, base = base, name = runbook_name, dry_run = M.dry_run,
-    resume = opts.resume, fresh = opts.fresh, fingerprint = fingerprint(),
+    resume = opts.resume, fresh = opts.fresh, fingerprint = fingerprint.of_run(runbook_name, script, opts),
     on_archive = function(to)
       events.emit{type = "log", level = "info", msg = "archived the previous journal as " .. to}
     end,
@@ -224,15 +209,17 @@ function M.phase(name, fn)
   if not ok then error(err, 0) end
 end
 
--- errors that come out the same however often they are tried: a plain
--- error() (a refusal, a bug), bad input, a client error of a server
-local DETERMINISTIC = {error = true, usage = true, args = true, yaml = true, json = true, schematic = true,
-                       talconfig = true, scenario = true, too_large = true}
+-- the engine's errors that come out the same however often they are
+-- tried: a plain error() (a refusal, a bug), bad input, a client error of
+-- a server. A library marks its own (a talconfig it cannot edit, a
+-- schematic the factory would reject) with retry = false, or exit = 2.
+local DETERMINISTIC = {error = true, usage = true, args = true, yaml = true, json = true, too_large = true}
 
 --- Whether a failed attempt is worth another: transient kinds only
 --- (network, timeouts, a command that failed, a 5xx, 408, 429...).
 local function transient(err)
   if type(err) ~= "table" then return false end            -- error("...") with a string
+  if err.retry ~= nil then return err.retry == true end    -- the raiser knows best
   if DETERMINISTIC[err.kind] or err.exit == 2 then return false end
   local st = math.tointeger(err.status)
   if st and st >= 400 and st < 500 and st ~= 408 and st ~= 429 then return false end
@@ -631,8 +618,32 @@ end
 ---@param specs table<string, table>
 ---@return table<string, any>
 function M.vars(specs)
-  start()
-  return variables.resolve(specs, opts, S.var_specs, S.var_values)
+  local J = start()
+  local values = variables.resolve(specs, opts, S.var_specs, S.var_values)
+  if J.path then
+    -- a new run records its secrets' keyed hashes; a resumed one is
+    -- refused when one differs from the run it continues
+    local recorded = J.started and J.started.secrets
+    if not J.resumed then
+      local fps = fingerprint.of_secrets(state_dir, specs, values, true)
+      if J.pending then
+        J.pending.secrets = J.pending.secrets or {}
+        for name, fp in pairs(fps) do J.pending.secrets[name] = fp end
+      end
+    elseif recorded then
+      local fps = fingerprint.of_secrets(state_dir, specs, values, false)
+      local differ = fps and fingerprint.secrets_differ(recorded, fps)
+      local why = not fps and fmt("%s/fingerprint.key, which they were hashed with, is gone", state_dir)
+        or #differ > 0 and fmt("the secret%s %s differ%s from the run being resumed", #differ > 1 and "s" or "",
+                                 table.concat(differ, ", "), #differ > 1 and "" or "s")
+      if why then
+        J:release()
+        error(errors.new("usage", fmt("cannot resume %s: %s; resume with the secrets it was started with, or start over with --fresh",
+          runbook_name, why), {exit = 2}), 0)
+      end
+    end
+  end
+  return values
 end
 
 -- }======

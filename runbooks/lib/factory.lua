@@ -37,7 +37,7 @@ local function known(kind, t, path)
   for _, f in ipairs(FIELDS[kind]) do allowed[f] = true end
   for k in pairs(t) do
     if not allowed[k] then
-      error(errors.new("schematic", fmt("unknown field %s%s (the factory rejects unknown fields)", path, tostring(k)), {exit = 2}), 0)
+      error(errors.new("schematic", fmt("unknown field %s%s (the factory rejects unknown fields)", path, tostring(k)), {exit = 2, retry = false}), 0)
     end
   end
 end
@@ -72,7 +72,7 @@ local function list_of_strings(buf, key, list, ind)
   buf[#buf + 1] = fmt("%s%s:", (" "):rep(ind), key)
   for _, item in ipairs(list) do
     if type(item) ~= "string" then
-      error(errors.new("schematic", fmt("%s items must be strings", key), {exit = 2}), 0)
+      error(errors.new("schematic", fmt("%s items must be strings", key), {exit = 2, retry = false}), 0)
     end
     buf[#buf + 1] = fmt("%s- %s", (" "):rep(ind + 4), scalar(item, ind + 6))
   end
@@ -120,7 +120,7 @@ function M.canonical(s)
       known("meta", m, "customization.meta[].")
       local key = math.tointeger(tonumber(m.key))
       if key == nil or key < 0 or key > 255 then
-        error(errors.new("schematic", "meta key must be an integer 0..255 (uint8)", {exit = 2}), 0)
+        error(errors.new("schematic", "meta key must be an integer 0..255 (uint8)", {exit = 2, retry = false}), 0)
       end
       cb[#cb + 1] = fmt("        - key: %d", key)
       cb[#cb + 1] = "          value: " .. scalar(tostring(m.value or ""), 12)
@@ -169,7 +169,7 @@ end
 function M.parse(text, name)
   local v = yaml.decode(text, {name = name or "schematic"})
   if v == nil then return {customization = {}} end
-  if type(v) ~= "table" then error(errors.new("schematic", (name or "schematic") .. ": not a map", {exit = 2}), 0) end
+  if type(v) ~= "table" then error(errors.new("schematic", (name or "schematic") .. ": not a map", {exit = 2, retry = false}), 0) end
   M.canonical(v)    -- validates the fields
   return v
 end

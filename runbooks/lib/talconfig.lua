@@ -13,7 +13,7 @@ M.DEFAULT_SVC_CIDR = "10.96.0.0/12"          -- Talos: constants.DefaultIPv4Serv
 M.DEFAULT_SVC_CIDR_V6 = "fc00:db8:20::/112"   -- Talos: constants.DefaultIPv6ServiceNet
 
 local function fail(msg)
-  error(errors.new("talconfig", msg, {exit = 2}), 0)
+  error(errors.new("talconfig", msg, {exit = 2, retry = false}), 0)
 end
 
 --- The variables talhelper would substitute: the process environment first,
@@ -103,16 +103,16 @@ function M.read(path)
   local text = fs.read(path)
   local docs = yaml.decode_all(text, {name = path})
   local data = docs[1]
-  if type(data) ~= "table" then error(errors.new("talconfig", path .. ": not a talhelper config (a map)", {exit = 2}), 0) end
+  if type(data) ~= "table" then error(errors.new("talconfig", path .. ": not a talhelper config (a map)", {exit = 2, retry = false}), 0) end
   if data.sops ~= nil then
     -- editing an encrypted file as text breaks its MAC: `sops -d` refuses it afterwards
     error(errors.new("talconfig", path .. ": the file is SOPS-encrypted (it has a sops: block); the rollout edits "
       .. "talconfig.yaml and would break its MAC. Keep talconfig.yaml in clear and its secrets in talenv.sops.yaml, "
       .. "as talhelper documents, or decrypt it (sops -d -i " .. path .. "), run the rollout, and encrypt it again "
-      .. "(sops -e -i " .. path .. "). Nothing was changed.", {exit = 2}), 0)
+      .. "(sops -e -i " .. path .. "). Nothing was changed.", {exit = 2, retry = false}), 0)
   end
   if type(data.nodes) ~= "table" or #data.nodes == 0 then
-    error(errors.new("talconfig", path .. ": no nodes", {exit = 2}), 0)
+    error(errors.new("talconfig", path .. ": no nodes", {exit = 2, retry = false}), 0)
   end
   local lookup, sops = M.env_lookup(path)
   local function x(v, where) return M.expand(v, lookup, path .. ": " .. where, sops) end
@@ -124,7 +124,7 @@ function M.read(path)
   local nodes = {}
   for i, n in ipairs(data.nodes) do
     if type(n) ~= "table" or type(n.hostname) ~= "string" then
-      error(errors.new("talconfig", ("%s: nodes[%d] has no hostname"):format(path, i), {exit = 2}), 0)
+      error(errors.new("talconfig", ("%s: nodes[%d] has no hostname"):format(path, i), {exit = 2, retry = false}), 0)
     end
     local where = ("nodes[%d]."):format(i)
     local addr = x(n.ipAddress, where .. "ipAddress")

@@ -64,7 +64,7 @@ function M.scenario(path)
   for _, n in ipairs(tc.nodes) do
     if not n.ip then
       error(require("runbook.error").new("scenario", fmt("%s: node %s has no ipAddress to rehearse with", path,
-                                                         n.hostname), {exit = 2}), 0)
+                                                         n.hostname), {exit = 2, retry = false}), 0)
     end
     local node = node_of(n, version, warnings)
     for _, e in ipairs(node.extensions) do official[e] = true end

@@ -53,7 +53,7 @@ end
 
 local function bad(file, text, key, msg)
   local line, col = locate(text, key)
-  error(errors.new("scenario", fmt("%s:%d:%d: %s", file, line, col, msg), {exit = 2}), 0)
+  error(errors.new("scenario", fmt("%s:%d:%d: %s", file, line, col, msg), {exit = 2, retry = false}), 0)
 end
 
 local function validate(v, file, text, path)
@@ -91,18 +91,18 @@ local check
 --- The scenario in `text` (named `path` in errors), checked.
 local function load_text(text, path)
   local ok, v = pcall(yaml.decode, text, {name = path})
-  if not ok then error(errors.new("scenario", tostring(v):gsub("^yaml: ", ""), {exit = 2}), 0) end
+  if not ok then error(errors.new("scenario", tostring(v):gsub("^yaml: ", ""), {exit = 2, retry = false}), 0) end
   return check(v, path, text)
 end
 
 local function load_scenario(path)
   local okr, text = pcall(core_fs.read, path, {max = 16 * 1024 * 1024})
-  if not okr then error(errors.new("scenario", tostring(text):gsub("^fs: ", ""), {exit = 2}), 0) end
+  if not okr then error(errors.new("scenario", tostring(text):gsub("^fs: ", ""), {exit = 2, retry = false}), 0) end
   return load_text(text, path)
 end
 
 function check(v, path, text)
-  if type(v) ~= "table" then error(errors.new("scenario", path .. ": expected a map", {exit = 2}), 0) end
+  if type(v) ~= "table" then error(errors.new("scenario", path .. ": expected a map", {exit = 2, retry = false}), 0) end
   validate(v, path, text)
   if not v.cluster or not v.cluster.nodes or #v.cluster.nodes == 0 then bad(path, text, "cluster", "the cluster needs nodes") end
   local names = {}
@@ -116,13 +116,13 @@ function check(v, path, text)
       local l2, c2 = locate(text, "type", line)
       error(errors.new("scenario", fmt("%s:%d:%d: unknown fault '%s' (known: %s)", path, l2, c2, tostring(f.type),
         (function() local t = {} for k in pairs(FAULTS) do t[#t + 1] = k end table.sort(t) return table.concat(t, ", ") end)()),
-        {exit = 2}), 0)
+        {exit = 2, retry = false}), 0)
     end
     if FAULTS[f.type] == "node" and not names[f.node or ""] then
       local line = select(1, locate(text, "faults"))
       local l2, c2 = locate(text, "node", line)
       error(errors.new("scenario", fmt("%s:%d:%d: fault %d (%s) names node '%s', which the cluster does not have",
-        path, l2, c2, i, f.type, tostring(f.node)), {exit = 2}), 0)
+        path, l2, c2, i, f.type, tostring(f.node)), {exit = 2, retry = false}), 0)
     end
   end
   return v

@@ -148,11 +148,23 @@ kill $srv; wait $srv 2>/dev/null
 
 # ---- clear errors for bad input (#17 item 13)
 printf 'return 256\n' > r256.lua
-expect "a runbook returning 256 is an error, not exit 0" 1 "the runbook returned 256; an exit code is 0 to 255" -- "$bin" run r256.lua
+expect "a runbook returning 256 is an error, not exit 0" 1 "the runbook returned 256; an exit code is an integer 0 to 255" -- "$bin" run r256.lua
+# #30.21: one rule for exit codes: nothing is 0, else an integer 0..255
+# (7.0 counts); anything else is exit 1 naming it, os.exit included
+for v in 3.5 '"7"' math.huge true; do
+  printf 'return %s\n' "$v" > rv.lua
+  expect "a runbook returning $v is an error, not exit 0" 1 "the runbook returned .*; an exit code is an integer 0 to 255" -- "$bin" run rv.lua
+done
+printf 'return 7.0\n' > r7.lua
+expect "a runbook returning 7.0 exits 7" 7 "" -- "$bin" run r7.lua
+printf 'os.exit(300)\n' > x300.lua
+expect "os.exit(300) is an error, not exit 44" 1 "bad argument #1 to 'exit' \\(an exit code is an integer 0 to 255\\)" -- "$bin" run x300.lua
+printf 'os.exit(9)\n' > x9.lua
+expect "os.exit(9) exits 9" 9 "" -- "$bin" run x9.lua
 printf 'local rb = require "runbook"\nlocal v = rb.vars{a = {type = "string", default = "x"}}\nprint(v.a)\n' > v.lua
-expect "--vars /dev/zero is refused once past its cap, not read until memory runs out" 2 "more than 16777216 bytes" -- "$bin" run v.lua --vars /dev/zero
+expect "--vars /dev/zero is refused (not a regular file), not read until memory runs out" 2 "read /dev/zero: a device, not a regular file" -- "$bin" run v.lua --vars /dev/zero
 out=$("$bin" run rollout.lua --dry-run --scenario /dev/zero 2>&1); code=$?
-[ $code -eq 2 ] && grep -q "more than 16777216 bytes" <<<"$out" && ! grep -q "\.lua:[0-9]" <<<"$out" \
+[ $code -eq 2 ] && grep -q "a device, not a regular file" <<<"$out" && ! grep -q "\.lua:[0-9]" <<<"$out" \
   && ok "--scenario /dev/zero: one line, exit 2, no traceback" || bad "--scenario /dev/zero: exit $code: $out"
 printf 'cluster: [\n' > broken.yaml
 out=$("$bin" run rollout.lua --dry-run --scenario broken.yaml 2>&1); code=$?

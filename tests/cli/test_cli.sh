@@ -105,6 +105,24 @@ expect "no libcurl: the request says so" 1 "cannot load libcurl \\(/nonexistent/
 expect "a library that is not libcurl" 1 "libyaml-0.so.2 has no curl_global_init" -- env RUNBOOK_LIBCURL=libyaml-0.so.2 "$bin" run get.lua
 expect "no libcurl needed to check or run without HTTP" 0 "" -- env RUNBOOK_LIBCURL=/nonexistent/libcurl.so.4 "$bin" run empty.lua
 
+# #30.19: inputs that are not regular files are refused at once, with one
+# message, exit 2: a FIFO as --vars or --scenario (open() blocked, deaf to
+# SIGTERM), /dev/zero as --vars (read until memory ran out); a secret file
+# that is a FIFO or a device
+mkfifo in.fifo
+printf 'local rb = require "runbook"\nrb.vars{a = {type = "string"}, key = {type = "secret"}}\n' > vars.lua
+expect "--vars naming a FIFO" 2 "read in.fifo: a FIFO, not a regular file" -- timeout 10 "$bin" run vars.lua --vars in.fifo
+expect "--vars naming /dev/zero" 2 "read /dev/zero: a device, not a regular file" -- timeout 10 "$bin" run vars.lua --vars /dev/zero
+expect "--scenario naming a FIFO" 2 "read in.fifo: a FIFO, not a regular file" -- timeout 10 "$bin" run "$src/runbooks/rollout.lua" --dry-run --scenario in.fifo
+expect "a secret file that is a FIFO" 2 "cannot read secret file in.fifo: not a regular file" -- timeout 10 "$bin" run vars.lua --var key_file=in.fifo
+expect "a secret file that is /dev/zero" 2 "cannot read secret file /dev/zero: not a regular file" -- timeout 10 "$bin" run vars.lua --var key_file=/dev/zero
+
+# #30.9: the engine's help names no runbook's variables: they come from
+# the runbook (its declarations; an unknown one is refused with the list)
+leak=$(for c in "" run plan world check list test; do "$bin" $c --help 2>&1; done | grep -oE "tailscale_api|talosconfig|factory_url|api_key|TS_API_KEY" | sort -u | tr '\n' ' ')
+if [ -z "$leak" ]; then echo "ok   the help names no runbook's variables"; passes=$((passes+1))
+else echo "FAIL the help names a runbook's variables: $leak"; fails=$((fails+1)); fi
+
 # The signal tests wait until the run has started (a slow, loaded machine
 # or an ASan build may take a while), not a fixed time.
 wait_for() {   # wait_for FILE: up to 30 s
@@ -137,6 +155,44 @@ if [ "$code" -eq 0 ] && grep -q "2 live tasks" "$tmp/quit.err" \
    && grep -q "quit.lua:2:" "$tmp/quit.err" && grep -q "quit.lua:4: in main chunk" "$tmp/quit.err"; then
   echo "ok   SIGQUIT dumps the live tasks and the run goes on"; passes=$((passes+1))
 else echo "FAIL SIGQUIT: exit $code: $(cat "$tmp/quit.err")"; fails=$((fails+1)); fi
+
+# SIGQUIT on a task computing without waiting: the dump comes from the
+# hook, at once, not when the loop next turns (#30.22; it never came)
+cat > spin.lua <<'LUA'
+io.open("spin.started", "w"):close()
+local t0 = os.time()
+while os.time() - t0 < 20 and not io.open("spin.go") do end
+LUA
+"$bin" run spin.lua >/dev/null 2>"$tmp/spin.err" & pid=$!
+wait_for spin.started; sleep 0.2; kill -QUIT $pid
+for i in $(seq 1 100); do grep -q "spin.lua:3: in main chunk" "$tmp/spin.err" && break; sleep 0.1; done
+touch spin.go; timeout 30 tail --pid=$pid -f /dev/null; wait $pid; code=$?
+if [ "$code" -eq 0 ] && grep -q "1 live task" "$tmp/spin.err" && grep -q "running for .* without waiting" "$tmp/spin.err" \
+   && grep -q "spin.lua:3: in main chunk" "$tmp/spin.err"; then
+  echo "ok   SIGQUIT dumps a task computing without waiting"; passes=$((passes+1))
+else echo "FAIL SIGQUIT on a busy task: exit $code: $(cat "$tmp/spin.err")"; fails=$((fails+1)); fi
+
+# A busy loop inside a nested coroutine, out of the hook's reach: the
+# second SIGINT exits 3 at once from the handler, and the child a task
+# started is killed with its group (#30.22: both signals were ignored)
+cat > nested.lua <<'LUA'
+local async, exec = require "runbook.async", require "runbook.exec"
+async.spawn(exec.run, {"sh", "-c", "echo $$ > nested.child; exec sleep 60"})
+while not io.open("nested.child") do require("runbook.time").sleep(0.02) end
+io.open("nested.started", "w"):close()
+coroutine.wrap(function() local t0 = os.time() while os.time() - t0 < 30 do end end)()
+LUA
+"$bin" run nested.lua >/dev/null 2>"$tmp/nested.err" & pid=$!
+wait_for nested.started; sleep 0.2; kill -INT $pid; sleep 0.2; kill -INT $pid
+timeout 10 tail --pid=$pid -f /dev/null
+late=; kill -0 $pid 2>/dev/null && { late=yes; kill -9 $pid; }   # still running 10 s after: the signals were lost
+wait $pid; code=$?
+child=$(cat nested.child 2>/dev/null)
+gone() { ! kill -0 "$1" 2>/dev/null || grep -q '^[0-9]* ([^)]*) Z' "/proc/$1/stat" 2>/dev/null; }   # a zombie nobody reaped is gone too
+for i in $(seq 1 50); do [ -n "$child" ] && ! gone "$child" || break; sleep 0.1; done
+if [ -z "$late" ] && [ "$code" -eq 3 ] && grep -q "interrupted again, exiting now" "$tmp/nested.err" && [ -n "$child" ] && gone "$child"; then
+  echo "ok   a second SIGINT exits at once from a busy nested coroutine, its child killed"; passes=$((passes+1))
+else echo "FAIL second SIGINT in a nested busy loop: exit $code: $(cat "$tmp/nested.err")"; kill "$child" 2>/dev/null; fails=$((fails+1)); fi
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

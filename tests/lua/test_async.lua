@@ -139,7 +139,10 @@ function test_wait_in_nested_coroutine_is_a_clear_error()
 end
 
 function test_bad_arguments_name_the_argument()
-  t.raises("bad argument #1 to '[%w.]*sleep' %(expected a finite number >= 0%)", time.sleep, -1)
+  t.raises("bad argument #1 to '[%w.]*sleep' %(expected seconds from 0 to 1e9%)", time.sleep, -1)
+  -- #30.7: bounded, not converted past what an integer holds (llround)
+  t.raises("bad argument #1 to '[%w.]*sleep' %(expected seconds from 0 to 1e9%)", time.sleep, 1e300)
+  t.raises("bad argument #1 to '[%w.]*sleep' %(expected seconds from 0 to 1e9%)", time.sleep, math.huge)
   t.raises("bad argument #1 to '[%w.]*sleep' %(number expected, got string%)", time.sleep, "x")
   t.raises("bad argument #1 to 'all'", async.all, 5)
   t.raises("bad argument #2 to 'timeout'", async.timeout, 1, 2)

@@ -39,6 +39,10 @@ function test_bad_arguments()
   t.raises("argv%[2%] must be a string", exec.run, {"echo", {}})
   t.raises("opts.env key", exec.run, {"true"}, {env = {["A=B"] = "x"}})
   t.raises("opts.timeout", exec.run, {"true"}, {timeout = -1})
+  -- #30.7: bounded before any cast (llround, size_t)
+  t.raises("opts.timeout must be 0 .. 1e9 seconds", exec.run, {"true"}, {timeout = 1e300})
+  t.raises("opts.grace must be 0 .. 1e9 seconds", exec.run, {"true"}, {grace = math.huge})
+  t.raises("opts.max_output must be 0 .. 1e15 bytes", exec.run, {"true"}, {max_output = math.huge})
   t.raises("opts.stdin must be a string or a secret", exec.run, {"cat"}, {stdin = {}})
   t.eq(exec.run({"cat"}, {stdin = "a\0b"}).stdout, "a\0b")        -- binary stdin passes whole
 end
@@ -204,4 +208,80 @@ function test_missing_cwd_is_named()
   t.truthy(tostring(e):find("its working directory /nonexistent/runbook-dir: ENOENT", 1, true), tostring(e))
   e = t.raises(exec.run, {"true"}, {cwd = "/etc/passwd"})
   t.truthy(tostring(e):find("its working directory /etc/passwd: ENOTDIR", 1, true), tostring(e))
+end
+
+-- #30.20: a grandchild holding stdout after the child exits is timed out
+-- like the child: the timeout fires (the exit no longer stops it), the
+-- group is signalled, and the call returns with timed_out.
+function test_timeout_holds_when_a_grandchild_keeps_stdout()
+  local r = exec.run({"sh", "-c", "sleep 60 & echo started"}, {timeout = 0.3, grace = 0.5, allow_timeout = true})
+  t.eq(r.timed_out, true)
+  t.eq(r.stdout, "started\n")
+  t.eq(r.code, 0)    -- the child itself exited on its own
+end
+
+-- ... and one that left the group (its own session) is not waited for
+-- after the SIGKILL: its pipe is let go.
+function test_timeout_lets_go_of_a_pipe_held_outside_the_group()
+  local r = exec.run({"sh", "-c", "setsid sleep 3 & echo started"}, {timeout = 0.2, grace = 0.2, allow_timeout = true})
+  t.eq(r.timed_out, true)
+  t.eq(r.stdout, "started\n")
+end
+
+-- a cancel reaches the grandchild too, and the task ends
+function test_cancel_ends_a_grandchild_holding_stdout()
+  local pidfile = os.tmpname()
+  local task = async.spawn(exec.run, {"sh", "-c", "sleep 60 & echo $! > " .. pidfile}, {grace = 0.5})
+  async.wait_until(function() local f = io.open(pidfile); local s = f and f:read("a"); if f then f:close() end
+                                return s and s ~= "" end, {timeout = 10, interval = 0.02, desc = "pid written"})
+  time.sleep(0.1)
+  task:cancel()
+  -- bounded: without the group signalled, the task waits out the sleep
+  async.wait_until(function() local st = task:status(); return st ~= "waiting" and st ~= "ready", st end,
+                   {timeout = 10, interval = 0.05, desc = "the cancelled task ends"})
+  local err = t.raises(task.wait, task)
+  t.truthy(errors.is(err, "cancelled"))
+  local pid = tonumber(io.open(pidfile):read("a"))
+  os.remove(pidfile)
+  t.truthy(async.wait_until(function() return gone(pid) end, {timeout = 10, interval = 0.05}), "grandchild gone")
+end
+
+-- #30.4: on_line runs in the waiting task and may wait itself (it raised
+-- "attempt to yield across a C-call boundary"); output arriving meanwhile
+-- does not wake the task out of that wait, and no line is lost
+function test_on_line_may_wait()
+  local seen = {}
+  local r = exec.run({"sh", "-c", "echo a; echo b; sleep 0.05; echo c"}, {on_line = function(line, stream)
+    time.sleep(0.03)
+    seen[#seen + 1] = stream .. ":" .. line
+  end})
+  t.eq(seen, {"stdout:a", "stdout:b", "stdout:c"})
+  t.eq(r.code, 0)
+  t.eq(r.stdout, "a\nb\nc\n")
+end
+
+-- its errors carry the traceback of where on_line raised them
+function test_on_line_error_carries_its_traceback()
+  local err = t.raises(exec.run, {"sh", "-c", "echo one; sleep 30"}, {grace = 0.5, on_line = function()
+    local function deep_in_on_line() error("raised in on_line") end
+    deep_in_on_line()
+  end})
+  t.match(tostring(err), "raised in on_line")
+  t.match(err.traceback, "deep_in_on_line")
+end
+
+-- a task cancelled while its on_line waits stops the child and waits for
+-- it, as a cancel of exec.run itself does
+function test_cancel_while_on_line_waits()
+  local pid
+  local task = async.spawn(exec.run, {"sh", "-c", "echo $$; sleep 60"}, {grace = 0.5, on_line = function(line)
+    pid = tonumber(line)
+    time.sleep(60)
+  end})
+  async.wait_until(function() return pid ~= nil end, {timeout = 10, interval = 0.02, desc = "on_line called"})
+  task:cancel()
+  async.wait_until(function() local st = task:status(); return st ~= "waiting" and st ~= "ready", st end,
+                   {timeout = 10, interval = 0.05, desc = "the cancelled task ends"})
+  t.truthy(errors.is(select(2, task:result()), "cancelled"))
+  t.truthy(gone(pid), "the child is gone when the task has ended")
 end

@@ -133,7 +133,56 @@ function test_read_max()
   fs.write(dir .. "/f", string.rep("x", 100))
   t.eq(#fs.read(dir .. "/f", {max = 100}), 100)
   t.raises("more than 10 bytes, too large for this input", fs.read, dir .. "/f", {max = 10})
-  t.raises("more than 1000 bytes", fs.read, "/dev/zero", {max = 1000})
+  t.raises("a device, not a regular file", fs.read, "/dev/zero", {max = 1000})
   t.raises("max must be >= 0", fs.read, dir .. "/f", {max = -5})
   fs.remove(dir .. "/f"); fs.remove(dir)
+end
+
+-- #30.5: a write through a symbolic link replaces the file the link ends
+-- at (in its own directory); the link stays a link. A link to a link, a
+-- relative link and a dangling one (the write creates its target).
+function test_write_through_symlinks_replaces_the_target()
+  local exec = require "runbook.exec"
+  local d = tmp()
+  local function ln(target, name) exec.run({"ln", "-s", target, d .. "/" .. name}, {check = true, quiet = true}) end
+  local function is_link(name) return exec.run({"test", "-L", d .. "/" .. name}, {quiet = true}).code == 0 end
+  fs.mkdir_p(d .. "/repo")
+  fs.write(d .. "/repo/talconfig.yaml", "old\n", {mode = tonumber("644", 8)})
+  ln("repo/talconfig.yaml", "talconfig.yaml")           -- relative, against the link's directory
+  ln(d .. "/talconfig.yaml", "second.yaml")              -- a link to the link
+  local bak = fs.write(d .. "/talconfig.yaml", "new\n", {backup = true})
+  t.truthy(is_link("talconfig.yaml"), "the link is still a link")
+  t.eq(fs.read(d .. "/repo/talconfig.yaml"), "new\n")
+  t.eq(fs.stat(d .. "/repo/talconfig.yaml").mode, tonumber("644", 8))
+  t.match(bak, "^" .. d:gsub("%p", "%%%0") .. "/repo/talconfig%.yaml%.bak%.")
+  t.eq(fs.read(bak), "old\n")
+  fs.write(d .. "/second.yaml", "newer\n")
+  t.truthy(is_link("second.yaml") and is_link("talconfig.yaml"), "both links stay links")
+  t.eq(fs.read(d .. "/repo/talconfig.yaml"), "newer\n")
+  t.eq(#fs.list(d .. "/repo"), 2)                        -- the file and its backup, no temp file
+  ln("repo/missing.yaml", "dangling.yaml")
+  fs.write(d .. "/dangling.yaml", "made\n")
+  t.truthy(is_link("dangling.yaml"), "the dangling link stays a link")
+  t.eq(fs.read(d .. "/repo/missing.yaml"), "made\n")
+  ln("loop-b", "loop-a"); ln("loop-a", "loop-b")
+  t.eq(t.raises(fs.write, d .. "/loop-a", "x").errno, "ELOOP")
+  rm_rf(d)
+end
+
+-- #30.19: only a regular file is read, and every read has a cap (64 MiB
+-- unless max says otherwise): a FIFO is refused without blocking in open(),
+-- a device without reading it
+function test_read_refuses_what_is_not_a_regular_file()
+  local exec = require "runbook.exec"
+  local d = tmp()
+  exec.run({"mkfifo", d .. "/fifo"}, {check = true})
+  local err = t.raises(fs.read, d .. "/fifo")
+  t.eq(err.kind, "fs")
+  t.match(err.message, "a FIFO, not a regular file")
+  t.match(t.raises(fs.read, "/dev/zero").message, "read /dev/zero: a device, not a regular file")
+  t.eq(t.raises(fs.read, d).errno, "EISDIR")
+  exec.run({"truncate", "-s", "65M", d .. "/big"}, {check = true})     -- sparse: no disk used
+  t.match(t.raises(fs.read, d .. "/big").message, "more than 67108864 bytes")
+  t.match(tostring(t.raises(secret.file, d .. "/fifo")), "not a regular file")
+  rm_rf(d)
 end

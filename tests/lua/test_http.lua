@@ -97,6 +97,8 @@ test_bad_arguments = function()
   t.raises("url must start with http", http.get, "ftp://127.0.0.1/")
   t.raises("headers must be a table", http.get, "http://127.0.0.1:1/", {headers = 5})
   t.raises("timeouts must be > 0", http.get, "http://127.0.0.1:1/", {timeout = 0})
+  t.raises("at most 1e9 seconds", http.get, "http://127.0.0.1:1/", {timeout = 1e300})      -- #30.7: (long)(t*1000)
+  t.raises("at most 1e9 seconds", http.get, "http://127.0.0.1:1/", {connect_timeout = math.huge})
 end
 
 -- #17 items 12, 13: bounded bodies, header injection, clear transport errors

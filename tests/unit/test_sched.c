@@ -5,8 +5,11 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "helpers.h"
 #include <lauxlib.h>
@@ -287,6 +290,93 @@ static void test_a_sleep_ends_when_its_timer_is_due_before_the_poll(void **state
   engine_free(e);
 }
 
+/* #30.3: a task made ready during a round waits for the next one, after
+** timers and I/O. A chain of subtasks, each spawned and waited for in
+** turn, kept the ready queue from ever emptying: the sleeper's timer never
+** fired and the loop ran its full 300000 turns. */
+static void test_tasks_made_ready_in_a_round_wait_for_the_next(void **state) {
+  char *out = NULL;
+  (void)state;
+  assert_int_equal(run_lua("local async = require 'runbook.async'\n"
+                           "local time = require 'runbook.time'\n"
+                           "local woke = false\n"
+                           "async.spawn(function() time.sleep(0.01); woke = true end)\n"
+                           "local n = 0\n"
+                           "while not woke and n < 300000 do async.spawn(function() end):wait(); n = n + 1 end\n"
+                           "RESULT = tostring(woke)\n",
+                           0, &out),
+                   0);
+  assert_non_null(out);
+  assert_string_equal(out, "true");
+  free(out);
+}
+
+/* #30.3: a plain coroutine.yield() in a task fails it, named, instead of
+** re-queueing it at once (the run froze, and a cancel of it was lost). */
+static void test_a_plain_yield_fails_the_task(void **state) {
+  char *out = NULL;
+  (void)state;
+  assert_int_equal(run_lua("local async = require 'runbook.async'\n"
+                           "local t = async.spawn(function() while true do coroutine.yield() end end)\n"
+                           "local ok, err = pcall(t.wait, t)\n"
+                           "local inner = coroutine.wrap(function() coroutine.yield(1); return 2 end)\n"
+                           "RESULT = tostring(ok) .. ' ' .. t:status() .. ' ' .. tostring(err.message:match('coroutine.yield%(%) in task')) .. ' '\n"
+                           "  .. tostring(err.traceback:match('in function') ~= nil) .. ' ' .. inner() .. inner()\n",
+                           0, &out),
+                   0);
+  assert_non_null(out);
+  assert_string_equal(out, "false failed coroutine.yield() in task true 12");
+  free(out);
+}
+
+/* #30.6: a SIGQUIT during teardown, after lua_close, while the loop runs
+** to reap what the bindings closed: the dump must not touch the closed
+** state (it did: the SIGQUIT handle was still started; ASan saw the
+** use-after-free, a plain build printed a dump of a closed state). */
+static uv_timer_t teardown_timer;
+
+static void teardown_timer_cb(uv_timer_t *h) {
+  uv_close((uv_handle_t *)h, NULL);
+}
+
+static void quit_in_teardown(void *ud) {
+  rb_engine *e = (rb_engine *)ud;
+  uv_timer_init(&e->loop, &teardown_timer); /* keeps the teardown's uv_run polling */
+  uv_timer_start(&teardown_timer, teardown_timer_cb, 20, 0);
+  raise(SIGQUIT);
+}
+
+static int l_quit_at_teardown(lua_State *L) {
+  rb_on_teardown(L, quit_in_teardown, engine_get(L));
+  return 0;
+}
+
+static int open_quitter(lua_State *L) {
+  static const luaL_Reg f[] = { { "arm", l_quit_at_teardown }, { NULL, NULL } };
+  luaL_newlib(L, f);
+  return 1;
+}
+
+static void test_sigquit_during_teardown_does_not_reach_the_closed_state(void **state) {
+  rb_engine *e = engine_with("quitter", open_quitter, 0);
+  char path[] = "/tmp/test_sched_XXXXXX", got[4096];
+  int fd = mkstemp(path), saved = dup(2);
+  ssize_t n;
+  (void)state;
+  assert_true(fd >= 0 && saved >= 0);
+  unlink(path);
+  run_main_ok(e, "require('quitter').arm()");
+  lua_pop(e->L, 1);
+  dup2(fd, 2);
+  engine_free(e);
+  dup2(saved, 2);
+  close(saved);
+  n = pread(fd, got, sizeof got - 1, 0);
+  close(fd);
+  got[n > 0 ? n : 0] = '\0';
+  assert_null(strstr(got, "live task"));
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_timer_heap_orders_by_deadline_then_fifo),
@@ -298,6 +388,9 @@ int main(void) {
     cmocka_unit_test(test_cancel_of_a_woken_task_runs_its_hook),
     cmocka_unit_test(test_a_wake_from_a_uv_timer_is_served_before_the_poll_blocks),
     cmocka_unit_test(test_a_sleep_ends_when_its_timer_is_due_before_the_poll),
+    cmocka_unit_test(test_tasks_made_ready_in_a_round_wait_for_the_next),
+    cmocka_unit_test(test_a_plain_yield_fails_the_task),
+    cmocka_unit_test(test_sigquit_during_teardown_does_not_reach_the_closed_state),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
