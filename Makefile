@@ -16,12 +16,9 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
-# The whole suite on the normal build, then again under ASan+UBSan.
-# --repeat until-pass:2 retries a failed test once, a guard against timing
-# on a loaded machine; a real failure fails twice, and a retried test shows
-# as failed in the log. (It was added for the test_http stall, since found
-# and fixed in the scheduler: docs/testing.md.)
-CTEST_FLAGS ?= --output-on-failure --repeat until-pass:2
+# The whole suite on the normal build, then again under ASan+UBSan. A test
+# that fails fails the suite: there is no retry.
+CTEST_FLAGS ?= --output-on-failure
 
 # luacheck, clang-format, long functions, the engine/bindings boundary
 # (scripts/lint.sh); part of `make test`, so a new warning fails CI.

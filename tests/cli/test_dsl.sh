@@ -113,10 +113,15 @@ expect "confirm in a dry-run is assumed" 0 "confirmed" -- "$bin" run confirm.lua
 
 cat > slow.lua <<'LUA'
 local rb = require "runbook"
-rb.step("hold the lock", function() require("runbook.time").sleep(3) end)
+rb.step("hold the lock", function()
+  io.open("holding", "w"):close()     -- the lock is taken before any step runs
+  require("runbook.time").sleep(tonumber(os.getenv("HOLD") or "0"))
+end)
 LUA
-"$bin" run slow.lua -q >/dev/null 2>&1 & holder=$!
-sleep 0.5
+rm -f holding
+HOLD=30 "$bin" run slow.lua -q >/dev/null 2>&1 & holder=$!
+for _ in $(seq 200); do [ -e holding ] && break; sleep 0.05; done   # at most 10 s
+[ -e holding ] || echo "FAIL the lock holder did not start its step within 10 s"
 expect "a second concurrent run exits 4 naming the holder" 4 "another run of slow.lua holds the lock \(pid $holder" -- "$bin" run slow.lua
 rm -f .runbook/slow.lockdir/lock      # deleted from under the holder
 expect "a deleted lock file does not let a second run in" 4 "holds the lock \(its lock file was removed" -- "$bin" run slow.lua
