@@ -63,6 +63,19 @@ rb.gate("node k8s-2 Ready", function() n = n + 1; return false, "NotReady (poll 
 LUA
 expect "gate timeout fails with the last observation" 1 "gate 'node k8s-2 Ready' failed: not met after 30.0s \(4 checks\); last observation: NotReady \(poll 4\)" -- "$bin" run gate.lua --dry-run
 
+# max_interval caps the backoff: 1 s, then 10x capped at 5 s, so polls at
+# 0 1 6 11 16 21 26 30 (without the cap: 0 1 11 30, 4 checks)
+cat > gatecap.lua <<'LUA'
+local rb = require "runbook"
+local time = require "runbook.time"
+local at = {}
+rb.gate("capped", function()
+  at[#at + 1] = string.format("%.0f", time.monotonic())
+  return false, "polls at " .. table.concat(at, " ")
+end, {timeout = 30, interval = 1, backoff = 10, max_interval = 5})
+LUA
+expect "a gate's max_interval caps its backoff" 1 "not met after 30.0s \(8 checks\); last observation: polls at 0 1 6 11 16 21 26 30$" -- "$bin" run gatecap.lua --dry-run
+
 cat > dup.lua <<'LUA'
 local rb = require "runbook"
 rb.step("same", function() end)

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,32 @@ static void test_mask_cases(void **state) {
   check(overlap, 2, "aaab aab ab aaaab");      /* the earlier start wins */
 }
 
+/* A secret is masked in the forms a child prints it in JSON: escaped as
+** encoding/json does without HTML escaping, and with it (Go's default:
+** <, > and & as \u003c, \u003e, \u0026). */
+static void test_mask_json_and_html_escaped_json_forms(void **state) {
+  const char *secret = "tskey-a<b>&\"c\\d";
+  const char *forms[] = {
+    "tskey-a<b>&\"c\\d",                         /* as is */
+    "tskey-a<b>&\\\"c\\\\d",                    /* JSON, no HTML escaping */
+    "tskey-a\\u003cb\\u003e\\u0026\\\"c\\\\d", /* JSON, HTML-escaped (Go's default) */
+  };
+  rb_engine e;
+  size_t outlen;
+  int i;
+  (void)state;
+  memset(&e, 0, sizeof e);
+  sink_add_secret(&e, secret, strlen(secret));
+  for (i = 0; i < 3; i++) {
+    char line[200], *got;
+    snprintf(line, sizeof line, "{\"authKey\": \"%s\"}", forms[i]);
+    got = sink_mask(&e, line, strlen(line), &outlen);
+    assert_string_equal(got, "{\"authKey\": \"***\"}");
+    free(got);
+  }
+  free_secrets(&e);
+}
+
 /* Random texts over a small alphabet, with secrets that overlap it. */
 static void test_mask_agrees_with_the_rule_on_random_texts(void **state) {
   const char *all[] = { "ab", "aba", "bb", "cab", "abab", "c" };
@@ -99,6 +126,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_mask_cases),
     cmocka_unit_test(test_mask_agrees_with_the_rule_on_random_texts),
+    cmocka_unit_test(test_mask_json_and_html_escaped_json_forms),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
