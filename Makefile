@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build lint test test-asan memcheck demo bench fuzz install clean
+.PHONY: all deps build lint test test-asan memcheck demo bench fuzz mutate install clean
 
 all: build
 
@@ -51,6 +51,13 @@ bench: build
 # time; installs clang. Not part of `make test` (docs/reliability.md).
 fuzz:
 	@bash scripts/fuzz.sh
+
+# Mutation check: each mutant of tests/mutants/mutants.txt applied to a
+# scratch copy (MUTATE_DIR, default /tmp/runbook-mutate-$USER; one build
+# directory reused), built, and the tests it names run; fails when one
+# survives. Not part of `make test`. MUTANTS="id ..." runs some only.
+mutate: deps
+	@python3 tests/mutants/mutate.py $(MUTANTS)
 
 install: build
 	cmake --install $(BUILD)
