@@ -99,6 +99,26 @@ static void test_mask_json_and_html_escaped_json_forms(void **state) {
   free_secrets(&e);
 }
 
+/* A multi-line secret reaches the sinks a line at a time when a child
+** prints it: each of its lines of 4 bytes or more is masked on its own;
+** a shorter line is not (it would mask ordinary text everywhere). */
+static void test_mask_each_line_of_a_multi_line_secret(void **state) {
+  const char *secret = "ab\nfirst-line\r\nsecond";
+  rb_engine e;
+  size_t outlen;
+  char *got;
+  (void)state;
+  memset(&e, 0, sizeof e);
+  sink_add_secret(&e, secret, strlen(secret));
+  got = sink_mask(&e, "> first-line", 12, &outlen);
+  assert_string_equal(got, "> ***");
+  free(got);
+  got = sink_mask(&e, "second. ab", 10, &outlen);
+  assert_string_equal(got, "***. ab");
+  free(got);
+  free_secrets(&e);
+}
+
 /* Random texts over a small alphabet, with secrets that overlap it. */
 static void test_mask_agrees_with_the_rule_on_random_texts(void **state) {
   const char *all[] = { "ab", "aba", "bb", "cab", "abab", "c" };
@@ -127,6 +147,7 @@ int main(void) {
     cmocka_unit_test(test_mask_cases),
     cmocka_unit_test(test_mask_agrees_with_the_rule_on_random_texts),
     cmocka_unit_test(test_mask_json_and_html_escaped_json_forms),
+    cmocka_unit_test(test_mask_each_line_of_a_multi_line_secret),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
