@@ -1,7 +1,6 @@
 -- runbook.exec: real processes through libuv.
 local exec = require "runbook.exec"
 local async = require "runbook.async"
-local time = require "runbook.time"
 local errors = require "runbook.error"
 local t = require "runbook.testing"
 

@@ -79,8 +79,8 @@ static void test_mask_cases(void **state) {
 static void test_mask_json_and_html_escaped_json_forms(void **state) {
   const char *secret = "tskey-a<b>&\"c\\d";
   const char *forms[] = {
-    "tskey-a<b>&\"c\\d",                         /* as is */
-    "tskey-a<b>&\\\"c\\\\d",                    /* JSON, no HTML escaping */
+    "tskey-a<b>&\"c\\d",                       /* as is */
+    "tskey-a<b>&\\\"c\\\\d",                   /* JSON, no HTML escaping */
     "tskey-a\\u003cb\\u003e\\u0026\\\"c\\\\d", /* JSON, HTML-escaped (Go's default) */
   };
   rb_engine e;
