@@ -1,12 +1,19 @@
 # Sourced by every shell test right after `bin=$1`: every wait is bounded.
 # - `$bin` becomes tests/support/bounded-runbook, which runs the binary under
-#   test ($bin_real) with a deadline (RUNBOOK_TEST_WAIT, default 120 s) and
+#   test ($bin_real) with a deadline (RUNBOOK_TEST_WAIT, default 120 s, 300 s
+#   in an e2e test) and
 #   names the command that outlived it;
 # - a process started in the background (its pid matters: signals, the lock
 #   holder's pid, a server) runs "$bin_real", and is waited for with
 #   `await_exit PID [SECONDS] [WHAT]`, which gives its exit code, or kills
 #   it and returns 124 naming WHAT when it outlives SECONDS (default 60);
 # - `bounded SECONDS CMD...` bounds any other command (python3 ...).
+# a cli test's run takes seconds; an e2e run against a served world waits
+# out real boots and polls (a minute or two, slower under ASan)
+if [ -z "${RUNBOOK_TEST_WAIT:-}" ]; then
+  case $0 in */e2e/*) RUNBOOK_TEST_WAIT=300 ;; *) RUNBOOK_TEST_WAIT=120 ;; esac
+fi
+export RUNBOOK_TEST_WAIT
 bin_real=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
 export RUNBOOK_REAL_BIN=$bin_real
 bin=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/bounded-runbook
