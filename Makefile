@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build lint test test-asan memcheck demo bench fuzz install clean
+.PHONY: all deps build lint test test-asan memcheck demo bench fuzz mutate install clean
 
 all: build
 
@@ -16,12 +16,9 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
-# The whole suite on the normal build, then again under ASan+UBSan.
-# --repeat until-pass:2 retries a failed test once, a guard against timing
-# on a loaded machine; a real failure fails twice, and a retried test shows
-# as failed in the log. (It was added for the test_http stall, since found
-# and fixed in the scheduler: docs/testing.md.)
-CTEST_FLAGS ?= --output-on-failure --repeat until-pass:2
+# The whole suite on the normal build, then again under ASan+UBSan. A test
+# that fails fails the suite: there is no retry.
+CTEST_FLAGS ?= --output-on-failure
 
 # luacheck, clang-format, long functions, the engine/bindings boundary
 # (scripts/lint.sh); part of `make test`, so a new warning fails CI.
@@ -54,6 +51,13 @@ bench: build
 # time; installs clang. Not part of `make test` (docs/reliability.md).
 fuzz:
 	@bash scripts/fuzz.sh
+
+# Mutation check: each mutant of tests/mutants/mutants.txt applied to a
+# scratch copy (MUTATE_DIR, default /tmp/runbook-mutate-$USER; one build
+# directory reused), built, and the tests it names run; fails when one
+# survives. Not part of `make test`. MUTANTS="id ..." runs some only.
+mutate: deps
+	@python3 tests/mutants/mutate.py $(MUTANTS)
 
 install: build
 	cmake --install $(BUILD)

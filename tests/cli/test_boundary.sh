@@ -5,7 +5,8 @@
 # usage: test_boundary.sh RUNBOOK_BIN SOURCE_DIR
 set -u
 bin=$1 src=$2
-build=$(dirname "$bin")
+source "$(dirname "$0")/../support/bounded.sh"   # every wait bounded, $bin_real for background runs
+build=$(dirname "$bin_real")
 fails=0; passes=0
 ok()   { echo "ok   $1"; passes=$((passes+1)); }
 fail() { echo "FAIL $1"; fails=$((fails+1)); }

@@ -3,6 +3,7 @@
 # usage: test_cli.sh RUNBOOK_BIN SOURCE_DIR
 set -u
 bin=$1; src=$2
+source "$(dirname "$0")/../support/bounded.sh"   # every wait bounded, $bin_real for background runs
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fails=0; passes=0
 
@@ -133,8 +134,8 @@ wait_for() {   # wait_for FILE: up to 30 s
 
 # SIGINT cancels the run and exits 3
 printf 'io.open("int.started", "w"):close()\nrequire("runbook.time").sleep(30)\n' > long.lua
-"$bin" run long.lua >/dev/null 2>"$tmp/int.err" & pid=$!
-wait_for int.started; sleep 0.2; kill -INT $pid; wait $pid; code=$?
+"$bin_real" run long.lua >/dev/null 2>"$tmp/int.err" & pid=$!
+wait_for int.started; sleep 0.2; kill -INT $pid; await_exit $pid 30 "long.lua after SIGINT"; code=$?
 if [ "$code" -eq 3 ] && grep -q interrupted "$tmp/int.err"; then echo "ok   SIGINT exits 3"; passes=$((passes+1))
 else echo "FAIL SIGINT: exit $code: $(cat "$tmp/int.err")"; fails=$((fails+1)); fi
 
@@ -146,10 +147,10 @@ io.open("quit.started", "w"):close()
 while not io.open("quit.go") do time.sleep(0.05) end
 sleeper:cancel()
 LUA
-"$bin" run quit.lua >/dev/null 2>"$tmp/quit.err" & pid=$!
+"$bin_real" run quit.lua >/dev/null 2>"$tmp/quit.err" & pid=$!
 wait_for quit.started; sleep 0.2; kill -QUIT $pid
 for i in $(seq 1 100); do grep -q "quit.lua:4: in main chunk" "$tmp/quit.err" && break; sleep 0.1; done
-touch quit.go; wait $pid; code=$?
+touch quit.go; await_exit $pid 30 "quit.lua after quit.go"; code=$?
 if [ "$code" -eq 0 ] && grep -q "2 live tasks" "$tmp/quit.err" \
    && grep -q "task [0-9]* (sleeper) waiting for .*, wakes in" "$tmp/quit.err" \
    && grep -q "quit.lua:2:" "$tmp/quit.err" && grep -q "quit.lua:4: in main chunk" "$tmp/quit.err"; then

@@ -4,6 +4,7 @@
 # usage: test_dsl.sh RUNBOOK_BIN SOURCE_DIR
 set -u
 bin=$1
+source "$(dirname "$0")/../support/bounded.sh"   # every wait bounded, $bin_real for background runs
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fails=0; passes=0
 cd "$tmp"
@@ -63,6 +64,19 @@ rb.gate("node k8s-2 Ready", function() n = n + 1; return false, "NotReady (poll 
 LUA
 expect "gate timeout fails with the last observation" 1 "gate 'node k8s-2 Ready' failed: not met after 30.0s \(4 checks\); last observation: NotReady \(poll 4\)" -- "$bin" run gate.lua --dry-run
 
+# max_interval caps the backoff: 1 s, then 10x capped at 5 s, so polls at
+# 0 1 6 11 16 21 26 30 (without the cap: 0 1 11 30, 4 checks)
+cat > gatecap.lua <<'LUA'
+local rb = require "runbook"
+local time = require "runbook.time"
+local at = {}
+rb.gate("capped", function()
+  at[#at + 1] = string.format("%.0f", time.monotonic())
+  return false, "polls at " .. table.concat(at, " ")
+end, {timeout = 30, interval = 1, backoff = 10, max_interval = 5})
+LUA
+expect "a gate's max_interval caps its backoff" 1 "not met after 30.0s \(8 checks\); last observation: polls at 0 1 6 11 16 21 26 30$" -- "$bin" run gatecap.lua --dry-run
+
 cat > dup.lua <<'LUA'
 local rb = require "runbook"
 rb.step("same", function() end)
@@ -113,10 +127,15 @@ expect "confirm in a dry-run is assumed" 0 "confirmed" -- "$bin" run confirm.lua
 
 cat > slow.lua <<'LUA'
 local rb = require "runbook"
-rb.step("hold the lock", function() require("runbook.time").sleep(3) end)
+rb.step("hold the lock", function()
+  io.open("holding", "w"):close()     -- the lock is taken before any step runs
+  require("runbook.time").sleep(tonumber(os.getenv("HOLD") or "0"))
+end)
 LUA
-"$bin" run slow.lua -q >/dev/null 2>&1 & holder=$!
-sleep 0.5
+rm -f holding
+HOLD=30 "$bin_real" run slow.lua -q >/dev/null 2>&1 & holder=$!
+for _ in $(seq 200); do [ -e holding ] && break; sleep 0.05; done   # at most 10 s
+[ -e holding ] || echo "FAIL the lock holder did not start its step within 10 s"
 expect "a second concurrent run exits 4 naming the holder" 4 "another run of slow.lua holds the lock \(pid $holder" -- "$bin" run slow.lua
 rm -f .runbook/slow.lockdir/lock      # deleted from under the holder
 expect "a deleted lock file does not let a second run in" 4 "holds the lock \(its lock file was removed" -- "$bin" run slow.lua
@@ -126,7 +145,7 @@ local rb = require "runbook"      -- required, never used: no lock, no journal
 print("duration " .. rb.duration(61))
 LUA
 expect "requiring the DSL without using it takes no lock" 0 "duration 1m01s" -- "$bin" run other/slow.lua
-kill -9 $holder; wait $holder 2>/dev/null
+kill -9 $holder; await_exit $holder 10 >/dev/null 2>&1
 expect "a stale lock of a dead process is taken over" 0 "" -- "$bin" run slow.lua --resume -q
 cat > early.lua <<'LUA'
 local rb = require "runbook"
@@ -235,9 +254,9 @@ rb.step("a", function() note("do a") return 1 end, {undo = function() note("undo
 rb.step("b", function() note("start b"); time.sleep(30); note("end b") end)
 LUA
 rm -f trail.int
-"$bin" run int.lua >int.out 2>&1 & ipid=$!
+"$bin_real" run int.lua >int.out 2>&1 & ipid=$!
 for _ in $(seq 100); do grep -q "start b" trail.int 2>/dev/null && break; sleep 0.05; done
-kill -INT $ipid; wait $ipid; icode=$?
+kill -INT $ipid; await_exit $ipid 30 "int.lua after SIGINT"; icode=$?
 if [ $icode -eq 3 ] && ! grep -q "undo a" trail.int && grep -q "nothing was undone" int.out && grep -q "in step b, not finished" int.out; then
   echo "ok   SIGINT during a step: exit 3, no undo, the summary names the step"; passes=$((passes+1))
 else echo "FAIL SIGINT: exit $icode; trail: $(cat trail.int); $(tail -3 int.out)"; fails=$((fails+1)); fi
@@ -257,9 +276,9 @@ rb.step("stubborn child", function()
 end)
 LUA
 rm -f child.pid
-"$bin" run sg.lua -q >sg.out 2>&1 & spid=$!
+"$bin_real" run sg.lua -q >sg.out 2>&1 & spid=$!
 for _ in $(seq 100); do [ -s child.pid ] && break; sleep 0.05; done
-kill -INT $spid; sleep 0.3; kill -INT $spid; wait $spid; scode=$?
+kill -INT $spid; sleep 0.3; kill -INT $spid; await_exit $spid 30 "sg.lua after a second SIGINT"; scode=$?
 cpid=$(cat child.pid); state=gone
 for _ in $(seq 40); do
   state=$(awk '{print $3}' /proc/$cpid/stat 2>/dev/null || echo gone)
@@ -325,13 +344,26 @@ rb.gate("node-7 back", function()
 end, {interval = 0.2, timeout = 60})
 LUA
 rm -f gating
-"$bin" run gint.lua >gint.out 2>&1 & gpid=$!
+"$bin_real" run gint.lua >gint.out 2>&1 & gpid=$!
 for _ in $(seq 100); do [ -e gating ] && break; sleep 0.05; done; sleep 0.3
-kill -INT $gpid; wait $gpid; gcode=$?
+kill -INT $gpid; await_exit $gpid 30 "gint.lua after SIGINT"; gcode=$?
 if [ $gcode -eq 3 ] && grep -q "waiting in gate node-7 back, [0-9]* checks in; last seen: rebooting (Talos API unreachable)" gint.out \
    && grep -q "outcome: stopped: interrupted: interrupted waiting in gate node-7 back" .runbook/gint.report.md && ! grep -q "task 1 (main) was cancelled" gint.out .runbook/gint.report.md; then
   echo "ok   an interrupt in a gate: summary and report name the gate and what it last saw"; passes=$((passes+1))
 else echo "FAIL gate interrupt: exit $gcode; $(tail -3 gint.out); $(grep outcome .runbook/gint.report.md)"; fails=$((fails+1)); fi
+
+# the outcome event of an interrupted run says exit 3, as the process does
+cat > intj.lua <<'LUA'
+local rb = require "runbook"
+rb.step("wait", function() io.open("intj.started", "w"):close(); require("runbook.time").sleep(30) end)
+LUA
+rm -f intj.started
+"$bin_real" run intj.lua --output json >intj.json 2>intj.err & jpid=$!
+for _ in $(seq 200); do [ -e intj.started ] && break; sleep 0.05; done
+kill -INT $jpid; await_exit $jpid 30 "intj.lua after SIGINT"; jcode=$?
+if [ $jcode -eq 3 ] && grep '"type":"outcome"' intj.json | grep -q '"exit":3'; then
+  echo "ok   an interrupted run: exit 3, and its outcome event says exit 3"; passes=$((passes+1))
+else echo "FAIL interrupted outcome: exit $jcode; $(grep '"type":"outcome"' intj.json)"; fails=$((fails+1)); fi
 
 # --limit/--exclude need the runbook's variables; rb.pause needs a reason
 printf 'local rb = require "runbook"\nrb.vars{}\nrb.step("s", function() return 1 end)\n' > nolimit.lua

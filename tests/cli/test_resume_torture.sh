@@ -8,6 +8,7 @@
 # usage: test_resume_torture.sh RUNBOOK_BIN SOURCE_DIR
 set -u
 bin=$1
+source "$(dirname "$0")/../support/bounded.sh"   # every wait bounded, $bin_real for background runs
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 N=5
 fails=0; passes=0

@@ -5,6 +5,7 @@
 # usage: test_rolling.sh RUNBOOK_BIN SOURCE_DIR
 set -u
 bin=$1
+source "$(dirname "$0")/../support/bounded.sh"   # every wait bounded, $bin_real for background runs
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fails=0; passes=0
 cd "$tmp"

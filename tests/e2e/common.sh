@@ -4,6 +4,7 @@
 # usage, first thing in a test: source "$(dirname "$0")/common.sh" "$@"
 set -u
 bin=$1; src=$2
+source "$src/tests/support/bounded.sh"   # every wait bounded, $bin_real for background runs
 tmp=$(mktemp -d); srv=
 trap '[ -n "$srv" ] && kill $srv 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
 fails=0; passes=0

@@ -12,8 +12,8 @@ source "$(dirname "$0")/common.sh" "$@"
 # first on PATH and the rollout's variables for it in `common`
 PATH0=$PATH
 serve() {
-  [ -n "$srv" ] && { kill $srv 2>/dev/null; wait $srv 2>/dev/null; }
-  "$bin" world serve --scenario "$1" --dir "$2" 2>"$2.serve.log" & srv=$!
+  [ -n "$srv" ] && { kill $srv 2>/dev/null; await_exit $srv 10 "world serve after SIGTERM"; }
+  "$bin_real" world serve --scenario "$1" --dir "$2" 2>"$2.serve.log" & srv=$!
   for _ in $(seq 100); do [ -s "$2/world.url" ] && break; sleep 0.05; done
   url=$(cat "$2/world.url")
   cd "$2"
@@ -25,7 +25,7 @@ serve() {
 # 1. the sample cluster: capture, then plan; the plan equals the rehearsal
 # of the served scenario itself
 serve "$src/runbooks/scenarios/default.yaml" "$tmp/a"
-before=$(curl -s "$url/state")
+before=$(curl -s --max-time 30 "$url/state")
 "$bin" world capture "${capvars[@]}" --out cap.yaml >cap.out 2>cap.err; code=$?
 [ "$code" -eq 0 ] && [ "$(stat -c %a cap.yaml)" = 600 ] && grep -q "captured 3 nodes into cap.yaml" cap.err \
   && ok "world capture: exit 0, the scenario written 0600, the count said" || bad "capture: exit $code; $(cat cap.err)"
@@ -63,7 +63,7 @@ bad = [a for a in execs if not read(a)]
 assert not bad, bad
 assert all(e["method"] == "GET" for e in https), [e["method"] for e in https]
 PY
-after=$(curl -s "$url/state")
+after=$(curl -s --max-time 30 "$url/state")
 [ "$before" = "$after" ] && [ ! -e patches ] && [ ! -e clusterconfig ] && ! ls talconfig.yaml.bak.* >/dev/null 2>&1 \
   && ok "plan changed nothing: the served cluster's state, talconfig.yaml and its directory as they were" || bad "plan changed something: $after"
 

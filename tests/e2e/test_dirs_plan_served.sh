@@ -34,13 +34,13 @@ while read -r dir expect; do
   (cd "$tmp/$dir/dry" && env "${vars[@]}" "$bin" run rollout.lua --dry-run --var authkey_file="$key" >out.txt 2>&1)
   dcode=$?
   cd "$tmp/$dir/served"
-  env "${vars[@]}" "$bin" world serve --dir "$tmp/$dir/srv" 2>serve.log & srv=$!
+  env "${vars[@]}" "$bin_real" world serve --dir "$tmp/$dir/srv" 2>serve.log & srv=$!
   for _ in $(seq 100); do [ -s "$tmp/$dir/srv/world.url" ] && break; sleep 0.05; done
   url=$(cat "$tmp/$dir/srv/world.url")
   PATH="$tmp/$dir/srv/bin:$PATH0" env "${vars[@]}" "$bin" plan rollout.lua --var "factory_url=$url/factory" \
     --var "tailscale_api=$url/tailscale" --var "api_probe_url=$url/svc/version" --var authkey_file="$key" >out.txt 2>&1
   pcode=$?
-  kill $srv 2>/dev/null; wait $srv 2>/dev/null; srv=
+  kill $srv 2>/dev/null; await_exit $srv 10 "world serve after SIGTERM"; srv=
   cd "$tmp"
   if [ $dcode -ne 0 ] || [ $pcode -ne 0 ]; then
     bad "$dir: dry-run exit $dcode, plan exit $pcode: $(tail -2 "$tmp/$dir/served/out.txt")"

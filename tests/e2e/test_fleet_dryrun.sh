@@ -8,6 +8,7 @@
 # usage: test_fleet_dryrun.sh RUNBOOK_BIN SOURCE_DIR
 set -u
 bin=$1; src=$2
+source "$(dirname "$0")/../support/bounded.sh"   # every wait bounded, $bin_real for background runs
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fails=0; passes=0
 ok() { echo "ok   $1"; passes=$((passes+1)); }

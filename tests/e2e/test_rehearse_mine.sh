@@ -7,6 +7,7 @@
 # usage: test_rehearse_mine.sh RUNBOOK_BIN SOURCE_DIR
 set -u
 bin=$1; src=$2
+source "$(dirname "$0")/../support/bounded.sh"   # every wait bounded, $bin_real for background runs
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fails=0; passes=0
 ok() { echo "ok   $1"; passes=$((passes+1)); }
@@ -78,10 +79,10 @@ PY
 # `world serve` in my directory serves my cluster, saying so (#26 item 4:
 # it served the sample without a word)
 cd "$tmp/mine"
-"$bin" world serve --dir "$tmp/srv" 2>serve.err & srv=$!
+"$bin_real" world serve --dir "$tmp/srv" 2>serve.err & srv=$!
 for _ in $(seq 100); do [ -s "$tmp/srv/world.url" ] && break; sleep 0.05; done
-nodes=$(curl -s "$(cat "$tmp/srv/world.url")/state" | python3 -c 'import json,sys; print(",".join(n["name"] for n in json.load(sys.stdin)["nodes"]))')
-kill $srv 2>/dev/null; wait $srv 2>/dev/null
+nodes=$(curl -s --max-time 30 "$(cat "$tmp/srv/world.url")/state" | python3 -c 'import json,sys; print(",".join(n["name"] for n in json.load(sys.stdin)["nodes"]))')
+kill $srv 2>/dev/null; await_exit $srv 10 "world serve after SIGTERM"
 grep -q "^simulating your cluster from talconfig.yaml and talenv.yaml: 5 nodes (3 control plane)" serve.err \
   && [ "$nodes" = "cp-1,cp-2,cp-3,worker-1,gpu-1" ] \
   && ok "world serve in my directory serves my cluster and says so" || bad "world serve here: nodes '$nodes'; $(head -3 serve.err)"

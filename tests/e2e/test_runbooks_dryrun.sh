@@ -4,6 +4,7 @@
 # usage: test_runbooks_dryrun.sh RUNBOOK_BIN SOURCE_DIR
 set -u
 bin=$1; src=$2
+source "$(dirname "$0")/../support/bounded.sh"   # every wait bounded, $bin_real for background runs
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 fails=0; passes=0
 S="$src/runbooks/scenarios"

@@ -26,6 +26,7 @@
 # usage: test_talhelper_dirs.sh RUNBOOK_BIN SOURCE_DIR
 set -u
 bin=$1; src=$2
+source "$(dirname "$0")/../support/bounded.sh"   # every wait bounded, $bin_real for background runs
 corpus=$src/tests/talhelper-dirs
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # a fake auth key, never printed (the runbook masks what it reads from the file)

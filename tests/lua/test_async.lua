@@ -158,3 +158,15 @@ function test_same_timeline_every_time()
   t.eq(table.concat(log, " "), "b1.0 a1.5 b2.0 a3.0 b3.0 a4.5")
   t.eq(time.iso(0), "1970-01-01T00:00:00Z")
 end
+
+-- max_interval caps the backoff: 1 s, then 10x capped at 5 s, so polls at
+-- 0 1 6 11 16 21 26 30 (without the cap: 0 1 11 30)
+function test_wait_until_max_interval_caps_the_backoff()
+  local at, t0 = {}, time.monotonic()
+  local err = t.raises(async.wait_until, function()
+    at[#at + 1] = math.floor(time.monotonic() - t0 + 0.5)
+    return false
+  end, {timeout = 30, interval = 1, backoff = 10, max_interval = 5})
+  t.eq(at, {0, 1, 6, 11, 16, 21, 26, 30})
+  t.eq(err.polls, 8)
+end

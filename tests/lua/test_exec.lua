@@ -1,7 +1,6 @@
 -- runbook.exec: real processes through libuv.
 local exec = require "runbook.exec"
 local async = require "runbook.async"
-local time = require "runbook.time"
 local errors = require "runbook.error"
 local t = require "runbook.testing"
 
@@ -104,17 +103,30 @@ function test_sigkill_after_grace_when_term_is_ignored()
   t.eq(r.signal, 9)
 end
 
+-- Cancelling sends SIGTERM to the child's whole group and waits for it.
+-- The child shell traps TERM and then reaps its own child (sleep 60), so
+-- the log says which signal reached the group and how sleep ended: killed
+-- by SIGTERM (status 128 + 15). Without the kill the child would wait out
+-- its sleep: the wait is bounded to 10 s, so the test fails instead.
 function test_cancel_kills_children_no_process_left()
-  local pidfile = os.tmpname()
-  local task = async.spawn(exec.run, {"sh", "-c", "sleep 60 & echo $! > " .. pidfile .. "; wait"}, {grace = 0.5})
-  time.sleep(0.3)
+  local dir = os.tmpname()
+  os.remove(dir)
+  require("runbook.fs").mkdir_p(dir)
+  local script = "trap 'echo got TERM >> log' TERM; sleep 60 & echo $! > pid; wait $!; wait $!; echo sleep $? >> log"
+  local task = async.spawn(exec.run, {"sh", "-c", script}, {grace = 5, cwd = dir})
+  async.wait_until(function() local f = io.open(dir .. "/pid") return f and f:read("n") end,
+                   {timeout = 10, interval = 0.02, desc = "the child's pid file"})
   task:cancel()
-  local err = t.raises(task.wait, task)
-  t.truthy(errors.is(err, "cancelled"))
-  local pid = tonumber(io.open(pidfile):read("a"))
-  os.remove(pidfile)
-  t.truthy(pid, "grandchild pid recorded")
-  async.wait_until(function() return not alive(pid) end, {timeout = 5, interval = 0.05, desc = "grandchild gone"})
+  local ok, err = pcall(async.timeout, 10, task.wait, task)
+  t.eq(ok, false)
+  t.truthy(errors.is(err, "cancelled"), "the task ends cancelled, not by the 10 s bound: " .. tostring(err))
+  local f = io.open(dir .. "/log")
+  local log = f and f:read("a")
+  if f then f:close() end
+  t.eq(log, "got TERM\nsleep 143\n", "the group got SIGTERM and sleep died of it")
+  local pid = tonumber(io.open(dir .. "/pid"):read("a"))
+  t.truthy(async.wait_until(function() return not alive(pid) end, {timeout = 5, interval = 0.05, desc = "grandchild gone"}))
+  os.remove(dir .. "/pid"); os.remove(dir .. "/log"); os.remove(dir)
 end
 
 function test_max_output_keeps_a_prefix_and_counts_the_rest()

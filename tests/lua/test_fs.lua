@@ -25,6 +25,18 @@ function test_write_read_atomic_with_mode()
   rm_rf(d)
 end
 
+-- A new file without a mode is 0600 (the mode is set with fchmod, so the
+-- umask does not widen or narrow it): configs and backups hold secrets
+-- (bindings/fs.c fs_write; docs/bindings.md).
+function test_a_new_file_is_0600_by_default()
+  local d = tmp()
+  fs.write(d .. "/new.yaml", "x: 1\n")
+  t.eq(fs.stat(d .. "/new.yaml").mode, tonumber("600", 8))
+  fs.write(d .. "/new.yaml", "x: 2\n")
+  t.eq(fs.stat(d .. "/new.yaml").mode, tonumber("600", 8), "and stays 0600 when replaced")
+  rm_rf(d)
+end
+
 function test_backup_keeps_the_previous_file()
   local d = tmp()
   local p = d .. "/talconfig.yaml"

@@ -123,6 +123,21 @@ test_header_injection_is_refused = function()
   t.raises("holds a line break", http.get, "http://127.0.0.1:1/", {headers = {["X-K"] = secret.new("a\r\nb: c", "k")}})
 end
 
+-- After a redirect the headers are those of the last response only: the
+-- 302's Location, Date and Content-Length: 0 must not be joined with the
+-- final response's (write_header in bindings/http.c starts a new block at
+-- each status line).
+test_headers_after_a_redirect_are_the_last_responses = with_server(function()
+  local r = http.get(url("/redirect?to=/echo"), {follow = true})
+  t.eq(r.status, 200)
+  t.match(r.url, "/echo$")
+  t.eq(r.headers.location, nil, "the redirect's Location is not kept")
+  t.eq(r.headers["content-length"], tostring(#r.body), "one Content-Length, the final one's")
+  t.eq(r.headers["x-test"], "a, b")
+  t.eq(r.headers["content-type"], "application/json")
+  t.truthy(not tostring(r.headers.date):find(",.*,.*,"), "one Date, not two joined: " .. tostring(r.headers.date))
+end)
+
 test_a_redirect_loop_says_so = with_server(function()
   local e = t.raises(http.get, url("/loop"), {follow = true})
   t.truthy(tostring(e):find("redirect loop", 1, true), tostring(e))

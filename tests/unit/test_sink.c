@@ -74,6 +74,52 @@ static void test_mask_cases(void **state) {
   check(overlap, 2, "aaab aab ab aaaab");      /* the earlier start wins */
 }
 
+/* A secret is masked in the forms a child prints it in JSON: escaped as
+** encoding/json does without HTML escaping, and with it (Go's default:
+** <, > and & as \u003c, \u003e, \u0026). */
+static void test_mask_json_and_html_escaped_json_forms(void **state) {
+  const char *secret = "tskey-a<b>&\"c\\d";
+  const char *forms[] = {
+    "tskey-a<b>&\"c\\d",                       /* as is */
+    "tskey-a<b>&\\\"c\\\\d",                   /* JSON, no HTML escaping */
+    "tskey-a\\u003cb\\u003e\\u0026\\\"c\\\\d", /* JSON, HTML-escaped (Go's default) */
+  };
+  rb_engine e;
+  size_t outlen;
+  int i;
+  (void)state;
+  memset(&e, 0, sizeof e);
+  sink_add_secret(&e, secret, strlen(secret));
+  for (i = 0; i < 3; i++) {
+    char line[200], *got;
+    snprintf(line, sizeof line, "{\"authKey\": \"%s\"}", forms[i]);
+    got = sink_mask(&e, line, strlen(line), &outlen);
+    assert_string_equal(got, "{\"authKey\": \"***\"}");
+    free(got);
+  }
+  free_secrets(&e);
+}
+
+/* A multi-line secret reaches the sinks a line at a time when a child
+** prints it: each of its lines of 4 bytes or more is masked on its own;
+** a shorter line is not (it would mask ordinary text everywhere). */
+static void test_mask_each_line_of_a_multi_line_secret(void **state) {
+  const char *secret = "ab\nfirst-line\r\nsecond";
+  rb_engine e;
+  size_t outlen;
+  char *got;
+  (void)state;
+  memset(&e, 0, sizeof e);
+  sink_add_secret(&e, secret, strlen(secret));
+  got = sink_mask(&e, "> first-line", 12, &outlen);
+  assert_string_equal(got, "> ***");
+  free(got);
+  got = sink_mask(&e, "second. ab", 10, &outlen);
+  assert_string_equal(got, "***. ab");
+  free(got);
+  free_secrets(&e);
+}
+
 /* Random texts over a small alphabet, with secrets that overlap it. */
 static void test_mask_agrees_with_the_rule_on_random_texts(void **state) {
   const char *all[] = { "ab", "aba", "bb", "cab", "abab", "c" };
@@ -134,6 +180,8 @@ int main(void) {
     cmocka_unit_test(test_mask_cases),
     cmocka_unit_test(test_mask_agrees_with_the_rule_on_random_texts),
     cmocka_unit_test(test_printf_masks_a_long_message_whole),
+    cmocka_unit_test(test_mask_json_and_html_escaped_json_forms),
+    cmocka_unit_test(test_mask_each_line_of_a_multi_line_secret),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
