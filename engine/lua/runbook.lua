@@ -106,9 +106,12 @@ end
 
 local function start()
   if S.journal then return S.journal end
+  local c = S.cluster or {}
   S.journal = journal.open{
     state_dir = state_dir, base = base, name = runbook_name, dry_run = M.dry_run,
     resume = opts.resume, fresh = opts.fresh, fingerprint = fingerprint(),
+    lock_key = c.key, read_only = c.read_only,
+    store = not M.dry_run and not c.read_only and require("runbook.store").open(opts.store, {state_dir = state_dir}) or nil,
     on_archive = function(to)
       events.emit{type = "log", level = "info", msg = "archived the previous journal as " .. to}
     end,
@@ -175,6 +178,8 @@ local function plain_message(cause)
 end
 
 local function fail(id, cause, what)
+  local lost = S.journal and S.journal.lost and S.journal:lost()
+  if lost then error(lost, 0) end              -- a run that lost its lock acts no further, undo included
   if is_stop(cause) then error(cause, 0) end   -- an inner step already stopped the run
   if sys.interrupted() and errors.is(cause, "cancelled") then
     -- Ctrl-C or SIGTERM: the run stops where it is and undoes nothing, so
@@ -331,6 +336,7 @@ function M.step(name, fn, o)
     events.emit{type = "step_skipped", step = id, text = "✓ " .. id .. " (done in an earlier run)"}
     return result
   end
+  J:check()                 -- the lock is still this run's (runbook.store), or the run stops here
   events.emit{type = "step", step = id, text = "→ " .. id}
   if J.pending then journal_write{type = "begin", id = id, key = key} end   -- a kill from here on leaves a journal
   local ok, res = run_with_retries(fn, o)
@@ -413,6 +419,26 @@ function M.gate(name, check, o)
     time.sleep(math.min(interval, timeout - elapsed))
     interval = math.min(interval * (o.backoff or 1), o.max_interval or 60)
   end
+end
+
+---@class runbook.ClusterOpts
+---@field read_only? boolean this run changes nothing: it takes no lock and keeps no journal
+
+--- Names the cluster this run changes: the lock is then the cluster's, not
+--- the runbook's, so that every runbook changing one cluster (a rollout, its
+--- rollback, a repair) excludes the others, whichever of them runs, and a
+--- read-only run takes none. Call it once, after rb.vars and before the
+--- first phase, step, gate or confirmation; it takes the lock at once (exit
+--- 4 naming the holder when another run has it).
+---@param key string a stable name of the cluster (the shipped runbooks: talconfig's clusterName and endpoint)
+---@param o? runbook.ClusterOpts
+function M.cluster(key, o)
+  args.name(1, "cluster", key)
+  o = args.check(2, "cluster", o, "?table") or {}
+  check_opts("cluster", key, o, {read_only = "boolean"})
+  if S.journal then error("cluster: the run has started already (call rb.cluster before the first phase, step, gate or confirmation)", 2) end
+  S.cluster = {key = key, read_only = o.read_only}
+  start()
 end
 
 --- Whether the step with this key finished in the run being resumed
@@ -631,7 +657,6 @@ end
 ---@param specs table<string, table>
 ---@return table<string, any>
 function M.vars(specs)
-  start()
   return variables.resolve(specs, opts, S.var_specs, S.var_values)
 end
 
