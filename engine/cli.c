@@ -132,14 +132,13 @@ static const char *const HELP_WORLD = "usage: runbook world serve [--scenario FI
 
 static const char *const HELP_VERSION = "usage: runbook version\n";
 
-static const char *const HELP_STATUS =
-  "usage: runbook status [--store URL] [--state-dir DIR] [--output text|json]\n"
-  "\n"
-  "Lists the runs a store knows: for each lock, its holder (user, host, pid),\n"
-  "runbook, variables' hash, start and last renewal; for each journal, its\n"
-  "state (running, unfinished, finished) and its steps. The store is --store,\n"
-  "else RUNBOOK_STORE, else the state directory (.runbook). Changes nothing.\n"
-  "exit: 0, 2 bad usage or a store that does not answer.\n";
+static const char *const HELP_STATUS = "usage: runbook status [--store URL] [--state-dir DIR] [--output text|json]\n"
+                                       "\n"
+                                       "Lists the runs a store knows: for each lock, its holder (user, host, pid),\n"
+                                       "runbook, variables' hash, start and last renewal; for each journal, its\n"
+                                       "state (running, unfinished, finished) and its steps. The store is --store,\n"
+                                       "else RUNBOOK_STORE, else the state directory (.runbook). Changes nothing.\n"
+                                       "exit: 0, 2 bad usage or a store that does not answer.\n";
 
 static const char *const HELP_FLEET =
   "usage: runbook fleet run FILE.lua --clusters FLEET.yaml [options]\n"
@@ -179,8 +178,8 @@ enum rb_command cli_command_named(const char *name) {
     const char *name;
     enum rb_command cmd;
   } cmds[] = {
-    { "run", RB_CMD_RUN },     { "check", RB_CMD_CHECK },     { "list", RB_CMD_LIST }, { "test", RB_CMD_TEST },
-    { "world", RB_CMD_WORLD }, { "version", RB_CMD_VERSION }, { "help", RB_CMD_HELP }, { "plan", RB_CMD_PLAN },
+    { "run", RB_CMD_RUN },       { "check", RB_CMD_CHECK },     { "list", RB_CMD_LIST }, { "test", RB_CMD_TEST },
+    { "world", RB_CMD_WORLD },   { "version", RB_CMD_VERSION }, { "help", RB_CMD_HELP }, { "plan", RB_CMD_PLAN },
     { "status", RB_CMD_STATUS }, { "fleet", RB_CMD_FLEET },
   };
   size_t i;
@@ -224,8 +223,8 @@ static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST
                                  { NULL, 0, 0 } };
 
 static const char *command_name(enum rb_command c) {
-  static const char *const names[] = { "",     "run",  "check", "list",   "test",
-                                       "world", "version", "help", "plan", "status", "fleet" };
+  static const char *const names[] = { "",        "run",  "check", "list",   "test", "world",
+                                       "version", "help", "plan",  "status", "fleet" };
   return names[c];
 }
 
@@ -372,7 +371,8 @@ static int check_complete(const rb_cli *cli, char *err, int errlen) {
     return usage(err, errlen, "world capture reads the live cluster: no %s", cli->scenario ? "--scenario" : "--dir");
   if (cli->cmd == RB_CMD_FLEET && (cli->fleet_action == NULL || cli->file == NULL))
     return usage(err, errlen, "fleet needs 'run FILE.lua' (see 'runbook help fleet')");
-  if (cli->cmd == RB_CMD_FLEET && cli->clusters == NULL) return usage(err, errlen, "fleet run needs --clusters FLEET.yaml");
+  if (cli->cmd == RB_CMD_FLEET && cli->clusters == NULL)
+    return usage(err, errlen, "fleet run needs --clusters FLEET.yaml");
   if (cli->scenario && cli->cmd == RB_CMD_RUN && !cli->dry_run)
     return usage(err, errlen, "--scenario only applies with --dry-run");
   return 0;

@@ -10,6 +10,7 @@ pkgs=(
   libcmocka-dev
   python3 python3-yaml openssl curl valgrind
   lua-check clang-format
+  etcd-server etcd-client   # tests/cli/test_store_etcd.sh: the etcd store against real etcd (3.4 in Debian 12)
 )
 pkgs+=("$@")   # extra packages a target needs (make fuzz: clang libclang-rt-14-dev)
 

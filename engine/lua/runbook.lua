@@ -127,6 +127,7 @@ end
 local function journal_write(rec)
   if not S.journal or S.journal_failed then return end
   local ok, err = pcall(S.journal.write, S.journal, rec)
+  if not ok and errors.is(err, "lock_lost") then error(err, 0) end   -- fenced out: nothing written, exit 4
   if not ok then
     S.journal_failed = tostring(err)
     error(errors.new("journal", fmt("cannot write the journal %s (%s); stopped so that no change goes unrecorded",

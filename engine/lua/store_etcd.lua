@@ -199,9 +199,14 @@ end
 
 --- Marks the lock lost (once) and cancels the run's main task where it
 --- waits; the DSL turns that into the lock_lost stop (no undo, exit 4).
-function Lock:lose(why)
+function Lock:lose(why, holder)
   if self.failed then return self.failed end
-  self.failed = store.lost_error(why)
+  if not holder then       -- who holds it now, when the store answers
+    local ok, kvs = pcall(self.c.range, self.c, self.key)
+    holder = ok and holder_text(kvs[1]) or "nobody known (the store does not answer)"
+  end
+  if self.failed then return self.failed end
+  self.failed = store.lost_error(fmt(" to %s (%s)", holder, why))
   events.emit{type = "lock_lost", level = "error", text = tostring(self.failed.message)}
   if self.main and self.main ~= async.current() and self.main:status() ~= "done" then self.main:cancel() end
   return self.failed
@@ -209,7 +214,7 @@ end
 
 function Lock:lost()
   if not self.failed and time.monotonic() - self.renewed > self.c.margin then
-    self:lose(fmt(": no renewal of its lease for %gs (margin %gs of a %ds lease)",
+    self:lose(fmt("no renewal of its lease for %.1fs, over the margin of %gs of a %ds lease",
                   time.monotonic() - self.renewed, self.c.margin, self.c.ttl))
   end
   return self.failed
@@ -227,7 +232,7 @@ function Lock:txn(ops)
       if reply.succeeded then return reply end
       local r = reply.responses and reply.responses[1] and reply.responses[1].response_range
       local kv = r and r.kvs and r.kvs[1]
-      error(self:lose(" to " .. holder_text(kv and {value = unb64(kv.value or "")})), 0)
+      error(self:lose("the store refused a write fenced on it", holder_text(kv and {value = unb64(kv.value or "")})), 0)
     end
     if ok then error(errors.new("etcd", fmt("%s: txn answered %d: %s", self.c.url, st, reply.message or reply.error or "")), 0) end
     time.sleep(0.2)            -- no endpoint answered: again, within the margin
@@ -252,7 +257,7 @@ function Lock:keepalive()
     if res and res.TTL and tonumber(res.TTL) > 0 then
       self.renewed = sent
     elseif res then
-      self:lose(fmt(": its lease %s expired (the store renewed it no more)", self.lease))
+      self:lose(fmt("its lease %s is gone: expired or revoked", self.lease))
     else
       self:lost()
     end
