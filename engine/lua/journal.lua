@@ -1,6 +1,7 @@
 --- runbook.journal: the record that makes a run resumable, and the lock
---- that keeps two runs of one runbook apart. One JSON object per line in
---- <state dir>/<runbook>.journal:
+--- that keeps two mutating runs of one cluster apart, both kept by a store
+--- (runbook.store: the state directory, or etcd). One JSON object per
+--- record; in the state directory, one per line in <state dir>/<runbook>.journal:
 ---   {"type":"start", "runbook":..., "pid":...}
 ---   {"type":"begin", "id":...}                 a step started (first one only)
 ---   {"type":"step", "id":..., "key":..., "name":..., "phase":..., "result":...}
