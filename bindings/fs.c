@@ -401,6 +401,34 @@ static int lock_release(lua_State *L) {
   return 0;
 }
 
+/* Whether `fd` is still the file at `path` (same device and inode). */
+static int same_file(int fd, const char *path) {
+  struct stat a, b;
+  return fstat(fd, &a) == 0 && stat(path, &b) == 0 && a.st_ino == b.st_ino && a.st_dev == b.st_dev;
+}
+
+/* lock:check() -> true, or nil and why. The lock is held on open
+** descriptors, but a second run finds it by path: when the lock file or
+** its directory was deleted, moved or replaced, a second run can lock a
+** new inode at that path, so the holder must act no further. Called
+** before every step and every journal append (issue #30 point 18). */
+static int lock_check(lua_State *L) {
+  lock_t *k = (lock_t *)luaL_checkudata(L, 1, LOCK_MT);
+  const char *path;
+  char dir[PATH_MAX];
+  if (k->fd < 0) return luaL_error(L, "attempt to use a closed lock");
+  lua_getiuservalue(L, 1, 1);
+  path = lua_tostring(L, -1);
+  dir_of(path, dir, sizeof dir);
+  if (same_file(k->fd, path) && same_file(k->dfd, dir)) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushnil(L);
+  lua_pushfstring(L, "the lock file %s (or its directory) was removed, moved or replaced while this run held it", path);
+  return 2;
+}
+
 /* Pushes nil and what the lock file says of its holder. */
 static int lock_held(lua_State *L, const char *path) {
   char buf[512];
@@ -427,10 +455,9 @@ static int fs_lock(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   size_t len;
   const char *info = luaL_checklstring(L, 2, &len);
-  lock_t *k = (lock_t *)lua_newuserdatauv(L, sizeof *k, 0);
+  lock_t *k = (lock_t *)lua_newuserdatauv(L, sizeof *k, 1);
   int fd;
   char dir[PATH_MAX];
-  struct stat a, b;
   k->fd = k->dfd = -1;
   if (luaL_newmetatable(L, LOCK_MT)) {
     lua_pushcfunction(L, lock_release);
@@ -440,9 +467,13 @@ static int fs_lock(lua_State *L) {
     lua_newtable(L);
     lua_pushcfunction(L, lock_release);
     lua_setfield(L, -2, "release");
+    lua_pushcfunction(L, lock_check);
+    lua_setfield(L, -2, "check");
     lua_setfield(L, -2, "__index");
   }
   lua_setmetatable(L, -2);
+  lua_pushvalue(L, 1);
+  lua_setiuservalue(L, -2, 1); /* the path, for check() */
   dir_of(path, dir, sizeof dir);
   k->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (k->dfd < 0) return fs_fail(L, "lock", dir, errno);
@@ -466,7 +497,7 @@ static int fs_lock(lua_State *L) {
     return lock_held(L, path);
   }
   /* the file locked is the one at path (not one unlinked since it was opened) */
-  if (fstat(fd, &a) != 0 || stat(path, &b) != 0 || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+  if (!same_file(fd, path)) {
     close(fd);
     lock_close(k);
     return lock_held(L, path);

@@ -4,7 +4,7 @@
 ** number of transfers share one thread.
 **
 ** request{method, url, headers, body, timeout, connect_timeout, insecure,
-**         cacert, bearer, follow} -> {status, headers, body, url}
+**         cacert, cert, key, bearer, follow} -> {status, headers, body, url}
 **
 ** Transport failures raise error objects: kind "dns", "connect", "tls",
 ** "timeout" or "http", with curl's message and the URL. HTTP statuses,
@@ -348,6 +348,7 @@ static int http_k(lua_State *L, int status, lua_KContext ctx) {
 static const char *set_options(lua_State *L, http_req *r, const http_opts *op, size_t body_len) {
   const char *failed = NULL;
   char *cacert = http_opt_text(L, "cacert");
+  char *cert = http_opt_text(L, "cert"), *key = http_opt_text(L, "key");
   struct curl_slist *sl;
   SETOPT(r, CURLOPT_URL, op->url);
   SETOPT(r, CURLOPT_PRIVATE, r);
@@ -376,6 +377,14 @@ static const char *set_options(lua_State *L, http_req *r, const http_opts *op, s
   if (cacert) {
     SETOPT(r, CURLOPT_CAINFO, cacert); /* curl copies the string */
     free(cacert);
+  }
+  if (cert) { /* a client certificate (PEM) and its key, for mutual TLS (an etcd store) */
+    SETOPT(r, CURLOPT_SSLCERT, cert);
+    free(cert);
+  }
+  if (key) {
+    SETOPT(r, CURLOPT_SSLKEY, key);
+    free(key);
   }
   if (strcmp(op->method, "HEAD") == 0) SETOPT(r, CURLOPT_NOBODY, 1L);
   else if (strcmp(op->method, "GET") != 0) SETOPT(r, CURLOPT_CUSTOMREQUEST, op->method);

@@ -128,6 +128,8 @@ void http_check_opts(lua_State *L, http_opts *op) {
   check_text(L, "bearer");
   check_text(L, "body");
   check_text(L, "cacert");
+  check_text(L, "cert");
+  check_text(L, "key");
 }
 
 /* Adds "Authorization: Bearer <opts.bearer>"; the copies are wiped.

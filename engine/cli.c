@@ -46,6 +46,9 @@ static const char *const HELP_RUN =
   "  --var K=V              set a runbook variable (repeatable)\n"
   "  --vars FILE.yaml       read runbook variables from a YAML map\n"
   "  --state-dir DIR        where the journal, lock and report live (default .runbook)\n"
+  "  --store URL            the lock and journal in a shared store instead:\n"
+  "                         etcd://HOST:PORT[,HOST:PORT]/PREFIX (etcds:// for TLS);\n"
+  "                         also RUNBOOK_STORE (docs/reliability.md)\n"
   "  --resume               continue an interrupted run, skipping finished steps\n"
   "  --fresh                archive an unfinished journal and start over\n"
   "  --yes                  answer yes to every confirmation\n"
@@ -63,7 +66,7 @@ static const char *const HELP_RUN =
   "  -h, --help             show this help\n"
   "\n"
   "exit: 0 done, 1 a step or gate failed, 2 bad usage or input, 3 interrupted,\n"
-  "4 another run holds the lock. SIGINT/SIGTERM stop the run where it is, even a\n"
+  "4 another run holds the lock, or this run lost it. SIGINT/SIGTERM stop the run where it is, even a\n"
   "step computing without waiting: its tasks' cleanup runs, no step is undone,\n"
   "exit 3, and --resume continues it; a second signal exits at once, killing\n"
   "every child's process group. SIGQUIT prints every task and where it waits,\n"
@@ -129,6 +132,32 @@ static const char *const HELP_WORLD = "usage: runbook world serve [--scenario FI
 
 static const char *const HELP_VERSION = "usage: runbook version\n";
 
+static const char *const HELP_STATUS = "usage: runbook status [--store URL] [--state-dir DIR] [--output text|json]\n"
+                                       "\n"
+                                       "Lists the runs a store knows: for each lock, its holder (user, host, pid),\n"
+                                       "runbook, variables' hash, start and last renewal; for each journal, its\n"
+                                       "state (running, unfinished, finished) and its steps. The store is --store,\n"
+                                       "else RUNBOOK_STORE, else the state directory (.runbook). Changes nothing.\n"
+                                       "exit: 0, 2 bad usage or a store that does not answer.\n";
+
+static const char *const HELP_FLEET =
+  "usage: runbook fleet run FILE.lua --clusters FLEET.yaml [options]\n"
+  "\n"
+  "Runs FILE.lua once per cluster of FLEET.yaml, each in the cluster's own\n"
+  "directory as a child run with its own journal and lock: the canary\n"
+  "clusters first, one at a time, then the rest, --concurrency at a time.\n"
+  "Once more clusters failed than --failure-budget allows, no new cluster is\n"
+  "started (those running finish). Ends with one report (STATE-DIR/fleet.report.md)\n"
+  "and, with --output json, one JSON line per event (cluster, run id, outcome).\n"
+  "\n"
+  "options: --concurrency N (default 1), --failure-budget N (default 0),\n"
+  "--dry-run (rehearse each cluster from its own directory), --resume (skip\n"
+  "the clusters that finished, resume the others), --store URL (passed to\n"
+  "each child), --var K=V and --vars FILE (for every cluster, before its own),\n"
+  "--yes, --state-dir DIR (the fleet's record; default .runbook), --output.\n"
+  "exit: 0 every cluster done, 1 a cluster failed or was not started, 2 bad\n"
+  "usage or a bad fleet file, 3 interrupted (resumable with --resume).\n";
+
 const char *cli_help(enum rb_command cmd) {
   switch (cmd) {
     case RB_CMD_RUN: return HELP_RUN;
@@ -138,6 +167,8 @@ const char *cli_help(enum rb_command cmd) {
     case RB_CMD_TEST: return HELP_TEST;
     case RB_CMD_WORLD: return HELP_WORLD;
     case RB_CMD_VERSION: return HELP_VERSION;
+    case RB_CMD_STATUS: return HELP_STATUS;
+    case RB_CMD_FLEET: return HELP_FLEET;
     default: return HELP_MAIN;
   }
 }
@@ -147,8 +178,9 @@ enum rb_command cli_command_named(const char *name) {
     const char *name;
     enum rb_command cmd;
   } cmds[] = {
-    { "run", RB_CMD_RUN },     { "check", RB_CMD_CHECK },     { "list", RB_CMD_LIST }, { "test", RB_CMD_TEST },
-    { "world", RB_CMD_WORLD }, { "version", RB_CMD_VERSION }, { "help", RB_CMD_HELP }, { "plan", RB_CMD_PLAN },
+    { "run", RB_CMD_RUN },       { "check", RB_CMD_CHECK },     { "list", RB_CMD_LIST }, { "test", RB_CMD_TEST },
+    { "world", RB_CMD_WORLD },   { "version", RB_CMD_VERSION }, { "help", RB_CMD_HELP }, { "plan", RB_CMD_PLAN },
+    { "status", RB_CMD_STATUS }, { "fleet", RB_CMD_FLEET },
   };
   size_t i;
   for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
@@ -165,15 +197,20 @@ typedef struct flagdef {
 
 #define C(x) (1u << (x))
 #define RP (C(RB_CMD_RUN) | C(RB_CMD_PLAN))
-static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) },
+#define FL C(RB_CMD_FLEET)
+static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST) | FL },
                                  { "--scenario", 1, C(RB_CMD_RUN) | C(RB_CMD_WORLD) },
-                                 { "--var", 1, RP | C(RB_CMD_WORLD) },
-                                 { "--vars", 1, RP | C(RB_CMD_WORLD) },
-                                 { "--state-dir", 1, RP },
-                                 { "--resume", 0, C(RB_CMD_RUN) },
+                                 { "--var", 1, RP | C(RB_CMD_WORLD) | FL },
+                                 { "--vars", 1, RP | C(RB_CMD_WORLD) | FL },
+                                 { "--state-dir", 1, RP | C(RB_CMD_STATUS) | FL },
+                                 { "--resume", 0, C(RB_CMD_RUN) | FL },
                                  { "--fresh", 0, C(RB_CMD_RUN) },
-                                 { "--yes", 0, C(RB_CMD_RUN) },
-                                 { "--output", 1, RP },
+                                 { "--yes", 0, C(RB_CMD_RUN) | FL },
+                                 { "--output", 1, RP | C(RB_CMD_STATUS) | FL },
+                                 { "--store", 1, C(RB_CMD_RUN) | C(RB_CMD_STATUS) | FL },
+                                 { "--clusters", 1, FL },
+                                 { "--concurrency", 1, FL },
+                                 { "--failure-budget", 1, FL },
                                  { "--log", 1, RP },
                                  { "--report", 1, RP },
                                  { "--step-timeout", 1, RP },
@@ -186,7 +223,8 @@ static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST
                                  { NULL, 0, 0 } };
 
 static const char *command_name(enum rb_command c) {
-  static const char *const names[] = { "", "run", "check", "list", "test", "world", "version", "help", "plan" };
+  static const char *const names[] = { "",        "run",  "check", "list",   "test", "world",
+                                       "version", "help", "plan",  "status", "fleet" };
   return names[c];
 }
 
@@ -234,6 +272,17 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
   else if (strcmp(name, "--quiet") == 0) cli->verbosity = -1;
   else if (strcmp(name, "--dir") == 0) cli->world_dir = val;
   else if (strcmp(name, "--out") == 0) cli->world_out = val;
+  else if (strcmp(name, "--store") == 0) cli->store = val;
+  else if (strcmp(name, "--clusters") == 0) cli->clusters = val;
+  else if (strcmp(name, "--concurrency") == 0 || strcmp(name, "--failure-budget") == 0) {
+    char *end;
+    long n = strtol(val, &end, 10);
+    int conc = strcmp(name, "--concurrency") == 0;
+    if (end == val || *end != '\0' || n < (conc ? 1 : 0) || n > 1000)
+      return usage(err, errlen, "%s expects a whole number %s, got '%s'", name, conc ? "1 to 1000" : "0 to 1000", val);
+    if (conc) cli->concurrency = (int)n;
+    else cli->failure_budget = (int)n;
+  }
   return 0;
 }
 
@@ -256,6 +305,14 @@ static int apply_positional(rb_cli *cli, const char *arg, char *err, int errlen)
       if (strcmp(arg, "serve") != 0 && strcmp(arg, "capture") != 0)
         return usage(err, errlen, "unknown world action '%s' (expected: serve, capture or call)", arg);
       cli->world_action = arg;
+      return 0;
+    case RB_CMD_FLEET:
+      if (cli->fleet_action == NULL) {
+        if (strcmp(arg, "run") != 0) return usage(err, errlen, "unknown fleet action '%s' (expected: run)", arg);
+        cli->fleet_action = arg;
+      }
+      else if (cli->file == NULL) cli->file = arg;
+      else return usage(err, errlen, "unexpected argument '%s' (one runbook per %s)", arg, "fleet run");
       return 0;
     case RB_CMD_HELP:
       if (cli->help_topic) return usage(err, errlen, "unexpected argument '%s'%s", arg, "");
@@ -312,6 +369,10 @@ static int check_complete(const rb_cli *cli, char *err, int errlen) {
   }
   if (cli->cmd == RB_CMD_WORLD && strcmp(cli->world_action, "capture") == 0 && (cli->world_dir || cli->scenario))
     return usage(err, errlen, "world capture reads the live cluster: no %s", cli->scenario ? "--scenario" : "--dir");
+  if (cli->cmd == RB_CMD_FLEET && (cli->fleet_action == NULL || cli->file == NULL))
+    return usage(err, errlen, "fleet needs 'run FILE.lua' (see 'runbook help fleet')");
+  if (cli->cmd == RB_CMD_FLEET && cli->clusters == NULL)
+    return usage(err, errlen, "fleet run needs --clusters FLEET.yaml");
   if (cli->scenario && cli->cmd == RB_CMD_RUN && !cli->dry_run)
     return usage(err, errlen, "--scenario only applies with --dry-run");
   return 0;
@@ -320,6 +381,7 @@ static int check_complete(const rb_cli *cli, char *err, int errlen) {
 int cli_parse(rb_cli *cli, int argc, char **argv, char *err, int errlen) {
   int i, rc, flags_done = 0;
   memset(cli, 0, sizeof *cli);
+  cli->failure_budget = -1;
   err[0] = '\0';
   if (argc < 2) {
     cli->cmd = RB_CMD_HELP;

@@ -14,7 +14,9 @@ enum rb_command {
   RB_CMD_WORLD,
   RB_CMD_VERSION,
   RB_CMD_HELP,
-  RB_CMD_PLAN
+  RB_CMD_PLAN,
+  RB_CMD_STATUS,
+  RB_CMD_FLEET
 };
 
 enum rb_output { RB_OUT_TEXT, RB_OUT_JSON };
@@ -41,6 +43,11 @@ typedef struct rb_cli {
   const char *world_url;                /* world call URL PROG ARGS... */
   char **call_argv;                     /* PROG ARGS... (NULL-terminated, points into argv) */
   int call_argc;
+  const char *store;        /* --store URL (else RUNBOOK_STORE, else the state directory) */
+  const char *fleet_action; /* fleet run */
+  const char *clusters;     /* fleet: --clusters FILE.yaml */
+  int concurrency;          /* fleet: --concurrency N (0: the default, 1) */
+  int failure_budget;       /* fleet: --failure-budget N (-1: the default, 0) */
 } rb_cli;
 
 /* Parses argv (argv[0] is the program). Returns 0, or 2 with 'err' filled

@@ -139,6 +139,17 @@ static int sys_options(lua_State *L) {
   set_str(L, "script", e->script);
   set_str(L, "limit", c->limit);
   set_str(L, "exclude", c->exclude);
+  set_str(L, "store", c->store ? c->store : getenv("RUNBOOK_STORE"));
+  set_str(L, "clusters", c->clusters);
+  set_str(L, "file", c->file);
+  if (c->concurrency > 0) {
+    lua_pushinteger(L, c->concurrency);
+    lua_setfield(L, -2, "concurrency");
+  }
+  if (c->failure_budget >= 0) {
+    lua_pushinteger(L, c->failure_budget);
+    lua_setfield(L, -2, "failure_budget");
+  }
   if (c->step_timeout > 0) {
     lua_pushnumber(L, c->step_timeout);
     lua_setfield(L, -2, "step_timeout");

@@ -294,6 +294,28 @@ static int cmd_world(const rb_cli *cli) {
   return cmd_world_serve(cli);
 }
 
+/* status, fleet: the function `fn` of the engine's Lua module `mod`, run
+** as the main task of a real-clock engine (fleet --dry-run: the children
+** rehearse; the fleet itself only waits on them). */
+static int cmd_lua(const rb_cli *cli, const char *mod, const char *fn, const char *what) {
+  rb_engine *e = engine_new(cli, 0, rb_binding_modules);
+  lua_State *L;
+  rb_task *t;
+  int code;
+  if (e == NULL) return RB_EXIT_FAILED;
+  L = e->L;
+  lua_getglobal(L, "require");
+  lua_pushstring(L, mod);
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, fn);
+  lua_remove(L, -2);
+  t = rb_task_spawn(L, 0, what);
+  sched_run(&e->sched, t);
+  code = task_exit(e, t, what);
+  engine_free(e);
+  return code;
+}
+
 /* plan FILE: capture into STATE/NAME.capture.yaml, then rehearse FILE on it. */
 static int cmd_plan(const rb_cli *cli) {
   char out[PATH_MAX], *path = engine_find_runbook(cli->file);
@@ -347,6 +369,8 @@ int main(int argc, char **argv) {
     case RB_CMD_TEST: return cmd_test(&cli);
     case RB_CMD_WORLD: return cmd_world(&cli);
     case RB_CMD_PLAN: return cmd_plan(&cli);
+    case RB_CMD_STATUS: return cmd_lua(&cli, "runbook.store_cli", "status", "runbook status");
+    case RB_CMD_FLEET: return cmd_lua(&cli, "runbook.fleet", "run", "runbook fleet");
     default: fputs(cli_help(RB_CMD_NONE), stderr); return RB_EXIT_USAGE;
   }
 }

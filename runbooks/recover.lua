@@ -25,6 +25,9 @@ local v = rb.vars{
 }
 
 local cfg = talconfig.read(v.talconfig)
+-- one mutator per cluster (issue #29.3): a repair takes the cluster's lock,
+-- a diagnosis (action=none) none
+rb.cluster(talconfig.cluster_key(cfg), {read_only = v.action == "none"})
 local target
 if v.action ~= "none" then
   for _, n in ipairs(cfg.nodes) do if n.hostname == v.node then target = n end end

@@ -25,6 +25,11 @@ local v = rb.vars{
   tailscale_api = {type = "string", default = "https://api.tailscale.com"},
 }
 
+local cfg = talconfig.read(v.talconfig)
+-- one mutator per cluster (issue #29.3): refused (exit 4, naming the
+-- holder) while a rollout or a repair of this cluster runs
+rb.cluster(talconfig.cluster_key(cfg))
+
 -- what the rollout recorded
 local journal = v.rollout_journal or (rb.state_dir .. "/rollout.journal")
 -- the rollout's steps are found by their keys (rollout.lua gives them:
@@ -54,7 +59,6 @@ do
   end
 end
 
-local cfg = talconfig.read(v.talconfig)
 local cfg_dir = v.talconfig:match("^(.*)/[^/]*$") or "."
 local cp_ips = talconfig.control_plane_ips(cfg.nodes)
 local by_name = {}

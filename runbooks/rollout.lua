@@ -220,6 +220,14 @@ local function check_versions(nodes)
   server_versions = vers.servers
 end
 
+-- one mutator per cluster (issue #29.3): the lock is the cluster's, so
+-- that rollback.lua and recover.lua's repairs wait their turn; an
+-- unreadable talconfig.yaml fails in the first phase, as it always did
+do
+  local ok, c = pcall(talconfig.read, v.talconfig)
+  rb.cluster(ok and talconfig.cluster_key(c) or ("talconfig " .. v.talconfig))
+end
+
 rb.phase("Image Factory", function()
   -- nothing changes before the cluster is known to be healthy (talconfig
   -- is read once, not at every check)

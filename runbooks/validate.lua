@@ -16,6 +16,9 @@ local v = rb.vars{
   api_probe_url = {type = "string", desc = "URL that reaches the API server through the route (default: https://<kubernetes service IP>:443/version)"},
 }
 
+-- read-only: no lock, no journal (issue #29.3), so it runs beside a rollout
+rb.cluster("validate", {read_only = true})
+
 rb.phase("Validation", function()
   local cfg = talconfig.read(v.talconfig)
   local _, st = tailscale.peers()

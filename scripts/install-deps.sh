@@ -10,10 +10,12 @@ pkgs=(
   libcmocka-dev
   python3 python3-yaml openssl curl valgrind
   lua-check clang-format
+  etcd-server etcd-client   # tests/cli/test_store_etcd.sh: the etcd store against real etcd (3.4 in Debian 12)
 )
-# the real kubectl, which the served world's Kubernetes API is tested with
-# (tests/e2e/test_kubeapi.sh); a kubectl already installed (another
-# package ships /usr/bin/kubectl) is used as it is
+# the real kubectl: the served world's Kubernetes API is tested with it
+# (tests/e2e/test_kubeapi.sh) and tests/cli/test_deploy.sh reads deploy/
+# with it. Debian's kubernetes-client, unless a kubectl is installed already
+# (another package's /usr/bin/kubectl would conflict with it)
 command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
 pkgs+=("$@")   # extra packages a target needs (make fuzz: clang libclang-rt-14-dev)
 

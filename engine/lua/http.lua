@@ -36,6 +36,8 @@ end
 ---@field connect_timeout? number seconds (default 10)
 ---@field insecure? boolean skip TLS verification (logs a warning)
 ---@field cacert? string CA bundle file to verify against
+---@field cert? string client certificate file (PEM), for mutual TLS
+---@field key? string the client certificate's private key file (PEM)
 ---@field bearer? string|userdata token for Authorization: Bearer
 ---@field follow? boolean follow redirects (default false)
 ---@field max_body? integer bytes of response body kept, counted decoded (default 8 MiB; more: error kind too_large)

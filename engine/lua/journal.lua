@@ -1,6 +1,7 @@
 --- runbook.journal: the record that makes a run resumable, and the lock
---- that keeps two runs of one runbook apart. One JSON object per line in
---- <state dir>/<runbook>.journal:
+--- that keeps two mutating runs of one cluster apart, both kept by a store
+--- (runbook.store: the state directory, or etcd). One JSON object per
+--- record; in the state directory, one per line in <state dir>/<runbook>.journal:
 ---   {"type":"start", "runbook":..., "pid":...}
 ---   {"type":"begin", "id":...}                 a step started (first one only)
 ---   {"type":"step", "id":..., "key":..., "name":..., "phase":..., "result":...}
@@ -103,15 +104,6 @@ function M.steps(recs)
   return by_key, live
 end
 
-local function archive(path)
-  local stamp = time.iso():gsub("[-:]", "")
-  local dest = path .. "." .. stamp
-  local n = 1
-  while core_fs.exists(dest) do dest = fmt("%s.%s.%d", path, stamp, n); n = n + 1 end
-  assert(os.rename(path, dest))
-  return dest
-end
-
 --- What differs between a journal's start record and this run's
 --- fingerprint {runbook, script_sha256, vars_sha256}, or nil. Journals
 --- written before fingerprints carry none and are not compared.
@@ -147,9 +139,20 @@ function Journal:write(rec)
   if self.pending then
     local st = self.pending
     self.pending = nil
-    core_fs.append(self.path, sys.mask(json.encode(sys.mask_value(st))) .. "\n")
+    self.log:append(sys.mask(json.encode(sys.mask_value(st))) .. "\n")
   end
-  core_fs.append(self.path, sys.mask(json.encode(sys.mask_value(rec))) .. "\n")
+  self.log:append(sys.mask(json.encode(sys.mask_value(rec))) .. "\n")
+end
+
+--- Raises the lock_lost error (exit 4, nothing undone) unless this run
+--- still holds its lock: called before every step's body.
+function Journal:check()
+  if self.lock then self.lock:check() end
+end
+
+--- The lock_lost error once the lock is lost, else nil.
+function Journal:lost()
+  return self.lock and self.lock:lost() or nil
 end
 
 --- Whether nothing has been recorded yet in this run.
@@ -160,6 +163,7 @@ end
 function Journal:release()
   if self.lock then self.lock:release() end
   self.lock = nil
+  if self.log then self.log.lock = nil end
 end
 
 ---@class runbook.journal.OpenOpts
@@ -171,6 +175,9 @@ end
 ---@field fresh? boolean archive an unfinished run's journal and start over
 ---@field on_archive? fun(path:string) told where an archived journal went
 ---@field fingerprint? table {runbook, script_sha256, vars_sha256}: recorded at the start, compared on --resume
+---@field read_only? boolean the runbook changes nothing here: no lock, no journal
+---@field lock_key? string the cluster's key (rb.cluster); default: the runbook's name
+---@field store? table a store (runbook.store.open); default: the state directory
 
 --- Takes the lock and opens the journal. Refusals carry their exit codes
 --- (2: journal, 4: lock). The journal's resume table maps a step key to
@@ -182,33 +189,31 @@ function M.open(o)
     if o.resume then error(usage_error("--resume does not apply to a dry-run (nothing was changed)"), 0) end
     return J
   end
-  core_fs.mkdir_p(o.state_dir)
-  -- the lock file sits in a directory of its own, which is locked too: a
-  -- lock file deleted from under the holder does not let a second run in
-  core_fs.mkdir_p(o.state_dir .. "/" .. o.base .. ".lockdir", tonumber("700", 8))
-  local lock, holder = core_fs.lock(o.state_dir .. "/" .. o.base .. ".lockdir/lock",
-                                    fmt("pid %d, started %s\n", sys.pid(), time.iso()))
-  if not lock then
-    error(errors.new("locked", fmt("another run of %s holds the lock (%s); wait for it or stop it",
-      o.name, (holder or ""):gsub("%s+$", "")), {exit = 4}), 0)
+  if o.read_only then
+    -- a read-only runbook changes nothing: no lock, no journal
+    if o.resume then error(usage_error(fmt("--resume does not apply to %s here: it changes nothing", o.name)), 0) end
+    return J
   end
-  J.lock = lock
-  local path = o.state_dir .. "/" .. o.base .. ".journal"
+  -- the lock and the journal live in a store (runbook.store): the state
+  -- directory by default, or a shared one (--store); the lock is the
+  -- cluster's when the runbook names it (rb.cluster), else the runbook's
+  local store = o.store or require("runbook.store").open(nil, {state_dir = o.state_dir})
+  J.lock = store:acquire(o.lock_key or o.base, o.holder or require("runbook.store").holder{
+    runbook = o.name, key = o.lock_key or o.base, cluster = o.lock_key ~= nil,
+    vars_sha256 = o.fingerprint and o.fingerprint.vars_sha256})
+  J.log = store:journal(J.lock, o.base)
+  local path = J.log:where()
   J.path = path
-  local st = core_fs.exists(path) and core_fs.stat(path)
-  if st and st.type == "file" and st.size == 0 then
-    os.remove(path)          -- an empty journal records nothing: not an unfinished run
-  end
-  if core_fs.exists(path) then
-    local recs, finished, torn_at = M.read(path)
+  if J.log:exists() then
+    local recs, finished, torn_at = J.log:read()
     if torn_at then
       -- cut the fragment off, so that the records appended from now on
       -- start on a line of their own
-      core_fs.write(path, core_fs.read(path):sub(1, torn_at - 1))
+      J.log:drop_torn(torn_at)
       J.warnings[#J.warnings + 1] = fmt("%s: a torn last record was dropped (the run was killed, or the disk was full, while writing it)", path)
     end
     if o.fresh then
-      local to = archive(path)
+      local to = J.log:archive()
       if o.on_archive then o.on_archive(to) end
     elseif o.resume then
       local start = recs[1]
@@ -233,7 +238,7 @@ function M.open(o)
       J:write{type = "resume", pid = sys.pid()}
       return J
     elseif finished then
-      archive(path)                   -- a finished run's journal is kept as its record
+      J.log:archive()                 -- a finished run's journal is kept as its record
     else
       J:release()
       error(usage_error(fmt("an unfinished run of %s is recorded in %s: continue it with --resume, or archive it and start over with --fresh",

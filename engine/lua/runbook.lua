@@ -54,6 +54,7 @@ local S = {
   failed = nil,          -- the error that stopped the run
   started = time.now(),
   batches = {},          -- report: the batches of rb.rolling, in order
+  secret_sets = {},      -- rb.vars' {specs, values} declared before the journal opened
   waiting = {},          -- gate -> true while a check of it is awaited (an interrupt's summary names them)
 }
 
@@ -89,17 +90,51 @@ M.duration = duration
 --- of the DSL (rb.vars, phase, step, gate, confirm): requiring the module
 --- changes nothing, so a library or a test may require it freely. What
 --- makes a run the same run on --resume: runbook.fingerprint.
+--- A new run records its secrets' keyed hashes in the journal's start
+--- record; a resumed one is refused (exit 2) when one differs from the run
+--- it continues, naming which.
+local function secrets_check(J, specs, values)
+  if J.path then
+    -- a new run records its secrets' keyed hashes; a resumed one is
+    -- refused when one differs from the run it continues
+    local recorded = J.started and J.started.secrets
+    if not J.resumed then
+      local fps = fingerprint.of_secrets(state_dir, specs, values, true)
+      if J.pending then
+        J.pending.secrets = J.pending.secrets or {}
+        for name, fp in pairs(fps) do J.pending.secrets[name] = fp end
+      end
+    elseif recorded then
+      local fps = fingerprint.of_secrets(state_dir, specs, values, false)
+      local differ = fps and fingerprint.secrets_differ(recorded, fps)
+      local why = not fps and fmt("%s/fingerprint.key, which they were hashed with, is gone", state_dir)
+        or #differ > 0 and fmt("the secret%s %s differ%s from the run being resumed", #differ > 1 and "s" or "",
+                                 table.concat(differ, ", "), #differ > 1 and "" or "s")
+      if why then
+        J:release()
+        error(errors.new("usage", fmt("cannot resume %s: %s; resume with the secrets it was started with, or start over with --fresh",
+          runbook_name, why), {exit = 2}), 0)
+      end
+    end
+  end
+end
+
 local function start()
   if S.journal then return S.journal end
+  local c = S.cluster or {}
   S.journal = journal.open{
     state_dir = state_dir, base = base, name = runbook_name, dry_run = M.dry_run,
     resume = opts.resume, fresh = opts.fresh, fingerprint = fingerprint.of_run(runbook_name, script, opts),
+    lock_key = c.key, read_only = c.read_only,
+    store = not M.dry_run and not c.read_only and require("runbook.store").open(opts.store, {state_dir = state_dir}) or nil,
     on_archive = function(to)
       events.emit{type = "log", level = "info", msg = "archived the previous journal as " .. to}
     end,
   }
   for _, w in ipairs(S.journal.warnings) do events.emit{type = "log", level = "warn", msg = w} end
   S.resumed = S.journal.resumed
+  for _, set in ipairs(S.secret_sets) do secrets_check(S.journal, set[1], set[2]) end
+  S.secret_sets = {}
   return S.journal
 end
 
@@ -109,6 +144,7 @@ end
 local function journal_write(rec)
   if not S.journal or S.journal_failed then return end
   local ok, err = pcall(S.journal.write, S.journal, rec)
+  if not ok and errors.is(err, "lock_lost") then error(err, 0) end   -- fenced out: nothing written, exit 4
   if not ok then
     S.journal_failed = tostring(err)
     error(errors.new("journal", fmt("cannot write the journal %s (%s); stopped so that no change goes unrecorded",
@@ -160,6 +196,8 @@ local function plain_message(cause)
 end
 
 local function fail(id, cause, what)
+  local lost = S.journal and S.journal.lost and S.journal:lost()
+  if lost then error(lost, 0) end              -- a run that lost its lock acts no further, undo included
   if is_stop(cause) then error(cause, 0) end   -- an inner step already stopped the run
   if sys.interrupted() and errors.is(cause, "cancelled") then
     -- Ctrl-C or SIGTERM: the run stops where it is and undoes nothing, so
@@ -318,6 +356,7 @@ function M.step(name, fn, o)
     events.emit{type = "step_skipped", step = id, text = "✓ " .. id .. " (done in an earlier run)"}
     return result
   end
+  J:check()                 -- the lock is still this run's (runbook.store), or the run stops here
   events.emit{type = "step", step = id, text = "→ " .. id}
   if J.pending then journal_write{type = "begin", id = id, key = key} end   -- a kill from here on leaves a journal
   local ok, res = run_with_retries(fn, o)
@@ -400,6 +439,26 @@ function M.gate(name, check, o)
     time.sleep(math.min(interval, timeout - elapsed))
     interval = math.min(interval * (o.backoff or 1), o.max_interval or 60)
   end
+end
+
+---@class runbook.ClusterOpts
+---@field read_only? boolean this run changes nothing: it takes no lock and keeps no journal
+
+--- Names the cluster this run changes: the lock is then the cluster's, not
+--- the runbook's, so that every runbook changing one cluster (a rollout, its
+--- rollback, a repair) excludes the others, whichever of them runs, and a
+--- read-only run takes none. Call it once, after rb.vars and before the
+--- first phase, step, gate or confirmation; it takes the lock at once (exit
+--- 4 naming the holder when another run has it).
+---@param key string a stable name of the cluster (the shipped runbooks: talconfig's clusterName and endpoint)
+---@param o? runbook.ClusterOpts
+function M.cluster(key, o)
+  args.name(1, "cluster", key)
+  o = args.check(2, "cluster", o, "?table") or {}
+  check_opts("cluster", key, o, {read_only = "boolean"})
+  if S.journal then error("cluster: the run has started already (call rb.cluster before the first phase, step, gate or confirmation)", 2) end
+  S.cluster = {key = key, read_only = o.read_only}
+  start()
 end
 
 --- Whether the step with this key finished in the run being resumed
@@ -618,31 +677,11 @@ end
 ---@param specs table<string, table>
 ---@return table<string, any>
 function M.vars(specs)
-  local J = start()
   local values = variables.resolve(specs, opts, S.var_specs, S.var_values)
-  if J.path then
-    -- a new run records its secrets' keyed hashes; a resumed one is
-    -- refused when one differs from the run it continues
-    local recorded = J.started and J.started.secrets
-    if not J.resumed then
-      local fps = fingerprint.of_secrets(state_dir, specs, values, true)
-      if J.pending then
-        J.pending.secrets = J.pending.secrets or {}
-        for name, fp in pairs(fps) do J.pending.secrets[name] = fp end
-      end
-    elseif recorded then
-      local fps = fingerprint.of_secrets(state_dir, specs, values, false)
-      local differ = fps and fingerprint.secrets_differ(recorded, fps)
-      local why = not fps and fmt("%s/fingerprint.key, which they were hashed with, is gone", state_dir)
-        or #differ > 0 and fmt("the secret%s %s differ%s from the run being resumed", #differ > 1 and "s" or "",
-                                 table.concat(differ, ", "), #differ > 1 and "" or "s")
-      if why then
-        J:release()
-        error(errors.new("usage", fmt("cannot resume %s: %s; resume with the secrets it was started with, or start over with --fresh",
-          runbook_name, why), {exit = 2}), 0)
-      end
-    end
-  end
+  -- the secrets are checked against the journal once it is open: now, or
+  -- at the first step (rb.cluster may still name the lock before that)
+  if S.journal then secrets_check(S.journal, specs, values)
+  else S.secret_sets[#S.secret_sets + 1] = {specs, values} end
   return values
 end
 

@@ -167,6 +167,21 @@ function M.read(path)
           svc_cidr_explicit = explicit, svc_source = source, talos_version = tv, cluster_name = cluster_name}
 end
 
+--- A stable name of the cluster a talconfig.yaml describes: its
+--- clusterName and endpoint, the two things talhelper hands Talos's
+--- generator for the cluster's identity (talhelper v3.1.16
+--- pkg/talos/input.go: generate.NewInput(c.ClusterName, c.Endpoint, ...)),
+--- written into every node's config as cluster.clusterName and
+--- cluster.controlPlane.endpoint. Two clones of one GitOps repository give
+--- the same name (a directory path would not); two clusters keeping
+--- talhelper's default name differ by endpoint. The lock every runbook
+--- changing the cluster takes (rb.cluster) is on this name.
+---@param cfg table read()'s result
+---@return string
+function M.cluster_key(cfg)
+  return string.format("talos:%s@%s", cfg.cluster_name, tostring(cfg.data and cfg.data.endpoint or "?"))
+end
+
 --- The tailscale entry of a node's (or its group's) extensionServices, or nil.
 ---@param node table a node of read()
 ---@return table? entry, string? where "node" or the group's key

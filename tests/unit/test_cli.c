@@ -145,6 +145,37 @@ static void test_cli_plan(void **state) {
   assert_non_null(strstr(cli_help(RB_CMD_PLAN), "usage: runbook plan"));
 }
 
+/* --store for run and status; fleet run with its own flags and checks */
+static void test_cli_store_status_fleet(void **state) {
+  rb_cli c;
+  char err[256];
+  (void)state;
+  assert_int_equal(PARSE(c, err, "runbook", "run", "r.lua", "--store", "etcd://127.0.0.1:2379/rb"), 0);
+  assert_string_equal(c.store, "etcd://127.0.0.1:2379/rb");
+  assert_int_equal(PARSE(c, err, "runbook", "status", "--store=etcd://h:1/p", "--output", "json"), 0);
+  assert_int_equal(c.cmd, RB_CMD_STATUS);
+  assert_string_equal(c.store, "etcd://h:1/p");
+  assert_int_equal(PARSE(c, err, "runbook", "status", "x.lua"), 2); /* status takes no file */
+  assert_int_equal(PARSE(c, err, "runbook", "plan", "r.lua", "--store", "etcd://h:1/p"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "fleet", "run", "r.lua", "--clusters", "f.yaml", "--concurrency", "3",
+                         "--failure-budget", "1", "--dry-run", "--resume", "--var", "a=1"),
+                   0);
+  assert_int_equal(c.cmd, RB_CMD_FLEET);
+  assert_string_equal(c.file, "r.lua");
+  assert_string_equal(c.clusters, "f.yaml");
+  assert_int_equal(c.concurrency, 3);
+  assert_int_equal(c.failure_budget, 1);
+  assert_true(c.dry_run && c.resume);
+  assert_int_equal(PARSE(c, err, "runbook", "fleet", "run", "r.lua"), 2);
+  assert_non_null(strstr(err, "--clusters"));
+  assert_int_equal(PARSE(c, err, "runbook", "fleet", "go", "r.lua", "--clusters", "f.yaml"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "fleet", "run", "r.lua", "--clusters", "f.yaml", "--concurrency", "0"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "fleet", "run", "r.lua", "--clusters", "f.yaml", "--failure-budget", "-1"),
+                   2);
+  assert_int_equal(PARSE(c, err, "runbook", "fleet", "run", "r.lua", "--clusters", "f.yaml"), 0);
+  assert_int_equal(c.failure_budget, -1); /* not given: the default */
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_run_with_all_flags),
@@ -155,6 +186,7 @@ int main(void) {
     cmocka_unit_test(test_cli_world_needs_dir),
     cmocka_unit_test(test_cli_world_capture),
     cmocka_unit_test(test_cli_plan),
+    cmocka_unit_test(test_cli_store_status_fleet),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

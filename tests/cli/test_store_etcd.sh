@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# The etcd store against real etcd (Debian's etcd-server 3.4, installed by
+# scripts/install-deps.sh): a single member and three members on 127.0.0.1
+# ports picked here, short leases (3 s, 6 s with three members), every wait
+# bounded. The cases of issue #31 point 2, each a guarantee of
+# docs/reliability.md ("Shared stores").
+# usage: test_store_etcd.sh RUNBOOK_BIN SOURCE_DIR
+set -u
+bin=$1
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  local p
+  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done
+  wait 2>/dev/null
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+fails=0; passes=0
+cd "$tmp"
+ok()   { echo "ok   $1"; passes=$((passes+1)); }
+fail() { echo "FAIL $1"; fails=$((fails+1)); }
+check() { if eval "$2"; then ok "$1"; else fail "$1${3:+: $3}"; fi; }   # check NAME CONDITION [DETAIL]
+
+for p in etcd etcdctl python3 curl; do
+  command -v $p >/dev/null || { echo "FAIL $p is not installed (scripts/install-deps.sh installs etcd-server, etcd-client)"; exit 1; }
+done
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'; }
+
+# start_cluster N: N members on fresh ports; sets CLIENTS (comma list of
+# host:port), MEMBER_PID[i], MEMBER_URL[i]
+start_cluster() {
+  local n=$1 i initial="" cp pp
+  declare -ga MEMBER_PID=() MEMBER_URL=() PEER=()
+  for ((i = 0; i < n; i++)); do
+    cp=$(free_port); pp=$(free_port)
+    MEMBER_URL[i]=127.0.0.1:$cp; PEER[i]=$pp
+    initial+="${initial:+,}m$i=http://127.0.0.1:$pp"
+  done
+  rm -rf "$tmp/etcd"; mkdir -p "$tmp/etcd"
+  for ((i = 0; i < n; i++)); do
+    # quick elections, so that a leader's death costs well under a lease
+    etcd --name "m$i" --data-dir "$tmp/etcd/m$i" \
+      --listen-client-urls "http://${MEMBER_URL[i]}" --advertise-client-urls "http://${MEMBER_URL[i]}" \
+      --listen-peer-urls "http://127.0.0.1:${PEER[i]}" --initial-advertise-peer-urls "http://127.0.0.1:${PEER[i]}" \
+      --initial-cluster "$initial" --initial-cluster-state new --initial-cluster-token "t$$" \
+      --heartbeat-interval 50 --election-timeout 500 >"$tmp/etcd/m$i.log" 2>&1 &
+    MEMBER_PID[i]=$!; pids+=($!)
+  done
+  CLIENTS=$(IFS=,; echo "${MEMBER_URL[*]}")
+  for ((i = 0; i < n; i++)); do
+    timeout 30 bash -c "until curl -sf http://${MEMBER_URL[i]}/health | grep -q true; do sleep 0.1; done" \
+      || { echo "FAIL etcd m$i did not start: $(tail -5 "$tmp/etcd/m$i.log")"; exit 1; }
+  done
+}
+stop_cluster() { local p; for p in "${MEMBER_PID[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done; }
+ctl() { ETCDCTL_API=3 timeout 10 etcdctl --endpoints="$CLIENTS" --dial-timeout=2s --command-timeout=5s "$@"; }
+lock_key() { ctl get --print-value-only rb/c1/lock; }
+wait_lock_gone() { timeout 20 bash -c "while [ -n \"\$(ETCDCTL_API=3 etcdctl --endpoints=$CLIENTS get --print-value-only rb/c1/lock 2>/dev/null)\" ]; do sleep 0.1; done"; }
+
+# hold.lua: four steps, each leaving a mark in $MARKS; the second says
+# "ready" in the run's directory and waits (at most 40 s) for "go" there
+cat > "$tmp/hold.lua" <<'LUA'
+local rb = require "runbook"
+local fs = require "runbook.fs"
+local time = require "runbook.time"
+local function mark(s) local f = assert(io.open(os.getenv("MARKS"), "a")); f:write(s, "\n"); f:close() end
+rb.cluster("c1")
+rb.step("one", function() mark("one") end)
+rb.step("wait", function()
+  mark("wait")
+  fs.write("ready", "x")
+  local t0 = time.monotonic()
+  while not fs.exists("go") and time.monotonic() - t0 < 40 do time.sleep(0.05) end
+end)
+rb.step("three", function() mark("three") end)
+rb.step("four", function() mark("four") end)
+LUA
+export MARKS=$tmp/marks
+count() { grep -cx "$1" "$MARKS" 2>/dev/null || true; }
+
+# run_in DIR TAG STORE ARGS...: a run of hold.lua in DIR, in the background; its
+# output and exit code in $tmp/TAG.out, its pid in RUN_PID
+run_in() {
+  local dir=$1 tag=$2 store=$3; shift 3
+  mkdir -p "$dir"; rm -f "$dir/ready" "$dir/go"
+  (cd "$dir" && timeout 60 "$bin" run "$tmp/hold.lua" --store "$store" "$@" >"$tmp/$tag.out" 2>&1; echo "exit $?" >>"$tmp/$tag.out") &
+  RUN_PID=$!; pids+=($!)
+}
+# the runbook's own pid (the subshell's child)
+runbook_pid() { local t; t=$(pgrep -P "$1" | head -1); pgrep -P "$t" | head -1; }
+ready() { timeout 15 bash -c "until [ -e '$1/ready' ]; do sleep 0.05; done"; }
+finished() { timeout 30 bash -c "while kill -0 $1 2>/dev/null; do sleep 0.05; done"; }
+exit_of() { sed -n 's/^exit \([0-9]*\)$/\1/p' "$tmp/$1.out"; }
+
+# ---------------------------------------------------------------- one member
+start_cluster 1
+S="etcd://$CLIENTS/rb?ttl=3"
+
+# 1. two racing runs: one wins, the other exits 4 naming the holder
+rm -f "$MARKS"
+run_in "$tmp/a" a "$S"; pa=$RUN_PID
+run_in "$tmp/b" b "$S"; pb=$RUN_PID
+timeout 15 bash -c "until [ -e '$tmp/a/ready' ] || [ -e '$tmp/b/ready' ]; do sleep 0.05; done"
+finished_one() { timeout 15 bash -c "while kill -0 $pa 2>/dev/null && kill -0 $pb 2>/dev/null; do sleep 0.05; done"; }
+finished_one
+touch "$tmp/a/go" "$tmp/b/go"
+finished $pa; finished $pb
+codes="$(exit_of a) $(exit_of b)"
+check "two racing runs: one finishes, the other exits 4" '[ "$codes" = "0 4" ] || [ "$codes" = "4 0" ]' "exits $codes: $(cat $tmp/a.out $tmp/b.out)"
+check "the loser names the holder (pid, runbook)" 'grep -qE "another run of cluster c1 holds the lock \(pid [0-9]+, started [^,]+, hold.lua" $tmp/a.out $tmp/b.out'
+check "the loser ran no step" '[ "$(count one)" = 1 ]' "marks: $(tr '\n' ' ' < "$MARKS")"
+check "the winner released its lease at the end (no lock left)" '[ -z "$(lock_key)" ]'
+out=$(timeout 20 "$bin" status --store "$S" 2>&1)
+check "runbook status lists the journal, its state and steps" 'grep -qE "journal hold .*finished.* 4 step\(s\): one, wait, three, four" <<<"$out"' "$out"
+
+# 2. the holder stopped (SIGSTOP) past its lease; another machine resumes
+#    (a takeover is a resume); the first, continued, has its next append
+#    refused and runs no further step: "lock lost to HOLDER"
+rm -f "$MARKS"
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready: $(cat $tmp/a.out)"
+rpa=$(runbook_pid $pa)
+kill -STOP "$rpa"
+wait_lock_gone && ok "a stopped holder's lock expires with its lease" || fail "the lock stayed: $(lock_key)"
+run_in "$tmp/b" b "$S"
+finished $RUN_PID
+check "a plain run on an unfinished journal in the store is refused (takeover is a resume)" 'grep -q "unfinished run of hold.lua is recorded in etcd://" $tmp/b.out' "$(cat $tmp/b.out)"
+run_in "$tmp/b" b "$S" --resume; pb=$RUN_PID
+ready "$tmp/b" || fail "resume not ready: $(cat $tmp/b.out)"
+touch "$tmp/a/go"; kill -CONT "$rpa"
+finished $pa
+check "the continued holder exits 4" '[ "$(exit_of a)" = 4 ]' "$(cat $tmp/a.out)"
+check "it says the lock was lost to the run that holds it now" 'grep -qE "lock lost to pid [0-9]+, started [^,]+, hold.lua" $tmp/a.out' "$(cat $tmp/a.out)"
+touch "$tmp/b/go"; finished $pb
+check "the resume from another directory finishes" '[ "$(exit_of b)" = 0 ]' "$(cat $tmp/b.out)"
+check "every finished step once, the interrupted one again, none by the stopped holder" \
+  '[ "$(count one) $(count wait) $(count three) $(count four)" = "1 2 1 1" ]' "marks: $(tr '\n' ' ' < "$MARKS")"
+
+# 3. the holder killed (SIGKILL): a second machine resumes once the lease is gone
+rm -f "$MARKS"
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready"
+kill -9 "$(runbook_pid $pa)"; finished $pa
+out=$(timeout 20 "$bin" run "$tmp/hold.lua" --store "$S" --resume 2>&1 </dev/null); code=$?
+check "while the killed holder's lease lives, a resume exits 4" '[ $code = 4 ]' "$code $out"
+wait_lock_gone || fail "the killed holder's lock stayed"
+run_in "$tmp/b" b "$S" --resume; pb=$RUN_PID
+ready "$tmp/b" || fail "resume not ready: $(cat $tmp/b.out)"
+touch "$tmp/b/go"; finished $pb
+check "after it, a resume on another machine finishes" '[ "$(exit_of b)" = 0 ]' "$(cat $tmp/b.out)"
+check "every finished step exactly once" '[ "$(count one) $(count three) $(count four)" = "1 1 1" ]' "marks: $(tr '\n' ' ' < "$MARKS")"
+
+# 4. the lease revoked from outside (etcdctl lease revoke): the holder stops
+rm -f "$MARKS"
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready"
+lease=$(ctl get rb/c1/lock -w json | python3 -c 'import json,sys; print("%x" % json.load(sys.stdin)["kvs"][0]["lease"])')
+ctl lease revoke "$lease" >/dev/null
+finished $pa
+check "a revoked lease stops the holder where it waits: exit 4, lock lost" '[ "$(exit_of a)" = 4 ] && grep -q "lock lost" $tmp/a.out' "$(cat $tmp/a.out)"
+check "it ran no further step" '[ "$(count three)" = 0 ]'
+
+# 4b. the lock key replaced behind the holder's back while its lease lives
+#     (renewals go on): only the compare on the lock's create revision, in
+#     the same txn as the journal put, catches it
+rm -f "$MARKS"
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready"
+ctl del rb/c1/lock >/dev/null
+ctl put rb/c1/lock '{"text":"an intruder on another machine"}' >/dev/null
+touch "$tmp/a/go"; finished $pa
+check "a journal put fenced on the lock's create revision is refused: exit 4, lock lost to the new holder" \
+  '[ "$(exit_of a)" = 4 ] && grep -q "lock lost to an intruder on another machine (the store refused a write fenced on it)" $tmp/a.out' "$(cat $tmp/a.out)"
+check "the fenced-out holder ran no further step" '[ "$(count three)" = 0 ]'
+run=$(ctl get --print-value-only rb/c1/runs/hold)
+recs=$(ctl get --prefix "rb/c1/journal/hold/$run/" --print-value-only)
+check "its step's record never reached the journal" 'grep -q "\"id\":\"one\"" <<<"$recs" && ! grep -q "\"id\":\"wait\"" <<<"$recs"' "$recs"
+ctl del rb/c1/lock >/dev/null
+
+# 5. etcd stopped for longer than the margin: the holder stops
+rm -f "$MARKS"
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready"
+kill -STOP "${MEMBER_PID[0]}"
+finished $pa
+kill -CONT "${MEMBER_PID[0]}"
+check "a store that does not answer past the margin stops the holder: exit 4" '[ "$(exit_of a)" = 4 ] && grep -q "lock lost .*no renewal of its lease" $tmp/a.out' "$(cat $tmp/a.out)"
+check "it ran no further step" '[ "$(count three)" = 0 ]'
+stop_cluster
+
+# ---------------------------------------------------------------- three members
+for victim in follower leader; do
+  start_cluster 3
+  S="etcd://$CLIENTS/rb?ttl=6"
+  rm -f "$MARKS"
+  run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+  ready "$tmp/a" || fail "holder not ready: $(cat $tmp/a.out)"
+  st=$(ctl endpoint status -w json)
+  leader=$(python3 -c 'import json,sys
+for e in json.loads(sys.argv[1]):
+    if e["Status"]["leader"] == e["Status"]["header"]["member_id"]: print(e["Endpoint"])' "$st")
+  for ((i = 0; i < 3; i++)); do
+    url=http://${MEMBER_URL[i]}
+    # the follower case kills the first endpoint the client uses, unless it leads
+    if { [ $victim = leader ] && [ "$url" = "$leader" ]; } || { [ $victim = follower ] && [ "$url" != "$leader" ]; }; then
+      kill -9 "${MEMBER_PID[i]}"; killed=$i; break
+    fi
+  done
+  CLIENTS=$(IFS=,; m=("${MEMBER_URL[@]}"); unset "m[$killed]"; echo "${m[*]}")
+  sleep 7   # longer than the lease: renewals must go on through the other members
+  touch "$tmp/a/go"; finished $pa
+  check "three members, the $victim killed mid-run: the run goes on and finishes" '[ "$(exit_of a)" = 0 ]' "$(cat $tmp/a.out)"
+  check "three members, the $victim killed: every step once" '[ "$(count one) $(count wait) $(count three) $(count four)" = "1 1 1 1" ]' "marks: $(tr '\n' ' ' < "$MARKS")"
+  stop_cluster
+done
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]
