@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build lint test test-asan memcheck demo bench fuzz install clean
+.PHONY: all deps build lint test test-asan memcheck demo bench fuzz install clean deb
 
 all: build
 
@@ -57,6 +57,13 @@ fuzz:
 
 install: build
 	cmake --install $(BUILD)
+
+# The Debian package (debian/: dh with the cmake buildsystem), built in a
+# copy of the tree; the .deb, .changes and .buildinfo land in dist/, and
+# lintian must be clean at --fail-on error,warning.
+deb: deps
+	@bash scripts/build-deb.sh dist
+	lintian --fail-on error,warning dist/runbook_*.deb
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

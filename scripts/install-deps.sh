@@ -10,6 +10,9 @@ pkgs=(
   libcmocka-dev
   python3 python3-yaml openssl curl valgrind
   lua-check clang-format
+  # the package test (tests/package/test_deb.sh) and make deb: dh, dpkg-
+  # buildpackage and lintian; help2man makes the manual page from --help
+  debhelper dpkg-dev lintian help2man
 )
 pkgs+=("$@")   # extra packages a target needs (make fuzz: clang libclang-rt-14-dev)
 
