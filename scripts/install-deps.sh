@@ -13,6 +13,9 @@ pkgs=(
   # the package test (tests/package/test_deb.sh) and make deb: dh, dpkg-
   # buildpackage and lintian; help2man makes the manual page from --help
   debhelper dpkg-dev lintian help2man
+  # tests/cli/test_completion.sh: a real zsh parses (zsh -n) and a real fish
+  # completes (complete -C) the scripts `runbook completion` prints
+  zsh fish
 )
 pkgs+=("$@")   # extra packages a target needs (make fuzz: clang libclang-rt-14-dev)
 
