@@ -139,6 +139,9 @@ static int sys_options(lua_State *L) {
   set_str(L, "script", e->script);
   set_str(L, "limit", c->limit);
   set_str(L, "exclude", c->exclude);
+  set_str(L, "metrics_file", c->metrics_file);
+  set_str(L, "pushgateway", c->pushgateway);
+  set_str(L, "version", RUNBOOK_VERSION);
   if (c->step_timeout > 0) {
     lua_pushnumber(L, c->step_timeout);
     lua_setfield(L, -2, "step_timeout");

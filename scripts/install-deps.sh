@@ -16,6 +16,9 @@ pkgs=(
   # tests/cli/test_completion.sh: a real zsh parses (zsh -n) and a real fish
   # completes (complete -C) the scripts `runbook completion` prints
   zsh fish
+  # tests/cli/test_metrics.sh: promtool (in prometheus) checks the metrics
+  # file, a real Pushgateway on 127.0.0.1 takes the push and is scraped back
+  prometheus prometheus-pushgateway
 )
 pkgs+=("$@")   # extra packages a target needs (make fuzz: clang libclang-rt-14-dev)
 
