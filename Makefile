@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build lint test test-asan memcheck demo bench fuzz install clean deb
+.PHONY: all deps build lint test test-asan memcheck demo bench fuzz install clean deb dist
 
 all: build
 
@@ -64,6 +64,12 @@ install: build
 deb: deps
 	@bash scripts/build-deb.sh dist
 	lintian --fail-on error,warning dist/runbook_*.deb
+
+# The release tarball dist/runbook-VERSION-linux-ARCH.tar.gz and
+# dist/SHA256SUMS: Lua, libuv, libyaml and jansson linked statically from
+# Debian's .a files (build-dist/), the runbooks, man pages, completions.
+dist: deps
+	@bash scripts/dist.sh dist
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
