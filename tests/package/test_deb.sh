@@ -50,8 +50,17 @@ grep -q "libcurl4" <<<"$deps" && grep -q "libssl3" <<<"$deps" && ok "Depends nam
   || fail "Depends lacks libcurl4 or libssl3: $deps"
 
 files=$(dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|')
-if $sudo dpkg -i "$deb" >"$tmp/dpkg-i.log" 2>&1; then installed=1; ok "dpkg -i"
-else cat "$tmp/dpkg-i.log"; fail "dpkg -i"; exit 1; fi
+# installed by the README's commands, as written (make deb aside: built
+# above), in a directory holding dist/ as make deb leaves it
+mkdir -p "$tmp/readme/dist"; cp "$deb" "$tmp/readme/dist/"
+block=$(bash "$src/tests/support/readme_block.sh" "$src/README.md" package | grep -v "^make deb")
+grep -q "dpkg -i" <<<"$block" || fail "the README's package block has no dpkg -i"
+if [ "$(id -u)" -eq 0 ]; then block="sudo() { \"\$@\"; }; $block"; fi   # as root, sudo is not needed (nor installed, in CI)
+out=$(cd "$tmp/readme" && env -i HOME="$tmp/readme" PATH=/usr/sbin:/usr/bin:/sbin:/bin TERM=dumb timeout 300 bash -euc "$block" 2>&1); rc=$?
+dpkg-query -W -f='${Status}' runbook 2>/dev/null | grep -q "install ok installed" && installed=1
+if [ "$rc" -eq 0 ] && [ "$installed" -eq 1 ] && grep -q "rehearsed rollout.lua" <<<"$out"; then
+  ok "the README's package commands (dpkg -i, version, the demo, man -w) run as written"
+else tail -n 20 <<<"$out"; fail "README package block exit $rc"; exit 1; fi
 
 # an empty directory, a PATH with only the system's directories: nothing
 # of the source or build tree can answer

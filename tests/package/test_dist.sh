@@ -21,9 +21,16 @@ case $(basename "$tarball") in
 esac
 (cd "$tmp/out" && sha256sum -c SHA256SUMS) && ok "sha256sum -c SHA256SUMS" || fail "SHA256SUMS"
 
-mkdir "$tmp/empty" "$tmp/unpacked"
-tar -C "$tmp/unpacked" -xzf "$tarball" || fail "tar -xzf"
-top=$(ls -d "$tmp/unpacked"/runbook-*)
+# the README's commands, as written, in a home of their own with the two
+# files in the current directory
+home=$tmp/home; mkdir -p "$home/dl" "$tmp/empty"
+cp "$tarball" "$tmp/out/SHA256SUMS" "$home/dl/"
+block=$(bash "$src/tests/support/readme_block.sh" "$src/README.md" tarball)
+[ -n "$block" ] || fail "no tarball block in README.md"
+out=$(cd "$home/dl" && env -i HOME="$home" PATH="$home/.local/bin:/usr/bin:/bin" TERM=dumb timeout 120 bash -euc "$block" 2>&1); rc=$?
+[ "$rc" -eq 0 ] && grep -q "rehearsed rollout.lua" <<<"$out" && ok "the README's tarball commands run as written" \
+  || { tail -n 20 <<<"$out"; fail "README tarball block exit $rc"; }
+top=$(ls -d "$home/.local/opt"/runbook-*)
 rb=$top/bin/runbook
 libs=$(ldd "$rb")
 if grep -qE "liblua|libuv|libyaml|libjansson|libcurl|libcrypto" <<<"$libs"; then fail "links dynamically: $libs"
