@@ -54,6 +54,27 @@ chk=$(promtool check metrics <m/run.prom 2>&1) && ok "promtool check metrics (fa
 [ "$(value runbook_last_success_timestamp_seconds <m/run.prom)" = "$last" ] \
   && ok "the last success is kept from the previous run ($last)" || fail "last success changed: $(value runbook_last_success_timestamp_seconds <m/run.prom)"
 
+# a real run rewrites the file at each gate poll: the gate's own check
+# reads it, and poll n sees the n-1 polls before it
+cat > polls.lua <<'LUA'
+local rb = require "runbook"
+rb.phase("P", function()
+  local seen = {}
+  rb.gate("three polls", function()
+    local f = io.open(os.getenv("METRICS_FILE"), "r")
+    local text = f and f:read("a") or ""
+    if f then f:close() end
+    seen[#seen + 1] = text:match("\nrunbook_gate_polls_total[^\n]* (%d+)") or "none"
+    return #seen >= 3, table.concat(seen, ",")
+  end, {timeout = 30, interval = 0.1})
+end)
+LUA
+METRICS_FILE=m/polls.prom "$bin" run polls.lua --metrics-file m/polls.prom --state-dir st --output json >polls.json 2>/dev/null \
+  || fail "polls.lua exit $?"
+seen=$(grep '"type":"gate_poll"' polls.json | tail -n 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["observation"])')
+[ "$seen" = "0,1,2" ] && ok "a real run rewrites the file at each gate poll (the check saw polls $seen)" \
+  || fail "the gate's check saw polls '$seen' in the file, want 0,1,2"
+
 # bad input: one line, exit 2, nothing written
 out=$("$bin" run demo.lua --dry-run --metrics-file nodir/x.prom 2>&1); rc=$?
 [ "$rc" -eq 2 ] && grep -q "no directory nodir" <<<"$out" && [ ! -e nodir ] && ok "--metrics-file in a missing directory: exit 2" \
