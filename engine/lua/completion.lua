@@ -3,7 +3,7 @@
 --- words the scripts ask for at completion time, one per line:
 ---   runbooks        the runbooks `run` finds by name (RUNBOOK_PATH, then the shipped ones)
 ---   scenarios       the shipped world's scenario names (--scenario NAME)
----   vars FILE       the variables FILE declares in its rb.vars{...} (--var NAME=)
+---   vars FILE       the variables FILE declares in its rb.vars{...} (--var NAME=; a secret's NAME_file= too)
 --- The commands and flags are the CLI's (engine/cli.c); tests/cli/test_completion.sh
 --- checks that every flag `runbook help CMD` names is completed.
 local core_fs = require "runbook.fs.core"
@@ -119,6 +119,9 @@ local function vars(file)
       local name, after = src:match("^([%a_][%w_]*)%s*=()", i)
       if name and depth == 1 and not src:sub(i - 1, i - 1):match("[%w_.]") then
         out[#out + 1] = name
+        -- a secret also takes NAME_file=PATH (runbook.vars)
+        local spec = src:match("^%s*(%b{})", after)
+        if spec and spec:find('type%s*=%s*["\']secret["\']') then out[#out + 1] = name .. "_file" end
         i = after
       else i = i + 1 end
     end

@@ -45,6 +45,7 @@ expect_bash "runbook names from RUNBOOK_PATH" "mine.lua" runbook check mi
 expect_bash "scenario names" "sample faults/authkey-expired" runbook run rollout.lua --dry-run --scenario ""
 expect_bash "scenario names" "faults/authkey-expired faults/authkey-invalid" runbook run rollout.lua --scenario faults/authkey-
 expect_bash "a runbook's variables" "talconfig= talosconfig=" runbook run rollout.lua --var tal
+expect_bash "a secret's NAME_file" "authkey= authkey_file= api_key= api_key_file=" runbook run rollout.lua --var a
 expect_bash "a runbook's variables (RUNBOOK_PATH)" "colour= size=" runbook run mine.lua --var ""
 expect_bash "--output" "json text" runbook run x.lua --output ""
 expect_bash "completion shells" "bash zsh fish" runbook completion ""
