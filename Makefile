@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build lint test test-asan memcheck demo bench fuzz mutate install clean
+.PHONY: all deps build lint test test-asan memcheck demo bench fuzz mutate install clean deb dist
 
 all: build
 
@@ -61,6 +61,19 @@ mutate: deps
 
 install: build
 	cmake --install $(BUILD)
+
+# The Debian package (debian/: dh with the cmake buildsystem), built in a
+# copy of the tree; the .deb, .changes and .buildinfo land in dist/, and
+# lintian must be clean at --fail-on error,warning.
+deb: deps
+	@bash scripts/build-deb.sh dist
+	lintian --fail-on error,warning dist/runbook_*.deb
+
+# The release tarball dist/runbook-VERSION-linux-ARCH.tar.gz and
+# dist/SHA256SUMS: Lua, libuv, libyaml and jansson linked statically from
+# Debian's .a files (build-dist/), the runbooks, man pages, completions.
+dist: deps
+	@bash scripts/dist.sh dist
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

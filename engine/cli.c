@@ -25,7 +25,8 @@ static const char *const HELP_MAIN =
   "  test PATH...      run Lua test files (functions named test_*)\n"
   "  world serve       serve the simulated world on loopback (see 'runbook help world')\n"
   "  world capture     read the live cluster, read-only, into a scenario\n"
-  "  version           print the version\n"
+  "  version           print the version (--output json: every library's too)\n"
+  "  completion SHELL  print the completion script for bash, zsh or fish\n"
   "  help [COMMAND]    print this help, or a command's\n"
   "\n"
   "exit codes: 0 done, 1 a step or gate failed (things left in a safe state),\n"
@@ -61,6 +62,9 @@ static const char *const HELP_RUN =
   "  --step-timeout SECS    fail a step (then undo, as any failure) still running\n"
   "                         after SECS, waiting or computing; a step's own\n"
   "                         timeout wins\n"
+  "  --metrics-file PATH    write the run's metrics to PATH, Prometheus text format,\n"
+  "                         replaced whole at each gate poll and at the end\n"
+  "  --pushgateway URL      push the same metrics to a Prometheus Pushgateway at the end\n"
   "  -v, --verbose          show commands, HTTP calls and tracebacks\n"
   "  -q, --quiet            show only failures and the summary\n"
   "  -h, --help             show this help\n"
@@ -130,7 +134,20 @@ static const char *const HELP_WORLD = "usage: runbook world serve [--scenario FI
                                       "call: what the shims run: forwards PROGRAM ARGS to the world at URL\n"
                                       "(@FILE: the URL in FILE) and prints its answer, exiting with its code.\n";
 
-static const char *const HELP_VERSION = "usage: runbook version\n";
+static const char *const HELP_VERSION = "usage: runbook version [--output text|json]\n"
+                                        "\n"
+                                        "Prints the version. --output json prints one object: version, commit, the\n"
+                                        "libraries (lua, libuv, libyaml, jansson, and libcurl and libcrypto as they\n"
+                                        "would be loaded, null when they cannot be), event_schema, journal_format.\n";
+
+static const char *const HELP_COMPLETION =
+  "usage: runbook completion bash|zsh|fish\n"
+  "\n"
+  "Prints the shell completion script: commands, flags, runbook names (the\n"
+  "lookup path's), scenario names and a runbook's --var names. Load it with\n"
+  "  source <(runbook completion bash)\n"
+  "or install it where the shell looks (the package does: docs/cli.md).\n"
+  "The scripts call 'runbook completion words runbooks|scenarios|vars FILE'.\n";
 
 static const char *const HELP_STATUS = "usage: runbook status [--store URL] [--state-dir DIR] [--output text|json]\n"
                                        "\n"
@@ -169,6 +186,7 @@ const char *cli_help(enum rb_command cmd) {
     case RB_CMD_VERSION: return HELP_VERSION;
     case RB_CMD_STATUS: return HELP_STATUS;
     case RB_CMD_FLEET: return HELP_FLEET;
+    case RB_CMD_COMPLETION: return HELP_COMPLETION;
     default: return HELP_MAIN;
   }
 }
@@ -180,7 +198,7 @@ enum rb_command cli_command_named(const char *name) {
   } cmds[] = {
     { "run", RB_CMD_RUN },       { "check", RB_CMD_CHECK },     { "list", RB_CMD_LIST }, { "test", RB_CMD_TEST },
     { "world", RB_CMD_WORLD },   { "version", RB_CMD_VERSION }, { "help", RB_CMD_HELP }, { "plan", RB_CMD_PLAN },
-    { "status", RB_CMD_STATUS }, { "fleet", RB_CMD_FLEET },
+    { "status", RB_CMD_STATUS }, { "fleet", RB_CMD_FLEET },     { "completion", RB_CMD_COMPLETION },
   };
   size_t i;
   for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
@@ -206,7 +224,7 @@ static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST
                                  { "--resume", 0, C(RB_CMD_RUN) | FL },
                                  { "--fresh", 0, C(RB_CMD_RUN) },
                                  { "--yes", 0, C(RB_CMD_RUN) | FL },
-                                 { "--output", 1, RP | C(RB_CMD_STATUS) | FL },
+                                 { "--output", 1, RP | C(RB_CMD_STATUS) | C(RB_CMD_VERSION) | FL },
                                  { "--store", 1, C(RB_CMD_RUN) | C(RB_CMD_STATUS) | FL },
                                  { "--clusters", 1, FL },
                                  { "--concurrency", 1, FL },
@@ -220,11 +238,13 @@ static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST
                                  { "--quiet", 0, RP | C(RB_CMD_TEST) },
                                  { "--dir", 1, C(RB_CMD_WORLD) },
                                  { "--out", 1, C(RB_CMD_WORLD) },
+                                 { "--metrics-file", 1, RP },
+                                 { "--pushgateway", 1, RP },
                                  { NULL, 0, 0 } };
 
 static const char *command_name(enum rb_command c) {
-  static const char *const names[] = { "",        "run",  "check", "list",   "test", "world",
-                                       "version", "help", "plan",  "status", "fleet" };
+  static const char *const names[] = { "",        "run",  "check", "list",   "test",  "world",
+                                       "version", "help", "plan",  "status", "fleet", "completion" };
   return names[c];
 }
 
@@ -283,6 +303,8 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
     if (conc) cli->concurrency = (int)n;
     else cli->failure_budget = (int)n;
   }
+  else if (strcmp(name, "--metrics-file") == 0) cli->metrics_file = val;
+  else if (strcmp(name, "--pushgateway") == 0) cli->pushgateway = val;
   return 0;
 }
 
@@ -295,6 +317,10 @@ static int apply_positional(rb_cli *cli, const char *arg, char *err, int errlen)
       if (cli->file)
         return usage(err, errlen, "unexpected argument '%s' (one runbook per %s)", arg, command_name(cli->cmd));
       cli->file = arg;
+      return 0;
+    case RB_CMD_COMPLETION:
+      if (cli->nfiles == 3) return usage(err, errlen, "unexpected argument '%s' for completion", arg);
+      cli->files[cli->nfiles++] = arg;
       return 0;
     case RB_CMD_TEST:
       if (cli->nfiles == RB_CLI_MAX_FILES) return usage(err, errlen, "too many paths (at most 256)");
@@ -351,12 +377,32 @@ static int parse_long(rb_cli *cli, int argc, char **argv, int *i, char *err, int
   return apply_flag(cli, name, val, err, errlen);
 }
 
+/* completion SHELL, or completion words KIND [FILE] (what the scripts ask). */
+static int check_completion(const rb_cli *cli, char *err, int errlen) {
+  const char *a = cli->nfiles ? cli->files[0] : NULL;
+  if (a == NULL) return usage(err, errlen, "completion needs a shell (expected: bash, zsh or fish)");
+  if (strcmp(a, "words") == 0) {
+    const char *kind = cli->nfiles > 1 ? cli->files[1] : "";
+    if (strcmp(kind, "runbooks") != 0 && strcmp(kind, "scenarios") != 0 && strcmp(kind, "vars") != 0)
+      return usage(err, errlen, "completion words expects runbooks, scenarios or vars, got '%s'", kind);
+    if ((strcmp(kind, "vars") == 0) != (cli->nfiles == 3))
+      return usage(err, errlen, "completion words %s",
+                   strcmp(kind, "vars") == 0 ? "vars needs a runbook" : "takes no file");
+    return 0;
+  }
+  if (strcmp(a, "bash") != 0 && strcmp(a, "zsh") != 0 && strcmp(a, "fish") != 0)
+    return usage(err, errlen, "completion expects bash, zsh or fish, got '%s'", a);
+  if (cli->nfiles > 1) return usage(err, errlen, "unexpected argument '%s' for completion", cli->files[1]);
+  return 0;
+}
+
 /* What a command needs once every argument is read. */
 static int check_complete(const rb_cli *cli, char *err, int errlen) {
   if (cli->resume && cli->fresh) return usage(err, errlen, "--resume and --fresh exclude each other");
   if ((cli->cmd == RB_CMD_RUN || cli->cmd == RB_CMD_CHECK || cli->cmd == RB_CMD_PLAN) && cli->file == NULL)
     return usage(err, errlen, "%s needs a runbook file (see 'runbook help %s')", command_name(cli->cmd),
                  command_name(cli->cmd));
+  if (cli->cmd == RB_CMD_COMPLETION) return check_completion(cli, err, errlen);
   if (cli->cmd == RB_CMD_TEST && cli->nfiles == 0)
     return usage(err, errlen, "test needs at least one file or directory");
   if (cli->cmd == RB_CMD_WORLD && cli->world_action == NULL)

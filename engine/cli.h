@@ -16,7 +16,8 @@ enum rb_command {
   RB_CMD_HELP,
   RB_CMD_PLAN,
   RB_CMD_STATUS,
-  RB_CMD_FLEET
+  RB_CMD_FLEET,
+  RB_CMD_COMPLETION
 };
 
 enum rb_output { RB_OUT_TEXT, RB_OUT_JSON };
@@ -29,7 +30,7 @@ typedef struct rb_cli {
   int help;                            /* --help given: print the command's help */
   const char *help_topic;              /* `runbook help run` */
   const char *file;                    /* run/check: the runbook */
-  const char *files[RB_CLI_MAX_FILES]; /* test: paths */
+  const char *files[RB_CLI_MAX_FILES]; /* test: paths; completion: SHELL, or words KIND [FILE] */
   int nfiles;
   int dry_run, resume, fresh, yes, verbosity; /* verbosity: -1 quiet, 0, 1 verbose */
   enum rb_output output;
@@ -48,6 +49,8 @@ typedef struct rb_cli {
   const char *clusters;     /* fleet: --clusters FILE.yaml */
   int concurrency;          /* fleet: --concurrency N (0: the default, 1) */
   int failure_budget;       /* fleet: --failure-budget N (-1: the default, 0) */
+  const char *metrics_file; /* --metrics-file PATH: Prometheus text, written whole */
+  const char *pushgateway;  /* --pushgateway URL: the same metrics pushed at the end */
 } rb_cli;
 
 /* Parses argv (argv[0] is the program). Returns 0, or 2 with 'err' filled

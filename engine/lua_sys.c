@@ -150,6 +150,9 @@ static int sys_options(lua_State *L) {
     lua_pushinteger(L, c->failure_budget);
     lua_setfield(L, -2, "failure_budget");
   }
+  set_str(L, "metrics_file", c->metrics_file);
+  set_str(L, "pushgateway", c->pushgateway);
+  set_str(L, "version", RUNBOOK_VERSION);
   if (c->step_timeout > 0) {
     lua_pushnumber(L, c->step_timeout);
     lua_setfield(L, -2, "step_timeout");

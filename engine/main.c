@@ -13,6 +13,7 @@
 
 #include "engine.h"
 #include "rb_modules.h"
+#include "version.h"
 
 static int cmd_run(const rb_cli *cli) {
   rb_engine *e;
@@ -345,6 +346,27 @@ static int cmd_plan(const rb_cli *cli) {
   return cmd_run(&rehearse);
 }
 
+/* completion SHELL | completion words KIND [FILE]: engine/lua/completion.lua */
+static int cmd_completion(const rb_cli *cli) {
+  rb_engine *e = engine_new(cli, 0, rb_binding_modules);
+  lua_State *L;
+  int i, code = RB_EXIT_OK;
+  if (e == NULL) return RB_EXIT_FAILED;
+  L = e->L;
+  lua_getglobal(L, "require");
+  lua_pushliteral(L, "runbook.completion");
+  lua_call(L, 1, 1);
+  lua_getfield(L, -1, "main");
+  for (i = 0; i < cli->nfiles; i++) lua_pushstring(L, cli->files[i]);
+  if (lua_pcall(L, cli->nfiles, 1, 0) != LUA_OK) {
+    fprintf(stderr, "runbook completion: %s\n", lua_tostring(L, -1));
+    code = RB_EXIT_FAILED;
+  }
+  else if (lua_isinteger(L, -1)) code = (int)lua_tointeger(L, -1);
+  engine_free(e);
+  return code;
+}
+
 int main(int argc, char **argv) {
   rb_cli cli;
   char err[512];
@@ -360,9 +382,8 @@ int main(int argc, char **argv) {
     case RB_CMD_HELP:
       fputs(cli_help(cli.help_topic ? cli_command_named(cli.help_topic) : RB_CMD_NONE), stdout);
       return RB_EXIT_OK;
-    case RB_CMD_VERSION:
-      printf("runbook %s (%s, libuv %s)\n", RUNBOOK_VERSION, LUA_RELEASE, uv_version_string());
-      return RB_EXIT_OK;
+    case RB_CMD_VERSION: return version_print(stdout, cli.output == RB_OUT_JSON) == 0 ? RB_EXIT_OK : RB_EXIT_FAILED;
+    case RB_CMD_COMPLETION: return cmd_completion(&cli);
     case RB_CMD_RUN: return cmd_run(&cli);
     case RB_CMD_CHECK: return cmd_check(&cli);
     case RB_CMD_LIST: return cmd_list();

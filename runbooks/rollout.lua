@@ -262,6 +262,8 @@ rb.phase("Image Factory", function()
     return {nodes = nodes, svc_cidr = c.svc_cidr, svc_cidrs = c.svc_cidrs, svc_cidr_explicit = c.svc_cidr_explicit,
             svc_source = c.svc_source, talos_version = c.talos_version, cluster_name = c.cluster_name}
   end, {read_only = true})
+  -- --metrics-file/--pushgateway: every series names the cluster (docs/cli.md)
+  require("runbook.metrics").label("cluster", cfg.cluster_name)
 
   current = rb.step("read each node's extensions", function()
     local list = async.map(cfg.nodes, function(n)

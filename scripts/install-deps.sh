@@ -11,6 +11,15 @@ pkgs=(
   python3 python3-yaml openssl curl valgrind
   lua-check clang-format
   etcd-server etcd-client   # tests/cli/test_store_etcd.sh: the etcd store against real etcd (3.4 in Debian 12)
+  # the package test (tests/package/test_deb.sh) and make deb: dh, dpkg-
+  # buildpackage and lintian; help2man makes the manual page from --help
+  debhelper dpkg-dev lintian help2man
+  # tests/cli/test_completion.sh: a real zsh parses (zsh -n) and a real fish
+  # completes (complete -C) the scripts `runbook completion` prints
+  zsh fish
+  # tests/cli/test_metrics.sh: promtool (in prometheus) checks the metrics
+  # file, a real Pushgateway on 127.0.0.1 takes the push and is scraped back
+  prometheus prometheus-pushgateway
 )
 # the real kubectl: the served world's Kubernetes API is tested with it
 # (tests/e2e/test_kubeapi.sh) and tests/cli/test_deploy.sh reads deploy/

@@ -4,6 +4,7 @@
 --- which masks secrets.
 local sys = require "runbook.sys"
 local time = require "runbook.time"
+local trace = require "runbook.trace"
 
 local M = {}
 M.SCHEMA = 1
@@ -102,12 +103,13 @@ function M.capture_print()
 end
 
 --- Emits an event: a table with at least `type`. Adds `seq`, `time`
---- (epoch seconds, virtual in a dry-run) and `schema`.
+--- (epoch seconds, virtual in a dry-run), `schema`, `trace_id` and `span_id`.
 function M.emit(ev)
   seq = seq + 1
   ev.seq = seq
   ev.time = time.now()
   ev.schema = M.SCHEMA
+  trace.annotate(ev)          -- trace_id, span_id (runbook.trace)
   -- masked before it is encoded: JSON or Markdown escaping would change a
   -- secret's text so that the sinks' own masking no longer finds it
   ev = sys.mask_value(ev)

@@ -73,6 +73,15 @@ function M.run(argv, opts)
     end
     res = world.exec(argv, opts)
   else
+    if not opts.clear_env and not (opts.env and opts.env.TRACEPARENT) then
+      -- the child joins the run's trace as a child of this step (runbook.trace)
+      local copy = {}
+      for k, v in pairs(opts) do copy[k] = v end
+      copy.env = {}
+      for k, v in pairs(opts.env or {}) do copy.env[k] = v end
+      copy.env.TRACEPARENT = require("runbook.trace").traceparent()
+      opts = copy
+    end
     res = core.run(argv, opts)
   end
   -- a secret a child prints is masked in what the runbook (and every

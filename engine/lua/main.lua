@@ -103,6 +103,8 @@ function M.run(chunk, path)
   events.capture_print()
   events.emit{type = "run", runbook = basename(path), dry_run = opts.dry_run,
               text = ("run %s%s"):format(basename(path), opts.dry_run and " (dry-run)" or "")}
+  -- --metrics-file / --pushgateway (nil without them)
+  local metrics = require("runbook.metrics").start(opts, basename(path))
   if opts.dry_run then load_world(path, opts) end
   local ok, res = xpcall(chunk, function(e)
     if type(e) ~= "table" then
@@ -123,6 +125,7 @@ function M.run(chunk, path)
   if type(dsl) == "table" and dsl._finish then
     -- the DSL writes the journal's end, the report and the summary
     local err = dsl._finish(ok, res)
+    if metrics then metrics.finish() end
     if not ok then
       if type(err) == "table" then err.reported = true end
       error(err, 0)
@@ -136,6 +139,7 @@ function M.run(chunk, path)
   events.emit{type = "outcome", ok = ok, exit = code or (sys.interrupted() and 3 or 1),
               error = not ok and tostring(type(res) == "table" and res.message or res) or nil,
               level = ok and "info" or "error"}
+  if metrics then metrics.finish() end
   if not ok then error(res, 0) end
   return code
 end

@@ -176,6 +176,35 @@ static void test_cli_store_status_fleet(void **state) {
   assert_int_equal(c.failure_budget, -1); /* not given: the default */
 }
 
+/* #32: version --output, completion SHELL / words KIND [FILE], the metrics flags */
+static void test_cli_shipping(void **state) {
+  rb_cli c;
+  char err[256];
+  (void)state;
+  assert_int_equal(PARSE(c, err, "runbook", "version", "--output", "json"), 0);
+  assert_int_equal(c.cmd, RB_CMD_VERSION);
+  assert_int_equal(c.output, RB_OUT_JSON);
+  assert_int_equal(PARSE(c, err, "runbook", "version", "--metrics-file", "m"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "completion", "fish"), 0);
+  assert_int_equal(c.cmd, RB_CMD_COMPLETION);
+  assert_int_equal(c.nfiles, 1);
+  assert_string_equal(c.files[0], "fish");
+  assert_int_equal(PARSE(c, err, "runbook", "completion", "tcsh"), 2);
+  assert_non_null(strstr(err, "expects bash, zsh or fish"));
+  assert_int_equal(PARSE(c, err, "runbook", "completion"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "completion", "bash", "zsh"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "completion", "words", "vars", "r.lua"), 0);
+  assert_int_equal(PARSE(c, err, "runbook", "completion", "words", "vars"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "completion", "words", "runbooks", "r.lua"), 2);
+  assert_int_equal(PARSE(c, err, "runbook", "completion", "words", "nodes"), 2);
+  assert_int_equal(
+    PARSE(c, err, "runbook", "run", "r.lua", "--metrics-file", "m.prom", "--pushgateway=http://127.0.0.1:9091"), 0);
+  assert_string_equal(c.metrics_file, "m.prom");
+  assert_string_equal(c.pushgateway, "http://127.0.0.1:9091");
+  assert_int_equal(PARSE(c, err, "runbook", "plan", "r.lua", "--metrics-file", "m.prom"), 0);
+  assert_int_equal(PARSE(c, err, "runbook", "check", "r.lua", "--metrics-file", "m.prom"), 2);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_cli_run_with_all_flags),
@@ -187,6 +216,7 @@ int main(void) {
     cmocka_unit_test(test_cli_world_capture),
     cmocka_unit_test(test_cli_plan),
     cmocka_unit_test(test_cli_store_status_fleet),
+    cmocka_unit_test(test_cli_shipping),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
