@@ -81,8 +81,9 @@ local function refusal(req, token, port)
   if req.path:sub(1, #token + 2) ~= "/" .. token .. "/" then
     return 403, "missing or wrong token (the URL is in world.url of the served directory)"
   end
-  if req.path == "/" .. token .. "/exec" and not (req.headers["content-type"] or ""):match("^application/json") then
-    return 415, "POST /exec takes application/json"
+  local p = req.path:sub(#token + 2)
+  if (p == "/exec" or p == "/fault") and not (req.headers["content-type"] or ""):match("^application/json") then
+    return 415, "POST " .. p .. " takes application/json"
   end
 end
 
@@ -101,6 +102,10 @@ local function handle(world, req, conn, token, port)
     end
     if req.method == "GET" and path == "/state" then
       return 200, json.encode(world.snapshot()), "application/json"
+    end
+    -- a fault armed by a test harness while the world runs (a lost reply)
+    if req.method == "POST" and path == "/fault" and world.arm then
+      return 200, json.encode(world.arm(json.decode(req.body, {name = "fault"}))), "application/json"
     end
     local host, rest
     for _, route in ipairs(world.serving().routes) do
