@@ -52,6 +52,11 @@ do
     if not id then error(fmt("the rollout journal does not say which schematic %s ran before", name)) end
     return id
   end
+  -- and the one the rollout installed
+  function rec.upgraded_to(name)
+    local per = type(rec.schematic.nodes) == "table" and rec.schematic.nodes[name]
+    return per and per.id or rec.schematic.id
+  end
 end
 
 local cfg = talconfig.read(v.talconfig)
@@ -76,6 +81,17 @@ rb.phase("Nodes", function()
     rb.step("install the previous image on " .. n.hostname, function()
       -- an upgrade to the old installer works whatever the A/B slots hold
       local image = factory.installer(n.image_url, previous, cfg.talos_version, n.secureboot)
+      -- landed already (a try cut short after talosctl upgrade): the node
+      -- runs, or boots into, the previous schematic: done, not again
+      local state, id = require("landed").upgrade_state(n.ip, previous, rec.upgraded_to(n.hostname),
+        {timeout = v.boot_timeout, interval = v.poll_interval, desc = n.hostname .. " reachable"})
+      if state == "done" then
+        log.info(n.hostname .. " already runs the previous schematic (an earlier try installed it): not again")
+        return image
+      elseif state ~= "todo" then
+        error(fmt("%s is %s: not upgraded; diagnose with recover.lua", n.hostname,
+                  state == "other" and ("on schematic " .. tostring(id):sub(1, 12)) or state))
+      end
       talos.upgrade(n.ip, image, {boot_timeout = v.boot_timeout})
       return image
     end)
@@ -149,9 +165,10 @@ rb.phase("Files", function()
     local n = by_name[rec.upgraded[i]]
     rb.step("apply the restored config to " .. n.hostname, function()
       local file = fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, n.hostname)
-      local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
-      local unexpected = reverted_surprises((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or "",
-                                            tailscale.device_name(n.hostname))
+      -- landed already (a try cut short after apply-config): done
+      local same, diff = require("landed").runs_config(n.ip, file)
+      if same then return file end
+      local unexpected = reverted_surprises(diff, tailscale.device_name(n.hostname))
       if #unexpected > 0 then
         error(fmt("the restored config of %s changes more than the rollout did; nothing was applied to it:\n%s",
                   n.hostname, require("configdiff").show(unexpected)))

@@ -8,7 +8,8 @@
 # talconfig.yaml is the old or the new one as the cluster is, no temporary
 # file is left, and the canary auth key is nowhere but in the generated
 # configs. CRASH_MODES="kill int timeout lost" runs every mode at every
-# change (make crash-all); the default turns through them.
+# change (make crash-all); the default turns through them. CRASH_CASES=
+# "rollout:5" runs only the cases named.
 # usage: test_crash_points.sh RUNBOOK_BIN SOURCE_DIR
 source "$(dirname "$0")/common.sh" "$@"
 source "$(dirname "$0")/crash_lib.sh"
@@ -26,6 +27,8 @@ for rb in rollout rollback; do
   for n in $(seq "$count"); do
     if [ -n "${CRASH_MODES:-}" ]; then these=($CRASH_MODES); else these=("${modes[$(( i % 4 ))]}"); fi
     for mode in "${these[@]}"; do
+      # CRASH_CASES="rollout:5 rollback:2": only these (debugging)
+      case " ${CRASH_CASES:-$rb:$n} " in *" $rb:$n "*) ;; *) continue;; esac
       crash_case "$rb" "$n" "$mode" "$tmp/$rb-$n-$mode"
       [ -n "${KEEP:-}" ] || rm -rf "$tmp/$rb-$n-$mode" "$tmp/$rb-$n-$mode.tmp"
     done
