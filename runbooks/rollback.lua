@@ -25,6 +25,13 @@ local v = rb.vars{
   tailscale_api = {type = "string", default = "https://api.tailscale.com"},
 }
 
+-- every variable, before anything is read or changed (issue #29.4)
+rb.phase("Inputs", function()
+  local r = require("inputs").rule
+  require("inputs").check(v, {talconfig = r.file, rollout_journal = r.file, boot_timeout = r.positive,
+    poll_interval = r.positive, tailscale_api = r.url})
+end)
+
 -- what the rollout recorded
 local journal = v.rollout_journal or (rb.state_dir .. "/rollout.journal")
 -- the rollout's steps are found by their keys (rollout.lua gives them:

@@ -77,6 +77,18 @@ for _, c in ipairs(talhelper.env_conflicts(".", {"TS_AUTHKEY"})) do
     c.file), {exit = 2}), 0)
 end
 
+-- every variable, before anything is read from the cluster or changed
+-- (issue #29.4; docs/rollout.md "Variables"): a value refused later would
+-- leave a half-changed run
+rb.phase("Inputs", function()
+  local inputs = require "inputs"
+  local r = inputs.rule
+  inputs.check(v, {talconfig = r.file, talosconfig = r.file, routes = r.each(r.cidr), tailnet = r.dns_name,
+    extra_args = r.one_line, limit = r.each(r.word), exclude = r.each(r.word), batch = r.count_or_percent,
+    max_failures = r.not_negative, factory_url = r.url, tailscale_api = r.url, boot_timeout = r.positive,
+    poll_interval = r.positive, api_probe_url = r.url, operator_namespace = r.dns_label, operator_device = r.word})
+end)
+
 -- {====== 1. Image Factory: the schematic the nodes need
 
 local cfg            -- talconfig.yaml, read
@@ -551,7 +563,7 @@ rb.phase("Configuration", function()
     end
     -- a private directory, gone afterwards (the configs hold the cluster's
     -- secrets); a rehearsal writes nothing real, and names it the same each time
-    local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or fs.tmpdir("runbook-genconfig")
+    local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or require("scratch").dir(rb.state_dir, "genconfig")
     local pending, chosen = {}, {}
     for _, n in ipairs(cfg.nodes) do chosen[n.hostname] = true end
     local ok, err = pcall(function()

@@ -44,8 +44,17 @@ run() {
 start() {
   local rb=$1 out=$2; shift 2
   local vars=("${rollout_vars[@]}"); [ "$rb" = rollback ] && vars=("${rollback_vars[@]}")
-  TS_AUTHKEY=$key TS_API_KEY=$api_key setsid timeout -s KILL 300 "$bin" run "$rb.lua" --yes "${vars[@]}" "$@" >"$out" 2>&1 &
+  TS_AUTHKEY=$key TS_API_KEY=$api_key setsid "$bin" run "$rb.lua" --yes "${vars[@]}" "$@" >"$out" 2>&1 &
   pid=$!
+  # bounded: a run still going after 300 s is killed (finish waits for it)
+  (trap 'kill $s 2>/dev/null; exit 0' TERM; sleep 300 & s=$!; wait $s; kill -KILL -- "-$pid") >/dev/null 2>&1 & watchdog=$!
+}
+
+# finish: waits for the run started, returns its exit code
+finish() {
+  wait "$pid" 2>/dev/null; local code=$?
+  kill "$watchdog" 2>/dev/null; wait "$watchdog" 2>/dev/null
+  return $code
 }
 
 # arm TYPE N: the Nth change from now lands, and its reply is lost or held
@@ -76,7 +85,8 @@ resume() {
 no_leftovers() {
   local dir=$1; shift
   local temps
-  temps=$(find "$dir" -name '.*.tmp.*' -o -name '.tailscale-remove-*' 2>/dev/null; ls -A "$TMPDIR" 2>/dev/null)
+  temps=$(find "$dir" -name '.*.tmp.*' -o -name '.tailscale-remove-*' 2>/dev/null; ls -A "$TMPDIR" 2>/dev/null
+          find "$dir/.runbook/scratch" -mindepth 1 -not -name .gitignore 2>/dev/null)
   [ -z "$temps" ] || { echo "temporary files left: $temps"; return 1; }
   local holders
   holders=$(grep -rlF -- "$key" "$dir" "$@" 2>/dev/null | grep -v "^$dir/clusterconfig/")
@@ -143,10 +153,10 @@ crash_case() {
   start "$rb" "$dir.cut.out" "${flags[@]}"
   case $mode in
     kill|int)
-      if ! wait_held; then bad "$rb #$n ($what) $mode: the change was never held: $(tail -3 "$dir.cut.out")"; wait "$pid"; return; fi
+      if ! wait_held; then bad "$rb #$n ($what) $mode: the change was never held: $(tail -3 "$dir.cut.out")"; finish; return; fi
       if [ "$mode" = kill ]; then kill -KILL -- "-$pid"; else kill -INT -- "-$pid"; fi;;
   esac
-  wait "$pid" 2>/dev/null; code=$?
+  finish; code=$?
   if [ "$code" -ne 0 ]; then
     resume "$rb" "$dir.resume.out"; code=$?
     if [ $code -ne 0 ]; then bad "$rb #$n ($what) $mode: the resume exit $code: $(grep -v '^\s*$' "$dir.resume.out" | tail -4)"; return; fi
