@@ -47,6 +47,8 @@ static const char *const HELP_RUN =
   "  --vars FILE.yaml       read runbook variables from a YAML map\n"
   "  --state-dir DIR        where the journal, lock and report live (default .runbook)\n"
   "  --resume               continue an interrupted run, skipping finished steps\n"
+  "  --accept-drift         with --resume: go on although files the run wrote\n"
+  "                         changed since (the runbook says which)\n"
   "  --fresh                archive an unfinished journal and start over\n"
   "  --yes                  answer yes to every confirmation\n"
   "  --output text|json     terminal view (default) or one JSON event per line\n"
@@ -172,6 +174,7 @@ static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST
                                  { "--state-dir", 1, RP },
                                  { "--resume", 0, C(RB_CMD_RUN) },
                                  { "--fresh", 0, C(RB_CMD_RUN) },
+                                 { "--accept-drift", 0, C(RB_CMD_RUN) },
                                  { "--yes", 0, C(RB_CMD_RUN) },
                                  { "--output", 1, RP },
                                  { "--log", 1, RP },
@@ -213,6 +216,7 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
   else if (strcmp(name, "--state-dir") == 0) cli->state_dir = val;
   else if (strcmp(name, "--resume") == 0) cli->resume = 1;
   else if (strcmp(name, "--fresh") == 0) cli->fresh = 1;
+  else if (strcmp(name, "--accept-drift") == 0) cli->accept_drift = 1;
   else if (strcmp(name, "--yes") == 0) cli->yes = 1;
   else if (strcmp(name, "--output") == 0) {
     if (strcmp(val, "text") == 0) cli->output = RB_OUT_TEXT;
@@ -297,6 +301,7 @@ static int parse_long(rb_cli *cli, int argc, char **argv, int *i, char *err, int
 /* What a command needs once every argument is read. */
 static int check_complete(const rb_cli *cli, char *err, int errlen) {
   if (cli->resume && cli->fresh) return usage(err, errlen, "--resume and --fresh exclude each other");
+  if (cli->accept_drift && !cli->resume) return usage(err, errlen, "--accept-drift goes with --resume");
   if ((cli->cmd == RB_CMD_RUN || cli->cmd == RB_CMD_CHECK || cli->cmd == RB_CMD_PLAN) && cli->file == NULL)
     return usage(err, errlen, "%s needs a runbook file (see 'runbook help %s')", command_name(cli->cmd),
                  command_name(cli->cmd));

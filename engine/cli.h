@@ -30,6 +30,7 @@ typedef struct rb_cli {
   const char *files[RB_CLI_MAX_FILES]; /* test: paths */
   int nfiles;
   int dry_run, resume, fresh, yes, verbosity; /* verbosity: -1 quiet, 0, 1 verbose */
+  int accept_drift;                           /* --resume over files changed since the run */
   enum rb_output output;
   const char *scenario, *vars_file, *state_dir, *log_file, *report_file;
   const char *vars[RB_CLI_MAX_VARS]; /* "K=V" */

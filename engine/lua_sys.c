@@ -127,6 +127,7 @@ static int sys_options(lua_State *L) {
   if (c == NULL) return 1;
   set_bool(L, "resume", c->resume);
   set_bool(L, "fresh", c->fresh);
+  set_bool(L, "accept_drift", c->accept_drift);
   set_bool(L, "yes", c->yes);
   lua_pushinteger(L, c->verbosity);
   lua_setfield(L, -2, "verbosity");

@@ -680,7 +680,8 @@ rb.phase("Configuration", function()
     return rows
   end)())
 
-  rb.step("write the address pins", function()
+  local resuming_edit = rb.is_done("talconfig")    -- resumed after the files were written: drift is checked
+  local pins_written = rb.step("write the address pins", function()
     local files = {}
     for _, n in ipairs(cfg.nodes) do
       local doc = talconfig.machine_patch{pin_kubelet = pins[n.hostname].pin_kubelet, pin_etcd = pins[n.hostname].pin_etcd}
@@ -690,13 +691,24 @@ rb.phase("Configuration", function()
         files[#files + 1] = pins_file(n)
       end
     end
-    return files
+    -- as the run leaves them, for a resume to compare (drift.lua)
+    local written = {}
+    for _, f in ipairs(files) do written[#written + 1] = cfg_dir .. "/" .. f end
+    return {files = files, sha256 = require("drift").hashes(written)}
   end)
 
-  rb.step("update " .. v.talconfig, function()
+  local talconfig_written = rb.step("update " .. v.talconfig, function()
     local backup = fs.write(v.talconfig, edited_talconfig(), {backup = true})
-    return {backup = backup}
+    return {backup = backup, sha256 = require("drift").hash(v.talconfig)}
   end, {key = "talconfig"})
+
+  -- resumed: the files this run wrote are still as it left them (or the
+  -- operator said --accept-drift), before anything else changes
+  if resuming_edit and type(talconfig_written) == "table" and talconfig_written.sha256 then
+    local recorded = {[v.talconfig] = talconfig_written.sha256}
+    for path, h in pairs(type(pins_written) == "table" and pins_written.sha256 or {}) do recorded[path] = h end
+    require("drift").check(recorded, {[v.talconfig] = talconfig_written.backup})
+  end
 
   -- talhelper substitutes ${TS_AUTHKEY} from its environment: the key
   -- reaches only the generated files (0600), which talhelper's own
