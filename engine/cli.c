@@ -225,8 +225,14 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
   }
   else if (strcmp(name, "--log") == 0) cli->log_file = val;
   else if (strcmp(name, "--report") == 0) cli->report_file = val;
-  else if (strcmp(name, "--limit") == 0) cli->limit = val;
-  else if (strcmp(name, "--exclude") == 0) cli->exclude = val;
+  else if (strcmp(name, "--limit") == 0 || strcmp(name, "--exclude") == 0) {
+    int lim = strcmp(name, "--limit") == 0;
+    int *n = lim ? &cli->nlimits : &cli->nexcludes;
+    if (*n == RB_CLI_MAX_LIST) return usage(err, errlen, "too many %s flags (at most 64)", name);
+    (lim ? cli->limits : cli->excludes)[(*n)++] = val;
+    if (lim && cli->limit == NULL) cli->limit = val;
+    if (!lim && cli->exclude == NULL) cli->exclude = val;
+  }
   else if (strcmp(name, "--step-timeout") == 0) {
     char *end;
     double secs = strtod(val, &end);

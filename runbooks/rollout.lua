@@ -123,6 +123,14 @@ local function select_nodes()
   check_names(v.limit, "--limit"); check_names(v.exclude, "--exclude")
   if v.limit then wanted = {} for _, name in ipairs(v.limit) do wanted[name] = true end end
   for _, name in ipairs(v.exclude or {}) do left_out[name] = true end
+  -- a choice that leaves no node is a mistake, not "nothing to do"
+  local any = false
+  for _, n in ipairs(cfg.all) do any = any or ((not wanted or wanted[n.hostname]) and not left_out[n.hostname]) end
+  if not any then
+    error(require("runbook.error").new("usage", fmt("%s%s choose no node of %s; nothing was changed",
+      v.limit and ("--limit " .. (#v.limit > 0 and table.concat(v.limit, ",") or "(no name)")) or "", v.exclude and (" --exclude " .. table.concat(v.exclude, ",")) or "",
+      v.talconfig), {exit = 2}), 0)
+  end
   local nodes = {}
   for _, n in ipairs(cfg.all) do
     if runs_tailscale(n) and talconfig.tailscale_service_of(n) then

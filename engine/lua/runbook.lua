@@ -100,8 +100,15 @@ local function fingerprint()
   if opts.exclude then vars[#vars + 1] = "exclude=" .. opts.exclude end
   table.sort(vars)
   local file = opts.vars_file and select(2, pcall(core_fs.read, opts.vars_file, {max = 16 * 1024 * 1024})) or ""
+  -- and one hash per name, for a refused resume to name what differs
+  local each = {}
+  for _, kv in ipairs(vars) do
+    local k = kv:match("^([^=]*)=")
+    each[k] = hash.sha256(each[k] and (each[k] .. "\0" .. kv) or kv)
+  end
+  if file ~= "" then each["--vars"] = hash.sha256(tostring(file)) end
   return {runbook = runbook_name, script_sha256 = ok and hash.sha256(text) or nil,
-          vars_sha256 = hash.sha256(table.concat(vars, "\0") .. "\0\0" .. tostring(file))}
+          vars_sha256 = hash.sha256(table.concat(vars, "\0") .. "\0\0" .. tostring(file)), vars_each = each}
 end
 
 local function start()
