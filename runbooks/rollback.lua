@@ -208,14 +208,19 @@ rb.phase("Tailnet", function()
         local name = tailscale.device_name(n.hostname)
         local entry = {node = n.hostname, device = name, ips = {}}
         for _, p in ipairs(ok and peers or {}) do if p.name == name then entry.ips = p.ips end end
-        out[#out + 1] = entry
+        -- only a device that exists (a node that never joined, or a rollout
+        -- cut short before it, has none)
+        if #entry.ips > 0 then out[#out + 1] = entry end
       end
-      fs.mkdir_p(rb.state_dir)
-      fs.write(rb.state_dir .. "/" .. tailscale.DEVICES_LEFT, require("runbook.json").encode(out) .. "\n", {mode = tonumber("600", 8)})
+      tailscale.record_devices_left(rb.state_dir, out)
       return out
     end)
     local list = {}
     for _, d in ipairs(left) do list[#list + 1] = d.device end
+    if #list == 0 then
+      log.info("no device of the nodes is in the tailnet: nothing left there")
+      return
+    end
     log.warn(fmt("the nodes' devices (%s) stay in the tailnet, offline: the next rollout takes them back (each node kept "
       .. "its Tailscale state); to remove them, delete them in the admin console or run again with TS_API_KEY set",
       table.concat(list, ", ")))

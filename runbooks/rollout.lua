@@ -1052,6 +1052,8 @@ rb.phase("Documentation", function()
     fs.write(file, table.concat(b, "\n") .. "\n")
     return file
   end)
+  -- the devices a keyless rollback left were taken back: the record is used
+  if #failed_nodes == 0 then tailscale.clear_devices_left(rb.state_dir) end
   rb.report("Access", table.concat({
     fmt("Nodes: %s", (function() local t = {} for _, n in ipairs(cfg.nodes) do t[#t + 1] = n.ts_name .. "." .. tailnet end return table.concat(t, ", ") end)()),
     fmt("Routes: %s", table.concat(routes, ", ")),
