@@ -5,7 +5,7 @@ ASAN_BUILD ?= build-asan
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build lint test test-asan memcheck demo bench fuzz mutate install clean deb dist
+.PHONY: all deps build lint test test-asan memcheck demo bench fuzz mutate install clean deb dist chaos crash-all
 
 all: build
 
@@ -28,6 +28,19 @@ lint: deps
 test: build lint
 	ctest --test-dir $(BUILD) $(CTEST_FLAGS) -j$(JOBS)
 	@$(MAKE) --no-print-directory test-asan
+
+# The random-kill loop against the served world (issue #29.2): KILLS kills
+# (default 100) at random moments of rollouts and rollbacks, each resumed
+# and checked (tests/chaos/random_kills.sh; SEED=N repeats a run). Not in
+# `make test`: about 15 minutes on 2 cores.
+KILLS ?= 100
+chaos: build
+	bash tests/chaos/random_kills.sh $(BUILD)/runbook $(CURDIR) $(KILLS)
+
+# Every way of cutting a run short at every change (SIGKILL, SIGINT, step
+# timeout, lost reply), where `make test` takes one per change by turns.
+crash-all: build
+	CRASH_MODES="kill int timeout lost" bash tests/e2e/test_crash_points.sh $(BUILD)/runbook $(CURDIR)
 
 test-asan: deps
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DRUNBOOK_SANITIZE=ON >/dev/null

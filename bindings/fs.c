@@ -254,7 +254,8 @@ static int fs_exists(lua_State *L) {
   return 1;
 }
 
-/* stat(path) -> {type=, size=, mode=, mtime=} or nil, message */
+/* stat(path) -> {type=, size=, mode=, mtime=, uid=, mine=} or nil, message
+** (mine: owned by the effective user, as ssh checks its key files) */
 static int fs_stat(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   struct stat st;
@@ -264,7 +265,7 @@ static int fs_stat(lua_State *L) {
     lua_pushfstring(L, "%s: %s", path, rb_uv_strerror(uv_translate_sys_error(errno), buf, sizeof buf));
     return 2;
   }
-  lua_createtable(L, 0, 4);
+  lua_createtable(L, 0, 6);
   lua_pushstring(L, S_ISREG(st.st_mode)   ? "file"
                     : S_ISDIR(st.st_mode) ? "directory"
                     : S_ISLNK(st.st_mode) ? "link"
@@ -276,6 +277,10 @@ static int fs_stat(lua_State *L) {
   lua_setfield(L, -2, "mode");
   lua_pushnumber(L, (double)st.st_mtim.tv_sec + st.st_mtim.tv_nsec / 1e9);
   lua_setfield(L, -2, "mtime");
+  lua_pushinteger(L, (lua_Integer)st.st_uid);
+  lua_setfield(L, -2, "uid");
+  lua_pushboolean(L, st.st_uid == geteuid());
+  lua_setfield(L, -2, "mine");
   return 1;
 }
 

@@ -51,6 +51,8 @@ static const char *const HELP_RUN =
   "                         etcd://HOST:PORT[,HOST:PORT]/PREFIX (etcds:// for TLS);\n"
   "                         also RUNBOOK_STORE (docs/reliability.md)\n"
   "  --resume               continue an interrupted run, skipping finished steps\n"
+  "  --accept-drift         with --resume: go on although files the run wrote\n"
+  "                         changed since (the runbook says which)\n"
   "  --fresh                archive an unfinished journal and start over\n"
   "  --yes                  answer yes to every confirmation\n"
   "  --output text|json     terminal view (default) or one JSON event per line\n"
@@ -223,6 +225,7 @@ static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST
                                  { "--state-dir", 1, RP | C(RB_CMD_STATUS) | FL },
                                  { "--resume", 0, C(RB_CMD_RUN) | FL },
                                  { "--fresh", 0, C(RB_CMD_RUN) },
+                                 { "--accept-drift", 0, C(RB_CMD_RUN) },
                                  { "--yes", 0, C(RB_CMD_RUN) | FL },
                                  { "--output", 1, RP | C(RB_CMD_STATUS) | C(RB_CMD_VERSION) | FL },
                                  { "--store", 1, C(RB_CMD_RUN) | C(RB_CMD_STATUS) | FL },
@@ -271,6 +274,7 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
   else if (strcmp(name, "--state-dir") == 0) cli->state_dir = val;
   else if (strcmp(name, "--resume") == 0) cli->resume = 1;
   else if (strcmp(name, "--fresh") == 0) cli->fresh = 1;
+  else if (strcmp(name, "--accept-drift") == 0) cli->accept_drift = 1;
   else if (strcmp(name, "--yes") == 0) cli->yes = 1;
   else if (strcmp(name, "--output") == 0) {
     if (strcmp(val, "text") == 0) cli->output = RB_OUT_TEXT;
@@ -279,8 +283,14 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
   }
   else if (strcmp(name, "--log") == 0) cli->log_file = val;
   else if (strcmp(name, "--report") == 0) cli->report_file = val;
-  else if (strcmp(name, "--limit") == 0) cli->limit = val;
-  else if (strcmp(name, "--exclude") == 0) cli->exclude = val;
+  else if (strcmp(name, "--limit") == 0 || strcmp(name, "--exclude") == 0) {
+    int lim = strcmp(name, "--limit") == 0;
+    int *n = lim ? &cli->nlimits : &cli->nexcludes;
+    if (*n == RB_CLI_MAX_LIST) return usage(err, errlen, "too many %s flags (at most 64)", name);
+    (lim ? cli->limits : cli->excludes)[(*n)++] = val;
+    if (lim && cli->limit == NULL) cli->limit = val;
+    if (!lim && cli->exclude == NULL) cli->exclude = val;
+  }
   else if (strcmp(name, "--step-timeout") == 0) {
     char *end;
     double secs = strtod(val, &end);
@@ -399,6 +409,7 @@ static int check_completion(const rb_cli *cli, char *err, int errlen) {
 /* What a command needs once every argument is read. */
 static int check_complete(const rb_cli *cli, char *err, int errlen) {
   if (cli->resume && cli->fresh) return usage(err, errlen, "--resume and --fresh exclude each other");
+  if (cli->accept_drift && !cli->resume) return usage(err, errlen, "--accept-drift goes with --resume");
   if ((cli->cmd == RB_CMD_RUN || cli->cmd == RB_CMD_CHECK || cli->cmd == RB_CMD_PLAN) && cli->file == NULL)
     return usage(err, errlen, "%s needs a runbook file (see 'runbook help %s')", command_name(cli->cmd),
                  command_name(cli->cmd));

@@ -23,6 +23,7 @@ enum rb_command {
 enum rb_output { RB_OUT_TEXT, RB_OUT_JSON };
 
 #define RB_CLI_MAX_VARS 128
+#define RB_CLI_MAX_LIST 64
 #define RB_CLI_MAX_FILES 256
 
 typedef struct rb_cli {
@@ -33,12 +34,17 @@ typedef struct rb_cli {
   const char *files[RB_CLI_MAX_FILES]; /* test: paths; completion: SHELL, or words KIND [FILE] */
   int nfiles;
   int dry_run, resume, fresh, yes, verbosity; /* verbosity: -1 quiet, 0, 1 verbose */
+  int accept_drift;                           /* --resume over files changed since the run */
   enum rb_output output;
   const char *scenario, *vars_file, *state_dir, *log_file, *report_file;
   const char *vars[RB_CLI_MAX_VARS]; /* "K=V" */
   int nvars;
   double step_timeout;                  /* --step-timeout: seconds, 0 none */
   const char *limit, *exclude;          /* --limit, --exclude: the runbook variables limit and exclude */
+  /* every --limit and every --exclude given: repeated, they add up (the
+  ** items joined with commas); limit and exclude above are the first */
+  const char *limits[RB_CLI_MAX_LIST], *excludes[RB_CLI_MAX_LIST];
+  int nlimits, nexcludes;
   const char *world_action, *world_dir; /* world serve --dir DIR */
   const char *world_out;                /* world capture --out FILE */
   const char *world_url;                /* world call URL PROG ARGS... */

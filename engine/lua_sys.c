@@ -111,6 +111,21 @@ static void set_str(lua_State *L, const char *k, const char *v) {
   lua_setfield(L, -2, k);
 }
 
+/* Every value of a repeated flag, joined with commas ("a" "b,c" -> "a,b,c"):
+** --limit and --exclude add up. Nothing when the flag was not given. */
+static void set_list(lua_State *L, const char *k, const char *const *v, int n) {
+  luaL_Buffer b;
+  int i;
+  if (n == 0) return;
+  luaL_buffinit(L, &b);
+  for (i = 0; i < n; i++) {
+    if (i > 0) luaL_addchar(&b, ',');
+    luaL_addstring(&b, v[i]);
+  }
+  luaL_pushresult(&b);
+  lua_setfield(L, -2, k);
+}
+
 static void set_bool(lua_State *L, const char *k, int v) {
   lua_pushboolean(L, v);
   lua_setfield(L, -2, k);
@@ -127,6 +142,7 @@ static int sys_options(lua_State *L) {
   if (c == NULL) return 1;
   set_bool(L, "resume", c->resume);
   set_bool(L, "fresh", c->fresh);
+  set_bool(L, "accept_drift", c->accept_drift);
   set_bool(L, "yes", c->yes);
   lua_pushinteger(L, c->verbosity);
   lua_setfield(L, -2, "verbosity");
@@ -137,8 +153,8 @@ static int sys_options(lua_State *L) {
   set_str(L, "log_file", c->log_file);
   set_str(L, "report_file", c->report_file);
   set_str(L, "script", e->script);
-  set_str(L, "limit", c->limit);
-  set_str(L, "exclude", c->exclude);
+  set_list(L, "limit", c->limits, c->nlimits);
+  set_list(L, "exclude", c->excludes, c->nexcludes);
   set_str(L, "store", c->store ? c->store : getenv("RUNBOOK_STORE"));
   set_str(L, "clusters", c->clusters);
   set_str(L, "file", c->file);

@@ -30,6 +30,13 @@ local cfg = talconfig.read(v.talconfig)
 -- holder) while a rollout or a repair of this cluster runs
 rb.cluster(talconfig.cluster_key(cfg))
 
+-- every variable, before anything is read or changed (issue #29.4)
+rb.phase("Inputs", function()
+  local r = require("inputs").rule
+  require("inputs").check(v, {talconfig = r.file, rollout_journal = r.file, boot_timeout = r.positive,
+    poll_interval = r.positive, tailscale_api = r.url})
+end)
+
 -- what the rollout recorded
 local journal = v.rollout_journal or (rb.state_dir .. "/rollout.journal")
 -- the rollout's steps are found by their keys (rollout.lua gives them:
@@ -57,6 +64,11 @@ do
     if not id then error(fmt("the rollout journal does not say which schematic %s ran before", name)) end
     return id
   end
+  -- and the one the rollout installed
+  function rec.upgraded_to(name)
+    local per = type(rec.schematic.nodes) == "table" and rec.schematic.nodes[name]
+    return per and per.id or rec.schematic.id
+  end
 end
 
 local cfg_dir = v.talconfig:match("^(.*)/[^/]*$") or "."
@@ -80,6 +92,17 @@ rb.phase("Nodes", function()
     rb.step("install the previous image on " .. n.hostname, function()
       -- an upgrade to the old installer works whatever the A/B slots hold
       local image = factory.installer(n.image_url, previous, cfg.talos_version, n.secureboot)
+      -- landed already (a try cut short after talosctl upgrade): the node
+      -- runs, or boots into, the previous schematic: done, not again
+      local state, id = require("landed").upgrade_state(n.ip, previous, rec.upgraded_to(n.hostname),
+        {timeout = v.boot_timeout, interval = v.poll_interval, desc = n.hostname .. " reachable"})
+      if state == "done" then
+        log.info(n.hostname .. " already runs the previous schematic (an earlier try installed it): not again")
+        return image
+      elseif state ~= "todo" then
+        error(fmt("%s is %s: not upgraded; diagnose with recover.lua", n.hostname,
+                  state == "other" and ("on schematic " .. tostring(id):sub(1, 12)) or state))
+      end
       talos.upgrade(n.ip, image, {boot_timeout = v.boot_timeout})
       return image
     end)
@@ -153,9 +176,10 @@ rb.phase("Files", function()
     local n = by_name[rec.upgraded[i]]
     rb.step("apply the restored config to " .. n.hostname, function()
       local file = fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, n.hostname)
-      local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
-      local unexpected = reverted_surprises((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or "",
-                                            tailscale.device_name(n.hostname))
+      -- landed already (a try cut short after apply-config): done
+      local same, diff = require("landed").runs_config(n.ip, file)
+      if same then return file end
+      local unexpected = reverted_surprises(diff, tailscale.device_name(n.hostname))
       if #unexpected > 0 then
         error(fmt("the restored config of %s changes more than the rollout did; nothing was applied to it:\n%s",
                   n.hostname, require("configdiff").show(unexpected)))
@@ -188,14 +212,19 @@ rb.phase("Tailnet", function()
         local name = tailscale.device_name(n.hostname)
         local entry = {node = n.hostname, device = name, ips = {}}
         for _, p in ipairs(ok and peers or {}) do if p.name == name then entry.ips = p.ips end end
-        out[#out + 1] = entry
+        -- only a device that exists (a node that never joined, or a rollout
+        -- cut short before it, has none)
+        if #entry.ips > 0 then out[#out + 1] = entry end
       end
-      fs.mkdir_p(rb.state_dir)
-      fs.write(rb.state_dir .. "/" .. tailscale.DEVICES_LEFT, require("runbook.json").encode(out) .. "\n", {mode = tonumber("600", 8)})
+      tailscale.record_devices_left(rb.state_dir, out)
       return out
     end)
     local list = {}
     for _, d in ipairs(left) do list[#list + 1] = d.device end
+    if #list == 0 then
+      log.info("no device of the nodes is in the tailnet: nothing left there")
+      return
+    end
     log.warn(fmt("the nodes' devices (%s) stay in the tailnet, offline: the next rollout takes them back (each node kept "
       .. "its Tailscale state); to remove them, delete them in the admin console or run again with TS_API_KEY set",
       table.concat(list, ", ")))

@@ -77,6 +77,26 @@ for _, c in ipairs(talhelper.env_conflicts(".", {"TS_AUTHKEY"})) do
     c.file), {exit = 2}), 0)
 end
 
+-- one mutator per cluster (issue #29.3): the lock is the cluster's, so
+-- that rollback.lua and recover.lua's repairs wait their turn; an
+-- unreadable talconfig.yaml fails in the first phase, as it always did
+do
+  local ok, c = pcall(talconfig.read, v.talconfig)
+  rb.cluster(ok and talconfig.cluster_key(c) or ("talconfig " .. v.talconfig))
+end
+
+-- every variable, before anything is read from the cluster or changed
+-- (issue #29.4; docs/rollout.md "Variables"): a value refused later would
+-- leave a half-changed run
+rb.phase("Inputs", function()
+  local inputs = require "inputs"
+  local r = inputs.rule
+  inputs.check(v, {talconfig = r.file, talosconfig = r.file, routes = r.each(r.cidr), tailnet = r.dns_name,
+    extra_args = r.one_line, limit = r.each(r.word), exclude = r.each(r.word), batch = r.count_or_percent,
+    max_failures = r.not_negative, factory_url = r.url, tailscale_api = r.url, boot_timeout = r.positive,
+    poll_interval = r.positive, api_probe_url = r.url, operator_namespace = r.dns_label, operator_device = r.word})
+end)
+
 -- {====== 1. Image Factory: the schematic the nodes need
 
 local cfg            -- talconfig.yaml, read
@@ -111,6 +131,14 @@ local function select_nodes()
   check_names(v.limit, "--limit"); check_names(v.exclude, "--exclude")
   if v.limit then wanted = {} for _, name in ipairs(v.limit) do wanted[name] = true end end
   for _, name in ipairs(v.exclude or {}) do left_out[name] = true end
+  -- a choice that leaves no node is a mistake, not "nothing to do"
+  local any = false
+  for _, n in ipairs(cfg.all) do any = any or ((not wanted or wanted[n.hostname]) and not left_out[n.hostname]) end
+  if not any then
+    error(require("runbook.error").new("usage", fmt("%s%s choose no node of %s; nothing was changed",
+      v.limit and ("--limit " .. (#v.limit > 0 and table.concat(v.limit, ",") or "(no name)")) or "", v.exclude and (" --exclude " .. table.concat(v.exclude, ",")) or "",
+      v.talconfig), {exit = 2}), 0)
+  end
   local nodes = {}
   for _, n in ipairs(cfg.all) do
     if runs_tailscale(n) and talconfig.tailscale_service_of(n) then
@@ -218,14 +246,6 @@ local function check_versions(nodes)
   table.sort(list)
   log.info(fmt("talosctl %s, the nodes on Talos %s", vers.client, table.concat(list, ", ")))
   server_versions = vers.servers
-end
-
--- one mutator per cluster (issue #29.3): the lock is the cluster's, so
--- that rollback.lua and recover.lua's repairs wait their turn; an
--- unreadable talconfig.yaml fails in the first phase, as it always did
-do
-  local ok, c = pcall(talconfig.read, v.talconfig)
-  rb.cluster(ok and talconfig.cluster_key(c) or ("talconfig " .. v.talconfig))
 end
 
 rb.phase("Image Factory", function()
@@ -561,7 +581,7 @@ rb.phase("Configuration", function()
     end
     -- a private directory, gone afterwards (the configs hold the cluster's
     -- secrets); a rehearsal writes nothing real, and names it the same each time
-    local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or fs.tmpdir("runbook-genconfig")
+    local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or require("scratch").dir(rb.state_dir, "genconfig")
     local pending, chosen = {}, {}
     for _, n in ipairs(cfg.nodes) do chosen[n.hostname] = true end
     local ok, err = pcall(function()
@@ -678,7 +698,8 @@ rb.phase("Configuration", function()
     return rows
   end)())
 
-  rb.step("write the address pins", function()
+  local resuming_edit = rb.is_done("talconfig")    -- resumed after the files were written: drift is checked
+  local pins_written = rb.step("write the address pins", function()
     local files = {}
     for _, n in ipairs(cfg.nodes) do
       local doc = talconfig.machine_patch{pin_kubelet = pins[n.hostname].pin_kubelet, pin_etcd = pins[n.hostname].pin_etcd}
@@ -688,13 +709,24 @@ rb.phase("Configuration", function()
         files[#files + 1] = pins_file(n)
       end
     end
-    return files
+    -- as the run leaves them, for a resume to compare (drift.lua)
+    local written = {}
+    for _, f in ipairs(files) do written[#written + 1] = cfg_dir .. "/" .. f end
+    return {files = files, sha256 = require("drift").hashes(written)}
   end)
 
-  rb.step("update " .. v.talconfig, function()
+  local talconfig_written = rb.step("update " .. v.talconfig, function()
     local backup = fs.write(v.talconfig, edited_talconfig(), {backup = true})
-    return {backup = backup}
+    return {backup = backup, sha256 = require("drift").hash(v.talconfig)}
   end, {key = "talconfig"})
+
+  -- resumed: the files this run wrote are still as it left them (or the
+  -- operator said --accept-drift), before anything else changes
+  if resuming_edit and type(talconfig_written) == "table" and talconfig_written.sha256 then
+    local recorded = {[v.talconfig] = talconfig_written.sha256}
+    for path, h in pairs(type(pins_written) == "table" and pins_written.sha256 or {}) do recorded[path] = h end
+    require("drift").check(recorded, {[v.talconfig] = talconfig_written.backup})
+  end
 
   -- talhelper substitutes ${TS_AUTHKEY} from its environment: the key
   -- reaches only the generated files (0600), which talhelper's own
@@ -789,8 +821,14 @@ local function roll_node(n)
   -- an ExtensionServiceConfig apply at once, CanApplyImmediate)
   rb.step("configure " .. name, function()
     local file = generated[name] or fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, name)
-    local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
-    local unexpected = config_diff_surprises((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or "", n)
+    -- landed already (a try cut short after apply-config): the node runs
+    -- this very config, its tailscale ExtensionServiceConfig in it: done
+    local landed, diff = require("landed").rollout_config(n.ip, file)
+    if landed then
+      log.info(name .. " already runs the generated config (an earlier try applied it): not applied again")
+      return {node = name, file = file, already = true}
+    end
+    local unexpected = config_diff_surprises(diff, n)
     if #unexpected > 0 then
       error(fmt("the config generated for %s changes more than this rollout did; nothing was applied to it:\n%s",
         name, configdiff.show(unexpected)))
@@ -1024,6 +1062,8 @@ rb.phase("Documentation", function()
     fs.write(file, table.concat(b, "\n") .. "\n")
     return file
   end)
+  -- the devices a keyless rollback left were taken back: the record is used
+  if #failed_nodes == 0 then tailscale.clear_devices_left(rb.state_dir) end
   rb.report("Access", table.concat({
     fmt("Nodes: %s", (function() local t = {} for _, n in ipairs(cfg.nodes) do t[#t + 1] = n.ts_name .. "." .. tailnet end return table.concat(t, ", ") end)()),
     fmt("Routes: %s", table.concat(routes, ", ")),

@@ -15,7 +15,8 @@ local M = {}
 
 local KEY_BYTES = 32
 
---- The run's fingerprint {runbook, script_sha256, vars_sha256}.
+--- The run's fingerprint {runbook, script_sha256, vars_sha256, vars_each}
+--- (vars_each: a hash per variable name, for a refused resume to name them).
 ---@param runbook string the runbook's name
 ---@param script string its file
 ---@param opts table the command line (vars, vars_file, limit, exclude)
@@ -27,8 +28,15 @@ function M.of_run(runbook, script, opts)
   if opts.exclude then vars[#vars + 1] = "exclude=" .. opts.exclude end
   table.sort(vars)
   local file = opts.vars_file and select(2, pcall(core_fs.read, opts.vars_file, {max = 16 * 1024 * 1024})) or ""
+  -- and one hash per name, for a refused resume to name what differs
+  local each = {}
+  for _, kv in ipairs(vars) do
+    local k = kv:match("^([^=]*)=")
+    each[k] = hash.sha256(each[k] and (each[k] .. "\0" .. kv) or kv)
+  end
+  if file ~= "" then each["--vars"] = hash.sha256(tostring(file)) end
   return {runbook = runbook, script_sha256 = ok and hash.sha256(text) or nil,
-          vars_sha256 = hash.sha256(table.concat(vars, "\0") .. "\0\0" .. tostring(file))}
+          vars_sha256 = hash.sha256(table.concat(vars, "\0") .. "\0\0" .. tostring(file)), vars_each = each}
 end
 
 local function unhex(h)

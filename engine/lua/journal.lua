@@ -112,6 +112,14 @@ function M.differs(start, fp)
     return fmt("it was started by %s, this is %s", start.runbook, fp.runbook)
   end
   if start.vars_sha256 and start.vars_sha256 ~= fp.vars_sha256 then
+    -- which: by the hash per name (journals of earlier versions have none)
+    local names, was, now = {}, type(start.vars_each) == "table" and start.vars_each, fp.vars_each or {}
+    for k, h in pairs(was or {}) do if now[k] ~= h then names[#names + 1] = k end end
+    for k in pairs(was and now or {}) do if was[k] == nil then names[#names + 1] = k end end
+    table.sort(names)
+    if #names > 0 then
+      return fmt("it was started with other variables (%s differ%s)", table.concat(names, ", "), #names == 1 and "s" or "")
+    end
     return "it was started with other variables (--var / --vars differ)"
   end
 end

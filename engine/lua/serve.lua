@@ -89,8 +89,9 @@ local function refusal(req, token, port)
   if req.path:sub(1, #token + 2) ~= "/" .. token .. "/" then
     return 403, "missing or wrong token (the URL is in world.url of the served directory)"
   end
-  if req.path == "/" .. token .. "/exec" and not (req.headers["content-type"] or ""):match("^application/json") then
-    return 415, "POST /exec takes application/json"
+  local p = req.path:sub(#token + 2)
+  if (p == "/exec" or p == "/fault") and not (req.headers["content-type"] or ""):match("^application/json") then
+    return 415, "POST " .. p .. " takes application/json"
   end
 end
 
@@ -113,6 +114,10 @@ local function handle(world, req, conn, token, port)
     end
     if req.method == "GET" and path == "/state" then
       return 200, json.encode(world.snapshot()), "application/json"
+    end
+    -- a fault armed by a test harness while the world runs (a lost reply)
+    if req.method == "POST" and path == "/fault" and world.arm then
+      return 200, json.encode(world.arm(json.decode(req.body, {name = "fault"}))), "application/json"
     end
     local host, rest
     for _, route in ipairs(world.serving().routes) do
@@ -145,11 +150,38 @@ local function absolute_dir(dir)
   return (os.getenv("PWD") or ".") .. "/" .. dir
 end
 
+--- Why a path of the served directory may not be used, or nil: it is
+--- another user's, or others may write it (its shims run as the operator:
+--- a replaced bin/talosctl would run their script), as ssh refuses keys.
+local function unsafe(path)
+  local st = core_fs.stat(path)
+  if not st then return nil end
+  if not st.mine then return fmt("%s belongs to another user (uid %d)", path, st.uid) end
+  if st.mode & tonumber("022", 8) ~= 0 then
+    return fmt("%s may be written by its group or others (mode %03o)", path, st.mode)
+  end
+end
+
+--- DIR made 0700, or refused (exit 2) when it, its bin/ or a file the
+--- server writes there already exists and is another user's or writable
+--- by others: the operator runs what bin/ holds.
+local function own_dir(dir, serving)
+  local paths = {dir, dir .. "/bin", dir .. "/env", dir .. "/world.url"}
+  for _, name in ipairs(serving.programs) do paths[#paths + 1] = dir .. "/bin/" .. name end
+  for _, p in ipairs(paths) do
+    local why = unsafe(p)
+    if why then
+      error(errors.new("usage", why .. ": not served there; use a directory of your own (it is made 0700)", {exit = 2}), 0)
+    end
+  end
+  core_fs.mkdir_p(dir, tonumber("700", 8))
+end
+
 --- Serves until interrupted.
 function M.serve(scenario, dir)
   local world, about = load_world(scenario)
   sys.write("stderr", "simulating " .. about .. "\n")
-  core_fs.mkdir_p(dir, tonumber("700", 8))
+  own_dir(dir, world.serving())
   if world.confine then world.confine(absolute_dir(dir)) end
   local srv = net.listen("127.0.0.1", 0)
   local token = random_token()

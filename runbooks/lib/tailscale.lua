@@ -58,6 +58,28 @@ function M.devices_left(state_dir)
   return out
 end
 
+--- Records the devices a keyless rollback leaves ([{node, device, ips}],
+--- each one that exists); none: the record is removed (a stale one would
+--- name devices that are gone).
+---@param state_dir string
+---@param list table[]
+function M.record_devices_left(state_dir, list)
+  local fs = require "runbook.fs"
+  local file = state_dir .. "/" .. M.DEVICES_LEFT
+  if #list == 0 then
+    if fs.exists(file) then fs.remove(file) end
+    return
+  end
+  fs.mkdir_p(state_dir)
+  fs.write(file, json.encode(list) .. "\n", {mode = tonumber("600", 8)})
+end
+
+--- Clears the record once a rollout took the devices back (it finished).
+---@param state_dir string
+function M.clear_devices_left(state_dir)
+  M.record_devices_left(state_dir, {})
+end
+
 --- Whether peer p is the device a keyless rollback left for the node: the
 --- same name and one of the same Tailscale addresses.
 function M.is_left_device(left, p)

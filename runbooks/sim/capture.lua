@@ -234,7 +234,10 @@ function M.capture(opts, strict)
     op.pods = ready
   else failed[#failed + 1] = {read = "kubectl get pods -n " .. op.namespace, error = tostring(errors.is(pods) and pods.message or pods)} end
   read_tailnet(scen, v, failed, names)
-  scen.talconfig = tc.text
+  -- a literal key or password written into talconfig.yaml stays out of
+  -- the scenario: the same rules as the configs' ExtensionServiceConfigs
+  local redacted
+  scen.talconfig, redacted = require("sim.talos.secrets").redact_talconfig(tc.text)
   scen.faults = json.array(scen.faults)      -- an empty list stays a list in YAML
   if scen.tailnet.devices then scen.tailnet.devices = json.array(scen.tailnet.devices) end
   scen.captured = {at = time.iso(), from = v.talconfig, failed = #failed > 0 and failed or nil,
@@ -242,7 +245,12 @@ function M.capture(opts, strict)
                    unknown = {"the tailnet's autoApprovers (the ACL is not read): assumed to approve the service CIDR",
                               "the auth key's kind: assumed reusable and pre-authorized",
                               "how long the nodes take to reboot: 90 to 150 s"}}
-  local text = "# captured by `runbook world capture`: a scenario (docs/simulation.md); no secret is kept\n" .. yaml.encode(scen)
+  local text = "# captured by `runbook world capture`: a scenario (docs/simulation.md); no secret is kept\n"
+    .. fmt("# talconfig.yaml: %s\n", redacted > 0
+      and fmt("%d literal secret-looking value%s replaced by placeholders (environment items, password/auth/... keys, tskey-...)",
+              redacted, redacted == 1 and "" or "s")
+      or "no literal secret-looking value found (${VAR} references are kept)")
+    .. yaml.encode(scen)
   return sys.mask(text), {nodes = #tc.nodes, failed = failed}
 end
 

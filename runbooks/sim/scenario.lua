@@ -35,7 +35,7 @@ local FAULTS = {
   authkey_invalid = false, authkey_single_use = false, factory_error = false, factory_timeout = false,
   etcd_unhealthy = "node", talosctl_unreachable = "node", slow_boot = "node", not_ready_after_reboot = "node",
   sequence_fails_after_accept = "node", authkey_expired = false, admin_logged_out = false, route_already_served = false,
-  node_ip_on_tailscale = "node", tailnet_derp_only = false,
+  node_ip_on_tailscale = "node", tailnet_derp_only = false, reply_lost = false, reply_held = false,
 }
 
 --- Position of the first "key:" at or after line `from` (1-based line, col).

@@ -19,6 +19,7 @@ local fmt = string.format
 local W = {}          -- the world's state: one table, refilled by load()
 
 local roots  -- confine(): served, the world touches no file outside these
+local latency = 1  -- the virtual time a command or request takes, as a factor (0 when served)
 
 --- p made absolute and normalised by its text ("a/./b/../c" is "a/c");
 --- a symbolic link is not followed.
@@ -54,6 +55,7 @@ end
 --- The token keeps other users out; this keeps a request from naming the
 --- operator's other files.
 function M.confine(dir)
+  latency = 0        -- served: real processes and sockets take their own time
   local tmp = os.getenv("TMPDIR")
   roots = {lexical(dir), lexical(tmp and tmp ~= "" and tmp or "/tmp")}
 end
@@ -80,6 +82,77 @@ local talosctl = ctx.talosctl.talosctl
 
 local TOOLS = {talosctl = talosctl, kubectl = kubectl, tailscale = tailscale, talhelper = talhelper}
 
+-- {====== mutating calls and their lost replies
+-- A call that changes the cluster, the tailnet or a file is counted once it
+-- landed (it succeeded). The faults reply_lost and reply_held act on the
+-- call whose count is their `after` (docs/simulation.md): the change is
+-- made, and then its caller gets no answer (a transport error) or no
+-- answer yet (held `seconds`, default an hour: the caller is killed or
+-- times out while the change stands). A harness arms one at a time
+-- (M.arm, POST /fault of the served world): tests/e2e/test_crash_points.sh.
+
+-- the subcommands (words of argv) that change something, per program
+local MUTATING = {
+  talosctl = {["apply-config"] = true, upgrade = true, rollback = true, reboot = true, patch = true, reset = true,
+              restart = true, snapshot = true},
+  talhelper = {genconfig = true},
+  kubectl = {apply = true, create = true, delete = true, patch = true, drain = true, cordon = true, uncordon = true,
+             annotate = true, label = true, scale = true},
+  tailscale = {up = true, set = true, down = true, logout = true},
+}
+
+--- "talosctl apply-config 192.168.10.11" for a call that changes
+--- something, nil for one that only reads (a --dry-run reads).
+local function mutation_label(prog, argv)
+  local words = MUTATING[prog]
+  if not words then return nil end
+  local verb, node
+  for i = 2, #argv do
+    local a = tostring(argv[i])
+    if a == "--dry-run" or a:match("^%-%-dry%-run=") then return nil end
+    if a == "-n" or a == "--nodes" then node = argv[i + 1] end
+    if not verb and words[a] then verb = a end
+  end
+  return verb and (prog .. " " .. verb .. (node and (" " .. node) or "")) or nil
+end
+
+--- Counts a landed change; the fault armed for it, if any.
+local function landed(label)
+  W.mutations = (W.mutations or 0) + 1
+  W.calls = W.calls or {}
+  W.calls[#W.calls + 1] = label
+  for _, f in ipairs(W.faults) do
+    if (f.type == "reply_lost" or f.type == "reply_held") and (f.at or f.after) == W.mutations then return f end
+  end
+end
+
+--- What the caller of a landed change gets under fault f: nothing (lost:
+--- the error a dropped connection gives) or nothing for a while (held).
+local function lose_reply(f, label, late)
+  if f.type == "reply_held" then
+    W.held = label
+    time.sleep(f.seconds or 3600)
+    W.held = nil
+    return late()
+  end
+  W.lost = (W.lost or 0) + 1
+  return nil
+end
+
+--- Arms a fault counted from now: {type = "reply_lost"|"reply_held",
+--- after = N (the Nth change from now, default 1), seconds = S}.
+function M.arm(f)
+  if f.type ~= "reply_lost" and f.type ~= "reply_held" then
+    error(errors.new("usage", "only reply_lost and reply_held are armed at run time", {exit = 2}), 0)
+  end
+  local after = math.tointeger(f.after or 1)
+  if not after or after < 1 then error(errors.new("usage", "after must be a whole number of 1 or more", {exit = 2}), 0) end
+  W.faults[#W.faults + 1] = {type = f.type, at = (W.mutations or 0) + after, seconds = tonumber(f.seconds)}
+  return W.faults[#W.faults]
+end
+
+-- }======
+
 --- exec.run in a dry-run. Commands take a little virtual time, like the
 --- real ones; an unknown program fails as a missing one would.
 function M.exec(argv, opts)
@@ -89,10 +162,16 @@ function M.exec(argv, opts)
     error(errors.new("spawn", fmt("cannot run '%s': ENOENT: no such file or directory (the simulated world has no such program)", tostring(argv[1])),
                      {program = argv[1]}), 0)
   end
-  time.sleep(0.2)
+  if latency > 0 then time.sleep(0.2 * latency) end
   W.cwd = opts and opts.cwd or nil      -- no yield from here to the answer
   local r = tool(argv, opts)
   W.cwd = nil
+  local label = r.code == 0 and mutation_label(prog, argv)
+  local f = label and landed(label)
+  if f then
+    return lose_reply(f, label, function() return r end) or
+      {code = 1, stdout = "", stderr = fmt("%s: the connection was lost before the reply (the change was made)\n", prog)}
+  end
   return r
 end
 
@@ -114,13 +193,23 @@ end
 function M.http(req)
   local url = req.url
   local host, path = url:match("^https?://([^/]+)(/.*)$")
-  time.sleep(0.1)
+  if latency > 0 then time.sleep(0.1 * latency) end
+  local answer
   for _, b in ipairs(service_bases()) do
     local base, handler = b[1], b[2]
-    if url:sub(1, #base + 1) == base .. "/" then return handler(req.method, url:sub(#base + 1), req.body) end
+    if url:sub(1, #base + 1) == base .. "/" then answer = function() return handler(req.method, url:sub(#base + 1), req.body) end end
   end
-  if host == "factory.talos.dev" then return factory_api(req.method, path, req.body) end
-  if host == "api.tailscale.com" then return tailscale_api(req.method, path, req.body) end
+  if not answer and host == "factory.talos.dev" then answer = function() return factory_api(req.method, path, req.body) end end
+  if not answer and host == "api.tailscale.com" then answer = function() return tailscale_api(req.method, path, req.body) end end
+  if answer then
+    local r = answer()
+    local label = req.method ~= "GET" and req.method ~= "HEAD" and r.status < 400 and (req.method .. " " .. url)
+    local f = label and landed(label)
+    if f and not lose_reply(f, label, function() return r end) then
+      error(errors.new("transport", fmt("%s: Empty reply from server (the connection was lost; the change was made)", url), {url = url}), 0)
+    end
+    return r
+  end
   local ip = host and host:match("^(%d+%.%d+%.%d+%.%d+)")
   if ip then
     -- an address in the service CIDR answers only through a served route,
@@ -471,7 +560,8 @@ function M.snapshot()
   for _, d in ipairs(W.devices) do
     devices[#devices + 1] = {name = d.hostname_final, online = d.online, routes = d.routes_enabled}
   end
-  return {nodes = nodes, devices = devices}
+  return {nodes = nodes, devices = devices, mutations = W.mutations or 0, calls = json.array(W.calls or {}),
+          held = W.held or json.null, lost = W.lost or 0}
 end
 
 return M

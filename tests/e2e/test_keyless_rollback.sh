@@ -37,6 +37,9 @@ if [ "$code" -eq 0 ] && grep -q "k8s-2's device k8s-2.tail1234.ts.net (100.64.0.
    && [ "$(devices)" = "k8s-1 k8s-2 k8s-3 tailscale-operator" ]; then
   ok "the next rollout takes the devices back: exit 0, no k8s-1-1"
 else bad "second rollout: exit $code, devices $(devices); $(grep -i 'device\|ERROR' r2.out | head -3)"; fi
+# the record was used: cleared (issue #29.7)
+[ ! -e .runbook/tailnet-devices-left.json ] && ok "the rollout that took the devices back cleared their record" \
+  || bad "the record outlived its use: $(cat .runbook/tailnet-devices-left.json)"
 
 # the record names other addresses than the device of that name has: a
 # stranger, refused as before
@@ -52,6 +55,20 @@ PY
 [ "$code" -eq 1 ] && grep -q "the tailnet already has a device named k8s-1" r3.out && ok "a same-named device with other addresses is still refused" \
   || bad "stranger: exit $code; $(grep ERROR r3.out | head -2)"
 grep -rq -- "$TS_AUTHKEY" .runbook/*.json .runbook/*.md r1.out r2.out rb.out 2>/dev/null && bad "the auth key leaked" || ok "no auth key in the record, reports or output"
+
+# a rollout paused after k8s-1 (the others never joined the tailnet), then
+# a keyless rollback: the record names k8s-1's device only (issue #29.7)
+cd "$tmp"; kill $srv; wait $srv 2>/dev/null
+"$bin" world serve --scenario "$tmp/fast.yaml" --dir "$tmp/w2" 2>"$tmp/serve2.log" & srv=$!
+for _ in $(seq 100); do [ -s "$tmp/w2/world.url" ] && break; sleep 0.05; done
+url=$(cat "$tmp/w2/world.url"); cd "$tmp/w2"; export PATH="$tmp/w2/bin:$PATH"
+common=(--var "factory_url=$url/factory" --var "tailscale_api=$url/tailscale" --var poll_interval=0.5
+        --var "api_probe_url=$url/svc/version" --var boot_timeout=60)
+"$bin" run rollout.lua --yes "${common[@]}" --var pause_after_first=true >p1.out 2>&1
+"$bin" run rollback.lua --yes --var poll_interval=0.5 --var boot_timeout=60 --var "tailscale_api=$url/tailscale" >rb3.out 2>&1; code=$?
+if [ "$code" -eq 0 ] && python3 -c 'import json; l=json.load(open(".runbook/tailnet-devices-left.json")); assert [d["device"] for d in l]==["k8s-1"], l'; then
+  ok "after a paused rollout the keyless rollback records k8s-1's device only, the one that exists"
+else bad "record after a paused rollout: exit $code; $(cat .runbook/tailnet-devices-left.json 2>&1)"; fi
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

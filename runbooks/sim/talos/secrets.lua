@@ -99,4 +99,42 @@ function M.redact(docs)
   return docs
 end
 
+--- A talconfig.yaml's text with each literal secret-looking value replaced
+--- by its placeholder, by the rules above, read on the text (the file's
+--- shape, comments and ${VAR} references kept): a `NAME=value` item
+--- (an extensionServices environment) whose NAME is not a plain setting
+--- and whose value is not a talhelper variable (`${NAME}`, `$NAME`); a
+--- value of a key that holds a secret wherever it is (password, auth...);
+--- and any `tskey-...` text. Returns the text and how many were replaced.
+---@param text string
+---@return string, integer
+function M.redact_talconfig(text)
+  local n = 0
+  local function is_var(v) return v:match("^%${[%w_]+}$") or v:match("^%$[%a_][%w_]*$") end
+  local out = {}
+  for line in (text .. (text:sub(-1) == "\n" and "" or "\n")):gmatch("([^\n]*)\n") do
+    local head, name, value, tail = line:match("^(%s*%-%s+[\"']?)([%a_][%w_]*)=(.-)([\"']?%s*)$")
+    if head and value ~= "" and not PLAIN_ENV[name] and not is_var(value) and not M.is_placeholder(value) then
+      line = head .. name .. "=" .. M.placeholder("talconfig/" .. name) .. tail
+      n = n + 1
+    else
+      -- a key that holds a secret wherever it is, in block or flow style
+      for key in pairs(SECRET_KEY) do
+        line = line:gsub("(%f[%w]" .. key .. ":%s+)([\"']?)([^,{}%s\"'#%$][^,{}%s\"'#]*)", function(pre, q, v)
+          if is_var(v) or M.is_placeholder(v) then return nil end
+          n = n + 1
+          return pre .. q .. M.placeholder("talconfig/" .. key)
+        end)
+      end
+    end
+    local replaced
+    line, replaced = line:gsub("tskey%-[%w%-_]+", function() return M.placeholder("talconfig/tskey") end)
+    n = n + replaced
+    out[#out + 1] = line
+  end
+  local res = table.concat(out, "\n")
+  if text:sub(-1) == "\n" then res = res .. "\n" end
+  return res, n
+end
+
 return M
