@@ -548,8 +548,19 @@ settling_phase("Configuration", function()
   -- as the kubelet's node IP (NodeIPs "kubelet", pkg/machinery/resources/
   -- k8s/nodeip.go), before tailscale0 exists: never the name, which
   -- validSubnets cannot hold
+  -- a dual-stack cluster (a service CIDR of each family): Talos's default
+  -- kubelet filter admits both families (one "0.0.0.0/0"/"::/0" per service
+  -- CIDR, nodeip_config.go) and the kubelet keeps one address of each
+  -- (nodeip.go, v1.11.0): the pins hold the node's address of every family
+  -- it reports, or the IPv6 node IP would be dropped (issue #28.5)
+  local dual = talconfig.dual_stack(cfg.svc_cidrs)
   local function node_addresses(n)
-    if talconfig.is_ip(n.ip) then return {n.ip} end
+    if talconfig.is_ip(n.ip) and not dual then return {n.ip} end
+    if talconfig.is_ip(n.ip) then
+      local addrs = talconfig.pin_addresses(n.ip, talconfig.kubelet_addresses(talos.get(n.ip, "nodeips")))
+      if #addrs > 1 then log.info(fmt("%s: dual-stack, the pins hold %s", n.hostname, table.concat(addrs, ", "))) end
+      return addrs
+    end
     local addrs = talconfig.kubelet_addresses(talos.get(n.ip, "nodeips"))
     if #addrs == 0 then
       error(fmt("%s's ipAddress %s is a name and the node reports no kubelet node IP address (talosctl get nodeips): "
@@ -581,7 +592,10 @@ settling_phase("Configuration", function()
       if v.pin_node_ip then
         if kubelet_free then o.pin_kubelet = talos.pin_entry(p.kubelet, p.addrs, p.kubelet_default)
         else log.info(fmt("%s: the kubelet node IP is pinned already (%s)", n.hostname, table.concat(p.kubelet, ", "))) end
-        if etcd_free then o.pin_etcd = talos.pin_entry(p.etcd, p.addrs)
+        -- etcd: the one address it advertises today (with advertisedSubnets
+        -- unset, the first routed address only: etcd/spec.go advertisedIPs[:1],
+        -- v1.11.0); a second family would add a peer URL
+        if etcd_free then o.pin_etcd = talos.pin_entry(p.etcd, {p.addrs[1]})
         elseif p.etcd then log.info(fmt("%s: etcd's advertised address is pinned already (%s)", n.hostname, table.concat(p.etcd, ", "))) end
       elseif kubelet_free then
         log.warn(fmt("%s: nothing keeps the kubelet node IP off tailscale0 (validSubnets %s); once it is up, Talos may pick its 100.x address",
