@@ -146,6 +146,7 @@ local function select_nodes()
     end
   end
   cfg.nodes = nodes
+  cfg.planned = nodes     -- this run's nodes, failed ones too (cfg.nodes loses them): settle_directory
   nothing_to_do = #nodes == 0
   if nothing_to_do then log.info("every node chosen already runs tailscale: nothing to do") end
   if #nodes < #cfg.all and not nothing_to_do then
@@ -373,7 +374,7 @@ local talconfig_written = false
 local function settle_directory()
   if not (talconfig_written and base_text and talconfig_for) then return end
   local keep, kept, unknown = {}, {}, {}
-  for _, n in ipairs(cfg.nodes) do
+  for _, n in ipairs(cfg.planned or cfg.nodes) do
     local ok, escs = pcall(talos.extension_service_configs, n.ip)
     if not ok then keep[n.hostname] = true; unknown[#unknown + 1] = n.hostname
     elseif escs.tailscale then keep[n.hostname] = true end
@@ -391,7 +392,7 @@ local function settle_directory()
     -- pins, install image; the undo took the service away): the file's
     -- config goes back on it when the diff is the rollout's own and no more
     local written = talhelper.generated_files(r.stdout)
-    for _, n in ipairs(cfg.nodes) do
+    for _, n in ipairs(cfg.planned or cfg.nodes) do
       if not keep[n.hostname] then
         local file = written[n.hostname] or fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, n.hostname)
         local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
@@ -693,7 +694,7 @@ settling_phase("Configuration", function()
     base_text = base_text or fs.read(v.talconfig)
     local ed = talconfig.editor(base_text, v.talconfig)   -- every edit, then one yaml.edit
     local nodes = {}
-    for _, n in ipairs(cfg.nodes) do if not only or only[n.hostname] then nodes[#nodes + 1] = n end end
+    for _, n in ipairs(cfg.planned or cfg.nodes) do if not only or only[n.hostname] then nodes[#nodes + 1] = n end end
     if #nodes == 0 then return base_text end
     for _, n in ipairs(nodes) do
       if n.schematic_at then
@@ -719,7 +720,7 @@ settling_phase("Configuration", function()
   -- others' removed: what talconfig_for(only) references
   write_pins = function(only)
     local files = {}
-    for _, n in ipairs(cfg.nodes) do
+    for _, n in ipairs(cfg.planned or cfg.nodes) do
       local doc = talconfig.machine_patch{pin_kubelet = pins[n.hostname].pin_kubelet, pin_etcd = pins[n.hostname].pin_etcd}
       local path = cfg_dir .. "/" .. pins_file(n)
       if doc and (not only or only[n.hostname]) then
