@@ -69,6 +69,11 @@ end
 --- secrets, as generated configs do). Errors are ignored: it is temporary.
 ---@param dir string
 function M.remove_tree(dir)
+  -- a rehearsal's copy lives in its overlay, whose listing does not show
+  -- the directories made there: every file written under dir is removed
+  for _, c in ipairs(fs.changes()) do
+    if c.after and c.path:sub(1, #dir + 1) == dir .. "/" then fs.remove(c.path) end
+  end
   if not fs.exists(dir) then return end
   local st = fs.stat(dir)
   if st and st.type == "directory" then
