@@ -129,6 +129,27 @@ rb.phase("Nodes", function()
   end
 end)
 
+-- what this rollback could not undo: a node that still runs the tailscale
+-- extension though no journal kept records its upgrade (a journal gone, a
+-- node rolled by hand), said and reported, not touched (issue #28.2)
+do
+  local undone = {}
+  for _, name in ipairs(rec.upgraded) do undone[name] = true end
+  local left = {}
+  for _, n in ipairs(cfg.nodes) do
+    local ok, exts = pcall(talos.extensions, n.ip)
+    local has = false
+    for _, e in ipairs(ok and exts or {}) do if e == "tailscale" then has = true end end
+    if has and not undone[n.hostname] then left[#left + 1] = n.hostname end
+  end
+  if #left > 0 then
+    log.warn(fmt("not undone: %s run%s the tailscale extension, but no rollout journal kept in %s records %s upgrade; "
+      .. "roll %s back with recover.lua --var action=rollback --var node=NAME", table.concat(left, ", "),
+      #left == 1 and "s" or "", rb.state_dir, #left == 1 and "its" or "their", #left == 1 and "it" or "them"))
+    rb.report("Not undone", left)
+  end
+end
+
 --- The lines of an apply-config --dry-run diff that undoing the rollout
 --- does not explain (configdiff.rollback_surprises: the tailnet name taken
 --- from certSANs, the address pins and the tailscale
