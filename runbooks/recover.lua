@@ -23,6 +23,7 @@ local v = rb.vars{
   snapshot_dir = {type = "string", default = ".runbook/snapshots"},
   rollout_journal = {type = "string", desc = "the rollout's journal, for action=rollback (default: <state dir>/rollout.journal)"},
 }
+require("statedir").ignore(rb.state_dir, rb.dry_run)   -- git ignores what the runbooks keep (issue #28.6)
 
 local cfg = talconfig.read(v.talconfig)
 -- one mutator per cluster (issue #29.3): a repair takes the cluster's lock,

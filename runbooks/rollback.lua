@@ -24,6 +24,10 @@ local v = rb.vars{
   api_key = {type = "secret", env = "TS_API_KEY", desc = "Tailscale API key, to delete the nodes' devices (optional)"},
   tailscale_api = {type = "string", default = "https://api.tailscale.com"},
 }
+require("statedir").ignore(rb.state_dir, rb.dry_run)   -- git ignores what the runbooks keep (issue #28.6)
+-- against `runbook world serve`: its URLs from RUNBOOK_WORLD_URL, never from argv (issue #28.8)
+require("served").apply(v, {"tailscale_api"},
+                         {tailscale_api = "https://api.tailscale.com"})
 
 local cfg = talconfig.read(v.talconfig)
 -- one mutator per cluster (issue #29.3): refused (exit 4, naming the
@@ -37,12 +41,38 @@ rb.phase("Inputs", function()
     poll_interval = r.positive, tailscale_api = r.url})
 end)
 
--- what the rollout recorded
+-- what the rollout recorded: every run of it still in effect (issue #28.2:
+-- a canary with --limit, then the rest, is undone whole), or the one
+-- journal --var rollout_journal names
 local journal = v.rollout_journal or (rb.state_dir .. "/rollout.journal")
 -- the rollout's steps are found by their keys (rollout.lua gives them:
 -- "schematic", "talconfig", "upgrade/<node>"), never by their display names
 local rec = {upgraded = {}}
-do
+local history = require "history"
+local runs, unread = {}, {}
+if not v.rollout_journal then runs, unread = history.series(rb.state_dir) end
+for _, u in ipairs(unread) do log.warn("a rollout journal that cannot be read is left out: " .. u) end
+if #runs > 0 then
+  local by_node, order = history.upgrades(runs)
+  for i = #order, 1, -1 do rec.upgraded[#rec.upgraded + 1] = order[i] end   -- oldest first, as one journal lists them
+  rec.schematic = runs[1].schematic
+  local backup = history.first_backup(runs)
+  rec.talconfig = backup and {backup = backup} or nil
+  function rec.previous(name)
+    local id = by_node[name] and by_node[name].previous
+    if not id then error(fmt("no rollout journal says which schematic %s ran before", name)) end
+    return id
+  end
+  local list = {}
+  for _, run in ipairs(runs) do
+    list[#list + 1] = fmt("%s (%s)", run.path, #run.upgraded > 0 and table.concat(run.upgraded, ", ") or "no node upgraded")
+  end
+  log.info(fmt("undoing %d run(s) of the rollout, newest first: %s", #runs, table.concat(list, "; ")))
+  rb.report("Rollout runs undone", list)
+elseif not v.rollout_journal and history.last_rollback(rb.state_dir) > 0 then
+  error(errors.new("usage", "every run of the rollout was rolled back already (the last finished rollback is newer than "
+    .. "every rollout journal): nothing to roll back", {exit = 2}), 0)
+else
   if not fs.exists(journal) then
     error(errors.new("usage", fmt("no rollout journal at %s: nothing to roll back (or pass --var rollout_journal=PATH)", journal), {exit = 2}), 0)
   end
@@ -86,10 +116,19 @@ rb.phase("Nodes", function()
     local previous = rec.previous(n.hostname)
     rb.confirm(fmt("Roll %s back to schematic %s?", n.hostname, previous:sub(1, 12)))
     rb.step("remove the Tailscale config of " .. n.hostname, function()
+      -- gone already (a rollback run again, --fresh or --resume): nothing to remove
+      if not talos.extension_service_configs(n.ip).tailscale then return "none" end
       talos.remove_extension_service_config(n.ip, "tailscale",
         fmt("%s/.tailscale-remove-%s.yaml", v.talconfig:match("^(.*)/[^/]*$") or ".", n.hostname))
     end)
     rb.step("install the previous image on " .. n.hostname, function()
+      -- a node that runs its previous schematic already (undone by the
+      -- rollout itself, or by a rollback run before) is never rebooted
+      local _, _, id = talos.extensions(n.ip)
+      if id == previous then
+        log.info(fmt("%s runs its previous schematic %s already: not upgraded", n.hostname, previous:sub(1, 12)))
+        return "already"
+      end
       -- an upgrade to the old installer works whatever the A/B slots hold
       local image = factory.installer(n.image_url, previous, cfg.talos_version, n.secureboot)
       -- landed already (a try cut short after talosctl upgrade): the node
@@ -117,6 +156,27 @@ rb.phase("Nodes", function()
   end
 end)
 
+-- what this rollback could not undo: a node that still runs the tailscale
+-- extension though no journal kept records its upgrade (a journal gone, a
+-- node rolled by hand), said and reported, not touched (issue #28.2)
+do
+  local undone = {}
+  for _, name in ipairs(rec.upgraded) do undone[name] = true end
+  local left = {}
+  for _, n in ipairs(cfg.nodes) do
+    local ok, exts = pcall(talos.extensions, n.ip)
+    local has = false
+    for _, e in ipairs(ok and exts or {}) do if e == "tailscale" then has = true end end
+    if has and not undone[n.hostname] then left[#left + 1] = n.hostname end
+  end
+  if #left > 0 then
+    log.warn(fmt("not undone: %s run%s the tailscale extension, but no rollout journal kept in %s records %s upgrade; "
+      .. "roll %s back with recover.lua --var action=rollback --var node=NAME", table.concat(left, ", "),
+      #left == 1 and "s" or "", rb.state_dir, #left == 1 and "its" or "their", #left == 1 and "it" or "them"))
+    rb.report("Not undone", left)
+  end
+end
+
 --- The lines of an apply-config --dry-run diff that undoing the rollout
 --- does not explain (configdiff.rollback_surprises: the tailnet name taken
 --- from certSANs, the address pins and the tailscale
@@ -128,7 +188,9 @@ local regenerated
 rb.phase("Files", function()
   if rec.talconfig and rec.talconfig.backup then
     rb.step("restore " .. v.talconfig, function()
-      fs.write(v.talconfig, fs.read(rec.talconfig.backup), {backup = true})
+      local text = fs.read(rec.talconfig.backup)
+      require("statedir").backup(rb.state_dir, v.talconfig, rb.dry_run)   -- under .runbook/, not beside it
+      fs.write(v.talconfig, text)
       return rec.talconfig.backup
     end)
   else

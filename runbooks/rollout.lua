@@ -13,6 +13,9 @@ local time = require "runbook.time"
 local checks = require "checks"
 local configdiff = require "configdiff"
 local factory = require "factory"
+local history = require "history"
+local preflight = require "preflight"
+local statedir = require "statedir"
 local recovery = require "recovery"
 local talconfig = require "talconfig"
 local talhelper = require "talhelper"
@@ -50,6 +53,10 @@ local v = rb.vars{
   operator_namespace = {type = "string", default = "tailscale"},
   operator_device = {type = "string", default = "tailscale-operator"},
 }
+require("statedir").ignore(rb.state_dir, rb.dry_run)   -- git ignores what the runbooks keep (issue #28.6)
+-- against `runbook world serve`: its URLs from RUNBOOK_WORLD_URL, never from argv (issue #28.8)
+require("served").apply(v, {"factory_url", "tailscale_api", "api_probe_url"},
+                         {factory_url = factory.DEFAULT_URL, tailscale_api = "https://api.tailscale.com"})
 
 talos.talosconfig = v.talosconfig
 local authkey = v.authkey
@@ -140,8 +147,10 @@ local function select_nodes()
       v.talconfig), {exit = 2}), 0)
   end
   local nodes = {}
+  cfg.rolled_before = {}     -- done by an earlier run: validated with the rest (issue #28.1)
   for _, n in ipairs(cfg.all) do
     if runs_tailscale(n) and talconfig.tailscale_service_of(n) then
+      cfg.rolled_before[#cfg.rolled_before + 1] = n
       log.info(n.hostname .. " already runs tailscale and has its talconfig.yaml entry: done, left as it is")
     elseif (not wanted or wanted[n.hostname]) and not left_out[n.hostname] then
       nodes[#nodes + 1] = n
@@ -165,6 +174,7 @@ local function select_nodes()
     end
   end
   cfg.nodes = nodes
+  cfg.planned = nodes     -- this run's nodes, failed ones too (cfg.nodes loses them): settle_directory
   nothing_to_do = #nodes == 0
   if nothing_to_do then log.info("every node chosen already runs tailscale: nothing to do") end
   if #nodes < #cfg.all and not nothing_to_do then
@@ -381,6 +391,76 @@ end)
 -- {====== 2. Configuration
 
 local routes, tailnet
+local base_text, talconfig_for, write_pins, check_on_scratch   -- the directory, node by node (issue #28.3, .4)
+local talconfig_written = false
+
+--- After a stop (a failure, a pause, an interrupt, max_failures spent),
+--- talconfig.yaml says what each node runs (issue #28.4): the nodes whose
+--- machine config holds the tailscale ExtensionServiceConfig (configured,
+--- not undone: read from the node) keep their entries and pin files, the
+--- others lose theirs, and the generated configs are generated again, so
+--- that `talhelper genconfig` and `talosctl apply-config` on every node
+--- change nothing. A node that does not answer keeps its entry (said).
+local function settle_directory()
+  if not (talconfig_written and base_text and talconfig_for) then return end
+  local keep, kept, unknown = {}, {}, {}
+  for _, n in ipairs(cfg.planned or cfg.nodes) do
+    local ok, escs = pcall(talos.extension_service_configs, n.ip)
+    if not ok then keep[n.hostname] = true; unknown[#unknown + 1] = n.hostname
+    elseif escs.tailscale then keep[n.hostname] = true end
+    if keep[n.hostname] then kept[#kept + 1] = n.hostname end
+  end
+  local ok, err = pcall(function()
+    local text = talconfig_for(keep)
+    if fs.read(v.talconfig) == text then return end
+    fs.write(v.talconfig, text)
+    write_pins(keep)
+    -- what the stop left, for a resume's drift check (issue #29.5)
+    local left = {v.talconfig}
+    for _, n in ipairs(cfg.planned or cfg.nodes) do left[#left + 1] = fmt("%s/patches/tailscale-pins-%s.yaml", cfg_dir, n.hostname) end
+    statedir.settled(rb.state_dir, require("drift").hashes(left))
+    local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", cfg_dir .. "/clusterconfig"},
+                       {timeout = 300, env = {TS_AUTHKEY = authkey}})
+    if r.code ~= 0 then error("talhelper genconfig: " .. (r.stdout .. r.stderr):gsub("%s+$", ""), 0) end
+    -- a node undone keeps the rest of the config it was given (certSANs,
+    -- pins, install image; the undo took the service away): the file's
+    -- config goes back on it when the diff is the rollout's own and no more
+    local written = talhelper.generated_files(r.stdout)
+    for _, n in ipairs(cfg.planned or cfg.nodes) do
+      if not keep[n.hostname] then
+        local file = written[n.hostname] or fmt("%s/clusterconfig/%s-%s.yaml", cfg_dir, cfg.cluster_name, n.hostname)
+        local d = talos.run(n.ip, "apply-config", "--file", file, "--dry-run")
+        local diff = (d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or ""
+        if not diff:match("^No changes%.") and diff ~= "" then
+          if #configdiff.rollback_surprises(diff, n.ts_name) > 0 then
+            log.warn(fmt("%s runs a config that differs from %s by more than the rollout: left as it is", n.hostname, v.talconfig))
+          else
+            talos.run(n.ip, "apply-config", "--file", file)
+            log.info(fmt("%s: the config %s says applied again (the rollout's certSANs, pins and image taken back)",
+                         n.hostname, v.talconfig))
+          end
+        end
+      end
+    end
+  end)
+  if not ok then
+    log.warn(fmt("after the stop, %s could not be made to say what the nodes run (%s): run talhelper genconfig "
+      .. "before any apply-config", v.talconfig, tostring(err)))
+    return
+  end
+  log.info(fmt("%s now holds the tailscale entries of %s only (what the nodes run)%s", v.talconfig,
+    #kept > 0 and table.concat(kept, ", ") or "no node",
+    #unknown > 0 and fmt("; %s did not answer and keep theirs", table.concat(unknown, ", ")) or ""))
+end
+
+--- Runs rb.phase(name, fn); a stop inside settles the directory first.
+local function settling_phase(name, fn)
+  local ok, err = pcall(rb.phase, name, fn)
+  if not ok then
+    settle_directory()
+    error(err, 0)
+  end
+end
 local config_diff_surprises, check_live_service_ips
 local cp_ips_of = talconfig.control_plane_ips
 
@@ -411,7 +491,7 @@ check_live_service_ips = function()
   cfg.svc_cidrs, cfg.svc_cidr, cfg.svc_source = r.cidrs, r.cidrs[1], r.source
 end
 
-rb.phase("Configuration", function()
+settling_phase("Configuration", function()
   if nothing_to_do then return end
   -- every service CIDR is a route (a dual-stack cluster has two), and
   -- every route given is one of them
@@ -503,8 +583,19 @@ rb.phase("Configuration", function()
   -- as the kubelet's node IP (NodeIPs "kubelet", pkg/machinery/resources/
   -- k8s/nodeip.go), before tailscale0 exists: never the name, which
   -- validSubnets cannot hold
+  -- a dual-stack cluster (a service CIDR of each family): Talos's default
+  -- kubelet filter admits both families (one "0.0.0.0/0"/"::/0" per service
+  -- CIDR, nodeip_config.go) and the kubelet keeps one address of each
+  -- (nodeip.go, v1.11.0): the pins hold the node's address of every family
+  -- it reports, or the IPv6 node IP would be dropped (issue #28.5)
+  local dual = talconfig.dual_stack(cfg.svc_cidrs)
   local function node_addresses(n)
-    if talconfig.is_ip(n.ip) then return {n.ip} end
+    if talconfig.is_ip(n.ip) and not dual then return {n.ip} end
+    if talconfig.is_ip(n.ip) then
+      local addrs = talconfig.pin_addresses(n.ip, talconfig.kubelet_addresses(talos.get(n.ip, "nodeips")))
+      if #addrs > 1 then log.info(fmt("%s: dual-stack, the pins hold %s", n.hostname, table.concat(addrs, ", "))) end
+      return addrs
+    end
     local addrs = talconfig.kubelet_addresses(talos.get(n.ip, "nodeips"))
     if #addrs == 0 then
       error(fmt("%s's ipAddress %s is a name and the node reports no kubelet node IP address (talosctl get nodeips): "
@@ -536,7 +627,10 @@ rb.phase("Configuration", function()
       if v.pin_node_ip then
         if kubelet_free then o.pin_kubelet = talos.pin_entry(p.kubelet, p.addrs, p.kubelet_default)
         else log.info(fmt("%s: the kubelet node IP is pinned already (%s)", n.hostname, table.concat(p.kubelet, ", "))) end
-        if etcd_free then o.pin_etcd = talos.pin_entry(p.etcd, p.addrs)
+        -- etcd: the one address it advertises today (with advertisedSubnets
+        -- unset, the first routed address only: etcd/spec.go advertisedIPs[:1],
+        -- v1.11.0); a second family would add a peer URL
+        if etcd_free then o.pin_etcd = talos.pin_entry(p.etcd, {p.addrs[1]})
         elseif p.etcd then log.info(fmt("%s: etcd's advertised address is pinned already (%s)", n.hostname, table.concat(p.etcd, ", "))) end
       elseif kubelet_free then
         log.warn(fmt("%s: nothing keeps the kubelet node IP off tailscale0 (validSubnets %s); once it is up, Talos may pick its 100.x address",
@@ -563,7 +657,8 @@ rb.phase("Configuration", function()
     end
     return false
   end
-  rb.step("check that nothing else is pending in " .. v.talconfig, function()
+  -- a refusal here is exit 2: the directory and the cluster are as they were
+  local function pending_check()
     for _, n in ipairs(cfg.nodes) do
       local entry, where = talconfig.tailscale_service_of(n)
       if entry then
@@ -616,7 +711,9 @@ rb.phase("Configuration", function()
         v.talconfig, table.concat(pending, "\n")))
     end
     return #cfg.nodes
-  end, {read_only = true})
+  end
+  rb.step("check that nothing else is pending in " .. v.talconfig, function() return preflight.refusing(pending_check) end,
+          {read_only = true})
 
   -- talconfig.yaml, the talhelper way: siderolabs/tailscale added to the
   -- node's schematic: block (or its talosImageURL), the tailnet name in its
@@ -624,10 +721,16 @@ rb.phase("Configuration", function()
   -- ${TS_AUTHKEY}, and the address pins in a patch file (no secret in it)
   local function pins_file(n) return fmt("patches/tailscale-pins-%s.yaml", n.hostname) end
   local edited
-  local function edited_talconfig()
-    if edited then return edited end
-    local ed = talconfig.editor(fs.read(v.talconfig), v.talconfig)   -- every edit, then one yaml.edit
-    for _, n in ipairs(cfg.nodes) do
+  -- talconfig.yaml with the entries of the nodes in `only` (a set of
+  -- hostnames; nil: every node this run changes) added to the text this run
+  -- found (base_text); with none, that text itself, byte for byte
+  talconfig_for = function(only)
+    base_text = base_text or fs.read(v.talconfig)
+    local ed = talconfig.editor(base_text, v.talconfig)   -- every edit, then one yaml.edit
+    local nodes = {}
+    for _, n in ipairs(cfg.planned or cfg.nodes) do if not only or only[n.hostname] then nodes[#nodes + 1] = n end end
+    if #nodes == 0 then return base_text end
+    for _, n in ipairs(nodes) do
       if n.schematic_at then
         ed:add_schematic_extension(n, factory.TAILSCALE)   -- a group's block once, whichever node comes first
       else
@@ -641,8 +744,94 @@ rb.phase("Configuration", function()
         hostname = n.hostname, routes = routes, dest_ip = v.dest_ip and pins[n.hostname].addr or nil, auth_once = v.auth_once,
         accept_dns = v.accept_dns, extra_args = v.extra_args})
     end
-    edited = ed:apply()
+    return ed:apply()
+  end
+  local function edited_talconfig()
+    edited = edited or talconfig_for(nil)
     return edited
+  end
+  -- the address pins of the nodes in `only` (nil: every node) written, the
+  -- others' removed: what talconfig_for(only) references
+  write_pins = function(only)
+    local files = {}
+    for _, n in ipairs(cfg.planned or cfg.nodes) do
+      local doc = talconfig.machine_patch{pin_kubelet = pins[n.hostname].pin_kubelet, pin_etcd = pins[n.hostname].pin_etcd}
+      local path = cfg_dir .. "/" .. pins_file(n)
+      if doc and (not only or only[n.hostname]) then
+        fs.mkdir_p(cfg_dir .. "/patches")
+        fs.write(path, doc)    -- addresses only: nothing secret
+        files[#files + 1] = pins_file(n)
+      elseif doc and fs.exists(path) then
+        fs.remove(path)
+      end
+    end
+    return files
+  end
+
+  --- Every check that can refuse, on a scratch copy of the directory with
+  --- the edited talconfig.yaml and the pin files: talhelper genconfig
+  --- (a ${VAR} only a patch uses, a JSON6902 patch, a schema error), git
+  --- ignoring each generated file, talhelper's installers (gencommand
+  --- upgrade: the installer kind, secure boot) and each node's
+  --- apply-config --dry-run holding only this run's changes. Nothing of
+  --- the operator's directory is written; any error refuses (exit 2).
+  check_on_scratch = function(text)
+    local rel = v.talconfig:sub(1, 1) ~= "/" and v.talconfig or v.talconfig:match("([^/]*)$")
+    local src = v.talconfig:sub(1, 1) ~= "/" and "." or cfg_dir
+    local rel_dir = rel:match("^(.*)/[^/]*$") or "."
+    return preflight.with_scratch_copy(src, function(dir)
+      fs.write(dir .. "/" .. rel, text, {mode = tonumber("600", 8)})
+      for _, n in ipairs(cfg.nodes) do
+        local doc = talconfig.machine_patch{pin_kubelet = pins[n.hostname].pin_kubelet, pin_etcd = pins[n.hostname].pin_etcd}
+        if doc then
+          fs.mkdir_p(dir .. "/" .. rel_dir .. "/patches")
+          fs.write(dir .. "/" .. rel_dir .. "/" .. pins_file(n), doc)
+        end
+      end
+      local out = rel_dir .. "/clusterconfig"
+      local r = exec.run({"talhelper", "genconfig", "-c", rel, "-o", out}, {timeout = 300, cwd = dir, env = {TS_AUTHKEY = authkey}})
+      if r.code ~= 0 then
+        error(fmt("talhelper genconfig of the edited %s fails: %s", v.talconfig, (r.stdout .. r.stderr):gsub("%s+$", "")), 0)
+      end
+      local written = talhelper.generated_files(r.stdout)
+      for _, n in ipairs(cfg.nodes) do
+        local path = written[n.hostname] or fmt("%s/%s-%s.yaml", out, cfg.cluster_name, n.hostname)
+        local sub, name = path:match("^(.*)/([^/]*)$")
+        local real = (src == "." and "" or src .. "/") .. sub
+        local ignored, how
+        if fs.exists(real) then ignored, how = talhelper.ignored(real, name, not rb.dry_run)
+        else ignored, how = talhelper.ignored(dir .. "/" .. sub, name, false) end
+        if not ignored then
+          error(fmt("git would not ignore %s/%s (%s), which would hold the auth key: add it to %s/.gitignore (or let "
+            .. "talhelper write the .gitignore)", real, name, how, real), 0)
+        end
+      end
+      local g = exec.run({"talhelper", "gencommand", "upgrade", "-c", rel}, {timeout = 120, cwd = dir, env = {TS_AUTHKEY = authkey}})
+      if g.code ~= 0 then error("talhelper gencommand upgrade of the edited file fails: " .. g.stderr, 0) end
+      local image_of = {}
+      for ip, img in g.stdout:gmatch("%-%-nodes=(%S+) %-%-image=([^%s;]+)") do
+        if image_of[ip] == nil then image_of[ip] = img end
+      end
+      local bad = {}
+      for _, n in ipairs(cfg.nodes) do
+        local img = image_of[n.ip]
+        if not (img and talhelper.same_installer(img, target.installers[n.hostname])) then
+          bad[#bad + 1] = fmt("talhelper would install %s on %s, this run %s (talhelper takes a node's talosImageURL "
+            .. "over its schematic: block)", tostring(img), n.hostname, target.installers[n.hostname])
+        else
+          local file = written[n.hostname] or fmt("%s/%s-%s.yaml", out, cfg.cluster_name, n.hostname)
+          local d = talos.run(n.ip, "apply-config", "--file", dir .. "/" .. file, "--dry-run")
+          local unexpected = configdiff.rollout_surprises((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$") or "",
+                                                          {fqdn = n.ts_name .. "." .. tailnet, image = img})
+          if #unexpected > 0 then
+            bad[#bad + 1] = fmt("the config generated for %s would change more than this rollout:\n%s", n.hostname,
+                                configdiff.show(unexpected))
+          end
+        end
+      end
+      if #bad > 0 then error(table.concat(bad, "; "), 0) end
+      return #cfg.nodes
+    end, rb.dry_run)
   end
 
   -- the whole plan, then one confirmation: nothing in a file or on a node
@@ -659,15 +848,29 @@ rb.phase("Configuration", function()
         n.hostname, n.ip, n.ts_name, tailnet, table.concat(routes, ","), target.installers[n.hostname])
     end
     if rb.is_done("talconfig") then   -- resumed: the earlier run edited it already
-      plan[#plan + 1] = fmt("  %s: edited by the run being resumed (its backup is beside it)", v.talconfig)
+      plan[#plan + 1] = fmt("  %s: edited by the run being resumed (its backup is under %s/backups)", v.talconfig, rb.state_dir)
     else
       -- in a step of its own: an edit that fails names the file, its line and the step
-      rb.step("edit " .. v.talconfig, function() return #edited_talconfig() end, {read_only = true})
+      rb.step("edit " .. v.talconfig, function() return preflight.refusing(function() return #edited_talconfig() end) end,
+              {read_only = true})
+      -- every check that can refuse, on a scratch copy, before the first
+      -- byte of the directory changes (issue #28.3)
+      rb.step("check the edited directory on a scratch copy", function()
+        return preflight.refusing(function() return check_on_scratch(edited_talconfig()) end)
+      end, {read_only = true})
       local d = configdiff.mask_keys(require("runbook.diff").unified(before, edited_talconfig(), v.talconfig))
       plan[#plan + 1] = fmt("  %s:\n%s", v.talconfig, (d:gsub("\n$", "")))
     end
     log.info(table.concat(plan, "\n"))
-    rb.confirm(fmt("Apply this plan to %d nodes (files first, then %s)?", #cfg.nodes, pace_words()))
+    -- resumed after the plan was confirmed (a pause, a stop): only what is
+    -- left is asked about (issue #28.7)
+    local left = {}
+    for _, n in ipairs(cfg.nodes) do if not rb.is_done("upgrade/" .. n.hostname) then left[#left + 1] = n.hostname end end
+    if rb.is_done("talconfig") then
+      rb.confirm(fmt("Continue with the remaining %d node%s (%s)?", #left, #left == 1 and "" or "s", table.concat(left, ", ")))
+    else
+      rb.confirm(fmt("Apply this plan to %d nodes (files first, then %s)?", #cfg.nodes, pace_words()))
+    end
   end
 
   -- before any node changes: each node's machine configuration (it holds
@@ -715,17 +918,37 @@ rb.phase("Configuration", function()
     return {files = files, sha256 = require("drift").hashes(written)}
   end)
 
-  local talconfig_written = rb.step("update " .. v.talconfig, function()
-    local backup = fs.write(v.talconfig, edited_talconfig(), {backup = true})
+  local upd = rb.step("update " .. v.talconfig, function()
+    -- the backup under the state dir, which git ignores (issue #28.6)
+    local backup = statedir.backup(rb.state_dir, v.talconfig, rb.dry_run)
+    fs.write(v.talconfig, edited_talconfig())
     return {backup = backup, sha256 = require("drift").hash(v.talconfig)}
   end, {key = "talconfig"})
-
-  -- resumed: the files this run wrote are still as it left them (or the
-  -- operator said --accept-drift), before anything else changes
-  if resuming_edit and type(talconfig_written) == "table" and talconfig_written.sha256 then
-    local recorded = {[v.talconfig] = talconfig_written.sha256}
+  -- resumed: the files this run wrote are still as it left them, or as
+  -- settle_directory left them at the stop (its record), or the operator
+  -- said --accept-drift; before anything else changes
+  if resuming_edit and type(upd) == "table" and upd.sha256 then
+    local recorded = {[v.talconfig] = upd.sha256}
     for path, h in pairs(type(pins_written) == "table" and pins_written.sha256 or {}) do recorded[path] = h end
-    require("drift").check(recorded, {[v.talconfig] = talconfig_written.backup})
+    for path, h in pairs(statedir.settled(rb.state_dir)) do recorded[path] = h end
+    require("drift").check(recorded, {[v.talconfig] = upd.backup})
+  end
+  talconfig_written = true
+  -- resumed: a stop left talconfig.yaml with the entries of the nodes that
+  -- run them only (settle_directory); the remaining nodes' entries go back
+  -- in before their turn, from the text the first run found (its backup)
+  if rb.resumed() and type(upd) == "table" and upd.backup and fs.exists(upd.backup) then
+    base_text = fs.read(upd.backup)
+    local full = talconfig_for(nil)
+    if fs.read(v.talconfig) ~= full then
+      fs.write(v.talconfig, full)
+      write_pins(nil)
+      local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", cfg_dir .. "/clusterconfig"},
+                         {timeout = 300, env = {TS_AUTHKEY = authkey}})
+      if r.code ~= 0 then error("talhelper genconfig failed: " .. (r.stdout .. r.stderr):gsub("%s+$", "")) end
+      log.info(fmt("%s: the entries of the nodes still to roll are back in (the stop had taken them out)", v.talconfig))
+    end
+    statedir.settled(rb.state_dir, false)
   end
 
   -- talhelper substitutes ${TS_AUTHKEY} from its environment: the key
@@ -927,7 +1150,7 @@ end
 
 local failed_nodes = {}
 
-rb.phase("Sequential node updates", function()
+settling_phase("Sequential node updates", function()
   if nothing_to_do then return end
   -- control planes strictly one at a time, first (etcd keeps its quorum);
   -- then the workers, `batch` at a time
@@ -988,6 +1211,17 @@ end)
 
 -- {====== 4. Validation
 
+--- Every node that runs tailscale once this run ends: the earlier runs'
+--- and this one's, in talconfig.yaml's order.
+local function all_rolled()
+  local mine = {}
+  for _, n in ipairs(cfg.rolled_before or {}) do mine[n.hostname] = true end
+  for _, n in ipairs(cfg.nodes) do mine[n.hostname] = true end
+  local out = {}
+  for _, n in ipairs(cfg.all or cfg.nodes) do if mine[n.hostname] then out[#out + 1] = n end end
+  return out
+end
+
 rb.phase("Validation", function()
   if nothing_to_do or #cfg.nodes == 0 then return end
   if v.api_key then
@@ -1015,8 +1249,10 @@ rb.phase("Validation", function()
       return approved
     end)
   end
-  local names = {}
-  for _, n in ipairs(cfg.nodes) do names[#names + 1] = n.ts_name end
+  -- the rollout is the sum of its runs: the nodes an earlier run rolled
+  -- serve the routes too, and are checked with this run's (issue #28.1)
+  local names, rolled = {}, all_rolled()
+  for _, n in ipairs(rolled) do names[#names + 1] = n.ts_name end
   for _, route in ipairs(routes) do
     rb.gate("route " .. route .. " served", function()
       return checks.route_served(route, names, v.api_key and {url = v.tailscale_api, key = v.api_key} or nil)
@@ -1024,7 +1260,7 @@ rb.phase("Validation", function()
             {timeout = 300, interval = v.poll_interval})
   end
   rb.step("validate access", function()
-    local r = checks.all{nodes = cfg.nodes, all = cfg.all, names = names, routes = routes, svc_cidr = cfg.svc_cidr, probe_url = v.api_probe_url,
+    local r = checks.all{nodes = rolled, all = cfg.all, names = names, routes = routes, svc_cidr = cfg.svc_cidr, probe_url = v.api_probe_url,
                          tailnet = tailnet, api = v.tailscale_api, api_key = v.api_key,
                          operator_ns = v.operator_namespace, operator_device = v.operator_device}
     local bad = {}
@@ -1049,7 +1285,7 @@ rb.phase("Documentation", function()
                "| node | LAN | tailnet name | talosctl over Tailscale |", "|---|---|---|---|"}
     -- -e: connect over the tailnet to the name in the node's certSANs;
     -- -n: the node's own address, which its apid serves without a lookup
-    for _, n in ipairs(cfg.nodes) do
+    for _, n in ipairs(all_rolled()) do
       b[#b + 1] = fmt("| %s | %s | %s.%s | `talosctl -e %s.%s -n %s version` |", n.hostname, n.ip, n.ts_name, tailnet, n.ts_name, tailnet, n.ip)
     end
     b[#b + 1] = ""
@@ -1064,8 +1300,16 @@ rb.phase("Documentation", function()
   end)
   -- the devices a keyless rollback left were taken back: the record is used
   if #failed_nodes == 0 then tailscale.clear_devices_left(rb.state_dir) end
+  -- which earlier runs did what (their journals, kept in the state dir)
+  local earlier = {}
+  for _, run in ipairs(history.series(rb.state_dir)) do
+    if not run.path:match("%.journal$") then
+      earlier[run.path] = #run.upgraded > 0 and ("upgraded " .. table.concat(run.upgraded, ", ")) or "upgraded no node"
+    end
+  end
+  if next(earlier) then rb.report("Earlier runs of this rollout", earlier) end
   rb.report("Access", table.concat({
-    fmt("Nodes: %s", (function() local t = {} for _, n in ipairs(cfg.nodes) do t[#t + 1] = n.ts_name .. "." .. tailnet end return table.concat(t, ", ") end)()),
+    fmt("Nodes: %s", (function() local t = {} for _, n in ipairs(all_rolled()) do t[#t + 1] = n.ts_name .. "." .. tailnet end return table.concat(t, ", ") end)()),
     fmt("Routes: %s", table.concat(routes, ", ")),
     fmt("Schematics: %s", (function() local t = {} for _, p in ipairs(target.pairs) do t[#t + 1] = p.id end return table.concat(t, ", ") end)()),
   }, "\n\n"))
@@ -1082,6 +1326,7 @@ if #failed_nodes > 0 then
     why[#why + 1] = fmt("%s (%s)", f.name, f.error)
     for _, id in ipairs(f.undone) do undone[#undone + 1] = id end
   end
+  settle_directory()
   error(require("runbook.error").new("partial", fmt(
     "%d node(s) failed and were undone, within max_failures=%d: %s; every other node runs tailscale; fix the cause, then --resume rolls the failed ones",
     #failed_nodes, v.max_failures, table.concat(why, "; ")), {exit = 1, stop = true, failed_items = names, undone = undone}), 0)

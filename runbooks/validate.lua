@@ -15,6 +15,10 @@ local v = rb.vars{
   operator_device = {type = "string", default = "tailscale-operator"},
   api_probe_url = {type = "string", desc = "URL that reaches the API server through the route (default: https://<kubernetes service IP>:443/version)"},
 }
+require("statedir").ignore(rb.state_dir, rb.dry_run)   -- git ignores what the runbooks keep (issue #28.6)
+-- against `runbook world serve`: its URLs from RUNBOOK_WORLD_URL, never from argv (issue #28.8)
+require("served").apply(v, {"tailscale_api", "api_probe_url"},
+                         {tailscale_api = "https://api.tailscale.com"})
 
 -- read-only: no lock, no journal (issue #29.3), so it runs beside a rollout
 rb.cluster("validate", {read_only = true})

@@ -35,8 +35,14 @@ function M.of_run(runbook, script, opts)
     each[k] = hash.sha256(each[k] and (each[k] .. "\0" .. kv) or kv)
   end
   if file ~= "" then each["--vars"] = hash.sha256(tostring(file)) end
+  -- what was given, kept in the start record (never a secret: those come
+  -- from the environment or files) so that a bare --resume takes them again
+  local cli = {}
+  for _, kv in ipairs(opts.vars or {}) do cli[#cli + 1] = kv end
+  local given = not opts.vars_file and {vars = cli, limit = opts.limit, exclude = opts.exclude} or nil
   return {runbook = runbook, script_sha256 = ok and hash.sha256(text) or nil,
-          vars_sha256 = hash.sha256(table.concat(vars, "\0") .. "\0\0" .. tostring(file)), vars_each = each}
+          vars_sha256 = hash.sha256(table.concat(vars, "\0") .. "\0\0" .. tostring(file)), vars_each = each,
+          given = given, none_given = #vars == 0 and not opts.vars_file or nil}
 end
 
 local function unhex(h)

@@ -227,6 +227,11 @@ function M.open(o)
       local start = recs[1]
       if start and start.type == "start" and o.fingerprint then
         local what = M.differs(start, o.fingerprint)
+        if what and o.fingerprint.none_given and type(start.given) == "table" and start.runbook == o.fingerprint.runbook then
+          -- a bare --resume takes the variables the run was started with
+          J.adopted, what = start.given, nil
+          J.warnings[#J.warnings + 1] = "resumed with the variables the run was started with"
+        end
         if what then
           J:release()
           error(usage_error(fmt("the journal in %s is of another run: %s. Resume with what it was started with, or start over with --fresh",

@@ -133,6 +133,8 @@ local function start()
   }
   for _, w in ipairs(S.journal.warnings) do events.emit{type = "log", level = "warn", msg = w} end
   S.resumed = S.journal.resumed
+  local adopted = S.journal.adopted      -- a bare --resume: the variables the run was started with
+  if adopted then opts.vars, opts.limit, opts.exclude = adopted.vars, adopted.limit, adopted.exclude end
   for _, set in ipairs(S.secret_sets) do secrets_check(S.journal, set[1], set[2]) end
   S.secret_sets = {}
   return S.journal
@@ -241,9 +243,12 @@ function M.phase(name, fn)
   local ok, err = pcall(fn)
   S.phase = nil
   ph.elapsed = mono() - ph.t0
-  ph.status = ok and "done" or "failed"
-  events.emit{type = "phase_done", phase = name, ok = ok, elapsed = ph.elapsed, level = ok and "info" or "error",
-              text = fmt("== %s: %s in %s", name, ok and "done" or "stopped", duration(ph.elapsed))}
+  -- a pause is no failure: its own word, at info level (exit 0)
+  local paused = not ok and errors.is(err, "paused")
+  ph.status = ok and "done" or paused and "paused" or "failed"
+  events.emit{type = "phase_done", phase = name, ok = ok, paused = paused or nil, elapsed = ph.elapsed,
+              level = (ok or paused) and "info" or "error",
+              text = fmt("== %s: %s in %s", name, ok and "done" or paused and "paused" or "stopped", duration(ph.elapsed))}
   if not ok then error(err, 0) end
 end
 
@@ -809,7 +814,8 @@ function M._finish(ok, err)
   elseif paused then
     lines[#lines + 1] = fmt("paused: %s", err.message)
     lines[#lines + 1] = M.dry_run and "a rehearsal ends here; the real run pauses at the same point"
-                        or fmt("continue with: runbook run %s --resume (with the same --var flags)", runbook_name)
+                        or fmt("continue with: runbook run %s --resume (it keeps the variables this run was started with)",
+                                  runbook_name)
   elseif interrupted then
     lines[#lines + 1] = fmt("interrupted: %s stopped where it was%s; nothing was undone; continue with: runbook run %s --resume",
                             runbook_name, " (" .. S.interrupted_where .. ")",

@@ -628,6 +628,40 @@ function M.kubelet_addresses(resources)
   return out
 end
 
+--- Whether the service CIDRs span both address families (a dual-stack
+--- cluster).
+---@param cidrs string[]?
+---@return boolean
+function M.dual_stack(cidrs)
+  local v4, v6 = false, false
+  for _, c in ipairs(cidrs or {}) do
+    if tostring(c):find(":", 1, true) then v6 = true else v4 = true end
+  end
+  return v4 and v6
+end
+
+--- The addresses a node's pins hold: its ipAddress first, then, for each
+--- other address family, the first address of that family the kubelet
+--- reports (NodeIPs "kubelet": at most one IPv4 and one IPv6, nodeip.go).
+--- Single addresses, not prefixes: the kubelet takes the first address its
+--- filter keeps, in address order, so a prefix would let another address
+--- of the node in it (a second or temporary IPv6 address) win; a node
+--- whose address changes needs the prefix written by hand (docs/rollout.md).
+---@param ip string the node's ipAddress
+---@param reported string[] the kubelet's node IPs
+---@return string[]
+function M.pin_addresses(ip, reported)
+  local function family(a) return a:find(":", 1, true) and 6 or 4 end
+  local out, seen = {ip}, {[family(ip)] = true}
+  for _, a in ipairs(reported or {}) do
+    if M.is_ip(a) and not seen[family(a)] then
+      seen[family(a)] = true
+      out[#out + 1] = a
+    end
+  end
+  return out
+end
+
 --- The Talos version of the installer images `talhelper gencommand upgrade`
 --- prints (`--image=factory.talos.dev/installer/<id>:v1.13.8;`), or nil.
 ---@param stdout string

@@ -303,6 +303,10 @@ expect "a torn last record is dropped with a warning, the run resumes" 0 "torn l
 [ "$(grep -c '^one x' trail.jr)" = 1 ] && { echo "ok   and the finished step was not repeated"; passes=$((passes+1)); } || { echo "FAIL torn resume repeated: $(cat trail.jr)"; fails=$((fails+1)); }
 JR_FAIL=1 "$bin" run jr.lua --fresh --var target=x -q >/dev/null 2>&1
 expect "a resume with other variables is refused, saying so" 2 "started with other variables" -- "$bin" run jr.lua --resume --var target=y
+# a bare --resume (no --var at all) takes the variables the run was started with (#28.7)
+rm -f trail.jr
+expect "a bare --resume keeps the stopped run's variables" 0 "resumed with the variables the run was started with" -- "$bin" run jr.lua --resume
+[ "$(cat trail.jr)" = "two x" ] && { echo "ok   and ran the rest with them (target=x)"; passes=$((passes+1)); } || { echo "FAIL bare resume ran: $(cat trail.jr)"; fails=$((fails+1)); }
 mv .runbook/jr.journal .runbook/jr.saved
 : > .runbook/jr.journal
 expect "an empty journal is not an unfinished run" 0 "" -- "$bin" run jr.lua -q

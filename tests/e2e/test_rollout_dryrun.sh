@@ -66,12 +66,13 @@ run authkey-single-use-with-api "$S/faults/authkey-single-use.yaml" '{"exit": 1,
 run default-with-api "$S/default.yaml" '{"exit": 0, "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"]}'
 unset TS_API_KEY
 # before any change: what talconfig.yaml says must be what the nodes run,
-# and a tailscale entry already there is never added twice
-run talconfig-pending-change "$S/faults/talconfig-pending-change.yaml" '{"exit": 1,
-  "failed": "(?s)check that nothing else is pending in talconfig.yaml: .*holds changes the nodes do not run yet.*k8s-2:\\n--- a\\n\\+\\+\\+ b\\n.*\\+ +- k8s-2\\.lab\\.example",
+# and a tailscale entry already there is never added twice; both are
+# refusals before any change (exit 2, #28.3)
+run talconfig-pending-change "$S/faults/talconfig-pending-change.yaml" '{"exit": 2,
+  "logs_have": ["(?s)talconfig.yaml holds changes the nodes do not run yet.*k8s-2:\\n--- a\\n\\+\\+\\+ b\\n.*\\+ +- k8s-2\\.lab\\.example", "Nothing was changed"],
   "not_upgraded": ["192.168.10.11"], "plan_lacks": ["Files it would change"]}'
-run tailscale-entry-exists "$S/faults/tailscale-entry-exists.yaml" '{"exit": 1,
-  "failed": "k8s-1 already has a tailscale entry in extensionServices \\(nodes\\[1\\]\\)",
+run tailscale-entry-exists "$S/faults/tailscale-entry-exists.yaml" '{"exit": 2,
+  "logs_have": ["k8s-1 already has a tailscale entry in extensionServices \\(nodes\\[1\\]\\)"],
   "not_upgraded": ["192.168.10.11"], "plan_lacks": ["Files it would change"]}'
 run service-cidr-default "$S/faults/service-cidr-default.yaml" '{"exit": 0, "ok_gates": ["route 10.96.0.0/12 served"],
   "plan_has": ["TS_ROUTES=10.96.0.0/12"]}'

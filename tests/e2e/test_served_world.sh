@@ -82,7 +82,8 @@ if git init -q . 2>/dev/null && git add -A 2>/dev/null; then
 else
   bad "git init/add failed"
 fi
-ls talconfig.yaml.bak.* >/dev/null 2>&1 && ok "talconfig.yaml was backed up" || bad "no backup"
+ls .runbook/backups/talconfig.yaml.* >/dev/null 2>&1 && ! ls talconfig.yaml.bak.* >/dev/null 2>&1 \
+  && ok "talconfig.yaml was backed up under .runbook/backups, not beside it" || bad "no backup under .runbook/backups"
 grep -q '"type":"finish","ok":true\|"ok":true.*"finish"' .runbook/rollout.journal && ok "the journal records a finished run" || bad "journal not finished"
 grep -q '"key":"schematic"' .runbook/rollout.journal && grep -q '"key":"upgrade\/k8s-3"\|"key":"upgrade/k8s-3"' .runbook/rollout.journal && ok "the journal records the steps rollback reads by their keys" || bad "no step keys in the journal"
 if grep -rq -- "$key" "$tmp/rollout.out" .runbook/; then bad "the auth key leaked into output, journal or report"; else ok "no auth key in the output, journal or report"; fi

@@ -1,6 +1,7 @@
 -- runbooks/lib/talconfig.lua on a realistic, commented talconfig.yaml.
 package.path = (os.getenv("RUNBOOK_SOURCE") or "../..") .. "/runbooks/lib/?.lua;" .. package.path
 local talconfig = require "talconfig"
+local talos = require "talos"
 local yaml = require "runbook.yaml"
 local t = require "runbook.testing"
 
@@ -458,6 +459,21 @@ function test_addresses_and_cidrs()
   t.truthy(talconfig.cidr_contains("fd00:10:96::/108", "fd00:10:96::1"))
   t.truthy(not talconfig.cidr_contains("fd00:10:96::/108", "fd00:10:97::1"))
   t.truthy(not talconfig.cidr_contains("10.96.0.0/12", "fd00::1"))
+end
+
+function test_a_dual_stack_node_is_pinned_in_both_families()
+  -- #28.5: Talos's kubelet keeps one IPv4 and one IPv6 node IP (nodeip.go,
+  -- v1.11.0); a /32 alone would drop the IPv6 one
+  t.truthy(talconfig.dual_stack({"10.96.0.0/12", "fd00:10:96::/112"}))
+  t.truthy(not talconfig.dual_stack({"10.96.0.0/12"}))
+  t.truthy(not talconfig.dual_stack({"fd00:10:96::/112"}))
+  t.eq(talconfig.pin_addresses("192.168.1.20", {"192.168.1.20", "2001:db8::20", "2001:db8::99"}),
+       {"192.168.1.20", "2001:db8::20"})
+  -- the node's ipAddress first, whatever the kubelet reports first
+  t.eq(talconfig.pin_addresses("2001:db8::20", {"192.168.1.20", "2001:db8::20"}), {"2001:db8::20", "192.168.1.20"})
+  t.eq(talconfig.pin_addresses("192.168.1.20", {}), {"192.168.1.20"})
+  t.eq(talos.pin_entry({"0.0.0.0/0", "::/0"}, talconfig.pin_addresses("192.168.1.20", {"2001:db8::20"}),
+                       {"0.0.0.0/0", "::/0"}), {"192.168.1.20/32", "2001:db8::20/128"})
 end
 
 function test_a_named_node_is_pinned_by_the_address_it_reports()
