@@ -352,7 +352,7 @@ function M.load(path)
     -- release) installs for its schematic: metal-installer/<id> since v3.0.24
     local img = n.image
                 or require("sim.talos.talhelper_versions").factory_installer(W.talhelper_version, id, W.talos_version)
-    local slots = {A = {image = img, schematic = id, extensions = exts}}
+    local slots = {A = {image = img, schematic = id, extensions = exts, talos_version = W.talos_version}}
     if n.previousImage then
       -- the other boot slot: the install before the last upgrade
       local p = factory.parse_image(n.previousImage)
@@ -368,6 +368,7 @@ function M.load(path)
   local f = v.factory or {}
   W.versions = f.versions or {W.talos_version}
   W.official = f.extensions or {factory.TAILSCALE}
+  W.official_by_version = f.extensionsByVersion     -- version -> list, else W.official for every version
   local tn = v.tailnet or {}
   W.tailnet = tn.name or "tail1234.ts.net"
   W.auto_routes = tn.autoApprovedRoutes or {}
