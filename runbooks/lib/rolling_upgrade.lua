@@ -157,6 +157,66 @@ function M.nothing_pending(o)
   return #o.nodes
 end
 
+--- talhelper genconfig into DIR/clusterconfig, as the operator runs it;
+--- each node's file must be one git ignores (it holds the cluster's
+--- secrets). Returns hostname -> file.
+---@param talconfig string
+---@param nodes table[]
+---@param cluster_name string
+---@param env? table
+---@return table<string, string>
+function M.generate(talconfig, nodes, cluster_name, env)
+  local dir = (talconfig:match("^(.*)/[^/]*$") or ".") .. "/clusterconfig"
+  local r = exec.run({"talhelper", "genconfig", "-c", talconfig, "-o", dir}, {timeout = 300, env = env})
+  if r.code ~= 0 then error("talhelper genconfig failed: " .. (r.stdout .. r.stderr):gsub("%s+$", ""), 0) end
+  local written, out = talhelper.generated_files(r.stdout), {}
+  for _, n in ipairs(nodes) do
+    local path = written[n.hostname] or fmt("%s/%s-%s.yaml", dir, cluster_name, n.hostname)
+    local d, name = path:match("^(.*)/([^/]*)$")
+    local ignored, how = talhelper.ignored(d, name, not rb.dry_run)
+    if not ignored then
+      error(fmt("git would not ignore %s (%s), which holds the cluster's secrets: add it to %s/.gitignore first", path, how, d), 0)
+    end
+    out[n.hostname] = path
+  end
+  return out
+end
+
+--- Each node's machine config (0600) in a private directory of the state
+--- dir that git ignores, before any node changes. Returns {dir, configs}.
+---@param nodes table[]
+---@param tag string the directory's prefix ("extension", "talos-upgrade")
+---@return table
+function M.backup(nodes, tag)
+  local state = rb.state_dir
+  local dir = fmt("%s/backups/%s-%s", state, tag, (require("runbook.time").iso():gsub("[-:]", "")))
+  fs.mkdir_p(dir, tonumber("700", 8))
+  fs.write(state .. "/backups/.gitignore", "# machine configs hold the cluster's secrets\n*\n")
+  local out = {dir = dir, configs = {}}
+  for _, n in ipairs(nodes) do
+    local file = fmt("%s/%s.machineconfig.yaml", dir, n.hostname)
+    fs.write(file, talos.machine_config(n.ip), {mode = tonumber("600", 8)})
+    out.configs[n.hostname] = file
+  end
+  return out
+end
+
+--- The nodes' schematics and extensions, read once: hostname ->
+--- {schematic, extensions}. A node without a schematic was not installed
+--- from the Image Factory: refused.
+---@param nodes table[]
+---@return table
+function M.read_nodes(nodes)
+  local list = async.map(nodes, function(n)
+    local exts, id = talos.extensions(n.ip)
+    if not id then error(fmt("%s reports no schematic: it was not installed from the Image Factory", n.hostname), 0) end
+    return {schematic = id, extensions = exts}
+  end)
+  local out = {}
+  for i, n in ipairs(nodes) do out[n.hostname] = list[i] end
+  return out
+end
+
 -- {====== the decision table
 
 --- What a node runs now, against what the plan wants of it: "new" (the
