@@ -445,7 +445,7 @@ function M.snapshot()
   for _, n in ipairs(W.nodes) do
     nodes[#nodes + 1] = {name = n.name, schematic = n.schematic, extensions = n.extensions,
                          tailscale = n.ts_state or json.null, configured = n.esc.tailscale ~= nil,
-                         upgrades = n.upgrades or 0}
+                         upgrades = n.upgrades or 0, talos_version = n.talos_version}
   end
   local devices = {}
   for _, d in ipairs(W.devices) do
