@@ -245,11 +245,12 @@ local function cut_marks(text, name)
   local lines, out = {}, {}
   for l in (text:sub(-1) == "\n" and text or text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
   for _, l in ipairs(lines) do
-    if l:match("^%s*%- " .. DELETE .. "%s*$") or l:match("^%s*[^%s#][^#]-:%s+" .. DELETE .. "%s*$") then
-      -- an item, or a key with its value on its line: the line goes
-    elseif l:match("^%s*" .. DELETE .. "%s*$") then
-      out[#out] = nil                          -- a block value: its key's line goes with it
-    else
+    -- an item, or a key with its value on its line: the line goes; a
+    -- block value: its key's line goes with it
+    local whole = l:match("^%s*%- " .. DELETE .. "%s*$") or l:match("^%s*[^%s#][^#]-:%s+" .. DELETE .. "%s*$")
+    if l:match("^%s*" .. DELETE .. "%s*$") then
+      out[#out] = nil
+    elseif not whole then
       out[#out + 1] = l
     end
   end
