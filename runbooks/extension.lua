@@ -56,6 +56,21 @@ end
 --- The ExtensionServiceConfig to add (talhelper's extensionServices entry:
 --- name, configFiles, environment), read from --var config; an extension
 --- whose README asks for one and gets none is refused.
+-- removing tailscale: talconfig.yaml holds TS_AUTHKEY=${TS_AUTHKEY} until
+-- the edit, and talhelper substitutes every variable of the file
+-- (noUnset): the key must be in the environment, a secret from here on
+local talhelper_env
+for _, e in ipairs(v.extension) do
+  if e == factory.TAILSCALE and not adding then
+    local ok, key = pcall(require("runbook.secret").env, "TS_AUTHKEY")
+    if not ok then
+      usage("removing tailscale needs TS_AUTHKEY in the environment: talhelper substitutes ${TS_AUTHKEY} of talconfig.yaml "
+            .. "when it generates the configs the run checks")
+    end
+    talhelper_env = {TS_AUTHKEY = key}
+  end
+end
+
 local service_entry
 if adding then
   for _, e in ipairs(v.extension) do
@@ -65,7 +80,14 @@ if adding then
   end
   if v.config then
     if #v.extension > 1 then usage("--var config goes with one extension at a time") end
-    local doc = yaml.decode(fs.read(v.config), {name = v.config})
+    local text = fs.read(v.config)
+    local doc = yaml.decode(text, {name = v.config})
+    -- the variables it names are secrets from here on: talhelper puts
+    -- their values in the generated configs, and every diff and message
+    -- this run shows has them masked
+    for name in text:gmatch("%${([%a_][%w_]*)}") do
+      if os.getenv(name) and os.getenv(name) ~= "" then require("runbook.secret").env(name) end
+    end
     if type(doc) ~= "table" or (doc.environment == nil and doc.configFiles == nil) then
       usage(v.config .. ": an ExtensionServiceConfig's environment: and/or configFiles: expected")
     end
@@ -111,7 +133,8 @@ rb.phase("Checks", function()
   cfg.all, cfg.nodes = cfg.nodes, sel.nodes
   if #cfg.nodes == 0 then log.info("nothing to do on the nodes chosen") return end
   rb.step("check that nothing else is pending in " .. v.talconfig, function()
-    return rolling.nothing_pending{talconfig = v.talconfig, nodes = cfg.all, cluster_name = cfg.cluster_name}
+    return rolling.nothing_pending{talconfig = v.talconfig, nodes = cfg.all, cluster_name = cfg.cluster_name,
+                                   env = talhelper_env}
   end, {read_only = true})
 end)
 
@@ -270,7 +293,7 @@ local failed = {}
 rb.phase("Nodes", function()
   if #cfg.nodes == 0 then return end
   local files = rb.step("generate the machine configs (talhelper genconfig)", function()
-    return rolling.generate(v.talconfig, cfg.nodes, cfg.cluster_name)
+    return rolling.generate(v.talconfig, cfg.nodes, cfg.cluster_name, talhelper_env)
   end)
   local entries = {}
   for _, n in ipairs(cfg.nodes) do

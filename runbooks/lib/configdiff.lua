@@ -208,12 +208,23 @@ end
 function M.esc_lines(entry)
   local exact = {"---", "apiVersion: v1alpha1", "kind: ExtensionServiceConfig", "name: " .. entry.name, "environment:",
                  "configFiles:"}
+  local like = {"^%- [%a_][%w_]*=", "^%-? ?content: ?[|>]?[-+]?$"}
   for _, f in ipairs(entry.configFiles or {}) do
     exact[#exact + 1] = "mountPath: " .. tostring(f.mountPath)
     exact[#exact + 1] = "- mountPath: " .. tostring(f.mountPath)
-    for line in tostring(f.content or ""):gmatch("[^\n]+") do exact[#exact + 1] = trim(line) end
+    -- each content line, a ${VAR} in it standing for whatever talhelper
+    -- substitutes (the diff shows the value)
+    for line in tostring(f.content or ""):gmatch("[^\n]+") do
+      local p = {}
+      for lit, var in (trim(line) .. "${}"):gmatch("(.-)(%${[%w_]*})") do
+        p[#p + 1] = lit:gsub("%p", "%%%0")
+        if var ~= "${}" then p[#p + 1] = ".-" end
+      end
+      like[#like + 1] = "^" .. table.concat(p) .. "$"
+      like[#like + 1] = "^%-? ?content: " .. table.concat(p) .. "$"     -- one line, written inline
+    end
   end
-  return exact, {"^%- [%a_][%w_]*=", "^%-? ?content: ?[|>]?[-+]?$"}
+  return exact, like
 end
 
 --- Surprises, masked and joined for an error message.
