@@ -205,6 +205,21 @@ function M.capture(opts, strict)
   else
     failed[#failed + 1] = {read = "GET /version/.../extensions/official", error = tostring(errors.is(offered) and offered.message or offered)}
   end
+  -- a runbook that moves to another version (talos-upgrade.lua's
+  -- --var version=) is rehearsed with what the factory offers for it
+  for _, kv in ipairs(strict and {} or opts.vars or {}) do
+    local want = kv:match("^version=(v?%d+%.%d+%.%d+)$")
+    if want then
+      want = want:sub(1, 1) == "v" and want or "v" .. want
+      local ok3, other = pcall(factory.official_extensions, want, v.factory_url)
+      if ok3 then
+        local list = {}
+        for name in pairs(other) do list[#list + 1] = name end
+        table.sort(list)
+        scen.factory.extensionsByVersion = {[want] = list, [scen.cluster.talosVersion] = scen.factory.extensions}
+      end
+    end
+  end
   -- etcd, Kubernetes, the operator
   local cps = {}
   for _, n in ipairs(tc.nodes) do if n.control_plane then cps[#cps + 1] = n.ip end end

@@ -155,7 +155,7 @@ end
 function M.default_scenario(opts)
   local file = talconfig_file(opts)
   if require("runbook.fs").exists(file) then
-    local text, about, warnings = ctx.from_talconfig.build(file)
+    local text, about, warnings = ctx.from_talconfig.build(file, opts)
     return {text = text, name = file .. " (as a scenario)"}, about, warnings
   end
   return (M.scenario_path("sample")), fmt("the built-in sample cluster (no %s here to rehearse: --scenario sample)", file), {}

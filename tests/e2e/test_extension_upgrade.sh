@@ -75,6 +75,20 @@ cp talconfig.yaml talconfig.first.yaml
 state() { curl -s --max-time 10 "$url/state"; }
 check() { python3 -c "import json,sys; s=json.loads(sys.argv[1]); n=s['nodes']; $1" "$(state)"; }
 
+# rehearsed from a capture of the served cluster (`runbook plan`: reads only)
+# and from the directory alone (a copy of talconfig.yaml, no --scenario)
+for args in "extension.lua --var extension=siderolabs/iscsi-tools" "talos-upgrade.lua --var version=v1.11.3"; do
+  rb=${args%% *}
+  timeout 120 "$bin" plan $args --var "factory_url=$url/factory" >"$tmp/plan.out" 2>&1; code=$?
+  [ $code = 0 ] && [ -s ".runbook/${rb%.lua}.plan.md" ] && check "assert all(x['upgrades']==0 for x in n), n" \
+    && ok "plan $rb: a capture of the served cluster rehearsed, exit 0, nothing changed" || { bad "plan $rb: exit $code"; tail -4 "$tmp/plan.out"; }
+  mkdir -p "$tmp/dir" && cp talconfig.yaml "$tmp/dir/" && rm -rf "$tmp/dir/.runbook"
+  (cd "$tmp/dir" && timeout 120 "$bin" run "$src/runbooks/$rb" --dry-run ${args#* } >"$tmp/dir.out" 2>&1); code=$?
+  [ $code = 0 ] && grep -q "rehearsing against your cluster from talconfig.yaml" "$tmp/dir.out" \
+    && ok "$rb rehearsed from the directory alone, exit 0" || { bad "$rb from the directory: exit $code"; tail -4 "$tmp/dir.out"; }
+done
+rm -rf .runbook
+
 timeout 300 "$bin" run extension.lua "${common[@]}" --var extension=siderolabs/iscsi-tools >"$tmp/add.out" 2>&1; code=$?
 [ $code = 0 ] && check "assert all(x['schematic']=='$ISCSI' and x['extensions']==['siderolabs/iscsi-tools'] and x['upgrades']==1 for x in n), n" \
   && grep -q "factory.talos.dev/installer/$ISCSI" talconfig.yaml && ok "extension add: every node on the iscsi-tools schematic once, talconfig.yaml updated" \
