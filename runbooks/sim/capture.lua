@@ -192,6 +192,10 @@ function M.capture(opts, strict)
     names[tailscale.device_name(node.hostname)] = true
     if live[i].version then scen.cluster.talosVersion = live[i].version end
   end
+  -- this machine's talosctl: the runbooks check it against the nodes'
+  -- version and the version an upgrade goes to
+  local okc, client = pcall(talos.client_version)
+  if okc and client ~= scen.cluster.talosVersion then scen.cluster.talosctlVersion = client end
   local ok, vers = pcall(function()
     return require("runbook.http").get(v.factory_url .. "/versions", {timeout = 60, check = true}):json()
   end)
