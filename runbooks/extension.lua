@@ -117,6 +117,7 @@ end
 
 rb.phase("Checks", function()
   local pre = talconfig.read(v.talconfig)
+  rolling.protect_env(pre.text)
   talconfig.check_installers(pre, factory.parse_image)
   if not pre.talos_version then usage(v.talconfig .. " has no talosVersion: set it to the version the nodes run") end
   rb.gate("cluster healthy before anything changes", function() return checks.cluster_healthy(pre.nodes) end,

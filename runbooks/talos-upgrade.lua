@@ -67,6 +67,7 @@ local cfg, current, server_versions, plan
 
 rb.phase("Checks", function()
   local pre = talconfig.read(v.talconfig)
+  rolling.protect_env(pre.text)
   talconfig.check_installers(pre, factory.parse_image)
   rb.gate("cluster healthy before anything changes", function() return checks.cluster_healthy(pre.nodes) end,
           {timeout = 300, interval = v.poll_interval})
@@ -139,7 +140,7 @@ rb.phase("Checks", function()
       end
       local services = {}
       for _, e in ipairs(factory.extensions(s)) do
-        if e ~= factory.TAILSCALE then for _, id in ipairs(extensions.services(e)) do services[#services + 1] = id end end
+        for _, id in ipairs(extensions.services(e)) do services[#services + 1] = id end
       end
       out[n.hostname] = {schematic = cur.schematic, installer = factory.installer(n.image_url, cur.schematic, target, n.secureboot),
                          extensions = factory.extensions(s), services = services, from = server_versions[n.ip]}

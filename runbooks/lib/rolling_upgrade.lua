@@ -217,6 +217,26 @@ function M.read_nodes(nodes)
   return out
 end
 
+--- The environment variables talconfig.yaml names (${VAR}) that look like
+--- secrets (KEY, TOKEN, SECRET, PASS in the name: TS_AUTHKEY) become
+--- secrets of this run when they are set: talhelper substitutes them into
+--- the configs this run generates and diffs, and no output may show them.
+---@param text string talconfig.yaml
+---@return string[] the names registered
+function M.protect_env(text)
+  local out, seen = {}, {}
+  for name in tostring(text):gmatch("%${([%a_][%w_]*)") do
+    local up = name:upper()
+    if not seen[name] and (up:find("KEY", 1, true) or up:find("TOKEN", 1, true) or up:find("SECRET", 1, true)
+                           or up:find("PASS", 1, true)) and (os.getenv(name) or "") ~= "" then
+      seen[name] = true
+      require("runbook.secret").env(name)
+      out[#out + 1] = name
+    end
+  end
+  return out
+end
+
 -- {====== the decision table
 
 --- What a node runs now, against what the plan wants of it: "new" (the
