@@ -157,6 +157,76 @@ function M.rollback_surprises(diff, ts_name)
   return out
 end
 
+--- The lines of a diff that a change does not explain, for any change
+--- (the rollout's rollout_surprises is this with the tailscale lines;
+--- rolling_upgrade.lua checks every node's diff with it). `expect` says
+--- which changed lines are the change's own, trimmed of indentation:
+--- `added`/`removed` exact lines, `added_like`/`removed_like` Lua
+--- patterns, `image` (an install image line may change: the old one goes,
+--- this one comes; true for any), `sans` (the certSANs: [] pair of a
+--- first SAN added, or of the last removed). Environment values masked.
+---@class configdiff.Expect
+---@field added? string[]
+---@field removed? string[]
+---@field added_like? string[]
+---@field removed_like? string[]
+---@field image? string|boolean
+---@field sans? "added"|"removed"
+---@field empty_ok? boolean "No changes." is no surprise (default: it is one: the change is missing)
+---@param diff string
+---@param expect configdiff.Expect
+---@return string[] surprises
+function M.unexpected(diff, expect)
+  if diff:match("^No changes%.") then
+    return expect.empty_ok and {} or {"(no changes at all: the generated config lacks this run's changes)"}
+  end
+  local removed, added = changes(diff)
+  if expect.sans then drop_empty_sans_pair(removed, added, expect.sans == "added") end
+  local function ok(body, exact, like, sign)
+    if body:match("^image: ") and expect.image then
+      return sign == "-" or expect.image == true or body == "image: " .. expect.image
+    end
+    for _, l in ipairs(exact or {}) do if body == l then return true end end
+    for _, p in ipairs(like or {}) do if body:match(p) then return true end end
+    return false
+  end
+  local out = {}
+  for _, l in ipairs(removed) do
+    if not ok(trim(l), expect.removed, expect.removed_like, "-") then out[#out + 1] = "-" .. l end
+  end
+  for _, l in ipairs(added) do
+    if not ok(trim(l), expect.added, expect.added_like, "+") then out[#out + 1] = "+" .. l end
+  end
+  return out
+end
+
+--- The lines an ExtensionServiceConfig document brings (or takes away):
+--- its header, its environment items (values masked or not), and its
+--- configFiles (each content line, trimmed, and its mountPath).
+---@param entry {name:string, environment?:string[], configFiles?:table[]}
+---@return string[] exact, string[] patterns
+function M.esc_lines(entry)
+  local exact = {"---", "apiVersion: v1alpha1", "kind: ExtensionServiceConfig", "name: " .. entry.name, "environment:",
+                 "configFiles:"}
+  local like = {"^%- [%a_][%w_]*=", "^%-? ?content: ?[|>]?[-+]?$"}
+  for _, f in ipairs(entry.configFiles or {}) do
+    exact[#exact + 1] = "mountPath: " .. tostring(f.mountPath)
+    exact[#exact + 1] = "- mountPath: " .. tostring(f.mountPath)
+    -- each content line, a ${VAR} in it standing for whatever talhelper
+    -- substitutes (the diff shows the value)
+    for line in tostring(f.content or ""):gmatch("[^\n]+") do
+      local p = {}
+      for lit, var in (trim(line) .. "${}"):gmatch("(.-)(%${[%w_]*})") do
+        p[#p + 1] = lit:gsub("%p", "%%%0")
+        if var ~= "${}" then p[#p + 1] = ".-" end
+      end
+      like[#like + 1] = "^" .. table.concat(p) .. "$"
+      like[#like + 1] = "^%-? ?content: " .. table.concat(p) .. "$"     -- one line, written inline
+    end
+  end
+  return exact, like
+end
+
 --- Surprises, masked and joined for an error message.
 ---@param lines string[]
 ---@return string

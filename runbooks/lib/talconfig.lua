@@ -231,11 +231,155 @@ function Editor:add(path, value)
   return self
 end
 
+-- yaml.edit replaces and appends, never deletes: a removal replaces the
+-- place with a marker scalar, and the marker's line (with its key's line
+-- when a whole key goes) is cut from the edited text; the result is
+-- checked to read as the marked text with the marked places gone.
+local DELETE = "__runbook_delete__"
+
+-- A value as text, map keys sorted and marked places left out: the two
+-- texts compared are equal when the values are.
+local function canon(v, buf)
+  if type(v) ~= "table" then buf[#buf + 1] = type(v) .. ":" .. tostring(v); return buf end
+  if #v > 0 or (getmetatable(v) or {}).__runbook_shape == "seq" then
+    buf[#buf + 1] = "["
+    for _, x in ipairs(v) do if x ~= DELETE then canon(x, buf); buf[#buf + 1] = "," end end
+    buf[#buf + 1] = "]"
+    return buf
+  end
+  local keys = {}
+  for k, x in pairs(v) do if x ~= DELETE then keys[#keys + 1] = k end end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  buf[#buf + 1] = "{"
+  for _, k in ipairs(keys) do buf[#buf + 1] = tostring(k) .. "="; canon(v[k], buf); buf[#buf + 1] = "," end
+  buf[#buf + 1] = "}"
+  return buf
+end
+
+local function cut_marks(text, name)
+  local lines, out = {}, {}
+  for l in (text:sub(-1) == "\n" and text or text .. "\n"):gmatch("([^\n]*)\n") do lines[#lines + 1] = l end
+  for _, l in ipairs(lines) do
+    -- an item, or a key with its value on its line: the line goes; a
+    -- block value: its key's line goes with it
+    local whole = l:match("^%s*%- " .. DELETE .. "%s*$") or l:match("^%s*[^%s#][^#]-:%s+" .. DELETE .. "%s*$")
+    if l:match("^%s*" .. DELETE .. "%s*$") then
+      out[#out] = nil
+    elseif not whole then
+      out[#out + 1] = l
+    end
+  end
+  local cut = table.concat(out, "\n") .. (text:sub(-1) == "\n" and "\n" or "")
+  if cut:find(DELETE, 1, true) then error(errors.new("talconfig", name .. ": a removal could not be cut from the text", {exit = 2}), 0) end
+  return cut
+end
+
 --- The text with every edit gathered so far.
 ---@return string
 function Editor:apply()
   if #self.edits == 0 then return self.text end
-  return yaml.edit(self.text, self.edits, nil, {name = self.name})
+  local edited = yaml.edit(self.text, self.edits, nil, {name = self.name})
+  if not self.deletes then return edited end
+  local cut = cut_marks(edited, self.name)
+  local want = table.concat(canon(yaml.decode(edited, {name = self.name}), {}))
+  if table.concat(canon(yaml.decode(cut, {name = self.name}) or {}, {})) ~= want then
+    error(errors.new("talconfig", self.name .. ": a removal would change more than the entry removed; edit the file by hand",
+                     {exit = 2}), 0)
+  end
+  return cut
+end
+
+--- Removes the place at path (a map key, or a sequence item) and nothing
+--- else: its lines go (comments on other lines stay).
+---@param path (string|integer)[]
+function Editor:remove(path)
+  self.deletes = true
+  return self:add(path, DELETE)
+end
+
+--- Sets talosVersion (the Talos version talhelper generates for and puts
+--- on the installers it writes), keeping its quotes and comment.
+---@param version string "v1.11.5"
+function Editor:set_talos_version(version)
+  return self:add({"talosVersion"}, version)
+end
+
+--- Removes an official extension from the schematic: block a node takes
+--- (its own, or its group's), once per block; the list itself goes when
+--- it held only that one (and systemExtensions, customization with it when
+--- they hold nothing else).
+---@param node table a node of read()
+---@param ext string "siderolabs/iscsi-tools"
+function Editor:remove_schematic_extension(node, ext)
+  local base = node.schematic_at == "node" and {"nodes", node.index, "schematic"} or {node.group_key, "schematic"}
+  local key = table.concat(base, "\0") .. "\0-" .. ext
+  if self.added[key] then return self end
+  self.added[key] = true
+  self.doc = self.doc or yaml.decode(self.text, {name = self.name})
+  local sch = self.doc
+  for _, k in ipairs(base) do sch = type(sch) == "table" and sch[k] or nil end
+  local cust = type(sch) == "table" and sch.customization
+  local se = type(cust) == "table" and cust.systemExtensions
+  local list = type(se) == "table" and se.officialExtensions
+  local function path(...)
+    local p = {}
+    for _, k in ipairs(base) do p[#p + 1] = k end
+    for _, k in ipairs{...} do p[#p + 1] = k end
+    return p
+  end
+  local bkey = table.concat(base, "\0")
+  self.removed = self.removed or {}
+  for i, e in ipairs(type(list) == "table" and list or {}) do
+    if e == ext then
+      self.removed[bkey] = (self.removed[bkey] or 0) + 1
+      if #list > self.removed[bkey] then
+        return self:remove(path("customization", "systemExtensions", "officialExtensions", i))
+      end
+      local function count(t) local c = 0 for _ in pairs(t) do c = c + 1 end return c end
+      if count(se) > 1 then return self:remove(path("customization", "systemExtensions", "officialExtensions")) end
+      if count(cust) > 1 then return self:remove(path("customization", "systemExtensions")) end
+      return self:remove(path("customization"))
+    end
+  end
+  return self
+end
+
+--- Removes the entry named `name` from a node's own extensionServices
+--- (the key goes with its last entry). An entry its group gives is not
+--- the node's to remove: nil and why.
+---@param node table a node of read()
+---@param name string the service's name ("nut-client")
+---@return talconfig.Editor? self, string? why
+function Editor:remove_extension_service(node, name)
+  for i, e in ipairs(type(node.services) == "table" and node.services or {}) do
+    if type(e) == "table" and e.name == name then
+      if #node.services == 1 then return self:remove({"nodes", node.index, "extensionServices"}) end
+      return self:remove({"nodes", node.index, "extensionServices", i})
+    end
+  end
+  if node.services == nil then
+    for _, e in ipairs(type(node.group_services) == "table" and node.group_services or {}) do
+      if type(e) == "table" and e.name == name then
+        return nil, ("the %s entry is %s's extensionServices, every member's: remove it there by hand"):format(name, node.group_key)
+      end
+    end
+  end
+  return self
+end
+
+--- A node's extensionServices entry named `name` (its own, else its group's), or nil.
+---@param node table a node of read()
+---@param name string
+---@return table? entry, string? where "node" or the group's key
+function M.service_of(node, name)
+  for _, e in ipairs(type(node.services) == "table" and node.services or {}) do
+    if type(e) == "table" and e.name == name then return e, "node" end
+  end
+  if node.services == nil then
+    for _, e in ipairs(type(node.group_services) == "table" and node.group_services or {}) do
+      if type(e) == "table" and e.name == name then return e, node.group_key end
+    end
+  end
 end
 
 --- Sets nodes[i].talosImageURL (without tag, as talhelper expects).

@@ -519,6 +519,17 @@ function M.dry_run_diff(text)
 end
 
 
+--- What applying `file` to the node would change: the text of
+--- `talosctl apply-config --file FILE --dry-run` after "Config diff:"
+--- (the form configdiff.unexpected reads), "No changes." when nothing.
+---@param node string
+---@param file string a machine config (talhelper genconfig's)
+---@return string diff
+function M.config_diff(node, file)
+  local d = M.run(node, "apply-config", "--file", file, "--dry-run")
+  return ((d.stderr .. d.stdout):match("Config diff:\n\n(.*)$")) or ((d.stderr .. d.stdout):match("Config diff:\n(.*)$")) or ""
+end
+
 --- How to run `talosctl upgrade` for this client and node
 --- (cmd/talosctl/cmd/talos/upgrade.go): the flags and the exec timeout.
 --- Up to v1.12 `--wait=false` returns once the node took the request (it

@@ -192,6 +192,10 @@ function M.capture(opts, strict)
     names[tailscale.device_name(node.hostname)] = true
     if live[i].version then scen.cluster.talosVersion = live[i].version end
   end
+  -- this machine's talosctl: the runbooks check it against the nodes'
+  -- version and the version an upgrade goes to
+  local okc, client = pcall(talos.client_version)
+  if okc and client ~= scen.cluster.talosVersion then scen.cluster.talosctlVersion = client end
   local ok, vers = pcall(function()
     return require("runbook.http").get(v.factory_url .. "/versions", {timeout = 60, check = true}):json()
   end)
@@ -204,6 +208,21 @@ function M.capture(opts, strict)
     scen.factory.extensions = list
   else
     failed[#failed + 1] = {read = "GET /version/.../extensions/official", error = tostring(errors.is(offered) and offered.message or offered)}
+  end
+  -- a runbook that moves to another version (talos-upgrade.lua's
+  -- --var version=) is rehearsed with what the factory offers for it
+  for _, kv in ipairs(strict and {} or opts.vars or {}) do
+    local want = kv:match("^version=(v?%d+%.%d+%.%d+)$")
+    if want then
+      want = want:sub(1, 1) == "v" and want or "v" .. want
+      local ok3, other = pcall(factory.official_extensions, want, v.factory_url)
+      if ok3 then
+        local list = {}
+        for name in pairs(other) do list[#list + 1] = name end
+        table.sort(list)
+        scen.factory.extensionsByVersion = {[want] = list, [scen.cluster.talosVersion] = scen.factory.extensions}
+      end
+    end
   end
   -- etcd, Kubernetes, the operator
   local cps = {}

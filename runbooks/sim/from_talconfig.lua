@@ -54,8 +54,9 @@ end
 --- saying what is simulated, the warnings and the file as talconfig.read
 --- gives it (the capture starts from it).
 ---@param path string
+---@param opts? table the run's options: the extensions and version its variables name are offered
 ---@return table scenario, string about, string[] warnings, table talconfig
-function M.scenario(path)
+function M.scenario(path, opts)
   local tc = talconfig.read(path)
   local data = tc.data
   local version = tc.talos_version or "v1.10.6"
@@ -70,6 +71,28 @@ function M.scenario(path)
     for _, e in ipairs(node.extensions) do official[e] = true end
     nodes[#nodes + 1] = node
   end
+  -- what a runbook's variables name (extension.lua's extensions,
+  -- talos-upgrade.lua's version): a talconfig.yaml cannot say whether the
+  -- factory offers them, so the stand-in factory does, and talosctl is
+  -- the new version's (talosctl goes first); the real run asks the
+  -- factory and talosctl before any change
+  local versions, client = {version}, nil
+  for _, kv in ipairs(opts and opts.vars or {}) do
+    local exts = kv:match("^extension=(.+)$")
+    for e in (exts or ""):gmatch("[^,%s]+") do
+      if not official[e] then
+        official[e] = true
+        warnings[#warnings + 1] = fmt("the stand-in factory offers %s for %s (the real run asks the factory)", e, version)
+      end
+    end
+    local want = kv:match("^version=v?(%d+%.%d+%.%d+)$")
+    if want and "v" .. want ~= version then
+      versions[#versions + 1] = "v" .. want
+      client = "v" .. want
+      warnings[#warnings + 1] = fmt("the stand-in factory offers Talos v%s with every extension, and talosctl is v%s "
+        .. "(the real run checks both)", want, want)
+    end
+  end
   local offered = {}
   for e in pairs(official) do offered[#offered + 1] = e end
   table.sort(offered)
@@ -82,10 +105,10 @@ function M.scenario(path)
     .. "reusable and pre-authorized): a talconfig.yaml does not say which tailnet the nodes join", STAND_IN_TAILNET)
   local scenario = {
     seed = 1,
-    cluster = {name = tc.cluster_name, talosVersion = version,
+    cluster = {name = tc.cluster_name, talosVersion = version, talosctlVersion = client,
                kubernetesVersion = given(data.kubernetesVersion) and tostring(data.kubernetesVersion) or nil,
                serviceCIDR = tc.svc_cidr, podCIDR = pods and tostring(pods) or nil, nodes = nodes},
-    factory = {versions = {version}, extensions = offered},
+    factory = {versions = versions, extensions = offered},
     tailnet = {name = STAND_IN_TAILNET, autoApprovedRoutes = tc.svc_cidrs,
                authKey = {reusable = true, preauthorized = true, expired = false},
                devices = {{hostname = "tailscale-operator", tags = {"tag:k8s-operator"}, online = true}},
@@ -105,9 +128,10 @@ end
 
 --- The scenario as YAML text, what is simulated, the warnings.
 ---@param path string
+---@param opts? table the run's options (M.scenario)
 ---@return string text, string about, string[] warnings
-function M.build(path)
-  local scenario, about, warnings = M.scenario(path)
+function M.build(path, opts)
+  local scenario, about, warnings = M.scenario(path, opts)
   return yaml.encode(scenario), about, warnings
 end
 

@@ -40,10 +40,23 @@ local function factory_api(method, path, body)
   if method == "GET" and path == "/versions" then return response(200, json.encode(W.versions) .. "\n") end
   local v = path:match("^/version/v?([%d%.]+)/extensions/official$")
   if method == "GET" and v then
+    -- the factory lists, per Talos version, the extensions built for that
+    -- version (GET /version/{v}/extensions/official; how it reads them off
+    -- the extensions image of that version is not modelled); an extension
+    -- may be missing for a version (dropped, or not built yet): scenario
+    -- factory.extensionsByVersion, or the fault factory_lacks_extension
+    local tag = "v" .. v
+    local list = W.official_by_version and W.official_by_version[tag] or W.official
     local out = {}
-    for _, name in ipairs(W.official) do
+    for _, name in ipairs(list) do
+      local lacks = false
+      for _, x in ipairs(W.faults) do
+        if x.type == "factory_lacks_extension" and x.extension == name and (x.version == nil or x.version == tag) then lacks = true end
+      end
+      if lacks then goto next end
       out[#out + 1] = yaml.order({name = name, ref = fmt("ghcr.io/%s:1.0.0", name), digest = "sha256:" .. require("runbook.hash").sha256(name),
                                   author = "Sidero Labs", description = name}, {"name", "ref", "digest", "author", "description"})
+      ::next::
     end
     return response(200, json.encode(out) .. "\n")
   end

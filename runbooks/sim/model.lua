@@ -104,6 +104,9 @@ local function settle(n)
     end
     local s = slot(n)
     n.image, n.schematic, n.extensions = s.image, s.schematic, s.extensions
+    -- the slot's Talos version: what its installer's tag says (an upgrade
+    -- across versions boots the new one; a rollback the old)
+    n.talos_version = s.talos_version or n.talos_version
     if fault("not_ready_after_reboot", n.name) then n.not_ready = true end
     M._start_tailscale(n)
   end

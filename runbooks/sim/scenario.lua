@@ -19,7 +19,7 @@ local SCHEMA = {
   ["cluster.nodes.certSANs"] = "list", ["cluster.nodes.schematic"] = "any", ["cluster.nodes.config"] = "any",
   ["cluster.nodes.schematicID"] = "string",
   ["tailnet.adminState"] = "string", ["tailnet.acceptRoutes"] = "boolean", ["tailnet.devices.routes"] = "list",
-  ["factory.versions"] = "list", ["factory.extensions"] = "list",
+  ["factory.versions"] = "list", ["factory.extensions"] = "list", ["factory.extensionsByVersion"] = "any",
   ["tailnet.name"] = "string", ["tailnet.autoApprovedRoutes"] = "list", ["tailnet.authKey"] = "table",
   ["tailnet.authKey.reusable"] = "boolean", ["tailnet.authKey.preauthorized"] = "boolean", ["tailnet.authKey.expired"] = "boolean",
   ["tailnet.devices"] = "list", ["tailnet.devices.hostname"] = "string", ["tailnet.devices.tags"] = "list",
@@ -28,6 +28,7 @@ local SCHEMA = {
   ["tailnet.operator.pods"] = "number",
   ["faults.type"] = "string", ["faults.node"] = "string", ["faults.seconds"] = "number", ["faults.status"] = "number",
   ["faults.times"] = "number", ["faults.after"] = "number", ["faults.hostname"] = "string",
+  ["faults.extension"] = "string", ["faults.version"] = "string",
 }
 
 local FAULTS = {
@@ -36,6 +37,7 @@ local FAULTS = {
   etcd_unhealthy = "node", talosctl_unreachable = "node", slow_boot = "node", not_ready_after_reboot = "node",
   sequence_fails_after_accept = "node", authkey_expired = false, admin_logged_out = false, route_already_served = false,
   node_ip_on_tailscale = "node", tailnet_derp_only = false, reply_lost = false, reply_held = false,
+  factory_lacks_extension = false,
 }
 
 --- Position of the first "key:" at or after line `from` (1-based line, col).

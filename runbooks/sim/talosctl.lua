@@ -191,6 +191,21 @@ local function version_warnings(list)
   return #w > 0 and ("WARNING: " .. table.concat(w, ", ") .. "\n") or ""
 end
 
+--- The extension services a node runs besides ext-tailscale (modelled
+--- apart, with its config): ext-<service> for each service its other
+--- extensions ship (lib/extensions.lua, from siderolabs/extensions),
+--- running once the node is up. An extension that reads an
+--- ExtensionServiceConfig is not modelled waiting for it.
+local function ext_services(n)
+  local out = {}
+  for _, e in ipairs(n.extensions) do
+    if e ~= "siderolabs/tailscale" then
+      for _, id in ipairs(require("extensions").services(e)) do out[#out + 1] = id end
+    end
+  end
+  return out
+end
+
 local function get_resource(flags, pos)
   local what = pos[2]
   if flags["-o"] ~= "json" and flags["--output"] ~= "json" then
@@ -241,6 +256,7 @@ local function get_resource(flags, pos)
       local svcs = {{"apid", true, false}, {"kubelet", true, false}}
       if n.role == "controlplane" then table.insert(svcs, 2, {"etcd", etcd_ok, false}) end
       if n.ts_state == "Running" then svcs[#svcs + 1] = {"ext-tailscale", false, not ext_health_fails(n)} end
+      for _, id in ipairs(ext_services(n)) do svcs[#svcs + 1] = {id, false, true} end
       for _, sv in ipairs(svcs) do
         out[#out + 1] = resource(ip, "runtime", "Services.v1alpha1.talos.dev", sv[1], 1,
           yaml.order({running = true, healthy = sv[2], unknown = sv[3]}, {"running", "healthy", "unknown"}))
@@ -293,6 +309,11 @@ function T.service(flags, pos)
     event = n.ts_state == "Running" and "Started task ext-tailscale (PID 2104) for container ext-tailscale"
       or n.ts_state == "Waiting" and "Waiting for extension service config"        -- wording unconfirmed
       or ("Failed to run service: " .. (n.ts_error or "exit code 1"))
+  elseif id:match("^ext%-") then
+    local runs = false
+    for _, x in ipairs(ext_services(n)) do if x == id then runs = true end end
+    if not runs then return result(1, "", fmt("error: service %q is not registered on any nodes\n", id)) end
+    state, health, event = "Running", "?", fmt("Started task %s (PID 2210) for container %s", id, id)
   else
     state, health, event = "Running", "OK", "Health check successful"
   end
@@ -574,8 +595,16 @@ function T.upgrade(flags, _, opts)
     return result(1, "", warn .. fmt("error executing upgrade: rpc error: code = Unknown desc = error validating installer image %q: failed to resolve image\n", tostring(img)))
   end
   local exts
-  if not fault("image_lacks_extension", n.name) then
+  local lacking = fault("image_lacks_extension", n.name)
+  if not lacking then
     exts = factory.extensions(factory.parse(W.schematics[p.id]))
+  elseif lacking.extension then
+    -- the image lacks this one extension of its schematic (a version of
+    -- the extension not built for that Talos release)
+    exts = {}
+    for _, e in ipairs(factory.extensions(factory.parse(W.schematics[p.id]))) do
+      if e ~= lacking.extension then exts[#exts + 1] = e end
+    end
   else exts = n.extensions end
   n.upgrades = (n.upgrades or 0) + 1
   if new_api then
@@ -589,7 +618,10 @@ function T.upgrade(flags, _, opts)
   -- upgrade sequence fails before the new slot is written (an image pull,
   -- a disk error): the node stays up on its current image
   if not fault("sequence_fails_after_accept", n.name) then
-    n.slots[other(n)] = {image = img, schematic = p.id, extensions = exts}
+    -- the installer's tag is the Talos version it installs (the factory
+    -- builds installer/<schematic>:<version>); an untagged one keeps the node's
+    n.slots[other(n)] = {image = img, schematic = p.id, extensions = exts,
+                         talos_version = p.tag and p.tag:match("^v%d+%.%d+%.%d+$") and p.tag or n.talos_version}
     n.boot_once = "upgrade"
     reboot(n)
   end

@@ -244,7 +244,7 @@ end
 function M.default_scenario(opts)
   local file = talconfig_file(opts)
   if require("runbook.fs").exists(file) then
-    local text, about, warnings = ctx.from_talconfig.build(file)
+    local text, about, warnings = ctx.from_talconfig.build(file, opts)
     return {text = text, name = file .. " (as a scenario)"}, about, warnings
   end
   return (M.scenario_path("sample")), fmt("the built-in sample cluster (no %s here to rehearse: --scenario sample)", file), {}
@@ -441,7 +441,7 @@ function M.load(path)
     -- release) installs for its schematic: metal-installer/<id> since v3.0.24
     local img = n.image
                 or require("sim.talos.talhelper_versions").factory_installer(W.talhelper_version, id, W.talos_version)
-    local slots = {A = {image = img, schematic = id, extensions = exts}}
+    local slots = {A = {image = img, schematic = id, extensions = exts, talos_version = W.talos_version}}
     if n.previousImage then
       -- the other boot slot: the install before the last upgrade
       local p = factory.parse_image(n.previousImage)
@@ -457,6 +457,7 @@ function M.load(path)
   local f = v.factory or {}
   W.versions = f.versions or {W.talos_version}
   W.official = f.extensions or {factory.TAILSCALE}
+  W.official_by_version = f.extensionsByVersion     -- version -> list, else W.official for every version
   local tn = v.tailnet or {}
   W.tailnet = tn.name or "tail1234.ts.net"
   W.auto_routes = tn.autoApprovedRoutes or {}
@@ -554,7 +555,7 @@ function M.snapshot()
   for _, n in ipairs(W.nodes) do
     nodes[#nodes + 1] = {name = n.name, schematic = n.schematic, extensions = n.extensions,
                          tailscale = n.ts_state or json.null, configured = n.esc.tailscale ~= nil,
-                         upgrades = n.upgrades or 0}
+                         upgrades = n.upgrades or 0, talos_version = n.talos_version}
   end
   local devices = {}
   for _, d in ipairs(W.devices) do
