@@ -54,7 +54,7 @@ local S = {
   failed = nil,          -- the error that stopped the run
   started = time.now(),
   batches = {},          -- report: the batches of rb.rolling, in order
-  secret_sets = {},      -- rb.vars' {specs, values} declared before the journal opened
+  secret_sets = {},      -- rb.vars' {specs, values} given before the journal opened (secrets, bare --resume)
   waiting = {},          -- gate -> true while a check of it is awaited (an interrupt's summary names them)
 }
 
@@ -134,7 +134,16 @@ local function start()
   for _, w in ipairs(S.journal.warnings) do events.emit{type = "log", level = "warn", msg = w} end
   S.resumed = S.journal.resumed
   local adopted = S.journal.adopted      -- a bare --resume: the variables the run was started with
-  if adopted then opts.vars, opts.limit, opts.exclude = adopted.vars, adopted.limit, adopted.exclude end
+  if adopted then
+    opts.vars, opts.limit, opts.exclude = adopted.vars, adopted.limit, adopted.exclude
+    -- rb.vars ran before the journal opened (rb.cluster may name the lock
+    -- in between): its tables take the adopted values, in place
+    for _, set in ipairs(S.secret_sets) do
+      local values = variables.resolve(set[1], opts, S.var_specs, S.var_values)
+      for k in pairs(set[2]) do set[2][k] = nil end
+      for k, x in pairs(values) do set[2][k] = x end
+    end
+  end
   for _, set in ipairs(S.secret_sets) do secrets_check(S.journal, set[1], set[2]) end
   S.secret_sets = {}
   return S.journal
