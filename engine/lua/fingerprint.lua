@@ -45,16 +45,9 @@ function M.of_run(runbook, script, opts)
           given = given, none_given = #vars == 0 and not opts.vars_file or nil}
 end
 
-local function unhex(h)
-  return (h:gsub("%x%x", function(b) return string.char(tonumber(b, 16)) end))
-end
-
---- HMAC-SHA256 (RFC 2104) of msg under key (at most 64 bytes), in hex.
+--- HMAC-SHA256 (RFC 2104) of msg under key, in hex (libcrypto's HMAC).
 function M.hmac(key, msg)
-  key = key .. ("\0"):rep(64 - #key)
-  local ipad = key:gsub(".", function(c) return string.char(c:byte() ~ 0x36) end)
-  local opad = key:gsub(".", function(c) return string.char(c:byte() ~ 0x5c) end)
-  return hash.sha256(opad .. unhex(hash.sha256(ipad .. msg)))
+  return hash.hmac_sha256(key, msg)
 end
 
 --- The state directory's key, made (random, 0600) when `create` and absent.

@@ -86,6 +86,14 @@ function test_mkdir_p_exists_stat_list_remove()
   rm_rf(d)
 end
 
+-- RFC 4231 test cases 1 and 2 (HMAC-SHA256), and a key longer than a block (case 6)
+function test_hmac_sha256_from_libcrypto()
+  t.eq(hash.hmac_sha256(("\x0b"):rep(20), "Hi There"), "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
+  t.eq(hash.hmac_sha256("Jefe", "what do ya want for nothing?"), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
+  t.eq(hash.hmac_sha256(("\xaa"):rep(131), "Test Using Larger Than Block-Size Key - Hash Key First"),
+       "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
+end
+
 function test_sha256_from_libcrypto()
   t.eq(hash.sha256(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
   t.eq(hash.sha256("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
