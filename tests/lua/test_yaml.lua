@@ -336,3 +336,12 @@ function test_small_decodes_do_not_force_a_collection()
   t.truthy(survived, "a collection ran during the decodes")
   t.truthy(cleared, "the probe: a collection clears it")
 end
+
+-- A round trip through this (YAML 1.2) decoder cannot see it: a string a
+-- YAML 1.1 reader (PyYAML, older Go yaml) would read as a bool, an octal
+-- or a sexagesimal number is quoted all the same (docs/bindings.md).
+function test_encode_quotes_yaml_1_1_words_and_numbers()
+  for _, s in ipairs{"yes", "Yes", "YES", "no", "y", "N", "on", "Off", "0755", "1:20", "1_000", "0b101"} do
+    t.eq(yaml.encode({v = s}), "v: '" .. s .. "'\n", "encoding of " .. s)
+  end
+end
