@@ -26,6 +26,12 @@ printf 'local function f() error("boom here") end\nf()\n' > runtime.lua
 printf 'return 0\n' > empty.lua
 printf 'require("runbook.time").sleep(0.01)\n' > sleepy.lua
 
+# -q shows warnings, errors and the summary only; -v adds debug lines
+printf 'local log = require "runbook.log"\nlog.debug("debug-line")\nlog.info("info-line")\nlog.warn("warn-line")\n' > levels.lua
+q=$("$bin" run levels.lua -q 2>&1); n=$("$bin" run levels.lua 2>&1); v=$("$bin" run levels.lua -v 2>&1)
+if grep -q warn-line <<<"$q" && ! grep -q info-line <<<"$q" && grep -q info-line <<<"$n" && ! grep -q debug-line <<<"$n" \
+   && grep -q debug-line <<<"$v"; then echo "ok   -q shows warnings only, -v adds debug"; passes=$((passes+1))
+else echo "FAIL log levels: -q: $q; plain: $n; -v: $v"; fails=$((fails+1)); fi
 expect "no args prints help" 0 "usage: runbook" -- "$bin"
 expect "version" 0 "^runbook [0-9]" -- "$bin" version
 expect "run --help" 0 "--dry-run" -- "$bin" run --help

@@ -6,7 +6,7 @@ set -u
 bin=$1; src=$2
 source "$src/tests/support/bounded.sh"   # every wait bounded, $bin_real for background runs
 tmp=$(mktemp -d); srv=
-trap '[ -n "$srv" ] && kill $srv 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; wait 2>/dev/null; [ -n "${KEEP:-}" ] || rm -rf "$tmp"' EXIT   # every job ended: the wait cannot hang
 fails=0; passes=0
 ok() { echo "ok   $1"; passes=$((passes+1)); }
 bad() { echo "FAIL $1"; fails=$((fails+1)); }

@@ -114,8 +114,17 @@ function test_cancel_kills_children_no_process_left()
   require("runbook.fs").mkdir_p(dir)
   local script = "trap 'echo got TERM >> log' TERM; sleep 60 & echo $! > pid; wait $!; wait $!; echo sleep $? >> log"
   local task = async.spawn(exec.run, {"sh", "-c", script}, {grace = 5, cwd = dir})
-  async.wait_until(function() local f = io.open(dir .. "/pid") return f and f:read("n") end,
-                   {timeout = 10, interval = 0.02, desc = "the child's pid file"})
+  -- cancel once sleep runs as sleep: a TERM to the forked shell before its
+  -- exec would meet the shell's trap, and be lost at the exec
+  async.wait_until(function()
+    local f = io.open(dir .. "/pid")
+    local pid = f and f:read("n")
+    if f then f:close() end
+    local comm = pid and io.open("/proc/" .. pid .. "/comm")
+    local name = comm and comm:read("l")
+    if comm then comm:close() end
+    return name == "sleep"
+  end, {timeout = 10, interval = 0.02, desc = "sleep started"})
   task:cancel()
   local ok, err = pcall(async.timeout, 10, task.wait, task)
   t.eq(ok, false)

@@ -336,3 +336,29 @@ function test_small_decodes_do_not_force_a_collection()
   t.truthy(survived, "a collection ran during the decodes")
   t.truthy(cleared, "the probe: a collection clears it")
 end
+
+-- A round trip through this (YAML 1.2) decoder cannot see it: a string a
+-- YAML 1.1 reader (PyYAML, older Go yaml) would read as a bool, an octal
+-- or a sexagesimal number is quoted all the same (docs/bindings.md).
+function test_encode_quotes_yaml_1_1_words_and_numbers()
+  for _, s in ipairs{"yes", "Yes", "YES", "no", "y", "N", "on", "Off", "0755", "1:20", "1_000", "0b101"} do
+    t.eq(yaml.encode({v = s}), "v: '" .. s .. "'\n", "encoding of " .. s)
+  end
+end
+
+-- The second guard: fewer than 1,000,000 nodes, but more than 100 times the
+-- nodes written (6 levels of 9 aliases: 531,441 from about 60)
+function test_aliases_expanding_100_times_the_text_are_refused()
+  local buf = {'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]'}
+  local prev = "a"
+  for _, name in ipairs{"b", "c", "d", "e", "f"} do
+    local refs = {}
+    for k = 1, 9 do refs[k] = "*" .. prev end
+    buf[#buf + 1] = ("%s: &%s [%s]"):format(name, name, table.concat(refs, ","))
+    prev = name
+  end
+  local err = t.raises("too many aliases", yaml.decode, table.concat(buf, "\n") .. "\n")
+  t.match(tostring(err), "%(%d+ nodes%)")
+  local n = tonumber(tostring(err):match("%((%d+) nodes%)"))
+  t.truthy(n < 1000000, "refused by the ratio, not the absolute cap: " .. n)
+end

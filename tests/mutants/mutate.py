@@ -57,10 +57,17 @@ def parse(path):
 
 def sync_tree(src):
     """Copies the worktree's files (tracked and new) into src, touching only
-    those that differ, so that the build stays incremental."""
+    those that differ, so that the build stays incremental; removes from src
+    the files the worktree no longer has."""
     out = subprocess.run(["git", "-C", ROOT, "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
                          check=True, capture_output=True).stdout
-    for rel in filter(None, out.decode().split("\0")):
+    wanted = set(filter(None, out.decode().split("\0")))
+    for dirpath, _, names in os.walk(src):   # a file gone from the tree goes from the copy
+        for name in names:
+            rel = os.path.relpath(os.path.join(dirpath, name), src)
+            if rel not in wanted:
+                os.remove(os.path.join(dirpath, name))
+    for rel in sorted(wanted):
         a, b = os.path.join(ROOT, rel), os.path.join(src, rel)
         if not os.path.isfile(a) or os.path.islink(a):
             continue
