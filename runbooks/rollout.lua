@@ -648,7 +648,9 @@ rb.phase("Configuration", function()
       plan[#plan + 1] = fmt("  %s (%s): talosctl apply-config (tailscale as %s.%s, routes %s), then talosctl upgrade --image %s",
         n.hostname, n.ip, n.ts_name, tailnet, table.concat(routes, ","), target.installers[n.hostname])
     end
-    if rb.is_done("talconfig") then   -- resumed: the earlier run edited it already
+    -- resumed: the earlier run edited it already (recorded, or landed and
+    -- killed before its record: every chosen node has its entry)
+    if rb.is_done("talconfig") or require("landed").talconfig_edited(v.talconfig, cfg.nodes) then
       plan[#plan + 1] = fmt("  %s: edited by the run being resumed (its backup is beside it)", v.talconfig)
     else
       -- in a step of its own: an edit that fails names the file, its line and the step
@@ -706,6 +708,9 @@ rb.phase("Configuration", function()
   end)
 
   local talconfig_written = rb.step("update " .. v.talconfig, function()
+    -- landed already (killed between the write and its record): done
+    local landed, earlier = require("landed").talconfig_edited(v.talconfig, cfg.nodes)
+    if landed then return {backup = earlier, sha256 = require("drift").hash(v.talconfig)} end
     local backup = fs.write(v.talconfig, edited_talconfig(), {backup = true})
     return {backup = backup, sha256 = require("drift").hash(v.talconfig)}
   end, {key = "talconfig"})

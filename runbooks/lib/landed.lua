@@ -49,4 +49,32 @@ function M.upgrade_state(ip, want, from, o)
   return state, id
 end
 
+--- talconfig.yaml already holds this run's edit (a kill between its
+--- write and the journal's record of it): every node the run changes has
+--- its tailscale entry in extensionServices, which the run refuses to
+--- start with (its pending check). Returns whether, and the newest backup
+--- beside the file (fs.write's `.bak.<UTC time>`: the original).
+---@param path string talconfig.yaml
+---@param nodes table[] the nodes the run changes ({hostname})
+---@return boolean, string? backup
+function M.talconfig_edited(path, nodes)
+  local talconfig = require "talconfig"
+  local fs = require "runbook.fs"
+  local ok, tc = pcall(talconfig.read, path)
+  if not ok then return false end
+  local by_name = {}
+  for _, n in ipairs(tc.nodes) do by_name[n.hostname] = n end
+  for _, n in ipairs(nodes) do
+    local now = by_name[n.hostname]
+    if not (now and talconfig.tailscale_service_of(now)) then return false end
+  end
+  local dir, base = path:match("^(.*)/([^/]*)$")
+  dir, base = dir or ".", base or path
+  local newest
+  for _, f in ipairs(fs.list(dir)) do
+    if f:sub(1, #base + 5) == base .. ".bak." and (not newest or f > newest) then newest = f end
+  end
+  return true, newest and (dir == "." and newest or (dir .. "/" .. newest)) or nil
+end
+
 return M
