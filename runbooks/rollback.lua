@@ -82,6 +82,7 @@ rb.phase("Nodes", function()
     local previous = rec.previous(n.hostname)
     rb.confirm(fmt("Roll %s back to schematic %s?", n.hostname, previous:sub(1, 12)))
     rb.step("remove the Tailscale config of " .. n.hostname, function()
+      -- safe to repeat: a `$patch: delete` of a document that is gone changes nothing
       talos.remove_extension_service_config(n.ip, "tailscale",
         fmt("%s/.tailscale-remove-%s.yaml", v.talconfig:match("^(.*)/[^/]*$") or ".", n.hostname))
     end)
@@ -124,6 +125,7 @@ local regenerated
 rb.phase("Files", function()
   if rec.talconfig and rec.talconfig.backup then
     rb.step("restore " .. v.talconfig, function()
+      -- safe to repeat: the backup's content written again (atomic)
       fs.write(v.talconfig, fs.read(rec.talconfig.backup), {backup = true})
       return rec.talconfig.backup
     end)
@@ -131,6 +133,7 @@ rb.phase("Files", function()
     log.warn("the journal has no talconfig.yaml backup: restore it from version control")
   end
   rb.step("remove the Tailscale patch files", function()
+    -- safe to repeat: a file already gone is skipped
     local dir = cfg_dir .. "/patches"
     local removed = {}
     for _, n in ipairs(cfg.nodes) do
@@ -227,6 +230,7 @@ rb.phase("Tailnet", function()
     return
   end
   rb.step("delete the nodes' devices from the tailnet", function()
+    -- safe to repeat: only the devices listed now are deleted
     local deleted = {}
     for _, d in ipairs(tailscale.devices(v.tailscale_api, v.api_key)) do
       local short = (d.name or ""):match("^([^.]+)")
