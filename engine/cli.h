@@ -39,8 +39,8 @@ typedef struct rb_cli {
   const char *scenario, *vars_file, *state_dir, *log_file, *report_file;
   const char *vars[RB_CLI_MAX_VARS]; /* "K=V" */
   int nvars;
-  double step_timeout;                  /* --step-timeout: seconds, 0 none */
-  const char *limit, *exclude;          /* --limit, --exclude: the runbook variables limit and exclude */
+  double step_timeout;         /* --step-timeout: seconds, 0 none */
+  const char *limit, *exclude; /* --limit, --exclude: the runbook variables limit and exclude */
   /* every --limit and every --exclude given: repeated, they add up (the
   ** items joined with commas); limit and exclude above are the first */
   const char *limits[RB_CLI_MAX_LIST], *excludes[RB_CLI_MAX_LIST];

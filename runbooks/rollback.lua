@@ -197,6 +197,7 @@ rb.phase("Files", function()
     log.warn("the journal has no talconfig.yaml backup: restore it from version control")
   end
   rb.step("remove the Tailscale patch files", function()
+    -- safe to repeat: a file already gone is skipped
     local dir = cfg_dir .. "/patches"
     local removed = {}
     for _, n in ipairs(cfg.nodes) do
@@ -293,6 +294,7 @@ rb.phase("Tailnet", function()
     return
   end
   rb.step("delete the nodes' devices from the tailnet", function()
+    -- safe to repeat: only the devices listed now are deleted
     local deleted = {}
     for _, d in ipairs(tailscale.devices(v.tailscale_api, v.api_key)) do
       local short = (d.name or ""):match("^([^.]+)")

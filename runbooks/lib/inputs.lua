@@ -24,9 +24,9 @@ end
 function M.rule.count_or_percent(s)
   local n, pct = s:match("^%s*(%d+)(%%?)%s*$")
   n = tonumber(n)
-  if not n then return "a count of workers (5) or a percentage of them (25%) expected" end
-  if n < 1 then return "at least 1 expected" end
-  if pct == "%" and n > 100 then return "a percentage of 1 to 100 expected" end
+  if not n or n < 1 or (pct == "%" and n > 100) then
+    return "a count of workers (5) or a percentage of them (25%, 1 to 100) expected"
+  end
 end
 
 function M.rule.url(s)

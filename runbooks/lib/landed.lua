@@ -49,4 +49,37 @@ function M.upgrade_state(ip, want, from, o)
   return state, id
 end
 
+--- talconfig.yaml already holds this run's edit (a kill between its
+--- write and the journal's record of it): every node the run changes has
+--- its tailscale entry in extensionServices, which the run refuses to
+--- start with (its pending check). Returns whether, and the newest backup
+--- of it under <state_dir>/backups (statedir.backup: the original).
+---@param path string talconfig.yaml
+---@param nodes table[] the nodes the run changes ({hostname})
+---@param state_dir string the runbooks' state directory (rb.state_dir)
+---@return boolean, string? backup
+function M.talconfig_edited(path, nodes, state_dir)
+  local talconfig = require "talconfig"
+  local fs = require "runbook.fs"
+  local ok, tc = pcall(talconfig.read, path)
+  if not ok then return false end
+  local by_name = {}
+  for _, n in ipairs(tc.nodes) do by_name[n.hostname] = n end
+  for _, n in ipairs(nodes) do
+    local now = by_name[n.hostname]
+    if not (now and talconfig.tailscale_service_of(now)) then return false end
+  end
+  -- its backup: the newest of that name under <state_dir>/backups
+  -- (statedir.backup, written just before the edit)
+  local base = path:match("([^/]*)$")
+  local dir = (state_dir or ".runbook") .. "/backups"
+  local newest
+  for _, f in ipairs(fs.exists(dir) and fs.list(dir) or {}) do
+    if f:sub(1, #base + 1) == base .. "." and f:match("%d%d%d%d%d%d%d%dT%d%d%d%d%d%dZ") and (not newest or f > newest) then
+      newest = f
+    end
+  end
+  return true, newest and (dir .. "/" .. newest) or nil
+end
+
 return M

@@ -134,9 +134,8 @@ static void test_cli_plan(void **state) {
   assert_string_equal(c.limit, "k8s-1");
   assert_int_equal(c.verbosity, 1);
   /* repeated --limit and --exclude add up (issue #29.7): each one kept */
-  assert_int_equal(PARSE(c, err, "runbook", "run", "r.lua", "--limit", "a", "--limit", "b,c", "--exclude", "c",
-                         "--exclude", "d"),
-                   0);
+  assert_int_equal(
+    PARSE(c, err, "runbook", "run", "r.lua", "--limit", "a", "--limit", "b,c", "--exclude", "c", "--exclude", "d"), 0);
   assert_int_equal(c.nlimits, 2);
   assert_string_equal(c.limits[0], "a");
   assert_string_equal(c.limits[1], "b,c");
