@@ -78,7 +78,7 @@ code=$(NUT_PASS=$pw dry "$src/runbooks/extension.lua" --scenario "$tmp/iscsi.yam
 sed 's/bootSeconds: \[90, 150\]/bootSeconds: [1, 2]/' "$ready" > "$tmp/fast.yaml"
 "$bin" world serve --scenario "$tmp/fast.yaml" --dir "$tmp/world" 2>"$tmp/serve.log" & srv=$!
 # world serve writes world.url first and env last: the served directory is whole once env is there
-for _ in $(seq 100); do [ -s "$tmp/world/env" ] && break; sleep 0.05; done
+for _ in $(seq 400); do [ -s "$tmp/world/env" ] && break; sleep 0.05; done
 url=$(cat "$tmp/world/world.url" 2>/dev/null)
 cd "$tmp/world" || exit 1
 export PATH="$tmp/world/bin:$PATH"
@@ -127,7 +127,7 @@ sed -e 's/bootSeconds: \[90, 150\]/bootSeconds: [1, 2]/' -e 's/^  talosVersion: 
   "$src/runbooks/scenarios/default.yaml" > "$tmp/seed.yaml"
 kill $srv 2>/dev/null; wait $srv 2>/dev/null
 "$bin" world serve --scenario "$tmp/seed.yaml" --dir "$tmp/world2" 2>"$tmp/serve2.log" & srv=$!
-for _ in $(seq 100); do [ -s "$tmp/world2/env" ] && break; sleep 0.05; done
+for _ in $(seq 400); do [ -s "$tmp/world2/env" ] && break; sleep 0.05; done
 url=$(cat "$tmp/world2/world.url" 2>/dev/null)
 cd "$tmp/world2" || exit 1
 export PATH="$tmp/world2/bin:$PATH"
