@@ -102,7 +102,12 @@ for args in "extension.lua --var extension=siderolabs/iscsi-tools" "talos-upgrad
 done
 rm -rf .runbook
 
-timeout 300 "$bin" run extension.lua "${common[@]}" --var extension=siderolabs/iscsi-tools >"$tmp/add.out" 2>&1; code=$?
+# a canary: paused (exit 0) after the first node; --resume does the rest,
+# never the first again
+timeout 300 "$bin" run extension.lua "${common[@]}" --var extension=siderolabs/iscsi-tools --var pause_after_first=true >"$tmp/add0.out" 2>&1; code=$?
+[ $code = 0 ] && check "assert [x['upgrades'] for x in n] == [1, 0, 0], n" && ok "extension add paused after k8s-1 (exit 0), the others untouched" \
+  || { bad "paused add: exit $code; $(state)"; tail -3 "$tmp/add0.out"; }
+timeout 300 "$bin" run extension.lua "${common[@]}" --resume --var extension=siderolabs/iscsi-tools --var pause_after_first=true >"$tmp/add.out" 2>&1; code=$?
 [ $code = 0 ] && check "assert all(x['schematic']=='$ISCSI' and x['extensions']==['siderolabs/iscsi-tools'] and x['upgrades']==1 for x in n), n" \
   && grep -q "factory.talos.dev/installer/$ISCSI" talconfig.yaml && ok "extension add: every node on the iscsi-tools schematic once, talconfig.yaml updated" \
   || { bad "extension add: exit $code; $(state)"; tail -5 "$tmp/add.out"; }
