@@ -75,10 +75,11 @@ local service_entry
 if adding then
   for _, e in ipairs(v.extension) do
     if extensions.needs_config(e) and not v.config then
-      usage(fmt("%s reads an ExtensionServiceConfig (its README): give it with --var config=FILE", e))
+      usage(fmt("%s reads an ExtensionServiceConfig (its README): give it with --var config=FILE (or --var config=none "
+                .. "to add it without one)", e))
     end
   end
-  if v.config then
+  if v.config and v.config ~= "none" then
     if #v.extension > 1 then usage("--var config goes with one extension at a time") end
     local text = fs.read(v.config)
     local doc = yaml.decode(text, {name = v.config})

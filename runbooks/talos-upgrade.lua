@@ -63,6 +63,29 @@ end
 
 local cfg, current, server_versions, plan
 
+--- Warnings for nodes that go to the next minor from a patch older than
+--- the latest of their minor the factory offers.
+local function latest_patch_skipped(offered)
+  local out, said = {}, {}
+  for _, n in ipairs(cfg.nodes) do
+    local from = server_versions[n.ip]
+    local _, fminor, fpatch = talos.parse_version(from)
+    if fminor and fminor < tminor and not said[from] then
+      local best = fpatch
+      for _, ver in ipairs(offered) do
+        local _, m, p = talos.parse_version(ver)
+        if m == fminor and tostring(ver):match("^v%d+%.%d+%.%d+$") and p > best then best = p end
+      end
+      if best > fpatch then
+        said[from] = true
+        out[#out + 1] = fmt("nodes on %s skip v1.%d.%d, the latest patch of their minor: Talos recommends upgrading to it "
+          .. "first (upgrading-talos.md, \"Supported Upgrade Paths\")", from, fminor, best)
+      end
+    end
+  end
+  return out
+end
+
 -- {====== 1. Checks: nothing changes before every one passed
 
 rb.phase("Checks", function()
@@ -113,6 +136,9 @@ rb.phase("Checks", function()
     local known = false
     for _, ver in ipairs(r:json()) do if ver == target then known = true end end
     if not known then error(fmt("the Image Factory does not offer Talos %s", target), 0) end
+    -- the recommended path goes through the latest patch of the current
+    -- minor first (upgrading-talos.md): said, not enforced
+    for _, from in ipairs(latest_patch_skipped(r:json())) do log.warn(from) end
     local offered = factory.official_extensions(target, v.factory_url)
     local out, seen = {}, {}
     for _, n in ipairs(cfg.nodes) do

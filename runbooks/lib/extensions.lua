@@ -3,8 +3,8 @@
 --- a service extension copies its service spec to /usr/local/etc/
 --- containers/<service>.yaml in its pkg.yaml, and Talos runs it as
 --- ext-<service>; the README of the ones that read an
---- ExtensionServiceConfig says so). Generated from the mirror with
---- scripts in docs/extensions.md; an extension not listed here is refused
+--- ExtensionServiceConfig says so). Generated from the mirror as
+--- docs/extension.md says; an extension not listed here is refused
 --- by name before anything changes (the Image Factory's own list for the
 --- target Talos version is checked at run time too).
 local M = {}

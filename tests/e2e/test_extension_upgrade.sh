@@ -21,7 +21,8 @@ dry() { "$bin" run "$@" --dry-run >"$tmp/dry.out" 2>&1; echo $?; }
 # {====== rehearsals with faults
 iscsi_world "[]" "$tmp/iscsi.yaml"
 code=$(dry "$src/runbooks/talos-upgrade.lua" --scenario "$tmp/iscsi.yaml" --var version=v1.11.3)
-[ "$code" = 0 ] && grep -q "k8s-3 ext-iscsid running" "$tmp/dry.out" && ok "talos-upgrade rehearsal: exit 0, ext-iscsid gated on every node" \
+[ "$code" = 0 ] && grep -q "k8s-3 ext-iscsid running" "$tmp/dry.out" && grep -q "nodes on v1.10.6 skip v1.10.7, the latest patch of their minor" "$tmp/dry.out" \
+  && ok "talos-upgrade rehearsal: exit 0, ext-iscsid gated on every node, the skipped latest patch warned" \
   || { bad "talos-upgrade rehearsal exit $code"; tail -5 "$tmp/dry.out"; }
 
 code=$(dry "$src/runbooks/talos-upgrade.lua" --scenario "$tmp/iscsi.yaml" --var version=v1.12.0)
@@ -45,13 +46,24 @@ code=$(dry "$src/runbooks/talos-upgrade.lua" --scenario "$tmp/f3.yaml" --var ver
 [ "$code" = 1 ] && grep -q "k8s-2 is still unreachable after 300 s: what it runs is unknown, so it was not rolled back" "$tmp/dry.out" \
   && ok "a node that never returns: stopped, the decision table refuses to roll back blind" || { bad "node_never_returns: exit $code"; tail -4 "$tmp/dry.out"; }
 
+iscsi_world "[{type: boot_fails, node: k8s-2}]" "$tmp/f5.yaml"
+code=$(dry "$src/runbooks/talos-upgrade.lua" --scenario "$tmp/f5.yaml" --var version=v1.11.3)
+[ "$code" = 1 ] && grep -q "k8s-2 came back on its previous image" "$tmp/dry.out" \
+  && grep -q "k8s-2 runs its previous image: no rollback" "$tmp/dry.out" && grep -q "still in effect: .*Nodes/upgrade k8s-1" "$tmp/dry.out" \
+  && ok "a node that fell back: the decision table leaves it (no rollback), k8s-1 stays upgraded" || { bad "boot_fails: exit $code"; grep -n "ERROR" "$tmp/dry.out" | head -4; }
+
+code=$(dry "$src/runbooks/talos-upgrade.lua" --scenario "$tmp/iscsi.yaml" --var version=v1.11.3 --var limit=k8s-1,k8s-3 --var pause_after_first=true)
+[ "$code" = 0 ] && grep -q "this run changes 2 of 3 nodes: k8s-1, k8s-3" "$tmp/dry.out" \
+  && grep -q "paused: k8s-1, the first node, passed every gate (1 more to go)" "$tmp/dry.out" && ! grep -q "upgrade k8s-2" "$tmp/dry.out" \
+  && ok "--limit and pause_after_first: two nodes chosen, a pause (exit 0) after the first" || { bad "limit/pause: exit $code"; tail -3 "$tmp/dry.out"; }
+
 iscsi_world "[{type: etcd_unhealthy, node: k8s-3}]" "$tmp/f4.yaml"
 code=$(dry "$src/runbooks/extension.lua" --scenario "$tmp/f4.yaml" --var extension=siderolabs/qemu-guest-agent)
 [ "$code" = 1 ] && grep -q "cluster healthy before anything changes" "$tmp/dry.out" && ! grep -q "→ Files/update" "$tmp/dry.out" \
   && ok "extension with etcd unhealthy: the first gate stops it, nothing written" || { bad "etcd_unhealthy: exit $code"; tail -3 "$tmp/dry.out"; }
 
 code=$(dry "$src/runbooks/extension.lua" --scenario "$tmp/iscsi.yaml" --var extension=siderolabs/nut-client)
-[ "$code" = 2 ] && grep -q "siderolabs/nut-client reads an ExtensionServiceConfig (its README): give it with --var config=FILE" "$tmp/dry.out" \
+[ "$code" = 2 ] && grep -q "siderolabs/nut-client reads an ExtensionServiceConfig (its README): give it with --var config=FILE (or --var config=none" "$tmp/dry.out" \
   && ok "an extension that needs its ExtensionServiceConfig and gets none: refused (exit 2)" || { bad "nut-client without config: exit $code"; tail -3 "$tmp/dry.out"; }
 # an extension with its ExtensionServiceConfig: the file's ${NUT_PASS} stays a
 # variable in talconfig.yaml, the value is masked everywhere the run writes
@@ -66,7 +78,8 @@ code=$(NUT_PASS=$pw dry "$src/runbooks/extension.lua" --scenario "$tmp/iscsi.yam
 # {====== served world, for real
 sed 's/bootSeconds: \[90, 150\]/bootSeconds: [1, 2]/' "$ready" > "$tmp/fast.yaml"
 "$bin" world serve --scenario "$tmp/fast.yaml" --dir "$tmp/world" 2>"$tmp/serve.log" & srv=$!
-for _ in $(seq 100); do [ -s "$tmp/world/world.url" ] && break; sleep 0.05; done
+# world serve writes world.url first and env last: the served directory is whole once env is there
+for _ in $(seq 400); do [ -s "$tmp/world/env" ] && break; sleep 0.05; done
 url=$(cat "$tmp/world/world.url" 2>/dev/null)
 cd "$tmp/world" || exit 1
 export PATH="$tmp/world/bin:$PATH"
@@ -89,7 +102,12 @@ for args in "extension.lua --var extension=siderolabs/iscsi-tools" "talos-upgrad
 done
 rm -rf .runbook
 
-timeout 300 "$bin" run extension.lua "${common[@]}" --var extension=siderolabs/iscsi-tools >"$tmp/add.out" 2>&1; code=$?
+# a canary: paused (exit 0) after the first node; --resume does the rest,
+# never the first again
+timeout 300 "$bin" run extension.lua "${common[@]}" --var extension=siderolabs/iscsi-tools --var pause_after_first=true >"$tmp/add0.out" 2>&1; code=$?
+[ $code = 0 ] && check "assert [x['upgrades'] for x in n] == [1, 0, 0], n" && ok "extension add paused after k8s-1 (exit 0), the others untouched" \
+  || { bad "paused add: exit $code; $(state)"; tail -3 "$tmp/add0.out"; }
+timeout 300 "$bin" run extension.lua "${common[@]}" --resume --var extension=siderolabs/iscsi-tools --var pause_after_first=true >"$tmp/add.out" 2>&1; code=$?
 [ $code = 0 ] && check "assert all(x['schematic']=='$ISCSI' and x['extensions']==['siderolabs/iscsi-tools'] and x['upgrades']==1 for x in n), n" \
   && grep -q "factory.talos.dev/installer/$ISCSI" talconfig.yaml && ok "extension add: every node on the iscsi-tools schematic once, talconfig.yaml updated" \
   || { bad "extension add: exit $code; $(state)"; tail -5 "$tmp/add.out"; }
@@ -115,7 +133,7 @@ sed -e 's/bootSeconds: \[90, 150\]/bootSeconds: [1, 2]/' -e 's/^  talosVersion: 
   "$src/runbooks/scenarios/default.yaml" > "$tmp/seed.yaml"
 kill $srv 2>/dev/null; wait $srv 2>/dev/null
 "$bin" world serve --scenario "$tmp/seed.yaml" --dir "$tmp/world2" 2>"$tmp/serve2.log" & srv=$!
-for _ in $(seq 100); do [ -s "$tmp/world2/world.url" ] && break; sleep 0.05; done
+for _ in $(seq 400); do [ -s "$tmp/world2/env" ] && break; sleep 0.05; done
 url=$(cat "$tmp/world2/world.url" 2>/dev/null)
 cd "$tmp/world2" || exit 1
 export PATH="$tmp/world2/bin:$PATH"
