@@ -45,7 +45,6 @@ local function write_files(dir, url, world, serving, tls)
   core_fs.mkdir_p(dir .. "/bin")
   local self = sys.exe()
   local url_file = dir .. "/world.url"
-  core_fs.write(url_file, url .. "\n", {mode = tonumber("600", 8)})
   for _, name in ipairs(serving.programs) do
     core_fs.write(dir .. "/bin/" .. name,
       fmt("#!/bin/sh\n# %s of the simulated world served by runbook (URL in %s)\nexec %s world call %s %s \"$@\"\n",
@@ -62,6 +61,8 @@ local function write_files(dir, url, world, serving, tls)
   end
   core_fs.write(dir .. "/env", fmt("export PATH=%s:\"$PATH\"\nexport RUNBOOK_WORLD_URL=%s\n%s",
                                    sh_quote(dir .. "/bin"), sh_quote(url), api_env), {mode = tonumber("600", 8)})
+  -- last: a caller waiting for world.url finds every other file written
+  core_fs.write(url_file, url .. "\n", {mode = tonumber("600", 8)})
 end
 
 --- @args relative to the caller's directory become absolute for the world
