@@ -26,10 +26,22 @@ local function sh_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
---- The real program of that name on PATH, DIR/bin left out (the shims).
+--- Whether the file is a shim or wrapper a served world wrote (this one's
+--- or another's still on PATH): its second line says so.
+local function ours(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local head = f:read(256) or ""
+  f:close()
+  return head:match("^#![^\n]*\n# [^\n]*served by runbook") ~= nil
+end
+
+--- The real program of that name on PATH: no shim or wrapper of a served
+--- world (DIR/bin, or an older world's bin left first on PATH).
 local function real_program(name, bindir)
   for d in (os.getenv("PATH") or ""):gmatch("[^:]+") do
-    if d ~= bindir and core_fs.exists(d .. "/" .. name) then return d .. "/" .. name end
+    local p = d .. "/" .. name
+    if d ~= bindir and core_fs.exists(p) and not ours(p) then return p end
   end
 end
 

@@ -108,9 +108,18 @@ if RUNBOOK_SOURCE="$src" timeout 120 "$bin" test "$src/tests/e2e/kube_lib_client
 else bad "kube lib:"; cat "$tmp/lib.out"; fi
 # }======
 
+# a second world served while the first's bin/ is first on PATH: its
+# kubectl is still the real one, not the first world's wrapper
+"$bin" world serve --dir "$tmp/world2" 2>"$tmp/serve2.log" & srv2=$!
+for _ in $(seq 100); do [ -s "$tmp/world2/world.url" ] && [ -s "$tmp/world2/env" ] && break; sleep 0.05; done
+real2=$(sed -n "s/.* exec '\(.*\)' \"\$@\"/\1/p" "$tmp/world2/bin/kubectl")
+kill $srv2 2>/dev/null; wait $srv2 2>/dev/null
+[ -n "$real" ] && [ "$real2" = "$real" ] && ok "a world served after another runs the real kubectl, not the other's wrapper" \
+  || bad "second world's kubectl: $(cat "$tmp/world2/bin/kubectl")"
+
 # the token is in no file but the 0600 ones, and in no log
 [ "$(stat -c %a "$tmp/world/kubeconfig")" = 600 ] && ok "the kubeconfig is 0600" || bad "kubeconfig mode $(stat -c %a "$tmp/world/kubeconfig")"
-if grep -rlF -- "$token" "$tmp" 2>/dev/null | grep -vxF -e "$tmp/world/world.url" -e "$tmp/world/kubeconfig" -e "$tmp/world/env" | grep -q .; then
+if grep -rlF -- "$token" "$tmp" --exclude-dir=world2 2>/dev/null | grep -vxF -e "$tmp/world/world.url" -e "$tmp/world/kubeconfig" -e "$tmp/world/env" | grep -q .; then
   bad "the token is in other files: $(grep -rlF -- "$token" "$tmp")"
 else
   ok "the token is only in world.url, env and kubeconfig (0600)"
