@@ -149,7 +149,14 @@ return function(K)
       for _, f in ipairs(uf) do lines[#lines + 1] = fmt("UNDO FAILED: %s: %s (check this by hand)", f.id, f.err) end
       local done = in_effect(undone)
       if #done > 0 then lines[#lines + 1] = "still in effect: " .. table.concat(done, ", ") end
-      if S.journal_failed then
+      local jpath = S.journal_failed and S.journal and S.journal.path
+      local jst = jpath and core_fs.exists(jpath) and core_fs.stat(jpath)
+      if S.journal_failed and not (jst and jst.size > 0) then
+        -- its first record could not be written: nothing to resume, and
+        -- --resume would say so; nothing was changed either
+        lines[#lines + 1] = fmt("next: make room for the journal (disk space, open files), then run %s again: "
+                                .. "nothing was recorded, so nothing was changed and there is nothing to resume", runbook_name)
+      elseif S.journal_failed then
         lines[#lines + 1] = fmt("next: make room for the journal (disk space, open files), then 'runbook run %s --resume': "
                                 .. "the steps it recorded are skipped, the one cut short runs again", runbook_name)
       elseif recorded and not M.dry_run and changed then

@@ -123,6 +123,16 @@ leak=$(for c in "" run plan world check list test; do "$bin" $c --help 2>&1; don
 if [ -z "$leak" ]; then echo "ok   the help names no runbook's variables"; passes=$((passes+1))
 else echo "FAIL the help names a runbook's variables: $leak"; fails=$((fails+1)); fi
 
+# #30.24: the journal's first record cannot be written (a file size limit
+# of 0: EFBIG): the advice is to run again, not --resume (which would
+# answer "nothing to resume"), and running again works
+printf 'local rb = require "runbook"\nrb.step("one", function() end)\n' > jfirst.lua
+out=$( (trap '' XFSZ; ulimit -f 0; "$bin" run jfirst.lua --state-dir jst 2>&1 | cat) ); code=$?
+again=$("$bin" run jfirst.lua --state-dir jst 2>&1); code2=$?
+if grep -q "then run jfirst.lua again: nothing was recorded" <<<"$out" && ! grep -q -- "--resume" <<<"$out" && [ "$code2" -eq 0 ]; then
+  echo "ok   a journal whose first record failed advises a new run, which works"; passes=$((passes+1))
+else echo "FAIL first journal record failed: $out / second run exit $code2: $again"; fails=$((fails+1)); fi
+
 # The signal tests wait until the run has started (a slow, loaded machine
 # or an ASan build may take a while), not a fixed time.
 wait_for() {   # wait_for FILE: up to 30 s
