@@ -194,3 +194,17 @@ function test_a_secret_printed_by_yaml_encode_is_masked()
     t.eq(sys.mask(text), 'k: "***"\n')
   end
 end
+
+-- #30.24: headers libcurl refuses are named as such (kind too_large), not
+-- as "is it a TLS port?" (60,000 headers) or "Out of memory" (one 10 MiB
+-- header)
+test_headers_libcurl_refuses_are_named = with_server(function()
+  local e = t.raises(http.get, url("/headers?n=60000"), {timeout = 60})
+  t.eq(e.kind, "too_large")
+  t.match(e.message, "the response headers are larger than libcurl accepts")
+  t.truthy(not e.message:find("TLS port", 1, true), e.message)
+  e = t.raises(http.get, url("/headers?one=1&n=" .. 10 * 1024 * 1024), {timeout = 60})
+  t.eq(e.kind, "too_large")
+  t.match(e.message, "one header over its 100 KiB")
+  t.eq(http.get(url("/headers?n=200")).status, 200)
+end)
