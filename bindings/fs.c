@@ -38,7 +38,11 @@ static int fs_fail(lua_State *L, const char *op, const char *path, int err) {
 
 /* What a file that is not a regular one is, for the message. */
 static const char *file_kind(mode_t m) {
-  return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) || S_ISBLK(m) ? "a device" : S_ISSOCK(m) ? "a socket" : "not a file";
+  return S_ISDIR(m)                 ? "a directory"
+         : S_ISFIFO(m)              ? "a FIFO"
+         : S_ISCHR(m) || S_ISBLK(m) ? "a device"
+         : S_ISSOCK(m)              ? "a socket"
+                                    : "not a file";
 }
 
 /* Every file read has a cap: a runbook's inputs are configs and lists. */
@@ -141,7 +145,8 @@ static int link_backup(lua_State *L, const char *path, char *bak, size_t baklen)
   gmtime_r(&now, &tm);
   strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
   for (k = 0; k < 100; k++) {
-    int n = k == 0 ? snprintf(bak, baklen, "%s.bak.%s", path, stamp) : snprintf(bak, baklen, "%s.bak.%s.%d", path, stamp, k);
+    int n =
+      k == 0 ? snprintf(bak, baklen, "%s.bak.%s", path, stamp) : snprintf(bak, baklen, "%s.bak.%s.%d", path, stamp, k);
     if (n < 0 || (size_t)n >= baklen) return ENAMETOOLONG; /* never a link under a cut name */
     if (link(path, bak) == 0) return 0;
     if (errno != EEXIST) return errno;

@@ -323,8 +323,8 @@ static int http_k(lua_State *L, int status, lua_KContext ctx) {
   }
   if (r->result != CURLE_OK && headers_refused(r)) {
     curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
-    rb_error_push(L, "too_large", "%s: the response headers are larger than libcurl accepts (%s); stopped", url ? url : "?",
-                  r->errbuf[0] ? r->errbuf : "one header over its 100 KiB");
+    rb_error_push(L, "too_large", "%s: the response headers are larger than libcurl accepts (%s); stopped",
+                  url ? url : "?", r->errbuf[0] ? r->errbuf : "one header over its 100 KiB");
     rb_error_setfield(L, "url", url ? url : "");
     req_free(r);
     return lua_error(L);

@@ -132,8 +132,9 @@ static char *yaml_escaped(const char *s, size_t len, size_t *outlen) {
       v = (v << 6) | ((unsigned char)s[i + k] & 0x3F);
     }
     if (v == 0x0A) name = "n";
-    else if ((v >= 0x20 && v <= 0x7E && v != '"' && v != '\\') || (v >= 0xA0 && v <= 0xD7FF && v != 0x2028 && v != 0x2029) ||
-             (v >= 0xE000 && v <= 0xFFFD && v != 0xFEFF)) {
+    else if ((v >= 0x20 && v <= 0x7E && v != '"' && v != '\\')
+             || (v >= 0xA0 && v <= 0xD7FF && v != 0x2028 && v != 0x2029)
+             || (v >= 0xE000 && v <= 0xFFFD && v != 0xFEFF)) {
       memcpy(o, s + i, n); /* printable: as it is */
       o += n;
       i += n;

@@ -189,8 +189,10 @@ cat > nested.lua <<'LUA'
 local async, exec = require "runbook.async", require "runbook.exec"
 async.spawn(exec.run, {"sh", "-c", "echo $$ > nested.child; exec sleep 60"})
 while not io.open("nested.child") do require("runbook.time").sleep(0.02) end
-io.open("nested.started", "w"):close()
-coroutine.wrap(function() local t0 = os.time() while os.time() - t0 < 30 do end end)()
+coroutine.wrap(function()   -- the marker from inside: both signals land in the loop
+  io.open("nested.started", "w"):close()
+  local t0 = os.time() while os.time() - t0 < 30 do end
+end)()
 LUA
 "$bin" run nested.lua >/dev/null 2>"$tmp/nested.err" & pid=$!
 wait_for nested.started; sleep 0.2; kill -INT $pid; sleep 0.2; kill -INT $pid
