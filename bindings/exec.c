@@ -30,49 +30,6 @@
 #include "bindings.h"
 #include "exec_priv.h"
 
-#define EXEC_READ_CHUNK 65536
-
-typedef struct out_stream {
-  char *data; /* captured bytes */
-  size_t len, cap, max;
-  size_t dropped;
-  int eof;
-  char *line; /* partial line for on_line */
-  size_t line_len, line_cap;
-} out_stream;
-
-typedef struct exec_req {
-  struct exec_req *next, **pprev; /* exec_live list; pprev NULL once detached */
-  rb_sched *s;
-  rb_task *task; /* NULL once the task no longer waits (orphaned) */
-  uv_process_t *proc;
-  uv_pipe_t *pin, *pout, *perr;
-  int open_handles;
-  int pid;
-  int exited;
-  int64_t code;
-  int term_signal;
-  out_stream out, err;
-  int want_lines;
-  size_t max_line; /* on_line gets longer lines in pieces */
-  char *lines;     /* pending lines (queue_line) */
-  size_t lines_len, lines_cap;
-  char *dlv; /* the lines being handed to on_line, which may wait */
-  size_t dlv_off, dlv_len;
-  rb_timer timeout, kill;
-  double grace;
-  int timed_out;
-  int killed; /* SIGKILL sent: stop waiting for the pipes once exited */
-  uint64_t started;
-  uint64_t finished;
-  int woken; /* task already queued */
-  char *stdin_data;
-  size_t stdin_len;
-  uv_write_t wreq;
-  uv_shutdown_t sreq;
-  char readbuf[EXEC_READ_CHUNK];
-} exec_req;
-
 /* The children of one engine that are not yet reaped. */
 typedef struct exec_live {
   exec_req *head;
@@ -142,8 +99,6 @@ static void req_progress(exec_req *r) {
 
 /* {====================================================== signals and timers */
 
-static void queue_line(exec_req *r, char tag, const char *s, size_t n);
-
 /* The group outlives the child when a grandchild runs on (`sleep 60 &`)
 ** and holds its stdout: it is signalled as long as the request waits for
 ** the pipes. The group's id cannot be reused while it has a member; the
@@ -154,22 +109,12 @@ static void signal_group(exec_req *r, int sig) {
   if (!r->exited) kill(r->pid, sig);
 }
 
-static void end_stream(exec_req *r, uv_pipe_t *p, out_stream *o, char tag) {
-  if (o->eof) return;
-  uv_read_stop((uv_stream_t *)p);
-  o->eof = 1;
-  if (r->want_lines && o->line_len > 0) {
-    queue_line(r, tag, o->line, o->line_len);
-    o->line_len = 0;
-  }
-}
-
 /* After SIGKILL, once the child is gone, the pipes are not waited for: a
 ** process that left the group (setsid) may hold them for good. */
 static void stop_waiting(exec_req *r) {
   if (!r->killed || !r->exited) return;
-  end_stream(r, r->pout, &r->out, 'o');
-  end_stream(r, r->perr, &r->err, 'e');
+  exec_end_stream(r, r->pout, &r->out, 'o');
+  exec_end_stream(r, r->perr, &r->err, 'e');
 }
 
 static void kill_fire(rb_timer *tm) {
@@ -217,87 +162,12 @@ static void exec_orphan(rb_task *t, void *data) {
 
 /* {====================================================== I/O callbacks */
 
-static int grow(char **p, size_t *cap, size_t need) {
-  if (need <= *cap) return 1;
-  {
-    size_t c = *cap ? *cap : 256;
-    char *n;
-    while (c < need) c *= 2;
-    n = realloc(*p, c);
-    if (n == NULL) return 0;
-    *p = n;
-    *cap = c;
-  }
-  return 1;
-}
-
-/* A pending line: tag, length, bytes (a line may hold NUL bytes). Tags 'o'
-** and 'e' end a line, 'O' and 'E' are a piece of a longer one. */
-static void queue_line(exec_req *r, char tag, const char *s, size_t n) {
-  if (!grow(&r->lines, &r->lines_cap, r->lines_len + 1 + sizeof n + n)) return;
-  r->lines[r->lines_len++] = tag;
-  memcpy(r->lines + r->lines_len, &n, sizeof n);
-  r->lines_len += sizeof n;
-  memcpy(r->lines + r->lines_len, s, n);
-  r->lines_len += n;
-}
-
-/* Adds bytes holding no newline to the stream's partial line. A line
-** longer than max_line goes to on_line in pieces of max_line bytes, so
-** that a child writing one endless line cannot make us hold it whole. */
-static void add_to_line(exec_req *r, out_stream *o, char tag, const char *buf, size_t part) {
-  while (part > 0) {
-    size_t take;
-    if (o->line_len >= r->max_line) {
-      queue_line(r, (char)(tag - 'a' + 'A'), o->line, o->line_len);
-      o->line_len = 0;
-    }
-    take = r->max_line - o->line_len;
-    if (take > part) take = part;
-    if (grow(&o->line, &o->line_cap, o->line_len + take)) {
-      memcpy(o->line + o->line_len, buf, take);
-      o->line_len += take;
-    }
-    buf += take;
-    part -= take;
-  }
-}
-
-static void capture(exec_req *r, out_stream *o, char tag, const char *buf, size_t n) {
-  size_t keep = o->max > o->len ? o->max - o->len : 0;
-  if (keep > n) keep = n;
-  if (keep > 0 && grow(&o->data, &o->cap, o->len + keep + 1)) {
-    memcpy(o->data + o->len, buf, keep);
-    o->len += keep;
-  }
-  else keep = 0;
-  o->dropped += n - keep;
-  if (!r->want_lines) return;
-  while (n > 0) {
-    const char *nl = memchr(buf, '\n', n);
-    size_t part = nl ? (size_t)(nl - buf) : n;
-    add_to_line(r, o, tag, buf, part);
-    if (!nl) break;
-    queue_line(r, tag, o->line, o->line_len);
-    o->line_len = 0;
-    buf += part + 1;
-    n -= part + 1;
-  }
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  exec_req *r = (exec_req *)h->data;
-  (void)suggested;
-  buf->base = r->readbuf;
-  buf->len = sizeof r->readbuf;
-}
-
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
   exec_req *r = (exec_req *)st->data;
   out_stream *o = st == (uv_stream_t *)r->pout ? &r->out : &r->err;
   char tag = o == &r->out ? 'o' : 'e';
-  if (n > 0) capture(r, o, tag, buf->base, (size_t)n);
-  if (n < 0) end_stream(r, (uv_pipe_t *)st, o, tag); /* UV_EOF or a read error: the stream is over */
+  if (n > 0) exec_capture(r, o, tag, buf->base, (size_t)n);
+  if (n < 0) exec_end_stream(r, (uv_pipe_t *)st, o, tag); /* UV_EOF or a read error: the stream is over */
   req_progress(r);
 }
 
@@ -562,7 +432,8 @@ static void check_opts(lua_State *L, exec_opts *op) {
   op->grace = exec_opt_number(L, 2, "grace", 5);
   op->max_line = exec_opt_number(L, 2, "max_line", 1024 * 1024);
   luaL_argcheck(L, op->max_line >= 1 && op->max_line <= 1e9, 2, "opts.max_line must be 1 .. 1e9 bytes");
-  luaL_argcheck(L, op->timeout >= 0 && op->timeout <= RB_MAX_SECONDS, 2, "opts.timeout must be 0 .. 1e9 seconds (0: none)");
+  luaL_argcheck(L, op->timeout >= 0 && op->timeout <= RB_MAX_SECONDS, 2,
+                "opts.timeout must be 0 .. 1e9 seconds (0: none)");
   luaL_argcheck(L, op->max_output >= 0 && op->max_output <= 1e15, 2, "opts.max_output must be 0 .. 1e15 bytes");
   luaL_argcheck(L, op->grace >= 0 && op->grace <= RB_MAX_SECONDS, 2, "opts.grace must be 0 .. 1e9 seconds");
 }
@@ -630,8 +501,8 @@ static int spawn_child(exec_req *r, spawn_args *a) {
 /* Starts reading the child's output, writing its stdin and the timeout. */
 static void start_io(exec_req *r, double timeout) {
   /* a stream that cannot be read is over: waiting for it would never end */
-  if (uv_read_start((uv_stream_t *)r->pout, alloc_cb, read_cb) != 0) end_stream(r, r->pout, &r->out, 'o');
-  if (uv_read_start((uv_stream_t *)r->perr, alloc_cb, read_cb) != 0) end_stream(r, r->perr, &r->err, 'e');
+  if (uv_read_start((uv_stream_t *)r->pout, exec_alloc_cb, read_cb) != 0) exec_end_stream(r, r->pout, &r->out, 'o');
+  if (uv_read_start((uv_stream_t *)r->perr, exec_alloc_cb, read_cb) != 0) exec_end_stream(r, r->perr, &r->err, 'e');
   if (r->pin) {
     uv_buf_t b = uv_buf_init(r->stdin_data, (unsigned)r->stdin_len);
     r->wreq.data = r;

@@ -38,7 +38,11 @@ static int fs_fail(lua_State *L, const char *op, const char *path, int err) {
 
 /* What a file that is not a regular one is, for the message. */
 static const char *file_kind(mode_t m) {
-  return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISCHR(m) || S_ISBLK(m) ? "a device" : S_ISSOCK(m) ? "a socket" : "not a file";
+  return S_ISDIR(m)                 ? "a directory"
+         : S_ISFIFO(m)              ? "a FIFO"
+         : S_ISCHR(m) || S_ISBLK(m) ? "a device"
+         : S_ISSOCK(m)              ? "a socket"
+                                    : "not a file";
 }
 
 /* Every file read has a cap: a runbook's inputs are configs and lists. */
@@ -141,7 +145,8 @@ static int link_backup(lua_State *L, const char *path, char *bak, size_t baklen)
   gmtime_r(&now, &tm);
   strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
   for (k = 0; k < 100; k++) {
-    int n = k == 0 ? snprintf(bak, baklen, "%s.bak.%s", path, stamp) : snprintf(bak, baklen, "%s.bak.%s.%d", path, stamp, k);
+    int n =
+      k == 0 ? snprintf(bak, baklen, "%s.bak.%s", path, stamp) : snprintf(bak, baklen, "%s.bak.%s.%d", path, stamp, k);
     if (n < 0 || (size_t)n >= baklen) return ENAMETOOLONG; /* never a link under a cut name */
     if (link(path, bak) == 0) return 0;
     if (errno != EEXIST) return errno;
@@ -323,6 +328,26 @@ static int fs_list(lua_State *L) {
 }
 
 /* mkdir_p(path [, mode = 0755]) */
+/* For a private directory (mode without group/other bits: backups of
+** machine configs, which hold the cluster's secrets): a component that is
+** a symbolic link to a directory others may write, or a directory others
+** may write without the sticky bit, is refused with one message rather
+** than followed without a word; the directory itself must be ours. */
+static int private_path_ok(lua_State *L, const char *dir, int last) {
+  struct stat lst, st;
+  if (lstat(dir, &lst) != 0 || stat(dir, &st) != 0) return fs_fail(L, "mkdir", dir, errno);
+  if (S_ISLNK(lst.st_mode) && (st.st_mode & S_IWOTH))
+    return rb_error_raise(L, "fs",
+                          "mkdir %s: a symbolic link to a directory others may write: refused for private files "
+                          "(make it a directory of its own)",
+                          dir);
+  if (!S_ISLNK(lst.st_mode) && (st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX))
+    return rb_error_raise(L, "fs", "mkdir %s: a directory others may write: refused for private files", dir);
+  if (last && st.st_uid != geteuid())
+    return rb_error_raise(L, "fs", "mkdir %s: not ours (uid %ld): refused for private files", dir, (long)st.st_uid);
+  return 0;
+}
+
 static int fs_mkdir_p(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   mode_t mode = (mode_t)luaL_optinteger(L, 2, 0755);
@@ -337,6 +362,7 @@ static int fs_mkdir_p(lua_State *L) {
       buf[i] = '\0';
       if (mkdir(buf, mode) != 0 && errno != EEXIST) return fs_fail(L, "mkdir", buf, errno);
       if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode)) return fs_fail(L, "mkdir", buf, ENOTDIR);
+      if ((mode & 077) == 0) private_path_ok(L, buf, c == '\0');
       buf[i] = c;
     }
   }

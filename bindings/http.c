@@ -253,6 +253,16 @@ static const char *hint(CURLcode c, const char *url) {
   return "";
 }
 
+/* libcurl refused the response's headers, which it reports in words that
+** misled (libcurl 7.88.1): over 300 KiB in all, "Too large response
+** headers" as a receive error (which the TLS-port hint then followed);
+** one header over CURL_MAX_HTTP_HEADER (100 KiB, curl.h), "Out of memory"
+** with the status line already received. */
+static int headers_refused(const http_req *r) {
+  if (strstr(r->errbuf, "response headers") != NULL || strstr(r->errbuf, "header (max is") != NULL) return 1;
+  return r->result == CURLE_OUT_OF_MEMORY && r->head.len > 0 && r->resp.len == 0;
+}
+
 /* Pushes the headers as a table with lower-cased names; repeated headers
 ** are joined with ", ". */
 static void push_headers(lua_State *L, const rb_buf *b) {
@@ -307,6 +317,14 @@ static int http_k(lua_State *L, int status, lua_KContext ctx) {
     curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
     rb_error_push(L, "too_large", "%s: the response body is over max_body (%zu bytes, counted decoded); stopped",
                   url ? url : "?", r->max_body);
+    rb_error_setfield(L, "url", url ? url : "");
+    req_free(r);
+    return lua_error(L);
+  }
+  if (r->result != CURLE_OK && headers_refused(r)) {
+    curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
+    rb_error_push(L, "too_large", "%s: the response headers are larger than libcurl accepts (%s); stopped",
+                  url ? url : "?", r->errbuf[0] ? r->errbuf : "one header over its 100 KiB");
     rb_error_setfield(L, "url", url ? url : "");
     req_free(r);
     return lua_error(L);

@@ -120,8 +120,9 @@ void http_check_opts(lua_State *L, http_opts *op) {
   op->method = lua_isnil(L, -1) ? "GET" : lua_tostring(L, -1);
   op->timeout = opt_num(L, "timeout", 60);
   op->ctimeout = opt_num(L, "connect_timeout", 10);
-  luaL_argcheck(L, op->timeout > 0 && op->ctimeout > 0 && op->timeout <= RB_MAX_SECONDS && op->ctimeout <= RB_MAX_SECONDS, 1,
-                "timeouts must be > 0 and at most 1e9 seconds");
+  luaL_argcheck(L,
+                op->timeout > 0 && op->ctimeout > 0 && op->timeout <= RB_MAX_SECONDS && op->ctimeout <= RB_MAX_SECONDS,
+                1, "timeouts must be > 0 and at most 1e9 seconds");
   op->max_body = opt_num(L, "max_body", 8 * 1024 * 1024);
   luaL_argcheck(L, op->max_body >= 0 && op->max_body <= 4e9, 1, "max_body must be 0 .. 4e9 bytes");
   check_headers(L);

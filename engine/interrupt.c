@@ -38,12 +38,12 @@
 /* count events only: a hook may yield from those */
 #define HOOK_MASK LUA_MASKCOUNT
 
-static volatile sig_atomic_t sig_count; /* SIGINT/SIGTERM received */
-static volatile sig_atomic_t sig_last;  /* the last one's number */
+static volatile sig_atomic_t sig_count;  /* SIGINT/SIGTERM received */
+static volatile sig_atomic_t sig_last;   /* the last one's number */
 static volatile sig_atomic_t quit_count; /* SIGQUIT received */
-static lua_State *volatile running;     /* the task thread inside lua_resume */
-static uv_async_t *volatile wake;       /* makes a blocked uv_run return */
-static rb_sched *owner;                 /* the one scheduler of the process */
+static lua_State *volatile running;      /* the task thread inside lua_resume */
+static uv_async_t *volatile wake;        /* makes a blocked uv_run return */
+static rb_sched *owner;                  /* the one scheduler of the process */
 
 static void stop_hook(lua_State *L, lua_Debug *ar);
 

@@ -68,8 +68,8 @@ struct rb_sched {
   int nlive;
   rb_task *current;
   int next_id;
-  int interrupted; /* SIGINT/SIGTERM seen */
-  int polling;     /* inside sched_run's uv_run */
+  int interrupted;            /* SIGINT/SIGTERM seen */
+  int polling;                /* inside sched_run's uv_run */
   int quit_seen;              /* SIGQUITs already dumped */
   uv_async_t *sigwake;        /* SIGINT/SIGTERM wake the loop (interrupt.c) */
   int sig_seen;               /* signals already taken */

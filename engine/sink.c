@@ -104,6 +104,75 @@ static char *json_escaped(const char *s, size_t len, int html, size_t *outlen) {
   return out;
 }
 
+/* The secret as libyaml writes it in a double-quoted scalar (yaml.encode
+** of a string holding a control character): libyaml 0.2.5, emitter.c,
+** yaml_emitter_write_double_quoted: every character that is not printable
+** (IS_PRINTABLE), a line break (IS_BREAK: U+2028, U+2029 too), '"' and '\\' are escaped, by name where
+** YAML has one (\0 \a \b \t \n \v \f \r \e \N \_ \L \P), else as \xXX,
+** \uXXXX or \UXXXXXXXX in upper-case hex. Unicode output is on
+** (yaml_encode.c) and the width unlimited, so nothing else changes.
+** Returns a malloc'd string, or NULL when it equals the secret or is not
+** UTF-8 (libyaml would not write it). */
+static char *yaml_escaped(const char *s, size_t len, size_t *outlen) {
+  static const char hex[] = "0123456789ABCDEF";
+  char *out = malloc(len * 10 + 1), *o = out;
+  size_t i = 0;
+  if (out == NULL) abort();
+  while (i < len) {
+    unsigned char c = (unsigned char)s[i];
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+    unsigned long v;
+    size_t k;
+    const char *name = NULL;
+    int width;
+    if (n == 0 || i + n > len) goto invalid;
+    v = n == 1 ? c : (unsigned long)(c & (0xFF >> (n + 1)));
+    for (k = 1; k < n; k++) {
+      if (((unsigned char)s[i + k] >> 6) != 2) goto invalid;
+      v = (v << 6) | ((unsigned char)s[i + k] & 0x3F);
+    }
+    if (v == 0x0A) name = "n";
+    else if ((v >= 0x20 && v <= 0x7E && v != '"' && v != '\\')
+             || (v >= 0xA0 && v <= 0xD7FF && v != 0x2028 && v != 0x2029)
+             || (v >= 0xE000 && v <= 0xFFFD && v != 0xFEFF)) {
+      memcpy(o, s + i, n); /* printable: as it is */
+      o += n;
+      i += n;
+      continue;
+    }
+    switch (v) {
+      case 0x00: name = "0"; break;
+      case 0x07: name = "a"; break;
+      case 0x08: name = "b"; break;
+      case 0x09: name = "t"; break;
+      case 0x0B: name = "v"; break;
+      case 0x0C: name = "f"; break;
+      case 0x0D: name = "r"; break;
+      case 0x1B: name = "e"; break;
+      case '"': name = "\""; break;
+      case '\\': name = "\\"; break;
+      case 0x85: name = "N"; break;
+      case 0xA0: name = "_"; break;
+      case 0x2028: name = "L"; break;
+      case 0x2029: name = "P"; break;
+      default: break;
+    }
+    *o++ = '\\';
+    if (name) *o++ = *name;
+    else {
+      *o++ = v <= 0xFF ? 'x' : v <= 0xFFFF ? 'u' : 'U';
+      for (width = v <= 0xFF ? 2 : v <= 0xFFFF ? 4 : 8; width > 0; width--) *o++ = hex[(v >> (4 * (width - 1))) & 15];
+    }
+    i += n;
+  }
+  *outlen = (size_t)(o - out);
+  if (*outlen == len && memcmp(out, s, len) == 0) goto invalid; /* nothing escaped */
+  return out;
+invalid:
+  free(out);
+  return NULL;
+}
+
 void sink_add_secret(rb_engine *e, const char *s, size_t len) {
   size_t i, start = 0, n;
   int html;
@@ -113,6 +182,11 @@ void sink_add_secret(rb_engine *e, const char *s, size_t len) {
     char *j = json_escaped(s, len, html, &n);
     if (j) add_one(e, j, n);
     free(j);
+  }
+  {
+    char *y = yaml_escaped(s, len, &n);
+    if (y) add_one(e, y, n);
+    free(y);
   }
   if (memchr(s, '\n', len) == NULL && memchr(s, '\r', len) == NULL) return;
   for (i = 0; i <= len; i++) {

@@ -20,6 +20,9 @@ run_one() {   # run_one HARNESS
   local h=$1 work="$build/corpus/$1" found="$build/findings/$1" seeds=("$src/tests/fuzz/corpus/$1")
   [ "$h" = scenario ] && seeds+=("$src/runbooks/scenarios" "$src/runbooks/scenarios/faults")
   mkdir -p "$work" "$found"
+  local d dirs=()   # libFuzzer refuses a seed directory that is not there
+  for d in "${seeds[@]}"; do [ -d "$d" ] && dirs+=("$d"); done
+  seeds=("${dirs[@]}")
   "$build/tests/fuzz/fuzz_$h" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$found/" "$work" "${seeds[@]}" >"$build/fuzz_$h.log" 2>&1
   echo $? >"$build/fuzz_$h.rc"

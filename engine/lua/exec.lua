@@ -38,6 +38,55 @@ M.show_argv = show_argv
 ---@field allow_timeout? boolean return the result (timed_out = true) instead of raising
 ---@field quiet? boolean do not emit the exec events
 
+--- The lines of one stream as core.run hands them to on_line: each line
+--- without its newline, the last one too, a line longer than max_line in
+--- pieces (piece true for each but the last).
+local function each_line(text, max_line, fn)
+  for line, nl in text:gmatch("([^\n]*)(\n?)") do
+    if line == "" and nl == "" then break end
+    while #line > max_line do
+      fn(line:sub(1, max_line), true)
+      line = line:sub(max_line + 1)
+    end
+    if line ~= "" or nl ~= "" then fn(line, false) end
+  end
+end
+
+--- A simulated world answers a command with its result; the options that
+--- shape a real child's result apply here, in one place for every world,
+--- so that a script behaves the same in rehearsal: timeout (the world's
+--- answer waited for at most that long, as a real child would be
+--- signalled), on_line (every line, before the cap), max_output.
+local function run_in_world(world, argv, opts)
+  local time = require "runbook.time"
+  local t0 = time.monotonic()
+  local res
+  if opts.timeout and opts.timeout > 0 then
+    -- a microsecond past the timeout: a world that models the signal
+    -- itself (sim/talosctl.lua's wait, with what it printed) answers first
+    local cut = opts.timeout + 1e-6
+    local ok, r = pcall(require("runbook.async").timeout, cut, world.exec, argv, opts)
+    if not ok and errors.is(r, "timeout") and r.seconds == cut then
+      res = {code = nil, signal = 15, stdout = "", stderr = "", timed_out = true, duration = opts.timeout}
+    elseif not ok then error(r, 0)
+    else res = r end
+  else
+    res = world.exec(argv, opts)
+  end
+  res.duration = res.duration or (time.monotonic() - t0)
+  res.timed_out = res.timed_out or false
+  local max = opts.max_output or 16 * 1024 * 1024
+  for _, stream in ipairs{"stdout", "stderr"} do
+    local text = res[stream] or ""
+    if opts.on_line then
+      each_line(text, opts.max_line or 1024 * 1024, function(line, piece) opts.on_line(line, stream, piece) end)
+    end
+    res[stream .. "_dropped"] = (res[stream .. "_dropped"] or 0) + math.max(0, #text - max)
+    res[stream] = text:sub(1, max)
+  end
+  return res
+end
+
 --- Runs argv[1] (looked up on PATH) with the arguments argv[2..].
 ---@param argv string[]
 ---@param opts? runbook.exec.Opts
@@ -71,7 +120,7 @@ function M.run(argv, opts)
     if not world then
       error(errors.new("dry_run", ("dry-run: no simulated world to answer %q"):format(cmd)), 2)
     end
-    res = world.exec(argv, opts)
+    res = run_in_world(world, argv, opts)
   else
     if not opts.clear_env and not (opts.env and opts.env.TRACEPARENT) then
       -- the child joins the run's trace as a child of this step (runbook.trace)

@@ -62,9 +62,15 @@ local function resolve(base, loc)
   return (base:match("^(.*/)") or (o .. "/")) .. loc
 end
 
+--- A header value that is a secret, or a string holding one's text
+--- ("Key " .. s:reveal()): either must not reach another origin.
+local function secret_value(v)
+  return secret_mod.is(v) or type(v) == "string" and sys.mask(v) ~= v
+end
+
 local function holds_secret(req)
   if req.bearer ~= nil then return true end
-  for _, v in pairs(req.headers or {}) do if secret_mod.is(v) then return true end end
+  for _, v in pairs(req.headers or {}) do if secret_value(v) then return true end end
   return false
 end
 
@@ -94,7 +100,7 @@ local function follow_guarded(opts)
     if origin(nxt.url) ~= from then
       nxt.bearer = nil
       local h = {}
-      for k, v in pairs(cur.headers or {}) do if not secret_mod.is(v) then h[k] = v end end
+      for k, v in pairs(cur.headers or {}) do if not secret_value(v) then h[k] = v end end
       nxt.headers = h
     end
     cur = nxt

@@ -130,6 +130,16 @@ leak=$(for c in "" run plan world check list test; do "$bin" $c --help 2>&1; don
 if [ -z "$leak" ]; then echo "ok   the help names no runbook's variables"; passes=$((passes+1))
 else echo "FAIL the help names a runbook's variables: $leak"; fails=$((fails+1)); fi
 
+# #30.24: the journal's first record cannot be written (a file size limit
+# of 0: EFBIG): the advice is to run again, not --resume (which would
+# answer "nothing to resume"), and running again works
+printf 'local rb = require "runbook"\nrb.step("one", function() end)\n' > jfirst.lua
+out=$( (trap '' XFSZ; ulimit -f 0; "$bin" run jfirst.lua --state-dir jst 2>&1 | cat) ); code=$?
+again=$("$bin" run jfirst.lua --state-dir jst 2>&1); code2=$?
+if grep -q "then run jfirst.lua again: nothing was recorded" <<<"$out" && ! grep -q -- "--resume" <<<"$out" && [ "$code2" -eq 0 ]; then
+  echo "ok   a journal whose first record failed advises a new run, which works"; passes=$((passes+1))
+else echo "FAIL first journal record failed: $out / second run exit $code2: $again"; fails=$((fails+1)); fi
+
 # The signal tests wait until the run has started (a slow, loaded machine
 # or an ASan build may take a while), not a fixed time.
 wait_for() {   # wait_for FILE: up to 30 s
@@ -186,8 +196,10 @@ cat > nested.lua <<'LUA'
 local async, exec = require "runbook.async", require "runbook.exec"
 async.spawn(exec.run, {"sh", "-c", "echo $$ > nested.child; exec sleep 60"})
 while not io.open("nested.child") do require("runbook.time").sleep(0.02) end
-io.open("nested.started", "w"):close()
-coroutine.wrap(function() local t0 = os.time() while os.time() - t0 < 30 do end end)()
+coroutine.wrap(function()   -- the marker from inside: both signals land in the loop
+  io.open("nested.started", "w"):close()
+  local t0 = os.time() while os.time() - t0 < 30 do end
+end)()
 LUA
 "$bin" run nested.lua >/dev/null 2>"$tmp/nested.err" & pid=$!
 wait_for nested.started; sleep 0.2; kill -INT $pid; sleep 0.2; kill -INT $pid

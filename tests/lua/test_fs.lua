@@ -206,3 +206,23 @@ function test_read_refuses_what_is_not_a_regular_file()
   t.match(tostring(t.raises(secret.file, d .. "/fifo")), "not a regular file")
   rm_rf(d)
 end
+
+-- #30.24: a private directory (0700: the rollout's backups of machine
+-- configs) is not made through a symbolic link to a directory others may
+-- write, as .runbook/backups -> /tmp/shared was followed without a word
+function test_private_mkdir_refuses_a_link_to_a_shared_directory()
+  local exec = require "runbook.exec"
+  local d = tmp()
+  fs.mkdir_p(d .. "/shared")
+  exec.run({"chmod", "777", d .. "/shared"}, {check = true})
+  fs.mkdir_p(d .. "/state")
+  exec.run({"ln", "-s", d .. "/shared", d .. "/state/backups"}, {check = true})
+  local err = t.raises(fs.mkdir_p, d .. "/state/backups/rollout-1", tonumber("700", 8))
+  t.match(err.message, "state/backups: a symbolic link to a directory others may write: refused for private files")
+  t.eq(#fs.list(d .. "/shared"), 0)                                  -- nothing made there
+  fs.mkdir_p(d .. "/state/backups/public", tonumber("755", 8))      -- not private: as before
+  t.truthy(fs.exists(d .. "/shared/public"))
+  t.raises("a directory others may write", fs.mkdir_p, d .. "/shared/x", tonumber("700", 8))
+  fs.mkdir_p(d .. "/state/own", tonumber("700", 8))                  -- a plain private directory is fine
+  rm_rf(d)
+end

@@ -183,10 +183,43 @@ test_secret_headers_do_not_follow_a_redirect_to_another_origin = with_server(fun
   t.eq(seen["x-api-key"], nil)
   t.eq(seen["authorization"], nil)
   t.eq(seen["x-plain"], "p")
+  -- #30.23: a string built around a secret's text is a secret header too
+  r = http.get(url("/redirect?to=" .. other), {follow = true, headers = {["X-Key"] = "Key " .. k:reveal(), ["X-Plain"] = "p"}})
+  seen = r:json().headers
+  t.eq(seen["x-key"], nil)
+  t.eq(seen["x-plain"], "p")
   -- the same origin keeps them
   r = http.get(url("/redirect?to=/echo"), {follow = true, headers = {["X-Api-Key"] = k}})
   t.eq(r:json().headers["x-api-key"], "***")     -- sent (the echo is masked on its way back)
   -- 303 after a POST becomes a GET without the body
   r = http.post(url("/redirect?code=303&to=/echo"), {follow = true, body = "x", headers = {["X-Api-Key"] = k}})
   t.eq(r:json().method, "GET")
+end)
+
+-- #30.23: a secret's YAML-escaped form (libyaml's double-quoted scalar:
+-- \x01, \L, \N, \U0001F600...) is masked like its JSON form
+function test_a_secret_printed_by_yaml_encode_is_masked()
+  local secret = require "runbook.secret"
+  local sys = require "runbook.sys"
+  local yaml = require "runbook.yaml"
+  for _, v in ipairs{"tok\1en-\u{2028}-\u{85}-end", "a\7b\27c\0d-key", "emoji-\u{1F600}-\u{7F}-x"} do
+    local s = secret.new(v, "y")
+    local text = yaml.encode({k = s:reveal()})
+    t.truthy(text:find("\\"), "libyaml escaped it: " .. text)
+    t.eq(sys.mask(text), 'k: "***"\n')
+  end
+end
+
+-- #30.24: headers libcurl refuses are named as such (kind too_large), not
+-- as "is it a TLS port?" (60,000 headers) or "Out of memory" (one 10 MiB
+-- header)
+test_headers_libcurl_refuses_are_named = with_server(function()
+  local e = t.raises(http.get, url("/headers?n=60000"), {timeout = 60})
+  t.eq(e.kind, "too_large")
+  t.match(e.message, "the response headers are larger than libcurl accepts")
+  t.truthy(not e.message:find("TLS port", 1, true), e.message)
+  e = t.raises(http.get, url("/headers?one=1&n=" .. 10 * 1024 * 1024), {timeout = 60})
+  t.eq(e.kind, "too_large")
+  t.match(e.message, "one header over its 100 KiB")
+  t.eq(http.get(url("/headers?n=200")).status, 200)
 end)

@@ -75,6 +75,17 @@ class Handler(BaseHTTPRequestHandler):
         elif u.path == "/barrier":
             ok = barrier(q.get("tag", [""])[0], int(q.get("n", ["1"])[0]))
             self.reply(200, "all\n" if ok else "alone\n", "text/plain")
+        elif u.path == "/headers":      # n headers of 20 bytes, or one header of n bytes (one=1)
+            n = int(q.get("n", ["0"])[0])
+            self.send_response(200)
+            if q.get("one"):
+                self.send_header("X-Big", "x" * n)
+            else:
+                for i in range(n):
+                    self.send_header("X-H%d" % i, "v")
+            self.send_header("Content-Length", "3")
+            self.end_headers()
+            self.wfile.write(b"ok\n")
         elif u.path == "/bytes":
             self.reply(200, "x" * int(q.get("n", ["0"])[0]), "text/plain")
         else:

@@ -320,7 +320,8 @@ static void test_a_plain_yield_fails_the_task(void **state) {
                            "local t = async.spawn(function() while true do coroutine.yield() end end)\n"
                            "local ok, err = pcall(t.wait, t)\n"
                            "local inner = coroutine.wrap(function() coroutine.yield(1); return 2 end)\n"
-                           "RESULT = tostring(ok) .. ' ' .. t:status() .. ' ' .. tostring(err.message:match('coroutine.yield%(%) in task')) .. ' '\n"
+                           "RESULT = tostring(ok) .. ' ' .. t:status() .. ' ' .. "
+                           "tostring(err.message:match('coroutine.yield%(%) in task')) .. ' '\n"
                            "  .. tostring(err.traceback:match('in function') ~= nil) .. ' ' .. inner() .. inner()\n",
                            0, &out),
                    0);
