@@ -4,10 +4,15 @@
 ** general web server: one request per connection (Connection: close),
 ** Content-Length bodies only, bounded sizes.
 **
-** net.listen(host, port) -> server      (port 0: the OS picks one)
+** net.listen(host, port [, {tls = {cert, key}}]) -> server  (port 0: the OS picks one;
+**                                       tls: PEM files, HTTPS on libssl: net_tls.c)
 ** server:port()                         the bound port
 ** server:accept()  (waits)              -> request {method, path, headers, body}, conn
 ** conn:respond(status, headers, body)   writes the response and closes
+** conn:stream(status, headers)          writes a chunked response's head
+** conn:send(data) -> bool               one chunk; false once the client is gone
+** conn:gone() -> bool                   the client closed its end (a streamed response)
+** conn:finish()                         the last chunk, then closes
 ** server:close()
 **
 ** libuv callbacks never call Lua: a complete request is queued on the
@@ -25,44 +30,12 @@
 #include <lauxlib.h>
 
 #include "bindings.h"
-
-#define SERVER_MT "runbook.net.server"
-#define CONN_MT "runbook.net.conn"
-#define MAX_HEAD (64 * 1024)
-#define MAX_BODY (16 * 1024 * 1024)
-#define IDLE_US (10 * 1000000) /* a request not complete by then is dropped */
-
-typedef struct conn_t conn_t;
-
-typedef struct server_t {
-  uv_tcp_t *tcp; /* NULL once closed */
-  rb_sched *s;
-  conn_t *ready_head, *ready_tail; /* complete requests not yet accepted */
-  rb_task *waiter;
-  conn_t *conns; /* every open connection not handed to Lua */
-  int port;
-} server_t;
-
-struct conn_t {
-  uv_tcp_t tcp;
-  rb_sched *s;
-  rb_timer idle; /* until the request is complete */
-  server_t *srv; /* NULL once the server is gone */
-  char *buf;
-  size_t len, cap;
-  size_t head_len; /* bytes up to and including the blank line, 0 until seen */
-  size_t body_len;
-  int complete, closing, in_lua;
-  conn_t *next_ready;
-  conn_t *next, **pprev; /* server->conns */
-  uv_write_t wreq;
-  char *out;
-};
+#include "net_priv.h"
 
 static void conn_closed(uv_handle_t *h) {
   conn_t *c = (conn_t *)h->data;
   free(c->buf);
-  free(c->out);
+  net_tls_free(c->tls);
   free(c);
 }
 
@@ -75,7 +48,7 @@ static void conn_unlink(conn_t *c) {
   }
 }
 
-static void conn_close(conn_t *c) {
+void net_conn_close(conn_t *c) {
   if (c->closing) return;
   c->closing = 1;
   rb_timer_stop(c->s, &c->idle);
@@ -130,24 +103,48 @@ static void queue_ready(conn_t *c) {
   }
 }
 
+/* TLS: what is read lands here first, to be decrypted into c->buf */
+static void cipher_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *b) {
+  static char in[65536];
+  (void)h;
+  (void)suggested;
+  *b = uv_buf_init(in, sizeof in);
+}
+
+/* Decrypts n bytes read on a TLS connection into c->buf and sends what the
+** session has for the peer (the handshake). Returns 0, or -1: closed. */
+static int tls_in(conn_t *c, const char *in, size_t n) {
+  char *out;
+  size_t len;
+  if (net_tls_read(c->tls, in, n, &c->buf, &c->len, &c->cap) != 0) {
+    net_conn_close(c);
+    return -1;
+  }
+  len = net_tls_take(c->tls, &out);
+  if (len > 0) net_send_raw(c, out, len, 0);
+  return 0;
+}
+
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
   conn_t *c = (conn_t *)st->data;
-  (void)b;
   if (n < 0 || c->srv == NULL) {
-    conn_close(c);
+    net_conn_close(c);
     return;
   }
-  c->len += (size_t)n;
+  if (c->tls) {
+    if (tls_in(c, b->base, (size_t)n) != 0) return;
+  }
+  else c->len += (size_t)n;
   if (c->head_len == 0) {
     char *blank = c->len >= 4 ? memmem(c->buf, c->len, "\r\n\r\n", 4) : NULL;
     if (blank == NULL) {
-      if (c->len > MAX_HEAD) conn_close(c);
+      if (c->len > MAX_HEAD) net_conn_close(c);
       return;
     }
     c->head_len = (size_t)(blank - c->buf) + 4;
     c->body_len = content_length(c);
     if (c->body_len > MAX_BODY) {
-      conn_close(c);
+      net_conn_close(c);
       return;
     }
   }
@@ -157,7 +154,7 @@ static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
 /* A connection idle or trickling for IDLE_US: another local user holding
 ** the server's sockets open, or a client gone quiet. */
 static void idle_fire(rb_timer *tm) {
-  conn_close((conn_t *)tm->data);
+  net_conn_close((conn_t *)tm->data);
 }
 
 static void on_connection(uv_stream_t *server, int status) {
@@ -179,8 +176,13 @@ static void on_connection(uv_stream_t *server, int status) {
   if (srv->conns) srv->conns->pprev = &c->next;
   c->pprev = &srv->conns;
   srv->conns = c;
-  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0)
-    conn_close(c);
+  if (srv->tls && (c->tls = net_tls_new(srv->tls)) == NULL) {
+    net_conn_close(c);
+    return;
+  }
+  if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0
+      || uv_read_start((uv_stream_t *)&c->tcp, c->tls ? cipher_alloc : alloc_cb, read_cb) != 0)
+    net_conn_close(c);
 }
 
 static server_t *check_server(lua_State *L) {
@@ -203,7 +205,7 @@ static void server_shutdown(server_t *s) {
   for (c = s->conns; c; c = next) {
     next = c->next;
     c->srv = NULL;
-    conn_close(c);
+    net_conn_close(c);
   }
   s->ready_head = s->ready_tail = NULL;
 }
@@ -214,6 +216,7 @@ static int server_gc(lua_State *L) {
     server_t *s = *ud;
     *ud = NULL;
     server_shutdown(s);
+    net_tls_context_free(s->tls);
     free(s);
   }
   return 0;
@@ -238,7 +241,7 @@ static int server_port(lua_State *L) {
 static int conn_gc(lua_State *L) {
   conn_t **ud = (conn_t **)luaL_checkudata(L, 1, CONN_MT);
   if (*ud) {
-    conn_close(*ud);
+    net_conn_close(*ud);
     *ud = NULL;
   }
   return 0;
@@ -325,70 +328,25 @@ static int accept_k(lua_State *L, int status, lua_KContext ctx) {
   return server_accept(L);
 }
 
-static void written(uv_write_t *w, int status) {
-  conn_t *c = (conn_t *)w->data;
-  (void)status;
-  conn_close(c);
+/* opts.tls = {cert = PEM file, key = PEM file}: the server's TLS context. */
+static void listen_tls(lua_State *L, server_t *s) {
+  const char *cert, *key, *why = NULL;
+  if (!lua_istable(L, 3)) return;
+  if (lua_getfield(L, 3, "tls") != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return;
+  }
+  lua_getfield(L, -1, "cert");
+  lua_getfield(L, -2, "key");
+  cert = lua_tostring(L, -2);
+  key = lua_tostring(L, -1);
+  if (cert == NULL || key == NULL) luaL_argerror(L, 3, "tls needs cert and key (PEM files)");
+  s->tls = net_tls_context(cert, key, &why);
+  if (s->tls == NULL) rb_error_raise(L, "net", "TLS: %s", why);
+  lua_pop(L, 3);
 }
 
-static const char *reason(int status) {
-  switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Status";
-  }
-}
-
-/* conn:respond(status, headers, body): writes the response, then closes. */
-static int conn_respond(lua_State *L) {
-  conn_t **ud = (conn_t **)luaL_checkudata(L, 1, CONN_MT);
-  conn_t *c = *ud;
-  int status = (int)luaL_checkinteger(L, 2);
-  size_t blen, n = 0, cap;
-  const char *body;
-  uv_buf_t ub;
-  if (c == NULL) return luaL_error(L, "attempt to use a closed connection");
-  if (!lua_isnoneornil(L, 3)) luaL_checktype(L, 3, LUA_TTABLE);
-  body = luaL_optlstring(L, 4, "", &blen);
-  /* the head, built on the Lua stack one line at a time, then joined */
-  lua_settop(L, 4);
-  lua_pushfstring(L, "HTTP/1.1 %d %s\r\nContent-Length: %d\r\nConnection: close\r\n", status, reason(status),
-                  (int)blen);
-  if (lua_istable(L, 3)) {
-    lua_pushnil(L);
-    while (lua_next(L, 3)) {
-      const char *k = lua_tostring(L, -2), *v = lua_tostring(L, -1);
-      if (k == NULL || v == NULL) return luaL_argerror(L, 3, "header names and values must be strings");
-      lua_pushfstring(L, "%s: %s\r\n", k, v);
-      lua_insert(L, -3); /* keep the line below key and value */
-      lua_pop(L, 1);
-    }
-  }
-  lua_pushliteral(L, "\r\n");
-  lua_concat(L, lua_gettop(L) - 4);
-  {
-    size_t hl;
-    const char *head = lua_tolstring(L, -1, &hl);
-    cap = hl + blen;
-    c->out = malloc(cap ? cap : 1);
-    if (c->out == NULL) return luaL_error(L, "not enough memory");
-    memcpy(c->out, head, hl);
-    memcpy(c->out + hl, body, blen);
-    n = hl + blen;
-  }
-  ub = uv_buf_init(c->out, (unsigned)n);
-  *ud = NULL; /* the write owns the connection now */
-  c->wreq.data = c;
-  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &ub, 1, written) != 0) conn_close(c);
-  return 0;
-}
-
-/* net.listen(host, port) -> server; host must be a loopback address. */
+/* net.listen(host, port [, opts]) -> server; host must be a loopback address. */
 static int net_listen(lua_State *L) {
   const char *host = luaL_checkstring(L, 1);
   int port = (int)luaL_checkinteger(L, 2);
@@ -411,6 +369,7 @@ static int net_listen(lua_State *L) {
   uv_tcp_init(rb_sched_loop(s->s), s->tcp);
   s->tcp->data = s;
   *ud = s; /* from here __gc closes everything */
+  listen_tls(L, s);
   if (strchr(host, ':')) rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
   else rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
   if (rc == 0) rc = uv_tcp_bind(s->tcp, (struct sockaddr *)&ss, 0);
@@ -426,8 +385,6 @@ static const luaL_Reg server_meth[] = {
   { "accept", server_accept }, { "close", server_close }, { "port", server_port }, { NULL, NULL }
 };
 
-static const luaL_Reg conn_meth[] = { { "respond", conn_respond }, { NULL, NULL } };
-
 static const luaL_Reg net_funcs[] = { { "listen", net_listen }, { NULL, NULL } };
 
 int luaopen_runbook_net(lua_State *L) {
@@ -441,7 +398,8 @@ int luaopen_runbook_net(lua_State *L) {
   if (luaL_newmetatable(L, CONN_MT)) {
     lua_pushcfunction(L, conn_gc);
     lua_setfield(L, -2, "__gc");
-    luaL_newlib(L, conn_meth);
+    lua_newtable(L);
+    luaL_setfuncs(L, net_conn_meth, 0);
     lua_setfield(L, -2, "__index");
   }
   lua_pop(L, 1);

@@ -12,9 +12,10 @@ pkgs=(
   lua-check clang-format
   etcd-server etcd-client   # tests/cli/test_store_etcd.sh: the etcd store against real etcd (3.4 in Debian 12)
 )
-# tests/cli/test_deploy.sh reads deploy/ with kubectl: Debian's
-# kubernetes-client, unless a kubectl is installed already (another
-# package's /usr/bin/kubectl would conflict with it)
+# the real kubectl: the served world's Kubernetes API is tested with it
+# (tests/e2e/test_kubeapi.sh) and tests/cli/test_deploy.sh reads deploy/
+# with it. Debian's kubernetes-client, unless a kubectl is installed already
+# (another package's /usr/bin/kubectl would conflict with it)
 command -v kubectl >/dev/null 2>&1 || pkgs+=(kubernetes-client)
 pkgs+=("$@")   # extra packages a target needs (make fuzz: clang libclang-rt-14-dev)
 

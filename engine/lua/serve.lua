@@ -11,6 +11,7 @@ local errors = require "runbook.error"
 local http = require "runbook.http"
 local json = require "runbook.json"
 local net = require "runbook.net"
+local serve_api = require "runbook.serve_api"
 local sys = require "runbook.sys"
 
 local M = {}
@@ -40,7 +41,7 @@ end
 
 --- The shims carry no URL: it holds the token, and argv is public (ps).
 --- They name the 0600 file that holds it (`world call @FILE`).
-local function write_files(dir, url, world, serving)
+local function write_files(dir, url, world, serving, tls)
   core_fs.mkdir_p(dir .. "/bin")
   local self = sys.exe()
   local url_file = dir .. "/world.url"
@@ -53,8 +54,13 @@ local function write_files(dir, url, world, serving)
   for name, content in pairs(world.files()) do
     if content then core_fs.write(dir .. "/" .. name, content) end
   end
-  core_fs.write(dir .. "/env", fmt("export PATH=%s:\"$PATH\"\nexport RUNBOOK_WORLD_URL=%s\n",
-                                   sh_quote(dir .. "/bin"), sh_quote(url)), {mode = tonumber("600", 8)})
+  local api_env = ""
+  if serving.api then
+    local server = tls and fmt("https://127.0.0.1:%d", tls.srv:port()) or url:match("^(http://[^/]+)")
+    api_env = serve_api.write_files(dir, server, url:match("([^/]+)$"), serving.api, tls and tls.ca)
+  end
+  core_fs.write(dir .. "/env", fmt("export PATH=%s:\"$PATH\"\nexport RUNBOOK_WORLD_URL=%s\n%s",
+                                   sh_quote(dir .. "/bin"), sh_quote(url), api_env), {mode = tonumber("600", 8)})
   -- last: a script that waits for world.url finds every other file in place
   core_fs.write(url_file, url .. "\n", {mode = tonumber("600", 8)})
 end
@@ -79,6 +85,7 @@ local function refusal(req, token, port)
     return 421, "wrong Host: this server answers only as 127.0.0.1:" .. port
   end
   if req.headers.origin then return 403, "requests from web pages (an Origin header) are refused" end
+  if serve_api.bears(req, token) then return nil end
   if req.path:sub(1, #token + 2) ~= "/" .. token .. "/" then
     return 403, "missing or wrong token (the URL is in world.url of the served directory)"
   end
@@ -92,6 +99,10 @@ local function handle(world, req, conn, token, port)
   if code then
     conn:respond(code, {["Content-Type"] = "text/plain"}, why .. "\n")
     return
+  end
+  local api = world.serving().api
+  if api and serve_api.bears(req, token) and req.path:sub(1, #token + 2) ~= "/" .. token .. "/" then
+    return serve_api.handle(api, req, conn)
   end
   local path = req.path:sub(#token + 2)
   local ok, status, body, ctype = pcall(function()
@@ -143,7 +154,22 @@ function M.serve(scenario, dir)
   local srv = net.listen("127.0.0.1", 0)
   local token = random_token()
   local url = fmt("http://127.0.0.1:%d/%s", srv:port(), token)
-  write_files(dir, url, world, world.serving())
+  -- the API's HTTPS port, for a client that sends its token only over TLS
+  local tls
+  if world.serving().api then
+    local tsrv, ca = serve_api.listen_tls(dir)
+    if tsrv then tls = {srv = tsrv, ca = ca}
+    else sys.write("stderr", "warning: the Kubernetes API is served over plain HTTP only: " .. ca .. "\n") end
+  end
+  write_files(dir, url, world, world.serving(), tls)
+  if tls then
+    async.spawn(function()
+      while true do
+        local req, conn = tls.srv:accept()
+        async.spawn(handle, world, req, conn, token, tls.srv:port())
+      end
+    end)
+  end
   sys.write("stderr", fmt("serving the simulated world on 127.0.0.1:%d (URL with its token in %s/world.url); shims in %s/bin (source %s/env)\n",
                           srv:port(), dir, dir, dir))
   while true do

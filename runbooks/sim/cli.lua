@@ -145,6 +145,47 @@ local function get_nodes(argv)
   return result(0, node_list(body, ""))
 end
 
+-- kubectl's names for a resource (plural, singular, short) -> the API's
+local RESOURCE_NAMES = {
+  node = "nodes", nodes = "nodes", no = "nodes", pod = "pods", pods = "pods", po = "pods",
+  service = "services", services = "services", svc = "services", namespace = "namespaces", namespaces = "namespaces",
+  ns = "namespaces", configmap = "configmaps", configmaps = "configmaps", cm = "configmaps", secret = "secrets",
+  secrets = "secrets", lease = "leases", leases = "leases", servicecidr = "servicecidrs", servicecidrs = "servicecidrs",
+}
+local GROUP_PATHS = {leases = "/apis/coordination.k8s.io/v1", servicecidrs = "/apis/networking.k8s.io/v1"}
+
+--- `kubectl get RESOURCE [NAME] [-n NS | -A] -o json|jsonpath=...` through
+--- the world's Kubernetes API (sim/kubeapi.lua), the same objects the
+--- served world gives the real kubectl; nil for any other argv.
+local function get_via_api(argv)
+  local out, rest = output_of(argv)
+  local ns, all, words = nil, false, {}
+  local i = 1
+  while i <= #rest do
+    local a = rest[i]
+    if a == "-n" or a == "--namespace" then ns = rest[i + 1]; i = i + 1
+    elseif a:match("^%-%-namespace=") then ns = a:match("=(.*)$")
+    elseif a == "-A" or a == "--all-namespaces" then all = true
+    elseif a:sub(1, 1) == "-" then return nil
+    else words[#words + 1] = a end
+    i = i + 1
+  end
+  local res = RESOURCE_NAMES[words[2] or ""]
+  if words[1] ~= "get" or not res or #words > 3 or not out then return nil end
+  local form = out == "json" and "json"
+  if out:match("^jsonpath=") then form = jsonpath.compile(out:sub(10)) end
+  if not form then return nil end
+  local r = ctx.kubeapi.RES[res]
+  local path = (GROUP_PATHS[res] or "/api/v1")
+    .. ((r.namespaced and not all) and "/namespaces/" .. (ns or "default") or "") .. "/" .. res .. (words[3] and "/" .. words[3] or "")
+  local resp = ctx.kubewrite.handle({method = "GET", path = path, headers = {}})
+  local obj = json.decode(resp.body)
+  if resp.status ~= 200 then return result(1, "", fmt("Error from server (%s): %s\n", obj.reason, obj.message)) end
+  if obj.items then obj.kind, obj.apiVersion, obj.metadata = "List", "v1", {resourceVersion = ""} end
+  if form == "json" then return result(0, pretty(obj)) end
+  return result(0, jsonpath.render(form, obj))
+end
+
 local function kubectl(argv)
   local args = table.concat(argv, " ", 2)
   if argv[2] == "get" and (argv[3] == "nodes" or argv[3] == "node") then
@@ -172,6 +213,8 @@ local function kubectl(argv)
     M._node_changed(n)
     return result(0, fmt("node/%s %s\n", name, verb == "uncordon" and "uncordoned" or verb == "cordon" and "cordoned" or "drained"))
   end
+  local r = argv[2] == "get" and get_via_api(argv)
+  if r then return r end
   return result(1, "", fmt("error: simulated kubectl does not answer %q\n", args))
 end
 
@@ -338,4 +381,4 @@ local function tailscale(argv)
   return result(1, "", fmt("simulated tailscale does not answer %q\n", table.concat(argv, " ", 2)))
 end
 
-return {kubectl = kubectl, tailscale = tailscale}
+return {kubectl = kubectl, tailscale = tailscale, node_object = node_object}

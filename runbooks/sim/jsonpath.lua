@@ -1,7 +1,8 @@
 --- The part of kubectl's JSONPath templates the world answers
 --- (k8s.io/client-go/util/jsonpath, as `kubectl get -o jsonpath=` runs it
 --- with missing keys allowed, kubectl's default): text, {"..."} literals
---- with \t and \n, {.a.b} and {@.a.b} fields, and {range X[*]}...{end}.
+--- with \t and \n, {.a.b} and {@.a.b} fields, {.a.b[*]} (a list's scalar
+--- items, space-separated) and {range X[*]}...{end}.
 --- A missing field prints nothing; a boolean or number prints as Go's
 --- fmt does. Anything else (filters, slices, unions) is refused, so that
 --- a runbook never leans on a template the world renders differently.
@@ -29,7 +30,8 @@ local function parse(tpl)
       stack[#stack] = nil
     else
       local rng = act:match("^range%s+(.+)%[%*%]$")
-      local path = rng or act
+      local each = not rng and act:match("^(@?%..+)%[%*%]$")
+      local path = rng or each or act
       if not path:match("^@?[%.%w_%-]+$") or not path:match("^@?%.") then
         return nil, "the simulated kubectl does not render {" .. act .. "}"
       end
@@ -40,7 +42,7 @@ local function parse(tpl)
         add(node)
         stack[#stack + 1] = node
       else
-        add({kind = "field", keys = keys})
+        add({kind = each and "each" or "field", keys = keys})
       end
     end
     i = close + 1
@@ -63,6 +65,13 @@ local function render(node, v, out)
     elseif c.kind == "field" then
       local x = get(v, c.keys)
       if x ~= nil and type(x) ~= "table" and type(x) ~= "userdata" then out[#out + 1] = tostring(x) end
+    elseif c.kind == "each" then
+      -- client-go prints each result of a multi-valued path, one space between
+      local list, words = get(v, c.keys), {}
+      for _, x in ipairs(type(list) == "table" and list or {}) do
+        if type(x) ~= "table" and type(x) ~= "userdata" then words[#words + 1] = tostring(x) end
+      end
+      out[#out + 1] = table.concat(words, " ")
     else
       local list = get(v, c.keys)
       for _, item in ipairs(type(list) == "table" and list or {}) do render(c, item, out) end

@@ -62,7 +62,7 @@ end
 -- the parts loaded before it.
 local ctx = {W = W, M = M, path_of = path_of}
 for _, part in ipairs{"scenario", "jsonpath", "model", "output", "machineconfig", "talosctl", "talhelper", "cli", "http",
-                      "from_talconfig", "capture"} do
+                      "from_talconfig", "capture", "kubetable", "kubeapi", "kubewrite", "kubeproto"} do
   ctx[part] = assert(loadfile(here .. "/sim/" .. part .. ".lua"))(ctx)
 end
 local kubectl, tailscale = ctx.cli.kubectl, ctx.cli.tailscale
@@ -416,6 +416,24 @@ end
 --- The world's state, for tests and the e2e assertions.
 function M.state() return W end
 
+--- The cluster's Kubernetes API (sim/kubeapi.lua, sim/kubewrite.lua): one
+--- request {method, path with query, headers, body} -> {status, headers,
+--- body}, or a watch ({watch = function, timeout}).
+function M.kube(req) return ctx.kubewrite.handle(req) end
+
+--- The kubeconfig of the served world: its loopback URL, the token as a
+--- bearer token (the file is written 0600), the cluster's name.
+local function kubeconfig(server, token, ca)
+  local name = W.cluster_name
+  return table.concat({
+    "apiVersion: v1", "kind: Config", "clusters:", "- name: " .. name, "  cluster:",
+    ca and "    certificate-authority-data: " .. ctx.kubewrite.base64(ca) or "    # plain HTTP: kubectl sends no token",
+    "    server: " .. server,
+    "contexts:", "- name: admin@" .. name, "  context:", "    cluster: " .. name, "    namespace: default",
+    "    user: admin@" .. name, "current-context: admin@" .. name, "users:", "- name: admin@" .. name, "  user:",
+    "    token: " .. token, ""}, "\n")
+end
+
 --- What `runbook world serve` serves; engine/lua/serve.lua knows no tool
 --- and no host. programs: one shim each in DIR/bin. routes: a path
 --- prefix on the served URL and the base URL a runbook calls, which the
@@ -428,6 +446,9 @@ function M.serving()
   local svc = W.service_cidr:match("^([%d%.]+)"):gsub("%.0$", ".1")
   return {
     programs = programs,
+    -- the Kubernetes API, for the real kubectl: requests that bear the
+    -- token (Authorization: Bearer), its kubeconfig file and variable
+    api = {handle = M.kube, program = "kubectl", file = "kubeconfig", env = "KUBECONFIG", config = kubeconfig},
     routes = {
       {prefix = "/factory/", base = "https://factory.talos.dev"},
       {prefix = "/tailscale/", base = "https://api.tailscale.com"},

@@ -49,6 +49,17 @@ function test_the_worlds_rendering_of_the_nodes_template_is_the_real_kubectls()
   end
 end
 
+-- {.a[*]}: the rollout's reads of the ServiceCIDR and the kubernetes
+-- Service (rollout.lua check_live_service_ips), dual-stack and single
+function test_a_lists_items_as_kubectl_prints_them()
+  if not exec.which("kubectl") then error("kubectl is not on PATH: this test compares the world with the real client") end
+  for _, cidrs in ipairs{{"10.43.0.0/16"}, {"10.43.0.0/16", "fd00:43::/112"}, {}} do
+    local obj = {apiVersion = "v1", kind = "ConfigMap", metadata = {name = "x"}, spec = {cidrs = json.array(cidrs)}}
+    local tpl = "{.spec.cidrs[*]}"
+    t.eq(jsonpath.render(assert(jsonpath.compile(tpl)), obj), real_kubectl(obj, tpl), table.concat(cidrs, ","))
+  end
+end
+
 function test_the_parser_reads_what_kubectl_prints()
   local item_tpl = kube.NODES_JSONPATH:match("^{range %.items%[%*%]}(.*){end}$")
   local text = ""
