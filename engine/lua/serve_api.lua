@@ -26,10 +26,14 @@ local function sh_quote(s)
   return "'" .. s:gsub("'", "'\\''") .. "'"
 end
 
---- The real program of that name on PATH, DIR/bin left out (the shims).
+--- The real program of that name on PATH, DIR/bin left out (the shims),
+--- and so is the bin of any other served world (a directory beside a
+--- world.url): its kubectl is that world's, with that world's kubeconfig.
 local function real_program(name, bindir)
   for d in (os.getenv("PATH") or ""):gmatch("[^:]+") do
-    if d ~= bindir and core_fs.exists(d .. "/" .. name) then return d .. "/" .. name end
+    if d ~= bindir and not core_fs.exists(d .. "/../world.url") and core_fs.exists(d .. "/" .. name) then
+      return d .. "/" .. name
+    end
   end
 end
 
