@@ -37,11 +37,12 @@ local function ours(path)
 end
 
 --- The real program of that name on PATH: no shim or wrapper of a served
---- world (DIR/bin, or an older world's bin left first on PATH).
+--- world (DIR/bin, the bin of any other served world, a directory beside a
+--- world.url, or a wrapper of an older world's left first on PATH).
 local function real_program(name, bindir)
   for d in (os.getenv("PATH") or ""):gmatch("[^:]+") do
     local p = d .. "/" .. name
-    if d ~= bindir and core_fs.exists(p) and not ours(p) then return p end
+    if d ~= bindir and not core_fs.exists(d .. "/../world.url") and core_fs.exists(p) and not ours(p) then return p end
   end
 end
 

@@ -166,7 +166,8 @@ function M.open(url, o)
     return setmetatable({dir = o.state_dir, kind = "local", url = o.state_dir}, Local)
   end
   if url:match("^etcds?://") then return require("runbook.store_etcd").open(url, o) end
-  error(errors.new("usage", fmt("--store %s: not a store this runbook knows (etcd://HOST:PORT/PREFIX, etcds://...)", url),
+  if url:match("^k8s://") then return require("runbook.store_k8s").open(url, o) end
+  error(errors.new("usage", fmt("--store %s: not a store this runbook knows (etcd://HOST:PORT/PREFIX, etcds://..., k8s://NAMESPACE/NAME)", url),
                    {exit = 2}), 0)
 end
 

@@ -63,8 +63,13 @@ function M.status()
   local url = o.store
   local locks, runs
   if url and url ~= "" then
+    local ns = url:match("^k8s://([^/?]+)/")
+    if ns then
+      sys.write("stderr", fmt("runbook status: a k8s:// store is not listed here yet; kubectl get lease,configmap -n %s shows it\n", ns))
+      return 2
+    end
     if not url:match("^etcds?://") then
-      out(fmt("runbook status: --store %s: not a store this runbook knows (etcd://HOST:PORT/PREFIX)", url))
+      sys.write("stderr", fmt("runbook status: --store %s: not a store this runbook knows (etcd://HOST:PORT/PREFIX)\n", url))
       return 2
     end
     local ok, a, b = pcall(etcd_runs, url)

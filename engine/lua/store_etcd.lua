@@ -121,8 +121,9 @@ end
 --- One POST to the gateway, trying each endpoint from the last that
 --- answered. Returns the status and the decoded reply; raises an `etcd`
 --- error when no endpoint answers.
-function Client:post(path, body)
+function Client:post(path, body, timeout)
   local n, last = #self.endpoints, nil
+  timeout = timeout or self.timeout
   self.cur = self.cur or 1
   for i = 0, n - 1 do
     local idx = (self.cur - 1 + i) % n + 1
@@ -130,7 +131,7 @@ function Client:post(path, body)
     if self.token then headers.Authorization = self.token end
     local ok, res = pcall(core_http.request, {
       url = self.endpoints[idx] .. path, method = "POST", body = json.encode(body), headers = headers,
-      timeout = self.timeout, connect_timeout = math.min(1, self.timeout),
+      timeout = timeout, connect_timeout = math.min(1, timeout),
       cacert = self.tls.cacert, cert = self.tls.cert, key = self.tls.key, max_body = 64 * 1024 * 1024,
     })
     if ok and res.status < 500 then
@@ -146,6 +147,18 @@ function Client:post(path, body)
 end
 
 --- post() that raises unless the status is 200.
+--- post(), logging in again once when the token expired (etcd's simple
+--- tokens live 5 minutes by default: --auth-token-ttl) and the URL names a user.
+local post_once = Client.post
+function Client:post(path, body, timeout)
+  local st, reply = post_once(self, path, body, timeout)
+  if st == 401 and self.user and path ~= "/v3/auth/authenticate" then
+    self:auth()
+    st, reply = post_once(self, path, body, timeout)
+  end
+  return st, reply
+end
+
 function Client:call(path, body)
   local st, reply = self:post(path, body)
   if st ~= 200 then
@@ -161,6 +174,7 @@ function Client:auth()
   if not self.user then return end
   local pw = os.getenv("RUNBOOK_ETCD_PASSWORD")
   if not pw then error(usage(fmt("--store %s names user %s: set RUNBOOK_ETCD_PASSWORD", self.url, self.user)), 0) end
+  self.token = nil             -- an expired token would be refused with the request
   local reply = self:call("/v3/auth/authenticate", {name = self.user, password = pw})
   self.token = secret.new(reply.token, "etcd token")
 end
@@ -214,10 +228,23 @@ end
 
 function Lock:lost()
   if not self.failed and time.monotonic() - self.renewed > self.c.margin then
-    self:lose(fmt("no renewal of its lease for %.1fs, over the margin of %gs of a %ds lease",
-                  time.monotonic() - self.renewed, self.c.margin, self.c.ttl))
+    -- the store did not answer in time: no lookup of the holder (it would
+    -- wait again), the run stops at once
+    local why = fmt("no renewal of its lease for %.1fs, over the margin of %gs of a %ds lease",
+                    time.monotonic() - self.renewed, self.c.margin, self.c.ttl)
+    -- who holds it now, asked briefly: a store that does not answer is
+    -- the likely cause, and the run must stop now, not a timeout later
+    local ok, st, reply = pcall(self.c.post, self.c, "/v3/kv/range", {key = b64(self.key)}, 0.5)
+    local kv = ok and st == 200 and reply.kvs and reply.kvs[1]
+    self:lose(why, not (ok and st == 200) and "nobody known (the store does not answer in time)"
+                   or holder_text(kv and {value = unb64(kv.value or "")}))
   end
   return self.failed
+end
+
+--- Seconds left before the margin is spent.
+function Lock:left()
+  return self.c.margin - (time.monotonic() - self.renewed)
 end
 
 --- A fenced txn: `ops` run only while the lock is this run's. Retries
@@ -249,10 +276,13 @@ end
 --- against the margin.
 function Lock:keepalive()
   while not self.released and not self.failed do
-    time.sleep(self.c.period)
-    if self.released or self.failed then break end
+    -- every period, and never past the margin: a renewal that hangs is
+    -- cut at the margin, and the loss found then, not a request later
+    time.sleep(math.max(0.05, math.min(self.c.period, self:left())))
+    if self.released or self.failed or self:lost() then break end
     local sent = time.monotonic()
-    local ok, st, reply = pcall(self.c.post, self.c, "/v3/lease/keepalive", {ID = self.lease})
+    local ok, st, reply = pcall(self.c.post, self.c, "/v3/lease/keepalive", {ID = self.lease},
+                                math.max(0.2, math.min(self.c.timeout, self:left())))
     local res = ok and st == 200 and reply.result
     if res and res.TTL and tonumber(res.TTL) > 0 then
       self.renewed = sent

@@ -61,7 +61,7 @@ for name, pod in (("Job", job["template"]["spec"]), ("CronJob", cron["jobTemplat
                 need(vols[m["name"]]["secret"].get("defaultMode") == 0o400, "%s: secret %s not 0400" % (name, m["name"]))
 role = kinds["Role"]
 verbs = {(r["apiGroups"][0], res): set(r["verbs"]) for r in role["rules"] for res in r["resources"]}
-need(verbs.get(("coordination.k8s.io", "leases")) == {"get", "create", "update", "watch"}, "Role: leases verbs")
+need(verbs.get(("coordination.k8s.io", "leases")) == {"get", "create", "update", "delete", "watch"}, "Role: leases verbs")
 need(verbs.get(("", "configmaps")) == {"get", "create", "update"}, "Role: configmaps verbs")
 need(not any("*" in v for v in verbs.values()), "Role: a wildcard verb")
 for b in bad: print("  " + b)

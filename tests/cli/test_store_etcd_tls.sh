@@ -54,8 +54,15 @@ out=$(timeout 30 "$bin" run quick.lua --store "etcds://127.0.0.1:$cp/rb?ttl=5" 2
 [ $code = 1 ] && grep -qi "certificate" <<<"$out" && ok "a server the system CAs do not know is refused (TLS verified by default)" || fail "default CA: $code $out"
 stop_etcd
 
-# --- auth: a user and a password from the environment
-start_etcd http
+cat > slow.lua <<'LUA'
+local rb = require "runbook"
+rb.cluster("c2")
+rb.step("outlive the token", function() require("runbook.time").sleep(4) end)
+rb.step("after", function() return 2 end)
+LUA
+
+# --- auth: a user and a password from the environment; tokens that live 1 s
+start_etcd http --auth-token-ttl 1
 timeout 20 bash -c "until curl -sf http://127.0.0.1:$cp/health | grep -q true; do sleep 0.1; done" || { echo "FAIL etcd did not start"; exit 1; }
 ctl() { ETCDCTL_API=3 timeout 10 etcdctl --endpoints=127.0.0.1:$cp "$@"; }
 pw="pw-CANARY-$RANDOM$RANDOM"
@@ -66,6 +73,8 @@ S="etcd://127.0.0.1:$cp/rb?ttl=5&user=ops"
 out=$(RUNBOOK_ETCD_PASSWORD=$pw timeout 30 "$bin" run quick.lua --store "$S" -v 2>&1 </dev/null); code=$?
 [ $code = 0 ] && ok "user=ops with RUNBOOK_ETCD_PASSWORD: a role with readwrite on the prefix is enough" || fail "auth run: $code $out"
 ! grep -qF -- "$pw" <<<"$out" && ! grep -rqF -- "$pw" .runbook && ok "the password is in no output or file" || fail "the password leaked"
+out=$(RUNBOOK_ETCD_PASSWORD=$pw timeout 30 "$bin" run slow.lua --store "etcd://127.0.0.1:$cp/rb?ttl=3&user=ops" 2>&1 </dev/null); code=$?
+[ $code = 0 ] && ok "a run that outlives its auth token (1 s) renews its lease on (it logs in again)" || fail "token expiry: $code $out"
 out=$(timeout 30 "$bin" run quick.lua --store "$S" 2>&1 </dev/null); code=$?
 [ $code = 2 ] && grep -q "names user ops: set RUNBOOK_ETCD_PASSWORD" <<<"$out" && ok "no password: exit 2, saying which variable" || fail "no password: $code $out"
 out=$(RUNBOOK_ETCD_PASSWORD=wrong timeout 30 "$bin" run quick.lua --store "$S" 2>&1 </dev/null); code=$?
