@@ -22,6 +22,8 @@ local v = rb.vars{
   boot_timeout = {type = "number", default = 900},
   poll_interval = {type = "number", default = 10, desc = "seconds between the checks of a gate"},
   api_key = {type = "secret", env = "TS_API_KEY", desc = "Tailscale API key, to delete the nodes' devices (optional)"},
+  authkey = {type = "secret", env = "TS_AUTHKEY",
+             desc = "only when the restored talconfig.yaml keeps a node's tailscale entry (a node no kept journal records): talhelper substitutes ${TS_AUTHKEY}"},
   tailscale_api = {type = "string", default = "https://api.tailscale.com"},
 }
 require("statedir").ignore(rb.state_dir, rb.dry_run)   -- git ignores what the runbooks keep (issue #28.6)
@@ -200,10 +202,14 @@ rb.phase("Files", function()
     -- safe to repeat: a file already gone is skipped
     local dir = cfg_dir .. "/patches"
     local removed = {}
+    -- a file the restored talconfig.yaml still references stays: its node
+    -- was rolled by a run no journal kept, and is not undone (issue #28.2)
+    local restored = fs.read(v.talconfig)
     for _, n in ipairs(cfg.nodes) do
       -- the address pins; and the key-bearing patch of rollouts before the talhelper-native path
       for _, f in ipairs{fmt("%s/tailscale-pins-%s.yaml", dir, n.hostname), fmt("%s/tailscale-%s.yaml", dir, n.hostname)} do
-        if fs.exists(f) then fs.remove(f); removed[#removed + 1] = f end
+        local name = f:match("([^/]*)$")
+        if fs.exists(f) and not restored:find("patches/" .. name, 1, true) then fs.remove(f); removed[#removed + 1] = f end
       end
     end
     return removed
@@ -214,7 +220,12 @@ rb.phase("Files", function()
     local out = cfg_dir .. "/clusterconfig"
     if not fs.exists(out) then return "none" end
     if rb.dry_run or exec.which("talhelper") then
-      local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", out}, {timeout = 300})
+      local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", out},
+                         {timeout = 300, env = v.authkey and {TS_AUTHKEY = v.authkey} or nil})
+      if r.code ~= 0 and not v.authkey and fs.read(v.talconfig):find("${TS_AUTHKEY}", 1, true) then
+        error(fmt("talhelper genconfig needs TS_AUTHKEY: the restored %s keeps a tailscale entry (a node no kept journal "
+          .. "records, left as it runs); set TS_AUTHKEY and run rollback.lua --resume", v.talconfig))
+      end
       if r.code ~= 0 then error("talhelper genconfig failed: " .. r.stderr:gsub("%s+$", "")) end
       return "regenerated"
     end

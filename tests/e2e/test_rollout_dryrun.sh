@@ -69,7 +69,7 @@ unset TS_API_KEY
 # and a tailscale entry already there is never added twice; both are
 # refusals before any change (exit 2, #28.3)
 run talconfig-pending-change "$S/faults/talconfig-pending-change.yaml" '{"exit": 2,
-  "logs_have": ["(?s)talconfig.yaml holds changes the nodes do not run yet.*k8s-2:\\n--- a\\n\\+\\+\\+ b\\n.*\\+ +- k8s-2\\.lab\\.example", "(?i)nothing was changed"],
+  "logs_have": ["(?s)talconfig.yaml holds changes the nodes do not run yet.*k8s-2:\\n--- a\\n\\+\\+\\+ b\\n.*\\+ +- k8s-2\\.lab\\.example", "[Nn]othing was changed"],
   "not_upgraded": ["192.168.10.11"], "plan_lacks": ["Files it would change"]}'
 run tailscale-entry-exists "$S/faults/tailscale-entry-exists.yaml" '{"exit": 2,
   "logs_have": ["k8s-1 already has a tailscale entry in extensionServices \\(nodes\\[1\\]\\)"],

@@ -96,12 +96,13 @@ staged canary k8s-1 -
 staged three k8s-1 k8s-2 -
 
 # a journal gone: the canary's journal removed, the rollback undoes the run
-# it knows and says which node it could not undo, leaving it as it runs
+# it knows and says which node it could not undo, leaving it as it runs (its
+# entry stays in talconfig.yaml: TS_AUTHKEY for talhelper's genconfig)
 serve "$tmp/gone" "$tmp/fast.yaml"
 TS_AUTHKEY=$key "$bin" run rollout.lua --yes --limit k8s-1 "${common[@]}" >"$tmp/gone.r1.out" 2>&1 \
   && TS_AUTHKEY=$key "$bin" run rollout.lua --yes "${common[@]}" >"$tmp/gone.r2.out" 2>&1 \
   && rm .runbook/rollout.journal.* \
-  && "$bin" run rollback.lua --yes --var poll_interval=0.5 --var boot_timeout=60 --var "tailscale_api=$url/tailscale" >"$tmp/gone.rb.out" 2>&1; code=$?
+  && TS_AUTHKEY=$key "$bin" run rollback.lua --yes --var poll_interval=0.5 --var boot_timeout=60 --var "tailscale_api=$url/tailscale" >"$tmp/gone.rb.out" 2>&1; code=$?
 state=$(curl -s "$url/state")
 if [ $code -eq 0 ] && grep -q "not undone: k8s-1 runs the tailscale extension, but no rollout journal" "$tmp/gone.rb.out" \
    && python3 -c 'import json,sys; s={n["name"]: n for n in json.loads(sys.argv[1])["nodes"]}; assert s["k8s-1"]["tailscale"] == "Running" and s["k8s-1"]["upgrades"] == 1 and s["k8s-2"]["upgrades"] == 2 and s["k8s-3"]["upgrades"] == 2, s' "$state" \

@@ -107,8 +107,12 @@ st=$(git status --porcelain --untracked-files=all | grep -v ' talconfig.yaml$\| 
 [ -z "$st" ] && grep -qx '\*' .runbook/.gitignore && ok "after the rollout git sees only talconfig.yaml, the pin files, the access sheet and talhelper's clusterconfig/.gitignore" \
   || bad "git status after the rollout: $st"
 "$bin" run recover.lua >/dev/null 2>&1
+"$bin" run recover.lua --yes --var action=snapshot --var node=k8s-1 >"$tmp/snap.out" 2>&1 || bad "recover snapshot: $(tail -2 "$tmp/snap.out")"
+"$bin" run recover.lua --yes --var action=restart --var node=k8s-3 >"$tmp/restart.out" 2>&1 || bad "recover restart: $(tail -2 "$tmp/restart.out")"
 st=$(git status --porcelain --untracked-files=all | grep -v ' talconfig.yaml$\| patches/tailscale-pins-k8s-[123].yaml$\| TAILSCALE-ACCESS.md$\| clusterconfig/.gitignore$')
-[ -z "$st" ] && ok "after recover: nothing new for git" || bad "git status after recover: $st"
+[ -z "$st" ] && ls .runbook/snapshots/*.snapshot >/dev/null 2>&1 \
+  && ok "after recover (diagnosis, snapshot, restart): nothing new for git, the etcd snapshot in the ignored .runbook/" \
+  || bad "git status after recover: $st"
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

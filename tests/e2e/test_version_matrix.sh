@@ -149,9 +149,9 @@ for t in $TALOS; do
     if [ "$th" = v3.0.23 ] && [ "$minor" -ge 12 ]; then
       # talhelper v3.0.23 accepts Talos up to v1.11 (pkg/config/validator.go
       # checkSupportedTalosVersion): its genconfig refuses the talconfig and
-      # the rollout stops before any change, with talhelper's message
-      cell "$pre/rollout" "{\"exit\": 1, \"not_upgraded\": [$ALL],
-        \"failed\": \"(?s)talhelper genconfig failed: .*\\\"${t//./\\\\.}\\\" is not a supported Talos version\",
+      # the rollout stops before any change (exit 2, refused: #28.3), with talhelper's message
+      cell "$pre/rollout" "{\"exit\": 2, \"not_upgraded\": [$ALL],
+        \"logs_have\": [\"(?s)talhelper genconfig failed: .*\\\"${t//./\\\\.}\\\" is not a supported Talos version\"],
         \"plan_lacks\": [\"Files it would change\", \"upgrade --image\"]}" rollout.lua "$tmp/before-$t-$th.yaml"
     else
       cell "$pre/rollout" "{\"exit\": 0, \"upgraded\": [$ALL],
