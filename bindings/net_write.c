@@ -104,8 +104,7 @@ static const char *reason(int status) {
 static void push_head(lua_State *L, int status, lua_Integer len) {
   int base = lua_gettop(L);
   if (len >= 0)
-    lua_pushfstring(L, "HTTP/1.1 %d %s\r\nContent-Length: %I\r\nConnection: close\r\n", status, reason(status),
-                    len);
+    lua_pushfstring(L, "HTTP/1.1 %d %s\r\nContent-Length: %I\r\nConnection: close\r\n", status, reason(status), len);
   else
     lua_pushfstring(L, "HTTP/1.1 %d %s\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n", status, reason(status));
   if (lua_istable(L, 3)) {

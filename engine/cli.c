@@ -202,9 +202,17 @@ enum rb_command cli_command_named(const char *name) {
     const char *name;
     enum rb_command cmd;
   } cmds[] = {
-    { "run", RB_CMD_RUN },       { "check", RB_CMD_CHECK },     { "list", RB_CMD_LIST }, { "test", RB_CMD_TEST },
-    { "world", RB_CMD_WORLD },   { "version", RB_CMD_VERSION }, { "help", RB_CMD_HELP }, { "plan", RB_CMD_PLAN },
-    { "status", RB_CMD_STATUS }, { "fleet", RB_CMD_FLEET },     { "completion", RB_CMD_COMPLETION },
+    { "run", RB_CMD_RUN },
+    { "check", RB_CMD_CHECK },
+    { "list", RB_CMD_LIST },
+    { "test", RB_CMD_TEST },
+    { "world", RB_CMD_WORLD },
+    { "version", RB_CMD_VERSION },
+    { "help", RB_CMD_HELP },
+    { "plan", RB_CMD_PLAN },
+    { "status", RB_CMD_STATUS },
+    { "fleet", RB_CMD_FLEET },
+    { "completion", RB_CMD_COMPLETION },
   };
   size_t i;
   for (i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

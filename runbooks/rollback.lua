@@ -124,17 +124,11 @@ rb.phase("Nodes", function()
         fmt("%s/.tailscale-remove-%s.yaml", v.talconfig:match("^(.*)/[^/]*$") or ".", n.hostname))
     end)
     rb.step("install the previous image on " .. n.hostname, function()
-      -- a node that runs its previous schematic already (undone by the
-      -- rollout itself, or by a rollback run before) is never rebooted
-      local _, _, id = talos.extensions(n.ip)
-      if id == previous then
-        log.info(fmt("%s runs its previous schematic %s already: not upgraded", n.hostname, previous:sub(1, 12)))
-        return "already"
-      end
       -- an upgrade to the old installer works whatever the A/B slots hold
       local image = factory.installer(n.image_url, previous, cfg.talos_version, n.secureboot)
-      -- landed already (a try cut short after talosctl upgrade): the node
-      -- runs, or boots into, the previous schematic: done, not again
+      -- a node that runs its previous schematic already (undone by the
+      -- rollout itself, by a rollback run before, or a try cut short after
+      -- talosctl upgrade) is never rebooted: done, not again
       local state, id = require("landed").upgrade_state(n.ip, previous, rec.upgraded_to(n.hostname),
         {timeout = v.boot_timeout, interval = v.poll_interval, desc = n.hostname .. " reachable"})
       if state == "done" then

@@ -3,6 +3,7 @@ local exec = require "runbook.exec"
 local async = require "runbook.async"
 local errors = require "runbook.error"
 local t = require "runbook.testing"
+local time = require "runbook.time"
 
 local function alive(pid)
   return exec.run({"kill", "-0", tostring(pid)}, {quiet = true}).code == 0
