@@ -536,7 +536,10 @@ end
 local function wait_back(n, ip, flags, opts, stderr)
   local own = tonumber(tostring(flags["--timeout"] or "30m"):match("^(%d+)s$"))
               or (tonumber(tostring(flags["--timeout"] or "30m"):match("^(%d+)m$")) or 30) * 60
-  local kill = opts and opts.timeout and opts.timeout > 0 and opts.timeout or math.huge
+  -- the caller's timeout counts from the spawn (world.exec), as exec.run's
+  -- own cut does, which this answer (with what talosctl printed) precedes
+  local spent = W.exec_started and (time.monotonic() - W.exec_started) or 0
+  local kill = opts and opts.timeout and opts.timeout > 0 and math.max(0, opts.timeout - spent) or math.huge
   local left = n.never_returns and math.huge or math.max(0, (n.boot_until or now()) - now()) + 1
   stderr = stderr .. fmt("watching nodes: [%s]\n", ip)
   if left > own and own < kill then
@@ -544,7 +547,7 @@ local function wait_back(n, ip, flags, opts, stderr)
     return result(1, "", stderr .. fmt("    * %s: timeout waiting for the node to be ready\n", ip), own)   -- wording unconfirmed
   elseif left > kill then
     time.sleep(kill)
-    return {code = nil, signal = 15, stdout = "", stderr = stderr, duration = kill, timed_out = true,
+    return {code = nil, signal = 15, stdout = "", stderr = stderr, duration = spent + kill, timed_out = true,
             stdout_dropped = 0, stderr_dropped = 0, pid = 0}
   end
   time.sleep(left)

@@ -162,6 +162,7 @@ function M.exec(argv, opts)
     error(errors.new("spawn", fmt("cannot run '%s': ENOENT: no such file or directory (the simulated world has no such program)", tostring(argv[1])),
                      {program = argv[1]}), 0)
   end
+  W.exec_started = time.monotonic()    -- a caller's timeout counts from here, as from a real spawn
   if latency > 0 then time.sleep(0.2 * latency) end
   W.cwd = opts and opts.cwd or nil      -- no yield from here to the answer
   local r = tool(argv, opts)
