@@ -11,9 +11,10 @@ local sys = require "runbook.sys"
 
 local M = {}
 
-local COMMANDS = {"run", "plan", "check", "list", "test", "world", "version", "completion", "help"}
+local COMMANDS = {"run", "plan", "check", "list", "test", "world", "status", "fleet", "version", "completion", "help"}
 
-local RUN_FLAGS = {"--dry-run", "--scenario", "--var", "--vars", "--state-dir", "--resume", "--fresh", "--yes",
+local RUN_FLAGS = {"--dry-run", "--scenario", "--var", "--vars", "--state-dir", "--store", "--resume", "--accept-drift",
+                   "--fresh", "--yes",
                    "--output", "--log", "--report", "--limit", "--exclude", "--step-timeout", "--metrics-file",
                    "--pushgateway", "--verbose", "--quiet", "--help"}
 
@@ -26,18 +27,22 @@ M.FLAGS = {
   list = {"--help"},
   test = {"--dry-run", "--verbose", "--quiet", "--help"},
   world = {"--scenario", "--dir", "--out", "--var", "--vars", "--help"},
+  status = {"--store", "--state-dir", "--output", "--help"},
+  fleet = {"--clusters", "--concurrency", "--failure-budget", "--dry-run", "--resume", "--store", "--var", "--vars",
+           "--yes", "--state-dir", "--output", "--help"},
   version = {"--output", "--help"},
   completion = {"--help"},
   help = {},
 }
 
 --- Flags whose value is a file or directory (completed as paths).
-local PATH_FLAGS = {"--vars", "--state-dir", "--log", "--report", "--metrics-file", "--dir", "--out"}
+local PATH_FLAGS = {"--vars", "--state-dir", "--log", "--report", "--metrics-file", "--dir", "--out", "--clusters"}
 
 --- The positional words of each command other than runbook names.
 local ARGS = {
   world = {"serve", "capture", "call"},
   completion = {"bash", "zsh", "fish"},
+  fleet = {"run"},
   help = COMMANDS,
 }
 

@@ -180,7 +180,7 @@ io.open("spin.started", "w"):close()
 local t0 = os.time()
 while os.time() - t0 < 20 and not io.open("spin.go") do end
 LUA
-"$bin" run spin.lua >/dev/null 2>"$tmp/spin.err" & pid=$!
+"$bin_real" run spin.lua >/dev/null 2>"$tmp/spin.err" & pid=$!
 wait_for spin.started; sleep 0.2; kill -QUIT $pid
 for i in $(seq 1 100); do grep -q "spin.lua:3: in main chunk" "$tmp/spin.err" && break; sleep 0.1; done
 touch spin.go; timeout 30 tail --pid=$pid -f /dev/null; wait $pid; code=$?
@@ -201,7 +201,7 @@ coroutine.wrap(function()   -- the marker from inside: both signals land in the 
   local t0 = os.time() while os.time() - t0 < 30 do end
 end)()
 LUA
-"$bin" run nested.lua >/dev/null 2>"$tmp/nested.err" & pid=$!
+"$bin_real" run nested.lua >/dev/null 2>"$tmp/nested.err" & pid=$!
 wait_for nested.started; sleep 0.2; kill -INT $pid; sleep 0.2; kill -INT $pid
 timeout 10 tail --pid=$pid -f /dev/null
 late=; kill -0 $pid 2>/dev/null && { late=yes; kill -9 $pid; }   # still running 10 s after: the signals were lost

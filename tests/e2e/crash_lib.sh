@@ -19,7 +19,7 @@ world_up() {
   srv=
   export TMPDIR="$1.tmp"
   mkdir -p "$TMPDIR"
-  "$bin" world serve --scenario "$tmp/fast.yaml" --dir "$1" 2>"$1.serve.log" & srv=$!
+  "$bin_real" world serve --scenario "$tmp/fast.yaml" --dir "$1" 2>"$1.serve.log" & srv=$!
   for _ in $(seq 200); do [ -s "$1/world.url" ] && break; sleep 0.05; done
   url=$(cat "$1/world.url")
   cd "$1" || return 1
@@ -44,7 +44,7 @@ run() {
 start() {
   local rb=$1 out=$2; shift 2
   local vars=("${rollout_vars[@]}"); [ "$rb" = rollback ] && vars=("${rollback_vars[@]}")
-  TS_AUTHKEY=$key TS_API_KEY=$api_key setsid "$bin" run "$rb.lua" --yes "${vars[@]}" "$@" >"$out" 2>&1 &
+  TS_AUTHKEY=$key TS_API_KEY=$api_key setsid "$bin_real" run "$rb.lua" --yes "${vars[@]}" "$@" >"$out" 2>&1 &
   pid=$!
   # bounded: a run still going after 300 s is killed (finish waits for it)
   (trap 'kill $s 2>/dev/null; exit 0' TERM; sleep 300 & s=$!; wait $s; kill -KILL -- "-$pid") >/dev/null 2>&1 & watchdog=$!

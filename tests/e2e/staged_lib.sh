@@ -10,8 +10,8 @@ PATH0=$PATH
 serve() {
   [ -n "$srv" ] && { kill $srv 2>/dev/null; wait $srv 2>/dev/null; srv=; }
   mkdir -p "$1"; cd "$1" || exit 1
-  if [ -n "${2:-}" ]; then "$bin" world serve --scenario "$2" --dir "$1" 2>"$1.serve.log" & srv=$!
-  else "$bin" world serve --dir "$1.srv" 2>"$1.serve.log" & srv=$!; fi
+  if [ -n "${2:-}" ]; then "$bin_real" world serve --scenario "$2" --dir "$1" 2>"$1.serve.log" & srv=$!
+  else "$bin_real" world serve --dir "$1.srv" 2>"$1.serve.log" & srv=$!; fi
   local u="$1/world.url"; [ -n "${2:-}" ] || u="$1.srv/world.url"
   for _ in $(seq 200); do [ -s "$u" ] && break; sleep 0.05; done
   url=$(cat "$u")

@@ -110,7 +110,7 @@ serve "$tmp/etcd.yaml" "$tmp/d"
 [ "$code" -eq 2 ] && grep -q "batch" x.out && ok "world capture: an unknown variable is exit 2, named" || bad "unknown var: exit $code; $(cat x.out)"
 "$bin" world capture --dir x >x.out 2>&1; code=$?
 [ "$code" -eq 2 ] && grep -q "world capture reads the live cluster: no --dir" x.out && ok "world capture --dir: exit 2" || bad "capture --dir: exit $code; $(cat x.out)"
-"$bin" world serve --dir x --out y >x.out 2>&1; code=$?
+"$bin_real" world serve --dir x --out y >x.out 2>&1; code=$?
 [ "$code" -eq 2 ] && grep -q "world serve takes no --out" x.out && ok "world serve --out: exit 2" || bad "serve --out: exit $code; $(cat x.out)"
 mkdir "$tmp/e" && cd "$tmp/e"
 "$bin" world capture --out cap.yaml >x.out 2>&1; code=$?

@@ -77,7 +77,7 @@ code=$(NUT_PASS=$pw dry "$src/runbooks/extension.lua" --scenario "$tmp/iscsi.yam
 
 # {====== served world, for real
 sed 's/bootSeconds: \[90, 150\]/bootSeconds: [1, 2]/' "$ready" > "$tmp/fast.yaml"
-"$bin" world serve --scenario "$tmp/fast.yaml" --dir "$tmp/world" 2>"$tmp/serve.log" & srv=$!
+"$bin_real" world serve --scenario "$tmp/fast.yaml" --dir "$tmp/world" 2>"$tmp/serve.log" & srv=$!
 # world serve writes world.url first and env last: the served directory is whole once env is there
 for _ in $(seq 400); do [ -s "$tmp/world/env" ] && break; sleep 0.05; done
 url=$(cat "$tmp/world/world.url" 2>/dev/null)
@@ -132,7 +132,7 @@ timeout 300 "$bin" run talos-upgrade.lua "${common[@]}" --fresh --var version=v1
 sed -e 's/bootSeconds: \[90, 150\]/bootSeconds: [1, 2]/' -e 's/^  talosVersion: v1.10.6$/  talosVersion: v1.10.6\n  talosctlVersion: v1.11.0/' \
   "$src/runbooks/scenarios/default.yaml" > "$tmp/seed.yaml"
 kill $srv 2>/dev/null; wait $srv 2>/dev/null
-"$bin" world serve --scenario "$tmp/seed.yaml" --dir "$tmp/world2" 2>"$tmp/serve2.log" & srv=$!
+"$bin_real" world serve --scenario "$tmp/seed.yaml" --dir "$tmp/world2" 2>"$tmp/serve2.log" & srv=$!
 for _ in $(seq 400); do [ -s "$tmp/world2/env" ] && break; sleep 0.05; done
 url=$(cat "$tmp/world2/world.url" 2>/dev/null)
 cd "$tmp/world2" || exit 1

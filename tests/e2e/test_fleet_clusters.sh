@@ -21,7 +21,7 @@ yaml.safe_dump(base, open(sys.argv[3], "w"), sort_keys=False)
 PY
 
 serve() {   # serve NAME SCENARIO: the world in $tmp/NAME; sets URL_NAME
-  "$bin" world serve --scenario "$2" --dir "$tmp/$1" 2>"$tmp/$1.serve.log" & srvs+=($!)
+  "$bin_real" world serve --scenario "$2" --dir "$tmp/$1" 2>"$tmp/$1.serve.log" & srvs+=($!)
   timeout 10 bash -c "until [ -s '$tmp/$1/world.url' ]; do sleep 0.05; done" || { bad "world $1 did not start: $(cat "$tmp/$1.serve.log")"; exit 1; }
   printf -v "URL_$1" '%s' "$(cat "$tmp/$1/world.url")"
 }

@@ -59,7 +59,7 @@ grep -rq -- "$TS_AUTHKEY" .runbook/*.json .runbook/*.md r1.out r2.out rb.out 2>/
 # a rollout paused after k8s-1 (the others never joined the tailnet), then
 # a keyless rollback: the record names k8s-1's device only (issue #29.7)
 cd "$tmp"; kill $srv; wait $srv 2>/dev/null
-"$bin" world serve --scenario "$tmp/fast.yaml" --dir "$tmp/w2" 2>"$tmp/serve2.log" & srv=$!
+"$bin_real" world serve --scenario "$tmp/fast.yaml" --dir "$tmp/w2" 2>"$tmp/serve2.log" & srv=$!
 for _ in $(seq 100); do [ -s "$tmp/w2/world.url" ] && break; sleep 0.05; done
 url=$(cat "$tmp/w2/world.url"); cd "$tmp/w2"; export PATH="$tmp/w2/bin:$PATH"
 common=(--var "factory_url=$url/factory" --var "tailscale_api=$url/tailscale" --var poll_interval=0.5

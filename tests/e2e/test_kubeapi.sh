@@ -7,7 +7,7 @@
 # usage: test_kubeapi.sh RUNBOOK_BIN SOURCE_DIR
 source "$(dirname "$0")/common.sh" "$@"
 
-"$bin" world serve --dir "$tmp/world" 2>"$tmp/serve.log" & srv=$!
+"$bin_real" world serve --dir "$tmp/world" 2>"$tmp/serve.log" & srv=$!
 for _ in $(seq 100); do [ -s "$tmp/world/world.url" ] && break; sleep 0.05; done
 url=$(cat "$tmp/world/world.url" 2>/dev/null)
 case "$url" in http://127.0.0.1:*) ok "world serve listens on loopback";; *) bad "world serve did not start: $(cat "$tmp/serve.log")"; exit 1;; esac
@@ -110,7 +110,7 @@ else bad "kube lib:"; cat "$tmp/lib.out"; fi
 
 # a second world served while the first's bin/ is first on PATH: its
 # kubectl is still the real one, not the first world's wrapper
-"$bin" world serve --dir "$tmp/world2" 2>"$tmp/serve2.log" & srv2=$!
+"$bin_real" world serve --dir "$tmp/world2" 2>"$tmp/serve2.log" & srv2=$!
 for _ in $(seq 100); do [ -s "$tmp/world2/world.url" ] && [ -s "$tmp/world2/env" ] && break; sleep 0.05; done
 real2=$(sed -n "s/.* exec '\(.*\)' \"\$@\"/\1/p" "$tmp/world2/bin/kubectl")
 kill $srv2 2>/dev/null; wait $srv2 2>/dev/null

@@ -8,7 +8,7 @@ source "$(dirname "$0")/common.sh" "$@"
 
 # serve DIR: the exit code of a server that was refused, or 0 once it serves
 serve() {
-  "$bin" world serve --dir "$1" 2>"$1.log" & srv=$!
+  "$bin_real" world serve --dir "$1" 2>"$1.log" & srv=$!
   for _ in $(seq 200); do
     [ -s "$1/world.url" ] && { kill $srv; wait $srv 2>/dev/null; srv=; return 0; }
     kill -0 $srv 2>/dev/null || { wait $srv; local c=$?; srv=; return $c; }

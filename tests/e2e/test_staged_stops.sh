@@ -46,7 +46,7 @@ truthful "after a failure within max_failures"
 # an interrupt (SIGINT) while k8s-2 boots
 serve "$tmp/intr" "$tmp/fast.yaml"
 sed -i 's/bootSeconds: \[1, 2\]/bootSeconds: [4, 5]/' "$tmp/fast.yaml"
-TS_AUTHKEY=$key "$bin" run rollout.lua --yes "${common[@]}" >"$tmp/i1.out" 2>&1 & run=$!
+TS_AUTHKEY=$key "$bin_real" run rollout.lua --yes "${common[@]}" >"$tmp/i1.out" 2>&1 & run=$!
 for _ in $(seq 600); do grep -q "k8s-2 runs the new schematic" "$tmp/i1.out" && break; sleep 0.1; done
 kill -INT $run; timeout 60 tail --pid=$run -f /dev/null; wait $run; code=$?
 sed -i 's/bootSeconds: \[4, 5\]/bootSeconds: [1, 2]/' "$tmp/fast.yaml"

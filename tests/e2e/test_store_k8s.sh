@@ -11,7 +11,7 @@ trap '[ -n "$srv" ] && kill $srv 2>/dev/null; for p in "${pids[@]}"; do kill -9 
 check() { if eval "$2"; then ok "$1"; else bad "$1${3:+: $3}"; fi; }
 command -v kubectl >/dev/null || { bad "kubectl is not installed (scripts/install-deps.sh installs kubernetes-client)"; exit 1; }
 
-"$bin" world serve --dir "$tmp/world" 2>"$tmp/serve.log" & srv=$!
+"$bin_real" world serve --dir "$tmp/world" 2>"$tmp/serve.log" & srv=$!
 timeout 10 bash -c "until [ -s '$tmp/world/world.url' ]; do sleep 0.05; done" || { bad "world serve: $(cat "$tmp/serve.log")"; exit 1; }
 export KUBECONFIG=$tmp/world/kubeconfig
 cd "$tmp"
@@ -40,7 +40,7 @@ count() { grep -cx "$1" "$MARKS" 2>/dev/null || true; }
 run_in() {
   local dir=$1 tag=$2; shift 2
   mkdir -p "$dir"; rm -f "$dir/ready" "$dir/go"
-  (cd "$dir" && timeout 60 "$bin" run "$tmp/hold.lua" --store "$S" "$@" >"$tmp/$tag.out" 2>&1; echo "exit $?" >>"$tmp/$tag.out") &
+  (cd "$dir" && timeout 60 "$bin_real" run "$tmp/hold.lua" --store "$S" "$@" >"$tmp/$tag.out" 2>&1; echo "exit $?" >>"$tmp/$tag.out") &
   RUN_PID=$!; pids+=($!)
 }
 runbook_pid() { local t; t=$(pgrep -P "$1" | head -1); pgrep -P "$t" | head -1; }

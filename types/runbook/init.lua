@@ -66,6 +66,14 @@ function runbook.is_done(key) end
 ---@param reason string
 function runbook.pause(reason) end
 
+--- Names the cluster this run changes: the lock is the cluster's (every
+--- runbook changing it excludes the others), taken at once (exit 4 naming
+--- the holder). Call once, after rb.vars, before the first phase, step,
+--- gate or confirmation. read_only: no lock, no journal.
+---@param key string a stable name of the cluster
+---@param opts? {read_only?: boolean}
+function runbook.cluster(key, opts) end
+
 --- Accepts everything done so far: a later failure no longer undoes it.
 function runbook.commit() end
 
