@@ -666,8 +666,17 @@ function M.etcd_snapshot(node, file)
   if not size or not hash then
     error(errors.new("talos", "talosctl etcd snapshot printed no size and hash: " .. r.stdout:gsub("%s+$", "")), 0)
   end
-  local ok, why = M.check_etcd_snapshot(require("runbook.fs").read(file), size)
-  if not ok then error(errors.new("talos", file .. ": " .. why), 0) end
+  local fs = require "runbook.fs"
+  local data = fs.read(file)
+  local ok, why = M.check_etcd_snapshot(data, size)
+  if not ok then
+    -- a refused snapshot must not keep the name of a good one (a restore
+    -- would pick it up): kept for a look under a name that says so
+    local refused = file .. ".refused"
+    fs.write(refused, data, {mode = tonumber("600", 8)})
+    fs.remove(file)
+    error(errors.new("talos", ("%s: %s; kept as %s"):format(file, why, refused)), 0)
+  end
   return {file = file, size = size, hash = hash, revision = tonumber(revision)}
 end
 

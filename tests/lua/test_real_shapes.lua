@@ -307,6 +307,20 @@ function test_etcd_snapshot_is_checked_and_a_damaged_one_refused()
   ok, why = talos.check_etcd_snapshot(data:sub(1, -2), snap.size)
   t.eq(ok, false)
   t.match(why, "talosctl reported")
+  -- #30.24: a refused snapshot does not keep its normal name
+  local orig = world.exec
+  world.exec = function(argv, opts)
+    local res = orig(argv, opts)
+    local f = argv[#argv]
+    if argv[#argv - 1] == "snapshot" then local d = fs.read(f); fs.write(f, d:sub(1, 100) .. "X" .. d:sub(102)) end
+    return res
+  end
+  local okd, err = pcall(talos.etcd_snapshot, "192.168.10.11", "/tmp/runbook-test-bad.snapshot")
+  world.exec = orig
+  t.eq(okd, false)
+  t.match(tostring(err), "trailing sha256 does not match.*kept as /tmp/runbook%-test%-bad%.snapshot%.refused")
+  t.eq(fs.exists("/tmp/runbook-test-bad.snapshot"), false)
+  t.eq(fs.exists("/tmp/runbook-test-bad.snapshot.refused"), true)
   -- one node at a time, control planes only (FailIfMultiNodes; workers run no etcd)
   local r = exec.run({"talosctl", "-n", "192.168.10.11,192.168.10.12", "etcd", "snapshot", "/tmp/x.snapshot"})
   t.eq(r.code, 1)
