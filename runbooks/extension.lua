@@ -52,6 +52,7 @@ for _, e in ipairs(v.extension) do
     usage("tailscale is added by rollout.lua, which also sets its routes, auth key, certSANs and address pins")
   end
 end
+rolling.lock_cluster(v.talconfig)
 
 --- The ExtensionServiceConfig to add (talhelper's extensionServices entry:
 --- name, configFiles, environment), read from --var config; an extension

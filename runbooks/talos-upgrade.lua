@@ -41,6 +41,7 @@ if not target then usage("--var version=vX.Y.Z is missing: the Talos version to 
 if not target:match("^v?%d+%.%d+%.%d+$") then usage(fmt("--var version=%s: a release tag vX.Y.Z expected", target)) end
 if target:sub(1, 1) ~= "v" then target = "v" .. target end
 local _, tminor, tpatch = talos.parse_version(target)
+rolling.lock_cluster(v.talconfig)
 
 --- Whether Talos supports going from `from` to the target in one upgrade:
 --- "this migration is only tested between adjacent minor releases", the

@@ -45,6 +45,16 @@ end
 --- (exit 2). Returns {nodes, all, skipped = {{hostname, why}}}.
 ---@param o rolling_upgrade.SelectOpts
 ---@return table
+--- Takes the cluster's lock (one mutator per cluster, issue #29.3: the
+--- same lock as rollout, rollback and recover's repairs), named by
+--- talconfig.yaml's clusterName and endpoint; before the first phase.
+---@param path string talconfig.yaml
+function M.lock_cluster(path)
+  local talconfig = require "talconfig"
+  local ok, c = pcall(talconfig.read, path)
+  require("runbook").cluster(ok and talconfig.cluster_key(c) or ("talconfig " .. path))
+end
+
 function M.select(o)
   local known = {}
   for _, n in ipairs(o.all) do known[n.hostname] = n end

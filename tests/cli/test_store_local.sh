@@ -85,6 +85,10 @@ expect "rollback.lua refuses while the cluster's lock is held, and names who hol
   -- "$bin" run "$src/runbooks/rollback.lua"
 expect "recover.lua's repair refuses too" 4 "holds the lock \(pid [0-9]+, started [^,]+, hold.lua" \
   -- "$bin" run "$src/runbooks/recover.lua" --var action=snapshot --var node=k8s-1
+expect "extension.lua refuses too" 4 "holds the lock \(pid [0-9]+, started [^,]+, hold.lua" \
+  -- "$bin" run "$src/runbooks/extension.lua" --var extension=siderolabs/iscsi-tools
+expect "talos-upgrade.lua refuses too" 4 "holds the lock \(pid [0-9]+, started [^,]+, hold.lua" \
+  -- "$bin" run "$src/runbooks/talos-upgrade.lua" --var version=v1.11.5
 finish_holder "$tmp"
 grep -q "^exit 0" holder.out && ok "the holder finished" || fail "holder: $(cat holder.out)"
 
