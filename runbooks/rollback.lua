@@ -65,6 +65,10 @@ if #runs > 0 then
     if not id then error(fmt("no rollout journal says which schematic %s ran before", name)) end
     return id
   end
+  -- and the one the newest run that upgraded it installed
+  function rec.upgraded_to(name)
+    return by_node[name] and by_node[name].new
+  end
   local list = {}
   for _, run in ipairs(runs) do
     list[#list + 1] = fmt("%s (%s)", run.path, #run.upgraded > 0 and table.concat(run.upgraded, ", ") or "no node upgraded")

@@ -13,11 +13,14 @@ fence, so that no example goes untested by accident:
                                  of each line run (one value: all; default 0)
   <!-- doc-test: skip REASON -->  not run, and why (a real cluster, a
                                  fragment, a long fuzz run)
+  <!-- test: NAME -->            README's install blocks: run as written by
+                                 the package tests (tests/support/readme_block.sh)
 usage: doc_examples.py RUNBOOK_BIN SOURCE_DIR
 """
 import glob, os, re, subprocess, sys, tempfile
 
 MARK = re.compile(r"^<!-- doc-test: (file|run|skip)\b(.*?)-->\s*$")
+PACKAGE_MARK = re.compile(r"^<!-- test: ([\w-]+) -->\s*$")
 FENCE = re.compile(r"^```(\w+)\s*$")
 TIMEOUT = int(os.environ.get("DOC_EXAMPLE_TIMEOUT", "120"))
 
@@ -35,6 +38,10 @@ def blocks(path):
             while j < len(lines) and lines[j] != "```":
                 j += 1
             mark = MARK.match(lines[i - 1]) if i > 0 else None
+            if mark is None and i > 0 and PACKAGE_MARK.match(lines[i - 1]):
+                # run by the package tests as written: a skip here, saying so
+                mark = MARK.match("<!-- doc-test: skip run by tests/package (readme_block.sh %s) -->"
+                                  % PACKAGE_MARK.match(lines[i - 1]).group(1))
             out.append((start, lang, mark, lines[i + 1:j]))
             i = j + 1
         else:
