@@ -950,6 +950,13 @@ settling_phase("Configuration", function()
     base_text = fs.read(upd.backup)
     local full = talconfig_for(nil)
     if fs.read(v.talconfig) ~= full then
+      -- what stands is kept under the state dir first: an edit made since
+      -- the stop (passed with --accept-drift) is replaced, not lost
+      local kept = statedir.backup(rb.state_dir, v.talconfig, rb.dry_run)
+      if next(statedir.settled(rb.state_dir)) and require("drift").hash(v.talconfig) ~= statedir.settled(rb.state_dir)[v.talconfig] then
+        log.warn(fmt("%s changed since the stop; it is rebuilt from the first run's backup with the rollout's entries, "
+          .. "and the changed file is kept as %s: carry the change over by hand", v.talconfig, kept))
+      end
       fs.write(v.talconfig, full)
       write_pins(nil)
       local r = exec.run({"talhelper", "genconfig", "-c", v.talconfig, "-o", cfg_dir .. "/clusterconfig"},
