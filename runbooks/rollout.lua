@@ -833,7 +833,7 @@ settling_phase("Configuration", function()
       end
       if #bad > 0 then error(table.concat(bad, "; "), 0) end
       return #cfg.nodes
-    end, rb.dry_run)
+    end, rb.dry_run, rb.state_dir)
   end
 
   -- the whole plan, then one confirmation: nothing in a file or on a node

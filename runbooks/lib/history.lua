@@ -56,8 +56,11 @@ end
 ---@return number
 function M.last_rollback(state_dir)
   for _, path in ipairs(M.journals(state_dir, "rollback")) do
+    -- a rollback that finished well; one that stopped having changed
+    -- nothing (a change whose reply was lost) rolled nothing back
     local ok, recs, finished = pcall(journal.read, path)
-    if ok and finished and #recs > 0 then return recs[#recs].time or 0 end
+    local last = ok and recs[#recs]
+    if finished and last and last.ok == true then return last.time or 0 end
   end
   return 0
 end

@@ -34,6 +34,7 @@ end
 -- talhelper's output (regenerated in the copy) and anything large.
 local SKIP = {[".git"] = true, [".runbook"] = true, clusterconfig = true}
 local MAX_FILE, MAX_FILES, MAX_DEPTH = 4 * 1024 * 1024, 10000, 8
+local COPY_MARK = ".runbook-scratch-copy"
 
 --- Copies the directory tree src into dst (created), leaving out .git,
 --- .runbook, clusterconfig, files of 4 MiB and more, and symbolic links'
@@ -49,7 +50,9 @@ function M.copy_tree(src, dst)
     for _, name in ipairs(fs.list(from)) do
       local path = from .. "/" .. name
       local st = not SKIP[name] and fs.stat(path)
-      if st and st.type == "directory" and depth < MAX_DEPTH then
+      if st and st.type == "directory" and fs.exists(path .. "/" .. COPY_MARK) then
+        -- a scratch copy itself (a --state-dir inside the directory): left out
+      elseif st and st.type == "directory" and depth < MAX_DEPTH then
         walk(path, to .. "/" .. name, depth + 1)
       elseif st and st.type == "file" and st.size < MAX_FILE then
         count = count + 1
@@ -82,15 +85,24 @@ function M.remove_tree(dir)
   pcall(fs.remove, dir)
 end
 
---- Runs fn(dir) with a scratch copy of src in a private temporary directory
---- (a rehearsal names it the same each time and writes it only in its
---- overlay), removed afterwards whatever happened; returns fn's results.
+--- Runs fn(dir) with a scratch copy of src in <state_dir>/scratch/copy
+--- (0700, git-ignored; a copy a killed run left is removed first, so none
+--- stays for good; a rehearsal names it the same each time and writes it
+--- only in its overlay), removed afterwards whatever happened; returns
+--- fn's results.
 ---@param src string
 ---@param fn fun(dir: string): any
 ---@param dry_run boolean
+---@param state_dir string the run's state directory (rb.state_dir)
 ---@return any
-function M.with_scratch_copy(src, fn, dry_run)
-  local dir = dry_run and "/tmp/runbook-scratch.rehearsal" or fs.tmpdir("runbook-scratch")
+function M.with_scratch_copy(src, fn, dry_run, state_dir)
+  local dir = "/tmp/runbook-scratch.rehearsal"
+  if not dry_run then
+    dir = state_dir .. "/scratch/copy"
+    M.remove_tree(dir)
+    require("scratch").dir(state_dir, "copy")
+    fs.write(dir .. "/" .. COPY_MARK, "")
+  end
   local ok, res = pcall(function()
     M.copy_tree(src, dir)
     return fn(dir)

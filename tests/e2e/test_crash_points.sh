@@ -40,14 +40,15 @@ for rb in rollout rollback; do
   done
 done
 # a kill between a file's write and the journal's record of it: the run is
-# killed at its 4th change (the genconfig after the talconfig.yaml edit),
+# killed at its 5th change (the genconfig after the talconfig.yaml edit;
+# the scratch copy's genconfig and the pending check's come before it),
 # and the record of the edit is taken out of the journal, as if the kill
 # had come right after the write. The resume finds the edit done (every
 # chosen node has its entry) and does not edit the file twice.
 if [[ " ${CRASH_CASES:-record} " == *" record "* ]]; then
   dir="$tmp/record-lost"
   world_up "$dir"
-  arm reply_held 4
+  arm reply_held 5
   start rollout "$dir.cut.out"
   if wait_held; then
     kill -KILL -- "-$pid"; finish
@@ -69,7 +70,7 @@ for l in open(sys.argv[1]):
       && { cmp -s "$bak" "$tmp/talconfig.old" || { why="the journal's backup $bak is not the original"; false; }; } \
       && ok "talconfig.yaml written, its record lost: the resume finds the edit done (not made twice, the backup still the original)" \
       || bad "record lost: exit $code: $why $(grep ERROR "$dir.resume.out" | head -2)"
-  else bad "record lost: the 4th change was never held"; finish; fi
+  else bad "record lost: the 5th change was never held"; finish; fi
 fi
 cd "$tmp"
 
