@@ -50,9 +50,12 @@ function M.copy_tree(src, dst)
     for _, name in ipairs(fs.list(from)) do
       local path = from .. "/" .. name
       local st = not SKIP[name] and fs.stat(path)
-      if st and st.type == "directory" and fs.exists(path .. "/" .. COPY_MARK) then
-        -- a scratch copy itself (a --state-dir inside the directory): left out
-      elseif st and st.type == "directory" and depth < MAX_DEPTH then
+      -- a scratch copy itself (a --state-dir inside the directory) is left out
+      local copy = st and st.type == "directory" and fs.exists(path .. "/" .. COPY_MARK)
+      if copy then
+        st = nil
+      end
+      if st and st.type == "directory" and depth < MAX_DEPTH then
         walk(path, to .. "/" .. name, depth + 1)
       elseif st and st.type == "file" and st.size < MAX_FILE then
         count = count + 1
