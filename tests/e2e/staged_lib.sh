@@ -30,9 +30,16 @@ truthful() {
   TS_AUTHKEY=$key talhelper genconfig -c talconfig.yaml -o "$out" >"$out.gen" 2>"$out.err" || { bad "$1: genconfig failed: $(cat "$out.err")"; return; }
   while read -r host ip; do
     file=$(sed -n "s#^generated config for $host in ##p" "$out.gen")
-    talosctl -n "$ip" apply-config --file "$file" --dry-run 2>&1 | grep -q "^No changes\." || bad_nodes="$bad_nodes $host"
+    # a node still booting (an interrupt while it boots) is asked again
+    # until it answers, at most 30 s
+    for _ in $(seq 60); do
+      talosctl -n "$ip" apply-config --file "$file" --dry-run >"$out.$host.diff" 2>&1
+      grep -q "connection refused" "$out.$host.diff" || break
+      sleep 0.5
+    done
+    grep -q "^No changes\." "$out.$host.diff" || { bad_nodes="$bad_nodes $host"; [ -n "${DEBUG_TRUTH:-}" ] && cat "$out.$host.diff" >&2; }
   done < <(python3 -c 'import yaml; [print(n["hostname"], n["ipAddress"]) for n in yaml.safe_load(open("talconfig.yaml"))["nodes"]]')
-  rm -rf "$out" "$out.gen" "$out.err"
+  rm -rf "$out" "$out".*
   [ -z "$bad_nodes" ] && ok "$1: talhelper genconfig + apply-config --dry-run changes nothing on any node" \
     || bad "$1: genconfig + apply-config would change$bad_nodes"
 }
