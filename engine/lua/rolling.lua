@@ -20,16 +20,25 @@ return function(K)
   ---@field before? fun(batch:any[], b:integer, n:integer) runs before batch b of n (a gate on the whole, a confirmation)
   ---@field after? fun(batch:any[], b:integer, n:integer) runs once every item of batch b finished (a pause)
 
+  local function append(dst, src)
+    for _, x in ipairs(src) do dst[#dst + 1] = x end
+    return dst
+  end
+
   local ROLLING_OPTS = {batch = "number", max_failures = "number", name = "function", before = "function", after = "function"}
 
   --- Runs fn(item) for every item, `batch` items at a time, concurrently
   --- within a batch; the next batch starts once the whole batch ended. Each
   --- item is a lane with an undo stack of its own: an item that fails undoes
-  --- its own steps and the others go on. Once more than max_failures items
-  --- failed, the run stops after the batch in flight has ended (what the
-  --- other items finished stays). Returns {done = {items}, failed =
-  --- {{item, name, error, undone}}}; resume skips an item's finished steps
-  --- by their keys, as everywhere.
+  --- its own steps and the others go on. An item that finished hands its
+  --- undos to the run's stack when its batch ends (rb.commit in the lane
+  --- accepts them instead). Once more than max_failures items failed, the
+  --- rolling fails after the batch in flight has ended, as a step does in
+  --- sequence: the run's stack is undone (the finished items and the steps
+  --- before, back to the last rb.commit). An interrupt or a lost lock
+  --- stops the lanes where they are and undoes nothing (--resume goes on).
+  --- Returns {done = {items}, failed = {{item, name, error, undone}}};
+  --- resume skips an item's finished steps by their keys, as everywhere.
   ---@param name string
   ---@param items any[]
   ---@param fn fun(item:any, index:integer)
@@ -105,22 +114,29 @@ return function(K)
                   text = fmt("▸ %s: batch %d/%d ended in %s (%d failed so far, max_failures %d)", name, b, nb,
                              duration(rec.elapsed), #out.failed, budget)}
       if #out.failed > budget then
-        local f = out.failed
+        -- the rolling failed: as a failed step in sequence, it undoes what
+        -- no rb.commit accepted, newest first (the finished items, the
+        -- steps before the rolling); each failed item undid itself already
+        local more, more_failed = run_undos()
+        local f, err = out.failed, nil
         if #f == 1 then     -- as in sequence: the failure itself
-          S.failed = f[1].cause
-          error(f[1].cause, 0)
+          err = f[1].cause
+          err.undone, err.undo_failed = append({}, err.undone or {}), append({}, err.undo_failed or {})
+        else
+          local undone, ufailed, which, names_failed = {}, {}, {}, {}
+          for _, x in ipairs(f) do
+            which[#which + 1] = fmt("%s (%s)", x.name, x.error)
+            names_failed[#names_failed + 1] = x.name
+            append(undone, x.undone)
+            append(ufailed, x.undo_failed)
+          end
+          err = errors.new("step_failed", fmt("%s: %d items failed, more than max_failures=%d; each was undone: %s",
+                           name, #f, budget, table.concat(which, "; ")),
+                           {exit = 1, step = f[1].cause.step, what = "rolling", undone = undone, undo_failed = ufailed,
+                            failed_items = names_failed})
         end
-        local undone, ufailed, which, names_failed = {}, {}, {}, {}
-        for _, x in ipairs(f) do
-          which[#which + 1] = fmt("%s (%s)", x.name, x.error)
-          names_failed[#names_failed + 1] = x.name
-          for _, id in ipairs(x.undone) do undone[#undone + 1] = id end
-          for _, u in ipairs(x.undo_failed) do ufailed[#ufailed + 1] = u end
-        end
-        local err = errors.new("step_failed", fmt("%s: %d items failed, more than max_failures=%d; each was undone: %s",
-                               name, #f, budget, table.concat(which, "; ")),
-                               {exit = 1, step = f[1].cause.step, what = "rolling", undone = undone, undo_failed = ufailed,
-                                failed_items = names_failed})
+        append(err.undone, more)
+        append(err.undo_failed, more_failed)
         S.failed = err
         error(err, 0)
       end

@@ -501,6 +501,9 @@ end
 
 --- Accepts everything done so far: a later failure no longer undoes the
 --- steps before this point (a node that passed all its gates stays).
+--- Inside rb.rolling: the item's own steps and the run's stack, that is
+--- the steps before the rolling and the items of earlier batches; the
+--- other items of its batch keep theirs (docs/writing-runbooks.md).
 function M.commit()
   local l = lane()
   if l then l.undo = {} end

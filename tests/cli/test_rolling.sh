@@ -12,27 +12,32 @@ cd "$tmp"
 ok() { echo "ok   $1"; passes=$((passes+1)); }
 bad() { echo "FAIL $1"; fails=$((fails+1)); }
 
-# roll.lua: five items, batch 2; item `FAIL` (a comma list) fails in its
-# gate after its step; each records do/undo and its virtual start time
+# roll.lua: a step before the rolling, then five items, batch 2; item
+# `FAIL` (a comma list) fails in its gate after its step, items in
+# `commit` (or `all`) call rb.commit once they passed it; each records
+# do/undo and its virtual start time
 cat > roll.lua <<'LUA'
 local rb = require "runbook"
 local time = require "runbook.time"
 local v = rb.vars{fail = {type = "list", default = {}}, max_failures = {type = "integer", default = 0},
-                  later = {type = "boolean", default = false}, commit = {type = "boolean", default = false}}
-local bad = {}
+                  later = {type = "boolean", default = false}, commit = {type = "list", default = {}}}
+local bad, commit = {}, {}
 for _, x in ipairs(v.fail) do bad[x] = true end
+for _, x in ipairs(v.commit) do commit[x] = true end
 local function note(s) local f = io.open("trail", "a"); f:write(s, "\n"); f:close() end
 rb.phase("Roll", function()
+  rb.step("prepare", function() note("do prepare") end, {undo = function() note("undo prepare") end})
   local res = rb.rolling("items", {"i1", "i2", "i3", "i4", "i5"}, function(it)
     rb.step("do " .. it, function() note(string.format("do %s at %d", it, math.floor(time.monotonic()))) end,
             {undo = function() note("undo " .. it) end})
     rb.gate(it .. " settles", function() time.sleep(10); if bad[it] then rb.fatal(it .. " broke") end return true end)
-    if v.commit then rb.commit() end
+    if commit[it] or commit.all then rb.commit() end
   end, {batch = 2, max_failures = v.max_failures})
   note("done " .. #res.done .. " failed " .. #res.failed .. (res.failed[1] and (" " .. res.failed[1].name) or ""))
 end)
 if v.later then rb.step("later", function() error("later broke") end) end
 LUA
+undos() { grep '^undo' trail | tr '\n' '|'; }   # the undos, in the order they ran
 "$bin" run roll.lua --dry-run >out.txt 2>&1; code=$?
 starts=$(grep -o 'do i[0-9] at [0-9]*' trail | tr '\n' '|')
 # batches {i1,i2} {i3,i4} {i5}: each item sleeps 10 virtual seconds
@@ -57,13 +62,26 @@ assert [e["items"] for e in b] == [["i1", "i2"], ["i3", "i4"], ["i5"]], b
 assert [e["failed"] for e in d] == [0, 1, 1] and all(e["batches"] == 3 for e in d), d
 ' && ok "batch and batch_done events" || bad "batch events"
 
+# past the budget the rolling fails as a step does in sequence: the failed
+# item undid itself, then the run's stack is undone, newest first: the
+# finished items (i4 of the batch in flight, i1 and i2 of the one before)
+# and the step before the rolling
 rm -f trail
 "$bin" run roll.lua --dry-run --var fail=i3 >out.txt 2>&1; code=$?
 tr '\n' '|' <trail >t
-if [ $code -eq 1 ] && grep -q "do i4" t && ! grep -q "do i5" t && ! grep -q "undo i4" t && grep -q "undo i3" t && ! grep -q "^done" trail \
-   && grep -q "i3 settles' failed: i3 broke" out.txt; then
-  ok "past max_failures: the batch in flight ends (i4 finishes), the run stops as the failure itself, the next batch never starts"
+if [ $code -eq 1 ] && grep -q "do i4" t && ! grep -q "do i5" t && ! grep -q "^done" trail \
+   && [ "$(undos)" = "undo i3|undo i4|undo i2|undo i1|undo prepare|" ] && grep -q "i3 settles' failed: i3 broke" out.txt; then
+  ok "past max_failures: the batch in flight ends (i4 finishes), the run stops as the failure itself, undoing every uncommitted step, newest first"
 else bad "past budget: exit $code; trail $(cat trail); $(tail -3 out.txt)"; fi
+
+# a committed item stays: i1 committed (and with it the step before the
+# rolling), i2 and i4 finished without committing and are undone
+rm -f trail
+"$bin" run roll.lua --dry-run --var fail=i3 --var commit=i1 >out.txt 2>&1; code=$?
+if [ $code -eq 1 ] && [ "$(undos)" = "undo i3|undo i4|undo i2|" ] && grep -q "still in effect: Roll/prepare, Roll/do i1$" out.txt \
+   && grep -q " undone: Roll/do i3, Roll/do i4, Roll/do i2$" out.txt; then
+  ok "past max_failures: the items that committed stay, those that finished without committing are undone"
+else bad "budget spent, i1 committed: exit $code; undos $(undos); $(tail -4 out.txt)"; fi
 
 rm -f trail
 "$bin" run roll.lua --dry-run --var fail=i1,i2 --var max_failures=1 --output json >ev.json 2>out.txt; code=$?
@@ -71,19 +89,88 @@ if [ $code -eq 1 ] && python3 -c '
 import json
 out = [json.loads(l) for l in open("ev.json")][-1]
 assert out["type"] == "outcome" and out["failed_items"] == ["i1", "i2"] and out["failed_kind"] == "rolling", out
-assert "2 items failed, more than max_failures=1" in out["error"] and sorted(out["undone"]) == ["Roll/do i1", "Roll/do i2"], out
-assert not any("do i1" in s or "do i2" in s for s in out["in_effect"]), out
+assert "2 items failed, more than max_failures=1" in out["error"], out
+assert out["undone"] == ["Roll/do i1", "Roll/do i2", "Roll/prepare"], out
+assert not any("do i1" in s or "do i2" in s or "prepare" in s for s in out["in_effect"]), out
 '; then ok "several failures past the budget: one error naming each, failed_items and undone in the outcome"
 else bad "several failures: exit $code; $(tail -3 out.txt)"; fi
 
-# a failure after the rolling undoes the finished items, as in sequence;
-# rb.commit in an item accepts it
+# a failure after the rolling undoes the finished items and the step before
+# it, newest first, as in sequence
 rm -f trail
 "$bin" run roll.lua --dry-run --var later=true >out.txt 2>&1; code=$?
-[ $code -eq 1 ] && [ "$(grep -c '^undo' trail)" = 5 ] && ok "a later failure undoes the finished items" || bad "later: exit $code; $(cat trail)"
+[ $code -eq 1 ] && [ "$(undos)" = "undo i5|undo i4|undo i3|undo i2|undo i1|undo prepare|" ] \
+  && ok "a later failure undoes the finished items and the steps before the rolling, newest first" \
+  || bad "later: exit $code; $(cat trail)"
 rm -f trail
-"$bin" run roll.lua --dry-run --var later=true --var commit=true >out.txt 2>&1; code=$?
-[ $code -eq 1 ] && ! grep -q '^undo' trail && ok "rb.commit inside an item accepts it" || bad "commit: exit $code; $(cat trail)"
+"$bin" run roll.lua --dry-run --var later=true --var commit=all >out.txt 2>&1; code=$?
+[ $code -eq 1 ] && ! grep -q '^undo' trail && ok "rb.commit inside every item accepts them all" || bad "commit: exit $code; $(cat trail)"
+# rb.commit in i3 accepts its own steps and the run's stack (the step before
+# the rolling, i1 and i2 of the batch before); i4, finished in i3's batch
+# without committing, and i5 are undone
+rm -f trail
+"$bin" run roll.lua --dry-run --var later=true --var commit=i3 >out.txt 2>&1; code=$?
+[ $code -eq 1 ] && [ "$(undos)" = "undo i5|undo i4|" ] \
+  && ok "rb.commit in an item accepts it and everything before its batch, not the other items of its batch" \
+  || bad "commit in i3: exit $code; undos $(undos)"
+
+# an interrupt mid-batch stops the lanes where they are and undoes nothing
+# (neither the item finished in the batch, nor the one in flight, nor the
+# step before); --resume skips every finished step and ends the rolling
+cat > int.lua <<'LUA'
+local rb = require "runbook"
+local time = require "runbook.time"
+local function note(s) local f = io.open("trail", "a"); f:write(s, "\n"); f:close() end
+rb.step("prepare", function() note("do prepare") end, {undo = function() note("undo prepare") end})
+rb.rolling("items", {"i1", "i2", "i3", "i4"}, function(it)
+  rb.step("do " .. it, function()
+    note("do " .. it)
+    if it == "i2" and not io.open("interrupted") then note("waiting i2"); time.sleep(30) end
+  end, {undo = function() note("undo " .. it) end})
+  note("finished " .. it)
+end, {batch = 2})
+LUA
+rm -f trail interrupted
+"$bin_real" run int.lua >int.out 2>&1 & ipid=$!
+for _ in $(seq 200); do grep -q "finished i1" trail 2>/dev/null && grep -q "waiting i2" trail && break; sleep 0.05; done
+touch interrupted; kill -INT $ipid; await_exit $ipid 30 "int.lua after SIGINT"; icode=$?
+if [ $icode -eq 3 ] && ! grep -q '^undo' trail && ! grep -q "finished i2" trail && grep -q "nothing was undone" int.out \
+   && grep -q "in step do i2, not finished" int.out; then
+  ok "SIGINT mid-batch: exit 3, the lane in flight stopped, nothing undone (the finished item, the step before)"
+else bad "SIGINT mid-batch: exit $icode; trail $(tr '\n' '|' <trail); $(tail -4 int.out)"; fi
+"$bin" run int.lua --resume >int2.out 2>&1; rcode=$?
+if [ $rcode -eq 0 ] && ! grep -q '^undo' trail && [ "$(grep -c '^do prepare$' trail)" = 1 ] && [ "$(grep -c '^do i1$' trail)" = 1 ] \
+   && [ "$(grep -c '^do i2$' trail)" = 2 ] && grep -q "finished i4" trail; then
+  ok "--resume after the interrupt: the finished steps skipped, the interrupted one again, the rolling ends"
+else bad "resume after SIGINT: exit $rcode; trail $(tr '\n' '|' <trail); $(tail -4 int2.out)"; fi
+
+# a lock lost mid-batch stops the run the same way: i2 moves the lock away
+# once i1 finished; exit 4, nothing undone
+cat > lost.lua <<'LUA'
+local rb = require "runbook"
+local time = require "runbook.time"
+local function note(s) local f = io.open("trail", "a"); f:write(s, "\n"); f:close() end
+local function seen(s)
+  local f = io.open("trail"); local t = f:read("a"); f:close(); return t:find(s, 1, true) ~= nil
+end
+rb.step("prepare", function() note("do prepare") end, {undo = function() note("undo prepare") end})
+rb.rolling("items", {"i1", "i2", "i3"}, function(it)
+  rb.step("do " .. it, function()
+    note("do " .. it)
+    if it == "i2" then
+      for _ = 1, 600 do if seen("finished i1") then break end time.sleep(0.05) end
+      assert(os.rename(".runbook/lost.lockdir", "moved.lockdir"))
+    end
+  end, {undo = function() note("undo " .. it) end})
+  note("finished " .. it)
+end, {batch = 2})
+LUA
+rm -rf trail .runbook moved.lockdir
+"$bin" run lost.lua >lost.out 2>&1; code=$?
+if [ $code -eq 4 ] && grep -q "finished i1" trail && ! grep -q "finished i2" trail && ! grep -q '^undo' trail && ! grep -q "do i3" trail \
+   && grep -q "lock lost" lost.out; then
+  ok "a lock lost mid-batch: exit 4, the batch stops, nothing undone"
+else bad "lock lost mid-batch: exit $code; trail $(tr '\n' '|' <trail); $(tail -4 lost.out)"; fi
 
 # refusals: a batch that is not an integer >= 1, a negative budget, an
 # unknown option, a rolling inside a rolling
