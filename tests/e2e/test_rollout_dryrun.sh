@@ -79,10 +79,12 @@ run service-cidr-default "$S/faults/service-cidr-default.yaml" '{"exit": 0, "ok_
 run plan-route-on-talos-default "$S/faults/service-cidr-default.yaml" '{"exit": 1,
   "failed": "check the routes: .*10.43.0.0/16 is not one of the cluster.s service CIDRs 10.96.0.0/12", "not_upgraded": ["192.168.10.11"],
   "plan_lacks": ["talosImageURL: factory"]}' --var routes=10.43.0.0/16
+# k8s-1 passed every gate and was committed (rb.commit): k8s-2's failure
+# undoes k8s-2 alone, never k8s-1 (without the commit it would be rolled back)
 run boot-fails-k8s-2 "$S/faults/boot-fails-k8s-2.yaml" '{"exit": 1,
   "failed": "k8s-2 runs the new schematic: k8s-2 came back on its previous schematic",
   "undone": ["'"$SU"'/upgrade k8s-2", "'"$SU"'/configure k8s-2"], "upgraded": ["192.168.10.11", "192.168.10.12"],
-  "not_upgraded": ["192.168.10.13"], "not_rolled_back": ["192.168.10.12"],
+  "not_upgraded": ["192.168.10.13"], "not_rolled_back": ["192.168.10.11", "192.168.10.12"],
   "logs_have": ["k8s-2 runs its previous schematic: no rollback"]}'
 # the upgrade is accepted, then fails before the node switches: nothing to roll back
 run sequence-fails-after-accept "$S/faults/sequence-fails-after-accept-k8s-2.yaml" '{"exit": 1,
@@ -141,8 +143,12 @@ run authkey-single-use "$S/faults/authkey-single-use.yaml" '{"exit": 1, "failed"
   "undone": ["'"$SU"'/upgrade k8s-2", "'"$SU"'/configure k8s-2"]}'
 run authkey-invalid "$S/faults/authkey-invalid.yaml" '{"exit": 1, "failed": "k8s-1 ext-tailscale running",
   "not_upgraded": ["192.168.10.12"]}'
+# the validation fails after every node passed its gates: each was
+# committed, so nothing is undone and no node rolled back
 run route-not-approved "$S/faults/route-not-approved.yaml" '{"exit": 1,
-  "failed": "route 10.43.0.0/16 served: not met .*no primary router"}'
+  "failed": "route 10.43.0.0/16 served: not met .*no primary router", "undone": [],
+  "upgraded": ["192.168.10.11", "192.168.10.12", "192.168.10.13"],
+  "not_rolled_back": ["192.168.10.11", "192.168.10.12", "192.168.10.13"]}'
 run factory-503-transient "$S/faults/factory-503-transient.yaml" '{"exit": 0, "upgraded": ["192.168.10.13"]}'
 run factory-503-permanent "$S/faults/factory-503-permanent.yaml" '{"exit": 1, "failed": "compute the schematics: .*503",
   "not_upgraded": ["192.168.10.11"], "plan_lacks": ["talosImageURL: factory.talos.dev/installer/4a0d"]}'
