@@ -118,7 +118,8 @@ return function(K)
         -- no rb.commit accepted, newest first (the finished items, the
         -- steps before the rolling); each failed item undid itself already
         local more, more_failed = run_undos()
-        local f, err = out.failed, nil
+        local f = out.failed
+        local err
         if #f == 1 then     -- as in sequence: the failure itself
           err = f[1].cause
           err.undone, err.undo_failed = append({}, err.undone or {}), append({}, err.undo_failed or {})
