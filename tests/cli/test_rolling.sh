@@ -144,6 +144,31 @@ if [ $rcode -eq 0 ] && ! grep -q '^undo' trail && [ "$(grep -c '^do prepare$' tr
   ok "--resume after the interrupt: the finished steps skipped, the interrupted one again, the rolling ends"
 else bad "resume after SIGINT: exit $rcode; trail $(tr '\n' '|' <trail); $(tail -4 int2.out)"; fi
 
+# --step-timeout is a failure, not an interrupt: the item that outlives it
+# is undone and counts against max_failures; past the budget the finished
+# item is undone as well (exit 1)
+cat > slow.lua <<'LUA'
+local rb = require "runbook"
+local time = require "runbook.time"
+local v = rb.vars{max_failures = {type = "integer", default = 0}}
+local function note(s) local f = io.open("trail", "a"); f:write(s, "\n"); f:close() end
+local res = rb.rolling("items", {"i1", "i2"}, function(it)
+  rb.step("do " .. it, function() note("do " .. it) end, {undo = function() note("undo " .. it) end})
+  rb.step("wait " .. it, function() if it == "i2" then time.sleep(100) end end)
+end, {batch = 2, max_failures = v.max_failures})
+note("failed " .. #res.failed)
+LUA
+rm -rf trail .runbook
+"$bin" run slow.lua --dry-run --step-timeout 50 --var max_failures=1 >slow.out 2>&1; code=$?
+if [ $code -eq 0 ] && [ "$(undos)" = "undo i2|" ] && grep -q "^failed 1$" trail && grep -q "timed out after 50s" slow.out; then
+  ok "--step-timeout in an item: a failure within max_failures, the item undone, the run goes on"
+else bad "step-timeout within budget: exit $code; trail $(tr '\n' '|' <trail); $(tail -3 slow.out)"; fi
+rm -rf trail .runbook
+"$bin" run slow.lua --dry-run --step-timeout 50 >slow.out 2>&1; code=$?
+if [ $code -eq 1 ] && [ "$(undos)" = "undo i2|undo i1|" ] && ! grep -q "^failed" trail; then
+  ok "--step-timeout in an item past max_failures: the item and the finished one undone, exit 1"
+else bad "step-timeout past budget: exit $code; trail $(tr '\n' '|' <trail); $(tail -3 slow.out)"; fi
+
 # a lock lost mid-batch stops the run the same way: i2 moves the lock away
 # once i1 finished; exit 4, nothing undone
 cat > lost.lua <<'LUA'
