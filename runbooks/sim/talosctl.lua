@@ -52,6 +52,32 @@ local function target_nodes(flags)
   return list
 end
 
+--- The names apid's certificate holds, as Go's x509.HostnameError lists
+--- them for `host` (crypto/x509/verify.go): the IP SANs for an address,
+--- the DNS names otherwise, each sorted as CertSANSpec.Sort sorts them
+--- (pkg/machinery/resources/secrets/cert_sans.go@v1.11.0). The addresses
+--- include the loopback ones (talosctl/bootstrap-x509-valid-for-ips-v1.6.7-issue-8555.txt:
+--- "10.0.0.4, 127.0.0.1, ::1"); addresses sort IPv4 first, by value.
+local function ip_key(a)
+  local o = {a:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")}
+  if #o == 4 then return fmt("4%03d%03d%03d%03d", tonumber(o[1]), tonumber(o[2]), tonumber(o[3]), tonumber(o[4])) end
+  return "6" .. a      -- IPv6 after IPv4 (the world's IPv6 addresses are ::1 and fd7a:...; not compared by value)
+end
+
+local function is_address(s) return s:match("^[%d.]+$") ~= nil or s:find(":", 1, true) ~= nil end
+
+local function x509_valid_for(n, host)
+  local list, seen = {}, {}
+  local want_ip = is_address(host)
+  local all = cert_names(n)
+  if want_ip then all[#all + 1] = "127.0.0.1"; all[#all + 1] = "::1" end
+  for _, nm in ipairs(all) do
+    if is_address(nm) == want_ip and not seen[nm] then seen[nm] = true; list[#list + 1] = nm end
+  end
+  if want_ip then table.sort(list, function(a, b) return ip_key(a) < ip_key(b) end) else table.sort(list) end
+  return table.concat(list, ", ")
+end
+
 local function unreachable(ip)
   return fmt("error: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp %s:50000: connect: connection refused\"\n", ip)
 end
@@ -73,7 +99,7 @@ local function reach(flags, key)
     if not ok then
       -- Go's x509.HostnameError, through grpc's transport
       return nil, fmt("error: rpc error: code = Unavailable desc = connection error: desc = \"transport: authentication handshake failed: tls: failed to verify certificate: x509: certificate is valid for %s, not %s\"\n",
-                      table.concat(cert_names(via), ", "), e)
+                      x509_valid_for(via, e), e)
     end
   else
     for _, m in ipairs(W.ix.control_planes) do if node_up(m) then via = m; break end end
@@ -95,14 +121,19 @@ end
 
 local T = {}
 
+--- talosctl version (cmd/talosctl/cmd/talos/version.go@v1.11.0): the
+--- client, then one "Server:" heading printed before the call, then per
+--- node its NODE line and long version; a call that got no reply fails
+--- "error getting version: ..." (talosctl/version-v1.9.1-three-nodes-hcloud-51.txt
+--- shows three nodes under one heading).
 function T.version(flags)
   local client = fmt("Client:\n\tTag:         %s\n\tSHA:         7e1e8a1b\n\tBuilt:       \n\tGo version:  go1.24.5\n\tOS/Arch:     linux/amd64\n", W.talosctl_version)
   if flags["--client"] then return result(0, client) end
-  local out = {client}
+  local out = {client, "Server:\n"}
   for _, ip in ipairs(target_nodes(flags)) do
     local n, why = reach(flags, ip)
-    if not n then return result(1, client, why) end
-    out[#out + 1] = fmt("Server:\n\tNODE:        %s\n\tTag:         %s\n\tSHA:         7e1e8a1b\n\tBuilt:       \n\tGo version:  go1.24.5\n\tOS/Arch:     linux/amd64\n\tEnabled:     RBAC\n",
+    if not n then return result(1, table.concat(out), "error getting version: " .. why:gsub("^error: ", "")) end
+    out[#out + 1] = fmt("\tNODE:        %s\n\tTag:         %s\n\tSHA:         7e1e8a1b\n\tBuilt:       \n\tGo version:  go1.24.5\n\tOS/Arch:     linux/amd64\n\tEnabled:     RBAC\n",
                         ip, n.talos_version)
   end
   return result(0, table.concat(out))
@@ -347,7 +378,11 @@ function T.etcd(flags, pos)
     -- the bbolt database with its sha256 appended (size % 512 == 32),
     -- written 0600 through a .part file; then the size and etcd's status
     if #target_nodes(flags) > 1 then
-      return result(1, "", "error: command \"etcd snapshot\" is not supported with multiple nodes\n")
+      -- helpers.FailIfMultiNodes' error, printed by cmd/talosctl/cmd/root.go
+      -- Execute as it is, then (it holds "command") a blank line and the
+      -- usage; the global flags cobra lists after these are left out here
+      return result(1, "", "command \"etcd snapshot\" is not supported with multiple nodes\n\nUsage:\n"
+        .. "  talosctl etcd snapshot <path> [flags]\n\nFlags:\n  -h, --help   help for snapshot\n")
     end
     if n.role ~= "controlplane" then
       return result(1, "", "error reading file: rpc error: code = Unknown desc = etcd is not running on this node\n")

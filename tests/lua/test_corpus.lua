@@ -67,10 +67,35 @@ READ["talos.service_detail"] = function(text, e)
   return got
 end
 
-READ["talos.client_version"] = function(text)
+READ["talos.client_version"] = function(text, e)
   talos.forget_client_version()           -- read once per run: each sample is a run of its own
   local tag, minor = with_exec(ok(text), talos.client_version)
-  return {tag = tag, minor = minor}
+  local got = {tag = tag, minor = minor}
+  if e.servers then
+    -- talos.versions of the same output: each node's Tag under the one
+    -- "Server:" heading (cmd/talosctl/cmd/talos/version.go)
+    local nodes = {}
+    for node in pairs(e.servers) do nodes[#nodes + 1] = node end
+    table.sort(nodes)
+    local v = with_exec(ok(text), function() return talos.versions(nodes) end)
+    got.servers = v.servers
+  end
+  return got
+end
+
+-- the two lines of `talosctl etcd snapshot`, with a file of the size they
+-- report (a database of zeros and its sha256, as etcd's format has it):
+-- what talos.etcd_snapshot reads, and whether it takes that file
+READ["talos.etcd_snapshot"] = function(text)
+  local size = tonumber(text:match("%((%d+) bytes%)") or "32")
+  local db = string.rep("\0", size - 32)
+  local digest = require("runbook.hash").sha256(db):gsub("%x%x", function(h) return string.char(tonumber(h, 16)) end)
+  local file = "corpus-etcd.snapshot"
+  require("runbook.fs").write(file, db .. digest)
+  local okr, s = pcall(with_exec, ok(text), function() return talos.etcd_snapshot("node", file) end)
+  os.remove(file)
+  if not okr then return {file_accepted = false, why = tostring(s)} end
+  return {size = s.size, hash = s.hash, revision = s.revision, size_mod_512 = size % 512, file_accepted = true}
 end
 
 -- the resource as -o json would carry it: the sample's YAML read as the object

@@ -240,6 +240,81 @@ local function pod_shape(text)
   table.sort(keys)
   return {"phase " .. tostring(pod.status.phase ~= nil), "Ready: " .. table.concat(keys, ",")}
 end
+
+-- `talosctl etcd snapshot`: its two lines, values aside, and the file's
+-- size modulo 512 as the first line reports it (32: a database and its sha256)
+local function snapshot_shape(text)
+  local out = {}
+  for _, line in ipairs(lines(text)) do
+    out[#out + 1] = (line:gsub('^etcd snapshot saved to "[^"]+" %(%d+ bytes%)$', 'etcd snapshot saved to "<path>" (<n> bytes)')
+                         :gsub("^snapshot info: hash %x+, revision %d+, total keys %d+, total size %d+$",
+                               "snapshot info: hash <x>, revision <n>, total keys <n>, total size <n>"))
+  end
+  out[#out + 1] = "size % 512 = " .. tostring(tonumber(text:match("%((%d+) bytes%)") or 1) % 512)
+  return out
+end
+
+-- the refusal of a one-node command given several: its first line, the
+-- command aside, and whether anything comes before it on that line
+local function multi_node_shape(text)
+  local first = lines(text)[1] or ""
+  return {(first:gsub('command "[%w ]+" is not supported', 'command "<cmd>" is not supported'))}
+end
+
+-- a cobra deprecation notice, wherever it is and however it is wrapped
+local function preserve_notice_shape(text)
+  local joined = text:gsub("%s*\n%s*", " ")
+  return {joined:match("Flag %-%-preserve has been deprecated, .-Talos 1%.18") or "(no notice)"}
+end
+
+-- an apid that cannot resolve the node's name: the gRPC error, the name,
+-- the resolver and grpc-go's colon after "dialing" (added in later
+-- releases) aside
+local function no_such_host_shape(text)
+  local err = text:match('rpc error: code = %a+ desc = connection error: desc = "transport: Error while dialing:? dial tcp: lookup %S+ on [%x.:%[%]]+: no such host"')
+  return {err and 'rpc error: code = Unavailable desc = connection error: desc = "transport: Error while dialing dial tcp: '
+                  .. 'lookup <name> on <resolver>: no such host"' or "(no lookup error)"}
+end
+
+-- Go's x509.HostnameError: which kinds of names the certificate is said to
+-- be valid for (addresses or DNS names, never both), whether in order,
+-- and the kind of the name asked for
+local function x509_shape(text)
+  local list, host = text:match("x509: certificate is valid for (.-), not ([^\"]+)\"")
+  if not list then return {"(no x509 error)"} end
+  local kinds, seen, names = {}, {}, {}
+  for item in list:gmatch("[^,%s]+") do
+    local k = (item:match("^[%d.]+$") or item:find(":", 1, true)) and "address" or "name"
+    if not seen[k] then seen[k] = true; kinds[#kinds + 1] = k end
+    names[#names + 1] = item
+  end
+  local sorted = true
+  if not seen.address then for i = 2, #names do if names[i - 1] > names[i] then sorted = false end end end
+  local hk = (host:match("^[%d.]+$") or host:match("^[%x:]+$")) and "address" or "name"
+  return {"valid for: " .. table.concat(kinds, "+") .. (sorted and "" or " (unsorted)"), "not: " .. hk}
+end
+
+-- a machine config as `talosctl read` prints it: how much deeper a
+-- block's first line is than its key (the encoder's four blanks; a
+-- sequence is indented as deep). The first key is left out (the sample
+-- lost its indentation to the reporter), and so are keys inside a
+-- sequence item ("- name: x" then "  configuration:"), whose blocks
+-- yaml.v3 indents two blanks (testdata/stability/v1.10/base-controlplane.yaml)
+local function indent_shape(text)
+  local steps, prev, first = {}, nil, true
+  for _, line in ipairs(lines(text)) do
+    if line:match("%S") and not line:match("^%s*#") then
+      local ind = #line:match("^( *)")
+      if prev and prev.opens and not prev.first and prev.ind % 4 == 0 then steps[ind - prev.ind] = true end
+      prev = {ind = ind, opens = line:match(":%s*$") ~= nil, first = first}
+      first = false
+    end
+  end
+  local out = {}
+  for k in pairs(steps) do out[#out + 1] = "indent step " .. k end
+  table.sort(out)
+  return out
+end
 -- }======
 
 -- {====== the comparisons: the sample, the world's answer, the shape
@@ -496,6 +571,54 @@ local CASES = {
    end,
    known = "the world's pod conditions carry type and status only; the kubelet's carry lastProbeTime, "
      .. "lastTransitionTime, and reason and message when False. kube.pods reads type and status"},
+  {name = "talosctl etcd snapshot PATH", file = "talosctl/etcd-snapshot-docs-v1.11.txt",
+   shape = snapshot_shape,
+   world = function()
+     load_default()
+     local r = exec.run({"talosctl", "-n", "192.168.10.11", "etcd", "snapshot", "corpus-db.snapshot"})
+     os.remove("corpus-db.snapshot")
+     return r.stdout
+   end},
+  {name = "a one-node command given several nodes", file = "talosctl/health-multiple-nodes-unsupported-v1.12-script-comment.txt",
+   shape = multi_node_shape,
+   world = function()
+     load_default()
+     return exec.run({"talosctl", "-n", "192.168.10.11,192.168.10.12", "etcd", "snapshot", "corpus-db.snapshot"}).stderr
+   end},
+  {name = "talosctl v1.13 upgrade --preserve: the deprecation notice", file = "talosctl/upgrade-preserve-deprecated-v1.13-dr-runbook.txt",
+   shape = preserve_notice_shape,
+   world = function()
+     world.load(SCENARIOS .. "faults/talosctl-v1.13.yaml")
+     local img = world.state().nodes[2].image
+     local r = exec.run({"talosctl", "-n", "192.168.10.12", "upgrade", "--image", img, "--preserve", "--drain=false", "--wait=false"})
+     return r.stderr
+   end},
+  {name = "a node name apid cannot resolve", file = "talosctl/reset-no-such-host-v1.3.5-issue-6966.txt",
+   shape = no_such_host_shape,
+   world = function()
+     load_default()
+     return exec.run({"talosctl", "-n", "test", "read", "/system/state/config.yaml"}).stderr
+   end},
+  {name = "an endpoint name not in apid's certificate", file = "talosctl/upgrade-x509-valid-for-names-tuppr-22.txt",
+   shape = x509_shape,
+   world = function()
+     world.load(SCENARIOS .. "after-rollout.yaml")
+     world.state().nodes[2].cert_sans = {}      -- the tailnet name is not among them
+     local name = "k8s-2." .. world.state().tailnet
+     return exec.run({"talosctl", "-e", name, "-n", "192.168.10.12", "read", "/system/state/config.yaml"}).stderr
+   end},
+  {name = "talosctl version, three nodes", file = "talosctl/version-v1.9.1-three-nodes-hcloud-51.txt",
+   shape = function(text) return key_value_shape((text:gsub("[ \t]+\n", "\n"))) end,
+   world = function()
+     load_default{talosctlVersion = "v1.9.1", talosVersion = "v1.9.1"}
+     return exec.run({"talosctl", "-n", "192.168.10.11,192.168.10.12,192.168.10.13", "version"}).stdout
+   end},
+  {name = "talosctl read /system/state/config.yaml: the indentation", file = "talosctl/read-config-yaml-etcd-fragment-v1.9.1-hcloud-51.txt",
+   shape = indent_shape,
+   world = function()
+     load_default()
+     return exec.run({"talosctl", "-n", "192.168.10.11", "read", "/system/state/config.yaml"}).stdout
+   end},
 }
 
 -- }======

@@ -184,7 +184,9 @@ function test_tailnet_access_needs_the_endpoint_and_the_cert_san()
   W.nodes[1].cert_sans = {}
   r = exec.run({"talosctl", "-e", fqdn, "-n", "192.168.10.11", "version"})
   t.eq(r.code, 1)
-  t.match(r.stderr, "x509: certificate is valid for k8s%-1, 192%.168%.10%.11.*, not k8s%-1%.tail1234%.ts%.net")
+  -- for a name, Go lists the certificate's DNS names only (crypto/x509
+  -- HostnameError; talosctl/upgrade-x509-valid-for-names-tuppr-22.txt)
+  t.match(r.stderr, "x509: certificate is valid for k8s%-1, not k8s%-1%.tail1234%.ts%.net\"")
   t.match(select(2, require("checks").talos_over_tailnet(fqdn, "192.168.10.11")), "x509")
 end
 
