@@ -34,7 +34,8 @@ local function parse(tpl)
       local rng = act:match("^range%s+(.+)%[%*%]$")
       local each = not rng and act:match("^(@?%..+)%[%*%]$")
       local path = rng or each or act
-      if not path:match("^@?[%.%w_%-]+$") or not path:match("^@?%.") then
+      -- ".." is recursive descent, not a field: refused like the rest
+      if not path:match("^@?[%.%w_%-]+$") or not path:match("^@?%.") or path:find("..", 1, true) then
         return nil, "the simulated kubectl does not render {" .. act .. "}"
       end
       local keys = {}
