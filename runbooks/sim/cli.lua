@@ -316,15 +316,18 @@ end
 --- runPrefs prints it (json.MarshalIndent with a tab), keys stripped by
 --- the daemon (ipnlocal stripKeysFromPrefs). The LocalAPI serves it to any
 --- local user (ipnserver actor.Permissions: read on a Unix socket). Its
---- fields as in ipn/prefs.go v1.82.0; the values are this world's admin
---- machine: RouteAll from tailnet.acceptRoutes.
+--- fields as in ipn/prefs.go v1.92.0-v1.100.0 (Sync from v1.92.0,
+--- AllowSingleHosts until v1.100; NoStatefulFiltering true as a Linux
+--- machine's: tests/corpus/tailscale/debug-prefs-linux-routeall-false-notes.txt);
+--- the values are this world's admin machine: RouteAll from tailnet.acceptRoutes.
 local function debug_prefs()
   local zero = string.rep("0", 64)
   local p = yaml_order({ControlURL = "https://controlplane.tailscale.com", RouteAll = W.accept_routes,
     ExitNodeID = "", ExitNodeIP = "", InternalExitNodePrior = "", ExitNodeAllowLANAccess = false, CorpDNS = true,
     RunSSH = false, RunWebClient = false, WantRunning = W.admin_state == "Running", LoggedOut = W.admin_state == "NeedsLogin",
     ShieldsUp = false, AdvertiseTags = json.null, Hostname = "", NotepadURLs = false, AdvertiseRoutes = json.null,
-    AdvertiseServices = json.null, NoSNAT = false, NetfilterMode = 2, AutoUpdate = {Check = true, Apply = false},
+    AdvertiseServices = json.null, Sync = json.null, NoSNAT = false, NoStatefulFiltering = true, NetfilterMode = 2,
+    AutoUpdate = {Check = true, Apply = false},
     AppConnector = {Advertise = false}, PostureChecking = false, NetfilterKind = "", DriveShares = json.null,
     AllowSingleHosts = true,
     Config = {PrivateNodeKey = "privkey:" .. zero, OldPrivateNodeKey = "privkey:" .. zero,
@@ -332,7 +335,8 @@ local function debug_prefs()
               NetworkLockKey = "nlpriv:" .. zero, NodeID = "nSELF"}},
     {"ControlURL", "RouteAll", "ExitNodeID", "ExitNodeIP", "InternalExitNodePrior", "ExitNodeAllowLANAccess", "CorpDNS",
      "RunSSH", "RunWebClient", "WantRunning", "LoggedOut", "ShieldsUp", "AdvertiseTags", "Hostname", "NotepadURLs",
-     "AdvertiseRoutes", "AdvertiseServices", "NoSNAT", "NetfilterMode", "AutoUpdate", "AppConnector", "PostureChecking",
+     "AdvertiseRoutes", "AdvertiseServices", "Sync", "NoSNAT", "NoStatefulFiltering", "NetfilterMode", "AutoUpdate",
+     "AppConnector", "PostureChecking",
      "NetfilterKind", "DriveShares", "AllowSingleHosts", "Config"})
   return result(0, json.encode(p, {pretty = true}) .. "\n")
 end
