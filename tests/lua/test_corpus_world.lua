@@ -320,6 +320,27 @@ local function status_shape(text)
   return {table.concat(sorted_keys(st), ","), msg, tostring(st.reason) .. " " .. tostring(st.code)}
 end
 
+-- a 409 of an update with a stale resourceVersion: the Status's fields and
+-- the registry's message (k8s.io/apiserver OptimisticLockErrorMsg)
+local function conflict_shape(text)
+  local st = json_in(text)
+  local d = st.details or {}
+  local res = d.group and (d.kind .. "." .. d.group) or d.kind
+  local want = ('Operation cannot be fulfilled on %s "%s": the object has been modified; please apply your changes to '
+                .. 'the latest version and try again'):format(res, d.name)
+  return {table.concat(sorted_keys(st), ","), st.message == want and "<the optimistic lock message>" or ("other: " .. st.message),
+          tostring(st.reason) .. " " .. tostring(st.code)}
+end
+
+-- a watch ended by an ERROR event: the Status it carries
+local function watch_error_shape(text)
+  local ev = json_in(lines(text)[#lines(text)])
+  local o = ev.object or {}
+  return {"type " .. tostring(ev.type), table.concat(sorted_keys(o), ","),
+          (tostring(o.message):gsub("^too old resource version: %d+ %(%d+%)$", "too old resource version: <n> (<n>)")),
+          tostring(o.reason) .. " " .. tostring(o.code)}
+end
+
 -- a Lease: its fields (the values aside), labels' names aside
 local function lease_shape(v)
   local out = {}
@@ -721,6 +742,31 @@ local CASES = {
      load_default()
      local w = world.kube({method = "GET", path = "/api/v1/namespaces/default/services?watch=true", headers = {}})
      return table.concat(w.watch())
+   end},
+  {name = "Kubernetes API 409 of an update with a stale resourceVersion (a Lease)",
+   file = "kubeapi/status-409-conflict-lease-stale-resourceversion-k3s-notes.txt",
+   shape = conflict_shape,
+   world = function()
+     load_default()
+     local path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+     local h = {["content-type"] = "application/json"}
+     world.kube({method = "POST", path = path, headers = h,
+                 body = json.encode({apiVersion = "coordination.k8s.io/v1", kind = "Lease", metadata = {name = "my-lease"}})})
+     return world.kube({method = "PUT", path = path .. "/my-lease", headers = h,
+                        body = json.encode({apiVersion = "coordination.k8s.io/v1", kind = "Lease",
+                                            metadata = {name = "my-lease", resourceVersion = "1"}})}).body
+   end},
+  {name = "Kubernetes API watch from a compacted resourceVersion", file = "kubeapi/watch-expired-410-kubectl-get-raw-v1.36.1.txt",
+   shape = watch_error_shape,
+   world = function()
+     load_default()
+     -- the store's event log as after a compaction: its first events gone
+     local S = world.state().kube or (world.kube({method = "GET", path = "/api/v1/namespaces", headers = {}}) and world.state().kube)
+     S.log[S.log_first], S.log[S.log_first + 1] = nil, nil
+     S.log_first = S.log_first + 2
+     local w = world.kube({method = "GET", path = "/api/v1/pods?watch=true&resourceVersion=1", headers = {}})
+     local out, last = w.watch()
+     return table.concat(out or {}) .. (last or "")
    end},
   {name = "talhelper genconfig: its lines", file = "talhelper/genconfig-three-nodes-gitignore-fouadflix-notes.txt",
    shape = genconfig_shape,
