@@ -373,7 +373,14 @@ local function tailscale(argv)
                   MagicDNSSuffix = "", CurrentTailnet = json.null, Peer = json.null, User = json.null}
       return result(0, json.encode(st, {pretty = true}))
     end
-    local st = {Version = "1.82.0", BackendState = "Running", TailscaleIPs = {"100.64.0.2"},
+    -- Health: ipnlocal's status adds WarnAcceptRoutesOff when this machine
+    -- does not accept routes and a peer has primary routes (ipn/ipnlocal/
+    -- local.go, types/netmap AnyPeersAdvertiseRoutes, health/healthmsg at
+    -- v1.84.2; the text every release from v1.72.1 to v1.102.2 prints);
+    -- an empty list otherwise
+    local health = json.array({})
+    if not W.accept_routes and next(primary) then health = {"Some peers are advertising routes but --accept-routes is false"} end
+    local st = {Version = "1.82.0", BackendState = "Running", TailscaleIPs = {"100.64.0.2"}, Health = health,
                 Self = {ID = "nSELF", HostName = "admin-laptop", DNSName = "admin-laptop." .. W.tailnet .. ".", Online = true,
                         TailscaleIPs = {"100.64.0.2"}},
                 MagicDNSSuffix = W.tailnet, CurrentTailnet = {Name = W.tailnet, MagicDNSSuffix = W.tailnet, MagicDNSEnabled = true},

@@ -320,6 +320,18 @@ local function status_shape(text)
   return {table.concat(sorted_keys(st), ","), msg, tostring(st.reason) .. " " .. tostring(st.code)}
 end
 
+-- the health messages of `tailscale status` ("# Health check:" lines) or
+-- of `status --json` (Health), the same list (cmd/tailscale/cli/status.go)
+local function health_messages(text)
+  if text:match("^%s*{") then
+    local h = json.decode(text).Health
+    return type(h) == "table" and h ~= json.null and h or {}
+  end
+  local out = {}
+  for _, line in ipairs(lines(text)) do out[#out + 1] = line:match("^#%s+%- (.*)$") end
+  return out
+end
+
 -- a 409 of an update with a stale resourceVersion: the Status's fields and
 -- the registry's message (k8s.io/apiserver OptimisticLockErrorMsg)
 local function conflict_shape(text)
@@ -540,7 +552,7 @@ local CASES = {
      world.load(SCENARIOS .. "after-rollout.yaml")
      return exec.run({"tailscale", "status", "--json"}).stdout
    end,
-   known = "the world's Running status lacks TUN, HaveNodeKey, AuthURL, Health, CertDomains, User and ClientVersion "
+   known = "the world's Running status lacks TUN, HaveNodeKey, AuthURL, CertDomains, User and ClientVersion "
      .. "(ipn/ipnstate/ipnstate.go Status; none is read by the runbooks)"},
   {name = "tailscale status --json, Running: the peer fields the runbooks read",
    file = "tailscale/status-json-running-v1.76.1-router.txt",
@@ -666,6 +678,12 @@ local CASES = {
    world = function()
      world.load(SCENARIOS .. "faults/admin-rejects-routes.yaml")
      return exec.run({"tailscale", "debug", "prefs"}).stdout
+   end},
+  {name = "tailscale status: routes advertised, not accepted", file = "tailscale/status-health-accept-routes-false-bastion-notes.txt",
+   shape = health_messages,
+   world = function()
+     world.load(SCENARIOS .. "faults/admin-rejects-routes-after-rollout.yaml")
+     return exec.run({"tailscale", "status", "--json"}).stdout
    end},
   {name = "Tailscale API DELETE device", file = "tailscale/api-device-delete-docs.txt",
    shape = status_and_body,
