@@ -316,15 +316,18 @@ end
 --- runPrefs prints it (json.MarshalIndent with a tab), keys stripped by
 --- the daemon (ipnlocal stripKeysFromPrefs). The LocalAPI serves it to any
 --- local user (ipnserver actor.Permissions: read on a Unix socket). Its
---- fields as in ipn/prefs.go v1.82.0; the values are this world's admin
---- machine: RouteAll from tailnet.acceptRoutes.
+--- fields as in ipn/prefs.go v1.92.0-v1.100.0 (Sync from v1.92.0,
+--- AllowSingleHosts until v1.100; NoStatefulFiltering true as a Linux
+--- machine's: tests/corpus/tailscale/debug-prefs-linux-routeall-false-notes.txt);
+--- the values are this world's admin machine: RouteAll from tailnet.acceptRoutes.
 local function debug_prefs()
   local zero = string.rep("0", 64)
   local p = yaml_order({ControlURL = "https://controlplane.tailscale.com", RouteAll = W.accept_routes,
     ExitNodeID = "", ExitNodeIP = "", InternalExitNodePrior = "", ExitNodeAllowLANAccess = false, CorpDNS = true,
     RunSSH = false, RunWebClient = false, WantRunning = W.admin_state == "Running", LoggedOut = W.admin_state == "NeedsLogin",
     ShieldsUp = false, AdvertiseTags = json.null, Hostname = "", NotepadURLs = false, AdvertiseRoutes = json.null,
-    AdvertiseServices = json.null, NoSNAT = false, NetfilterMode = 2, AutoUpdate = {Check = true, Apply = false},
+    AdvertiseServices = json.null, Sync = json.null, NoSNAT = false, NoStatefulFiltering = true, NetfilterMode = 2,
+    AutoUpdate = {Check = true, Apply = false},
     AppConnector = {Advertise = false}, PostureChecking = false, NetfilterKind = "", DriveShares = json.null,
     AllowSingleHosts = true,
     Config = {PrivateNodeKey = "privkey:" .. zero, OldPrivateNodeKey = "privkey:" .. zero,
@@ -332,7 +335,8 @@ local function debug_prefs()
               NetworkLockKey = "nlpriv:" .. zero, NodeID = "nSELF"}},
     {"ControlURL", "RouteAll", "ExitNodeID", "ExitNodeIP", "InternalExitNodePrior", "ExitNodeAllowLANAccess", "CorpDNS",
      "RunSSH", "RunWebClient", "WantRunning", "LoggedOut", "ShieldsUp", "AdvertiseTags", "Hostname", "NotepadURLs",
-     "AdvertiseRoutes", "AdvertiseServices", "NoSNAT", "NetfilterMode", "AutoUpdate", "AppConnector", "PostureChecking",
+     "AdvertiseRoutes", "AdvertiseServices", "Sync", "NoSNAT", "NoStatefulFiltering", "NetfilterMode", "AutoUpdate",
+     "AppConnector", "PostureChecking",
      "NetfilterKind", "DriveShares", "AllowSingleHosts", "Config"})
   return result(0, json.encode(p, {pretty = true}) .. "\n")
 end
@@ -369,7 +373,14 @@ local function tailscale(argv)
                   MagicDNSSuffix = "", CurrentTailnet = json.null, Peer = json.null, User = json.null}
       return result(0, json.encode(st, {pretty = true}))
     end
-    local st = {Version = "1.82.0", BackendState = "Running", TailscaleIPs = {"100.64.0.2"},
+    -- Health: ipnlocal's status adds WarnAcceptRoutesOff when this machine
+    -- does not accept routes and a peer has primary routes (ipn/ipnlocal/
+    -- local.go, types/netmap AnyPeersAdvertiseRoutes, health/healthmsg at
+    -- v1.84.2; the text every release from v1.72.1 to v1.102.2 prints);
+    -- an empty list otherwise
+    local health = json.array({})
+    if not W.accept_routes and next(primary) then health = {"Some peers are advertising routes but --accept-routes is false"} end
+    local st = {Version = "1.82.0", BackendState = "Running", TailscaleIPs = {"100.64.0.2"}, Health = health,
                 Self = {ID = "nSELF", HostName = "admin-laptop", DNSName = "admin-laptop." .. W.tailnet .. ".", Online = true,
                         TailscaleIPs = {"100.64.0.2"}},
                 MagicDNSSuffix = W.tailnet, CurrentTailnet = {Name = W.tailnet, MagicDNSSuffix = W.tailnet, MagicDNSEnabled = true},

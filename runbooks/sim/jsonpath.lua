@@ -4,10 +4,12 @@
 --- with \t and \n, {.a.b} and {@.a.b} fields, {.a.b[*]} (a list's scalar
 --- items, space-separated) and {range X[*]}...{end}.
 --- A missing field prints nothing; a boolean or number prints as Go's
---- fmt does. Anything else (filters, slices, unions) is refused, so that
+--- fmt does, an object or a list as compact JSON. Anything else (filters, slices, unions) is refused, so that
 --- a runbook never leans on a template the world renders differently.
 --- tests/lua/test_sim_jsonpath.lua checks it against the real kubectl
 --- (`kubectl label --local -f FILE -o jsonpath=`, no server needed).
+
+local json = require "runbook.json"
 
 local M = {}
 
@@ -32,7 +34,8 @@ local function parse(tpl)
       local rng = act:match("^range%s+(.+)%[%*%]$")
       local each = not rng and act:match("^(@?%..+)%[%*%]$")
       local path = rng or each or act
-      if not path:match("^@?[%.%w_%-]+$") or not path:match("^@?%.") then
+      -- ".." is recursive descent, not a field: refused like the rest
+      if not path:match("^@?[%.%w_%-]+$") or not path:match("^@?%.") or path:find("..", 1, true) then
         return nil, "the simulated kubectl does not render {" .. act .. "}"
       end
       local keys = {}
@@ -63,8 +66,14 @@ local function render(node, v, out)
   for _, c in ipairs(node) do
     if c.kind == "text" then out[#out + 1] = c.text
     elseif c.kind == "field" then
+      -- an object or a list prints as compact JSON, keys sorted (kubectl
+      -- v1.32.4: `{.data}` gives {"a":"b"}; the documentation's older
+      -- "map[cpu:4]" is Go's fmt of the map, tests/corpus/kubectl/
+      -- jsonpath-docs-examples-table.txt); Go's HTML escaping of <, >, &
+      -- is not modelled
       local x = get(v, c.keys)
-      if x ~= nil and type(x) ~= "table" and type(x) ~= "userdata" then out[#out + 1] = tostring(x) end
+      if type(x) == "table" and x ~= json.null then out[#out + 1] = json.encode(x)
+      elseif x ~= nil and type(x) ~= "table" and type(x) ~= "userdata" then out[#out + 1] = tostring(x) end
     elseif c.kind == "each" then
       -- client-go prints each result of a multi-valued path, one space between
       local list, words = get(v, c.keys), {}

@@ -236,6 +236,14 @@ local function watcher(S, t, q, headers, sel)
     for _, o in ipairs(api.objects(S, t)) do if wanted(o) then pending[#pending + 1] = line("ADDED", o) end end
     from = S.rv
   end
+  -- a resourceVersion older than the log kept is "too old" for every
+  -- resource, derived ones too: one revision counter, as etcd's
+  -- (tests/corpus/kubeapi/watch-expired-410-kubectl-get-raw-v1.36.1.txt: pods)
+  local first = S.log[S.log_first]
+  if first and from < first.rv - 1 then
+    local st = api.status_obj(410, "Expired", fmt("too old resource version: %d (%d)", from, first.rv - 1))
+    return function() return nil, json.encode({type = "ERROR", object = st}) .. "\n" end
+  end
   if t.r.derived then
     local seen = {}
     for _, o in ipairs(api.objects(S, t)) do
@@ -254,11 +262,6 @@ local function watcher(S, t, q, headers, sel)
       for k in pairs(seen) do if not now[k] then seen[k] = nil end end
       return out
     end
-  end
-  local first = S.log[S.log_first]
-  if first and from < first.rv - 1 then
-    local st = api.status_obj(410, "Expired", fmt("too old resource version: %d (%d)", from, first.rv - 1))
-    return function() return nil, json.encode({type = "ERROR", object = st}) .. "\n" end
   end
   local pos = S.log_first
   return function()

@@ -166,13 +166,13 @@ function M._start_tailscale(n)
     if not truthy(env.TS_AUTH_ONCE) then
       local why = key_refused()
       if why then
-        n.ts_state = "Failed"; n.ts_error = "failed to auth tailscale: tailscale up failed: " .. why; return
+        n.ts_state = "Failed"; n.ts_error = "tailscale up: " .. why; return
       end
     end
     d0.online = true; d0.routes_adv = M._routes(env); n.ts_state = "Running"; return
   end
   local why = key_refused()
-  if why then n.ts_state = "Failed"; n.ts_error = "failed to auth tailscale: tailscale up failed: " .. why; return end
+  if why then n.ts_state = "Failed"; n.ts_error = "tailscale up: " .. why; return end
   W.auth.used = true
   -- authkey_expired: the key stops working once a first device joined
   if fault("authkey_expired") then W.auth.expired = true end

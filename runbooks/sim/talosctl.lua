@@ -339,7 +339,7 @@ function T.service(flags, pos)
     if ext_health_fails(n) then health, health_msg = "Fail", "LAST HEALTH MESSAGE   service not running\n" end
     event = n.ts_state == "Running" and "Started task ext-tailscale (PID 2104) for container ext-tailscale"
       or n.ts_state == "Waiting" and "Waiting for extension service config"        -- wording unconfirmed
-      or ("Failed to run service: " .. (n.ts_error or "exit code 1"))
+      or ("Failed to run service: " .. (n.ts_error and not n.ts_error:match("^tailscale up: ") and n.ts_error or "exit code 1"))
   elseif id:match("^ext%-") then
     local runs = false
     for _, x in ipairs(ext_services(n)) do if x == id then runs = true end end
@@ -362,8 +362,21 @@ function T.logs(flags, pos)
   if not n then return result(1, "", why) end
   if pos[2] ~= "ext-tailscale" then return result(0, "") end
   if not n.ts_state then return result(1, "", "error: rpc error: code = NotFound desc = log \"ext-tailscale\" was not registered\n") end
-  local lines = {fmt("%s: boot: %s: starting containerboot", ip, time.iso())}
-  if n.ts_state == "Running" then lines[#lines + 1] = fmt("%s: containerboot: Startup complete, waiting for shutdown signal", ip)
+  -- containerboot logs through Go's log package with the prefix "boot: "
+  -- (cmd/containerboot/main.go run, tailscaled.go, commit de9ec7ee); the
+  -- `tailscale up` it runs writes its own stderr between its lines
+  -- ("backend error: ..."), and a failed `up` ends the service with the
+  -- error wrapped twice and the command's exit status, not its message
+  -- (tests/corpus/tailscale/containerboot-*.txt)
+  local stamp = os.date("!%Y/%m/%d %H:%M:%S", math.floor(time.now()))
+  local lines = {fmt("%s: boot: %s Starting tailscaled", ip, stamp)}
+  local function boot(msg) lines[#lines + 1] = fmt("%s: boot: %s %s", ip, stamp, msg) end
+  if n.ts_state == "Running" then boot("Startup complete, waiting for shutdown signal")
+  elseif n.ts_error and n.ts_error:match("^tailscale up: ") then
+    boot("Running 'tailscale up'")
+    lines[#lines + 1] = fmt("%s: backend error: %s", ip, n.ts_error:match("^tailscale up: (.*)$"))
+    boot("Sending SIGTERM to tailscaled")
+    boot("failed to auth tailscale: failed to auth tailscale: tailscale up failed: exit status 1")
   else lines[#lines + 1] = fmt("%s: containerboot: %s", ip, n.ts_error or "waiting for ExtensionServiceConfig") end
   return result(0, table.concat(lines, "\n") .. "\n")
 end

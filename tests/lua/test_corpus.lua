@@ -280,6 +280,55 @@ READ["kube.node"] = function(text, _, entry)
   return read_condition(text)
 end
 
+-- the rows of a Go test table {"name", "in", "want"} (and the one written
+-- over lines with strings.Repeat), each fed to tailscale.device_name: the
+-- rows it names differently from SanitizeLabel
+READ["tailscale.device_name"] = function(text)
+  local rows, wrong = 0, {}
+  local function check(name, input, want)
+    rows = rows + 1
+    local got = tailscale.device_name(input)
+    if got ~= want then wrong[#wrong + 1] = ("%s: %q gives %q, want %q"):format(name, input, got, want) end
+  end
+  for name, input, want in text:gmatch('{"([^"]*)", "([^"]*)", "([^"]*)"}') do check(name, input, want) end
+  for name, unit, n, want in text:gmatch('"([%w_]+)",%s*strings%.Repeat%("([^"]*)", (%d+)%),%s*"([^"]*)"') do
+    check(name, unit:rep(tonumber(n)), want)
+  end
+  return {rows = rows, wrong = wrong}
+end
+
+-- `tailscale debug prefs` as tailscale.accepts_routes reads it
+READ["tailscale.accepts_routes"] = function(text)
+  local accepts, why = with_exec(ok(text), tailscale.accepts_routes)
+  return {accepts = accepts == nil and json.null or accepts, why = why or json.null}
+end
+
+-- a reply of POST /schematics, and the ID factory.id computes for the
+-- schematic that was posted (the expect's `schematic`, the test's input:
+-- given back as read)
+READ["factory.id"] = function(text, e)
+  local reply = json.decode(text, {name = "sample"})
+  return {id = reply.id, computed_id = factory.id(factory.parse(e.schematic, "schematic")), schematic = e.schematic}
+end
+
+-- the documentation's table of JSONPath examples: each Example the world's
+-- jsonpath compiles, rendered on the documentation's input
+-- (kubectl/jsonpath-docs-input.json), against the row's Result
+READ["jsonpath.render"] = function(text)
+  local input = json.decode(read(CORPUS .. "kubectl/jsonpath-docs-input.json"), {name = "jsonpath-docs-input.json"})
+  local same, differ, refused = {}, {}, 0
+  for line in text:gmatch("[^\n]+") do
+    local tpl, want = line:match("^[^|]*|[^|]*| `(.-)`[^|]*| `(.*)`%s*$")
+    if tpl then
+      local compiled = jsonpath.compile(tpl)
+      if not compiled then refused = refused + 1
+      elseif jsonpath.render(compiled, input) == want then same[#same + 1] = tpl
+      else differ[#differ + 1] = tpl end
+    end
+  end
+  return {same = same, differ = differ, refused = refused}
+end
+
 -- }======
 
 -- The expect keys the parser reads wrongly: {key, got, want} each.

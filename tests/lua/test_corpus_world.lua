@@ -18,6 +18,8 @@ local t = require "runbook.testing"
 
 local CORPUS = src .. "/tests/corpus/"
 local SCENARIOS = src .. "/runbooks/scenarios/"
+local API = "https://api.tailscale.com"
+local FACTORY = "https://factory.talos.dev"
 
 local function read(path)
   local f = assert(io.open(path, "rb"))
@@ -315,11 +317,181 @@ local function indent_shape(text)
   table.sort(out)
   return out
 end
+
+-- containerboot's own lines ("boot: " and Go's log time), whatever prefix
+-- the log went through (talosctl's node, docker's or journald's stamp)
+local function boot_lines(text)
+  local out = {}
+  for _, line in ipairs(lines(text)) do
+    local msg = line:match("boot: %d+/%d+/%d+ %d+:%d+:%d+ (.*)$")
+    if msg then out[#out + 1] = "boot: <t> " .. msg end
+  end
+  return out
+end
+
+-- how containerboot ends after `tailscale up` failed: its last two lines
+local function containerboot_end_shape(text)
+  local b = boot_lines(text)
+  return {b[#b - 1] or "(none)", b[#b] or "(none)"}
+end
+
+-- what `tailscale up` itself printed when the key was refused
+local function backend_error_shape(text)
+  for _, line in ipairs(lines(text)) do
+    local e = line:match("(backend error: invalid key: .*)$")
+    if e then return {e} end
+  end
+  return {"(no backend error line)"}
+end
+
+-- a node whose key stops working after it left the tailnet: its device
+-- deleted through the API, the key expired, ext-tailscale restarted (as
+-- after an upgrade): containerboot registers anew and is refused
+local function refused_node_logs()
+  world.load(SCENARIOS .. "after-rollout.yaml")
+  local dev
+  for _, d in ipairs(require("tailscale").devices(API, "tskey-api-x")) do
+    if d.hostname == "k8s-2" then dev = d end
+  end
+  assert(dev, "no device k8s-2")
+  http.request({url = ("%s/api/v2/device/%s"):format(API, dev.id), method = "DELETE", bearer = "tskey-api-x"})
+  world.state().auth.expired = true
+  exec.run({"talosctl", "-n", "192.168.10.12", "service", "ext-tailscale", "restart"})
+  return exec.run({"talosctl", "-n", "192.168.10.12", "logs", "ext-tailscale"}).stdout
+end
+
+-- the first-level keys of a pretty-printed JSON object, in order
+local function top_keys_in_order(text)
+  local ls, out = lines(text), {}
+  local indent = ls[2] and ls[2]:match('^(%s+)"')
+  for _, line in ipairs(ls) do
+    local k = indent and line:match('^' .. indent .. '"([^"]+)":')
+    if k then out[#out + 1] = k end
+  end
+  return out
+end
+
+-- an HTTP reply as status and whether it has a body
+local function status_and_body(text)
+  local code = text:match("^HTTP/[%d.]+ (%d+)")
+  local body = text:match("\r?\n\r?\n(.*)$") or ""
+  return {"status " .. tostring(code), body:find("%S") and "a body" or "no body"}
+end
+
+-- the JSON object a line carries (after a log's prefix)
+local function json_in(text)
+  local at = text:find("[{%[]")
+  return json.decode(at and text:sub(at) or text)
+end
+
+-- a Status object: its fields, and its message as apimachinery words it
+-- for the reason (the resource qualified by its group, the name quoted)
+local function status_shape(text)
+  local st = json_in(text)
+  local d = st.details or {}
+  local res = d.group and (d.kind .. "." .. d.group) or d.kind
+  local words = {NotFound = "not found", AlreadyExists = "already exists"}
+  local msg = st.message == ('%s "%s" %s'):format(res, d.name, words[st.reason] or "?") and "<resource> \"<name>\" <reason words>"
+    or ("other: " .. tostring(st.message))
+  return {table.concat(sorted_keys(st), ","), msg, tostring(st.reason) .. " " .. tostring(st.code)}
+end
+
+-- the health messages of `tailscale status` ("# Health check:" lines) or
+-- of `status --json` (Health), the same list (cmd/tailscale/cli/status.go)
+local function health_messages(text)
+  if text:match("^%s*{") then
+    local h = json.decode(text).Health
+    return type(h) == "table" and h ~= json.null and h or {}
+  end
+  local out = {}
+  for _, line in ipairs(lines(text)) do out[#out + 1] = line:match("^#%s+%- (.*)$") end
+  return out
+end
+
+-- a 409 of an update with a stale resourceVersion: the Status's fields and
+-- the registry's message (k8s.io/apiserver OptimisticLockErrorMsg)
+local function conflict_shape(text)
+  local st = json_in(text)
+  local d = st.details or {}
+  local res = d.group and (d.kind .. "." .. d.group) or d.kind
+  local want = ('Operation cannot be fulfilled on %s "%s": the object has been modified; please apply your changes to '
+                .. 'the latest version and try again'):format(res, d.name)
+  return {table.concat(sorted_keys(st), ","), st.message == want and "<the optimistic lock message>" or ("other: " .. st.message),
+          tostring(st.reason) .. " " .. tostring(st.code)}
+end
+
+-- a watch ended by an ERROR event: the Status it carries
+local function watch_error_shape(text)
+  local ev = json_in(lines(text)[#lines(text)])
+  local o = ev.object or {}
+  return {"type " .. tostring(ev.type), table.concat(sorted_keys(o), ","),
+          (tostring(o.message):gsub("^too old resource version: %d+ %(%d+%)$", "too old resource version: <n> (<n>)")),
+          tostring(o.reason) .. " " .. tostring(o.code)}
+end
+
+-- a Lease: its fields (the values aside), labels' names aside
+local function lease_shape(v)
+  local out = {}
+  for _, p in ipairs(sorted_keys(v)) do
+    if not p:match("^metadata%.labels%.") then out[#out + 1] = p end
+  end
+  return out
+end
+
+-- a watch event line: its type, and the fields a client reads of the object
+local function watch_shape(text)
+  local ev = json_in(lines(text)[1])
+  local o = ev.object or {}
+  local out = {"type " .. tostring(ev.type), "kind " .. tostring(o.kind), "apiVersion " .. tostring(o.apiVersion)}
+  for _, path in ipairs{"metadata.name", "metadata.namespace", "metadata.uid", "metadata.resourceVersion",
+                        "metadata.creationTimestamp", "spec.clusterIP", "spec.ports", "spec.type"} do
+    local v = o
+    for k in path:gmatch("[^.]+") do v = type(v) == "table" and v[k] or nil end
+    out[#out + 1] = path .. (v ~= nil and "" or " missing")
+  end
+  return out
+end
+
+-- `talhelper genconfig`'s "generated ..." lines, names and paths aside
+local function genconfig_shape(text)
+  local out = {}
+  for _, line in ipairs(lines(text)) do
+    if line:match("^generated ") then
+      out[#out + 1] = (line:gsub("^generated config for %S+ in %S+%.yaml$", "generated config for <node> in <dir>/<file>.yaml")
+                           :gsub("^generated client config in %S+/talosconfig$", "generated client config in <dir>/talosconfig")
+                           :gsub("^generated %.gitignore file in %S+/%.gitignore$", "generated .gitignore file in <dir>/.gitignore"))
+    end
+  end
+  -- one line a node: the nodes counted aside
+  local seen, dedup = {}, {}
+  for _, l in ipairs(out) do if not seen[l] then seen[l] = true; dedup[#dedup + 1] = l end end
+  return dedup
+end
+
+-- talhelper's fatal error line, its time aside
+local function talhelper_fatal_shape(text)
+  local last
+  for _, line in ipairs(lines(text)) do if line:find("%S") then last = line end end
+  return {((last or ""):gsub("^%d+/%d+/%d+ %d+:%d+:%d+ ", "<t> "):gsub("%${[%w_]+}", "${<VAR>}"))}
+end
+
+-- a talconfig of one node, with extra lines
+local function talconfig(extra)
+  return table.concat({
+    "clusterName: " .. (extra or "corpus"), "talosVersion: v1.10.6", "kubernetesVersion: v1.33.3",
+    "endpoint: https://192.168.10.10:6443", "nodes:", "  - hostname: k8s-1", "    ipAddress: 192.168.10.11",
+    "    controlPlane: true", "    installDisk: /dev/sda", ""}, "\n")
+end
+
+-- the items of a JSON list: how many fields the first has, and their names
+local function list_item_keys(text)
+  local v = json_in(text)
+  return {"list", table.concat(sorted_keys(v[1] or {}), ",")}
+end
+
 -- }======
 
 -- {====== the comparisons: the sample, the world's answer, the shape
-
-local API = "https://api.tailscale.com"
 
 local CASES = {
   {name = "talosctl version (client older server)", file = "talosctl/version-v1.7.5-client-v1.7.4-server-issue-8931.txt",
@@ -456,7 +628,7 @@ local CASES = {
      world.load(SCENARIOS .. "after-rollout.yaml")
      return exec.run({"tailscale", "status", "--json"}).stdout
    end,
-   known = "the world's Running status lacks TUN, HaveNodeKey, AuthURL, Health, CertDomains, User and ClientVersion "
+   known = "the world's Running status lacks TUN, HaveNodeKey, AuthURL, CertDomains, User and ClientVersion "
      .. "(ipn/ipnstate/ipnstate.go Status; none is read by the runbooks)"},
   {name = "tailscale status --json, Running: the peer fields the runbooks read",
    file = "tailscale/status-json-running-v1.76.1-router.txt",
@@ -618,6 +790,141 @@ local CASES = {
    world = function()
      load_default()
      return exec.run({"talosctl", "-n", "192.168.10.11", "read", "/system/state/config.yaml"}).stdout
+   end},
+  {name = "containerboot after a refused key: its last lines",
+   file = "tailscale/containerboot-tailscale-up-failed-exit-status-scaletail-342.txt",
+   shape = containerboot_end_shape, world = refused_node_logs},
+  {name = "containerboot after a refused key: what `tailscale up` printed",
+   file = "tailscale/containerboot-backend-error-invalid-key-journal-arsfeld-396.txt",
+   shape = backend_error_shape, world = refused_node_logs},
+  {name = "tailscale debug prefs: the fields in order", file = "tailscale/debug-prefs-linux-routeall-false-notes.txt",
+   shape = top_keys_in_order,
+   world = function()
+     world.load(SCENARIOS .. "faults/admin-rejects-routes.yaml")
+     return exec.run({"tailscale", "debug", "prefs"}).stdout
+   end},
+  {name = "tailscale status: routes advertised, not accepted", file = "tailscale/status-health-accept-routes-false-bastion-notes.txt",
+   shape = health_messages,
+   world = function()
+     world.load(SCENARIOS .. "faults/admin-rejects-routes-after-rollout.yaml")
+     return exec.run({"tailscale", "status", "--json"}).stdout
+   end},
+  {name = "Tailscale API DELETE device", file = "tailscale/api-device-delete-docs.txt",
+   shape = status_and_body,
+   world = function()
+     world.load(SCENARIOS .. "after-rollout.yaml")
+     local dev = require("tailscale").devices(API, "tskey-api-x")[1]
+     local r = http.delete(("%s/api/v2/device/%s"):format(API, dev.id), {bearer = "tskey-api-x"})
+     return ("HTTP/1.1 %d\n\n%s"):format(r.status, r.body)
+   end},
+  {name = "Image Factory POST /schematics (before v1.3.0: the ID)", file = "imagefactory/schematics-post-bare-metal-talos-docs-v1.11.txt",
+   shape = function(text) local v = json_in(text); return {"id " .. (tostring(v.id):match("^%x+$") and #v.id or 0)} end,
+   world = function()
+     load_default()
+     return http.post(FACTORY .. "/schematics", {body = "customization:\n  extraKernelArgs:\n    - net.ifnames=0\n"}).body
+   end},
+  {name = "Image Factory POST /schematics (v1.3.0 on: the ID and the schematic)",
+   file = "imagefactory/schematics-post-id-and-schematic-docs-api.txt",
+   shape = function(text) return sorted_keys(json_in(text)) end,
+   world = function()
+     load_default()
+     return http.post(FACTORY .. "/schematics", {body = "customization:\n  extraKernelArgs:\n    - vga=791\n"}).body
+   end},
+  {name = "Image Factory GET /versions", file = "imagefactory/versions-docs-api.txt",
+   shape = function(text)
+     local out = {}
+     for _, v in ipairs(json_in(text)) do out[#out + 1] = tostring(v):match("^v%d+%.%d+%.%d+$") and "<tag>" or v end
+     return {out[1] or "(empty)", "strings " .. tostring(#out > 0)}
+   end,
+   world = function()
+     load_default()
+     return http.get(FACTORY .. "/versions").body
+   end},
+  {name = "Image Factory GET /version/<v>/extensions/official", file = "imagefactory/extensions-official-docs-api.txt",
+   shape = list_item_keys,
+   world = function()
+     load_default()
+     return http.get(FACTORY .. "/version/v1.10.6/extensions/official").body
+   end},
+  {name = "Kubernetes API 404 of a core resource", file = "kubeapi/status-404-pod-not-found-fluent-bit-debug.txt",
+   shape = status_shape,
+   world = function()
+     load_default()
+     return world.kube({method = "GET", path = "/api/v1/namespaces/default/pods/nope", headers = {}}).body
+   end},
+  {name = "Kubernetes API 404 of a grouped resource (a Lease)", file = "kubeapi/status-404-grouped-resource-kubectl-v8.txt",
+   shape = status_shape,
+   world = function()
+     load_default()
+     return world.kube({method = "GET", path = "/apis/coordination.k8s.io/v1/namespaces/default/leases/nope", headers = {}}).body
+   end},
+  {name = "Kubernetes API 409 AlreadyExists", file = "kubeapi/status-409-already-exists-kopf-log.txt",
+   shape = status_shape,
+   world = function()
+     load_default()
+     local req = {method = "POST", path = "/api/v1/namespaces/default/configmaps", headers = {["content-type"] = "application/json"},
+                  body = json.encode({apiVersion = "v1", kind = "ConfigMap", metadata = {name = "twice"}, data = {a = "b"}})}
+     world.kube(req)
+     return world.kube(req).body
+   end},
+  {name = "Kubernetes API: a Lease as it is read back", file = "kubeapi/lease-apiserver-identity-yaml-k8s-docs.txt",
+   shape = function(text) return lease_shape(text:sub(1, 1) == "{" and json.decode(text) or yaml.decode(text)) end,
+   world = function()
+     load_default()
+     local lease = {apiVersion = "coordination.k8s.io/v1", kind = "Lease",
+                    metadata = {name = "corpus", namespace = "kube-system", labels = {a = "b"}},
+                    spec = {holderIdentity = "me", leaseDurationSeconds = 3600, renewTime = "2026-01-01T00:00:00.000000Z"}}
+     world.kube({method = "POST", path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases",
+                 headers = {["content-type"] = "application/json"}, body = json.encode(lease)})
+     return world.kube({method = "GET", path = "/apis/coordination.k8s.io/v1/namespaces/kube-system/leases/corpus", headers = {}}).body
+   end},
+  {name = "Kubernetes API watch: an ADDED event line", file = "kubeapi/watch-service-added-2016-apireader.txt",
+   shape = watch_shape,
+   world = function()
+     load_default()
+     local w = world.kube({method = "GET", path = "/api/v1/namespaces/default/services?watch=true", headers = {}})
+     return table.concat(w.watch())
+   end},
+  {name = "Kubernetes API 409 of an update with a stale resourceVersion (a Lease)",
+   file = "kubeapi/status-409-conflict-lease-stale-resourceversion-k3s-notes.txt",
+   shape = conflict_shape,
+   world = function()
+     load_default()
+     local path = "/apis/coordination.k8s.io/v1/namespaces/default/leases"
+     local h = {["content-type"] = "application/json"}
+     world.kube({method = "POST", path = path, headers = h,
+                 body = json.encode({apiVersion = "coordination.k8s.io/v1", kind = "Lease", metadata = {name = "my-lease"}})})
+     return world.kube({method = "PUT", path = path .. "/my-lease", headers = h,
+                        body = json.encode({apiVersion = "coordination.k8s.io/v1", kind = "Lease",
+                                            metadata = {name = "my-lease", resourceVersion = "1"}})}).body
+   end},
+  {name = "Kubernetes API watch from a compacted resourceVersion", file = "kubeapi/watch-expired-410-kubectl-get-raw-v1.36.1.txt",
+   shape = watch_error_shape,
+   world = function()
+     load_default()
+     -- the store's event log as after a compaction: its first events gone
+     local S = world.state().kube or (world.kube({method = "GET", path = "/api/v1/namespaces", headers = {}}) and world.state().kube)
+     S.log[S.log_first], S.log[S.log_first + 1] = nil, nil
+     S.log_first = S.log_first + 2
+     local w = world.kube({method = "GET", path = "/api/v1/pods?watch=true&resourceVersion=1", headers = {}})
+     local out, last = w.watch()
+     return table.concat(out or {}) .. (last or "")
+   end},
+  {name = "talhelper genconfig: its lines", file = "talhelper/genconfig-three-nodes-gitignore-fouadflix-notes.txt",
+   shape = genconfig_shape,
+   world = function()
+     load_default()
+     require("runbook.fs").write("corpus-genconfig.yaml", talconfig())
+     local r = exec.run({"talhelper", "genconfig", "-c", "corpus-genconfig.yaml", "-o", "corpus-clusterconfig"})
+     return r.stdout
+   end},
+  {name = "talhelper genconfig: a variable not set", file = "talhelper/genconfig-missing-env-var-debug-issue-1459.txt",
+   shape = talhelper_fatal_shape,
+   world = function()
+     load_default()
+     require("runbook.fs").write("corpus-envsubst.yaml", talconfig("${CORPUS_UNSET_NAME}"))
+     local r = exec.run({"talhelper", "genconfig", "-c", "corpus-envsubst.yaml", "-o", "corpus-clusterconfig-2"})
+     return r.stdout .. r.stderr
    end},
 }
 

@@ -60,6 +60,20 @@ function test_a_lists_items_as_kubectl_prints_them()
   end
 end
 
+-- a field holding an object or a list: kubectl prints it as compact JSON
+-- (the Kubernetes documentation's table still shows Go's "map[cpu:4]":
+-- tests/corpus/kubectl/jsonpath-docs-examples-table.txt)
+function test_an_object_or_a_list_prints_as_kubectl_prints_it()
+  if not exec.which("kubectl") then error("kubectl is not on PATH: this test compares the world with the real client") end
+  local obj = {apiVersion = "v1", kind = "ConfigMap", metadata = {name = "x", labels = {cpu = "4", app = "a"}},
+               data = {b = "2", a = "1"}, spec = {ports = {{port = 443, name = "https"}}}}
+  local tpl = "{.metadata.name} [{.data}] {.spec.ports} {.metadata.labels}"
+  -- `kubectl label` adds its own label before printing: the world is given it too
+  local want = real_kubectl(obj, tpl)
+  obj.metadata.labels["rb-test"] = "1"
+  t.eq(jsonpath.render(assert(jsonpath.compile(tpl)), obj), want)
+end
+
 function test_the_parser_reads_what_kubectl_prints()
   local item_tpl = kube.NODES_JSONPATH:match("^{range %.items%[%*%]}(.*){end}$")
   local text = ""
@@ -78,7 +92,10 @@ function test_a_line_kubectl_was_not_asked_for_is_an_error()
 end
 
 function test_templates_the_world_does_not_render_are_refused()
-  for _, tpl in ipairs{'{.items[?(@.x=="y")].a}', "{range .items[*]}{.a}", "{.a}{end}", "{.items[0].a}"} do
+  -- {..name} is recursive descent, not {.name} (the documentation's table:
+  -- tests/corpus/kubectl/jsonpath-docs-examples-table.txt)
+  for _, tpl in ipairs{'{.items[?(@.x=="y")].a}', "{range .items[*]}{.a}", "{.a}{end}", "{.items[0].a}", "{..name}",
+                       "{.a..b}", "{range ..items[*]}{end}"} do
     local c, err = jsonpath.compile(tpl)
     t.eq(c, nil, tpl)
     t.truthy(err, tpl)
