@@ -201,6 +201,8 @@ expect "a runbook past 16 MiB is refused (exit 2)" 2 "^runbook: read big.lua: mo
 printf 'print(dofile("good.lua") + loadfile("good.lua", "t", {})())\n' > load_good.lua
 expect "dofile and loadfile of a regular file work as Lua's" 0 "^2$" -- quick run load_good.lua -q
 rm big.lua
+mkdir -p fifoworld/sim && mkfifo fifoworld/sim/world.lua && printf 'print(1)\n' > fifoworld/r.lua
+expect "a rehearsal whose sim/world.lua is a FIFO: one clear error, at once" 1 "^runbook: read fifoworld/sim/world.lua: a FIFO, not a regular file$" -- quick run fifoworld/r.lua --dry-run
 out=$(RUNBOOK_PATH=$PWD quick list 2>&1); code=$?
 if [ $code -eq 0 ] && grep -q "good.lua *a good one" <<<"$out" \
    && grep -q "runbook list: $PWD/fifo.lua: a FIFO, not a regular file; skipped" <<<"$out" \
