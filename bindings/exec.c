@@ -315,6 +315,11 @@ static int exec_wait(lua_State *L, exec_req *r) {
   r->woken = 0;
   if (!req_complete(r)) return rb_await_k(L, exec_cancel, r, (lua_KContext)r, exec_k);
   r->task = NULL;
+  if (r->nomem) {
+    rb_error_push(L, "exec", "not enough memory to keep the output of pid %d, which ran to its end", r->pid);
+    req_release(r);
+    return lua_error(L);
+  }
   push_result(L, r);
   req_release(r);
   return 1;

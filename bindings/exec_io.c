@@ -1,7 +1,9 @@
 /*
 ** exec_io.c: a child's output as exec.c reads it: captured up to
 ** max_output per stream (the rest counted), and cut into the lines
-** on_line is handed (a line longer than max_line in pieces).
+** on_line is handed (a line longer than max_line in pieces). Output lost
+** to a failed allocation sets r->nomem: exec.run then raises rather than
+** return a result that looks whole.
 */
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +27,10 @@ int exec_grow(char **p, size_t *cap, size_t need) {
 /* A pending line: tag, length, bytes (a line may hold NUL bytes). Tags 'o'
 ** and 'e' end a line, 'O' and 'E' are a piece of a longer one. */
 void exec_queue_line(exec_req *r, char tag, const char *s, size_t n) {
-  if (!exec_grow(&r->lines, &r->lines_cap, r->lines_len + 1 + sizeof n + n)) return;
+  if (!exec_grow(&r->lines, &r->lines_cap, r->lines_len + 1 + sizeof n + n)) {
+    r->nomem = 1;
+    return;
+  }
   r->lines[r->lines_len++] = tag;
   memcpy(r->lines + r->lines_len, &n, sizeof n);
   r->lines_len += sizeof n;
@@ -49,6 +54,7 @@ static void exec_add_to_line(exec_req *r, out_stream *o, char tag, const char *b
       memcpy(o->line + o->line_len, buf, take);
       o->line_len += take;
     }
+    else r->nomem = 1;
     buf += take;
     part -= take;
   }
@@ -61,7 +67,10 @@ void exec_capture(exec_req *r, out_stream *o, char tag, const char *buf, size_t 
     memcpy(o->data + o->len, buf, keep);
     o->len += keep;
   }
-  else keep = 0;
+  else {
+    if (keep > 0) r->nomem = 1; /* lost, not dropped past max_output */
+    keep = 0;
+  }
   o->dropped += n - keep;
   if (!r->want_lines) return;
   while (n > 0) {

@@ -59,6 +59,7 @@ typedef struct exec_req {
   int term_signal;
   out_stream out, err;
   int want_lines;
+  int nomem;       /* output or a line was lost to a failed allocation */
   size_t max_line; /* on_line gets longer lines in pieces */
   char *lines;     /* pending lines (queue_line) */
   size_t lines_len, lines_cap;

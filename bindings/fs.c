@@ -36,15 +36,6 @@ static int fs_fail(lua_State *L, const char *op, const char *path, int err) {
   return lua_error(L);
 }
 
-/* What a file that is not a regular one is, for the message. */
-static const char *file_kind(mode_t m) {
-  return S_ISDIR(m)                 ? "a directory"
-         : S_ISFIFO(m)              ? "a FIFO"
-         : S_ISCHR(m) || S_ISBLK(m) ? "a device"
-         : S_ISSOCK(m)              ? "a socket"
-                                    : "not a file";
-}
-
 /* Every file read has a cap: a runbook's inputs are configs and lists. */
 #define READ_MAX_DEFAULT (64 * 1024 * 1024)
 
@@ -52,53 +43,14 @@ static const char *file_kind(mode_t m) {
 ** (through links): /dev/zero as a talconfig, a FIFO as --vars are refused
 ** at once, and a FIFO is opened without blocking (an open() waiting for a
 ** writer would ignore SIGTERM). A file that holds more than max (default
-** 64 MiB) is refused once max is passed, before memory runs out. */
+** 64 MiB) is refused once max is passed, before memory runs out. The
+** engine reads its own inputs (a runbook, dofile, require) the same way:
+** rb_read_file. */
 static int fs_read(lua_State *L) {
   const char *path = luaL_checkstring(L, 1);
   lua_Integer max = lua_isnoneornil(L, 2) ? READ_MAX_DEFAULT : rb_opt_integer(L, 2, "max", READ_MAX_DEFAULT);
-  size_t got = 0;
-  int fd;
-  luaL_Buffer b;
-  ssize_t n;
-  struct stat st;
   luaL_argcheck(L, max >= 0, 2, "max must be >= 0");
-  if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) < 0) return fs_fail(L, "read", path, errno);
-  if (fstat(fd, &st) != 0) {
-    int err = errno;
-    close(fd);
-    return fs_fail(L, "read", path, err);
-  }
-  if (!S_ISREG(st.st_mode)) {
-    close(fd);
-    rb_error_push(L, "fs", "read %s: %s, not a regular file", path, file_kind(st.st_mode));
-    rb_error_setfield(L, "errno", S_ISDIR(st.st_mode) ? "EISDIR" : "EINVAL");
-    rb_error_setfield(L, "path", path);
-    return lua_error(L);
-  }
-  if (st.st_size > max) {
-    close(fd);
-    return rb_error_raise(L, "fs", "read %s: more than %lld bytes, too large for this input", path, (long long)max);
-  }
-  luaL_buffinit(L, &b);
-  for (;;) {
-    char *p = luaL_prepbuffsize(&b, 65536);
-    if (got > (size_t)max) {
-      close(fd);
-      return rb_error_raise(L, "fs", "read %s: more than %lld bytes, too large for this input", path, (long long)max);
-    }
-    n = read(fd, p, 65536);
-    if (n > 0) got += (size_t)n;
-    if (n < 0) {
-      int err = errno;
-      if (err == EINTR) continue;
-      close(fd);
-      return fs_fail(L, "read", path, err);
-    }
-    if (n == 0) break;
-    luaL_addsize(&b, (size_t)n);
-  }
-  close(fd);
-  luaL_pushresult(&b);
+  if (!rb_read_file(L, "read", path, max)) return lua_error(L);
   return 1;
 }
 

@@ -215,6 +215,7 @@ rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modu
   lua_gc(e->L, LUA_GCGEN, 0, 0); /* why: docs/benchmarks.md, "The collector" */
   luaL_openlibs(e->L);
   checked_os_exit(e->L);
+  engine_capped_loaders(e->L);
   lua_pushlightuserdata(e->L, e);
   lua_rawsetp(e->L, LUA_REGISTRYINDEX, &ENGINE_KEY);
   register_modules(e->L, modules);
@@ -282,6 +283,13 @@ static int is_file(const char *p) {
   return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
+/* A runbook named by a path that exists but is no regular file (a FIFO, a
+** device, a directory) is found, so that loading it says what it is. */
+static int exists(const char *p) {
+  struct stat st;
+  return stat(p, &st) == 0;
+}
+
 static int is_dir(const char *p) {
   struct stat st;
   return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
@@ -315,7 +323,7 @@ const char *engine_runbooks_dir(void) {
 char *engine_find_runbook(const char *name) {
   char buf[PATH_MAX];
   const char *rp, *dir;
-  if (is_file(name)) return strdup(name);
+  if (exists(name)) return strdup(name);
   if (strchr(name, '/') != NULL) return NULL; /* an explicit path is taken literally */
   if ((rp = getenv("RUNBOOK_PATH")) != NULL) {
     const char *p = rp;
@@ -449,8 +457,9 @@ static int load_with_driver(rb_engine *e, const char *path, const char *fn) {
   }
   lua_getfield(L, -1, fn);
   lua_remove(L, -2);
-  if (luaL_loadfilex(L, path, "t") != LUA_OK) {
-    /* "file.lua:3: unexpected symbol near 'x'" already names file:line */
+  if (engine_loadfile(L, path, "t") != LUA_OK) {
+    /* "file.lua:3: unexpected symbol near 'x'" already names file:line;
+    ** "read x.lua: a FIFO, not a regular file" the file */
     sink_printf(e, 2, "runbook: %s\n", lua_tostring(L, -1));
     lua_pop(L, 2);
     return RB_EXIT_USAGE;

@@ -59,6 +59,22 @@ int engine_run_file(rb_engine *e, const char *path);
 /* Loads a test file and runs its test_* functions; adds to the counts. */
 int engine_run_tests(rb_engine *e, const char *path, int *passed, int *failed);
 
+/* {====== whole-file inputs (input.c): a regular file, at most a cap */
+/* Scripts (a runbook, a module, dofile/loadfile) are read up to this many
+** bytes, as --vars and --scenario are. */
+#define RB_SCRIPT_MAX (16 * 1024 * 1024)
+/* Opens path for reading when it is a regular file (through links), without
+** blocking on a FIFO. Returns the descriptor, or -1 with errno set; when
+** the file is not a regular one, *kind says what it is ("a FIFO"). */
+int input_open(const char *path, const char **kind);
+/* luaL_loadfilex through rb_read_file (RB_SCRIPT_MAX): pushes the chunk and
+** returns LUA_OK, or pushes the message ("read x.lua: a FIFO, not a
+** regular file", or a syntax error with file:line) and returns an error. */
+int engine_loadfile(lua_State *L, const char *path, const char *mode);
+/* Makes loadfile, dofile and require's Lua file searcher read through
+** engine_loadfile. */
+void engine_capped_loaders(lua_State *L);
+
 /* The engine's own C modules (error.c, lua_async.c, lua_sys.c). */
 int luaopen_runbook_error(lua_State *L);
 int luaopen_runbook_async_core(lua_State *L);

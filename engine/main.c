@@ -3,11 +3,13 @@
 ** per run (or per test file) and maps outcomes to exit codes.
 */
 #include <dirent.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <lauxlib.h>
 
@@ -45,7 +47,9 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Lists the .lua files of DIR, sorted; returns count, fills *out (caller frees). */
+/* Lists the .lua entries of DIR, sorted; returns count, fills *out (caller
+** frees). One that is not a regular file is listed too: reading it says
+** what it is, where skipping it would hide it. */
 static int list_lua(const char *dir, char ***out) {
   DIR *d = opendir(dir);
   struct dirent *de;
@@ -55,10 +59,8 @@ static int list_lua(const char *dir, char ***out) {
   if (d == NULL) return -1;
   while ((de = readdir(d)) != NULL) {
     char buf[PATH_MAX];
-    struct stat st;
     if (!has_suffix(de->d_name, ".lua")) continue;
     snprintf(buf, sizeof buf, "%s/%s", dir, de->d_name);
-    if (stat(buf, &st) != 0 || !S_ISREG(st.st_mode)) continue;
     if (n == cap) {
       char **nv;
       cap = cap ? cap * 2 : 16;
@@ -104,25 +106,58 @@ static int cmd_test(const rb_cli *cli) {
   return failed > 0 ? RB_EXIT_FAILED : rc;
 }
 
-/* The first comment line of a runbook: "-- Rolls out ..." */
-static void first_comment(const char *path, char *out, size_t len) {
-  FILE *f = fopen(path, "r");
-  char line[512];
+/* The first comment line of a runbook ("-- Rolls out ...") is looked for
+** in its first FIRST_COMMENT_MAX bytes: a header is a few lines. */
+#define FIRST_COMMENT_MAX 65536
+
+/* Reads at most FIRST_COMMENT_MAX bytes of path into a malloc'd string;
+** NULL (a line on stderr) when it is not a regular file or cannot be read. */
+static char *read_head(const char *path) {
+  const char *kind;
+  char *buf;
+  size_t got = 0;
+  int fd = input_open(path, &kind);
+  if (fd < 0) {
+    if (kind) fprintf(stderr, "runbook list: %s: %s, not a regular file; skipped\n", path, kind);
+    else fprintf(stderr, "runbook list: %s: %s; skipped\n", path, strerror(errno));
+    return NULL;
+  }
+  if ((buf = malloc(FIRST_COMMENT_MAX + 1)) == NULL) {
+    close(fd);
+    return NULL;
+  }
+  while (got < FIRST_COMMENT_MAX) {
+    ssize_t n = read(fd, buf + got, FIRST_COMMENT_MAX - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += (size_t)n;
+  }
+  close(fd);
+  buf[got] = '\0';
+  return buf;
+}
+
+/* The first comment of path into out ("" when none); -1 when the file
+** cannot be read. */
+static int first_comment(const char *path, char *out, size_t len) {
+  char *head = read_head(path), *line, *next;
   out[0] = '\0';
-  if (f == NULL) return;
-  while (fgets(line, sizeof line, f)) {
+  if (head == NULL) return -1;
+  for (line = head; line; line = next) {
     char *p = line;
+    if ((next = strchr(line, '\n')) != NULL) *next++ = '\0';
     if (strncmp(p, "#!", 2) == 0) continue;
     if (strncmp(p, "--", 2) != 0) break;
     p += 2;
     while (*p == '-' || *p == ' ') p++;
-    p[strcspn(p, "\r\n")] = '\0';
+    p[strcspn(p, "\r")] = '\0';
     if (*p) {
       snprintf(out, len, "%s", p);
       break;
     }
   }
-  fclose(f);
+  free(head);
+  return 0;
 }
 
 /* Prints the runbooks of one directory; returns how many. */
@@ -134,8 +169,7 @@ static int list_dir(const char *dir, const char *label) {
   for (i = 0; i < n; i++) {
     char desc[512];
     const char *base = strrchr(files[i], '/') + 1;
-    first_comment(files[i], desc, sizeof desc);
-    printf("  %-16s %s\n", base, desc);
+    if (first_comment(files[i], desc, sizeof desc) == 0) printf("  %-16s %s\n", base, desc);
     free(files[i]);
   }
   free(files);
@@ -175,7 +209,7 @@ static int cmd_check(const rb_cli *cli) {
     free(path);
     return RB_EXIT_FAILED;
   }
-  if (luaL_loadfilex(e->L, path, "t") != LUA_OK) {
+  if (engine_loadfile(e->L, path, "t") != LUA_OK) {
     fprintf(stderr, "runbook: %s\n", lua_tostring(e->L, -1));
     code = RB_EXIT_USAGE;
   }

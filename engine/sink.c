@@ -67,37 +67,66 @@ static void add_one(rb_engine *e, const char *s, size_t len) {
 ** mask ordinary text everywhere. */
 #define MIN_PIECE 4
 
-/* The secret as a JSON string holds it (between the quotes): what a child
-** prints when it writes JSON (talosctl -o json) or a double-quoted YAML
-** scalar. 'html' escapes <, > and & as Go's encoding/json does by default.
+/* How an encoder writes a string between its quotes. Every JSON encoder
+** escapes '"', '\\', newline, CR and tab by name and the other characters
+** below 0x20 as \uXXXX; they differ in the rest:
+**   named_bf  \b and \f by name, else \u0008 \u000c;
+**   upper     hex digits in upper case (\u001B), else lower (\u001b);
+**   html      <, > and & as \u003c \u003e \u0026;
+**   seps      U+2028 and U+2029 as \u2028 \u2029. */
+typedef struct json_style {
+  unsigned named_bf : 1, upper : 1, html : 1, seps : 1;
+} json_style;
+
+/* The forms a secret takes in the JSON a child prints:
+** - Go's encoding/json before 1.22 (talosctl -o json, kubectl), with and
+**   without its default HTML escaping (encode.go, appendString);
+** - Go 1.22 on, which names \b and \f (golang/go commit 2763146, CL 521675;
+**   Python's json.dumps writes an ASCII secret the same way);
+** - jansson (2.14, dump.c: dump_string, "\\u%04X"), our own json.encode,
+**   which a child that is a runbook prints. */
+static const json_style json_styles[] = {
+  { 0, 0, 0, 1 }, { 0, 0, 1, 1 }, { 1, 0, 0, 1 }, { 1, 0, 1, 1 }, { 1, 1, 0, 0 },
+};
+
+/* The secret as a JSON string holds it (between the quotes) in style st:
+** what a child prints when it writes JSON or a double-quoted YAML scalar.
 ** Returns a malloc'd string, or NULL when it equals the secret. */
-static char *json_escaped(const char *s, size_t len, int html, size_t *outlen) {
-  static const char hex[] = "0123456789abcdef";
+static char *json_escaped(const char *s, size_t len, json_style st, size_t *outlen) {
+  const char *hex = st.upper ? "0123456789ABCDEF" : "0123456789abcdef";
   char *out = malloc(len * 6 + 1), *o = out;
   size_t i;
   if (out == NULL) abort();
   for (i = 0; i < len; i++) {
     unsigned char c = (unsigned char)s[i];
-    const char *esc = c == '"'    ? "\\\""
-                      : c == '\\' ? "\\\\"
-                      : c == '\n' ? "\\n"
-                      : c == '\r' ? "\\r"
-                      : c == '\t' ? "\\t"
-                                  : NULL;
+    const char *esc = c == '"'                   ? "\\\""
+                      : c == '\\'                ? "\\\\"
+                      : c == '\n'                ? "\\n"
+                      : c == '\r'                ? "\\r"
+                      : c == '\t'                ? "\\t"
+                      : c == '\b' && st.named_bf ? "\\b"
+                      : c == '\f' && st.named_bf ? "\\f"
+                                                 : NULL;
     if (esc) {
       memcpy(o, esc, 2);
       o += 2;
     }
-    else if (c < 0x20 || (html && (c == '<' || c == '>' || c == '&'))) {
+    else if (c < 0x20 || (st.html && (c == '<' || c == '>' || c == '&'))) {
       memcpy(o, "\\u00", 4);
       o[4] = hex[c >> 4];
       o[5] = hex[c & 15];
       o += 6;
     }
+    else if (st.seps && c == 0xE2 && i + 2 < len && (unsigned char)s[i + 1] == 0x80
+             && ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9)) {
+      memcpy(o, (unsigned char)s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
+      o += 6;
+      i += 2;
+    }
     else *o++ = (char)c;
   }
   *outlen = (size_t)(o - out);
-  if (*outlen == len) { /* nothing escaped */
+  if (*outlen == len && memcmp(out, s, len) == 0) { /* nothing escaped */
     free(out);
     return NULL;
   }
@@ -174,13 +203,12 @@ invalid:
 }
 
 void sink_add_secret(rb_engine *e, const char *s, size_t len) {
-  size_t i, start = 0, n;
-  int html;
+  size_t i, start = 0, n, k;
   if (len == 0) return;
   add_one(e, s, len);
-  for (html = 0; html < 2; html++) {
-    char *j = json_escaped(s, len, html, &n);
-    if (j) add_one(e, j, n);
+  for (k = 0; k < sizeof json_styles / sizeof *json_styles; k++) {
+    char *j = json_escaped(s, len, json_styles[k], &n);
+    if (j) add_one(e, j, n); /* add_one keeps one copy of equal forms */
     free(j);
   }
   {

@@ -104,6 +104,17 @@ void rb_error_setint(lua_State *L, const char *field, lua_Integer value);
 
 /* }====================================================== */
 
+/* {====================================================== files */
+
+/* Reads the regular file at path whole (through links) and pushes it as a
+** string; returns 1. A FIFO (refused without blocking in open()), a device,
+** a directory or a socket, or more than max bytes: pushes an error object
+** {kind="fs", message="<op> <path>: a FIFO, not a regular file", errno=,
+** path=} and returns 0. The one reader of every whole-file input. */
+int rb_read_file(lua_State *L, const char *op, const char *path, lua_Integer max);
+
+/* }====================================================== */
+
 /* {====================================================== secrets, teardown */
 
 /* Registers a secret text: from now on every sink masks it. */

@@ -78,10 +78,13 @@ function M.write(path, data, opts)
   args.check(3, "write", opts, "?table")
   if not dry_run then return core.write(path, data, opts) end
   remember(path)
+  -- the modes core.write gives: opts.mode, else the existing file's, else
+  -- 0600 (bindings/fs.c fs_write), so that a rehearsal's plan says what a
+  -- real run would make
   local mode = opts and opts.mode
   if not mode then
     local st = overlay[path] or (core.exists(path) and core.stat(path))
-    mode = st and st.mode or 420
+    mode = st and st.mode or tonumber("600", 8)
   end
   overlay[path] = {data = data, mode = mode}
   if opts and opts.backup and original[path] then

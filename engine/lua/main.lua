@@ -30,9 +30,9 @@ end
 
 local function load_world(path, opts)
   for _, file in ipairs(world_files(path)) do
-    local f = io.open(file, "r")
-    if f then
-      f:close()
+    -- stat, not io.open, which would block on a FIFO; dofile reads it as
+    -- every script is read (a regular file, 16 MiB at most)
+    if require("runbook.fs.core").exists(file) then
       local world = dofile(file)
       local root = file:match("^(.*)/sim/world%.lua$")
       -- the world decides what a name means and what to rehearse without
@@ -71,8 +71,7 @@ function M.capture(path, out, strict)
   events.capture_print()
   local world
   for _, file in ipairs(world_files(path)) do
-    local f = io.open(file, "r")
-    if f then f:close(); world = dofile(file); break end
+    if require("runbook.fs.core").exists(file) then world = dofile(file); break end
   end
   if not world or not world.capture then
     error(errors.new("usage", "no simulated world with a capture (sim/world.lua) for " .. tostring(path or "the shipped runbooks"),
@@ -301,9 +300,7 @@ local OUTLINED = {phase = true, step = true, gate = true, confirm = true, rollin
 --- A call outside every phase's body (in a function a phase calls: the
 --- rollout's roll_node) is listed under that function's name.
 function M.outline(path)
-  local f = assert(io.open(path, "r"))
-  local src = f:read("a")
-  f:close()
+  local src = require("runbook.fs.core").read(path, {max = 16 * 1024 * 1024})
   local n, pos, phase_end, header = 0, 1, 0, nil
   local function line_of(at) return select(2, src:sub(1, at):gsub("\n", "")) + 1 end
   while true do

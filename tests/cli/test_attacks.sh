@@ -176,6 +176,47 @@ out=$( (ulimit -n 8; bounded 30 "$bin_real" run hi.lua) 2>&1); code=$?
 [ $code -eq 1 ] && grep -q "the open-file limit is 8; runbook needs at least 16" <<<"$out" \
   && ok "ulimit -n 8: a message, exit 1" || bad "ulimit -n 8: exit $code: $out"
 
+# ---- scripts and runbook headers read with the inputs' cap and type check (#30 item 19)
+# A FIFO would block open() for ever (hence the 20 s bound), /dev/zero and a
+# directory are not scripts, 17 MiB is past the 16 MiB cap.
+mkdir -p scripts && cd scripts
+mkfifo fifo.lua; mkdir dir.lua; ln -s /dev/zero zero.lua
+{ printf 'return [['; head -c $((17 * 1024 * 1024)) /dev/zero | tr '\0' a; printf ']]\n'; } > big.lua
+printf -- '-- a good one\nreturn 1\n' > good.lua
+quick() { RUNBOOK_TEST_WAIT=20 "$bin" "$@"; }
+for f in fifo:FIFO zero:device dir:directory; do
+  name=${f%%:*}; kind=${f#*:}
+  printf 'local chunk, err = loadfile("%s.lua")\nassert(chunk == nil, "loaded")\nprint(err)\n' "$name" > "load_$name.lua"
+  expect "loadfile of a $kind: one clear error, at once" 0 "^read $name.lua: a $kind, not a regular file$" -- quick run "load_$name.lua" -q
+  printf 'dofile("%s.lua")\n' "$name" > "do_$name.lua"
+  expect "dofile of a $kind: one clear error, at once" 1 "read $name.lua: a $kind, not a regular file" -- quick run "do_$name.lua" -q
+  printf 'require "%s"\n' "$name" > "req_$name.lua"
+  expect "require of a module that is a $kind: one clear error, at once" 1 "^[[:space:]]read ./$name.lua: a $kind, not a regular file$" -- quick run "req_$name.lua" -q
+  expect "runbook run of a $kind: exit 2, says what it is" 2 "^runbook: read ./$name.lua: a $kind, not a regular file$" -- quick run "./$name.lua"
+  expect "runbook check of a $kind: exit 2, says what it is" 2 "^runbook: read ./$name.lua: a $kind, not a regular file$" -- quick check "./$name.lua"
+done
+printf 'print(select(2, loadfile("big.lua")))\n' > load_big.lua
+expect "loadfile past 16 MiB is refused" 0 "^read big.lua: more than 16777216 bytes, too large for this input$" -- quick run load_big.lua -q
+expect "a runbook past 16 MiB is refused (exit 2)" 2 "^runbook: read big.lua: more than 16777216 bytes, too large for this input$" -- quick run big.lua
+printf 'print(dofile("good.lua") + loadfile("good.lua", "t", {})())\n' > load_good.lua
+expect "dofile and loadfile of a regular file work as Lua's" 0 "^2$" -- quick run load_good.lua -q
+rm big.lua
+mkdir -p fifoworld/sim && mkfifo fifoworld/sim/world.lua && printf 'print(1)\n' > fifoworld/r.lua
+expect "a rehearsal whose sim/world.lua is a FIFO: one clear error, at once" 1 "^runbook: read fifoworld/sim/world.lua: a FIFO, not a regular file$" -- quick run fifoworld/r.lua --dry-run
+out=$(RUNBOOK_PATH=$PWD quick list 2>&1); code=$?
+if [ $code -eq 0 ] && grep -q "good.lua *a good one" <<<"$out" \
+   && grep -q "runbook list: $PWD/fifo.lua: a FIFO, not a regular file; skipped" <<<"$out" \
+   && grep -q "runbook list: $PWD/zero.lua: a device, not a regular file; skipped" <<<"$out" \
+   && grep -q "runbook list: $PWD/dir.lua: a directory, not a regular file; skipped" <<<"$out"; then
+  ok "runbook list: each entry that is no regular file named, one line each, never opened blocking"
+else bad "runbook list with a FIFO, a device and a directory: exit $code: $out"; fi
+mkdir -p longhead
+{ for _ in $(seq 30000); do echo '--'; done; echo '-- past the cap'; echo 'return 1'; } > longhead/long.lua
+out=$(RUNBOOK_PATH=$PWD/longhead quick list 2>&1)
+grep -qE "^  long.lua *$" <<<"$out" && ! grep -q "past the cap" <<<"$out" \
+  && ok "runbook list reads at most 64 KiB of a runbook for its first comment" || bad "list read past 64 KiB: $out"
+cd "$tmp"
+
 # ---- a journal that cannot be written, or is not a file (#17 item 2)
 mkdir -p jfull && cd jfull
 printf 'local rb = require "runbook"\nlocal function note(s) local f = io.open("trail", "a"); f:write(s, "\\n"); f:close() end\nfor i = 1, 20 do rb.step("step number " .. i, function() note("did " .. i) return string.rep("x", 100) end) end\n' > j.lua

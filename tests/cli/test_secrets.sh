@@ -146,5 +146,26 @@ PY
   else echo "FAIL secret $shown leaked: $leaked $(head -c 600 "$tmp/lines.out")"; fails=$((fails+1)); fi
 done
 
+# #30.2: a child that is a runbook prints a secret through our json.encode
+# (jansson: \b and \f by name, \u001B in upper case); the parent masks it.
+cat > "$tmp/enc.lua" <<'LUA'
+print(require("runbook.json").encode({authKey = os.getenv("K")}))
+LUA
+cat > "$tmp/child.lua" <<'LUA'
+local secret = require "runbook.secret"
+local log = require "runbook.log"
+local exec = require "runbook.exec"
+local s = secret.env("TRICKY", "tricky")
+exec.run({os.getenv("RUNBOOK_BIN"), "run", os.getenv("ENC_LUA"), "-q"},
+         {env = {K = s}, check = true, on_line = function(line) log.info("child: " .. line) end})
+LUA
+for val in $'esc-key-q' $'backmix-q' $'ff-vt-q'; do
+  shown=$(printf '%q' "$val")
+  out=$(TRICKY=$val RUNBOOK_BIN=$bin_real ENC_LUA="$tmp/enc.lua" "$bin" run "$tmp/child.lua" 2>&1); code=$?
+  if [ $code -eq 0 ] && grep -qF 'child: {"authKey":"***"}' <<<"$out"; then
+    echo "ok   secret $shown printed by a child through json.encode is masked"; passes=$((passes+1))
+  else echo "FAIL secret $shown through a child's json.encode: exit $code: $(printf '%q' "$out" | head -c 600)"; fails=$((fails+1)); fi
+done
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

@@ -158,6 +158,18 @@ function test_read_max()
   fs.remove(dir .. "/f"); fs.remove(dir)
 end
 
+-- The cap holds while the file is read, not only by its size before: a
+-- regular file whose stat size says 0 (/proc/self/status holds a kilobyte
+-- or more) is refused once max is passed (engine/input.c rb_read_file).
+function test_read_max_holds_past_the_stat_size()
+  local st = fs.stat("/proc/self/status")
+  t.eq({st.type, st.size}, {"file", 0})
+  local half = #fs.read("/proc/self/status") // 2
+  t.truthy(half > 100)
+  t.raises("read /proc/self/status: more than " .. half .. " bytes, too large for this input", fs.read,
+           "/proc/self/status", {max = half})
+end
+
 -- #30.5: a write through a symbolic link replaces the file the link ends
 -- at (in its own directory); the link stays a link. A link to a link, a
 -- relative link and a dangling one (the write creates its target).

@@ -29,6 +29,29 @@ function test_overlay_hides_writes_from_disk()
   core.remove(d)
 end
 
+-- A rehearsal's file modes are the real run's (test_fs.lua
+-- test_a_new_file_is_0600_by_default): a new file without a mode is 0600,
+-- an existing one keeps its own, a given mode wins. The plan's changes()
+-- carry the mode a real run would give.
+function test_a_new_file_is_0600_in_a_dry_run_too()
+  local d = core.tmpdir("modes")
+  core.write(d .. "/shared.yaml", "a: 1\n", {mode = tonumber("644", 8)})
+  fs.write(d .. "/new.yaml", "x: 1\n")
+  t.eq(fs.stat(d .. "/new.yaml").mode, tonumber("600", 8), "a new file is 0600, as for real")
+  fs.write(d .. "/new.yaml", "x: 2\n")
+  t.eq(fs.stat(d .. "/new.yaml").mode, tonumber("600", 8), "and stays 0600 when replaced")
+  fs.write(d .. "/shared.yaml", "a: 2\n")
+  t.eq(fs.stat(d .. "/shared.yaml").mode, tonumber("644", 8), "an existing file keeps its mode")
+  fs.write(d .. "/given.yaml", "g: 1\n", {mode = tonumber("640", 8)})
+  t.eq(fs.stat(d .. "/given.yaml").mode, tonumber("640", 8))
+  local modes = {}
+  for _, c in ipairs(fs.changes()) do modes[c.path] = c.mode end
+  t.eq(modes[d .. "/new.yaml"], tonumber("600", 8))
+  t.eq(core.exists(d .. "/new.yaml"), false)
+  core.remove(d .. "/shared.yaml")
+  core.remove(d)
+end
+
 function test_unified_diff_hunks()
   local diff = require "runbook.diff"
   local old = {}

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "helpers.h"
 
 static void free_secrets(rb_engine *e) {
@@ -100,6 +102,58 @@ static void test_mask_json_and_html_escaped_json_forms(void **state) {
   free_secrets(&e);
 }
 
+/* Masks "{"k":<encoded>}" with the secret registered; asserts "***". */
+static void assert_masked(rb_engine *e, const char *encoded) {
+  char line[200], *got;
+  size_t outlen;
+  snprintf(line, sizeof line, "{\"k\":%s}", encoded);
+  got = sink_mask(e, line, strlen(line), &outlen);
+  if (strcmp(got, "{\"k\":\"***\"}") != 0) fail_msg("not masked: %s -> %s", line, got);
+  free(got);
+}
+
+/* A secret holding any control character is masked as our own json.encode
+** (jansson's json_dumps, as bindings/json.c calls it) writes it: \b and \f
+** by name, the rest as \u00XX in upper case (\u001B), alone and mixed
+** with others. A child that is a runbook prints that. */
+static void test_mask_every_control_character_as_jansson_writes_it(void **state) {
+  int c;
+  (void)state;
+  for (c = 0; c < 0x20; c++) {
+    char secret[32];
+    size_t len = (size_t)snprintf(secret, sizeof secret, "tsk-%c-\b\x01-KEY", 'a');
+    rb_engine e;
+    json_t *j;
+    char *enc;
+    secret[4] = (char)c; /* "tsk-" c "-" backspace 0x01 "-KEY" */
+    memset(&e, 0, sizeof e);
+    sink_add_secret(&e, secret, len);
+    j = json_stringn(secret, len);
+    enc = json_dumps(j, JSON_ENCODE_ANY | JSON_COMPACT);
+    assert_non_null(enc);
+    assert_masked(&e, enc);
+    free(enc);
+    json_decref(j);
+    free_secrets(&e);
+  }
+}
+
+/* Go's encoding/json: \u0008, \u000c before 1.22, \b, \f since (CL
+** 521675), lower-case hex, U+2028 escaped; with and without HTML escaping. */
+static void test_mask_go_json_forms_of_control_characters(void **state) {
+  const char *secret = "tsk\b\f\x1b<\xe2\x80\xa8>KEY";
+  rb_engine e;
+  (void)state;
+  memset(&e, 0, sizeof e);
+  sink_add_secret(&e, secret, strlen(secret));
+  assert_masked(&e, "\"tsk\\u0008\\u000c\\u001b<\\u2028>KEY\"");             /* Go < 1.22 */
+  assert_masked(&e, "\"tsk\\u0008\\u000c\\u001b\\u003c\\u2028\\u003eKEY\""); /* ... HTML */
+  assert_masked(&e, "\"tsk\\b\\f\\u001b<\\u2028>KEY\"");                     /* Go 1.22 */
+  assert_masked(&e, "\"tsk\\b\\f\\u001b\\u003c\\u2028\\u003eKEY\"");         /* ... HTML */
+  assert_masked(&e, "\"tsk\\b\\f\\u001B<\xe2\x80\xa8>KEY\"");                /* jansson */
+  free_secrets(&e);
+}
+
 /* A multi-line secret reaches the sinks a line at a time when a child
 ** prints it: each of its lines of 4 bytes or more is masked on its own;
 ** a shorter line is not (it would mask ordinary text everywhere). */
@@ -182,6 +236,8 @@ int main(void) {
     cmocka_unit_test(test_printf_masks_a_long_message_whole),
     cmocka_unit_test(test_mask_json_and_html_escaped_json_forms),
     cmocka_unit_test(test_mask_each_line_of_a_multi_line_secret),
+    cmocka_unit_test(test_mask_every_control_character_as_jansson_writes_it),
+    cmocka_unit_test(test_mask_go_json_forms_of_control_characters),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
