@@ -148,18 +148,7 @@ local function node_identity(n)
   return n.identity
 end
 
---- A node's routed addresses, sorted (the NodeAddress "routed", less the
---- pod and service CIDRs): tailscale0's too while its device is online.
-local function routed_addresses(n)
-  local addrs = {n.ip}
-  local d = n.ts_state == "Running" and device_of(n)
-  if d and d.online and d.addresses[1] then addrs[2] = d.addresses[1] end
-  table.sort(addrs, function(a, b)
-    local function key(x) return (x:gsub("%d+", function(p) return ("%03d"):format(tonumber(p)) end)) end
-    return key(a) < key(b)
-  end)
-  return addrs
-end
+local routed_addresses = M._routed_addresses
 
 --- Talos v1.7.7 and v1.8.0 .. v1.8.3 mark a service without a health
 --- check unhealthy ("service not running") whenever it is not running,
@@ -267,7 +256,7 @@ local function get_resource(flags, pos)
       local dns = {n.name}
       for _, san in ipairs(n.cert_sans) do dns[#dns + 1] = san end
       out[#out + 1] = resource(ip, "secrets", "CertSANs.secrets.talos.dev", "api", 1,
-        yaml.order({ips = {n.ip}, dnsNames = dns, fqdn = n.name}, {"ips", "dnsNames", "fqdn"}))
+        yaml.order({ips = {n.ip, n.ip6}, dnsNames = dns, fqdn = n.name}, {"ips", "dnsNames", "fqdn"}))
     elseif what == "nodeipconfigs" or what == "nodeipconfig" then
       -- pkg/machinery/resources/k8s/nodeip_config.go, ID "kubelet": what
       -- controllers/k8s/nodeip_config.go computes (v1.7.0 .. v1.13.0):
@@ -276,7 +265,7 @@ local function get_resource(flags, pos)
       out[#out + 1] = resource(ip, "k8s", "NodeIPConfigs.kubernetes.talos.dev", "kubelet", 1,
         yaml.order({validSubnets = json.array(valid), excludeSubnets = json.array(excl)}, {"validSubnets", "excludeSubnets"}))
     elseif what == "nodeips" or what == "nodeip" then
-      out[#out + 1] = resource(ip, "k8s", "NodeIPs.kubernetes.talos.dev", "kubelet", 1, {addresses = {M._node_ip(n)}})
+      out[#out + 1] = resource(ip, "k8s", "NodeIPs.kubernetes.talos.dev", "kubelet", 1, {addresses = M._node_ips(n)})
     elseif what == "etcdconfigs" or what == "etcdconfig" then
       if n.role == "controlplane" then out[#out + 1] = etcd_config(ip, n) end
     else
