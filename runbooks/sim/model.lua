@@ -400,6 +400,17 @@ local function etcd_ip(n)
   return filter_ips(addrs, valid)[1]
 end
 
+--- etcd's advertised addresses (EtcdSpec "etcd", controllers/etcd/spec.go,
+--- v1.11.0): advertisedSubnets unset, the first address "0.0.0.0/0",
+--- "::/0" keep; set, every address they keep, in address order; none kept
+--- leaves the old spec (the LAN address here).
+function M._etcd_addresses(n)
+  if #n.etcd_valid == 0 then return {etcd_ip(n) or n.ip} end
+  local kept = filter_ips(candidates(n) or {n.ip}, n.etcd_valid)
+  table.sort(kept, by_address)
+  return kept[1] and kept or {n.ip}
+end
+
 --- The kubelet's node IPs (NodeIPs "kubelet": at most one per family,
 --- IPv4 first), the LAN addresses when the filter keeps none.
 function M._node_ips(n) return kubelet_ips(n) or {n.ip, n.ip6} end

@@ -268,6 +268,18 @@ local function get_resource(flags, pos)
       out[#out + 1] = resource(ip, "k8s", "NodeIPs.kubernetes.talos.dev", "kubelet", 1, {addresses = M._node_ips(n)})
     elseif what == "etcdconfigs" or what == "etcdconfig" then
       if n.role == "controlplane" then out[#out + 1] = etcd_config(ip, n) end
+    elseif what == "etcdspecs" or what == "etcdspec" then
+      -- pkg/machinery/resources/etcd/spec.go, ID "etcd" (control planes):
+      -- what controllers/etcd/spec.go computes (v1.11.0); listen on the
+      -- unspecified address of the first IPv6 routed address's family
+      -- (listenSubnets unset)
+      if n.role == "controlplane" then
+        local any = n.ip6 and "::" or "0.0.0.0"
+        out[#out + 1] = resource(ip, "etcd", "EtcdSpecs.etcd.talos.dev", "etcd", 1, yaml.order({name = n.name,
+          advertisedAddresses = M._etcd_addresses(n), listenPeerAddresses = {any}, listenClientAddresses = {any},
+          image = "gcr.io/etcd-development/etcd:v3.5.21", extraArgs = json.map({})},
+          {"name", "advertisedAddresses", "listenPeerAddresses", "listenClientAddresses", "image", "extraArgs"}))
+      end
     else
       return result(1, "", fmt("error: resource type %q is not registered\n", what))
     end

@@ -7,7 +7,10 @@
 # nodeips, kubectl's InternalIPs), none of them tailscale0's 100.64.0.0/10
 # or fd7a:115c:a1e0::/48 address. Pins of the IPv4 address alone (the old
 # code) drop the IPv6 node IP: the nodeips and InternalIP checks fail.
-# usage: test_dual_stack.sh RUNBOOK_BIN SOURCE_DIR
+# Then the pins' sanity (#28.3): pins that would not hold a node's address
+# (a LAN in 100.64.0.0/10, an operator's stale validSubnets) are refused on
+# the scratch copy: exit 2, git status clean, no node touched.
+# usage: test_address_pins.sh RUNBOOK_BIN SOURCE_DIR
 source "$(dirname "$0")/common.sh" "$@"
 source "$(dirname "$0")/staged_lib.sh"
 
@@ -72,6 +75,46 @@ else bad "kubectl get nodes InternalIPs: $(echo "$nodes" | python3 -c 'import js
 
 truthful "dual-stack: after the rollout"
 cd "$tmp"
+
+# {== the pins' sanity (#28.3): pins that would not hold a node's address
+# are refused on the scratch copy (exit 2), the directory as git knows it,
+# no node touched
+# refused NAME WHAT PATTERN: the last run ($code) refused with PATTERN
+refused() {
+  local st state
+  st=$(git status --porcelain --untracked-files=all); state=$(curl -s "$url/state")
+  if [ "$code" -eq 2 ] && grep -q "$3" "$tmp/$1.out" && grep -q "Nothing was changed" "$tmp/$1.out" && [ -z "$st" ] \
+     && ! grep -q "write the address pins\|? Apply" "$tmp/$1.out" \
+     && python3 -c 'import json,sys; s=json.loads(sys.argv[1]); assert all(n["upgrades"] == 0 and not n["configured"] for n in s["nodes"]), s' "$state"; then
+    ok "$2: refused on the scratch copy (exit 2), git status clean, no node touched: $(grep -o "$3" "$tmp/$1.out" | head -1)"
+  else
+    bad "$2: exit $code; git status: $st; $(grep -m1 stopped: "$tmp/$1.out")"
+  fi
+  cd "$tmp"
+}
+
+# a LAN in Tailscale's CGNAT range: the /32 pins overlap 100.64.0.0/10
+sed 's/192\.168\.10\./100.100.10./g; /node_ip_on_tailscale/d; s/^faults:$/faults: []/' "$tmp/dual.yaml" > "$tmp/cgnat.yaml"
+serve "$tmp/cgnat" "$tmp/cgnat.yaml"
+TS_AUTHKEY=$key "$bin" run rollout.lua --yes "${common[@]}" >"$tmp/cgnat.out" 2>&1; code=$?
+refused cgnat "a LAN in 100.64.0.0/10" "k8s-1: the kubelet pin 100.100.10.11/32 overlaps the tailnet range 100.64.0.0/10"
+
+# the operator's own kubelet pin, stale (the node's address moved to
+# 192.168.10.0/24): the rollout counts k8s-1 as pinned and would reboot it
+# with a filter that keeps none of its addresses
+mkdir -p "$tmp/stale/patches"
+python3 - "$src/runbooks/scenarios/default.yaml" "$tmp/stale/talconfig.yaml" <<'PY'
+import sys, yaml
+text = yaml.safe_load(open(sys.argv[1]))["talconfig"]
+disk = "    installDisk: /dev/sda\n"
+assert disk in text
+open(sys.argv[2], "w").write(text.replace(disk, disk + "    patches:\n      - \"@./patches/kubelet-k8s-1.yaml\"\n", 1))
+PY
+printf 'machine:\n  kubelet:\n    nodeIP:\n      validSubnets:\n        - 192.168.20.0/24\n' > "$tmp/stale/patches/kubelet-k8s-1.yaml"
+serve "$tmp/stale"
+TS_AUTHKEY=$key "$bin" run rollout.lua --yes "${common[@]}" >"$tmp/stale.out" 2>&1; code=$?
+refused stale "an operator's validSubnets that excludes the node's address" \
+  "k8s-1: the kubelet's validSubnets \[192.168.20.0/24\] would not keep the current address 192.168.10.11"
 
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
