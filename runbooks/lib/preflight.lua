@@ -233,40 +233,68 @@ local function scratch_talconfig(dir)
   return found
 end
 
--- one node's pins and addresses, read from the node and the scratch copy
-local function node_pins(n, patches)
-  local talos, talconfig = require "talos", require "talconfig"
-  local doc = fs.exists(patches .. "/tailscale-pins-" .. n.hostname .. ".yaml")
-    and require("runbook.yaml").decode(fs.read(patches .. "/tailscale-pins-" .. n.hostname .. ".yaml"))
+-- The resources of one type on every node: one talosctl call for all of
+-- them (`-n a,b,c`: each resource names its node, the "node" field);
+-- a node missing from the answer (the call failed: a node unreachable; or
+-- its resources name it otherwise) is asked alone, and one that fails
+-- then answers none. node -> resources.
+local function fetch(nodes, rtype)
+  local talos = require "talos"
+  local out, ips = {}, {}
+  for _, n in ipairs(nodes) do ips[#ips + 1] = n.ip; out[n.ip] = {} end
+  local ok, all = pcall(talos.get, table.concat(ips, ","), rtype)
+  for _, r in ipairs(ok and all or {}) do if out[r.node] then table.insert(out[r.node], r) end end
+  local missing = {}
+  for _, n in ipairs(nodes) do if #out[n.ip] == 0 then missing[#missing + 1] = n end end
+  if #missing == 0 then return out end
+  local each = require("runbook.async").map(missing, function(n)
+    local got, res = pcall(talos.get, n.ip, rtype)
+    return got and res or {}
+  end, {concurrency = math.min(32, #missing)})
+  for i, n in ipairs(missing) do out[n.ip] = each[i] end
+  return out
+end
+
+local function resource(list, id)
+  for _, r in ipairs(list or {}) do
+    if type(r.metadata) == "table" and r.metadata.id == id and type(r.spec) == "table" then return r.spec end
+  end
+  return {}
+end
+
+-- one node's pins and addresses, from the scratch copy's pin file and
+-- what the node answered (got: rtype -> node -> resources)
+local function node_pins(n, patches, got)
+  local file = patches .. "/tailscale-pins-" .. n.hostname .. ".yaml"
+  local doc = fs.exists(file) and require("runbook.yaml").decode(fs.read(file))
   local kubelet_pins = type(doc) == "table" and type(doc.machine) == "table" and doc.machine.kubelet
     and doc.machine.kubelet.nodeIP.validSubnets or nil
   local etcd_pins = type(doc) == "table" and type(doc.cluster) == "table" and doc.cluster.etcd.advertisedSubnets or nil
-  local o = {kubelet_pins = kubelet_pins, etcd_pins = etcd_pins, kubelet_ips = talconfig.kubelet_addresses(talos.get(n.ip, "nodeips"))}
-  local valid, excl = {}, {}
-  for _, r in ipairs(talos.get(n.ip, "nodeipconfigs")) do
-    if r.metadata.id == "kubelet" then valid, excl = r.spec.validSubnets or {}, r.spec.excludeSubnets or {} end
-  end
-  -- Talos's default (one "0.0.0.0/0" or "::/0" per service CIDR) is not
-  -- in the config: only a list the config writes stays before the pins
-  local default = #valid > 0
-  for _, e in ipairs(valid) do default = default and (e == "0.0.0.0/0" or e == "::/0") end
-  if default then valid = talos.kubelet_subnets_configured(n.ip) end
-  if kubelet_pins then
+  local o = {kubelet_pins = kubelet_pins, etcd_pins = etcd_pins,
+             kubelet_ips = require("talconfig").kubelet_addresses(got.nodeips[n.ip])}
+  local cfg = resource(got.nodeipconfigs[n.ip], "kubelet")
+  local valid = cfg.validSubnets or {}
+  o.kubelet_excl = cfg.excludeSubnets or {}
+  -- the rollout pins the node's own addresses only where the config
+  -- writes no list (Talos's default in NodeIPConfig, talos.pin_entry): then
+  -- the pins are the whole list; "!" pins are appended to the list shown
+  local own = false
+  for _, e in ipairs(kubelet_pins or {}) do own = own or e:sub(1, 1) ~= "!" end
+  if own then
+    o.kubelet_list = kubelet_pins
+  elseif kubelet_pins then
     o.kubelet_list = {}
     for _, e in ipairs(valid) do o.kubelet_list[#o.kubelet_list + 1] = e end
     for _, e in ipairs(kubelet_pins) do o.kubelet_list[#o.kubelet_list + 1] = e end
   elseif #valid > 0 then
     o.kubelet_list = valid
   end
-  o.kubelet_excl = excl
   if n.control_plane then
-    local _, etcd = talos.address_pins(n.ip)
     -- a node that does not answer has its etcd pins left unjudged
-    local got, specs = pcall(talos.get, n.ip, "etcdspecs")
-    for _, r in ipairs(got and specs or {}) do
-      if r.metadata.id == "etcd" and type(r.spec.advertisedAddresses) == "table" then o.etcd_ips = r.spec.advertisedAddresses end
-    end
-    o.etcd_list = etcd and #etcd > 0 and etcd or nil
+    local spec = resource(got.etcdspecs[n.ip], "etcd")
+    if type(spec.advertisedAddresses) == "table" then o.etcd_ips = spec.advertisedAddresses end
+    local etcd = resource(got.etcdconfigs[n.ip], "etcd").advertiseValidSubnets
+    o.etcd_list = type(etcd) == "table" and #etcd > 0 and etcd or nil
     if etcd_pins then
       o.etcd_list = o.etcd_list or {}
       for _, e in ipairs(etcd_pins) do o.etcd_list[#o.etcd_list + 1] = e end
@@ -289,11 +317,18 @@ function M.check_pins(dir)
   local ok, c = pcall(talconfig.read, path)
   if not ok then return end            -- talhelper read it already: its errors were reported
   local patches = path:match("^(.*)/[^/]*$") .. "/patches"
+  local nodes = {}
+  for _, n in ipairs(c.nodes) do if talconfig.tailscale_service_of(n) then nodes[#nodes + 1] = n end end
+  if #nodes == 0 then return end
+  local cps = {}
+  for _, n in ipairs(nodes) do if n.control_plane then cps[#cps + 1] = n end end
+  local got = {nodeips = fetch(nodes, "nodeips"), nodeipconfigs = fetch(nodes, "nodeipconfigs"),
+               etcdconfigs = #cps > 0 and fetch(cps, "etcdconfigs") or {}, etcdspecs = #cps > 0 and fetch(cps, "etcdspecs") or {}}
+  local found = {}
+  for i, n in ipairs(nodes) do found[i] = M.pin_problems(node_pins(n, patches, got)) end
   local problems = {}
-  for _, n in ipairs(c.nodes) do
-    if talconfig.tailscale_service_of(n) then
-      for _, p in ipairs(M.pin_problems(node_pins(n, patches))) do problems[#problems + 1] = n.hostname .. ": " .. p end
-    end
+  for i, n in ipairs(nodes) do
+    for _, p in ipairs(found[i]) do problems[#problems + 1] = n.hostname .. ": " .. p end
   end
   if #problems > 0 then
     error(fmt("the address pins would not hold the nodes' addresses: %s. Set machine.kubelet.nodeIP.validSubnets and "
