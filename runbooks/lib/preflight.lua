@@ -332,8 +332,8 @@ function M.check_pins(dir)
   end
   if #problems > 0 then
     error(fmt("the address pins would not hold the nodes' addresses: %s. Set machine.kubelet.nodeIP.validSubnets and "
-      .. "cluster.etcd.advertisedSubnets to the node's own addresses (docs/rollout.md \"Node addresses\"), or "
-      .. "--var pin_node_ip=false", table.concat(problems, "; ")), 0)
+      .. "cluster.etcd.advertisedSubnets to the node's own addresses (docs/rollout.md \"Pin sanity\"); --var "
+      .. "pin_node_ip=false leaves the rollout's pins out, not a list of yours", table.concat(problems, "; ")), 0)
   end
 end
 
