@@ -268,6 +268,26 @@ local function get_resource(flags, pos)
       out[#out + 1] = resource(ip, "k8s", "NodeIPs.kubernetes.talos.dev", "kubelet", 1, {addresses = M._node_ips(n)})
     elseif what == "etcdconfigs" or what == "etcdconfig" then
       if n.role == "controlplane" then out[#out + 1] = etcd_config(ip, n) end
+    elseif what == "nodeaddresses" or what == "nodeaddress" then
+      -- pkg/machinery/resources/network/node_address.go (v1.11.0): the
+      -- node's addresses as prefixes, in the sort order (sortAlgorithm v1,
+      -- the default: node_address_sort_algorithm.go); the world has no pod
+      -- addresses, so the -no-k8s IDs hold the same. Prefix lengths: the
+      -- LAN's assumed /24 and /64, tailscale0's /32 and /128
+      local d = n.ts_state == "Running" and device_of(n)
+      local tail = {}
+      if d and d.online then tail[d.addresses[1] or ""] = true; tail[d.address6 or ""] = true end
+      local prefixes = {}
+      for _, a in ipairs(routed_addresses(n)) do
+        local bits = a:find(":", 1, true) and (tail[a] and 128 or 64) or (tail[a] and 32 or 24)
+        prefixes[#prefixes + 1] = a .. "/" .. bits
+      end
+      local ids = {{"current", prefixes}, {"current-no-k8s", prefixes}, {"default", {prefixes[1]}},
+                   {"routed", prefixes}, {"routed-no-k8s", prefixes}}
+      for _, x in ipairs(ids) do
+        out[#out + 1] = resource(ip, "network", "NodeAddresses.net.talos.dev", x[1], 1,
+          yaml.order({addresses = x[2], sortAlgorithm = "v1"}, {"addresses", "sortAlgorithm"}))
+      end
     elseif what == "etcdspecs" or what == "etcdspec" then
       -- pkg/machinery/resources/etcd/spec.go, ID "etcd" (control planes):
       -- what controllers/etcd/spec.go computes (v1.11.0); listen on the

@@ -241,6 +241,12 @@ function test_a_dual_stack_node_keeps_both_node_ips_only_with_pins_of_both()
   t.eq(up({"192.168.10.11/32"}), {"192.168.10.11"})
   t.eq(up({"192.168.10.11/32", "fdb5:8d3a:10::11/128"}), {"192.168.10.11", "fdb5:8d3a:10::11"})
   t.eq(up({"0.0.0.0/0", "::/0", "!100.64.0.0/10"}), {"192.168.10.11", "fd7a:115c:a1e0::c"})
+  -- NodeAddress "routed" (node_address.go, v1.11.0): IPv4 first, then by value
+  local routed
+  for _, r in ipairs(json.decode_all(exec.run({"talosctl", "-n", "192.168.10.11", "get", "nodeaddresses", "-o", "json"}).stdout)) do
+    if r.metadata.id == "routed" then routed = r.spec.addresses end
+  end
+  t.eq(routed, {"100.64.0.12/32", "192.168.10.11/24", "fd7a:115c:a1e0::c/128", "fdb5:8d3a:10::11/64"})
 end
 
 -- }======
