@@ -32,6 +32,7 @@ python3 "$here/gen_config.py" "$tmp/config.yaml" "$tmp/config.json" "${SIZE_MB:-
 part "decode" python3 "$here/decode.py" "$bin" "$tmp/yaml_events" "$tmp/config.yaml" "$tmp/config.json"
 part "exec and http" bash "$here/io.sh" "$bin"
 part "rollout rehearsal (bench/gen_fleet.sh: 3 control planes, the rest workers)" bash "$here/fleet.sh" "$bin" "$tmp/maxrss" "$tmp/fleet"
+part "the rollout's preflight through the served world" bash "$here/preflight.sh" "$bin" "${SERVED_NODES:-6}" "$(mkdir -p "$tmp/preflight" && echo "$tmp/preflight")"
 part "a real rollout through the served world" bash "$here/served.sh" "$bin" "${SERVED_NODES:-6}" "$(mkdir -p "$tmp/served" && echo "$tmp/served")"
 
 echo

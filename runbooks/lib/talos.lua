@@ -184,6 +184,27 @@ local function covers(p, q)
 end
 
 M.TAILNET = "100.64.0.0/10"   -- Tailscale's CGNAT range (tailscale0's addresses)
+M.TAILNET6 = "fd7a:115c:a1e0::/48"   -- its IPv6 range (tailscale net/tsaddr/tsaddr.go TailscaleULARange, v1.84.2)
+
+-- Whether the list lets an address of fd7a:115c:a1e0::/48 through, applied
+-- as admits_tailnet applies it to the IPv4 range.
+local function admits_tailnet6(list)
+  local contains = require("talconfig").cidr_contains
+  local net = M.TAILNET6:match("^[^/]+")
+  local admitted = false
+  for _, e in ipairs(list) do
+    local neg = e:sub(1, 1) == "!"
+    local p = neg and e:sub(2) or e
+    if p:find(":", 1, true) then
+      if not p:find("/", 1, true) then p = p .. "/128" end
+      local bits = tonumber(p:match("/(%d+)$"))
+      local holds_all = bits <= 48 and contains(p, net)
+      if not neg and (holds_all or contains(M.TAILNET6, (p:match("^[^/]+")))) then admitted = true
+      elseif neg and holds_all then admitted = false end
+    end
+  end
+  return admitted
+end
 
 --- Whether a Talos address filter lets an address of 100.64.0.0/10 (a
 --- tailscale0 address) through. The list is applied in order as
@@ -191,10 +212,12 @@ M.TAILNET = "100.64.0.0/10"   -- Tailscale's CGNAT range (tailscale0's addresses
 --- removes them; an empty list means "not pinned" (every address).
 --- An entry inside 100.64.0.0/10 lets some through; a "!" entry inside it
 --- removes only some, so it does not pin either.
+--- IPv6 entries are judged the same way against fd7a:115c:a1e0::/48.
 ---@param list string[]
 ---@return boolean
 function M.admits_tailnet(list)
   if #list == 0 then return true end
+  if admits_tailnet6(list) then return true end
   local ts = prefix4(M.TAILNET)
   local admitted = false          -- some tailnet address would be chosen
   for _, e in ipairs(list) do
@@ -224,7 +247,8 @@ end
 --- merge:"replace"): where nothing was configured (the kubelet's list is
 --- Talos's default, etcd's is empty) the node's own address is the pin;
 --- a list the cluster configured keeps its entries and gets
---- "!100.64.0.0/10" appended, which removes tailscale0's addresses from it.
+--- "!100.64.0.0/10" appended (and "!fd7a:115c:a1e0::/48" when it holds an
+--- IPv6 entry), which removes tailscale0's addresses from it.
 ---@param list string[] what address_pins reported
 ---@param addrs string|string[] the node's LAN address(es)
 ---@param defaults? string[] the list Talos fills in when nothing is configured (nil: the config wrote it)
@@ -232,7 +256,13 @@ end
 function M.pin_entry(list, addrs, defaults)
   if type(addrs) == "string" then addrs = {addrs} end
   local default = #list == 0 or (defaults ~= nil and M.same_list(list, defaults))
-  if not default then return {"!" .. M.TAILNET} end
+  if not default then
+    -- a list that admits IPv6 addresses gets tailscale0's IPv6 range removed too
+    for _, e in ipairs(list) do
+      if e:sub(1, 1) ~= "!" and e:find(":", 1, true) then return {"!" .. M.TAILNET, "!" .. M.TAILNET6} end
+    end
+    return {"!" .. M.TAILNET}
+  end
   local out = {}
   for _, a in ipairs(addrs) do out[#out + 1] = a .. (a:find(":", 1, true) and "/128" or "/32") end
   return out

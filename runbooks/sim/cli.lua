@@ -20,7 +20,11 @@ local pretty, result = ctx.output.pretty, ctx.output.result
 -- 1,000 nodes renders again only the ones that changed.
 local function node_object(n)
   local up = node_up(n) and not n.not_ready or false
-  local ip = M._node_ip(n)
+  -- the kubelet's --node-ip: one address per family (NodeIPs "kubelet");
+  -- a dual-stack node has an InternalIP of each, the first family first
+  -- (kubelet pkg/kubelet/nodestatus/setters.go NodeAddress)
+  local ips = M._node_ips(n)
+  local ip = table.concat(ips, ",")
   local c = n.k8s_cache
   if c and c.up == up and c.down == n.down and c.unschedulable == n.unschedulable
      and c.talos_version == n.talos_version and c.ip == ip then
@@ -33,7 +37,9 @@ local function node_object(n)
     status = {conditions = {{type = "Ready", status = up and "True" or (n.down and "Unknown" or "False"),
                              reason = up and "KubeletReady" or "KubeletNotReady", message = up and "kubelet is posting ready status" or "node is not ready"}},
               nodeInfo = {osImage = fmt("Talos (%s)", n.talos_version), kubeletVersion = W.k8s_version},
-              addresses = {{type = "InternalIP", address = ip}, {type = "Hostname", address = n.name}}}}
+              addresses = {}}}
+  for _, a in ipairs(ips) do obj.status.addresses[#obj.status.addresses + 1] = {type = "InternalIP", address = a} end
+  obj.status.addresses[#obj.status.addresses + 1] = {type = "Hostname", address = n.name}
   n.k8s_cache = {up = up, down = n.down, unschedulable = n.unschedulable, talos_version = n.talos_version, ip = ip,
                  obj = obj, text = {}}
   return n.k8s_cache

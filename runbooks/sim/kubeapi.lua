@@ -158,7 +158,7 @@ function M._seed(S)
             ports = {{name = "dns", port = 53, protocol = "UDP", targetPort = 53}, {name = "dns-tcp", port = 53, protocol = "TCP", targetPort = 53},
                      {name = "metrics", port = 9153, protocol = "TCP", targetPort = 9153}}, sessionAffinity = "None"},
     status = {loadBalancer = json.map({})}}, born)
-  put_new(S, "servicecidrs", {metadata = {name = "kubernetes"}, spec = {cidrs = {W.service_cidr}},
+  put_new(S, "servicecidrs", {metadata = {name = "kubernetes"}, spec = {cidrs = W.service_cidrs},
     status = {conditions = {{type = "Ready", status = "True", reason = "", message = "Kubernetes Service CIDR is ready",
                              lastTransitionTime = time.iso(born)}}}}, born)
 end

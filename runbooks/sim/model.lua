@@ -142,6 +142,11 @@ end
 
 local function ip_for(i) return fmt("100.64.0.%d", 10 + i) end
 
+-- tailscale0's IPv6 address: every device gets one of fd7a:115c:a1e0::/48
+-- besides its 100.64.0.0/10 one (tailscale net/tsaddr/tsaddr.go,
+-- TailscaleULARange, v1.84.2); the world derives it from the same number
+local function ip6_for(i) return fmt("fd7a:115c:a1e0::%x", 10 + i) end
+
 local function truthy(v) return v == "true" or v == "1" end
 
 --- ext-tailscale starting on a node: authenticates and registers a device.
@@ -185,7 +190,7 @@ function M._start_tailscale(n)
   while W.ix.dev_by_name[name] do k = k + 1; name = base .. "-" .. k end
   W.next_dev = W.next_dev + 1
   local d = {id = fmt("n%016d", W.next_dev), nodeId = fmt("nNODE%dCNTRL", W.next_dev), node = n.name,
-             hostname = want, hostname_final = name, addresses = {ip_for(W.next_dev)}, online = true,
+             hostname = want, hostname_final = name, addresses = {ip_for(W.next_dev)}, address6 = ip6_for(W.next_dev), online = true,
              created = time.iso(), tags = {"tag:k8s"}, routes_adv = M._routes(env), routes_enabled = {}, os = "linux",
              authorized = W.auth.preauthorized ~= false, seq = W.next_dev}
   for _, r in ipairs(d.routes_adv) do
@@ -209,15 +214,54 @@ local function device_of(n) return W.ix.dev_by_node[n.name] end
 --- address, pkg/machinery/... addressutil), tailscale0's included, unless
 --- machine.kubelet.nodeIP.validSubnets leaves it out. 100.64.0.0/10 sorts
 --- before 192.168.0.0/16 and after 10.0.0.0/8.
+-- An IPv6 address as its 8 groups of 16 bits, or nil.
+local function groups6(ip)
+  if not ip:find(":", 1, true) or ip:find("[^%x:]") then return nil end
+  local head, tail = ip:match("^(.-)::(.*)$")
+  local function split(x)
+    local out = {}
+    for g in x:gmatch("[^:]+") do out[#out + 1] = tonumber(g, 16) end
+    return out
+  end
+  if not head then
+    local g = split(ip)
+    return #g == 8 and g or nil
+  end
+  local h, t = split(head), split(tail)
+  if #h + #t > 7 then return nil end
+  for _ = 1, 8 - #h - #t do h[#h + 1] = 0 end
+  for _, x in ipairs(t) do h[#h + 1] = x end
+  return h
+end
+
+-- The sort key of an address as netip.Addr.Compare orders them (Talos's
+-- ComparePrefixesLegacy and ComparePrefixNew alike for single addresses):
+-- every IPv4 address before every IPv6 one, then by value.
 local function ip_key(ip)
   local a, b, c, d = ip:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
-  if not a then return ip end
-  return fmt("%03d.%03d.%03d.%03d", a, b, c, d)
+  if a then return fmt("4%03d.%03d.%03d.%03d", a, b, c, d) end
+  local g = groups6(ip)
+  if not g then return ip end
+  return "6" .. fmt(string.rep("%04x", 8), table.unpack(g))
 end
 
 local cidr_memo = {}
 
+local function in_cidr6(ip, net, bits)
+  local x, y = groups6(ip), groups6(net)
+  if not x or not y then return false end
+  for i = 1, 8 do
+    local take = math.min(16, math.max(0, bits - (i - 1) * 16))
+    if take == 0 then return true end
+    local shift = 16 - take
+    if x[i] >> shift ~= y[i] >> shift then return false end
+  end
+  return true
+end
+
 local function in_cidr_uncached(ip, cidr)
+  local net6, bits6 = cidr:match("^([%x:]+)/(%d+)$")
+  if net6 and net6:find(":", 1, true) then return in_cidr6(ip, net6, tonumber(bits6)) end
   local net, bits = cidr:match("^([%d%.]+)/(%d+)$")
   local function num(x)
     local a, b, c, d = x:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
@@ -242,9 +286,10 @@ end
 
 -- The address filter of Talos (github.com/siderolabs/net v0.4.0
 -- FilterIPs): the entries apply in order, each adding the addresses it
--- holds, a "!" entry removing them; a bare address is a /32. `excl` are
--- further "!" entries (NodeIPConfig's excludeSubnets). IPv4 only: "::/0"
--- holds no IPv4 address (netip.Prefix.Contains).
+-- holds, a "!" entry removing them; a bare address is a /32 (/128). `excl`
+-- are further "!" entries (NodeIPConfig's excludeSubnets). A prefix holds
+-- addresses of its own family only: "::/0" holds no IPv4 address
+-- (netip.Prefix.Contains).
 local entry_memo = {}
 
 local function entry_net(e)
@@ -298,28 +343,48 @@ end
 function M._kubelet_subnets(n)
   if #n.kubelet_valid > 0 then return n.kubelet_valid, W.exclude_k8s end
   if not W.kubelet_default then
-    W.kubelet_default = {W.service_cidr:find(":", 1, true) and "::/0" or "0.0.0.0/0"}
+    local d = {}
+    for _, c in ipairs(W.service_cidrs) do d[#d + 1] = c:find(":", 1, true) and "::/0" or "0.0.0.0/0" end
+    W.kubelet_default = d
   end
   return W.kubelet_default, W.exclude_k8s
 end
 
--- the node's routed addresses, sorted (tailscale0's only with the fault
--- that puts it in the way), or nil when the LAN address is the only one
+local function by_address(a, b) return ip_key(a) < ip_key(b) end
+
+-- the node's routed addresses, sorted: its LAN address(es) (n.ip, and
+-- n.ip6 on a dual-stack node), and tailscale0's 100.x and fd7a:... ones
+-- only with the fault that puts them in the way; nil when the LAN IPv4
+-- address is the only one
 local function candidates(n)
   local d = n.ts_state == "Running" and fault("node_ip_on_tailscale", n.name) and device_of(n)
   local ts = d and d.online and d.addresses[1]
-  if not ts then return nil end
-  local addrs = {n.ip, ts}
-  table.sort(addrs, function(a, b) return ip_key(a) < ip_key(b) end)
-  return addrs
+  if not ts and not n.ip6 then return nil end
+  local addrs = {n.ip, n.ip6, ts, ts and d.address6}
+  local out = {}
+  for i = 1, 4 do if addrs[i] then out[#out + 1] = addrs[i] end end
+  table.sort(out, by_address)
+  return out
 end
 
--- the kubelet's node IP: the first address the filter keeps, or nil
-local function kubelet_ip(n)
+-- the kubelet's node IPs (controllers/k8s/nodeip.go, v1.11.0): of the
+-- addresses the filter keeps, in order, the first IPv4 and the first IPv6
+-- one; none kept leaves the old ones ("no suitable node IP found")
+local function kubelet_ips(n)
   local valid, excl = M._kubelet_subnets(n)
   local addrs = candidates(n)
-  if not addrs then return keeps(n.ip, valid, excl) and n.ip or nil end
-  return filter_ips(addrs, valid, excl)[1]
+  if not addrs then return keeps(n.ip, valid, excl) and {n.ip} or nil end
+  local out, seen = {}, {}
+  for _, a in ipairs(filter_ips(addrs, valid, excl)) do
+    local fam = a:find(":", 1, true) and 6 or 4
+    if not seen[fam] then seen[fam] = true; out[#out + 1] = a end
+  end
+  return out[1] and out or nil
+end
+
+local function kubelet_ip(n)
+  local ips = kubelet_ips(n)
+  return ips and ips[1]
 end
 
 -- etcd's advertised address (controllers/etcd/spec.go, v1.11.0): with
@@ -333,6 +398,33 @@ local function etcd_ip(n)
   local addrs = candidates(n)
   if not addrs then return keeps(n.ip, valid) and n.ip or nil end
   return filter_ips(addrs, valid)[1]
+end
+
+--- etcd's advertised addresses (EtcdSpec "etcd", controllers/etcd/spec.go,
+--- v1.11.0): advertisedSubnets unset, the first address "0.0.0.0/0",
+--- "::/0" keep; set, every address they keep, in address order; none kept
+--- leaves the old spec (the LAN address here).
+function M._etcd_addresses(n)
+  if #n.etcd_valid == 0 then return {etcd_ip(n) or n.ip} end
+  local kept = filter_ips(candidates(n) or {n.ip}, n.etcd_valid)
+  table.sort(kept, by_address)
+  return kept[1] and kept or {n.ip}
+end
+
+--- The kubelet's node IPs (NodeIPs "kubelet": at most one per family,
+--- IPv4 first), the LAN addresses when the filter keeps none.
+function M._node_ips(n) return kubelet_ips(n) or {n.ip, n.ip6} end
+
+--- The node's routed addresses, sorted (NodeAddress "routed"):
+--- tailscale0's too while its device is online.
+function M._routed_addresses(n)
+  local d = n.ts_state == "Running" and device_of(n)
+  local addrs = {n.ip}
+  if n.ip6 then addrs[#addrs + 1] = n.ip6 end
+  if d and d.online and d.addresses[1] then addrs[#addrs + 1] = d.addresses[1] end
+  if d and d.online and d.address6 then addrs[#addrs + 1] = d.address6 end
+  table.sort(addrs, by_address)
+  return addrs
 end
 
 function M._node_ip(n) return kubelet_ip(n) or n.ip end

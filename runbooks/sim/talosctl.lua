@@ -179,18 +179,7 @@ local function node_identity(n)
   return n.identity
 end
 
---- A node's routed addresses, sorted (the NodeAddress "routed", less the
---- pod and service CIDRs): tailscale0's too while its device is online.
-local function routed_addresses(n)
-  local addrs = {n.ip}
-  local d = n.ts_state == "Running" and device_of(n)
-  if d and d.online and d.addresses[1] then addrs[2] = d.addresses[1] end
-  table.sort(addrs, function(a, b)
-    local function key(x) return (x:gsub("%d+", function(p) return ("%03d"):format(tonumber(p)) end)) end
-    return key(a) < key(b)
-  end)
-  return addrs
-end
+local routed_addresses = M._routed_addresses
 
 --- Talos v1.7.7 and v1.8.0 .. v1.8.3 mark a service without a health
 --- check unhealthy ("service not running") whenever it is not running,
@@ -298,7 +287,7 @@ local function get_resource(flags, pos)
       local dns = {n.name}
       for _, san in ipairs(n.cert_sans) do dns[#dns + 1] = san end
       out[#out + 1] = resource(ip, "secrets", "CertSANs.secrets.talos.dev", "api", 1,
-        yaml.order({ips = {n.ip}, dnsNames = dns, fqdn = n.name}, {"ips", "dnsNames", "fqdn"}))
+        yaml.order({ips = {n.ip, n.ip6}, dnsNames = dns, fqdn = n.name}, {"ips", "dnsNames", "fqdn"}))
     elseif what == "nodeipconfigs" or what == "nodeipconfig" then
       -- pkg/machinery/resources/k8s/nodeip_config.go, ID "kubelet": what
       -- controllers/k8s/nodeip_config.go computes (v1.7.0 .. v1.13.0):
@@ -307,9 +296,41 @@ local function get_resource(flags, pos)
       out[#out + 1] = resource(ip, "k8s", "NodeIPConfigs.kubernetes.talos.dev", "kubelet", 1,
         yaml.order({validSubnets = json.array(valid), excludeSubnets = json.array(excl)}, {"validSubnets", "excludeSubnets"}))
     elseif what == "nodeips" or what == "nodeip" then
-      out[#out + 1] = resource(ip, "k8s", "NodeIPs.kubernetes.talos.dev", "kubelet", 1, {addresses = {M._node_ip(n)}})
+      out[#out + 1] = resource(ip, "k8s", "NodeIPs.kubernetes.talos.dev", "kubelet", 1, {addresses = M._node_ips(n)})
     elseif what == "etcdconfigs" or what == "etcdconfig" then
       if n.role == "controlplane" then out[#out + 1] = etcd_config(ip, n) end
+    elseif what == "nodeaddresses" or what == "nodeaddress" then
+      -- pkg/machinery/resources/network/node_address.go (v1.11.0): the
+      -- node's addresses as prefixes, in the sort order (sortAlgorithm v1,
+      -- the default: node_address_sort_algorithm.go); the world has no pod
+      -- addresses, so the -no-k8s IDs hold the same. Prefix lengths: the
+      -- LAN's assumed /24 and /64, tailscale0's /32 and /128
+      local d = n.ts_state == "Running" and device_of(n)
+      local tail = {}
+      if d and d.online then tail[d.addresses[1] or ""] = true; tail[d.address6 or ""] = true end
+      local prefixes = {}
+      for _, a in ipairs(routed_addresses(n)) do
+        local bits = a:find(":", 1, true) and (tail[a] and 128 or 64) or (tail[a] and 32 or 24)
+        prefixes[#prefixes + 1] = a .. "/" .. bits
+      end
+      local ids = {{"current", prefixes}, {"current-no-k8s", prefixes}, {"default", {prefixes[1]}},
+                   {"routed", prefixes}, {"routed-no-k8s", prefixes}}
+      for _, x in ipairs(ids) do
+        out[#out + 1] = resource(ip, "network", "NodeAddresses.net.talos.dev", x[1], 1,
+          yaml.order({addresses = x[2], sortAlgorithm = "v1"}, {"addresses", "sortAlgorithm"}))
+      end
+    elseif what == "etcdspecs" or what == "etcdspec" then
+      -- pkg/machinery/resources/etcd/spec.go, ID "etcd" (control planes):
+      -- what controllers/etcd/spec.go computes (v1.11.0); listen on the
+      -- unspecified address of the first IPv6 routed address's family
+      -- (listenSubnets unset)
+      if n.role == "controlplane" then
+        local any = n.ip6 and "::" or "0.0.0.0"
+        out[#out + 1] = resource(ip, "etcd", "EtcdSpecs.etcd.talos.dev", "etcd", 1, yaml.order({name = n.name,
+          advertisedAddresses = M._etcd_addresses(n), listenPeerAddresses = {any}, listenClientAddresses = {any},
+          image = "gcr.io/etcd-development/etcd:v3.5.21", extraArgs = json.map({})},
+          {"name", "advertisedAddresses", "listenPeerAddresses", "listenClientAddresses", "image", "extraArgs"}))
+      end
     else
       return result(1, "", fmt("error: resource type %q is not registered\n", what))
     end

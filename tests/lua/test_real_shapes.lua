@@ -219,6 +219,38 @@ function test_an_unpinned_node_ip_moves_to_tailscale0_and_a_pin_keeps_it()
   t.eq(talos.etcd_health({"192.168.10.11", "192.168.10.12", "192.168.10.13"}).ok, true)
 end
 
+-- a dual-stack node (scenarios/dual-stack.yaml): the kubelet keeps one node
+-- IP per family (nodeip.go, v1.11.0); once tailscale0 is up, its
+-- fd7a:115c:a1e0::/48 address sorts before the node's fdb5:8d3a:10::11 and
+-- takes the IPv6 node IP unless the pins leave it out; a pin of the IPv4
+-- address alone drops the IPv6 node IP (issue #28.5)
+function test_a_dual_stack_node_keeps_both_node_ips_only_with_pins_of_both()
+  local function up(kubelet_valid)
+    load("dual-stack.yaml")
+    local n = world.state().nodes[1]
+    n.kubelet_valid = kubelet_valid
+    n.extensions = {"siderolabs/tailscale"}
+    n.esc.tailscale = {environment = {"TS_AUTHKEY=k", "TS_HOSTNAME=k8s-1"}}
+    table.insert(world.state().faults, {type = "node_ip_on_tailscale", node = "k8s-1"})
+    world._start_tailscale(n)
+    return json.decode(exec.run({"talosctl", "-n", "192.168.10.11", "get", "nodeips", "-o", "json"}).stdout).spec.addresses
+  end
+  load("dual-stack.yaml")
+  t.eq(talos.address_pins("192.168.10.11"), {"0.0.0.0/0", "::/0"})
+  t.eq(json.decode(exec.run({"talosctl", "-n", "192.168.10.11", "get", "nodeips", "-o", "json"}).stdout).spec.addresses,
+       {"192.168.10.11", "fdb5:8d3a:10::11"})
+  t.eq(up({}), {"100.64.0.12", "fd7a:115c:a1e0::c"})
+  t.eq(up({"192.168.10.11/32"}), {"192.168.10.11"})
+  t.eq(up({"192.168.10.11/32", "fdb5:8d3a:10::11/128"}), {"192.168.10.11", "fdb5:8d3a:10::11"})
+  t.eq(up({"0.0.0.0/0", "::/0", "!100.64.0.0/10"}), {"192.168.10.11", "fd7a:115c:a1e0::c"})
+  -- NodeAddress "routed" (node_address.go, v1.11.0): IPv4 first, then by value
+  local routed
+  for _, r in ipairs(json.decode_all(exec.run({"talosctl", "-n", "192.168.10.11", "get", "nodeaddresses", "-o", "json"}).stdout)) do
+    if r.metadata.id == "routed" then routed = r.spec.addresses end
+  end
+  t.eq(routed, {"100.64.0.12/32", "192.168.10.11/24", "fd7a:115c:a1e0::c/128", "fdb5:8d3a:10::11/64"})
+end
+
 -- }======
 
 -- {====== tailscale status --json (ipn/ipnstate; cmd/tailscale/cli/status.go)

@@ -61,7 +61,13 @@ function test_pinned_means_no_tailnet_address_gets_through()
   t.eq(talos.admits_tailnet({"0.0.0.0/0", "!100.64.0.0/10"}), false)
   t.eq(talos.admits_tailnet({"0.0.0.0/0", "!100.64.0.0/16"}), true)   -- removes only some
   t.eq(talos.admits_tailnet({"!100.64.0.0/10", "0.0.0.0/0"}), true)   -- in order: added back
-  t.eq(talos.admits_tailnet({"::/0"}), false)                -- IPv6 only (tailscale0's IPv6: not judged)
+  -- tailscale0's IPv6 address, fd7a:115c:a1e0::/48, judged the same way (#28.5)
+  t.eq(talos.admits_tailnet({"::/0"}), true)
+  t.eq(talos.admits_tailnet({"192.168.10.11/32", "fdb5:8d3a:10::11/128"}), false)
+  t.eq(talos.admits_tailnet({"fd00::/8"}), true)
+  t.eq(talos.admits_tailnet({"fd7a:115c:a1e0:ab12::/64"}), true)     -- a part of it
+  t.eq(talos.admits_tailnet({"0.0.0.0/0", "::/0", "!100.64.0.0/10"}), true)
+  t.eq(talos.admits_tailnet({"0.0.0.0/0", "::/0", "!100.64.0.0/10", "!fd7a:115c:a1e0::/48"}), false)
 end
 
 function test_the_pin_appended_to_a_configured_list_removes_the_tailnet()
@@ -72,6 +78,9 @@ function test_the_pin_appended_to_a_configured_list_removes_the_tailnet()
   t.eq(talos.pin_entry({}, "192.168.10.11"), {"192.168.10.11/32"})
   t.eq(talos.pin_entry({}, {"192.168.10.11", "fd00::11"}), {"192.168.10.11/32", "fd00::11/128"})
   t.eq(talos.pin_entry({}, "fd00::11"), {"fd00::11/128"})
+  -- a configured list of both families: both tailnet ranges removed
+  t.eq(talos.pin_entry({"192.168.10.0/24", "fdb5:8d3a:10::/64"}, "192.168.10.11", defaults),
+       {"!100.64.0.0/10", "!fd7a:115c:a1e0::/48"})
   -- a strategic merge appends: the /32 after 100.64.0.0/10 would pin nothing
   local configured = {"192.168.0.0/16", "100.64.0.0/10"}
   local pin = talos.pin_entry(configured, "192.168.10.11", defaults)
