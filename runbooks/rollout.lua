@@ -212,7 +212,7 @@ settling_phase("Configuration", function()
   -- changes before the operator said yes (--yes answers for them; with
   -- neither a terminal nor --yes the run stops here, having changed nothing)
   show_plan()
-  plan.confirm(r)
+  plan.ask_to_apply(r)
 
   -- before any node changes: each node's machine configuration and an
   -- etcd snapshot, in a private directory of the state dir git ignores

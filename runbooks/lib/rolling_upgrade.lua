@@ -145,6 +145,9 @@ end
 ---@field nodes table[] every node (nothing may be pending anywhere)
 ---@field cluster_name string
 ---@field env? table environment for talhelper (a secret it substitutes)
+---@field dir? string where to generate (default a private temporary directory; removed afterwards)
+---@field inspect? fun(n:table, file:string) a further check of each node's generated file (raises)
+---@field note? string what the masked diffs may hide, for the refusal
 
 --- Before anything changes: what talconfig.yaml says now must be what
 --- every node runs. talhelper genconfig into a private directory (gone
@@ -157,7 +160,7 @@ function M.nothing_pending(o)
   if not (rb.dry_run or exec.which("talhelper")) then
     usage("talhelper is not on PATH: the runbook generates the nodes' configs with it (talhelper genconfig)")
   end
-  local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or fs.tmpdir("runbook-genconfig")
+  local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or o.dir or fs.tmpdir("runbook-genconfig")
   local pending = {}
   local ok, err = pcall(function()
     local r = exec.run({"talhelper", "genconfig", "-c", o.talconfig, "-o", dir}, {timeout = 300, env = o.env})
@@ -165,6 +168,7 @@ function M.nothing_pending(o)
     local written = talhelper.generated_files(r.stdout)
     for _, n in ipairs(o.nodes) do
       local file = written[n.hostname] or fmt("%s/%s-%s.yaml", dir, o.cluster_name, n.hostname)
+      if o.inspect then o.inspect(n, file) end
       local diff = talos.config_diff(n.ip, file)
       if not diff:match("^No changes%.") then pending[#pending + 1] = n.hostname .. ":\n" .. configdiff.mask(diff) end
     end
@@ -176,7 +180,8 @@ function M.nothing_pending(o)
   if not ok then error(err, 0) end
   if #pending > 0 then
     error(fmt("%s holds changes the nodes do not run yet; apply or revert them first (talhelper genconfig, then talosctl "
-      .. "apply-config), nothing was changed (environment values masked):\n%s", o.talconfig, table.concat(pending, "\n")), 0)
+      .. "apply-config), nothing was changed (environment values %s):\n%s", o.talconfig, o.note or "masked",
+      table.concat(pending, "\n")), 0)
   end
   return #o.nodes
 end

@@ -136,41 +136,28 @@ function M:check_no_tailscale_yet()
   end
 end
 
---- What talconfig.yaml says now must be what every node runs (each
---- node's apply-config --dry-run diff "No changes.", environment values
---- masked: a finished node's diff holds its key, an old one after a
---- rotation, which no secret registration knows), in a private directory
---- gone afterwards (the configs hold the cluster's secrets). Returns the
---- number of nodes this run changes.
+--- What talconfig.yaml says now must be what every node runs
+--- (rolling_upgrade.nothing_pending: each node's apply-config --dry-run
+--- diff "No changes.", environment values masked: a finished node's diff
+--- holds its key, an old one after a rotation, which no secret
+--- registration knows), generated with the key (a node done by an
+--- earlier run has ${TS_AUTHKEY} in the file) into a scratch directory of
+--- the state dir. Returns the number of nodes this run changes.
 function M:check_nothing_pending()
   local cfg, v = self.r.cfg, self.v
   self:check_no_tailscale_yet()
-  local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or require("scratch").dir(rb.state_dir, "genconfig")
-  local pending, chosen = {}, {}
+  local chosen = {}
   for _, n in ipairs(cfg.nodes) do chosen[n.hostname] = true end
-  local ok, err = pcall(function()
-    local written = self:genconfig(v.talconfig, dir)
-    for _, n in ipairs(cfg.all) do     -- every node: nothing may be pending anywhere
-      local file = self:file_of(written, dir, n)
+  require("rolling_upgrade").nothing_pending{talconfig = v.talconfig, nodes = cfg.all, cluster_name = cfg.cluster_name,
+    env = self:env(), dir = not rb.dry_run and require("scratch").dir(rb.state_dir, "genconfig") or nil,
+    note = "are shown masked: an auth key may differ behind ***",
+    inspect = function(n, file)
       if chosen[n.hostname] and renders_tailscale_esc(file) then
         error(fmt("the config talhelper generates for %s already holds an ExtensionServiceConfig named tailscale "
           .. "(from a patch or a template of %s): the rollout does not add a second; remove it and run again",
           n.hostname, v.talconfig), 0)
       end
-      local diff = talos.config_diff(n.ip, file)
-      if not diff:match("^No changes%.") then pending[#pending + 1] = n.hostname .. ":\n" .. configdiff.mask(diff) end
-    end
-  end)
-  if fs.exists(dir) then
-    for _, f in ipairs(fs.list(dir)) do fs.remove(dir .. "/" .. f) end
-    fs.remove(dir)
-  end
-  if not ok then error(err, 0) end
-  if #pending > 0 then
-    error(fmt("%s holds changes the nodes do not run yet; apply or revert them first (talhelper genconfig, then "
-      .. "talosctl apply-config), nothing was changed (environment values are shown masked: an auth key may differ "
-      .. "behind ***):\n%s", v.talconfig, table.concat(pending, "\n")))
-  end
+    end}
   return #cfg.nodes
 end
 

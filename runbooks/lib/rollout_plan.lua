@@ -354,7 +354,7 @@ end
 
 --- The one confirmation: the whole plan, or, resumed after it was
 --- confirmed (a pause, a stop), only what is left (issue #28.7).
-function M.confirm(r)
+function M.ask_to_apply(r)
   local left = {}
   for _, n in ipairs(r.cfg.nodes) do
     if not rb.is_done("upgrade/" .. n.hostname) then left[#left + 1] = n.hostname end
