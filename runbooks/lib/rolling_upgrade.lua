@@ -329,7 +329,11 @@ local WORDS = {
   confirm = function(batch, what) return fmt("Upgrade %s to %s?", what, describe(batch[1].want)) end,
 }
 
-local function words(o) return setmetatable(o.words or {}, {__index = WORDS}) end
+local function words(o)
+  local out = {}
+  for k, f in pairs(WORDS) do out[k] = (o.words or {})[k] or f end
+  return out
+end
 
 --- What the node runs, asked until it answers (at most the boot timeout:
 --- it may be mid-boot).
@@ -510,7 +514,7 @@ function M.run(o)
     if e.node.control_plane then cps[#cps + 1] = e else workers[#workers + 1] = e end
   end
   local size = M.batch_size(o.batch or "1", #workers)
-  o.say = words(o)
+  o = setmetatable({say = words(o)}, {__index = o})    -- the caller's table stays as it was
   local first, failed = true, {}
   local function before(batch, b, nb)
     local names = {}
