@@ -158,4 +158,29 @@ function M.pods(ns)
   return out
 end
 
+-- kubectl's answer (jsonpath, space-separated), or nil when it gave none.
+local function words(args)
+  local argv = {"kubectl"}
+  for _, a in ipairs(args) do argv[#argv + 1] = a end
+  local ok, r = pcall(exec.run, argv, {timeout = 30})
+  if not ok or r.code ~= 0 then return nil end
+  local out = {}
+  for w in r.stdout:gmatch("%S+") do out[#out + 1] = w end
+  return #out > 0 and out or nil
+end
+
+--- The live cluster's word on the service CIDRs, for
+--- talconfig.reconcile_service_cidrs: the default ServiceCIDR object
+--- `kubernetes` ({cidrs}), else the `kubernetes` Service's cluster IPs
+--- ({ips}). A world that does not model them, or no kubeconfig, answers
+--- nothing ({}).
+---@return {cidrs?:string[], ips?:string[]}
+function M.service_cidrs_live()
+  local live = {cidrs = words{"get", "servicecidr", "kubernetes", "-o", "jsonpath={.spec.cidrs[*]}"}}
+  if not live.cidrs then
+    live.ips = words{"get", "svc", "kubernetes", "-n", "default", "-o", "jsonpath={.spec.clusterIPs[*]}"}
+  end
+  return live
+end
+
 return M

@@ -38,13 +38,10 @@ end
 ---@field file string talconfig.yaml's name, for messages
 ---@field done fun(n:table):(boolean, string?) whether the node has the change already (and why)
 ---@field group_blocks? boolean a schematic: block of a group is shared: refuse to change part of a group
+---@field shares_ok? fun(n:table):boolean a group member this run may leave out (default: done)
+---@field refuse_empty? boolean --limit/--exclude that choose no node at all are refused (exit 2)
+---@field say_done? fun(n:table, why:string):string the log line for a node left as it is
 
---- The nodes a run changes: every node, or those of --limit less
---- --exclude, less the nodes already done (a second run, or one after a
---- limited run, goes on with the rest). An unknown name is refused
---- (exit 2). Returns {nodes, all, skipped = {{hostname, why}}}.
----@param o rolling_upgrade.SelectOpts
----@return table
 --- Takes the cluster's lock (one mutator per cluster, issue #29.3: the
 --- same lock as rollout, rollback and recover's repairs), named by
 --- talconfig.yaml's clusterName and endpoint; before the first phase.
@@ -55,6 +52,22 @@ function M.lock_cluster(path)
   require("runbook").cluster(ok and talconfig.cluster_key(c) or ("talconfig " .. path))
 end
 
+--- A choice that leaves no node is a mistake, not "nothing to do".
+local function refuse_empty(o, wanted, left_out)
+  for _, n in ipairs(o.all) do
+    if (not wanted or wanted[n.hostname]) and not left_out[n.hostname] then return end
+  end
+  usage(fmt("%s%s choose no node of %s; nothing was changed",
+            o.limit and ("--limit " .. (#o.limit > 0 and table.concat(o.limit, ",") or "(no name)")) or "",
+            o.exclude and (" --exclude " .. table.concat(o.exclude, ",")) or "", o.file))
+end
+
+--- The nodes a run changes: every node, or those of --limit less
+--- --exclude, less the nodes already done (a second run, or one after a
+--- limited run, goes on with the rest). An unknown name is refused
+--- (exit 2). Returns {nodes, all, skipped = {{hostname, why, node}}}.
+---@param o rolling_upgrade.SelectOpts
+---@return table
 function M.select(o)
   local known = {}
   for _, n in ipairs(o.all) do known[n.hostname] = n end
@@ -69,12 +82,13 @@ function M.select(o)
   local wanted, left_out = nil, {}
   if o.limit then wanted = {} for _, name in ipairs(o.limit) do wanted[name] = true end end
   for _, name in ipairs(o.exclude or {}) do left_out[name] = true end
+  if o.refuse_empty then refuse_empty(o, wanted, left_out) end
   local out = {nodes = {}, all = o.all, skipped = {}}
   for _, n in ipairs(o.all) do
     local done, why = o.done(n)
     if done then
-      out.skipped[#out.skipped + 1] = {hostname = n.hostname, why = why or "done"}
-      log.info(fmt("%s: %s; left as it is", n.hostname, why or "done already"))
+      out.skipped[#out.skipped + 1] = {hostname = n.hostname, why = why or "done", node = n}
+      log.info(o.say_done and o.say_done(n, why) or fmt("%s: %s; left as it is", n.hostname, why or "done already"))
     elseif (not wanted or wanted[n.hostname]) and not left_out[n.hostname] then
       out.nodes[#out.nodes + 1] = n
     end
@@ -85,7 +99,7 @@ function M.select(o)
     for _, n in ipairs(out.nodes) do
       for _, other in ipairs(n.schematic_at == "group" and o.all or {}) do
         if other.group_key == n.group_key and other.schematic_at == "group" and not chosen[other.hostname]
-           and not o.done(other) then
+           and not (o.shares_ok or o.done)(other) then
           usage(fmt("%s's schematic is the %s: group's, which %s shares and this run leaves out: limit to the whole "
                     .. "group, or give %s a schematic: block of its own", n.hostname, n.group_key, other.hostname, n.hostname))
         end
@@ -131,6 +145,9 @@ end
 ---@field nodes table[] every node (nothing may be pending anywhere)
 ---@field cluster_name string
 ---@field env? table environment for talhelper (a secret it substitutes)
+---@field dir? string where to generate (default a private temporary directory; removed afterwards)
+---@field inspect? fun(n:table, file:string) a further check of each node's generated file (raises)
+---@field note? string what the masked diffs may hide, for the refusal
 
 --- Before anything changes: what talconfig.yaml says now must be what
 --- every node runs. talhelper genconfig into a private directory (gone
@@ -143,7 +160,7 @@ function M.nothing_pending(o)
   if not (rb.dry_run or exec.which("talhelper")) then
     usage("talhelper is not on PATH: the runbook generates the nodes' configs with it (talhelper genconfig)")
   end
-  local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or fs.tmpdir("runbook-genconfig")
+  local dir = rb.dry_run and "/tmp/runbook-genconfig.rehearsal" or o.dir or fs.tmpdir("runbook-genconfig")
   local pending = {}
   local ok, err = pcall(function()
     local r = exec.run({"talhelper", "genconfig", "-c", o.talconfig, "-o", dir}, {timeout = 300, env = o.env})
@@ -151,6 +168,7 @@ function M.nothing_pending(o)
     local written = talhelper.generated_files(r.stdout)
     for _, n in ipairs(o.nodes) do
       local file = written[n.hostname] or fmt("%s/%s-%s.yaml", dir, o.cluster_name, n.hostname)
+      if o.inspect then o.inspect(n, file) end
       local diff = talos.config_diff(n.ip, file)
       if not diff:match("^No changes%.") then pending[#pending + 1] = n.hostname .. ":\n" .. configdiff.mask(diff) end
     end
@@ -162,7 +180,8 @@ function M.nothing_pending(o)
   if not ok then error(err, 0) end
   if #pending > 0 then
     error(fmt("%s holds changes the nodes do not run yet; apply or revert them first (talhelper genconfig, then talosctl "
-      .. "apply-config), nothing was changed (environment values masked):\n%s", o.talconfig, table.concat(pending, "\n")), 0)
+      .. "apply-config), nothing was changed (environment values %s):\n%s", o.talconfig, o.note or "masked",
+      table.concat(pending, "\n")), 0)
   end
   return #o.nodes
 end
@@ -193,22 +212,40 @@ function M.generate(talconfig, nodes, cluster_name, env)
 end
 
 --- Each node's machine config (0600) in a private directory of the state
---- dir that git ignores, before any node changes. Returns {dir, configs}.
+--- dir that git ignores, before any node changes (safe to repeat: a new
+--- directory each time, none overwritten); with etcd_from, an etcd
+--- snapshot of that member too, checked (docs/access-and-recovery.md).
+--- Returns {dir, configs, etcd?}.
 ---@param nodes table[]
----@param tag string the directory's prefix ("extension", "talos-upgrade")
+---@param tag string the directory's prefix ("extension", "talos-upgrade", "rollout")
+---@param etcd_from? string a control plane's address
 ---@return table
-function M.backup(nodes, tag)
+function M.backup(nodes, tag, etcd_from)
   local state = rb.state_dir
   local dir = fmt("%s/backups/%s-%s", state, tag, (require("runbook.time").iso():gsub("[-:]", "")))
   fs.mkdir_p(dir, tonumber("700", 8))
-  fs.write(state .. "/backups/.gitignore", "# machine configs hold the cluster's secrets\n*\n")
+  fs.write(state .. "/backups/.gitignore", etcd_from and "# machine configs and etcd snapshots hold the cluster's secrets\n*\n"
+           or "# machine configs hold the cluster's secrets\n*\n")
   local out = {dir = dir, configs = {}}
   for _, n in ipairs(nodes) do
     local file = fmt("%s/%s.machineconfig.yaml", dir, n.hostname)
     fs.write(file, talos.machine_config(n.ip), {mode = tonumber("600", 8)})
     out.configs[n.hostname] = file
   end
+  if etcd_from then out.etcd = talos.etcd_snapshot(etcd_from, dir .. "/etcd.snapshot") end
   return out
+end
+
+--- The backups as report rows (rb.report).
+---@param b table from backup()
+---@return table
+function M.backup_rows(b)
+  local rows = {directory = b.dir}
+  for name, f in pairs(b.configs) do rows["machine config of " .. name] = f end
+  if b.etcd then
+    rows["etcd snapshot"] = fmt("%s (%d bytes, hash %s, revision %d)", b.etcd.file, b.etcd.size, b.etcd.hash, b.etcd.revision)
+  end
+  return rows
 end
 
 --- The nodes' schematics and extensions, read once: hostname ->
@@ -255,11 +292,13 @@ end
 ---@param n table {ip}
 ---@param want {schematic:string, version?:string}
 ---@param previous {schematic:string, version?:string}
+---@param schematic_only? boolean the version is not asked (a run that never changes it)
 ---@return string state, table? seen {schematic, version, extensions}
-function M.node_state(n, want, previous)
+function M.node_state(n, want, previous, schematic_only)
   local ok, exts, id = pcall(talos.extensions, n.ip)
   if not ok then return "unreachable" end
-  local vok, vers = pcall(talos.versions, {n.ip})
+  local vok, vers = false, nil
+  if not schematic_only then vok, vers = pcall(talos.versions, {n.ip}) end
   local version = vok and vers.servers[n.ip] or nil
   local seen = {schematic = id, version = version, extensions = exts}
   local function is(x) return id == x.schematic and (x.version == nil or version == x.version) end
@@ -272,6 +311,41 @@ local function describe(x)
   return fmt("schematic %s%s", tostring(x.schematic):sub(1, 12), x.version and (" on Talos " .. x.version) or "")
 end
 
+--- How the gates and messages name things; a run may say it its own way
+--- (o.words: the rollout names schematics, not images). Each takes the
+--- entry (or the batch) and gives the text.
+local WORDS = {
+  want = function(e) return describe(e.want) end,   -- "<node> runs <want>"
+  fell_back = function(e)
+    return e.node.hostname .. " came back on its previous image: the new one failed to boot and Talos fell back"
+  end,
+  kept = function(e) return e.node.hostname .. " runs its previous image: no rollback (it would boot the other slot)" end,
+  lacks = function(e, missing)
+    return fmt("%s booted %s but lists no %s: the image lacks it", e.node.hostname, describe(e.want),
+               table.concat(missing, ", "))
+  end,
+  booted = function(_, seen) return describe(seen) .. fmt(" with %d extensions", #seen.extensions) end,
+  batch = function(names, b, nb) return fmt("batch %d/%d (%s)", b, nb, table.concat(names, ", ")) end,
+  confirm = function(batch, what) return fmt("Upgrade %s to %s?", what, describe(batch[1].want)) end,
+}
+
+local function words(o)
+  local out = {}
+  for k, f in pairs(WORDS) do out[k] = (o.words or {})[k] or f end
+  return out
+end
+
+--- What the node runs, asked until it answers (at most the boot timeout:
+--- it may be mid-boot).
+local function ask_waiting(e, o)
+  local state, seen
+  pcall(async.wait_until, function()
+    state, seen = M.node_state(e.node, e.want, e.previous, o.schematic_only)
+    return state ~= "unreachable", state
+  end, {timeout = o.boot_timeout, interval = o.poll_interval, desc = e.node.hostname .. " reachable"})
+  return state, seen
+end
+
 --- The undo of a node's upgrade (docs/rolling-upgrade.md, "Undo"): ask
 --- the node, waiting up to the boot timeout for it to answer. new: roll
 --- back (`talosctl rollback` boots the other A/B slot, whatever it holds:
@@ -280,20 +354,16 @@ end
 --- unreachable: refuse, naming what it runs (recover.lua diagnoses).
 local function undo_upgrade(e, o)
   local n = e.node
-  local state, seen
-  pcall(async.wait_until, function()
-    state, seen = M.node_state(n, e.want, e.previous)
-    return state ~= "unreachable", state
-  end, {timeout = o.boot_timeout, interval = o.poll_interval, desc = n.hostname .. " reachable"})
+  local state, seen = ask_waiting(e, o)
   if state == "new" then
     talos.rollback(n.ip)
     async.wait_until(function()
-      local s = M.node_state(n, e.want, e.previous)
+      local s = M.node_state(n, e.want, e.previous, o.schematic_only)
       return s == "old", s
     end, {timeout = o.boot_timeout, interval = o.poll_interval, desc = n.hostname .. " back on " .. describe(e.previous)})
     checks.nodes_ready({n.hostname})
   elseif state == "old" then
-    log.info(n.hostname .. " runs its previous image: no rollback (it would boot the other slot)")
+    log.info(o.say.kept(e))
   elseif state == "other" then
     error(fmt("%s runs %s, neither the previous %s nor the new %s: not rolled back; diagnose with recover.lua",
               n.hostname, describe(seen), describe(e.previous), describe(e.want)), 0)
@@ -309,11 +379,20 @@ end
 
 local function configure(e, o)
   local n = e.node
+  local c = e.config
   rb.step("configure " .. n.hostname, function()
-    local unexpected = configdiff.unexpected(talos.config_diff(n.ip, e.config.file), e.config.expect)
+    -- landed already (a try cut short after apply-config): not applied again
+    local landed, diff = false, nil
+    if c.landed then landed, diff = c.landed(e) end
+    if landed then
+      log.info(n.hostname .. " already runs the generated config (an earlier try applied it): not applied again")
+      return {node = n.hostname, file = c.file, already = true}
+    end
+    diff = diff or talos.config_diff(n.ip, c.file)
+    local unexpected = c.surprises and c.surprises(diff) or configdiff.unexpected(diff, c.expect)
     if #unexpected > 0 then
-      error(fmt("the config generated for %s changes more than this run does; nothing was applied to it:\n%s",
-                n.hostname, configdiff.show(unexpected)))
+      error(fmt("the config generated for %s changes more than %s; nothing was applied to it:\n%s",
+                n.hostname, c.whose or "this run does", configdiff.show(unexpected)))
     end
     talos.run(n.ip, "apply-config", "--file", e.config.file)
     return {node = n.hostname, file = e.config.file}
@@ -326,16 +405,16 @@ local function upgrade(e, o)
     -- a run cut short while this step ran runs it again on --resume: a
     -- node already on the new image, or booting into it, is not upgraded twice
     if rb.resumed() then
-      local state, seen = M.node_state(n, e.want, e.previous)
+      local state, seen = ask_waiting(e, o)
       if state == "new" then
-        log.info(n.hostname .. " already runs " .. describe(e.want) .. ": not upgraded again")
+        log.info(n.hostname .. " already runs " .. o.say.want(e) .. ": not upgraded again")
         return {node = n.hostname, image = e.installer, already = true}
       elseif state ~= "old" then
         error(fmt("%s is %s: not upgraded; diagnose with recover.lua", n.hostname,
                   state == "other" and ("on " .. describe(seen)) or "unreachable"))
       end
     end
-    talos.upgrade(n.ip, e.installer, {server = e.previous.version, boot_timeout = o.boot_timeout})
+    talos.upgrade(n.ip, e.installer, {server = e.server or e.previous.version, boot_timeout = o.boot_timeout})
     return {node = n.hostname, image = e.installer}
   end, {key = "upgrade/" .. n.hostname, undo = function() undo_upgrade(e, o) end})
 end
@@ -343,12 +422,10 @@ end
 local function gates_after(e, o)
   local n = e.node
   local went_down = false
-  rb.gate(n.hostname .. " runs " .. describe(e.want), function()
-    local state, seen = M.node_state(n, e.want, e.previous)
+  rb.gate(n.hostname .. " runs " .. o.say.want(e), function()
+    local state, seen = M.node_state(n, e.want, e.previous, o.schematic_only)
     if state == "unreachable" then went_down = true; return false, "rebooting (Talos API unreachable)" end
-    if state == "old" and went_down then
-      rb.fatal(n.hostname .. " came back on its previous image: the new one failed to boot and Talos fell back")
-    end
+    if state == "old" and went_down then rb.fatal(o.say.fell_back(e)) end
     if state ~= "new" then return false, describe(seen) .. (went_down and "" or " (reboot not started yet)") end
     local have = {}
     for _, x in ipairs(seen.extensions) do have[x] = true end
@@ -356,16 +433,14 @@ local function gates_after(e, o)
     for _, x in ipairs(e.extensions or {}) do
       if not have[x:match("([^/]+)$")] then missing[#missing + 1] = x end
     end
-    if #missing > 0 then
-      rb.fatal(fmt("%s booted %s but lists no %s: the image lacks it", n.hostname, describe(e.want),
-                   table.concat(missing, ", ")))
-    end
-    return true, describe(seen) .. fmt(" with %d extensions", #seen.extensions)
+    if #missing > 0 then rb.fatal(o.say.lacks(e, missing)) end
+    return true, o.say.booted(e, seen)
   end, {timeout = o.boot_timeout, interval = o.poll_interval})
   -- extension services have no health check: Talos reports them running,
   -- healthy false, unknown true (health/status.go)
   for _, id in ipairs(e.services or {}) do
     rb.gate(n.hostname .. " " .. id .. " running", function()
+      if o.service_check then return o.service_check(n, id) end
       local s = talos.service(n.ip, id)
       if talos.service_up(s) then return true, "running" end
       local d = talos.service_detail(n.ip, id)
@@ -397,8 +472,17 @@ end
 ---@field extensions? string[] extensions it must list afterwards
 ---@field services? string[] services that must run afterwards (ext-<name>)
 ---@field services_gone? string[] services that must be gone afterwards
----@field config? {file:string, expect:configdiff.Expect, undo?:fun(e:rolling_upgrade.Entry)} applied first
+---@field server? string the Talos version `talosctl upgrade` is told the node runs (default previous.version)
+---@field config? rolling_upgrade.Config applied first
 ---@field gates? fun(e:rolling_upgrade.Entry) more gates after the node's own
+
+---@class rolling_upgrade.Config
+---@field file string the generated machine config
+---@field expect? configdiff.Expect the diff lines this run makes (or surprises)
+---@field surprises? fun(diff:string):string[] the diff lines that are not this run's own
+---@field whose? string "changes more than <whose>" in the refusal (default "this run does")
+---@field landed? fun(e:rolling_upgrade.Entry):(boolean, string?) the node runs this config already (and the diff)
+---@field undo? fun(e:rolling_upgrade.Entry)
 
 ---@class rolling_upgrade.Opts
 ---@field entries rolling_upgrade.Entry[] in talconfig.yaml's order
@@ -410,6 +494,9 @@ end
 ---@field confirm_each? boolean ask before each node or batch
 ---@field boot_timeout number
 ---@field poll_interval number
+---@field schematic_only? boolean what a node runs is its schematic (the Talos version is never asked)
+---@field service_check? fun(n:table, id:string):(boolean, string) a service's gate (default: Talos says it runs)
+---@field words? table how the gates and messages name things (WORDS' keys)
 
 --- Runs the plan: control planes one at a time, first (etcd keeps its
 --- quorum), then the workers `batch` at a time with up to max_failures
@@ -427,16 +514,17 @@ function M.run(o)
     if e.node.control_plane then cps[#cps + 1] = e else workers[#workers + 1] = e end
   end
   local size = M.batch_size(o.batch or "1", #workers)
+  o = setmetatable({say = words(o)}, {__index = o})    -- the caller's table stays as it was
   local first, failed = true, {}
   local function before(batch, b, nb)
     local names = {}
     for _, e in ipairs(batch) do names[#names + 1] = e.node.hostname end
-    local what = #batch == 1 and names[1] or fmt("batch %d/%d (%s)", b, nb, table.concat(names, ", "))
+    local what = #batch == 1 and names[1] or o.say.batch(names, b, nb)
     rb.gate("cluster healthy before " .. what, function() return checks.cluster_healthy(o.all, o.cp_ips) end,
             {timeout = 600, interval = o.poll_interval})
     local todo = false
     for _, e in ipairs(batch) do if not rb.is_done("upgrade/" .. e.node.hostname) then todo = true end end
-    if o.confirm_each and todo then rb.confirm(fmt("Upgrade %s to %s?", what, describe(batch[1].want))) end
+    if o.confirm_each and todo then rb.confirm(o.say.confirm(batch, what)) end
     batch.changed = todo
   end
   local function after(batch)
@@ -469,7 +557,8 @@ end
 ---@param failed table[] from run()
 ---@param max_failures integer
 ---@param rest string what every other node now runs, for the message
-function M.fail_partial(failed, max_failures, rest)
+---@param verb? string what --resume does to the failed ones (default "does")
+function M.fail_partial(failed, max_failures, rest, verb)
   if #failed == 0 then return end
   local names, why, undone = {}, {}, {}
   for _, f in ipairs(failed) do
@@ -478,7 +567,7 @@ function M.fail_partial(failed, max_failures, rest)
     for _, id in ipairs(f.undone) do undone[#undone + 1] = id end
   end
   error(errors.new("partial", fmt("%d node(s) failed and were undone, within max_failures=%d: %s; every other node %s; "
-    .. "fix the cause, then --resume does the failed ones", #failed, max_failures, table.concat(why, "; "), rest),
+    .. "fix the cause, then --resume %s the failed ones", #failed, max_failures, table.concat(why, "; "), rest, verb or "does"),
     {exit = 1, stop = true, failed_items = names, undone = undone}), 0)
 end
 

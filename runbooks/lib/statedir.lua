@@ -22,8 +22,8 @@ end
 
 M.KEEP_BACKUPS = 10
 
---- The record of what a stop left in the directory (settle_directory in
---- rollout.lua): {path = sha256|false}. settled(dir) reads it ({} when
+--- The record of what a stop left in the directory (rollout_dir's
+--- settle, after a stop of rollout.lua): {path = sha256|false}. settled(dir) reads it ({} when
 --- none), settled(dir, t) writes it, settled(dir, false) removes it. A
 --- resume's drift check takes these hashes over the ones the run's steps
 --- journaled, since the stop itself changed the files.

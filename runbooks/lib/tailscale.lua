@@ -315,4 +315,34 @@ function M.key_problems(info, nodes, now)
   return out
 end
 
+--- Approves the routes each node advertises and the tailnet has not
+--- enabled (where no autoApprover did), as sets: POST replaces the
+--- enabled set, so the ones enabled stay in it. Returns the hostnames.
+---@param api string
+---@param key table the API key (a secret)
+---@param nodes table[] {hostname, ts_name}
+---@param routes string[]
+---@return string[]
+function M.approve_missing_routes(api, key, nodes, routes)
+  local approved = {}
+  for _, d in ipairs(M.devices(api, key)) do
+    local short = (d.name or ""):match("^([^.]+)")
+    for _, n in ipairs(nodes) do
+      local advertised = M.route_set(d.advertisedRoutes)
+      local todo = {}
+      for _, r in ipairs(M.missing_routes(routes, d.enabledRoutes)) do
+        if advertised[r] then todo[#todo + 1] = r end
+      end
+      if short == n.ts_name and #todo > 0 then
+        local all = {}
+        for _, r in ipairs(d.enabledRoutes or {}) do all[#all + 1] = r end
+        for _, r in ipairs(todo) do all[#all + 1] = r end
+        M.approve_routes(api, key, d.id, all)
+        approved[#approved + 1] = n.hostname
+      end
+    end
+  end
+  return approved
+end
+
 return M

@@ -102,4 +102,48 @@ function M.same_installer(a, b)
   return pa.registry == pb.registry and pa.id == pb.id and pa.tag == pb.tag and norm(pa.kind) == norm(pb.kind)
 end
 
+--- The installer talhelper gives each node: `talhelper gencommand upgrade`'s
+--- output, ip -> image (the first --image per node; extra flags may follow).
+---@param stdout string
+---@return table<string, string>
+function M.installer_images(stdout)
+  local image_of = {}
+  for ip, img in stdout:gmatch("%-%-nodes=(%S+) %-%-image=([^%s;]+)") do
+    if image_of[ip] == nil then image_of[ip] = img end
+  end
+  return image_of
+end
+
+--- The Talos version talhelper generates for when talconfig.yaml has no
+--- talosVersion: its own default (LatestTalosVersion, pkg/config/
+--- defaults.go: v1.13.8 in talhelper v3.1.16, v1.10.5 in v3.0.30, ...: it
+--- moves with each release), read off the tag talhelper itself puts on the
+--- installers (gencommand upgrade), with a warning. A default other than
+--- what the nodes run (servers: ip -> version) is refused (exit 2).
+---@param talconfig string
+---@param servers table<string, string>
+---@return string
+function M.default_version(talconfig, servers)
+  local ok, r = pcall(exec.run, {"talhelper", "gencommand", "upgrade", "-c", talconfig}, {timeout = 120})
+  local tv = ok and r.code == 0 and require("talconfig").version_of_gencommand(r.stdout) or nil
+  if not tv then
+    error(fmt("%s has no talosVersion and talhelper did not say which version it generates for (%s): set talosVersion "
+      .. "to the version the nodes run", talconfig, ok and (r.stderr:gsub("%s+$", "")) or tostring(r)))
+  end
+  local others = {}
+  for ip, tag in pairs(servers) do
+    if tag ~= tv then others[#others + 1] = fmt("%s on %s", ip, tag) end
+  end
+  table.sort(others)
+  if #others > 0 then
+    error(require("runbook.error").new("usage", fmt("%s has no talosVersion: talhelper generates for its own default, "
+      .. "%s, but %s; the installers would upgrade Talos too. Set talosVersion to the version the nodes run and run "
+      .. "again. Nothing was changed", talconfig, tv, table.concat(others, ", ")), {exit = 2}), 0)
+  end
+  require("runbook.log").warn(fmt("%s has no talosVersion: talhelper generates for its own default, %s (it changes "
+    .. "with each talhelper release), so the installers get that tag; set talosVersion to pin it to the version the "
+    .. "nodes run", talconfig, tv))
+  return tv
+end
+
 return M

@@ -732,4 +732,55 @@ function M.machine_config(node)
   return M.run(node, "read", "/system/state/config.yaml").stdout
 end
 
+--- The Talos versions of the nodes and of talosctl, read once before
+--- anything else: outside v1.8 .. v1.13, or a talosctl that does not fit
+--- the cluster's minor, stops the run (exit 2) before any change
+--- (version_problems; docs/rollout.md, "Versions"). Returns ip -> version.
+---@param nodes table[] {ip}
+---@return table<string, string>
+function M.check_versions(nodes)
+  local ips = {}
+  for _, n in ipairs(nodes) do ips[#ips + 1] = n.ip end
+  local vers = M.versions(ips)
+  local problems = M.version_problems(vers.client or "unknown", vers.servers)
+  for ip, why in pairs(vers.unreachable) do
+    problems[#problems + 1] = string.format("cannot read the Talos version of %s: %s", ip, why)
+  end
+  if #problems > 0 then
+    error(require("runbook.error").new("usage", "the versions do not fit: " .. table.concat(problems, "; ")
+      .. ". Nothing was changed (docs/rollout.md, Versions)", {exit = 2}), 0)
+  end
+  local seen, list = {}, {}
+  for _, ip in ipairs(ips) do seen[vers.servers[ip]] = true end
+  for tag in pairs(seen) do list[#list + 1] = tag end
+  table.sort(list)
+  require("runbook.log").info(string.format("talosctl %s, the nodes on Talos %s", vers.client, table.concat(list, ", ")))
+  return vers.servers
+end
+
+--- A service's gate, with the evidence when it does not run: its state and
+--- first event, and when it failed or finished its last log lines.
+--- Extension services have no health check: Talos reports them running,
+--- healthy false, unknown true (health/status.go).
+---@param node string
+---@param id string "ext-tailscale"
+---@return boolean ok, string observation
+function M.service_observation(node, id)
+  local s = M.service(node, id)
+  if M.service_up(s) then return true, s.unknown and "running (Talos has no health check for it)" or "running, healthy" end
+  if s and s.running then return false, "running, but its health check fails" end
+  local d = M.service_detail(node, id)
+  if not d then return false, id .. " is not registered" end
+  local obs = string.format("%s: %s", tostring(d.state), d.events[1] or "no event")
+  if d.state == "Failed" or d.state == "Finished" then
+    local logs = M.logs(node, id, 5)
+    if logs then
+      local last = {}
+      for line in logs:gmatch("[^\n]+") do last[#last + 1] = line end
+      obs = obs .. "; last log lines: " .. table.concat(last, " | ", math.max(1, #last - 2))
+    end
+  end
+  return false, obs
+end
+
 return M

@@ -193,15 +193,16 @@ READ["talos.service_up"] = function(text)
   return {rows = rows, not_up = not_up}
 end
 
--- the pattern runbooks/rollout.lua reads `talhelper gencommand upgrade`
--- with (its step "talhelper agrees on the installer images"), taken from
--- the file itself so that the test follows it
+-- the pattern the rollout reads `talhelper gencommand upgrade` with (its
+-- step "talhelper agrees on the installer images" and the scratch-copy
+-- check: talhelper.installer_images in runbooks/lib/talhelper.lua), taken
+-- from the file itself so that the test follows it
 local function rollout_image_pattern()
-  local text = read(src .. "/runbooks/rollout.lua")
-  for pat in text:gmatch('r%.stdout:gmatch%("(.-)"%)') do
+  local text = read(src .. "/runbooks/lib/talhelper.lua")
+  for pat in text:gmatch('stdout:gmatch%("(.-)"%)') do
     if pat:find("image", 1, true) then return pat end
   end
-  error("runbooks/rollout.lua: no gmatch over talhelper gencommand upgrade's --image found")
+  error("runbooks/lib/talhelper.lua: no gmatch over talhelper gencommand upgrade's --image found")
 end
 
 -- `talhelper gencommand upgrade`: its lines, how many the rollout's

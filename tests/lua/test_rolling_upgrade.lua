@@ -99,3 +99,38 @@ function test_batch_sizes()
   t.eq(ok, false)
   t.truthy(tostring(err):find("a count of workers", 1, true))
 end
+
+-- select's rules as the rollout uses them (issue #33.2): a choice of no
+-- node at all is refused, a group member that shares_ok allows may be left
+-- out of a shared schematic: block, a done node is skipped with its node
+local function fleet()
+  return {{hostname = "cp-1", control_plane = true},
+          {hostname = "w-1", group_key = "worker", schematic_at = "group"},
+          {hostname = "w-2", group_key = "worker", schematic_at = "group"}}
+end
+
+function test_select_refuses_an_empty_choice()
+  local rolling = require "rolling_upgrade"
+  local ok, err = pcall(rolling.select, {all = fleet(), exclude = {"cp-1", "w-1", "w-2"}, file = "talconfig.yaml",
+                                         refuse_empty = true, done = function() return false end})
+  t.eq(ok, false)
+  t.truthy(tostring(err.message or err):find("--exclude cp-1,w-1,w-2 choose no node of talconfig.yaml", 1, true))
+  -- without refuse_empty the same choice is "nothing to do"
+  local sel = rolling.select{all = fleet(), exclude = {"cp-1", "w-1", "w-2"}, file = "talconfig.yaml",
+                             done = function() return false end}
+  t.eq(#sel.nodes, 0)
+end
+
+function test_select_group_members_and_done_nodes()
+  local rolling = require "rolling_upgrade"
+  local all = fleet()
+  local ok = pcall(rolling.select, {all = all, limit = {"w-1"}, file = "talconfig.yaml", group_blocks = true,
+                                    done = function() return false end})
+  t.eq(ok, false)    -- w-2 shares w-1's schematic: block
+  local sel = rolling.select{all = all, limit = {"w-1"}, file = "talconfig.yaml", group_blocks = true,
+    done = function(n) return n.hostname == "cp-1", "has it" end,
+    shares_ok = function(n) return n.hostname == "w-2" end}
+  t.eq(#sel.nodes, 1)
+  t.eq(sel.nodes[1].hostname, "w-1")
+  t.eq(sel.skipped[1].node, all[1])
+end
