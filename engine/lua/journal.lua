@@ -3,7 +3,7 @@
 --- (runbook.store: the state directory, or etcd). One JSON object per
 --- record; in the state directory, one per line in <state dir>/<runbook>.journal:
 ---   {"type":"start", "runbook":..., "pid":...}
----   {"type":"begin", "id":...}                 a step started (first one only)
+---   {"type":"begin", "id":..., "key":...}     a step's body starts (fenced, as every append)
 ---   {"type":"step", "id":..., "key":..., "name":..., "phase":..., "result":...}
 ---   {"type":"undo", "id":..., "key":..., "ok":...}
 ---   {"type":"resume", "pid":...}
@@ -102,6 +102,28 @@ function M.steps(recs)
   local live = {}
   for _, k in ipairs(order) do if by_key[k] then live[#live + 1] = k end end
   return by_key, live
+end
+
+--- The steps a run was inside when its journal ends without their end:
+--- a `begin` record with no `step` record of its key after it and no
+--- `finish` (a holder killed, or fenced out, mid-step), and those a
+--- `finish` names as still cut short (`cut`). By step key.
+---@param recs table[] records from read()
+---@return table<string, table>
+function M.interrupted(recs)
+  local open = {}
+  for _, r in ipairs(recs) do
+    local k = M.key_of(r)
+    if r.type == "begin" and k then open[k] = r
+    elseif r.type == "step" and k then open[k] = nil
+    elseif r.type == "finish" then
+      -- a holder that wrote its finish ended its steps itself, but for
+      -- those it found cut short by an earlier one and did not regate
+      open = {}
+      for _, ck in ipairs(type(r.cut) == "table" and r.cut or {}) do open[ck] = {key = ck} end
+    end
+  end
+  return open
 end
 
 --- What differs between a journal's start record and this run's
@@ -210,6 +232,7 @@ function M.open(o)
     runbook = o.name, key = o.lock_key or o.base, cluster = o.lock_key ~= nil,
     vars_sha256 = o.fingerprint and o.fingerprint.vars_sha256})
   J.log = store:journal(J.lock, o.base)
+  J.shared = store.kind ~= "local"    -- a takeover may find the last holder alive: runbook.lua's regate
   local path = J.log:where()
   J.path = path
   if J.log:exists() then
@@ -246,6 +269,7 @@ function M.open(o)
         error(usage_error(fmt("the last run of %s finished; there is nothing to resume (run without --resume to start again)", o.name)), 0)
       end
       J.resume = M.steps(recs)
+      J.interrupted = M.interrupted(recs)
       J.resumed = true
       J.started = start      -- its start record: the secrets' fingerprints are compared once they are known
       J:write{type = "resume", pid = sys.pid()}

@@ -316,9 +316,11 @@ end
 ---@field timeout? number seconds per attempt
 ---@field read_only? boolean the step changes nothing (left out of "still in effect")
 ---@field key? string stable key the journal finds the step by (default: "<phase>/<name>"); give one where another script reads the journal
+---@field gate? fun():any, any? on a resume that finds this step cut short (begun, never finished), polled as rb.gate until it passes before the body runs again
+---@field gate_timeout? number seconds for that gate (default 300)
 
 local STEP_OPTS = {undo = "function", retries = "number", backoff = "number", timeout = "number", retry_on = "function",
-                   read_only = "boolean", key = "string"}
+                   read_only = "boolean", key = "string", gate = "function", gate_timeout = "number"}
 local GATE_OPTS = {timeout = "number", interval = "number", backoff = "number", max_interval = "number"}
 
 --- A misspelt option would silently do nothing: refuse unknown keys and
@@ -334,6 +336,37 @@ local function check_opts(what, name, o, known)
       error(fmt("%s '%s': option '%s' must be a %s, not a %s", what, tostring(name), k, known[k], type(v)), 3)
     end
   end
+end
+
+--- A resume that finds a step cut short (its begin recorded, not its end:
+--- the holder was killed or fenced out inside it) runs its body again only
+--- after a fresh gate on what it changes, since the old holder's command
+--- (talosctl) may still be acting and cannot check the lock's token: the
+--- step's own `gate` option, polled now as rb.gate; else an rb.gate that
+--- passed in this run with no step body run since (the rollout's "cluster
+--- healthy before NODE"). With neither, a shared store (--store) refuses,
+--- exit 2, and the step stays cut short for the next resume (its finish
+--- record names it); in the state directory the lock's flock proves the
+--- last holder dead and the step runs again as before.
+local function regate(J, key, name, o)
+  local cut = J.interrupted and J.interrupted[key]
+  if not cut then return end
+  local id = identity(name)
+  local fresh = (lane() or S).fresh_gate or S.fresh_gate
+  if o.gate then
+    events.emit{type = "log", level = "info", msg = fmt("%s was cut short in the run being resumed: its gate first", id)}
+    M.gate(name .. " settled before it runs again", o.gate, {timeout = o.gate_timeout or 300, interval = 1, backoff = 2, max_interval = 10})
+  elseif fresh then
+    events.emit{type = "log", level = "info",
+                msg = fmt("%s was cut short in the run being resumed: it runs again after the gate '%s' passed in this run", id, fresh)}
+  elseif J.shared then
+    -- the finish record names the step as still cut short (finish.lua)
+    error(errors.new("usage", fmt("step '%s' was cut short in the run being resumed (its holder died or lost the lock, and a "
+      .. "command it ran may still be acting: talosctl cannot check the lock), and no gate passed in this run before it: it is "
+      .. "not run again blind. Give the step a gate (rb.step(name, fn, {gate = check})) or put an rb.gate before it, then --resume", id),
+      {exit = 2, stop = true}), 0)
+  end
+  J.interrupted[key] = nil     -- gated: a failure from here on is the step's own
 end
 
 --- Runs fn once per run (once across resumes) and returns its result.
@@ -368,9 +401,14 @@ function M.step(name, fn, o)
     events.emit{type = "step_skipped", step = id, text = "✓ " .. id .. " (done in an earlier run)"}
     return result
   end
-  J:check()                 -- the lock is still this run's (runbook.store), or the run stops here
+  regate(J, key, name, o)
+  local here = lane() or S
+  here.fresh_gate = nil     -- this body may change what the last gate saw
+  -- the lock is still this run's (runbook.store): the begin record is a
+  -- fenced append, so a run that lost its lock stops here; and a kill from
+  -- here on leaves a journal naming the step it was inside
+  journal_write{type = "begin", id = id, key = key}
   events.emit{type = "step", step = id, text = "→ " .. id}
-  if J.pending then journal_write{type = "begin", id = id, key = key} end   -- a kill from here on leaves a journal
   local ok, res = run_with_retries(fn, o)
   rec.elapsed = mono() - rec.t0
   if not ok then
@@ -437,6 +475,8 @@ function M.gate(name, check, o)
                 text = fmt("  %s: poll %d, %s, %s", id, g.polls, duration(mono() - g.t0), obs)}
     if v then
       S.waiting[g] = nil
+      local here = lane() or S
+      here.fresh_gate = id      -- a step cut short in the run resumed may run again after it (regate)
       g.ok, g.elapsed = true, mono() - g.t0
       events.emit{type = "gate_done", gate = id, ok = true, polls = g.polls, elapsed = g.elapsed,
                   text = fmt("✓ %s (%d checks, %s)", id, g.polls, duration(g.elapsed))}
