@@ -208,6 +208,7 @@ end
 ---@field read_only? boolean the runbook changes nothing here: no lock, no journal
 ---@field lock_key? string the cluster's key (rb.cluster); default: the runbook's name
 ---@field store? table a store (runbook.store.open); default: the state directory
+---@field wait_lock? number seconds to wait for a held lock (--wait-lock); then an unfinished journal is resumed
 
 --- Takes the lock and opens the journal. Refusals carry their exit codes
 --- (2: journal, 4: lock). The journal's resume table maps a step key to
@@ -228,9 +229,10 @@ function M.open(o)
   -- directory by default, or a shared one (--store); the lock is the
   -- cluster's when the runbook names it (rb.cluster), else the runbook's
   local store = o.store or require("runbook.store").open(nil, {state_dir = o.state_dir})
-  J.lock = store:acquire(o.lock_key or o.base, o.holder or require("runbook.store").holder{
+  local stores = require("runbook.store")
+  J.lock = stores.acquire(store, o.lock_key or o.base, o.holder or stores.holder{
     runbook = o.name, key = o.lock_key or o.base, cluster = o.lock_key ~= nil,
-    vars_sha256 = o.fingerprint and o.fingerprint.vars_sha256})
+    vars_sha256 = o.fingerprint and o.fingerprint.vars_sha256}, o.wait_lock)
   J.log = store:journal(J.lock, o.base)
   J.shared = store.kind ~= "local"    -- a takeover may find the last holder alive: runbook.lua's regate
   local path = J.log:where()
@@ -246,7 +248,9 @@ function M.open(o)
     if o.fresh then
       local to = J.log:archive()
       if o.on_archive then o.on_archive(to) end
-    elseif o.resume then
+    elseif o.resume or o.wait_lock and not finished then
+      -- --wait-lock takes the lock a holder left: a takeover is a resume
+      if not o.resume then J.warnings[#J.warnings + 1] = fmt("--wait-lock: resuming the unfinished run in %s", path) end
       local start = recs[1]
       if start and start.type == "start" and o.fingerprint then
         local what = M.differs(start, o.fingerprint)

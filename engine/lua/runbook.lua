@@ -122,7 +122,8 @@ local function start()
   local c = S.cluster or {}
   S.journal = journal.open{
     state_dir = state_dir, base = base, name = runbook_name, dry_run = M.dry_run,
-    resume = opts.resume, fresh = opts.fresh, fingerprint = fingerprint.of_run(runbook_name, script, opts),
+    resume = opts.resume, fresh = opts.fresh, wait_lock = opts.wait_lock,
+    fingerprint = fingerprint.of_run(runbook_name, script, opts),
     lock_key = c.key, read_only = c.read_only,
     store = not M.dry_run and not c.read_only and require("runbook.store").open(opts.store, {state_dir = state_dir}) or nil,
     on_archive = function(to)

@@ -6,6 +6,7 @@
 --- speaks to a store only through these methods:
 ---
 ---   store:acquire(key, holder) -> lock       raises exit 4 naming the holder
+---   store:await(key, err, left)              returns when the lock may be free (err: acquire's), at most left s
 ---   lock:check()                             raises exit 4 once the lock is lost
 ---   lock:lost() -> err?                      the error, once lost
 ---   lock:release()
@@ -76,6 +77,11 @@ function Local:acquire(key, holder)
     error(M.held_error(holder.what, (who or ""):gsub("%s+$", "")), 0)
   end
   return setmetatable({fd = fd_lock, path = path}, LocalLock)
+end
+
+--- The state directory has nothing to watch: a look every half second.
+function Local:await(_, _, left)
+  time.sleep(math.min(left, 0.5))
 end
 
 function LocalLock:check()
@@ -156,6 +162,38 @@ function M.holder(o)
   h.text = fmt("pid %d, started %s, %s, %s@%s", pid, h.started, o.runbook, user, host)
   h.what = o.cluster and ("cluster " .. o.key) or o.runbook
   return h
+end
+
+--- Takes the lock; when another run holds it and `wait` (--wait-lock
+--- seconds) is given, waits for it instead of failing at once: each
+--- backend's await(key, err, left) returns when the lock changed (a watch
+--- in etcd and Kubernetes; a look every half second in the state
+--- directory) or when `left` is spent, and the lock is tried again, until
+--- the deadline (then the held error, exit 4, saying how long it waited).
+--- Returns the lock and whether it waited.
+---@param st table a store from open()
+---@param key string
+---@param holder table from holder()
+---@param wait? number seconds
+function M.acquire(st, key, holder, wait)
+  local deadline = wait and time.monotonic() + wait
+  local said = false
+  while true do
+    local ok, lock = pcall(st.acquire, st, key, holder)
+    if ok then return lock, said end
+    if not (deadline and errors.is(lock, "locked")) then error(lock, 0) end
+    local left = deadline - time.monotonic()
+    if left <= 0 then
+      lock.message = fmt("%s (waited %gs, --wait-lock)", lock.message, wait)
+      error(lock, 0)
+    end
+    if not said then
+      said = true
+      require("runbook.events").emit{type = "log", level = "info",
+        msg = fmt("waiting up to %gs for the lock: %s", wait, lock.message)}
+    end
+    st:await(key, lock, left)
+  end
 end
 
 --- Opens the store a URL names (nil or "": the state directory).

@@ -384,12 +384,40 @@ function Store:acquire(key, holder)
     pcall(c.post, c, "/v3/lease/revoke", {ID = grant.ID})
     local r = reply.responses and reply.responses[1] and reply.responses[1].response_range
     local kv = r and r.kvs and r.kvs[1]
-    error(store.held_error(holder.what, holder_text(kv and {value = unb64(kv.value or "")})), 0)
+    local err = store.held_error(holder.what, holder_text(kv and {value = unb64(kv.value or "")}))
+    err.revision = reply.header and reply.header.revision     -- the waiter watches from after it
+    error(err, 0)
   end
   local lock = setmetatable({c = c, key = lock_key, slug = slug, token = reply.header.revision, lease = grant.ID,
                              renewed = sent, main = async.current()}, Lock)
   lock.task = async.spawn(function() lock:keepalive() end)
   return lock
+end
+
+--- The lock waiter (--wait-lock): a watch on the lock key from the
+--- revision the failed acquire saw (so no change in between is missed),
+--- streamed by the gateway (POST /v3/watch, one JSON message a line: first
+--- `created`, then each change with its `events`), ended at the first
+--- event (http stop_at) or after `left` seconds. A lease that expires or
+--- is revoked deletes the key: a DELETE event. Errors only delay the next
+--- try a little; the caller keeps the deadline.
+function Store:await(key, seen, left)
+  local c = self.c
+  local rev = tonumber(seen and seen.revision) or 0
+  local req = {key = b64(fmt("%s/%s/lock", c.prefix, store.slug(key)))}
+  if rev > 0 then req.start_revision = tostring(rev + 1) end
+  local headers = {["Content-Type"] = "application/json"}
+  if c.token then headers.Authorization = c.token end
+  local ok, res = pcall(core_http.request, {
+    url = c.endpoints[c.cur or 1] .. "/v3/watch", method = "POST", body = json.encode({create_request = req}),
+    headers = headers, timeout = left, connect_timeout = math.min(1, left), stop_at = '"events"',
+    cacert = c.tls.cacert, cert = c.tls.cert, key = c.tls.key})
+  if not (ok and res.stopped) then
+    -- the window ended without a change (a timeout), or this endpoint is
+    -- down: the next one on the next try
+    if not (ok or errors.is(res, "timeout")) then c.cur = (c.cur or 1) % #c.endpoints + 1 end
+    time.sleep(math.min(0.2, math.max(0, left)))
+  end
 end
 
 function Store:journal(lock, base)

@@ -115,14 +115,14 @@ M.parse = parse
 
 --- One request; returns status and decoded body; raises a `k8s` error
 --- when the server does not answer.
-function Client:req(method, path, body, timeout)
+function Client:req(method, path, body, timeout, stop_at)
   self.k = self.k or kubeconfig()
   local headers = {Accept = "application/json"}
   if body then headers["Content-Type"] = "application/json" end
   local ok, res = pcall(core_http.request, {
     url = self.k.server .. path, method = method, body = body and json.encode(body) or nil, headers = headers,
     bearer = self.k.token, cacert = self.k.cacert, cert = self.k.cert, key = self.k.key, insecure = self.k.insecure,
-    timeout = timeout or self.timeout, connect_timeout = math.min(1, timeout or self.timeout)})
+    timeout = timeout or self.timeout, connect_timeout = math.min(1, timeout or self.timeout), stop_at = stop_at})
   if not ok then error(errors.new("k8s", fmt("the Kubernetes API %s does not answer (%s)", self.k.server, tostring(res))), 0) end
   local dok, reply = pcall(json.decode, res.body ~= "" and res.body or "{}")
   return res.status, dok and reply or {message = res.body}
@@ -309,6 +309,14 @@ end
 local Store = {}
 Store.__index = Store
 
+--- The error of a Lease another run holds, with the resourceVersion the
+--- waiter watches from (runbook.store.acquire).
+local function held_by(holder, lease, rv)
+  local err = store.held_error(holder.what, holder_of(lease))
+  err.revision = rv or type(lease) == "table" and lease.metadata and lease.metadata.resourceVersion or nil
+  return err
+end
+
 --- Takes the Lease: created when absent; taken over when released, or
 --- when a full duration passed without its resourceVersion changing.
 function Store:acquire(key, holder)
@@ -322,7 +330,7 @@ function Store:acquire(key, holder)
     st, lease = c:req("POST", c:lease_path(), {apiVersion = "coordination.k8s.io/v1", kind = "Lease",
       metadata = {name = lname, namespace = c.ns, annotations = ann},
       spec = {holderIdentity = me, leaseDurationSeconds = c.ttl, acquireTime = now, renewTime = now, leaseTransitions = 0}})
-    if st == 409 then st, lease = c:req("GET", c:lease_path(lname)); error(store.held_error(holder.what, holder_of(lease)), 0) end
+    if st == 409 then st, lease = c:req("GET", c:lease_path(lname)); error(held_by(holder, lease), 0) end
   elseif st == 200 then
     local held = lease.spec and lease.spec.holderIdentity and lease.spec.holderIdentity ~= ""
     if held then
@@ -332,7 +340,7 @@ function Store:acquire(key, holder)
       while time.monotonic() - t0 < dur do
         time.sleep(math.min(1, dur / 4))
         local s2, l2 = c:req("GET", c:lease_path(lname))
-        if s2 ~= 200 or l2.metadata.resourceVersion ~= rv then error(store.held_error(holder.what, holder_of(l2)), 0) end
+        if s2 ~= 200 or l2.metadata.resourceVersion ~= rv then error(held_by(holder, l2, rv), 0) end
       end
     end
     lease.metadata.annotations = ann
@@ -340,7 +348,7 @@ function Store:acquire(key, holder)
     lease.spec.acquireTime, lease.spec.renewTime = now, now
     lease.spec.leaseTransitions = (tonumber(lease.spec.leaseTransitions) or 0) + 1
     st, lease = c:req("PUT", c:lease_path(lname), lease)
-    if st == 409 then st, lease = c:req("GET", c:lease_path(lname)); error(store.held_error(holder.what, holder_of(lease)), 0) end
+    if st == 409 then st, lease = c:req("GET", c:lease_path(lname)); error(held_by(holder, lease), 0) end
   end
   if st ~= 200 and st ~= 201 then
     error(errors.new("k8s", fmt("%s: the Lease %s answered %d: %s", c.url, lname, st, lease.message or "")), 0)
@@ -349,6 +357,21 @@ function Store:acquire(key, holder)
                              renewed = time.monotonic(), main = async.current(), logs = {}}, Lock)
   lock.task = async.spawn(function() lock:keepalive() end)
   return lock
+end
+
+--- The lock waiter (--wait-lock): a watch on the Lease (list?watch=1 with
+--- a fieldSelector on its name, from the resourceVersion the failed
+--- acquire observed, timeoutSeconds so the server ends it), ended at the
+--- first event (http stop_at): a renewal (MODIFIED), a release (DELETED).
+--- The next acquire then takes a deleted Lease at once, or one whose
+--- holder stopped renewing after a full duration (acquire's own rule).
+function Store:await(key, seen, left)
+  local c = self.c
+  local secs = math.max(1, math.floor(math.min(left, c.ttl)))
+  local path = fmt("%s?watch=1&fieldSelector=metadata.name%%3D%s&timeoutSeconds=%d%s", c:lease_path(),
+                   dns_name(c.name .. "-" .. key), secs, seen and seen.revision and ("&resourceVersion=" .. seen.revision) or "")
+  local ok, st = pcall(c.req, c, "GET", path, nil, secs + 2, '"type"')
+  if not ok or st ~= 200 then time.sleep(math.min(0.5, math.max(0, left))) end
 end
 
 function Store:journal(lock, base)

@@ -191,6 +191,46 @@ out=$( (cd "$tmp/b" && rm -f ready && touch go && HOLD_GATE=before timeout 30 "$
 check "an rb.gate that passed before it in this run lets it run again" '[ $code = 0 ] && [ "$(marks)" = "one wait gate wait three four" ]' \
   "$code marks: $(marks) $out"
 
+# W. the waiter (--wait-lock): while a holder runs, a second run waits on a
+#    watch of the lock key (etcd counts a watcher) instead of exiting 4;
+#    the holder finishes: the waiter starts anew; the holder killed: the
+#    waiter resumes its run (a takeover is a resume, the step cut short
+#    after its gate); a wait is bounded: past it, exit 4
+waiting() { timeout 15 bash -c "until grep -q 'waiting up to' '$tmp/$1.out'; do sleep 0.05; done"; }
+watchers() { curl -s --max-time 5 "http://$CLIENTS/metrics" | sed -n 's/^etcd_debugging_mvcc_watcher_total \([0-9]*\).*/\1/p'; }
+rm -f "$MARKS"
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready: $(cat $tmp/a.out)"
+w0=$(watchers)
+run_in "$tmp/b" b "$S" --wait-lock 30; pb=$RUN_PID
+waiting b && ok "a run with --wait-lock waits while the lock is held (no exit 4)" || fail "the waiter did not wait: $(cat $tmp/b.out)"
+w1=$(watchers)
+check "the waiter watches the lock key (etcd counts one more watcher)" '[ -n "$w0" ] && [ "$w1" -gt "$w0" ]' "watchers before $w0, while waiting $w1"
+touch "$tmp/a/go"; finished $pa
+ready "$tmp/b" || fail "the waiter did not go on after the holder finished: $(cat $tmp/b.out)"
+touch "$tmp/b/go"; finished $pb
+check "the holder finished: the waiter took the lock and ran anew, exit 0" \
+  '[ "$(exit_of a) $(exit_of b)" = "0 0" ] && [ "$(marks)" = "one wait three four one wait three four" ]' "exits $(exit_of a) $(exit_of b), marks: $(marks) $(cat $tmp/b.out)"
+
+rm -f "$MARKS"
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready: $(cat $tmp/a.out)"
+run_in "$tmp/b" b "$S" --wait-lock 30; pb=$RUN_PID
+waiting b || fail "the waiter did not wait: $(cat $tmp/b.out)"
+kill -9 "$(runbook_pid $pa)"; finished $pa
+ready "$tmp/b" || fail "the waiter did not take over after the holder died: $(cat $tmp/b.out)"
+touch "$tmp/b/go"; finished $pb
+check "the holder killed: the waiter took over as a resume, the step cut short again after its gate, every finished step once" \
+  '[ "$(exit_of b)" = 0 ] && grep -q "wait-lock: resuming the unfinished run" $tmp/b.out && [ "$(marks)" = "one wait gate wait three four" ]' \
+  "exit $(exit_of b), marks: $(marks) $(cat $tmp/b.out)"
+
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready: $(cat $tmp/a.out)"
+out=$(cd "$tmp/b" && timeout 20 "$bin" run "$tmp/hold.lua" --store "$S" --wait-lock 1 2>&1 </dev/null); code=$?
+check "a wait is bounded: past --wait-lock the waiter exits 4 naming the holder" \
+  '[ $code = 4 ] && grep -q "holds the lock (pid [0-9]*, .*waited 1s, --wait-lock" <<<"$out"' "$code $out"
+touch "$tmp/a/go"; finished $pa
+
 # 4. the lease revoked from outside (etcdctl lease revoke): the holder stops
 rm -f "$MARKS"
 run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
