@@ -524,6 +524,28 @@ function M.is_done(key)
   return start().resume[key] ~= nil
 end
 
+--- Every journal of the runbook `base` ("rollout") in this run's store, newest
+--- first: the current one, then the archived runs. Each is {where,
+--- records, finished} or, when it cannot be read, {where, why}. The store
+--- is --store (RUNBOOK_STORE) or the state directory; in a shared store
+--- the journals are those of this run's cluster (rb.cluster's key), so
+--- rollback.lua on another machine finds the rollout's.
+---@param base string a runbook's file name without .lua
+---@return table[]
+function M.journals(of)
+  args.name(1, "journals", of)
+  local key = S.cluster and S.cluster.key or of
+  local st = require("runbook.store").open(opts.store, {state_dir = state_dir})
+  return st:journals(key, of)
+end
+
+--- The shared store this run keeps its lock and journal in (--store,
+--- RUNBOOK_STORE), or nil for the state directory.
+---@return string?
+function M.store()
+  return opts.store ~= nil and opts.store ~= "" and opts.store or nil
+end
+
 --- Whether this run resumes an earlier one (--resume): a step that may
 --- have been cut short can then look before it acts again.
 ---@return boolean

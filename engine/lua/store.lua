@@ -17,6 +17,8 @@
 ---   log:drop_torn(at)
 ---   log:archive() -> where it went
 ---   log:append(line)                          fenced: checks the lock in the same operation
+---   store:journals(key, base) -> list          every journal of a runbook, newest first (the current one, then
+---                                              the archived): {where, records, finished} or {where, why}
 ---
 --- Backends: the local state directory (the default, below) and etcd v3
 --- (runbook.store_etcd, `--store etcd://...`).
@@ -142,6 +144,34 @@ end
 function LocalLog:append(line)
   if self.lock then self.lock:check() end
   core_fs.append(self.path, line)
+end
+
+--- The state directory's journals of `base`: <base>.journal, then the
+--- archived <base>.journal.<UTC time> newest first (the key is not part of
+--- a local journal's name).
+function Local:journals(_, base)
+  local out = {}
+  local ok, names = pcall(core_fs.list, self.dir)
+  if not ok then return out end
+  local archived, prefix = {}, base .. ".journal."
+  for _, name in ipairs(names) do
+    if name:sub(1, #prefix) == prefix then archived[#archived + 1] = name end
+  end
+  table.sort(archived, function(a, b) return a > b end)
+  if core_fs.exists(self.dir .. "/" .. base .. ".journal") then table.insert(archived, 1, base .. ".journal") end
+  for _, name in ipairs(archived) do
+    local path = self.dir .. "/" .. name
+    local rok, recs, finished = pcall(require("runbook.journal").read, path)
+    out[#out + 1] = rok and {where = path, records = recs, finished = finished}
+                    or {where = path, why = tostring(type(recs) == "table" and recs.message or recs)}
+  end
+  return out
+end
+
+--- Whether a journal's records end as a finished run (runbook.journal.read's rule).
+function M.finished(recs)
+  local last = recs[#recs]
+  return last ~= nil and last.type == "finish" and (last.ok == true or last.changed == false)
 end
 
 -- }======

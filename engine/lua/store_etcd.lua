@@ -426,6 +426,45 @@ function Store:journal(lock, base)
                        base_key = fmt("%s/%s/journal/%s/", c.prefix, lock.slug, base), seq = 0}, Log)
 end
 
+--- Every journal of `base` under the lock key, newest first: the current
+--- run id (PREFIX/<slug>/runs/<base>), then the archived ones (run ids
+--- start with their UTC time, so they sort by it).
+function Store:journals(key, base)
+  local c = self.c
+  c:auth()
+  local slug = store.slug(key)
+  local ptr = c:range(fmt("%s/%s/runs/%s", c.prefix, slug, base))[1]
+  local root = fmt("%s/%s/journal/%s/", c.prefix, slug, base)
+  local by_run, ids = {}, {}
+  for _, kv in ipairs(c:range(root, {prefix = true})) do
+    local run = kv.key:sub(#root + 1):match("^([^/]+)/")
+    if run then
+      if not by_run[run] then by_run[run] = {}; ids[#ids + 1] = run end
+      local rec = by_run[run]
+      rec[#rec + 1] = kv.value
+    end
+  end
+  table.sort(ids, function(a, b) return a > b end)
+  local current = ptr and ptr.value
+  if current and by_run[current] then
+    for i, id in ipairs(ids) do if id == current then table.remove(ids, i) break end end
+    table.insert(ids, 1, current)
+  end
+  local base_where = c.url:gsub("%?.*$", "")
+  local out = {}
+  for _, id in ipairs(ids) do
+    local recs, bad = {}, nil
+    for i, text in ipairs(by_run[id]) do
+      local ok, rec = pcall(json.decode, text)
+      if ok and type(rec) == "table" and type(rec.type) == "string" then recs[#recs + 1] = rec
+      else bad = bad or fmt("record %d is corrupt", i) end
+    end
+    local where = fmt("%s/%s/journal/%s/%s", base_where, slug, base, id)
+    out[#out + 1] = bad and {where = where, why = bad} or {where = where, records = recs, finished = store.finished(recs)}
+  end
+  return out
+end
+
 --- What `runbook status` shows: every lock and every current journal
 --- under the prefix.
 function Store:list()

@@ -380,6 +380,42 @@ function Store:journal(lock, base)
   return log
 end
 
+--- Every journal of `base` in its ConfigMap, newest first: the current
+--- records (keys rNNNNNNNN), then the archived runs (keys a<UTC time>.rNNNNNNNN).
+function Store:journals(key, base)
+  local c = self.c
+  local name = dns_name(dns_name(c.name .. "-" .. key) .. "-" .. base)
+  local st, cm = c:req("GET", c:cm_path(name))
+  if st == 404 then return {} end
+  if st ~= 200 then error(errors.new("k8s", fmt("%s: the ConfigMap %s answered %d: %s", c.url, name, st, cm.message or "")), 0) end
+  local groups, ids = {}, {}
+  for k, v in pairs(cm.data or {}) do
+    local run, seq = k:match("^a([^.]+)%.r(%d+)$")
+    if not run and k:match("^r%d+$") then run, seq = "", k:sub(2) end
+    if run then
+      if not groups[run] then groups[run] = {}; ids[#ids + 1] = run end
+      local g = groups[run]
+      g[#g + 1] = {seq = tonumber(seq), text = v}
+    end
+  end
+  -- the current run ("") first, then the archived newest first
+  table.sort(ids, function(a, b) return a == "" or b ~= "" and a > b end)
+  local out = {}
+  for _, id in ipairs(ids) do
+    local g = groups[id]
+    table.sort(g, function(a, b) return a.seq < b.seq end)
+    local recs, bad = {}, nil
+    for _, r in ipairs(g) do
+      local ok, rec = pcall(json.decode, r.text)
+      if ok and type(rec) == "table" and type(rec.type) == "string" then recs[#recs + 1] = rec
+      else bad = bad or fmt("record %d is corrupt", r.seq) end
+    end
+    local where = fmt("k8s://%s/configmaps/%s%s", c.ns, name, id ~= "" and (" (keys a" .. id .. ".*)") or "")
+    out[#out + 1] = bad and {where = where, why = bad} or {where = where, records = recs, finished = store.finished(recs)}
+  end
+  return out
+end
+
 function M.open(url)
   return setmetatable({c = parse(url), kind = "k8s", url = url}, Store)
 end
