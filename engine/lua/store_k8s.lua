@@ -203,8 +203,21 @@ function Lock:release()
   self.released = true
   if self.task and self.task ~= async.current() then self.task:cancel() end
   if self.failed then return end
-  pcall(self.c.req, self.c, "DELETE", self.c:lease_path(self.lease_name),
-        {kind = "DeleteOptions", apiVersion = "v1", preconditions = {resourceVersion = self.lease.metadata.resourceVersion}})
+  local path = self.c:lease_path(self.lease_name)
+  local function delete(rv)
+    local ok, st = pcall(self.c.req, self.c, "DELETE", path, {kind = "DeleteOptions", apiVersion = "v1", preconditions = {resourceVersion = rv}})
+    return ok and st
+  end
+  if delete(self.lease.metadata.resourceVersion) == 409 then
+    -- the renewal cancelled above may have landed without its reply: the
+    -- Lease moved on, still this run's when it names this run as holder
+    -- with the same acquireTime
+    local ok, st, cur = pcall(self.c.req, self.c, "GET", path)
+    if ok and st == 200 and cur.spec and cur.spec.holderIdentity == self.lease.spec.holderIdentity
+       and cur.spec.acquireTime == self.lease.spec.acquireTime then
+      delete(cur.metadata.resourceVersion)
+    end
+  end
 end
 
 -- }======
@@ -378,6 +391,50 @@ function Store:journal(lock, base)
   local log = setmetatable({c = self.c, lock = lock, name = dns_name(lock.lease_name .. "-" .. base), seq = 0}, Log)
   lock.logs[base] = log
   return log
+end
+
+--- What `runbook status` shows: the Leases and journal ConfigMaps of this
+--- store (their names start with NAME-, and runbook wrote them: the
+--- holder annotation, the journal's marker key), each Lease's holder and
+--- renewal, each journal's current records.
+function Store:list()
+  local c = self.c
+  local prefix = c.name:lower() .. "-"
+  local function items(path, what)
+    local st, l = c:req("GET", path)
+    if st ~= 200 then error(errors.new("k8s", fmt("%s: listing %s answered %d: %s", c.url, what, st, l.message or "")), 0) end
+    local out = {}
+    for _, o in ipairs(l.items or {}) do
+      if o.metadata.name:sub(1, #prefix) == prefix then out[#out + 1] = o end
+    end
+    table.sort(out, function(a, b) return a.metadata.name < b.metadata.name end)
+    return out
+  end
+  local locks, runs = {}, {}
+  for _, lease in ipairs(items(c:lease_path(), "leases")) do
+    local a = lease.metadata.annotations or {}
+    local ok, h = pcall(json.decode, a["runbook.dev/holder"] or "")
+    if ok and type(h) == "table" and (lease.spec or {}).holderIdentity ~= "" then
+      h.last_renewal = lease.spec.renewTime and ("at " .. lease.spec.renewTime) or "never"
+      h.expires = fmt("after %ss without one", tostring(lease.spec.leaseDurationSeconds or "?"))
+      locks[lease.metadata.name] = h
+    end
+  end
+  for _, cm in ipairs(items(c:cm_path(), "configmaps")) do
+    if (cm.data or {})._ == "runbook journal" then
+      local keys = {}
+      for k in pairs(cm.data) do if k:match("^r%d+$") then keys[#keys + 1] = k end end
+      table.sort(keys)
+      local recs = {}
+      for _, k in ipairs(keys) do
+        local ok, rec = pcall(json.decode, cm.data[k])
+        recs[#recs + 1] = ok and type(rec) == "table" and rec or {type = "corrupt"}
+      end
+      local rb_name = recs[1] and type(recs[1].runbook) == "string" and recs[1].runbook:gsub("%.lua$", "") or cm.metadata.name
+      runs[#runs + 1] = {runbook = rb_name, where = fmt("k8s://%s/configmaps/%s", c.ns, cm.metadata.name), records = recs}
+    end
+  end
+  return locks, runs
 end
 
 --- Every journal of `base` in its ConfigMap, newest first: the current

@@ -60,6 +60,9 @@ codes="$(exit_of a) $(exit_of b)"
 check "two racing runs: one finishes, the other exits 4 naming the holder" \
   '{ [ "$codes" = "0 4" ] || [ "$codes" = "4 0" ]; } && grep -qE "another run of cluster c1 holds the lock \(pid [0-9]+, started [^,]+, hold.lua" $tmp/a.out $tmp/b.out' "$codes: $(cat $tmp/a.out $tmp/b.out)"
 check "the winner deleted its Lease at the end" '! kc get lease runbook-c1 >/dev/null 2>&1'
+out=$(timeout 20 "$bin" status --store "$S" 2>&1); code=$?
+check "runbook status --store k8s:// lists the journal: finished, its steps" \
+  '[ $code = 0 ] && grep -qE "^journal hold \(k8s://default/configmaps/runbook-c1-hold\): finished, .* 4 step\(s\): one, wait, three, four" <<<"$out" && grep -q "^no lock held" <<<"$out"' "$code $out"
 
 # 2. SIGSTOP past the lease; a takeover (a --resume elsewhere) after a full
 #    duration without an observed renewal; the continued holder is fenced out
@@ -98,6 +101,11 @@ run_in "$tmp/a" a --fresh; pa=$RUN_PID
 ready "$tmp/a" || bad "holder not ready: $(cat $tmp/a.out)"
 run_in "$tmp/b" b --wait-lock 30; pb=$RUN_PID
 waiting b && ok "a run with --wait-lock waits while the Lease is held (no exit 4)" || bad "the waiter did not wait: $(cat $tmp/b.out)"
+out=$(timeout 20 "$bin" status --store "$S" 2>&1); code=$?
+check "runbook status --store k8s:// names the holder (pid, runbook, user@host), its renewal, and the unfinished journal" \
+  '[ $code = 0 ] && grep -qE "^lock runbook-c1: held by pid [0-9]+, started [^,]+, hold.lua, [^@]+@[^,]+, variables [0-9a-f]{12}, renewed at 20[0-9-]+T" <<<"$out" && grep -qE "^journal hold .*: unfinished, .* 1 step\(s\): one$" <<<"$out"' "$code $out"
+out=$(timeout 20 "$bin" status --store "$S" --output json 2>&1)
+check "... and as JSON" 'python3 -c "import json,sys; d=json.loads(sys.argv[1]); assert d[\"locks\"][\"runbook-c1\"][\"runbook\"] == \"hold.lua\"; assert d[\"runs\"][0][\"summary\"][\"state\"] == \"unfinished\"" "$out"' "$out"
 touch "$tmp/a/go"; finished $pa
 ready "$tmp/b" || bad "the waiter did not go on after the holder finished: $(cat $tmp/b.out)"
 touch "$tmp/b/go"; finished $pb
