@@ -348,10 +348,15 @@ end
 --- healthy before NODE"). With neither, a shared store (--store) refuses,
 --- exit 2, and the step stays cut short for the next resume (its finish
 --- record names it); in the state directory the lock's flock proves the
---- last holder dead and the step runs again as before.
+--- last holder dead and the step runs again as before. A read_only step
+--- changes nothing and runs again at once.
 local function regate(J, key, name, o)
   local cut = J.interrupted and J.interrupted[key]
   if not cut then return end
+  if o.read_only then        -- a read changes nothing: it may run again at once
+    J.interrupted[key] = nil
+    return
+  end
   local id = identity(name)
   local fresh = (lane() or S).fresh_gate or S.fresh_gate
   if o.gate then

@@ -191,6 +191,32 @@ out=$( (cd "$tmp/b" && rm -f ready && touch go && HOLD_GATE=before timeout 30 "$
 check "an rb.gate that passed before it in this run lets it run again" '[ $code = 0 ] && [ "$(marks)" = "one wait gate wait three four" ]' \
   "$code marks: $(marks) $out"
 
+# 3c. a read_only step cut short changes nothing: the takeover runs it again
+#     without a gate
+cat > "$tmp/ro.lua" <<'LUA'
+local rb = require "runbook"
+local fs = require "runbook.fs"
+local time = require "runbook.time"
+local function mark(s) local f = assert(io.open(os.getenv("MARKS"), "a")); f:write(s, "\n"); f:close() end
+rb.cluster("c1")
+rb.step("change", function() mark("change") end)
+rb.step("look", function()
+  mark("look")
+  fs.write("ready", "x")
+  local t0 = time.monotonic()
+  while not fs.exists("go") and time.monotonic() - t0 < 40 do time.sleep(0.05) end
+end, {read_only = true})
+rb.step("after", function() mark("after") end)
+LUA
+rm -f "$MARKS"; mkdir -p "$tmp/ro"; rm -f "$tmp/ro/ready" "$tmp/ro/go"
+(cd "$tmp/ro" && timeout 60 "$bin" run "$tmp/ro.lua" --store "$S" >"$tmp/ro.out" 2>&1) & pr=$!; pids+=($pr)
+ready "$tmp/ro" || fail "ro not ready: $(cat $tmp/ro.out)"
+kill -9 "$(runbook_pid $pr)"; finished $pr
+wait_lock_gone || fail "the killed holder's lock stayed"
+out=$(cd "$tmp/b" && touch go && timeout 30 "$bin" run "$tmp/ro.lua" --store "$S" --resume 2>&1 </dev/null); code=$?
+check "a read_only step cut short runs again on the takeover without a gate" '[ $code = 0 ] && [ "$(marks)" = "change look look after" ]' \
+  "$code marks: $(marks) $out"
+
 # W. the waiter (--wait-lock): while a holder runs, a second run waits on a
 #    watch of the lock key (etcd counts a watcher) instead of exiting 4;
 #    the holder finishes: the waiter starts anew; the holder killed: the
