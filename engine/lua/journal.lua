@@ -3,7 +3,7 @@
 --- (runbook.store: the state directory, or etcd). One JSON object per
 --- record; in the state directory, one per line in <state dir>/<runbook>.journal:
 ---   {"type":"start", "runbook":..., "pid":...}
----   {"type":"begin", "id":..., "key":...}     a step's body starts (fenced, as every append)
+---   {"type":"begin", "id":..., "key":...}     a step's body starts (shared store: every step; state dir: the first and gated ones)
 ---   {"type":"step", "id":..., "key":..., "name":..., "phase":..., "result":...}
 ---   {"type":"undo", "id":..., "key":..., "ok":...}
 ---   {"type":"resume", "pid":...}

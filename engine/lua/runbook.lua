@@ -410,10 +410,13 @@ function M.step(name, fn, o)
   regate(J, key, name, o)
   local here = lane() or S
   here.fresh_gate = nil     -- this body may change what the last gate saw
-  -- the lock is still this run's (runbook.store): the begin record is a
-  -- fenced append, so a run that lost its lock stops here; and a kill from
-  -- here on leaves a journal naming the step it was inside
-  journal_write{type = "begin", id = id, key = key}
+  -- the lock is still this run's (runbook.store), or the run stops here.
+  -- In a shared store the check is the begin record itself (a fenced
+  -- write, no dearer than the check), which names the step a takeover
+  -- finds cut short; in the state directory, where an fsync per record
+  -- counts, only the first step (a kill from there leaves a journal) and a
+  -- step with a gate (the one a resume must know was cut short) get one
+  if J.pending or J.shared or o.gate then journal_write{type = "begin", id = id, key = key} else J:check() end
   events.emit{type = "step", step = id, text = "→ " .. id}
   local ok, res = run_with_retries(fn, o)
   rec.elapsed = mono() - rec.t0
