@@ -358,7 +358,11 @@ local function regate(J, key, name, o)
     return
   end
   local id = identity(name)
-  local fresh = (lane() or S).fresh_gate or S.fresh_gate
+  -- in an item of rb.rolling: its own last gate, else (no step body ran
+  -- in it yet: nil, not false) the run's, such as the rolling's `before`
+  local l = lane()
+  local fresh = l and l.fresh_gate
+  if fresh == nil then fresh = S.fresh_gate end
   if o.gate then
     events.emit{type = "log", level = "info", msg = fmt("%s was cut short in the run being resumed: its gate first", id)}
     M.gate(name .. " settled before it runs again", o.gate, {timeout = o.gate_timeout or 300, interval = 1, backoff = 2, max_interval = 10})
@@ -409,7 +413,7 @@ function M.step(name, fn, o)
   end
   regate(J, key, name, o)
   local here = lane() or S
-  here.fresh_gate = nil     -- this body may change what the last gate saw
+  here.fresh_gate = false   -- this body may change what the last gate saw
   -- the lock is still this run's (runbook.store), or the run stops here.
   -- In a shared store the check is the begin record itself (a fenced
   -- write, no dearer than the check), which names the step a takeover

@@ -217,6 +217,33 @@ out=$(cd "$tmp/b" && touch go && timeout 30 "$bin" run "$tmp/ro.lua" --store "$S
 check "a read_only step cut short runs again on the takeover without a gate" '[ $code = 0 ] && [ "$(marks)" = "change look look after" ]' \
   "$code marks: $(marks) $out"
 
+# 3d. in rb.rolling: the batch's `before` gate is the fresh gate of an
+#     item's step cut short (as the rollout's "cluster healthy before NODE")
+cat > "$tmp/roll.lua" <<'LUA'
+local rb = require "runbook"
+local fs = require "runbook.fs"
+local time = require "runbook.time"
+local function mark(s) local f = assert(io.open(os.getenv("MARKS"), "a")); f:write(s, "\n"); f:close() end
+rb.cluster("c1")
+rb.rolling("nodes", {"n1"}, function(n)
+  rb.step("prep " .. n, function() mark("prep") end)
+  rb.step("upgrade " .. n, function()
+    mark("upgrade")
+    fs.write("ready", "x")
+    local t0 = time.monotonic()
+    while not fs.exists("go") and time.monotonic() - t0 < 40 do time.sleep(0.05) end
+  end)
+end, {before = function() rb.gate("healthy before the batch", function() mark("gate") return true end, {interval = 0.2}) end})
+LUA
+rm -f "$MARKS"; mkdir -p "$tmp/roll"; rm -f "$tmp/roll/ready" "$tmp/roll/go"
+(cd "$tmp/roll" && timeout 60 "$bin" run "$tmp/roll.lua" --store "$S" >"$tmp/roll.out" 2>&1) & pr=$!; pids+=($pr)
+ready "$tmp/roll" || fail "roll not ready: $(cat $tmp/roll.out)"
+kill -9 "$(runbook_pid $pr)"; finished $pr
+wait_lock_gone || fail "the killed holder's lock stayed"
+out=$(cd "$tmp/b" && touch go && timeout 30 "$bin" run "$tmp/roll.lua" --store "$S" --resume 2>&1 </dev/null); code=$?
+check "in rb.rolling, the batch's before gate passed in the takeover lets the item's step cut short run again" \
+  '[ $code = 0 ] && [ "$(marks)" = "gate prep upgrade gate upgrade" ]' "$code marks: $(marks) $out"
+
 # W. the waiter (--wait-lock): while a holder runs, a second run waits on a
 #    watch of the lock key (etcd counts a watcher) instead of exiting 4;
 #    the holder finishes: the waiter starts anew; the holder killed: the
