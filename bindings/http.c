@@ -47,6 +47,7 @@ static void req_free(http_req *r) {
   }
   curl_slist_free_all(r->headers);
   free(r->body);
+  free(r->stop_at);
   free(r->resp.p);
   free(r->head.p);
   free(r);
@@ -212,7 +213,17 @@ static size_t write_body(char *p, size_t size, size_t n, void *ud) {
     r->too_large = 1;
     return 0; /* stops the transfer (CURLE_WRITE_ERROR) */
   }
-  return rb_buf_add(&r->resp, p, size * n) ? size * n : 0;
+  size_t from = r->resp.len, want;
+  if (!rb_buf_add(&r->resp, p, size * n)) return 0;
+  if (r->stop_at == NULL) return size * n;
+  /* look where the text may start: in what came now, or just before it */
+  want = strlen(r->stop_at);
+  from = from >= want ? from - want + 1 : 0;
+  if (r->resp.len - from >= want && memmem(r->resp.p + from, r->resp.len - from, r->stop_at, want) != NULL) {
+    r->stopped = 1;
+    return 0; /* stops the transfer (CURLE_WRITE_ERROR), taken as success in http_k */
+  }
+  return size * n;
 }
 
 /* Keeps the header lines of the last response only (after redirects or a
@@ -321,6 +332,7 @@ static int http_k(lua_State *L, int status, lua_KContext ctx) {
     req_free(r);
     return lua_error(L);
   }
+  if (r->result == CURLE_WRITE_ERROR && r->stopped) r->result = CURLE_OK; /* stop_at: the reply we waited for */
   if (r->result != CURLE_OK && headers_refused(r)) {
     curl_easy_getinfo(r->easy, CURLINFO_EFFECTIVE_URL, &url);
     rb_error_push(L, "too_large", "%s: the response headers are larger than libcurl accepts (%s); stopped",
@@ -349,6 +361,10 @@ static int http_k(lua_State *L, int status, lua_KContext ctx) {
   lua_setfield(L, -2, "headers");
   lua_pushstring(L, url ? url : "");
   lua_setfield(L, -2, "url");
+  if (r->stopped) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "stopped");
+  }
   req_free(r);
   return 1;
 }
@@ -432,6 +448,13 @@ static int http_request(lua_State *L) {
   if (r == NULL) return luaL_error(L, "not enough memory");
   r->h = h;
   r->max_body = (size_t)op.max_body;
+  lua_getfield(L, 1, "stop_at"); /* checked: a non-empty string or nil */
+  if (lua_isstring(L, -1) && (r->stop_at = strdup(lua_tostring(L, -1))) == NULL) {
+    lua_pop(L, 1);
+    req_free(r);
+    return luaL_error(L, "not enough memory");
+  }
+  lua_pop(L, 1);
   /* arguments were checked above: from here only memory errors raise */
   r->easy = curl_easy_init();
   if (r->easy == NULL) {

@@ -131,6 +131,9 @@ void http_check_opts(lua_State *L, http_opts *op) {
   check_text(L, "cacert");
   check_text(L, "cert");
   check_text(L, "key");
+  if (lua_getfield(L, 1, "stop_at") != LUA_TNIL && (lua_type(L, -1) != LUA_TSTRING || lua_rawlen(L, -1) == 0))
+    luaL_argerror(L, 1, "stop_at must be a non-empty string");
+  lua_pop(L, 1);
 }
 
 /* Adds "Authorization: Bearer <opts.bearer>"; the copies are wiped.

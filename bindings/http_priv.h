@@ -22,6 +22,8 @@ typedef struct http_req {
   rb_buf head;     /* response header lines of the final response */
   size_t max_body; /* bytes of body kept, counted after decoding */
   int too_large;   /* the body went over max_body: the transfer was stopped */
+  char *stop_at;   /* opts.stop_at: end the transfer once the body holds it (a watch's first event) */
+  int stopped;     /* it did: the transfer was stopped, and that is a success */
   CURLcode result;
   int done;
   char errbuf[CURL_ERROR_SIZE];

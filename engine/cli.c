@@ -55,6 +55,10 @@ static const char *const HELP_RUN =
   "  --accept-drift         with --resume: go on although files the run wrote\n"
   "                         changed since (the runbook says which)\n"
   "  --fresh                archive an unfinished journal and start over\n"
+  "  --wait-lock SECS       when another run holds the lock, wait up to SECS for it\n"
+  "                         (a watch in etcd and Kubernetes) instead of exiting 4;\n"
+  "                         then resume the run its holder left unfinished, or start\n"
+  "                         anew after one that finished (docs/reliability.md)\n"
   "  --yes                  answer yes to every confirmation\n"
   "  --output text|json     terminal view (default) or one JSON event per line\n"
   "  --log FILE             also append the plain-text log to FILE\n"
@@ -247,6 +251,7 @@ static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST
                                  { "--log", 1, RP },
                                  { "--report", 1, RP },
                                  { "--step-timeout", 1, RP },
+                                 { "--wait-lock", 1, C(RB_CMD_RUN) },
                                  { "--limit", 1, RP },
                                  { "--exclude", 1, RP },
                                  { "--verbose", 0, RP | C(RB_CMD_TEST) },
@@ -303,12 +308,13 @@ static int apply_flag(rb_cli *cli, const char *name, const char *val, char *err,
     if (lim && cli->limit == NULL) cli->limit = val;
     if (!lim && cli->exclude == NULL) cli->exclude = val;
   }
-  else if (strcmp(name, "--step-timeout") == 0) {
+  else if (strcmp(name, "--step-timeout") == 0 || strcmp(name, "--wait-lock") == 0) {
     char *end;
     double secs = strtod(val, &end);
     if (end == val || *end != '\0' || !(secs > 0) || secs >= 1e9)
-      return usage(err, errlen, "--step-timeout expects seconds > 0, got '%s'", val);
-    cli->step_timeout = secs;
+      return usage(err, errlen, "%s expects seconds > 0, got '%s'", name, val);
+    if (strcmp(name, "--wait-lock") == 0) cli->wait_lock = secs;
+    else cli->step_timeout = secs;
   }
   else if (strcmp(name, "--verbose") == 0) cli->verbosity = 1;
   else if (strcmp(name, "--quiet") == 0) cli->verbosity = -1;

@@ -40,6 +40,7 @@ typedef struct rb_cli {
   const char *vars[RB_CLI_MAX_VARS]; /* "K=V" */
   int nvars;
   double step_timeout;         /* --step-timeout: seconds, 0 none */
+  double wait_lock;            /* --wait-lock: seconds to wait for a held lock, 0 none */
   const char *limit, *exclude; /* --limit, --exclude: the runbook variables limit and exclude */
   /* every --limit and every --exclude given: repeated, they add up (the
   ** items joined with commas); limit and exclude above are the first */

@@ -173,6 +173,10 @@ static int sys_options(lua_State *L) {
     lua_pushnumber(L, c->step_timeout);
     lua_setfield(L, -2, "step_timeout");
   }
+  if (c->wait_lock > 0) {
+    lua_pushnumber(L, c->wait_lock);
+    lua_setfield(L, -2, "wait_lock");
+  }
   lua_createtable(L, c->nvars, 0);
   for (i = 0; i < c->nvars; i++) {
     lua_pushstring(L, c->vars[i]);

@@ -76,7 +76,12 @@ rb.phase("Repair " .. target.hostname, function()
     -- `talosctl rollback` boots the other A/B slot whatever the node runs:
     -- after Talos's own fallback that is the image that failed
     rb.step("which schematic " .. target.hostname .. " runs", function()
-      local want, why = recovery.expected_schematics(target, v.rollout_journal or (rb.state_dir .. "/rollout.journal"))
+      -- the rollout's journal: in the shared store when the run uses one
+      -- (another machine's rollout), else in the state directory
+      local want, why = not v.rollout_journal and rb.store() and require("history").upgraded_to(rb.state_dir, target.hostname)
+      if not want then
+        want, why = recovery.expected_schematics(target, v.rollout_journal or (not rb.store() and (rb.state_dir .. "/rollout.journal") or nil))
+      end
       if not want then
         error(require("runbook.error").new("refused", fmt("%s: not rolled back, the image it should run is unknown: %s",
           target.hostname, why), {exit = 1}), 0)

@@ -1,7 +1,8 @@
 -- Returns the cluster to its state before rollout.lua: images, talconfig.yaml, no Tailscale config.
 --
 -- Works from the journal of a finished or stopped rollout (in the state
--- dir): the schematic the nodes ran before, which nodes were upgraded, and
+-- dir, or in the shared store with --store, from any machine): the schematic
+-- the nodes ran before, which nodes were upgraded, and
 -- the talconfig.yaml backup. One node at a time, with the rollout's gates.
 local rb = require "runbook"
 local exec = require "runbook.exec"
@@ -79,6 +80,12 @@ elseif not v.rollout_journal and history.last_rollback(rb.state_dir) > 0 then
   error(errors.new("usage", "every run of the rollout was rolled back already (the last finished rollback is newer than "
     .. "every rollout journal): nothing to roll back", {exit = 2}), 0)
 else
+  if not v.rollout_journal and rb.store() then
+    -- a shared store holds the rollout's journals (history.series read
+    -- them): the state directory of this machine is not where they are
+    error(errors.new("usage", fmt("no rollout journal of this cluster in %s: nothing to roll back (or pass --var rollout_journal=PATH)",
+      rb.store()), {exit = 2}), 0)
+  end
   if not fs.exists(journal) then
     error(errors.new("usage", fmt("no rollout journal at %s: nothing to roll back (or pass --var rollout_journal=PATH)", journal), {exit = 2}), 0)
   end

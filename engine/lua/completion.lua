@@ -14,7 +14,7 @@ local M = {}
 local COMMANDS = {"run", "plan", "check", "list", "test", "world", "status", "fleet", "version", "completion", "help"}
 
 local RUN_FLAGS = {"--dry-run", "--scenario", "--var", "--vars", "--state-dir", "--store", "--resume", "--accept-drift",
-                   "--fresh", "--yes",
+                   "--fresh", "--yes", "--wait-lock",
                    "--output", "--log", "--report", "--limit", "--exclude", "--step-timeout", "--metrics-file",
                    "--pushgateway", "--verbose", "--quiet", "--help"}
 
@@ -192,7 +192,7 @@ _runbook() {
     @PATH_FLAGS@)
       mapfile -t COMPREPLY < <(compgen -f -- "$cur")
       return ;;
-    --limit|--exclude|--step-timeout|--pushgateway) return ;;
+    --limit|--exclude|--step-timeout|--wait-lock|--pushgateway) return ;;
   esac
   case $cmd in
 @FLAG_CASES@
@@ -237,7 +237,7 @@ _runbook() {
     --var) [[ -n $file ]] && compadd -S = -- ${(f)"$($rb completion words vars $file 2>/dev/null)"}; return ;;
     --output) compadd -- text json; return ;;
     @PATH_FLAGS@) _files; return ;;
-    --limit|--exclude|--step-timeout|--pushgateway) return ;;
+    --limit|--exclude|--step-timeout|--wait-lock|--pushgateway) return ;;
   esac
   case $cmd in
 @FLAG_CASES@
@@ -284,7 +284,7 @@ local function fish()
   local path_flag = {}
   for _, f in ipairs(PATH_FLAGS) do path_flag[f] = true end
   local takes = {["--scenario"] = true, ["--var"] = true, ["--output"] = true, ["--limit"] = true,
-                 ["--exclude"] = true, ["--step-timeout"] = true, ["--pushgateway"] = true}
+                 ["--exclude"] = true, ["--step-timeout"] = true, ["--wait-lock"] = true, ["--pushgateway"] = true}
   for _, cmd in ipairs(COMMANDS) do
     local cond = ("'__fish_seen_subcommand_from %s'"):format(cmd)
     for _, flag in ipairs(M.FLAGS[cmd]) do

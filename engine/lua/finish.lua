@@ -110,8 +110,13 @@ return function(K)
       if paused then return end       -- left open: --resume continues it
       if recorded and ok then journal_write{type = "finish", ok = true, exit = 0}
       elseif recorded and not interrupted then
+        -- the steps still cut short by an earlier holder (runbook.lua's
+        -- regate): the next resume gates them too
+        local cut = {}
+        for k in pairs(S.journal.interrupted or {}) do cut[#cut + 1] = k end
+        table.sort(cut)
         journal_write{type = "finish", ok = false, changed = changed, exit = type(err) == "table" and err.exit or 1,
-                      error = tostring(err)}
+                      error = tostring(err), cut = #cut > 0 and cut or nil}
       end
     end)
     if not okj and ok then ok, err = false, jerr end

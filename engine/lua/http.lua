@@ -42,6 +42,7 @@ end
 ---@field follow? boolean follow redirects (default false)
 ---@field max_body? integer bytes of response body kept, counted decoded (default 8 MiB; more: error kind too_large)
 ---@field check? boolean raise an `http_status` error unless the status is 2xx
+---@field stop_at? string end the transfer, as a success (`stopped = true`), once the body holds this text (a watch's first event)
 
 local secret_mod = require "runbook.secret"
 

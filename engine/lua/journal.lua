@@ -3,7 +3,7 @@
 --- (runbook.store: the state directory, or etcd). One JSON object per
 --- record; in the state directory, one per line in <state dir>/<runbook>.journal:
 ---   {"type":"start", "runbook":..., "pid":...}
----   {"type":"begin", "id":...}                 a step started (first one only)
+---   {"type":"begin", "id":..., "key":...}     a step's body starts (shared store: every step; state dir: the first and gated ones)
 ---   {"type":"step", "id":..., "key":..., "name":..., "phase":..., "result":...}
 ---   {"type":"undo", "id":..., "key":..., "ok":...}
 ---   {"type":"resume", "pid":...}
@@ -104,6 +104,28 @@ function M.steps(recs)
   return by_key, live
 end
 
+--- The steps a run was inside when its journal ends without their end:
+--- a `begin` record with no `step` record of its key after it and no
+--- `finish` (a holder killed, or fenced out, mid-step), and those a
+--- `finish` names as still cut short (`cut`). By step key.
+---@param recs table[] records from read()
+---@return table<string, table>
+function M.interrupted(recs)
+  local open = {}
+  for _, r in ipairs(recs) do
+    local k = M.key_of(r)
+    if r.type == "begin" and k then open[k] = r
+    elseif r.type == "step" and k then open[k] = nil
+    elseif r.type == "finish" then
+      -- a holder that wrote its finish ended its steps itself, but for
+      -- those it found cut short by an earlier one and did not regate
+      open = {}
+      for _, ck in ipairs(type(r.cut) == "table" and r.cut or {}) do open[ck] = {key = ck} end
+    end
+  end
+  return open
+end
+
 --- What differs between a journal's start record and this run's
 --- fingerprint {runbook, script_sha256, vars_sha256}, or nil. Journals
 --- written before fingerprints carry none and are not compared.
@@ -186,6 +208,7 @@ end
 ---@field read_only? boolean the runbook changes nothing here: no lock, no journal
 ---@field lock_key? string the cluster's key (rb.cluster); default: the runbook's name
 ---@field store? table a store (runbook.store.open); default: the state directory
+---@field wait_lock? number seconds to wait for a held lock (--wait-lock); then an unfinished journal is resumed
 
 --- Takes the lock and opens the journal. Refusals carry their exit codes
 --- (2: journal, 4: lock). The journal's resume table maps a step key to
@@ -206,10 +229,12 @@ function M.open(o)
   -- directory by default, or a shared one (--store); the lock is the
   -- cluster's when the runbook names it (rb.cluster), else the runbook's
   local store = o.store or require("runbook.store").open(nil, {state_dir = o.state_dir})
-  J.lock = store:acquire(o.lock_key or o.base, o.holder or require("runbook.store").holder{
+  local stores = require("runbook.store")
+  J.lock = stores.acquire(store, o.lock_key or o.base, o.holder or stores.holder{
     runbook = o.name, key = o.lock_key or o.base, cluster = o.lock_key ~= nil,
-    vars_sha256 = o.fingerprint and o.fingerprint.vars_sha256})
+    vars_sha256 = o.fingerprint and o.fingerprint.vars_sha256}, o.wait_lock)
   J.log = store:journal(J.lock, o.base)
+  J.shared = store.kind ~= "local"    -- a takeover may find the last holder alive: runbook.lua's regate
   local path = J.log:where()
   J.path = path
   if J.log:exists() then
@@ -223,7 +248,9 @@ function M.open(o)
     if o.fresh then
       local to = J.log:archive()
       if o.on_archive then o.on_archive(to) end
-    elseif o.resume then
+    elseif o.resume or o.wait_lock and not finished then
+      -- --wait-lock takes the lock a holder left: a takeover is a resume
+      if not o.resume then J.warnings[#J.warnings + 1] = fmt("--wait-lock: resuming the unfinished run in %s", path) end
       local start = recs[1]
       if start and start.type == "start" and o.fingerprint then
         local what = M.differs(start, o.fingerprint)
@@ -246,6 +273,7 @@ function M.open(o)
         error(usage_error(fmt("the last run of %s finished; there is nothing to resume (run without --resume to start again)", o.name)), 0)
       end
       J.resume = M.steps(recs)
+      J.interrupted = M.interrupted(recs)
       J.resumed = true
       J.started = start      -- its start record: the secrets' fingerprints are compared once they are known
       J:write{type = "resume", pid = sys.pid()}

@@ -122,7 +122,8 @@ local function start()
   local c = S.cluster or {}
   S.journal = journal.open{
     state_dir = state_dir, base = base, name = runbook_name, dry_run = M.dry_run,
-    resume = opts.resume, fresh = opts.fresh, fingerprint = fingerprint.of_run(runbook_name, script, opts),
+    resume = opts.resume, fresh = opts.fresh, wait_lock = opts.wait_lock,
+    fingerprint = fingerprint.of_run(runbook_name, script, opts),
     lock_key = c.key, read_only = c.read_only,
     store = not M.dry_run and not c.read_only and require("runbook.store").open(opts.store, {state_dir = state_dir}) or nil,
     on_archive = function(to)
@@ -316,9 +317,11 @@ end
 ---@field timeout? number seconds per attempt
 ---@field read_only? boolean the step changes nothing (left out of "still in effect")
 ---@field key? string stable key the journal finds the step by (default: "<phase>/<name>"); give one where another script reads the journal
+---@field gate? fun():any, any? on a resume that finds this step cut short (begun, never finished), polled as rb.gate until it passes before the body runs again
+---@field gate_timeout? number seconds for that gate (default 300)
 
 local STEP_OPTS = {undo = "function", retries = "number", backoff = "number", timeout = "number", retry_on = "function",
-                   read_only = "boolean", key = "string"}
+                   read_only = "boolean", key = "string", gate = "function", gate_timeout = "number"}
 local GATE_OPTS = {timeout = "number", interval = "number", backoff = "number", max_interval = "number"}
 
 --- A misspelt option would silently do nothing: refuse unknown keys and
@@ -334,6 +337,46 @@ local function check_opts(what, name, o, known)
       error(fmt("%s '%s': option '%s' must be a %s, not a %s", what, tostring(name), k, known[k], type(v)), 3)
     end
   end
+end
+
+--- A resume that finds a step cut short (its begin recorded, not its end:
+--- the holder was killed or fenced out inside it) runs its body again only
+--- after a fresh gate on what it changes, since the old holder's command
+--- (talosctl) may still be acting and cannot check the lock's token: the
+--- step's own `gate` option, polled now as rb.gate; else an rb.gate that
+--- passed in this run with no step body run since (the rollout's "cluster
+--- healthy before NODE"). With neither, a shared store (--store) refuses,
+--- exit 2, and the step stays cut short for the next resume (its finish
+--- record names it); in the state directory the lock's flock proves the
+--- last holder dead and the step runs again as before. A read_only step
+--- changes nothing and runs again at once.
+local function regate(J, key, name, o)
+  local cut = J.interrupted and J.interrupted[key]
+  if not cut then return end
+  if o.read_only then        -- a read changes nothing: it may run again at once
+    J.interrupted[key] = nil
+    return
+  end
+  local id = identity(name)
+  -- in an item of rb.rolling: its own last gate, else (no step body ran
+  -- in it yet: nil, not false) the run's, such as the rolling's `before`
+  local l = lane()
+  local fresh = l and l.fresh_gate
+  if fresh == nil then fresh = S.fresh_gate end
+  if o.gate then
+    events.emit{type = "log", level = "info", msg = fmt("%s was cut short in the run being resumed: its gate first", id)}
+    M.gate(name .. " settled before it runs again", o.gate, {timeout = o.gate_timeout or 300, interval = 1, backoff = 2, max_interval = 10})
+  elseif fresh then
+    events.emit{type = "log", level = "info",
+                msg = fmt("%s was cut short in the run being resumed: it runs again after the gate '%s' passed in this run", id, fresh)}
+  elseif J.shared then
+    -- the finish record names the step as still cut short (finish.lua)
+    error(errors.new("usage", fmt("step '%s' was cut short in the run being resumed (its holder died or lost the lock, and a "
+      .. "command it ran may still be acting: talosctl cannot check the lock), and no gate passed in this run before it: it is "
+      .. "not run again blind. Give the step a gate (rb.step(name, fn, {gate = check})) or put an rb.gate before it, then --resume", id),
+      {exit = 2, stop = true}), 0)
+  end
+  J.interrupted[key] = nil     -- gated: a failure from here on is the step's own
 end
 
 --- Runs fn once per run (once across resumes) and returns its result.
@@ -368,9 +411,17 @@ function M.step(name, fn, o)
     events.emit{type = "step_skipped", step = id, text = "✓ " .. id .. " (done in an earlier run)"}
     return result
   end
-  J:check()                 -- the lock is still this run's (runbook.store), or the run stops here
+  regate(J, key, name, o)
+  local here = lane() or S
+  here.fresh_gate = false   -- this body may change what the last gate saw
+  -- the lock is still this run's (runbook.store), or the run stops here.
+  -- In a shared store the check is the begin record itself (a fenced
+  -- write, no dearer than the check), which names the step a takeover
+  -- finds cut short; in the state directory, where an fsync per record
+  -- counts, only the first step (a kill from there leaves a journal) and a
+  -- step with a gate (the one a resume must know was cut short) get one
+  if J.pending or J.shared or o.gate then journal_write{type = "begin", id = id, key = key} else J:check() end
   events.emit{type = "step", step = id, text = "→ " .. id}
-  if J.pending then journal_write{type = "begin", id = id, key = key} end   -- a kill from here on leaves a journal
   local ok, res = run_with_retries(fn, o)
   rec.elapsed = mono() - rec.t0
   if not ok then
@@ -437,6 +488,8 @@ function M.gate(name, check, o)
                 text = fmt("  %s: poll %d, %s, %s", id, g.polls, duration(mono() - g.t0), obs)}
     if v then
       S.waiting[g] = nil
+      local here = lane() or S
+      here.fresh_gate = id      -- a step cut short in the run resumed may run again after it (regate)
       g.ok, g.elapsed = true, mono() - g.t0
       events.emit{type = "gate_done", gate = id, ok = true, polls = g.polls, elapsed = g.elapsed,
                   text = fmt("✓ %s (%d checks, %s)", id, g.polls, duration(g.elapsed))}
@@ -481,6 +534,28 @@ end
 function M.is_done(key)
   args.name(1, "is_done", key)
   return start().resume[key] ~= nil
+end
+
+--- Every journal of the runbook `base` ("rollout") in this run's store, newest
+--- first: the current one, then the archived runs. Each is {where,
+--- records, finished} or, when it cannot be read, {where, why}. The store
+--- is --store (RUNBOOK_STORE) or the state directory; in a shared store
+--- the journals are those of this run's cluster (rb.cluster's key), so
+--- rollback.lua on another machine finds the rollout's.
+---@param base string a runbook's file name without .lua
+---@return table[]
+function M.journals(of)
+  args.name(1, "journals", of)
+  local key = S.cluster and S.cluster.key or of
+  local st = require("runbook.store").open(opts.store, {state_dir = state_dir})
+  return st:journals(key, of)
+end
+
+--- The shared store this run keeps its lock and journal in (--store,
+--- RUNBOOK_STORE), or nil for the state directory.
+---@return string?
+function M.store()
+  return opts.store ~= nil and opts.store ~= "" and opts.store or nil
 end
 
 --- Whether this run resumes an earlier one (--resume): a step that may

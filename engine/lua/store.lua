@@ -6,6 +6,7 @@
 --- speaks to a store only through these methods:
 ---
 ---   store:acquire(key, holder) -> lock       raises exit 4 naming the holder
+---   store:await(key, err, left)              returns when the lock may be free (err: acquire's), at most left s
 ---   lock:check()                             raises exit 4 once the lock is lost
 ---   lock:lost() -> err?                      the error, once lost
 ---   lock:release()
@@ -16,6 +17,8 @@
 ---   log:drop_torn(at)
 ---   log:archive() -> where it went
 ---   log:append(line)                          fenced: checks the lock in the same operation
+---   store:journals(key, base) -> list          every journal of a runbook, newest first (the current one, then
+---                                              the archived): {where, records, finished} or {where, why}
 ---
 --- Backends: the local state directory (the default, below) and etcd v3
 --- (runbook.store_etcd, `--store etcd://...`).
@@ -78,6 +81,11 @@ function Local:acquire(key, holder)
   return setmetatable({fd = fd_lock, path = path}, LocalLock)
 end
 
+--- The state directory has nothing to watch: a look every half second.
+function Local:await(_, _, left)
+  time.sleep(math.min(left, 0.5))
+end
+
 function LocalLock:check()
   if self.failed then error(self.failed, 0) end
   local ok, why = self.fd:check()
@@ -138,6 +146,34 @@ function LocalLog:append(line)
   core_fs.append(self.path, line)
 end
 
+--- The state directory's journals of `base`: <base>.journal, then the
+--- archived <base>.journal.<UTC time> newest first (the key is not part of
+--- a local journal's name).
+function Local:journals(_, base)
+  local out = {}
+  local ok, names = pcall(core_fs.list, self.dir)
+  if not ok then return out end
+  local archived, prefix = {}, base .. ".journal."
+  for _, name in ipairs(names) do
+    if name:sub(1, #prefix) == prefix then archived[#archived + 1] = name end
+  end
+  table.sort(archived, function(a, b) return a > b end)
+  if core_fs.exists(self.dir .. "/" .. base .. ".journal") then table.insert(archived, 1, base .. ".journal") end
+  for _, name in ipairs(archived) do
+    local path = self.dir .. "/" .. name
+    local rok, recs, finished = pcall(require("runbook.journal").read, path)
+    out[#out + 1] = rok and {where = path, records = recs, finished = finished}
+                    or {where = path, why = tostring(type(recs) == "table" and recs.message or recs)}
+  end
+  return out
+end
+
+--- Whether a journal's records end as a finished run (runbook.journal.read's rule).
+function M.finished(recs)
+  local last = recs[#recs]
+  return last ~= nil and last.type == "finish" and (last.ok == true or last.changed == false)
+end
+
 -- }======
 
 --- Who holds a lock, for the lock itself and for messages.
@@ -156,6 +192,38 @@ function M.holder(o)
   h.text = fmt("pid %d, started %s, %s, %s@%s", pid, h.started, o.runbook, user, host)
   h.what = o.cluster and ("cluster " .. o.key) or o.runbook
   return h
+end
+
+--- Takes the lock; when another run holds it and `wait` (--wait-lock
+--- seconds) is given, waits for it instead of failing at once: each
+--- backend's await(key, err, left) returns when the lock changed (a watch
+--- in etcd and Kubernetes; a look every half second in the state
+--- directory) or when `left` is spent, and the lock is tried again, until
+--- the deadline (then the held error, exit 4, saying how long it waited).
+--- Returns the lock and whether it waited.
+---@param st table a store from open()
+---@param key string
+---@param holder table from holder()
+---@param wait? number seconds
+function M.acquire(st, key, holder, wait)
+  local deadline = wait and time.monotonic() + wait
+  local said = false
+  while true do
+    local ok, lock = pcall(st.acquire, st, key, holder)
+    if ok then return lock, said end
+    if not (deadline and errors.is(lock, "locked")) then error(lock, 0) end
+    local left = deadline - time.monotonic()
+    if left <= 0 then
+      lock.message = fmt("%s (waited %gs, --wait-lock)", lock.message, wait)
+      error(lock, 0)
+    end
+    if not said then
+      said = true
+      require("runbook.events").emit{type = "log", level = "info",
+        msg = fmt("waiting up to %gs for the lock: %s", wait, lock.message)}
+    end
+    st:await(key, lock, left)
+  end
 end
 
 --- Opens the store a URL names (nil or "": the state directory).

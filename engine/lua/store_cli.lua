@@ -44,12 +44,13 @@ local function local_runs(dir)
   return locks, runs
 end
 
-local function etcd_runs(url)
-  local st = require("runbook.store_etcd").open(url)
+--- A shared store's locks and current journals (etcd, Kubernetes).
+local function store_runs(url)
+  local st = require("runbook.store").open(url, {})
   local locks, raw = st:list()
   local runs = {}
   for _, r in ipairs(raw) do
-    runs[#runs + 1] = {runbook = r.runbook, slug = r.slug, where = fmt("%s %s", r.slug, r.run), summary = summarize(r.records)}
+    runs[#runs + 1] = {runbook = r.runbook, slug = r.slug, where = r.where or fmt("%s %s", r.slug, r.run), summary = summarize(r.records)}
   end
   return locks, runs
 end
@@ -63,16 +64,11 @@ function M.status()
   local url = o.store
   local locks, runs
   if url and url ~= "" then
-    local ns = url:match("^k8s://([^/?]+)/")
-    if ns then
-      sys.write("stderr", fmt("runbook status: a k8s:// store is not listed here yet; kubectl get lease,configmap -n %s shows it\n", ns))
+    if not (url:match("^etcds?://") or url:match("^k8s://")) then
+      sys.write("stderr", fmt("runbook status: --store %s: not a store this runbook knows (etcd://HOST:PORT/PREFIX, k8s://NAMESPACE/NAME)\n", url))
       return 2
     end
-    if not url:match("^etcds?://") then
-      sys.write("stderr", fmt("runbook status: --store %s: not a store this runbook knows (etcd://HOST:PORT/PREFIX)\n", url))
-      return 2
-    end
-    local ok, a, b = pcall(etcd_runs, url)
+    local ok, a, b = pcall(store_runs, url)
     if not ok then
       sys.write("stderr", fmt("runbook status: %s\n", tostring(a)))
       return 2

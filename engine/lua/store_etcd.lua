@@ -384,7 +384,9 @@ function Store:acquire(key, holder)
     pcall(c.post, c, "/v3/lease/revoke", {ID = grant.ID})
     local r = reply.responses and reply.responses[1] and reply.responses[1].response_range
     local kv = r and r.kvs and r.kvs[1]
-    error(store.held_error(holder.what, holder_text(kv and {value = unb64(kv.value or "")})), 0)
+    local err = store.held_error(holder.what, holder_text(kv and {value = unb64(kv.value or "")}))
+    err.revision = reply.header and reply.header.revision     -- the waiter watches from after it
+    error(err, 0)
   end
   local lock = setmetatable({c = c, key = lock_key, slug = slug, token = reply.header.revision, lease = grant.ID,
                              renewed = sent, main = async.current()}, Lock)
@@ -392,10 +394,75 @@ function Store:acquire(key, holder)
   return lock
 end
 
+--- The lock waiter (--wait-lock): a watch on the lock key from the
+--- revision the failed acquire saw (so no change in between is missed),
+--- streamed by the gateway (POST /v3/watch, one JSON message a line: first
+--- `created`, then each change with its `events`), ended at the first
+--- event (http stop_at) or after `left` seconds. A lease that expires or
+--- is revoked deletes the key: a DELETE event. Errors only delay the next
+--- try a little; the caller keeps the deadline.
+function Store:await(key, seen, left)
+  local c = self.c
+  local rev = tonumber(seen and seen.revision) or 0
+  local req = {key = b64(fmt("%s/%s/lock", c.prefix, store.slug(key)))}
+  if rev > 0 then req.start_revision = tostring(rev + 1) end
+  local headers = {["Content-Type"] = "application/json"}
+  if c.token then headers.Authorization = c.token end
+  local ok, res = pcall(core_http.request, {
+    url = c.endpoints[c.cur or 1] .. "/v3/watch", method = "POST", body = json.encode({create_request = req}),
+    headers = headers, timeout = left, connect_timeout = math.min(1, left), stop_at = '"events"',
+    cacert = c.tls.cacert, cert = c.tls.cert, key = c.tls.key})
+  if not (ok and res.stopped) then
+    -- the window ended without a change (a timeout), or this endpoint is
+    -- down: the next one on the next try
+    if not (ok or errors.is(res, "timeout")) then c.cur = (c.cur or 1) % #c.endpoints + 1 end
+    time.sleep(math.min(0.2, math.max(0, left)))
+  end
+end
+
 function Store:journal(lock, base)
   local c = self.c
   return setmetatable({c = c, lock = lock, ptr_key = fmt("%s/%s/runs/%s", c.prefix, lock.slug, base),
                        base_key = fmt("%s/%s/journal/%s/", c.prefix, lock.slug, base), seq = 0}, Log)
+end
+
+--- Every journal of `base` under the lock key, newest first: the current
+--- run id (PREFIX/<slug>/runs/<base>), then the archived ones (run ids
+--- start with their UTC time, so they sort by it).
+function Store:journals(key, base)
+  local c = self.c
+  c:auth()
+  local slug = store.slug(key)
+  local ptr = c:range(fmt("%s/%s/runs/%s", c.prefix, slug, base))[1]
+  local root = fmt("%s/%s/journal/%s/", c.prefix, slug, base)
+  local by_run, ids = {}, {}
+  for _, kv in ipairs(c:range(root, {prefix = true})) do
+    local run = kv.key:sub(#root + 1):match("^([^/]+)/")
+    if run then
+      if not by_run[run] then by_run[run] = {}; ids[#ids + 1] = run end
+      local rec = by_run[run]
+      rec[#rec + 1] = kv.value
+    end
+  end
+  table.sort(ids, function(a, b) return a > b end)
+  local current = ptr and ptr.value
+  if current and by_run[current] then
+    for i, id in ipairs(ids) do if id == current then table.remove(ids, i) break end end
+    table.insert(ids, 1, current)
+  end
+  local base_where = c.url:gsub("%?.*$", "")
+  local out = {}
+  for _, id in ipairs(ids) do
+    local recs, bad = {}, nil
+    for i, text in ipairs(by_run[id]) do
+      local ok, rec = pcall(json.decode, text)
+      if ok and type(rec) == "table" and type(rec.type) == "string" then recs[#recs + 1] = rec
+      else bad = bad or fmt("record %d is corrupt", i) end
+    end
+    local where = fmt("%s/%s/journal/%s/%s", base_where, slug, base, id)
+    out[#out + 1] = bad and {where = where, why = bad} or {where = where, records = recs, finished = store.finished(recs)}
+  end
+  return out
 end
 
 --- What `runbook status` shows: every lock and every current journal

@@ -115,14 +115,14 @@ M.parse = parse
 
 --- One request; returns status and decoded body; raises a `k8s` error
 --- when the server does not answer.
-function Client:req(method, path, body, timeout)
+function Client:req(method, path, body, timeout, stop_at)
   self.k = self.k or kubeconfig()
   local headers = {Accept = "application/json"}
   if body then headers["Content-Type"] = "application/json" end
   local ok, res = pcall(core_http.request, {
     url = self.k.server .. path, method = method, body = body and json.encode(body) or nil, headers = headers,
     bearer = self.k.token, cacert = self.k.cacert, cert = self.k.cert, key = self.k.key, insecure = self.k.insecure,
-    timeout = timeout or self.timeout, connect_timeout = math.min(1, timeout or self.timeout)})
+    timeout = timeout or self.timeout, connect_timeout = math.min(1, timeout or self.timeout), stop_at = stop_at})
   if not ok then error(errors.new("k8s", fmt("the Kubernetes API %s does not answer (%s)", self.k.server, tostring(res))), 0) end
   local dok, reply = pcall(json.decode, res.body ~= "" and res.body or "{}")
   return res.status, dok and reply or {message = res.body}
@@ -203,8 +203,21 @@ function Lock:release()
   self.released = true
   if self.task and self.task ~= async.current() then self.task:cancel() end
   if self.failed then return end
-  pcall(self.c.req, self.c, "DELETE", self.c:lease_path(self.lease_name),
-        {kind = "DeleteOptions", apiVersion = "v1", preconditions = {resourceVersion = self.lease.metadata.resourceVersion}})
+  local path = self.c:lease_path(self.lease_name)
+  local function delete(rv)
+    local ok, st = pcall(self.c.req, self.c, "DELETE", path, {kind = "DeleteOptions", apiVersion = "v1", preconditions = {resourceVersion = rv}})
+    return ok and st
+  end
+  if delete(self.lease.metadata.resourceVersion) == 409 then
+    -- the renewal cancelled above may have landed without its reply: the
+    -- Lease moved on, still this run's when it names this run as holder
+    -- with the same acquireTime
+    local ok, st, cur = pcall(self.c.req, self.c, "GET", path)
+    if ok and st == 200 and cur.spec and cur.spec.holderIdentity == self.lease.spec.holderIdentity
+       and cur.spec.acquireTime == self.lease.spec.acquireTime then
+      delete(cur.metadata.resourceVersion)
+    end
+  end
 end
 
 -- }======
@@ -309,6 +322,14 @@ end
 local Store = {}
 Store.__index = Store
 
+--- The error of a Lease another run holds, with the resourceVersion the
+--- waiter watches from (runbook.store.acquire).
+local function held_by(holder, lease, rv)
+  local err = store.held_error(holder.what, holder_of(lease))
+  err.revision = rv or type(lease) == "table" and lease.metadata and lease.metadata.resourceVersion or nil
+  return err
+end
+
 --- Takes the Lease: created when absent; taken over when released, or
 --- when a full duration passed without its resourceVersion changing.
 function Store:acquire(key, holder)
@@ -322,7 +343,7 @@ function Store:acquire(key, holder)
     st, lease = c:req("POST", c:lease_path(), {apiVersion = "coordination.k8s.io/v1", kind = "Lease",
       metadata = {name = lname, namespace = c.ns, annotations = ann},
       spec = {holderIdentity = me, leaseDurationSeconds = c.ttl, acquireTime = now, renewTime = now, leaseTransitions = 0}})
-    if st == 409 then st, lease = c:req("GET", c:lease_path(lname)); error(store.held_error(holder.what, holder_of(lease)), 0) end
+    if st == 409 then st, lease = c:req("GET", c:lease_path(lname)); error(held_by(holder, lease), 0) end
   elseif st == 200 then
     local held = lease.spec and lease.spec.holderIdentity and lease.spec.holderIdentity ~= ""
     if held then
@@ -332,7 +353,7 @@ function Store:acquire(key, holder)
       while time.monotonic() - t0 < dur do
         time.sleep(math.min(1, dur / 4))
         local s2, l2 = c:req("GET", c:lease_path(lname))
-        if s2 ~= 200 or l2.metadata.resourceVersion ~= rv then error(store.held_error(holder.what, holder_of(l2)), 0) end
+        if s2 ~= 200 or l2.metadata.resourceVersion ~= rv then error(held_by(holder, l2, rv), 0) end
       end
     end
     lease.metadata.annotations = ann
@@ -340,7 +361,7 @@ function Store:acquire(key, holder)
     lease.spec.acquireTime, lease.spec.renewTime = now, now
     lease.spec.leaseTransitions = (tonumber(lease.spec.leaseTransitions) or 0) + 1
     st, lease = c:req("PUT", c:lease_path(lname), lease)
-    if st == 409 then st, lease = c:req("GET", c:lease_path(lname)); error(store.held_error(holder.what, holder_of(lease)), 0) end
+    if st == 409 then st, lease = c:req("GET", c:lease_path(lname)); error(held_by(holder, lease), 0) end
   end
   if st ~= 200 and st ~= 201 then
     error(errors.new("k8s", fmt("%s: the Lease %s answered %d: %s", c.url, lname, st, lease.message or "")), 0)
@@ -351,10 +372,105 @@ function Store:acquire(key, holder)
   return lock
 end
 
+--- The lock waiter (--wait-lock): a watch on the Lease (list?watch=1 with
+--- a fieldSelector on its name, from the resourceVersion the failed
+--- acquire observed, timeoutSeconds so the server ends it), ended at the
+--- first event (http stop_at): a renewal (MODIFIED), a release (DELETED).
+--- The next acquire then takes a deleted Lease at once, or one whose
+--- holder stopped renewing after a full duration (acquire's own rule).
+function Store:await(key, seen, left)
+  local c = self.c
+  local secs = math.max(1, math.floor(math.min(left, c.ttl)))
+  local path = fmt("%s?watch=1&fieldSelector=metadata.name%%3D%s&timeoutSeconds=%d%s", c:lease_path(),
+                   dns_name(c.name .. "-" .. key), secs, seen and seen.revision and ("&resourceVersion=" .. seen.revision) or "")
+  local ok, st = pcall(c.req, c, "GET", path, nil, secs + 2, '"type"')
+  if not ok or st ~= 200 then time.sleep(math.min(0.5, math.max(0, left))) end
+end
+
 function Store:journal(lock, base)
   local log = setmetatable({c = self.c, lock = lock, name = dns_name(lock.lease_name .. "-" .. base), seq = 0}, Log)
   lock.logs[base] = log
   return log
+end
+
+--- What `runbook status` shows: the Leases and journal ConfigMaps of this
+--- store (their names start with NAME-, and runbook wrote them: the
+--- holder annotation, the journal's marker key), each Lease's holder and
+--- renewal, each journal's current records.
+function Store:list()
+  local c = self.c
+  local prefix = c.name:lower() .. "-"
+  local function items(path, what)
+    local st, l = c:req("GET", path)
+    if st ~= 200 then error(errors.new("k8s", fmt("%s: listing %s answered %d: %s", c.url, what, st, l.message or "")), 0) end
+    local out = {}
+    for _, o in ipairs(l.items or {}) do
+      if o.metadata.name:sub(1, #prefix) == prefix then out[#out + 1] = o end
+    end
+    table.sort(out, function(a, b) return a.metadata.name < b.metadata.name end)
+    return out
+  end
+  local locks, runs = {}, {}
+  for _, lease in ipairs(items(c:lease_path(), "leases")) do
+    local a = lease.metadata.annotations or {}
+    local ok, h = pcall(json.decode, a["runbook.dev/holder"] or "")
+    if ok and type(h) == "table" and (lease.spec or {}).holderIdentity ~= "" then
+      h.last_renewal = lease.spec.renewTime and ("at " .. lease.spec.renewTime) or "never"
+      h.expires = fmt("after %ss without one", tostring(lease.spec.leaseDurationSeconds or "?"))
+      locks[lease.metadata.name] = h
+    end
+  end
+  for _, cm in ipairs(items(c:cm_path(), "configmaps")) do
+    if (cm.data or {})._ == "runbook journal" then
+      local keys = {}
+      for k in pairs(cm.data) do if k:match("^r%d+$") then keys[#keys + 1] = k end end
+      table.sort(keys)
+      local recs = {}
+      for _, k in ipairs(keys) do
+        local ok, rec = pcall(json.decode, cm.data[k])
+        recs[#recs + 1] = ok and type(rec) == "table" and rec or {type = "corrupt"}
+      end
+      local rb_name = recs[1] and type(recs[1].runbook) == "string" and recs[1].runbook:gsub("%.lua$", "") or cm.metadata.name
+      runs[#runs + 1] = {runbook = rb_name, where = fmt("k8s://%s/configmaps/%s", c.ns, cm.metadata.name), records = recs}
+    end
+  end
+  return locks, runs
+end
+
+--- Every journal of `base` in its ConfigMap, newest first: the current
+--- records (keys rNNNNNNNN), then the archived runs (keys a<UTC time>.rNNNNNNNN).
+function Store:journals(key, base)
+  local c = self.c
+  local name = dns_name(dns_name(c.name .. "-" .. key) .. "-" .. base)
+  local st, cm = c:req("GET", c:cm_path(name))
+  if st == 404 then return {} end
+  if st ~= 200 then error(errors.new("k8s", fmt("%s: the ConfigMap %s answered %d: %s", c.url, name, st, cm.message or "")), 0) end
+  local groups, ids = {}, {}
+  for k, v in pairs(cm.data or {}) do
+    local run, seq = k:match("^a([^.]+)%.r(%d+)$")
+    if not run and k:match("^r%d+$") then run, seq = "", k:sub(2) end
+    if run then
+      if not groups[run] then groups[run] = {}; ids[#ids + 1] = run end
+      local g = groups[run]
+      g[#g + 1] = {seq = tonumber(seq), text = v}
+    end
+  end
+  -- the current run ("") first, then the archived newest first
+  table.sort(ids, function(a, b) return a == "" or b ~= "" and a > b end)
+  local out = {}
+  for _, id in ipairs(ids) do
+    local g = groups[id]
+    table.sort(g, function(a, b) return a.seq < b.seq end)
+    local recs, bad = {}, nil
+    for _, r in ipairs(g) do
+      local ok, rec = pcall(json.decode, r.text)
+      if ok and type(rec) == "table" and type(rec.type) == "string" then recs[#recs + 1] = rec
+      else bad = bad or fmt("record %d is corrupt", r.seq) end
+    end
+    local where = fmt("k8s://%s/configmaps/%s%s", c.ns, name, id ~= "" and (" (keys a" .. id .. ".*)") or "")
+    out[#out + 1] = bad and {where = where, why = bad} or {where = where, records = recs, finished = store.finished(recs)}
+  end
+  return out
 end
 
 function M.open(url)

@@ -2,42 +2,58 @@
 --- the rest; a run stopped and started again with --fresh) is the sum of
 --- its runs (issue #28.1, .2). The engine keeps each finished or archived
 --- run's journal beside the current one (<state dir>/rollout.journal.<UTC
---- time>, runbook.journal); this reads them all.
+--- time>, runbook.journal), or in the shared store a run uses (--store:
+--- etcd, a Kubernetes ConfigMap; rb.journals), so that a rollback on
+--- another machine finds the rollout's runs; this reads them all.
 local fs = require "runbook.fs"
 local journal = require "runbook.journal"
 
 local M = {}
 local fmt = string.format
 
---- The journals of `base` (e.g. "rollout") in the state dir, newest first:
---- the current one, then the archived ones by their time stamps.
+--- The journals of `base` (e.g. "rollout"), newest first, as
+--- {where, records, finished} or {where, why}: from the run's shared store
+--- when it uses one (rb.journals), else from the state dir's files (the
+--- current one, then the archived ones by their time stamps).
+---@param state_dir string
+---@param base string
+---@return table[]
+local function entries(state_dir, base)
+  local rb = require "runbook"
+  if rb.store() and state_dir == rb.state_dir then return rb.journals(base) end
+  return require("runbook.store").open(nil, {state_dir = state_dir}):journals(base, base)
+end
+M.entries = entries
+
+--- Where each journal of `base` is, newest first (file paths in the state
+--- dir; in a shared store, what names it there).
 ---@param state_dir string
 ---@param base string
 ---@return string[]
 function M.journals(state_dir, base)
-  if not fs.exists(state_dir) then return {} end
-  local archived = {}
-  local prefix = base .. ".journal."
-  for _, name in ipairs(fs.list(state_dir)) do
-    if name:sub(1, #prefix) == prefix then archived[#archived + 1] = name end
-  end
-  table.sort(archived, function(a, b) return a > b end)
   local out = {}
-  if fs.exists(state_dir .. "/" .. base .. ".journal") then out[1] = state_dir .. "/" .. base .. ".journal" end
-  for _, name in ipairs(archived) do out[#out + 1] = state_dir .. "/" .. name end
+  for _, e in ipairs(entries(state_dir, base)) do out[#out + 1] = e.where end
   return out
 end
 
---- One rollout run as its journal records it: {path, time (its last
---- record), schematic (the step "schematic"'s result), talconfig (the
---- step "talconfig"'s result: {backup}), upgraded (node names in the order
---- they were upgraded, not undone), finished}. nil for a journal that
---- cannot be read (said in `why`).
----@param path string
+--- One rollout run as its journal records it: {path (where it is),
+--- time (its last record), schematic (the step "schematic"'s result),
+--- talconfig (the step "talconfig"'s result: {backup}), upgraded (node
+--- names in the order they were upgraded, not undone), finished}. nil for
+--- a journal that cannot be read (said in `why`).
+---@param src string|table a journal file, or an entry of entries()
 ---@return table? run, string? why
-function M.read_run(path)
-  local ok, recs, finished = pcall(journal.read, path)
-  if not ok then return nil, tostring(type(recs) == "table" and recs.message or recs) end
+function M.read_run(src)
+  local recs, finished, path
+  if type(src) == "table" then
+    if not src.records then return nil, src.why end
+    recs, finished, path = src.records, src.finished, src.where
+  else
+    local ok
+    ok, recs, finished = pcall(journal.read, src)
+    if not ok then return nil, tostring(type(recs) == "table" and recs.message or recs) end
+    path = src
+  end
   local steps, order = journal.steps(recs)
   local run = {path = path, finished = finished, upgraded = {},
                time = recs[#recs] and recs[#recs].time or 0,
@@ -55,12 +71,11 @@ end
 ---@param state_dir string
 ---@return number
 function M.last_rollback(state_dir)
-  for _, path in ipairs(M.journals(state_dir, "rollback")) do
+  for _, e in ipairs(entries(state_dir, "rollback")) do
     -- a rollback that finished well; one that stopped having changed
     -- nothing (a change whose reply was lost) rolled nothing back
-    local ok, recs, finished = pcall(journal.read, path)
-    local last = ok and recs[#recs]
-    if finished and last and last.ok == true then return last.time or 0 end
+    local last = e.records and e.records[#e.records]
+    if e.finished and last and last.ok == true then return last.time or 0 end
   end
   return 0
 end
@@ -80,10 +95,10 @@ end
 function M.series(state_dir)
   local since = M.last_rollback(state_dir)
   local runs, unread = {}, {}
-  for _, path in ipairs(M.journals(state_dir, "rollout")) do
-    local run, why = M.read_run(path)
+  for _, e in ipairs(entries(state_dir, "rollout")) do
+    local run, why = M.read_run(e)
     if not run then
-      unread[#unread + 1] = fmt("%s (%s)", path, why)
+      unread[#unread + 1] = fmt("%s (%s)", e.where, why)
     elseif run.time <= since then
       break
     elseif run.schematic then
@@ -119,6 +134,22 @@ function M.upgrades(runs)
     end
   end
   return by_node, order
+end
+
+--- What the newest rollout journal says node `name` was upgraded to:
+--- {id, current_id (what it ran before), from}, or nil when it records no
+--- upgrade of it (recover.lua's rollback check, from any store).
+---@param state_dir string
+---@param name string a hostname
+---@return table?
+function M.upgraded_to(state_dir, name)
+  local e = entries(state_dir, "rollout")[1]
+  if not (e and e.records) then return nil end
+  local steps = journal.steps(e.records)
+  local s = steps.schematic and steps.schematic.result
+  if type(s) ~= "table" or not steps["upgrade/" .. name] then return nil end
+  local per = type(s.nodes) == "table" and s.nodes[name] or s
+  if per.id then return {id = per.id, current_id = per.current_id, from = "the rollout journal " .. e.where} end
 end
 
 --- The talconfig.yaml backup of the oldest run of the series that made one.

@@ -49,7 +49,7 @@ rb.step("break", function() error("no") end)
 LUA
 expect "still in effect lists only steps that changed something" 1 "still in effect: touch$" -- "$bin" run ro.lua --fresh
 printf 'local rb = require "runbook"\nrb.step("s", function() end, {undoo = function() end})\n' > typo.lua
-expect "unknown step option is named" 1 "typo.lua:2: step 's': unknown option 'undoo' \\(known: backoff, key, read_only, retries, retry_on, timeout, undo\\)" -- "$bin" run typo.lua --fresh
+expect "unknown step option is named" 1 "typo.lua:2: step 's': unknown option 'undoo' \\(known: backoff, gate, gate_timeout, key, read_only, retries, retry_on, timeout, undo\\)" -- "$bin" run typo.lua --fresh
 printf 'local rb = require "runbook"\nrb.gate("g", function() return true end, {timeout = "5m"})\n' > typo2.lua
 expect "gate option of the wrong type is named" 1 "gate 'g': option 'timeout' must be a number, not a string" -- "$bin" run typo2.lua --fresh
 printf 'local rb = require "runbook"\nrb.step("s", function() end, {read_only = true, undo = function() end})\n' > ro2.lua

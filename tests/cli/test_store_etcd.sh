@@ -60,25 +60,34 @@ lock_key() { ctl get --print-value-only rb/c1/lock; }
 wait_lock_gone() { timeout 20 bash -c "while [ -n \"\$(ETCDCTL_API=3 etcdctl --endpoints=$CLIENTS get --print-value-only rb/c1/lock 2>/dev/null)\" ]; do sleep 0.1; done"; }
 
 # hold.lua: four steps, each leaving a mark in $MARKS; the second says
-# "ready" in the run's directory and waits (at most 40 s) for "go" there
+# "ready" in the run's directory and waits (at most 40 s) for "go" there.
+# The fresh gate a resume needs before "wait" runs again after its holder
+# died in it (HOLD_GATE): "step" its own gate option, "before" an rb.gate
+# before it, "none" neither, "never" a gate option that never passes;
+# each gate that passes marks "gate"
 cat > "$tmp/hold.lua" <<'LUA'
 local rb = require "runbook"
 local fs = require "runbook.fs"
 local time = require "runbook.time"
 local function mark(s) local f = assert(io.open(os.getenv("MARKS"), "a")); f:write(s, "\n"); f:close() end
+local mode = os.getenv("HOLD_GATE") or "step"
+local function settled() mark("gate") return true end
 rb.cluster("c1")
 rb.step("one", function() mark("one") end)
+if mode == "before" then rb.gate("the cluster settled", settled, {interval = 0.2}) end
 rb.step("wait", function()
   mark("wait")
   fs.write("ready", "x")
   local t0 = time.monotonic()
   while not fs.exists("go") and time.monotonic() - t0 < 40 do time.sleep(0.05) end
-end)
+end, {gate = mode == "step" and settled or mode == "never" and function() return false, "a node still rebooting" end or nil,
+      gate_timeout = 2})
 rb.step("three", function() mark("three") end)
 rb.step("four", function() mark("four") end)
 LUA
 export MARKS=$tmp/marks
 count() { grep -cx "$1" "$MARKS" 2>/dev/null || true; }
+marks() { tr '\n' ' ' < "$MARKS" 2>/dev/null | sed 's/ $//'; }
 
 # run_in DIR TAG STORE ARGS...: a run of hold.lua in DIR, in the background; its
 # output and exit code in $tmp/TAG.out, its pid in RUN_PID
@@ -126,7 +135,8 @@ kill -STOP "$rpa"
 wait_lock_gone && ok "a stopped holder's lock expires with its lease" || fail "the lock stayed: $(lock_key)"
 run_in "$tmp/b" b "$S"
 finished $RUN_PID
-check "a plain run on an unfinished journal in the store is refused (takeover is a resume)" 'grep -q "unfinished run of hold.lua is recorded in etcd://" $tmp/b.out' "$(cat $tmp/b.out)"
+check "a plain run on an unfinished journal in the store is refused, exit 2, saying --resume (takeover is a resume)" \
+  '[ "$(exit_of b)" = 2 ] && grep -q "unfinished run of hold.lua is recorded in etcd://.*continue it with --resume" $tmp/b.out' "$(cat $tmp/b.out)"
 run_in "$tmp/b" b "$S" --resume; pb=$RUN_PID
 ready "$tmp/b" || fail "resume not ready: $(cat $tmp/b.out)"
 touch "$tmp/a/go"; kill -CONT "$rpa"
@@ -135,8 +145,8 @@ check "the continued holder exits 4" '[ "$(exit_of a)" = 4 ]' "$(cat $tmp/a.out)
 check "it says the lock was lost to the run that holds it now" 'grep -qE "lock lost to pid [0-9]+, started [^,]+, hold.lua" $tmp/a.out' "$(cat $tmp/a.out)"
 touch "$tmp/b/go"; finished $pb
 check "the resume from another directory finishes" '[ "$(exit_of b)" = 0 ]' "$(cat $tmp/b.out)"
-check "every finished step once, the interrupted one again, none by the stopped holder" \
-  '[ "$(count one) $(count wait) $(count three) $(count four)" = "1 2 1 1" ]' "marks: $(tr '\n' ' ' < "$MARKS")"
+check "every finished step once, the interrupted one again after its fresh gate, none by the stopped holder" \
+  '[ "$(marks)" = "one wait gate wait three four" ]' "marks: $(marks)"
 
 # 3. the holder killed (SIGKILL): a second machine resumes once the lease is gone
 rm -f "$MARKS"
@@ -146,11 +156,133 @@ kill -9 "$(runbook_pid $pa)"; finished $pa
 out=$(timeout 20 "$bin" run "$tmp/hold.lua" --store "$S" --resume 2>&1 </dev/null); code=$?
 check "while the killed holder's lease lives, a resume exits 4" '[ $code = 4 ]' "$code $out"
 wait_lock_gone || fail "the killed holder's lock stayed"
+out=$(cd "$tmp/b" && timeout 20 "$bin" run "$tmp/hold.lua" --store "$S" 2>&1 </dev/null); code=$?
+check "a fresh run over the dead holder's journal is refused: exit 2, continue it with --resume" \
+  '[ $code = 2 ] && grep -q "continue it with --resume" <<<"$out"' "$code $out"
 run_in "$tmp/b" b "$S" --resume; pb=$RUN_PID
 ready "$tmp/b" || fail "resume not ready: $(cat $tmp/b.out)"
 touch "$tmp/b/go"; finished $pb
 check "after it, a resume on another machine finishes" '[ "$(exit_of b)" = 0 ]' "$(cat $tmp/b.out)"
-check "every finished step exactly once" '[ "$(count one) $(count three) $(count four)" = "1 1 1" ]' "marks: $(tr '\n' ' ' < "$MARKS")"
+check "every finished step exactly once, the one cut short again only after its gate passed" \
+  '[ "$(marks)" = "one wait gate wait three four" ]' "marks: $(marks)"
+
+# 3b. the holder killed inside a step that declares no gate, with no gate
+#     before it: the takeover does not run it again blind (exit 2, naming
+#     it), nor after a gate that never passes (exit 1); each refusal leaves
+#     it cut short for the next resume; an rb.gate before it lets it run
+rm -f "$MARKS"
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready"
+kill -9 "$(runbook_pid $pa)"; finished $pa
+wait_lock_gone || fail "the killed holder's lock stayed"
+resume_b() { (cd "$tmp/b" && rm -f ready go && HOLD_GATE=$1 timeout 30 "$bin" run "$tmp/hold.lua" --store "$S" --resume 2>&1 </dev/null); }
+out=$(resume_b none); code=$?
+check "a step cut short with no fresh gate is not run again: exit 2, naming it" \
+  '[ $code = 2 ] && grep -q "step .wait. was cut short in the run being resumed .*no gate passed in this run before it" <<<"$out"' "$code $out"
+out=$(resume_b none); code=$?
+check "the refusal leaves it cut short: the next resume without a gate is refused again" '[ $code = 2 ]' "$code $out"
+out=$(resume_b never); code=$?
+check "a gate that does not pass within its timeout stops the resume (exit 1) before the step runs" \
+  '[ $code = 1 ] && grep -q "wait settled before it runs again.*a node still rebooting" <<<"$out"' "$code $out"
+check "none of the refused resumes ran it" '[ "$(marks)" = "one wait" ]' "marks: $(marks)"
+out=$(resume_b none); code=$?
+check "after a failed gate it is still cut short (refused again)" '[ $code = 2 ]' "$code $out"
+out=$( (cd "$tmp/b" && rm -f ready && touch go && HOLD_GATE=before timeout 30 "$bin" run "$tmp/hold.lua" --store "$S" --resume 2>&1 </dev/null) ); code=$?
+check "an rb.gate that passed before it in this run lets it run again" '[ $code = 0 ] && [ "$(marks)" = "one wait gate wait three four" ]' \
+  "$code marks: $(marks) $out"
+
+# 3c. a read_only step cut short changes nothing: the takeover runs it again
+#     without a gate
+cat > "$tmp/ro.lua" <<'LUA'
+local rb = require "runbook"
+local fs = require "runbook.fs"
+local time = require "runbook.time"
+local function mark(s) local f = assert(io.open(os.getenv("MARKS"), "a")); f:write(s, "\n"); f:close() end
+rb.cluster("c1")
+rb.step("change", function() mark("change") end)
+rb.step("look", function()
+  mark("look")
+  fs.write("ready", "x")
+  local t0 = time.monotonic()
+  while not fs.exists("go") and time.monotonic() - t0 < 40 do time.sleep(0.05) end
+end, {read_only = true})
+rb.step("after", function() mark("after") end)
+LUA
+rm -f "$MARKS"; mkdir -p "$tmp/ro"; rm -f "$tmp/ro/ready" "$tmp/ro/go"
+(cd "$tmp/ro" && timeout 60 "$bin" run "$tmp/ro.lua" --store "$S" >"$tmp/ro.out" 2>&1) & pr=$!; pids+=($pr)
+ready "$tmp/ro" || fail "ro not ready: $(cat $tmp/ro.out)"
+kill -9 "$(runbook_pid $pr)"; finished $pr
+wait_lock_gone || fail "the killed holder's lock stayed"
+out=$(cd "$tmp/b" && touch go && timeout 30 "$bin" run "$tmp/ro.lua" --store "$S" --resume 2>&1 </dev/null); code=$?
+check "a read_only step cut short runs again on the takeover without a gate" '[ $code = 0 ] && [ "$(marks)" = "change look look after" ]' \
+  "$code marks: $(marks) $out"
+
+# 3d. in rb.rolling: the batch's `before` gate is the fresh gate of an
+#     item's step cut short (as the rollout's "cluster healthy before NODE")
+cat > "$tmp/roll.lua" <<'LUA'
+local rb = require "runbook"
+local fs = require "runbook.fs"
+local time = require "runbook.time"
+local function mark(s) local f = assert(io.open(os.getenv("MARKS"), "a")); f:write(s, "\n"); f:close() end
+rb.cluster("c1")
+rb.rolling("nodes", {"n1"}, function(n)
+  rb.step("prep " .. n, function() mark("prep") end)
+  rb.step("upgrade " .. n, function()
+    mark("upgrade")
+    fs.write("ready", "x")
+    local t0 = time.monotonic()
+    while not fs.exists("go") and time.monotonic() - t0 < 40 do time.sleep(0.05) end
+  end)
+end, {before = function() rb.gate("healthy before the batch", function() mark("gate") return true end, {interval = 0.2}) end})
+LUA
+rm -f "$MARKS"; mkdir -p "$tmp/roll"; rm -f "$tmp/roll/ready" "$tmp/roll/go"
+(cd "$tmp/roll" && timeout 60 "$bin" run "$tmp/roll.lua" --store "$S" >"$tmp/roll.out" 2>&1) & pr=$!; pids+=($pr)
+ready "$tmp/roll" || fail "roll not ready: $(cat $tmp/roll.out)"
+kill -9 "$(runbook_pid $pr)"; finished $pr
+wait_lock_gone || fail "the killed holder's lock stayed"
+out=$(cd "$tmp/b" && touch go && timeout 30 "$bin" run "$tmp/roll.lua" --store "$S" --resume 2>&1 </dev/null); code=$?
+check "in rb.rolling, the batch's before gate passed in the takeover lets the item's step cut short run again" \
+  '[ $code = 0 ] && [ "$(marks)" = "gate prep upgrade gate upgrade" ]' "$code marks: $(marks) $out"
+
+# W. the waiter (--wait-lock): while a holder runs, a second run waits on a
+#    watch of the lock key (etcd counts a watcher) instead of exiting 4;
+#    the holder finishes: the waiter starts anew; the holder killed: the
+#    waiter resumes its run (a takeover is a resume, the step cut short
+#    after its gate); a wait is bounded: past it, exit 4
+waiting() { timeout 15 bash -c "until grep -q 'waiting up to' '$tmp/$1.out'; do sleep 0.05; done"; }
+watchers() { curl -s --max-time 5 "http://$CLIENTS/metrics" | sed -n 's/^etcd_debugging_mvcc_watcher_total \([0-9]*\).*/\1/p'; }
+rm -f "$MARKS"
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready: $(cat $tmp/a.out)"
+w0=$(watchers)
+run_in "$tmp/b" b "$S" --wait-lock 30; pb=$RUN_PID
+waiting b && ok "a run with --wait-lock waits while the lock is held (no exit 4)" || fail "the waiter did not wait: $(cat $tmp/b.out)"
+w1=$(watchers)
+check "the waiter watches the lock key (etcd counts one more watcher)" '[ -n "$w0" ] && [ "$w1" -gt "$w0" ]' "watchers before $w0, while waiting $w1"
+touch "$tmp/a/go"; finished $pa
+ready "$tmp/b" || fail "the waiter did not go on after the holder finished: $(cat $tmp/b.out)"
+touch "$tmp/b/go"; finished $pb
+check "the holder finished: the waiter took the lock and ran anew, exit 0" \
+  '[ "$(exit_of a) $(exit_of b)" = "0 0" ] && [ "$(marks)" = "one wait three four one wait three four" ]' "exits $(exit_of a) $(exit_of b), marks: $(marks) $(cat $tmp/b.out)"
+
+rm -f "$MARKS"
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready: $(cat $tmp/a.out)"
+run_in "$tmp/b" b "$S" --wait-lock 30; pb=$RUN_PID
+waiting b || fail "the waiter did not wait: $(cat $tmp/b.out)"
+kill -9 "$(runbook_pid $pa)"; finished $pa
+ready "$tmp/b" || fail "the waiter did not take over after the holder died: $(cat $tmp/b.out)"
+touch "$tmp/b/go"; finished $pb
+check "the holder killed: the waiter took over as a resume, the step cut short again after its gate, every finished step once" \
+  '[ "$(exit_of b)" = 0 ] && grep -q "wait-lock: resuming the unfinished run" $tmp/b.out && [ "$(marks)" = "one wait gate wait three four" ]' \
+  "exit $(exit_of b), marks: $(marks) $(cat $tmp/b.out)"
+
+run_in "$tmp/a" a "$S" --fresh; pa=$RUN_PID
+ready "$tmp/a" || fail "holder not ready: $(cat $tmp/a.out)"
+out=$(cd "$tmp/b" && timeout 20 "$bin" run "$tmp/hold.lua" --store "$S" --wait-lock 1 2>&1 </dev/null); code=$?
+check "a wait is bounded: past --wait-lock the waiter exits 4 naming the holder" \
+  '[ $code = 4 ] && grep -q "holds the lock (pid [0-9]*, .*waited 1s, --wait-lock" <<<"$out"' "$code $out"
+touch "$tmp/a/go"; finished $pa
 
 # 4. the lease revoked from outside (etcdctl lease revoke): the holder stops
 rm -f "$MARKS"
@@ -176,7 +308,8 @@ check "a journal put fenced on the lock's create revision is refused: exit 4, lo
 check "the fenced-out holder ran no further step" '[ "$(count three)" = 0 ]'
 run=$(ctl get --print-value-only rb/c1/runs/hold)
 recs=$(ctl get --prefix "rb/c1/journal/hold/$run/" --print-value-only)
-check "its step's record never reached the journal" 'grep -q "\"id\":\"one\"" <<<"$recs" && ! grep -q "\"id\":\"wait\"" <<<"$recs"' "$recs"
+check "its step's record never reached the journal" \
+  'grep "\"id\":\"one\"" <<<"$recs" | grep -q "\"type\":\"step\"" && ! grep "\"id\":\"wait\"" <<<"$recs" | grep -q "\"type\":\"step\""' "$recs"
 ctl del rb/c1/lock >/dev/null
 
 # 5. etcd stopped for longer than the margin: the holder stops

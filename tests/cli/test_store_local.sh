@@ -107,5 +107,31 @@ for how in "mv .runbook/lk.lockdir moved.lockdir" "rm -rf .runbook/lk.lockdir" "
   [ ! -e after-ran ] && ok "after '$how', the holder ran no further step" || fail "after '$how', the holder's next step ran"
 done
 
+# a step with a gate option, killed inside (SIGKILL): its begin record says
+# so, and the resume polls its gate before the body runs again; a step
+# without one runs again at once (the flock proves the holder dead)
+rm -rf .runbook marks ready go
+cat > gated.lua <<'LUA'
+local rb = require "runbook"
+local fs = require "runbook.fs"
+local time = require "runbook.time"
+local function mark(s) local f = assert(io.open("marks", "a")); f:write(s, "\n"); f:close() end
+rb.cluster("gk")
+rb.step("one", function() mark("one") end)
+rb.step("wait", function()
+  mark("wait")
+  fs.write("ready", "x")
+  local t0 = time.monotonic()
+  while not fs.exists("go") and time.monotonic() - t0 < 20 do time.sleep(0.05) end
+end, {gate = function() mark("gate") return true end})
+rb.step("two", function() mark("two") end)
+LUA
+"$bin" run gated.lua >gated.out 2>&1 & gp=$!     # its own wait ends within 20 s
+timeout 15 bash -c 'until [ -e ready ]; do sleep 0.05; done' || fail "gated.lua not ready: $(cat gated.out)"
+kill -9 "$gp"; wait "$gp" 2>/dev/null
+touch go
+expect "a gated step killed inside: the resume runs its gate, then the step" 0 "" -- "$bin" run gated.lua --resume -q
+[ "$(tr '\n' ' ' < marks)" = "one wait gate wait two " ] && ok "... in that order, every finished step once" || fail "gated marks: $(tr '\n' ' ' < marks)"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]

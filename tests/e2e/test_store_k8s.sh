@@ -31,7 +31,7 @@ rb.step("wait", function()
   fs.write("ready", "x")
   local t0 = time.monotonic()
   while not fs.exists("go") and time.monotonic() - t0 < 40 do time.sleep(0.05) end
-end)
+end, {gate = function() mark("gate") return true end, gate_timeout = 2})   -- the fresh gate of a takeover
 rb.step("three", function() mark("three") end)
 rb.step("four", function() mark("four") end)
 LUA
@@ -60,6 +60,9 @@ codes="$(exit_of a) $(exit_of b)"
 check "two racing runs: one finishes, the other exits 4 naming the holder" \
   '{ [ "$codes" = "0 4" ] || [ "$codes" = "4 0" ]; } && grep -qE "another run of cluster c1 holds the lock \(pid [0-9]+, started [^,]+, hold.lua" $tmp/a.out $tmp/b.out' "$codes: $(cat $tmp/a.out $tmp/b.out)"
 check "the winner deleted its Lease at the end" '! kc get lease runbook-c1 >/dev/null 2>&1'
+out=$(timeout 20 "$bin" status --store "$S" 2>&1); code=$?
+check "runbook status --store k8s:// lists the journal: finished, its steps" \
+  '[ $code = 0 ] && grep -qE "^journal hold \(k8s://default/configmaps/runbook-c1-hold\): finished, .* 4 step\(s\): one, wait, three, four" <<<"$out" && grep -q "^no lock held" <<<"$out"' "$code $out"
 
 # 2. SIGSTOP past the lease; a takeover (a --resume elsewhere) after a full
 #    duration without an observed renewal; the continued holder is fenced out
@@ -74,8 +77,8 @@ touch "$tmp/a/go"; kill -CONT "$rpa"; finished $pa
 check "the continued holder exits 4, lock lost to the run that holds it now" '[ "$(exit_of a)" = 4 ] && grep -qE "lock lost to pid [0-9]+, started [^,]+, hold.lua" $tmp/a.out' "$(cat $tmp/a.out)"
 touch "$tmp/b/go"; finished $pb
 check "the takeover finishes" '[ "$(exit_of b)" = 0 ]' "$(cat $tmp/b.out)"
-check "every finished step once, the interrupted one again, none by the stopped holder" \
-  '[ "$(count one) $(count wait) $(count three) $(count four)" = "1 2 1 1" ]' "marks: $(tr '\n' ' ' < "$MARKS")"
+check "every finished step once, the interrupted one again after its fresh gate, none by the stopped holder" \
+  '[ "$(tr "\n" " " < "$MARKS")" = "one wait gate wait three four " ]' "marks: $(tr '\n' ' ' < "$MARKS")"
 
 # 3. SIGKILL, then a resume from another directory once a duration passed unrenewed
 rm -f "$MARKS"
@@ -87,6 +90,44 @@ ready "$tmp/b" || bad "resume not ready: $(cat $tmp/b.out)"
 touch "$tmp/b/go"; finished $pb
 check "after a SIGKILL, a resume elsewhere finishes with every finished step exactly once" \
   '[ "$(exit_of b)" = 0 ] && [ "$(count one) $(count three) $(count four)" = "1 1 1" ]' "$(tail -3 $tmp/b.out); marks: $(tr '\n' ' ' < "$MARKS")"
+
+# W. the waiter (--wait-lock): while a holder runs, a second run waits on a
+#    watch of the Lease instead of exiting 4; the holder finishes (its Lease
+#    deleted): the waiter starts anew; the holder killed: after a full
+#    duration unrenewed the waiter takes over as a resume; bounded: exit 4
+waiting() { timeout 15 bash -c "until grep -q 'waiting up to' '$tmp/$1.out'; do sleep 0.05; done"; }
+rm -f "$MARKS"
+run_in "$tmp/a" a --fresh; pa=$RUN_PID
+ready "$tmp/a" || bad "holder not ready: $(cat $tmp/a.out)"
+run_in "$tmp/b" b --wait-lock 30; pb=$RUN_PID
+waiting b && ok "a run with --wait-lock waits while the Lease is held (no exit 4)" || bad "the waiter did not wait: $(cat $tmp/b.out)"
+out=$(timeout 20 "$bin" status --store "$S" 2>&1); code=$?
+check "runbook status --store k8s:// names the holder (pid, runbook, user@host), its renewal, and the unfinished journal" \
+  '[ $code = 0 ] && grep -qE "^lock runbook-c1: held by pid [0-9]+, started [^,]+, hold.lua, [^@]+@[^,]+, variables [0-9a-f]{12}, renewed at 20[0-9-]+T" <<<"$out" && grep -qE "^journal hold .*: unfinished, .* 1 step\(s\): one$" <<<"$out"' "$code $out"
+out=$(timeout 20 "$bin" status --store "$S" --output json 2>&1)
+check "... and as JSON" 'python3 -c "import json,sys; d=json.loads(sys.argv[1]); assert d[\"locks\"][\"runbook-c1\"][\"runbook\"] == \"hold.lua\"; assert d[\"runs\"][0][\"summary\"][\"state\"] == \"unfinished\"" "$out"' "$out"
+touch "$tmp/a/go"; finished $pa
+ready "$tmp/b" || bad "the waiter did not go on after the holder finished: $(cat $tmp/b.out)"
+touch "$tmp/b/go"; finished $pb
+check "the holder finished: the waiter took the Lease and ran anew, exit 0" \
+  '[ "$(exit_of a) $(exit_of b)" = "0 0" ] && [ "$(tr "\n" " " < "$MARKS")" = "one wait three four one wait three four " ]' \
+  "exits $(exit_of a) $(exit_of b), marks: $(tr '\n' ' ' < "$MARKS") $(cat $tmp/b.out)"
+rm -f "$MARKS"
+run_in "$tmp/a" a --fresh; pa=$RUN_PID
+ready "$tmp/a" || bad "holder not ready: $(cat $tmp/a.out)"
+run_in "$tmp/b" b --wait-lock 30; pb=$RUN_PID
+waiting b || bad "the waiter did not wait: $(cat $tmp/b.out)"
+kill -9 "$(runbook_pid $pa)"; finished $pa
+ready "$tmp/b" || bad "the waiter did not take over after the holder died: $(cat $tmp/b.out)"
+touch "$tmp/b/go"; finished $pb
+check "the holder killed: the waiter took over as a resume, the step cut short again after its gate" \
+  '[ "$(exit_of b)" = 0 ] && grep -q "wait-lock: resuming the unfinished run" $tmp/b.out && [ "$(tr "\n" " " < "$MARKS")" = "one wait gate wait three four " ]' \
+  "exit $(exit_of b), marks: $(tr '\n' ' ' < "$MARKS") $(cat $tmp/b.out)"
+run_in "$tmp/a" a --fresh; pa=$RUN_PID
+ready "$tmp/a" || bad "holder not ready: $(cat $tmp/a.out)"
+out=$(cd "$tmp/b" && timeout 20 "$bin_real" run "$tmp/hold.lua" --store "$S" --wait-lock 1 2>&1 </dev/null); code=$?
+check "a wait is bounded: past --wait-lock the waiter exits 4 naming the holder" '[ $code = 4 ] && grep -q "waited 1s, --wait-lock" <<<"$out"' "$code $out"
+touch "$tmp/a/go"; finished $pa
 
 # 4. the Lease deleted from outside (kubectl delete lease): the holder stops where it waits
 rm -f "$MARKS"

@@ -223,3 +223,32 @@ test_headers_libcurl_refuses_are_named = with_server(function()
   t.match(e.message, "one header over its 100 KiB")
   t.eq(http.get(url("/headers?n=200")).status, 200)
 end)
+
+-- stop_at: a streamed reply that never ends (an etcd or Kubernetes watch)
+-- comes back as soon as its body holds the text, as a success; without
+-- it the same transfer runs into its timeout
+function test_stop_at_ends_a_stream_at_its_first_event()
+  local net = require "runbook.net"
+  local srv = net.listen("127.0.0.1", 0)
+  local serving = async.spawn(function()
+    for _ = 1, 2 do
+      local _, conn = srv:accept()
+      conn:stream(200, {["Content-Type"] = "application/json"})
+      conn:send('{"result":{"created":true}}\n')
+      time.sleep(0.2)
+      conn:send('{"result":{"events":[{"type":"DELETE"}]}}\n')
+      time.sleep(3)
+      conn:finish()
+    end
+  end)
+  local u = ("http://127.0.0.1:%d/v3/watch"):format(srv:port())
+  local r = http.request{url = u, method = "POST", body = "{}", stop_at = '"events"', timeout = 2}
+  t.eq(r.status, 200)
+  t.eq(r.stopped, true)
+  t.truthy(r.body:find('"DELETE"', 1, true))
+  local err = t.raises(http.request, {url = u, method = "POST", body = "{}", timeout = 1})
+  t.eq(err.kind, "timeout")
+  t.raises(http.request, {url = u, stop_at = ""})
+  serving:cancel()
+  srv:close()
+end

@@ -14,6 +14,8 @@ local runbook = {}
 ---@field backoff? number seconds before the first retry, doubled after each (default 1)
 ---@field timeout? number seconds per attempt
 ---@field read_only? boolean the step changes nothing (left out of "still in effect")
+---@field gate? fun():any, any? on a resume that finds this step cut short (begun, never finished), polled as rb.gate until it passes before the body runs again
+---@field gate_timeout? number seconds for that gate (default 300)
 ---@field key? string stable key the journal finds the step by (default "<phase>/<name>")
 
 ---@class runbook.GateOpts
