@@ -309,10 +309,12 @@ rb.phase("Documentation", function()
   rb.step("write the access sheet", function() return access_sheet.write(r.cfg_dir .. "/TAILSCALE-ACCESS.md", sheet) end)
   -- the devices a keyless rollback left were taken back: the record is used
   if #failed_nodes == 0 then tailscale.clear_devices_left(rb.state_dir) end
-  -- which earlier runs did what (their journals, kept in the state dir)
+  -- which earlier runs did what (their journals, in the state dir or the
+  -- run's store); a real run's own journal, unfinished, comes first (a
+  -- dry-run keeps none)
   local earlier = {}
-  for _, run in ipairs(history.series(rb.state_dir)) do
-    if not run.path:match("%.journal$") then
+  for i, run in ipairs(history.series(rb.state_dir)) do
+    if not (i == 1 and not run.finished and not rb.dry_run) then
       earlier[run.path] = #run.upgraded > 0 and ("upgraded " .. table.concat(run.upgraded, ", ")) or "upgraded no node"
     end
   end
