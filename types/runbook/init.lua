@@ -79,6 +79,20 @@ function runbook.cluster(key, opts) end
 --- Accepts everything done so far: a later failure no longer undoes it.
 function runbook.commit() end
 
+--- Every journal of the runbook `base` ("rollout") in this run's store,
+--- newest first (the current one, then the archived runs): each
+--- {where, records, finished}, or {where, why} when it cannot be read. The
+--- store is --store (RUNBOOK_STORE) or the state directory; in a shared
+--- store, the journals of this run's cluster (rb.cluster's key).
+---@param base string a runbook's file name without .lua
+---@return table[]
+function runbook.journals(base) end
+
+--- The shared store this run keeps its lock and journal in (--store,
+--- RUNBOOK_STORE), or nil for the state directory.
+---@return string?
+function runbook.store() end
+
 --- Whether this run resumes an earlier one (--resume).
 ---@return boolean
 function runbook.resumed() end

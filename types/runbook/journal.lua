@@ -23,6 +23,14 @@ function journal.read(path) end
 ---@return table<string, runbook.journal.Record> by_key, string[] order
 function journal.steps(records) end
 
+--- The steps a run was inside when its journal ends without their end (a
+--- `begin` record with no `step` record of its key after it and no
+--- `finish`), and those a `finish` names as still cut short (`cut`). By
+--- step key.
+---@param records runbook.journal.Record[]
+---@return table<string, runbook.journal.Record>
+function journal.interrupted(records) end
+
 --- A record's key (its id for journals written before keys).
 ---@param rec runbook.journal.Record
 ---@return string?
