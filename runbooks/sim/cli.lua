@@ -288,13 +288,15 @@ local function ping(argv)
   end
   local ip, out, any_pong = d.addresses[1], {}, false
   -- tailnet_derp_only: every pong comes through the DERP relay (no direct
-  -- path: both ends behind hard NAT, or UDP blocked); else the first pong
-  -- is direct (the real first pong often goes through DERP while NAT
-  -- traversal works: the world keeps that to the fault)
-  local derp = ctx.model.fault("tailnet_derp_only", d.node) ~= nil
+  -- path: both ends behind hard NAT, or UDP blocked); with `times: N` only
+  -- the first N pongs to the device do, while NAT traversal finds the
+  -- direct path (tests/corpus/tailscale/ping-derp-then-direct-kb-1257.txt:
+  -- four via DERP, then direct); without the fault the first pong is direct
+  local f = ctx.model.fault("tailnet_derp_only", d.node)
   local n = 0
   while true do
     n = n + 1
+    local derp = f ~= nil and (f.times == nil or (d.derp_pongs or 0) < f.times)
     if not d.online then
       time.sleep(a.timeout)
       out[#out + 1] = fmt("ping %q timed out", ip)
@@ -303,6 +305,7 @@ local function ping(argv)
       end
     else
       any_pong = true
+      if derp then d.derp_pongs = (d.derp_pongs or 0) + 1 end
       local node = d.node and W.ix.node_by_name[d.node]
       local via = derp and "DERP(fra)" or fmt("%s:41641", node and node.ip or "203.0.113.7")
       out[#out + 1] = fmt("pong from %s (%s) via %s in %dms", d.hostname_final, ip, via, derp and 23 or 2)
