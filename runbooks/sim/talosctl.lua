@@ -723,7 +723,11 @@ function T.health(flags)
       end
     end},
   }
+  -- pkg/cluster/check/reporter.go@v1.11.0 conditionToUpdate: on a pipe a
+  -- check reports "waiting for <check>: ..." when it starts, then its
+  -- error or "OK"
   for _, c in ipairs(checks) do
+    lines[#lines + 1] = fmt("waiting for %s: ...", c[1])
     local err = c[2]()
     lines[#lines + 1] = fmt("waiting for %s: %s", c[1], err or "OK")
     if err then

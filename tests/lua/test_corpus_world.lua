@@ -591,9 +591,7 @@ local CASES = {
    world = function()
      world.load(SCENARIOS .. "after-rollout.yaml")
      return exec.run({"talosctl", "-n", "192.168.10.11", "health"}).stderr
-   end,
-   known = "the world prints no \"waiting for <check>: ...\" line when a check starts, only its end "
-     .. "(pkg/cluster/check/reporter.go conditionToUpdate: a \"...\" update, then the errors, then \"OK\")"},
+   end},
   {name = "Tailscale API GET device routes", file = "tailscale/api-device-routes-get-docs.txt",
    shape = function(text) return sorted_keys(json.decode(text)) end,
    world = function()
