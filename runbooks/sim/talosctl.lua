@@ -640,6 +640,19 @@ local function waits(flags, drain_default)
   return wait
 end
 
+--- Go's time.Now().String(), as talosctl prints STARTED
+--- (cmd/talosctl/cmd/talos/upgrade.go@v1.12.0 lines 111-125): the wall
+--- time in UTC with its nanoseconds, trailing zeros trimmed
+--- ("2006-01-02 15:04:05.999999999 -0700 MST"), then the monotonic reading
+--- since the process started, "m=+10.050399758" (time.go Time.String).
+local function go_now()
+  local t = time.now()
+  local sec = math.floor(t)
+  local frac = fmt("%09d", math.floor((t - sec) * 1e9)):gsub("0+$", "")
+  return fmt("%s%s +0000 UTC m=+%.9f", os.date("!%Y-%m-%d %H:%M:%S", sec), frac ~= "" and "." .. frac or "",
+             time.monotonic())
+end
+
 function T.upgrade(flags, _, opts)
   local img = flags["-i"] or flags["--image"]
   local warn = ""
@@ -699,7 +712,7 @@ function T.upgrade(flags, _, opts)
   end
   if wait then return wait_back(n, ip, flags, opts, warn) end
   if new_api then return result(0, "", warn) end
-  return result(0, fmt("NODE            ACK                        STARTED\n%-15s Upgrade request received   %s\n", ip, time.iso()), warn)
+  return result(0, fmt("NODE            ACK                        STARTED\n%-15s Upgrade request received   %s\n", ip, go_now()), warn)
 end
 
 function T.health(flags)
