@@ -610,10 +610,25 @@ local function wait_back(n, ip, flags, opts, stderr)
   local spent = W.exec_started and (time.monotonic() - W.exec_started) or 0
   local kill = opts and opts.timeout and opts.timeout > 0 and math.max(0, opts.timeout - spent) or math.huge
   local left = n.never_returns and math.huge or math.max(0, (n.boot_until or now()) - now()) + 1
-  stderr = stderr .. fmt("watching nodes: [%s]\n", ip)
+  -- tracker.go@v1.11.0 runReporter: to a terminal the reporter redraws
+  -- "watching nodes: [...]" and each node's last update; to a pipe (the
+  -- runbooks' captures: the world's default) each update is one line,
+  -- `"node": message` (action/node.go's messages)
+  local function report(msg)
+    if W.terminal then return fmt("    * %s: %s\n", ip, msg) end
+    return fmt("%q: %s\n", ip, msg)
+  end
+  if W.terminal then
+    stderr = stderr .. fmt("watching nodes: [%s]\n", ip)
+  else
+    W.actor_ids = (W.actor_ids or 0) + 1
+    stderr = stderr .. report("waiting for actor ID")
+         .. report(fmt("actor ID: %08x-0000-4000-8000-%012x", W.actor_ids, W.actor_ids))
+         .. report("unavailable, retrying...")
+  end
   if left > own and own < kill then
     time.sleep(own)
-    return result(1, "", stderr .. fmt("    * %s: timeout waiting for the node to be ready\n", ip), own)   -- wording unconfirmed
+    return result(1, "", stderr .. report("timeout waiting for the node to be ready"), own)   -- wording unconfirmed
   elseif left > kill then
     time.sleep(kill)
     return {code = nil, signal = 15, stdout = "", stderr = stderr, duration = spent + kill, timed_out = true,
@@ -621,7 +636,7 @@ local function wait_back(n, ip, flags, opts, stderr)
   end
   time.sleep(left)
   node_up(n)                     -- the boot ends with the clock
-  return result(0, "", stderr .. fmt("    * %s: post check passed\n", ip), left)
+  return result(0, "", stderr .. report("post check passed"), left)
 end
 
 --- Whether talosctl waits (cmd/talosctl/cmd/talos/upgrade.go, reboot.go):
