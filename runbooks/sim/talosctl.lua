@@ -575,12 +575,22 @@ function T.apply_config(flags)
 end
 T["apply-config"] = T.apply_config
 
+--- machined's etcd check before an upgrade (v1alpha1_server.go@v1.11.0
+--- line 518 wraps internal/pkg/etcd/etcd.go ValidateForUpgrade's error in
+--- "error validating etcd for upgrade: "): nil, or the gRPC code and
+--- message. A member that does not answer ValidateQuorum's read fails
+--- with its context's deadline, a status error the wrapping keeps
+--- (DeadlineExceeded, as talosctl/upgrade-etcd-unhealthy-error-hcloud-183.txt
+--- shows); a member not started is a plain error (Unknown).
 local function healthy_quorum(except)
+  local pre = "error validating etcd for upgrade: "
   for _, m in ipairs(W.ix.control_planes) do
     if m ~= except then
-      if not node_up(m) then return false, fmt("etcd member %016x is not started, all members must be running to perform an upgrade", m.member_id) end
+      if not node_up(m) then
+        return false, "Unknown", pre .. fmt("etcd member %016x is not started, all members must be running to perform an upgrade", m.member_id)
+      end
       if fault("etcd_unhealthy", m.name) or m.etcd_broken then
-        return false, fmt("etcd member %016x is not healthy; all members must be healthy to perform an upgrade: unhealthy cluster", m.member_id)
+        return false, "DeadlineExceeded", pre .. fmt("etcd member %016x is not healthy; all members must be healthy to perform an upgrade: context deadline exceeded", m.member_id)
       end
     end
   end
@@ -655,6 +665,17 @@ local function waits(flags, drain_default)
   return wait
 end
 
+--- The node refused the upgrade call (cmd/talosctl/cmd/talos/upgrade.go@v1.11.0):
+--- with --wait=false talosctl fails "error performing upgrade: <err>";
+--- waiting, the tracker reports the error as the node's last update
+--- (action/node.go; the pipe form: talosctl/upgrade-etcd-unhealthy-error-hcloud-183.txt)
+--- and prints it no more (common.SuppressErrors).
+local function refused(ip, wait, warn, err)
+  if not wait then return result(1, "", warn .. fmt("error performing upgrade: %s\n", err)) end
+  if W.terminal then return result(1, "", warn .. fmt("watching nodes: [%s]\n    * %s: %s\n", ip, ip, err)) end
+  return result(1, "", warn .. fmt("%q: waiting for actor ID\n%q: %s\n", ip, ip, err))
+end
+
 --- Go's time.Now().String(), as talosctl prints STARTED
 --- (cmd/talosctl/cmd/talos/upgrade.go@v1.12.0 lines 111-125): the wall
 --- time in UTC with its nanoseconds, trailing zeros trimmed
@@ -687,12 +708,12 @@ function T.upgrade(flags, _, opts)
   local new_api = W.talosctl_minor >= 13 and not flags["--legacy"] and (tonumber(n.talos_version:match("^v1%.(%d+)")) or 0) >= 13
   warn = warn .. (new_api and "" or version_warnings{version_warning(ip, n)})
   if n.role == "controlplane" and not flags["-f"] and not flags["--force"] then
-    local ok, qwhy = healthy_quorum(n)
-    if not ok then return result(1, "", warn .. fmt("error executing upgrade: rpc error: code = FailedPrecondition desc = %s\n", qwhy)) end
+    local ok, code, qwhy = healthy_quorum(n)
+    if not ok then return refused(ip, wait, warn, fmt("rpc error: code = %s desc = %s", code, qwhy)) end
   end
   local p = img and factory.parse_image(img)
   if not p or not p.factory or not W.schematics[p.id] then
-    return result(1, "", warn .. fmt("error executing upgrade: rpc error: code = Unknown desc = error validating installer image %q: failed to resolve image\n", tostring(img)))
+    return refused(ip, wait, warn, fmt("rpc error: code = Unknown desc = error validating installer image %q: failed to resolve image", tostring(img)))
   end
   local exts
   local lacking = fault("image_lacks_extension", n.name)

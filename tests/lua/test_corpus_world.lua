@@ -534,9 +534,7 @@ local CASES = {
      local img = world.state().nodes[1].image or "x"
      local r = exec.run({"talosctl", "-n", "192.168.10.11", "upgrade", "--image", img, "--wait=false"})
      return r.stderr .. r.stdout
-   end,
-   known = "the world's refusal lacks machined's \"error validating etcd for upgrade: \" and says FailedPrecondition "
-     .. "(real: Unknown, or DeadlineExceeded; v1alpha1_server.go, internal/pkg/etcd/etcd.go)"},
+   end},
   {name = "talosctl upgrade --wait progress on a pipe", file = "talosctl/upgrade-v1.11.1-progress-issue-11830.txt",
    shape = progress_shape,
    world = function()
