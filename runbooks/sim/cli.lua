@@ -373,13 +373,18 @@ local function tailscale(argv)
     -- ipn/ipnstate/ipnstate.go, printed by cmd/tailscale/cli/status.go
     -- with json.MarshalIndent and exit 0 in every backend state; Peer is a
     -- nil map (null) unless the backend runs with peers
+    -- (Status at v1.82.0: HaveNodeKey is omitempty, CertDomains a nil
+    -- slice on a machine without HTTPS certificates, ClientVersion a nil
+    -- pointer unless control offers an update)
     local state = W.admin_state
     if state ~= "Running" then
-      local st = {Version = "1.82.0", TUN = true, BackendState = state, HaveNodeKey = state ~= "NeedsLogin",
+      local st = {Version = "1.82.0", TUN = true, BackendState = state,
+                  HaveNodeKey = state ~= "NeedsLogin" or nil,
                   AuthURL = "", TailscaleIPs = json.null,
                   Self = {ID = "", HostName = "admin-laptop", DNSName = "", OS = "linux", TailscaleIPs = json.null, Online = false},
                   Health = {state == "NeedsLogin" and "You are logged out." or "Tailscale is stopped."},
-                  MagicDNSSuffix = "", CurrentTailnet = json.null, Peer = json.null, User = json.null}
+                  MagicDNSSuffix = "", CurrentTailnet = json.null, CertDomains = json.null, Peer = json.null,
+                  User = json.null, ClientVersion = json.null}
       return result(0, json.encode(st, {pretty = true}))
     end
     -- Health: ipnlocal's status adds WarnAcceptRoutesOff when this machine
@@ -389,11 +394,15 @@ local function tailscale(argv)
     -- an empty list otherwise
     local health = json.array({})
     if not W.accept_routes and next(primary) then health = {"Some peers are advertising routes but --accept-routes is false"} end
-    local st = {Version = "1.82.0", BackendState = "Running", TailscaleIPs = {"100.64.0.2"}, Health = health,
+    -- User: the profiles of this machine's and its peers' owners (one
+    -- admin here; tailcfg.UserProfile)
+    local st = {Version = "1.82.0", TUN = true, BackendState = "Running", HaveNodeKey = true, AuthURL = "",
+                TailscaleIPs = {"100.64.0.2"}, Health = health,
                 Self = {ID = "nSELF", HostName = "admin-laptop", DNSName = "admin-laptop." .. W.tailnet .. ".", Online = true,
-                        TailscaleIPs = {"100.64.0.2"}},
+                        TailscaleIPs = {"100.64.0.2"}, UserID = 1},
                 MagicDNSSuffix = W.tailnet, CurrentTailnet = {Name = W.tailnet, MagicDNSSuffix = W.tailnet, MagicDNSEnabled = true},
-                Peer = next(peers) and peers or json.null}
+                CertDomains = json.null, Peer = next(peers) and peers or json.null,
+                User = {["1"] = {ID = 1, LoginName = "admin@example.com", DisplayName = "Admin"}}, ClientVersion = json.null}
     return result(0, json.encode(st, {pretty = true}))
   end
   if argv[2] == "ping" then return ping(argv) end

@@ -623,9 +623,7 @@ local CASES = {
    world = function()
      world.load(SCENARIOS .. "after-rollout.yaml")
      return exec.run({"tailscale", "status", "--json"}).stdout
-   end,
-   known = "the world's Running status lacks TUN, HaveNodeKey, AuthURL, CertDomains, User and ClientVersion "
-     .. "(ipn/ipnstate/ipnstate.go Status; none is read by the runbooks)"},
+   end},
   {name = "tailscale status --json, Running: the peer fields the runbooks read",
    file = "tailscale/status-json-running-v1.76.1-router.txt",
    shape = peer_shape,
@@ -638,9 +636,7 @@ local CASES = {
    world = function()
      world.load(SCENARIOS .. "faults/admin-logged-out.yaml")
      return exec.run({"tailscale", "status", "--json"}).stdout
-   end,
-   known = "the world's NeedsLogin status prints \"HaveNodeKey\": false (the real one omits it: omitempty) and lacks "
-     .. "CertDomains and ClientVersion"},
+   end},
   {name = "tailscale ping -c N, no reply", file = "tailscale/ping-c3-timed-out-ops-journal-2026.txt",
    shape = failed_ping_shape,
    world = function()
