@@ -12,6 +12,66 @@ local fmt = string.format
 local node_up = ctx.model.node_up
 local pretty, result = ctx.output.pretty, ctx.output.result
 
+--- The conditions the kubelet posts (pkg/kubelet/nodestatus/setters.go:
+--- MemoryPressure, DiskPressure, PIDPressure, then Ready), each with the
+--- time of the last post and of the last change of status. A node that
+--- stopped posting (down) has every condition Unknown, as the node
+--- lifecycle controller sets them ("NodeStatusUnknown"). `c` is the
+--- node's last rendering: its Ready status keeps its transition time.
+local PRESSURE = {
+  {"MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"},
+  {"DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"},
+  {"PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"},
+}
+
+local function node_conditions(n, up, c)
+  local stamp = time.iso()
+  local born = c and c.born or stamp
+  local since = c and c.up == up and c.down == n.down and c.since or stamp
+  -- a node that stopped posting keeps its last heartbeat
+  local beat = n.down and c and c.beat or stamp
+  local out = {}
+  for i, p in ipairs(PRESSURE) do
+    out[i] = n.down and {type = p[1], status = "Unknown", reason = "NodeStatusUnknown", message = "Kubelet stopped posting node status.",
+                         lastHeartbeatTime = beat, lastTransitionTime = since}
+             or {type = p[1], status = "False", reason = p[2], message = p[3], lastHeartbeatTime = beat,
+                 lastTransitionTime = c and not c.down and c.pressure_since or born}
+  end
+  out[4] = {type = "Ready", status = up and "True" or (n.down and "Unknown" or "False"),
+            reason = up and "KubeletReady" or "KubeletNotReady", message = up and "kubelet is posting ready status" or "node is not ready",
+            lastHeartbeatTime = beat, lastTransitionTime = since}
+  return out, {born = born, since = since, beat = beat, pressure_since = out[1].lastTransitionTime}
+end
+
+--- A pod's conditions as the kubelet sets them (pkg/kubelet/status/
+--- generate.go, kubelet_pods.go generateAPIPodStatus): PodReadyToStartContainers
+--- (from Kubernetes v1.29, its feature gate on by default), Initialized,
+--- Ready, ContainersReady, PodScheduled, each with lastProbeTime (null:
+--- no probe sets it) and lastTransitionTime (when the status last changed,
+--- kept per pod in W.pod_since); Ready and ContainersReady False carry
+--- reason ContainersNotReady and the unready containers
+--- (tests/corpus/kubectl/get-pod-json-running-not-ready-crashloop-kodekloud.txt).
+local function pod_conditions(key, ready, container)
+  W.pod_since = W.pod_since or {}
+  local was = W.pod_since[key]
+  if not was or was.ready ~= ready then was = {ready = ready, at = time.iso(), born = was and was.born or time.iso()} end
+  W.pod_since[key] = was
+  local function cond(type, ok, at)
+    local c = {type = type, status = ok and "True" or "False", lastProbeTime = json.null, lastTransitionTime = at}
+    if not ok then c.reason, c.message = "ContainersNotReady", fmt("containers with unready status: [%s]", container) end
+    return c
+  end
+  local out = {}
+  if (tonumber(tostring(W.k8s_version):match("^v?1%.(%d+)")) or 0) >= 29 then
+    out[1] = cond("PodReadyToStartContainers", true, was.born)
+  end
+  out[#out + 1] = cond("Initialized", true, was.born)
+  out[#out + 1] = cond("Ready", ready, was.at)
+  out[#out + 1] = cond("ContainersReady", ready, was.at)
+  out[#out + 1] = cond("PodScheduled", true, was.born)
+  return out
+end
+
 -- A Node as the API server returns it (k8s.io/api/core/v1 types.go, the
 -- fields the runbooks read): the control-plane role label only on control
 -- planes (Talos labels them, machined's nodelabels controller), Ready from
@@ -32,16 +92,17 @@ local function node_object(n)
   end
   local labels = {["kubernetes.io/hostname"] = n.name, ["kubernetes.io/os"] = "linux"}
   if n.role == "controlplane" then labels["node-role.kubernetes.io/control-plane"] = "" end
+  local conds, times = node_conditions(n, up, c)
   local obj = {apiVersion = "v1", kind = "Node", metadata = {name = n.name, labels = labels},
     spec = {unschedulable = n.unschedulable or nil},
-    status = {conditions = {{type = "Ready", status = up and "True" or (n.down and "Unknown" or "False"),
-                             reason = up and "KubeletReady" or "KubeletNotReady", message = up and "kubelet is posting ready status" or "node is not ready"}},
+    status = {conditions = conds,
               nodeInfo = {osImage = fmt("Talos (%s)", n.talos_version), kubeletVersion = W.k8s_version},
               addresses = {}}}
   for _, a in ipairs(ips) do obj.status.addresses[#obj.status.addresses + 1] = {type = "InternalIP", address = a} end
   obj.status.addresses[#obj.status.addresses + 1] = {type = "Hostname", address = n.name}
   n.k8s_cache = {up = up, down = n.down, unschedulable = n.unschedulable, talos_version = n.talos_version, ip = ip,
-                 obj = obj, text = {}}
+                 obj = obj, text = {}, born = times.born, since = times.since, beat = times.beat,
+                 pressure_since = times.pressure_since}
   return n.k8s_cache
 end
 
@@ -203,10 +264,11 @@ local function kubectl(argv)
     local items = {}
     if ns == W.operator.namespace then
       for i = 1, W.operator.pods or 1 do
-        items[#items + 1] = {metadata = {name = fmt("%s-5d8f7b9c4-%05d", W.operator.deployment, i), namespace = ns,
-                                         labels = {app = W.operator.deployment}},
-          status = {phase = "Running", conditions = {{type = "Ready", status = "True"}},
-                    containerStatuses = {{name = W.operator.deployment, ready = true, restartCount = 0}}}}
+        local name = fmt("%s-5d8f7b9c4-%05d", W.operator.deployment, i)
+        local ready = i <= (W.operator.ready or W.operator.pods or 1)
+        items[#items + 1] = {metadata = {name = name, namespace = ns, labels = {app = W.operator.deployment}},
+          status = {phase = "Running", conditions = pod_conditions(ns .. "/" .. name, ready, W.operator.deployment),
+                    containerStatuses = {{name = W.operator.deployment, ready = ready, restartCount = 0}}}}
       end
     end
     return result(0, pretty({apiVersion = "v1", kind = "List", items = json.array(items)}))
@@ -410,4 +472,4 @@ local function tailscale(argv)
   return result(1, "", fmt("simulated tailscale does not answer %q\n", table.concat(argv, " ", 2)))
 end
 
-return {kubectl = kubectl, tailscale = tailscale, node_object = node_object}
+return {kubectl = kubectl, tailscale = tailscale, node_object = node_object, pod_conditions = pod_conditions}
