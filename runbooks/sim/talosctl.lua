@@ -706,6 +706,14 @@ function T.upgrade(flags, _, opts)
   -- from v1.13.0 a client asks for LifecycleService.Upgrade on a node of
   -- v1.13 or newer and falls back to the legacy API on an older one
   local new_api = W.talosctl_minor >= 13 and not flags["--legacy"] and (tonumber(n.talos_version:match("^v1%.(%d+)")) or 0) >= 13
+  -- upgrade.go@v1.13.0 upgradeViaLifecycleService: --legacy warns (cli.Warning);
+  -- a node outside ">1.13.0-alpha.2 <2.0.0" makes the reporter print its
+  -- notice (stderr, one plain line on a pipe) before the legacy upgrade
+  if W.talosctl_minor >= 13 and not new_api then
+    warn = warn .. (flags["--legacy"]
+      and "WARNING: Forcing use of legacy upgrade method. This flag is deprecated and will be removed in Talos 1.18.\n"
+      or "New upgrade API is not available, falling back to legacy\n")
+  end
   warn = warn .. (new_api and "" or version_warnings{version_warning(ip, n)})
   if n.role == "controlplane" and not flags["-f"] and not flags["--force"] then
     local ok, code, qwhy = healthy_quorum(n)

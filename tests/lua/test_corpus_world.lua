@@ -715,10 +715,7 @@ local CASES = {
      local img = world.state().nodes[2].image
      local r = exec.run({"talosctl", "-n", "192.168.10.12", "upgrade", "--image", img, "--wait=false"})
      return r.stderr .. r.stdout
-   end,
-   known = "talosctl >= v1.13 prints \"New upgrade API is not available, falling back to legacy\" (stderr) before "
-     .. "upgrading a node at or before v1.13.0-alpha.2 the legacy way (cmd/talosctl/cmd/talos/upgrade.go@v1.13.6 "
-     .. "lines 87-125); the world prints nothing of it"},
+   end},
   {name = "talhelper gencommand upgrade: one line a node", file = "talhelper/gencommand-upgrade-v1.10.3-metal-installer-rk1-script.txt",
    shape = gencommand_shape,
    world = gencommand_upgrade},
