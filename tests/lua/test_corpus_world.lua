@@ -525,8 +525,7 @@ local CASES = {
      local cfg = exec.run({"talosctl", "-n", "192.168.10.11", "read", "/system/state/config.yaml"}).stdout
      require("runbook.fs").write("corpus-mc.yaml", cfg)
      return exec.run({"talosctl", "-n", "192.168.10.11", "apply-config", "--file", "corpus-mc.yaml", "--dry-run"}).stderr
-   end,
-   known = "the world prints v1.8's blank line after \"Config diff:\" (and a unified diff) whatever the Talos version"},
+   end},
   {name = "talosctl upgrade refused for etcd health", file = "talosctl/upgrade-etcd-unhealthy-error-hcloud-183.txt",
    shape = etcd_refusal_shape,
    world = function()
