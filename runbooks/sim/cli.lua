@@ -12,6 +12,66 @@ local fmt = string.format
 local node_up = ctx.model.node_up
 local pretty, result = ctx.output.pretty, ctx.output.result
 
+--- The conditions the kubelet posts (pkg/kubelet/nodestatus/setters.go:
+--- MemoryPressure, DiskPressure, PIDPressure, then Ready), each with the
+--- time of the last post and of the last change of status. A node that
+--- stopped posting (down) has every condition Unknown, as the node
+--- lifecycle controller sets them ("NodeStatusUnknown"). `c` is the
+--- node's last rendering: its Ready status keeps its transition time.
+local PRESSURE = {
+  {"MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"},
+  {"DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"},
+  {"PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"},
+}
+
+local function node_conditions(n, up, c)
+  local stamp = time.iso()
+  local born = c and c.born or stamp
+  local since = c and c.up == up and c.down == n.down and c.since or stamp
+  -- a node that stopped posting keeps its last heartbeat
+  local beat = n.down and c and c.beat or stamp
+  local out = {}
+  for i, p in ipairs(PRESSURE) do
+    out[i] = n.down and {type = p[1], status = "Unknown", reason = "NodeStatusUnknown", message = "Kubelet stopped posting node status.",
+                         lastHeartbeatTime = beat, lastTransitionTime = since}
+             or {type = p[1], status = "False", reason = p[2], message = p[3], lastHeartbeatTime = beat,
+                 lastTransitionTime = c and not c.down and c.pressure_since or born}
+  end
+  out[4] = {type = "Ready", status = up and "True" or (n.down and "Unknown" or "False"),
+            reason = up and "KubeletReady" or "KubeletNotReady", message = up and "kubelet is posting ready status" or "node is not ready",
+            lastHeartbeatTime = beat, lastTransitionTime = since}
+  return out, {born = born, since = since, beat = beat, pressure_since = out[1].lastTransitionTime}
+end
+
+--- A pod's conditions as the kubelet sets them (pkg/kubelet/status/
+--- generate.go, kubelet_pods.go generateAPIPodStatus): PodReadyToStartContainers
+--- (from Kubernetes v1.29, its feature gate on by default), Initialized,
+--- Ready, ContainersReady, PodScheduled, each with lastProbeTime (null:
+--- no probe sets it) and lastTransitionTime (when the status last changed,
+--- kept per pod in W.pod_since); Ready and ContainersReady False carry
+--- reason ContainersNotReady and the unready containers
+--- (tests/corpus/kubectl/get-pod-json-running-not-ready-crashloop-kodekloud.txt).
+local function pod_conditions(key, ready, container)
+  W.pod_since = W.pod_since or {}
+  local was = W.pod_since[key]
+  if not was or was.ready ~= ready then was = {ready = ready, at = time.iso(), born = was and was.born or time.iso()} end
+  W.pod_since[key] = was
+  local function cond(type, ok, at)
+    local c = {type = type, status = ok and "True" or "False", lastProbeTime = json.null, lastTransitionTime = at}
+    if not ok then c.reason, c.message = "ContainersNotReady", fmt("containers with unready status: [%s]", container) end
+    return c
+  end
+  local out = {}
+  if (tonumber(tostring(W.k8s_version):match("^v?1%.(%d+)")) or 0) >= 29 then
+    out[1] = cond("PodReadyToStartContainers", true, was.born)
+  end
+  out[#out + 1] = cond("Initialized", true, was.born)
+  out[#out + 1] = cond("Ready", ready, was.at)
+  out[#out + 1] = cond("ContainersReady", ready, was.at)
+  out[#out + 1] = cond("PodScheduled", true, was.born)
+  return out
+end
+
 -- A Node as the API server returns it (k8s.io/api/core/v1 types.go, the
 -- fields the runbooks read): the control-plane role label only on control
 -- planes (Talos labels them, machined's nodelabels controller), Ready from
@@ -32,16 +92,17 @@ local function node_object(n)
   end
   local labels = {["kubernetes.io/hostname"] = n.name, ["kubernetes.io/os"] = "linux"}
   if n.role == "controlplane" then labels["node-role.kubernetes.io/control-plane"] = "" end
+  local conds, times = node_conditions(n, up, c)
   local obj = {apiVersion = "v1", kind = "Node", metadata = {name = n.name, labels = labels},
     spec = {unschedulable = n.unschedulable or nil},
-    status = {conditions = {{type = "Ready", status = up and "True" or (n.down and "Unknown" or "False"),
-                             reason = up and "KubeletReady" or "KubeletNotReady", message = up and "kubelet is posting ready status" or "node is not ready"}},
+    status = {conditions = conds,
               nodeInfo = {osImage = fmt("Talos (%s)", n.talos_version), kubeletVersion = W.k8s_version},
               addresses = {}}}
   for _, a in ipairs(ips) do obj.status.addresses[#obj.status.addresses + 1] = {type = "InternalIP", address = a} end
   obj.status.addresses[#obj.status.addresses + 1] = {type = "Hostname", address = n.name}
   n.k8s_cache = {up = up, down = n.down, unschedulable = n.unschedulable, talos_version = n.talos_version, ip = ip,
-                 obj = obj, text = {}}
+                 obj = obj, text = {}, born = times.born, since = times.since, beat = times.beat,
+                 pressure_since = times.pressure_since}
   return n.k8s_cache
 end
 
@@ -203,10 +264,11 @@ local function kubectl(argv)
     local items = {}
     if ns == W.operator.namespace then
       for i = 1, W.operator.pods or 1 do
-        items[#items + 1] = {metadata = {name = fmt("%s-5d8f7b9c4-%05d", W.operator.deployment, i), namespace = ns,
-                                         labels = {app = W.operator.deployment}},
-          status = {phase = "Running", conditions = {{type = "Ready", status = "True"}},
-                    containerStatuses = {{name = W.operator.deployment, ready = true, restartCount = 0}}}}
+        local name = fmt("%s-5d8f7b9c4-%05d", W.operator.deployment, i)
+        local ready = i <= (W.operator.ready or W.operator.pods or 1)
+        items[#items + 1] = {metadata = {name = name, namespace = ns, labels = {app = W.operator.deployment}},
+          status = {phase = "Running", conditions = pod_conditions(ns .. "/" .. name, ready, W.operator.deployment),
+                    containerStatuses = {{name = W.operator.deployment, ready = ready, restartCount = 0}}}}
       end
     end
     return result(0, pretty({apiVersion = "v1", kind = "List", items = json.array(items)}))
@@ -288,13 +350,15 @@ local function ping(argv)
   end
   local ip, out, any_pong = d.addresses[1], {}, false
   -- tailnet_derp_only: every pong comes through the DERP relay (no direct
-  -- path: both ends behind hard NAT, or UDP blocked); else the first pong
-  -- is direct (the real first pong often goes through DERP while NAT
-  -- traversal works: the world keeps that to the fault)
-  local derp = ctx.model.fault("tailnet_derp_only", d.node) ~= nil
+  -- path: both ends behind hard NAT, or UDP blocked); with `times: N` only
+  -- the first N pongs to the device do, while NAT traversal finds the
+  -- direct path (tests/corpus/tailscale/ping-derp-then-direct-kb-1257.txt:
+  -- four via DERP, then direct); without the fault the first pong is direct
+  local f = ctx.model.fault("tailnet_derp_only", d.node)
   local n = 0
   while true do
     n = n + 1
+    local derp = f ~= nil and (f.times == nil or (d.derp_pongs or 0) < f.times)
     if not d.online then
       time.sleep(a.timeout)
       out[#out + 1] = fmt("ping %q timed out", ip)
@@ -303,6 +367,7 @@ local function ping(argv)
       end
     else
       any_pong = true
+      if derp then d.derp_pongs = (d.derp_pongs or 0) + 1 end
       local node = d.node and W.ix.node_by_name[d.node]
       local via = derp and "DERP(fra)" or fmt("%s:41641", node and node.ip or "203.0.113.7")
       out[#out + 1] = fmt("pong from %s (%s) via %s in %dms", d.hostname_final, ip, via, derp and 23 or 2)
@@ -370,13 +435,18 @@ local function tailscale(argv)
     -- ipn/ipnstate/ipnstate.go, printed by cmd/tailscale/cli/status.go
     -- with json.MarshalIndent and exit 0 in every backend state; Peer is a
     -- nil map (null) unless the backend runs with peers
+    -- (Status at v1.82.0: HaveNodeKey is omitempty, CertDomains a nil
+    -- slice on a machine without HTTPS certificates, ClientVersion a nil
+    -- pointer unless control offers an update)
     local state = W.admin_state
     if state ~= "Running" then
-      local st = {Version = "1.82.0", TUN = true, BackendState = state, HaveNodeKey = state ~= "NeedsLogin",
+      local st = {Version = "1.82.0", TUN = true, BackendState = state,
+                  HaveNodeKey = state ~= "NeedsLogin" or nil,
                   AuthURL = "", TailscaleIPs = json.null,
                   Self = {ID = "", HostName = "admin-laptop", DNSName = "", OS = "linux", TailscaleIPs = json.null, Online = false},
                   Health = {state == "NeedsLogin" and "You are logged out." or "Tailscale is stopped."},
-                  MagicDNSSuffix = "", CurrentTailnet = json.null, Peer = json.null, User = json.null}
+                  MagicDNSSuffix = "", CurrentTailnet = json.null, CertDomains = json.null, Peer = json.null,
+                  User = json.null, ClientVersion = json.null}
       return result(0, json.encode(st, {pretty = true}))
     end
     -- Health: ipnlocal's status adds WarnAcceptRoutesOff when this machine
@@ -386,11 +456,15 @@ local function tailscale(argv)
     -- an empty list otherwise
     local health = json.array({})
     if not W.accept_routes and next(primary) then health = {"Some peers are advertising routes but --accept-routes is false"} end
-    local st = {Version = "1.82.0", BackendState = "Running", TailscaleIPs = {"100.64.0.2"}, Health = health,
+    -- User: the profiles of this machine's and its peers' owners (one
+    -- admin here; tailcfg.UserProfile)
+    local st = {Version = "1.82.0", TUN = true, BackendState = "Running", HaveNodeKey = true, AuthURL = "",
+                TailscaleIPs = {"100.64.0.2"}, Health = health,
                 Self = {ID = "nSELF", HostName = "admin-laptop", DNSName = "admin-laptop." .. W.tailnet .. ".", Online = true,
-                        TailscaleIPs = {"100.64.0.2"}},
+                        TailscaleIPs = {"100.64.0.2"}, UserID = 1},
                 MagicDNSSuffix = W.tailnet, CurrentTailnet = {Name = W.tailnet, MagicDNSSuffix = W.tailnet, MagicDNSEnabled = true},
-                Peer = next(peers) and peers or json.null}
+                CertDomains = json.null, Peer = next(peers) and peers or json.null,
+                User = {["1"] = {ID = 1, LoginName = "admin@example.com", DisplayName = "Admin"}}, ClientVersion = json.null}
     return result(0, json.encode(st, {pretty = true}))
   end
   if argv[2] == "ping" then return ping(argv) end
@@ -398,4 +472,4 @@ local function tailscale(argv)
   return result(1, "", fmt("simulated tailscale does not answer %q\n", table.concat(argv, " ", 2)))
 end
 
-return {kubectl = kubectl, tailscale = tailscale, node_object = node_object}
+return {kubectl = kubectl, tailscale = tailscale, node_object = node_object, pod_conditions = pod_conditions}

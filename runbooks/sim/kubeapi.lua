@@ -180,11 +180,10 @@ local function node_objects()
 end
 
 local function pod(ns, name, node, labels, ready, container)
-  local up = ready and "True" or "False"
   return {apiVersion = "v1", kind = "Pod", metadata = {name = name, namespace = ns, labels = labels},
     spec = {nodeName = node and node.name, containers = {{name = container, image = container}}},
     status = {phase = "Running", podIP = node and ctx.M._node_ip(node) or nil, hostIP = node and ctx.M._node_ip(node) or nil,
-              conditions = {{type = "Ready", status = up}},
+              conditions = ctx.cli.pod_conditions(ns .. "/" .. name, ready, container),
               containerStatuses = {{name = container, ready = ready, restartCount = 0, started = ready, image = container}}}}
 end
 
@@ -212,7 +211,8 @@ local function pod_objects()
   local op = W.operator
   for i = 1, op.pods or 1 do
     -- the same names as the kubectl of a dry-run (sim/cli.lua)
-    out[#out + 1] = pod(op.namespace, fmt("%s-5d8f7b9c4-%05d", op.deployment, i), nil, {app = op.deployment}, true, op.deployment)
+    out[#out + 1] = pod(op.namespace, fmt("%s-5d8f7b9c4-%05d", op.deployment, i), nil, {app = op.deployment},
+                        i <= (op.ready or op.pods or 1), op.deployment)
   end
   return out
 end

@@ -142,9 +142,19 @@ end
 
 --- What `talosctl apply-config --dry-run` prints (on stderr) for a change
 --- of a node's config from `before` to `after` (documents).
+--- Up to v1.7 machined printed no blank line after "Config diff:" and a
+--- go-cmp diff of the v1alpha1 struct (v1alpha1_server.go@v1.7.0 lines
+--- 221-239: "Config diff:\n%s", "No changes." when cmp.Diff is empty):
+--- the world prints that form, with v1.8's unified diff standing in for
+--- go-cmp's body when the configs differ (go-cmp's text is not modelled).
 function M.dry_run_text(before, after, version, mode)
   local v = M.version(version)
-  return cp.dry_run_text(M.render(before, v), M.render(after, v), v, mode or "Applied configuration without a reboot")
+  local old_text, new_text = M.render(before, v), M.render(after, v)
+  mode = mode or "Applied configuration without a reboot"
+  if (tonumber(tostring(version):match("^v?1%.(%d+)")) or 99) <= 7 then
+    return ("Dry run summary:\n%s (skipped in dry-run).\nConfig diff:\n%s\n"):format(mode, cp.diff(old_text, new_text, v))
+  end
+  return cp.dry_run_text(old_text, new_text, v, mode)
 end
 
 return M

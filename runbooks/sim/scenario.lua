@@ -25,7 +25,7 @@ local SCHEMA = {
   ["tailnet.devices"] = "list", ["tailnet.devices.hostname"] = "string", ["tailnet.devices.tags"] = "list",
   ["tailnet.devices.online"] = "boolean",
   ["tailnet.operator"] = "table", ["tailnet.operator.namespace"] = "string", ["tailnet.operator.deployment"] = "string",
-  ["tailnet.operator.pods"] = "number",
+  ["tailnet.operator.pods"] = "number", ["tailnet.operator.ready"] = "number",
   ["faults.type"] = "string", ["faults.node"] = "string", ["faults.seconds"] = "number", ["faults.status"] = "number",
   ["faults.times"] = "number", ["faults.after"] = "number", ["faults.hostname"] = "string",
   ["faults.extension"] = "string", ["faults.version"] = "string",

@@ -575,12 +575,22 @@ function T.apply_config(flags)
 end
 T["apply-config"] = T.apply_config
 
+--- machined's etcd check before an upgrade (v1alpha1_server.go@v1.11.0
+--- line 518 wraps internal/pkg/etcd/etcd.go ValidateForUpgrade's error in
+--- "error validating etcd for upgrade: "): nil, or the gRPC code and
+--- message. A member that does not answer ValidateQuorum's read fails
+--- with its context's deadline, a status error the wrapping keeps
+--- (DeadlineExceeded, as talosctl/upgrade-etcd-unhealthy-error-hcloud-183.txt
+--- shows); a member not started is a plain error (Unknown).
 local function healthy_quorum(except)
+  local pre = "error validating etcd for upgrade: "
   for _, m in ipairs(W.ix.control_planes) do
     if m ~= except then
-      if not node_up(m) then return false, fmt("etcd member %016x is not started, all members must be running to perform an upgrade", m.member_id) end
+      if not node_up(m) then
+        return false, "Unknown", pre .. fmt("etcd member %016x is not started, all members must be running to perform an upgrade", m.member_id)
+      end
       if fault("etcd_unhealthy", m.name) or m.etcd_broken then
-        return false, fmt("etcd member %016x is not healthy; all members must be healthy to perform an upgrade: unhealthy cluster", m.member_id)
+        return false, "DeadlineExceeded", pre .. fmt("etcd member %016x is not healthy; all members must be healthy to perform an upgrade: context deadline exceeded", m.member_id)
       end
     end
   end
@@ -610,10 +620,25 @@ local function wait_back(n, ip, flags, opts, stderr)
   local spent = W.exec_started and (time.monotonic() - W.exec_started) or 0
   local kill = opts and opts.timeout and opts.timeout > 0 and math.max(0, opts.timeout - spent) or math.huge
   local left = n.never_returns and math.huge or math.max(0, (n.boot_until or now()) - now()) + 1
-  stderr = stderr .. fmt("watching nodes: [%s]\n", ip)
+  -- tracker.go@v1.11.0 runReporter: to a terminal the reporter redraws
+  -- "watching nodes: [...]" and each node's last update; to a pipe (the
+  -- runbooks' captures: the world's default) each update is one line,
+  -- `"node": message` (action/node.go's messages)
+  local function report(msg)
+    if W.terminal then return fmt("    * %s: %s\n", ip, msg) end
+    return fmt("%q: %s\n", ip, msg)
+  end
+  if W.terminal then
+    stderr = stderr .. fmt("watching nodes: [%s]\n", ip)
+  else
+    W.actor_ids = (W.actor_ids or 0) + 1
+    stderr = stderr .. report("waiting for actor ID")
+         .. report(fmt("actor ID: %08x-0000-4000-8000-%012x", W.actor_ids, W.actor_ids))
+         .. report("unavailable, retrying...")
+  end
   if left > own and own < kill then
     time.sleep(own)
-    return result(1, "", stderr .. fmt("    * %s: timeout waiting for the node to be ready\n", ip), own)   -- wording unconfirmed
+    return result(1, "", stderr .. report("timeout waiting for the node to be ready"), own)   -- wording unconfirmed
   elseif left > kill then
     time.sleep(kill)
     return {code = nil, signal = 15, stdout = "", stderr = stderr, duration = spent + kill, timed_out = true,
@@ -621,7 +646,7 @@ local function wait_back(n, ip, flags, opts, stderr)
   end
   time.sleep(left)
   node_up(n)                     -- the boot ends with the clock
-  return result(0, "", stderr .. fmt("    * %s: post check passed\n", ip), left)
+  return result(0, "", stderr .. report("post check passed"), left)
 end
 
 --- Whether talosctl waits (cmd/talosctl/cmd/talos/upgrade.go, reboot.go):
@@ -638,6 +663,30 @@ local function waits(flags, drain_default)
     return nil, "Error: unknown flag: --" .. (flags["--drain"] ~= nil and "drain" or flags["--legacy"] ~= nil and "legacy" or "drain-timeout")
   end
   return wait
+end
+
+--- The node refused the upgrade call (cmd/talosctl/cmd/talos/upgrade.go@v1.11.0):
+--- with --wait=false talosctl fails "error performing upgrade: <err>";
+--- waiting, the tracker reports the error as the node's last update
+--- (action/node.go; the pipe form: talosctl/upgrade-etcd-unhealthy-error-hcloud-183.txt)
+--- and prints it no more (common.SuppressErrors).
+local function refused(ip, wait, warn, err)
+  if not wait then return result(1, "", warn .. fmt("error performing upgrade: %s\n", err)) end
+  if W.terminal then return result(1, "", warn .. fmt("watching nodes: [%s]\n    * %s: %s\n", ip, ip, err)) end
+  return result(1, "", warn .. fmt("%q: waiting for actor ID\n%q: %s\n", ip, ip, err))
+end
+
+--- Go's time.Now().String(), as talosctl prints STARTED
+--- (cmd/talosctl/cmd/talos/upgrade.go@v1.12.0 lines 111-125): the wall
+--- time in UTC with its nanoseconds, trailing zeros trimmed
+--- ("2006-01-02 15:04:05.999999999 -0700 MST"), then the monotonic reading
+--- since the process started, "m=+10.050399758" (time.go Time.String).
+local function go_now()
+  local t = time.now()
+  local sec = math.floor(t)
+  local frac = fmt("%09d", math.floor((t - sec) * 1e9)):gsub("0+$", "")
+  return fmt("%s%s +0000 UTC m=+%.9f", os.date("!%Y-%m-%d %H:%M:%S", sec), frac ~= "" and "." .. frac or "",
+             time.monotonic())
 end
 
 function T.upgrade(flags, _, opts)
@@ -657,14 +706,22 @@ function T.upgrade(flags, _, opts)
   -- from v1.13.0 a client asks for LifecycleService.Upgrade on a node of
   -- v1.13 or newer and falls back to the legacy API on an older one
   local new_api = W.talosctl_minor >= 13 and not flags["--legacy"] and (tonumber(n.talos_version:match("^v1%.(%d+)")) or 0) >= 13
+  -- upgrade.go@v1.13.0 upgradeViaLifecycleService: --legacy warns (cli.Warning);
+  -- a node outside ">1.13.0-alpha.2 <2.0.0" makes the reporter print its
+  -- notice (stderr, one plain line on a pipe) before the legacy upgrade
+  if W.talosctl_minor >= 13 and not new_api then
+    warn = warn .. (flags["--legacy"]
+      and "WARNING: Forcing use of legacy upgrade method. This flag is deprecated and will be removed in Talos 1.18.\n"
+      or "New upgrade API is not available, falling back to legacy\n")
+  end
   warn = warn .. (new_api and "" or version_warnings{version_warning(ip, n)})
   if n.role == "controlplane" and not flags["-f"] and not flags["--force"] then
-    local ok, qwhy = healthy_quorum(n)
-    if not ok then return result(1, "", warn .. fmt("error executing upgrade: rpc error: code = FailedPrecondition desc = %s\n", qwhy)) end
+    local ok, code, qwhy = healthy_quorum(n)
+    if not ok then return refused(ip, wait, warn, fmt("rpc error: code = %s desc = %s", code, qwhy)) end
   end
   local p = img and factory.parse_image(img)
   if not p or not p.factory or not W.schematics[p.id] then
-    return result(1, "", warn .. fmt("error executing upgrade: rpc error: code = Unknown desc = error validating installer image %q: failed to resolve image\n", tostring(img)))
+    return refused(ip, wait, warn, fmt("rpc error: code = Unknown desc = error validating installer image %q: failed to resolve image", tostring(img)))
   end
   local exts
   local lacking = fault("image_lacks_extension", n.name)
@@ -699,7 +756,7 @@ function T.upgrade(flags, _, opts)
   end
   if wait then return wait_back(n, ip, flags, opts, warn) end
   if new_api then return result(0, "", warn) end
-  return result(0, fmt("NODE            ACK                        STARTED\n%-15s Upgrade request received   %s\n", ip, time.iso()), warn)
+  return result(0, fmt("NODE            ACK                        STARTED\n%-15s Upgrade request received   %s\n", ip, go_now()), warn)
 end
 
 function T.health(flags)
@@ -723,7 +780,11 @@ function T.health(flags)
       end
     end},
   }
+  -- pkg/cluster/check/reporter.go@v1.11.0 conditionToUpdate: on a pipe a
+  -- check reports "waiting for <check>: ..." when it starts, then its
+  -- error or "OK"
   for _, c in ipairs(checks) do
+    lines[#lines + 1] = fmt("waiting for %s: ...", c[1])
     local err = c[2]()
     lines[#lines + 1] = fmt("waiting for %s: %s", c[1], err or "OK")
     if err then

@@ -51,6 +51,19 @@ function test_a_pong_through_derp_exits_1_unless_until_direct_is_false()
   t.eq(r3.code, 1); t.eq(select(2, r3.stdout:gsub("pong from", "")), 3)
 end
 
+-- tailnet_derp_only with `times`: the first pongs come through DERP while
+-- NAT traversal works, then a direct one ends the run (as
+-- tests/corpus/tailscale/ping-derp-then-direct-kb-1257.txt shows)
+function test_derp_pongs_until_the_direct_path_is_found()
+  world.load(variant("after-rollout.yaml", "faults: []", "faults: [{type: tailnet_derp_only, times: 2}]"))
+  local r = ts("ping", "-c", "1", "k8s-2")
+  t.eq(r.code, 1); t.eq(r.stderr, "direct connection not established\n")
+  r = ts("ping", "-c", "10", "k8s-2")
+  t.eq(r.code, 0); t.eq(r.stderr, "")
+  t.match(r.stdout, "^pong from k8s%-2 %([%d.]+%) via DERP%(fra%) in %d+ms\n"
+                    .. "pong from k8s%-2 %([%d.]+%) via 192%.168%.10%.12:41641 in %d+ms\n$")
+end
+
 function test_the_gate_passes_a_node_that_answers_through_derp()
   world.load(variant("after-rollout.yaml", "faults: []", "faults: [{type: tailnet_derp_only, node: k8s-3}]"))
   local ok, ip, via = tailscale.ping("k8s-3")
