@@ -85,12 +85,23 @@ end
 function M.service(node, id)
   for _, r in ipairs(M.get(node, "services")) do
     if r.metadata.id == id then
-      local s = {running = r.spec.running == true, healthy = r.spec.healthy == true, unknown = r.spec.unknown == true}
-      if id:match("^ext%-") and not s.healthy then s.unknown = true end
-      return s
+      return M.service_state(id, r.spec.running == true, r.spec.healthy == true, r.spec.unknown == true)
     end
   end
   return nil
+end
+
+--- What a service's three flags mean, the rule above for an ext-* one
+--- applied: {running, healthy, unknown}.
+---@param id string
+---@param running boolean
+---@param healthy boolean
+---@param unknown boolean
+---@return table
+function M.service_state(id, running, healthy, unknown)
+  local s = {running = running, healthy = healthy, unknown = unknown}
+  if id:match("^ext%-") and not s.healthy then s.unknown = true end
+  return s
 end
 
 --- A service is up when it runs and its health check, if it has one, does

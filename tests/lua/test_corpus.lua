@@ -57,13 +57,15 @@ READ["talos.parse_etcd_status"] = function(text, e)
   return got
 end
 
-READ["talos.service_detail"] = function(text, e)
+READ["talos.service_detail"] = function(text, e, entry)
   local d = with_exec(ok(text), function() return talos.service_detail("node", "svc") end)
   local got = {state = d.state, health = d.health, events = #d.events, event_1 = d.events[1]}
   if e.last_health_message then got.last_health_message = d.last_health_message end
   -- what talos.service_up makes of it: HEALTH is "?" when the resource says
-  -- unknown, "OK" when healthy, "Fail" otherwise (formatters.go HealthStatus)
-  got.up = talos.service_up({running = d.state == "Running", healthy = d.health == "OK", unknown = d.health == "?"})
+  -- unknown, "OK" when healthy, "Fail" otherwise (formatters.go HealthStatus);
+  -- the flags read as talos.service reads them, for the service the sample names
+  local id = (entry and entry.command or ""):match("(%S+)$") or "svc"
+  got.up = talos.service_up(talos.service_state(id, d.state == "Running", d.health == "OK", d.health == "?"))
   return got
 end
 
@@ -357,7 +359,7 @@ function test_every_parsed_sample_reads_as_expected()
     if e.parser and e.parser ~= "none" then
       local reader = e.parser:match("^(%S+)")
       t.truthy(READ[reader], e.file .. ": no reader for parser " .. e.parser)
-      local bad = misreads({file = e.file, reader = reader, parser = e.parser, expect = e.expect})
+      local bad = misreads({file = e.file, reader = reader, parser = e.parser, expect = e.expect, command = e.command})
       checked = checked + 1
       if #bad > 0 and e.known_misread then
         reported = reported + 1
