@@ -179,8 +179,10 @@ static const char *const HELP_FLEET =
   "\n"
   "options: --concurrency N (default 1), --failure-budget N (default 0),\n"
   "--dry-run (rehearse each cluster from its own directory), --resume (skip\n"
-  "the clusters that finished, resume the others), --store URL (passed to\n"
-  "each child), --var K=V and --vars FILE (for every cluster, before its own),\n"
+  "the clusters that finished, resume the others), --store URL and\n"
+  "--wait-lock SECS (passed to each child: a cluster whose lock another run\n"
+  "holds waits for it, else it ends 'locked', exit 4), --var K=V and\n"
+  "--vars FILE (for every cluster, before its own),\n"
   "--yes, --state-dir DIR (the fleet's record; default .runbook), --output.\n"
   "exit: 0 every cluster done, 1 a cluster failed or was not started, 2 bad\n"
   "usage or a bad fleet file, 3 interrupted (resumable with --resume).\n";
@@ -251,7 +253,7 @@ static const flagdef FLAGS[] = { { "--dry-run", 0, C(RB_CMD_RUN) | C(RB_CMD_TEST
                                  { "--log", 1, RP },
                                  { "--report", 1, RP },
                                  { "--step-timeout", 1, RP },
-                                 { "--wait-lock", 1, C(RB_CMD_RUN) },
+                                 { "--wait-lock", 1, C(RB_CMD_RUN) | FL },
                                  { "--limit", 1, RP },
                                  { "--exclude", 1, RP },
                                  { "--verbose", 0, RP | C(RB_CMD_TEST) },

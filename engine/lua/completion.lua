@@ -28,7 +28,7 @@ M.FLAGS = {
   test = {"--dry-run", "--verbose", "--quiet", "--help"},
   world = {"--scenario", "--dir", "--out", "--var", "--vars", "--help"},
   status = {"--store", "--state-dir", "--output", "--help"},
-  fleet = {"--clusters", "--concurrency", "--failure-budget", "--dry-run", "--resume", "--store", "--var", "--vars",
+  fleet = {"--clusters", "--concurrency", "--failure-budget", "--dry-run", "--resume", "--store", "--wait-lock", "--var", "--vars",
            "--yes", "--state-dir", "--output", "--help"},
   version = {"--output", "--help"},
   completion = {"--help"},

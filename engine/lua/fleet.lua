@@ -89,6 +89,7 @@ local function child_argv(o, script, c, resume)
   if o.yes then add("--yes") end
   if resume then add("--resume") end
   if o.store and o.store ~= "" then add("--store", o.store) end
+  if o.wait_lock then add("--wait-lock", fmt("%g", o.wait_lock)) end
   if o.vars_file then add("--vars", absolute(o.vars_file)) end
   for _, kv in ipairs(o.vars or {}) do add("--var", kv) end
   if c.vars_file then add("--vars", c.vars_file) end

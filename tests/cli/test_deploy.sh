@@ -34,6 +34,7 @@ for f in sorted(glob.glob(os.path.join(sys.argv[1], "*.yaml"))):
         d, pos = dec.raw_decode(text, pos)
         objs.extend(d["items"] if d.get("kind") == "List" else [d])
 kinds = {o["kind"]: o for o in objs}
+roles = {o["metadata"]["name"]: o for o in objs if o["kind"] == "Role"}
 bad = []
 def need(cond, msg):
     if not cond: bad.append(msg)
@@ -59,11 +60,20 @@ for name, pod in (("Job", job["template"]["spec"]), ("CronJob", cron["jobTemplat
             if "secret" in vols[m["name"]]:
                 need(m.get("readOnly") is True, "%s: secret volume %s mounted writable" % (name, m["name"]))
                 need(vols[m["name"]]["secret"].get("defaultMode") == 0o400, "%s: secret %s not 0400" % (name, m["name"]))
-role = kinds["Role"]
-verbs = {(r["apiGroups"][0], res): set(r["verbs"]) for r in role["rules"] for res in r["resources"]}
+def role_verbs(name):
+    need(name in roles, "no Role " + name)
+    rules = roles.get(name, {}).get("rules", [])
+    return {(r["apiGroups"][0], res): set(r["verbs"]) for r in rules for res in r["resources"]}
+verbs = role_verbs("runbook-store")
 need(verbs.get(("coordination.k8s.io", "leases")) == {"get", "create", "update", "delete", "watch"}, "Role: leases verbs")
 need(verbs.get(("", "configmaps")) == {"get", "create", "update"}, "Role: configmaps verbs")
 need(not any("*" in v for v in verbs.values()), "Role: a wildcard verb")
+# runbook status (store_k8s.lua Store:list) lists both kinds, and only reads
+view = role_verbs("runbook-store-viewer")
+need(view.get(("coordination.k8s.io", "leases")) == {"get", "list"}, "viewer Role: leases verbs")
+need(view.get(("", "configmaps")) == {"get", "list"}, "viewer Role: configmaps verbs")
+bound = {b["roleRef"]["name"] for b in objs if b["kind"] == "RoleBinding"}
+need(bound == {"runbook-store"}, "RoleBindings bind %s, not only the Job's Role" % sorted(bound))
 for b in bad: print("  " + b)
 sys.exit(1 if bad else 0)
 PY
