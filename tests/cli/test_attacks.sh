@@ -200,6 +200,13 @@ expect "loadfile past 16 MiB is refused" 0 "^read big.lua: more than 16777216 by
 expect "a runbook past 16 MiB is refused (exit 2)" 2 "^runbook: read big.lua: more than 16777216 bytes, too large for this input$" -- quick run big.lua
 printf 'print(dofile("good.lua") + loadfile("good.lua", "t", {})())\n' > load_good.lua
 expect "dofile and loadfile of a regular file work as Lua's" 0 "^2$" -- quick run load_good.lua -q
+# the io library opens by name too: a FIFO is refused at once, never waited on
+printf 'print(io.open("fifo.lua"))\nprint(io.open("fifo.lua", "w"))\n' > io_fifo.lua
+expect "io.open of a FIFO, to read and to write: nil and one clear message, at once" 0 "^nil.fifo.lua: a FIFO, not a regular file \(opening it would wait for another process\).22$" -- quick run io_fifo.lua -q
+for fn in lines input output; do
+  printf 'io.%s("fifo.lua")\n' "$fn" > "io_${fn}_fifo.lua"
+  expect "io.$fn of a FIFO: one clear error, at once" 1 "cannot open file 'fifo.lua' \(a FIFO, not a regular file" -- quick run "io_${fn}_fifo.lua" -q
+done
 rm big.lua
 mkdir -p fifoworld/sim && mkfifo fifoworld/sim/world.lua && printf 'print(1)\n' > fifoworld/r.lua
 expect "a rehearsal whose sim/world.lua is a FIFO: one clear error, at once" 1 "^runbook: read fifoworld/sim/world.lua: a FIFO, not a regular file$" -- quick run fifoworld/r.lua --dry-run
