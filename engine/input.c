@@ -268,8 +268,8 @@ static int lua_io_open_guarded(lua_State *L) {
     close(fd);
     goto fifo;
   }
-  if ((fl = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1 ||
-      (p->f = fdopen(fd, mode)) == NULL) {
+  if ((fl = fcntl(fd, F_GETFL)) == -1 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) == -1
+      || (p->f = fdopen(fd, mode)) == NULL) {
     int err = errno;
     close(fd);
     errno = err;
@@ -335,12 +335,12 @@ static int lua_io_lines_guarded(lua_State *L) {
   lua_getfield(L, n + 1, "lines");
   lua_pushvalue(L, n + 1);
   for (i = 2; i <= n; i++) lua_pushvalue(L, i);
-  lua_call(L, n, 1);             /* file:lines(...) */
+  lua_call(L, n, 1); /* file:lines(...) */
   lua_pushvalue(L, n + 1);
   lua_pushcclosure(L, lines_closing, 2);
   lua_pushnil(L);
   lua_pushnil(L);
-  lua_pushvalue(L, n + 1);       /* the to-be-closed value, as Lua 5.4's */
+  lua_pushvalue(L, n + 1); /* the to-be-closed value, as Lua 5.4's */
   return 4;
 }
 
@@ -357,14 +357,19 @@ static int io_default_file(lua_State *L, const char *mode) {
   lua_call(L, lua_gettop(L) - 1, 1);
   return 1;
 }
-static int lua_io_input_guarded(lua_State *L) { return io_default_file(L, "r"); }
-static int lua_io_output_guarded(lua_State *L) { return io_default_file(L, "w"); }
+static int lua_io_input_guarded(lua_State *L) {
+  return io_default_file(L, "r");
+}
+static int lua_io_output_guarded(lua_State *L) {
+  return io_default_file(L, "w");
+}
 
 static void guard_io(lua_State *L) {
   static const struct {
     const char *name;
     lua_CFunction fn;
-  } wrapped[] = { { "lines", lua_io_lines_guarded }, { "input", lua_io_input_guarded },
+  } wrapped[] = { { "lines", lua_io_lines_guarded },
+                  { "input", lua_io_input_guarded },
                   { "output", lua_io_output_guarded } };
   size_t i;
   lua_getglobal(L, "io");
