@@ -119,11 +119,11 @@ static void add_script_dir(lua_State *L, const char *path) {
 
 /* }====================================================== */
 
-/* A second SIGINT/SIGTERM exits at once: the bindings' teardown hooks run
-** first, so that exec's kills the process group of every live child
-** (SIGKILL). A grandchild that left its group (setsid) is out of reach. */
-static void exit_now(void *ud) {
-  rb_engine *e = (rb_engine *)ud;
+/* The bindings' teardown hooks (rb_on_teardown), each once, newest first:
+** exec's kills the process group of every live child (SIGKILL), curl's
+** ends its transfers. A second SIGINT/SIGTERM does not come here: it
+** exits from the signal handler (interrupt.c), which kills the same groups. */
+static void run_teardown(rb_engine *e) {
   while (e->teardown) {
     struct rb_teardown *h = e->teardown;
     e->teardown = h->next;
@@ -223,8 +223,6 @@ rb_engine *engine_new(const rb_cli *cli, int virtual_clock, const luaL_Reg *modu
     start_failed("the scheduler", rc);
     goto err_lua;
   }
-  e->sched.exit_now = exit_now;
-  e->sched.exit_now_ud = e;
   if (cli && cli->log_file) {
     e->log_fd = open(cli->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
     if (e->log_fd < 0) {
@@ -261,7 +259,7 @@ void engine_free(rb_engine *e) {
   if (e == NULL) return;
   sched_detach(&e->sched); /* a signal during teardown must not reach the closed state */
   lua_close(e->L);
-  exit_now(e);                      /* the bindings' teardown hooks: curl, live children */
+  run_teardown(e);                  /* the bindings' teardown hooks: curl, live children */
   uv_run(&e->loop, UV_RUN_DEFAULT); /* their timers live in the scheduler: reap first */
   sched_close(&e->sched);
   uv_run(&e->loop, UV_RUN_DEFAULT);

@@ -136,18 +136,13 @@ static void arm(uint64_t us) {
   setitimer(ITIMER_REAL, &it, NULL); /* us == 0 disarms */
 }
 
-/* Takes the signals counted since the last call, in normal context: the
-** first interrupts the run (every task cancelled), a second exits now. */
+/* Takes the signal counted since the last call, in normal context: the
+** first interrupts the run (every task cancelled). A second never gets
+** here: on_signal exits from the handler itself. */
 void interrupt_take(rb_sched *s) {
   int n = sig_count;
   if (n == s->sig_seen) return;
   s->sig_seen = n;
-  if (n >= 2 || s->interrupted) {
-    /* second interrupt: stop waiting for cleanup */
-    say("runbook: interrupted again, exiting now\n");
-    if (s->exit_now) s->exit_now(s->exit_now_ud); /* no child outlives the run */
-    _exit(3);
-  }
   s->interrupted = sig_last;
   if (s->L) sched_cancel_all(s); /* none left at teardown (sched_detach) */
 }

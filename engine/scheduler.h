@@ -68,14 +68,12 @@ struct rb_sched {
   int nlive;
   rb_task *current;
   int next_id;
-  int interrupted;            /* SIGINT/SIGTERM seen */
-  int polling;                /* inside sched_run's uv_run */
-  int quit_seen;              /* SIGQUITs already dumped */
-  uv_async_t *sigwake;        /* SIGINT/SIGTERM wake the loop (interrupt.c) */
-  int sig_seen;               /* signals already taken */
-  uint64_t resume_real;       /* uv_hrtime() when the current task was resumed */
-  void (*exit_now)(void *ud); /* a second signal: run before _exit (the engine kills children) */
-  void *exit_now_ud;
+  int interrupted;      /* SIGINT/SIGTERM seen */
+  int polling;          /* inside sched_run's uv_run */
+  int quit_seen;        /* SIGQUITs already dumped */
+  uv_async_t *sigwake;  /* SIGINT/SIGTERM wake the loop (interrupt.c) */
+  int sig_seen;         /* signals already taken */
+  uint64_t resume_real; /* uv_hrtime() when the current task was resumed */
 };
 
 int sched_init(rb_sched *s, lua_State *L, uv_loop_t *loop, int virtual_clock);

@@ -110,8 +110,10 @@ function M.emit(ev)
   ev.time = time.now()
   ev.schema = M.SCHEMA
   trace.annotate(ev)          -- trace_id, span_id (runbook.trace)
-  -- masked before it is encoded: JSON or Markdown escaping would change a
-  -- secret's text so that the sinks' own masking no longer finds it
+  -- masked before it is encoded: escaping changes a secret's text (the
+  -- sinks look for its JSON and YAML forms, Markdown's are the report's),
+  -- and a secret that is not UTF-8 has no JSON form: unmasked, json.encode
+  -- would refuse the event
   ev = sys.mask_value(ev)
   if opts.output == "json" then json_renderer(ev) else text_renderer(ev) end
   if opts.log_file then log_renderer(ev) end
